@@ -1,0 +1,394 @@
+"""The diffusion engine: prefill, then block diffusion canvas by canvas, as a generator of typed events.
+
+The loop follows ``DiffusionGemmaForBlockDiffusion.generate()`` (transformers 5.23+) step for step, so that the
+same seed and parameters give the same tokens and the same per-step drafts; the numbered comments mirror the
+numbered steps of that method. What it adds: an event per denoising step carrying what a viewer needs (the argmax
+draft, the accepted and re-noised masks, float16 entropies) in one small host transfer, cancellation checked
+before every step, and a session that keeps the KV cache for a follow-up turn.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from . import sampling
+from .errors import GenerationError, WorkbenchError
+from .events import (
+    CanvasCommitted,
+    CanvasStarted,
+    Cancelled,
+    DenoisingStep,
+    Event,
+    Failed,
+    Finished,
+    PrefillFinished,
+    PrefillStarted,
+    Stats,
+    frozen_array,
+)
+from .params import DiffusionParams
+
+log = logging.getLogger(__name__)
+
+# Keys of a processor's output that only the first encoder call (the prefill) consumes.
+PREFILL_ONLY_KEYS = ("pixel_values", "image_position_ids", "mm_token_type_ids")
+
+
+class CancelToken:
+    """A flag the engine checks before every denoising step. Thread-safe; never kills anything."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def cancel(self) -> None:
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+
+@dataclass
+class Session:
+    """State kept between turns: the KV cache and the last canvas, which is not in the cache yet.
+
+    ``generate()`` encodes a canvas into the cache only when the next one starts, so the last committed canvas
+    (up to its end-of-sequence token) is prepended to the next turn's input.
+    """
+
+    cache: Any = None
+    pending_ids: torch.Tensor | None = None
+    turns: int = 0
+
+    @property
+    def cached_tokens(self) -> int:
+        return 0 if self.cache is None else int(self.cache.get_seq_length())
+
+
+@dataclass
+class _Run:
+    """Per-run tensors and counters (internal)."""
+
+    input_ids: torch.Tensor
+    prompt_len: int
+    batch_size: int
+    device: torch.device
+    eos: torch.Tensor | None
+    pad_token_id: int | None
+    finished_sequences: torch.Tensor
+    forward_passes: torch.Tensor
+    steps_per_canvas: list[int] = field(default_factory=list)
+    diffusion_seconds: float = 0.0
+
+
+class DiffusionEngine:
+    """Runs a loaded DiffusionGemma model. Not thread-safe: one run at a time per engine."""
+
+    def __init__(self, model: Any, tokenizer: Any = None) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.config = model.config
+        self.canvas_length = int(model.config.canvas_length)
+        self.vocab_size = int(model.config.text_config.vocab_size)
+        gen = getattr(model, "generation_config", None)
+        eos = getattr(gen, "eos_token_id", None)
+        self.eos_token_ids: list[int] = [] if eos is None else ([eos] if isinstance(eos, int) else list(eos))
+        self.pad_token_id: int | None = getattr(gen, "pad_token_id", None)
+
+    def default_params(self, **overrides: Any) -> DiffusionParams:
+        return DiffusionParams.from_generation_config(getattr(self.model, "generation_config", None), **overrides)
+
+    # ------------------------------------------------------------------ public entry point
+    def generate(self, inputs: Mapping[str, Any] | torch.Tensor, params: DiffusionParams | None = None, *,
+                 cancel: CancelToken | None = None, session: Session | None = None) -> Iterator[Event]:
+        """Yield the events of one run. Errors end the stream with a ``Failed`` event; nothing is raised."""
+        params = params or self.default_params()
+        try:
+            yield from self._generate(inputs, params, cancel, session)
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a typed event, logged with its traceback
+            log.exception("generation failed")
+            if session is not None:  # a half-written cache cannot be trusted for the next turn
+                session.cache, session.pending_ids = None, None
+            yield Failed(error_type=type(exc).__name__, message=_user_message(exc))
+
+    # ------------------------------------------------------------------ the loop
+    @torch.inference_mode()
+    def _generate(self, inputs: Mapping[str, Any] | torch.Tensor, params: DiffusionParams,
+                  cancel: CancelToken | None, session: Session | None) -> Iterator[Event]:
+        model = self.model
+        model_kwargs = dict(inputs) if isinstance(inputs, Mapping) else {"input_ids": inputs}
+        input_ids = model_kwargs.pop("input_ids")
+        attention_mask = model_kwargs.pop("attention_mask", None)
+        if session is not None and session.pending_ids is not None:
+            if input_ids.shape[0] != 1:
+                raise GenerationError("A follow-up turn takes a single prompt, not a batch.")
+            input_ids = torch.cat([session.pending_ids.to(input_ids.device), input_ids], dim=-1)
+            attention_mask = None
+            if "mm_token_type_ids" in model_kwargs:
+                pad = torch.zeros_like(session.pending_ids).to(model_kwargs["mm_token_type_ids"])
+                model_kwargs["mm_token_type_ids"] = torch.cat([pad, model_kwargs["mm_token_type_ids"]], dim=-1)
+        cache = session.cache if session is not None else None
+        if params.seed is not None:
+            torch.manual_seed(params.seed)
+
+        # 0. Input preparation (as in generate())
+        batch_size, new_len = input_ids.shape
+        device = input_ids.device
+        cached = 0 if cache is None else int(cache.get_seq_length())
+        cur_len = cached + new_len
+        canvas_length = self.canvas_length
+        max_new_canvases = math.ceil(params.max_new_tokens / canvas_length)
+        if cache is None:
+            from transformers import DynamicCache
+
+            cache = DynamicCache(config=self.config.get_text_config(decoder=True))
+        run = _Run(
+            input_ids=input_ids, prompt_len=new_len, batch_size=batch_size, device=device,
+            eos=torch.tensor(self.eos_token_ids, device=device) if self.eos_token_ids else None,
+            pad_token_id=self.pad_token_id,
+            finished_sequences=torch.zeros(batch_size, dtype=torch.bool, device=device),
+            forward_passes=torch.zeros(batch_size, dtype=torch.int, device=device),
+        )
+        encoder_position_ids = torch.arange(cur_len - new_len, cur_len, dtype=torch.int32, device=device)[None]
+        decoder_position_ids = torch.arange(cur_len, cur_len + canvas_length, dtype=torch.int32,
+                                            device=device)[None]
+        if attention_mask is not None:
+            attention_mask = attention_mask.bool()
+        else:
+            attention_mask = torch.ones((batch_size, cur_len), dtype=torch.bool, device=device)
+        decoder_attention_mask = torch.nn.functional.pad(attention_mask, (0, canvas_length), value=True)
+        stability = (sampling.StabilityTracker(params.stability_threshold) if params.adaptive_stopping else None)
+        n_images = int(model_kwargs["pixel_values"].shape[0]) if "pixel_values" in model_kwargs else 0
+        yield PrefillStarted(prompt_tokens=new_len, cached_tokens=cached, images=n_images)
+
+        # 1. Autoregressive canvas loop
+        prefill_seconds = 0.0
+        for canvas_index in range(max_new_canvases):
+            # 1.a. Encode what is not cached yet: the prompt, then each committed canvas.
+            t0 = time.perf_counter()
+            cache = self._encode(run.input_ids if canvas_index == 0 else run.input_ids[:, -canvas_length:],
+                                 attention_mask, encoder_position_ids, cache, model_kwargs)
+            if canvas_index == 0:
+                _sync(device)
+                prefill_seconds = time.perf_counter() - t0
+                yield PrefillFinished(prompt_tokens=new_len, seconds=prefill_seconds)
+                for key in PREFILL_ONLY_KEYS:
+                    model_kwargs.pop(key, None)
+            # 1.b. Prepare the denoising loop: a random canvas (drawn even when a starting canvas is given).
+            drawn = sampling.random_canvas(batch_size, canvas_length, self.vocab_size, device)
+            current = model_kwargs.pop("decoder_input_ids", drawn)
+            self_conditioning = model_kwargs.pop("self_conditioning_logits", None)
+            mask_mapping = model.model.decoder.create_diffusion_decoder_attention_mask(
+                config=self.config, inputs_embeds=current.unsqueeze(-1), cache=cache,
+                decoder_attention_mask=decoder_attention_mask,
+            )
+            finished_denoising = torch.zeros(batch_size, dtype=torch.bool, device=device)
+            if stability is not None:
+                stability.reset()
+            argmax = current
+            finished_host = np.zeros(batch_size, dtype=bool)
+            yield CanvasStarted(canvas=canvas_index, position=int(decoder_position_ids[0, 0]),
+                                canvas_length=canvas_length, max_steps=params.max_denoising_steps)
+            # 1.c. Denoising steps, counting down from max_denoising_steps to 1.
+            steps_done = 0
+            canvas_t0 = time.perf_counter()
+            for remaining in range(params.max_denoising_steps, 0, -1):
+                if cancel is not None and cancel.cancelled:
+                    self._keep_session(session, cache, None)
+                    yield Cancelled(canvas=canvas_index, step=steps_done, texts=self._texts(run))
+                    return
+                step_t0 = time.perf_counter()
+                run.forward_passes += ~(finished_denoising | run.finished_sequences)
+                was_finished = finished_host
+                current, argmax, self_conditioning, finished_denoising, packed, temperature = self._step(
+                    current, argmax, self_conditioning, finished_denoising, bool(was_finished.any()), remaining,
+                    params, stability, mask_mapping, cache, decoder_position_ids, model_kwargs,
+                )
+                host = packed.cpu().numpy()  # the one host transfer of the step
+                flags = host[1]
+                accepted = (flags & 1).astype(bool) & ~was_finished[:, None]
+                finished_rows = finished_host = (flags[:, 0] & 4).astype(bool)
+                steps_done += 1
+                yield DenoisingStep(
+                    canvas=canvas_index, step=steps_done - 1, remaining=remaining,
+                    draft=frozen_array(host[0], np.int32), accepted=frozen_array(accepted, bool),
+                    renoised=frozen_array((flags & 2).astype(bool), bool),
+                    entropy=frozen_array(host[2].astype(np.int16).view(np.float16), np.float16),
+                    temperature=temperature, finished=frozen_array(finished_rows, bool),
+                    seconds=time.perf_counter() - step_t0,
+                )
+                if finished_rows.all():
+                    break
+            run.diffusion_seconds += time.perf_counter() - canvas_t0
+            run.steps_per_canvas.append(steps_done)
+            # 1.d/1.e. Commit the last step's argmax canvas; apply end-of-sequence and padding rules.
+            run.input_ids = torch.cat([run.input_ids, argmax], dim=-1)
+            self._finalize_canvas(run, last=canvas_index == max_new_canvases - 1)
+            committed = run.input_ids[:, -canvas_length:]
+            finished_host = run.finished_sequences.cpu().numpy()
+            yield CanvasCommitted(canvas=canvas_index, steps=steps_done,
+                                  ids=frozen_array(committed.cpu().numpy(), np.int64),
+                                  texts=tuple(self._decode(row) for row in committed),
+                                  finished=frozen_array(finished_host, bool))
+            if finished_host.all():
+                break
+            # 1.f. Prepare the next canvas.
+            cur_len += canvas_length
+            decoder_attention_mask = torch.nn.functional.pad(decoder_attention_mask, (0, canvas_length), value=True)
+            attention_mask = torch.nn.functional.pad(attention_mask, (0, canvas_length), value=True)
+            encoder_position_ids = decoder_position_ids
+            decoder_position_ids = torch.arange(cur_len, cur_len + canvas_length, dtype=torch.int32,
+                                                device=device)[None]
+
+        # 2. Finish.
+        self._keep_session(session, cache, run.input_ids[:, -canvas_length:])
+        new_ids = run.input_ids[:, run.prompt_len:]
+        valid = (new_ids != run.pad_token_id).sum() if run.pad_token_id is not None else new_ids.numel()
+        passes = int(run.forward_passes.sum())
+        valid = int(valid)
+        yield Finished(
+            texts=self._texts(run), ids=frozen_array(new_ids.cpu().numpy(), np.int64),
+            stats=Stats(
+                new_tokens=valid, forward_passes=passes,
+                tokens_per_forward=valid / passes if passes else 0.0,
+                steps_per_canvas=tuple(run.steps_per_canvas),
+                tokens_per_second=valid / run.diffusion_seconds if run.diffusion_seconds else 0.0,
+                prefill_seconds=prefill_seconds, diffusion_seconds=run.diffusion_seconds,
+            ),
+        )
+
+    # ------------------------------------------------------------------ pieces of the loop
+    def _encode(self, ids: torch.Tensor, attention_mask: torch.Tensor, position_ids: torch.Tensor, cache: Any,
+                model_kwargs: dict[str, Any]) -> Any:
+        """Run the causal encoder over uncached tokens, writing the KV cache.
+
+        The 4-D mask mapping is built here as ``generate()`` builds it: a 2-D mask handed to the encoder would
+        silently give image tokens a causal mask instead of their bidirectional one.
+        """
+        model = self.model
+        ids = ids.clone(memory_format=torch.contiguous_format)
+        dummy = torch.empty((ids.shape[0], ids.shape[1], 0), dtype=model.dtype, device=ids.device)
+        mask_mapping = model.model.encoder.create_masks_for_generate(
+            config=self.config, inputs_embeds=dummy, attention_mask=attention_mask, cache=cache,
+            position_ids=position_ids, mm_token_type_ids=model_kwargs.get("mm_token_type_ids"),
+        )
+        extra = {k: v for k, v in model_kwargs.items() if k not in ("decoder_input_ids", "self_conditioning_logits")}
+        out = model.model.encoder(input_ids=ids, attention_mask=mask_mapping, cache=cache,
+                                  position_ids=position_ids, **extra)
+        return out.cache
+
+    def _step(self, current: torch.Tensor, argmax: torch.Tensor, self_conditioning: torch.Tensor | None,
+              finished: torch.Tensor, any_finished: bool, remaining: int, params: DiffusionParams,
+              stability: sampling.StabilityTracker | None, mask_mapping: Any, cache: Any,
+              decoder_position_ids: torch.Tensor, model_kwargs: dict[str, Any]) -> tuple:
+        """One denoising step (generate()'s 1.c.i-v). Returns the new state and the packed host payload."""
+        model = self.model
+        # 1.c.i. Run the decoder on the canvas, the cache and the self-conditioning logits.
+        logits = model(decoder_input_ids=current, self_conditioning_logits=self_conditioning,
+                       decoder_attention_mask=mask_mapping, cache=cache, decoder_position_ids=decoder_position_ids,
+                       **model_kwargs).logits
+        # 1.c.ii. Temperature-scale, sample the denoiser canvas, take the argmax draft.
+        step = torch.tensor(remaining, dtype=torch.int32, device=current.device)
+        temperature = sampling.temperature_at(step, params.t_min, params.t_max, params.max_denoising_steps)
+        scaled = logits / temperature  # a device tensor: CUDA divides by a CPU scalar via its reciprocal
+        probs = torch.softmax(scaled, dim=-1, dtype=torch.float32)
+        batch_size, canvas_length = current.shape
+        denoised = torch.multinomial(probs.view(-1, probs.shape[-1]), num_samples=1).view(batch_size, canvas_length)
+        new_argmax = torch.argmax(scaled, dim=-1)
+        # 1.c.iii. Accept by the entropy bound; re-noise everything else.
+        entropy = sampling.token_entropy(scaled)
+        accepted_mask = sampling.entropy_bound_accept(entropy, params.entropy_bound)
+        accepted = torch.where(accepted_mask, denoised, current)
+        noise = sampling.random_canvas(batch_size, canvas_length, self.vocab_size, current.device)
+        new_current = torch.where(~accepted_mask, noise, accepted)
+        renoised = ~accepted_mask
+        # 1.c.iv. Adaptive stopping. Rows that stopped before keep their canvas, draft and logits.
+        if stability is not None:
+            if any_finished:
+                keep = finished[:, None]
+                new_argmax = torch.where(keep, argmax, new_argmax)
+                new_current = torch.where(keep, current, new_current)
+                renoised = renoised & ~keep
+                scaled = torch.where(finished[:, None, None], self_conditioning, scaled)
+            stop = stability.update(new_argmax)
+            if params.confidence_threshold is not None:
+                stop = stop & sampling.confident(entropy, params.confidence_threshold)
+            finished = finished | stop
+        # 1.c.v. This step's scaled logits condition the next step.
+        self_conditioning = scaled.to(model.model.decoder.embed_tokens.weight.dtype)
+        flags = accepted_mask.to(torch.int32) | (renoised.to(torch.int32) << 1) | (finished[:, None].to(torch.int32) << 2)
+        packed = torch.stack([new_argmax.to(torch.int32), flags,
+                              entropy.to(torch.float16).view(torch.int16).to(torch.int32)])
+        shown = sampling.temperature_at(remaining, params.t_min, params.t_max, params.max_denoising_steps)
+        return new_current, new_argmax, self_conditioning, finished, packed, float(shown)
+
+    def _finalize_canvas(self, run: _Run, last: bool) -> None:
+        """Mark rows that produced end-of-sequence; pad what follows it, and whole canvases of finished rows."""
+        canvas_length = self.canvas_length
+        canvas = run.input_ids[:, -canvas_length:]
+        finished_now = torch.zeros_like(run.finished_sequences)
+        if run.eos is not None:
+            finished_now = torch.isin(canvas, run.eos).any(dim=-1)
+        if last:
+            finished_now = torch.ones_like(finished_now)
+        before = run.finished_sequences
+        run.finished_sequences = before | finished_now
+        if run.pad_token_id is not None and bool(run.finished_sequences.any()):
+            run.input_ids[before, -canvas_length:] = run.pad_token_id
+            if run.eos is not None and bool(finished_now.any()):
+                new_tokens = run.input_ids[:, -canvas_length:]
+                is_eos = torch.isin(new_tokens, run.eos)
+                cumsum = is_eos.cumsum(dim=-1)
+                pad_mask = (cumsum > 0) & ~((cumsum == 1) & is_eos)
+                new_tokens[pad_mask] = run.pad_token_id
+
+    def _keep_session(self, session: Session | None, cache: Any, last_canvas: torch.Tensor | None) -> None:
+        if session is None:
+            return
+        session.cache = cache
+        session.turns += 1
+        if last_canvas is None:
+            return
+        row = last_canvas[0]
+        if self.eos_token_ids:
+            hits = torch.isin(row, torch.tensor(self.eos_token_ids, device=row.device)).nonzero()
+            if len(hits):
+                row = row[: int(hits[0]) + 1]
+        session.pending_ids = row[None].clone()
+
+    # ------------------------------------------------------------------ text
+    def _decode(self, ids: torch.Tensor | np.ndarray) -> str:
+        values = ids.tolist()
+        for i, token in enumerate(values):
+            if token in self.eos_token_ids:
+                values = values[:i]
+                break
+        if self.tokenizer is None:
+            return " ".join(str(v) for v in values)
+        return self.tokenizer.decode(values, skip_special_tokens=True)
+
+    def _texts(self, run: _Run) -> tuple[str, ...]:
+        return tuple(self._decode(row) for row in run.input_ids[:, run.prompt_len:])
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _user_message(exc: BaseException) -> str:
+    if isinstance(exc, WorkbenchError):
+        return exc.user_message()
+    if isinstance(exc, torch.OutOfMemoryError):
+        return ("The device ran out of memory during generation. Try fewer pages or images, a shorter "
+                "max_new_tokens, a quantized model, or the CPU.")
+    return f"Generation failed: {type(exc).__name__}: {exc}"

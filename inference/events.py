@@ -1,0 +1,139 @@
+"""The engine's events: small, frozen, typed, and serialisable to one JSON object each.
+
+These are the only things that cross from the engine to a viewer. Arrays are NumPy (host memory) and read-only;
+a step event holds the argmax draft, two masks and float16 entropies for each canvas position: a few KB.
+Arrays have shape ``(batch, canvas_length)``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+
+def frozen_array(values: Any, dtype: Any) -> np.ndarray:
+    array = np.array(values, dtype=dtype, copy=True)
+    array.flags.writeable = False
+    return array
+
+
+@dataclass(frozen=True)
+class Event:
+    kind: ClassVar[str] = "event"
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"event": self.kind}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, np.ndarray):
+                value = value.astype(float).round(4).tolist() if value.dtype.kind == "f" else value.tolist()
+            elif dataclasses.is_dataclass(value):
+                value = dataclasses.asdict(value)
+            out[f.name] = value
+        return out
+
+
+@dataclass(frozen=True)
+class PrefillStarted(Event):
+    kind: ClassVar[str] = "prefill_started"
+    prompt_tokens: int
+    cached_tokens: int
+    images: int
+
+
+@dataclass(frozen=True)
+class PrefillFinished(Event):
+    kind: ClassVar[str] = "prefill_finished"
+    prompt_tokens: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class CanvasStarted(Event):
+    kind: ClassVar[str] = "canvas_started"
+    canvas: int
+    position: int
+    canvas_length: int
+    max_steps: int
+
+
+@dataclass(frozen=True)
+class DenoisingStep(Event):
+    """One denoising pass over the canvas.
+
+    ``draft`` is the argmax of this step's scaled logits (what ``generate()`` hands a streamer's ``put_draft``);
+    ``accepted`` the positions the entropy bound accepted this step; ``renoised`` those replaced by fresh noise
+    for the next step (the complement of ``accepted`` for rows still denoising); ``entropy`` the per-position
+    entropy of the scaled logits; ``finished`` the rows that adaptive stopping has stopped.
+    """
+
+    kind: ClassVar[str] = "step"
+    canvas: int
+    step: int
+    remaining: int
+    draft: np.ndarray
+    accepted: np.ndarray
+    renoised: np.ndarray
+    entropy: np.ndarray
+    temperature: float
+    finished: np.ndarray
+    seconds: float
+
+
+@dataclass(frozen=True)
+class CanvasCommitted(Event):
+    kind: ClassVar[str] = "canvas_committed"
+    canvas: int
+    steps: int
+    ids: np.ndarray
+    texts: tuple[str, ...]
+    finished: np.ndarray
+
+    @property
+    def text(self) -> str:
+        return self.texts[0]
+
+
+@dataclass(frozen=True)
+class Stats:
+    new_tokens: int
+    forward_passes: int
+    tokens_per_forward: float
+    steps_per_canvas: tuple[int, ...]
+    tokens_per_second: float
+    prefill_seconds: float
+    diffusion_seconds: float
+
+
+@dataclass(frozen=True)
+class Finished(Event):
+    kind: ClassVar[str] = "finished"
+    texts: tuple[str, ...]
+    ids: np.ndarray
+    stats: Stats
+
+    @property
+    def text(self) -> str:
+        return self.texts[0]
+
+
+@dataclass(frozen=True)
+class Cancelled(Event):
+    kind: ClassVar[str] = "cancelled"
+    canvas: int
+    step: int
+    texts: tuple[str, ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class Failed(Event):
+    kind: ClassVar[str] = "failed"
+    error_type: str
+    message: str
+
+
+EVENT_TYPES: tuple[type[Event], ...] = (PrefillStarted, PrefillFinished, CanvasStarted, DenoisingStep,
+                                        CanvasCommitted, Finished, Cancelled, Failed)
