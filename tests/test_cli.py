@@ -1,0 +1,64 @@
+"""The dwb command line, run as a real subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+from PIL import Image
+
+
+def dwb(*args, check=True):
+    env = dict(os.environ, HF_HUB_OFFLINE="1")
+    proc = subprocess.run([sys.executable, "-m", "app.cli", *args], capture_output=True, text=True, env=env,
+                          timeout=300)
+    if check:
+        assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def test_model_info_tiny():
+    out = dwb("model-info", "tiny").stdout
+    assert "random weights" in out
+    for group in ("embeddings", "attention", "dense_mlp", "experts", "vision", "total", "active"):
+        assert group in out
+    for dtype in ("fp32", "bf16", "fp16"):
+        assert dtype in out
+
+
+def test_generate_json_is_one_event_per_line(tmp_path):
+    image = tmp_path / "page.png"
+    Image.fromarray(np.full((40, 60, 3), 200, np.uint8)).save(image)
+    proc = dwb("generate", "--model", "tiny", "--image", str(image), "--steps", "3", "--max-new-tokens", "300",
+               "--seed", "7", "--json", "Read the page")
+    events = [json.loads(line) for line in proc.stdout.splitlines()]
+    kinds = [e["event"] for e in events]
+    assert kinds[0] == "prefill_started" and events[0]["images"] == 1
+    commits = kinds.count("canvas_committed")
+    assert 1 <= commits <= 2 and kinds.count("step") == 3 * commits and kinds[-1] == "finished"
+    step = events[kinds.index("step")]
+    assert len(step["draft"][0]) == 256 and len(step["entropy"][0]) == 256
+    again = dwb("generate", "--steps", "3", "--max-new-tokens", "300", "--seed", "7", "--json",
+                "--image", str(image), "Read the page")
+    assert _same_ids(proc.stdout, again.stdout)  # same seed, same tokens
+
+
+def _same_ids(a, b):
+    last = [json.loads(x.splitlines()[-1])["ids"] for x in (a, b)]
+    return last[0] == last[1]
+
+
+def test_generate_streams_text_and_labels_random_weights():
+    proc = dwb("generate", "--steps", "2", "Hi")
+    assert "random weights" in proc.stderr and "tokens/s" in proc.stderr
+    assert proc.stdout.strip()
+
+
+def test_errors_are_messages_not_tracebacks(tmp_path):
+    proc = dwb("generate", "--model", str(tmp_path), "Hi", check=False)
+    assert proc.returncode == 2 and "no config.json" in proc.stderr and "Traceback" not in proc.stderr
+    proc = dwb("generate", "--image", str(tmp_path / "missing.png"), "--steps", "1", "Hi", check=False)
+    assert proc.returncode == 2 and "missing.png" in proc.stderr and "Traceback" not in proc.stderr

@@ -1,0 +1,85 @@
+"""The sampler pieces, on hand-made logits, against transformers' own DiffusionGemma classes."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers.models.diffusion_gemma.generation_diffusion_gemma import (
+    EntropyBoundSampler,
+    EntropyBoundSamplerConfig,
+    LinearTemperatureScheduleLogitsProcessor,
+    StableAndConfidentStoppingCriteria,
+)
+
+from inference import sampling
+
+
+def logits(seed=0, shape=(2, 16, 50), scale=3.0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(shape, generator=g) * scale
+
+
+@pytest.mark.parametrize("steps,t_min,t_max", [(48, 0.4, 0.8), (12, 0.2, 1.0), (7, 0.0, 0.3)])
+def test_temperature_matches_processor_bitwise(steps, t_min, t_max):
+    proc = LinearTemperatureScheduleLogitsProcessor(t_min=t_min, t_max=t_max, max_denoising_steps=steps)
+    x = logits()
+    for step in range(steps, 0, -1):
+        step_t = torch.tensor(step, dtype=torch.int32)
+        ours = x / sampling.temperature_at(step_t, t_min, t_max, steps)
+        assert torch.equal(ours, proc(None, x, cur_step=step_t))
+
+
+def test_python_float_temperature_differs_somewhere():
+    # Why the schedule takes an int32 tensor: a Python float differs from generate() at some steps.
+    diffs = [step for step in range(1, 49)
+             if float(sampling.temperature_at(torch.tensor(step, dtype=torch.int32), 0.4, 0.8, 48))
+             != 0.4 + (0.8 - 0.4) * (step / 48)]
+    assert diffs
+
+
+def test_entropy_equals_categorical_bitwise():
+    for seed in range(3):
+        x = logits(seed, scale=5.0)
+        x[0, 0, :] = -1e30  # extreme values take the clamp path
+        x[0, 0, 3] = 10.0
+        expected = torch.distributions.Categorical(logits=x).entropy()
+        assert torch.equal(sampling.token_entropy(x), expected)
+
+
+@pytest.mark.parametrize("bound", [0.1, 1.0, 5.0])
+def test_acceptance_matches_entropy_bound_sampler(bound):
+    x = logits(1, scale=4.0)
+    sampler = EntropyBoundSampler(EntropyBoundSamplerConfig(entropy_bound=bound), canvas_length=16, vocab_size=50,
+                                  max_denoising_steps=10)
+    current = torch.randint(0, 50, (2, 16))
+    denoised = torch.randint(0, 50, (2, 16))
+    accepted_canvas = sampler.accept_canvas(current, denoised, x, cur_step=3)
+    mask = sampling.entropy_bound_accept(sampling.token_entropy(x), bound)
+    assert torch.equal(mask, sampler.accepted_token_mask)
+    assert torch.equal(torch.where(mask, denoised, current), accepted_canvas)
+    assert mask.any(dim=-1).all(), "the lowest-entropy position is always accepted"
+
+
+def test_acceptance_rule_by_hand():
+    entropy = torch.tensor([[0.5, 0.01, 0.02, 3.0, 0.05]])
+    # sorted: .01 .02 .05 .5 3.0 ; sum - max: 0, .01, .03, .08, .58  -> first four accepted at bound 0.1
+    assert sampling.entropy_bound_accept(entropy, 0.1).tolist() == [[True, True, True, False, True]]
+
+
+def test_stopping_matches_stable_and_confident():
+    reference = StableAndConfidentStoppingCriteria(stability_threshold=2, confidence_threshold=0.5)
+    ours = sampling.StabilityTracker(2)
+    sharp = logits(2, scale=40.0)
+    canvases = [torch.randint(0, 50, (2, 16)) for _ in range(2)]
+    sequence = [canvases[0], canvases[1], canvases[1], canvases[1], canvases[0]]
+    for i, canvas in enumerate(sequence):
+        x = sharp if i % 2 else logits(i)
+        expected = reference(canvas, x)
+        got = ours.update(canvas) & sampling.confident(sampling.token_entropy(x), 0.5)
+        assert torch.equal(got, expected), i
+    ours.reset()
+    assert ours.history is None
+
+
+def test_stability_zero_is_always_stable():
+    assert sampling.StabilityTracker(0).update(torch.zeros(3, 4, dtype=torch.long)).all()
