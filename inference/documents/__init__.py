@@ -1,0 +1,93 @@
+"""Documents in: one backend per input kind, all producing ``inference.documents.model.Document``.
+
+``ingest(paths)`` takes files and folders (recursively), picks the backend by content and suffix, and returns one
+``IngestResult`` per file: a document (possibly partial) or the error that stopped it. Nothing raised by one file
+stops the others.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import IngestError, WorkbenchError
+from .images import IMAGE_SUFFIXES, open_image
+from .model import Block, Document, Page, PageError, Status
+from .pdf import open_pdf
+from .text import TEXT_SUFFIXES, open_text
+
+VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v")
+
+__all__ = ["Block", "Document", "IngestResult", "Page", "PageError", "Status", "expand", "ingest", "open_document"]
+
+
+@dataclass
+class IngestResult:
+    path: str
+    document: Document | None
+    error: str | None = None
+
+    @property
+    def status(self) -> Status:
+        return self.document.status if self.document is not None else Status.FAILED
+
+
+def expand(paths: Iterable[str | Path]) -> Iterator[Path]:
+    """Files as given, folders recursively in sorted order; hidden files and folders skipped."""
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            for child in sorted(path.rglob("*")):
+                rel = child.relative_to(path)
+                if child.is_file() and not any(part.startswith(".") for part in rel.parts):
+                    yield child
+        else:
+            yield path
+
+
+def sniff(path: Path) -> str:
+    suffix = path.suffix.lower()
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(1024)
+    except OSError as exc:
+        raise IngestError(f"cannot read the file ({exc.strerror})", path=path) from exc
+    if head.startswith(b"%PDF") or suffix == ".pdf":
+        return "pdf"
+    if suffix in IMAGE_SUFFIXES:
+        return "image"
+    if suffix in VIDEO_SUFFIXES:
+        return "video"
+    if suffix in TEXT_SUFFIXES:
+        return "text"
+    raise IngestError(f"unsupported file type {suffix or '(no suffix)'!r}", path=path)
+
+
+def open_document(path: str | Path, password: Callable[[str], str | None] | None = None) -> Document:
+    path = Path(path)
+    if not path.exists():
+        raise IngestError("file not found", path=path)
+    kind = sniff(path)
+    if kind == "pdf":
+        return open_pdf(path, password=password)
+    if kind == "image":
+        return open_image(path)
+    if kind == "video":
+        from .video import open_video
+
+        return open_video(path)
+    return open_text(path)
+
+
+def ingest(paths: Iterable[str | Path], password: Callable[[str], str | None] | None = None
+           ) -> list[IngestResult]:
+    results = []
+    for path in expand(paths):
+        try:
+            results.append(IngestResult(str(path), open_document(path, password=password)))
+        except WorkbenchError as exc:
+            results.append(IngestResult(str(path), None, exc.user_message()))
+        except Exception as exc:  # noqa: BLE001 - an unexpected failure of one file never stops the batch
+            results.append(IngestResult(str(path), None, f"{path}: could not be read ({type(exc).__name__}: {exc})"))
+    return results

@@ -1,0 +1,61 @@
+"""Image backend: PNG, JPEG, TIFF (every page), WebP, BMP, GIF (first frame); EXIF orientation; bomb limit."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ..errors import IngestError
+from .model import Document, Page, file_sha256
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp", ".gif")
+MAX_PIXELS = 178_956_970  # Pillow's own default; a 30000 x 30000 image (900 MP) is refused before decoding
+
+
+def open_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> Document:
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    if not path.is_file():
+        raise IngestError("file not found", path=path)
+    if path.stat().st_size == 0:
+        raise IngestError("the file is empty (0 bytes)", path=path)
+    try:
+        with Image.open(path) as img:
+            width, height = img.size  # read from the header; nothing decoded yet
+            if width * height > max_pixels:
+                raise IngestError(
+                    f"the image is {width} x {height} pixels ({width * height / 1e6:.0f} MP), over the "
+                    f"{max_pixels / 1e6:.0f} MP limit that guards against decompression bombs", path=path)
+            frames = getattr(img, "n_frames", 1) if img.format in ("TIFF", "MPO") else 1
+            fmt = img.format
+    except IngestError:
+        raise
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
+        raise IngestError(f"not a readable image ({exc})", path=path) from exc
+    doc = Document(source=str(path), sha256=file_sha256(path), kind="image", metadata={"format": fmt})
+    doc.renderer = _renderer(path)
+    for index in range(frames):
+        number = index + 1
+        try:
+            img = doc.render(number)
+            doc.pages.append(Page(number=number, label=str(number), width=img.width, height=img.height,
+                                  scanned=True))
+        except Exception as exc:  # noqa: BLE001 - one bad TIFF page never loses the others
+            doc.pages.append(Page(number=number, label=str(number), width=0, height=0, scanned=True))
+            doc.add_error(number, f"page could not be decoded: {exc}")
+    return doc
+
+
+def _renderer(path: Path) -> Callable[[int, float], Any]:
+    def render(number: int, dpi: float = 0) -> Any:
+        from PIL import Image, ImageOps
+
+        with Image.open(path) as img:
+            if number > 1:
+                img.seek(number - 1)
+            frame = ImageOps.exif_transpose(img.copy())  # phone photos: apply the EXIF orientation
+            return frame.convert("RGB")
+
+    return render

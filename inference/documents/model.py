@@ -1,0 +1,127 @@
+"""One document model for every input kind: document -> pages -> blocks.
+
+Serialisable to JSON and back without loss (``to_dict`` / ``from_dict``). Page images are rendered on demand by
+the backend that opened the document (``Document.render``); they are not part of the serialised form.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+BLOCK_KINDS = ("text", "heading", "list", "table", "figure", "caption", "code", "formula", "header", "footer",
+               "page_number")
+KINDS = ("pdf", "image", "video", "text")
+
+
+class Status(str, Enum):
+    COMPLETE = "complete"
+    PARTIAL = "partial"
+    FAILED = "failed"
+
+
+@dataclass
+class Block:
+    kind: str
+    text: str
+    bbox: tuple[float, float, float, float]
+    order: int
+    level: int = 0  # heading level, list depth
+    rows: list[list[str]] | None = None  # table cells, row by row
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.kind not in BLOCK_KINDS:
+            raise ValueError(f"unknown block kind {self.kind!r}")
+        self.bbox = tuple(float(v) for v in self.bbox)
+
+
+@dataclass
+class PageError:
+    page: int | None
+    message: str
+    error_type: str = "IngestError"
+
+
+@dataclass
+class Page:
+    number: int  # physical, 1-based
+    label: str
+    width: float
+    height: float
+    text_layer: str = "none"  # none | visible | invisible | garbage
+    scanned: bool = False
+    blocks: list[Block] = field(default_factory=list)
+    timestamp: float | None = None  # video frames: seconds from the start
+    error: str | None = None
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def has_text_layer(self) -> bool:
+        return self.text_layer == "visible"
+
+    @property
+    def text(self) -> str:
+        return "\n\n".join(b.text for b in sorted(self.blocks, key=lambda b: b.order) if b.text)
+
+
+@dataclass
+class Document:
+    source: str
+    sha256: str
+    kind: str
+    pages: list[Page] = field(default_factory=list)
+    errors: list[PageError] = field(default_factory=list)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    renderer: Callable[[int, float], Any] | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def name(self) -> str:
+        return Path(self.source).name
+
+    @property
+    def status(self) -> Status:
+        if not self.pages or all(p.error for p in self.pages):
+            return Status.FAILED if self.errors or not self.pages else Status.COMPLETE
+        return Status.PARTIAL if self.errors else Status.COMPLETE
+
+    def add_error(self, page: int | None, message: str, error_type: str = "IngestError") -> None:
+        self.errors.append(PageError(page=page, message=message, error_type=error_type))
+        if page is not None and 1 <= page <= len(self.pages):
+            self.pages[page - 1].error = message
+
+    def render(self, number: int, dpi: float = 144) -> Any:
+        """The page as a PIL image (rendered now, not stored)."""
+        if self.renderer is None:
+            raise RuntimeError(f"{self.source}: this document has no page renderer (was it loaded from JSON?)")
+        return self.renderer(number, dpi)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out.pop("renderer")
+        out["status"] = self.status.value
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Document:
+        data = dict(data)
+        data.pop("status", None)
+        pages = []
+        for p in data.pop("pages"):
+            p = dict(p)
+            p["blocks"] = [Block(**{**b, "bbox": tuple(b["bbox"])}) for b in p["blocks"]]
+            pages.append(Page(**p))
+        errors = [PageError(**e) for e in data.pop("errors")]
+        return cls(pages=pages, errors=errors, **data)
+
+
+def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while data := fh.read(chunk):
+            digest.update(data)
+    return digest.hexdigest()

@@ -1,0 +1,220 @@
+"""PDF backend (PyMuPDF): text layer as blocks with boxes, tables, figures, scanned-page detection, damage.
+
+Pages are never rendered at open; ``Document.render`` renders one on demand at the requested DPI. Text is
+extracted page by page, and one bad page only marks that page.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ..errors import IngestError
+from .model import Block, Document, Page, file_sha256
+
+PasswordCallback = Callable[[str], "str | None"]
+BULLET = re.compile(r"^\s*(?:[-•▪‣◦●*·–]|\(?\d{1,3}[.)]|\(?[a-zA-Z][.)])\s+")
+SCAN_COVERAGE = 0.6  # a page whose images cover this much of it is a scan candidate
+MAX_TABLE_SECONDS = 2.0
+
+
+def open_pdf(path: str | Path, password: PasswordCallback | None = None, tables: bool = True) -> Document:
+    """Open ``path`` and extract every page's blocks. Raises ``IngestError`` only when no page can be read."""
+    import pymupdf
+
+    path = Path(path)
+    if not path.is_file():
+        raise IngestError("file not found", path=path)
+    if path.stat().st_size == 0:
+        raise IngestError("the file is empty (0 bytes)", path=path)
+    try:
+        pdf = pymupdf.open(path, filetype="pdf")
+    except (pymupdf.FileDataError, RuntimeError, ValueError) as exc:
+        raise IngestError(f"not a readable PDF ({exc})", path=path) from exc
+    if pdf.needs_pass:
+        secret = password(str(path)) if password else None
+        if not secret:
+            raise IngestError("the PDF is encrypted and no password was given", path=path,
+                              hint="Open it again and enter its password.")
+        if not pdf.authenticate(secret):
+            raise IngestError("the PDF is encrypted and the password is wrong", path=path)
+    if pdf.page_count == 0:
+        raise IngestError("the PDF has no pages", path=path)
+
+    doc = Document(source=str(path), sha256=file_sha256(path), kind="pdf",
+                   metadata={k: v for k, v in (pdf.metadata or {}).items() if v})
+    doc.metadata["repaired"] = bool(pdf.is_repaired)
+    doc.renderer = _renderer(path, password)
+    for index in range(pdf.page_count):
+        number = index + 1
+        try:
+            page = pdf.load_page(index)
+            doc.pages.append(_read_page(page, number, tables))
+        except Exception as exc:  # noqa: BLE001 - one bad page never loses the others
+            doc.pages.append(Page(number=number, label=str(number), width=0, height=0))
+            doc.add_error(number, f"page could not be read: {exc}")
+            continue
+        if pdf.is_repaired and _is_blank(page, doc.pages[-1]):
+            doc.add_error(number, "the page is empty after PyMuPDF repaired the file: the PDF is probably "
+                                  "truncated or damaged, and this page's content is missing")
+    return doc
+
+
+def _renderer(path: Path, password: PasswordCallback | None) -> Callable[[int, float], Any]:
+    def render(number: int, dpi: float = 144) -> Any:
+        import pymupdf
+        from PIL import Image
+
+        with pymupdf.open(path, filetype="pdf") as pdf:
+            if pdf.needs_pass:
+                pdf.authenticate((password(str(path)) if password else None) or "")
+            page = pdf.load_page(number - 1)
+            # cap the pixel count so that a huge page (e.g. 200 x 200 inches) cannot exhaust memory
+            area_in2 = (page.rect.width / 72) * (page.rect.height / 72)
+            dpi = min(dpi, (40_000_000 / max(area_in2, 1e-6)) ** 0.5)
+            pix = page.get_pixmap(dpi=max(dpi, 1), alpha=False)
+            return Image.frombytes("RGB", (pix.width, pix.height), pix.samples)
+
+    return render
+
+
+def _is_blank(page: Any, ours: Page) -> bool:
+    return not ours.blocks and not page.get_images() and not page.get_drawings()
+
+
+def _read_page(page: Any, number: int, tables: bool) -> Page:
+    rect = page.rect
+    label = page.get_label() or str(number)
+    data = page.get_text("dict", sort=True)
+    text_blocks = [b for b in data["blocks"] if b.get("type") == 0]
+    image_infos = page.get_image_info()
+    coverage = _coverage(image_infos, rect)
+    chars = sum(len(s["text"].strip()) for b in text_blocks for ln in b["lines"] for s in ln["spans"])
+    text_layer = "none" if chars == 0 else "visible"
+    if chars and coverage >= SCAN_COVERAGE:
+        text_layer = _classify_layer(page, text_blocks)
+    elif chars and _garbage_ratio(text_blocks) > 0.3:
+        text_layer = "garbage"
+    scanned = text_layer != "visible" and coverage >= SCAN_COVERAGE
+    out = Page(number=number, label=label, width=rect.width, height=rect.height, text_layer=text_layer,
+               scanned=scanned, attrs={"image_coverage": round(coverage, 3), "rotation": page.rotation})
+    if text_layer != "visible":
+        out.blocks = _figures(image_infos, rect, start=0)
+        return out
+    table_blocks = _tables(page) if tables and _might_have_table(page, text_blocks) else []
+    body = _body_size(text_blocks)
+    blocks: list[Block] = []
+    for b in text_blocks:
+        bbox = tuple(b["bbox"])
+        if any(_inside(bbox, t.bbox) for t in table_blocks):
+            continue
+        lines = [" ".join(s["text"] for s in ln["spans"]).strip() for ln in b["lines"]]
+        lines = [ln for ln in lines if ln]
+        if not lines:
+            continue
+        size = max((s["size"] for ln in b["lines"] for s in ln["spans"] if s["text"].strip()), default=body)
+        bold = all(s["flags"] & 16 for ln in b["lines"] for s in ln["spans"] if s["text"].strip())
+        text = _join_lines(lines)
+        kind, level = "text", 0
+        if len(lines) <= 3 and len(text) < 200 and (size >= body * 1.18 or (bold and len(text) < 80)):
+            kind, level = "heading", (1 if size >= body * 1.6 else 2 if size >= body * 1.18 else 3)
+        elif BULLET.match(lines[0]):
+            kind = "list"
+            text = "\n".join(lines)
+        blocks.append(Block(kind=kind, text=text, bbox=bbox, order=0, level=level,
+                            attrs={"size": round(size, 2)}))
+    blocks.extend(table_blocks)
+    blocks.extend(_figures(image_infos, rect, start=0))
+    blocks.sort(key=lambda blk: (round(blk.bbox[1], 0), blk.bbox[0]))
+    for i, blk in enumerate(blocks):
+        blk.order = i
+    out.blocks = blocks
+    return out
+
+
+def _join_lines(lines: list[str]) -> str:
+    text = lines[0]
+    for line in lines[1:]:
+        text = text[:-1] + line if text.endswith("-") and text[-2:-1].isalpha() else f"{text} {line}"
+    return text
+
+
+def _coverage(infos: list[dict], rect: Any) -> float:
+    import pymupdf
+
+    area = abs(rect) or 1.0
+    return min(1.0, sum(abs(pymupdf.Rect(i["bbox"]) & rect) for i in infos) / area)
+
+
+def _classify_layer(page: Any, text_blocks: list[dict]) -> str:
+    """Over a scan, text is usually an OCR layer: invisible (render mode 3) or garbage."""
+    try:
+        trace = page.get_texttrace()
+    except Exception:  # noqa: BLE001 - old PyMuPDF: fall back to the visible/garbage test
+        trace = []
+    total = sum(len(s["chars"]) for s in trace)
+    invisible = sum(len(s["chars"]) for s in trace if s.get("type") == 3 or s.get("opacity", 1) == 0)
+    if total and invisible / total > 0.5:
+        return "invisible"
+    return "garbage" if _garbage_ratio(text_blocks) > 0.3 else "visible"
+
+
+def _garbage_ratio(text_blocks: list[dict]) -> float:
+    text = "".join(s["text"] for b in text_blocks for ln in b["lines"] for s in ln["spans"])
+    text = "".join(ch for ch in text if not ch.isspace())
+    if not text:
+        return 0.0
+    bad = sum(1 for ch in text if ch == "\ufffd" or not ch.isprintable() or 0xE000 <= ord(ch) <= 0xF8FF)
+    return bad / len(text)
+
+
+def _body_size(text_blocks: list[dict]) -> float:
+    sizes: Counter[float] = Counter()
+    for b in text_blocks:
+        for ln in b["lines"]:
+            for s in ln["spans"]:
+                sizes[round(s["size"], 1)] += len(s["text"].strip())
+    return sizes.most_common(1)[0][0] if sizes else 10.0
+
+
+def _might_have_table(page: Any, text_blocks: list[dict]) -> bool:
+    # find_tables is the slowest step; skip pages with neither ruling lines nor many short aligned blocks
+    if len(text_blocks) >= 12:
+        return True
+    return sum(1 for d in page.get_drawings() if d.get("items")) >= 4
+
+
+def _tables(page: Any) -> list[Block]:
+    try:
+        found = page.find_tables()
+    except Exception:  # noqa: BLE001 - a table finder failure leaves the text blocks in place
+        return []
+    blocks = []
+    for table in found.tables:
+        rows = [[(cell or "").replace("\n", " ").strip() for cell in row] for row in table.extract()]
+        if len(rows) < 2 or max((len(r) for r in rows), default=0) < 2:
+            continue
+        text = "\n".join(" | ".join(r) for r in rows)
+        blocks.append(Block(kind="table", text=text, bbox=tuple(table.bbox), order=0, rows=rows,
+                            attrs={"header": list(getattr(table.header, "names", []) or [])}))
+    return blocks
+
+
+def _figures(infos: list[dict], rect: Any, start: int) -> list[Block]:
+    blocks = []
+    for i, info in enumerate(infos):
+        x0, y0, x1, y1 = info["bbox"]
+        if (x1 - x0) * (y1 - y0) < 0.01 * abs(rect):
+            continue  # icons, rules and specks are not figures
+        blocks.append(Block(kind="figure", text="", bbox=(x0, y0, x1, y1), order=start + i,
+                            attrs={"xref": info.get("xref", 0), "width": info.get("width"),
+                                   "height": info.get("height")}))
+    return blocks
+
+
+def _inside(inner: tuple, outer: tuple, slack: float = 2.0) -> bool:
+    return (inner[0] >= outer[0] - slack and inner[1] >= outer[1] - slack and inner[2] <= outer[2] + slack
+            and inner[3] <= outer[3] + slack)
