@@ -61,6 +61,15 @@ def sniff(path: Path) -> str:
         return "video"
     if suffix in TEXT_SUFFIXES:
         return "text"
+    if b"\x00" not in head:
+        try:
+            head.decode("utf-8")
+            return "text"  # README.rst, .json, .csv, ...: read as plain text
+        except UnicodeDecodeError as exc:
+            if exc.start < len(head) - 4:  # not just a character cut by the 1 KB window
+                pass
+            else:
+                return "text"
     raise IngestError(f"unsupported file type {suffix or '(no suffix)'!r}", path=path)
 
 

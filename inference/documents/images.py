@@ -32,7 +32,10 @@ def open_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> Document:
             fmt = img.format
     except IngestError:
         raise
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
+    except Image.DecompressionBombError as exc:
+        raise IngestError(f"the image is too large to open safely ({exc}); the {max_pixels / 1e6:.0f} MP limit "
+                          "guards against decompression bombs", path=path) from exc
+    except (UnidentifiedImageError, OSError) as exc:
         raise IngestError(f"not a readable image ({exc})", path=path) from exc
     doc = Document(source=str(path), sha256=file_sha256(path), kind="image", metadata={"format": fmt})
     doc.renderer = _renderer(path)
