@@ -98,7 +98,7 @@ def _prompt_inputs(processor: Any, prompt: str, images: list[str]) -> dict[str, 
 
 def cmd_generate(args: argparse.Namespace) -> int:
     from inference.engine import CancelToken, DiffusionEngine
-    from inference.events import CanvasCommitted, Cancelled, Failed, Finished
+    from inference.events import Cancelled, CanvasCommitted, Failed, Finished
     from inference.loading import load_model
 
     loaded = load_model(args.model, dtype=args.dtype, device=args.device)

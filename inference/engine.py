@@ -23,9 +23,9 @@ import torch
 from . import sampling
 from .errors import GenerationError, WorkbenchError
 from .events import (
+    Cancelled,
     CanvasCommitted,
     CanvasStarted,
-    Cancelled,
     DenoisingStep,
     Event,
     Failed,
@@ -325,7 +325,8 @@ class DiffusionEngine:
             finished = finished | stop
         # 1.c.v. This step's scaled logits condition the next step.
         self_conditioning = scaled.to(model.model.decoder.embed_tokens.weight.dtype)
-        flags = accepted_mask.to(torch.int32) | (renoised.to(torch.int32) << 1) | (finished[:, None].to(torch.int32) << 2)
+        as_int = torch.int32
+        flags = accepted_mask.to(as_int) | (renoised.to(as_int) << 1) | (finished[:, None].to(as_int) << 2)
         packed = torch.stack([new_argmax.to(torch.int32), flags,
                               entropy.to(torch.float16).view(torch.int16).to(torch.int32)])
         shown = sampling.temperature_at(remaining, params.t_min, params.t_max, params.max_denoising_steps)

@@ -46,7 +46,7 @@ def test_accepted_tokens_are_recomputed_every_step(tiny_model, processor):
     engine = DiffusionEngine(tiny_model, processor.tokenizer)
     steps = [e for e in engine.generate(chat_inputs(processor, "Re-noise"), engine.default_params(seed=3))
              if isinstance(e, DenoisingStep)]
-    dropped = sum(int((a.accepted & b.renoised).sum()) for a, b in zip(steps, steps[1:]))
+    dropped = sum(int((a.accepted & b.renoised).sum()) for a, b in zip(steps, steps[1:], strict=False))
     assert dropped > 0, "a token accepted at one step is re-noised at the next unless accepted again"
 
 

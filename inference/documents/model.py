@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ BLOCK_KINDS = ("text", "heading", "list", "table", "figure", "caption", "code", 
 KINDS = ("pdf", "image", "video", "text")
 
 
-class Status(str, Enum):
+class Status(StrEnum):
     COMPLETE = "complete"
     PARTIAL = "partial"
     FAILED = "failed"

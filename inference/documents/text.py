@@ -28,7 +28,7 @@ def open_text(path: str | Path) -> Document:
     if "\x00" in text:
         raise IngestError("this looks like a binary file, not text", path=path)
     blocks = []
-    for i, para in enumerate(p.strip() for p in re.split(r"\n\s*\n", text)):
+    for _i, para in enumerate(p.strip() for p in re.split(r"\n\s*\n", text)):
         if not para:
             continue
         kind, level, body = "text", 0, para
