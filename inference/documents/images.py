@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import IngestError
-from .model import Document, Page, file_sha256
+from .model import Document, Page, file_sha256, require_file
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp", ".gif")
 MAX_PIXELS = 178_956_970  # Pillow's own default; a 30000 x 30000 image (900 MP) is refused before decoding
@@ -17,10 +17,7 @@ def open_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> Document:
     from PIL import Image, UnidentifiedImageError
 
     path = Path(path)
-    if not path.is_file():
-        raise IngestError("file not found", path=path)
-    if path.stat().st_size == 0:
-        raise IngestError("the file is empty (0 bytes)", path=path)
+    require_file(path)
     try:
         with Image.open(path) as img:
             width, height = img.size  # read from the header; nothing decoded yet

@@ -119,6 +119,16 @@ class Document:
         return cls(pages=pages, errors=errors, **data)
 
 
+def require_file(path: Path) -> None:
+    """Raise a clear ``IngestError`` for a missing or empty file, before any backend touches it."""
+    from ..errors import IngestError
+
+    if not path.is_file():
+        raise IngestError("file not found", path=path)
+    if path.stat().st_size == 0:
+        raise IngestError("the file is empty (0 bytes)", path=path)
+
+
 def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import IngestError
-from .model import Block, Document, Page, file_sha256
+from .model import Block, Document, Page, file_sha256, require_file
 
 PasswordCallback = Callable[[str], "str | None"]
 BULLET = re.compile(r"^\s*(?:[-•▪‣◦●*·–]|\(?\d{1,3}[.)]|\(?[a-zA-Z][.)])\s+")
@@ -26,10 +26,7 @@ def open_pdf(path: str | Path, password: PasswordCallback | None = None, tables:
     import pymupdf
 
     path = Path(path)
-    if not path.is_file():
-        raise IngestError("file not found", path=path)
-    if path.stat().st_size == 0:
-        raise IngestError("the file is empty (0 bytes)", path=path)
+    require_file(path)
     try:
         pdf = pymupdf.open(path, filetype="pdf")
     except (pymupdf.FileDataError, RuntimeError, ValueError) as exc:
