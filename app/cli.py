@@ -127,7 +127,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
             sys.stdout.flush()
         elif isinstance(event, Finished):
             s = event.stats
-            print(f"\n[{s.new_tokens} tokens, {len(s.steps_per_canvas)} canvases, steps {list(s.steps_per_canvas)}, "
+            print(f"\n[{s.new_tokens} tokens, {len(s.steps_per_canvas)} canvas(es), steps {list(s.steps_per_canvas)}, "
                   f"{s.tokens_per_forward:.2f} tokens/forward, {s.tokens_per_second:.1f} tokens/s, "
                   f"prefill {s.prefill_seconds:.3f} s]", file=sys.stderr)
         elif isinstance(event, Cancelled):

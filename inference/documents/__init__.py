@@ -66,9 +66,7 @@ def sniff(path: Path) -> str:
             head.decode("utf-8")
             return "text"  # README.rst, .json, .csv, ...: read as plain text
         except UnicodeDecodeError as exc:
-            if exc.start < len(head) - 4:  # not just a character cut by the 1 KB window
-                pass
-            else:
+            if exc.start >= len(head) - 4:  # only a character cut by the 1 KB window
                 return "text"
     raise IngestError(f"unsupported file type {suffix or '(no suffix)'!r}", path=path)
 
