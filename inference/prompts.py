@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .documents.model import Document, Page
+from .documents.scan import page_image
 from .errors import ConfigError
 
 CONTEXT_TOKENS = 262_144
@@ -30,6 +31,7 @@ class PromptPolicy:
     max_soft_tokens: int = 280  # per image, one of SOFT_TOKEN_LEVELS
     min_soft_tokens: int = 70
     dpi: float = 110
+    clean_scans: bool = True  # scanned pages go in upright, deskewed and cleaned (documents.scan)
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -166,7 +168,7 @@ class PromptBuilder:
         if use in ("image", "both"):
             if use == "image":
                 parts.append(PromptPart("text", text=f"{marker}\n", document=doc.source, page=page.number))
-            image = doc.render(page.number, policy.dpi)
+            image = page_image(doc, page.number, policy.dpi, clean=policy.clean_scans)
             parts.append(PromptPart("image", image=image, document=doc.source, page=page.number))
         return parts, use
 
