@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from inference.documents import open_document
-from inference.documents.scan import clean_scan, content_box, noise_sigma, page_image
+from inference.documents.scan import clean_scan, content_box, noise_sigma, page_image, to_before
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 needs_data = pytest.mark.skipif(not DATA.is_dir(), reason="../shared/data is not present")
@@ -141,3 +141,25 @@ def test_page_image_cleans_scanned_pages_only():
     assert not digital.pages[0].scanned
     assert page_image(digital, 1, dpi=50).size == digital.render(1, 50).size
     assert "cleanup" not in digital.pages[0].attrs
+
+
+def test_boxes_in_the_cleaned_page_map_back_to_the_page_as_given():
+    page = np.full((1100, 850), 255, np.uint8)
+    cv2.rectangle(page, (300, 400), (420, 460), 0, -1)  # one solid mark, plus text for orientation and skew
+    for i in range(14):
+        cv2.putText(page, " ".join(WORDS[i % 5: i % 5 + 6]), (60, 560 + i * 36), cv2.FONT_HERSHEY_SIMPLEX, 0.8, 0, 2)
+    turned = Image.fromarray(page).rotate(93, expand=True, fillcolor=255)  # a quarter turn plus 3 degrees
+    result = clean_scan(turned)
+    assert result.rotation == 90
+    x0, y0, x1, y1 = largest_mark(result.after)
+    box = to_before(result, (x0, y0, x1, y1))
+    want = largest_mark(turned)
+    assert abs((box[0] + box[2]) / 2 - (want[0] + want[2]) / 2) < 15
+    assert abs((box[1] + box[3]) / 2 - (want[1] + want[3]) / 2) < 15
+
+
+def largest_mark(image: Image.Image) -> tuple[int, int, int, int]:
+    ink = (np.asarray(image.convert("L")) < 100).astype(np.uint8)
+    _, _, stats, _ = cv2.connectedComponentsWithStats(ink)
+    x, y, w, h, _ = stats[1 + int(np.argmax(stats[1:, 4]))]
+    return x, y, x + w, y + h

@@ -45,6 +45,7 @@ class CleanedScan:
     skew: float = 0.0  # degrees: the measured slope of the text lines (clockwise positive), corrected
     crop: tuple[int, int, int, int] | None = None  # box kept, in the rotated and deskewed image
     noise_sigma: float = 0.0
+    matrix: Any = field(default_factory=lambda: np.eye(3))  # maps (x, y, 1) in ``before`` to ``after`` pixels
     orientation_source: str = "none"  # opencv | opencv+tesseract | none
     steps: list[str] = field(default_factory=list)
 
@@ -77,13 +78,16 @@ def clean_scan(image: Any, options: ScanOptions = ScanOptions()) -> CleanedScan:
             gray = cv2.cvtColor(work, cv2.COLOR_RGB2GRAY) if colour else work
             result.steps.append("clear borders")
     if options.orientation and line_axis(gray) == "vertical":
+        result.matrix = _quarter_turns(1, gray.shape) @ result.matrix
         work, gray = np.rot90(work, k=-1).copy(), np.rot90(gray, k=-1).copy()  # 90 degrees clockwise
         result.rotation, result.orientation_source = 90, "opencv"
         result.steps.append("rotate 90")
     if options.deskew:
         angle = measure_skew(gray, options.max_skew)
         if abs(angle) >= 0.05:
-            work, gray = _rotate(work, angle), _rotate(gray, angle)
+            m = _rotation_matrix(gray.shape, angle)
+            work, gray = _warp(work, m), _warp(gray, m)
+            result.matrix = np.vstack([m, [0.0, 0.0, 1.0]]) @ result.matrix
             result.skew = angle
             result.steps.append(f"deskew {angle:+.2f}")
     if options.orientation:
@@ -92,7 +96,9 @@ def clean_scan(image: Any, options: ScanOptions = ScanOptions()) -> CleanedScan:
             result.orientation_source = "opencv+tesseract"
             if extra:
                 k = extra // 90
-                work, gray = np.rot90(work, k=-k).copy(), np.rot90(gray, k=-k).copy()
+                for _ in range(k):
+                    result.matrix = _quarter_turns(1, gray.shape) @ result.matrix
+                    work, gray = np.rot90(work, k=-1).copy(), np.rot90(gray, k=-1).copy()
                 result.rotation = (result.rotation + extra) % 360
                 result.steps.append(f"rotate {extra}")
     if options.denoise and not colour:
@@ -110,6 +116,7 @@ def clean_scan(image: Any, options: ScanOptions = ScanOptions()) -> CleanedScan:
         if box and box != (0, 0, w, h):
             x0, y0, x1, y1 = box
             work = work[y0:y1, x0:x1]
+            result.matrix = np.array([[1.0, 0, -x0], [0, 1.0, -y0], [0, 0, 1.0]]) @ result.matrix
             result.crop = box
             result.steps.append("crop")
     result.after = Image.fromarray(np.ascontiguousarray(work)).convert("RGB")
@@ -226,19 +233,45 @@ def _ink(gray: np.ndarray) -> np.ndarray:
     return mask
 
 
-def _rotate(img: np.ndarray, angle: float) -> np.ndarray:
-    """Rotate counter-clockwise by ``angle`` degrees (undoing a clockwise skew), growing the canvas."""
+def _rotation_matrix(shape: tuple[int, ...], angle: float) -> np.ndarray:
+    """2x3 matrix turning counter-clockwise by ``angle`` degrees (undoing a clockwise skew), canvas grown to fit."""
     import cv2
 
-    h, w = img.shape[:2]
+    h, w = shape[:2]
     m = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)
     cos, sin = abs(m[0, 0]), abs(m[0, 1])
     nw, nh = int(h * sin + w * cos + 0.5), int(h * cos + w * sin + 0.5)
     m[0, 2] += nw / 2 - w / 2
     m[1, 2] += nh / 2 - h / 2
-    border = _paper(img)
-    return cv2.warpAffine(img, m, (nw, nh), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_CONSTANT,
-                          borderValue=border)
+    return m
+
+
+def _warp(img: np.ndarray, m: np.ndarray) -> np.ndarray:
+    import cv2
+
+    h, w = img.shape[:2]
+    cos, sin = abs(m[0, 0]), abs(m[0, 1])
+    size = (int(h * sin + w * cos + 0.5), int(h * cos + w * sin + 0.5))
+    return cv2.warpAffine(img, m, size, flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_CONSTANT,
+                          borderValue=_paper(img))
+
+
+def _quarter_turns(k: int, shape: tuple[int, ...]) -> np.ndarray:
+    """3x3 matrix of ``k`` quarter turns clockwise of an image of ``shape`` (pixel coordinates)."""
+    out = np.eye(3)
+    h, w = shape[:2]
+    for _ in range(k % 4):
+        out = np.array([[0.0, -1.0, h], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]) @ out
+        h, w = w, h
+    return out
+
+
+def to_before(result: CleanedScan, box: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
+    """A box in the cleaned image, mapped back to the image as given (the axis-aligned box around it)."""
+    inv = np.linalg.inv(result.matrix)
+    x0, y0, x1, y1 = box
+    pts = inv @ np.array([[x0, x1, x0, x1], [y0, y0, y1, y1], [1, 1, 1, 1]], dtype=np.float64)
+    return (float(pts[0].min()), float(pts[1].min()), float(pts[0].max()), float(pts[1].max()))
 
 
 def _paper(img: np.ndarray) -> tuple[int, ...]:

@@ -1,0 +1,154 @@
+"""Layout analysis for the builtin engine: reading order across columns, running headers/footers, page numbers.
+
+Reading order: the page's column gutters are found from the x-coverage of its text lines (a gutter is a band in the
+middle of the page that almost no block crosses); blocks that cross a gutter (titles, wide figures, full-width
+paragraphs) cut the page into bands; within a band, columns are read left to right, each top to bottom.
+
+Furniture: a block in the top or bottom margin band is a running header/footer when its text (digits masked)
+repeats on other pages of the document, when it is a page number, or when it looks like a download/licence stamp;
+it keeps its text and gets the kind ``header`` / ``footer`` / ``page_number``, so that Markdown can leave it out by
+default and keep it with a switch.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable
+
+from ..documents.model import Block, Document, Page
+
+MARGIN_BAND = 0.085  # top / bottom fraction of the page where running headers and footers live
+PAGE_NUMBER = re.compile(r"^\s*(?:page\s+|p\.\s*|-\s*)?(?:\d{1,4}|[ivxlcdm]{1,7})(?:\s*(?:of|/)\s*\d{1,4})?\s*-?\s*$",
+                         re.I)
+STAMP = re.compile(r"(downloaded\s+(from|by)|download\s+date|all rights reserved|©|copyright|licen[cs]ed under|"
+                   r"https?://|www\.|doi:|\bissn\b|published by|freely available online)", re.I)
+FURNITURE = ("header", "footer", "page_number")
+
+
+def analyse(doc: Document) -> Document:
+    """Order every page's blocks and mark its furniture, in place; returns ``doc``."""
+    repeats = _repeated_margin_texts(doc.pages)
+    for page in doc.pages:
+        if page.width and page.height and page.blocks:
+            mark_furniture(page, repeats)
+            order_blocks(page)
+    return doc
+
+
+def order_blocks(page: Page) -> None:
+    body = [b for b in page.blocks if b.kind not in FURNITURE]
+    furniture = [b for b in page.blocks if b.kind in FURNITURE]
+    ordered = reading_order(body, page.width)
+    top = sorted((b for b in furniture if _centre_y(b) < page.height / 2), key=lambda b: (b.bbox[1], b.bbox[0]))
+    bottom = sorted((b for b in furniture if _centre_y(b) >= page.height / 2), key=lambda b: (b.bbox[1], b.bbox[0]))
+    for i, blk in enumerate(top + ordered + bottom):
+        blk.order = i
+    page.blocks = top + ordered + bottom
+
+
+def reading_order(blocks: list[Block], page_width: float) -> list[Block]:
+    if len(blocks) < 2:
+        return list(blocks)
+    gutters = find_gutters(blocks, page_width)
+    if not gutters:
+        return sorted(blocks, key=lambda b: (round(b.bbox[1], 0), b.bbox[0]))
+    bounds = [0.0] + [(g0 + g1) / 2 for g0, g1 in gutters] + [float("inf")]
+
+    def column(b: Block) -> int | None:
+        for i in range(len(bounds) - 1):
+            if b.bbox[0] >= bounds[i] - 2 and b.bbox[2] <= bounds[i + 1] + 2:
+                return i
+        return None  # crosses a gutter: spans columns
+
+    out: list[Block] = []
+    band: list[Block] = []
+    for blk in sorted(blocks, key=lambda b: (b.bbox[1], b.bbox[0])):
+        if column(blk) is None and not any(_overlap_y(blk, other) for other in band if column(other) is not None
+                                           and other.bbox[3] > blk.bbox[1] + 1):
+            out.extend(sorted(band, key=lambda b: (column(b), b.bbox[1], b.bbox[0])))
+            out.append(blk)
+            band = []
+        else:
+            band.append(blk)
+    out.extend(sorted(band, key=lambda b: (column(b) if column(b) is not None else -1, b.bbox[1], b.bbox[0])))
+    return out
+
+
+def find_gutters(blocks: list[Block], page_width: float, min_gap: float = 8.0) -> list[tuple[float, float]]:
+    """Vertical bands in the middle of the page that (almost) no text crosses, weighted by block height."""
+    if not page_width:
+        return []
+    width = int(page_width) + 1
+    cover = [0.0] * width
+    text = [b for b in blocks if b.kind not in ("figure",) and b.text.strip()]
+    if len(text) < 4:
+        return []
+    total_height = 0.0
+    for b in text:
+        h = max(1.0, b.bbox[3] - b.bbox[1])
+        total_height += h
+        for x in range(max(0, int(b.bbox[0])), min(width, int(b.bbox[2]) + 1)):
+            cover[x] += h
+    left = min(b.bbox[0] for b in text)
+    right = max(b.bbox[2] for b in text)
+    span = right - left
+    if span < page_width * 0.3:
+        return []
+    lo, hi = int(left + 0.2 * span), int(right - 0.2 * span)
+    limit = 0.12 * total_height
+    gutters = []
+    x = lo
+    while x <= hi:
+        if cover[x] <= limit:
+            start = x
+            while x <= hi and cover[x] <= limit:
+                x += 1
+            if x - start >= min_gap:
+                gutters.append((float(start), float(x)))
+        x += 1
+    # a gutter must have real text on both sides of it
+    return [g for g in gutters if sum(1 for b in text if b.bbox[2] <= g[0] + 2) >= 2
+            and sum(1 for b in text if b.bbox[0] >= g[1] - 2) >= 2]
+
+
+def mark_furniture(page: Page, repeats: set[str]) -> None:
+    band = MARGIN_BAND * page.height
+    for blk in page.blocks:
+        if blk.kind in ("figure", "table") or not blk.text.strip():
+            continue
+        top = blk.bbox[3] <= band * 1.4 and blk.bbox[1] <= band
+        bottom = blk.bbox[1] >= page.height - band * 1.4 and blk.bbox[3] >= page.height - band
+        if not (top or bottom):
+            continue
+        text = blk.text.strip()
+        if PAGE_NUMBER.match(text):
+            blk.kind = "page_number"
+        elif _mask(text) in repeats or (len(text) < 200 and STAMP.search(text)):
+            blk.kind = "header" if top else "footer"
+
+
+def _repeated_margin_texts(pages: Iterable[Page]) -> set[str]:
+    counts: Counter[str] = Counter()
+    pages = list(pages)
+    for page in pages:
+        seen = set()
+        band = MARGIN_BAND * page.height
+        for blk in page.blocks:
+            if blk.text.strip() and (blk.bbox[3] <= band * 1.4 or blk.bbox[1] >= page.height - band * 1.4):
+                seen.add(_mask(blk.text))
+        counts.update(seen)
+    need = 2 if len(pages) <= 4 else max(2, len(pages) // 4)
+    return {text for text, n in counts.items() if n >= need and text}
+
+
+def _mask(text: str) -> str:
+    return re.sub(r"\d+", "#", re.sub(r"\s+", " ", text.strip().lower()))
+
+
+def _centre_y(b: Block) -> float:
+    return (b.bbox[1] + b.bbox[3]) / 2
+
+
+def _overlap_y(a: Block, b: Block) -> bool:
+    return min(a.bbox[3], b.bbox[3]) - max(a.bbox[1], b.bbox[1]) > 1
