@@ -72,7 +72,7 @@ def _renderer(path: Path, password: PasswordCallback | None) -> Callable[[int, f
             # cap the pixel count so that a huge page (e.g. 200 x 200 inches) cannot exhaust memory
             area_in2 = (page.rect.width / 72) * (page.rect.height / 72)
             dpi = min(dpi, (40_000_000 / max(area_in2, 1e-6)) ** 0.5)
-            pix = page.get_pixmap(dpi=max(dpi, 1), alpha=False)
+            pix = page.get_pixmap(dpi=max(int(round(dpi)), 1), alpha=False)
             return Image.frombytes("RGB", (pix.width, pix.height), pix.samples)
 
     return render
@@ -85,8 +85,11 @@ def _is_blank(page: Any, ours: Page) -> bool:
 def _read_page(page: Any, number: int, tables: bool) -> Page:
     rect = page.rect
     label = page.get_label() or str(number)
-    data = page.get_text("dict", sort=True)
+    data = page.get_text("rawdict", sort=True)
     text_blocks = [b for b in data["blocks"] if b.get("type") == 0]
+    for b in text_blocks:
+        for ln in b["lines"]:
+            ln["text"] = _line_text(ln)
     image_infos = page.get_image_info()
     coverage = _coverage(image_infos, rect)
     chars = sum(len(s["text"].strip()) for b in text_blocks for ln in b["lines"] for s in ln["spans"])
@@ -101,14 +104,14 @@ def _read_page(page: Any, number: int, tables: bool) -> Page:
     if text_layer != "visible":
         out.blocks = _figures(image_infos, rect, start=0)
         return out
-    table_blocks = _tables(page) if tables and _might_have_table(page, text_blocks) else []
+    table_blocks = _tables(page, text_blocks) if tables and _might_have_table(page, text_blocks) else []
     body = _body_size(text_blocks)
     blocks: list[Block] = []
     for b in text_blocks:
         bbox = tuple(b["bbox"])
         if any(_inside(bbox, t.bbox) for t in table_blocks):
             continue
-        lines = [" ".join(s["text"] for s in ln["spans"]).strip() for ln in b["lines"]]
+        lines = [ln["text"] for ln in b["lines"]]
         lines = [ln for ln in lines if ln]
         if not lines:
             continue
@@ -130,6 +133,38 @@ def _read_page(page: Any, number: int, tables: bool) -> Page:
         blk.order = i
     out.blocks = blocks
     return out
+
+
+def _line_text(line: dict) -> str:
+    """A line's text from its characters in visual order, with a space wherever the gap between glyphs is wide.
+
+    Some PDFs position every glyph with kerning and no space characters (``Table1 Compositionofthe``), and some
+    draw glyphs out of order (``371T .`` for ``3.71T``); reading the characters by position fixes both.
+    """
+    chars = []
+    for span in line["spans"]:
+        span["text"] = "".join(c["c"] for c in span["chars"])
+        chars.extend((c, span["size"]) for c in span["chars"])
+    if not chars:
+        return ""
+    dx, dy = line.get("dir", (1, 0))
+    return _chars_text(chars, ordered=abs(dy) < 1e-3 and dx > 0)
+
+
+def _chars_text(chars: list[tuple[dict, float]], ordered: bool = True) -> str:
+    rtl = any("\u0590" <= c["c"] <= "\u08ff" or "\ufb1d" <= c["c"] <= "\ufefc" for c, _ in chars)
+    if ordered and not rtl:  # plain left-to-right line: order by position (stable for ties)
+        chars = sorted(chars, key=lambda cs: cs[0]["origin"][0])
+    out: list[str] = []
+    prev_x1 = None
+    for c, size in chars:
+        ch = c["c"]
+        x0, _, x1, _ = c["bbox"]
+        if prev_x1 is not None and not ch.isspace() and out and not out[-1].isspace() and x0 - prev_x1 > 0.22 * size:
+            out.append(" ")
+        out.append(ch)
+        prev_x1 = x1
+    return re.sub(r"\s+", " ", "".join(out)).strip()
 
 
 def _join_lines(lines: list[str]) -> str:
@@ -184,20 +219,59 @@ def _might_have_table(page: Any, text_blocks: list[dict]) -> bool:
     return sum(1 for d in page.get_drawings() if d.get("items")) >= 4
 
 
-def _tables(page: Any) -> list[Block]:
+def _tables(page: Any, text_blocks: list[dict]) -> list[Block]:
     try:
         found = page.find_tables()
     except Exception:  # noqa: BLE001 - a table finder failure leaves the text blocks in place
         return []
     blocks = []
     for table in found.tables:
-        rows = [[(cell or "").replace("\n", " ").strip() for cell in row] for row in table.extract()]
+        raw = _table_cells(table, text_blocks)
+        rows = [[(cell or "").replace("\n", " ").strip() for cell in row] for row in raw]
         if len(rows) < 2 or max((len(r) for r in rows), default=0) < 2:
             continue
         text = "\n".join(" | ".join(r) for r in rows)
-        blocks.append(Block(kind="table", text=text, bbox=tuple(table.bbox), order=0, rows=rows,
-                            attrs={"header": list(getattr(table.header, "names", []) or [])}))
+        attrs: dict[str, Any] = {"header": list(getattr(table.header, "names", []) or [])}
+        if any(cell is None for row in raw for cell in row[1:]):  # merged cells: PyMuPDF gives None for covered
+            spans = []
+            for row in raw:
+                widths = [1] * len(row)
+                for c in range(1, len(row)):
+                    if row[c] is None:
+                        widths[c] = 0
+                        owner = max(i for i in range(c) if widths[i] > 0) if any(widths[:c]) else 0
+                        widths[owner] += 1
+                spans.append(widths)
+            attrs["spans"] = spans
+        blocks.append(Block(kind="table", text=text, bbox=tuple(table.bbox), order=0, rows=rows, attrs=attrs))
     return blocks
+
+
+def _table_cells(table: Any, text_blocks: list[dict]) -> list[list[str | None]]:
+    """Cell texts from the page's characters (in visual order, spaced by gaps); None for a merged-over cell."""
+    lines = [ln for b in text_blocks for ln in b["lines"]]
+    out: list[list[str | None]] = []
+    for row in table.rows:
+        cells: list[str | None] = []
+        for box in row.cells:
+            if box is None:
+                cells.append(None)
+                continue
+            x0, y0, x1, y1 = box
+            parts = []
+            for ln in lines:
+                inside = [c for s in ln["spans"] for c in s["chars"]
+                          if x0 <= (c["bbox"][0] + c["bbox"][2]) / 2 <= x1
+                          and y0 <= (c["bbox"][1] + c["bbox"][3]) / 2 <= y1]
+                if inside:
+                    size = ln["spans"][0]["size"] if ln["spans"] else 10.0
+                    parts.append((ln["bbox"][1], _chars_text([(c, size) for c in inside])))
+            cells.append(" ".join(t for _, t in sorted(parts, key=lambda p: p[0]) if t))
+        out.append(cells)
+    # columns that are empty in every row (PyMuPDF splits at every ruling line) carry nothing
+    width = max((len(r) for r in out), default=0)
+    keep = [c for c in range(width) if any(c < len(r) and r[c] for r in out)]
+    return [[r[c] if c < len(r) else "" for c in keep] for r in out]
 
 
 def _figures(infos: list[dict], rect: Any, start: int) -> list[Block]:

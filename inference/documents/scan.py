@@ -24,7 +24,8 @@ from typing import Any
 import numpy as np
 
 ANALYSIS_SIDE = 1600  # long side of the analysis copy, in pixels
-OSD_MIN_CONFIDENCE = 2.0
+OSD_MIN_CONFIDENCE = 4.0  # Tesseract's orientation confidence; a handwritten letter scores about 2
+MIN_SKEW_GAIN = 1.1  # deskew only when the best angle sharpens the row profile by this factor over level
 
 
 @dataclass(frozen=True)
@@ -140,7 +141,11 @@ def measure_skew(gray: np.ndarray, max_angle: float = 15.0) -> float:
         return float(angles[int(np.argmax(scores))])
 
     coarse = best(np.arange(-max_angle, max_angle + 1e-9, 0.5))
-    return round(best(np.arange(coarse - 0.5, coarse + 0.5 + 1e-9, 0.02)), 2)
+    fine = best(np.arange(coarse - 0.5, coarse + 0.5 + 1e-9, 0.02))
+    level = _profile_sharpness(ys, xs, 0.0)
+    if level > 0 and _profile_sharpness(ys, xs, fine) < MIN_SKEW_GAIN * level:
+        return 0.0  # no clear text lines (a drawing, a photo): leave the page as it is
+    return round(fine, 2)
 
 
 def line_axis(gray: np.ndarray) -> str:
@@ -296,9 +301,12 @@ def _osd_rotation(gray: np.ndarray) -> int | None:
             found = api.DetectOrientationScript()
     except RuntimeError:
         return None
-    if not found or found.get("orient_conf", 0) < OSD_MIN_CONFIDENCE:
+    if not found:
         return 0
-    return (360 - int(found["orient_deg"])) % 360  # Tesseract reports the counter-clockwise correction
+    turn = (360 - int(found["orient_deg"])) % 360  # Tesseract reports the counter-clockwise correction
+    # the lines are already horizontal (OpenCV), so a quarter turn would contradict it: ask for more evidence
+    need = OSD_MIN_CONFIDENCE if turn in (0, 180) else 3 * OSD_MIN_CONFIDENCE
+    return turn if found.get("orient_conf", 0) >= need else 0
 
 
 def _normalise_contrast(img: np.ndarray, colour: bool) -> np.ndarray:

@@ -61,17 +61,21 @@ def reading_order(blocks: list[Block], page_width: float) -> list[Block]:
                 return i
         return None  # crosses a gutter: spans columns
 
+    def key(b: Block) -> tuple[int, float, float]:
+        col = column(b)
+        return (col if col is not None else -1, b.bbox[1], b.bbox[0])
+
     out: list[Block] = []
     band: list[Block] = []
     for blk in sorted(blocks, key=lambda b: (b.bbox[1], b.bbox[0])):
         if column(blk) is None and not any(_overlap_y(blk, other) for other in band if column(other) is not None
                                            and other.bbox[3] > blk.bbox[1] + 1):
-            out.extend(sorted(band, key=lambda b: (column(b), b.bbox[1], b.bbox[0])))
+            out.extend(sorted(band, key=key))
             out.append(blk)
             band = []
         else:
             band.append(blk)
-    out.extend(sorted(band, key=lambda b: (column(b) if column(b) is not None else -1, b.bbox[1], b.bbox[0])))
+    out.extend(sorted(band, key=key))
     return out
 
 
@@ -114,18 +118,50 @@ def find_gutters(blocks: list[Block], page_width: float, min_gap: float = 8.0) -
 
 def mark_furniture(page: Page, repeats: set[str]) -> None:
     band = MARGIN_BAND * page.height
-    for blk in page.blocks:
-        if blk.kind in ("figure", "table") or not blk.text.strip():
-            continue
-        top = blk.bbox[3] <= band * 1.4 and blk.bbox[1] <= band
-        bottom = blk.bbox[1] >= page.height - band * 1.4 and blk.bbox[3] >= page.height - band
-        if not (top or bottom):
-            continue
+    texts = [b for b in page.blocks if b.kind not in ("figure", "table") and b.text.strip()]
+    if not texts:
+        return
+    top_band = [b for b in texts if b.bbox[3] <= band * 1.4 and b.bbox[1] <= band]
+    bottom_band = [b for b in texts if b.bbox[1] >= page.height - band * 1.4 and b.bbox[3] >= page.height - band]
+    body = [b for b in texts if b not in top_band and b not in bottom_band]
+    body_top = min((b.bbox[1] for b in body), default=page.height)
+    body_bottom = max((b.bbox[3] for b in body), default=0.0)
+    sizes = sorted(b.attrs["size"] for b in body if b.attrs.get("size"))
+    body_size = sizes[len(sizes) // 2] if sizes else 0.0
+    for blk in top_band + bottom_band:
+        top = blk in top_band
         text = blk.text.strip()
         if PAGE_NUMBER.match(text):
             blk.kind = "page_number"
-        elif _mask(text) in repeats or (len(text) < 200 and STAMP.search(text)):
+        elif (_mask(text) in repeats or (len(text) < 200 and STAMP.search(text))
+              or _running_line(blk, top, body_top, body_bottom, body_size)):
             blk.kind = "header" if top else "footer"
+    # a lone page number below (or above) everything else, wherever the page's content ends
+    ordered = sorted(texts, key=lambda b: b.bbox[1])
+    for blk, rest in ((ordered[-1], ordered[:-1]), (ordered[0], ordered[1:])):
+        if blk.kind == "page_number" or not rest or not PAGE_NUMBER.match(blk.text.strip()):
+            continue
+        height = max(1.0, blk.bbox[3] - blk.bbox[1])
+        below = blk is ordered[-1]
+        gap = blk.bbox[1] - max(b.bbox[3] for b in rest) if below else min(b.bbox[1] for b in rest) - blk.bbox[3]
+        if gap >= 1.5 * height:
+            blk.kind = "page_number"
+
+
+FOLIO = re.compile(r"^\s*(\d{2,4}|[ivxlc]{2,6})\s+\S|\S\s+(\d{2,4}|[ivxlc]{2,6})\s*$", re.I)
+
+
+def _running_line(blk: Block, top: bool, body_top: float, body_bottom: float, body_size: float) -> bool:
+    """A short line in the margin band, set apart from the body: a running head or foot on a lone page."""
+    if len(blk.text.split()) > 15 or (blk.kind == "heading" and blk.level == 1):
+        return False
+    if FOLIO.search(blk.text):
+        return True
+    size = blk.attrs.get("size")
+    if size and body_size and size < 0.92 * body_size:
+        return True
+    gap = body_top - blk.bbox[3] if top else blk.bbox[1] - body_bottom
+    return gap >= 1.5 * max(1.0, blk.bbox[3] - blk.bbox[1])
 
 
 def _repeated_margin_texts(pages: Iterable[Page]) -> set[str]:

@@ -1,0 +1,92 @@
+"""What the document tasks return, and the interface both engines (builtin, model) implement."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+from ..documents.model import Document
+
+Progress = Callable[[int, int, str], None]  # (done, total, what)
+
+
+@dataclass(frozen=True)
+class ParseOptions:
+    furniture: bool = False  # keep running headers, footers and page numbers in the Markdown
+    markers: bool = True  # page markers (HTML comments) between pages
+    ocr: bool = True  # OCR scanned pages (builtin engine)
+
+
+@dataclass
+class ParseResult:
+    document: Document  # analysed: reading order set, furniture marked, OCR blocks added
+    markdown: str
+    pages: list[str]  # Markdown per page, same order as document.pages
+    engine: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"engine": self.engine, "document": self.document.to_dict()}
+
+
+@dataclass
+class Citation:
+    document: str  # source path
+    page: int  # physical, 1-based
+    label: str
+    text: str  # the passage it rests on
+    score: float = 0.0
+
+
+@dataclass
+class Answer:
+    question: str
+    text: str
+    citations: list[Citation]
+    kind: str  # "retrieved" (evidence, no generation) | "generated"
+    engine: str
+
+    @property
+    def pages(self) -> list[int]:
+        return [c.page for c in self.citations]
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Extraction:
+    value: dict[str, Any]
+    sources: dict[str, Citation]  # JSON pointer of a value -> where it came from
+    valid: bool
+    errors: list[str]
+    kind: str  # "best-effort" (builtin, from key-value pairs and tables) | "generated"
+    engine: str
+    attempts: int = 1
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class TaskContext:
+    progress: Progress | None = None
+    on_event: Callable[[Any], None] | None = None  # engine events (model engine: denoising steps)
+    cancel: Any = None  # an inference.engine.CancelToken
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def report(self, done: int, total: int, what: str) -> None:
+        if self.progress:
+            self.progress(done, total, what)
+
+
+class TaskEngine(Protocol):
+    name: str
+
+    def parse(self, doc: Document, options: ParseOptions | None = None,
+              context: TaskContext | None = None) -> ParseResult: ...
+
+    def ask(self, docs: Sequence[Document], question: str, context: TaskContext | None = None) -> Answer: ...
+
+    def extract(self, docs: Sequence[Document], schema: dict[str, Any],
+                context: TaskContext | None = None) -> Extraction: ...

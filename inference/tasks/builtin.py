@@ -1,0 +1,228 @@
+"""The builtin engine: no model weights. Text layer + layout analysis, Tesseract OCR, BM25 retrieval, key-value extract.
+
+Its ``ask`` answers with retrieved evidence (passages and their pages), never with generated text, and its
+``extract`` is a best effort from key-value lines and table rows; both say so in their result's ``kind``.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ..documents.model import Document, Page
+from .base import Answer, Citation, Extraction, ParseOptions, ParseResult, TaskContext
+from .layout import FURNITURE, analyse
+from .markdown import page_markdown
+
+log = logging.getLogger(__name__)
+PASSAGE_WORDS = 120
+
+
+def needs_ocr(doc: Document, page: Page) -> bool:
+    if page.error:
+        return False
+    if doc.kind in ("image", "video"):
+        return True
+    return doc.kind == "pdf" and not page.has_text_layer
+
+
+class BuiltinEngine:
+    name = "builtin"
+
+    def parse(self, doc: Document, options: ParseOptions | None = None,
+              context: TaskContext | None = None) -> ParseResult:
+        from .ocr import ocr_page
+
+        context = context or TaskContext()
+        options = options or ParseOptions()
+        doc = copy.copy(doc)  # the caller's document keeps its blocks; pages are replaced below
+        doc.pages = [copy.deepcopy(p) for p in doc.pages]
+        doc.errors = list(doc.errors)
+        total = len(doc.pages)
+        for i, page in enumerate(doc.pages):
+            context.report(i, total, f"{doc.name}: page {page.number}")
+            if options.ocr and needs_ocr(doc, page):
+                try:
+                    page.blocks = ocr_page(doc, page)
+                    page.attrs["ocr"] = "tesseract"
+                except Exception as exc:  # noqa: BLE001 - one page's OCR failure never loses the others
+                    log.debug("OCR failed", exc_info=True)
+                    doc.add_error(page.number, f"OCR failed: {exc}", "OcrError")
+        context.report(total, total, f"{doc.name}: layout")
+        analyse(doc)
+        pages = [page_markdown(p, furniture=options.furniture, marker=options.markers) for p in doc.pages]
+        markdown = "\n\n".join(p for p in pages if p).strip() + "\n"
+        return ParseResult(document=doc, markdown=markdown, pages=pages, engine=self.name)
+
+    # ask: BM25 over passages -------------------------------------------------------------------------------------
+    def ask(self, docs: Sequence[Document], question: str, context: TaskContext | None = None,
+            k: int = 5) -> Answer:
+        index = PassageIndex.build(docs)
+        hits = index.search(question, k)
+        citations = [Citation(document=p.document, page=p.page, label=p.label, text=p.text, score=round(s, 3))
+                     for p, s in hits]
+        if citations:
+            lines = ["Retrieved evidence (builtin engine: no model, these passages are quoted, not an answer):"]
+            for c in citations:
+                lines.append(f"- page {c.page}: \u201c{_snippet(c.text)}\u201d")
+            text = "\n".join(lines)
+        else:
+            text = "No passage in the documents matches the question."
+        return Answer(question=question, text=text, citations=citations, kind="retrieved", engine=self.name)
+
+    # extract: key-value lines and table rows ---------------------------------------------------------------------
+    def extract(self, docs: Sequence[Document], schema: dict[str, Any],
+                context: TaskContext | None = None) -> Extraction:
+        from .schema import check_schema, coerce, validate
+
+        check_schema(schema)
+        pairs = list(_key_values(docs))
+        value: dict[str, Any] = {}
+        sources: dict[str, Citation] = {}
+        for name, spec in (schema.get("properties") or {}).items():
+            keys = [name, name.replace("_", " "), spec.get("title", ""), *spec.get("x-aliases", [])]
+            best = _best_pair(pairs, [k for k in keys if k])
+            if best is None:
+                continue
+            pair, _ = best
+            try:
+                value[name] = coerce(pair.value, spec)
+            except ValueError:
+                continue
+            sources[f"/{name}"] = Citation(document=pair.document, page=pair.page, label=pair.label,
+                                           text=f"{pair.key}: {pair.value}")
+        errors = validate(value, schema)
+        return Extraction(value=value, sources=sources, valid=not errors, errors=errors, kind="best-effort",
+                          engine=self.name)
+
+
+@dataclass
+class Passage:
+    document: str
+    page: int
+    label: str
+    text: str
+
+
+class PassageIndex:
+    """BM25 (bm25s) over passages of about ``PASSAGE_WORDS`` words that never cross a page."""
+
+    def __init__(self, passages: list[Passage]) -> None:
+        import bm25s
+
+        self.passages = passages
+        self.retriever = None
+        if passages:
+            tokens = bm25s.tokenize([p.text for p in passages], stopwords="en", stemmer=light_stem,
+                                    show_progress=False)
+            self.retriever = bm25s.BM25()
+            self.retriever.index(tokens, show_progress=False)
+
+    @classmethod
+    def build(cls, docs: Sequence[Document]) -> PassageIndex:
+        return cls([p for doc in docs for p in passages(doc)])
+
+    def search(self, query: str, k: int = 5) -> list[tuple[Passage, float]]:
+        import bm25s
+
+        if self.retriever is None or not query.strip():
+            return []
+        tokens = bm25s.tokenize([query], stopwords="en", stemmer=light_stem, show_progress=False)
+        if not tokens.ids or not tokens.ids[0]:
+            return []
+        docs, scores = self.retriever.retrieve(tokens, k=min(k, len(self.passages)), show_progress=False)
+        return [(self.passages[int(i)], float(s)) for i, s in zip(docs[0], scores[0], strict=True) if s > 0]
+
+
+def passages(doc: Document) -> list[Passage]:
+    out = []
+    for page in doc.pages:
+        words: list[str] = []
+        heading = ""
+        for blk in sorted(page.blocks, key=lambda b: b.order):
+            if blk.kind in FURNITURE or not blk.text.strip():
+                continue
+            if blk.kind == "heading":
+                if len(words) > 20:
+                    out.append(Passage(doc.source, page.number, page.label, " ".join(words)))
+                    words = []
+                heading = blk.text.strip()
+                words.extend(heading.split())
+                continue
+            words.extend(blk.text.split())
+            if len(words) >= PASSAGE_WORDS:
+                out.append(Passage(doc.source, page.number, page.label, " ".join(words)))
+                words = heading.split()[:12] if heading else []
+        if len(words) > len(heading.split()):
+            out.append(Passage(doc.source, page.number, page.label, " ".join(words)))
+    return out
+
+
+SUFFIXES = ("ational", "ization", "fulness", "iveness", "ations", "ation", "ments", "ment", "ings", "ing", "edly",
+            "ies", "ied", "ers", "er", "ed", "es", "ly", "s")
+
+
+def light_stem(word: str) -> str:
+    """A small suffix stripper, enough for BM25 to match 'controls' with 'control' and 'masking' with 'mask'."""
+    if len(word) <= 4 or not word.isalpha():
+        return word
+    for suffix in SUFFIXES:
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            stem = word[: -len(suffix)]
+            return stem + "y" if suffix in ("ies", "ied") else stem
+    return word
+
+
+def _snippet(text: str, limit: int = 300) -> str:
+    return text if len(text) <= limit else text[: limit].rsplit(" ", 1)[0] + " \u2026"
+
+
+@dataclass
+class KeyValue:
+    key: str
+    value: str
+    document: str
+    page: int
+    label: str
+
+
+KV_LINE = re.compile(r"^\s*([^:\n]{1,60}?)\s*[:：]\s*(\S.{0,200}?)\s*$")
+
+
+def _key_values(docs: Sequence[Document]):
+    for doc in docs:
+        for page in doc.pages:
+            for blk in sorted(page.blocks, key=lambda b: b.order):
+                if blk.kind == "table" and blk.rows:
+                    for row in blk.rows:
+                        cells = [c for c in row if c.strip()]
+                        if len(cells) >= 2:
+                            yield KeyValue(cells[0], cells[1], doc.source, page.number, page.label)
+                    if len(blk.rows) >= 2:  # header row -> first data row
+                        for head, cell in zip(blk.rows[0], blk.rows[1], strict=False):
+                            if head.strip() and cell.strip():
+                                yield KeyValue(head, cell, doc.source, page.number, page.label)
+                    continue
+                for line in re.split(r"\n|(?<=[.;])\s+(?=[A-Z][^:]{0,40}:)", blk.text):
+                    if m := KV_LINE.match(line):
+                        yield KeyValue(m.group(1), m.group(2), doc.source, page.number, page.label)
+
+
+def _best_pair(pairs: list[KeyValue], keys: list[str]) -> tuple[KeyValue, float] | None:
+    best: tuple[KeyValue, float] | None = None
+    wanted = [_norm_key(k) for k in keys]
+    for pair in pairs:
+        have = _norm_key(pair.key)
+        score = max(difflib.SequenceMatcher(a=w, b=have).ratio() for w in wanted)
+        if score >= 0.8 and (best is None or score > best[1]):
+            best = (pair, score)
+    return best
+
+
+def _norm_key(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", " ", text.lower()).strip()

@@ -1,0 +1,114 @@
+"""Markdown from the document model: headings, lists, tables (HTML where cells merge), page markers.
+
+A page marker is an HTML comment, ``<!-- page 3 (label iii) -->``, so that renderers hide it and tools can split on
+it. Running headers, footers and page numbers (marked by ``layout.analyse``) are left out unless ``furniture=True``.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+
+from ..documents.model import Block, Document, Page
+from .layout import FURNITURE
+
+BULLET = re.compile(r"^\s*(?:[-•▪‣◦●*·–®¢]|\(?[0-9]{1,3}[.)]|\(?[a-zA-Z][.)])\s+")
+ORDERED = re.compile(r"^\s*\(?([0-9]{1,3}|[a-zA-Z])[.)]\s+")
+
+
+def page_marker(page: Page) -> str:
+    label = f" (label {page.label})" if page.label and page.label != str(page.number) else ""
+    when = f" at {page.label}" if page.timestamp is not None else ""
+    return f"<!-- page {page.number}{label if page.timestamp is None else when} -->"
+
+
+def document_markdown(doc: Document, furniture: bool = False, markers: bool = True) -> str:
+    parts = []
+    for page in doc.pages:
+        parts.append(page_markdown(page, furniture=furniture, marker=markers))
+    return "\n\n".join(p for p in parts if p).strip() + "\n"
+
+
+def page_markdown(page: Page, furniture: bool = False, marker: bool = True) -> str:
+    out = [page_marker(page)] if marker else []
+    if page.error:
+        out.append(f"<!-- error: {html.escape(page.error)} -->")
+    for blk in sorted(page.blocks, key=lambda b: b.order):
+        if blk.kind in FURNITURE and not furniture:
+            continue
+        text = block_markdown(blk)
+        if text:
+            out.append(text)
+    return "\n\n".join(out)
+
+
+def block_markdown(blk: Block) -> str:
+    text = blk.text.strip()
+    if blk.kind == "heading":
+        return f"{'#' * max(1, min(6, blk.level or 2))} {_inline(text)}"
+    if blk.kind == "list":
+        items = [ln for ln in text.splitlines() if ln.strip()]
+        return "\n".join(_list_item(ln) for ln in _merge_continuations(items))
+    if blk.kind == "table":
+        return table_markdown(blk)
+    if blk.kind == "figure":
+        return f"<!-- image{': ' + html.escape(text) if text else ''} -->"
+    if blk.kind == "code":
+        return f"```\n{blk.text}\n```"
+    if blk.kind == "formula":
+        return f"$$\n{text}\n$$"
+    return _inline(text)
+
+
+def table_markdown(blk: Block) -> str:
+    rows = blk.rows or []
+    if not rows:
+        return _inline(blk.text)
+    spans = blk.attrs.get("spans")
+    if spans or any(len(r) != len(rows[0]) for r in rows):
+        return table_html(rows, spans)
+    width = len(rows[0])
+    lines = ["| " + " | ".join(_cell(c) for c in rows[0]) + " |", "|" + "---|" * width]
+    lines += ["| " + " | ".join(_cell(c) for c in r) + " |" for r in rows[1:]]
+    return "\n".join(lines)
+
+
+def table_html(rows: list[list[str]], spans: list[list[int]] | None = None) -> str:
+    """Rows of cells as an HTML table; ``spans[r][c]`` is the colspan of a cell (0: covered by the cell before)."""
+    out = ["<table>"]
+    for r, row in enumerate(rows):
+        tag = "th" if r == 0 else "td"
+        cells = []
+        for c, cell in enumerate(row):
+            span = spans[r][c] if spans and r < len(spans) and c < len(spans[r]) else 1
+            if span == 0:
+                continue
+            attr = f' colspan="{span}"' if span > 1 else ""
+            cells.append(f"<{tag}{attr}>{html.escape(cell)}</{tag}>")
+        out.append("<tr>" + "".join(cells) + "</tr>")
+    out.append("</table>")
+    return "\n".join(out)
+
+
+def _merge_continuations(items: list[str]) -> list[str]:
+    merged: list[str] = []
+    for item in items:
+        if merged and not BULLET.match(item):
+            merged[-1] = f"{merged[-1]} {item.strip()}"
+        else:
+            merged.append(item)
+    return merged
+
+
+def _list_item(line: str) -> str:
+    if m := ORDERED.match(line):
+        return f"{m.group(1)}. {_inline(line[m.end():])}"
+    return f"- {_inline(BULLET.sub('', line, count=1))}"
+
+
+def _cell(text: str) -> str:
+    return _inline(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _inline(text: str) -> str:
+    return re.sub(r"[ \t]+", " ", text).strip()
