@@ -36,7 +36,37 @@ def build_parser() -> argparse.ArgumentParser:
 
     info = sub.add_parser("model-info", help="parameter counts by group and memory estimates, from the config alone")
     info.add_argument("source", help=MODEL_HELP)
+
+    parse = sub.add_parser("parse", help="documents to Markdown / JSON / text / HTML / CSV, resumable")
+    parse.add_argument("inputs", nargs="+", metavar="FILE|DIR")
+    parse.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    parse.add_argument("--format", default="md", help="comma-separated: md,json,txt,html,csv (default: md)")
+    parse.add_argument("--per-page", action="store_true", help="one Markdown file per page: <stem>_pg<N>.md")
+    parse.add_argument("--keep-furniture", action="store_true", help="keep running headers, footers, page numbers")
+    parse.add_argument("--force", action="store_true", help="parse again documents a previous run finished")
+    _add_engine_args(parse)
+
+    ask = sub.add_parser("ask", help="a question over documents; the answer cites its pages")
+    ask.add_argument("inputs", nargs="+", metavar="FILE ... QUESTION", help="documents, then the question")
+    ask.add_argument("--json", action="store_true")
+    _add_engine_args(ask)
+
+    extract = sub.add_parser("extract", help="fields described by a JSON Schema, with the page of each value")
+    extract.add_argument("inputs", nargs="+", metavar="FILE")
+    extract.add_argument("--schema", required=True, metavar="SCHEMA.json")
+    extract.add_argument("--out", metavar="FILE.json", help="also write the result here")
+    _add_engine_args(extract)
     return parser
+
+
+def _add_engine_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--engine", choices=("builtin", "model"), default=None,
+                        help="builtin (no weights; the default without --model) or model (DiffusionGemma)")
+    parser.add_argument("--model", default=None, help=f"model source for --engine model: {MODEL_HELP}")
+    parser.add_argument("--dtype", default="auto", choices=("auto", "bf16", "fp16", "fp32"))
+    parser.add_argument("--device", default="auto", choices=("auto", "cuda", "mps", "cpu"))
+    parser.add_argument("--max-new-tokens", type=int)
+    parser.add_argument("--steps", type=int, help="max denoising steps per canvas")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -48,7 +78,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
-        return {"generate": cmd_generate, "model-info": cmd_model_info}[args.command](args)
+        commands = {"generate": cmd_generate, "model-info": cmd_model_info, "parse": cmd_parse, "ask": cmd_ask,
+                    "extract": cmd_extract}
+        return commands[args.command](args)
     except WorkbenchError as exc:
         print(f"dwb: {exc.user_message()}", file=sys.stderr)
         return 2
@@ -139,6 +171,125 @@ def cmd_generate(args: argparse.Namespace) -> int:
         elif isinstance(event, Cancelled):
             status = 130
     return status
+
+
+def make_engine(args: argparse.Namespace) -> Any:
+    """The task engine the arguments ask for: builtin unless --engine model or a --model is given."""
+    from inference.errors import ConfigError
+
+    kind = args.engine or ("model" if args.model else "builtin")
+    if kind == "builtin":
+        from inference.tasks import BuiltinEngine
+
+        return BuiltinEngine()
+    if not args.model:
+        raise ConfigError("--engine model needs --model", hint="Use --model tiny for the built-in demo model, or a "
+                                                               "Hugging Face id or folder.")
+    from inference.loading import load_model
+    from inference.tasks.model import ModelEngine
+
+    loaded = load_model(args.model, dtype=args.dtype, device=args.device)
+    print(f"model: {loaded.label} [{loaded.dtype}, {loaded.device}]", file=sys.stderr)
+    engine = ModelEngine(loaded)
+    overrides = {k: v for k, v in (("max_new_tokens", args.max_new_tokens), ("max_denoising_steps", args.steps))
+                 if v is not None}
+    if overrides:
+        engine.params = engine.engine.default_params(**overrides)
+    return engine
+
+
+class ProgressBar:
+    """One line on stderr, redrawn in place on a terminal, one line per document otherwise."""
+
+    def __init__(self, stream: Any = None) -> None:
+        self.stream = stream or sys.stderr
+        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+
+    def __call__(self, index: int, total: int, item: Any, result: Any) -> None:
+        done = index + (1 if result is not None else 0)
+        width = 24
+        filled = int(width * done / max(total, 1))
+        bar = "#" * filled + "-" * (width - filled)
+        name = item.path.name if len(item.path.name) <= 40 else item.path.name[:37] + "..."
+        state = result.status if result is not None else "parsing"
+        line = f"[{bar}] {done}/{total} {state:8} {name}"
+        if self.tty:
+            self.stream.write("\r" + line.ljust(100)[:100])
+            if done == total and result is not None:
+                self.stream.write("\n")
+        elif result is not None:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+
+def cmd_parse(args: argparse.Namespace) -> int:
+    from inference.batch import run_parse
+    from inference.exports import parse_formats
+    from inference.tasks.base import ParseOptions
+
+    formats = parse_formats(args.format)
+    engine = make_engine(args)
+    result = run_parse(args.inputs, args.out, engine, formats=formats, per_page=args.per_page, force=args.force,
+                       options=ParseOptions(furniture=args.keep_furniture), on_item=ProgressBar())
+    done, skipped = result.count("done"), result.count("skipped")
+    print(f"{done} parsed, {skipped} already done, {len(result.partial)} partial, {len(result.failed)} failed "
+          f"-> {args.out}", file=sys.stderr)
+    for item in result.partial:
+        print(f"  partial: {item.path}: {item.message}", file=sys.stderr)
+    for item in result.failed:
+        print(f"  failed:  {item.message}", file=sys.stderr)
+    return 1 if result.failed else 0
+
+
+def _open_all(paths: Sequence[str]) -> list[Any]:
+    from inference.documents import ingest
+    from inference.errors import IngestError
+
+    docs = []
+    for r in ingest(paths):
+        if r.document is None:
+            raise IngestError(r.error or "could not be read", path=None)
+        docs.append(r.document)
+    if not docs:
+        raise IngestError("no documents given")
+    return docs
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    from inference.errors import ConfigError
+    from inference.exports import answer_markdown
+
+    if len(args.inputs) < 2:
+        raise ConfigError("ask needs at least one document and a question: dwb ask FILE ... \"QUESTION\"")
+    *paths, question = args.inputs
+    docs = _open_all(paths)
+    engine = make_engine(args)
+    if engine.name == "builtin":  # OCR scanned pages and mark furniture first, so that every page can be searched
+        docs = [engine.parse(d).document for d in docs]
+    answer = engine.ask(docs, question)
+    print(json.dumps(answer.to_json(), ensure_ascii=False, indent=1) if args.json else answer_markdown(answer))
+    return 0 if answer.citations else 1
+
+
+def cmd_extract(args: argparse.Namespace) -> int:
+    from inference.exports import extraction_json, write_atomic
+    from inference.tasks.schema import load_schema
+
+    schema = load_schema(args.schema)
+    docs = _open_all(args.inputs)
+    engine = make_engine(args)
+    if engine.name == "builtin":
+        docs = [engine.parse(d).document for d in docs]
+    result = engine.extract(docs, schema)
+    text = extraction_json(result)
+    if args.out:
+        from pathlib import Path
+
+        write_atomic(Path(args.out), text)
+    print(text)
+    if not result.valid:
+        print("dwb: the result is not valid against the schema:\n  " + "\n  ".join(result.errors), file=sys.stderr)
+    return 0 if result.valid else 1
 
 
 if __name__ == "__main__":

@@ -56,3 +56,7 @@ class GenerationError(WorkbenchError):
 
 class IngestError(WorkbenchError):
     """A document or one of its pages could not be read."""
+
+
+class CancelledError(WorkbenchError):
+    """The user cancelled the task; what finished before stays."""

@@ -243,7 +243,8 @@ def _tables(page: Any, text_blocks: list[dict]) -> list[Block]:
                         widths[owner] += 1
                 spans.append(widths)
             attrs["spans"] = spans
-        blocks.append(Block(kind="table", text=text, bbox=tuple(table.bbox), order=0, rows=rows, attrs=attrs))
+        bbox = getattr(table, "attrs_bbox", None) or tuple(table.bbox)
+        blocks.append(Block(kind="table", text=text, bbox=bbox, order=0, rows=rows, attrs=attrs))
     return blocks
 
 
@@ -268,10 +269,60 @@ def _table_cells(table: Any, text_blocks: list[dict]) -> list[list[str | None]]:
                     parts.append((ln["bbox"][1], _chars_text([(c, size) for c in inside])))
             cells.append(" ".join(t for _, t in sorted(parts, key=lambda p: p[0]) if t))
         out.append(cells)
+    header = _header_above(table, lines)
+    if header is not None:
+        out.insert(0, header[0])
+        table.attrs_bbox = (min(table.bbox[0], header[1][0]), header[1][1], max(table.bbox[2], header[1][2]),
+                            table.bbox[3])
     # columns that are empty in every row (PyMuPDF splits at every ruling line) carry nothing
     width = max((len(r) for r in out), default=0)
     keep = [c for c in range(width) if any(c < len(r) and r[c] for r in out)]
     return [[r[c] if c < len(r) else "" for c in keep] for r in out]
+
+
+def _header_above(table: Any, lines: list[dict]) -> tuple[list[str | None], tuple] | None:
+    """A header row that the table finder left out: one line just above the table whose words fall into its columns.
+
+    Tables ruled only below their header (booktabs style) lose the header row; it is recovered when at least half
+    of the columns get a word and no word falls outside the columns.
+    """
+    columns: list[tuple[float, float]] = []  # the usual extent of each column (merged cells aside)
+    for c in range(table.col_count):
+        boxes = [row.cells[c] for row in table.rows if c < len(row.cells) and row.cells[c] is not None]
+        if not boxes:
+            return None
+        columns.append((sorted(b[0] for b in boxes)[len(boxes) // 2], sorted(b[2] for b in boxes)[len(boxes) // 2]))
+    tx0, ty0, tx1, _ = table.bbox
+    above = [ln for ln in lines if ln["bbox"][3] <= ty0 + 2 and ln["bbox"][0] >= tx0 - 4 and ln["bbox"][2] <= tx1 + 4]
+    if not above:
+        return None
+    nearest = max(ln["bbox"][3] for ln in above)
+    row_lines = [ln for ln in above if abs(ln["bbox"][3] - nearest) < 3]
+    height = max(ln["bbox"][3] - ln["bbox"][1] for ln in row_lines)
+    if ty0 - nearest > 1.6 * height:
+        return None
+    cells: list[list[str]] = [[] for _ in columns]
+    for ln in row_lines:
+        size = ln["spans"][0]["size"] if ln["spans"] else 10.0
+        chars = sorted(((c, size) for s in ln["spans"] for c in s["chars"] if not c["c"].isspace()),
+                       key=lambda cs: cs[0]["bbox"][0])
+        words: list[list[tuple[dict, float]]] = []
+        for cs in chars:
+            if words and cs[0]["bbox"][0] - words[-1][-1][0]["bbox"][2] <= 0.22 * size:
+                words[-1].append(cs)
+            else:
+                words.append([cs])
+        for word in words:
+            centre = (word[0][0]["bbox"][0] + word[-1][0]["bbox"][2]) / 2
+            col = next((i for i, (x0, x1) in enumerate(columns) if x0 - 2 <= centre <= x1 + 2), None)
+            if col is None:
+                return None
+            cells[col].append(_chars_text(word))
+    if sum(1 for c in cells if c) * 2 < len(columns):
+        return None
+    box = (min(ln["bbox"][0] for ln in row_lines), min(ln["bbox"][1] for ln in row_lines),
+           max(ln["bbox"][2] for ln in row_lines), nearest)
+    return [" ".join(c) for c in cells], box
 
 
 def _figures(infos: list[dict], rect: Any, start: int) -> list[Block]:

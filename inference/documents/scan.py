@@ -344,8 +344,8 @@ def page_image(doc: Any, number: int, dpi: float = 144, clean: bool = True,
                options: ScanOptions = ScanOptions()) -> Any:
     """Page ``number`` of ``doc`` as a PIL image; scanned pages cleaned (what was done lands in the page's attrs)."""
     image = doc.render(number, dpi)
-    page = doc.pages[number - 1]
-    if not (clean and page.scanned):
+    page = next((p for p in doc.pages if p.number == number), None)
+    if page is None or not (clean and page.scanned):
         return image
     result = clean_scan(image, options)
     page.attrs["cleanup"] = result.summary()

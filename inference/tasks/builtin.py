@@ -118,7 +118,7 @@ class PassageIndex:
         self.passages = passages
         self.retriever = None
         if passages:
-            tokens = bm25s.tokenize([p.text for p in passages], stopwords="en", stemmer=light_stem,
+            tokens = bm25s.tokenize([p.text for p in passages], stopwords="en", stemmer=STEMMER,
                                     show_progress=False)
             self.retriever = bm25s.BM25()
             self.retriever.index(tokens, show_progress=False)
@@ -132,8 +132,9 @@ class PassageIndex:
 
         if self.retriever is None or not query.strip():
             return []
-        tokens = bm25s.tokenize([query], stopwords="en", stemmer=light_stem, show_progress=False)
-        if not tokens.ids or not tokens.ids[0]:
+        tokens = bm25s.tokenize([query], stopwords="en", stemmer=STEMMER, return_ids=False, show_progress=False)
+        tokens = [[t for t in tokens[0] if t in self.retriever.vocab_dict]]  # words the passages never use: no help
+        if not tokens[0]:
             return []
         docs, scores = self.retriever.retrieve(tokens, k=min(k, len(self.passages)), show_progress=False)
         return [(self.passages[int(i)], float(s)) for i, s in zip(docs[0], scores[0], strict=True) if s > 0]
@@ -176,6 +177,17 @@ def light_stem(word: str) -> str:
             stem = word[: -len(suffix)]
             return stem + "y" if suffix in ("ies", "ied") else stem
     return word
+
+
+class LightStemmer:
+    """bm25s calls ``stemWords`` on a list of words."""
+
+    @staticmethod
+    def stemWords(words: list[str]) -> list[str]:  # noqa: N802 - the name bm25s looks for
+        return [light_stem(w) for w in words]
+
+
+STEMMER = LightStemmer()
 
 
 def _snippet(text: str, limit: int = 300) -> str:

@@ -32,7 +32,8 @@ def analyse(doc: Document) -> Document:
     for page in doc.pages:
         if page.width and page.height and page.blocks:
             mark_furniture(page, repeats)
-            order_blocks(page)
+            if page.attrs.get("ocr") != "tesseract":  # Tesseract orders OCR pages itself, and well
+                order_blocks(page)
     return doc
 
 
@@ -88,17 +89,19 @@ def find_gutters(blocks: list[Block], page_width: float, min_gap: float = 8.0) -
     text = [b for b in blocks if b.kind not in ("figure",) and b.text.strip()]
     if len(text) < 4:
         return []
-    total_height = 0.0
-    for b in text:
-        h = max(1.0, b.bbox[3] - b.bbox[1])
-        total_height += h
-        for x in range(max(0, int(b.bbox[0])), min(width, int(b.bbox[2]) + 1)):
-            cover[x] += h
     left = min(b.bbox[0] for b in text)
     right = max(b.bbox[2] for b in text)
     span = right - left
     if span < page_width * 0.3:
         return []
+    total_height = 0.0
+    for b in text:
+        if b.bbox[2] - b.bbox[0] > 0.6 * span:
+            continue  # full-width blocks span the columns by definition: they say nothing about gutters
+        h = max(1.0, b.bbox[3] - b.bbox[1])
+        total_height += h
+        for x in range(max(0, int(b.bbox[0])), min(width, int(b.bbox[2]) + 1)):
+            cover[x] += h
     lo, hi = int(left + 0.2 * span), int(right - 0.2 * span)
     limit = 0.12 * total_height
     gutters = []

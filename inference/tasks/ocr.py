@@ -46,6 +46,8 @@ def ocr_image(image: Any, lang: str = "eng") -> list[tuple[str, tuple[float, flo
         api.SetImage(image)
         api.Recognize()
         it = api.GetIterator()
+        if it is None or not api.GetUTF8Text().strip():  # a blank page: no paragraphs, not an error
+            return []
         level_para, level_line = tesserocr.RIL.PARA, tesserocr.RIL.TEXTLINE
         lines: list[OcrLine] = []
         box = None
@@ -54,7 +56,10 @@ def ocr_image(image: Any, lang: str = "eng") -> list[tuple[str, tuple[float, flo
                 if lines:
                     paragraphs.append(_paragraph(lines, box))
                 lines, box = [], it.BoundingBox(level_para)
-            text = (it.GetUTF8Text(level_line) or "").strip()
+            try:
+                text = (it.GetUTF8Text(level_line) or "").strip()
+            except RuntimeError:  # an element with no text (a picture region)
+                text = ""
             bb = it.BoundingBox(level_line)
             if text and bb:
                 lines.append(OcrLine(text, tuple(float(v) for v in bb), float(bb[3] - bb[1])))

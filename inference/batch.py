@@ -1,0 +1,157 @@
+"""Batch parse: many inputs to an output folder, resumable.
+
+Each document's files are written (atomically) as soon as it finishes, then its entry in the folder's manifest
+(``.dwb-manifest.json``, also written atomically) records the input's content hash, the options and the files. A
+rerun skips a document whose entry matches and whose files are all there (unless ``force``), so a batch killed at
+any point keeps what finished and completes the rest. Bad files never stop the batch: they are listed in the result.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .documents import expand, open_document
+from .documents.model import file_sha256
+from .errors import CancelledError, WorkbenchError
+from .exports import parse_formats, write_atomic, write_parse
+from .tasks.base import ParseOptions, TaskContext
+
+log = logging.getLogger(__name__)
+MANIFEST = ".dwb-manifest.json"
+
+
+@dataclass
+class Item:
+    path: Path
+    subdir: str  # the sub-folder of a folder input, kept in the output
+    stem: str
+
+
+@dataclass
+class ItemResult:
+    path: str
+    status: str  # done | partial | skipped | failed
+    outputs: list[str] = field(default_factory=list)
+    message: str = ""
+    seconds: float = 0.0
+
+
+@dataclass
+class BatchResult:
+    items: list[ItemResult] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[ItemResult]:
+        return [i for i in self.items if i.status == "failed"]
+
+    @property
+    def partial(self) -> list[ItemResult]:
+        return [i for i in self.items if i.status == "partial"]
+
+    def count(self, status: str) -> int:
+        return sum(1 for i in self.items if i.status == status)
+
+
+def plan(inputs: Iterable[str | Path]) -> list[Item]:
+    """Every file to parse, with its output sub-folder and a stem unique within that sub-folder."""
+    items: list[Item] = []
+    for raw in inputs:
+        root = Path(raw)
+        for path in expand([root]):
+            subdir = path.parent.relative_to(root).as_posix() if root.is_dir() else ""
+            items.append(Item(path, "" if subdir == "." else subdir, path.stem))
+    seen: dict[tuple[str, str], int] = {}
+    for item in items:
+        key = (item.subdir, item.stem.lower())
+        seen[key] = seen.get(key, 0) + 1
+    for item in items:  # a.pdf and a.png in one folder: a_pdf, a_png
+        if seen[(item.subdir, item.stem.lower())] > 1:
+            item.stem = f"{item.stem}_{item.path.suffix.lstrip('.').lower()}"
+    return items
+
+
+class Manifest:
+    def __init__(self, out_dir: Path) -> None:
+        self.path = out_dir / MANIFEST
+        try:
+            self.entries: dict[str, Any] = json.loads(self.path.read_text(encoding="utf-8"))["documents"]
+        except (OSError, ValueError, KeyError, TypeError):
+            self.entries = {}
+
+    def finished(self, key: str, sha256: str, options: dict[str, Any], out_dir: Path) -> bool:
+        entry = self.entries.get(key)
+        return (entry is not None and entry.get("sha256") == sha256 and entry.get("options") == options
+                and all((out_dir / f).is_file() for f in entry.get("outputs", [])))
+
+    def record(self, key: str, entry: dict[str, Any]) -> None:
+        self.entries[key] = entry
+        write_atomic(self.path, json.dumps({"version": 1, "documents": self.entries}, ensure_ascii=False, indent=1))
+
+
+def run_parse(inputs: Iterable[str | Path], out_dir: str | Path, engine: Any, formats: Iterable[str] = ("md",),
+              per_page: bool = False, force: bool = False, options: ParseOptions | None = None,
+              on_item: Callable[[int, int, Item, ItemResult | None], None] | None = None,
+              context: TaskContext | None = None) -> BatchResult:
+    """Parse every input; ``on_item(index, total, item, result)`` is called before (result None) and after each."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    formats = parse_formats(list(formats))
+    options = options or ParseOptions()
+    settings = {"engine": engine.name, "formats": list(formats), "per_page": per_page,
+                "furniture": options.furniture, "markers": options.markers}
+    manifest = Manifest(out)
+    items = plan(inputs)
+    result = BatchResult()
+    for index, item in enumerate(items):
+        if on_item:
+            on_item(index, len(items), item, None)
+        key = str(Path(item.subdir, item.path.name).as_posix())
+        started = time.perf_counter()
+        try:
+            sha = file_sha256(item.path)
+        except OSError as exc:
+            res = ItemResult(str(item.path), "failed", message=f"{item.path}: cannot read the file ({exc.strerror})")
+        else:
+            if not force and manifest.finished(key, sha, settings, out):
+                res = ItemResult(str(item.path), "skipped", outputs=manifest.entries[key]["outputs"])
+            else:
+                res = _parse_one(item, key, sha, out, engine, formats, per_page, options, settings, manifest, context)
+        res.seconds = time.perf_counter() - started
+        result.items.append(res)
+        if on_item:
+            on_item(index, len(items), item, res)
+    return result
+
+
+def _parse_one(item: Item, key: str, sha: str, out: Path, engine: Any, formats: tuple[str, ...], per_page: bool,
+               options: ParseOptions, settings: dict[str, Any], manifest: Manifest,
+               context: TaskContext | None) -> ItemResult:
+    try:
+        doc = open_document(item.path)
+        parsed = engine.parse(doc, options, context)
+        written = write_parse(parsed, out, item.stem, formats, per_page=per_page, subdir=item.subdir)
+    except CancelledError:
+        raise
+    except WorkbenchError as exc:
+        return ItemResult(str(item.path), "failed", message=exc.user_message())
+    except Exception as exc:  # noqa: BLE001 - one document's failure never stops the batch
+        log.debug("parse failed", exc_info=True)
+        return ItemResult(str(item.path), "failed",
+                          message=f"{item.path}: could not be parsed ({type(exc).__name__}: {exc})")
+    outputs = [p.relative_to(out.resolve()).as_posix() for p in written]
+    errors = [f"page {e.page}: {e.message}" if e.page else e.message for e in parsed.document.errors]
+    status = "partial" if errors else "done"
+    manifest.record(key, {"sha256": sha, "options": settings, "outputs": outputs, "status": status,
+                          "errors": errors})
+    return ItemResult(str(item.path), status, outputs=outputs, message="; ".join(errors[:3]))
+
+
+def iter_results(result: BatchResult) -> Iterator[str]:
+    for item in result.items:
+        yield f"{item.status:8} {item.path}" + (f"  {item.message}" if item.message else "")

@@ -1,0 +1,205 @@
+"""The model engine: DiffusionGemma through ``inference.engine``, prompts from ``inference.prompts``.
+
+- parse: one prompt per page: the page image (scans cleaned), with the text layer as a hint where there is one;
+  the output is the page's Markdown.
+- ask: the whole document set when it fits the budget; otherwise BM25 picks the pages worth reading, the builder
+  splits them into chunks that fit, each chunk is asked (map) and the partial answers are combined (reduce).
+  Citations are the ``[p. N]`` marks the model writes; without any, the retrieved pages are cited.
+- extract: the schema goes in the prompt; the output's JSON is validated and, when it fails, the model is asked
+  again with the validation errors (up to ``retries`` times).
+
+Engine events (prefill, every denoising step, commits) go to ``context.on_event`` as they happen.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from ..documents.model import Block, Document
+from ..errors import CancelledError, GenerationError
+from ..events import Cancelled, Failed, Finished
+from ..params import DiffusionParams
+from ..prompts import Prompt, PromptBuilder, PromptPolicy
+from .base import Answer, Citation, Extraction, ParseOptions, ParseResult, TaskContext
+from .builtin import PassageIndex
+from .layout import analyse
+from .markdown import page_marker
+
+PARSE_INSTRUCTION = ("Transcribe this page into Markdown. Keep the reading order, headings (#), lists, and tables "
+                     "(HTML <table> where cells are merged). Leave out running headers, footers and page numbers. "
+                     "Write only the transcription.")
+ASK_INSTRUCTION = ("Answer the question from the documents above. After each statement, cite the page it rests on "
+                   "as [p. N]. If the documents do not answer it, say so.\nQuestion: {question}")
+REDUCE_INSTRUCTION = ("Partial answers to the question, each from a different part of the documents:\n{partials}\n"
+                      "Combine them into one answer, keeping the [p. N] citations.\nQuestion: {question}")
+EXTRACT_INSTRUCTION = ("Extract the fields described by this JSON Schema from the documents above. Reply with one JSON "
+                       "object valid against the schema and nothing else.\nSchema:\n{schema}")
+RETRY_INSTRUCTION = "\nYour previous reply was not valid:\n{errors}\nReply again with only the corrected JSON object."
+CITATION = re.compile(r"\[(?:p\.|page)\s*(\d{1,5})\]", re.I)
+
+
+class ModelEngine:
+    name = "model"
+
+    def __init__(self, loaded: Any, params: DiffusionParams | None = None, policy: PromptPolicy | None = None,
+                 retries: int = 2) -> None:
+        from ..engine import DiffusionEngine
+
+        self.loaded = loaded
+        self.engine = DiffusionEngine(loaded.model, loaded.tokenizer)
+        self.params = params or self.engine.default_params()
+        self.builder = PromptBuilder(loaded.processor)
+        self.policy = policy or PromptPolicy()
+        self.retries = retries
+
+    # ------------------------------------------------------------------ one generation
+    def generate(self, prompt: Prompt, context: TaskContext) -> str:
+        inputs = self.builder.inputs(prompt)
+        device = self.loaded.device
+        inputs = {k: v.to(device) if hasattr(v, "to") else v for k, v in inputs.items()}
+        for event in self.engine.generate(inputs, self.params, cancel=context.cancel):
+            if context.on_event:
+                context.on_event(event)
+            if isinstance(event, Finished):
+                return event.texts[0]
+            if isinstance(event, Cancelled):
+                raise CancelledError(f"cancelled at canvas {event.canvas}, step {event.step}")
+            if isinstance(event, Failed):
+                raise GenerationError(event.message)
+        raise GenerationError("the engine stopped without a result")
+
+    # ------------------------------------------------------------------ parse
+    def parse(self, doc: Document, options: ParseOptions | None = None,
+              context: TaskContext | None = None) -> ParseResult:
+        options = options or ParseOptions()
+        context = context or TaskContext()
+        doc = copy.copy(doc)
+        doc.pages = [copy.deepcopy(p) for p in doc.pages]
+        doc.errors = list(doc.errors)
+        analyse(doc)
+        pages_md = []
+        for i, page in enumerate(doc.pages):
+            context.report(i, len(doc.pages), f"{doc.name}: page {page.number}")
+            marker = page_marker(page) if options.markers else ""
+            if page.error:
+                pages_md.append(marker)
+                continue
+            policy = PromptPolicy(mode="both" if page.has_text_layer else "image",
+                                  max_soft_tokens=self.policy.max_soft_tokens, dpi=self.policy.dpi)
+            single = copy.copy(doc)
+            single.pages = [page]
+            try:
+                prompt = self.builder.build([single], PARSE_INSTRUCTION, policy)
+                text = self.generate(prompt, context).strip()
+            except CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - one page's failure never loses the others
+                doc.add_error(page.number, f"generation failed: {exc}", "GenerationError")
+                pages_md.append(marker)
+                continue
+            page.attrs["text_layer_blocks"] = len(page.blocks)  # replaced by the model's transcription
+            page.blocks = [Block(kind="text", text=text, bbox=(0, 0, page.width, page.height), order=0,
+                                 attrs={"source": "model", "format": "markdown"})]
+            pages_md.append("\n\n".join(p for p in (marker, text) if p))
+        context.report(len(doc.pages), len(doc.pages), f"{doc.name}: done")
+        markdown = "\n\n".join(p for p in pages_md if p).strip() + "\n"
+        return ParseResult(document=doc, markdown=markdown, pages=pages_md, engine=self.name)
+
+    # ------------------------------------------------------------------ ask
+    def ask(self, docs: Sequence[Document], question: str, context: TaskContext | None = None) -> Answer:
+        context = context or TaskContext()
+        instruction = ASK_INSTRUCTION.format(question=question)
+        prompt = self.builder.build(list(docs), instruction, self.policy)
+        index = PassageIndex.build(docs)
+        hits = index.search(question, k=8)
+        if not prompt.dropped:
+            text = self.generate(prompt, context)
+        else:
+            wanted = {(p.document, p.page) for p, _ in hits}
+            subset = _only_pages(docs, wanted) if wanted else list(docs)
+            chunks = self.builder.chunks(subset, instruction, self.policy)
+            partials = []
+            for i, chunk in enumerate(chunks):
+                context.report(i, len(chunks) + 1, f"reading part {i + 1} of {len(chunks)}")
+                partials.append(self.generate(chunk, context).strip())
+            context.report(len(chunks), len(chunks) + 1, "combining")
+            reduce = self.builder.build([], REDUCE_INSTRUCTION.format(
+                partials="\n".join(f"- {p}" for p in partials), question=question), self.policy)
+            text = self.generate(reduce, context)
+        citations = _citations(text, docs) or [
+            Citation(document=p.document, page=p.page, label=p.label, text=p.text, score=round(s, 3))
+            for p, s in hits[:3]]
+        return Answer(question=question, text=text.strip(), citations=citations, kind="generated", engine=self.name)
+
+    # ------------------------------------------------------------------ extract
+    def extract(self, docs: Sequence[Document], schema: dict[str, Any],
+                context: TaskContext | None = None) -> Extraction:
+        from .schema import check_schema, parse_json_object, validate
+
+        check_schema(schema)
+        context = context or TaskContext()
+        base = EXTRACT_INSTRUCTION.format(schema=json.dumps(schema, ensure_ascii=False, indent=1))
+        instruction = base
+        value: Any = {}
+        errors: list[str] = []
+        attempts = 0
+        for attempt in range(self.retries + 1):
+            attempts = attempt + 1
+            prompt = self.builder.build(list(docs), instruction, self.policy)
+            text = self.generate(prompt, context)
+            try:
+                value = parse_json_object(text)
+                errors = validate(value, schema)
+            except ValueError as exc:
+                value, errors = {}, [f"/: {exc}"]
+            if not errors:
+                break
+            instruction = base + RETRY_INSTRUCTION.format(errors="\n".join(errors[:20]))
+        sources = _value_sources(value, docs) if isinstance(value, dict) else {}
+        return Extraction(value=value if isinstance(value, dict) else {"value": value}, sources=sources,
+                          valid=not errors, errors=errors, kind="generated", engine=self.name, attempts=attempts)
+
+
+def _only_pages(docs: Sequence[Document], wanted: set[tuple[str, int]]) -> list[Document]:
+    out = []
+    for doc in docs:
+        pages = [p for p in doc.pages if (doc.source, p.number) in wanted]
+        if pages:
+            part = copy.copy(doc)
+            part.pages = pages
+            out.append(part)
+    return out
+
+
+def _citations(text: str, docs: Sequence[Document]) -> list[Citation]:
+    out: list[Citation] = []
+    seen = set()
+    for m in CITATION.finditer(text):
+        number = int(m.group(1))
+        for doc in docs:
+            if 1 <= number <= len(doc.pages) and (doc.source, number) not in seen:
+                page = doc.pages[number - 1]
+                seen.add((doc.source, number))
+                out.append(Citation(document=doc.source, page=number, label=page.label, text=page.text[:400]))
+                break
+    return out
+
+
+def _value_sources(value: dict[str, Any], docs: Sequence[Document]) -> dict[str, Citation]:
+    """For each string or number value, the first page whose text contains it."""
+    out = {}
+    for key, item in value.items():
+        if isinstance(item, (dict, list)) or item is None or str(item).strip() == "":
+            continue
+        needle = str(item).strip().lower()
+        for doc in docs:
+            page = next((p for p in doc.pages if needle in p.text.lower()), None)
+            if page is not None:
+                out[f"/{key}"] = Citation(document=doc.source, page=page.number, label=page.label,
+                                          text=str(item))
+                break
+    return out
