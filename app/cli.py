@@ -37,6 +37,13 @@ def build_parser() -> argparse.ArgumentParser:
     info = sub.add_parser("model-info", help="parameter counts by group and memory estimates, from the config alone")
     info.add_argument("source", help=MODEL_HELP)
 
+    gui = sub.add_parser("gui", help="open the window (the default without a command), optionally with files")
+    gui.add_argument("files", nargs="*", metavar="FILE")
+    shot = sub.add_parser("screenshot", help="render the window offscreen in a state and save it as PNG")
+    shot.add_argument("out", metavar="OUT.png")
+    shot.add_argument("--state", default="done", choices=("empty", "loaded", "generating", "done"))
+    shot.add_argument("--size", default="1400x860", help="WIDTHxHEIGHT (default 1400x860)")
+
     parse = sub.add_parser("parse", help="documents to Markdown / JSON / text / HTML / CSV, resumable")
     parse.add_argument("inputs", nargs="+", metavar="FILE|DIR")
     parse.add_argument("--out", required=True, metavar="DIR", help="output folder")
@@ -74,12 +81,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr,
                         format="%(levelname)s %(name)s: %(message)s")
-    if args.command is None:
-        parser.print_help()
-        return 0
     try:
+        if args.command in (None, "gui"):
+            from app.gui import run
+
+            return run(getattr(args, "files", []))
         commands = {"generate": cmd_generate, "model-info": cmd_model_info, "parse": cmd_parse, "ask": cmd_ask,
-                    "extract": cmd_extract}
+                    "extract": cmd_extract, "screenshot": cmd_screenshot}
         return commands[args.command](args)
     except WorkbenchError as exc:
         print(f"dwb: {exc.user_message()}", file=sys.stderr)
@@ -171,6 +179,19 @@ def cmd_generate(args: argparse.Namespace) -> int:
         elif isinstance(event, Cancelled):
             status = 130
     return status
+
+
+def cmd_screenshot(args: argparse.Namespace) -> int:
+    from app.gui import screenshot
+    from inference.errors import ConfigError
+
+    try:
+        width, height = (int(v) for v in args.size.lower().split("x"))
+    except ValueError as exc:
+        raise ConfigError(f"--size must look like 1400x860, not {args.size!r}") from exc
+    path = screenshot(args.out, args.state, (width, height))
+    print(path)
+    return 0
 
 
 def make_engine(args: argparse.Namespace) -> Any:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import math
-import threading
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ import numpy as np
 import torch
 
 from . import sampling
+from .cancel import CancelToken  # noqa: F401 - part of the engine's API
 from .errors import GenerationError, WorkbenchError
 from .events import (
     Cancelled,
@@ -41,20 +41,6 @@ log = logging.getLogger(__name__)
 
 # Keys of a processor's output that only the first encoder call (the prefill) consumes.
 PREFILL_ONLY_KEYS = ("pixel_values", "image_position_ids", "mm_token_type_ids")
-
-
-class CancelToken:
-    """A flag the engine checks before every denoising step. Thread-safe; never kills anything."""
-
-    def __init__(self) -> None:
-        self._event = threading.Event()
-
-    def cancel(self) -> None:
-        self._event.set()
-
-    @property
-    def cancelled(self) -> bool:
-        return self._event.is_set()
 
 
 @dataclass

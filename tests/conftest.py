@@ -7,8 +7,22 @@ import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # Qt tests draw offscreen: no display needed
 
 import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_qt_settings(tmp_path_factory):
+    """QSettings (recent files, export folder, models) go to a temp folder, never the user's."""
+    try:
+        from PySide6.QtCore import QSettings
+    except ImportError:  # the headless tests run without PySide6
+        yield
+        return
+    folder = tmp_path_factory.mktemp("qsettings")
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(folder))
+    yield
 
 
 @pytest.fixture(scope="session")

@@ -269,7 +269,9 @@ def _table_cells(table: Any, text_blocks: list[dict]) -> list[list[str | None]]:
                     parts.append((ln["bbox"][1], _chars_text([(c, size) for c in inside])))
             cells.append(" ".join(t for _, t in sorted(parts, key=lambda p: p[0]) if t))
         out.append(cells)
-    header = _header_above(table, lines)
+    first = out[0] if out else []
+    has_header = bool(first) and all(c and not re.fullmatch(r"[\d.,%$€£()\s+-]+", c) for c in first)
+    header = None if has_header else _header_above(table, lines)
     if header is not None:
         out.insert(0, header[0])
         table.attrs_bbox = (min(table.bbox[0], header[1][0]), header[1][1], max(table.bbox[2], header[1][2]),
@@ -299,6 +301,11 @@ def _header_above(table: Any, lines: list[dict]) -> tuple[list[str | None], tupl
     nearest = max(ln["bbox"][3] for ln in above)
     row_lines = [ln for ln in above if abs(ln["bbox"][3] - nearest) < 3]
     height = max(ln["bbox"][3] - ln["bbox"][1] for ln in row_lines)
+    inside = [ln for ln in lines if ln["bbox"][1] >= ty0 - 1 and ln["bbox"][3] <= table.bbox[3] + 1]
+    body = sorted(s["size"] for ln in inside for s in ln["spans"] if s["chars"])
+    size = max((s["size"] for ln in row_lines for s in ln["spans"] if s["chars"]), default=0.0)
+    if body and size > 1.15 * body[len(body) // 2]:
+        return None  # larger type than the table's: a heading or caption above it, not its header row
     if ty0 - nearest > 1.6 * height:
         return None
     cells: list[list[str]] = [[] for _ in columns]

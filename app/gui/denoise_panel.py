@@ -1,0 +1,295 @@
+"""The denoising panel: the 256-token canvas as a 16 x 16 grid, live, step by step, canvas after canvas.
+
+Each cell is coloured by its state: noise (re-noised for the next step), accepted this step, kept (accepted on this
+step and the one before), committed (the canvas is finished). Per-position entropy is a red heat overlay. Hover a
+cell for its token and entropy. Counters show canvas, step, tokens per forward and tokens/s; a timeline shows the
+steps each canvas took; after a run a scrubber replays any step of any canvas.
+
+Events arrive queued from the worker; ``on_event`` only records them. A timer at the display's rate redraws when
+something changed, so drawing is coalesced and the engine never waits for the panel.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import QRectF, QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QColor, QFont, QPainter, QPen
+from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSizePolicy, QSlider, QToolTip, QVBoxLayout, QWidget
+
+NOISE, ACCEPTED, KEPT, COMMITTED, EMPTY = range(5)
+STATE_NAMES = {NOISE: "noise (re-noised)", ACCEPTED: "accepted this step", KEPT: "kept", COMMITTED: "committed",
+               EMPTY: "not started"}
+COLOURS = {NOISE: QColor(150, 150, 150), ACCEPTED: QColor(60, 190, 90), KEPT: QColor(50, 130, 200),
+           COMMITTED: QColor(30, 60, 130), EMPTY: QColor(90, 90, 90, 60)}
+
+
+@dataclass
+class Frame:
+    """What one cell grid shows: one step of one canvas (row 0 of the batch)."""
+
+    canvas: int
+    step: int
+    draft: np.ndarray  # (n,) int32
+    state: np.ndarray  # (n,) int8
+    entropy: np.ndarray  # (n,) float16
+    temperature: float = 0.0
+
+
+def frame_from_step(event: Any, previous: Frame | None) -> Frame:
+    accepted = np.asarray(event.accepted[0], dtype=bool)
+    renoised = np.asarray(event.renoised[0], dtype=bool)
+    state = np.full(accepted.shape, NOISE, dtype=np.int8)
+    kept_before = (previous is not None and previous.canvas == event.canvas
+                   and previous.state.shape == state.shape)
+    before = np.isin(previous.state, (ACCEPTED, KEPT)) if kept_before else np.zeros_like(accepted)
+    state[accepted & before] = KEPT
+    state[accepted & ~before] = ACCEPTED
+    state[~accepted & ~renoised] = KEPT if event.finished else NOISE
+    return Frame(event.canvas, event.step, np.asarray(event.draft[0]), state, np.asarray(event.entropy[0]),
+                 float(event.temperature))
+
+
+class CanvasGrid(QWidget):
+    """Paints one frame: side x side cells."""
+
+    hovered = Signal(int)
+
+    def __init__(self, decode: Any = None, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.decode = decode or (lambda i: str(i))
+        self.frame: Frame | None = None
+        self.show_entropy = True
+        self.max_entropy = 1.0
+        self.paints = 0
+        self.setMouseTracking(True)
+        self.setMinimumSize(QSize(256, 256))
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+
+    def set_frame(self, frame: Frame | None) -> None:
+        self.frame = frame
+        self.update()
+
+    def side(self) -> int:
+        n = len(self.frame.state) if self.frame is not None else 256
+        return max(1, math.isqrt(n - 1) + 1)
+
+    def cell_rect(self, index: int) -> QRectF:
+        side = self.side()
+        size = min(self.width(), self.height()) / side
+        return QRectF((index % side) * size, (index // side) * size, size, size)
+
+    def index_at(self, x: float, y: float) -> int | None:
+        side = self.side()
+        size = min(self.width(), self.height()) / side
+        col, row = int(x // size), int(y // size)
+        if not (0 <= col < side and 0 <= row < side):
+            return None
+        index = row * side + col
+        return index if self.frame is not None and index < len(self.frame.state) else None
+
+    def paintEvent(self, _event: Any) -> None:  # noqa: N802 - Qt's name
+        self.paints += 1
+        p = QPainter(self)
+        p.setRenderHint(QPainter.RenderHint.Antialiasing, False)
+        frame = self.frame
+        n = len(frame.state) if frame is not None else 256
+        for i in range(n):
+            rect = self.cell_rect(i).adjusted(0.5, 0.5, -0.5, -0.5)
+            state = int(frame.state[i]) if frame is not None else EMPTY
+            p.fillRect(rect, COLOURS[state])
+            if frame is not None and self.show_entropy:  # entropy: a red inset, so the state colour stays readable
+                heat = float(frame.entropy[i]) / max(self.max_entropy, 1e-6)
+                if heat > 0.02:
+                    inset = rect.width() * 0.28
+                    p.fillRect(rect.adjusted(inset, inset, -inset, -inset),
+                               QColor(235, 45, 45, int(60 + 195 * min(1.0, heat))))
+        p.end()
+
+    def mouseMoveEvent(self, event: Any) -> None:  # noqa: N802
+        pos = event.position()
+        index = self.index_at(pos.x(), pos.y())
+        if index is None or self.frame is None:
+            QToolTip.hideText()
+            return
+        self.hovered.emit(index)
+        QToolTip.showText(event.globalPosition().toPoint(), self.tooltip(index), self)
+
+    def tooltip(self, index: int) -> str:
+        frame = self.frame
+        token = self.decode(int(frame.draft[index]))
+        return (f"position {index}: {token!r}\nentropy {float(frame.entropy[index]):.3f}\n"
+                f"{STATE_NAMES[int(frame.state[index])]}")
+
+
+class Timeline(QWidget):
+    """One bar per canvas, its height the number of steps it took; the scrubbed canvas highlighted."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.steps: list[int] = []
+        self.current = -1
+        self.max_steps = 1
+        self.setMinimumHeight(40)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+
+    def set_steps(self, steps: list[int], current: int, max_steps: int) -> None:
+        self.steps, self.current, self.max_steps = list(steps), current, max(1, max_steps)
+        self.update()
+
+    def paintEvent(self, _event: Any) -> None:  # noqa: N802
+        p = QPainter(self)
+        w, h = self.width(), self.height()
+        n = max(len(self.steps), 1)
+        bar = min(28.0, w / n)
+        for i, s in enumerate(self.steps):
+            height = (h - 12) * s / self.max_steps
+            colour = QColor(60, 190, 90) if i == self.current else QColor(50, 130, 200)
+            p.fillRect(QRectF(i * bar + 1, h - 12 - height, bar - 2, height), colour)
+        p.setPen(QPen(self.palette().text().color()))
+        p.setFont(QFont(p.font().family(), 7))
+        p.drawText(QRectF(0, h - 12, w, 12), Qt.AlignmentFlag.AlignLeft, f"steps per canvas: {self.steps}"[:120])
+        p.end()
+
+
+class DenoisePanel(QWidget):
+    """Records engine events and shows them; a scrubber replays them after the run."""
+
+    def __init__(self, decode: Any = None, parent: QWidget | None = None, fps: int = 60) -> None:
+        super().__init__(parent)
+        self.frames: list[Frame] = []
+        self.steps_per_canvas: list[int] = []
+        self.received = 0
+        self.redraws = 0
+        self.committed_tokens = 0
+        self.forwards = 0
+        self.tokens_per_second = 0.0
+        self.running = False
+        self._dirty = False
+        self._base = 0
+        self._max_steps = 1
+        self.grid = CanvasGrid(decode)
+        self.counters = QLabel("no run yet")
+        self.counters.setObjectName("counters")
+        self.timeline = Timeline()
+        self.entropy_box = QCheckBox("entropy heat")
+        self.entropy_box.setChecked(True)
+        self.entropy_box.toggled.connect(self._toggle_entropy)
+        self.scrubber = QSlider(Qt.Orientation.Horizontal)
+        self.scrubber.setEnabled(False)
+        self.scrubber.valueChanged.connect(self._scrub)
+        self.scrub_label = QLabel("")
+        legend = QHBoxLayout()
+        for state in (NOISE, ACCEPTED, KEPT, COMMITTED):
+            swatch = QLabel("\u25a0 " + STATE_NAMES[state].split(" (")[0])
+            swatch.setStyleSheet(f"color: {COLOURS[state].name()};")
+            legend.addWidget(swatch)
+        legend.addStretch(1)
+        legend.addWidget(self.entropy_box)
+        layout = QVBoxLayout(self)
+        layout.addWidget(QLabel("<b>Denoising</b>"))
+        layout.addWidget(self.counters)
+        layout.addWidget(self.grid, 1)
+        layout.addLayout(legend)
+        layout.addWidget(self.timeline)
+        row = QHBoxLayout()
+        row.addWidget(self.scrubber, 1)
+        row.addWidget(self.scrub_label)
+        layout.addLayout(row)
+        self.timer = QTimer(self)
+        self.timer.setInterval(max(1, 1000 // fps))
+        self.timer.timeout.connect(self._redraw)
+        self.timer.start()
+
+    def set_decoder(self, decode: Any) -> None:
+        self.grid.decode = decode
+
+    def reset(self) -> None:
+        self.frames.clear()
+        self.steps_per_canvas.clear()
+        self.received = 0
+        self.committed_tokens = self.forwards = 0
+        self._base = 0
+        self.tokens_per_second = 0.0
+        self.scrubber.setEnabled(False)
+        self.grid.set_frame(None)
+        self._dirty = True
+
+    # events ------------------------------------------------------------------------------------------
+    def on_event(self, event: Any) -> None:
+        """Record an engine event (called on the UI thread, queued from the worker). Cheap: no drawing here."""
+        from inference import events as ev
+
+        self.received += 1
+        if isinstance(event, ev.PrefillStarted):  # a run (one page, one question) starts: canvases continue on
+            self.running = True
+            self._base = len(self.steps_per_canvas)
+            self.scrubber.setEnabled(False)
+        elif isinstance(event, ev.DenoisingStep):
+            previous = self.frames[-1] if self.frames else None
+            frame = frame_from_step(event, previous)
+            frame.canvas += self._base
+            self.grid.max_entropy = max(self.grid.max_entropy, float(np.max(frame.entropy, initial=0.0)))
+            self.frames.append(frame)
+            while len(self.steps_per_canvas) <= frame.canvas:
+                self.steps_per_canvas.append(0)
+            self.steps_per_canvas[frame.canvas] = event.step + 1
+            self._max_steps = max(self._max_steps, event.step + 1 + int(event.remaining))
+            self.forwards += 1
+        elif isinstance(event, ev.CanvasCommitted):
+            if self.frames:
+                last = self.frames[-1]
+                committed = Frame(last.canvas, last.step, np.asarray(event.ids[0]),
+                                  np.full(last.state.shape, COMMITTED, dtype=np.int8), last.entropy, last.temperature)
+                self.frames.append(committed)
+            self.committed_tokens += int(np.asarray(event.ids[0]).size)
+        elif isinstance(event, ev.Finished):
+            self.tokens_per_second = float(event.stats.tokens_per_second)
+            self._end_run()
+        elif isinstance(event, (ev.Cancelled, ev.Failed)):
+            self._end_run()
+        self._dirty = True
+
+    def _end_run(self) -> None:
+        self.running = False
+        if self.frames:
+            self.scrubber.blockSignals(True)
+            self.scrubber.setRange(0, len(self.frames) - 1)
+            self.scrubber.setValue(len(self.frames) - 1)
+            self.scrubber.blockSignals(False)
+            self.scrubber.setEnabled(True)
+
+    # drawing ------------------------------------------------------------------------------------------
+    def _redraw(self) -> None:
+        if not self._dirty:
+            return
+        self._dirty = False
+        self.redraws += 1
+        frame = self.frames[-1] if self.frames else None
+        self.grid.set_frame(frame)
+        self._update_labels(frame)
+
+    def _update_labels(self, frame: Frame | None) -> None:
+        if frame is None:
+            self.counters.setText("no run yet")
+            self.timeline.set_steps(self.steps_per_canvas, -1, self._max_steps)
+            return
+        per_forward = self.committed_tokens / self.forwards if self.forwards else 0.0
+        rate = f"{self.tokens_per_second:.0f} tokens/s" if self.tokens_per_second else "running" if self.running else ""
+        self.counters.setText(f"canvas {frame.canvas + 1} \u00b7 step {frame.step + 1} \u00b7 "
+                              f"{per_forward:.2f} tokens/forward \u00b7 {rate} \u00b7 t={frame.temperature:.2f}")
+        self.timeline.set_steps(self.steps_per_canvas, frame.canvas, self._max_steps)
+
+    def _scrub(self, index: int) -> None:
+        if 0 <= index < len(self.frames):
+            frame = self.frames[index]
+            self.grid.set_frame(frame)
+            self.scrub_label.setText(f"canvas {frame.canvas + 1}, step {frame.step + 1}")
+            self._update_labels(frame)
+
+    def _toggle_entropy(self, on: bool) -> None:
+        self.grid.show_entropy = on
+        self.grid.update()

@@ -1,0 +1,133 @@
+"""Running headless work off the UI thread.
+
+A job is a plain Python callable ``fn(job) -> result`` that reports through the ``Job`` it is given: ``job.event(e)``
+for engine events, ``job.progress(done, total, what)``; it checks ``job.cancelled`` (and hands ``job.cancel_token``
+to the engine, which checks it before every denoising step). Its result, its error or its cancellation come back as
+Qt signals on the UI thread. The worker thread never touches a widget; the engine never waits for the UI.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import QObject, QThread, Signal, Slot
+
+from .messages import describe
+
+log = logging.getLogger(__name__)
+
+
+class Job(QObject):
+    """One unit of work and its signals. Emitted from the worker thread, delivered queued to the UI thread."""
+
+    event = Signal(object)  # an inference.events.Event
+    progress = Signal(int, int, str)
+    succeeded = Signal(object)
+    failed = Signal(str, str)  # user message, details (traceback) for "Show details"
+    cancelled = Signal(str)
+    done = Signal()  # after any of the three above
+
+    def __init__(self, name: str, fn: Callable[[Job], Any]) -> None:
+        super().__init__()
+        from inference.cancel import CancelToken
+
+        self.name = name
+        self.fn = fn
+        self.cancel_token = CancelToken()
+
+    @property
+    def cancelled_requested(self) -> bool:
+        return self.cancel_token.cancelled
+
+    def cancel(self) -> None:
+        self.cancel_token.cancel()
+
+    def run(self) -> None:
+        """Runs on the worker thread."""
+        from inference.errors import CancelledError
+
+        try:
+            result = self.fn(self)
+        except CancelledError as exc:
+            self.cancelled.emit(str(exc))
+        except BaseException as exc:  # noqa: BLE001 - every failure becomes a message; the window stays
+            message = describe(exc)
+            log.debug("job %s failed", self.name, exc_info=True)
+            self.failed.emit(message, "".join(traceback.format_exception(exc)))
+        else:
+            if self.cancel_token.cancelled:
+                self.cancelled.emit("cancelled")
+            else:
+                self.succeeded.emit(result)
+        finally:
+            self.done.emit()
+
+
+class _Runner(QObject):
+    """Lives in the worker thread; runs a job's function there. The job itself stays on the UI thread, so that its
+    signals, emitted from here, are queued to the UI thread (a Qt connection's context is the sender)."""
+
+    @Slot(object)
+    def run(self, job: Job) -> None:
+        job.run()
+
+
+class Worker(QObject):
+    """One background thread running jobs one at a time."""
+
+    busy_changed = Signal(bool)
+    _start = Signal(object)
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.thread = QThread()
+        self.thread.setObjectName("dwb-worker")
+        self._runner = _Runner()
+        self._runner.moveToThread(self.thread)
+        self._start.connect(self._runner.run)
+        self.thread.finished.connect(self._runner.deleteLater)
+        self.thread.start()
+        self.current: Job | None = None
+        self._queue: list[Job] = []
+
+    @property
+    def busy(self) -> bool:
+        return self.current is not None
+
+    def submit(self, job: Job) -> Job:
+        job.done.connect(self._finished)
+        self._queue.append(job)
+        if self.current is None:
+            self._next()
+        return job
+
+    def cancel(self) -> None:
+        for job in self._queue:
+            job.cancel()
+        if self.current is not None:
+            self.current.cancel()
+
+    def _next(self) -> None:
+        if not self._queue:
+            self.busy_changed.emit(False)
+            return
+        self.current = self._queue.pop(0)
+        self.busy_changed.emit(True)
+        self._start.emit(self.current)
+
+    def _finished(self) -> None:
+        job = self.current
+        self.current = None
+        if job is not None:
+            job.deleteLater()
+        self._next()
+
+    def shutdown(self, wait_ms: int = 10_000) -> bool:
+        """Cancel everything, stop the thread, wait for it. True when it stopped."""
+        self.cancel()
+        self._queue.clear()
+        self.thread.quit()
+        return self.thread.wait(wait_ms)

@@ -1,0 +1,253 @@
+"""The window, offscreen, with pytest-qt: real widgets, the real worker thread, real documents and the tiny model."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytest.importorskip("PySide6")
+pytest.importorskip("pytestqt")
+
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QTimer, QUrl  # noqa: E402
+from PySide6.QtGui import QDragEnterEvent, QDropEvent  # noqa: E402
+from PySide6.QtWidgets import QApplication  # noqa: E402
+
+from app.gui import SAMPLE  # noqa: E402
+from app.gui.main_window import MainWindow  # noqa: E402
+from app.gui.model_dialog import ModelChoice  # noqa: E402
+from app.gui.worker import Job  # noqa: E402
+from inference.events import CanvasCommitted, DenoisingStep, Finished  # noqa: E402
+
+TIMEOUT = 60_000
+
+
+@pytest.fixture
+def window(qtbot):
+    before = {id(w) for w in QApplication.topLevelWidgets()}
+    win = MainWindow()
+    qtbot.addWidget(win)
+    win.show()
+    yield win
+    win.close()
+    qtbot.waitUntil(lambda: not win.worker.thread.isRunning(), timeout=TIMEOUT)
+    win.deleteLater()
+    QApplication.processEvents()
+    QApplication.sendPostedEvents(None, 0)
+    # no thread or top-level widget outlives the test
+    assert not win.worker.thread.isRunning()
+    leaked = [w for w in QApplication.topLevelWidgets() if id(w) not in before and w.isVisible()]
+    assert not leaked, leaked
+
+
+def png(tmp_path: Path) -> Path:
+    path = tmp_path / "photo.png"
+    img = np.full((600, 450, 3), 255, np.uint8)
+    img[100:120, 50:400] = 0
+    Image.fromarray(img).save(path)
+    return path
+
+
+def drop(win: MainWindow, paths: list[Path]) -> None:
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
+    enter = QDragEnterEvent(QPoint(20, 20), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                            Qt.KeyboardModifier.NoModifier)
+    assert QApplication.sendEvent(win, enter) and enter.isAccepted()
+    event = QDropEvent(QPointF(20, 20), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                       Qt.KeyboardModifier.NoModifier)
+    assert QApplication.sendEvent(win, event)
+
+
+def ingested(win: MainWindow) -> bool:
+    return bool(win.entries) and all(e.status in ("done", "partial", "failed") for e in win.entries.values())
+
+
+def load_tiny(win: MainWindow, qtbot, **params) -> None:
+    params = {"max_new_tokens": 256, "max_denoising_steps": 6, "seed": 0, **params}
+    win.load_model(ModelChoice("tiny", "fp32", "cpu", params))
+    qtbot.waitUntil(lambda: win.model_engine is not None and not win.worker.busy, timeout=TIMEOUT)
+
+
+def test_dropping_a_pdf_and_a_png_lists_both_and_shows_their_pages(window, qtbot, tmp_path):
+    image = png(tmp_path)
+    drop(window, [SAMPLE, image])
+    qtbot.waitUntil(lambda: ingested(window), timeout=TIMEOUT)
+    assert window.doc_list.count() == 2
+    statuses = [window.entries[str(p.resolve())].status for p in (SAMPLE, image)]
+    assert statuses == ["done", "done"]
+    assert "sample.pdf" in window.doc_list.item(0).text() and "2 p." in window.doc_list.item(0).text()
+    assert not window.doc_list.item(0).icon().isNull()  # a thumbnail
+    window.doc_list.setCurrentRow(0)
+    assert window.page_view.page == 1 and window.page_view.outline_items  # the page with its block outlines
+    window.next_page()
+    assert window.page_view.page == 2 and window.page_spin.value() == 2
+    window.doc_list.setCurrentRow(1)
+    scene = window.page_view.scene()
+    assert window.page_view.document.kind == "image" and scene.sceneRect().width() == 450
+
+
+def test_parse_builtin_shows_results_and_writes_the_exports(window, qtbot, tmp_path):
+    window.add_paths([str(SAMPLE)])
+    qtbot.waitUntil(lambda: ingested(window), timeout=TIMEOUT)
+    window.engine_box.setCurrentText("builtin")
+    assert window.parse() is not None
+    qtbot.waitUntil(lambda: not window.worker.busy, timeout=TIMEOUT)
+    assert "# How block diffusion writes" in window.results.raw.toPlainText()
+    assert "How block diffusion writes" in window.results.rendered.toPlainText()
+    assert '"engine": "builtin"' in window.results.json.toPlainText()
+    # a click on a block selects its text in the results; moving in the results highlights the block
+    window.page_view.show_page(1)
+    heading = next(b for b in window.page_view.blocks if b.kind == "heading")
+    window._block_clicked(1, heading.order)
+    assert window.results.raw.textCursor().selectedText().startswith("How block diffusion")
+    written = window.export_to(tmp_path / "out")
+    names = sorted(p.name for p in written)
+    assert names == ["sample.html", "sample.json", "sample.md", "sample.txt", "sample_p1_t1.csv"]
+    assert (tmp_path / "out" / "sample.md").read_text().startswith("<!-- page 1 -->")
+
+
+def test_parse_with_the_tiny_model_drives_the_panel(window, qtbot):
+    window.add_paths([str(SAMPLE)])
+    qtbot.waitUntil(lambda: ingested(window), timeout=TIMEOUT)
+    load_tiny(window, qtbot)
+    window.engine_box.setCurrentText("model")
+    emitted = []
+    job = window.parse()
+    job.event.connect(emitted.append, Qt.ConnectionType.DirectConnection)  # counted on the worker thread
+    paints = window.panel.grid.paints
+    qtbot.waitUntil(lambda: not window.worker.busy, timeout=TIMEOUT)
+    QApplication.processEvents()
+    steps = [e for e in emitted if isinstance(e, DenoisingStep)]
+    assert len(steps) >= 2 and sum(isinstance(e, Finished) for e in emitted) == 2  # two pages, two runs
+    assert window.panel.received == len(emitted)  # every event reached the panel
+    commits = sum(isinstance(e, CanvasCommitted) for e in emitted)
+    assert len(window.panel.frames) == len(steps) + commits
+    qtbot.waitUntil(lambda: window.panel.grid.paints > paints, timeout=5000)  # and it redrew
+    assert window.panel.redraws >= 1 and window.panel.scrubber.isEnabled()
+    window.panel.scrubber.setValue(0)  # replay the first step of the first canvas
+    assert window.panel.grid.frame is window.panel.frames[0]
+    assert "canvas 1, step 1" in window.panel.scrub_label.text()
+    assert "<!-- page 2 -->" in window.results.raw.toPlainText()
+
+
+def test_cancel_mid_canvas_stops_before_the_next_step(window, qtbot):
+    window.add_paths([str(SAMPLE)])
+    qtbot.waitUntil(lambda: ingested(window), timeout=TIMEOUT)
+    load_tiny(window, qtbot, max_new_tokens=1024, max_denoising_steps=48, stability_threshold=None,
+              confidence_threshold=None)
+    window.engine_box.setCurrentText("model")
+    seen: list[int] = []
+    at_cancel: list[int] = []
+    lock = threading.Lock()
+
+    def record(event):  # worker thread: the true order of steps
+        if isinstance(event, DenoisingStep):
+            with lock:
+                seen.append(event.step)
+
+    def maybe_cancel(event):  # UI thread
+        if isinstance(event, DenoisingStep) and event.step == 3 and not at_cancel:
+            with lock:
+                at_cancel.append(len(seen))
+            window.cancel()
+
+    ticks = []
+    timer = QTimer()
+    timer.timeout.connect(lambda: ticks.append(1))
+    timer.start(10)
+    job = window.parse()
+    job.event.connect(record, Qt.ConnectionType.DirectConnection)
+    job.event.connect(maybe_cancel)
+    qtbot.waitUntil(lambda: not window.worker.busy, timeout=TIMEOUT)
+    timer.stop()
+    assert at_cancel, "never reached step 3"
+    assert len(seen) <= at_cancel[0] + 1  # at most the step already under way when Cancel was pressed
+    assert max(seen) < 47
+    assert "Cancelled" in window.banner.label.text() and window.banner.isVisible()
+    assert ticks  # the UI thread kept running its timers during the run
+    assert any(isinstance(f, object) for f in window.panel.frames)
+    assert window.isVisible() and not window.cancel_action.isEnabled()
+
+
+def test_a_worker_error_shows_a_message_and_keeps_the_window_and_results(window, qtbot, tmp_path):
+    window.add_paths([str(SAMPLE)])
+    qtbot.waitUntil(lambda: ingested(window), timeout=TIMEOUT)
+    window.parse()
+    qtbot.waitUntil(lambda: not window.worker.busy, timeout=TIMEOUT)
+    earlier = window.results.raw.toPlainText()
+    assert earlier
+
+    def explode(job):
+        raise ZeroDivisionError("division by zero in a task")
+
+    window.worker.submit(window._connect(Job("boom", explode), lambda result: None))
+    qtbot.waitUntil(lambda: not window.worker.busy, timeout=TIMEOUT)
+    assert "Something went wrong (ZeroDivisionError" in window.banner.label.text()
+    assert "Traceback" not in window.banner.label.text() and "Traceback" in window.banner.details
+    bad = tmp_path / "schema.json"
+    bad.write_text("{not json", encoding="utf-8")
+    window.extract(str(bad))
+    qtbot.waitUntil(lambda: not window.worker.busy, timeout=TIMEOUT)
+    assert "not valid JSON" in window.banner.label.text()
+    assert window.results.raw.toPlainText() == earlier and window.isVisible()
+    window.engine_box.setCurrentText("model")  # no model loaded: a message, not a crash
+    assert window.parse() is None and "Load a model first" in window.banner.label.text()
+    window.add_paths([str(tmp_path / "missing.pdf")])
+    qtbot.waitUntil(lambda: ingested(window), timeout=TIMEOUT)
+    assert window.entries[str((tmp_path / "missing.pdf").resolve())].status == "failed"
+    window.engine_box.setCurrentText("builtin")
+    window.ask("What is block diffusion?")
+    qtbot.waitUntil(lambda: not window.worker.busy, timeout=TIMEOUT)
+    assert "page:0" in window.results.answer.toHtml() and "not a generated" in window.results.answer.toPlainText()
+
+
+def test_screenshot_renders_the_four_states(qtbot, tmp_path):
+    from app.gui import STATES, screenshot
+
+    images = {}
+    for state in STATES:
+        path = screenshot(tmp_path / f"{state}.png", state, (1200, 760))
+        img = np.asarray(Image.open(path).convert("RGB")).astype(np.int16)
+        assert img.shape == (760, 1200, 3)
+        images[state] = img
+    # the document list is empty only in the empty state
+    list_region = (slice(60, 200), slice(0, 180))
+    assert images["empty"][list_region].std() < images["loaded"][list_region].std()
+    # the denoising grid (lower right) changes once the model runs, and again when it finishes
+    grid = (slice(480, 700), slice(760, 1000))
+    assert np.abs(images["generating"][grid] - images["loaded"][grid]).mean() > 5
+    assert np.abs(images["done"][grid] - images["generating"][grid]).mean() > 2
+    assert not [w for w in QApplication.topLevelWidgets() if w.isVisible()]
+
+
+def test_cli_screenshot(tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "empty.png"
+    run = subprocess.run([sys.executable, "-m", "app.cli", "screenshot", str(out), "--state", "empty", "--size",
+                          "1100x700"], capture_output=True, text=True, timeout=120,
+                         env={**__import__("os").environ, "QT_QPA_PLATFORM": "offscreen"})
+    assert run.returncode == 0, run.stderr
+    assert Image.open(out).size == (1100, 700)
+
+
+def test_the_window_opens_without_heavy_imports():
+    import subprocess
+    import sys
+
+    code = ("import sys, time; t = time.perf_counter(); from app.gui import application; app = application(); "
+            "from app.gui.main_window import MainWindow; w = MainWindow(); w.show(); app.processEvents(); "
+            "print(round(time.perf_counter() - t, 2)); "
+            "heavy = [m for m in ('torch', 'transformers', 'cv2', 'pymupdf', 'fitz') if m in sys.modules]; "
+            "w.close(); print(heavy)")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env={**__import__("os").environ, "QT_QPA_PLATFORM": "offscreen"})
+    assert run.returncode == 0, run.stderr
+    seconds, heavy = run.stdout.strip().splitlines()[-2:]
+    assert heavy == "[]", heavy
+    print(f"window opened in {seconds} s")
