@@ -251,3 +251,21 @@ def test_the_window_opens_without_heavy_imports():
     seconds, heavy = run.stdout.strip().splitlines()[-2:]
     assert heavy == "[]", heavy
     print(f"window opened in {seconds} s")
+
+
+def test_a_scanned_page_shows_before_and_after_cleanup(window, qtbot):
+    data = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ocrmypdf" / "skew.pdf"
+    if not data.is_file():
+        pytest.skip("../shared/data is not present")
+    window.add_paths([str(data)])
+    qtbot.waitUntil(lambda: ingested(window), timeout=TIMEOUT)
+    assert window.cleaned_box.isEnabled()
+    before = window.page_view.scene().sceneRect()
+    window.cleaned_box.setChecked(True)
+    qtbot.waitUntil(lambda: not window.worker.busy, timeout=TIMEOUT)
+    QApplication.processEvents()
+    texts = [i.toPlainText() for i in window.page_view.scene().items() if hasattr(i, "toPlainText")]
+    assert any("deskew" in t for t in texts), texts
+    assert window.page_view.scene().sceneRect() != before
+    window.cleaned_box.setChecked(False)
+    assert window.page_view.outline_items is not None and window.page_view.scene().sceneRect() == before

@@ -11,6 +11,7 @@ from typing import Any
 from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QFileDialog,
     QHBoxLayout,
@@ -105,6 +106,10 @@ class MainWindow(QMainWindow):
         self.page_spin.valueChanged.connect(lambda n: self.page_view.show_page(n) if n != self.page_view.page
                                             else None)
         self.page_total = QLabel("/ 0")
+        self.cleaned_box = QCheckBox("Cleaned")
+        self.cleaned_box.setToolTip("Scanned pages: show the page after clean-up (upright, deskewed, denoised, "
+                                    "cropped) instead of as scanned")
+        self.cleaned_box.toggled.connect(lambda _: self.page_view.show_page(self.page_view.page))
         nav = QHBoxLayout()
         for text, slot in (("\u25c0", self.prev_page), ("\u25b6", self.next_page)):
             button = QPushButton(text)
@@ -113,10 +118,12 @@ class MainWindow(QMainWindow):
             nav.addWidget(button)
         nav.addWidget(self.page_spin)
         nav.addWidget(self.page_total)
+        nav.addWidget(self.cleaned_box)
         nav.addStretch(1)
         for text, slot in (("\u2212", lambda: self.page_view.zoom_by(1 / 1.25)),
                            ("+", lambda: self.page_view.zoom_by(1.25)), ("Fit", self.page_view.fit)):
             button = QPushButton(text)
+            button.setFixedWidth(44)
             button.clicked.connect(slot)
             nav.addWidget(button)
         viewer = QWidget()
@@ -328,6 +335,27 @@ class MainWindow(QMainWindow):
         self.page_spin.blockSignals(True)
         self.page_spin.setValue(number)
         self.page_spin.blockSignals(False)
+        doc = self.page_view.document
+        scanned = doc is not None and doc.pages[number - 1].scanned
+        self.cleaned_box.setEnabled(scanned)
+        if scanned and self.cleaned_box.isChecked():
+            self.show_cleaned(number)
+
+    def show_cleaned(self, number: int) -> Job:
+        """Clean the scanned page on the worker, then show the result (the page as scanned stays one click away)."""
+        doc = self.page_view.document
+
+        def work(job: Job) -> Any:
+            from inference.documents.scan import clean_scan
+
+            return clean_scan(doc.render(number, 150))
+
+        def done(result: Any) -> None:
+            if self.page_view.document is doc and self.page_view.page == number and self.cleaned_box.isChecked():
+                steps = ", ".join(result.steps) or "nothing to do"
+                self.page_view.show_image(result.after, f"cleaned: {steps}")
+
+        return self.worker.submit(self._connect(Job("clean scan", work), done))
 
     def _block_clicked(self, page: int, order: int) -> None:
         block = next((b for b in self.page_view.blocks if b.order == order), None)
@@ -371,6 +399,7 @@ class MainWindow(QMainWindow):
 
     def _connect(self, job: Job, on_success: Any) -> Job:
         job.event.connect(self.panel.on_event)
+        job.event.connect(self._engine_progress)
         job.progress.connect(self._progress)
         job.succeeded.connect(on_success)
         job.failed.connect(self.show_error)
@@ -457,6 +486,19 @@ class MainWindow(QMainWindow):
                 if entry.status == "parsing":
                     entry.status = "partial" if entry.document.errors else "done"
                     self.doc_list.refresh(entry)
+
+    def _engine_progress(self, event: Any) -> None:
+        """Prefill and canvases in the status bar (the panel shows the steps)."""
+        kind = getattr(event, "kind", "")
+        if kind == "prefill_started":
+            self.progress.setRange(0, 0)  # busy indicator: one forward pass, no steps to count
+            self.status_label.setText(f"prefill: {getattr(event, 'prompt_tokens', '?')} prompt tokens")
+        elif kind == "canvas_started":
+            budget = self.model_engine.params.max_new_tokens if self.model_engine is not None else event.canvas_length
+            canvases = max(1, -(-budget // max(1, event.canvas_length)))  # at most; end-of-sequence can stop sooner
+            self.progress.setRange(0, canvases)
+            self.progress.setValue(event.canvas)
+            self.status_label.setText(f"canvas {event.canvas + 1} of at most {canvases}")
 
     def _progress(self, done: int, total: int, what: str) -> None:
         self.progress.setRange(0, max(total, 1))

@@ -151,6 +151,18 @@ class PageView(QGraphicsView):
         self.apply_zoom()
         self.page_changed.emit(number)
 
+    def show_image(self, image: Any, note: str = "") -> None:
+        """Show an image in place of the page (the cleaned scan), without outlines."""
+        scene = self.scene()
+        scene.clear()
+        self.outline_items = []
+        scene.addPixmap(QPixmap.fromImage(pil_to_qimage(image)))
+        if note:
+            label = scene.addText(note)
+            label.setDefaultTextColor(QColor(42, 122, 184))
+        scene.setSceneRect(QRectF(0, 0, image.width, image.height))
+        self.apply_zoom()
+
     def highlight(self, order: int | None) -> None:
         self.highlighted = order
         for item in self.outline_items:
