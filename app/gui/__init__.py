@@ -99,9 +99,8 @@ def screenshot(out: str | Path, state: str = "done", size: tuple[int, int] = (14
         wait_until(app, lambda: all(e.document is not None or e.status == "failed" for e in window.entries.values()))
     if state in ("generating", "done"):
         params = {"max_new_tokens": 768, "max_denoising_steps": 24, "seed": 0}
-        job = window.load_model(ModelChoice("tiny", "fp32", "cpu", params))
+        window.load_model(ModelChoice("tiny", "fp32", "cpu", params))
         wait_until(app, lambda: window.model_engine is not None or not window.worker.busy)
-        _ = job
     if state == "generating":
         steps_seen = []
 

@@ -147,7 +147,6 @@ class ModelDialog(QDialog):
             spin = QSpinBox()
             spin.setRange(1, 262_144)
             spin.setValue(value)
-            spin.value_ = spin.value  # type: ignore[attr-defined]
             return spin
         dspin = QDoubleSpinBox()
         dspin.setRange(0.0, 100.0)

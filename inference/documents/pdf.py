@@ -117,7 +117,7 @@ def _read_page(page: Any, number: int, tables: bool) -> Page:
             continue
         size = max((s["size"] for ln in b["lines"] for s in ln["spans"] if s["text"].strip()), default=body)
         bold = all(s["flags"] & 16 for ln in b["lines"] for s in ln["spans"] if s["text"].strip())
-        text = _join_lines(lines)
+        text = join_lines(lines)
         kind, level = "text", 0
         if len(lines) <= 3 and len(text) < 200 and (size >= body * 1.18 or (bold and len(text) < 80)):
             kind, level = "heading", (1 if size >= body * 1.6 else 2 if size >= body * 1.18 else 3)
@@ -167,7 +167,8 @@ def _chars_text(chars: list[tuple[dict, float]], ordered: bool = True) -> str:
     return re.sub(r"\s+", " ", "".join(out)).strip()
 
 
-def _join_lines(lines: list[str]) -> str:
+def join_lines(lines: list[str]) -> str:
+    """Lines of one paragraph as one string; a word hyphenated across a line break is joined again."""
     text = lines[0]
     for line in lines[1:]:
         text = text[:-1] + line if text.endswith("-") and text[-2:-1].isalpha() else f"{text} {line}"

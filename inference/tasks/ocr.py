@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..documents.model import Block, Document, Page
+from ..documents.pdf import join_lines
 from ..documents.scan import clean_scan, to_before
 from ..errors import IngestError
 
@@ -71,9 +72,7 @@ def ocr_image(image: Any, lang: str = "eng") -> list[tuple[str, tuple[float, flo
 
 
 def _paragraph(lines: list[OcrLine], box: Any) -> tuple[str, tuple[float, float, float, float], list[OcrLine]]:
-    text = lines[0].text
-    for line in lines[1:]:
-        text = text[:-1] + line.text if text.endswith("-") and text[-2:-1].isalpha() else f"{text} {line.text}"
+    text = join_lines([ln.text for ln in lines])
     if box is None:
         box = (min(ln.bbox[0] for ln in lines), min(ln.bbox[1] for ln in lines),
                max(ln.bbox[2] for ln in lines), max(ln.bbox[3] for ln in lines))
