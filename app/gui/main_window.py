@@ -444,13 +444,23 @@ class MainWindow(QMainWindow):
 
         def work(job: Job) -> Any:
             context = self._context(job)
-            docs = [e.parsed.document if e.parsed is not None else e.document for e in entries]
-            if engine.name == "builtin":
-                docs = [d if e.parsed is not None else engine.parse(d, context=context).document
-                        for d, e in zip(docs, entries, strict=True)]
-            return engine.ask(docs, question, context=context)
+            parsed = []
+            if engine.name == "builtin":  # OCR and layout first, once: the results are kept for the next question
+                parsed = [(e.path, engine.parse(e.document, context=context)) for e in entries if e.parsed is None]
+            fresh = dict(parsed)
+            docs = []
+            for e in entries:
+                result = fresh.get(e.path) or e.parsed
+                docs.append(result.document if result is not None else e.document)
+            return engine.ask(docs, question, context=context), parsed
 
-        return self.worker.submit(self._connect(Job("ask", work), self.results.show_answer))
+        def done(result: tuple[Any, list[tuple[str, Any]]]) -> None:
+            answer, parsed = result
+            if parsed:
+                self._parsed(parsed)
+            self.results.show_answer(answer)
+
+        return self.worker.submit(self._connect(Job("ask", work), done))
 
     def extract_dialog(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "JSON Schema", "", "JSON Schema (*.json)")

@@ -262,6 +262,9 @@ def _table_cells(table: Any, text_blocks: list[dict]) -> list[list[str | None]]:
             x0, y0, x1, y1 = box
             parts = []
             for ln in lines:
+                lx0, ly0, lx1, ly1 = ln["bbox"]
+                if lx1 < x0 or lx0 > x1 or ly1 < y0 or ly0 > y1:
+                    continue  # the line misses the cell: skip its characters (this loop runs per cell)
                 inside = [c for s in ln["spans"] for c in s["chars"]
                           if x0 <= (c["bbox"][0] + c["bbox"][2]) / 2 <= x1
                           and y0 <= (c["bbox"][1] + c["bbox"][3]) / 2 <= y1]
