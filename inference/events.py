@@ -45,6 +45,23 @@ class PrefillStarted(Event):
 
 
 @dataclass(frozen=True)
+class PrefillProgress(Event):
+    """One prefill chunk is in the cache: ``done`` of ``total`` uncached prompt tokens, ``seconds`` since the start."""
+
+    kind: ClassVar[str] = "prefill_progress"
+    done: int
+    total: int
+    seconds: float
+
+    @property
+    def seconds_left(self) -> float | None:
+        """Linear estimate of the time left (attention makes late chunks slower; a lower bound)."""
+        if self.done <= 0 or self.done >= self.total:
+            return None if self.done <= 0 else 0.0
+        return self.seconds * (self.total - self.done) / self.done
+
+
+@dataclass(frozen=True)
 class PrefillFinished(Event):
     kind: ClassVar[str] = "prefill_finished"
     prompt_tokens: int
@@ -135,5 +152,5 @@ class Failed(Event):
     message: str
 
 
-EVENT_TYPES: tuple[type[Event], ...] = (PrefillStarted, PrefillFinished, CanvasStarted, DenoisingStep,
-                                        CanvasCommitted, Finished, Cancelled, Failed)
+EVENT_TYPES: tuple[type[Event], ...] = (PrefillStarted, PrefillProgress, PrefillFinished, CanvasStarted,
+                                        DenoisingStep, CanvasCommitted, Finished, Cancelled, Failed)
