@@ -63,7 +63,7 @@ def drop(win: MainWindow, paths: list[Path]) -> None:
 
 
 def ingested(win: MainWindow) -> bool:
-    return bool(win.entries) and all(e.status in ("done", "partial", "failed") for e in win.entries.values())
+    return bool(win.entries) and all(e.status in ("ready", "parsed", "partial", "failed") for e in win.entries.values())
 
 
 def load_tiny(win: MainWindow, qtbot, **params) -> None:
@@ -78,7 +78,7 @@ def test_dropping_a_pdf_and_a_png_lists_both_and_shows_their_pages(window, qtbot
     qtbot.waitUntil(lambda: ingested(window), timeout=TIMEOUT)
     assert window.doc_list.count() == 2
     statuses = [window.entries[str(p.resolve())].status for p in (SAMPLE, image)]
-    assert statuses == ["done", "done"]
+    assert statuses == ["ready", "ready"]
     assert "sample.pdf" in window.doc_list.item(0).text() and "2 p." in window.doc_list.item(0).text()
     assert not window.doc_list.item(0).icon().isNull()  # a thumbnail
     window.doc_list.setCurrentRow(0)
@@ -103,9 +103,10 @@ def test_parse_builtin_shows_results_and_writes_the_exports(window, qtbot, tmp_p
     window.page_view.show_page(1)
     heading = next(b for b in window.page_view.blocks if b.kind == "heading")
     window._block_clicked(1, heading.order)
-    assert window.results.raw.textCursor().selectedText().startswith("How block diffusion")
-    written = window.export_to(tmp_path / "out")
-    names = sorted(p.name for p in written)
+    assert window.results.raw.textCursor().selectedText() == "# How block diffusion writes"
+    window.export_to(tmp_path / "out")
+    qtbot.waitUntil(lambda: not window.worker.busy, timeout=TIMEOUT)
+    names = sorted(p.name for p in window.exported)
     assert names == ["sample.html", "sample.json", "sample.md", "sample.txt", "sample_p1_t1.csv"]
     assert (tmp_path / "out" / "sample.md").read_text().startswith("<!-- page 1 -->")
 
@@ -200,9 +201,12 @@ def test_a_worker_error_shows_a_message_and_keeps_the_window_and_results(window,
     qtbot.waitUntil(lambda: ingested(window), timeout=TIMEOUT)
     assert window.entries[str((tmp_path / "missing.pdf").resolve())].status == "failed"
     window.engine_box.setCurrentText("builtin")
+    assert window.ask("What is block diffusion?") is None  # the new file, which failed, is the scope
+    assert "No document in scope is ready" in window.banner.label.text()
+    window.doc_list.setCurrentRow(0)
     window.ask("What is block diffusion?")
     qtbot.waitUntil(lambda: not window.worker.busy, timeout=TIMEOUT)
-    assert "page:0" in window.results.answer.toHtml() and "not a generated" in window.results.answer.toPlainText()
+    assert "cite:0" in window.results.answer.toHtml() and "not a generated" in window.results.answer.toPlainText()
 
 
 def test_screenshot_renders_the_four_states(qtbot, tmp_path):
@@ -261,11 +265,17 @@ def test_a_scanned_page_shows_before_and_after_cleanup(window, qtbot):
     qtbot.waitUntil(lambda: ingested(window), timeout=TIMEOUT)
     assert window.cleaned_box.isEnabled()
     before = window.page_view.scene().sceneRect()
+    window.page_view.zoom_by(1.25)
+    zoom = window.page_view.transform().m11()
     window.cleaned_box.setChecked(True)
     qtbot.waitUntil(lambda: not window.worker.busy, timeout=TIMEOUT)
     QApplication.processEvents()
     texts = [i.toPlainText() for i in window.page_view.scene().items() if hasattr(i, "toPlainText")]
     assert any("deskew" in t for t in texts), texts
     assert window.page_view.scene().sceneRect() != before
+    # bug 12: the cleaned page is drawn at the page's scale, so toggling keeps the zoom and the size on screen
+    assert window.page_view.transform().m11() == zoom
+    after = window.page_view.scene().sceneRect()
+    assert 0.7 < after.width() / before.width() < 1.3
     window.cleaned_box.setChecked(False)
     assert window.page_view.outline_items is not None and window.page_view.scene().sceneRect() == before

@@ -11,7 +11,7 @@ from typing import Any
 
 RESOURCES = Path(__file__).resolve().parents[2] / "resources"
 SAMPLE = RESOURCES / "sample.pdf"
-STATES = ("empty", "loaded", "generating", "done")
+STATES = ("empty", "loaded", "generating", "done", "conversation", "extract", "dark")
 
 
 def _clean_qt_environment() -> None:
@@ -34,24 +34,39 @@ def application(argv: Sequence[str] | None = None) -> Any:
     return app
 
 
-def follow_system_theme(app: Any) -> None:
-    from PySide6.QtCore import Qt
+DARK = {"Window": "#202124", "WindowText": "#e8eaed", "Base": "#17181a", "AlternateBase": "#26282b",
+        "Text": "#e8eaed", "Button": "#2b2d30", "ButtonText": "#e8eaed", "Highlight": "#2a7ab8",
+        "HighlightedText": "#ffffff", "ToolTipBase": "#2b2d30", "ToolTipText": "#e8eaed", "Link": "#8ab4f8",
+        "PlaceholderText": "#9aa0a6"}
+DARK_DISABLED = {"WindowText": "#6b6f75", "Text": "#6b6f75", "ButtonText": "#6b6f75", "Button": "#242528",
+                 "Base": "#1c1d1f", "Highlight": "#3c4043", "HighlightedText": "#9aa0a6"}
+
+
+def apply_scheme(app: Any, dark: bool) -> None:
+    """The light palette of the style, or a dark one whose disabled widgets look disabled."""
     from PySide6.QtGui import QColor, QPalette
 
+    if not dark:
+        app.setPalette(app.style().standardPalette())
+        return
+    pal = QPalette()
+    for name, colour in DARK.items():
+        pal.setColor(getattr(QPalette.ColorRole, name), QColor(colour))
+    for name, colour in DARK_DISABLED.items():
+        pal.setColor(QPalette.ColorGroup.Disabled, getattr(QPalette.ColorRole, name), QColor(colour))
+    app.setPalette(pal)
+
+
+def follow_system_theme(app: Any) -> None:
+    """Follow the system's scheme; ``DWB_COLOR_SCHEME=dark|light`` overrides it."""
+    from PySide6.QtCore import Qt
+
     hints = app.styleHints()
+    forced = os.environ.get("DWB_COLOR_SCHEME", "").lower()
 
     def apply(*_: Any) -> None:
-        if hints.colorScheme() == Qt.ColorScheme.Dark:
-            pal = QPalette()
-            for role, colour in ((QPalette.ColorRole.Window, "#202124"), (QPalette.ColorRole.WindowText, "#e8eaed"),
-                                 (QPalette.ColorRole.Base, "#17181a"), (QPalette.ColorRole.AlternateBase, "#26282b"),
-                                 (QPalette.ColorRole.Text, "#e8eaed"), (QPalette.ColorRole.Button, "#2b2d30"),
-                                 (QPalette.ColorRole.ButtonText, "#e8eaed"), (QPalette.ColorRole.Highlight, "#2a7ab8"),
-                                 (QPalette.ColorRole.HighlightedText, "#ffffff")):
-                pal.setColor(role, QColor(colour))
-            app.setPalette(pal)
-        else:
-            app.setPalette(app.style().standardPalette())
+        dark = forced == "dark" or (forced != "light" and hints.colorScheme() == Qt.ColorScheme.Dark)
+        apply_scheme(app, dark)
 
     apply()
     hints.colorSchemeChanged.connect(apply)
@@ -62,6 +77,8 @@ def run(files: Sequence[str] = ()) -> int:
     from .main_window import MainWindow
 
     window = MainWindow()
+    # closing the window cancels and waits for the worker; a quit from elsewhere must not leave it running either
+    app.aboutToQuit.connect(lambda: window.worker.shutdown_blocking() if window.worker.thread.isRunning() else None)
     window.show()
     missing = [f for f in files if not Path(f).exists()]
     window.add_paths([f for f in files if Path(f).exists()])

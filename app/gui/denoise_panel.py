@@ -16,15 +16,37 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QRectF, QSize, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QRectF, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QFont, QPainter, QPen
-from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSizePolicy, QSlider, QToolTip, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QHBoxLayout,
+    QLabel,
+    QSizePolicy,
+    QSlider,
+    QSplitter,
+    QTextBrowser,
+    QToolTip,
+    QVBoxLayout,
+    QWidget,
+)
 
 NOISE, ACCEPTED, KEPT, COMMITTED, EMPTY = range(5)
 STATE_NAMES = {NOISE: "noise (re-noised)", ACCEPTED: "accepted this step", KEPT: "kept", COMMITTED: "committed",
                EMPTY: "not started"}
 COLOURS = {NOISE: QColor(150, 150, 150), ACCEPTED: QColor(60, 190, 90), KEPT: QColor(50, 130, 200),
            COMMITTED: QColor(30, 60, 130), EMPTY: QColor(90, 90, 90, 60)}
+DARK_COLOURS = {NOISE: QColor(120, 124, 130), ACCEPTED: QColor(80, 210, 110), KEPT: QColor(80, 160, 235),
+                COMMITTED: QColor(150, 175, 255), EMPTY: QColor(160, 160, 160, 50)}
+
+
+def is_dark(widget: QWidget) -> bool:
+    return widget.palette().window().color().lightness() < 128
+
+
+def state_colours(widget: QWidget) -> dict[int, QColor]:
+    """The state colours that read on this widget's background (light or dark scheme)."""
+    return DARK_COLOURS if is_dark(widget) else COLOURS
 
 
 @dataclass
@@ -66,7 +88,7 @@ class CanvasGrid(QWidget):
         self.max_entropy = 1.0
         self.paints = 0
         self.setMouseTracking(True)
-        self.setMinimumSize(QSize(256, 256))
+        self.setMinimumSize(QSize(128, 128))
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
 
     def set_frame(self, frame: Frame | None) -> None:
@@ -96,11 +118,12 @@ class CanvasGrid(QWidget):
         p = QPainter(self)
         p.setRenderHint(QPainter.RenderHint.Antialiasing, False)
         frame = self.frame
+        colours = state_colours(self)
         n = len(frame.state) if frame is not None else 256
         for i in range(n):
             rect = self.cell_rect(i).adjusted(0.5, 0.5, -0.5, -0.5)
             state = int(frame.state[i]) if frame is not None else EMPTY
-            p.fillRect(rect, COLOURS[state])
+            p.fillRect(rect, colours[state])
             if frame is not None and self.show_entropy:  # entropy: a red inset, so the state colour stays readable
                 heat = float(frame.entropy[i]) / max(self.max_entropy, 1e-6)
                 if heat > 0.02:
@@ -151,8 +174,64 @@ class Timeline(QWidget):
             p.fillRect(QRectF(i * bar + 1, h - 12 - height, bar - 2, height), colour)
         p.setPen(QPen(self.palette().text().color()))
         p.setFont(QFont(p.font().family(), 7))
-        p.drawText(QRectF(0, h - 12, w, 12), Qt.AlignmentFlag.AlignLeft, f"steps per canvas: {self.steps}"[:120])
+        p.drawText(QRectF(0, h - 12, w, 12), Qt.AlignmentFlag.AlignLeft, steps_text(self.steps))
         p.end()
+
+
+def steps_text(steps: list[int]) -> str:
+    if not steps:
+        return "steps per canvas: none yet"
+    shown = ", ".join(str(s) for s in steps[-24:])
+    more = "\u2026, " if len(steps) > 24 else ""
+    return f"steps per canvas: {more}{shown}"
+
+
+class CanvasText(QTextBrowser):
+    """The canvas decoded token by token, each token coloured by its state, its entropy as a red tint."""
+
+    def __init__(self, decode: Any = None, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.decode = decode or (lambda i: str(i))
+        self.frame: Frame | None = None
+        self.max_entropy = 1.0
+        self.tokens: list[str] = []  # the decoded tokens of the frame shown
+        self._cache: dict[int, str] = {}
+        self.setMinimumWidth(160)
+        self.setOpenLinks(False)
+
+    def set_decoder(self, decode: Any) -> None:
+        self.decode = decode
+        self._cache.clear()
+
+    def token(self, token_id: int) -> str:
+        text = self._cache.get(token_id)
+        if text is None:
+            try:
+                text = self.decode(token_id)
+            except Exception:  # noqa: BLE001 - an undecodable id shows as its number
+                text = f"<{token_id}>"
+            if len(self._cache) < 100_000:
+                self._cache[token_id] = text
+        return text
+
+    def set_frame(self, frame: Frame | None) -> None:
+        from html import escape
+
+        self.frame = frame
+        if frame is None:
+            self.tokens = []
+            self.setHtml("")
+            return
+        colours = state_colours(self)
+        self.tokens = [self.token(int(t)) for t in frame.draft]
+        parts = []
+        for i, text in enumerate(self.tokens):
+            colour = colours[int(frame.state[i])].name()
+            heat = min(1.0, float(frame.entropy[i]) / max(self.max_entropy, 1e-6))
+            tint = f"background: rgba(235,45,45,{0.45 * heat:.2f});" if heat > 0.05 else ""
+            shown = escape(text).replace("\n", "\u21b5<br>") or "\u00b7"
+            parts.append(f'<span style="color:{colour};{tint}">{shown}</span>')
+        self.setHtml(f'<div style="font-family: monospace">{"".join(parts)}</div>')
 
 
 class DenoisePanel(QWidget):
@@ -168,12 +247,17 @@ class DenoisePanel(QWidget):
         self.forwards = 0
         self.tokens_per_second = 0.0
         self.running = False
+        self.phase = ""  # "prefill" between PrefillStarted and the first step, "steps" after
+        self.cached_tokens = 0
+        self.prompt_tokens = 0
         self._dirty = False
         self._base = 0
         self._max_steps = 1
         self.grid = CanvasGrid(decode)
+        self.text = CanvasText(decode)
         self.counters = QLabel("no run yet")
         self.counters.setObjectName("counters")
+        self.counters.setWordWrap(True)
         self.timeline = Timeline()
         self.entropy_box = QCheckBox("entropy heat")
         self.entropy_box.setChecked(True)
@@ -183,21 +267,29 @@ class DenoisePanel(QWidget):
         self.scrubber.valueChanged.connect(self._scrub)
         self.scrub_label = QLabel("")
         legend = QHBoxLayout()
+        self.swatches: dict[int, QLabel] = {}
         for state in (NOISE, ACCEPTED, KEPT, COMMITTED):
-            swatch = QLabel("\u25a0 " + STATE_NAMES[state].split(" (")[0])
-            swatch.setStyleSheet(f"color: {COLOURS[state].name()};")
+            swatch = QLabel("\u25a0 " + STATE_NAMES[state].split(" (")[0].replace(" this step", ""))
+            swatch.setToolTip(STATE_NAMES[state])
+            self.swatches[state] = swatch
             legend.addWidget(swatch)
+        self._colour_legend()
         legend.addStretch(1)
-        legend.addWidget(self.entropy_box)
         layout = QVBoxLayout(self)
         layout.addWidget(QLabel("<b>Denoising</b>"))
         layout.addWidget(self.counters)
-        layout.addWidget(self.grid, 1)
+        views = QSplitter(Qt.Orientation.Horizontal)
+        views.addWidget(self.grid)
+        views.addWidget(self.text)
+        views.setSizes([300, 300])
+        self.views = views
+        layout.addWidget(views, 1)
         layout.addLayout(legend)
         layout.addWidget(self.timeline)
         row = QHBoxLayout()
         row.addWidget(self.scrubber, 1)
         row.addWidget(self.scrub_label)
+        row.addWidget(self.entropy_box)
         layout.addLayout(row)
         self.timer = QTimer(self)
         self.timer.setInterval(max(1, 1000 // fps))
@@ -206,6 +298,27 @@ class DenoisePanel(QWidget):
 
     def set_decoder(self, decode: Any) -> None:
         self.grid.decode = decode
+        self.text.set_decoder(decode)
+
+    def _colour_legend(self) -> None:
+        colours = state_colours(self)
+        for state, swatch in self.swatches.items():
+            swatch.setStyleSheet(f"color: {colours[state].name()};")
+
+    def changeEvent(self, event: Any) -> None:  # noqa: N802
+        if event.type() == QEvent.Type.PaletteChange:
+            self._colour_legend()
+            self._dirty = True
+        super().changeEvent(event)
+
+    def position(self) -> str:
+        """Where the run shown stands, in the panel's own numbering (1-based, canvases counted across runs)."""
+        if self.phase == "prefill":
+            return "during the prefill"
+        if self.frames:
+            last = self.frames[-1]
+            return f"after canvas {last.canvas + 1}, step {last.step + 1}"
+        return ""
 
     def reset(self) -> None:
         self.frames.clear()
@@ -215,7 +328,11 @@ class DenoisePanel(QWidget):
         self._base = 0
         self.tokens_per_second = 0.0
         self.scrubber.setEnabled(False)
+        self.scrub_label.setText("")
+        self.phase = ""
+        self.cached_tokens = self.prompt_tokens = 0
         self.grid.set_frame(None)
+        self.text.set_frame(None)
         self._dirty = True
 
     # events ------------------------------------------------------------------------------------------
@@ -226,13 +343,18 @@ class DenoisePanel(QWidget):
         self.received += 1
         if isinstance(event, ev.PrefillStarted):  # a run (one page, one question) starts: canvases continue on
             self.running = True
+            self.phase = "prefill"
+            self.cached_tokens, self.prompt_tokens = int(event.cached_tokens), int(event.prompt_tokens)
             self._base = len(self.steps_per_canvas)
             self.scrubber.setEnabled(False)
+            self.scrub_label.setText("")
         elif isinstance(event, ev.DenoisingStep):
+            self.phase = "steps"
             previous = self.frames[-1] if self.frames else None
             frame = frame_from_step(event, previous)
             frame.canvas += self._base
             self.grid.max_entropy = max(self.grid.max_entropy, float(np.max(frame.entropy, initial=0.0)))
+            self.text.max_entropy = self.grid.max_entropy
             self.frames.append(frame)
             while len(self.steps_per_canvas) <= frame.canvas:
                 self.steps_per_canvas.append(0)
@@ -255,6 +377,7 @@ class DenoisePanel(QWidget):
 
     def _end_run(self) -> None:
         self.running = False
+        self.phase = ""
         if self.frames:
             self.scrubber.blockSignals(True)
             self.scrubber.setRange(0, len(self.frames) - 1)
@@ -270,23 +393,28 @@ class DenoisePanel(QWidget):
         self.redraws += 1
         frame = self.frames[-1] if self.frames else None
         self.grid.set_frame(frame)
+        if self.text.isVisible() or frame is None:
+            self.text.set_frame(frame)
         self._update_labels(frame)
 
     def _update_labels(self, frame: Frame | None) -> None:
+        cache = f" \u00b7 prompt {self.prompt_tokens:,} + cached {self.cached_tokens:,} tokens" if (
+            self.cached_tokens) else ""
         if frame is None:
-            self.counters.setText("no run yet")
+            self.counters.setText("prefill\u2026" + cache if self.phase == "prefill" else "no run yet")
             self.timeline.set_steps(self.steps_per_canvas, -1, self._max_steps)
             return
         per_forward = self.committed_tokens / self.forwards if self.forwards else 0.0
         rate = f"{self.tokens_per_second:.0f} tokens/s" if self.tokens_per_second else "running" if self.running else ""
         self.counters.setText(f"canvas {frame.canvas + 1} \u00b7 step {frame.step + 1} \u00b7 "
-                              f"{per_forward:.2f} tokens/forward \u00b7 {rate} \u00b7 t={frame.temperature:.2f}")
+                              f"{per_forward:.2f} tokens/forward \u00b7 {rate} \u00b7 t={frame.temperature:.2f}{cache}")
         self.timeline.set_steps(self.steps_per_canvas, frame.canvas, self._max_steps)
 
     def _scrub(self, index: int) -> None:
         if 0 <= index < len(self.frames):
             frame = self.frames[index]
             self.grid.set_frame(frame)
+            self.text.set_frame(frame)
             self.scrub_label.setText(f"canvas {frame.canvas + 1}, step {frame.step + 1}")
             self._update_labels(frame)
 

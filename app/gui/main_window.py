@@ -8,8 +8,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QSettings, Qt, QTimer
-from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
+from PySide6.QtCore import QItemSelectionModel, QSettings, Qt, QTimer, QUrl
+from PySide6.QtGui import QAction, QDesktopServices, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -18,20 +18,22 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QMainWindow,
+    QMenu,
     QMessageBox,
     QProgressBar,
     QPushButton,
     QSpinBox,
     QSplitter,
+    QStyle,
     QToolBar,
     QVBoxLayout,
     QWidget,
 )
 
 from .denoise_panel import DenoisePanel
-from .messages import describe
-from .model_dialog import ModelChoice, ModelDialog
-from .panels import DocEntry, DocumentList, PageView, Results
+from .model_dialog import ModelChoice
+from .panels import DocEntry, DocumentList, DropTarget, PageView, Results
+from .tasks import TaskActions
 from .worker import Job, Worker
 
 log = logging.getLogger(__name__)
@@ -45,29 +47,41 @@ def settings() -> QSettings:
 class Banner(QWidget):
     """A message strip at the top of the window: errors never block in a modal dialog; details on request."""
 
+    STYLES = {True: ("#f8d7da", "#58151c", QStyle.StandardPixmap.SP_MessageBoxCritical),
+              False: ("#d1e7dd", "#0f5132", QStyle.StandardPixmap.SP_MessageBoxInformation)}
+
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
+        self.setObjectName("banner")
+        self.icon = QLabel()
         self.label = QLabel("")
         self.label.setWordWrap(True)
+        self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.details_button = QPushButton("Details")
         self.close_button = QPushButton("\u2715")
         self.close_button.setFixedWidth(28)
+        self.close_button.setToolTip("Dismiss")
         row = QHBoxLayout(self)
         row.setContentsMargins(8, 4, 8, 4)
+        row.addWidget(self.icon)
         row.addWidget(self.label, 1)
         row.addWidget(self.details_button)
         row.addWidget(self.close_button)
         self.details = ""
+        self.error = True
         self.details_button.clicked.connect(self.show_details)
         self.close_button.clicked.connect(self.hide)
-        self.setStyleSheet("Banner { background: #f8d7da; } QLabel { color: #58151c; }")
         self.hide()
 
     def show_message(self, message: str, details: str = "", error: bool = True) -> None:
         self.label.setText(message)
         self.details = details
+        self.error = error
         self.details_button.setVisible(bool(details))
-        self.setStyleSheet("QLabel { color: #58151c; }" if error else "QLabel { color: #0f5132; }")
+        background, text, icon = self.STYLES[error]
+        self.setStyleSheet(f"#banner {{ background: {background}; }} #banner QLabel {{ color: {text}; }}")
+        self.icon.setPixmap(self.style().standardIcon(icon).pixmap(18, 18))
         self.show()
 
     def show_details(self) -> None:
@@ -76,7 +90,7 @@ class Banner(QWidget):
         box.open()
 
 
-class MainWindow(QMainWindow):
+class MainWindow(TaskActions, DropTarget, QMainWindow):
     def __init__(self, sample_dir: Path | None = None) -> None:
         super().__init__()
         self.setWindowTitle("Diffusion Workbench")
@@ -88,42 +102,58 @@ class MainWindow(QMainWindow):
         self.model_engine: Any = None
         self.worker = Worker(self)
         self.worker.busy_changed.connect(self._busy)
+        self.worker.job_started.connect(self._job_started)
         self.settings = settings()
         self.last_error = ""
+        self.closing = False
+        self.page_of: dict[str, int] = {}  # the page shown last, per document
+        self._init_tasks()
         self._build()
         self._actions()
         self.resize(1400, 860)
+        self._restore_geometry()
 
     # layout ------------------------------------------------------------------------------------------
     def _build(self) -> None:
         self.doc_list = DocumentList()
         self.doc_list.currentItemChanged.connect(self._select_item)
+        self.doc_list.itemSelectionChanged.connect(self.scope_changed)
+        self.doc_list.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.doc_list.customContextMenuRequested.connect(self._doc_menu)
         self.page_view = PageView()
         self.page_view.block_clicked.connect(self._block_clicked)
         self.page_view.page_changed.connect(self._page_changed)
+        self.page_view.dropped.connect(self.take_drop)
         self.page_spin = QSpinBox()
-        self.page_spin.setMinimum(1)
-        self.page_spin.valueChanged.connect(lambda n: self.page_view.show_page(n) if n != self.page_view.page
+        self.page_spin.setRange(0, 0)
+        self.page_spin.setSpecialValueText("\u2013")  # no document: a dash, not "1"
+        self.page_spin.setEnabled(False)
+        self.page_spin.valueChanged.connect(lambda n: self.page_view.show_page(n) if n and n != self.page_view.page
                                             else None)
         self.page_total = QLabel("/ 0")
         self.cleaned_box = QCheckBox("Cleaned")
         self.cleaned_box.setToolTip("Scanned pages: show the page after clean-up (upright, deskewed, denoised, "
                                     "cropped) instead of as scanned")
-        self.cleaned_box.toggled.connect(lambda _: self.page_view.show_page(self.page_view.page))
+        self.cleaned_box.setEnabled(False)
+        self.cleaned_box.toggled.connect(self._cleaned_toggled)
         nav = QHBoxLayout()
-        for text, slot in (("\u25c0", self.prev_page), ("\u25b6", self.next_page)):
+        for text, slot, tip in (("\u25c0", self.prev_page, "Previous page (PgUp)"),
+                                ("\u25b6", self.next_page, "Next page (PgDown)")):
             button = QPushButton(text)
             button.setFixedWidth(32)
+            button.setToolTip(tip)
             button.clicked.connect(slot)
             nav.addWidget(button)
         nav.addWidget(self.page_spin)
         nav.addWidget(self.page_total)
         nav.addWidget(self.cleaned_box)
         nav.addStretch(1)
-        for text, slot in (("\u2212", lambda: self.page_view.zoom_by(1 / 1.25)),
-                           ("+", lambda: self.page_view.zoom_by(1.25)), ("Fit", self.page_view.fit)):
+        for text, slot, tip in (("\u2212", lambda: self.page_view.zoom_by(1 / 1.25), "Zoom out (Ctrl+-)"),
+                                ("+", lambda: self.page_view.zoom_by(1.25), "Zoom in (Ctrl+=)"),
+                                ("Fit", self.page_view.fit, "Fit the page (Ctrl+0)")):
             button = QPushButton(text)
             button.setFixedWidth(44)
+            button.setToolTip(tip)
             button.clicked.connect(slot)
             nav.addWidget(button)
         viewer = QWidget()
@@ -132,27 +162,31 @@ class MainWindow(QMainWindow):
         column.addLayout(nav)
         column.addWidget(self.page_view, 1)
         self.results = Results()
-        self.results.page_link.connect(self.jump_to)
+        self.results.citation_clicked.connect(self.show_citation)
         self.results.cursor_block.connect(self._results_cursor)
+        self.results.setMinimumHeight(300)
         self.panel = DenoisePanel()
-        right = QSplitter(Qt.Orientation.Vertical)
-        right.addWidget(self.results)
-        right.addWidget(self.panel)
-        right.setSizes([430, 430])
-        split = QSplitter(Qt.Orientation.Horizontal)
-        split.addWidget(self.doc_list)
-        split.addWidget(viewer)
-        split.addWidget(right)
-        split.setSizes([230, 620, 550])
+        self.right = QSplitter(Qt.Orientation.Vertical)
+        self.right.setObjectName("right")
+        self.right.addWidget(self.results)
+        self.right.addWidget(self.panel)
+        self.right.setSizes([430, 430])
+        self.right.setCollapsible(0, False)
+        self.split = QSplitter(Qt.Orientation.Horizontal)
+        self.split.setObjectName("main")
+        self.split.addWidget(self.doc_list)
+        self.split.addWidget(viewer)
+        self.split.addWidget(self.right)
+        self.split.setSizes([230, 620, 550])
         self.banner = Banner()
         central = QWidget()
         outer = QVBoxLayout(central)
         outer.setContentsMargins(0, 0, 0, 0)
         outer.addWidget(self.banner)
-        outer.addWidget(split, 1)
+        outer.addWidget(self.split, 1)
         self.setCentralWidget(central)
         self.progress = QProgressBar()
-        self.progress.setMaximumWidth(260)
+        self.progress.setMaximumWidth(220)
         self.progress.hide()
         self.status_label = QLabel("Drop PDFs, scans, images or videos here.")
         self.statusBar().addWidget(self.status_label, 1)
@@ -164,15 +198,28 @@ class MainWindow(QMainWindow):
         bar = QToolBar("Tasks")
         bar.setObjectName("tasks")
         self.addToolBar(bar)
+        self.toolbar = bar
         file_menu = self.menuBar().addMenu("&File")
         edit_menu = self.menuBar().addMenu("&Edit")
         view_menu = self.menuBar().addMenu("&View")
         task_menu = self.menuBar().addMenu("&Tasks")
+        help_menu = self.menuBar().addMenu("&Help")
+        style = self.style()
 
-        def action(text: str, slot: Any, shortcut: Any = None, menu: Any = None, toolbar: bool = False) -> QAction:
+        def action(text: str, slot: Any, shortcut: Any = None, menu: Any = None, toolbar: bool = False,
+                   icon: Any = None) -> QAction:
             act = QAction(text, self)
-            if shortcut is not None:
-                act.setShortcut(QKeySequence(shortcut))
+            keys = shortcut if isinstance(shortcut, list) else [] if shortcut is None else [shortcut]
+            sequences = []
+            for key in keys:
+                sequences += (QKeySequence.keyBindings(key) if isinstance(key, QKeySequence.StandardKey)
+                              else [QKeySequence(key)])
+            act.setShortcuts(sequences)
+            plain = text.replace("&", "").rstrip("\u2026")
+            named = sequences[0].toString(QKeySequence.SequenceFormat.NativeText) if sequences else ""
+            act.setToolTip(f"{plain} ({named})" if named else plain)
+            if icon is not None:
+                act.setIcon(style.standardIcon(icon))
             act.triggered.connect(slot)
             if menu is not None:
                 menu.addAction(act)
@@ -180,49 +227,67 @@ class MainWindow(QMainWindow):
                 bar.addAction(act)
             return act
 
-        action("&Open\u2026", self.open_dialog, QKeySequence.StandardKey.Open, file_menu, True)
+        pix = QStyle.StandardPixmap
+        self.action = action
+        action("&Open\u2026", self.open_dialog, QKeySequence.StandardKey.Open, file_menu, True, pix.SP_DialogOpenButton)
         self.recent_menu = file_menu.addMenu("Open &Recent")
         self._fill_recent()
-        action("&Export\u2026", self.export_dialog, QKeySequence.StandardKey.Save, file_menu, True)
+        action("&Export\u2026", self.export_dialog, QKeySequence.StandardKey.Save, file_menu, True,
+               pix.SP_DialogSaveButton)
+        action("&Remove document", self.remove_selected, QKeySequence.StandardKey.Delete, file_menu)
+        action("C&lear documents", self.clear_documents, None, file_menu)
         file_menu.addSeparator()
         action("&Quit", self.close, QKeySequence.StandardKey.Quit, file_menu)
         action("&Paste image", self.paste_image, QKeySequence.StandardKey.Paste, edit_menu)
-        action("Zoom &in", lambda: self.page_view.zoom_by(1.25), QKeySequence.StandardKey.ZoomIn, view_menu)
+        action("Zoom &in", lambda: self.page_view.zoom_by(1.25), [QKeySequence.StandardKey.ZoomIn, "Ctrl+="],
+               view_menu)
         action("Zoom &out", lambda: self.page_view.zoom_by(1 / 1.25), QKeySequence.StandardKey.ZoomOut, view_menu)
         action("&Fit page", self.page_view.fit, "Ctrl+0", view_menu)
         action("&Next page", self.next_page, QKeySequence.StandardKey.MoveToNextPage, view_menu)
         action("&Previous page", self.prev_page, QKeySequence.StandardKey.MoveToPreviousPage, view_menu)
+        self.panel_action = action("Denoising &panel", self.toggle_panel, "Ctrl+D", view_menu)
+        self.panel_action.setCheckable(True)
+        self.panel_action.setChecked(True)
         bar.addSeparator()
         self.engine_box = QComboBox()
         self.engine_box.addItems(["builtin", "model"])
         self.engine_box.setToolTip("builtin: no weights (layout, OCR, retrieval); model: DiffusionGemma")
+        self.engine_box.currentTextChanged.connect(self._engine_changed)
         bar.addWidget(QLabel(" Engine "))
         bar.addWidget(self.engine_box)
-        action("&Model\u2026", self.model_dialog, "Ctrl+M", task_menu, True)
-        self.parse_action = action("&Parse", self.parse, "Ctrl+R", task_menu, True)
+        action("&Model\u2026", self.model_dialog, "Ctrl+M", task_menu, True, pix.SP_ComputerIcon)
+        self.parse_action = action("&Parse", self.parse, "Ctrl+R", task_menu, True, pix.SP_FileDialogDetailedView)
+        self.scope_box = QComboBox()
+        self.scope_box.addItems(["Selected", "All documents"])
+        self.scope_box.setToolTip("Which documents Parse, Ask and Extract cover: the selected ones (Ctrl+click for "
+                                  "several) or all")
+        self.scope_box.currentIndexChanged.connect(lambda _: self.scope_changed())
+        bar.addWidget(self.scope_box)
         self.question = QLineEdit()
         self.question.setPlaceholderText("Ask a question about the documents\u2026")
-        self.question.setMinimumWidth(260)
+        self.question.setMinimumWidth(200)
         self.question.returnPressed.connect(lambda: self.ask(self.question.text()))
+        self.question.textChanged.connect(lambda _: self.count_timer.start())
         bar.addWidget(self.question)
-        action("&Ask", lambda: self.ask(self.question.text()), "Ctrl+K", task_menu, True)
-        action("E&xtract\u2026", self.extract_dialog, "Ctrl+J", task_menu, True)
-        self.cancel_action = action("&Cancel", self.cancel, QKeySequence.StandardKey.Cancel, task_menu, True)
+        self.scope_label = QLabel("")
+        self.scope_label.setObjectName("scope")
+        bar.addWidget(self.scope_label)
+        action("&Ask", lambda: self.ask(self.question.text()), "Ctrl+K", task_menu, True, pix.SP_MessageBoxQuestion)
+        action("Clear &conversation", self.clear_conversation, None, task_menu)
+        action("E&xtract\u2026", self.extract_dialog, "Ctrl+J", task_menu, True, pix.SP_FileDialogContentsView)
+        self.cancel_action = action("&Cancel", self.cancel, QKeySequence.StandardKey.Cancel, task_menu, True,
+                                    pix.SP_BrowserStop)
         self.cancel_action.setEnabled(False)
+        action("&Keyboard shortcuts", self.show_shortcuts, None, help_menu)
+        action("&About", self.show_about, None, help_menu)
 
     # documents ------------------------------------------------------------------------------------------
-    def dragEnterEvent(self, event: Any) -> None:  # noqa: N802
-        if event.mimeData().hasUrls() or event.mimeData().hasImage():
-            event.acceptProposedAction()
-
-    def dropEvent(self, event: Any) -> None:  # noqa: N802
-        mime = event.mimeData()
+    def take_drop(self, mime: Any) -> None:
         paths = [u.toLocalFile() for u in mime.urls() if u.isLocalFile()]
         if paths:
             self.add_paths(paths)
         elif mime.hasImage():
             self._add_image(mime.imageData())
-        event.acceptProposedAction()
 
     def paste_image(self) -> None:
         clip = QGuiApplication.clipboard()
@@ -263,8 +328,15 @@ class MainWindow(QMainWindow):
             self._remember(key)
             self.worker.submit(self._ingest_job(entry))
             added.append(key)
-        if added and self.doc_list.currentItem() is None:
-            self.doc_list.setCurrentRow(0)
+        if added:  # the files just opened become the selection (and the scope)
+            self.doc_list.clearSelection()
+            for key in added:
+                item = self.doc_list.item_for(key)
+                if item is not None:
+                    item.setSelected(True)
+            first = self.doc_list.item_for(added[0])
+            self.doc_list.setCurrentItem(first, QItemSelectionModel.SelectionFlag.NoUpdate)
+            self.show_entry(added[0])
         return added
 
     def _ingest_job(self, entry: DocEntry) -> Job:
@@ -280,7 +352,7 @@ class MainWindow(QMainWindow):
                 thumb = None
             return doc, thumb
 
-        job = Job(f"ingest {entry.name}", work)
+        job = Job(f"reading {entry.name}", work)
         entry.status = "ingesting"
         self.doc_list.refresh(entry)
         job.succeeded.connect(lambda result, e=entry: self._ingested(e, *result))
@@ -288,42 +360,103 @@ class MainWindow(QMainWindow):
         return job
 
     def _ingested(self, entry: DocEntry, doc: Any, thumb: Any) -> None:
+        if entry.path not in self.entries:  # removed while it was read
+            return
         entry.document, entry.thumbnail = doc, thumb
-        entry.status = "partial" if doc.errors else "done"
+        entry.status = "partial" if doc.errors else "ready"
         entry.message = "; ".join(e.message for e in doc.errors[:3])
         self.doc_list.refresh(entry)
         if self.current == entry.path or self.current is None:
             self.show_entry(entry.path)
+        self.scope_changed()
 
     def _entry_failed(self, entry: DocEntry, message: str, details: str) -> None:
         entry.status, entry.message = "failed", message
         self.doc_list.refresh(entry)
         self.show_error(message, details)
 
+    def remove_selected(self) -> None:
+        for path in self.doc_list.selected_paths() or ([self.current] if self.current else []):
+            self.remove_document(path)
+
+    def remove_document(self, path: str) -> None:
+        if path not in self.entries:
+            return
+        item = self.doc_list.item_for(path)
+        if item is not None:
+            self.doc_list.takeItem(self.doc_list.row(item))
+        del self.entries[path]
+        self.page_of.pop(path, None)
+        if self.current == path:
+            self.current = None
+            item = self.doc_list.currentItem()
+            if item is not None:
+                self.show_entry(item.data(Qt.ItemDataRole.UserRole))
+            else:
+                self._show_nothing()
+        self.scope_changed()
+
+    def clear_documents(self) -> None:
+        for path in list(self.entries):
+            self.remove_document(path)
+
+    def _show_nothing(self) -> None:
+        self.page_view.document = None
+        self.page_view.show_hint()
+        self.page_spin.setRange(0, 0)
+        self.page_spin.setEnabled(False)
+        self.page_total.setText("/ 0")
+        self.cleaned_box.setEnabled(False)
+        self.results.show_parse(None)
+
+    def _doc_menu(self, pos: Any) -> None:
+        item = self.doc_list.itemAt(pos)
+        if item is None:
+            return
+        path = item.data(Qt.ItemDataRole.UserRole)
+        menu = QMenu(self)
+        menu.addAction("Parse again", lambda: self.parse([path]))
+        menu.addAction("Export\u2026", lambda: self.export_dialog([path]))
+        menu.addAction("Show in folder",
+                       lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(str(Path(path).parent))))
+        menu.addSeparator()
+        menu.addAction("Remove", lambda: self.remove_document(path))
+        menu.popup(self.doc_list.viewport().mapToGlobal(pos))
+
     def _select_item(self, item: Any, _previous: Any = None) -> None:
         if item is not None:
             self.show_entry(item.data(Qt.ItemDataRole.UserRole))
 
-    def show_entry(self, path: str) -> None:
+    def show_entry(self, path: str, page: int | None = None) -> None:
         self.current = path
         entry = self.entries[path]
         if entry.document is None:
             return
         layout = entry.parsed.document if entry.parsed is not None else None
-        self.page_view.show_document(entry.document, 1, layout)
-        self.page_view.fit()
-        self.page_spin.setMaximum(max(1, len(entry.document.pages)))
-        self.page_total.setText(f"/ {len(entry.document.pages)}")
+        pages = len(entry.document.pages)
+        page = page or min(self.page_of.get(path, 1), max(pages, 1))
+        self.page_spin.setEnabled(pages > 0)
+        self.page_spin.setRange(1 if pages else 0, max(pages, 0))
+        self.page_total.setText(f"/ {pages}")
         self.results.show_parse(entry.parsed)
+        self.page_view.fit_mode = True
+        self.page_view.show_document(entry.document, page, layout)
 
-    def jump_to(self, document: str, page: int) -> None:
-        key = str(Path(document).resolve())
-        if key in self.entries:
-            item = self.doc_list.item_for(key)
-            if item is not None:
-                self.doc_list.setCurrentItem(item)
-            self.show_entry(key)
-            self.page_view.show_page(page)
+    def show_citation(self, citation: Any) -> None:
+        """Show the cited page with the passage's blocks highlighted."""
+        key = str(Path(citation.document).resolve())
+        if key not in self.entries:
+            return
+        item = self.doc_list.item_for(key)
+        if item is not None and self.doc_list.currentItem() is not item:
+            self.doc_list.blockSignals(True)
+            self.doc_list.setCurrentItem(item)
+            self.doc_list.blockSignals(False)
+        if self.current != key or self.page_view.document is not self.entries[key].document:
+            self.show_entry(key, citation.page)
+        else:
+            self.page_view.show_page(citation.page)
+        self.page_view.highlight_many(passage_blocks(self.page_view.blocks, citation.text))
 
     def next_page(self) -> None:
         self.page_view.show_page(min(self.page_view.page + 1, self.page_view.page_count()))
@@ -335,174 +468,87 @@ class MainWindow(QMainWindow):
         self.page_spin.blockSignals(True)
         self.page_spin.setValue(number)
         self.page_spin.blockSignals(False)
+        if self.current is not None:
+            self.page_of[self.current] = number
         doc = self.page_view.document
         scanned = doc is not None and doc.pages[number - 1].scanned
         self.cleaned_box.setEnabled(scanned)
+        self.results.scroll_to_page(number)
         if scanned and self.cleaned_box.isChecked():
             self.show_cleaned(number)
+
+    def _cleaned_toggled(self, on: bool) -> None:
+        if self.page_view.document is None:
+            return
+        self.page_view.show_page(self.page_view.page)
 
     def show_cleaned(self, number: int) -> Job:
         """Clean the scanned page on the worker, then show the result (the page as scanned stays one click away)."""
         doc = self.page_view.document
+        dpi = 150
 
         def work(job: Job) -> Any:
             from inference.documents.scan import clean_scan
 
-            return clean_scan(doc.render(number, 150))
+            return clean_scan(doc.render(number, dpi))
 
         def done(result: Any) -> None:
             if self.page_view.document is doc and self.page_view.page == number and self.cleaned_box.isChecked():
                 steps = ", ".join(result.steps) or "nothing to do"
-                self.page_view.show_image(result.after, f"cleaned: {steps}")
+                self.page_view.show_image(result.after, f"cleaned: {steps}", dpi)
 
-        return self.worker.submit(self._connect(Job("clean scan", work), done))
+        return self.worker.submit(self._connect(Job("cleaning the scan", work), done))
 
     def _block_clicked(self, page: int, order: int) -> None:
-        block = next((b for b in self.page_view.blocks if b.order == order), None)
-        if block is not None and block.text:
-            self.results.select_text(block.text)
+        self.results.select_block(page, order)
 
-    def _results_cursor(self, page: int, line: str) -> None:
+    def _results_cursor(self, page: int, order: int) -> None:
         if page and page != self.page_view.page:
             self.page_view.show_page(page)
-        probe = line.lstrip("#-|> ").strip()[:40]
-        for blk in self.page_view.blocks:
-            if probe and probe in blk.text:
-                self.page_view.highlight(blk.order)
-                return
+        self.page_view.highlight(order)
 
-    # tasks ------------------------------------------------------------------------------------------
-    def ready_entries(self) -> list[DocEntry]:
-        chosen = [self.entries[self.current]] if self.current in self.entries else list(self.entries.values())
-        return [e for e in chosen if e.document is not None]
+    def toggle_panel(self, on: bool | None = None) -> None:
+        on = self.panel_action.isChecked() if on is None else on
+        self.panel_action.setChecked(on)
+        self.panel.setVisible(on)
 
-    def _engine(self) -> Any:
-        if self.engine_box.currentText() == "builtin":
-            from inference.tasks import BuiltinEngine
+    def _engine_changed(self, name: str) -> None:
+        self.toggle_panel(name == "model")  # collapsed with the builtin engine: nothing denoises
+        self.scope_changed()
 
-            return BuiltinEngine()
-        if self.model_engine is None:
-            self.show_error("Load a model first (Tasks \u2192 Model\u2026), or choose the builtin engine.")
-            return None
-        return self.model_engine
-
-    def _context(self, job: Job) -> Any:
-        from inference.errors import CancelledError
-        from inference.tasks import TaskContext
-
-        def progress(done: int, total: int, what: str) -> None:
-            if job.cancelled_requested:
-                raise CancelledError("cancelled")
-            job.progress.emit(done, total, what)
-
-        return TaskContext(progress=progress, on_event=job.event.emit, cancel=job.cancel_token)
-
-    def _connect(self, job: Job, on_success: Any) -> Job:
-        job.event.connect(self.panel.on_event)
-        job.event.connect(self._engine_progress)
-        job.progress.connect(self._progress)
-        job.succeeded.connect(on_success)
-        job.failed.connect(self.show_error)
-        job.cancelled.connect(lambda why: self.banner.show_message(f"Cancelled ({why}). Earlier results are kept.",
-                                                                   error=False))
-        return job
-
-    def parse(self) -> Job | None:
-        engine = self._engine()
-        entries = self.ready_entries()
-        if engine is None or not entries:
-            return None
-        if engine.name == "model":
-            self.panel.reset()
-
-        def work(job: Job) -> Any:
-            context = self._context(job)
-            return [(e.path, engine.parse(e.document, context=context)) for e in entries]
-
-        for e in entries:
-            e.status = "parsing"
-            self.doc_list.refresh(e)
-        return self.worker.submit(self._connect(Job("parse", work), self._parsed))
-
-    def _parsed(self, results: list[tuple[str, Any]]) -> None:
-        for path, parsed in results:
-            entry = self.entries[path]
-            entry.parsed = parsed
-            entry.status = "partial" if parsed.document.errors else "done"
-            self.doc_list.refresh(entry)
-        if results:
-            self.show_entry(results[-1][0])
-            self.status_label.setText(f"Parsed {len(results)} document(s) with the {results[-1][1].engine} engine.")
-
-    def ask(self, question: str) -> Job | None:
-        engine = self._engine()
-        entries = [e for e in self.entries.values() if e.document is not None]
-        if engine is None or not entries or not question.strip():
-            return None
-        if engine.name == "model":
-            self.panel.reset()
-
-        def work(job: Job) -> Any:
-            context = self._context(job)
-            parsed = []
-            if engine.name == "builtin":  # OCR and layout first, once: the results are kept for the next question
-                parsed = [(e.path, engine.parse(e.document, context=context)) for e in entries if e.parsed is None]
-            fresh = dict(parsed)
-            docs = []
-            for e in entries:
-                result = fresh.get(e.path) or e.parsed
-                docs.append(result.document if result is not None else e.document)
-            return engine.ask(docs, question, context=context), parsed
-
-        def done(result: tuple[Any, list[tuple[str, Any]]]) -> None:
-            answer, parsed = result
-            if parsed:
-                self._parsed(parsed)
-            self.results.show_answer(answer)
-
-        return self.worker.submit(self._connect(Job("ask", work), done))
-
-    def extract_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "JSON Schema", "", "JSON Schema (*.json)")
-        if path:
-            self.extract(path)
-
-    def extract(self, schema_path: str) -> Job | None:
-        engine = self._engine()
-        entries = [e for e in self.entries.values() if e.document is not None]
-        if engine is None or not entries:
-            return None
-
-        def work(job: Job) -> Any:
-            from inference.tasks.schema import load_schema
-
-            schema = load_schema(schema_path)
-            context = self._context(job)
-            docs = [e.parsed.document if e.parsed is not None else e.document for e in entries]
-            return engine.extract(docs, schema, context=context)
-
-        return self.worker.submit(self._connect(Job("extract", work), self.results.show_extraction))
-
-    def cancel(self) -> None:
-        self.worker.cancel()
-        self.status_label.setText("Cancelling\u2026")
+    # state of the worker ----------------------------------------------------------------------------------
+    def _job_started(self, job: Job) -> None:
+        if job.quiet:
+            return
+        self.cancel_action.setEnabled(True)
+        self.progress.setRange(0, 0)  # busy until the job reports figures
+        self.progress.show()
+        self.status_label.setText(f"{job.name}\u2026")
 
     def _busy(self, busy: bool) -> None:
-        self.cancel_action.setEnabled(busy)
-        self.progress.setVisible(busy)
-        if not busy:
-            self.progress.setRange(0, 1)
-            for entry in self.entries.values():
-                if entry.status == "parsing":
-                    entry.status = "partial" if entry.document.errors else "done"
-                    self.doc_list.refresh(entry)
+        if busy:
+            return
+        self.cancel_action.setEnabled(False)
+        self.progress.hide()
+        self.progress.setRange(0, 1)
+        if self.closing:
+            QTimer.singleShot(0, self.close)
 
     def _engine_progress(self, event: Any) -> None:
         """Prefill and canvases in the status bar (the panel shows the steps)."""
         kind = getattr(event, "kind", "")
         if kind == "prefill_started":
-            self.progress.setRange(0, 0)  # busy indicator: one forward pass, no steps to count
-            self.status_label.setText(f"prefill: {getattr(event, 'prompt_tokens', '?')} prompt tokens")
+            self.progress.setRange(0, 0)
+            cached = f" ({event.cached_tokens:,} cached)" if event.cached_tokens else ""
+            self.status_label.setText(f"prefill: {event.prompt_tokens:,} prompt tokens{cached}")
+        elif kind == "prefill_progress":
+            self.progress.setRange(0, max(event.total, 1))
+            self.progress.setValue(event.done)
+            left = event.seconds_left
+            when = f", about {format_seconds(left)} left" if left else ""
+            self.status_label.setText(f"prefill: {event.done:,} of {event.total:,} tokens{when}")
+        elif kind == "prefill_finished":
+            self.status_label.setText(f"prefill: {event.prompt_tokens:,} tokens in {event.seconds:.1f} s")
         elif kind == "canvas_started":
             budget = self.model_engine.params.max_new_tokens if self.model_engine is not None else event.canvas_length
             canvases = max(1, -(-budget // max(1, event.canvas_length)))  # at most; end-of-sequence can stop sooner
@@ -515,68 +561,31 @@ class MainWindow(QMainWindow):
         self.progress.setValue(done)
         self.status_label.setText(what)
 
-    # model ------------------------------------------------------------------------------------------
-    def model_dialog(self) -> None:
-        recent = [s for s in (self.settings.value("recent_models", []) or []) if isinstance(s, str)]
-        dialog = ModelDialog(self, recent, self.model_choice)
-        dialog.accepted.connect(lambda: self.load_model(dialog.choice()))
-        dialog.open()
-
-    def load_model(self, choice: ModelChoice) -> Job:
-        def work(job: Job) -> Any:
-            from inference.loading import load_model
-            from inference.params import DiffusionParams
-            from inference.tasks.model import ModelEngine
-
-            job.progress.emit(0, 3, f"reading {choice.source}\u2026")
-            params = DiffusionParams(**{k: v for k, v in choice.params.items()})
-            job.progress.emit(1, 3, "loading weights\u2026")
-            loaded = load_model(choice.source, dtype=choice.dtype, device=choice.device)
-            job.progress.emit(2, 3, "ready")
-            engine = ModelEngine(loaded, params=params)
-            return loaded, engine
-
-        def done(result: tuple[Any, Any]) -> None:
-            self.loaded, self.model_engine = result
-            self.model_choice = choice
-            self.model_label.setText(f"model: {self.loaded.label} [{self.loaded.dtype}, {self.loaded.device}]")
-            self.panel.set_decoder(lambda i: self.loaded.tokenizer.decode([i]))
-            self.engine_box.setCurrentText("model")
-            recent = [choice.source] + [s for s in (self.settings.value("recent_models", []) or [])
-                                        if s != choice.source]
-            self.settings.setValue("recent_models", recent[:MAX_RECENT])
-
-        return self.worker.submit(self._connect(Job("load model", work), done))
-
-    # export ------------------------------------------------------------------------------------------
-    def export_dialog(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Export to", self.settings.value("export_dir", ""))
-        if folder:
-            self.settings.setValue("export_dir", folder)
-            self.export_to(folder)
-
-    def export_to(self, folder: str | Path, formats: str | None = None) -> list[Path]:
-        from inference.errors import WorkbenchError
-        from inference.exports import parse_formats, write_parse
-
-        formats = formats or str(self.settings.value("export_formats", "md,json,txt,html,csv"))
-        written: list[Path] = []
-        try:
-            for entry in self.entries.values():
-                if entry.parsed is not None:
-                    written += write_parse(entry.parsed, Path(folder), Path(entry.path).stem, parse_formats(formats))
-        except (WorkbenchError, OSError) as exc:
-            self.show_error(describe(exc))
-            return written
-        self.status_label.setText(f"Exported {len(written)} file(s) to {folder}"
-                                  if written else "Nothing to export: parse a document first.")
-        return written
-
     # messages, settings, closing ----------------------------------------------------------------------------
     def show_error(self, message: str, details: str = "") -> None:
         self.last_error = message
         self.banner.show_message(message, details)
         self.status_label.setText(message.splitlines()[0][:160])
+
+    def show_shortcuts(self) -> None:
+        rows = []
+        for act in self.findChildren(QAction):
+            keys = ", ".join(k.toString(QKeySequence.SequenceFormat.NativeText) for k in act.shortcuts())
+            if keys:
+                rows.append(f"<tr><td>{act.text().replace('&', '')}</td><td><b>{keys}</b></td></tr>")
+        QMessageBox.information(self, "Keyboard shortcuts", f"<table>{''.join(sorted(set(rows)))}</table>")
+
+    def show_about(self) -> None:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            number = version("diffusion-workbench")
+        except PackageNotFoundError:
+            number = "development"
+        model = self.loaded.label if self.loaded is not None else "none loaded"
+        QMessageBox.about(self, "About Diffusion Workbench",
+                          f"<b>Diffusion Workbench</b> {number}<br>Documents, OCR and DiffusionGemma's denoising, "
+                          f"live.<br>Model: {model}<br>DiffusionGemma weights are under Google's Gemma terms.")
 
     def _remember(self, path: str) -> None:
         recent = [path] + [p for p in (self.settings.value("recent_files", []) or []) if p != path]
@@ -589,7 +598,49 @@ class MainWindow(QMainWindow):
             act = self.recent_menu.addAction(path)
             act.triggered.connect(lambda _=False, p=path: self.add_paths([p]))
 
+    def _restore_geometry(self) -> None:
+        geometry = self.settings.value("window/geometry")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        for splitter in (self.split, self.right):
+            state = self.settings.value(f"window/{splitter.objectName()}")
+            if state is not None:
+                splitter.restoreState(state)
+
+    def _save_geometry(self) -> None:
+        self.settings.setValue("window/geometry", self.saveGeometry())
+        for splitter in (self.split, self.right):
+            self.settings.setValue(f"window/{splitter.objectName()}", splitter.saveState())
+
     def closeEvent(self, event: Any) -> None:  # noqa: N802
-        self.worker.shutdown()
+        """Cancel, wait for the worker without blocking the UI thread, then close: a running job is asked to stop
+        (it stops within a denoising step or a prefill chunk) and the window closes when the worker is idle."""
+        if not self.worker.stop():
+            self.closing = True
+            self.status_label.setText("Closing: stopping the task under way\u2026")
+            self.setEnabled(False)
+            event.ignore()
+            return
+        self.worker.finish()
         self.panel.timer.stop()
+        self._save_geometry()
         super().closeEvent(event)
+
+
+def format_seconds(seconds: float) -> str:
+    if seconds < 60:
+        return f"{max(1, round(seconds))} s"
+    return f"{int(seconds // 60)} min {round(seconds % 60):02d} s"
+
+
+def passage_blocks(blocks: list[Any], passage: str) -> list[int]:
+    """The blocks a cited passage comes from: those whose words are mostly in the passage (by word overlap)."""
+    import re
+
+    words = set(re.findall(r"\w+", passage.lower()))
+    out = []
+    for blk in blocks:
+        own = re.findall(r"\w+", blk.text.lower())
+        if own and words and sum(w in words for w in own) / len(own) >= 0.6:
+            out.append(blk.order)
+    return out

@@ -1,15 +1,19 @@
 """The model dialog: source, dtype, device, diffusion parameters (the checkpoint's defaults), memory estimate.
 
 It only collects choices and shows the estimate (from the config, no weights read); the window loads the model on
-its worker thread.
+its worker thread. The estimate and the checkpoint's defaults are read on a background thread of their own (a hub
+lookup can take tens of seconds offline): the dialog opens at once, the form stays usable, and a late answer for a
+source no longer chosen is dropped.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import threading
 from dataclasses import dataclass
 from typing import Any
 
+from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -19,6 +23,7 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QLabel,
     QPushButton,
+    QScrollArea,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -61,13 +66,31 @@ def memory_estimate_text(source: str, dtype: str, device: str) -> str:
         resolved = resolve_dtype(dtype, resolve_device(device))
         est = estimate_memory(counts, resolved)
     except WorkbenchError as exc:
-        return f"No estimate: {exc.user_message()}"
+        return f"No estimate: {for_window(exc.user_message())}"
     except Exception as exc:  # noqa: BLE001 - the estimate is advisory; loading reports the real error
         return f"No estimate ({type(exc).__name__})."
     gib = est.total_bytes / 2**30
     size = f"{gib:.2f} GiB" if gib >= 0.1 else f"{est.total_bytes / 2**20:.1f} MiB"
     return (f"{counts.total:,} parameters ({counts.active:,} active per token); {resolved}: about {size} "
             "with runtime overhead")
+
+
+def for_window(message: str) -> str:
+    """Loading messages are written for the command line; in the window, name the dialog's choices instead."""
+    return (message.replace("`--model tiny` runs the built-in random-weight model", "choose \u201ctiny\u201d above "
+                            "for the built-in random-weight model")
+            .replace("pass a local folder", "choose a local folder"))
+
+
+def read_source(source: str, dtype: str, device: str) -> tuple[str, dict[str, Any]]:
+    """Background thread: the estimate's text and the checkpoint's diffusion defaults."""
+    return memory_estimate_text(source, dtype, device), checkpoint_defaults(source)
+
+
+class _Relay(QObject):
+    """Carries a background thread's answer to the dialog's thread (a queued signal)."""
+
+    answered = Signal(int, str, object)
 
 
 class ModelDialog(QDialog):
@@ -87,6 +110,18 @@ class ModelDialog(QDialog):
         self.device.addItems(["auto", "cuda", "mps", "cpu"])
         self.estimate = QLabel("")
         self.estimate.setWordWrap(True)
+        self.estimate.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.estimate.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+        estimate_box = QScrollArea()  # a long message scrolls; it never squashes the form below
+        estimate_box.setWidget(self.estimate)
+        estimate_box.setWidgetResizable(True)
+        estimate_box.setFrameShape(QScrollArea.Shape.NoFrame)
+        estimate_box.setFixedHeight(64)
+        self.requests = 0
+        self.answers = 0
+        self.relay = _Relay(self)
+        self.relay.answered.connect(self._answered)
+        self._pending_values: dict[str, Any] | None = None
         self.params_form = QFormLayout()
         self.fields: dict[str, Any] = {}
         form = QFormLayout()
@@ -98,7 +133,7 @@ class ModelDialog(QDialog):
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addWidget(refresh)
-        layout.addWidget(self.estimate)
+        layout.addWidget(estimate_box)
         layout.addWidget(QLabel("<b>Diffusion parameters</b> (the checkpoint's defaults)"))
         layout.addLayout(self.params_form)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
@@ -110,14 +145,51 @@ class ModelDialog(QDialog):
             self.source.setCurrentText(current.source)
             self.dtype.setCurrentText(current.dtype)
             self.device.setCurrentText(current.device)
+        self.buttons = buttons
+        from inference.params import DiffusionParams  # light: no torch, no transformers
+
+        initial = dataclasses.asdict(DiffusionParams())
+        if current is not None:
+            initial.update(current.params)
+        self._fill(initial)
         self.refresh(current.params if current is not None else None)
 
     def refresh(self, values: dict[str, Any] | None = None) -> None:
+        """Ask a background thread for the estimate and defaults of the source chosen; never waits for it."""
         source = self.source.currentText().strip() or "tiny"
-        self.estimate.setText(memory_estimate_text(source, self.dtype.currentText(), self.device.currentText()))
-        defaults = checkpoint_defaults(source)
-        if isinstance(values, dict):
-            defaults.update(values)
+        self.requests += 1
+        ticket = self.requests
+        self._pending_values = values if isinstance(values, dict) else None
+        self.estimate.setText(f"Reading {source}\u2026")
+        self.estimate.setToolTip("")
+        relay, dtype, device = self.relay, self.dtype.currentText(), self.device.currentText()
+
+        def work() -> None:
+            try:
+                text, defaults = read_source(source, dtype, device)
+            except Exception as exc:  # noqa: BLE001 - advisory: loading reports the real error
+                text, defaults = f"No estimate ({type(exc).__name__}).", None
+            try:
+                relay.answered.emit(ticket, text, defaults)
+            except RuntimeError:  # the dialog is gone: nobody is waiting
+                pass
+
+        # a daemon thread: a hub lookup that hangs must never hold up closing the window
+        threading.Thread(target=work, name="dwb-model-estimate", daemon=True).start()
+
+    def _answered(self, ticket: int, text: str, defaults: dict[str, Any] | None) -> None:
+        if ticket != self.requests:
+            return  # an answer for a source no longer chosen
+        self.answers += 1
+        first = text.split(". ")[0].rstrip(".") + "."
+        self.estimate.setText(text if len(text) <= 400 else first)
+        self.estimate.setToolTip(text)
+        if defaults is not None:
+            if self._pending_values:
+                defaults.update(self._pending_values)
+            self._fill(defaults)
+
+    def _fill(self, defaults: dict[str, Any]) -> None:
         while self.params_form.rowCount():
             self.params_form.removeRow(0)
         self.fields = {}

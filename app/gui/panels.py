@@ -3,24 +3,41 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QRectF, QSize, Qt, QUrl, Signal
-from PySide6.QtGui import QBrush, QColor, QIcon, QImage, QPainter, QPen, QPixmap, QTextCursor
+from PySide6.QtGui import (
+    QBrush,
+    QColor,
+    QFontDatabase,
+    QIcon,
+    QImage,
+    QPainter,
+    QPen,
+    QPixmap,
+    QTextCursor,
+    QTextDocument,
+)
 from PySide6.QtWidgets import (
     QGraphicsRectItem,
     QGraphicsScene,
     QGraphicsView,
+    QHeaderView,
     QListWidget,
     QListWidgetItem,
     QPlainTextEdit,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
     QTabWidget,
     QTextBrowser,
 )
 
-STATUS_COLOURS = {"queued": "#888888", "ingesting": "#c08a00", "done": "#2e8b57", "partial": "#d2691e",
-                  "failed": "#c0392b", "parsing": "#2a7ab8"}
+STATUS_COLOURS = {"queued": "#888888", "ingesting": "#c08a00", "ready": "#5f7f6f", "parsed": "#2e8b57",
+                  "partial": "#d2691e", "failed": "#c0392b", "parsing": "#2a7ab8"}
 
 
 @dataclass
@@ -37,8 +54,6 @@ class DocEntry:
 
     @property
     def name(self) -> str:
-        from pathlib import Path
-
         return Path(self.path).name
 
 
@@ -54,7 +69,12 @@ class DocumentList(QListWidget):
         super().__init__(parent)
         self.setIconSize(QSize(48, 64))
         self.setAcceptDrops(False)  # the window takes drops anywhere
-        self.setMinimumWidth(200)
+        self.setMinimumWidth(140)
+        self.setSelectionMode(QListWidget.SelectionMode.ExtendedSelection)
+
+    def selected_paths(self) -> list[str]:
+        return [self.item(i).data(Qt.ItemDataRole.UserRole) for i in range(self.count())
+                if self.item(i).isSelected()]
 
     def add_entry(self, entry: DocEntry) -> QListWidgetItem:
         item = QListWidgetItem(self._label(entry))
@@ -85,11 +105,46 @@ class DocumentList(QListWidget):
         return f"{entry.name}\n{entry.status}{pages}"
 
 
-class PageView(QGraphicsView):
-    """One page at a time; zoom, fit, block outlines. Clicking a block emits ``block_clicked(page, order)``."""
+def accept_drag(event: Any) -> bool:
+    """Accept a drag of files or an image as a copy (or a link): never Move, which lets a file manager delete the
+    source once the drop is done."""
+    mime = event.mimeData()
+    if not (mime.hasUrls() or mime.hasImage()):
+        event.ignore()
+        return False
+    allowed = event.possibleActions()
+    for action in (Qt.DropAction.CopyAction, Qt.DropAction.LinkAction):
+        if allowed & action:
+            event.setDropAction(action)
+            event.accept()
+            return True
+    event.ignore()
+    return False
+
+
+class DropTarget:
+    """Drag-and-drop handlers for a widget that takes files: copy or link only; the drop goes to ``take_drop``."""
+
+    def dragEnterEvent(self, event: Any) -> None:  # noqa: N802
+        accept_drag(event)
+
+    def dragMoveEvent(self, event: Any) -> None:  # noqa: N802
+        accept_drag(event)
+
+    def dropEvent(self, event: Any) -> None:  # noqa: N802
+        if accept_drag(event):
+            self.take_drop(event.mimeData())
+
+
+class PageView(DropTarget, QGraphicsView):
+    """One page at a time; zoom, fit, block outlines. Clicking a block emits ``block_clicked(page, order)``.
+
+    Drops of files are taken here too (the biggest target) and handed on as ``dropped(mime)``. In fit mode the
+    page is refitted whenever it changes or the view is resized; a zoom leaves fit mode."""
 
     block_clicked = Signal(int, int)
     page_changed = Signal(int)
+    dropped = Signal(object)  # QMimeData
 
     def __init__(self, parent: Any = None) -> None:
         super().__init__(parent)
@@ -104,8 +159,24 @@ class PageView(QGraphicsView):
         self.outline_items: list[QGraphicsRectItem] = []
         self.highlighted: int | None = None
         self.layout_source = None
+        self.fit_mode = True
+        self.setAcceptDrops(True)
+        self.viewport().setAcceptDrops(True)
+        self.show_hint()
+
+    def show_hint(self) -> None:
+        self.scene().clear()
+        self.outline_items = []
         hint = self.scene().addText("Drop PDFs, scans, images, videos or folders here,\nor paste an image (Ctrl+V).")
         hint.setDefaultTextColor(QColor(140, 140, 140))
+
+    def take_drop(self, mime: Any) -> None:
+        self.dropped.emit(mime)
+
+    def resizeEvent(self, event: Any) -> None:  # noqa: N802
+        super().resizeEvent(event)
+        if self.fit_mode:
+            self.fit()
 
     def show_document(self, document: Any, page: int = 1, blocks_from: Any = None) -> None:
         self.document = document
@@ -116,12 +187,15 @@ class PageView(QGraphicsView):
         return len(self.document.pages) if self.document is not None else 0
 
     def show_page(self, number: int) -> None:
+        if self.document is None:
+            self.show_hint()
+            return
+        if not (1 <= number <= self.page_count()):
+            return
         scene = self.scene()
         scene.clear()
         self.outline_items = []
         self.highlighted = None
-        if self.document is None or not (1 <= number <= self.page_count()):
-            return
         self.page = number
         page = self.document.pages[number - 1]
         try:
@@ -148,40 +222,54 @@ class PageView(QGraphicsView):
             scene.addItem(rect)
             self.outline_items.append(rect)
         scene.setSceneRect(QRectF(0, 0, image.width, image.height))
-        self.apply_zoom()
+        self.fit() if self.fit_mode else self.apply_zoom()
         self.page_changed.emit(number)
 
-    def show_image(self, image: Any, note: str = "") -> None:
-        """Show an image in place of the page (the cleaned scan), without outlines."""
+    def show_image(self, image: Any, note: str = "", dpi: int | None = None) -> None:
+        """Show an image in place of the page (the cleaned scan), without outlines. An image rendered at ``dpi``
+        is drawn at the page's scale, so switching between the two keeps the zoom."""
         scene = self.scene()
         scene.clear()
         self.outline_items = []
-        scene.addPixmap(QPixmap.fromImage(pil_to_qimage(image)))
+        item = scene.addPixmap(QPixmap.fromImage(pil_to_qimage(image)))
+        scale = self.dpi / dpi if dpi else 1.0
+        item.setScale(scale)
         if note:
             label = scene.addText(note)
             label.setDefaultTextColor(QColor(42, 122, 184))
-        scene.setSceneRect(QRectF(0, 0, image.width, image.height))
-        self.apply_zoom()
+        scene.setSceneRect(QRectF(0, 0, image.width * scale, image.height * scale))
+        self.fit() if self.fit_mode else self.apply_zoom()
 
     def highlight(self, order: int | None) -> None:
+        self.highlight_many([] if order is None else [order])
         self.highlighted = order
+
+    def highlight_many(self, orders: list[int]) -> None:
+        """Fill the outlines of these blocks (a cited passage can span several) and scroll to the first."""
+        wanted = set(orders)
+        self.highlighted = orders[0] if orders else None
+        first = None
         for item in self.outline_items:
-            on = item.data(0) == order
+            on = item.data(0) in wanted
             item.setBrush(QBrush(QColor(255, 200, 0, 70)) if on else QBrush(Qt.BrushStyle.NoBrush))
-            if on:
-                self.ensureVisible(item)
+            if on and first is None:
+                first = item
+        if first is not None:
+            self.ensureVisible(first)
 
     def apply_zoom(self) -> None:
         self.resetTransform()
         self.scale(self.zoom, self.zoom)
 
     def zoom_by(self, factor: float) -> None:
+        self.fit_mode = False
         self.zoom = max(0.1, min(8.0, self.zoom * factor))
         self.apply_zoom()
 
     def fit(self) -> None:
+        self.fit_mode = True
         rect = self.scene().sceneRect()
-        if rect.width() and rect.height():
+        if self.document is not None and rect.width() and rect.height():
             self.fitInView(rect, Qt.AspectRatioMode.KeepAspectRatio)
             self.zoom = self.transform().m11()
 
@@ -193,11 +281,44 @@ class PageView(QGraphicsView):
         super().mousePressEvent(event)
 
 
-class Results(QTabWidget):
-    """Rendered Markdown, raw Markdown, JSON, the answer (page links), the extraction."""
+def block_spans(parsed: Any) -> dict[tuple[int, int], tuple[int, int]]:
+    """Where each block of a parse sits in its Markdown: (page, order) -> (start, end), found in writing order.
 
-    page_link = Signal(str, int)  # document path, page
-    cursor_block = Signal(int, str)  # page, the line under the cursor in the raw Markdown
+    The Markdown is written page by page, block by block, from ``block_markdown``; walking the same order with a
+    cursor that only moves forward finds each block at its own place, never at an earlier lookalike."""
+    from inference.tasks.layout import FURNITURE
+    from inference.tasks.markdown import block_markdown, page_marker
+
+    markdown = parsed.markdown
+    spans: dict[tuple[int, int], tuple[int, int]] = {}
+    cursor = 0
+    for page in parsed.document.pages:
+        at = markdown.find(page_marker(page), cursor)
+        if at != -1:
+            cursor = at + len(page_marker(page))
+        for blk in sorted(page.blocks, key=lambda b: b.order):
+            if blk.kind in FURNITURE:
+                continue
+            text = block_markdown(blk) if blk.attrs.get("source") != "model" else blk.text.strip()
+            if not text:
+                continue
+            start = markdown.find(text, cursor)
+            if start == -1:
+                continue
+            spans[(page.number, blk.order)] = (start, start + len(text))
+            cursor = start + len(text)
+    return spans
+
+
+def monospace(widget: Any) -> None:
+    widget.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
+
+
+class Results(QTabWidget):
+    """Rendered Markdown, raw Markdown, JSON, the answers (a thread, page links), the extraction (a table)."""
+
+    citation_clicked = Signal(object)  # an inference.tasks.Citation
+    cursor_block = Signal(int, int)  # page, block order under the cursor in the raw Markdown (0: none)
 
     def __init__(self, parent: Any = None) -> None:
         super().__init__(parent)
@@ -207,72 +328,223 @@ class Results(QTabWidget):
         self.raw.setReadOnly(True)
         self.json = QPlainTextEdit()
         self.json.setReadOnly(True)
+        for view in (self.raw, self.json):
+            monospace(view)
         self.answer = QTextBrowser()
         self.answer.setOpenLinks(False)
         self.answer.anchorClicked.connect(self._link)
+        self.table = QTableWidget(0, 3)
+        self.table.setHorizontalHeaderLabels(["Field", "Value", "Page"])
+        self.table.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
+        self.table.cellClicked.connect(self._row_clicked)
         self.extract = QPlainTextEdit()
         self.extract.setReadOnly(True)
+        monospace(self.extract)
+        extract_box = QSplitter(Qt.Orientation.Vertical)
+        extract_box.addWidget(self.table)
+        extract_box.addWidget(self.extract)
         for widget, title in ((self.rendered, "Rendered"), (self.raw, "Markdown"), (self.json, "JSON"),
-                              (self.answer, "Answer"), (self.extract, "Extract")):
+                              (self.answer, "Answer"), (extract_box, "Extract")):
             self.addTab(widget, title)
+        self.extract_tab = extract_box
         self.raw.cursorPositionChanged.connect(self._cursor_moved)
         self.markdown = ""
+        self.spans: dict[tuple[int, int], tuple[int, int]] = {}
+        self.thread: list[Any] = []  # the answers of the conversation shown, oldest first
+        self._links: list[Any] = []  # citations by link number
+        self._rows: list[Any] = []  # citations by table row
 
+    # parse --------------------------------------------------------------------------------------------------
     def show_parse(self, parsed: Any) -> None:
         self.markdown = parsed.markdown if parsed is not None else ""
+        self.spans = block_spans(parsed) if parsed is not None else {}
         self.rendered.setMarkdown(self.markdown)
+        self.raw.blockSignals(True)
         self.raw.setPlainText(self.markdown)
-        self.json.setPlainText(json.dumps(parsed.to_json(), ensure_ascii=False, indent=1)[:2_000_000]
+        self.raw.blockSignals(False)
+        self.json.setPlainText(json.dumps(_rounded(parsed.to_json()), ensure_ascii=False, indent=1)[:2_000_000]
                                if parsed is not None else "")
 
+    def select_block(self, page: int, order: int) -> bool:
+        """Select the block's own text in the raw Markdown (its span) and the same occurrence in the rendered view."""
+        span = self.spans.get((page, order))
+        if span is None:
+            return False
+        start, end = span
+        cursor = self.raw.textCursor()
+        cursor.setPosition(start)
+        cursor.setPosition(end, QTextCursor.MoveMode.KeepAnchor)
+        self.raw.blockSignals(True)
+        self.raw.setTextCursor(cursor)
+        self.raw.blockSignals(False)
+        self.raw.ensureCursorVisible()
+        # the rendered view has no markup: find the block's first line, at the same occurrence as in the Markdown
+        probe = _plain_first_line(self.markdown[start:end])
+        if probe:
+            nth = self.markdown[:start].count(probe)
+            doc = self.rendered.document()
+            found = QTextCursor()
+            flags = QTextDocument.FindFlag.FindCaseSensitively
+            for _ in range(nth + 1):
+                found = doc.find(probe, found if not found.isNull() else 0, flags)
+                if found.isNull():
+                    break
+            if not found.isNull():
+                self.rendered.setTextCursor(found)
+                self.rendered.ensureCursorVisible()
+        return True
+
+    def scroll_to_page(self, page: int) -> None:
+        """Turning pages scrolls the Markdown to the page's marker (without moving the block highlight)."""
+        at = self.markdown.find(f"<!-- page {page} ")
+        if at == -1:
+            at = self.markdown.find(f"<!-- page {page}-->")
+        if at == -1:
+            return
+        cursor = self.raw.textCursor()
+        cursor.setPosition(at)
+        self.raw.blockSignals(True)
+        self.raw.setTextCursor(cursor)
+        self.raw.blockSignals(False)
+        self.raw.centerCursor()
+
+    def _cursor_moved(self) -> None:
+        position = self.raw.textCursor().position()
+        for (page, order), (start, end) in self.spans.items():
+            if start <= position <= end:
+                self.cursor_block.emit(page, order)
+                return
+
+    # answers ------------------------------------------------------------------------------------------------
     def show_answer(self, answer: Any) -> None:
+        self.thread.append(answer)
+        self._render_thread()
+        self.setCurrentWidget(self.answer)
+
+    def clear_thread(self) -> None:
+        self.thread = []
+        self._render_thread()
+
+    def _render_thread(self) -> None:
+        self._links = []
+        parts = [self._answer_html(a) for a in self.thread]
+        self.answer.setHtml("<hr/>".join(parts) if parts else "<p><i>No question asked yet.</i></p>")
+        bar = self.answer.verticalScrollBar()
+        bar.setValue(bar.maximum())
+
+    def _link_for(self, citation: Any, text: str) -> str:
+        from html import escape
+
+        self._links.append(citation)
+        return f'<a href="cite:{len(self._links) - 1}">{escape(text)}</a>'
+
+    def _answer_html(self, answer: Any) -> str:
         from html import escape
         from pathlib import Path
 
-        links = " ".join(f'<a href="page:{i}">{escape(Path(c.document).name)}, p. {c.page}</a>'
-                         for i, c in enumerate(answer.citations))
-        note = ("<p><i>Retrieved evidence (builtin engine): passages quoted from the documents, not a generated "
-                "answer.</i></p>" if answer.kind == "retrieved" else "")
-        body = "".join(f"<p>{escape(line)}</p>" for line in answer.text.splitlines() if line.strip())
-        self._citations = answer.citations
-        self.answer.setHtml(f"<p><b>{escape(answer.question)}</b></p>{note}{body}<p>Pages: {links or 'none'}</p>")
-        self.setCurrentWidget(self.answer)
+        by_page = {}
+        for c in answer.citations:
+            by_page.setdefault(c.page, c)
+        lines = [ln for ln in answer.text.splitlines() if ln.strip()]
+        retrieved = answer.kind == "retrieved"
+        if retrieved and lines and lines[0].startswith("Retrieved evidence"):
+            lines = lines[1:]  # the note below says it once
+        body = []
+        cited = iter(answer.citations)
+        for line in lines:
+            if retrieved and line.startswith("- page "):
+                citation = next(cited, None)
+                head, _, rest = line[2:].partition(":")
+                link = self._link_for(citation, head) if citation is not None else escape(head)
+                body.append(f"<li>{link}:{escape(rest)}</li>")
+                continue
+            out, last = [], 0
+            for m in CITATION_MARK.finditer(line):
+                out.append(escape(line[last:m.start()]))
+                target = by_page.get(int(m.group(1)))
+                out.append(self._link_for(target, m.group(0)) if target is not None else escape(m.group(0)))
+                last = m.end()
+            out.append(escape(line[last:]))
+            body.append(f"<p>{''.join(out)}</p>")
+        if retrieved:
+            body = ["<p><i>Retrieved evidence (builtin engine): passages quoted from the documents, not a generated "
+                    "answer.</i></p><ul>", *[b for b in body if b.startswith("<li>")], "</ul>",
+                    *[b for b in body if not b.startswith("<li>")]]
+        seen, sources = set(), []
+        for c in answer.citations:
+            key = (c.document, c.page)
+            if key not in seen:
+                seen.add(key)
+                sources.append(self._link_for(c, f"{Path(c.document).name}, p. {c.page}"))
+        pages = " \u00b7 ".join(sources) or "none"
+        return f"<p><b>{escape(answer.question)}</b></p>{''.join(body)}<p>Pages: {pages}</p>"
 
+    def _link(self, url: QUrl) -> None:
+        if url.scheme() == "cite":
+            index = int(url.path() or 0)
+            if 0 <= index < len(self._links):
+                self.citation_clicked.emit(self._links[index])
+
+    # extraction ---------------------------------------------------------------------------------------------
     def show_extraction(self, extraction: Any) -> None:
         from inference.exports import extraction_json
 
         self.extract.setPlainText(extraction_json(extraction))
-        self.setCurrentWidget(self.extract)
+        rows = _flatten(extraction.value)
+        self.table.setRowCount(len(rows))
+        self._rows = []
+        for r, (pointer, value) in enumerate(rows):
+            source = extraction.sources.get(pointer)
+            self._rows.append(source)
+            cells = (pointer.lstrip("/"), "" if value is None else str(value),
+                     "" if source is None else f"{Path(source.document).name}, p. {source.page}")
+            for c, text in enumerate(cells):
+                item = QTableWidgetItem(text)
+                if source is not None:
+                    item.setToolTip("Click to show it on its page")
+                self.table.setItem(r, c, item)
+        self.table.resizeColumnToContents(0)
+        self.setCurrentWidget(self.extract_tab)
 
-    def select_text(self, text: str) -> bool:
-        """Select ``text`` (a block's) in the raw and rendered views; True when found."""
-        found = False
-        for view in (self.raw, self.rendered):
-            doc = view.document()
-            probe = text.strip().splitlines()[0][:60] if text.strip() else ""
-            cursor = doc.find(probe) if probe else QTextCursor()
-            if not cursor.isNull():
-                view.setTextCursor(cursor)
-                view.ensureCursorVisible()
-                found = True
-        return found
+    def _row_clicked(self, row: int, _column: int) -> None:
+        if 0 <= row < len(self._rows) and self._rows[row] is not None:
+            self.citation_clicked.emit(self._rows[row])
 
-    def _link(self, url: QUrl) -> None:
-        if url.scheme() == "page":
-            index = int(url.path() or 0)
-            citation = self._citations[index]
-            self.page_link.emit(citation.document, citation.page)
 
-    def _cursor_moved(self) -> None:
-        cursor = self.raw.textCursor()
-        line = cursor.block().text()
-        text = self.raw.toPlainText()[: cursor.position()]
-        marker = text.rfind("<!-- page ")
-        page = 0
-        if marker != -1:
-            try:
-                page = int(text[marker + 10:].split()[0].rstrip("-").strip())
-            except (ValueError, IndexError):
-                page = 0
-        if line.strip() and not line.startswith("<!--"):
-            self.cursor_block.emit(page, line)
+CITATION_MARK = re.compile(r"\[(?:p\.|page)\s*(\d{1,5})\]", re.I)
+
+
+def _plain_first_line(markdown: str) -> str:
+    line = markdown.strip().splitlines()[0] if markdown.strip() else ""
+    line = re.sub(r"^(#{1,6}\s+|[-*]\s+|\d+\.\s+|\|\s*)", "", line)
+    return line.split("|")[0].strip()[:80]
+
+
+def _flatten(value: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    """JSON pointer and scalar value for each leaf of an extracted object (lists of scalars joined)."""
+    if isinstance(value, dict):
+        out: list[tuple[str, Any]] = []
+        for key, item in value.items():
+            out += _flatten(item, f"{prefix}/{key}")
+        return out
+    if isinstance(value, list) and any(isinstance(v, (dict, list)) for v in value):
+        out = []
+        for i, item in enumerate(value):
+            out += _flatten(item, f"{prefix}/{i}")
+        return out
+    if isinstance(value, list):
+        return [(prefix, ", ".join(str(v) for v in value))]
+    return [(prefix, value)]
+
+
+def _rounded(obj: Any) -> Any:
+    """Boxes and scores in the JSON view rounded to 0.1 pt / 3 places: the view is for reading."""
+    if isinstance(obj, float):
+        return round(obj, 1) if abs(obj) >= 1 else round(obj, 3)
+    if isinstance(obj, dict):
+        return {k: _rounded(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_rounded(v) for v in obj]
+    return obj

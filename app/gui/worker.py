@@ -30,12 +30,13 @@ class Job(QObject):
     cancelled = Signal(str)
     done = Signal()  # after any of the three above
 
-    def __init__(self, name: str, fn: Callable[[Job], Any]) -> None:
+    def __init__(self, name: str, fn: Callable[[Job], Any], quiet: bool = False) -> None:
         super().__init__()
         from inference.cancel import CancelToken
 
         self.name = name
         self.fn = fn
+        self.quiet = quiet  # background bookkeeping (a token count): no progress, no Cancel button
         self.cancel_token = CancelToken()
 
     @property
@@ -79,12 +80,13 @@ class Worker(QObject):
     """One background thread running jobs one at a time."""
 
     busy_changed = Signal(bool)
+    job_started = Signal(object)  # the Job that starts running
     _start = Signal(object)
 
-    def __init__(self, parent: QObject | None = None) -> None:
+    def __init__(self, parent: QObject | None = None, name: str = "dwb-worker") -> None:
         super().__init__(parent)
         self.thread = QThread()
-        self.thread.setObjectName("dwb-worker")
+        self.thread.setObjectName(name)
         self._runner = _Runner()
         self._runner.moveToThread(self.thread)
         self._start.connect(self._runner.run)
@@ -116,6 +118,7 @@ class Worker(QObject):
             return
         self.current = self._queue.pop(0)
         self.busy_changed.emit(True)
+        self.job_started.emit(self.current)
         self._start.emit(self.current)
 
     def _finished(self) -> None:
@@ -125,9 +128,22 @@ class Worker(QObject):
             job.deleteLater()
         self._next()
 
-    def shutdown(self, wait_ms: int = 10_000) -> bool:
-        """Cancel everything, stop the thread, wait for it. True when it stopped."""
+    def stop(self) -> bool:
+        """Cancel the running job and drop the queued ones. Never waits: True when the thread is idle now; else
+        ``busy_changed(False)`` follows once the running job has seen the cancellation (one step or chunk)."""
         self.cancel()
         self._queue.clear()
+        return self.current is None
+
+    def finish(self) -> None:
+        """Stop the idle thread's event loop and join it (immediate: no job runs). Call only when not busy."""
+        if self.current is not None:
+            raise RuntimeError("the worker is still running a job: stop() it and wait for busy_changed(False)")
         self.thread.quit()
-        return self.thread.wait(wait_ms)
+        self.thread.wait()
+
+    def shutdown_blocking(self) -> None:
+        """Last resort when the event loop is already gone (application quit): cancel, then join the thread."""
+        self.stop()
+        self.thread.quit()
+        self.thread.wait()

@@ -1,0 +1,117 @@
+"""Export choices: which documents, which formats, and whether the answers and extractions go too.
+
+The dialog only collects choices; the window writes the files on its worker thread through ``inference.exports``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+FORMATS = (("md", "Markdown"), ("json", "JSON"), ("txt", "Plain text"), ("html", "HTML"), ("csv", "CSV (tables)"))
+
+
+@dataclass
+class ExportChoice:
+    folder: str
+    documents: list[str]  # paths of parsed documents
+    formats: tuple[str, ...]
+    answers: bool = True
+    extractions: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where the system allows (Linux), else set-and-restore."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def honour_umask(paths: list[Path], umask: int) -> None:
+    """Give exported files the mode a new file gets under the user's umask (``write_atomic``'s temporary files
+    are created 0600, and ``os.replace`` keeps that)."""
+    for path in paths:
+        os.chmod(path, 0o666 & ~umask)
+
+
+class ExportDialog(QDialog):
+    def __init__(self, parent: QWidget | None, documents: list[tuple[str, str]], folder: str, formats: str,
+                 answers: int, extractions: int) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Export")
+        self.docs = QListWidget()
+        for path, label in documents:
+            item = QListWidgetItem(label)
+            item.setData(Qt.ItemDataRole.UserRole, path)
+            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+            item.setCheckState(Qt.CheckState.Checked)
+            self.docs.addItem(item)
+        chosen = {f.strip() for f in formats.split(",")}
+        self.format_boxes = {}
+        row = QHBoxLayout()
+        for key, label in FORMATS:
+            box = QCheckBox(label)
+            box.setChecked(key in chosen)
+            self.format_boxes[key] = box
+            row.addWidget(box)
+        self.answers = QCheckBox(f"Answers ({answers})")
+        self.answers.setChecked(answers > 0)
+        self.answers.setEnabled(answers > 0)
+        self.extractions = QCheckBox(f"Extractions ({extractions})")
+        self.extractions.setChecked(extractions > 0)
+        self.extractions.setEnabled(extractions > 0)
+        self.folder = QLineEdit(folder)
+        browse = QPushButton("Choose\u2026")
+        browse.clicked.connect(self._browse)
+        where = QHBoxLayout()
+        where.addWidget(self.folder, 1)
+        where.addWidget(browse)
+        layout = QVBoxLayout(self)
+        layout.addWidget(QLabel("Parsed documents" if documents else "No parsed document yet."))
+        layout.addWidget(self.docs)
+        layout.addLayout(row)
+        layout.addWidget(self.answers)
+        layout.addWidget(self.extractions)
+        layout.addWidget(QLabel("Folder"))
+        layout.addLayout(where)
+        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel)
+        self.buttons.accepted.connect(self.accept)
+        self.buttons.rejected.connect(self.reject)
+        layout.addWidget(self.buttons)
+
+    def _browse(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Export to", self.folder.text())
+        if folder:
+            self.folder.setText(folder)
+
+    def choice(self) -> ExportChoice:
+        docs = [self.docs.item(i).data(Qt.ItemDataRole.UserRole) for i in range(self.docs.count())
+                if self.docs.item(i).checkState() == Qt.CheckState.Checked]
+        formats = tuple(k for k, box in self.format_boxes.items() if box.isChecked())
+        return ExportChoice(self.folder.text().strip(), docs, formats, self.answers.isChecked(),
+                            self.extractions.isChecked())

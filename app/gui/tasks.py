@@ -1,0 +1,419 @@
+"""The window's tasks: scope, parse, ask (a conversation per scope), extract, the model, export.
+
+A mixin of ``MainWindow``: each task collects its inputs on the UI thread, runs as a ``Job`` on the worker and shows
+its result when the job's signal comes back. Nothing here reads a file or runs the model on the UI thread.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QFileDialog
+
+from .export_dialog import ExportChoice, ExportDialog, current_umask, honour_umask
+from .model_dialog import ModelChoice, ModelDialog
+from .panels import DocEntry
+from .worker import Job
+
+MAX_RECENT = 10
+NO_DOCUMENT = "Add a document first: drop files on the window, or File \u2192 Open (Ctrl+O)."
+
+
+@dataclass
+class Conversation:
+    """The questions asked about one scope with one engine; the model's KV cache for follow-ups."""
+
+    answers: list[Any] = field(default_factory=list)
+    session: Any = None  # inference.engine.Session once the model has answered a first question
+
+
+def follow_up_ids(processor: Any, question: str) -> Any:
+    """Token ids of one more user turn and the model's turn opening, from the processor's own chat template."""
+    marker = "\u2063previous answer\u2063"
+    text = processor.apply_chat_template(
+        [{"role": "user", "content": [{"type": "text", "text": "q"}]},
+         {"role": "assistant", "content": [{"type": "text", "text": marker}]},
+         {"role": "user", "content": [{"type": "text", "text": question}]}],
+        add_generation_prompt=True, tokenize=False)
+    turn = text[text.rindex(marker) + len(marker):]
+    return processor.tokenizer(turn, add_special_tokens=False, return_tensors="pt")["input_ids"]
+
+
+class TaskActions:
+    """Mixed into ``MainWindow``; uses its widgets (``doc_list``, ``results``, ``panel``, ``worker``...)."""
+
+    def _init_tasks(self) -> None:
+        self.conversations: dict[tuple, Conversation] = {}
+        self.extractions: list[Any] = []
+        self.prompt_tokens: int | None = None  # the count shown by the question box (model engine)
+        self._count_job: Job | None = None
+        self.count_timer = QTimer(self)
+        self.count_timer.setSingleShot(True)
+        self.count_timer.setInterval(300)
+        self.count_timer.timeout.connect(self._count_tokens)
+
+    # scope ------------------------------------------------------------------------------------------------
+    def scope_entries(self) -> list[DocEntry]:
+        """The documents a task covers: the selected ones (else the current one), or all; only those read."""
+        if self.scope_box.currentIndex() == 1:
+            chosen = list(self.entries.values())
+        else:
+            paths = self.doc_list.selected_paths() or ([self.current] if self.current in self.entries else [])
+            chosen = [self.entries[p] for p in paths if p in self.entries]
+        return [e for e in chosen if e.document is not None]
+
+    def scope_key(self, entries: list[DocEntry]) -> tuple:
+        return (self.engine_box.currentText(), *sorted(e.path for e in entries))
+
+    def scope_changed(self) -> None:
+        entries = self.scope_entries()
+        names = ", ".join(e.name for e in entries[:2]) + (f" +{len(entries) - 2}" if len(entries) > 2 else "")
+        self.prompt_tokens = None
+        self.scope_label.setText(f" {names or 'no document'} " if entries else " no document ")
+        self.scope_label.setToolTip("\n".join(e.path for e in entries) or "No document in scope")
+        conversation = self.conversations.get(self.scope_key(entries))
+        self.results.thread = list(conversation.answers) if conversation else []
+        self.results._render_thread()  # noqa: SLF001 - the thread of this scope
+        self.count_timer.start()
+
+    def _count_tokens(self) -> None:
+        """The exact prompt token count of an Ask on this scope with the model engine, counted on the worker."""
+        entries = self.scope_entries()
+        question = self.question.text().strip()
+        if self.engine_box.currentText() != "model" or self.model_engine is None or not entries:
+            return
+        if self._count_job is not None:
+            self._count_job.cancel()
+        conversation = self.conversations.get(self.scope_key(entries))
+        engine = self.model_engine
+        docs = [e.document for e in entries]
+        follow_up = conversation is not None and conversation.session is not None
+        pending = conversation.session.pending_ids if follow_up else None
+
+        def work(job: Job) -> Any:
+            from inference.errors import CancelledError
+            from inference.tasks.model import ASK_INSTRUCTION
+
+            if job.cancelled_requested:
+                raise CancelledError("superseded")
+            if follow_up:
+                ids = follow_up_ids(engine.loaded.processor, question or "?")
+                return int(ids.shape[1]) + (0 if pending is None else int(pending.shape[1])), True
+            prompt = engine.builder.build(docs, ASK_INSTRUCTION.format(question=question), engine.policy)
+            return prompt.total_tokens, bool(prompt.dropped)
+
+        def done(result: tuple[int, bool]) -> None:
+            count, flag = result
+            if self.scope_entries() != entries or self.question.text().strip() != question:
+                return  # out of date
+            self.prompt_tokens = count
+            note = " (follow-up: new tokens)" if follow_up else " (too long: read in parts)" if flag else ""
+            names = self.scope_label.text().split(" \u00b7 ")[0].rstrip()
+            self.scope_label.setText(f"{names} \u00b7 {count:,} prompt tokens{note} ")
+
+        job = Job("counting prompt tokens", work, quiet=True)
+        job.succeeded.connect(done)
+        self._count_job = job
+        self.worker.submit(job)
+
+    # running tasks ------------------------------------------------------------------------------------------
+    def _engine(self) -> Any:
+        if self.engine_box.currentText() == "builtin":
+            from inference.tasks import BuiltinEngine
+
+            return BuiltinEngine()
+        if self.model_engine is None:
+            self.show_error("Load a model first (Tasks \u2192 Model\u2026), or choose the builtin engine.")
+            return None
+        return self.model_engine
+
+    def _ready(self) -> tuple[Any, list[DocEntry]] | None:
+        """The engine and the documents in scope, or None after saying what is missing."""
+        entries = self.scope_entries()
+        if not entries:
+            self.show_error(NO_DOCUMENT if not self.entries else
+                            "No document in scope is ready: select one in the list, or choose All documents.")
+            return None
+        engine = self._engine()
+        return None if engine is None else (engine, entries)
+
+    def _context(self, job: Job) -> Any:
+        from inference.errors import CancelledError
+        from inference.tasks import TaskContext
+
+        def progress(done: int, total: int, what: str) -> None:
+            if job.cancelled_requested:
+                raise CancelledError("cancelled")
+            job.progress.emit(done, total, what)
+
+        return TaskContext(progress=progress, on_event=job.event.emit, cancel=job.cancel_token)
+
+    def _connect(self, job: Job, on_success: Any) -> Job:
+        job.event.connect(self.panel.on_event)
+        job.event.connect(self._engine_progress)
+        job.progress.connect(self._progress)
+        job.succeeded.connect(on_success)
+        job.failed.connect(self.show_error)
+        job.cancelled.connect(lambda _why, j=job: self._cancelled(j))
+        return job
+
+    def _start_task(self, engine: Any) -> None:
+        self.banner.hide()  # the last task's message is not this one's
+        if engine.name == "model":
+            self.panel.reset()
+            self.toggle_panel(True)
+
+    def _cancelled(self, job: Job) -> None:
+        where = self.panel.position()
+        message = f"Cancelled {where}. Earlier results are kept." if where else "Cancelled. Earlier results are kept."
+        self.banner.show_message(message, error=False)
+        self.status_label.setText(message)
+
+    def cancel(self) -> None:
+        if self.worker.busy:
+            self.worker.cancel()
+            self.status_label.setText("Cancelling\u2026")
+
+    def parse(self, paths: list[str] | None = None) -> Job | None:
+        ready = self._ready() if paths is None else (self._engine(), [self.entries[p] for p in paths])
+        if ready is None or ready[0] is None:
+            return None
+        engine, entries = ready
+        self._start_task(engine)
+        before = {e.path: e.status for e in entries}
+
+        def work(job: Job) -> Any:
+            context = self._context(job)
+            return [(e.path, engine.parse(e.document, context=context)) for e in entries]
+
+        def restore(*_: Any) -> None:  # cancelled or failed: each document goes back to what it was
+            for e in entries:
+                if e.status == "parsing":
+                    e.status = before[e.path]
+                    self.doc_list.refresh(e)
+
+        for e in entries:
+            e.status = "parsing"
+            self.doc_list.refresh(e)
+        job = self._connect(Job("parsing", work), self._parsed)
+        job.cancelled.connect(restore)
+        job.failed.connect(restore)
+        return self.worker.submit(job)
+
+    def _parsed(self, results: list[tuple[str, Any]], announce: bool = True) -> None:
+        for path, parsed in results:
+            entry = self.entries.get(path)
+            if entry is None:
+                continue
+            entry.parsed = parsed
+            entry.status = "partial" if parsed.document.errors else "parsed"
+            self.doc_list.refresh(entry)
+        if self.current in dict(results):  # refresh the document shown; never switch to another one
+            self.show_entry(self.current, self.page_view.page or None)
+        if results and announce:
+            self.status_label.setText(f"Parsed {len(results)} document(s) with the {results[-1][1].engine} engine.")
+
+    def ask(self, question: str) -> Job | None:
+        if not question.strip():
+            self.show_error("Type a question first.") if self.entries else self.show_error(NO_DOCUMENT)
+            return None
+        ready = self._ready()
+        if ready is None:
+            return None
+        engine, entries = ready
+        self._start_task(engine)
+        key = self.scope_key(entries)
+        conversation = self.conversations.setdefault(key, Conversation())
+
+        def work(job: Job) -> Any:
+            context = self._context(job)
+            if engine.name == "builtin":  # OCR and layout first, once, for the documents in scope only
+                parsed = [(e.path, engine.parse(e.document, context=context)) for e in entries if e.parsed is None]
+                fresh = dict(parsed)
+                docs = [(fresh.get(e.path) or e.parsed).document for e in entries]
+                return engine.ask(docs, question, context=context), parsed
+            return self._model_turn(engine, [e.document for e in entries], question, conversation, context), []
+
+        def done(result: tuple[Any, list[tuple[str, Any]]]) -> None:
+            answer, parsed = result
+            if parsed:
+                self._parsed(parsed, announce=False)
+            conversation.answers.append(answer)
+            if self.scope_key(self.scope_entries()) == key:
+                self.results.show_answer(answer)
+            self.status_label.setText(f"Answered from {len(entries)} document(s).")
+            self.count_timer.start()
+
+        return self.worker.submit(self._connect(Job("asking", work), done))
+
+    @staticmethod
+    def _model_turn(engine: Any, docs: list[Any], question: str, conversation: Conversation, context: Any) -> Any:
+        """Worker thread. A first question reads the documents into a new session's cache; a follow-up sends only
+        its own turn. A prompt over the budget goes through the engine's chunked ask (no session)."""
+        from inference.engine import Session
+        from inference.errors import CancelledError, GenerationError
+        from inference.events import Cancelled, Failed, Finished
+        from inference.tasks import Answer
+        from inference.tasks.model import ASK_INSTRUCTION, _citations
+
+        if conversation.session is None:
+            prompt = engine.builder.build(docs, ASK_INSTRUCTION.format(question=question), engine.policy)
+            if prompt.dropped:
+                return engine.ask(docs, question, context=context)
+            inputs = engine.builder.inputs(prompt)
+            session = Session()
+        else:
+            session = conversation.session
+            inputs = {"input_ids": follow_up_ids(engine.loaded.processor, question)}
+        inputs = {k: v.to(engine.loaded.device) if hasattr(v, "to") else v for k, v in inputs.items()}
+        text = None
+        for event in engine.engine.generate(inputs, engine.params, cancel=context.cancel, session=session):
+            context.on_event(event)
+            if isinstance(event, Finished):
+                text = event.texts[0]
+            elif isinstance(event, Cancelled):
+                conversation.session = None  # a cut turn is not a context to build on: the next one starts afresh
+                raise CancelledError(f"cancelled at canvas {event.canvas}, step {event.step}")
+            elif isinstance(event, Failed):
+                conversation.session = None
+                raise GenerationError(event.message)
+        if text is None:
+            raise GenerationError("the engine stopped without a result")
+        conversation.session = session
+        return Answer(question=question, text=text.strip(), citations=_citations(text, docs), kind="generated",
+                      engine=engine.name)
+
+    def clear_conversation(self) -> None:
+        self.conversations.pop(self.scope_key(self.scope_entries()), None)
+        self.results.clear_thread()
+        self.count_timer.start()
+
+    def extract_dialog(self) -> None:
+        if self._ready() is None:
+            return
+        path, _ = QFileDialog.getOpenFileName(self, "JSON Schema", "", "JSON Schema (*.json)")
+        if path:
+            self.extract(path)
+
+    def extract(self, schema_path: str) -> Job | None:
+        ready = self._ready()
+        if ready is None:
+            return None
+        engine, entries = ready
+        self._start_task(engine)
+
+        def work(job: Job) -> Any:
+            from inference.tasks.schema import load_schema
+
+            schema = load_schema(schema_path)
+            context = self._context(job)
+            docs = [e.parsed.document if e.parsed is not None else e.document for e in entries]
+            return engine.extract(docs, schema, context=context)
+
+        def done(extraction: Any) -> None:
+            self.extractions.append(extraction)
+            self.results.show_extraction(extraction)
+
+        return self.worker.submit(self._connect(Job("extracting", work), done))
+
+    # model ------------------------------------------------------------------------------------------------
+    def model_dialog(self) -> None:
+        recent = [s for s in (self.settings.value("recent_models", []) or []) if isinstance(s, str)]
+        dialog = ModelDialog(self, recent, self.model_choice)
+        dialog.accepted.connect(lambda: self.load_model(dialog.choice()))
+        dialog.open()
+        self.dialog = dialog
+
+    def load_model(self, choice: ModelChoice) -> Job:
+        def work(job: Job) -> Any:
+            from inference.loading import load_model
+            from inference.params import DiffusionParams
+            from inference.tasks.model import ModelEngine
+
+            job.progress.emit(0, 3, f"reading {choice.source}\u2026")
+            params = DiffusionParams(**{k: v for k, v in choice.params.items()})
+            job.progress.emit(1, 3, "loading weights\u2026")
+            loaded = load_model(choice.source, dtype=choice.dtype, device=choice.device)
+            job.progress.emit(2, 3, "ready")
+            engine = ModelEngine(loaded, params=params)
+            return loaded, engine
+
+        def done(result: tuple[Any, Any]) -> None:
+            self.loaded, self.model_engine = result
+            self.model_choice = choice
+            self.conversations = {k: v for k, v in self.conversations.items() if k[0] != "model"}
+            self.model_label.setText(f"model: {self.loaded.label} [{self.loaded.dtype}, {self.loaded.device}]")
+            self.panel.set_decoder(lambda i: self.loaded.tokenizer.decode([i]))
+            self.engine_box.setCurrentText("model")
+            recent = [choice.source] + [s for s in (self.settings.value("recent_models", []) or [])
+                                        if s != choice.source]
+            self.settings.setValue("recent_models", recent[:MAX_RECENT])
+            self.status_label.setText(f"Loaded {self.loaded.label}.")
+
+        return self.worker.submit(self._connect(Job("loading the model", work), done))
+
+    # export ------------------------------------------------------------------------------------------------
+    def export_dialog(self, paths: list[str] | None = None) -> None:
+        parsed = [(e.path, e.name) for e in self.entries.values() if e.parsed is not None
+                  and (paths is None or e.path in paths)]
+        answers = sum(len(c.answers) for c in self.conversations.values())
+        dialog = ExportDialog(self, parsed, str(self.settings.value("export_dir", "")),
+                              str(self.settings.value("export_formats", "md,json")), answers, len(self.extractions))
+
+        def accepted() -> None:
+            choice = dialog.choice()
+            if choice.folder:
+                self.settings.setValue("export_dir", choice.folder)
+                self.settings.setValue("export_formats", ",".join(choice.formats))
+                self.export_to(choice)
+
+        dialog.accepted.connect(accepted)
+        dialog.open()
+        self.dialog = dialog
+
+    def export_to(self, choice: ExportChoice | str | Path, formats: str | None = None) -> Job | None:
+        """Write the chosen documents, formats, answers and extractions on the worker; files get the umask's mode."""
+        if not isinstance(choice, ExportChoice):  # a folder: every parsed document, the saved formats, everything
+            formats = formats or str(self.settings.value("export_formats", "md,json,txt,html,csv"))
+            choice = ExportChoice(str(choice), [p for p, e in self.entries.items() if e.parsed is not None],
+                                  tuple(formats.split(",")))
+        results = [(Path(p).stem, self.entries[p].parsed) for p in choice.documents
+                   if p in self.entries and self.entries[p].parsed is not None]
+        answers = [a for c in self.conversations.values() for a in c.answers] if choice.answers else []
+        extractions = list(self.extractions) if choice.extractions else []
+        if not (results and choice.formats) and not answers and not extractions:
+            self.status_label.setText("Nothing to export: parse a document, ask a question or extract first.")
+            return None
+        umask = current_umask()
+
+        def work(job: Job) -> list[Path]:
+            from inference.exports import (
+                answer_markdown,
+                extraction_json,
+                inside,
+                parse_formats,
+                write_atomic,
+                write_parse,
+            )
+
+            folder = Path(choice.folder)
+            written: list[Path] = []
+            for stem, parsed in results:
+                if choice.formats:
+                    written += write_parse(parsed, folder, stem, parse_formats(choice.formats))
+            if answers:
+                text = "\n---\n\n".join(answer_markdown(a) for a in answers)
+                written.append(write_atomic(inside(folder, "answers.md"), text))
+            for i, extraction in enumerate(extractions, 1):
+                written.append(write_atomic(inside(folder, f"extraction-{i}.json"), extraction_json(extraction)))
+            honour_umask(written, umask)
+            return written
+
+        def done(written: list[Path]) -> None:
+            self.exported = written
+            self.status_label.setText(f"Exported {len(written)} file(s) to {choice.folder}")
+
+        return self.worker.submit(self._connect(Job("exporting", work), done))
