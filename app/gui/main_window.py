@@ -267,7 +267,7 @@ class MainWindow(TaskActions, DropTarget, QMainWindow):
         self.question.setPlaceholderText("Ask a question about the documents\u2026")
         self.question.setMinimumWidth(200)
         self.question.returnPressed.connect(lambda: self.ask(self.question.text()))
-        self.question.textChanged.connect(lambda _: self.count_timer.start())
+        self.question.textChanged.connect(self.recount)
         bar.addWidget(self.question)
         self.scope_label = QLabel("")
         self.scope_label.setObjectName("scope")

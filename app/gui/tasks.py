@@ -79,6 +79,11 @@ class TaskActions:
         self.results._render_thread()  # noqa: SLF001 - the thread of this scope
         self.count_timer.start()
 
+    def recount(self, *_: Any) -> None:
+        """The question, the scope or the conversation changed: the count shown is stale until counted again."""
+        self.prompt_tokens = None
+        self.count_timer.start()
+
     def _count_tokens(self) -> None:
         """The exact prompt token count of an Ask on this scope with the model engine, counted on the worker."""
         entries = self.scope_entries()
@@ -245,7 +250,7 @@ class TaskActions:
             if self.scope_key(self.scope_entries()) == key:
                 self.results.show_answer(answer)
             self.status_label.setText(f"Answered from {len(entries)} document(s).")
-            self.count_timer.start()
+            self.recount()
 
         return self.worker.submit(self._connect(Job("asking", work), done))
 
@@ -289,7 +294,7 @@ class TaskActions:
     def clear_conversation(self) -> None:
         self.conversations.pop(self.scope_key(self.scope_entries()), None)
         self.results.clear_thread()
-        self.count_timer.start()
+        self.recount()
 
     def extract_dialog(self) -> None:
         if self._ready() is None:
