@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from inference.errors import WorkbenchError
@@ -18,6 +21,9 @@ def _add_model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="tiny", help=f"model source: {MODEL_HELP} (default: tiny)")
     parser.add_argument("--dtype", default="auto", choices=("auto", "bf16", "fp16", "fp32"))
     parser.add_argument("--device", default="auto", choices=("auto", "cuda", "mps", "cpu"))
+    parser.add_argument("--quant", default="auto", choices=("auto", "none", "nf4"),
+                        help="4-bit NF4 weights (cached after the first load); auto: NF4 when the plain weights do "
+                             "not fit the device and NF4 does")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,6 +42,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     info = sub.add_parser("model-info", help="parameter counts by group and memory estimates, from the config alone")
     info.add_argument("source", help=MODEL_HELP)
+    info.add_argument("--context", type=int, default=262_144, metavar="N",
+                      help="tokens of context for the KV cache estimate (default 262144)")
+    info.add_argument("--quant", default="auto", choices=("auto", "none", "nf4"),
+                      help="accepted for symmetry; model-info shows every quantization")
 
     gui = sub.add_parser("gui", help="open the window (the default without a command), optionally with files")
     gui.add_argument("files", nargs="*", metavar="FILE")
@@ -73,6 +83,8 @@ def _add_engine_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=None, help=f"model source for --engine model: {MODEL_HELP}")
     parser.add_argument("--dtype", default="auto", choices=("auto", "bf16", "fp16", "fp32"))
     parser.add_argument("--device", default="auto", choices=("auto", "cuda", "mps", "cpu"))
+    parser.add_argument("--quant", default="auto", choices=("auto", "none", "nf4"),
+                        help="4-bit NF4 weights for --engine model (see dwb generate --help)")
     parser.add_argument("--max-new-tokens", type=int)
     parser.add_argument("--steps", type=int, help="max denoising steps per canvas")
 
@@ -93,6 +105,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except WorkbenchError as exc:
         print(f"dwb: {exc.user_message()}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("\ndwb: interrupted", file=sys.stderr)
+        return 130
 
 
 def cmd_model_info(args: argparse.Namespace) -> int:
@@ -110,10 +125,21 @@ def cmd_model_info(args: argparse.Namespace) -> int:
         print(f"  {group:<11} {n:>16,}")
     print(f"  {'total':<11} {counts.total:>16,}")
     print(f"  {'active':<11} {counts.active:>16,}  (per token)")
-    print("memory estimate (weights + runtime overhead):")
-    for dtype in BYTES_PER_PARAM:
-        est = estimate_memory(counts, dtype)
-        print(f"  {dtype:<5} weights {_size(est.weights_bytes)}   total {_size(est.total_bytes)}")
+    from inference.loading import kv_cache_bytes
+
+    print(f"memory estimate (weights + KV cache for {args.context:,} tokens + runtime overhead):")
+    for quant in ("none", "nf4"):
+        for dtype in BYTES_PER_PARAM:
+            est = estimate_memory(counts, dtype, quant, config, args.context)
+            print(f"  {est.label:<24} weights {_size(est.weights_bytes)}   cache {_size(est.cache_bytes)}   "
+                  f"total {_size(est.total_bytes)}")
+    text = config.text_config
+    full = sum(t == "full_attention" for t in text.layer_types)
+    window = text.sliding_window
+    per_1k = kv_cache_bytes(config, window + 1024, "bf16") - kv_cache_bytes(config, window, "bf16")
+    print(f"KV cache: {full} full-attention layers hold every token, {len(text.layer_types) - full} sliding layers "
+          f"the last {window}; in bf16 {_size(kv_cache_bytes(config, window, 'bf16')).strip()} for the first "
+          f"{window} tokens, then {_size(per_1k).strip()} per 1K tokens")
     return 0
 
 
@@ -139,10 +165,10 @@ def _prompt_inputs(processor: Any, prompt: str, images: list[str]) -> dict[str, 
 
 def cmd_generate(args: argparse.Namespace) -> int:
     from inference.engine import CancelToken, DiffusionEngine
-    from inference.events import Cancelled, CanvasCommitted, Failed, Finished
     from inference.loading import load_model
 
-    loaded = load_model(args.model, dtype=args.dtype, device=args.device)
+    loaded = load_model(args.model, dtype=args.dtype, device=args.device, quant=args.quant,
+                        progress=None if args.json else _say)
     if not args.json:
         print(f"model: {loaded.label} [{loaded.dtype}, {loaded.device}]", file=sys.stderr)
     inputs = _prompt_inputs(loaded.processor, args.prompt, args.image)
@@ -152,34 +178,65 @@ def cmd_generate(args: argparse.Namespace) -> int:
                                    seed=args.seed)
     cancel = CancelToken()
     status = 0
-    events = engine.generate(inputs, params, cancel=cancel)
-    while True:
-        try:
-            event = next(events)
-        except StopIteration:
-            break
-        except KeyboardInterrupt:
-            cancel.cancel()
-            continue
-        if args.json:
-            print(json.dumps(event.to_json(), ensure_ascii=False), flush=True)
-        elif isinstance(event, CanvasCommitted):
-            sys.stdout.write(event.text)
-            sys.stdout.flush()
-        elif isinstance(event, Finished):
-            s = event.stats
-            print(f"\n[{s.new_tokens} tokens, {len(s.steps_per_canvas)} canvas(es), steps {list(s.steps_per_canvas)}, "
-                  f"{s.tokens_per_forward:.2f} tokens/forward, {s.tokens_per_second:.1f} tokens/s, "
-                  f"prefill {s.prefill_seconds:.3f} s]", file=sys.stderr)
-        elif isinstance(event, Cancelled):
-            print(f"\n[cancelled at canvas {event.canvas}, step {event.step}]", file=sys.stderr)
-        if isinstance(event, Failed):
-            if not args.json:
-                print(f"dwb: {event.message}", file=sys.stderr)
-            status = 1
-        elif isinstance(event, Cancelled):
-            status = 130
+    with _sigint_cancels(cancel):
+        for event in engine.generate(inputs, params, cancel=cancel):
+            status = _show_event(event, args.json, status)
     return status
+
+
+def _show_event(event: Any, as_json: bool, status: int) -> int:
+    from inference.events import Cancelled, CanvasCommitted, Failed, Finished
+
+    if as_json:
+        print(json.dumps(event.to_json(), ensure_ascii=False), flush=True)
+    elif isinstance(event, CanvasCommitted):
+        sys.stdout.write(event.text)
+        sys.stdout.flush()
+    elif isinstance(event, Finished):
+        s = event.stats
+        print(f"\n[{s.new_tokens} tokens, {len(s.steps_per_canvas)} canvas(es), steps "
+              f"{', '.join(map(str, s.steps_per_canvas))}, {s.tokens_per_forward:.2f} tokens/forward, "
+              f"{s.tokens_per_second:.1f} tokens/s, prefill {s.prefill_seconds:.3f} s]", file=sys.stderr)
+    if isinstance(event, Cancelled):
+        where = ("during the prefill" if event.canvas < 0 else f"at canvas {event.canvas}, step {event.step}")
+        print(f"\ndwb: cancelled {where}", file=sys.stderr)
+        return 130
+    if isinstance(event, Failed):
+        if not as_json:
+            print(f"dwb: {event.message}", file=sys.stderr)
+        return 1
+    return status
+
+
+@contextlib.contextmanager
+def _sigint_cancels(cancel: Any) -> Iterator[None]:
+    """While generating, Ctrl-C asks the engine to stop at its next step or prefill chunk (a KeyboardInterrupt
+    raised inside the engine's generator would kill it mid-step); a second Ctrl-C interrupts at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(_signum: int, _frame: Any) -> None:
+        if cancel.cancelled:
+            raise KeyboardInterrupt
+        cancel.cancel()
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _say(message: Any) -> None:
+    """Loading progress on stderr: layer k of n redrawn in place on a terminal, one line per message otherwise."""
+    from inference.quant import LayerProgress
+
+    if isinstance(message, LayerProgress) and sys.stderr.isatty():
+        end = "\n" if message.done >= message.total else ""
+        print(f"\r{message}\x1b[K", end=end, file=sys.stderr, flush=True)
+    else:
+        print(f"{message}", file=sys.stderr, flush=True)
 
 
 def cmd_screenshot(args: argparse.Namespace) -> int:
@@ -210,7 +267,7 @@ def make_engine(args: argparse.Namespace) -> Any:
     from inference.loading import load_model
     from inference.tasks.model import ModelEngine
 
-    loaded = load_model(args.model, dtype=args.dtype, device=args.device)
+    loaded = load_model(args.model, dtype=args.dtype, device=args.device, quant=args.quant, progress=_say)
     print(f"model: {loaded.label} [{loaded.dtype}, {loaded.device}]", file=sys.stderr)
     engine = ModelEngine(loaded)
     overrides = {k: v for k, v in (("max_new_tokens", args.max_new_tokens), ("max_denoising_steps", args.steps))

@@ -31,6 +31,7 @@ class ParameterCounts:
     active: int
     num_experts: int | None
     top_k_experts: int | None
+    quantizable: int = 0  # what NF4 packs: text-stack linear layers and the experts
 
     @property
     def total(self) -> int:
@@ -42,10 +43,17 @@ class MemoryEstimate:
     dtype: str
     weights_bytes: int
     total_bytes: int
+    quant: str = "none"
+    cache_bytes: int = 0  # KV cache for the context the estimate was made for
+    context: int = 0
 
     @property
     def total_gib(self) -> float:
         return self.total_bytes / 2**30
+
+    @property
+    def label(self) -> str:
+        return self.dtype if self.quant == "none" else f"{self.quant} ({self.dtype} for the rest)"
 
 
 @dataclass
@@ -58,6 +66,7 @@ class LoadedModel:
     dtype: str
     device: str
     counts: ParameterCounts | None = None
+    quant: str = "none"
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -84,11 +93,15 @@ def resolve_device(device: str = "auto") -> str:
     return device
 
 
-def resolve_dtype(dtype: str, device: str) -> str:
+def resolve_dtype(dtype: str, device: str, quant: str = "none") -> str:
+    """``auto``: bf16 on CUDA where supported (else fp16), fp16 on MPS, fp32 on the CPU unless the model is
+    quantized (then bf16, what bitsandbytes' fused CPU kernel computes in)."""
     if dtype not in DTYPES:
         raise ConfigError(f"Unknown dtype {dtype!r}; choose one of {', '.join(DTYPES)}.")
     if dtype != "auto":
         return dtype
+    if quant == "nf4" and device == "cpu":
+        return "bf16"
     if device == "cuda":
         import torch
 
@@ -193,30 +206,90 @@ def count_parameters(config: Any) -> ParameterCounts:
     groups = dict.fromkeys(GROUPS, 0)
     for name, param in model.named_parameters():  # shared (tied) parameters are listed once
         groups[_group_of(name)] += param.numel()
+    quantizable, seen = 0, set()
+    for name, module in model.named_modules():
+        for leaf, param in module.named_parameters(recurse=False):
+            packed = ((isinstance(module, torch.nn.Linear) and name.startswith(("model.decoder.", "model.encoder."
+                                                                                 "language_model."))
+                       and ".router." not in name) or leaf in ("gate_up_proj", "down_proj"))
+            if packed and id(param) not in seen and leaf != "bias":
+                seen.add(id(param))
+                quantizable += param.numel()
     text = config.text_config
     num_experts, top_k = getattr(text, "num_experts", None), getattr(text, "top_k_experts", None)
     active = sum(groups.values())
     if num_experts and top_k:
         active -= groups["experts"] - int(groups["experts"] * top_k / num_experts)
-    return ParameterCounts(groups=groups, active=active, num_experts=num_experts, top_k_experts=top_k)
+    return ParameterCounts(groups=groups, active=active, num_experts=num_experts, top_k_experts=top_k,
+                           quantizable=quantizable)
 
 
-def estimate_memory(counts: ParameterCounts, dtype: str) -> MemoryEstimate:
+def kv_cache_bytes(config: Any, context: int, dtype: str, batch: int = 1) -> int:
+    """Bytes of the KV cache for ``context`` tokens, from the layer types: a full-attention layer holds every token,
+    a sliding layer its window. Keys and values are both stored (also where a layer reuses keys as values)."""
+    text = config.get_text_config(decoder=True) if hasattr(config, "get_text_config") else config.text_config
+    per_layer = getattr(text, "per_layer_config", None)
+    total = 0
+    for index, kind in enumerate(text.layer_types):
+        layer = per_layer[index] if per_layer is not None else text
+        head_dim, kv_heads = layer.head_dim, layer.num_key_value_heads
+        tokens = min(context, text.sliding_window) if kind == "sliding_attention" else context
+        total += 2 * tokens * kv_heads * head_dim
+    return int(total * batch * BYTES_PER_PARAM[dtype])
+
+
+def estimate_memory(counts: ParameterCounts, dtype: str, quant: str = "none", config: Any = None,
+                    context: int = 0, batch: int = 1) -> MemoryEstimate:
+    """Weights (per dtype, or NF4 for what it packs) plus the KV cache of ``context`` tokens and runtime overhead."""
     if dtype not in BYTES_PER_PARAM:
         raise ConfigError(f"No memory estimate for dtype {dtype!r}.")
-    weights = int(counts.total * BYTES_PER_PARAM[dtype])
-    total = weights + int(weights * RUNTIME_OVERHEAD_FRACTION) + RUNTIME_OVERHEAD_BYTES
-    return MemoryEstimate(dtype=dtype, weights_bytes=weights, total_bytes=total)
+    if quant == "nf4":
+        from .quant import NF4_BYTES_PER_PARAM
+
+        weights = int(counts.quantizable * NF4_BYTES_PER_PARAM
+                      + (counts.total - counts.quantizable) * BYTES_PER_PARAM[dtype])
+    elif quant == "none":
+        weights = int(counts.total * BYTES_PER_PARAM[dtype])
+    else:
+        raise ConfigError(f"Unknown quantization {quant!r}; choose none or nf4.")
+    cache = kv_cache_bytes(config, context, dtype, batch) if config is not None and context else 0
+    total = weights + cache + int(weights * RUNTIME_OVERHEAD_FRACTION) + RUNTIME_OVERHEAD_BYTES
+    return MemoryEstimate(dtype=dtype, weights_bytes=weights, total_bytes=total, quant=quant, cache_bytes=cache,
+                          context=context)
 
 
 def check_fits(estimate: MemoryEstimate, device: str, available: int | None = None) -> None:
     available = available_bytes(device) if available is None else available
     if available is not None and estimate.total_bytes > available:
+        cache = (f", KV cache for {estimate.context:,} tokens {estimate.cache_bytes / 2**30:.2f} GiB"
+                 if estimate.cache_bytes else "")
         raise InsufficientMemoryError(
-            f"The model needs about {estimate.total_gib:.1f} GiB in {estimate.dtype} "
-            f"(weights {estimate.weights_bytes / 2**30:.1f} GiB) but {device} has {available / 2**30:.1f} GiB free.",
-            hint="Choose a smaller dtype, another device, or free memory.",
+            f"The model needs about {estimate.total_gib:.1f} GiB in {estimate.label} "
+            f"(weights {estimate.weights_bytes / 2**30:.1f} GiB{cache}) but {device} has "
+            f"{available / 2**30:.1f} GiB free.",
+            hint="Choose 4-bit loading (--quant nf4), a smaller dtype, another device, a shorter prompt, or free "
+                 "memory.",
         )
+
+
+def choose_quant(counts: ParameterCounts, quant: str, dtype: str, device: str,
+                 available: int | None = None) -> tuple[str, str | None]:
+    """The quantization to load with, and a sentence saying why when ``auto`` picked NF4."""
+    from .quant import QUANT_CHOICES
+
+    if quant not in QUANT_CHOICES:
+        raise ConfigError(f"Unknown quantization {quant!r}; choose one of {', '.join(QUANT_CHOICES)}.")
+    if quant != "auto":
+        return quant, None
+    available = available_bytes(device) if available is None else available
+    plain = estimate_memory(counts, dtype)
+    if available is None or plain.total_bytes <= available:
+        return "none", None
+    nf4 = estimate_memory(counts, dtype, "nf4")
+    if nf4.total_bytes <= available:
+        return "nf4", (f"{dtype} needs about {plain.total_gib:.1f} GiB but {device} has "
+                       f"{available / 2**30:.1f} GiB free: loading in 4-bit NF4 (about {nf4.total_gib:.1f} GiB).")
+    return "none", None  # neither fits: the fit check says so with the plain figure
 
 
 # ---------------------------------------------------------------------- loading
@@ -224,25 +297,44 @@ def _has_safetensors(folder: Path) -> bool:
     return any(folder.glob("*.safetensors")) or (folder / "model.safetensors.index.json").is_file()
 
 
-def load_model(source: str, dtype: str = "auto", device: str = "auto",
-               progress: Callable[[str], None] | None = None) -> LoadedModel:
-    """Load model and processor. Raises a ``ModelLoadError`` subclass with a user-facing message on failure."""
+def load_model(source: str, dtype: str = "auto", device: str = "auto", quant: str = "auto",
+               progress: Callable[[Any], None] | None = None, context: int = 0) -> LoadedModel:
+    """Load model and processor. Raises a ``ModelLoadError`` subclass with a user-facing message on failure.
+
+    ``quant``: ``none``, ``nf4`` (4-bit, built by :mod:`inference.quant` and cached on disk), or ``auto`` (NF4 when
+    the plain estimate does not fit the device and NF4 does). ``progress`` receives strings and, while a model is
+    quantized, :class:`inference.quant.LayerProgress` objects (layer k of n, time left). ``context`` adds the KV cache
+    of that many tokens to the fit check.
+    """
     say = progress or (lambda _msg: None)
     device = resolve_device(device)
-    dtype = resolve_dtype(dtype, device)
+    requested_dtype, dtype = dtype, resolve_dtype(dtype, device, quant)
     say("reading config")
     config = load_config(source)
     counts = count_parameters(config)
+    if is_tiny(source) and quant == "auto":
+        quant = "none"
+    quant, why = choose_quant(counts, quant, dtype, device)
+    dtype = resolve_dtype(requested_dtype, device, quant)
+    if why:
+        say(why)
     if not is_tiny(source):
-        check_fits(estimate_memory(counts, dtype), device)
+        check_fits(estimate_memory(counts, dtype, quant, config, context), device)
     if is_tiny(source):
         from .tiny import build_tiny
 
         say("building the tiny random-weight model")
-        model, processor = build_tiny(dtype=torch_dtype(dtype))
+        model, processor = build_tiny(dtype=torch_dtype(dtype) if quant == "none" else None)
+        if quant == "nf4":
+            from .quant import QuantSettings, StateDictSource, quantize_model
+
+            quantized = quantize_model(model.config, StateDictSource(model.state_dict()), QuantSettings(),
+                                       torch_dtype(dtype), device, progress=say)
+            quantized.generation_config = model.generation_config
+            model = quantized
         model = model.to(device)
         return LoadedModel(model=model, processor=processor, source=source, label=TINY_LABEL, random_weights=True,
-                           dtype=dtype, device=device, counts=counts)
+                           dtype=dtype, device=device, counts=counts, quant=quant)
     path = Path(source).expanduser()
     where = str(path) if path.exists() else source
     if path.exists() and not _has_safetensors(path):
@@ -251,28 +343,93 @@ def load_model(source: str, dtype: str = "auto", device: str = "auto",
             hint=f"Copy the checkpoint's model*.safetensors files into {path}, or download them with "
                  "`hf download <model id> --local-dir <folder>`. Other weight formats are not loaded.",
         )
-    from transformers import AutoProcessor, DiffusionGemmaForBlockDiffusion
-
-    say("loading weights")
-    kwargs: dict[str, Any] = {"dtype": torch_dtype(dtype), "use_safetensors": True, "trust_remote_code": False}
-    if device != "cpu":
-        kwargs["device_map"] = {"": device}
-    try:
-        model = DiffusionGemmaForBlockDiffusion.from_pretrained(where, **kwargs)
-    except OSError as exc:
-        if path.exists():
-            raise WeightsMissingError(f"Could not read the weights in {path}: {exc}", path=path) from exc
-        raise _missing_message(source) from exc
+    if quant == "nf4":
+        folder = path if path.exists() else _snapshot_folder(source)
+        model, cached = _load_nf4(folder, config, dtype, device, say)
+        where = str(folder)
+    else:
+        model, cached = _load_plain(source, path, where, dtype, device, say), False
     say("loading processor")
     try:
+        from transformers import AutoProcessor
+
         processor = AutoProcessor.from_pretrained(where, trust_remote_code=False)
     except (OSError, ValueError) as exc:
         raise ModelLoadError(f"The processor (tokenizer, image processor) of {source!r} could not be loaded: {exc}",
                              hint="Make sure the folder holds the processor and tokenizer files.") from exc
     model.eval()
     label = str(getattr(model.config, "_name_or_path", "") or source)
+    if quant == "nf4":
+        label = f"{source} (NF4)"
     return LoadedModel(model=model, processor=processor, source=source, label=label, random_weights=False,
-                       dtype=dtype, device=device, counts=counts)
+                       dtype=dtype, device=device, counts=counts, quant=quant, extra={"from_cache": cached})
+
+
+def _load_plain(source: str, path: Path, where: str, dtype: str, device: str, say: Callable[[Any], None]) -> Any:
+    from transformers import DiffusionGemmaForBlockDiffusion
+
+    say("loading weights")
+    kwargs: dict[str, Any] = {"dtype": torch_dtype(dtype), "use_safetensors": True, "trust_remote_code": False}
+    if device != "cpu":
+        kwargs["device_map"] = {"": device}
+    try:
+        return DiffusionGemmaForBlockDiffusion.from_pretrained(where, **kwargs)
+    except OSError as exc:
+        if path.exists():
+            raise WeightsMissingError(f"Could not read the weights in {path}: {exc}", path=path) from exc
+        raise _missing_message(source) from exc
+
+
+def _snapshot_folder(source: str) -> Path:
+    """The local snapshot of a hub id (downloaded if the hub is reachable and it is not cached)."""
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(source, allow_patterns=["*.json", "*.safetensors", "*.jinja", "*.model",
+                                                              "*.txt"]))
+    except Exception as exc:  # noqa: BLE001 - every hub failure means the same thing here
+        raise _missing_message(source) from exc
+
+
+def _load_nf4(folder: Path, config: Any, dtype: str, device: str, say: Callable[[Any], None]) -> tuple[Any, bool]:
+    """The NF4 model of ``folder``: from the quantized cache when its manifest matches, else built and cached."""
+    from .quant import QuantSettings, quantize_model
+    from .quant_cache import (
+        MODEL_FILE,
+        SafetensorsReader,
+        cache_folder,
+        load_packed,
+        manifest_for,
+        read_valid_manifest,
+        write_cache,
+    )
+
+    settings = QuantSettings()
+    target = cache_folder(folder, settings, torch_dtype(dtype))
+    manifest = manifest_for(folder, config, settings, torch_dtype(dtype))
+    if read_valid_manifest(target, manifest):
+        say(f"loading the quantized cache {target}")
+        model = load_packed(config, target / MODEL_FILE, settings, torch_dtype(dtype), device)
+        cached = True
+    else:
+        say("quantizing to 4-bit NF4 (first load; the result is cached)")
+        model = quantize_model(config, SafetensorsReader(folder), settings, torch_dtype(dtype), device,
+                               progress=say)
+        say(f"writing the quantized cache {target}")
+        try:
+            write_cache(target, model, manifest)
+        except OSError as exc:  # a full disk costs the cache, not the model just built
+            say(f"could not write the quantized cache ({exc}); the next load quantizes again")
+        cached = False
+    _attach_generation_config(model, folder)
+    return model, cached
+
+
+def _attach_generation_config(model: Any, folder: Path) -> None:
+    try:
+        model.generation_config = model.generation_config_class.from_pretrained(str(folder))
+    except (OSError, ValueError):
+        pass
 
 
 def save_tiny(folder: str | Path) -> Path:

@@ -64,13 +64,15 @@ def build_processor() -> Any:
 
 
 def build_config(tokenizer: Any) -> Any:
+    """Widths meet bitsandbytes' fused 4-bit CPU kernels (out-features divisible by 32, in-features >= 64), so that
+    the quantized tiny model runs the same kernels as the real one."""
     from transformers import DiffusionGemmaConfig
 
     text = {
-        "vocab_size": len(tokenizer), "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
-        "num_attention_heads": 2, "num_key_value_heads": 1, "head_dim": 16, "global_head_dim": 16,
+        "vocab_size": len(tokenizer), "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+        "num_attention_heads": 2, "num_key_value_heads": 1, "head_dim": 32, "global_head_dim": 32,
         "sliding_window": 64, "layer_types": ["sliding_attention", "full_attention"],
-        "num_experts": 4, "top_k_experts": 2, "moe_intermediate_size": 16, "use_bidirectional_attention": "vision",
+        "num_experts": 4, "top_k_experts": 2, "moe_intermediate_size": 64, "use_bidirectional_attention": "vision",
         "max_position_embeddings": 262_144,
         "pad_token_id": tokenizer.pad_token_id, "eos_token_id": tokenizer.eos_token_id,
         "bos_token_id": tokenizer.bos_token_id,
