@@ -209,7 +209,7 @@ def test_a_worker_error_shows_a_message_and_keeps_the_window_and_results(window,
     assert "cite:0" in window.results.answer.toHtml() and "not a generated" in window.results.answer.toPlainText()
 
 
-def test_screenshot_renders_the_four_states(qtbot, tmp_path):
+def test_screenshot_renders_every_state(qtbot, tmp_path):
     from app.gui import STATES, screenshot
 
     images = {}
@@ -225,7 +225,16 @@ def test_screenshot_renders_the_four_states(qtbot, tmp_path):
     grid = (slice(480, 700), slice(760, 1000))
     assert np.abs(images["generating"][grid] - images["loaded"][grid]).mean() > 5
     assert np.abs(images["done"][grid] - images["generating"][grid]).mean() > 2
+    assert images["dark"].mean() < images["done"].mean() - 40  # the dark scheme, really dark
+    assert np.abs(images["conversation"] - images["extract"]).mean() > 2
     assert not [w for w in QApplication.topLevelWidgets() if w.isVisible()]
+
+
+def test_the_layout_works_at_1024_by_700_and_900_wide(window, qtbot):
+    for width in (1024, 900):
+        window.resize(width, 700)
+        qtbot.waitUntil(lambda width=width: window.width() == width, timeout=5000)
+        assert window.results.height() >= 300 and window.height() == 700
 
 
 def test_cli_screenshot(tmp_path):

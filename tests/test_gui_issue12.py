@@ -463,6 +463,11 @@ def test_the_empty_window_says_what_to_do(window, qtbot):
         window.banner.hide()
         assert run() is None
         assert "Add a document first" in window.banner.label.text() and window.banner.isVisible()
+    window.add_paths([str(SAMPLE)])
+    qtbot.waitUntil(lambda: ingested(window), timeout=TIMEOUT)
+    assert window.page_spin.text() == "1" and window.page_total.text() == "/ 2"
+    window.remove_selected()
+    assert window.page_spin.text() == "\u2013" and not window.entries
 
 
 # bug 12 ---------------------------------------------------------------------------------------------------------

@@ -98,6 +98,79 @@ def wait_until(app: Any, condition: Any, timeout: float = 120.0) -> bool:
     return True
 
 
+def _generating(app: Any, window: Any) -> None:
+    steps_seen = []
+
+    def stop_mid_canvas(event: Any) -> None:
+        from inference.events import DenoisingStep
+
+        if isinstance(event, DenoisingStep) and event.canvas == 1 and event.step >= 9 and not steps_seen:
+            steps_seen.append(event)
+            window.panel._redraw()  # noqa: SLF001 - freeze the picture at this step
+            window.panel.timer.stop()
+
+    window.engine_box.setCurrentText("model")
+    if window.model_engine is not None:  # random weights may stop after one canvas; the picture is of canvas 2
+        window.model_engine.engine.eos_token_ids = []
+    window.question.setText("What does the sample document say about block diffusion?")
+    job = window.ask(window.question.text())
+    if job is not None:
+        job.event.connect(stop_mid_canvas)
+    wait_until(app, lambda: bool(steps_seen) or not window.worker.busy)
+    window.status_label.setText("Generating: canvas 2, step 10 (tiny model, random weights)")
+
+
+def _done(app: Any, window: Any) -> None:
+    window.engine_box.setCurrentText("model")
+    window.question.setText("What does the sample document say about block diffusion?")
+    window.ask(window.question.text())
+    wait_until(app, lambda: not window.worker.busy)
+    window.engine_box.setCurrentText("builtin")
+    window.toggle_panel(True)
+    window.parse()
+    wait_until(app, lambda: not window.worker.busy)
+    window.results.setCurrentWidget(window.results.rendered)
+    window.page_view.highlight(2)
+
+
+def _conversation(app: Any, window: Any) -> None:
+    """Two questions with the builtin engine's evidence, then one with the model and its follow-up."""
+    window.engine_box.setCurrentText("builtin")
+    for question in ("What does the builtin engine do without weights?", "How does adaptive stopping work?"):
+        window.ask(question)
+        wait_until(app, lambda: not window.worker.busy)
+    window.engine_box.setCurrentText("model")
+    for question in ("What is block diffusion?", "And what is committed to the cache?"):
+        window.question.setText(question)
+        window.ask(question)
+        wait_until(app, lambda: not window.worker.busy)
+    window.engine_box.setCurrentText("builtin")
+    window.results.setCurrentWidget(window.results.answer)
+    cited = window.results.thread[0].citations if window.results.thread else []
+    if cited:
+        window.show_citation(cited[0])
+
+
+def _extract(app: Any, window: Any) -> None:
+    import json
+    import tempfile
+
+    schema = {"type": "object", "properties": {"Canvas": {"type": "string"}, "Steps": {"type": "string"},
+                                               "Tokens": {"type": "string"}}}
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "schema.json"
+        path.write_text(json.dumps(schema), encoding="utf-8")
+        window.extract(str(path))
+        wait_until(app, lambda: not window.worker.busy)
+    source = next((s for s in window.results._rows if s is not None), None)  # noqa: SLF001
+    if source is not None:
+        window.show_citation(source)
+
+
+STAGES = {"generating": _generating, "done": _done, "dark": _done, "conversation": _conversation,
+          "extract": _extract}
+
+
 def screenshot(out: str | Path, state: str = "done", size: tuple[int, int] = (1400, 860)) -> Path:
     """Render the window offscreen in ``state`` and save it as PNG. Real work, no mock-ups: the sample document is
     ingested and parsed, and the tiny model runs for the denoising panel."""
@@ -108,56 +181,37 @@ def screenshot(out: str | Path, state: str = "done", size: tuple[int, int] = (14
     from .main_window import MainWindow
     from .model_dialog import ModelChoice
 
+    if state == "dark":
+        apply_scheme(app, True)
     window = MainWindow()
-    window.resize(*size)
-    window.show()
-    if state != "empty":
-        window.add_paths([str(SAMPLE)])
-        wait_until(app, lambda: all(e.document is not None or e.status == "failed" for e in window.entries.values()))
-    if state in ("generating", "done"):
-        params = {"max_new_tokens": 768, "max_denoising_steps": 24, "seed": 0}
-        window.load_model(ModelChoice("tiny", "fp32", "cpu", params))
-        wait_until(app, lambda: window.model_engine is not None or not window.worker.busy)
-    if state == "generating":
-        steps_seen = []
-
-        def stop_mid_canvas(event: Any) -> None:
-            from inference.events import DenoisingStep
-
-            if isinstance(event, DenoisingStep) and event.canvas == 1 and event.step >= 9 and not steps_seen:
-                steps_seen.append(event)
-                window.panel._redraw()  # noqa: SLF001 - freeze the picture at this step
-                window.panel.timer.stop()
-
-        window.engine_box.setCurrentText("model")
-        window.question.setText("What does the sample document say about block diffusion?")
-        job = window.ask(window.question.text())
-        if job is not None:
-            job.event.connect(stop_mid_canvas)
-        wait_until(app, lambda: bool(steps_seen) or not window.worker.busy)
-        window.status_label.setText("Generating: canvas 2, step 10 (tiny model, random weights)")
-    if state == "done":
-        window.engine_box.setCurrentText("model")
-        window.question.setText("What does the sample document say about block diffusion?")
-        window.ask(window.question.text())
-        wait_until(app, lambda: not window.worker.busy)
-        window.engine_box.setCurrentText("builtin")
-        window.parse()
-        wait_until(app, lambda: not window.worker.busy)
-        window.results.setCurrentWidget(window.results.rendered)
-        window.page_view.highlight(2)
-    app.processEvents()
-    if state != "generating":
-        window.panel._redraw()  # noqa: SLF001
-    image = window.grab()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if not image.save(str(out), "PNG"):
-        raise OSError(f"could not write {out}")
-    window.panel.timer.stop()
-    if state == "generating":
+    try:
+        window.resize(*size)
+        window.show()
+        if state != "empty":
+            window.add_paths([str(SAMPLE)])
+            wait_until(app, lambda: all(e.document is not None or e.status == "failed"
+                                        for e in window.entries.values()))
+        if state in ("generating", "done", "dark", "conversation"):
+            params = {"max_new_tokens": 768, "max_denoising_steps": 24, "seed": 0}
+            window.load_model(ModelChoice("tiny", "fp32", "cpu", params))
+            wait_until(app, lambda: window.model_engine is not None or not window.worker.busy)
+        if state in STAGES:
+            STAGES[state](app, window)
+        app.processEvents()
+        if state != "generating":
+            window.panel._redraw()  # noqa: SLF001
+        image = window.grab()
+        out = Path(out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if not image.save(str(out), "PNG"):
+            raise OSError(f"could not write {out}")
+    finally:
+        window.panel.timer.stop()
         window.worker.cancel()
-    window.close()
-    window.deleteLater()
-    app.processEvents()
+        window.close()
+        wait_until(app, lambda: not window.isVisible())
+        window.deleteLater()
+        app.processEvents()
+        if state == "dark":
+            apply_scheme(app, False)
     return out

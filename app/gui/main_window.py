@@ -403,6 +403,7 @@ class MainWindow(TaskActions, DropTarget, QMainWindow):
     def _show_nothing(self) -> None:
         self.page_view.document = None
         self.page_view.show_hint()
+        self.page_spin.setSpecialValueText("\u2013")
         self.page_spin.setRange(0, 0)
         self.page_spin.setEnabled(False)
         self.page_total.setText("/ 0")
@@ -436,6 +437,7 @@ class MainWindow(TaskActions, DropTarget, QMainWindow):
         pages = len(entry.document.pages)
         page = page or min(self.page_of.get(path, 1), max(pages, 1))
         self.page_spin.setEnabled(pages > 0)
+        self.page_spin.setSpecialValueText("" if pages else "\u2013")  # shown at the minimum: only when empty
         self.page_spin.setRange(1 if pages else 0, max(pages, 0))
         self.page_total.setText(f"/ {pages}")
         self.results.show_parse(entry.parsed)
