@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QEvent, QRectF, QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QFont, QPainter, QPen
+from PySide6.QtGui import QColor, QFont, QFontDatabase, QPainter, QPen
 from PySide6.QtWidgets import (
     QCheckBox,
     QHBoxLayout,
@@ -25,7 +25,6 @@ from PySide6.QtWidgets import (
     QSizePolicy,
     QSlider,
     QSplitter,
-    QTextBrowser,
     QToolTip,
     QVBoxLayout,
     QWidget,
@@ -186,8 +185,11 @@ def steps_text(steps: list[int]) -> str:
     return f"steps per canvas: {more}{shown}"
 
 
-class CanvasText(QTextBrowser):
-    """The canvas decoded token by token, each token coloured by its state, its entropy as a red tint."""
+class CanvasText(QWidget):
+    """The canvas decoded token by token, each token coloured by its state, its entropy as a red tint.
+
+    Painted directly (a flow of token runs with cached widths): a rich-text document rebuilt per step cost the UI
+    thread 17 ms per step (up to 100 ms) in tests/benchmarks/ui.py; painting costs a few."""
 
     def __init__(self, decode: Any = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -196,8 +198,10 @@ class CanvasText(QTextBrowser):
         self.max_entropy = 1.0
         self.tokens: list[str] = []  # the decoded tokens of the frame shown
         self._cache: dict[int, str] = {}
-        self.setMinimumWidth(160)
-        self.setOpenLinks(False)
+        self._widths: dict[str, int] = {}
+        self.setMinimumSize(QSize(160, 128))
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
 
     def set_decoder(self, decode: Any) -> None:
         self.decode = decode
@@ -210,28 +214,41 @@ class CanvasText(QTextBrowser):
                 text = self.decode(token_id)
             except Exception:  # noqa: BLE001 - an undecodable id shows as its number
                 text = f"<{token_id}>"
+            text = text.replace("\n", "\u21b5").replace("\t", "\u2192") or "\u00b7"
             if len(self._cache) < 100_000:
                 self._cache[token_id] = text
         return text
 
     def set_frame(self, frame: Frame | None) -> None:
-        from html import escape
-
         self.frame = frame
+        self.tokens = [] if frame is None else [self.token(int(t)) for t in frame.draft]
+        self.update()
+
+    def paintEvent(self, _event: Any) -> None:  # noqa: N802
+        frame = self.frame
         if frame is None:
-            self.tokens = []
-            self.setHtml("")
             return
+        p = QPainter(self)
+        metrics = p.fontMetrics()
+        line = metrics.height() + 2
         colours = state_colours(self)
-        self.tokens = [self.token(int(t)) for t in frame.draft]
-        parts = []
+        x = y = 2
+        width = self.width() - 2
         for i, text in enumerate(self.tokens):
-            colour = colours[int(frame.state[i])].name()
+            w = self._widths.get(text)
+            if w is None:
+                w = self._widths[text] = metrics.horizontalAdvance(text) + 2
+            if x + w > width and x > 2:
+                x, y = 2, y + line
+            if y > self.height():
+                break
             heat = min(1.0, float(frame.entropy[i]) / max(self.max_entropy, 1e-6))
-            tint = f"background: rgba(235,45,45,{0.45 * heat:.2f});" if heat > 0.05 else ""
-            shown = escape(text).replace("\n", "\u21b5<br>") or "\u00b7"
-            parts.append(f'<span style="color:{colour};{tint}">{shown}</span>')
-        self.setHtml(f'<div style="font-family: monospace">{"".join(parts)}</div>')
+            if heat > 0.05:
+                p.fillRect(QRectF(x, y, w, line - 1), QColor(235, 45, 45, int(110 * heat)))
+            p.setPen(colours[int(frame.state[i])])
+            p.drawText(QRectF(x, y, w, line), Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, text)
+            x += w
+        p.end()
 
 
 class DenoisePanel(QWidget):
@@ -248,6 +265,7 @@ class DenoisePanel(QWidget):
         self.tokens_per_second = 0.0
         self.running = False
         self.phase = ""  # "prefill" between PrefillStarted and the first step, "steps" after
+        self.stopped_at = ""
         self.cached_tokens = 0
         self.prompt_tokens = 0
         self._dirty = False
@@ -312,7 +330,10 @@ class DenoisePanel(QWidget):
         super().changeEvent(event)
 
     def position(self) -> str:
-        """Where the run shown stands, in the panel's own numbering (1-based, canvases counted across runs)."""
+        """Where the run shown stands, or stood when it was cancelled, in the panel's own numbering (1-based,
+        canvases counted across runs): what the user saw last."""
+        if self.stopped_at:
+            return self.stopped_at
         if self.phase == "prefill":
             return "during the prefill"
         if self.frames:
@@ -329,7 +350,7 @@ class DenoisePanel(QWidget):
         self.tokens_per_second = 0.0
         self.scrubber.setEnabled(False)
         self.scrub_label.setText("")
-        self.phase = ""
+        self.phase = self.stopped_at = ""
         self.cached_tokens = self.prompt_tokens = 0
         self.grid.set_frame(None)
         self.text.set_frame(None)
@@ -344,6 +365,7 @@ class DenoisePanel(QWidget):
         if isinstance(event, ev.PrefillStarted):  # a run (one page, one question) starts: canvases continue on
             self.running = True
             self.phase = "prefill"
+            self.stopped_at = ""
             self.cached_tokens, self.prompt_tokens = int(event.cached_tokens), int(event.prompt_tokens)
             self._base = len(self.steps_per_canvas)
             self.scrubber.setEnabled(False)
@@ -372,6 +394,7 @@ class DenoisePanel(QWidget):
             self.tokens_per_second = float(event.stats.tokens_per_second)
             self._end_run()
         elif isinstance(event, (ev.Cancelled, ev.Failed)):
+            self.stopped_at = self.position()
             self._end_run()
         self._dirty = True
 
