@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .documents import expand, open_document
+from .documents import expand, open_document, sniff
 from .documents.model import file_sha256
 from .errors import CancelledError, WorkbenchError
 from .exports import parse_formats, write_atomic, write_parse
@@ -64,7 +64,7 @@ def plan(inputs: Iterable[str | Path]) -> list[Item]:
     for raw in inputs:
         root = Path(raw)
         for path in expand([root]):
-            subdir = path.parent.relative_to(root).as_posix() if root.is_dir() else ""
+            subdir = path.parent.relative_to(root).as_posix() if root.is_dir() and path != root else ""
             items.append(Item(path, "" if subdir == "." else subdir, path.stem))
     seen: dict[tuple[str, str], int] = {}
     for item in items:
@@ -116,7 +116,7 @@ def run_parse(inputs: Iterable[str | Path], out_dir: str | Path, engine: Any, fo
         try:
             sha = file_sha256(item.path)
         except OSError as exc:
-            res = ItemResult(str(item.path), "failed", message=f"{item.path}: cannot read the file ({exc.strerror})")
+            res = ItemResult(str(item.path), "failed", message=_unreadable(item.path, exc))
         else:
             if not force and manifest.finished(key, sha, settings, out):
                 res = ItemResult(str(item.path), "skipped", outputs=manifest.entries[key]["outputs"])
@@ -127,6 +127,16 @@ def run_parse(inputs: Iterable[str | Path], out_dir: str | Path, engine: Any, fo
         if on_item:
             on_item(index, len(items), item, res)
     return result
+
+
+def _unreadable(path: Path, exc: OSError) -> str:
+    """Why ``path`` cannot be read; a folder that cannot be listed says so (``expand`` yields it as it is)."""
+    if path.is_dir():
+        try:
+            sniff(path)
+        except WorkbenchError as err:
+            return err.user_message()
+    return f"{path}: cannot read the file ({exc.strerror})"
 
 
 def _parse_one(item: Item, key: str, sha: str, out: Path, engine: Any, formats: tuple[str, ...], per_page: bool,

@@ -7,6 +7,7 @@ stops the others.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,26 +35,50 @@ class IngestResult:
 
 
 def expand(paths: Iterable[str | Path]) -> Iterator[Path]:
-    """Files as given, folders recursively in sorted order; hidden files and folders skipped."""
+    """Files as given, folders recursively in sorted order; hidden files and folders skipped.
+
+    A folder that cannot be listed is yielded itself, so that opening it gives its error: it is never skipped.
+    """
     for raw in paths:
         path = Path(raw)
-        if path.is_dir():
-            for child in sorted(path.rglob("*")):
-                rel = child.relative_to(path)
-                if child.is_file() and not any(part.startswith(".") for part in rel.parts):
-                    yield child
-        else:
+        if not path.is_dir():
             yield path
+            continue
+        found: list[Path] = []
+        for folder, dirs, files in os.walk(path, onerror=lambda exc, out=found: out.append(Path(exc.filename))):
+            here = Path(folder)
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            found.extend(here / f for f in files if not f.startswith(".") and (here / f).is_file())
+        yield from sorted(found)
+
+
+# content signatures, checked before the suffix: a PNG named .pdf is a PNG
+MAGIC = ((b"%PDF", "pdf"), (b"\x89PNG\r\n\x1a\n", "image"), (b"\xff\xd8\xff", "image"), (b"GIF87a", "image"),
+         (b"GIF89a", "image"), (b"II*\x00", "image"), (b"MM\x00*", "image"))
 
 
 def sniff(path: Path) -> str:
+    """The backend for ``path``: by its content where that has a signature, else by its suffix."""
     suffix = path.suffix.lower()
+    if path.is_dir():
+        try:
+            os.listdir(path)
+        except OSError as exc:
+            raise IngestError(f"cannot read the folder ({exc.strerror})", path=path) from exc
+        raise IngestError("a folder, not a file", path=path)
     try:
         with open(path, "rb") as fh:
             head = fh.read(1024)
     except OSError as exc:
         raise IngestError(f"cannot read the file ({exc.strerror})", path=path) from exc
-    if head.startswith(b"%PDF") or suffix == ".pdf":
+    for magic, kind in MAGIC:
+        if head.startswith(magic):
+            return kind
+    if (head[:4] == b"RIFF" and head[8:12] == b"WEBP") or (head[:2] == b"BM" and suffix in (*IMAGE_SUFFIXES, ".pdf")):
+        return "image"
+    if head[4:8] == b"ftyp":
+        return "video"
+    if b"%PDF" in head or suffix == ".pdf":
         return "pdf"
     if suffix in IMAGE_SUFFIXES:
         return "image"

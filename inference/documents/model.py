@@ -7,6 +7,7 @@ the backend that opened the document (``Document.render``); they are not part of
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
@@ -16,6 +17,21 @@ from typing import Any
 BLOCK_KINDS = ("text", "heading", "list", "table", "figure", "caption", "code", "formula", "header", "footer",
                "page_number")
 KINDS = ("pdf", "image", "video", "text")
+_UNSAFE = re.compile(r"[\ud800-\udfff\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def clean_text(text: str) -> str:
+    """Text fit for the document model: encodable as UTF-8 and free of control characters.
+
+    A surrogate pair is joined into its character; a lone surrogate (from a font's broken Unicode map) and a
+    control character become U+FFFD, so that no character can fail a writer and the damage stays visible.
+    """
+    if not _UNSAFE.search(text):
+        return text
+    if _SURROGATE.search(text):
+        text = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    return _UNSAFE.sub("\ufffd", text)
 
 
 class Status(StrEnum):
@@ -59,6 +75,10 @@ class Page:
     timestamp: float | None = None  # video frames: seconds from the start
     error: str | None = None
     attrs: dict[str, Any] = field(default_factory=dict)
+
+    def note(self, text: str) -> None:
+        """A note for the reader: in the page's JSON (``attrs.notes``) and as a comment in its Markdown."""
+        self.attrs.setdefault("notes", []).append(text)
 
     @property
     def has_text_layer(self) -> bool:

@@ -7,18 +7,28 @@ extracted page by page, and one bad page only marks that page.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from ..errors import IngestError
-from .model import Block, Document, Page, file_sha256, require_file
+from .model import Block, Document, Page, clean_text, file_sha256, require_file
 
 PasswordCallback = Callable[[str], "str | None"]
-BULLET = re.compile(r"^\s*(?:[-•▪‣◦●*·–]|\(?\d{1,3}[.)]|\(?[a-zA-Z][.)])\s+")
+# a list item's mark; U+FFFD: a bullet glyph of a symbol font with no Unicode map
+BULLET = re.compile(r"^\s*(?:[-•▪‣◦●*·–®¢]|\ufffd+|\(?[0-9]{1,3}[.)]|\(?[a-zA-Z][.)])\s+")
 SCAN_COVERAGE = 0.6  # a page whose images cover this much of it is a scan candidate
-MAX_TABLE_SECONDS = 2.0
+# rawdict without MEDIABOX_CLIP (text running past the page edge is kept), without CID_FOR_UNKNOWN_UNICODE (glyph
+# codes of a font with no Unicode map come out as U+FFFD and the layer is found garbled) and without image payloads
+TEXT_FLAGS = 1 | 2  # TEXT_PRESERVE_LIGATURES | TEXT_PRESERVE_WHITESPACE
+# Table detection's budget, in vector paths on the page: PyMuPDF's layout model (which gates find_tables) grows
+# about quadratically with them (500 map-like paths: 7 s; 2,000: 45 s), line-based detection about linearly.
+MAX_LAYOUT_PATHS = 600  # above this, tables from ruling lines only (no layout model)
+MAX_TABLE_PATHS = 20_000  # above this, no table detection: a note on the page says so
+NOT_TEXT = 0.3  # garbled layer: this share of U+FFFD, control or private-use characters ...
+MIN_WORDLIKE = 0.45  # ... or fewer word-like tokens than this
 
 
 def open_pdf(path: str | Path, password: PasswordCallback | None = None, tables: bool = True) -> Document:
@@ -42,7 +52,7 @@ def open_pdf(path: str | Path, password: PasswordCallback | None = None, tables:
         raise IngestError("the PDF has no pages", path=path)
 
     doc = Document(source=str(path), sha256=file_sha256(path), kind="pdf",
-                   metadata={k: v for k, v in (pdf.metadata or {}).items() if v})
+                   metadata={k: clean_text(v) for k, v in (pdf.metadata or {}).items() if v})
     doc.metadata["repaired"] = bool(pdf.is_repaired)
     doc.renderer = _renderer(path, password)
     for index in range(pdf.page_count):
@@ -52,7 +62,7 @@ def open_pdf(path: str | Path, password: PasswordCallback | None = None, tables:
             doc.pages.append(_read_page(page, number, tables))
         except Exception as exc:  # noqa: BLE001 - one bad page never loses the others
             doc.pages.append(Page(number=number, label=str(number), width=0, height=0))
-            doc.add_error(number, f"page could not be read: {exc}")
+            doc.add_error(number, f"page could not be read: {str(exc) or type(exc).__name__}")
             continue
         if pdf.is_repaired and _is_blank(page, doc.pages[-1]):
             doc.add_error(number, "the page is empty after PyMuPDF repaired the file: the PDF is probably "
@@ -79,53 +89,70 @@ def _renderer(path: Path, password: PasswordCallback | None) -> Callable[[int, f
 
 
 def _is_blank(page: Any, ours: Page) -> bool:
-    return not ours.blocks and not page.get_images() and not page.get_drawings()
+    return not ours.blocks and not page.get_images() and not ours.attrs.get("paths")
 
 
 def _read_page(page: Any, number: int, tables: bool) -> Page:
+    """One page as displayed (``/Rotate`` applied), its text layer classified, its blocks in page coordinates."""
+    import pymupdf
+
     rect = page.rect
-    label = page.get_label() or str(number)
-    data = page.get_text("rawdict", sort=True)
+    label = clean_text(page.get_label() or str(number))
+    data = page.get_text("rawdict", sort=True, flags=TEXT_FLAGS, clip=pymupdf.INFINITE_RECT())
+    if page.rotation:
+        _to_display(data, page.rotation_matrix)
     text_blocks = [b for b in data["blocks"] if b.get("type") == 0]
     for b in text_blocks:
+        b["lines"] = [ln for ln in b["lines"] if _meets(ln["bbox"], rect)]  # drop text wholly off the page
         for ln in b["lines"]:
             ln["text"] = _line_text(ln)
+    text_blocks = [b for b in text_blocks if b["lines"]]
     image_infos = page.get_image_info()
+    if page.rotation:
+        for info in image_infos:
+            info["bbox"] = tuple(pymupdf.Rect(info["bbox"]) * page.rotation_matrix)
     coverage = _coverage(image_infos, rect)
-    chars = sum(len(s["text"].strip()) for b in text_blocks for ln in b["lines"] for s in ln["spans"])
-    text_layer = "none" if chars == 0 else "visible"
-    if chars and coverage >= SCAN_COVERAGE:
-        text_layer = _classify_layer(page, text_blocks)
-    elif chars and _garbage_ratio(text_blocks) > 0.3:
-        text_layer = "garbage"
+    paths = len(page.get_cdrawings())
+    text_layer = _classify_layer(page, text_blocks, coverage)
     scanned = text_layer != "visible" and coverage >= SCAN_COVERAGE
     out = Page(number=number, label=label, width=rect.width, height=rect.height, text_layer=text_layer,
-               scanned=scanned, attrs={"image_coverage": round(coverage, 3), "rotation": page.rotation})
+               scanned=scanned, attrs={"image_coverage": round(coverage, 3), "rotation": page.rotation,
+                                       "paths": paths})
     if text_layer != "visible":
         out.blocks = _figures(image_infos, rect, start=0)
         return out
-    table_blocks = _tables(page, text_blocks) if tables and _might_have_table(page, text_blocks) else []
+    table_blocks: list[Block] = []
+    if tables and paths > MAX_TABLE_PATHS:
+        out.note(f"table detection skipped: {paths:,} vector paths on the page (budget {MAX_TABLE_PATHS:,}); "
+                  "tables on it come out as text")
+    elif tables and (len(text_blocks) >= 12 or paths >= 4):
+        table_blocks = _tables(page, text_blocks, use_layout=paths <= MAX_LAYOUT_PATHS)
+        if paths > MAX_LAYOUT_PATHS:
+            out.note(f"tables found from ruling lines only: {paths:,} vector paths on the page "
+                      f"(layout analysis budget {MAX_LAYOUT_PATHS:,})")
     body = _body_size(text_blocks)
     blocks: list[Block] = []
     for b in text_blocks:
-        bbox = tuple(b["bbox"])
-        if any(_inside(bbox, t.bbox) for t in table_blocks):
-            continue
-        lines = [ln["text"] for ln in b["lines"]]
-        lines = [ln for ln in lines if ln]
+        # lines inside a table are the table's: a block the finder cut through keeps only its other lines
+        lines = [ln for ln in b["lines"]
+                 if ln["text"] and not any(_centre_in(ln["bbox"], t.bbox) for t in table_blocks)]
         if not lines:
             continue
-        size = max((s["size"] for ln in b["lines"] for s in ln["spans"] if s["text"].strip()), default=body)
-        bold = all(s["flags"] & 16 for ln in b["lines"] for s in ln["spans"] if s["text"].strip())
-        text = join_lines(lines)
+        bbox = _union(ln["bbox"] for ln in lines)
+        spans = [s for ln in lines for s in ln["spans"] if s["text"].strip()]
+        size = max((s["size"] for s in spans), default=body)
+        bold = all(s["flags"] & 16 for s in spans)
+        texts = [ln["text"] for ln in lines]
+        text = join_lines(texts)
         kind, level = "text", 0
-        if len(lines) <= 3 and len(text) < 200 and (size >= body * 1.18 or (bold and len(text) < 80)):
+        if len(texts) <= 3 and len(text) < 200 and (size >= body * 1.18 or (bold and len(text) < 80)):
             kind, level = "heading", (1 if size >= body * 1.6 else 2 if size >= body * 1.18 else 3)
-        elif BULLET.match(lines[0]):
+        elif BULLET.match(texts[0]):
             kind = "list"
-            text = "\n".join(lines)
+            text = "\n".join(texts)
         blocks.append(Block(kind=kind, text=text, bbox=bbox, order=0, level=level,
                             attrs={"size": round(size, 2)}))
+    blocks = _join_drop_caps(blocks, body)
     blocks.extend(table_blocks)
     blocks.extend(_figures(image_infos, rect, start=0))
     blocks.sort(key=lambda blk: (round(blk.bbox[1], 0), blk.bbox[0]))
@@ -133,6 +160,61 @@ def _read_page(page: Any, number: int, tables: bool) -> Page:
         blk.order = i
     out.blocks = blocks
     return out
+
+
+def _join_drop_caps(blocks: list[Block], body: float) -> list[Block]:
+    """A drop cap (one large letter beside the top of a paragraph) goes back to the start of its paragraph."""
+    out = []
+    for cap in blocks:
+        text = cap.text.strip()
+        if len(text) == 1 and text.isalpha() and cap.attrs.get("size", 0) >= 2 * body:
+            x0, y0, x1, y1 = cap.bbox
+            para = next((b for b in blocks if b is not cap and b.kind == "text" and abs(b.bbox[1] - y0) < (y1 - y0) / 2
+                         and b.bbox[0] - 2 <= x1 and b.bbox[2] > x1), None)
+            if para is not None:
+                para.text = text + para.text
+                para.bbox = _union([para.bbox, cap.bbox])
+                continue
+        out.append(cap)
+    return out
+
+
+def _to_display(data: dict, m: Any) -> None:
+    """Text extracted from a page with ``/Rotate`` is in the stored orientation: turn every box as displayed."""
+    import pymupdf
+
+    def box(b: Any) -> tuple:
+        return tuple(pymupdf.Rect(b) * m)
+
+    def point(p: Any) -> tuple:
+        return tuple(pymupdf.Point(p) * m)
+
+    for b in data["blocks"]:
+        b["bbox"] = box(b["bbox"])
+        for ln in b.get("lines", ()):
+            ln["bbox"] = box(ln["bbox"])
+            dx, dy = ln["dir"]
+            ln["dir"] = (dx * m.a + dy * m.c, dx * m.b + dy * m.d)
+            for s in ln["spans"]:
+                s["bbox"], s["origin"] = box(s["bbox"]), point(s["origin"])
+                for c in s["chars"]:
+                    c["bbox"], c["origin"] = box(c["bbox"]), point(c["origin"])
+        if b.get("lines"):
+            b["lines"].sort(key=lambda ln: (round(ln["bbox"][1], 1), ln["bbox"][0]))
+
+
+def _meets(bbox: tuple, rect: Any) -> bool:
+    return bbox[2] > rect.x0 and bbox[0] < rect.x1 and bbox[3] > rect.y0 and bbox[1] < rect.y1
+
+
+def _centre_in(bbox: tuple, outer: tuple, slack: float = 1.0) -> bool:
+    cx, cy = (bbox[0] + bbox[2]) / 2, (bbox[1] + bbox[3]) / 2
+    return outer[0] - slack <= cx <= outer[2] + slack and outer[1] - slack <= cy <= outer[3] + slack
+
+
+def _union(boxes: Any) -> tuple[float, float, float, float]:
+    boxes = list(boxes)
+    return (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes))
 
 
 def _line_text(line: dict) -> str:
@@ -143,6 +225,9 @@ def _line_text(line: dict) -> str:
     """
     chars = []
     for span in line["spans"]:
+        for c in span["chars"]:  # where PDF text enters the model: no lone surrogate or control character passes
+            if not c["c"].isprintable() and not c["c"].isspace():
+                c["c"] = clean_text(c["c"]) if len(c["c"]) == 1 else "\ufffd"
         span["text"] = "".join(c["c"] for c in span["chars"])
         chars.extend((c, span["size"]) for c in span["chars"])
     if not chars:
@@ -151,20 +236,53 @@ def _line_text(line: dict) -> str:
     return _chars_text(chars, ordered=abs(dy) < 1e-3 and dx > 0)
 
 
+# spacing accents that PDFs (TeX above all) draw as glyphs of their own over a letter, and their combining forms
+ACCENTS = {"\u00b4": "\u0301", "`": "\u0300", "\u02c7": "\u030c", "\u00a8": "\u0308", "\u02c6": "\u0302",
+           "\u02dc": "\u0303", "\u00b8": "\u0327", "\u02da": "\u030a", "\u02d8": "\u0306", "\u00af": "\u0304",
+           "\u02d9": "\u0307", "\u02dd": "\u030b"}
+
+
 def _chars_text(chars: list[tuple[dict, float]], ordered: bool = True) -> str:
     rtl = any("\u0590" <= c["c"] <= "\u08ff" or "\ufb1d" <= c["c"] <= "\ufefc" for c, _ in chars)
     if ordered and not rtl:  # plain left-to-right line: order by position (stable for ties)
         chars = sorted(chars, key=lambda cs: cs[0]["origin"][0])
     out: list[str] = []
     prev_x1 = None
+    accent: tuple[str, float] | None = None  # an accent drawn before the letter it sits on
+    space = _space_gap(chars)
     for c, size in chars:
         ch = c["c"]
         x0, _, x1, _ = c["bbox"]
-        if prev_x1 is not None and not ch.isspace() and out and not out[-1].isspace() and x0 - prev_x1 > 0.22 * size:
+        if ch in ACCENTS and not rtl:
+            if out and out[-1].isalpha() and prev_x1 is not None and x0 < prev_x1 - 0.05 * size:
+                out[-1] = unicodedata.normalize("NFC", out[-1] + ACCENTS[ch])  # over the letter before it
+                continue
+            accent = (ACCENTS[ch], x1)
+            continue
+        if accent is not None:
+            if ch.isalpha() and x0 < accent[1] - 0.05 * size:
+                ch = unicodedata.normalize("NFC", ch + accent[0])
+            else:
+                out.append(next(k for k, v in ACCENTS.items() if v == accent[0]))  # a lone accent stays as it was
+            accent = None
+        if prev_x1 is not None and not ch.isspace() and out and not out[-1].isspace() and x0 - prev_x1 > space * size:
             out.append(" ")
         out.append(ch)
         prev_x1 = x1
+    if accent is not None:
+        out.append(next(k for k, v in ACCENTS.items() if v == accent[0]))
     return re.sub(r"\s+", " ", "".join(out)).strip()
+
+
+def _space_gap(chars: list[tuple[dict, float]]) -> float:
+    """The gap (in ems) between glyphs that reads as a space: 0.22, or less where the letters touch (tight bold type
+    drawn without space characters has word gaps of 0.13 em): a gap clearly above the usual one is a space."""
+    gaps = sorted((b["bbox"][0] - a["bbox"][2]) / max(size, 1.0)
+                  for (a, size), (b, _) in zip(chars, chars[1:], strict=False)
+                  if not a["c"].isspace() and not b["c"].isspace())
+    if len(gaps) < 8:
+        return 0.22
+    return min(0.22, max(gaps[len(gaps) // 2], 0.0) + 0.1)
 
 
 def join_lines(lines: list[str]) -> str:
@@ -182,26 +300,67 @@ def _coverage(infos: list[dict], rect: Any) -> float:
     return min(1.0, sum(abs(pymupdf.Rect(i["bbox"]) & rect) for i in infos) / area)
 
 
-def _classify_layer(page: Any, text_blocks: list[dict]) -> str:
-    """Over a scan, text is usually an OCR layer: invisible (render mode 3) or garbage."""
-    try:
-        trace = page.get_texttrace()
-    except Exception:  # noqa: BLE001 - old PyMuPDF: fall back to the visible/garbage test
-        trace = []
-    total = sum(len(s["chars"]) for s in trace)
-    invisible = sum(len(s["chars"]) for s in trace if s.get("type") == 3 or s.get("opacity", 1) == 0)
-    if total and invisible / total > 0.5:
-        return "invisible"
-    return "garbage" if _garbage_ratio(text_blocks) > 0.3 else "visible"
-
-
-def _garbage_ratio(text_blocks: list[dict]) -> float:
+def _classify_layer(page: Any, text_blocks: list[dict], coverage: float) -> str:
+    """``none``, ``visible``, ``invisible`` (mostly render mode 3 or transparent: an OCR layer over a scan) or
+    ``garbage`` (a layer that does not read as text: glyph codes of a font with no Unicode map, junk OCR)."""
     text = "".join(s["text"] for b in text_blocks for ln in b["lines"] for s in ln["spans"])
+    if not text.strip():
+        return "none"
+    if coverage >= 0.25:  # invisible text only matters over an image that shows the page
+        try:
+            trace = page.get_texttrace()
+        except Exception:  # noqa: BLE001 - old PyMuPDF: fall back to the garbage test
+            trace = []
+        total = sum(len(s["chars"]) for s in trace)
+        invisible = sum(len(s["chars"]) for s in trace if s.get("type") == 3 or s.get("opacity", 1) == 0)
+        if total and invisible / total > 0.5:
+            return "invisible"
+    words = " ".join(ln["text"] for b in text_blocks for ln in b["lines"])
+    if _garbage_ratio(text) > NOT_TEXT or wordlike_ratio(words) < MIN_WORDLIKE:
+        return "garbage"
+    return "visible"
+
+
+def _garbage_ratio(text: str) -> float:
     text = "".join(ch for ch in text if not ch.isspace())
     if not text:
         return 0.0
     bad = sum(1 for ch in text if ch == "\ufffd" or not ch.isprintable() or 0xE000 <= ord(ch) <= 0xF8FF)
     return bad / len(text)
+
+
+EDGE_PUNCT = "\"'“”‘’«»()[]{}<>.,;:!?*†‡§¶•·–—-_/\\|"
+VOWELS = set("aeiouyAEIOUY")
+SPLIT_WORD = re.compile(r"[-'’./&+]")
+
+
+def wordlike_ratio(text: str, min_tokens: int = 12) -> float:
+    """The share of lettered tokens that look like words (1.0 when there are too few to tell).
+
+    A word: letters (non-Latin scripts always pass), in lower, Title or UPPER case, with a vowel when it is
+    longer than three letters, parts joined by hyphens, apostrophes or dots, digits only as whole parts. Junk text
+    layers (glyph codes read as ASCII, broken OCR) fail on mixed case, letters glued to digits or symbols, and
+    vowel-less runs.
+    """
+    n = good = 0
+    for token in text.split():
+        core = token.strip(EDGE_PUNCT)
+        if not any(ch.isalpha() for ch in core) or (core.isalnum() and not core.isalpha()):
+            continue  # numbers, symbols and codes (row4, H2O, A4) say nothing either way
+        n += 1
+        parts = [p for p in SPLIT_WORD.split(core) if p]
+        good += all(p.isdigit() or _word(p) for p in parts)
+    return good / n if n >= min_tokens else 1.0
+
+
+def _word(part: str) -> bool:
+    if not part.isalpha():
+        return False
+    if any(ord(ch) > 0x24F for ch in part):
+        return True  # Greek, Cyrillic, Hebrew, Arabic, CJK ...: not judged here
+    if not (part.islower() or part.isupper() or part.istitle() or part[:1].islower() and part[1:2].isupper()):
+        return sum(1 for a, b in zip(part, part[1:], strict=False) if a.islower() and b.isupper()) <= 1  # McDonald
+    return len(part) <= 3 or any(ch in VOWELS or ord(ch) > 0x7F for ch in part)
 
 
 def _body_size(text_blocks: list[dict]) -> float:
@@ -213,16 +372,9 @@ def _body_size(text_blocks: list[dict]) -> float:
     return sizes.most_common(1)[0][0] if sizes else 10.0
 
 
-def _might_have_table(page: Any, text_blocks: list[dict]) -> bool:
-    # find_tables is the slowest step; skip pages with neither ruling lines nor many short aligned blocks
-    if len(text_blocks) >= 12:
-        return True
-    return sum(1 for d in page.get_drawings() if d.get("items")) >= 4
-
-
-def _tables(page: Any, text_blocks: list[dict]) -> list[Block]:
+def _tables(page: Any, text_blocks: list[dict], use_layout: bool = True) -> list[Block]:
     try:
-        found = page.find_tables()
+        found = page.find_tables(use_layout=use_layout)
     except Exception:  # noqa: BLE001 - a table finder failure leaves the text blocks in place
         return []
     blocks = []

@@ -31,6 +31,27 @@ def needs_ocr(doc: Document, page: Page) -> bool:
     return doc.kind == "pdf" and not page.has_text_layer
 
 
+OCR_REASONS = {"garbage": "the text layer does not read as text (glyph codes or junk): read by OCR instead",
+               "invisible": "the text layer is invisible (a scan's OCR layer): the scan read by OCR instead"}
+
+
+WORD = re.compile(r"[^\W\d_]{2,}")  # two letters in a row: OCR of pen strokes gives lone letters and dashes
+
+
+def mark_unreadable(doc: Document, page: Page) -> None:
+    """A page with no readable text says so (``attrs.readable`` false and a note), never comes out silently empty."""
+    if page.error or any(WORD.search(b.text) for b in page.blocks if b.kind not in FURNITURE):
+        return
+    page.attrs["readable"] = False
+    if page.attrs.get("ocr"):
+        why = "OCR found no printed text (handwriting and text in pictures are not read)"
+    elif needs_ocr(doc, page):
+        why = "the page has no usable text layer and OCR was off"
+    else:
+        why = "the page has no text"
+    page.note(f"no readable text: {why}")
+
+
 class BuiltinEngine:
     name = "builtin"
 
@@ -50,11 +71,15 @@ class BuiltinEngine:
                 try:
                     page.blocks = ocr_page(doc, page)
                     page.attrs["ocr"] = "tesseract"
+                    if page.text_layer in OCR_REASONS:
+                        page.attrs["ocr_reason"] = OCR_REASONS[page.text_layer]
                 except Exception as exc:  # noqa: BLE001 - one page's OCR failure never loses the others
                     log.debug("OCR failed", exc_info=True)
                     doc.add_error(page.number, f"OCR failed: {exc}", "OcrError")
         context.report(total, total, f"{doc.name}: layout")
         analyse(doc)
+        for page in doc.pages:
+            mark_unreadable(doc, page)
         pages = [page_markdown(p, furniture=options.furniture, marker=options.markers) for p in doc.pages]
         markdown = "\n\n".join(p for p in pages if p).strip() + "\n"
         return ParseResult(document=doc, markdown=markdown, pages=pages, engine=self.name)

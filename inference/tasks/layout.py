@@ -5,8 +5,10 @@ middle of the page that almost no block crosses); blocks that cross a gutter (ti
 paragraphs) cut the page into bands; within a band, columns are read left to right, each top to bottom.
 
 Furniture: a block in the top or bottom margin band is a running header/footer when its text (digits masked)
-repeats on other pages of the document, when it is a page number, or when it looks like a download/licence stamp;
-it keeps its text and gets the kind ``header`` / ``footer`` / ``page_number``, so that Markdown can leave it out by
+repeats on other pages of the document, when it is a page number, a running head with its folio or a
+download/licence stamp, and, on a page of a longer document, a short line set apart from the body. A page's only
+text is never furniture unless it is a page number, and a one-page document has no other running heads. Furniture
+keeps its text and gets the kind ``header`` / ``footer`` / ``page_number``, so that Markdown can leave it out by
 default and keep it with a switch.
 """
 
@@ -19,8 +21,8 @@ from collections.abc import Iterable
 from ..documents.model import Block, Document, Page
 
 MARGIN_BAND = 0.085  # top / bottom fraction of the page where running headers and footers live
-PAGE_NUMBER = re.compile(r"^\s*(?:page\s+|p\.\s*|-\s*)?(?:\d{1,4}|[ivxlcdm]{1,7})(?:\s*(?:of|/)\s*\d{1,4})?\s*-?\s*$",
-                         re.I)
+PAGE_NUMBER = re.compile(r"^\s*(?:page\s+|p\.\s*|-\s*)?(?:(?:\d{1,2}|[A-Z])\s?[-–]\s?)?"  # chapter-page: 7-45
+                         r"(?:\d{1,4}|[ivxlcdm]{1,7})(?:\s*(?:of|/)\s*\d{1,4})?\s*-?\s*$", re.I)
 STAMP = re.compile(r"(downloaded\s+(from|by)|download\s+date|all rights reserved|©|copyright|licen[cs]ed under|"
                    r"https?://|www\.|doi:|\bissn\b|published by|freely available online)", re.I)
 FURNITURE = ("header", "footer", "page_number")
@@ -31,7 +33,7 @@ def analyse(doc: Document) -> Document:
     repeats = _repeated_margin_texts(doc.pages)
     for page in doc.pages:
         if page.width and page.height and page.blocks:
-            mark_furniture(page, repeats)
+            mark_furniture(page, repeats, lone=len(doc.pages) == 1)
             if page.attrs.get("ocr") != "tesseract":  # Tesseract orders OCR pages itself, and well
                 order_blocks(page)
     return doc
@@ -119,7 +121,7 @@ def find_gutters(blocks: list[Block], page_width: float, min_gap: float = 8.0) -
             and sum(1 for b in text if b.bbox[0] >= g[1] - 2) >= 2]
 
 
-def mark_furniture(page: Page, repeats: set[str]) -> None:
+def mark_furniture(page: Page, repeats: set[str], lone: bool = False) -> None:
     band = MARGIN_BAND * page.height
     texts = [b for b in page.blocks if b.kind not in ("figure", "table") and b.text.strip()]
     if not texts:
@@ -136,8 +138,7 @@ def mark_furniture(page: Page, repeats: set[str]) -> None:
         text = blk.text.strip()
         if PAGE_NUMBER.match(text):
             blk.kind = "page_number"
-        elif (_mask(text) in repeats or (len(text) < 200 and STAMP.search(text))
-              or _running_line(blk, top, body_top, body_bottom, body_size)):
+        elif _mask(text) in repeats or (body and _lone_furniture(blk, top, body_top, body_bottom, body_size, lone)):
             blk.kind = "header" if top else "footer"
     # a lone page number below (or above) everything else, wherever the page's content ends
     ordered = sorted(texts, key=lambda b: b.bbox[1])
@@ -151,16 +152,29 @@ def mark_furniture(page: Page, repeats: set[str]) -> None:
             blk.kind = "page_number"
 
 
+def _lone_furniture(blk: Block, top: bool, body_top: float, body_bottom: float, body_size: float,
+                    lone: bool) -> bool:
+    """Margin text that does not repeat: a running head with its folio or a download/licence stamp; on a longer
+    document's page also a short line set apart from the body (a running head of its own)."""
+    text = blk.text.strip()
+    if len(text) < 200 and STAMP.search(text):
+        return True
+    if lone:
+        return bool(FOLIO.search(text)) and len(text.split()) <= 15 and not (blk.kind == "heading" and blk.level == 1)
+    return _running_line(blk, top, body_top, body_bottom, body_size)
+
+
 FOLIO = re.compile(r"^\s*(\d{2,4}|[ivxlc]{2,6})\s+\S|\S\s+(\d{2,4}|[ivxlc]{2,6})\s*$", re.I)
 
 
 def _running_line(blk: Block, top: bool, body_top: float, body_bottom: float, body_size: float) -> bool:
-    """A short line in the margin band, set apart from the body: a running head or foot on a lone page."""
-    if len(blk.text.split()) > 15 or (blk.kind == "heading" and blk.level == 1):
-        return False
+    """A short line in the margin band, set apart from the body: a running head or foot of its own."""
+    size = blk.attrs.get("size")
+    if len(blk.text.split()) > 15 or (blk.kind == "heading" and blk.level == 1) or (
+            size and body_size and size > 1.05 * body_size):
+        return False  # long, or set larger than the body: a title or a sentence, not a running head
     if FOLIO.search(blk.text):
         return True
-    size = blk.attrs.get("size")
     if size and body_size and size < 0.92 * body_size:
         return True
     gap = body_top - blk.bbox[3] if top else blk.bbox[1] - body_bottom

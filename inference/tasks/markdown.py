@@ -10,9 +10,9 @@ import html
 import re
 
 from ..documents.model import Block, Document, Page
+from ..documents.pdf import BULLET
 from .layout import FURNITURE
 
-BULLET = re.compile(r"^\s*(?:[-•▪‣◦●*·–®¢]|\(?[0-9]{1,3}[.)]|\(?[a-zA-Z][.)])\s+")
 ORDERED = re.compile(r"^\s*\(?([0-9]{1,3}|[a-zA-Z])[.)]\s+")
 
 
@@ -33,6 +33,7 @@ def page_markdown(page: Page, furniture: bool = False, marker: bool = True) -> s
     out = [page_marker(page)] if marker else []
     if page.error:
         out.append(f"<!-- error: {html.escape(page.error)} -->")
+    out.extend(f"<!-- note: {_comment(n)} -->" for n in page.attrs.get("notes", ()))
     for blk in sorted(page.blocks, key=lambda b: b.order):
         if blk.kind in FURNITURE and not furniture:
             continue
@@ -40,6 +41,10 @@ def page_markdown(page: Page, furniture: bool = False, marker: bool = True) -> s
         if text:
             out.append(text)
     return "\n\n".join(out)
+
+
+def _comment(text: str) -> str:
+    return html.escape(text).replace("--", "–")
 
 
 def block_markdown(blk: Block) -> str:
