@@ -39,7 +39,7 @@ def test_olmocr_checks_score_at_least_half(tmp_path):
     assert run.returncode == 0, run.stderr
     score = last_number(run.stdout, "score")
     print(run.stdout)
-    assert score >= 0.50
+    assert score >= 0.519
 
 
 @needs_data
@@ -52,8 +52,8 @@ def test_docling_markdown_similarity(tmp_path):
     print(run.stdout)
     scores = [float(v) for v in re.findall(r"^\S+: ([0-9.]+)$", run.stdout, flags=re.M)]
     assert len(scores) == 9
-    assert last_number(run.stdout, "mean_similarity") >= 0.85
-    assert min(scores) >= 0.6
+    assert last_number(run.stdout, "mean_similarity") >= 0.949
+    assert min(scores) >= 0.845
 
 
 @needs_data

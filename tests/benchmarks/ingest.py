@@ -75,7 +75,33 @@ def main() -> None:
             doc.render(1, dpi=96)
             times.append(time.perf_counter() - t0)
         print(f"1000-page PDF: open (all pages' text) + render page 1: median {statistics.median(times):.2f} s")
+        runaway_page(Path(tmp))
     print(f"ingest_ratio={ours_pps / theirs_pps:.2f}")
+
+
+def runaway_page(tmp: Path) -> None:
+    """A map-like page with 59,000 vector paths, parsed by the builtin engine in a fresh process (peak memory)."""
+    import subprocess
+    import sys
+
+    script = (
+        "import random, resource, sys, time, pymupdf\n"
+        "from inference.documents import open_document\n"
+        "from inference.tasks import BuiltinEngine\n"
+        "random.seed(7); pdf = pymupdf.open(); page = pdf.new_page(width=1190, height=842)\n"
+        "page.insert_text((72, 60), 'Map of the district', fontsize=20); shape = page.new_shape()\n"
+        "for _ in range(59000):\n"
+        "    x, y = random.uniform(0, 1180), random.uniform(100, 832)\n"
+        "    shape.draw_polyline([(x, y), (x + random.uniform(-8, 8), y + random.uniform(-8, 8)), (x + 5, y + 3)])\n"
+        "    shape.finish(color=(0, 0, 0), width=0.3)\n"
+        "shape.commit(); pdf.save(sys.argv[1])\n"
+        "t0 = time.perf_counter(); BuiltinEngine().parse(open_document(sys.argv[1]))\n"
+        "print(f'{time.perf_counter() - t0:.2f} {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f}')\n"
+    )
+    run = subprocess.run([sys.executable, "-c", script, str(tmp / "map.pdf")], capture_output=True, text=True,
+                         cwd=Path(__file__).resolve().parents[2])
+    seconds, peak_mb = run.stdout.split()[-2:] if run.returncode == 0 else ("?", "?")
+    print(f"runaway page (59,000 vector paths): parse {seconds} s, peak memory {peak_mb} MB")
 
 
 if __name__ == "__main__":
