@@ -539,11 +539,17 @@ def test_the_text_view_shows_the_draft_and_replays_a_step(window, qtbot):
                       Qt.ConnectionType.DirectConnection)
     qtbot.waitUntil(lambda: idle(window), timeout=TIMEOUT)
     qtbot.waitUntil(lambda: not window.panel._dirty, timeout=5000)
-    decode = window.loaded.tokenizer.decode
+    text = window.panel.text
+
+    def decode(ids):  # what the view shows for a token: tabs and newlines made visible
+        return text.token(ids[0])
     window.panel.scrubber.setValue(1)  # replay step 2 of canvas 1
     frame = window.panel.frames[1]
     assert frame.step == 1 and np.array_equal(frame.draft, steps[1].draft[0])
+    shown = [window.loaded.tokenizer.decode([int(t)]) for t in steps[1].draft[0]]
     assert window.panel.text.tokens == [decode([int(t)]) for t in steps[1].draft[0]]
+    plain = [i for i, t in enumerate(shown) if t.strip() and "\n" not in t and "\t" not in t]
+    assert [window.panel.text.tokens[i] for i in plain] == [shown[i] for i in plain]  # the tokenizer's own text
     window.panel.scrubber.setValue(0)
     assert window.panel.text.tokens == [decode([int(t)]) for t in steps[0].draft[0]]
 
