@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Generator, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,11 +31,13 @@ from .events import (
     Failed,
     Finished,
     PrefillFinished,
+    PrefillProgress,
     PrefillStarted,
     Stats,
     frozen_array,
 )
 from .params import DiffusionParams
+from .prefill import ChunkEmbedder, chunk_bounds, chunked_attention
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +91,33 @@ class DiffusionEngine:
         eos = getattr(gen, "eos_token_id", None)
         self.eos_token_ids: list[int] = [] if eos is None else ([eos] if isinstance(eos, int) else list(eos))
         self.pad_token_id: int | None = getattr(gen, "pad_token_id", None)
+        # Free memory on the model's device, in bytes (None: unknown); replaceable, e.g. to model a smaller device.
+        self.available_memory: Any = None
+
+    def cache_bytes(self, tokens: int, batch: int = 1) -> int:
+        """Bytes of the KV cache for ``tokens`` of context, per layer type (inference.loading.kv_cache_bytes)."""
+        from .loading import kv_cache_bytes
+
+        dtype = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}.get(self.model.dtype, "fp32")
+        return kv_cache_bytes(self.config, tokens, dtype, batch)
+
+    def check_cache_fits(self, tokens: int, batch: int, cached: int, device: torch.device) -> None:
+        """Refuse, before any prefill work, a context whose KV cache (plus one chunk's attention and one canvas's
+        logits) will not fit the device's free memory."""
+        from .errors import InsufficientMemoryError
+        from .loading import available_bytes
+        from .prefill import SCORE_BUDGET
+
+        free = self.available_memory() if self.available_memory is not None else available_bytes(device.type)
+        if free is None:
+            return
+        need = self.cache_bytes(tokens, batch) - self.cache_bytes(cached, batch)
+        transient = SCORE_BUDGET * 4 * 2 + batch * self.canvas_length * self.vocab_size * 4 * 3
+        if need + transient > free:
+            raise InsufficientMemoryError(
+                f"This prompt needs a KV cache of about {need / 2**30:.2f} GiB for {tokens:,} tokens of context "
+                f"(plus {transient / 2**30:.2f} GiB while it runs), but {device.type} has {free / 2**30:.2f} GiB "
+                "free.", hint="Use fewer pages or a smaller image budget, or free memory.")
 
     def default_params(self, **overrides: Any) -> DiffusionParams:
         return DiffusionParams.from_generation_config(getattr(self.model, "generation_config", None), **overrides)
@@ -114,6 +143,14 @@ class DiffusionEngine:
         model_kwargs = dict(inputs) if isinstance(inputs, Mapping) else {"input_ids": inputs}
         input_ids = model_kwargs.pop("input_ids")
         attention_mask = model_kwargs.pop("attention_mask", None)
+        # (the new turn only: a previous answer sent back as pending ids may hold any token)
+        image_token = getattr(self.config, "image_token_id", None)
+        if image_token is not None and "pixel_values" not in model_kwargs:
+            n_image = int((input_ids == image_token).sum())
+            if n_image:
+                raise GenerationError(
+                    f"The prompt holds {n_image} image tokens but no images (pixel_values) came with it.",
+                    hint="Build the prompt with the processor from the messages and their images together.")
         if session is not None and session.pending_ids is not None:
             if input_ids.shape[0] != 1:
                 raise GenerationError("A follow-up turn takes a single prompt, not a batch.")
@@ -154,15 +191,26 @@ class DiffusionEngine:
         decoder_attention_mask = torch.nn.functional.pad(attention_mask, (0, canvas_length), value=True)
         stability = (sampling.StabilityTracker(params.stability_threshold) if params.adaptive_stopping else None)
         n_images = int(model_kwargs["pixel_values"].shape[0]) if "pixel_values" in model_kwargs else 0
+        self.check_cache_fits(cur_len + max_new_canvases * canvas_length, batch_size, cached, device)
         yield PrefillStarted(prompt_tokens=new_len, cached_tokens=cached, images=n_images)
 
         # 1. Autoregressive canvas loop
         prefill_seconds = 0.0
         for canvas_index in range(max_new_canvases):
-            # 1.a. Encode what is not cached yet: the prompt, then each committed canvas.
+            # 1.a. Encode what is not cached yet: the prompt (in chunks when it is longer than one), then each
+            # committed canvas.
             t0 = time.perf_counter()
-            cache = self._encode(run.input_ids if canvas_index == 0 else run.input_ids[:, -canvas_length:],
-                                 attention_mask, encoder_position_ids, cache, model_kwargs)
+            if canvas_index == 0 and new_len > params.prefill_chunk:
+                done = yield from self._prefill_chunks(run.input_ids, attention_mask, encoder_position_ids, cache,
+                                                       model_kwargs, params.prefill_chunk, cancel, cached)
+                if not done:  # cancelled between chunks: a half-filled cache is no session to continue
+                    if session is not None:
+                        session.cache, session.pending_ids = None, None
+                    yield Cancelled(canvas=-1, step=0, texts=())
+                    return
+            else:
+                cache = self._encode(run.input_ids if canvas_index == 0 else run.input_ids[:, -canvas_length:],
+                                     attention_mask, encoder_position_ids, cache, model_kwargs)
             if canvas_index == 0:
                 _sync(device)
                 prefill_seconds = time.perf_counter() - t0
@@ -272,6 +320,37 @@ class DiffusionEngine:
                                   position_ids=position_ids, **extra)
         return out.cache
 
+    def _prefill_chunks(self, ids: torch.Tensor, attention_mask: torch.Tensor, position_ids: torch.Tensor,
+                        cache: Any, model_kwargs: dict[str, Any], chunk: int, cancel: CancelToken | None,
+                        cached: int) -> Generator[Event, None, bool]:
+        """Encode the uncached prompt chunk by chunk into ``cache``: a ``PrefillProgress`` after each chunk, the
+        cancel flag checked between chunks (returns False when cancelled). Attention memory is bounded by the chunk
+        (:mod:`inference.prefill`); the vision tower runs once, before the first chunk."""
+        encoder = self.model.model.encoder
+        total = ids.shape[1]
+        mm_ids = model_kwargs.get("mm_token_type_ids")
+        embed = ChunkEmbedder(encoder, ids, getattr(self.config, "image_token_id", None),
+                              model_kwargs.get("pixel_values"), model_kwargs.get("image_position_ids"))
+        t0 = time.perf_counter()
+        bounds = chunk_bounds(total, chunk, mm_ids)
+        with chunked_attention(self.config):
+            for start, stop in bounds:
+                embeds = embed(start, stop)
+                block_ids = None
+                if mm_ids is not None:  # the mask indexes image runs by absolute position: cached tokens are text
+                    block_ids = torch.nn.functional.pad(mm_ids[:, :stop], (cached, 0), value=0)
+                mask_mapping = encoder.create_masks_for_generate(
+                    config=self.config, inputs_embeds=embeds, attention_mask=attention_mask[:, :cached + stop],
+                    cache=cache, position_ids=position_ids[:, start:stop], mm_token_type_ids=block_ids,
+                )
+                encoder(inputs_embeds=embeds, attention_mask=mask_mapping, cache=cache,
+                        position_ids=position_ids[:, start:stop])
+                _sync(ids.device)
+                yield PrefillProgress(done=stop, total=total, seconds=time.perf_counter() - t0)
+                if stop < total and cancel is not None and cancel.cancelled:
+                    return False
+        return True
+
     def _step(self, current: torch.Tensor, argmax: torch.Tensor, self_conditioning: torch.Tensor | None,
               finished: torch.Tensor, any_finished: bool, remaining: int, params: DiffusionParams,
               stability: sampling.StabilityTracker | None, mask_mapping: Any, cache: Any,
@@ -343,7 +422,8 @@ class DiffusionEngine:
             return
         session.cache = cache
         session.turns += 1
-        if last_canvas is None:
+        if last_canvas is None:  # cancelled: the cache holds the prompt (and any pending ids sent with it)
+            session.pending_ids = None
             return
         row = last_canvas[0]
         if self.eos_token_ids:

@@ -47,7 +47,7 @@ class WeightsMissingError(ModelLoadError):
 
 
 class InsufficientMemoryError(ModelLoadError):
-    """The model's weights will not fit on the chosen device."""
+    """The model's weights, or the KV cache of a prompt, will not fit on the chosen device."""
 
 
 class GenerationError(WorkbenchError):

@@ -139,6 +139,8 @@ class Finished(Event):
 
 @dataclass(frozen=True)
 class Cancelled(Event):
+    """The run stopped on request: at ``canvas``/``step``, or during the prefill (``canvas`` -1)."""
+
     kind: ClassVar[str] = "cancelled"
     canvas: int
     step: int

@@ -41,12 +41,13 @@ class DiffusionParams:
     stability_threshold: int | None = LIBRARY_DEFAULTS["stability_threshold"]
     confidence_threshold: float | None = LIBRARY_DEFAULTS["confidence_threshold"]
     seed: int | None = None
+    prefill_chunk: int = 2048  # prompt tokens per encoder call (inference/prefill.py; tests/benchmarks/prefill.py)
 
     def __post_init__(self) -> None:
         def bad(name: str, why: str) -> ConfigError:
             return ConfigError(f"Invalid diffusion parameter {name}={getattr(self, name)!r}: {why}.")
 
-        for name in ("max_new_tokens", "max_denoising_steps"):
+        for name in ("max_new_tokens", "max_denoising_steps", "prefill_chunk"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise bad(name, "must be a positive integer")

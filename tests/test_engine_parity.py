@@ -88,12 +88,48 @@ def test_two_canvases_eos_in_second(tiny_model, processor):
     assert len(commits) == 2 and commits[-1].finished.all()
 
 
+def record_canvases(model):
+    """What the decoder is fed each step: the accepted tokens kept, the rest re-noised."""
+    seen = []
+    model.model.decoder.register_forward_pre_hook(
+        lambda _m, args, kwargs: seen.append((kwargs.get("decoder_input_ids", args[0] if args else None)).clone()),
+        with_kwargs=True)
+    return seen
+
+
 def test_custom_schedule(tiny_model, processor):
+    """12 steps, t 1.0 to 0.2, entropy bound 1.0: the bound reaches generate() through its ``sampler_config`` (a
+    plain ``entropy_bound=`` keyword is silently ignored there). A sharpened model makes the bound matter (the random
+    tiny model's entropies are so high that any bound accepts one token per step); the canvases fed to the decoder
+    show what each step accepted, on both sides."""
+    from transformers.models.diffusion_gemma.generation_diffusion_gemma import EntropyBoundSamplerConfig
+
+    model = sharpen(tiny_model, [8.0])
+    canvases = record_canvases(model)
     inputs = chat_inputs(processor, "Custom schedule")
-    _, events = assert_parity(tiny_model, processor, inputs, seed=2, max_denoising_steps=12, t_max=1.0, t_min=0.2,
-                              entropy_bound=1.0)
+    schedule = {"max_denoising_steps": 12, "t_max": 1.0, "t_min": 0.2}
+    out, drafts = reference(model, inputs, 2, sampler_config=EntropyBoundSamplerConfig(entropy_bound=1.0),
+                            **schedule)
+    theirs = list(canvases)
+    canvases.clear()
+    events = engine_run(model, processor, inputs, 2, entropy_bound=1.0, **schedule)
+    ours = list(canvases)
     steps = [e for e in events if isinstance(e, DenoisingStep)]
-    assert len(steps) == 12 and steps[0].temperature == pytest.approx(1.0) and steps[-1].temperature > 0.2
+    assert len(steps) == len(drafts) and all(np.array_equal(a.draft, b) for a, b in zip(steps, drafts, strict=True))
+    assert len(ours) == len(theirs) and all(torch.equal(a, b) for a, b in zip(ours, theirs, strict=True))
+    np.testing.assert_array_equal(events[-1].ids, out.sequences[:, inputs["input_ids"].shape[1]:].numpy())
+    assert steps[0].temperature == pytest.approx(1.0) and steps[-1].temperature > 0.2
+    # the bound changes what is accepted: the default 0.1 accepts fewer tokens per step, in both implementations
+    canvases.clear()
+    default = engine_run(model, processor, inputs, 2, **schedule)
+    ours_default = list(canvases)
+    canvases.clear()
+    reference(model, inputs, 2, **schedule)
+    assert all(torch.equal(a, b) for a, b in zip(ours_default, canvases, strict=True))
+    accepted = [int(e.accepted.sum()) for e in steps]
+    accepted_default = [int(e.accepted.sum()) for e in default if isinstance(e, DenoisingStep)]
+    assert sum(accepted[:5]) > sum(accepted_default[:5]), (accepted, accepted_default)
+    assert any(not torch.equal(a, b) for a, b in zip(ours, ours_default, strict=False))
 
 
 def test_bf16(tiny_model, processor):

@@ -1,0 +1,187 @@
+"""Chunked prefill with attention memory bounded by the chunk, whatever the prompt's length.
+
+The uncached prompt goes through the encoder in chunks (never splitting an image's soft-token run: image tokens
+attend to each other both ways), the KV cache filling as it goes. What would grow with the square of the prompt
+is the attention mask and the score matrix of a chunk against everything cached. So the encoder runs, during the
+prefill, with an attention implementation of our own registered in transformers' interfaces:
+
+- its *mask* function returns a :class:`LazyMask` (transformers' own composed mask function, with the padding,
+  sliding-window and bidirectional-image rules, and its offsets) instead of a dense ``(chunk, kv)`` tensor;
+- its *attention* function materialises that mask one block of keys at a time and runs an online softmax over the
+  blocks (the flash-attention recurrence in plain torch), so scores and mask never exceed ``SCORE_BUDGET``
+  elements however long the cache is. Small problems (``chunk * kv`` within the budget) take one dense block and
+  PyTorch's SDPA, exactly as transformers' ``sdpa`` path would.
+
+Why not SDPA with a dense mask: on the CPU a boolean mask is turned into a float bias of ``chunk x kv`` (1 GiB for a
+2048-token chunk against 128K tokens) and the math kernel materialises the scores per head; ``is_causal`` cannot
+express "all of the cache, then causal", and flex attention would need ``torch.compile`` on every machine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+IMPLEMENTATION = "dwb_chunked"
+SCORE_BUDGET = 1 << 24  # elements of one block's scores (per batch x heads x queries x keys): 64 MiB in fp32
+
+
+@dataclass
+class LazyMask:
+    """A transformers mask, described instead of materialised: ``block(a, b)`` is the dense mask of keys ``a:b``."""
+
+    batch_size: int
+    q_length: int
+    kv_length: int
+    q_offset: int
+    kv_offset: int
+    mask_function: Any
+    attention_mask: torch.Tensor | None
+    use_vmap: bool
+    device: Any
+
+    def block(self, start: int, stop: int) -> torch.Tensor:
+        from transformers.masking_utils import sdpa_mask
+
+        mask = sdpa_mask(batch_size=self.batch_size, q_length=self.q_length, kv_length=stop - start,
+                         q_offset=self.q_offset, kv_offset=self.kv_offset + start, mask_function=self.mask_function,
+                         attention_mask=self.attention_mask, allow_is_causal_skip=False, use_vmap=self.use_vmap,
+                         device=self.device)
+        return mask
+
+
+def lazy_mask(batch_size: int, q_length: int, kv_length: int, q_offset: int = 0, kv_offset: int = 0,
+              mask_function: Any = None, attention_mask: torch.Tensor | None = None, use_vmap: bool = False,
+              device: Any = "cpu", **_kwargs: Any) -> LazyMask:
+    from transformers.masking_utils import causal_mask_function
+
+    return LazyMask(batch_size, q_length, kv_length, q_offset, kv_offset, mask_function or causal_mask_function,
+                    attention_mask, use_vmap, device)
+
+
+def blocked_attention(module: Any, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                      attention_mask: Any, dropout: float = 0.0, scaling: float | None = None,
+                      softcap: float | None = None, **kwargs: Any) -> tuple[torch.Tensor, None]:
+    """Attention over keys in blocks with an online softmax; ``attention_mask`` is a :class:`LazyMask`."""
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    batch, heads, q_len, _ = query.shape
+    kv_len = key.shape[2]
+    if not isinstance(attention_mask, LazyMask):
+        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
+                                      softcap=softcap, **kwargs)
+    if batch * heads * q_len * kv_len <= SCORE_BUDGET and softcap is None:
+        dense = attention_mask.block(0, kv_len)
+        return sdpa_attention_forward(module, query, key, value, dense, dropout=dropout, scaling=scaling, **kwargs)
+    scaling = module.head_dim ** -0.5 if scaling is None else scaling
+    groups = heads // key.shape[1]
+    step = max(256, SCORE_BUDGET // max(1, batch * heads * q_len))
+    out = torch.zeros((batch, heads, q_len, value.shape[-1]), dtype=torch.float32, device=query.device)
+    running_max = torch.full((batch, heads, q_len, 1), float("-inf"), dtype=torch.float32, device=query.device)
+    running_sum = torch.zeros((batch, heads, q_len, 1), dtype=torch.float32, device=query.device)
+    for start in range(0, kv_len, step):
+        stop = min(start + step, kv_len)
+        keys = key[:, :, start:stop].repeat_interleave(groups, dim=1)
+        values = value[:, :, start:stop].repeat_interleave(groups, dim=1)
+        scores = torch.matmul(query, keys.transpose(2, 3)).float() * scaling
+        if softcap is not None:
+            scores = torch.tanh(scores / softcap) * softcap
+        scores = scores.masked_fill(~attention_mask.block(start, stop), float("-inf"))
+        new_max = torch.maximum(running_max, scores.amax(dim=-1, keepdim=True))
+        safe_max = torch.where(torch.isinf(new_max), torch.zeros_like(new_max), new_max)
+        weights = torch.exp(scores - safe_max)
+        correction = torch.exp(running_max - safe_max)
+        running_sum = running_sum * correction + weights.sum(dim=-1, keepdim=True)
+        out = out * correction + torch.matmul(weights, values.float())
+        running_max = new_max
+        del scores, weights, keys, values
+    out = torch.where(running_sum > 0, out / running_sum.clamp_min(1e-30), torch.zeros_like(out))
+    return out.to(query.dtype).transpose(1, 2).contiguous(), None
+
+
+def register() -> None:
+    """Register the implementation with transformers (idempotent)."""
+    from transformers import AttentionInterface
+    from transformers.masking_utils import AttentionMaskInterface
+
+    AttentionInterface.register(IMPLEMENTATION, blocked_attention)
+    AttentionMaskInterface.register(IMPLEMENTATION, lazy_mask)
+
+
+@contextlib.contextmanager
+def chunked_attention(config: Any) -> Iterator[None]:
+    """Run the encoder with the bounded implementation inside the block; the previous one is restored after."""
+    register()
+    configs = [config, config.get_text_config(decoder=True)]
+    previous = [c._attn_implementation for c in configs]
+    try:
+        for c in configs:
+            c._attn_implementation = IMPLEMENTATION
+        yield
+    finally:
+        for c, value in zip(configs, previous, strict=True):
+            c._attn_implementation = value
+
+
+# ---------------------------------------------------------------------- chunks
+def chunk_bounds(length: int, chunk: int, mm_token_type_ids: torch.Tensor | None) -> list[tuple[int, int]]:
+    """Split ``0:length`` into chunks of about ``chunk`` tokens, never inside a run of image (or video) tokens in
+    any row: a boundary inside a run moves back to the run's start, or past its end when the run began the chunk."""
+    if chunk <= 0:
+        raise ValueError("chunk must be positive")
+    vision = None
+    if mm_token_type_ids is not None:
+        vision = ((mm_token_type_ids == 1) | (mm_token_type_ids == 2)).any(dim=0).cpu().tolist()
+    bounds, start = [], 0
+    while start < length:
+        stop = min(start + chunk, length)
+        if vision is not None and stop < length and vision[stop] and vision[stop - 1]:
+            back = stop
+            while back > start and vision[back - 1]:
+                back -= 1
+            if back > start:
+                stop = back
+            else:  # the run started at the chunk's start and is longer than a chunk: take all of it
+                while stop < length and vision[stop]:
+                    stop += 1
+        bounds.append((start, stop))
+        start = stop
+    return bounds
+
+
+class ChunkEmbedder:
+    """Input embeddings for ``ids[:, a:b]`` with the image features scattered in, as the encoder's forward does with
+    ``masked_scatter`` (row-major order over the batch). The vision tower runs once, before the first chunk."""
+
+    def __init__(self, encoder: Any, ids: torch.Tensor, image_token_id: int | None, pixel_values: Any = None,
+                 image_position_ids: Any = None) -> None:
+        self.encoder = encoder
+        self.ids = ids
+        self.features = None
+        self.is_image = None
+        if pixel_values is not None:
+            output = encoder.get_image_features(pixel_values, image_position_ids, return_dict=True)
+            features = output.pooler_output
+            self.features = features.reshape(-1, features.shape[-1])
+            self.is_image = ids == image_token_id
+            self.order = (torch.cumsum(self.is_image.flatten(), 0) - 1).view_as(ids)
+            if int(self.is_image.sum()) != self.features.shape[0]:
+                from .errors import GenerationError
+
+                raise GenerationError(
+                    f"The prompt has {int(self.is_image.sum())} image tokens but its images give "
+                    f"{self.features.shape[0]} soft tokens; the prompt and the images do not belong together.")
+
+    def __call__(self, start: int, stop: int) -> torch.Tensor:
+        embeds = self.encoder.get_input_embeddings()(self.ids[:, start:stop])
+        if self.features is not None:
+            where = self.is_image[:, start:stop]
+            if bool(where.any()):
+                picked = self.features[self.order[:, start:stop][where]].to(embeds.device, embeds.dtype)
+                embeds = embeds.clone()
+                embeds[where] = picked
+        return embeds
