@@ -143,7 +143,7 @@ def is_tiny(source: str) -> bool:
 
 
 def _missing_message(source: str) -> WeightsMissingError:
-    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+    offline = _offline()
     cache = os.environ.get("HF_HUB_CACHE") or os.path.join(
         os.environ.get("HF_HOME", os.path.expanduser("~/.cache/huggingface")), "hub")
     why = "HF_HUB_OFFLINE is set" if offline else "the Hugging Face Hub could not be reached"
@@ -154,6 +154,47 @@ def _missing_message(source: str) -> WeightsMissingError:
               "holds it), or pass a local folder with config.json and *.safetensors; `--model tiny` runs the "
               "built-in random-weight model."),
     )
+
+
+def looks_like_path(source: str) -> bool:
+    """A local path rather than a hub id (``org/name``): absolute, relative with dots, home, or several parts."""
+    if source.startswith(("/", "./", "../", "~", ".\\")) or (len(source) > 1 and source[1] == ":"):
+        return True
+    return source.count("/") > 1 or "\\" in source
+
+
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+
+
+def _probe_hub(source: str) -> None:
+    """For a hub id that is not cached: one quick lookup instead of the hub client's retries (about 23 s of
+    repeated warnings when the network is down)."""
+    if _offline():
+        return
+    import logging
+
+    from huggingface_hub import model_info, try_to_load_from_cache
+    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
+
+    if isinstance(try_to_load_from_cache(source, "config.json"), str):
+        return
+    hub_logger = logging.getLogger("huggingface_hub")
+    level = hub_logger.level
+    hub_logger.setLevel(logging.ERROR)
+    try:
+        model_info(source, timeout=10)
+    except GatedRepoError as exc:
+        raise WeightsMissingError(f"The model {source!r} is gated on the Hugging Face Hub.",
+                                  hint="Accept its licence on the model page and log in with `hf auth login`.") \
+            from exc
+    except RepositoryNotFoundError as exc:
+        raise WeightsMissingError(f"There is no model {source!r} on the Hugging Face Hub (or it is private).",
+                                  hint="Check the spelling (org/name), or pass a local folder.") from exc
+    except Exception as exc:  # noqa: BLE001 - any network failure means the same thing here
+        raise _missing_message(source) from exc
+    finally:
+        hub_logger.setLevel(level)
 
 
 def load_config(source: str) -> Any:
@@ -167,6 +208,12 @@ def load_config(source: str) -> Any:
     path = Path(source).expanduser()
     if path.exists() and not (path / "config.json").is_file():
         raise ModelLoadError(f"{path} has no config.json; it is not a model folder.", path=path)
+    if not path.exists() and looks_like_path(source):
+        raise ModelLoadError(f"There is no folder {path}.", path=path,
+                             hint="Pass a folder that holds config.json and *.safetensors, a Hugging Face id "
+                                  "(org/name), or tiny.")
+    if not path.exists():
+        _probe_hub(source)
     try:
         config = AutoConfig.from_pretrained(str(path) if path.exists() else source, trust_remote_code=False)
     except OSError as exc:

@@ -36,6 +36,7 @@ from .quant import (
     empty_model,
     install,
     linear4bit_from_stats,
+    steady_heap,
 )
 
 FORMAT_VERSION = 1
@@ -194,6 +195,7 @@ def packed_tensors(model: nn.Module) -> list[tuple[str, torch.Tensor]]:
 def load_packed(config: Any, path: Path, settings: QuantSettings, dtype: torch.dtype,
                 device: torch.device | str = "cpu") -> nn.Module:
     """Rebuild the quantized model from ``model.safetensors`` in a cache folder (no quantization)."""
+    steady_heap()
     store = MappedSafetensors(path)
     names = store.names()
     model = empty_model(config, dtype)

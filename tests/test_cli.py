@@ -62,3 +62,41 @@ def test_errors_are_messages_not_tracebacks(tmp_path):
     assert proc.returncode == 2 and "no config.json" in proc.stderr and "Traceback" not in proc.stderr
     proc = dwb("generate", "--image", str(tmp_path / "missing.png"), "--steps", "1", "Hi", check=False)
     assert proc.returncode == 2 and "missing.png" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def _interrupted_generate(json_mode: bool):
+    """Start a long generation, wait until it is under way, send SIGINT, and return (code, stdout, stderr)."""
+    import signal
+    import time
+
+    args = [sys.executable, "-m", "app.cli", "generate", "--model", "tiny", "--max-new-tokens", "512",
+            "--steps", "5000", "--seed", "0", "Write a long story."]  # minutes of denoising: it is under way
+    if json_mode:
+        args.insert(-1, "--json")
+    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    lines = []
+    if json_mode:  # the first event (prefill started) means the engine is running
+        lines.append(proc.stdout.readline())
+    else:
+        while "model:" not in (line := proc.stderr.readline()):
+            assert line, "dwb ended before the model was loaded"
+            lines.append(line)
+        time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=300)
+    return proc.returncode, "".join(lines if json_mode else []) + out, "".join(lines if not json_mode else []) + err
+
+
+def test_ctrl_c_cancels_generate_in_text_mode():
+    code, _out, err = _interrupted_generate(json_mode=False)
+    assert code == 130, err
+    assert "dwb: cancelled" in err and "Traceback" not in err and "KeyboardInterrupt" not in err
+
+
+def test_ctrl_c_cancels_generate_in_json_mode():
+    code, out, err = _interrupted_generate(json_mode=True)
+    assert code == 130, err
+    events = [json.loads(line) for line in out.splitlines() if line.strip()]
+    assert events[0]["event"] == "prefill_started" and events[-1]["event"] == "cancelled"
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err

@@ -90,3 +90,21 @@ def test_bad_dtype_and_device():
         load_model("tiny", dtype="int3")
     with pytest.raises(ConfigError):
         load_model("tiny", device="tpu")
+
+
+@pytest.mark.parametrize("source", ["/some/folder", "./models/missing", "~/nowhere/model"])
+def test_a_missing_folder_is_named_as_a_folder(source):
+    with pytest.raises(ModelLoadError) as err:
+        load_config(source)
+    message = err.value.user_message()
+    assert "There is no folder" in message and "hf download" not in message
+
+
+def test_an_unreachable_hub_answers_once_and_quickly(monkeypatch, capfd):
+    """With HF_HUB_OFFLINE unset and no network (as here and in CI), one lookup, one message, no repeated warnings."""
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    with pytest.raises(WeightsMissingError) as err:
+        load_config("nobody-here/no-such-model")
+    assert "could not be reached" in err.value.user_message() or "no model" in err.value.user_message()
+    captured = capfd.readouterr()
+    assert captured.err.count("Retrying") == 0 and captured.err.count("WARNING") <= 1, captured.err

@@ -102,12 +102,14 @@ def main() -> int:
         empty_model,
         load_rest,
         quantize_layer,
+        steady_heap,
     )
 
     device = torch.device(args.device)
     dtype = torch.bfloat16
     config = DiffusionGemmaConfig.from_pretrained(CONFIG)
     settings = QuantSettings()
+    steady_heap()
     model = empty_model(config, dtype)
     resolver = _Resolver(RandomSource(model, torch))
     layers = model.model.decoder.layers
@@ -130,6 +132,7 @@ def main() -> int:
             how = f"copy of layer {first_of_type[kind]}"
         print(f"layer {index + 1}/{len(layers)} ({kind}): {how}", file=sys.stderr, flush=True)
     load_rest(model, resolver, settings, dtype, device)
+    steady_heap()
     model.eval()
     groups = byte_groups(model)
     quantized = sum(g["bytes"] for g in groups.values())
