@@ -62,6 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     parse.add_argument("--per-page", action="store_true", help="one Markdown file per page: <stem>_pg<N>.md")
     parse.add_argument("--keep-furniture", action="store_true", help="keep running headers, footers, page numbers")
     parse.add_argument("--force", action="store_true", help="parse again documents a previous run finished")
+    parse.add_argument("--batch-size", type=int, default=None, metavar="N",
+                       help="pages per engine run with --engine model (default: chosen from free memory, at most 8)")
     _add_engine_args(parse)
 
     ask = sub.add_parser("ask", help="a question over documents; the answer cites its pages")
@@ -309,7 +311,8 @@ def cmd_parse(args: argparse.Namespace) -> int:
     formats = parse_formats(args.format)
     engine = make_engine(args)
     result = run_parse(args.inputs, args.out, engine, formats=formats, per_page=args.per_page, force=args.force,
-                       options=ParseOptions(furniture=args.keep_furniture), on_item=ProgressBar())
+                       options=ParseOptions(furniture=args.keep_furniture, batch_size=args.batch_size),
+                       on_item=ProgressBar())
     done, skipped = result.count("done"), result.count("skipped")
     print(f"{done} parsed, {skipped} already done, {len(result.partial)} partial, {len(result.failed)} failed "
           f"-> {args.out}", file=sys.stderr)

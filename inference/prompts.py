@@ -140,6 +140,22 @@ class PromptBuilder:
         return self.processor(text=rendered, images=images, return_tensors=return_tensors, add_special_tokens=False,
                               max_soft_tokens=prompt.max_soft_tokens)
 
+    def batch_inputs(self, prompts: Sequence[Prompt], return_tensors: str = "pt") -> Any:
+        """One left-padded batch of model inputs for several prompts (images in order, row by row)."""
+        budgets = {p.max_soft_tokens for p in prompts}
+        if len(budgets) > 1:
+            raise ValueError("prompts of one batch must share their image budget")
+        texts = [self.render(p.parts) for p in prompts]
+        images = [list(p.images) for p in prompts]
+        tokenizer = getattr(self.processor, "tokenizer", self.processor)
+        side = tokenizer.padding_side
+        tokenizer.padding_side = "left"
+        try:
+            return self.processor(text=texts, images=images if any(images) else None, return_tensors=return_tensors,
+                                  add_special_tokens=False, padding=True, max_soft_tokens=budgets.pop())
+        finally:
+            tokenizer.padding_side = side
+
     # ------------------------------------------------------------------ building
     def page_parts(self, doc: Document, page: Page, mode: str, policy: PromptPolicy) -> tuple[list[PromptPart], str]:
         name = doc.name

@@ -16,6 +16,7 @@ class ParseOptions:
     furniture: bool = False  # keep running headers, footers and page numbers in the Markdown
     markers: bool = True  # page markers (HTML comments) between pages
     ocr: bool = True  # OCR scanned pages (builtin engine)
+    batch_size: int | None = None  # pages per engine run (model engine); None: chosen from free memory
 
 
 @dataclass

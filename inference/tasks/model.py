@@ -58,35 +58,70 @@ class ModelEngine:
 
     # ------------------------------------------------------------------ one generation
     def generate(self, prompt: Prompt, context: TaskContext) -> str:
-        inputs = self.builder.inputs(prompt)
+        return self.generate_batch([prompt], context)[0]
+
+    def generate_batch(self, prompts: Sequence[Prompt], context: TaskContext) -> list[str]:
+        """One engine run over the prompts as a left-padded batch; events carry every row."""
+        inputs = self.builder.inputs(prompts[0]) if len(prompts) == 1 else self.builder.batch_inputs(prompts)
         device = self.loaded.device
         inputs = {k: v.to(device) if hasattr(v, "to") else v for k, v in inputs.items()}
         for event in self.engine.generate(inputs, self.params, cancel=context.cancel):
             if context.on_event:
                 context.on_event(event)
             if isinstance(event, Finished):
-                return event.texts[0]
+                return list(event.texts)
             if isinstance(event, Cancelled):
-                raise CancelledError(f"cancelled at canvas {event.canvas}, step {event.step}")
+                where = ("during the prefill" if event.canvas < 0 else
+                         f"at canvas {event.canvas}, step {event.step}")
+                raise CancelledError(f"cancelled {where}")
             if isinstance(event, Failed):
                 raise GenerationError(event.message)
         raise GenerationError("the engine stopped without a result")
 
+    def default_batch_size(self) -> int:
+        """Pages per parse batch from free memory: each row holds a canvas's logits a few times over (scaled,
+        probabilities, self-conditioning) plus a page prompt's KV cache; at most 8."""
+        from ..loading import available_bytes
+
+        vocab = int(self.loaded.model.config.text_config.vocab_size)
+        per_row = 4 * 256 * vocab * 4 + self.engine.cache_bytes(4096)
+        free = available_bytes(self.loaded.device)
+        if free is None:
+            return 1
+        return max(1, min(8, int(free * 0.5) // per_row))
+
     # ------------------------------------------------------------------ parse
     def parse(self, doc: Document, options: ParseOptions | None = None,
               context: TaskContext | None = None) -> ParseResult:
+        """Each page is transcribed from its image (text layer as a hint); ``batch_size`` pages per engine run
+        (``options.batch_size``, else :meth:`default_batch_size`)."""
         options = options or ParseOptions()
         context = context or TaskContext()
         doc = copy.copy(doc)
         doc.pages = [copy.deepcopy(p) for p in doc.pages]
         doc.errors = list(doc.errors)
         analyse(doc)
-        pages_md = []
+        batch_size = options.batch_size or self.default_batch_size()
+        texts: dict[int, str] = {}
+        pending: list[tuple[int, Prompt]] = []
+
+        def flush() -> None:
+            if not pending:
+                return
+            try:
+                outs = self.generate_batch([p for _, p in pending], context)
+            except CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - one batch's failure never loses the other pages
+                for index, _ in pending:
+                    doc.add_error(doc.pages[index].number, f"generation failed: {exc}", "GenerationError")
+            else:
+                texts.update((index, text.strip()) for (index, _), text in zip(pending, outs, strict=True))
+            pending.clear()
+
         for i, page in enumerate(doc.pages):
             context.report(i, len(doc.pages), f"{doc.name}: page {page.number}")
-            marker = page_marker(page) if options.markers else ""
             if page.error:
-                pages_md.append(marker)
                 continue
             policy = PromptPolicy(mode="both" if page.has_text_layer else "image",
                                   max_soft_tokens=self.policy.max_soft_tokens, dpi=self.policy.dpi)
@@ -94,13 +129,22 @@ class ModelEngine:
             single.pages = [page]
             try:
                 prompt = self.builder.build([single], PARSE_INSTRUCTION, policy)
-                text = self.generate(prompt, context).strip()
-            except CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - one page's failure never loses the others
-                doc.add_error(page.number, f"generation failed: {exc}", "GenerationError")
+            except Exception as exc:  # noqa: BLE001 - a page that cannot be rendered is that page's error
+                doc.add_error(page.number, f"prompt failed: {exc}", type(exc).__name__)
+                continue
+            if pending and prompt.max_soft_tokens != pending[0][1].max_soft_tokens:
+                flush()
+            pending.append((i, prompt))
+            if len(pending) >= batch_size:
+                flush()
+        flush()
+        pages_md = []
+        for i, page in enumerate(doc.pages):
+            marker = page_marker(page) if options.markers else ""
+            if i not in texts:
                 pages_md.append(marker)
                 continue
+            text = texts[i]
             page.attrs["text_layer_blocks"] = len(page.blocks)  # replaced by the model's transcription
             page.blocks = [Block(kind="text", text=text, bbox=(0, 0, page.width, page.height), order=0,
                                  attrs={"source": "model", "format": "markdown"})]
