@@ -29,6 +29,7 @@ def _add_model_args(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dwb", description="Diffusion Workbench: documents in, DiffusionGemma out.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log details (and tracebacks) to stderr")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command")
 
     gen = sub.add_parser("generate", help="run prefill and block diffusion on a prompt, streaming the text")
@@ -110,9 +111,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\ndwb: interrupted", file=sys.stderr)
         return 130
+    except ModuleNotFoundError as exc:  # a build without the model runtime: its message, never a traceback
+        from inference.errors import ModelRuntimeMissingError
+        from inference.runtime import NO_RUNTIME, NO_RUNTIME_HINT, is_runtime_module
+
+        if not is_runtime_module(exc.name):
+            raise
+        print(f"dwb: {ModelRuntimeMissingError(NO_RUNTIME, hint=NO_RUNTIME_HINT).user_message()}", file=sys.stderr)
+        return 2
+
+
+def _version() -> str:
+    from app.resources import app_version
+
+    return app_version()
 
 
 def cmd_model_info(args: argparse.Namespace) -> int:
+    from inference.runtime import require_model_runtime
+
+    require_model_runtime()
     from inference.loading import BYTES_PER_PARAM, count_parameters, estimate_memory, is_tiny, load_config
     from inference.tiny import TINY_LABEL
 
@@ -166,6 +184,9 @@ def _prompt_inputs(processor: Any, prompt: str, images: list[str]) -> dict[str, 
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
+    from inference.runtime import require_model_runtime
+
+    require_model_runtime()
     from inference.engine import CancelToken, DiffusionEngine
     from inference.loading import load_model
 
@@ -266,6 +287,9 @@ def make_engine(args: argparse.Namespace) -> Any:
     if not args.model:
         raise ConfigError("--engine model needs --model", hint="Use --model tiny for the built-in demo model, or a "
                                                                "Hugging Face id or folder.")
+    from inference.runtime import require_model_runtime
+
+    require_model_runtime()
     from inference.loading import load_model
     from inference.tasks.model import ModelEngine
 

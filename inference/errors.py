@@ -60,3 +60,7 @@ class IngestError(WorkbenchError):
 
 class CancelledError(WorkbenchError):
     """The user cancelled the task; what finished before stays."""
+
+
+class ModelRuntimeMissingError(ModelLoadError):
+    """This build has no model runtime (torch, transformers): only the builtin engine is available."""

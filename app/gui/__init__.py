@@ -9,8 +9,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-RESOURCES = Path(__file__).resolve().parents[2] / "resources"
-SAMPLE = RESOURCES / "sample.pdf"
+from app.resources import resource_path, resources_dir
+
+RESOURCES = resources_dir()
+SAMPLE = resource_path("sample.pdf")
 STATES = ("empty", "loaded", "generating", "done", "conversation", "extract", "dark")
 
 
@@ -30,6 +32,11 @@ def application(argv: Sequence[str] | None = None) -> Any:
     app.setApplicationName("Diffusion Workbench")
     app.setOrganizationName("DiffusionWorkbench")
     app.setStyle("Fusion")
+    icon = resource_path("icon.png")
+    if icon.exists():
+        from PySide6.QtGui import QIcon
+
+        app.setWindowIcon(QIcon(str(icon)))
     follow_system_theme(app)
     return app
 
@@ -121,10 +128,11 @@ def _generating(app: Any, window: Any) -> None:
 
 
 def _done(app: Any, window: Any) -> None:
-    window.engine_box.setCurrentText("model")
-    window.question.setText("What does the sample document say about block diffusion?")
-    window.ask(window.question.text())
-    wait_until(app, lambda: not window.worker.busy)
+    if window.model_engine is not None:  # a build without the model runtime shows the builtin parse alone
+        window.engine_box.setCurrentText("model")
+        window.question.setText("What does the sample document say about block diffusion?")
+        window.ask(window.question.text())
+        wait_until(app, lambda: not window.worker.busy)
     window.engine_box.setCurrentText("builtin")
     window.toggle_panel(True)
     window.parse()
@@ -139,7 +147,7 @@ def _conversation(app: Any, window: Any) -> None:
     for question in ("What does the builtin engine do without weights?", "How does adaptive stopping work?"):
         window.ask(question)
         wait_until(app, lambda: not window.worker.busy)
-    window.engine_box.setCurrentText("model")
+    window.engine_box.setCurrentText("model" if window.model_engine is not None else "builtin")
     for question in ("What is block diffusion?", "And what is committed to the cache?"):
         window.question.setText(question)
         window.ask(question)
@@ -171,11 +179,29 @@ STAGES = {"generating": _generating, "done": _done, "dark": _done, "conversation
           "extract": _extract}
 
 
+def not_rendered(window: Any, state: str) -> str:
+    """Why the window is not in the state asked for (an error shown, the sample not read, work not finished), or
+    "" when it is."""
+    if window.last_error:
+        return window.last_error.splitlines()[0]
+    if state != "empty":
+        entry = window.entries.get(str(SAMPLE.resolve()))
+        if entry is None or entry.document is None:
+            return f"the sample document was not read ({SAMPLE})"
+    if state != "generating" and window.worker.busy:
+        return "the work did not finish in time"
+    return ""
+
+
 def screenshot(out: str | Path, state: str = "done", size: tuple[int, int] = (1400, 860)) -> Path:
     """Render the window offscreen in ``state`` and save it as PNG. Real work, no mock-ups: the sample document is
     ingested and parsed, and the tiny model runs for the denoising panel."""
+    from inference.runtime import has_model_runtime, require_model_runtime
+
     if state not in STATES:
         raise ValueError(f"state must be one of {', '.join(STATES)}")
+    if state == "generating":
+        require_model_runtime()  # the only state that is the model at work
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     app = application()
     from .main_window import MainWindow
@@ -191,7 +217,7 @@ def screenshot(out: str | Path, state: str = "done", size: tuple[int, int] = (14
             window.add_paths([str(SAMPLE)])
             wait_until(app, lambda: all(e.document is not None or e.status == "failed"
                                         for e in window.entries.values()))
-        if state in ("generating", "done", "dark", "conversation"):
+        if state in ("generating", "done", "dark", "conversation") and has_model_runtime():
             params = {"max_new_tokens": 768, "max_denoising_steps": 24, "seed": 0}
             window.load_model(ModelChoice("tiny", "fp32", "cpu", params))
             wait_until(app, lambda: window.model_engine is not None or not window.worker.busy)
@@ -200,6 +226,11 @@ def screenshot(out: str | Path, state: str = "done", size: tuple[int, int] = (14
         app.processEvents()
         if state != "generating":
             window.panel._redraw()  # noqa: SLF001
+        problem = not_rendered(window, state)
+        if problem:
+            from inference.errors import WorkbenchError
+
+            raise WorkbenchError(f"the window did not render the {state!r} state: {problem}")
         image = window.grab()
         out = Path(out)
         out.parent.mkdir(parents=True, exist_ok=True)

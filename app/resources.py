@@ -1,0 +1,36 @@
+"""Files the app ships (``resources/``) and its version, found the same way from a source checkout, an installed
+package and a frozen bundle (PyInstaller puts data under ``sys._MEIPASS``)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+DIST_NAME = "diffusion-workbench"
+
+
+def frozen() -> bool:
+    """True inside a PyInstaller bundle."""
+    return bool(getattr(sys, "frozen", False)) and hasattr(sys, "_MEIPASS")
+
+
+def resources_dir() -> Path:
+    if frozen():
+        return Path(sys._MEIPASS) / "resources"  # noqa: SLF001 - PyInstaller's documented data folder
+    return Path(__file__).resolve().parents[1] / "resources"
+
+
+def resource_path(name: str) -> Path:
+    """A file under ``resources/`` (``sample.pdf``, ``icon.png``, ...); the path may not exist if it was not
+    shipped, which callers report as a missing file."""
+    return resources_dir() / name
+
+
+def app_version() -> str:
+    """The version from the package metadata (copied into the bundle), or "development" without it."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(DIST_NAME)
+    except PackageNotFoundError:
+        return "development"
