@@ -288,3 +288,23 @@ def test_a_scanned_page_shows_before_and_after_cleanup(window, qtbot):
     assert 0.7 < after.width() / before.width() < 1.3
     window.cleaned_box.setChecked(False)
     assert window.page_view.outline_items is not None and window.page_view.scene().sceneRect() == before
+
+
+def test_the_model_dialog_offers_nf4_and_the_window_loads_it_with_layer_progress(window, qtbot):
+    from app.gui.model_dialog import ModelDialog
+
+    dialog = ModelDialog(window, [], None)
+    qtbot.addWidget(dialog)
+    dialog.quant.setCurrentText("nf4")
+    dialog.refresh()
+    qtbot.waitUntil(lambda: "NF4" in dialog.estimate.text(), timeout=TIMEOUT)
+    assert "4-bit NF4" in dialog.estimate.text()
+    choice = dialog.choice()
+    assert choice.quant == "nf4"
+    choice.params.update(max_new_tokens=256, max_denoising_steps=4, seed=0)
+    seen = []
+    job = window.load_model(choice)
+    job.progress.connect(lambda done, total, what: seen.append(what))
+    qtbot.waitUntil(lambda: window.model_engine is not None and not window.worker.busy, timeout=TIMEOUT)
+    assert window.loaded.quant == "nf4" and "NF4" in window.model_label.text()
+    assert any("layer 2 of 2" in what for what in seen), seen

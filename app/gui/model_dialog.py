@@ -36,6 +36,7 @@ class ModelChoice:
     dtype: str
     device: str
     params: dict[str, Any]
+    quant: str = "auto"  # none, nf4, or auto (NF4 when the plain weights do not fit and NF4 does)
 
 
 def checkpoint_defaults(source: str) -> dict[str, Any]:
@@ -57,22 +58,35 @@ def checkpoint_defaults(source: str) -> dict[str, Any]:
     return dataclasses.asdict(DiffusionParams.from_generation_config(generation_config))
 
 
-def memory_estimate_text(source: str, dtype: str, device: str) -> str:
+def memory_estimate_text(source: str, dtype: str, device: str, quant: str = "auto") -> str:
     from inference.errors import WorkbenchError
-    from inference.loading import count_parameters, estimate_memory, load_config, resolve_device, resolve_dtype
+    from inference.loading import (
+        choose_quant,
+        count_parameters,
+        estimate_memory,
+        load_config,
+        resolve_device,
+        resolve_dtype,
+    )
+
+    def size(n: int) -> str:
+        return f"{n / 2**30:.2f} GiB" if n >= 0.1 * 2**30 else f"{n / 2**20:.1f} MiB"
 
     try:
         counts = count_parameters(load_config(source))
-        resolved = resolve_dtype(dtype, resolve_device(device))
-        est = estimate_memory(counts, resolved)
+        resolved_device = resolve_device(device)
+        plain_dtype = resolve_dtype(dtype, resolved_device)
+        picked, why = choose_quant(counts, quant, plain_dtype, resolved_device)
+        nf4_dtype = resolve_dtype(dtype, resolved_device, "nf4")
+        plain = estimate_memory(counts, plain_dtype)
+        nf4 = estimate_memory(counts, nf4_dtype, "nf4")
     except WorkbenchError as exc:
         return f"No estimate: {for_window(exc.user_message())}"
     except Exception as exc:  # noqa: BLE001 - the estimate is advisory; loading reports the real error
         return f"No estimate ({type(exc).__name__})."
-    gib = est.total_bytes / 2**30
-    size = f"{gib:.2f} GiB" if gib >= 0.1 else f"{est.total_bytes / 2**20:.1f} MiB"
-    return (f"{counts.total:,} parameters ({counts.active:,} active per token); {resolved}: about {size} "
-            "with runtime overhead")
+    return (f"{counts.total:,} parameters ({counts.active:,} active per token); about {size(plain.total_bytes)} in "
+            f"{plain_dtype}, {size(nf4.total_bytes)} in 4-bit NF4, with runtime overhead. Loads as: "
+            f"{'NF4' if picked == 'nf4' else plain_dtype}" + (f" ({why})" if why else "."))
 
 
 def for_window(message: str) -> str:
@@ -82,9 +96,9 @@ def for_window(message: str) -> str:
             .replace("pass a local folder", "choose a local folder"))
 
 
-def read_source(source: str, dtype: str, device: str) -> tuple[str, dict[str, Any]]:
+def read_source(source: str, dtype: str, device: str, quant: str = "auto") -> tuple[str, dict[str, Any]]:
     """Background thread: the estimate's text and the checkpoint's diffusion defaults."""
-    return memory_estimate_text(source, dtype, device), checkpoint_defaults(source)
+    return memory_estimate_text(source, dtype, device, quant), checkpoint_defaults(source)
 
 
 class _Relay(QObject):
@@ -108,6 +122,10 @@ class ModelDialog(QDialog):
         self.dtype.addItems(["auto", "bf16", "fp16", "fp32"])
         self.device = QComboBox()
         self.device.addItems(["auto", "cuda", "mps", "cpu"])
+        self.quant = QComboBox()
+        self.quant.addItems(["auto", "none", "nf4"])
+        self.quant.setToolTip("nf4: 4-bit weights (the 26B model in about 14 GiB), cached on disk after the first "
+                              "load; auto: NF4 when the plain weights do not fit the device and NF4 does")
         self.estimate = QLabel("")
         self.estimate.setWordWrap(True)
         self.estimate.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -128,6 +146,7 @@ class ModelDialog(QDialog):
         form.addRow("Source", self.source)
         form.addRow("Dtype", self.dtype)
         form.addRow("Device", self.device)
+        form.addRow("Weights", self.quant)
         refresh = QPushButton("Estimate memory and read defaults")
         refresh.clicked.connect(self.refresh)
         layout = QVBoxLayout(self)
@@ -145,6 +164,7 @@ class ModelDialog(QDialog):
             self.source.setCurrentText(current.source)
             self.dtype.setCurrentText(current.dtype)
             self.device.setCurrentText(current.device)
+            self.quant.setCurrentText(current.quant)
         self.buttons = buttons
         from inference.params import DiffusionParams  # light: no torch, no transformers
 
@@ -163,10 +183,11 @@ class ModelDialog(QDialog):
         self.estimate.setText(f"Reading {source}\u2026")
         self.estimate.setToolTip("")
         relay, dtype, device = self.relay, self.dtype.currentText(), self.device.currentText()
+        quant = self.quant.currentText()
 
         def work() -> None:
             try:
-                text, defaults = read_source(source, dtype, device)
+                text, defaults = read_source(source, dtype, device, quant)
             except Exception as exc:  # noqa: BLE001 - advisory: loading reports the real error
                 text, defaults = f"No estimate ({type(exc).__name__}).", None
             try:
@@ -235,4 +256,4 @@ class ModelDialog(QDialog):
                 value = float(value)
             params[name] = value
         return ModelChoice(self.source.currentText().strip() or "tiny", self.dtype.currentText(),
-                           self.device.currentText(), params)
+                           self.device.currentText(), params, self.quant.currentText())

@@ -326,11 +326,6 @@ class TaskActions:
 
     # model ------------------------------------------------------------------------------------------------
     def model_dialog(self) -> None:
-        from inference.runtime import NO_RUNTIME, NO_RUNTIME_HINT, has_model_runtime
-
-        if not has_model_runtime():  # the light build: say so instead of a dialog whose every choice fails
-            self.show_error(f"{NO_RUNTIME[:1].upper()}{NO_RUNTIME[1:]}.\n{NO_RUNTIME_HINT}")
-            return
         recent = [s for s in (self.settings.value("recent_models", []) or []) if isinstance(s, str)]
         dialog = ModelDialog(self, recent, self.model_choice)
         dialog.accepted.connect(lambda: self.load_model(dialog.choice()))
@@ -339,9 +334,6 @@ class TaskActions:
 
     def load_model(self, choice: ModelChoice) -> Job:
         def work(job: Job) -> Any:
-            from inference.runtime import require_model_runtime
-
-            require_model_runtime()
             from inference.loading import load_model
             from inference.params import DiffusionParams
             from inference.tasks.model import ModelEngine
@@ -349,7 +341,15 @@ class TaskActions:
             job.progress.emit(0, 3, f"reading {choice.source}\u2026")
             params = DiffusionParams(**{k: v for k, v in choice.params.items()})
             job.progress.emit(1, 3, "loading weights\u2026")
-            loaded = load_model(choice.source, dtype=choice.dtype, device=choice.device)
+
+            def progress(message: Any) -> None:  # quantizing reports layer k of n with the time left
+                if getattr(message, "total", None):
+                    job.progress.emit(message.done, message.total, str(message))
+                else:
+                    job.progress.emit(1, 3, f"{message}\u2026")
+
+            loaded = load_model(choice.source, dtype=choice.dtype, device=choice.device,
+                                quant=getattr(choice, "quant", "auto"), progress=progress)
             job.progress.emit(2, 3, "ready")
             engine = ModelEngine(loaded, params=params)
             return loaded, engine
@@ -358,7 +358,8 @@ class TaskActions:
             self.loaded, self.model_engine = result
             self.model_choice = choice
             self.conversations = {k: v for k, v in self.conversations.items() if k[0] != "model"}
-            self.model_label.setText(f"model: {self.loaded.label} [{self.loaded.dtype}, {self.loaded.device}]")
+            quant = ", NF4" if getattr(self.loaded, "quant", "none") == "nf4" else ""
+            self.model_label.setText(f"model: {self.loaded.label} [{self.loaded.dtype}{quant}, {self.loaded.device}]")
             self.panel.set_decoder(lambda i: self.loaded.tokenizer.decode([i]))
             self.engine_box.setCurrentText("model")
             recent = [choice.source] + [s for s in (self.settings.value("recent_models", []) or [])
