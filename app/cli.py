@@ -77,12 +77,16 @@ def build_parser() -> argparse.ArgumentParser:
     extract.add_argument("--schema", required=True, metavar="SCHEMA.json")
     extract.add_argument("--out", metavar="FILE.json", help="also write the result here")
     _add_engine_args(extract)
+    from app.remote_cli import add_serve_parser
+
+    add_serve_parser(sub, _add_model_args)
     return parser
 
 
 def _add_engine_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--engine", choices=("builtin", "model"), default=None,
-                        help="builtin (no weights; the default without --model) or model (DiffusionGemma)")
+    parser.add_argument("--engine", choices=("builtin", "model", "remote"), default=None,
+                        help="builtin (no weights; the default without --model), model (DiffusionGemma), or remote "
+                             "(an OpenAI-compatible server: dwb serve, vLLM)")
     parser.add_argument("--model", default=None, help=f"model source for --engine model: {MODEL_HELP}")
     parser.add_argument("--dtype", default="auto", choices=("auto", "bf16", "fp16", "fp32"))
     parser.add_argument("--device", default="auto", choices=("auto", "cuda", "mps", "cpu"))
@@ -90,6 +94,9 @@ def _add_engine_args(parser: argparse.ArgumentParser) -> None:
                         help="4-bit NF4 weights for --engine model (see dwb generate --help)")
     parser.add_argument("--max-new-tokens", type=int)
     parser.add_argument("--steps", type=int, help="max denoising steps per canvas")
+    from app.remote_cli import add_remote_args
+
+    add_remote_args(parser)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -103,7 +110,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return run(getattr(args, "files", []))
         commands = {"generate": cmd_generate, "model-info": cmd_model_info, "parse": cmd_parse, "ask": cmd_ask,
-                    "extract": cmd_extract, "screenshot": cmd_screenshot}
+                    "extract": cmd_extract, "screenshot": cmd_screenshot,
+                    "serve": lambda a: _cmd_serve(a)}
         return commands[args.command](args)
     except WorkbenchError as exc:
         print(f"dwb: {exc.user_message()}", file=sys.stderr)
@@ -275,6 +283,12 @@ def cmd_screenshot(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from app.remote_cli import cmd_serve
+
+    return cmd_serve(args, _say)
+
+
 def make_engine(args: argparse.Namespace) -> Any:
     """The task engine the arguments ask for: builtin unless --engine model or a --model is given."""
     from inference.errors import ConfigError
@@ -284,6 +298,11 @@ def make_engine(args: argparse.Namespace) -> Any:
         from inference.tasks import BuiltinEngine
 
         return BuiltinEngine()
+    if kind == "remote":
+        from app.remote_cli import make_remote_engine
+
+        return make_remote_engine(args, {k: v for k, v in (("max_new_tokens", args.max_new_tokens),
+                                                          ("max_denoising_steps", args.steps)) if v is not None})
     if not args.model:
         raise ConfigError("--engine model needs --model", hint="Use --model tiny for the built-in demo model, or a "
                                                                "Hugging Face id or folder.")

@@ -8,10 +8,13 @@ any point keeps what finished and completes the rest. Bad files never stop the b
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -107,10 +110,12 @@ def run_parse(inputs: Iterable[str | Path], out_dir: str | Path, engine: Any, fo
                 "furniture": options.furniture, "markers": options.markers}
     manifest = Manifest(out)
     items = plan(inputs)
-    result = BatchResult()
-    for index, item in enumerate(items):
+    lock = threading.Lock()  # the manifest and on_item, when documents run in parallel
+
+    def one(index: int, item: Item) -> ItemResult:
         if on_item:
-            on_item(index, len(items), item, None)
+            with lock:
+                on_item(index, len(items), item, None)
         key = str(Path(item.subdir, item.path.name).as_posix())
         started = time.perf_counter()
         try:
@@ -121,12 +126,25 @@ def run_parse(inputs: Iterable[str | Path], out_dir: str | Path, engine: Any, fo
             if not force and manifest.finished(key, sha, settings, out):
                 res = ItemResult(str(item.path), "skipped", outputs=manifest.entries[key]["outputs"])
             else:
-                res = _parse_one(item, key, sha, out, engine, formats, per_page, options, settings, manifest, context)
+                res = _parse_one(item, key, sha, out, engine, formats, per_page, options, settings, manifest,
+                                 context, lock)
         res.seconds = time.perf_counter() - started
-        result.items.append(res)
         if on_item:
-            on_item(index, len(items), item, res)
-    return result
+            with lock:
+                on_item(index, len(items), item, res)
+        return res
+
+    workers = max(1, int(getattr(engine, "concurrency", 1)))  # a remote engine: documents in parallel
+    if workers == 1 or len(items) < 2:
+        return BatchResult([one(i, item) for i, item in enumerate(items)])
+    with ThreadPoolExecutor(max_workers=min(workers, len(items)), thread_name_prefix="dwb-parse") as pool:
+        futures = [pool.submit(one, i, item) for i, item in enumerate(items)]
+        try:
+            return BatchResult([f.result() for f in futures])
+        except BaseException:
+            for f in futures:
+                f.cancel()
+            raise
 
 
 def _unreadable(path: Path, exc: OSError) -> str:
@@ -141,7 +159,7 @@ def _unreadable(path: Path, exc: OSError) -> str:
 
 def _parse_one(item: Item, key: str, sha: str, out: Path, engine: Any, formats: tuple[str, ...], per_page: bool,
                options: ParseOptions, settings: dict[str, Any], manifest: Manifest,
-               context: TaskContext | None) -> ItemResult:
+               context: TaskContext | None, lock: threading.Lock | None = None) -> ItemResult:
     try:
         doc = open_document(item.path)
         parsed = engine.parse(doc, options, context)
@@ -157,8 +175,9 @@ def _parse_one(item: Item, key: str, sha: str, out: Path, engine: Any, formats: 
     outputs = [p.relative_to(out.resolve()).as_posix() for p in written]
     errors = [f"page {e.page}: {e.message}" if e.page else e.message for e in parsed.document.errors]
     status = "partial" if errors else "done"
-    manifest.record(key, {"sha256": sha, "options": settings, "outputs": outputs, "status": status,
-                          "errors": errors})
+    with lock or contextlib.nullcontext():
+        manifest.record(key, {"sha256": sha, "options": settings, "outputs": outputs, "status": status,
+                              "errors": errors})
     return ItemResult(str(item.path), status, outputs=outputs, message="; ".join(errors[:3]))
 
 

@@ -1,0 +1,81 @@
+"""The ``dwb`` options for scaling out: ``--engine remote`` on parse/ask/extract, and ``dwb serve``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any
+
+from inference.errors import ConfigError
+
+
+def add_remote_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("remote engine (--engine remote)")
+    group.add_argument("--base-url", metavar="URL",
+                       help="an OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1 (dwb serve or vLLM)")
+    group.add_argument("--remote-model", metavar="NAME", help="the model to ask for (default: the first listed)")
+    group.add_argument("--api-key-env", metavar="VAR", help="the environment variable holding the bearer token")
+    group.add_argument("--concurrency", type=int, default=4, metavar="N",
+                       help="requests in flight (documents and pages in parallel; default 4)")
+    group.add_argument("--timeout", type=float, default=600.0, metavar="S", help="seconds per request (default 600)")
+    group.add_argument("--retries", type=int, default=4, metavar="N",
+                       help="tries after the first on connection errors and 408/409/429/5xx (default 4)")
+
+
+def add_serve_parser(sub: Any, add_model_args: Any) -> None:
+    serve = sub.add_parser("serve", help="serve the engine over the OpenAI chat-completions protocol")
+    add_model_args(serve)
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine)")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--api-key-env", metavar="VAR", help="require the bearer token held by this variable")
+    serve.add_argument("--queue", type=int, default=16, metavar="N",
+                       help="runs waiting at most; more get 503 with Retry-After (default 16)")
+    serve.add_argument("--max-body-mb", type=float, default=64, metavar="MB", help="request size limit (default 64)")
+    serve.add_argument("--served-name", metavar="NAME", help="the model id clients ask for (default: --model)")
+
+
+def _secret(var: str | None) -> str | None:
+    if not var:
+        return None
+    value = os.environ.get(var, "").strip()
+    if not value:
+        raise ConfigError(f"--api-key-env {var}: the variable is not set or empty.")
+    return value
+
+
+def make_remote_engine(args: argparse.Namespace, params: Any = None) -> Any:
+    from inference.serving.remote import RemoteEngine, load_processor
+
+    if not args.base_url:
+        raise ConfigError("--engine remote needs --base-url", hint="For example --base-url http://127.0.0.1:8000/v1")
+    if args.concurrency < 1 or args.retries < 0 or args.timeout <= 0:
+        raise ConfigError("--concurrency must be >= 1, --retries >= 0 and --timeout > 0.")
+    source = args.model or args.remote_model or "tiny"
+    print(f"remote: {args.base_url} (prompts built with the processor of {source})", file=sys.stderr)
+    return RemoteEngine(args.base_url, load_processor(source), model=args.remote_model,
+                        api_key=_secret(args.api_key_env), concurrency=args.concurrency, timeout=args.timeout,
+                        http_retries=args.retries, params=params)
+
+
+def cmd_serve(args: argparse.Namespace, say: Any) -> int:
+    from inference.loading import load_model
+    from inference.serving.runner import Runner
+    from inference.serving.server import ChatApp, ServeConfig, check_host
+
+    key = _secret(args.api_key_env)
+    warning = check_host(args.host, key)
+    if warning:
+        print(f"dwb: {warning}", file=sys.stderr)
+    if args.queue < 1 or args.max_body_mb <= 0:
+        raise ConfigError("--queue must be >= 1 and --max-body-mb > 0.")
+    loaded = load_model(args.model, dtype=args.dtype, device=args.device, quant=args.quant, progress=say)
+    runner = Runner(loaded, queue_size=args.queue)
+    app = ChatApp(runner, ServeConfig(model_name=args.served_name or args.model, api_key=key,
+                                      max_body_bytes=int(args.max_body_mb * 1024 * 1024)))
+    import uvicorn
+
+    print(f"dwb serve: {loaded.label} [{loaded.dtype}, {loaded.device}] on http://{args.host}:{args.port}/v1",
+          file=sys.stderr)
+    uvicorn.run(app.app, host=args.host, port=args.port, log_level="warning", lifespan="off")
+    return 0
