@@ -305,3 +305,25 @@ def test_streaming_a_sharded_checkpoint_keeps_one_layer_resident(tmp_path):
           f"GiB, one layer bf16 {layer_bytes / 2**30:.2f} GiB, limit {limit / 2**30:.2f} GiB, "
           f"{figures['seconds']:.0f} s")
     assert not figures["cached"] and figures["peak"] <= limit
+
+
+def test_the_default_picks_nf4_when_only_nf4_fits_and_the_cache_is_counted_per_layer_type():
+    from transformers import DiffusionGemmaConfig
+
+    from inference.loading import choose_quant, count_parameters, estimate_memory, kv_cache_bytes
+
+    config = DiffusionGemmaConfig.from_pretrained(ROOT.parent / "shared/models/diffusiongemma-26B-A4B-approx")
+    counts = count_parameters(config)
+    gib = 2**30
+    quant, why = choose_quant(counts, "auto", "bf16", "cuda", available=24 * gib)
+    assert quant == "nf4" and "4-bit NF4" in why and "24.0 GiB free" in why
+    assert choose_quant(counts, "auto", "bf16", "cuda", available=80 * gib) == ("none", None)
+    assert choose_quant(counts, "auto", "bf16", "cuda", available=8 * gib)[0] == "none"  # neither fits: fit check
+    nf4 = estimate_memory(counts, "bf16", "nf4")
+    assert 14.0 * gib < nf4.weights_bytes < 14.5 * gib  # the issue measured 14.23 GiB of unique tensors
+    # 5 full-attention layers (2 KV heads x 512) hold every token; 25 sliding layers (8 x 256) hold 1024
+    full = 5 * 2 * 262_144 * 2 * 512 * 2
+    sliding = 25 * 2 * 1024 * 8 * 256 * 2
+    assert kv_cache_bytes(config, 262_144, "bf16") == full + sliding
+    with_cache = estimate_memory(counts, "bf16", "nf4", config, 262_144)
+    assert with_cache.total_bytes - nf4.total_bytes == full + sliding
