@@ -1,0 +1,144 @@
+"""The remote engine against ``dwb serve`` (tiny model, 127.0.0.1, a free port): the same events and, with the same
+seed, the same tokens as the local model engine; documents in parallel; a closed port; cancel closes the stream."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+from pathlib import Path
+
+import pytest
+
+from app.cli import main as dwb
+from inference.batch import run_parse
+from inference.documents import open_document
+from inference.errors import CancelledError
+from inference.events import Cancelled, DenoisingStep, Finished
+from inference.loading import load_model
+from inference.serving.remote import RemoteEngine, load_processor
+from inference.serving.runner import Runner
+from inference.serving.server import ChatApp, ServeConfig, start
+from inference.tasks import ParseOptions, TaskContext
+from inference.tasks.model import ModelEngine
+
+SAMPLE = Path(__file__).resolve().parents[1] / "resources" / "sample.pdf"
+
+
+@pytest.fixture(scope="module")
+def loaded():
+    return load_model("tiny", dtype="fp32", device="cpu")
+
+
+@pytest.fixture(scope="module")
+def params(loaded):
+    return ModelEngine(loaded).engine.default_params(max_new_tokens=512, max_denoising_steps=4, seed=5)
+
+
+@pytest.fixture(scope="module")
+def served(loaded):
+    runner = Runner(loaded)
+    server, thread, port = start(ChatApp(runner, ServeConfig(model_name="tiny")), "127.0.0.1", 0)
+    yield runner, f"http://127.0.0.1:{port}/v1"
+    server.should_exit = True
+    thread.join()
+    runner.close()
+
+
+def remote(url, params, **kw):
+    return RemoteEngine(url, load_processor("tiny"), params=params, **kw)
+
+
+def test_remote_parse_gives_the_local_events_and_tokens(loaded, params, served):
+    local = ModelEngine(loaded)
+    local.params = params
+    doc = open_document(SAMPLE)
+    options = ParseOptions(batch_size=1)
+    local_events, remote_events = [], []
+    mine = local.parse(doc, options, TaskContext(on_event=local_events.append))
+    engine = remote(served[1], params, concurrency=1)
+    theirs = engine.parse(doc, options, TaskContext(on_event=remote_events.append))
+    assert [type(e) for e in remote_events] == [type(e) for e in local_events]
+    finished = [(e.ids.tolist(), e.texts) for e in local_events if isinstance(e, Finished)]
+    assert len(finished) == len(doc.pages) == 2
+    assert [(e.ids.tolist(), e.texts) for e in remote_events if isinstance(e, Finished)] == finished
+    steps = [(e.draft.tolist(), e.accepted.tolist(), e.entropy.tolist()) for e in local_events
+             if isinstance(e, DenoisingStep)]
+    assert [(e.draft.tolist(), e.accepted.tolist(), e.entropy.tolist()) for e in remote_events
+            if isinstance(e, DenoisingStep)] == steps
+    assert theirs.markdown == mine.markdown and not theirs.document.errors
+    assert theirs.engine == "remote"
+
+
+def test_four_documents_in_parallel(params, served, tmp_path):
+    runner, url = served
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for i in range(4):
+        shutil.copy(SAMPLE, inputs / f"doc{i}.pdf")
+    runner.peak_in_flight = 0
+    result = run_parse([inputs], tmp_path / "out", remote(url, params, concurrency=4), formats=("md",),
+                       options=ParseOptions(batch_size=1))
+    assert [i.status for i in result.items] == ["done"] * 4
+    assert runner.peak_in_flight == 4  # four documents' requests at the server at once
+    alone = run_parse([inputs / "doc2.pdf"], tmp_path / "alone", remote(url, params, concurrency=1),
+                      options=ParseOptions(batch_size=1))
+    assert alone.items[0].status == "done"  # the same seed gives the same pages whatever ran alongside
+    assert (tmp_path / "alone" / "doc2.md").read_text() == (tmp_path / "out" / "doc2.md").read_text()
+
+
+def test_closed_port_gives_page_errors_after_bounded_retries(params, tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens here once closed
+    engine = remote(f"http://127.0.0.1:{port}/v1", params, model="tiny", http_retries=2, backoff=0.01)
+    parsed = engine.parse(open_document(SAMPLE), ParseOptions(batch_size=1))
+    assert [e.page for e in parsed.document.errors] == [1, 2]
+    assert all("gave up after 3 tries" in e.message for e in parsed.document.errors)
+    result = run_parse([SAMPLE], tmp_path / "out", engine)
+    assert result.items[0].status == "partial" and "gave up" in result.items[0].message
+
+
+def test_cancel_closes_the_stream_and_the_server_stops_the_run(served, loaded):
+    runner, url = served
+    long = ModelEngine(loaded).engine.default_params(max_new_tokens=512, max_denoising_steps=2000, seed=77,
+                                                     stability_threshold=None, confidence_threshold=None)
+    engine = remote(url, long, concurrency=1)
+    from inference.cancel import CancelToken
+
+    cancel = CancelToken()
+
+    def on_event(event):
+        if isinstance(event, DenoisingStep):
+            cancel.cancel()
+
+    with pytest.raises(CancelledError):
+        engine.ask([open_document(SAMPLE)], "What is it?", TaskContext(on_event=on_event, cancel=cancel))
+    import time
+
+    for _ in range(600):  # a bound on waiting, not a timing assertion
+        done = [r for r in runner.recent if r.params.seed == 77]
+        if done:
+            break
+        time.sleep(0.05)
+    assert isinstance(done[-1].last, Cancelled) and done[-1].steps_after_cancel <= 1
+
+
+def test_cli_parse_ask_extract_remote(served, tmp_path, capsys):
+    url = served[1]
+    common = ["--engine", "remote", "--base-url", url, "--model", "tiny", "--steps", "4", "--max-new-tokens", "256"]
+    assert dwb(["parse", str(SAMPLE), "--out", str(tmp_path / "out"), "--format", "md,json", *common]) == 0
+    manifest = json.loads((tmp_path / "out" / ".dwb-manifest.json").read_text())
+    assert manifest["documents"]["sample.pdf"]["options"]["engine"] == "remote"
+    assert dwb(["ask", str(SAMPLE), "What is the sample about?", "--json", *common]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["engine"] == "remote" and answer["citations"]
+    schema = tmp_path / "schema.json"
+    schema.write_text(json.dumps({"type": "object", "properties": {"title": {"type": "string"}}}))
+    assert dwb(["extract", str(SAMPLE), "--schema", str(schema), *common]) in (0, 1)
+    assert json.loads(capsys.readouterr().out)["engine"] == "remote"
+
+
+def test_cli_remote_needs_a_url(capsys):
+    assert dwb(["ask", str(SAMPLE), "q", "--engine", "remote"]) == 2
+    assert "--base-url" in capsys.readouterr().err
