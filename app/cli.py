@@ -216,10 +216,15 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def _show_event(event: Any, as_json: bool, status: int) -> int:
-    from inference.events import Cancelled, CanvasCommitted, Failed, Finished
+    from inference.events import Cancelled, CanvasCommitted, Failed, Finished, PrefillProgress
 
     if as_json:
         print(json.dumps(event.to_json(), ensure_ascii=False), flush=True)
+    elif isinstance(event, PrefillProgress) and sys.stderr.isatty():
+        left = event.seconds_left
+        tail = f", about {left:.0f} s left" if left else ""
+        end = "\n" if event.done >= event.total else ""
+        print(f"\rprefill {event.done:,} of {event.total:,} tokens{tail}\x1b[K", end=end, file=sys.stderr, flush=True)
     elif isinstance(event, CanvasCommitted):
         sys.stdout.write(event.text)
         sys.stdout.flush()
