@@ -120,12 +120,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("\ndwb: interrupted", file=sys.stderr)
         return 130
     except ModuleNotFoundError as exc:  # a build without the model runtime: its message, never a traceback
-        from inference.errors import ModelRuntimeMissingError
-        from inference.runtime import NO_RUNTIME, NO_RUNTIME_HINT, is_runtime_module
+        from inference.runtime import runtime_error_for
 
-        if not is_runtime_module(exc.name):
+        error = runtime_error_for(exc)
+        if error is None:
             raise
-        print(f"dwb: {ModelRuntimeMissingError(NO_RUNTIME, hint=NO_RUNTIME_HINT).user_message()}", file=sys.stderr)
+        print(f"dwb: {error.user_message()}", file=sys.stderr)
         return 2
 
 

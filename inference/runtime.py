@@ -41,3 +41,14 @@ def require_model_runtime() -> None:
 def is_runtime_module(name: str | None) -> bool:
     """Whether a ``ModuleNotFoundError.name`` is one of the model runtime's packages (or one of their modules)."""
     return bool(name) and name.split(".")[0] in RUNTIME_PACKAGES
+
+
+def runtime_error_for(exc: ModuleNotFoundError) -> ModelRuntimeMissingError | None:
+    """The workbench's error for a runtime module that could not be imported, or None for any other module: no
+    runtime at all (the light build), or a runtime that lacks one module (a bundle built without it)."""
+    if not is_runtime_module(exc.name):
+        return None
+    if missing_runtime():
+        return ModelRuntimeMissingError(NO_RUNTIME, hint=NO_RUNTIME_HINT)
+    return ModelRuntimeMissingError(f"the model runtime of this installation is incomplete: no module {exc.name!r}",
+                                    hint="Reinstall, or report it if this is a downloaded build.")

@@ -74,6 +74,9 @@ def test_a_missing_runtime_module_is_never_a_traceback(monkeypatch, capsys):
         raise ModuleNotFoundError("No module named 'torch'", name="torch")
 
     monkeypatch.setattr("app.cli.cmd_model_info", broken)
+    assert main(["model-info", "tiny"]) == 2  # the runtime is installed here: one module is missing, it says which
+    assert "incomplete: no module 'torch'" in capsys.readouterr().err
+    without_runtime(monkeypatch)
     assert main(["model-info", "tiny"]) == 2
     assert NO_RUNTIME in capsys.readouterr().err
 
