@@ -1,0 +1,142 @@
+"""Benchmark: one generation through ``dwb serve`` (events on, the remote engine as client) against the in-process
+engine, same model, prompt, seed and parameters.
+
+The server runs as its own process on 127.0.0.1 and a free port. Runs alternate (in-process, remote, ...) so that
+drift of the machine hits both alike; each run generates 2 canvases (512 new tokens) with adaptive stopping and
+end-of-sequence off on both sides, so both make the same denoising steps, and every step event is consumed (decoded,
+on the remote side). Prints the medians and, last, ``remote_overhead_ratio=<remote median / in-process median>``
+(goal: <= 1.25).
+
+    .venv/bin/python -m tests.benchmarks.serve [--model tiny|ID|FOLDER] [--pairs 7] [--device auto]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_ready(url: str, server: subprocess.Popen, seconds: float = 300) -> None:
+    import httpx
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise SystemExit(f"dwb serve exited with {server.returncode}")
+        try:
+            if httpx.get(url.removesuffix("/v1") + "/health", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit("dwb serve did not start")
+
+
+def serve_child(args: argparse.Namespace) -> None:
+    """The server process: ``dwb serve``'s parts, with end-of-sequence off so that every run makes 2 canvases."""
+    import uvicorn
+
+    from inference.loading import load_model
+    from inference.serving.runner import Runner
+    from inference.serving.server import ChatApp, ServeConfig
+
+    runner = Runner(load_model(args.model, dtype=args.dtype, device=args.device))
+    runner.engine.eos_token_ids = []
+    app = ChatApp(runner, ServeConfig(model_name=args.model))
+    uvicorn.run(app.app, host="127.0.0.1", port=args.child_port, log_level="warning", lifespan="off")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="tiny")
+    parser.add_argument("--dtype", default="fp32")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--pairs", type=int, default=7)
+    parser.add_argument("--new-tokens", type=int, default=512)
+    parser.add_argument("--steps", type=int, default=48)
+    parser.add_argument("--child-port", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child_port:
+        return serve_child(args)
+    if args.pairs < 3:
+        parser.error("--pairs must be at least 3")
+
+    from inference.engine import DiffusionEngine
+    from inference.events import DenoisingStep, Finished
+    from inference.loading import load_model
+    from inference.prompts import Prompt, PromptBuilder, PromptPart
+    from inference.serving.remote import RemoteEngine
+    from inference.tasks import TaskContext
+
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}/v1"
+    server = subprocess.Popen([sys.executable, "-m", "tests.benchmarks.serve", "--model", args.model, "--dtype",
+                               args.dtype, "--device", args.device, "--child-port", str(port)])
+    try:
+        loaded = load_model(args.model, dtype=args.dtype, device=args.device)
+        engine = DiffusionEngine(loaded.model, loaded.tokenizer)
+        engine.eos_token_ids = []  # random weights end early on end-of-sequence; every run makes 2 canvases
+        params = engine.default_params(max_new_tokens=args.new_tokens, max_denoising_steps=args.steps, seed=0,
+                                       stability_threshold=None, confidence_threshold=None)
+        builder = PromptBuilder(loaded.processor)
+        parts = [PromptPart("text", text="Write a long story about a lighthouse keeper and the sea.")]
+        total, template = builder.count(parts, 280)
+        prompt = Prompt("", parts, 280, total, template, 10_000)
+        inputs = builder.inputs(prompt)
+        _wait_ready(url, server)
+        remote = RemoteEngine(url, loaded.processor, params=params, concurrency=1)
+
+        def local_run() -> tuple[float, list[int], int]:
+            t0 = time.perf_counter()
+            steps, ids = 0, []
+            for event in engine.generate(inputs, params):
+                steps += isinstance(event, DenoisingStep)
+                if isinstance(event, Finished):
+                    ids = event.ids[0].tolist()
+            return time.perf_counter() - t0, ids, steps
+
+        def remote_run() -> tuple[float, list[int], int]:
+            events: list = []
+            t0 = time.perf_counter()
+            remote.generate(prompt, TaskContext(on_event=events.append))
+            seconds = time.perf_counter() - t0
+            done = next(e for e in events if isinstance(e, Finished))
+            return seconds, done.ids[0].tolist(), sum(isinstance(e, DenoisingStep) for e in events)
+
+        local_run(), remote_run()  # warm-up: first-call costs on both sides
+        local_times, remote_times = [], []
+        for _ in range(args.pairs):
+            t_local, ids_local, steps_local = local_run()
+            t_remote, ids_remote, steps_remote = remote_run()
+            if ids_local != ids_remote or steps_local != steps_remote:
+                raise SystemExit("the remote run differs from the in-process run")
+            local_times.append(t_local)
+            remote_times.append(t_remote)
+        remote.close()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    lm, rm = statistics.median(local_times), statistics.median(remote_times)
+    print(f"model: {loaded.label} [{loaded.dtype}, {loaded.device}], {args.new_tokens} new tokens, "
+          f"{args.steps} steps per canvas, {steps_local} step events per run, {args.pairs} pairs")
+    print(f"in-process engine: median {lm * 1000:.1f} ms  (runs: {', '.join(f'{t * 1000:.0f}' for t in local_times)})")
+    print(f"dwb serve + remote engine (events on): median {rm * 1000:.1f} ms  "
+          f"(runs: {', '.join(f'{t * 1000:.0f}' for t in remote_times)})")
+    print(f"remote_overhead_ratio={rm / lm:.3f}")
+
+
+if __name__ == "__main__":
+    main()
