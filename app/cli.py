@@ -201,7 +201,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     loaded = load_model(args.model, dtype=args.dtype, device=args.device, quant=args.quant,
                         progress=None if args.json else _say)
     if not args.json:
-        print(f"model: {loaded.label} [{loaded.dtype}, {loaded.device}]", file=sys.stderr)
+        print(_model_line(loaded), file=sys.stderr)
     inputs = _prompt_inputs(loaded.processor, args.prompt, args.image)
     inputs = {k: v.to(loaded.device) if hasattr(v, "to") else v for k, v in inputs.items()}
     engine = DiffusionEngine(loaded.model, loaded.tokenizer)
@@ -264,6 +264,11 @@ def _sigint_cancels(cancel: Any) -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
 
 
+def _model_line(loaded: Any) -> str:
+    quant = ", NF4" if loaded.quant == "nf4" else ""
+    return f"model: {loaded.label} [{loaded.dtype}{quant}, {loaded.device}]"
+
+
 def _say(message: Any) -> None:
     """Loading progress on stderr: layer k of n redrawn in place on a terminal, one line per message otherwise."""
     from inference.quant import LayerProgress
@@ -318,7 +323,7 @@ def make_engine(args: argparse.Namespace) -> Any:
     from inference.tasks.model import ModelEngine
 
     loaded = load_model(args.model, dtype=args.dtype, device=args.device, quant=args.quant, progress=_say)
-    print(f"model: {loaded.label} [{loaded.dtype}, {loaded.device}]", file=sys.stderr)
+    print(_model_line(loaded), file=sys.stderr)
     engine = ModelEngine(loaded)
     overrides = {k: v for k, v in (("max_new_tokens", args.max_new_tokens), ("max_denoising_steps", args.steps))
                  if v is not None}
