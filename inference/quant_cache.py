@@ -28,6 +28,7 @@ from torch import nn
 
 from .errors import ModelLoadError
 from .quant import (
+    BUILD_MMAP_THRESHOLD,
     DECODER,
     NF4Experts,
     QuantSettings,
@@ -195,7 +196,7 @@ def packed_tensors(model: nn.Module) -> list[tuple[str, torch.Tensor]]:
 def load_packed(config: Any, path: Path, settings: QuantSettings, dtype: torch.dtype,
                 device: torch.device | str = "cpu") -> nn.Module:
     """Rebuild the quantized model from ``model.safetensors`` in a cache folder (no quantization)."""
-    steady_heap()
+    steady_heap(BUILD_MMAP_THRESHOLD)
     store = MappedSafetensors(path)
     names = store.names()
     model = empty_model(config, dtype)
@@ -223,6 +224,7 @@ def load_packed(config: Any, path: Path, settings: QuantSettings, dtype: torch.d
     missing = [n for n, t in list(model.named_parameters()) + list(model.named_buffers()) if t.is_meta]
     if missing:
         raise ModelLoadError(f"The quantized cache {path.parent} lacks {len(missing)} tensors ({missing[0]}, ...).")
+    steady_heap()
     return model.eval()
 
 

@@ -93,6 +93,7 @@ def main() -> int:
     from transformers import DiffusionGemmaConfig
 
     from inference.quant import (
+        BUILD_MMAP_THRESHOLD,
         DECODER,
         ENCODER_TEXT,
         QuantSettings,
@@ -109,7 +110,7 @@ def main() -> int:
     dtype = torch.bfloat16
     config = DiffusionGemmaConfig.from_pretrained(CONFIG)
     settings = QuantSettings()
-    steady_heap()
+    steady_heap(BUILD_MMAP_THRESHOLD)
     model = empty_model(config, dtype)
     resolver = _Resolver(RandomSource(model, torch))
     layers = model.model.decoder.layers
