@@ -44,14 +44,22 @@ class LazyMask:
     use_vmap: bool
     device: Any
 
-    def block(self, start: int, stop: int) -> torch.Tensor:
+    def block(self, start: int, stop: int, first_row: int = 0, rows: int | None = None) -> torch.Tensor:
         from transformers.masking_utils import sdpa_mask
 
-        mask = sdpa_mask(batch_size=self.batch_size, q_length=self.q_length, kv_length=stop - start,
-                         q_offset=self.q_offset, kv_offset=self.kv_offset + start, mask_function=self.mask_function,
+        return sdpa_mask(batch_size=self.batch_size, q_length=self.q_length if rows is None else rows,
+                         kv_length=stop - start, q_offset=self.q_offset + first_row,
+                         kv_offset=self.kv_offset + start, mask_function=self.mask_function,
                          attention_mask=self.attention_mask, allow_is_causal_skip=False, use_vmap=self.use_vmap,
                          device=self.device)
-        return mask
+
+    def fully_visible(self, start: int, stop: int) -> bool:
+        """Whether every query sees every key of ``start:stop``: checked on the first and the last query row. The
+        masks this engine meets (causal or sliding-window causal, with padding and bidirectional image runs) see a
+        key from a set of consecutive queries, so two rows that see it bound all the rows between them."""
+        if self.kv_offset + stop > self.q_offset + 1:  # the block reaches into the chunk itself
+            return False
+        return bool(self.block(start, stop, 0, 1).all()) and bool(self.block(start, stop, self.q_length - 1, 1).all())
 
 
 def lazy_mask(batch_size: int, q_length: int, kv_length: int, q_offset: int = 0, kv_offset: int = 0,
@@ -87,10 +95,11 @@ def blocked_attention(module: Any, query: torch.Tensor, key: torch.Tensor, value
         stop = min(start + step, kv_len)
         keys = key[:, :, start:stop].repeat_interleave(groups, dim=1)
         values = value[:, :, start:stop].repeat_interleave(groups, dim=1)
-        scores = torch.matmul(query, keys.transpose(2, 3)).float() * scaling
+        scores = torch.matmul(query, keys.transpose(2, 3)).float().mul_(scaling)
         if softcap is not None:
             scores = torch.tanh(scores / softcap) * softcap
-        scores = scores.masked_fill(~attention_mask.block(start, stop), float("-inf"))
+        if not attention_mask.fully_visible(start, stop):  # most blocks lie wholly in the cached past
+            scores = scores.masked_fill(~attention_mask.block(start, stop), float("-inf"))
         new_max = torch.maximum(running_max, scores.amax(dim=-1, keepdim=True))
         safe_max = torch.where(torch.isinf(new_max), torch.zeros_like(new_max), new_max)
         weights = torch.exp(scores - safe_max)
