@@ -326,6 +326,11 @@ class TaskActions:
 
     # model ------------------------------------------------------------------------------------------------
     def model_dialog(self) -> None:
+        from inference.runtime import NO_RUNTIME, NO_RUNTIME_HINT, has_model_runtime
+
+        if not has_model_runtime():  # the light build: say so instead of a dialog whose every choice fails
+            self.show_error(f"{NO_RUNTIME[:1].upper()}{NO_RUNTIME[1:]}.\n{NO_RUNTIME_HINT}")
+            return
         recent = [s for s in (self.settings.value("recent_models", []) or []) if isinstance(s, str)]
         dialog = ModelDialog(self, recent, self.model_choice)
         dialog.accepted.connect(lambda: self.load_model(dialog.choice()))
@@ -334,6 +339,9 @@ class TaskActions:
 
     def load_model(self, choice: ModelChoice) -> Job:
         def work(job: Job) -> Any:
+            from inference.runtime import require_model_runtime
+
+            require_model_runtime()
             from inference.loading import load_model
             from inference.params import DiffusionParams
             from inference.tasks.model import ModelEngine
