@@ -56,7 +56,8 @@ for event in engine.generate(inputs, params):
     if isinstance(event, Failed):
         result["error"] = event.message
         break
-result["peak"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+# VmHWM: this process's own high-water mark (ru_maxrss would keep the parent's peak across fork and exec)
+result["peak"] = int(next(line for line in open("/proc/self/status") if line.startswith("VmHWM")).split()[1]) * 1024
 result["base"] = base
 print(json.dumps(result))
 """
