@@ -191,8 +191,12 @@ class TaskActions:
         before = {e.path: e.status for e in entries}
 
         def work(job: Job) -> Any:
+            from inference.tasks.base import ParseOptions
+
             context = self._context(job)
-            return [(e.path, engine.parse(e.document, context=context)) for e in entries]
+            # Page by page: the panel follows one page's run at a time (the CLI batches pages: --batch-size).
+            options = ParseOptions(batch_size=1)
+            return [(e.path, engine.parse(e.document, options, context=context)) for e in entries]
 
         def restore(*_: Any) -> None:  # cancelled or failed: each document goes back to what it was
             for e in entries:
