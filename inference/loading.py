@@ -248,6 +248,8 @@ def count_parameters(config: Any) -> ParameterCounts:
     import torch
     from transformers import DiffusionGemmaForBlockDiffusion
 
+    from .quant import is_text_linear
+
     with torch.device("meta"):
         model = DiffusionGemmaForBlockDiffusion(config)
     groups = dict.fromkeys(GROUPS, 0)
@@ -256,9 +258,8 @@ def count_parameters(config: Any) -> ParameterCounts:
     quantizable, seen = 0, set()
     for name, module in model.named_modules():
         for leaf, param in module.named_parameters(recurse=False):
-            packed = ((isinstance(module, torch.nn.Linear) and name.startswith(("model.decoder.", "model.encoder."
-                                                                                 "language_model."))
-                       and ".router." not in name) or leaf in ("gate_up_proj", "down_proj"))
+            packed = (isinstance(module, torch.nn.Linear) and is_text_linear(name)) or leaf in ("gate_up_proj",
+                                                                                                 "down_proj")
             if packed and id(param) not in seen and leaf != "bias":
                 seen.add(id(param))
                 quantizable += param.numel()

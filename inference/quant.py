@@ -265,7 +265,7 @@ def share_text_modules(model: nn.Module) -> None:
                 setattr(enc, name, child)
 
 
-def _text_linear(name: str) -> bool:
+def is_text_linear(name: str) -> bool:
     """Linear layers of the text stack that become 4-bit (the router's projection stays in the model dtype)."""
     return name.startswith((DECODER, ENCODER_TEXT)) and ".router." not in name
 
@@ -422,7 +422,7 @@ def quantize_layer(model: nn.Module, index: int, resolver: _Resolver, settings: 
     experts.quantize_from(lambda name, a, b: resolver.get(f"{prefix}experts.{name}", a, b), device)
     install(model, f"{prefix}experts", experts)
     for name, module in list(layer.named_modules()):
-        if isinstance(module, nn.Linear) and _text_linear(prefix + name):
+        if isinstance(module, nn.Linear) and is_text_linear(prefix + name):
             install(model, prefix + name, quantize_linear(resolver.get(f"{prefix}{name}.weight"), settings, dtype,
                                                           device))
     for owner in (f"{DECODER}layers.{index}.", f"{ENCODER_TEXT}layers.{index}."):
@@ -452,7 +452,7 @@ def load_rest(model: nn.Module, resolver: _Resolver, settings: QuantSettings, dt
     for name, module in list(model.named_modules()):
         if not isinstance(module, nn.Linear) or not module.weight.is_meta or name.startswith(skip):
             continue
-        if (_text_linear(name) and ".layers." not in name) or (settings.vision and _vision_linear(name)):
+        if (is_text_linear(name) and ".layers." not in name) or (settings.vision and _vision_linear(name)):
             _replace(model, name, quantize_linear(resolver.get(f"{name}.weight"), settings, dtype, device))
     tie = getattr(model.config, "tie_word_embeddings", True)
     if tie:  # loaded once, as the embeddings
