@@ -66,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     parse.add_argument("--batch-size", type=int, default=None, metavar="N",
                        help="pages per engine run with --engine model (default: chosen from free memory, at most 8)")
     _add_engine_args(parse)
+    from app.cluster_cli import add_cluster_args
+
+    add_cluster_args(parse)
 
     ask = sub.add_parser("ask", help="a question over documents; the answer cites its pages")
     ask.add_argument("inputs", nargs="+", metavar="FILE ... QUESTION", help="documents, then the question")
@@ -311,8 +314,7 @@ def make_engine(args: argparse.Namespace) -> Any:
     if kind == "remote":
         from app.remote_cli import make_remote_engine
 
-        return make_remote_engine(args, {k: v for k, v in (("max_new_tokens", args.max_new_tokens),
-                                                          ("max_denoising_steps", args.steps)) if v is not None})
+        return make_remote_engine(args, _overrides(args))
     if not args.model:
         raise ConfigError("--engine model needs --model", hint="Use --model tiny for the built-in demo model, or a "
                                                                "Hugging Face id or folder.")
@@ -325,11 +327,16 @@ def make_engine(args: argparse.Namespace) -> Any:
     loaded = load_model(args.model, dtype=args.dtype, device=args.device, quant=args.quant, progress=_say)
     print(_model_line(loaded), file=sys.stderr)
     engine = ModelEngine(loaded)
-    overrides = {k: v for k, v in (("max_new_tokens", args.max_new_tokens), ("max_denoising_steps", args.steps))
-                 if v is not None}
+    overrides = _overrides(args)
     if overrides:
         engine.params = engine.engine.default_params(**overrides)
     return engine
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The generation settings given on the command line (--max-new-tokens, --steps)."""
+    return {k: v for k, v in (("max_new_tokens", args.max_new_tokens), ("max_denoising_steps", args.steps))
+            if v is not None}
 
 
 class ProgressBar:
@@ -362,10 +369,14 @@ def cmd_parse(args: argparse.Namespace) -> int:
     from inference.tasks.base import ParseOptions
 
     formats = parse_formats(args.format)
-    engine = make_engine(args)
-    result = run_parse(args.inputs, args.out, engine, formats=formats, per_page=args.per_page, force=args.force,
-                       options=ParseOptions(furniture=args.keep_furniture, batch_size=args.batch_size),
-                       on_item=ProgressBar())
+    options = ParseOptions(furniture=args.keep_furniture, batch_size=args.batch_size)
+    if args.cluster:
+        from app.cluster_cli import parse_on_cluster
+
+        result = parse_on_cluster(args, formats, options, ProgressBar(), _overrides(args))
+    else:
+        result = run_parse(args.inputs, args.out, make_engine(args), formats=formats, per_page=args.per_page,
+                           force=args.force, options=options, on_item=ProgressBar())
     done, skipped = result.count("done"), result.count("skipped")
     print(f"{done} parsed, {skipped} already done, {len(result.partial)} partial, {len(result.failed)} failed "
           f"-> {args.out}", file=sys.stderr)

@@ -44,8 +44,9 @@ def _secret(var: str | None) -> str | None:
     return value
 
 
-def make_remote_engine(args: argparse.Namespace, params: Any = None) -> Any:
-    from inference.serving.remote import RemoteEngine, load_processor
+def remote_spec(args: argparse.Namespace, params: dict[str, Any] | None = None) -> Any:
+    """What builds the remote engine, here or on each Ray worker (``dwb parse --cluster``)."""
+    from inference.cluster import RemoteSpec
 
     if not args.base_url:
         raise ConfigError("--engine remote needs --base-url", hint="For example --base-url http://127.0.0.1:8000/v1")
@@ -53,9 +54,13 @@ def make_remote_engine(args: argparse.Namespace, params: Any = None) -> Any:
         raise ConfigError("--concurrency must be >= 1, --retries >= 0 and --timeout > 0.")
     source = args.model or args.remote_model or "tiny"
     print(f"remote: {args.base_url} (prompts built with the processor of {source})", file=sys.stderr)
-    return RemoteEngine(args.base_url, load_processor(source), model=args.remote_model,
-                        api_key=_secret(args.api_key_env), concurrency=args.concurrency, timeout=args.timeout,
-                        http_retries=args.retries, params=params)
+    return RemoteSpec(args.base_url, source, model=args.remote_model, api_key=_secret(args.api_key_env),
+                      concurrency=args.concurrency, timeout=args.timeout, http_retries=args.retries,
+                      params=tuple(sorted((params or {}).items())))
+
+
+def make_remote_engine(args: argparse.Namespace, params: dict[str, Any] | None = None) -> Any:
+    return remote_spec(args, params).build()
 
 
 def cmd_serve(args: argparse.Namespace, say: Any) -> int:

@@ -3,12 +3,12 @@
 Each document's files are written (atomically) as soon as it finishes, then its entry in the folder's manifest
 (``.dwb-manifest.json``, also written atomically) records the input's content hash, the options and the files. A
 rerun skips a document whose entry matches and whose files are all there (unless ``force``), so a batch killed at
-any point keeps what finished and completes the rest. Bad files never stop the batch: they are listed in the result.
+any point keeps what finished and completes the rest. Bad files never stop the batch: they are listed in the result
+and recorded in the manifest as failed (a rerun tries them again). ``inference.cluster`` runs the same steps on Ray.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import threading
@@ -43,6 +43,7 @@ class ItemResult:
     outputs: list[str] = field(default_factory=list)
     message: str = ""
     seconds: float = 0.0
+    errors: list[str] = field(default_factory=list)  # every page error (message has the first three)
 
 
 @dataclass
@@ -89,12 +90,20 @@ class Manifest:
 
     def finished(self, key: str, sha256: str, options: dict[str, Any], out_dir: Path) -> bool:
         entry = self.entries.get(key)
-        return (entry is not None and entry.get("sha256") == sha256 and entry.get("options") == options
-                and all((out_dir / f).is_file() for f in entry.get("outputs", [])))
+        return (entry is not None and entry.get("status") != "failed" and entry.get("sha256") == sha256
+                and entry.get("options") == options and all((out_dir / f).is_file() for f in entry.get("outputs", [])))
 
     def record(self, key: str, entry: dict[str, Any]) -> None:
+        """Add or replace one document's entry; the file lists documents by key, whatever order they finished in."""
         self.entries[key] = entry
-        write_atomic(self.path, json.dumps({"version": 1, "documents": self.entries}, ensure_ascii=False, indent=1))
+        documents = dict(sorted(self.entries.items()))
+        write_atomic(self.path, json.dumps({"version": 1, "documents": documents}, ensure_ascii=False, indent=1))
+
+    def record_result(self, key: str, sha256: str, options: dict[str, Any], result: ItemResult) -> None:
+        """A parsed document's files and page errors, or why it failed (then no files: a rerun tries it again)."""
+        errors = result.errors if result.status != "failed" else [result.message]
+        self.record(key, {"sha256": sha256, "options": options, "outputs": result.outputs, "status": result.status,
+                          "errors": errors})
 
 
 def run_parse(inputs: Iterable[str | Path], out_dir: str | Path, engine: Any, formats: Iterable[str] = ("md",),
@@ -106,8 +115,7 @@ def run_parse(inputs: Iterable[str | Path], out_dir: str | Path, engine: Any, fo
     out.mkdir(parents=True, exist_ok=True)
     formats = parse_formats(list(formats))
     options = options or ParseOptions()
-    settings = {"engine": engine.name, "formats": list(formats), "per_page": per_page,
-                "furniture": options.furniture, "markers": options.markers}
+    settings = run_settings(engine.name, formats, per_page, options)
     manifest = Manifest(out)
     items = plan(inputs)
     lock = threading.Lock()  # the manifest and on_item, when documents run in parallel
@@ -116,18 +124,14 @@ def run_parse(inputs: Iterable[str | Path], out_dir: str | Path, engine: Any, fo
         if on_item:
             with lock:
                 on_item(index, len(items), item, None)
-        key = str(Path(item.subdir, item.path.name).as_posix())
+        key = item_key(item)
         started = time.perf_counter()
-        try:
-            sha = file_sha256(item.path)
-        except OSError as exc:
-            res = ItemResult(str(item.path), "failed", message=_unreadable(item.path, exc))
-        else:
-            if not force and manifest.finished(key, sha, settings, out):
-                res = ItemResult(str(item.path), "skipped", outputs=manifest.entries[key]["outputs"])
-            else:
-                res = _parse_one(item, key, sha, out, engine, formats, per_page, options, settings, manifest,
-                                 context, lock)
+        sha, res = check_item(item, key, manifest, settings, out, force)
+        if res is None:
+            res = parse_item(item, out, engine, formats, per_page, options, context)
+        if res.status != "skipped":
+            with lock:
+                manifest.record_result(key, sha, settings, res)
         res.seconds = time.perf_counter() - started
         if on_item:
             with lock:
@@ -147,6 +151,30 @@ def run_parse(inputs: Iterable[str | Path], out_dir: str | Path, engine: Any, fo
             raise
 
 
+def run_settings(engine_name: str, formats: tuple[str, ...], per_page: bool,
+                 options: ParseOptions) -> dict[str, Any]:
+    """The options a manifest entry records: a rerun with other options parses again."""
+    return {"engine": engine_name, "formats": list(formats), "per_page": per_page,
+            "furniture": options.furniture, "markers": options.markers}
+
+
+def item_key(item: Item) -> str:
+    """The document's key in the manifest: its path below the input folder."""
+    return str(Path(item.subdir, item.path.name).as_posix())
+
+
+def check_item(item: Item, key: str, manifest: Manifest, settings: dict[str, Any], out: Path,
+               force: bool) -> tuple[str, ItemResult | None]:
+    """The input's hash, and its result when there is nothing to parse: unreadable (failed) or finished (skipped)."""
+    try:
+        sha = file_sha256(item.path)
+    except OSError as exc:
+        return "", ItemResult(str(item.path), "failed", message=_unreadable(item.path, exc))
+    if not force and manifest.finished(key, sha, settings, out):
+        return sha, ItemResult(str(item.path), "skipped", outputs=manifest.entries[key]["outputs"])
+    return sha, None
+
+
 def _unreadable(path: Path, exc: OSError) -> str:
     """Why ``path`` cannot be read; a folder that cannot be listed says so (``expand`` yields it as it is)."""
     if path.is_dir():
@@ -157,9 +185,9 @@ def _unreadable(path: Path, exc: OSError) -> str:
     return f"{path}: cannot read the file ({exc.strerror})"
 
 
-def _parse_one(item: Item, key: str, sha: str, out: Path, engine: Any, formats: tuple[str, ...], per_page: bool,
-               options: ParseOptions, settings: dict[str, Any], manifest: Manifest,
-               context: TaskContext | None, lock: threading.Lock | None = None) -> ItemResult:
+def parse_item(item: Item, out: Path, engine: Any, formats: tuple[str, ...], per_page: bool,
+               options: ParseOptions, context: TaskContext | None = None) -> ItemResult:
+    """Ingest one document, run the engine and write its files under ``out``; any failure is its result."""
     try:
         doc = open_document(item.path)
         parsed = engine.parse(doc, options, context)
@@ -174,11 +202,8 @@ def _parse_one(item: Item, key: str, sha: str, out: Path, engine: Any, formats: 
                           message=f"{item.path}: could not be parsed ({type(exc).__name__}: {exc})")
     outputs = [p.relative_to(out.resolve()).as_posix() for p in written]
     errors = [f"page {e.page}: {e.message}" if e.page else e.message for e in parsed.document.errors]
-    status = "partial" if errors else "done"
-    with lock or contextlib.nullcontext():
-        manifest.record(key, {"sha256": sha, "options": settings, "outputs": outputs, "status": status,
-                              "errors": errors})
-    return ItemResult(str(item.path), status, outputs=outputs, message="; ".join(errors[:3]))
+    return ItemResult(str(item.path), "partial" if errors else "done", outputs=outputs, message="; ".join(errors[:3]),
+                      errors=errors)
 
 
 def iter_results(result: BatchResult) -> Iterator[str]:

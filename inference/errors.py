@@ -64,3 +64,7 @@ class CancelledError(WorkbenchError):
 
 class ModelRuntimeMissingError(ModelLoadError):
     """This build has no model runtime (torch, transformers): only the builtin engine is available."""
+
+
+class ClusterError(WorkbenchError):
+    """The Ray cluster could not be reached, or stopped during a run."""

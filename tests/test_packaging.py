@@ -161,7 +161,7 @@ def test_light_bundle_size_and_contents(light):
     print(f"light bundle: {mib:.0f} MiB")
     assert mib < LIGHT_LIMIT_MIB, f"the light bundle is {mib:.0f} MiB, over its {LIGHT_LIMIT_MIB} MiB limit"
     internal = light / "_internal"
-    for absent in ("torch", "transformers", "torchvision", "onnxruntime", "pymupdf4llm", "triton"):
+    for absent in ("torch", "transformers", "torchvision", "onnxruntime", "pymupdf4llm", "triton", "ray"):
         assert not (internal / absent).exists(), absent
     for shipped in ("resources/sample.pdf", "resources/icon.png", "resources/diffusion-workbench.desktop",
                     "share/tessdata/eng.traineddata", "share/tessdata/osd.traineddata"):

@@ -1,0 +1,237 @@
+"""Batch parse on a Ray cluster: the steps, outputs and manifest of ``inference.batch``, spread with Ray Data.
+
+The driver (this process) plans the inputs, hashes them and skips what the manifest says is finished, as a
+single-process run does. Each other document is one Ray Data row in a block of its own, so that a worker that dies
+loses only that document. Its task runs ``batch.parse_item`` (ingest, then the builtin or remote engine, then the
+serializers) into a scratch folder on its node and returns the files' bytes; the driver writes them into the output
+folder and records the manifest as each document comes back. So the output folder and the manifest live on the
+driver alone, and a run stopped at any point resumes. The workers read the inputs by path: on several machines, keep
+them on storage that every node mounts at the same path.
+
+A task whose worker dies (killed, out of memory, crashed) is run again up to ``retries`` times by Ray; then its block
+is dropped (Ray Data's ``max_errored_blocks``) and the document is listed as failed, never retried forever.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import pickle
+import re
+import tempfile
+import warnings
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any, ClassVar, Protocol
+
+from .batch import BatchResult, Item, ItemResult, Manifest, check_item, item_key, parse_item, plan, run_settings
+from .errors import ClusterError, ConfigError, WorkbenchError
+from .exports import inside, parse_formats, write_atomic
+from .tasks.base import ParseOptions
+
+log = logging.getLogger(__name__)
+RETRIES = 2  # runs of a document's task after the first when its worker dies
+ADDRESS = re.compile(r"ray://[^\s/]+:\d+")
+INSTALL_HINT = "Install the cluster extra on this machine and every node: pip install 'diffusion-workbench[cluster]'"
+
+
+class EngineSpec(Protocol):
+    """What a worker needs to build an engine: frozen (hashable, so each worker builds it once) and picklable."""
+
+    name: ClassVar[str]
+
+    def build(self) -> Any: ...
+
+
+@dataclass(frozen=True)
+class BuiltinSpec:
+    name: ClassVar[str] = "builtin"
+
+    def build(self) -> Any:
+        from .tasks import BuiltinEngine
+
+        return BuiltinEngine()
+
+
+@dataclass(frozen=True)
+class RemoteSpec:
+    """The remote engine: every worker talks to the same OpenAI-compatible server (dwb serve, vLLM)."""
+
+    base_url: str
+    processor: str  # the model whose processor builds the prompts (no weights)
+    model: str | None = None
+    api_key: str | None = field(default=None, repr=False)
+    concurrency: int = 4
+    timeout: float = 600.0
+    http_retries: int = 4
+    params: tuple[tuple[str, Any], ...] = ()  # max_new_tokens, max_denoising_steps
+
+    name: ClassVar[str] = "remote"
+
+    def build(self) -> Any:
+        from .serving.remote import RemoteEngine, load_processor
+
+        return RemoteEngine(self.base_url, load_processor(self.processor), model=self.model, api_key=self.api_key,
+                            concurrency=self.concurrency, timeout=self.timeout, http_retries=self.http_retries,
+                            params=dict(self.params))
+
+
+@dataclass(frozen=True)
+class Job:
+    """Everything a task needs besides its row."""
+
+    spec: EngineSpec
+    formats: tuple[str, ...]
+    per_page: bool
+    options: ParseOptions
+
+
+def check_address(address: str) -> str:
+    if address == "auto" or ADDRESS.fullmatch(address):
+        return address
+    raise ConfigError(f"--cluster {address!r}: give 'auto' (the cluster this machine belongs to) or ray://HOST:PORT "
+                      "(its Ray Client port, 10001 by default)")
+
+
+def _ray() -> Any:
+    try:
+        import ray
+        import ray.data  # noqa: F401
+    except ImportError as exc:
+        raise ConfigError(f"parsing on a cluster needs Ray, which is not installed ({exc.name} is missing)",
+                          hint=INSTALL_HINT) from exc
+    return ray
+
+
+@contextlib.contextmanager
+def connected(address: str, verbose: bool = False) -> Iterator[Any]:
+    """Ray, connected to ``address`` for the block; a connection the caller already made is used as it is."""
+    ray = _ray()
+    if ray.is_initialized():
+        yield ray
+        return
+    check_address(address)
+    if not verbose:  # Ray's own logs (a dropped block comes with a traceback) stay in its log files
+        for name in ("ray", "ray.data"):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
+    try:
+        ray.init(address=address, log_to_driver=verbose, logging_level=logging.INFO if verbose else logging.ERROR)
+    except (ConnectionError, ValueError, RuntimeError) as exc:
+        raise ClusterError(f"cannot connect to the Ray cluster at {address}: {exc}",
+                           hint="Start one with `ray start --head` (then --cluster auto on that machine), or check "
+                                "the address and that its Ray Client port is reachable.") from exc
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+
+
+def run_parse_cluster(inputs: Iterable[str | Path], out_dir: str | Path, spec: EngineSpec,
+                      formats: Iterable[str] = ("md",), per_page: bool = False, force: bool = False,
+                      options: ParseOptions | None = None, address: str = "auto", retries: int = RETRIES,
+                      verbose: bool = False,
+                      on_item: Callable[[int, int, Item, ItemResult | None], None] | None = None) -> BatchResult:
+    """``batch.run_parse`` on Ray: same files, same manifest; ``on_item(done, total, item, result)`` as each ends."""
+    if retries < 0:
+        raise ConfigError("--cluster-retries must be 0 or more")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    job = Job(spec, parse_formats(list(formats)), per_page, options or ParseOptions())
+    settings = run_settings(spec.name, job.formats, per_page, job.options)
+    manifest = Manifest(out)
+    items = plan(inputs)
+    results: list[ItemResult | None] = [None] * len(items)
+    shas: dict[int, str] = {}
+
+    def finish(index: int, result: ItemResult) -> None:
+        results[index] = result
+        if result.status != "skipped":
+            manifest.record_result(item_key(items[index]), shas.get(index, ""), settings, result)
+        if on_item:
+            on_item(sum(r is not None for r in results) - 1, len(items), items[index], result)
+
+    for index, item in enumerate(items):
+        sha, result = check_item(item, item_key(item), manifest, settings, out, force)
+        shas[index] = sha
+        if result is not None:
+            finish(index, result)
+    todo = [i for i, r in enumerate(results) if r is None]
+    if todo:
+        with connected(address, verbose) as ray:
+            try:
+                for index, result, files in _run(ray, [_row(i, items[i]) for i in todo], job, retries):
+                    _write_files(out, files)
+                    finish(index, result)
+            except ray.exceptions.RayError as exc:  # the cluster went away: what finished is kept
+                stopped = _first_line(exc)
+                for index in todo:
+                    if results[index] is None:
+                        finish(index, _failed(items[index], f"the cluster stopped before it was parsed ({stopped})"))
+    for index in todo:
+        if results[index] is None:
+            finish(index, _failed(items[index], f"its Ray task failed {retries + 1} time(s): the worker died (killed, "
+                                                "out of memory or crashed); not tried again in this run"))
+    return BatchResult([r for r in results if r is not None])
+
+
+def _row(index: int, item: Item) -> dict[str, Any]:
+    return {"index": index, "path": str(item.path), "subdir": item.subdir, "stem": item.stem}
+
+
+def _failed(item: Item, why: str) -> ItemResult:
+    return ItemResult(str(item.path), "failed", message=f"{item.path}: {why}")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"
+
+
+def _write_files(out: Path, files: list[tuple[str, bytes]]) -> None:
+    """A task's files in the order it wrote them (Markdown last, marking completion), inside ``out`` only."""
+    for name, data in files:
+        write_atomic(inside(out, *PurePosixPath(name).parts), data)
+
+
+def _run(ray: Any, rows: list[dict[str, Any]], job: Job,
+         retries: int) -> Iterator[tuple[int, ItemResult, list[tuple[str, bytes]]]]:
+    """Each row's result as it comes back; rows whose task failed ``retries + 1`` times are left out."""
+    context = ray.data.DataContext.get_current()
+    saved = context.max_errored_blocks, context.enable_progress_bars
+    context.max_errored_blocks = -1  # a block that keeps failing is dropped, the run goes on
+    context.enable_progress_bars = False
+    try:
+        dataset = ray.data.from_items(rows, override_num_blocks=len(rows))  # one document per block
+        with warnings.catch_warnings():  # max_retries has no named parameter yet; Ray Data's default is -1: forever
+            warnings.simplefilter("ignore", DeprecationWarning)
+            dataset = dataset.map(_parse_row, fn_kwargs={"job": job}, num_cpus=1, max_retries=retries)
+        for row in dataset.iter_rows():
+            result, files = pickle.loads(row["result"])
+            yield row["index"], result, files
+    finally:
+        context.max_errored_blocks, context.enable_progress_bars = saved
+
+
+@functools.lru_cache(maxsize=4)
+def _engine(spec: EngineSpec) -> Any:
+    """One engine per worker process and spec, built on its first document."""
+    return spec.build()
+
+
+def _parse_row(row: dict[str, Any], job: Job) -> dict[str, Any]:
+    """One task: parse one document into a scratch folder; its result and files go back to the driver."""
+    item = Item(Path(row["path"]), row["subdir"], row["stem"])
+    files: list[tuple[str, bytes]] = []
+    try:
+        engine = _engine(job.spec)
+    except WorkbenchError as exc:
+        result = _failed(item, f"the {job.spec.name} engine could not start on a worker: {exc.user_message()}")
+    except Exception as exc:  # noqa: BLE001 - reported as this document's failure, never a lost task
+        result = _failed(item, f"the {job.spec.name} engine could not start on a worker ({type(exc).__name__}: {exc})")
+    else:
+        with tempfile.TemporaryDirectory(prefix="dwb-cluster-") as scratch:
+            result = parse_item(item, Path(scratch), engine, job.formats, job.per_page, job.options)
+            files = [(name, (Path(scratch) / name).read_bytes()) for name in result.outputs]
+    return {"index": row["index"], "result": pickle.dumps((result, files))}
