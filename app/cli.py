@@ -14,7 +14,8 @@ from typing import Any
 
 from inference.errors import WorkbenchError
 
-MODEL_HELP = "'tiny' (built-in random weights), a Hugging Face id, or a local folder"
+MODEL_HELP = ("'tiny' (built-in random weights), 'tiny-trained' (built-in demonstration model that transcribes short "
+              "text pages), a Hugging Face id, or a local folder")
 
 
 def _add_model_args(parser: argparse.ArgumentParser) -> None:
@@ -142,12 +143,11 @@ def cmd_model_info(args: argparse.Namespace) -> int:
     from inference.runtime import require_model_runtime
 
     require_model_runtime()
-    from inference.loading import BYTES_PER_PARAM, count_parameters, estimate_memory, is_tiny, load_config
-    from inference.tiny import TINY_LABEL
+    from inference.loading import BYTES_PER_PARAM, count_parameters, estimate_memory, load_config, source_label
 
     config = load_config(args.source)
     counts = count_parameters(config)
-    print(f"model: {TINY_LABEL if is_tiny(args.source) else args.source}")
+    print(f"model: {source_label(args.source)}")
     text = config.text_config
     print(f"layers {text.num_hidden_layers}, hidden {text.hidden_size}, vocab {text.vocab_size}, "
           f"canvas {config.canvas_length}, experts {counts.num_experts} (top {counts.top_k_experts})")

@@ -3,27 +3,11 @@ package and a frozen bundle (PyInstaller puts data under ``sys._MEIPASS``)."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+from inference.resources import frozen, resource_path, resources_dir
+
+__all__ = ["app_version", "frozen", "resource_path", "resources_dir"]
 
 DIST_NAME = "diffusion-workbench"
-
-
-def frozen() -> bool:
-    """True inside a PyInstaller bundle."""
-    return bool(getattr(sys, "frozen", False)) and hasattr(sys, "_MEIPASS")
-
-
-def resources_dir() -> Path:
-    if frozen():
-        return Path(sys._MEIPASS) / "resources"  # noqa: SLF001 - PyInstaller's documented data folder
-    return Path(__file__).resolve().parents[1] / "resources"
-
-
-def resource_path(name: str) -> Path:
-    """A file under ``resources/`` (``sample.pdf``, ``icon.png``, ...); the path may not exist if it was not
-    shipped, which callers report as a missing file."""
-    return resources_dir() / name
 
 
 def app_version() -> str:

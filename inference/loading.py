@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError, InsufficientMemoryError, ModelLoadError, WeightsMissingError
-from .tiny import TINY_LABEL, TINY_SOURCE
+from .tiny import TINY_LABEL, TINY_SOURCE, TRAINED_LABEL, TRAINED_SOURCE, trained_folder
 
 DTYPES = ("auto", "bf16", "fp16", "fp32")
 DEVICES = ("auto", "cuda", "mps", "cpu")
@@ -142,6 +142,25 @@ def is_tiny(source: str) -> bool:
     return source == TINY_SOURCE
 
 
+def is_builtin(source: str) -> bool:
+    """The built-in sources: ``tiny`` (random weights, built in memory) and ``tiny-trained`` (shipped weights)."""
+    return source in (TINY_SOURCE, TRAINED_SOURCE)
+
+
+def source_label(source: str) -> str:
+    """How a source is named to the user: the built-ins say what they are."""
+    return {TINY_SOURCE: TINY_LABEL, TRAINED_SOURCE: TRAINED_LABEL}.get(source, source)
+
+
+def builtin_folder(source: str) -> Path:
+    """The folder a shipped built-in source loads from (through the normal folder path)."""
+    folder = trained_folder()
+    if not (folder / "config.json").is_file():
+        raise WeightsMissingError(f"The built-in {source!r} model is not installed ({folder} is missing).",
+                                  path=folder, hint="Reinstall the workbench, or use `--model tiny`.")
+    return folder
+
+
 def _missing_message(source: str) -> WeightsMissingError:
     offline = _offline()
     cache = os.environ.get("HF_HUB_CACHE") or os.path.join(
@@ -203,6 +222,8 @@ def load_config(source: str) -> Any:
         from .tiny import build_config, build_tokenizer
 
         return build_config(build_tokenizer())
+    if source == TRAINED_SOURCE:
+        source = str(builtin_folder(source))
     from transformers import AutoConfig
 
     path = Path(source).expanduser()
@@ -360,13 +381,13 @@ def load_model(source: str, dtype: str = "auto", device: str = "auto", quant: st
     say("reading config")
     config = load_config(source)
     counts = count_parameters(config)
-    if is_tiny(source) and quant == "auto":
+    if is_builtin(source) and quant == "auto":
         quant = "none"
     quant, why = choose_quant(counts, quant, dtype, device)
     dtype = resolve_dtype(requested_dtype, device, quant)
     if why:
         say(why)
-    if not is_tiny(source):
+    if not is_builtin(source):
         check_fits(estimate_memory(counts, dtype, quant, config, context), device)
     if is_tiny(source):
         from .tiny import build_tiny
@@ -383,7 +404,7 @@ def load_model(source: str, dtype: str = "auto", device: str = "auto", quant: st
         model = model.to(device)
         return LoadedModel(model=model, processor=processor, source=source, label=TINY_LABEL, random_weights=True,
                            dtype=dtype, device=device, counts=counts, quant=quant)
-    path = Path(source).expanduser()
+    path = builtin_folder(source) if source == TRAINED_SOURCE else Path(source).expanduser()
     where = str(path) if path.exists() else source
     if path.exists() and not _has_safetensors(path):
         raise WeightsMissingError(
@@ -406,9 +427,9 @@ def load_model(source: str, dtype: str = "auto", device: str = "auto", quant: st
         raise ModelLoadError(f"The processor (tokenizer, image processor) of {source!r} could not be loaded: {exc}",
                              hint="Make sure the folder holds the processor and tokenizer files.") from exc
     model.eval()
-    label = str(getattr(model.config, "_name_or_path", "") or source)
+    label = TRAINED_LABEL if source == TRAINED_SOURCE else str(getattr(model.config, "_name_or_path", "") or source)
     if quant == "nf4":
-        label = f"{source} (NF4)"
+        label = f"{label} (NF4)" if source == TRAINED_SOURCE else f"{source} (NF4)"
     return LoadedModel(model=model, processor=processor, source=source, label=label, random_weights=False,
                        dtype=dtype, device=device, counts=counts, quant=quant, extra={"from_cache": cached})
 

@@ -7,6 +7,7 @@ released checkpoint. Its output is noise by construction; everywhere it shows it
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 TINY_SOURCE = "tiny"
@@ -30,17 +31,19 @@ POOLING = 2
 MAX_SOFT_TOKENS = 70
 
 
-def build_tokenizer() -> Any:
+def build_tokenizer(core: Any = None) -> Any:
+    """The byte-level tokenizer (no merges), or a trained ``tokenizers`` core wrapped the same way."""
     from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
-    vocab = {token: i for i, token in enumerate(SPECIAL_TOKENS)}
-    for char in sorted(pre_tokenizers.ByteLevel.alphabet()):
-        vocab[char] = len(vocab)
-    core = Tokenizer(models.BPE(vocab=vocab, merges=[]))
-    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
-    core.decoder = decoders.ByteLevel()
-    core.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in SPECIAL_TOKENS])
+    if core is None:
+        vocab = {token: i for i, token in enumerate(SPECIAL_TOKENS)}
+        for char in sorted(pre_tokenizers.ByteLevel.alphabet()):
+            vocab[char] = len(vocab)
+        core = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+        core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+        core.decoder = decoders.ByteLevel()
+        core.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in SPECIAL_TOKENS])
     return PreTrainedTokenizerFast(
         tokenizer_object=core, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>", unk_token="<unk>",
         mask_token="<mask>", padding_side="left",
@@ -49,7 +52,7 @@ def build_tokenizer() -> Any:
     )
 
 
-def build_processor() -> Any:
+def build_processor(tokenizer: Any = None) -> Any:
     """A real ``Gemma4Processor`` around the tiny tokenizer (needs torchvision for the image processor)."""
     from transformers import Gemma4Processor
     from transformers.models.gemma4 import Gemma4ImageProcessor, Gemma4VideoProcessor
@@ -58,12 +61,13 @@ def build_processor() -> Any:
     vision = {"patch_size": PATCH_SIZE, "max_soft_tokens": MAX_SOFT_TOKENS, "pooling_kernel_size": POOLING}
     return Gemma4Processor(
         feature_extractor=Gemma4AudioFeatureExtractor(), image_processor=Gemma4ImageProcessor(**vision),
-        tokenizer=build_tokenizer(), video_processor=Gemma4VideoProcessor(**vision), chat_template=CHAT_TEMPLATE,
+        tokenizer=tokenizer if tokenizer is not None else build_tokenizer(),
+        video_processor=Gemma4VideoProcessor(**vision), chat_template=CHAT_TEMPLATE,
         image_seq_length=MAX_SOFT_TOKENS,
     )
 
 
-def build_config(tokenizer: Any) -> Any:
+def build_config(tokenizer: Any, **text_overrides: Any) -> Any:
     """Widths meet bitsandbytes' fused 4-bit CPU kernels (out-features divisible by 32, in-features >= 64), so that
     the quantized tiny model runs the same kernels as the real one."""
     from transformers import DiffusionGemmaConfig
@@ -77,6 +81,7 @@ def build_config(tokenizer: Any) -> Any:
         "pad_token_id": tokenizer.pad_token_id, "eos_token_id": tokenizer.eos_token_id,
         "bos_token_id": tokenizer.bos_token_id,
     }
+    text.update(text_overrides)
     vision = {
         "model_type": "gemma4_vision", "hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1,
         "num_attention_heads": 2, "num_key_value_heads": 2, "head_dim": 8, "patch_size": PATCH_SIZE,
@@ -117,3 +122,38 @@ def build_tiny(dtype: Any = None, seed: int = TINY_SEED) -> tuple[Any, Any]:
     if dtype is not None:
         model = model.to(dtype)
     return model.eval(), processor
+
+
+# ---------------------------------------------------------------------------------------------------- tiny-trained
+TRAINED_SOURCE = "tiny-trained"
+TRAINED_LABEL = "tiny-trained (demonstration model: transcribes short text pages; not a document model)"
+# The trained model's text stack: three layers; the sliding window covers a whole page prompt (the decoder's sliding
+# layers see only the window of the cache, and copying the hint relies on them).
+TRAINED_TEXT = {"hidden_size": 128, "intermediate_size": 256, "moe_intermediate_size": 128, "num_hidden_layers": 3,
+                "layer_types": ["sliding_attention", "sliding_attention", "full_attention"], "sliding_window": 1024,
+                "num_attention_heads": 4, "num_key_value_heads": 2}
+
+
+def trained_folder() -> Path:
+    """The shipped ``tiny-trained`` model folder (``resources/tiny-trained``: safetensors, config, processor)."""
+    from .resources import resource_path
+
+    return resource_path(TRAINED_SOURCE)
+
+
+def build_trained(train: bool = False) -> tuple[Any, Any]:
+    """An untrained model and processor of the ``tiny-trained`` shape (BPE tokenizer trained on the corpus of
+    :mod:`inference.tiny_training`); ``inference.tiny_training`` trains it and writes the shipped folder."""
+    import torch
+    from transformers import DiffusionGemmaForBlockDiffusion
+
+    from .tiny_training import SEED, corpus_topics, train_tokenizer_core
+
+    train_texts, _ = corpus_topics()
+    processor = build_processor(build_tokenizer(train_tokenizer_core(train_texts)))
+    config = build_config(processor.tokenizer, **TRAINED_TEXT)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(SEED)
+        model = DiffusionGemmaForBlockDiffusion(config)
+    model.generation_config = build_generation_config(processor.tokenizer)
+    return (model.train() if train else model.eval()), processor

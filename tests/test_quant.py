@@ -99,6 +99,35 @@ def test_exact_against_a_dequantized_fp32_twin(quantized, tiny_pair):
                                       engine_ids(twin, processor, "Exact twin", seed))
 
 
+class Agreement:
+    """Quantized vs unquantized: the engine's sampled tokens (same seed), and the argmax and cosine of the logits for
+    the same prompt and canvas (teacher-forced)."""
+
+    def __init__(self) -> None:
+        self.agree = self.total = self.argmax_agree = self.argmax_total = 0
+        self.cosines: list[float] = []
+
+    def sampled(self, a: np.ndarray, b: np.ndarray) -> None:
+        self.agree += int((a == b).sum())
+        self.total += a.size
+
+    def forced(self, a, b, inputs, canvas) -> None:
+        with torch.inference_mode():
+            qa = a(**inputs, decoder_input_ids=canvas).logits
+            qb = b(**inputs, decoder_input_ids=canvas).logits
+        self.argmax_agree += int((qa.argmax(-1) == qb.argmax(-1)).sum())
+        self.argmax_total += canvas.numel()
+        self.cosines.append(torch.nn.functional.cosine_similarity(qa.flatten(), qb.flatten(), dim=0).item())
+
+    def figures(self) -> tuple[float, float, float]:
+        return self.agree / self.total, self.argmax_agree / self.argmax_total, float(np.median(self.cosines))
+
+    def summary(self) -> str:
+        rate, argmax_rate, cosine = self.figures()
+        return (f"sampled-token agreement {rate:.3f}, teacher-forced argmax agreement {argmax_rate:.3f}, "
+                f"logit cosine median {cosine:.3f}")
+
+
 def test_fidelity_to_the_unquantized_model(quantized, tiny_pair):
     """Two figures: the engine's sampled tokens (same seed), and the argmax of the logits for the same prompt and
     canvas (teacher-forced). The tiny model has random weights: its logits are nearly flat and its router picks 2 of
@@ -108,29 +137,58 @@ def test_fidelity_to_the_unquantized_model(quantized, tiny_pair):
     image = Image.fromarray(np.random.default_rng(0).integers(0, 255, (48, 64, 3), dtype=np.uint8))
     prompts = [("Summarise the quarterly report in three lines.", ()), ("What is in this picture?", (image,)),
                ("List the parties to the agreement and the date it was signed.", ())]
-    agree = total = argmax_agree = argmax_total = 0
-    cosines = []
+    tally = Agreement()
     generator = torch.Generator().manual_seed(3)
     for seed in SEEDS:
         for prompt, images in prompts:
-            a = engine_ids(quantized, processor, prompt, seed, images, max_new_tokens=256)
-            b = engine_ids(model, processor, prompt, seed, images, max_new_tokens=256)
-            agree += int((a == b).sum())
-            total += a.size
-            inputs = chat_inputs(processor, prompt, images)
-            canvas = torch.randint(20, 260, (1, 256), generator=generator)
-            with torch.inference_mode():
-                qa = quantized(**inputs, decoder_input_ids=canvas).logits
-                qb = model(**inputs, decoder_input_ids=canvas).logits
-            argmax_agree += int((qa.argmax(-1) == qb.argmax(-1)).sum())
-            argmax_total += canvas.numel()
-            cosines.append(torch.nn.functional.cosine_similarity(qa.flatten(), qb.flatten(), dim=0).item())
-    rate, argmax_rate = agree / total, argmax_agree / argmax_total
+            tally.sampled(engine_ids(quantized, processor, prompt, seed, images, max_new_tokens=256),
+                          engine_ids(model, processor, prompt, seed, images, max_new_tokens=256))
+            tally.forced(quantized, model, chat_inputs(processor, prompt, images),
+                         torch.randint(20, 260, (1, 256), generator=generator))
+    rate, argmax_rate, cosine = tally.figures()
     print(f"NF4 vs unquantized tiny (fp32 compute), {len(SEEDS)} seeds x {len(prompts)} prompts (one with an image): "
-          f"sampled-token agreement {rate:.3f}, teacher-forced argmax agreement {argmax_rate:.3f}, "
-          f"logit cosine median {float(np.median(cosines)):.3f}")
-    assert argmax_rate >= 0.7 and float(np.median(cosines)) >= 0.8
+          f"{tally.summary()}")
+    assert argmax_rate >= 0.7 and cosine >= 0.8
     assert rate >= 0.5
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (ROOT / "resources" / "tiny-trained" / "model.safetensors").is_file(),
+                    reason="resources/tiny-trained is not built")
+def test_fidelity_of_the_trained_model(tmp_path, monkeypatch):
+    """The same figures on the shipped demonstration model (trained weights: peaked logits, decided routing), loaded
+    both ways through ``load_model``: its own task's prompts (parse prompts with a page image), 3 seeds, default
+    parameters (48 steps, adaptive stopping)."""
+    from inference.prompts import PromptBuilder
+    from inference.tiny_training import held_out_hints, page_image, parse_parts, prompt_inputs
+
+    monkeypatch.setenv("DWB_QUANT_CACHE", str(tmp_path / "qcache"))
+    plain = load_model("tiny-trained", dtype="fp32", device="cpu", quant="none")
+    nf4 = load_model("tiny-trained", dtype="fp32", device="cpu", quant="nf4")
+    assert nf4.quant == "nf4" and "(NF4)" in nf4.label
+    processor = plain.processor
+    builder = PromptBuilder(processor)
+    import random
+
+    rng = random.Random(0)
+    hints = held_out_hints(processor, 3, 8, 120, seed=11)
+    tally = Agreement()
+    for i, hint in enumerate(hints):
+        inputs = prompt_inputs(builder, [parse_parts("page.pdf", i + 1, hint, page_image((612, 792), rng, 12))])
+        for seed in SEEDS:
+            runs = []
+            for loaded in (nf4, plain):
+                engine = DiffusionEngine(loaded.model, processor.tokenizer)
+                events = list(engine.generate(inputs, engine.default_params(seed=seed)))
+                assert isinstance(events[-1], Finished), events[-1]
+                runs.append(events[-1].ids)
+            tally.sampled(*runs)
+        tally.forced(nf4.model, plain.model, inputs,
+                     torch.randint(20, 1000, (1, 256), generator=torch.Generator().manual_seed(i)))
+    print(f"NF4 vs unquantized tiny-trained (fp32 compute), {len(SEEDS)} seeds x {len(hints)} parse prompts with a "
+          f"page image: {tally.summary()}")
+    rate, _, _ = tally.figures()
+    assert rate >= 0.9
 
 
 def test_text_modules_are_shared_and_every_linear_and_expert_is_4bit(quantized):

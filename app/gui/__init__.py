@@ -105,38 +105,56 @@ def wait_until(app: Any, condition: Any, timeout: float = 120.0) -> bool:
     return True
 
 
-def _generating(app: Any, window: Any) -> None:
-    steps_seen = []
+def _model_parse(app: Any, window: Any, stop: Any = None) -> Any:
+    """The demonstration model parses the sample (page by page); ``stop(event, runs)`` may freeze the panel."""
+    window.engine_box.setCurrentText("model")
+    runs = []
 
-    def stop_mid_canvas(event: Any) -> None:
+    def watch(event: Any) -> None:
+        from inference.events import PrefillStarted
+
+        if isinstance(event, PrefillStarted):
+            runs.append(event)
+        if stop is not None:
+            stop(event, len(runs))
+
+    job = window.parse()
+    if job is not None:
+        job.event.connect(watch)
+    return job
+
+
+def _generating(app: Any, window: Any) -> None:
+    """Page 2 of the sample mid-canvas: the text layer's words emerging from noise."""
+    frozen = []
+
+    def stop_mid_canvas(event: Any, runs: int) -> None:
         from inference.events import DenoisingStep
 
-        if isinstance(event, DenoisingStep) and event.canvas == 1 and event.step >= 9 and not steps_seen:
-            steps_seen.append(event)
+        if isinstance(event, DenoisingStep) and runs == 2 and event.step >= GENERATING_STEP and not frozen:
+            frozen.append(event)
             window.panel._redraw()  # noqa: SLF001 - freeze the picture at this step
             window.panel.timer.stop()
 
-    window.engine_box.setCurrentText("model")
-    if window.model_engine is not None:  # random weights may stop after one canvas; the picture is of canvas 2
-        window.model_engine.engine.eos_token_ids = []
-    window.question.setText("What does the sample document say about block diffusion?")
-    job = window.ask(window.question.text())
-    if job is not None:
-        job.event.connect(stop_mid_canvas)
-    wait_until(app, lambda: bool(steps_seen) or not window.worker.busy)
-    window.status_label.setText("Generating: canvas 2, step 10 (tiny model, random weights)")
+    if window.model_engine is None:
+        return
+    _model_parse(app, window, stop_mid_canvas)
+    wait_until(app, lambda: bool(frozen) or not window.worker.busy)
+    if frozen:
+        window.status_label.setText(f"Parsing page 2: canvas 1, step {frozen[0].step + 1} "
+                                    "(tiny-trained demonstration model)")
 
 
 def _done(app: Any, window: Any) -> None:
+    """The sample parsed by the demonstration model; the panel keeps page 2's last canvas."""
     if window.model_engine is not None:  # a build without the model runtime shows the builtin parse alone
-        window.engine_box.setCurrentText("model")
-        window.question.setText("What does the sample document say about block diffusion?")
-        window.ask(window.question.text())
+        _model_parse(app, window)
         wait_until(app, lambda: not window.worker.busy)
-    window.engine_box.setCurrentText("builtin")
+    else:
+        window.engine_box.setCurrentText("builtin")
+        window.parse()
+        wait_until(app, lambda: not window.worker.busy)
     window.toggle_panel(True)
-    window.parse()
-    wait_until(app, lambda: not window.worker.busy)
     window.results.setCurrentWidget(window.results.rendered)
     window.page_view.highlight(2)
 
@@ -175,6 +193,7 @@ def _extract(app: Any, window: Any) -> None:
         window.show_citation(source)
 
 
+GENERATING_STEP = 3  # the step the "generating" picture shows (0-based)
 STAGES = {"generating": _generating, "done": _done, "dark": _done, "conversation": _conversation,
           "extract": _extract}
 
@@ -205,7 +224,7 @@ def screenshot(out: str | Path, state: str = "done", size: tuple[int, int] = (14
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     app = application()
     from .main_window import MainWindow
-    from .model_dialog import ModelChoice
+    from .model_dialog import ModelChoice, checkpoint_defaults
 
     if state == "dark":
         apply_scheme(app, True)
@@ -218,8 +237,8 @@ def screenshot(out: str | Path, state: str = "done", size: tuple[int, int] = (14
             wait_until(app, lambda: all(e.document is not None or e.status == "failed"
                                         for e in window.entries.values()))
         if state in ("generating", "done", "dark", "conversation") and has_model_runtime():
-            params = {"max_new_tokens": 768, "max_denoising_steps": 24, "seed": 0}
-            window.load_model(ModelChoice("tiny", "fp32", "cpu", params))
+            params = {**checkpoint_defaults("tiny-trained"), "seed": 0}
+            window.load_model(ModelChoice("tiny-trained", "fp32", "cpu", params))
             wait_until(app, lambda: window.model_engine is not None or not window.worker.busy)
         if state in STAGES:
             STAGES[state](app, window)

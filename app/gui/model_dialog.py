@@ -52,7 +52,10 @@ def checkpoint_defaults(source: str) -> dict[str, Any]:
         else:
             from transformers import GenerationConfig
 
-            generation_config = GenerationConfig.from_pretrained(source)
+            from inference.tiny import TRAINED_SOURCE, trained_folder
+
+            where = str(trained_folder()) if source.strip() == TRAINED_SOURCE else source
+            generation_config = GenerationConfig.from_pretrained(where)
     except Exception:  # noqa: BLE001 - no generation config: the library defaults
         generation_config = None
     return dataclasses.asdict(DiffusionParams.from_generation_config(generation_config))
@@ -114,10 +117,11 @@ class ModelDialog(QDialog):
         self.setWindowTitle("Model")
         self.source = QComboBox()
         self.source.setEditable(True)
-        for s in ["tiny", *(recent or []), "google/diffusiongemma-26B-A4B-it"]:
+        for s in ["tiny-trained", "tiny", *(recent or []), "google/diffusiongemma-26B-A4B-it"]:
             if self.source.findText(s) < 0:
                 self.source.addItem(s)
-        self.source.setToolTip("tiny (random weights, for demos), a Hugging Face id, or a local folder")
+        self.source.setToolTip("tiny-trained (a demonstration model that transcribes short text pages), tiny (random "
+                               "weights, for tests), a Hugging Face id, or a local folder")
         self.dtype = QComboBox()
         self.dtype.addItems(["auto", "bf16", "fp16", "fp32"])
         self.device = QComboBox()

@@ -35,7 +35,8 @@ RETRY_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
 
 def load_processor(source: str) -> Any:
     """The processor (tokenizer, image processor, chat template) of a model, without its weights."""
-    from ..loading import is_tiny
+    from ..loading import builtin_folder, is_tiny
+    from ..tiny import TRAINED_SOURCE
 
     if is_tiny(source):
         from ..tiny import build_processor
@@ -44,7 +45,8 @@ def load_processor(source: str) -> Any:
     try:
         from transformers import AutoProcessor
 
-        return AutoProcessor.from_pretrained(source, trust_remote_code=False)
+        where = str(builtin_folder(source)) if source == TRAINED_SOURCE else source
+        return AutoProcessor.from_pretrained(where, trust_remote_code=False)
     except Exception as exc:  # noqa: BLE001 - any failure to find or read it gets one message
         raise ModelLoadError(f"The processor of {source!r} could not be loaded: {exc}",
                              hint="The remote engine builds prompts here: give --model a Hugging Face id or folder "
