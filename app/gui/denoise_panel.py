@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QEvent, QRectF, QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QFont, QFontDatabase, QPainter, QPen
+from PySide6.QtGui import QColor, QFont, QFontDatabase, QImage, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import (
     QCheckBox,
     QHBoxLayout,
@@ -35,6 +35,7 @@ STATE_NAMES = {NOISE: "noise (re-noised)", ACCEPTED: "accepted this step", KEPT:
                EMPTY: "not started"}
 COLOURS = {NOISE: QColor(150, 150, 150), ACCEPTED: QColor(60, 190, 90), KEPT: QColor(50, 130, 200),
            COMMITTED: QColor(30, 60, 130), EMPTY: QColor(90, 90, 90, 60)}
+HEAT = np.array([235, 45, 45, 255], dtype=np.float32)
 DARK_COLOURS = {NOISE: QColor(120, 124, 130), ACCEPTED: QColor(80, 210, 110), KEPT: QColor(80, 160, 235),
                 COMMITTED: QColor(150, 175, 255), EMPTY: QColor(160, 160, 160, 50)}
 
@@ -86,6 +87,9 @@ class CanvasGrid(QWidget):
         self.show_entropy = True
         self.max_entropy = 1.0
         self.paints = 0
+        self._pixels: np.ndarray | None = None
+        self._lookup_key: tuple[int, int] | None = None
+        self._lookup_table = np.zeros((0, 0), np.intp)
         self.setMouseTracking(True)
         self.setMinimumSize(QSize(128, 128))
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
@@ -100,12 +104,12 @@ class CanvasGrid(QWidget):
 
     def cell_rect(self, index: int) -> QRectF:
         side = self.side()
-        size = min(self.width(), self.height()) / side
+        size = self.cell_size()
         return QRectF((index % side) * size, (index // side) * size, size, size)
 
     def index_at(self, x: float, y: float) -> int | None:
         side = self.side()
-        size = min(self.width(), self.height()) / side
+        size = max(1, self.cell_size())
         col, row = int(x // size), int(y // size)
         if not (0 <= col < side and 0 <= row < side):
             return None
@@ -113,23 +117,62 @@ class CanvasGrid(QWidget):
         return index if self.frame is not None and index < len(self.frame.state) else None
 
     def paintEvent(self, _event: Any) -> None:  # noqa: N802 - Qt's name
+        """One image per frame, composed in NumPy and drawn in one call: painting 256 cells one by one cost the UI
+        thread 12 ms a frame (65 ms with the model running beside it) in tests/benchmarks/ui.py."""
         self.paints += 1
+        side = self.side()
+        cell = self.cell_size()
+        if cell < 1:
+            return
         p = QPainter(self)
-        p.setRenderHint(QPainter.RenderHint.Antialiasing, False)
-        frame = self.frame
-        colours = state_colours(self)
-        n = len(frame.state) if frame is not None else 256
-        for i in range(n):
-            rect = self.cell_rect(i).adjusted(0.5, 0.5, -0.5, -0.5)
-            state = int(frame.state[i]) if frame is not None else EMPTY
-            p.fillRect(rect, colours[state])
-            if frame is not None and self.show_entropy:  # entropy: a red inset, so the state colour stays readable
-                heat = float(frame.entropy[i]) / max(self.max_entropy, 1e-6)
-                if heat > 0.02:
-                    inset = rect.width() * 0.28
-                    p.fillRect(rect.adjusted(inset, inset, -inset, -inset),
-                               QColor(235, 45, 45, int(60 + 195 * min(1.0, heat))))
+        p.drawImage(0, 0, self.render_image(side, cell))
         p.end()
+
+    def cell_size(self) -> int:
+        """Whole pixels per cell: the cells tile the square without seams."""
+        return int(min(self.width(), self.height()) // self.side())
+
+    def render_image(self, side: int, cell: int) -> QImage:
+        frame = self.frame
+        n = len(frame.state) if frame is not None else 256
+        palette = self._palette()
+        state = np.full(side * side, len(palette) - 1, dtype=np.intp)  # past the end: background
+        state[:n] = frame.state if frame is not None else EMPTY
+        colour = palette[state]  # (side*side, 4) RGBA, straight alpha
+        inset = colour.copy()
+        if frame is not None and self.show_entropy:  # entropy: a red inset, so the state colour stays readable
+            heat = np.zeros(side * side, dtype=np.float32)
+            heat[:n] = np.asarray(frame.entropy, dtype=np.float32) / max(self.max_entropy, 1e-6)
+            alpha = np.where(heat > 0.02, (60 + 195 * np.minimum(heat, 1.0)) / 255.0, 0.0)[:, None]
+            inset[:, :3] = (HEAT[:3] * alpha + inset[:, :3] * (1 - alpha)).astype(np.uint8)
+            inset[:, 3] = np.maximum(inset[:, 3], (alpha[:, 0] * 255).astype(np.uint8))
+        table = np.concatenate([np.zeros((1, 4), np.uint8), colour, inset]).view(np.uint32)[:, 0]
+        self._pixels = np.ascontiguousarray(table[self._lookup(side, cell)])  # the QImage borrows it until the next
+        height, width = self._pixels.shape
+        return QImage(self._pixels.data, width, height, width * 4, QImage.Format.Format_RGBA8888)
+
+    def _palette(self) -> np.ndarray:
+        colours = state_colours(self)
+        rows = [colours[k].getRgb() for k in (NOISE, ACCEPTED, KEPT, COMMITTED, EMPTY)] + [(0, 0, 0, 0)]
+        return np.array(rows, dtype=np.uint8)
+
+    def _lookup(self, side: int, cell: int) -> np.ndarray:
+        """Per pixel, its row in the frame's colour table: 0 a seam between cells, 1 + i cell i, 1 + side^2 + i the
+        entropy inset of cell i. Depends on the size only: cached."""
+        key = (side, cell)
+        if self._lookup_key != key:
+            offset = np.arange(side * cell) % cell
+            index = np.arange(side * cell) // cell
+            which = index[:, None] * side + index[None, :]
+            gap = 1 if cell >= 4 else 0
+            inner = (offset >= gap) & (offset < cell - gap)
+            lo, hi = round(cell * 0.28), cell - round(cell * 0.28)
+            core = (offset >= lo) & (offset < hi)
+            table = np.where(inner[:, None] & inner[None, :], 1 + which, 0)
+            table[core[:, None] & core[None, :] & (table > 0)] += side * side
+            self._lookup_table = table.astype(np.intp)
+            self._lookup_key = key
+        return self._lookup_table
 
     def mouseMoveEvent(self, event: Any) -> None:  # noqa: N802
         pos = event.position()
@@ -188,8 +231,12 @@ def steps_text(steps: list[int]) -> str:
 class CanvasText(QWidget):
     """The canvas decoded token by token, each token coloured by its state, its entropy as a red tint.
 
-    Painted directly (a flow of token runs with cached widths): a rich-text document rebuilt per step cost the UI
-    thread 17 ms per step (up to 100 ms) in tests/benchmarks/ui.py; painting costs a few."""
+    Painted directly, each token from a small cached picture of it (text, state and tint, the tint in 8 levels): a
+    rich-text document rebuilt per step cost the UI thread 17 ms per step, and shaping 256 runs of text per frame
+    8 ms (up to 68 ms beside the running model) in tests/benchmarks/ui.py; drawing cached pictures costs about 1."""
+
+    HEAT_LEVELS = 8
+    MAX_CACHED = 20_000
 
     def __init__(self, decode: Any = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -199,6 +246,8 @@ class CanvasText(QWidget):
         self.tokens: list[str] = []  # the decoded tokens of the frame shown
         self._cache: dict[int, str] = {}
         self._widths: dict[str, int] = {}
+        self._pictures: dict[tuple[str, int, int], QPixmap] = {}
+        self._picture_key: tuple = ()
         self.setMinimumSize(QSize(160, 128))
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
@@ -221,32 +270,58 @@ class CanvasText(QWidget):
 
     def set_frame(self, frame: Frame | None) -> None:
         self.frame = frame
-        self.tokens = [] if frame is None else [self.token(int(t)) for t in frame.draft]
+        self.tokens = [] if frame is None else [self.token(int(t)) for t in frame.draft.tolist()]
         self.update()
+
+    def _picture(self, text: str, state: int, level: int, line: int) -> QPixmap:
+        """The token drawn once in its state's colour on its tint; reused by every frame that shows it."""
+        key = (text, state, level)
+        picture = self._pictures.get(key)
+        if picture is not None:
+            return picture
+        width = self._widths.get(text)
+        if width is None:
+            width = self._widths[text] = self.fontMetrics().horizontalAdvance(text) + 2
+        ratio = self.devicePixelRatioF()
+        picture = QPixmap(max(1, round(width * ratio)), max(1, round(line * ratio)))
+        picture.setDevicePixelRatio(ratio)
+        picture.fill(Qt.GlobalColor.transparent)
+        p = QPainter(picture)
+        if level:
+            p.fillRect(QRectF(0, 0, width, line - 1), QColor(235, 45, 45, int(110 * level / self.HEAT_LEVELS)))
+        p.setFont(self.font())
+        p.setPen(state_colours(self)[state])
+        p.drawText(QRectF(0, 0, width, line), Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, text)
+        p.end()
+        if len(self._pictures) >= self.MAX_CACHED:
+            self._pictures.clear()
+        self._pictures[key] = picture
+        return picture
 
     def paintEvent(self, _event: Any) -> None:  # noqa: N802
         frame = self.frame
         if frame is None:
             return
+        line = self.fontMetrics().height() + 2
+        key = (line, self.devicePixelRatioF(), is_dark(self), self.font().key())
+        if key != self._picture_key:  # another font, scale or colour scheme: draw the pictures again
+            self._pictures.clear()
+            self._widths.clear()
+            self._picture_key = key
+        heat = np.asarray(frame.entropy, dtype=np.float32) / max(self.max_entropy, 1e-6)
+        levels = np.where(heat > 0.05, np.clip(np.ceil(heat * self.HEAT_LEVELS), 1, self.HEAT_LEVELS), 0)
+        states = frame.state.tolist()
         p = QPainter(self)
-        metrics = p.fontMetrics()
-        line = metrics.height() + 2
-        colours = state_colours(self)
         x = y = 2
-        width = self.width() - 2
-        for i, text in enumerate(self.tokens):
-            w = self._widths.get(text)
-            if w is None:
-                w = self._widths[text] = metrics.horizontalAdvance(text) + 2
+        width, height = self.width() - 2, self.height()
+        for text, state, level in zip(self.tokens, states, levels.astype(int).tolist(), strict=False):
+            picture = self._picture(text, state, level, line)
+            w = self._widths[text]
             if x + w > width and x > 2:
                 x, y = 2, y + line
-            if y > self.height():
-                break
-            heat = min(1.0, float(frame.entropy[i]) / max(self.max_entropy, 1e-6))
-            if heat > 0.05:
-                p.fillRect(QRectF(x, y, w, line - 1), QColor(235, 45, 45, int(110 * heat)))
-            p.setPen(colours[int(frame.state[i])])
-            p.drawText(QRectF(x, y, w, line), Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, text)
+                if y > height:
+                    break
+            p.drawPixmap(x, y, picture)
             x += w
         p.end()
 

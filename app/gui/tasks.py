@@ -42,6 +42,21 @@ def follow_up_ids(processor: Any, question: str) -> Any:
     return processor.tokenizer(turn, add_special_tokens=False, return_tensors="pt")["input_ids"]
 
 
+def spare_a_core() -> int:
+    """Worker thread, before the model runs on the CPU: its threads (this thread's OpenMP team) use every core but
+    one, which stays with the UI thread. With a team as large as the machine, the UI thread waited on every step
+    (the worst tick 100 to 300 ms late on 2 cores under load in tests/benchmarks/ui.py) and, on a machine busy with
+    other work, the team's threads waited on each other (the run 10 times slower)."""
+    import os
+
+    import torch
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    threads = max(1, min(torch.get_num_threads(), cores - 1))
+    torch.set_num_threads(threads)
+    return threads
+
+
 class TaskActions:
     """Mixed into ``MainWindow``; uses its widgets (``doc_list``, ``results``, ``panel``, ``worker``...)."""
 
@@ -363,6 +378,8 @@ class TaskActions:
             loaded = load_model(choice.source, dtype=choice.dtype, device=choice.device,
                                 quant=getattr(choice, "quant", "auto"), progress=progress)
             job.progress.emit(2, 3, "ready")
+            if loaded.device == "cpu":
+                spare_a_core()
             engine = ModelEngine(loaded, params=params)
             return loaded, engine
 

@@ -66,6 +66,7 @@ def main() -> None:
     from app.gui.model_dialog import ModelChoice
     from inference.events import CanvasCommitted, DenoisingStep
 
+    load_before = os.getloadavg()[0]
     app = application()
     window = MainWindow()
     window.show()
@@ -113,7 +114,8 @@ def main() -> None:
     wait_until(app, lambda: not window.isVisible())
 
     print(f"tiny model, fp32, CPU; {args.runs} runs of {canvases[0]} canvases, {steps[0]} denoising steps each; "
-          f"panel visible; {INTERVAL_MS} ms timer on the UI thread")
+          f"panel visible; {INTERVAL_MS} ms timer on the UI thread; {os.cpu_count()} cores, load average (1 min) "
+          f"{load_before:.2f} at the start, {os.getloadavg()[0]:.2f} at the end")
     print(f"idle: worst lateness per run {[round(v, 1) for v in idle]} ms, median {statistics.median(idle):.1f} ms")
     print(f"busy: worst lateness per run {[round(v, 1) for v in busy]} ms, median {statistics.median(busy):.1f} ms; "
           f"run time median {statistics.median(seconds):.2f} s; panel redraws {window.panel.redraws}, "

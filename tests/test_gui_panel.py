@@ -1,0 +1,96 @@
+"""The denoising panel's drawing (issue 12: the UI thread stays under 50 ms late with the text view visible) and
+the model's threads in the window. Offscreen, real widgets, the real worker; no timing asserted here (the stall
+is measured in tests/benchmarks/ui.py)."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+pytest.importorskip("PySide6")
+pytest.importorskip("pytestqt")
+
+from PySide6.QtGui import QColor, QImage  # noqa: E402
+
+from app.gui.denoise_panel import (  # noqa: E402
+    ACCEPTED,
+    COMMITTED,
+    KEPT,
+    NOISE,
+    CanvasGrid,
+    CanvasText,
+    Frame,
+    state_colours,
+)
+from app.gui.worker import Job  # noqa: E402
+from tests.test_gui import TIMEOUT, load_tiny  # noqa: E402
+from tests.test_gui import window as window_fixture  # noqa: E402
+
+window = window_fixture
+
+
+def frame(n: int = 256) -> Frame:
+    state = np.array([NOISE, ACCEPTED, KEPT, COMMITTED] * (n // 4), dtype=np.int8)
+    entropy = np.zeros(n, dtype=np.float16)
+    entropy[5] = 2.0  # one hot cell: a red inset
+    return Frame(0, 0, np.arange(n, dtype=np.int32) % 50, state, entropy)
+
+
+def rendered(widget) -> QImage:
+    image = QImage(widget.size(), QImage.Format.Format_ARGB32)
+    image.fill(QColor(0, 0, 0, 0))
+    widget.render(image)
+    return image
+
+
+def test_the_grid_paints_each_cell_in_its_state_colour_with_the_entropy_inset(qtbot):
+    grid = CanvasGrid()
+    qtbot.addWidget(grid)
+    grid.resize(320, 320)
+    grid.max_entropy = 2.0
+    grid.set_frame(frame())
+    image = rendered(grid)
+    colours = state_colours(grid)
+    cell = grid.cell_size()
+    assert cell == 20
+    for index, state in ((0, NOISE), (1, ACCEPTED), (2, KEPT), (3, COMMITTED), (17, ACCEPTED)):
+        rect = grid.cell_rect(index)
+        edge = image.pixelColor(int(rect.x()) + 2, int(rect.y()) + 2)  # inside the cell, outside the inset
+        assert edge.getRgb()[:3] == colours[state].getRgb()[:3], (index, edge.getRgb())
+    hot = grid.cell_rect(5).center()
+    red = image.pixelColor(int(hot.x()), int(hot.y()))
+    assert red.red() > 200 and red.green() < 80  # the entropy inset of the hot cell
+    cool = grid.cell_rect(4).center()
+    assert image.pixelColor(int(cool.x()), int(cool.y())).getRgb()[:3] == colours[NOISE].getRgb()[:3]
+    assert grid.index_at(hot.x(), hot.y()) == 5
+    grid.show_entropy = False
+    assert rendered(grid).pixelColor(int(hot.x()), int(hot.y())).getRgb()[:3] == colours[ACCEPTED].getRgb()[:3]
+
+
+def test_the_text_view_draws_each_token_once_and_reuses_it(qtbot):
+    view = CanvasText(lambda i: f"t{i} ")
+    qtbot.addWidget(view)
+    view.resize(400, 300)
+    view.max_entropy = 2.0
+    view.set_frame(frame())
+    image = rendered(view)
+    assert view.tokens[:3] == ["t0 ", "t1 ", "t2 "]
+    drawn = len(view._pictures)  # noqa: SLF001
+    assert 0 < drawn <= 256
+    painted = [image.pixelColor(x, y) for x in range(2, 60) for y in range(2, 20)]
+    assert any(c.alpha() and c.getRgb()[:3] == state_colours(view)[NOISE].getRgb()[:3] for c in painted)
+    rendered(view)  # the same frame again: nothing new to draw
+    assert len(view._pictures) == drawn  # noqa: SLF001
+
+
+def test_the_model_leaves_a_core_to_the_ui_thread(window, qtbot):
+    load_tiny(window, qtbot)
+    job = Job("threads", lambda job: __import__("torch").get_num_threads())
+    seen = []
+    job.succeeded.connect(seen.append)
+    window.worker.submit(job)
+    qtbot.waitUntil(lambda: bool(seen), timeout=TIMEOUT)
+    cores = len(os.sched_getaffinity(0))
+    assert 1 <= seen[0] <= max(1, cores - 1)
