@@ -1,12 +1,13 @@
 """Batch parse on a Ray cluster: the steps, outputs and manifest of ``inference.batch``, spread with Ray Data.
 
 The driver (this process) plans the inputs, hashes them and skips what the manifest says is finished, as a
-single-process run does. Each other document is one Ray Data row in a block of its own, so that a worker that dies
-loses only that document. Its task runs ``batch.parse_item`` (ingest, then the builtin or remote engine, then the
-serializers) into a scratch folder on its node and returns the files' bytes; the driver writes them into the output
-folder and records the manifest as each document comes back. So the output folder and the manifest live on the
-driver alone, and a run stopped at any point resumes. The workers read the inputs by path: on several machines, keep
-them on storage that every node mounts at the same path.
+single-process run does. The rest go to a coordinator actor on the cluster, which runs the dataset (Ray Data cannot
+run from a Ray Client) and hands results back as they come. Each document is one row in a block of its own, so that
+a worker that dies loses only that document. Its task runs ``batch.parse_item`` (ingest, then the builtin or remote
+engine, then the serializers) into a scratch folder on its node and returns the files' bytes; the driver writes them
+into the output folder and records the manifest as each document comes back. So the output folder and the manifest
+live on the driver alone, and a run stopped at any point resumes. The workers read the inputs by path: on several
+machines, keep them on storage that every node mounts at the same path.
 
 A task whose worker dies (killed, out of memory, crashed) is run again up to ``retries`` times by Ray; then its block
 is dropped (Ray Data's ``max_errored_blocks``) and the document is listed as failed, never retried forever.
@@ -18,8 +19,10 @@ import contextlib
 import functools
 import logging
 import pickle
+import queue
 import re
 import tempfile
+import threading
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -121,7 +124,9 @@ def connected(address: str, verbose: bool = False) -> Iterator[Any]:
     except (ConnectionError, ValueError, RuntimeError) as exc:
         raise ClusterError(f"cannot connect to the Ray cluster at {address}: {exc}",
                            hint="Start one with `ray start --head` (then --cluster auto on that machine), or check "
-                                "the address and that its Ray Client port is reachable.") from exc
+                                "the address and that its Ray Client port is reachable. A cluster with token "
+                                "authentication (Ray's default for `ray start`) also needs RAY_AUTH_MODE=token here, "
+                                "and its token in ~/.ray/auth_token or RAY_AUTH_TOKEN.") from exc
     try:
         yield ray
     finally:
@@ -161,14 +166,13 @@ def run_parse_cluster(inputs: Iterable[str | Path], out_dir: str | Path, spec: E
     if todo:
         with connected(address, verbose) as ray:
             try:
-                for index, result, files in _run(ray, [_row(i, items[i]) for i in todo], job, retries):
+                for index, result, files in _results(ray, [_row(i, items[i]) for i in todo], job, retries):
                     _write_files(out, files)
                     finish(index, result)
-            except ray.exceptions.RayError as exc:  # the cluster went away: what finished is kept
-                stopped = _first_line(exc)
+            except ClusterError as exc:  # the cluster went away or the run broke: what finished is kept
                 for index in todo:
                     if results[index] is None:
-                        finish(index, _failed(items[index], f"the cluster stopped before it was parsed ({stopped})"))
+                        finish(index, _failed(items[index], f"the cluster run stopped before it was parsed ({exc})"))
     for index in todo:
         if results[index] is None:
             finish(index, _failed(items[index], f"its Ray task failed {retries + 1} time(s): the worker died (killed, "
@@ -195,23 +199,70 @@ def _write_files(out: Path, files: list[tuple[str, bytes]]) -> None:
         write_atomic(inside(out, *PurePosixPath(name).parts), data)
 
 
-def _run(ray: Any, rows: list[dict[str, Any]], job: Job,
-         retries: int) -> Iterator[tuple[int, ItemResult, list[tuple[str, bytes]]]]:
-    """Each row's result as it comes back; rows whose task failed ``retries + 1`` times are left out."""
-    context = ray.data.DataContext.get_current()
-    saved = context.max_errored_blocks, context.enable_progress_bars
-    context.max_errored_blocks = -1  # a block that keeps failing is dropped, the run goes on
-    context.enable_progress_bars = False
+def _results(ray: Any, rows: list[dict[str, Any]], job: Job,
+             retries: int) -> Iterator[tuple[int, ItemResult, list[tuple[str, bytes]]]]:
+    """Each row's result as it comes back, from a coordinator actor on the cluster that runs the dataset (Ray Data
+    cannot run from a Ray Client, and one path serves both kinds of address); rows whose task failed ``retries + 1``
+    times are left out. Ends the coordinator, and so the run, however the loop ends."""
+    coordinator = ray.remote(num_cpus=0, max_restarts=0)(Coordinator).remote(rows, job, retries)
     try:
-        dataset = ray.data.from_items(rows, override_num_blocks=len(rows))  # one document per block
-        with warnings.catch_warnings():  # max_retries has no named parameter yet; Ray Data's default is -1: forever
-            warnings.simplefilter("ignore", DeprecationWarning)
-            dataset = dataset.map(_parse_row, fn_kwargs={"job": job}, num_cpus=1, max_retries=retries)
-        for row in dataset.iter_rows():
-            result, files = pickle.loads(row["result"])
-            yield row["index"], result, files
+        while True:
+            try:
+                batch = ray.get(coordinator.take.remote())
+            except ray.exceptions.RayError as exc:
+                raise ClusterError(_first_line(exc)) from exc
+            for kind, value in batch:
+                if kind == "end":
+                    return
+                if kind == "error":
+                    raise ClusterError(value)
+                index, payload = value
+                result, files = pickle.loads(payload)
+                yield index, result, files
     finally:
-        context.max_errored_blocks, context.enable_progress_bars = saved
+        ray.kill(coordinator)
+
+
+class Coordinator:
+    """Runs the dataset on the cluster in a thread; ``take`` hands over what came back since the last call."""
+
+    def __init__(self, rows: list[dict[str, Any]], job: Job, retries: int) -> None:
+        self.queue: queue.Queue[tuple[str, Any]] = queue.Queue()
+        threading.Thread(target=self._drive, args=(rows, job, retries), daemon=True).start()
+
+    def _drive(self, rows: list[dict[str, Any]], job: Job, retries: int) -> None:
+        try:
+            for row in _dataset(rows, job, retries).iter_rows():
+                self.queue.put(("row", (row["index"], row["result"])))
+        except Exception as exc:  # noqa: BLE001 - sent to the driver, which lists the documents left
+            log.debug("the cluster run failed", exc_info=True)
+            self.queue.put(("error", _first_line(exc)))
+        self.queue.put(("end", None))
+
+    def take(self, wait: float = 1.0) -> list[tuple[str, Any]]:
+        try:
+            got = [self.queue.get(timeout=wait)]
+        except queue.Empty:
+            return []
+        while got[-1][0] != "end":
+            try:
+                got.append(self.queue.get_nowait())
+            except queue.Empty:
+                break
+        return got
+
+
+def _dataset(rows: list[dict[str, Any]], job: Job, retries: int) -> Any:
+    """One document per block, one task per block; a block that keeps failing is dropped and the run goes on."""
+    import ray.data
+
+    context = ray.data.DataContext.get_current()  # this coordinator's own
+    context.max_errored_blocks = -1
+    context.enable_progress_bars = False
+    dataset = ray.data.from_items(rows, override_num_blocks=len(rows))
+    with warnings.catch_warnings():  # max_retries has no named parameter yet; Ray Data's default is -1: forever
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return dataset.map(_parse_row, fn_kwargs={"job": job}, num_cpus=1, max_retries=retries)
 
 
 @functools.lru_cache(maxsize=4)
