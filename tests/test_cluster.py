@@ -150,4 +150,6 @@ def test_cluster_options_are_checked_before_anything_runs(tmp_path, capsys):
     assert "ray://HOST:PORT" in capsys.readouterr().err
     assert main(["parse", pdf, "--out", str(tmp_path), "--cluster", "auto", "--model", "tiny"]) == 2
     assert "builtin or the remote engine" in capsys.readouterr().err
+    assert main(["parse", pdf, "--out", str(tmp_path), "--cluster", "auto", "--cluster-retries", "-1"]) == 2
+    assert "--cluster-retries must be 0 or more" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
