@@ -250,8 +250,9 @@ class MainWindow(TaskActions, DropTarget, QMainWindow):
         self.panel_action.setChecked(True)
         bar.addSeparator()
         self.engine_box = QComboBox()
-        self.engine_box.addItems(["builtin", "model"])
-        self.engine_box.setToolTip("builtin: no weights (layout, OCR, retrieval); model: DiffusionGemma")
+        self.engine_box.addItems(["builtin", "model", "remote"])
+        self.engine_box.setToolTip("builtin: no weights (layout, OCR, retrieval); model: DiffusionGemma loaded here; "
+                                   "remote: a server (dwb serve, vLLM), chosen in Tasks \u2192 Model\u2026")
         self.engine_box.currentTextChanged.connect(self._engine_changed)
         bar.addWidget(QLabel(" Engine "))
         bar.addWidget(self.engine_box)
@@ -515,7 +516,7 @@ class MainWindow(TaskActions, DropTarget, QMainWindow):
         self.panel.setVisible(on)
 
     def _engine_changed(self, name: str) -> None:
-        self.toggle_panel(name == "model")  # collapsed with the builtin engine: nothing denoises
+        self.toggle_panel(name != "builtin")  # collapsed with the builtin engine: nothing denoises
         self.scope_changed()
 
     # state of the worker ----------------------------------------------------------------------------------
@@ -552,7 +553,9 @@ class MainWindow(TaskActions, DropTarget, QMainWindow):
         elif kind == "prefill_finished":
             self.status_label.setText(f"prefill: {event.prompt_tokens:,} tokens in {event.seconds:.1f} s")
         elif kind == "canvas_started":
-            budget = self.model_engine.params.max_new_tokens if self.model_engine is not None else event.canvas_length
+            engine = self.generating_engine()
+            params = getattr(engine, "params", None)
+            budget = getattr(params, "max_new_tokens", None) or event.canvas_length
             canvases = max(1, -(-budget // max(1, event.canvas_length)))  # at most; end-of-sequence can stop sooner
             self.progress.setRange(0, canvases)
             self.progress.setValue(event.canvas)
@@ -624,6 +627,8 @@ class MainWindow(TaskActions, DropTarget, QMainWindow):
             event.ignore()
             return
         self.worker.finish()
+        if self.remote_engine is not None:
+            self.remote_engine.close()
         self.panel.timer.stop()
         self._save_geometry()
         super().closeEvent(event)

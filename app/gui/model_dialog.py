@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QFormLayout,
     QLabel,
+    QLineEdit,
     QPushButton,
     QScrollArea,
     QSpinBox,
@@ -37,6 +38,11 @@ class ModelChoice:
     device: str
     params: dict[str, Any]
     quant: str = "auto"  # none, nf4, or auto (NF4 when the plain weights do not fit and NF4 does)
+    engine: str = "model"  # model: loaded here; remote: a server speaking the OpenAI chat API (dwb serve, vLLM)
+    base_url: str = ""  # remote: e.g. http://127.0.0.1:8000/v1
+    remote_model: str = ""  # remote: the model to ask for ("": the first the server lists)
+    api_key_env: str = ""  # remote: the environment variable holding the bearer token ("": none)
+    concurrency: int = 4  # remote: requests in flight
 
 
 def checkpoint_defaults(source: str) -> dict[str, Any]:
@@ -130,6 +136,22 @@ class ModelDialog(QDialog):
         self.quant.addItems(["auto", "none", "nf4"])
         self.quant.setToolTip("nf4: 4-bit weights (the 26B model in about 14 GiB), cached on disk after the first "
                               "load; auto: NF4 when the plain weights do not fit the device and NF4 does")
+        self.engine = QComboBox()
+        self.engine.addItem("Load it here", "model")
+        self.engine.addItem("Remote server (OpenAI chat API: dwb serve, vLLM)", "remote")
+        self.engine.setToolTip("Remote: the model runs on a server; prompts are built here with the Source's "
+                               "processor (no weights). Against dwb serve the panel shows the denoising live.")
+        self.base_url = QLineEdit()
+        self.base_url.setPlaceholderText("http://127.0.0.1:8000/v1")
+        self.remote_model = QLineEdit()
+        self.remote_model.setPlaceholderText("the first the server lists")
+        self.api_key_env = QLineEdit()
+        self.api_key_env.setPlaceholderText("none (e.g. DWB_API_KEY)")
+        self.api_key_env.setToolTip("The name of an environment variable holding the bearer token, never the token")
+        self.concurrency = QSpinBox()
+        self.concurrency.setRange(1, 64)
+        self.concurrency.setValue(4)
+        self.concurrency.setToolTip("Requests in flight (pages in parallel)")
         self.estimate = QLabel("")
         self.estimate.setWordWrap(True)
         self.estimate.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -147,10 +169,17 @@ class ModelDialog(QDialog):
         self.params_form = QFormLayout()
         self.fields: dict[str, Any] = {}
         form = QFormLayout()
+        form.addRow("Engine", self.engine)
         form.addRow("Source", self.source)
         form.addRow("Dtype", self.dtype)
         form.addRow("Device", self.device)
         form.addRow("Weights", self.quant)
+        form.addRow("Base URL", self.base_url)
+        form.addRow("Remote model", self.remote_model)
+        form.addRow("API key env var", self.api_key_env)
+        form.addRow("Concurrency", self.concurrency)
+        self.form = form
+        self.engine.currentIndexChanged.connect(self._engine_chosen)
         refresh = QPushButton("Estimate memory and read defaults")
         refresh.clicked.connect(self.refresh)
         layout = QVBoxLayout(self)
@@ -169,7 +198,13 @@ class ModelDialog(QDialog):
             self.dtype.setCurrentText(current.dtype)
             self.device.setCurrentText(current.device)
             self.quant.setCurrentText(current.quant)
+            self.engine.setCurrentIndex(max(0, self.engine.findData(current.engine)))
+            self.base_url.setText(current.base_url)
+            self.remote_model.setText(current.remote_model)
+            self.api_key_env.setText(current.api_key_env)
+            self.concurrency.setValue(current.concurrency)
         self.buttons = buttons
+        self._engine_chosen()
         from inference.params import DiffusionParams  # light: no torch, no transformers
 
         initial = dataclasses.asdict(DiffusionParams())
@@ -177,6 +212,15 @@ class ModelDialog(QDialog):
             initial.update(current.params)
         self._fill(initial)
         self.refresh(current.params if current is not None else None)
+
+    def _engine_chosen(self, *_: Any) -> None:
+        """Local: dtype, device and weights; remote: the server's address, model, token variable, concurrency."""
+        remote = self.engine.currentData() == "remote"
+        for widget in (self.dtype, self.device, self.quant):
+            self.form.setRowVisible(widget, not remote)
+        for widget in (self.base_url, self.remote_model, self.api_key_env, self.concurrency):
+            self.form.setRowVisible(widget, remote)
+        self.buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Connect" if remote else "Load")
 
     def refresh(self, values: dict[str, Any] | None = None) -> None:
         """Ask a background thread for the estimate and defaults of the source chosen; never waits for it."""
@@ -260,4 +304,7 @@ class ModelDialog(QDialog):
                 value = float(value)
             params[name] = value
         return ModelChoice(self.source.currentText().strip() or "tiny", self.dtype.currentText(),
-                           self.device.currentText(), params, self.quant.currentText())
+                           self.device.currentText(), params, self.quant.currentText(),
+                           engine=self.engine.currentData(), base_url=self.base_url.text().strip(),
+                           remote_model=self.remote_model.text().strip(),
+                           api_key_env=self.api_key_env.text().strip(), concurrency=self.concurrency.value())

@@ -57,6 +57,34 @@ def spare_a_core() -> int:
     return threads
 
 
+def check_remote_choice(choice: ModelChoice) -> tuple[str, str | None]:
+    """The base URL and the bearer token of a remote choice, or a ConfigError that says what to fix."""
+    import os
+    from urllib.parse import urlsplit
+
+    from inference.errors import ConfigError
+
+    url = choice.base_url.strip()
+    parts = urlsplit(url)
+    if not url:
+        raise ConfigError("Give the server's base URL, for example http://127.0.0.1:8000/v1 (dwb serve prints it).")
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"The base URL {url!r} is not an http:// or https:// address with a host, such as "
+                          "http://127.0.0.1:8000/v1.")
+    key = None
+    if choice.api_key_env:
+        key = os.environ.get(choice.api_key_env, "").strip()
+        if not key:
+            raise ConfigError(f"The environment variable {choice.api_key_env} (API key env var) is not set or "
+                              "empty. Set it before starting the workbench, or leave the field empty.")
+    return url, key
+
+
+def processor_of(engine: Any) -> Any:
+    builder = engine.builder
+    return getattr(getattr(builder, "_builder", builder), "processor", None)
+
+
 class TaskActions:
     """Mixed into ``MainWindow``; uses its widgets (``doc_list``, ``results``, ``panel``, ``worker``...)."""
 
@@ -64,6 +92,7 @@ class TaskActions:
         self.conversations: dict[tuple, Conversation] = {}
         self.extractions: list[Any] = []
         self.prompt_tokens: int | None = None  # the count shown by the question box (model engine)
+        self.remote_engine: Any = None  # inference.serving.remote.RemoteEngine once connected
         self._count_job: Job | None = None
         self.count_timer = QTimer(self)
         self.count_timer.setSingleShot(True)
@@ -103,12 +132,12 @@ class TaskActions:
         """The exact prompt token count of an Ask on this scope with the model engine, counted on the worker."""
         entries = self.scope_entries()
         question = self.question.text().strip()
-        if self.engine_box.currentText() != "model" or self.model_engine is None or not entries:
+        engine = self.generating_engine()
+        if engine is None or not entries:
             return
         if self._count_job is not None:
             self._count_job.cancel()
         conversation = self.conversations.get(self.scope_key(entries))
-        engine = self.model_engine
         docs = [e.document for e in entries]
         follow_up = conversation is not None and conversation.session is not None
         pending = conversation.session.pending_ids if follow_up else None
@@ -140,15 +169,22 @@ class TaskActions:
         self.worker.submit(job)
 
     # running tasks ------------------------------------------------------------------------------------------
+    def generating_engine(self) -> Any:
+        """The engine chosen when it generates (the model loaded here, or the remote server), else None."""
+        return {"model": self.model_engine, "remote": self.remote_engine}.get(self.engine_box.currentText())
+
     def _engine(self) -> Any:
-        if self.engine_box.currentText() == "builtin":
+        name = self.engine_box.currentText()
+        if name == "builtin":
             from inference.tasks import BuiltinEngine
 
             return BuiltinEngine()
-        if self.model_engine is None:
-            self.show_error("Load a model first (Tasks \u2192 Model\u2026), or choose the builtin engine.")
-            return None
-        return self.model_engine
+        engine = self.generating_engine()
+        if engine is None:
+            self.show_error("Connect to a server first (Tasks \u2192 Model\u2026, Engine: Remote server), or choose "
+                            "another engine." if name == "remote" else
+                            "Load a model first (Tasks \u2192 Model\u2026), or choose the builtin engine.")
+        return engine
 
     def _ready(self) -> tuple[Any, list[DocEntry]] | None:
         """The engine and the documents in scope, or None after saying what is missing."""
@@ -182,7 +218,7 @@ class TaskActions:
 
     def _start_task(self, engine: Any) -> None:
         self.banner.hide()  # the last task's message is not this one's
-        if engine.name == "model":
+        if engine.name in ("model", "remote"):
             self.panel.reset()
             self.toggle_panel(True)
 
@@ -259,6 +295,8 @@ class TaskActions:
                 fresh = dict(parsed)
                 docs = [(fresh.get(e.path) or e.parsed).document for e in entries]
                 return engine.ask(docs, question, context=context), parsed
+            if engine.name == "remote":  # the server keeps no cache between requests: each question reads afresh
+                return engine.ask([e.document for e in entries], question, context=context), []
             return self._model_turn(engine, [e.document for e in entries], question, conversation, context), []
 
         def done(result: tuple[Any, list[tuple[str, Any]]]) -> None:
@@ -357,6 +395,9 @@ class TaskActions:
         self.dialog = dialog
 
     def load_model(self, choice: ModelChoice) -> Job:
+        if choice.engine == "remote":
+            return self.connect_remote(choice)
+
         def work(job: Job) -> Any:
             from inference.runtime import require_model_runtime
 
@@ -397,6 +438,48 @@ class TaskActions:
             self.status_label.setText(f"Loaded {self.loaded.label}.")
 
         return self.worker.submit(self._connect(Job("loading the model", work), done))
+
+    def connect_remote(self, choice: ModelChoice) -> Job:
+        """Build the remote engine on the worker (the processor of ``choice.source`` for prompts, no weights) and
+        ask the server for its models: a wrong address is reported now, not at the first task."""
+
+        def work(job: Job) -> Any:
+            from inference.errors import ModelLoadError
+            from inference.params import DiffusionParams
+            from inference.serving.remote import RemoteEngine, load_processor
+
+            base_url, key = check_remote_choice(choice)
+            job.progress.emit(0, 2, f"reading the processor of {choice.source}\u2026")
+            try:
+                processor = load_processor(choice.source)
+            except ModelLoadError as exc:  # the hint names the dialog's field, not a command-line option
+                raise ModelLoadError(exc.message, hint="Choose as Source the model the server runs: a Hugging Face id "
+                                     "or a local folder with its processor and tokenizer files (no weights "
+                                     "needed).") from exc
+            job.progress.emit(1, 2, f"connecting to {base_url}\u2026")
+            engine = RemoteEngine(base_url, processor, model=choice.remote_model or None, api_key=key,
+                                  concurrency=choice.concurrency, params=DiffusionParams(**choice.params))
+            try:
+                engine.model_name()
+            except BaseException:
+                engine.close()
+                raise
+            return engine
+
+        def done(engine: Any) -> None:
+            if self.remote_engine is not None:
+                self.remote_engine.close()
+            self.remote_engine = engine
+            self.model_choice = choice
+            self.conversations = {k: v for k, v in self.conversations.items() if k[0] != "remote"}
+            self.model_label.setText(f"remote: {engine.model} at {engine.base_url}")
+            tokenizer = getattr(processor_of(engine), "tokenizer", None)
+            if tokenizer is not None:
+                self.panel.set_decoder(lambda i: tokenizer.decode([i]))
+            self.engine_box.setCurrentText("remote")
+            self.status_label.setText(f"Connected to {engine.base_url} ({engine.model}).")
+
+        return self.worker.submit(self._connect(Job("connecting to the server", work), done))
 
     # export ------------------------------------------------------------------------------------------------
     def export_dialog(self, paths: list[str] | None = None) -> None:

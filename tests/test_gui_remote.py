@@ -1,0 +1,105 @@
+"""The window on the remote engine (issue 14): the model dialog connects to a real ``dwb serve`` of the tiny model
+on 127.0.0.1 (a free port), Ask and Parse run there, and the denoising panel follows the server's events. Bad
+choices get a message that says what to fix. Offscreen, real widgets, real HTTP on loopback; nothing mocked."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("PySide6")
+pytest.importorskip("pytestqt")
+pytest.importorskip("uvicorn")
+
+from PySide6.QtCore import Qt  # noqa: E402
+from PySide6.QtWidgets import QDialogButtonBox  # noqa: E402
+
+from app.gui import SAMPLE  # noqa: E402
+from inference.events import CanvasCommitted, DenoisingStep, Finished, PrefillStarted  # noqa: E402
+from inference.loading import load_model  # noqa: E402
+from inference.serving.runner import Runner  # noqa: E402
+from inference.serving.server import ChatApp, ServeConfig, start  # noqa: E402
+from tests.test_gui import TIMEOUT, ingested  # noqa: E402
+from tests.test_gui import window as window_fixture  # noqa: E402
+
+window = window_fixture
+
+
+@pytest.fixture(scope="module")
+def served():
+    """``dwb serve --model tiny`` on 127.0.0.1 and a free port, in this process (as tests/test_remote.py)."""
+    runner = Runner(load_model("tiny", dtype="fp32", device="cpu"))
+    server, thread, port = start(ChatApp(runner, ServeConfig(model_name="tiny")), "127.0.0.1", 0)
+    yield f"http://127.0.0.1:{port}/v1"
+    server.should_exit = True
+    thread.join()
+    runner.close()
+
+
+def connect(win, qtbot, url: str, **fields) -> None:
+    """Tasks -> Model...: Engine "Remote server", Source tiny, the base URL, 4 steps a canvas; Connect."""
+    win.model_dialog()
+    dialog = win.dialog
+    dialog.engine.setCurrentIndex(dialog.engine.findData("remote"))
+    assert dialog.base_url.isVisibleTo(dialog) and not dialog.device.isVisibleTo(dialog)
+    qtbot.waitUntil(lambda: dialog.answers >= 1, timeout=TIMEOUT)  # the source's defaults are in the form
+    dialog.source.setCurrentText("tiny")  # the prompts are built with the processor of the model served
+    dialog.base_url.setText(url)
+    for name, value in fields.items():
+        getattr(dialog, name).setText(value)
+    dialog.fields["max_new_tokens"].setValue(256)
+    dialog.fields["max_denoising_steps"].setValue(4)
+    dialog.buttons.button(QDialogButtonBox.StandardButton.Ok).click()
+    qtbot.waitUntil(lambda: not win.worker.busy, timeout=TIMEOUT)
+
+
+def test_ask_and_parse_on_a_remote_dwb_serve_drive_the_panel(window, qtbot, served):
+    window.add_paths([str(SAMPLE)])
+    qtbot.waitUntil(lambda: ingested(window), timeout=TIMEOUT)
+    connect(window, qtbot, served)
+    assert window.remote_engine is not None, window.last_error
+    assert window.engine_box.currentText() == "remote"
+    assert served in window.model_label.text() and "tiny" in window.model_label.text()
+    assert window.panel.isVisible()
+
+    seen = []
+    job = window.ask("What does the sample say about block diffusion?")
+    job.event.connect(seen.append, Qt.ConnectionType.DirectConnection)
+    qtbot.waitUntil(lambda: not window.worker.busy, timeout=TIMEOUT)
+    assert not window.last_error
+    kinds = {type(e) for e in seen}
+    assert {PrefillStarted, DenoisingStep, CanvasCommitted, Finished} <= kinds  # the server's typed events
+    answer = window.results.thread[-1]
+    assert answer.engine == "remote" and answer.text == next(e for e in seen if isinstance(e, Finished)).text.strip()
+    qtbot.waitUntil(lambda: not window.panel._dirty, timeout=5000)  # noqa: SLF001
+    steps = [e for e in seen if isinstance(e, DenoisingStep)]
+    assert len(window.panel.frames) >= len(steps) > 0
+    assert window.panel.text.tokens  # the canvas as text, decoded with the processor's tokenizer
+    assert window.panel.text.tokens == [window.panel.text.token(int(t)) for t in window.panel.frames[-1].draft]
+    assert f"step {window.panel.frames[-1].step + 1}" in window.panel.counters.text()
+
+    parsed = window.parse()
+    qtbot.waitUntil(lambda: not window.worker.busy, timeout=TIMEOUT)
+    assert parsed is not None and not window.last_error
+    entry = window.entries[str(SAMPLE.resolve())]
+    assert entry.parsed.engine == "remote" and entry.status in ("parsed", "partial")
+    assert window.results.markdown == entry.parsed.markdown
+
+
+@pytest.mark.parametrize(("fields", "expected"), [
+    ({"base_url": ""}, "base URL"),
+    ({"base_url": "127.0.0.1:8000"}, "not an http:// or https:// address"),
+    ({"api_key_env": "DWB_TEST_UNSET_KEY_VARIABLE"}, "DWB_TEST_UNSET_KEY_VARIABLE"),
+])
+def test_a_bad_remote_choice_says_what_to_fix(window, qtbot, served, fields, expected, monkeypatch):
+    monkeypatch.delenv("DWB_TEST_UNSET_KEY_VARIABLE", raising=False)
+    window.add_paths([str(SAMPLE)])
+    qtbot.waitUntil(lambda: ingested(window), timeout=TIMEOUT)
+    url = fields.pop("base_url", served)
+    connect(window, qtbot, url, **fields)
+    assert window.remote_engine is None
+    assert expected in window.last_error and "Traceback" not in window.last_error
+    assert window.banner.isVisible()
+    window.engine_box.setCurrentText("remote")
+    window.question.setText("What is it?")
+    assert window.ask("What is it?") is None  # no engine: it says so instead of running
+    assert "Connect to a server first" in window.last_error
