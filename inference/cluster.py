@@ -149,13 +149,16 @@ def run_parse_cluster(inputs: Iterable[str | Path], out_dir: str | Path, spec: E
     items = plan(inputs)
     results: list[ItemResult | None] = [None] * len(items)
     shas: dict[int, str] = {}
+    ended = 0
 
     def finish(index: int, result: ItemResult) -> None:
+        nonlocal ended
         results[index] = result
         if result.status != "skipped":
             manifest.record_result(item_key(items[index]), shas.get(index, ""), settings, result)
         if on_item:
-            on_item(sum(r is not None for r in results) - 1, len(items), items[index], result)
+            on_item(ended, len(items), items[index], result)
+        ended += 1
 
     for index, item in enumerate(items):
         sha, result = check_item(item, item_key(item), manifest, settings, out, force)
@@ -167,8 +170,7 @@ def run_parse_cluster(inputs: Iterable[str | Path], out_dir: str | Path, spec: E
         with connected(address, verbose) as ray:
             try:
                 for index, result, files in _results(ray, [_row(i, items[i]) for i in todo], job, retries):
-                    _write_files(out, files)
-                    finish(index, result)
+                    finish(index, _write_files(out, files, result))
             except ClusterError as exc:  # the cluster went away or the run broke: what finished is kept
                 for index in todo:
                     if results[index] is None:
@@ -176,7 +178,8 @@ def run_parse_cluster(inputs: Iterable[str | Path], out_dir: str | Path, spec: E
     for index in todo:
         if results[index] is None:
             finish(index, _failed(items[index], f"its Ray task failed {retries + 1} time(s): the worker died (killed, "
-                                                "out of memory or crashed); not tried again in this run"))
+                                                "out of memory, crashed) or its node cannot run dwb; not tried again "
+                                                "in this run"))
     return BatchResult([r for r in results if r is not None])
 
 
@@ -193,10 +196,15 @@ def _first_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0] if text else ''}"
 
 
-def _write_files(out: Path, files: list[tuple[str, bytes]]) -> None:
-    """A task's files in the order it wrote them (Markdown last, marking completion), inside ``out`` only."""
-    for name, data in files:
-        write_atomic(inside(out, *PurePosixPath(name).parts), data)
+def _write_files(out: Path, files: list[tuple[str, bytes]], result: ItemResult) -> ItemResult:
+    """A task's files in the order it wrote them (Markdown last, marking completion), inside ``out`` only; the
+    result, or a failure when they cannot be written."""
+    try:
+        for name, data in files:
+            write_atomic(inside(out, *PurePosixPath(name).parts), data)
+    except (OSError, ConfigError) as exc:
+        return ItemResult(result.path, "failed", message=f"{result.path}: its files cannot be written in {out} ({exc})")
+    return result
 
 
 def _results(ray: Any, rows: list[dict[str, Any]], job: Job,
