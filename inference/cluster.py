@@ -38,6 +38,9 @@ log = logging.getLogger(__name__)
 RETRIES = 2  # runs of a document's task after the first when its worker dies
 ADDRESS = re.compile(r"ray://[^\s/]+:\d+")
 INSTALL_HINT = "Install the cluster extra on this machine and every node: pip install 'diffusion-workbench[cluster]'"
+CONNECT_HINT = ("Start one with `ray start --head` (then --cluster auto on that machine), or check the address and "
+                "that its Ray Client port is reachable. A cluster with token authentication (Ray's default for `ray "
+                "start`) also needs RAY_AUTH_MODE=token here, and its token in ~/.ray/auth_token or RAY_AUTH_TOKEN.")
 
 
 class EngineSpec(Protocol):
@@ -116,21 +119,28 @@ def connected(address: str, verbose: bool = False) -> Iterator[Any]:
         yield ray
         return
     check_address(address)
-    if not verbose:  # Ray's own logs (a dropped block comes with a traceback) stay in its log files
-        for name in ("ray", "ray.data"):
-            logging.getLogger(name).setLevel(logging.CRITICAL)
+    with _quiet(("ray", "ray.data"), unless=verbose):  # Ray's logs (a dropped block: a traceback) stay in its files
+        try:
+            ray.init(address=address, log_to_driver=verbose, logging_level=logging.INFO if verbose else logging.ERROR)
+        except Exception as exc:  # noqa: BLE001 - refused, unreachable, wrong token: all said in one message
+            raise ClusterError(f"cannot connect to the Ray cluster at {address}: {exc}", hint=CONNECT_HINT) from exc
+        try:
+            yield ray
+        finally:
+            ray.shutdown()
+
+
+@contextlib.contextmanager
+def _quiet(names: tuple[str, ...], unless: bool) -> Iterator[None]:
+    loggers = [logging.getLogger(name) for name in names]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logger.level if unless else logging.CRITICAL)
     try:
-        ray.init(address=address, log_to_driver=verbose, logging_level=logging.INFO if verbose else logging.ERROR)
-    except (ConnectionError, ValueError, RuntimeError) as exc:
-        raise ClusterError(f"cannot connect to the Ray cluster at {address}: {exc}",
-                           hint="Start one with `ray start --head` (then --cluster auto on that machine), or check "
-                                "the address and that its Ray Client port is reachable. A cluster with token "
-                                "authentication (Ray's default for `ray start`) also needs RAY_AUTH_MODE=token here, "
-                                "and its token in ~/.ray/auth_token or RAY_AUTH_TOKEN.") from exc
-    try:
-        yield ray
+        yield
     finally:
-        ray.shutdown()
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
 
 
 def run_parse_cluster(inputs: Iterable[str | Path], out_dir: str | Path, spec: EngineSpec,

@@ -60,6 +60,25 @@ def tree(out: Path) -> dict[str, bytes]:
     return {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
 
 
+def test_bad_options_and_no_cluster_are_clear_errors(tmp_path, monkeypatch, capsys):
+    """First in the module: the local instance is not running yet (``auto`` must find no cluster)."""
+    pdf = str(DATA / BORN_DIGITAL[0])
+    assert main(["parse", pdf, "--out", str(tmp_path), "--cluster", "10.0.0.1:6379"]) == 2
+    assert "ray://HOST:PORT" in capsys.readouterr().err
+    assert main(["parse", pdf, "--out", str(tmp_path), "--cluster", "auto", "--model", "tiny"]) == 2
+    assert "builtin or the remote engine" in capsys.readouterr().err
+    assert main(["parse", pdf, "--out", str(tmp_path), "--cluster", "auto", "--cluster-retries", "-1"]) == 2
+    assert "--cluster-retries must be 0 or more" in capsys.readouterr().err
+    if ray.is_initialized():
+        pytest.skip("a Ray instance is already connected in this process")
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setenv("RAY_TMPDIR", str(tmp_path))  # where `auto` looks for a running cluster: none there
+    assert main(["parse", pdf, "--out", str(tmp_path / "out"), "--cluster", "auto"]) == 2
+    err = capsys.readouterr().err
+    assert "dwb: cannot connect to the Ray cluster at auto" in err and "RAY_AUTH_MODE=token" in err
+    assert "Traceback" not in err and not any((tmp_path / "out").iterdir())
+
+
 def test_cluster_parse_writes_what_one_process_writes(local_ray, corpus, single, tmp_path, capsys):
     out = tmp_path / "out"
     args = ["parse", str(corpus), "--out", str(out), "--format", FORMATS, "--cluster", "auto"]
@@ -142,14 +161,3 @@ def test_killed_worker_is_retried_a_bounded_number_of_times_then_a_rerun_complet
     assert len(got) == 7
     expected = json.loads(reference[MANIFEST])["documents"]
     assert json.loads(got[MANIFEST])["documents"] == {Path(n).name: expected[Path(n).name] for n in BORN_DIGITAL}
-
-
-def test_cluster_options_are_checked_before_anything_runs(tmp_path, capsys):
-    pdf = str(DATA / BORN_DIGITAL[0])
-    assert main(["parse", pdf, "--out", str(tmp_path), "--cluster", "10.0.0.1:6379"]) == 2
-    assert "ray://HOST:PORT" in capsys.readouterr().err
-    assert main(["parse", pdf, "--out", str(tmp_path), "--cluster", "auto", "--model", "tiny"]) == 2
-    assert "builtin or the remote engine" in capsys.readouterr().err
-    assert main(["parse", pdf, "--out", str(tmp_path), "--cluster", "auto", "--cluster-retries", "-1"]) == 2
-    assert "--cluster-retries must be 0 or more" in capsys.readouterr().err
-    assert not any(tmp_path.iterdir())
