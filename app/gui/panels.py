@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QRectF, QSize, Qt, QUrl, Signal
+from PySide6.QtCore import QEvent, QRectF, QSize, Qt, QUrl, Signal
 from PySide6.QtGui import (
     QBrush,
     QColor,
@@ -35,6 +35,9 @@ from PySide6.QtWidgets import (
     QTabWidget,
     QTextBrowser,
 )
+
+from .denoise_panel import is_dark
+from .highlight import JsonHighlighter, MarkdownHighlighter, show_text
 
 STATUS_COLOURS = {"queued": "#888888", "ingesting": "#c08a00", "ready": "#5f7f6f", "parsed": "#2e8b57",
                   "partial": "#d2691e", "failed": "#c0392b", "parsing": "#2a7ab8"}
@@ -330,6 +333,8 @@ class Results(QTabWidget):
         self.json.setReadOnly(True)
         for view in (self.raw, self.json):
             monospace(view)
+        self.raw_highlighter = MarkdownHighlighter(self.raw.document(), is_dark(self))
+        self.json_highlighter = JsonHighlighter(self.json.document(), is_dark(self))
         self.answer = QTextBrowser()
         self.answer.setOpenLinks(False)
         self.answer.anchorClicked.connect(self._link)
@@ -342,6 +347,7 @@ class Results(QTabWidget):
         self.extract = QPlainTextEdit()
         self.extract.setReadOnly(True)
         monospace(self.extract)
+        self.extract_highlighter = JsonHighlighter(self.extract.document(), is_dark(self))
         extract_box = QSplitter(Qt.Orientation.Vertical)
         extract_box.addWidget(self.table)
         extract_box.addWidget(self.extract)
@@ -355,6 +361,10 @@ class Results(QTabWidget):
         self.thread: list[Any] = []  # the answers of the conversation shown, oldest first
         self._links: list[Any] = []  # citations by link number
         self._rows: list[Any] = []  # citations by table row
+        self.streaming: str | None = None  # the tab a running task streams its committed text into
+        self.stream_title = ""
+        self.streamed = ""
+        self._extract_before = ""
 
     # parse --------------------------------------------------------------------------------------------------
     def show_parse(self, parsed: Any) -> None:
@@ -362,10 +372,16 @@ class Results(QTabWidget):
         self.spans = block_spans(parsed) if parsed is not None else {}
         self.rendered.setMarkdown(self.markdown)
         self.raw.blockSignals(True)
-        self.raw.setPlainText(self.markdown)
+        show_text(self.raw, self.markdown, self.raw_highlighter)
         self.raw.blockSignals(False)
-        self.json.setPlainText(json.dumps(_rounded(parsed.to_json()), ensure_ascii=False, indent=1)[:2_000_000]
-                               if parsed is not None else "")
+        show_text(self.json, json.dumps(_rounded(parsed.to_json()), ensure_ascii=False, indent=1)[:2_000_000]
+                  if parsed is not None else "", self.json_highlighter)
+
+    def changeEvent(self, event: Any) -> None:  # noqa: N802
+        if event.type() == QEvent.Type.PaletteChange:  # the scheme changed: colours that read on it
+            for highlighter in (self.raw_highlighter, self.json_highlighter, self.extract_highlighter):
+                highlighter.set_dark(is_dark(self))
+        super().changeEvent(event)
 
     def select_block(self, page: int, order: int) -> bool:
         """Select the block's own text in the raw Markdown (its span) and the same occurrence in the rendered view."""
@@ -428,8 +444,13 @@ class Results(QTabWidget):
         self._render_thread()
 
     def _render_thread(self) -> None:
+        from html import escape
+
         self._links = []
         parts = [self._answer_html(a) for a in self.thread]
+        if self.streaming == "answer":  # the answer so far, as its canvases commit
+            parts.append(f"<p><b>{escape(self.stream_title)}</b></p>"
+                         f"<p style=\"white-space: pre-wrap\">{escape(self.streamed)}\u2026</p>")
         self.answer.setHtml("<hr/>".join(parts) if parts else "<p><i>No question asked yet.</i></p>")
         bar = self.answer.verticalScrollBar()
         bar.setValue(bar.maximum())
@@ -487,11 +508,63 @@ class Results(QTabWidget):
             if 0 <= index < len(self._links):
                 self.citation_clicked.emit(self._links[index])
 
+    # committed text, streamed -----------------------------------------------------------------------------------
+    def begin_stream(self, kind: str, title: str = "") -> None:
+        """A running task's text arrives canvas by canvas into its own tab: ``answer`` (under ``title``, the
+        question), ``markdown`` (a parse) or ``extract``. The task's result replaces it; ``end_stream`` restores
+        the tab when there is none."""
+        self.streaming, self.stream_title, self.streamed = kind, title, ""
+        if kind == "markdown":
+            self._set_quietly(self.raw, "")
+            self.setCurrentWidget(self.raw)
+        elif kind == "extract":
+            self._extract_before = self.extract.toPlainText()
+            self.extract.setPlainText("")
+            self.setCurrentWidget(self.extract_tab)
+        else:
+            self._render_thread()
+            self.setCurrentWidget(self.answer)
+
+    def stream_text(self, text: str) -> None:
+        if self.streaming is None or not text:
+            return
+        self.streamed += text
+        if self.streaming == "answer":
+            self._render_thread()
+            return
+        view = self.raw if self.streaming == "markdown" else self.extract
+        view.blockSignals(True)
+        cursor = QTextCursor(view.document())
+        cursor.movePosition(QTextCursor.MoveOperation.End)
+        cursor.insertText(text)
+        view.blockSignals(False)
+        view.verticalScrollBar().setValue(view.verticalScrollBar().maximum())
+
+    def stream_break(self) -> None:
+        """The next page's run starts: a blank line between the pages' texts."""
+        if self.streamed and not self.streamed.endswith("\n\n"):
+            self.stream_text("\n" if self.streamed.endswith("\n") else "\n\n")
+
+    def end_stream(self) -> None:
+        kind, self.streaming = self.streaming, None
+        if kind == "markdown":
+            self._set_quietly(self.raw, self.markdown, self.raw_highlighter)
+        elif kind == "extract":
+            show_text(self.extract, self._extract_before, self.extract_highlighter)
+        elif kind == "answer":
+            self._render_thread()
+
+    @staticmethod
+    def _set_quietly(view: Any, text: str, highlighter: Any = None) -> None:
+        view.blockSignals(True)
+        show_text(view, text, highlighter) if highlighter is not None else view.setPlainText(text)
+        view.blockSignals(False)
+
     # extraction ---------------------------------------------------------------------------------------------
     def show_extraction(self, extraction: Any) -> None:
         from inference.exports import extraction_json
 
-        self.extract.setPlainText(extraction_json(extraction))
+        show_text(self.extract, extraction_json(extraction), self.extract_highlighter)
         rows = _flatten(extraction.value)
         self.table.setRowCount(len(rows))
         self._rows = []

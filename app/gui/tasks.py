@@ -207,14 +207,37 @@ class TaskActions:
 
         return TaskContext(progress=progress, on_event=job.event.emit, cancel=job.cancel_token)
 
-    def _connect(self, job: Job, on_success: Any) -> Job:
+    def _connect(self, job: Job, on_success: Any, stream: tuple[str, str] | None = None) -> Job:
         job.event.connect(self.panel.on_event)
         job.event.connect(self._engine_progress)
+        if stream is not None:  # before on_success: the stream ends, then the result replaces it
+            self._stream_results(job, *stream)
         job.progress.connect(self._progress)
         job.succeeded.connect(on_success)
         job.failed.connect(self.show_error)
         job.cancelled.connect(lambda _why, j=job: self._cancelled(j))
         return job
+
+    def _stream_results(self, job: Job, kind: str, title: str) -> None:
+        """Committed text into the results tab of the task (``Results.begin_stream``) as each canvas commits."""
+        from inference.events import CanvasCommitted, PrefillStarted
+
+        runs: list[Any] = []
+
+        def on_event(event: Any) -> None:
+            if isinstance(event, PrefillStarted):  # a run starts: the first, or the next page's
+                self.results.stream_break() if runs else self.results.begin_stream(kind, title)
+                runs.append(event)
+            elif isinstance(event, CanvasCommitted) and runs:
+                self.results.stream_text(event.texts[0])
+
+        def end(*_: Any) -> None:
+            if runs:
+                self.results.end_stream()
+
+        job.event.connect(on_event)
+        for signal in (job.succeeded, job.failed, job.cancelled):
+            signal.connect(end)
 
     def _start_task(self, engine: Any) -> None:
         self.banner.hide()  # the last task's message is not this one's
@@ -258,7 +281,7 @@ class TaskActions:
         for e in entries:
             e.status = "parsing"
             self.doc_list.refresh(e)
-        job = self._connect(Job("parsing", work), self._parsed)
+        job = self._connect(Job("parsing", work), self._parsed, stream=("markdown", ""))
         job.cancelled.connect(restore)
         job.failed.connect(restore)
         return self.worker.submit(job)
@@ -309,7 +332,7 @@ class TaskActions:
             self.status_label.setText(f"Answered from {len(entries)} document(s).")
             self.recount()
 
-        return self.worker.submit(self._connect(Job("asking", work), done))
+        return self.worker.submit(self._connect(Job("asking", work), done, stream=("answer", question)))
 
     @staticmethod
     def _model_turn(engine: Any, docs: list[Any], question: str, conversation: Conversation, context: Any) -> Any:
@@ -379,7 +402,7 @@ class TaskActions:
             self.extractions.append(extraction)
             self.results.show_extraction(extraction)
 
-        return self.worker.submit(self._connect(Job("extracting", work), done))
+        return self.worker.submit(self._connect(Job("extracting", work), done, stream=("extract", "")))
 
     # model ------------------------------------------------------------------------------------------------
     def model_dialog(self) -> None:
