@@ -238,7 +238,8 @@ def _results(ray: Any, rows: list[dict[str, Any]], job: Job,
                 result, files = pickle.loads(payload)
                 yield index, result, files
     finally:
-        ray.kill(coordinator)
+        with contextlib.suppress(Exception):  # already gone with the cluster: nothing left to stop
+            ray.kill(coordinator)
 
 
 class Coordinator:
