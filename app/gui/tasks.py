@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QTimer
-from PySide6.QtWidgets import QFileDialog
 
 from .export_dialog import ExportChoice, ExportDialog, current_umask, honour_umask
 from .model_dialog import ModelChoice, ModelDialog
 from .panels import DocEntry
+from .schema_editor import SchemaEditor
 from .worker import Job
 
 MAX_RECENT = 10
@@ -376,14 +376,30 @@ class TaskActions:
         self.results.clear_thread()
         self.recount()
 
-    def extract_dialog(self) -> None:
+    def extract_dialog(self) -> SchemaEditor | None:
+        """The schema editor: the fields to extract (the schema used last, else one empty field); Extract runs it."""
         if self._ready() is None:
-            return
-        path, _ = QFileDialog.getOpenFileName(self, "JSON Schema", "", "JSON Schema (*.json)")
-        if path:
-            self.extract(path)
+            return None
+        editor = SchemaEditor(self, str(self.settings.value("schema_dir", "")))
+        last = str(self.settings.value("last_schema", "") or "")
+        if last:
+            editor.load(last)
+        else:
+            editor.add_field()
 
-    def extract(self, schema_path: str) -> Job | None:
+        def remember(path: str) -> None:
+            self.settings.setValue("last_schema", path)
+            self.settings.setValue("schema_dir", str(Path(path).parent))
+
+        editor.loaded.connect(remember)
+        editor.saved.connect(remember)
+        editor.accepted.connect(lambda: self.extract(editor.schema()))
+        editor.open()
+        self.dialog = editor
+        return editor
+
+    def extract(self, schema_path: str | dict[str, Any]) -> Job | None:
+        """Extract the fields of a JSON Schema (a file, or the schema itself) from the documents in scope."""
         ready = self._ready()
         if ready is None:
             return None
@@ -393,7 +409,7 @@ class TaskActions:
         def work(job: Job) -> Any:
             from inference.tasks.schema import load_schema
 
-            schema = load_schema(schema_path)
+            schema = schema_path if isinstance(schema_path, dict) else load_schema(schema_path)
             context = self._context(job)
             docs = [e.parsed.document if e.parsed is not None else e.document for e in entries]
             return engine.extract(docs, schema, context=context)

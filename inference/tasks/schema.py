@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -102,3 +103,71 @@ def parse_json_object(text: str) -> Any:
         except json.JSONDecodeError:
             continue
     raise ValueError("the output holds no JSON object")
+
+
+# the schema editor's model: a flat list of fields -----------------------------------------------------------------
+FIELD_TYPES = ("string", "number", "integer", "boolean", "array", "object")
+DRAFT = "https://json-schema.org/draft/2020-12/schema"
+
+
+@dataclass
+class SchemaField:
+    """One property of an object schema as the editor shows it; ``extra`` keeps its other keywords (``enum``,
+    ``items``, ``format``, nested ``properties``...) as they were, so that loading and saving loses nothing."""
+
+    name: str
+    type: str = "string"
+    required: bool = False
+    description: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def schema_fields(schema: dict[str, Any]) -> list[SchemaField]:
+    """The fields of an object schema, in its order (checked first: a ConfigError says what is wrong)."""
+    check_schema(schema)
+    required = set(schema.get("required") or ())
+    out = []
+    for name, spec in (schema.get("properties") or {}).items():
+        spec = dict(spec) if isinstance(spec, dict) else {}
+        kind = spec.pop("type", "string")
+        if isinstance(kind, list):  # ["string", "null"]: the editor shows the first real type
+            kind = next((k for k in kind if k != "null"), "string")
+        out.append(SchemaField(name, kind if kind in FIELD_TYPES else "string", name in required,
+                               str(spec.pop("description", "")), spec))
+    return out
+
+
+def fields_schema(fields: list[SchemaField], base: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The JSON Schema of these fields (``base``'s other top-level keywords kept); a ConfigError names a field
+    without a name, a name given twice or an unknown type."""
+    seen: set[str] = set()
+    properties: dict[str, Any] = {}
+    for number, f in enumerate(fields, 1):
+        name = f.name.strip()
+        if not name:
+            raise ConfigError(f"field {number} has no name")
+        if name in seen:
+            raise ConfigError(f"the field name {name!r} is given twice")
+        if f.type not in FIELD_TYPES:
+            raise ConfigError(f"field {name!r}: unknown type {f.type!r} (one of {', '.join(FIELD_TYPES)})")
+        seen.add(name)
+        spec = {"type": f.type, **({"description": f.description.strip()} if f.description.strip() else {})}
+        properties[name] = {**spec, **{k: v for k, v in f.extra.items() if k not in ("type", "description")}}
+    schema = {k: v for k, v in (base or {}).items() if k not in ("properties", "required", "type")}
+    schema = {"$schema": DRAFT, **schema, "type": "object", "properties": properties}
+    required = [f.name.strip() for f in fields if f.required]
+    if required:
+        schema["required"] = required
+    check_schema(schema)
+    return schema
+
+
+def save_schema(schema: dict[str, Any], path: str | Path) -> Path:
+    """Write a checked schema as indented JSON (the file gets the umask's mode)."""
+    path = Path(path)
+    check_schema(schema, path)
+    try:
+        path.write_text(json.dumps(schema, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"the schema could not be written ({exc.strerror or exc})", path=path) from exc
+    return path
