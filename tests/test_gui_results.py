@@ -157,3 +157,24 @@ def qtbot_app():
     from PySide6.QtWidgets import QApplication
 
     return QApplication.instance()
+
+
+def test_showing_another_document_during_a_streamed_parse_keeps_the_stream(qtbot):
+    from app.gui.panels import Results
+    from inference.documents import open_document
+    from inference.tasks import BuiltinEngine
+
+    parsed = BuiltinEngine().parse(open_document(SAMPLE))
+    results = Results()
+    qtbot.addWidget(results)
+    results.begin_stream("markdown")
+    results.stream_text("page one so far")
+    results.show_parse(parsed)  # the user selects a parsed document meanwhile
+    assert results.raw.toPlainText() == "page one so far" and results.markdown == parsed.markdown
+    results.stream_break()
+    results.stream_text("page two")
+    assert results.raw.toPlainText() == "page one so far\n\npage two"
+    results.end_stream()  # cancelled: the document shown comes back
+    reference = QPlainTextEdit()
+    reference.setPlainText(parsed.markdown)
+    assert results.raw.toPlainText() == reference.toPlainText()

@@ -371,9 +371,8 @@ class Results(QTabWidget):
         self.markdown = parsed.markdown if parsed is not None else ""
         self.spans = block_spans(parsed) if parsed is not None else {}
         self.rendered.setMarkdown(self.markdown)
-        self.raw.blockSignals(True)
-        show_text(self.raw, self.markdown, self.raw_highlighter)
-        self.raw.blockSignals(False)
+        if self.streaming != "markdown":  # a parse streaming into the tab keeps it; its end shows this
+            self._set_quietly(self.raw, self.markdown, self.raw_highlighter)
         show_text(self.json, json.dumps(_rounded(parsed.to_json()), ensure_ascii=False, indent=1)[:2_000_000]
                   if parsed is not None else "", self.json_highlighter)
 
