@@ -1,8 +1,14 @@
-"""The window on the remote engine (issue 14): the model dialog connects to a real ``dwb serve`` of the tiny model
-on 127.0.0.1 (a free port), Ask and Parse run there, and the denoising panel follows the server's events. Bad
-choices get a message that says what to fix. Offscreen, real widgets, real HTTP on loopback; nothing mocked."""
+"""The window on the remote engine (issue 14): the model dialog connects to a real ``dwb serve --model tiny`` (its
+own process) on 127.0.0.1 and a free port, Ask and Parse run there, and the denoising panel follows the server's
+events. Bad choices get a message that says what to fix. Offscreen, real widgets, real HTTP on loopback; no mocks."""
 
 from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -15,24 +21,38 @@ from PySide6.QtWidgets import QDialogButtonBox  # noqa: E402
 
 from app.gui import SAMPLE  # noqa: E402
 from inference.events import CanvasCommitted, DenoisingStep, Finished, PrefillStarted  # noqa: E402
-from inference.loading import load_model  # noqa: E402
-from inference.serving.runner import Runner  # noqa: E402
-from inference.serving.server import ChatApp, ServeConfig, start  # noqa: E402
 from tests.test_gui import TIMEOUT, ingested  # noqa: E402
 from tests.test_gui import window as window_fixture  # noqa: E402
 
 window = window_fixture
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def served():
-    """``dwb serve --model tiny`` on 127.0.0.1 and a free port, in this process (as tests/test_remote.py)."""
-    runner = Runner(load_model("tiny", dtype="fp32", device="cpu"))
-    server, thread, port = start(ChatApp(runner, ServeConfig(model_name="tiny")), "127.0.0.1", 0)
-    yield f"http://127.0.0.1:{port}/v1"
-    server.should_exit = True
-    thread.join()
-    runner.close()
+    """``dwb serve --model tiny`` as its own process on 127.0.0.1 and a free port; its URL once it answers."""
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--model", "tiny", "--dtype", "fp32",
+                               "--device", "cpu", "--host", "127.0.0.1", "--port", str(port)], cwd=ROOT,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}/v1"
+    try:
+        for _ in range(1200):  # a bound on waiting for it to listen (it loads torch first), not a timing assertion
+            if server.poll() is not None:
+                pytest.fail(f"dwb serve exited: {server.stderr.read()[-2000:]}")
+            try:
+                if httpx.get(f"{url}/models", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
 
 
 def connect(win, qtbot, url: str, **fields) -> None:
