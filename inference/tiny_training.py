@@ -158,7 +158,7 @@ def clean_canvas(tokenizer: Any, text: str, canvas_length: int) -> list[int]:
 # ---------------------------------------------------------------------------------------------------- training
 @dataclass
 class TrainSettings:
-    steps: int = 4500
+    steps: int = 30000  # the schedule's length (learning rate, length curriculum)
     batch: int = 8
     lr: float = 3e-3
     warmup: int = 200
@@ -178,12 +178,12 @@ def learning_rate(step: int, s: TrainSettings) -> float:
     return s.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
 
 
-def batches(sampler: SpanSampler, builder: Any, s: TrainSettings, rng: random.Random) -> Iterator[tuple[Any, list]]:
-    """Forever: ``(model inputs, clean canvases)`` for one batch of hints of one token length."""
+def batches(sampler: SpanSampler, builder: Any, s: TrainSettings, rng: random.Random,
+            step: int = 0) -> Iterator[tuple[Any, list]]:
+    """Forever from ``step``: ``(model inputs, clean canvases)`` for one batch of hints of one token length."""
     import torch
 
     tokenizer = builder.tokenizer
-    step = 0
     while True:
         grown = min(1.0, step / max(1, s.steps * s.grow_until))
         longest = int(24 + (s.max_tokens - 24) * grown)
@@ -214,9 +214,33 @@ def shared_image_features(model: Any, inputs: Any, rows: int) -> Any:
     return BaseModelOutputWithPooling(pooler_output=pooled)
 
 
-def train(model: Any, processor: Any, s: TrainSettings, log: Any = print,
-          checkpoint: Path | None = None) -> list[dict[str, float]]:
-    """Train in place; every 500 steps the weights go to ``checkpoint`` (a folder), to evaluate a run midway."""
+STATE_EVERY = 500
+STATE_FILE = "state.pt"
+
+
+def default_state_dir() -> Path:
+    import os
+
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "diffusion-workbench" / "tiny-training"
+
+
+def save_state(folder: Path, state: dict[str, Any]) -> None:
+    """Write the whole training state aside, then rename: a run killed while saving resumes from the last one."""
+    import torch
+
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f"{STATE_FILE}.partial"
+    torch.save(state, tmp)
+    tmp.replace(folder / STATE_FILE)
+
+
+def train(model: Any, processor: Any, s: TrainSettings, log: Any = print, state_dir: Path | None = None,
+          stop_after: int | None = None) -> tuple[list[dict[str, float]], int, float]:
+    """Train in place; returns ``(history, steps done, seconds)``. With ``state_dir`` the whole state (weights,
+    optimizer, step, random generators) is saved every ``STATE_EVERY`` steps and a later call resumes from it
+    exactly, so a schedule longer than one sitting runs as if uninterrupted; ``stop_after`` ends this call at that
+    step (the shipped model is the schedule stopped at a named step)."""
     import torch
     from transformers import DynamicCache
 
@@ -238,10 +262,25 @@ def train(model: Any, processor: Any, s: TrainSettings, log: Any = print,
     rest = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "embed" not in n)]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": s.weight_decay}, {"params": rest, "weight_decay": 0.0}],
                             lr=s.lr, betas=(0.9, 0.98))
+    history: list[dict[str, float]] = []
+    start, before = 0, 0.0
+    settings = {k: v for k, v in asdict(s).items() if k != "threads"}
+    if state_dir is not None and (state_dir / STATE_FILE).is_file():
+        state = torch.load(state_dir / STATE_FILE, weights_only=False)
+        if state["settings"] != settings:
+            raise ValueError(f"{state_dir} holds a run with other settings ({state['settings']}); "
+                             "pass another --state folder or remove it")
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        rng.setstate(state["python_rng"])
+        torch.set_rng_state(state["torch_rng"])
+        start, history, before = state["step"], state["history"], state["seconds"]
+        log(json.dumps({"resumed_at": start}))
+    last = min(s.steps, stop_after) if stop_after is not None else s.steps
     model.train()
-    history, t0, window = [], time.perf_counter(), []
-    for step, (inputs, clean) in enumerate(batches(sampler, builder, s, rng)):
-        if step >= s.steps:
+    t0, window, step = time.perf_counter(), [], start
+    for step, (inputs, clean) in enumerate(batches(sampler, builder, s, rng, start), start=start):
+        if step >= last:
             break
         for group in opt.param_groups:
             group["lr"] = learning_rate(step, s)
@@ -285,15 +324,17 @@ def train(model: Any, processor: Any, s: TrainSettings, log: Any = print,
             mean_acc = sum(a for _, a in window) / len(window)
             row = {"step": step + 1, "loss": round(mean_loss, 4), "text_token_acc": round(mean_acc, 4),
                    "hint_tokens": clean.shape[1] - int((clean == pad).sum(1).min()) - 1,
-                   "seconds": round(time.perf_counter() - t0, 1)}
+                   "seconds": round(before + time.perf_counter() - t0, 1)}
             history.append(row)
             log(json.dumps(row))
             window.clear()
-        if checkpoint is not None and (step + 1) % 500 == 0:
-            model.save_pretrained(checkpoint)
-            processor.save_pretrained(checkpoint)
+        if state_dir is not None and (step + 1) % STATE_EVERY == 0:
+            save_state(state_dir, {"settings": settings, "step": step + 1, "model": model.state_dict(),
+                                   "optimizer": opt.state_dict(), "python_rng": rng.getstate(),
+                                   "torch_rng": torch.get_rng_state(), "history": history,
+                                   "seconds": before + time.perf_counter() - t0})
     model.eval()
-    return history
+    return history, step, before + time.perf_counter() - t0
 
 
 # ---------------------------------------------------------------------------------------------------- evaluation
@@ -370,18 +411,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     ap = argparse.ArgumentParser(prog="python -m inference.tiny_training", description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, required=True, help="folder to write the model to (resources/tiny-trained)")
-    ap.add_argument("--steps", type=int, default=TrainSettings.steps)
+    ap.add_argument("--steps", type=int, default=TrainSettings.steps, help="the schedule's length")
+    ap.add_argument("--stop-after", type=int, help="end at this step of the schedule (the shipped model's is in "
+                                                   "its training.json)")
     ap.add_argument("--max-tokens", type=int, default=TrainSettings.max_tokens)
     ap.add_argument("--threads", type=int, default=TrainSettings.threads,
                     help="torch threads (the same count on the same machine reproduces the file)")
-    ap.add_argument("--checkpoint", type=Path, help="a folder that gets the weights every 500 steps")
+    ap.add_argument("--state", type=Path, default=default_state_dir(),
+                    help="folder for the resumable training state (default: %(default)s)")
     ap.add_argument("--eval", type=int, default=40, help="held-out texts evaluated at the end")
     args = ap.parse_args(argv)
     settings = TrainSettings(steps=args.steps, max_tokens=args.max_tokens, threads=args.threads)
     model, processor = build_trained(train=True)
-    t0 = time.perf_counter()
-    history = train(model, processor, settings, checkpoint=args.checkpoint)
-    seconds = time.perf_counter() - t0
+    history, done, seconds = train(model, processor, settings, state_dir=args.state, stop_after=args.stop_after)
     args.out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(args.out)
     processor.save_pretrained(args.out)
@@ -390,7 +432,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = evaluate(model, processor, hints)
     print(result.summary())
     (args.out / "training.json").write_text(json.dumps({
-        "settings": asdict(settings), "train_seconds": round(seconds, 1), "history": history,
+        "settings": asdict(settings), "stopped_after": done, "train_seconds": round(seconds, 1),
+        "history": history,
         "evaluation": {k: v for k, v in asdict(result).items() if k != "samples"},
         "torch": torch.__version__,
     }, indent=1) + "\n")
