@@ -109,12 +109,14 @@ def test_ask_and_parse_on_a_remote_dwb_serve_drive_the_panel(window, qtbot, serv
     ({"base_url": ""}, "base URL"),
     ({"base_url": "127.0.0.1:8000"}, "not an http:// or https:// address"),
     ({"api_key_env": "DWB_TEST_UNSET_KEY_VARIABLE"}, "DWB_TEST_UNSET_KEY_VARIABLE"),
+    ({"base_url": "SERVED_WITHOUT_V1"}, "usually ends in /v1"),  # the server answers 404
 ])
 def test_a_bad_remote_choice_says_what_to_fix(window, qtbot, served, fields, expected, monkeypatch):
     monkeypatch.delenv("DWB_TEST_UNSET_KEY_VARIABLE", raising=False)
     window.add_paths([str(SAMPLE)])
     qtbot.waitUntil(lambda: ingested(window), timeout=TIMEOUT)
     url = fields.pop("base_url", served)
+    url = served.removesuffix("/v1") if url == "SERVED_WITHOUT_V1" else url
     connect(window, qtbot, url, **fields)
     assert window.remote_engine is None
     assert expected in window.last_error and "Traceback" not in window.last_error

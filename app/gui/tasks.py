@@ -483,7 +483,7 @@ class TaskActions:
         ask the server for its models: a wrong address is reported now, not at the first task."""
 
         def work(job: Job) -> Any:
-            from inference.errors import ModelLoadError
+            from inference.errors import GenerationError, ModelLoadError
             from inference.params import DiffusionParams
             from inference.serving.remote import RemoteEngine, load_processor
 
@@ -500,6 +500,11 @@ class TaskActions:
                                   concurrency=choice.concurrency, params=DiffusionParams(**choice.params))
             try:
                 engine.model_name()
+            except GenerationError as exc:
+                engine.close()
+                raise GenerationError(f"{base_url} did not answer as an OpenAI-compatible server ({exc.message})",
+                                      hint="Check the address (it usually ends in /v1) and that the server is "
+                                           "running.") from exc
             except BaseException:
                 engine.close()
                 raise
