@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import copy
 import os
+import tempfile
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+os.environ.setdefault("DWB_QUANT_CACHE", tempfile.mkdtemp(prefix="dwb-test-quant-"))  # never the user's cache
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # Qt tests draw offscreen: no display needed
 
 import pytest  # noqa: E402

@@ -295,6 +295,7 @@ def test_the_model_dialog_offers_nf4_and_the_window_loads_it_with_layer_progress
 
     dialog = ModelDialog(window, [], None)
     qtbot.addWidget(dialog)
+    dialog.source.setCurrentText("tiny")  # two layers: "layer 2 of 2"
     dialog.quant.setCurrentText("nf4")
     dialog.refresh()
     qtbot.waitUntil(lambda: "NF4" in dialog.estimate.text(), timeout=TIMEOUT)

@@ -116,6 +116,9 @@ class _Relay(QObject):
     answered = Signal(int, str, object)
 
 
+_READING = threading.Lock()
+
+
 class ModelDialog(QDialog):
     def __init__(self, parent: QWidget | None = None, recent: list[str] | None = None,
                  current: ModelChoice | None = None) -> None:
@@ -235,7 +238,8 @@ class ModelDialog(QDialog):
 
         def work() -> None:
             try:
-                text, defaults = read_source(source, dtype, device, quant)
+                with _READING:  # one at a time: two threads importing transformers at once get an ImportError
+                    text, defaults = read_source(source, dtype, device, quant)
             except Exception as exc:  # noqa: BLE001 - advisory: loading reports the real error
                 text, defaults = f"No estimate ({type(exc).__name__}).", None
             try:
