@@ -126,7 +126,7 @@ def build_tiny(dtype: Any = None, seed: int = TINY_SEED) -> tuple[Any, Any]:
 
 # ---------------------------------------------------------------------------------------------------- tiny-trained
 TRAINED_SOURCE = "tiny-trained"
-TRAINED_LABEL = "tiny-trained (demonstration model: transcribes short text pages; not a document model)"
+TRAINED_LABEL = "tiny-trained (demonstration model trained to transcribe short text pages; not a document model)"
 # The trained model's text stack: three layers; the sliding window covers a whole page prompt (the decoder's sliding
 # layers see only the window of the cache, and copying the hint relies on them).
 TRAINED_TEXT = {"hidden_size": 128, "intermediate_size": 256, "moe_intermediate_size": 128, "num_hidden_layers": 3,

@@ -14,7 +14,8 @@ The objective matches the sampler (:mod:`inference.sampling`):
 - with probability 0.5 per batch the decoder is self-conditioned on a first, gradient-free pass's logits divided
   by a temperature drawn from the schedule's range ``[t_min, t_max]`` (the sampler feeds back scaled logits);
 - the loss is cross-entropy against the clean canvas, padding positions weighted ``PAD_WEIGHT`` (they would swamp it);
-- the encoder prefill runs with gradients into one cache that both decoder passes read.
+- the encoder prefill runs with gradients into one cache that both decoder passes read;
+- an auxiliary loss (:func:`guide_loss`) guides one decoder head to the hint token each canvas position copies.
 
 Texts are spans of the English prose that ships with CPython (``pydoc_data.topics``): one topic in eight is held
 out for evaluation. The tokenizer is a byte-level BPE trained on that prose (Gemma 4's special tokens kept), so a
@@ -167,6 +168,8 @@ class TrainSettings:
     max_tokens: int = 150  # the longest hint, in tokens (the canvas holds 255 and the end of turn)
     grow_until: float = 0.5  # the longest length grows linearly from 24 tokens to max_tokens over this share
     self_conditioning: float = 0.5
+    guide: float = 1.0  # weight of the attention guide (0: none)
+    guide_layer: int = 1  # the decoder layer whose first head is guided to the hint token it copies
     seed: int = SEED
     threads: int = 1  # more threads than free cores make every small op wait on the others
 
@@ -178,6 +181,12 @@ def learning_rate(step: int, s: TrainSettings) -> float:
     return s.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
 
 
+def longest_at(step: int, s: TrainSettings) -> int:
+    """The longest hint (tokens) of the length curriculum at ``step``: 24, growing to ``max_tokens``."""
+    grown = min(1.0, step / max(1, s.steps * s.grow_until))
+    return int(24 + (s.max_tokens - 24) * grown)
+
+
 def batches(sampler: SpanSampler, builder: Any, s: TrainSettings, rng: random.Random,
             step: int = 0) -> Iterator[tuple[Any, list]]:
     """Forever from ``step``: ``(model inputs, clean canvases)`` for one batch of hints of one token length."""
@@ -185,9 +194,7 @@ def batches(sampler: SpanSampler, builder: Any, s: TrainSettings, rng: random.Ra
 
     tokenizer = builder.tokenizer
     while True:
-        grown = min(1.0, step / max(1, s.steps * s.grow_until))
-        longest = int(24 + (s.max_tokens - 24) * grown)
-        n = rng.randint(s.min_tokens, max(s.min_tokens, longest))
+        n = rng.randint(s.min_tokens, max(s.min_tokens, longest_at(step, s)))
         hints = [h for h in (sampler.span(n) for _ in range(s.batch)) if h is not None]
         if len(hints) < s.batch // 2:
             continue
@@ -235,6 +242,32 @@ def save_state(folder: Path, state: dict[str, Any]) -> None:
     tmp.replace(folder / STATE_FILE)
 
 
+def guide_loss(attention: Any, prompt_ids: Any, clean: Any, pad: int) -> Any:
+    """An auxiliary loss that teaches the copy's alignment: the guided head's attention from canvas position ``i`` (of
+    the text and its end of turn) should fall on the prompt position of the hint's ``i``-th token (the token after
+    the hint for the end of turn). ``attention``: (rows, heads, canvas, prompt + canvas) from the eager kernel.
+    Inference is unchanged: this only shapes what the denoising loss has to discover alone."""
+    import torch
+
+    rows, canvas = clean.shape
+    n = int((clean[0] != pad).sum())  # the text and its end of turn (one length per batch)
+    hint = clean[:, : n - 1]
+    targets = torch.full((rows, canvas), -1, dtype=torch.long)
+    for r in range(rows):
+        ids = prompt_ids[r]
+        windows = ids.unfold(0, n - 1, 1)
+        match = (windows == hint[r]).all(dim=1).nonzero()
+        if len(match):
+            start = int(match[0])
+            targets[r, :n] = torch.arange(start, start + n)
+    keep = targets >= 0
+    if not bool(keep.any()):
+        return attention.new_zeros(())
+    head = attention[:, 0]  # (rows, canvas, keys)
+    picked = head.gather(2, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+    return -(picked.clamp(min=1e-6).log() * keep).sum() / keep.sum()
+
+
 def train(model: Any, processor: Any, s: TrainSettings, log: Any = print, state_dir: Path | None = None,
           stop_after: int | None = None) -> tuple[list[dict[str, float]], int, float]:
     """Train in place; returns ``(history, steps done, seconds)``. With ``state_dir`` the whole state (weights,
@@ -277,6 +310,10 @@ def train(model: Any, processor: Any, s: TrainSettings, log: Any = print, state_
         start, history, before = state["step"], state["history"], state["seconds"]
         log(json.dumps({"resumed_at": start}))
     last = min(s.steps, stop_after) if stop_after is not None else s.steps
+    guided = model.model.decoder.layers[s.guide_layer].self_attn
+    attn_implementation = config._attn_implementation
+    if s.guide:
+        model.set_attn_implementation("eager")  # the guided layer's attention weights are returned by eager only
     model.train()
     t0, window, step = time.perf_counter(), [], start
     for step, (inputs, clean) in enumerate(batches(sampler, builder, s, rng, start), start=start):
@@ -306,11 +343,19 @@ def train(model: Any, processor: Any, s: TrainSettings, log: Any = print, state_
                 first = model(decoder_input_ids=noisy, cache=cache, decoder_position_ids=decoder_position_ids).logits
             temperature = torch.empty(b, 1, 1).uniform_(t_min, t_max)
             sc_logits = (first / temperature).detach()
-        logits = model(decoder_input_ids=noisy, cache=cache, decoder_position_ids=decoder_position_ids,
-                       self_conditioning_logits=sc_logits).logits
+        seen: list[Any] = []
+        hook = guided.register_forward_hook(lambda _m, _i, out, seen=seen: seen.append(out[1])) if s.guide else None
+        try:
+            logits = model(decoder_input_ids=noisy, cache=cache, decoder_position_ids=decoder_position_ids,
+                           self_conditioning_logits=sc_logits).logits
+        finally:
+            if hook is not None:
+                hook.remove()
         weight = torch.where(clean == pad, PAD_WEIGHT, 1.0)
         loss_all = torch.nn.functional.cross_entropy(logits.reshape(-1, vocab), clean.reshape(-1), reduction="none")
         loss = (loss_all * weight.reshape(-1)).sum() / weight.sum()
+        if s.guide and seen and seen[0] is not None:
+            loss = loss + s.guide * guide_loss(seen[0], ids, clean, pad)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -333,6 +378,8 @@ def train(model: Any, processor: Any, s: TrainSettings, log: Any = print, state_
                                    "optimizer": opt.state_dict(), "python_rng": rng.getstate(),
                                    "torch_rng": torch.get_rng_state(), "history": history,
                                    "seconds": before + time.perf_counter() - t0})
+    if s.guide:
+        model.set_attn_implementation(attn_implementation)
     model.eval()
     return history, step, before + time.perf_counter() - t0
 
@@ -427,12 +474,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(args.out)
     processor.save_pretrained(args.out)
-    hints = held_out_hints(processor, args.eval, settings.min_tokens, settings.max_tokens)
+    trained = longest_at(done, settings)  # held-out texts of the lengths trained so far
+    hints = held_out_hints(processor, args.eval, settings.min_tokens, trained)
     with torch.no_grad():
         result = evaluate(model, processor, hints)
     print(result.summary())
     (args.out / "training.json").write_text(json.dumps({
-        "settings": asdict(settings), "stopped_after": done, "train_seconds": round(seconds, 1),
+        "settings": asdict(settings), "stopped_after": done, "longest_trained_tokens": trained,
+        "train_seconds": round(seconds, 1),
         "history": history,
         "evaluation": {k: v for k, v in asdict(result).items() if k != "samples"},
         "torch": torch.__version__,
