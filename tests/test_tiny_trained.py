@@ -18,11 +18,11 @@ pytestmark = pytest.mark.skipif(not (trained_folder() / "model.safetensors").is_
 # The issue's goals are character accuracy >= 0.9, exact >= 0.5 and <= 24 steps per canvas; the shipped weights are
 # a long schedule stopped early (its training.json), so the floors asserted are a little under what they measured
 # (README "The demonstration model"): they catch a broken loading or engine path, not a better model.
-MIN_CHAR_ACCURACY = 0.0
-MIN_EXACT = 0.0
-MAX_STEPS_PER_CANVAS = 48
+MIN_CHAR_ACCURACY = 0.55  # measured 0.585
+MIN_EXACT = 0.0  # measured 0.025
+MAX_STEPS_PER_CANVAS = 29  # measured 26.3
 HELD_OUT = 40
-MIN_PAGE2_SIMILARITY = 0.0
+MIN_PAGE2_SIMILARITY = 0.01  # measured 0.024 (page 2 is 148 tokens; 45 are trained)
 
 
 def trained_lengths() -> tuple[int, int]:
@@ -69,10 +69,10 @@ def test_it_transcribes_held_out_text_and_stops_early(trained):
 def _md_similarity():
     """The shared word-level Markdown similarity (``../shared/tools/md_similarity.py``)."""
     import importlib.util
+    from pathlib import Path
 
-    from conftest import SHARED
-
-    spec = importlib.util.spec_from_file_location("md_similarity", SHARED / "tools" / "md_similarity.py")
+    tool = Path(__file__).resolve().parents[2] / "shared" / "tools" / "md_similarity.py"
+    spec = importlib.util.spec_from_file_location("md_similarity", tool)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.similarity
