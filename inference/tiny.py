@@ -141,16 +141,22 @@ def trained_folder() -> Path:
     return resource_path(TRAINED_SOURCE)
 
 
+def build_trained_processor() -> Any:
+    """The ``tiny-trained`` processor: a BPE tokenizer trained on the corpus of :mod:`inference.tiny_training`."""
+    from .tiny_training import corpus_topics, train_tokenizer_core
+
+    return build_processor(build_tokenizer(train_tokenizer_core(corpus_topics()[0])))
+
+
 def build_trained(train: bool = False) -> tuple[Any, Any]:
-    """An untrained model and processor of the ``tiny-trained`` shape (BPE tokenizer trained on the corpus of
-    :mod:`inference.tiny_training`); ``inference.tiny_training`` trains it and writes the shipped folder."""
+    """An untrained model and processor of the ``tiny-trained`` shape (:func:`build_trained_processor`);
+    ``inference.tiny_training`` trains it and writes the shipped folder."""
     import torch
     from transformers import DiffusionGemmaForBlockDiffusion
 
-    from .tiny_training import SEED, corpus_topics, train_tokenizer_core
+    from .tiny_training import SEED
 
-    train_texts, _ = corpus_topics()
-    processor = build_processor(build_tokenizer(train_tokenizer_core(train_texts)))
+    processor = build_trained_processor()
     config = build_config(processor.tokenizer, **TRAINED_TEXT)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(SEED)

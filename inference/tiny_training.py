@@ -46,10 +46,18 @@ DOC_NAMES = ("sample.pdf", "report.pdf", "scan.tiff", "notes.pdf", "invoice.pdf"
 
 
 # ---------------------------------------------------------------------------------------------------- the corpus
-def corpus_topics() -> tuple[list[str], list[str]]:
-    """``(train, held_out)`` topic texts from CPython's bundled help, cleaned to printable ASCII lines."""
-    from pydoc_data.topics import topics
+CORPUS_FILE = "tiny-corpus.json.gz"  # CPython 3.11.7's pydoc_data.topics (PSF License): the same text on any Python
 
+
+def corpus_topics() -> tuple[list[str], list[str]]:
+    """``(train, held_out)`` topic texts of CPython's help (a snapshot shipped in ``resources/``, since each Python
+    version bundles other text and the tokenizer, the split and the spans are made from it), cleaned to printable
+    ASCII lines."""
+    import gzip
+
+    from .resources import resource_path
+
+    topics = json.loads(gzip.decompress(resource_path(CORPUS_FILE).read_bytes()))["topics"]
     train, held = [], []
     for i, key in enumerate(sorted(topics)):
         text = topics[key].encode("ascii", "ignore").decode()
@@ -80,8 +88,7 @@ def train_tokenizer_core(texts: Sequence[str], vocab_size: int = VOCAB_SIZE) -> 
 class SpanSampler:
     """Spans of whole words from the corpus with an exact token count (same count per batch: no padding)."""
 
-    def __init__(self, texts: Sequence[str], tokenizer: Any, rng: random.Random) -> None:
-        self.rng = rng
+    def __init__(self, texts: Sequence[str], tokenizer: Any) -> None:
         self.words: list[str] = []  # words with the whitespace before them ("\n" or " "), one topic after another
         self.costs: list[int] = []
         self.starts: list[int] = []  # indexes of words that begin a line
@@ -99,9 +106,9 @@ class SpanSampler:
                               + (1 if w[0] == "\n" else 0))
         self.tokenizer = tokenizer
 
-    def span(self, n_tokens: int, tries: int = 200) -> str | None:
+    def span(self, n_tokens: int, rng: random.Random, tries: int = 200) -> str | None:
         for _ in range(tries):
-            start = self.rng.choice(self.starts) if self.rng.random() < 0.5 else self.rng.randrange(len(self.words))
+            start = rng.choice(self.starts) if rng.random() < 0.5 else rng.randrange(len(self.words))
             total, end = -1 if self.words[start][0] == "\n" else 0, start
             while end < len(self.words) and total < n_tokens:
                 total += self.costs[end]
@@ -171,7 +178,10 @@ class TrainSettings:
     guide: float = 1.0  # weight of the attention guide (0: none)
     guide_layer: int = 1  # the decoder layer whose first head is guided to the hint token it copies
     seed: int = SEED
-    threads: int = 1  # more threads than free cores make every small op wait on the others
+
+
+# how a run is carried out, not what it computes: not part of the saved settings, free to differ on resume
+RUN_OPTIONS = ("threads", "device", "workers")
 
 
 def learning_rate(step: int, s: TrainSettings) -> float:
@@ -187,24 +197,143 @@ def longest_at(step: int, s: TrainSettings) -> int:
     return int(24 + (s.max_tokens - 24) * grown)
 
 
-def batches(sampler: SpanSampler, builder: Any, s: TrainSettings, rng: random.Random,
-            step: int = 0) -> Iterator[tuple[Any, list]]:
-    """Forever from ``step``: ``(model inputs, clean canvases)`` for one batch of hints of one token length."""
-    import torch
+@dataclass
+class Batch:
+    """Everything random about one step, drawn from the step's own seed (:func:`make_batch`): a step's data is the
+    same whichever process, device or resumed run computes it."""
 
-    tokenizer = builder.tokenizer
-    while True:
-        n = rng.randint(s.min_tokens, max(s.min_tokens, longest_at(step, s)))
-        hints = [h for h in (sampler.span(n) for _ in range(s.batch)) if h is not None]
-        if len(hints) < s.batch // 2:
-            continue
+    step: int
+    inputs: dict[str, Any]  # the prompts; pixel values and image positions of the first row only (one shared image)
+    clean: Any  # (rows, canvas) the target canvases
+    noisy: Any  # (rows, canvas) the canvases with uniform-token noise
+    temperature: Any  # (rows, 1, 1) self-conditioning temperatures, or None when this step does not self-condition
+    guide_targets: Any  # (rows, canvas) the prompt position each canvas position copies, -1 where none
+
+
+@dataclass(frozen=True)
+class BatchSpec:
+    """What a :class:`BatchMaker` needs besides the processor (picklable, for worker processes)."""
+
+    settings: TrainSettings
+    vocab: int
+    canvas: int  # the model's canvas length
+    temperatures: tuple[float, float]  # self-conditioning temperatures: the generation config's [t_min, t_max]
+
+
+class BatchMaker:
+    """Draws :class:`Batch` es: the corpus spans, the prompts (the engine's parse prompt) and the noise."""
+
+    def __init__(self, processor: Any, spec: BatchSpec) -> None:
+        from .prompts import PromptBuilder
+
+        self.spec, self.s, self.vocab, self.canvas = spec, spec.settings, spec.vocab, spec.canvas
+        self.tokenizer = processor.tokenizer
+        self.builder = PromptBuilder(processor)
+        self.sampler = SpanSampler(corpus_topics()[0], self.tokenizer)
+
+    def __call__(self, step: int) -> Batch:
+        import torch
+
+        s, seed = self.s, self.s.seed * 1_000_003 + step
+        rng = random.Random(seed)
+        gen = torch.Generator().manual_seed(seed)
+        while True:
+            n = rng.randint(s.min_tokens, max(s.min_tokens, longest_at(step, s)))
+            hints = [h for h in (self.sampler.span(n, rng) for _ in range(s.batch)) if h is not None]
+            if len(hints) >= s.batch // 2:
+                break
         name, page = rng.choice(DOC_NAMES), rng.randint(1, 40)
         image = page_image(rng.choice(PAGE_SIZES), rng, rng.randint(3, 40))
-        budget = rng.choice(IMAGE_BUDGETS)
-        inputs = prompt_inputs(builder, [parse_parts(name, page, h, image) for h in hints], budget)
-        canvases = torch.tensor([clean_canvas(tokenizer, h, 256) for h in hints])
-        step += 1
-        yield inputs, canvases
+        inputs = dict(prompt_inputs(self.builder, [parse_parts(name, page, h, image) for h in hints],
+                                    rng.choice(IMAGE_BUDGETS)))
+        for key in ("pixel_values", "image_position_ids"):
+            inputs[key] = inputs[key][:1].clone()
+        pad = self.tokenizer.pad_token_id
+        clean = torch.tensor([clean_canvas(self.tokenizer, h, self.canvas) for h in hints])
+        t = torch.rand(len(hints), 1, generator=gen)
+        noise = torch.randint(0, self.vocab, clean.shape, generator=gen)
+        noisy = torch.where(torch.rand(clean.shape, generator=gen) < t, noise, clean)
+        temperature = None
+        if rng.random() < s.self_conditioning:  # per batch: the gradient-free pass costs a whole decoder forward
+            temperature = torch.empty(len(hints), 1, 1).uniform_(*self.spec.temperatures, generator=gen)
+        return Batch(step, inputs, clean, noisy, temperature, guide_targets(inputs["input_ids"], clean, pad))
+
+
+def guide_targets(prompt_ids: Any, clean: Any, pad: int) -> Any:
+    """For each canvas position of the text and its end of turn, the prompt position of the hint token it copies (the
+    token after the hint for the end of turn); -1 elsewhere and in rows whose hint is not found verbatim."""
+    import torch
+
+    rows, canvas = clean.shape
+    n = int((clean[0] != pad).sum())  # the text and its end of turn (one length per batch)
+    hint = clean[:, : n - 1]
+    targets = torch.full((rows, canvas), -1, dtype=torch.long)
+    for r in range(rows):
+        windows = prompt_ids[r].unfold(0, n - 1, 1)
+        match = (windows == hint[r]).all(dim=1).nonzero()
+        if len(match):
+            start = int(match[0])
+            targets[r, :n] = torch.arange(start, start + n)
+    return targets
+
+
+def guide_loss(attention: Any, targets: Any) -> Any:
+    """An auxiliary loss that teaches the copy's alignment: the guided head's attention from canvas position ``i`` (of
+    the text and its end of turn) should fall on the prompt position of the hint's ``i``-th token
+    (:func:`guide_targets`). ``attention``: (rows, heads, canvas, prompt + canvas) from the eager kernel.
+    Inference is unchanged: this only shapes what the denoising loss has to discover alone."""
+    keep = targets >= 0
+    if not bool(keep.any()):
+        return attention.new_zeros(())
+    head = attention[:, 0]  # (rows, canvas, keys)
+    picked = head.gather(2, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+    return -(picked.clamp(min=1e-6).log() * keep).sum() / keep.sum()
+
+
+_WORKER_MAKER: BatchMaker | None = None
+
+
+def _worker_start(spec: BatchSpec) -> None:
+    global _WORKER_MAKER
+    import torch
+
+    from .tiny import build_trained_processor
+
+    torch.set_num_threads(1)
+    _WORKER_MAKER = BatchMaker(build_trained_processor(), spec)
+
+
+def _worker_batch(step: int) -> Batch:
+    assert _WORKER_MAKER is not None
+    return _WORKER_MAKER(step)
+
+
+def batch_stream(processor: Any, spec: BatchSpec, steps: range, workers: int) -> Iterator[Batch]:
+    """The batches of ``steps`` in order: made inline, or ahead of time by ``workers`` processes (the same batches:
+    each is a function of its step; the workers build the processor the same way, :func:`build_trained_processor`)."""
+    if workers <= 0:
+        maker = BatchMaker(processor, spec)
+        for step in steps:
+            yield maker(step)
+        return
+    import collections
+
+    import torch.multiprocessing as mp
+
+    ctx = mp.get_context("spawn")  # never fork a process that may hold CUDA
+    with ctx.Pool(workers, _worker_start, (spec,)) as pool:
+        ahead: collections.deque = collections.deque()
+        upcoming = iter(steps)
+        for step in upcoming:
+            ahead.append(pool.apply_async(_worker_batch, (step,)))
+            if len(ahead) >= 3 * workers:
+                break
+        while ahead:
+            batch = ahead.popleft().get()
+            nxt = next(upcoming, None)
+            if nxt is not None:
+                ahead.append(pool.apply_async(_worker_batch, (nxt,)))
+            yield batch
 
 
 def shared_image_features(model: Any, inputs: Any, rows: int) -> Any:
@@ -219,6 +348,22 @@ def shared_image_features(model: Any, inputs: Any, rows: int) -> Any:
     pooled = out.pooler_output
     pooled = torch.cat([pooled] * rows, dim=0)
     return BaseModelOutputWithPooling(pooler_output=pooled)
+
+
+def fit_experts_to(model: Any, device: Any) -> None:
+    """Keep the default grouped-matmul experts where this build runs them in float32 (the CPU does); otherwise (some
+    CUDA builds run grouped matmuls in bfloat16 only) use the per-expert loop."""
+    import torch
+    from transformers.integrations.moe import _grouped_mm
+
+    if device.type == "cpu":
+        return
+    try:
+        weight = torch.randn(2, 64, 32, device=device, requires_grad=True)
+        _grouped_mm(torch.randn(4, 64, device=device), weight, torch.tensor([2, 4], dtype=torch.int32,
+                                                                            device=device)).sum().backward()
+    except Exception:  # noqa: BLE001 - any refusal means: not this implementation here
+        model.set_experts_implementation("eager")
 
 
 STATE_EVERY = 500
@@ -242,71 +387,43 @@ def save_state(folder: Path, state: dict[str, Any]) -> None:
     tmp.replace(folder / STATE_FILE)
 
 
-def guide_loss(attention: Any, prompt_ids: Any, clean: Any, pad: int) -> Any:
-    """An auxiliary loss that teaches the copy's alignment: the guided head's attention from canvas position ``i`` (of
-    the text and its end of turn) should fall on the prompt position of the hint's ``i``-th token (the token after
-    the hint for the end of turn). ``attention``: (rows, heads, canvas, prompt + canvas) from the eager kernel.
-    Inference is unchanged: this only shapes what the denoising loss has to discover alone."""
-    import torch
-
-    rows, canvas = clean.shape
-    n = int((clean[0] != pad).sum())  # the text and its end of turn (one length per batch)
-    hint = clean[:, : n - 1]
-    targets = torch.full((rows, canvas), -1, dtype=torch.long)
-    for r in range(rows):
-        ids = prompt_ids[r]
-        windows = ids.unfold(0, n - 1, 1)
-        match = (windows == hint[r]).all(dim=1).nonzero()
-        if len(match):
-            start = int(match[0])
-            targets[r, :n] = torch.arange(start, start + n)
-    keep = targets >= 0
-    if not bool(keep.any()):
-        return attention.new_zeros(())
-    head = attention[:, 0]  # (rows, canvas, keys)
-    picked = head.gather(2, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1)
-    return -(picked.clamp(min=1e-6).log() * keep).sum() / keep.sum()
-
-
 def train(model: Any, processor: Any, s: TrainSettings, log: Any = print, state_dir: Path | None = None,
-          stop_after: int | None = None) -> tuple[list[dict[str, float]], int, float]:
+          stop_after: int | None = None, device: str = "cpu", workers: int = 0, threads: int = 1,
+          seconds: float | None = None) -> tuple[list[dict[str, float]], int, float]:
     """Train in place; returns ``(history, steps done, seconds)``. With ``state_dir`` the whole state (weights,
-    optimizer, step, random generators) is saved every ``STATE_EVERY`` steps and a later call resumes from it
-    exactly, so a schedule longer than one sitting runs as if uninterrupted; ``stop_after`` ends this call at that
-    step (the shipped model is the schedule stopped at a named step)."""
+    optimizer, step) is saved every ``STATE_EVERY`` steps and at the end, and a later call resumes from it exactly (a
+    step's data comes from the step's own seed), so a schedule longer than one sitting runs as if uninterrupted;
+    ``stop_after`` ends this call at that step (the shipped model is the schedule stopped at a named step) and
+    ``seconds`` after that much time. ``device``, ``workers`` (processes making batches ahead) and ``threads`` change
+    how fast it runs, not what it computes (up to floating-point order on another device)."""
     import torch
     from transformers import DynamicCache
 
-    from .prompts import PromptBuilder
-
     torch.manual_seed(s.seed)
-    torch.set_num_threads(s.threads)
-    rng = random.Random(s.seed)
-    train_texts, _ = corpus_topics()
-    tokenizer = processor.tokenizer
-    builder = PromptBuilder(processor)
-    sampler = SpanSampler(train_texts, tokenizer, rng)
+    torch.set_num_threads(threads)
+    dev = torch.device(device)
+    model.to(dev)
+    fit_experts_to(model, dev)
     config = model.config
     vocab = config.text_config.vocab_size
     gen = model.generation_config
-    t_min, t_max = float(gen.t_min), float(gen.t_max)
-    pad = tokenizer.pad_token_id
+    spec = BatchSpec(s, vocab, int(config.canvas_length), (float(gen.t_min), float(gen.t_max)))
+    pad = processor.tokenizer.pad_token_id
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "embed" not in n]
     rest = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "embed" not in n)]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": s.weight_decay}, {"params": rest, "weight_decay": 0.0}],
                             lr=s.lr, betas=(0.9, 0.98))
     history: list[dict[str, float]] = []
     start, before = 0, 0.0
-    settings = {k: v for k, v in asdict(s).items() if k != "threads"}
+    settings = asdict(s)
     if state_dir is not None and (state_dir / STATE_FILE).is_file():
-        state = torch.load(state_dir / STATE_FILE, weights_only=False)
-        if state["settings"] != settings:
-            raise ValueError(f"{state_dir} holds a run with other settings ({state['settings']}); "
+        state = torch.load(state_dir / STATE_FILE, weights_only=False, map_location=dev)
+        saved = {k: v for k, v in state["settings"].items() if k not in RUN_OPTIONS}
+        if saved != settings:
+            raise ValueError(f"{state_dir} holds a run with other settings ({saved}); "
                              "pass another --state folder or remove it")
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
-        rng.setstate(state["python_rng"])
-        torch.set_rng_state(state["torch_rng"])
         start, history, before = state["step"], state["history"], state["seconds"]
         log(json.dumps({"resumed_at": start}))
     last = min(s.steps, stop_after) if stop_after is not None else s.steps
@@ -316,33 +433,38 @@ def train(model: Any, processor: Any, s: TrainSettings, log: Any = print, state_
         model.set_attn_implementation("eager")  # the guided layer's attention weights are returned by eager only
     model.train()
     t0, window, step = time.perf_counter(), [], start
-    for step, (inputs, clean) in enumerate(batches(sampler, builder, s, rng, start), start=start):
-        if step >= last:
+
+    def snapshot() -> dict[str, Any]:
+        return {"settings": settings, "step": step, "model": model.state_dict(), "optimizer": opt.state_dict(),
+                "history": history, "seconds": before + time.perf_counter() - t0}
+
+    for batch in batch_stream(processor, spec, range(start, last), workers):
+        if seconds is not None and time.perf_counter() - t0 > seconds:
             break
         for group in opt.param_groups:
             group["lr"] = learning_rate(step, s)
+        inputs = {k: v.to(dev) for k, v in batch.inputs.items()}
+        clean, noisy = batch.clean.to(dev), batch.noisy.to(dev)
         b = clean.shape[0]
-        t = torch.rand(b, 1)
-        noisy = torch.where(torch.rand(clean.shape) < t, torch.randint(0, vocab, clean.shape), clean)
         prompt_len = inputs["input_ids"].shape[1]
         cache = DynamicCache(config=config.get_text_config(decoder=True))
-        position_ids = torch.arange(prompt_len)[None]
-        decoder_position_ids = torch.arange(prompt_len, prompt_len + clean.shape[1])[None]
+        position_ids = torch.arange(prompt_len, device=dev)[None]
+        decoder_position_ids = torch.arange(prompt_len, prompt_len + clean.shape[1], device=dev)[None]
         encoder_kwargs = {k: v for k, v in inputs.items()
                           if k not in ("input_ids", "attention_mask", "pixel_values", "image_position_ids")}
         encoder_kwargs["mm_encoder_outputs"] = {"image": shared_image_features(model, inputs, b)}
         ids = inputs["input_ids"]
         masks = model.model.encoder.create_masks_for_generate(  # as the engine does: image runs bidirectional
-            config=config, inputs_embeds=torch.empty((b, prompt_len, 0)), attention_mask=torch.ones_like(ids).bool(),
-            cache=cache, position_ids=position_ids, mm_token_type_ids=inputs.get("mm_token_type_ids"))
+            config=config, inputs_embeds=torch.empty((b, prompt_len, 0), device=dev),
+            attention_mask=torch.ones_like(ids).bool(), cache=cache, position_ids=position_ids,
+            mm_token_type_ids=inputs.get("mm_token_type_ids"))
         model.model.encoder(input_ids=ids, attention_mask=masks, cache=cache, position_ids=position_ids,
                             **encoder_kwargs)
         sc_logits = None
-        if rng.random() < s.self_conditioning:  # per batch: the gradient-free pass costs a whole decoder forward
+        if batch.temperature is not None:
             with torch.no_grad():
                 first = model(decoder_input_ids=noisy, cache=cache, decoder_position_ids=decoder_position_ids).logits
-            temperature = torch.empty(b, 1, 1).uniform_(t_min, t_max)
-            sc_logits = (first / temperature).detach()
+            sc_logits = (first / batch.temperature.to(dev)).detach()
         seen: list[Any] = []
         hook = guided.register_forward_hook(lambda _m, _i, out, seen=seen: seen.append(out[1])) if s.guide else None
         try:
@@ -355,7 +477,7 @@ def train(model: Any, processor: Any, s: TrainSettings, log: Any = print, state_
         loss_all = torch.nn.functional.cross_entropy(logits.reshape(-1, vocab), clean.reshape(-1), reduction="none")
         loss = (loss_all * weight.reshape(-1)).sum() / weight.sum()
         if s.guide and seen and seen[0] is not None:
-            loss = loss + s.guide * guide_loss(seen[0], ids, clean, pad)
+            loss = loss + s.guide * guide_loss(seen[0], batch.guide_targets.to(dev))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -364,23 +486,23 @@ def train(model: Any, processor: Any, s: TrainSettings, log: Any = print, state_
             text = clean != pad
             acc = float(((logits.argmax(-1) == clean) & text).sum() / text.sum())
         window.append((float(loss.detach()), acc))
-        if (step + 1) % 100 == 0 or step + 1 == s.steps:
+        step += 1
+        if step % 100 == 0 or step == s.steps:
             mean_loss = sum(x for x, _ in window) / len(window)
             mean_acc = sum(a for _, a in window) / len(window)
-            row = {"step": step + 1, "loss": round(mean_loss, 4), "text_token_acc": round(mean_acc, 4),
+            row = {"step": step, "loss": round(mean_loss, 4), "text_token_acc": round(mean_acc, 4),
                    "hint_tokens": clean.shape[1] - int((clean == pad).sum(1).min()) - 1,
                    "seconds": round(before + time.perf_counter() - t0, 1)}
             history.append(row)
             log(json.dumps(row))
             window.clear()
-        if state_dir is not None and (step + 1) % STATE_EVERY == 0:
-            save_state(state_dir, {"settings": settings, "step": step + 1, "model": model.state_dict(),
-                                   "optimizer": opt.state_dict(), "python_rng": rng.getstate(),
-                                   "torch_rng": torch.get_rng_state(), "history": history,
-                                   "seconds": before + time.perf_counter() - t0})
+        if state_dir is not None and step % STATE_EVERY == 0:
+            save_state(state_dir, snapshot())
+    if state_dir is not None and step > start:
+        save_state(state_dir, snapshot())  # also where a time limit ended the call between two saves
     if s.guide:
         model.set_attn_implementation(attn_implementation)
-    model.eval()
+    model.to("cpu").eval()
     return history, step, before + time.perf_counter() - t0
 
 
@@ -402,10 +524,10 @@ class Evaluation:
 def held_out_hints(processor: Any, count: int, min_tokens: int, max_tokens: int, seed: int = 7) -> list[str]:
     rng = random.Random(seed)
     _, held = corpus_topics()
-    sampler = SpanSampler(held, processor.tokenizer, rng)
+    sampler = SpanSampler(held, processor.tokenizer)
     hints: list[str] = []
     while len(hints) < count:
-        hint = sampler.span(rng.randint(min_tokens, max_tokens))
+        hint = sampler.span(rng.randint(min_tokens, max_tokens), rng)
         if hint is not None:
             hints.append(hint)
     return hints
@@ -461,30 +583,41 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=TrainSettings.steps, help="the schedule's length")
     ap.add_argument("--stop-after", type=int, help="end at this step of the schedule (the shipped model's is in "
                                                    "its training.json)")
+    ap.add_argument("--batch", type=int, default=TrainSettings.batch, help="rows per step")
+    ap.add_argument("--lr", type=float, default=TrainSettings.lr, help="peak learning rate")
     ap.add_argument("--max-tokens", type=int, default=TrainSettings.max_tokens)
-    ap.add_argument("--threads", type=int, default=TrainSettings.threads,
-                    help="torch threads (the same count on the same machine reproduces the file)")
     ap.add_argument("--state", type=Path, default=default_state_dir(),
                     help="folder for the resumable training state (default: %(default)s)")
-    ap.add_argument("--eval", type=int, default=40, help="held-out texts evaluated at the end")
+    ap.add_argument("--eval", type=int, default=40, help="held-out texts evaluated at the end (0: none)")
+    run = ap.add_argument_group("how it runs (not what it computes)")
+    run.add_argument("--device", default="cpu", help="torch device to train on (cpu, cuda)")
+    run.add_argument("--workers", type=int, default=0, help="processes that make batches ahead (0: inline)")
+    run.add_argument("--threads", type=int, default=1,
+                     help="torch threads (more threads than free cores make every small op wait on the others)")
+    run.add_argument("--minutes", type=float, help="stop after this long, saving the state (resume later)")
     args = ap.parse_args(argv)
-    settings = TrainSettings(steps=args.steps, max_tokens=args.max_tokens, threads=args.threads)
+    settings = TrainSettings(steps=args.steps, batch=args.batch, lr=args.lr, max_tokens=args.max_tokens)
     model, processor = build_trained(train=True)
-    history, done, seconds = train(model, processor, settings, state_dir=args.state, stop_after=args.stop_after)
+    history, done, seconds = train(model, processor, settings, state_dir=args.state, stop_after=args.stop_after,
+                                   device=args.device, workers=args.workers, threads=args.threads,
+                                   seconds=None if args.minutes is None else args.minutes * 60)
     args.out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(args.out)
     processor.save_pretrained(args.out)
     trained = longest_at(done, settings)  # held-out texts of the lengths trained so far
-    hints = held_out_hints(processor, args.eval, settings.min_tokens, trained)
-    with torch.no_grad():
-        result = evaluate(model, processor, hints)
-    print(result.summary())
+    evaluation = None
+    if args.eval > 0:
+        hints = held_out_hints(processor, args.eval, settings.min_tokens, trained)
+        with torch.no_grad():
+            result = evaluate(model, processor, hints)
+        print(result.summary())
+        evaluation = {k: v for k, v in asdict(result).items() if k != "samples"}
     (args.out / "training.json").write_text(json.dumps({
         "settings": asdict(settings), "stopped_after": done, "longest_trained_tokens": trained,
         "train_seconds": round(seconds, 1),
         "history": history,
-        "evaluation": {k: v for k, v in asdict(result).items() if k != "samples"},
-        "torch": torch.__version__,
+        "evaluation": evaluation,
+        "torch": torch.__version__, "device": args.device,
     }, indent=1) + "\n")
     return 0
 
