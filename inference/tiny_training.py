@@ -178,6 +178,7 @@ class TrainSettings:
     guide: float = 1.0  # weight of the attention guide (0: none)
     guide_layer: int = 1  # the decoder layer whose first head is guided to the hint token it copies
     seed: int = SEED
+    init: str = ""  # a model folder whose weights start the run (a later stage of a schedule); "" = fresh weights
 
 
 # how a run is carried out, not what it computes: not part of the saved settings, free to differ on resume
@@ -193,6 +194,8 @@ def learning_rate(step: int, s: TrainSettings) -> float:
 
 def longest_at(step: int, s: TrainSettings) -> int:
     """The longest hint (tokens) of the length curriculum at ``step``: 24, growing to ``max_tokens``."""
+    if s.grow_until <= 0:
+        return s.max_tokens
     grown = min(1.0, step / max(1, s.steps * s.grow_until))
     return int(24 + (s.max_tokens - 24) * grown)
 
@@ -389,8 +392,9 @@ def save_state(folder: Path, state: dict[str, Any]) -> None:
 
 def train(model: Any, processor: Any, s: TrainSettings, log: Any = print, state_dir: Path | None = None,
           stop_after: int | None = None, device: str = "cpu", workers: int = 0, threads: int = 1,
-          seconds: float | None = None) -> tuple[list[dict[str, float]], int, float]:
-    """Train in place; returns ``(history, steps done, seconds)``. With ``state_dir`` the whole state (weights,
+          seconds: float | None = None) -> tuple[list[dict[str, float]], int, float, list[dict[str, Any]]]:
+    """Train in place; returns ``(history, steps done, seconds, sittings)`` (a sitting: one call's device, first
+    and last step and seconds). With ``state_dir`` the whole state (weights,
     optimizer, step) is saved every ``STATE_EVERY`` steps and at the end, and a later call resumes from it exactly (a
     step's data comes from the step's own seed), so a schedule longer than one sitting runs as if uninterrupted;
     ``stop_after`` ends this call at that step (the shipped model is the schedule stopped at a named step) and
@@ -414,17 +418,20 @@ def train(model: Any, processor: Any, s: TrainSettings, log: Any = print, state_
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": s.weight_decay}, {"params": rest, "weight_decay": 0.0}],
                             lr=s.lr, betas=(0.9, 0.98))
     history: list[dict[str, float]] = []
+    sittings: list[dict[str, Any]] = []
     start, before = 0, 0.0
     settings = asdict(s)
     if state_dir is not None and (state_dir / STATE_FILE).is_file():
         state = torch.load(state_dir / STATE_FILE, weights_only=False, map_location=dev)
-        saved = {k: v for k, v in state["settings"].items() if k not in RUN_OPTIONS}
+        saved = {**asdict(TrainSettings()), **state["settings"]}  # a setting added later: its default
+        saved = {k: v for k, v in saved.items() if k not in RUN_OPTIONS}
         if saved != settings:
             raise ValueError(f"{state_dir} holds a run with other settings ({saved}); "
                              "pass another --state folder or remove it")
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         start, history, before = state["step"], state["history"], state["seconds"]
+        sittings = state.get("sittings", [])
         log(json.dumps({"resumed_at": start}))
     last = min(s.steps, stop_after) if stop_after is not None else s.steps
     guided = model.model.decoder.layers[s.guide_layer].self_attn
@@ -434,9 +441,14 @@ def train(model: Any, processor: Any, s: TrainSettings, log: Any = print, state_
     model.train()
     t0, window, step = time.perf_counter(), [], start
 
+    def this_sitting() -> list[dict[str, Any]]:
+        name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"cpu, {threads} thread(s)"
+        return [{"device": name, "from": start, "to": step, "seconds": round(time.perf_counter() - t0, 1)}]
+
     def snapshot() -> dict[str, Any]:
         return {"settings": settings, "step": step, "model": model.state_dict(), "optimizer": opt.state_dict(),
-                "history": history, "seconds": before + time.perf_counter() - t0}
+                "history": history, "seconds": before + time.perf_counter() - t0,
+                "sittings": sittings + this_sitting()}
 
     for batch in batch_stream(processor, spec, range(start, last), workers):
         if seconds is not None and time.perf_counter() - t0 > seconds:
@@ -503,7 +515,9 @@ def train(model: Any, processor: Any, s: TrainSettings, log: Any = print, state_
     if s.guide:
         model.set_attn_implementation(attn_implementation)
     model.to("cpu").eval()
-    return history, step, before + time.perf_counter() - t0
+    if step > start:
+        sittings = sittings + this_sitting()
+    return history, step, before + time.perf_counter() - t0, sittings
 
 
 # ---------------------------------------------------------------------------------------------------- evaluation
@@ -573,6 +587,17 @@ def evaluate(model: Any, processor: Any, hints: Sequence[str], seed: int = 0) ->
 
 
 # ---------------------------------------------------------------------------------------------------- main
+def load_stage(model: Any, folder: Path) -> dict[str, Any] | None:
+    """Load an earlier stage's weights (``folder/model.safetensors``, written by this script) into ``model``;
+    returns that stage's ``training.json`` record (kept in the new one, so the whole chain is on record)."""
+    from transformers import DiffusionGemmaForBlockDiffusion
+
+    earlier = DiffusionGemmaForBlockDiffusion.from_pretrained(folder, dtype="float32")  # the checkpoint's key names
+    model.load_state_dict(earlier.state_dict())  # strict: the same shape, or an error that says which weights
+    record = folder / "training.json"
+    return json.loads(record.read_text()) if record.is_file() else None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     import torch
 
@@ -585,7 +610,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                                                    "its training.json)")
     ap.add_argument("--batch", type=int, default=TrainSettings.batch, help="rows per step")
     ap.add_argument("--lr", type=float, default=TrainSettings.lr, help="peak learning rate")
+    ap.add_argument("--warmup", type=int, default=TrainSettings.warmup, help="steps of linear learning-rate warmup")
     ap.add_argument("--max-tokens", type=int, default=TrainSettings.max_tokens)
+    ap.add_argument("--grow-until", type=float, default=TrainSettings.grow_until,
+                    help="share of the schedule over which the longest text grows from 24 tokens (0: all lengths)")
+    ap.add_argument("--init-from", type=Path, help="start from this model folder's weights (a later stage)")
     ap.add_argument("--state", type=Path, default=default_state_dir(),
                     help="folder for the resumable training state (default: %(default)s)")
     ap.add_argument("--eval", type=int, default=40, help="held-out texts evaluated at the end (0: none)")
@@ -596,11 +625,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                      help="torch threads (more threads than free cores make every small op wait on the others)")
     run.add_argument("--minutes", type=float, help="stop after this long, saving the state (resume later)")
     args = ap.parse_args(argv)
-    settings = TrainSettings(steps=args.steps, batch=args.batch, lr=args.lr, max_tokens=args.max_tokens)
+    settings = TrainSettings(steps=args.steps, batch=args.batch, lr=args.lr, warmup=args.warmup,
+                             max_tokens=args.max_tokens, grow_until=args.grow_until,
+                             init=str(args.init_from) if args.init_from else "")
     model, processor = build_trained(train=True)
-    history, done, seconds = train(model, processor, settings, state_dir=args.state, stop_after=args.stop_after,
-                                   device=args.device, workers=args.workers, threads=args.threads,
-                                   seconds=None if args.minutes is None else args.minutes * 60)
+    earlier = None
+    if args.init_from is not None:
+        earlier = load_stage(model, args.init_from)
+    history, done, seconds, sittings = train(
+        model, processor, settings, state_dir=args.state, stop_after=args.stop_after, device=args.device,
+        workers=args.workers, threads=args.threads, seconds=None if args.minutes is None else args.minutes * 60)
     args.out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(args.out)
     processor.save_pretrained(args.out)
@@ -615,8 +649,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     (args.out / "training.json").write_text(json.dumps({
         "settings": asdict(settings), "stopped_after": done, "longest_trained_tokens": trained,
         "train_seconds": round(seconds, 1),
+        "sittings": sittings,
         "history": history,
         "evaluation": evaluation,
+        "initialised_from": earlier,
         "torch": torch.__version__, "device": args.device,
     }, indent=1) + "\n")
     return 0
