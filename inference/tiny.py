@@ -7,6 +7,7 @@ released checkpoint. Its output is noise by construction; everywhere it shows it
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -141,11 +142,19 @@ def trained_folder() -> Path:
     return resource_path(TRAINED_SOURCE)
 
 
-def build_trained_processor() -> Any:
-    """The ``tiny-trained`` processor: a BPE tokenizer trained on the corpus of :mod:`inference.tiny_training`."""
+@functools.lru_cache(maxsize=1)
+def _trained_bpe() -> str:
+    """The trained BPE as JSON: trained once per process (seconds), each processor gets its own copy."""
     from .tiny_training import corpus_topics, train_tokenizer_core
 
-    return build_processor(build_tokenizer(train_tokenizer_core(corpus_topics()[0])))
+    return train_tokenizer_core(corpus_topics()[0]).to_str()
+
+
+def build_trained_processor() -> Any:
+    """The ``tiny-trained`` processor: a BPE tokenizer trained on the corpus of :mod:`inference.tiny_training`."""
+    from tokenizers import Tokenizer
+
+    return build_processor(build_tokenizer(Tokenizer.from_str(_trained_bpe())))
 
 
 def build_trained(train: bool = False) -> tuple[Any, Any]:

@@ -94,3 +94,46 @@ def test_the_model_leaves_a_core_to_the_ui_thread(window, qtbot):
     qtbot.waitUntil(lambda: bool(seen), timeout=TIMEOUT)
     cores = len(os.sched_getaffinity(0))
     assert 1 <= seen[0] <= max(1, cores - 1)
+
+
+def test_each_run_counts_its_own_canvases_and_keeps_what_earlier_steps_accepted(qtbot):
+    """A window parse runs once per page: the second run's frames say "run 2, canvas 1", and a position accepted at
+    step 1 of that run shows as kept at step 2 (not as newly accepted), as in the first run."""
+    import torch
+
+    from app.gui.denoise_panel import DenoisePanel
+    from inference import events as ev
+    from inference.engine import DiffusionEngine
+    from inference.loading import load_model
+    from inference.prompts import PromptBuilder
+    from inference.tiny_training import page_image, parse_parts, prompt_inputs
+
+    loaded = load_model("tiny-trained", dtype="fp32", device="cpu")
+    engine = DiffusionEngine(loaded.model, loaded.processor.tokenizer)
+    builder = PromptBuilder(loaded.processor)
+    import random
+
+    image = page_image((612, 792), random.Random(0), 8)
+    panel = DenoisePanel()
+    qtbot.addWidget(panel)
+    runs = []
+    for page, hint in enumerate(("The workbench turns scans into text.", "Each canvas is denoised step by step."), 1):
+        inputs = prompt_inputs(builder, [parse_parts("sample.pdf", page, hint, image)])
+        events = []
+        with torch.inference_mode():
+            for event in engine.generate(inputs, engine.default_params(seed=page)):
+                panel.on_event(event)
+                events.append(event)
+        runs.append([e for e in events if isinstance(e, ev.DenoisingStep)])
+    frames = [f for f in panel.frames if f.state.min() != COMMITTED]  # the step frames, not the commits
+    first, second = frames[: len(runs[0])], frames[len(runs[0]):]
+    assert len(second) == len(runs[1]) >= 2
+    assert [f.label() for f in (first[0], second[0])] == ["canvas 1", "run 2, canvas 1"]
+    assert second[0].canvas == 1 and second[0].run_base == 1  # the session-wide index goes on for the timeline
+    for run in (first, second):
+        accepted_at_1 = np.isin(run[0].state, (ACCEPTED, KEPT))
+        assert accepted_at_1.any()  # the trained model accepts some of the text at the first step
+        still = accepted_at_1 & np.isin(run[1].state, (ACCEPTED, KEPT))
+        assert still.any() and bool((run[1].state[still] == KEPT).all())
+    panel._update_labels(second[-1])  # noqa: SLF001 - the label drawn for the last frame
+    assert panel.counters.text().startswith("run 2 \u00b7 canvas 1 \u00b7 step")

@@ -59,20 +59,29 @@ class Frame:
     state: np.ndarray  # (n,) int8
     entropy: np.ndarray  # (n,) float16
     temperature: float = 0.0
+    run: int = 1  # which run of the session (a window parse runs once per page)
+    run_base: int = 0  # the session-wide index of that run's first canvas (``canvas`` counts across runs)
+
+    def label(self) -> str:
+        """``canvas 2`` in the first run, ``run 3, canvas 1`` in later ones (canvases count from 1 in each run)."""
+        within = f"canvas {self.canvas - self.run_base + 1}"
+        return within if self.run <= 1 else f"run {self.run}, {within}"
 
 
-def frame_from_step(event: Any, previous: Frame | None) -> Frame:
+def frame_from_step(event: Any, previous: Frame | None, run: int = 1, base: int = 0) -> Frame:
+    """The frame of one step; ``base``: canvases before this run (the engine counts canvases from 0 in each run)."""
     accepted = np.asarray(event.accepted[0], dtype=bool)
     renoised = np.asarray(event.renoised[0], dtype=bool)
     state = np.full(accepted.shape, NOISE, dtype=np.int8)
-    kept_before = (previous is not None and previous.canvas == event.canvas
+    canvas = event.canvas + base
+    kept_before = (previous is not None and previous.canvas == canvas
                    and previous.state.shape == state.shape)
     before = np.isin(previous.state, (ACCEPTED, KEPT)) if kept_before else np.zeros_like(accepted)
     state[accepted & before] = KEPT
     state[accepted & ~before] = ACCEPTED
     state[~accepted & ~renoised] = KEPT if event.finished else NOISE
-    return Frame(event.canvas, event.step, np.asarray(event.draft[0]), state, np.asarray(event.entropy[0]),
-                 float(event.temperature))
+    return Frame(canvas, event.step, np.asarray(event.draft[0]), state, np.asarray(event.entropy[0]),
+                 float(event.temperature), run, base)
 
 
 class CanvasGrid(QWidget):
@@ -345,6 +354,7 @@ class DenoisePanel(QWidget):
         self.prompt_tokens = 0
         self._dirty = False
         self._base = 0
+        self._run = 0
         self._max_steps = 1
         self.grid = CanvasGrid(decode)
         self.text = CanvasText(decode)
@@ -413,7 +423,7 @@ class DenoisePanel(QWidget):
             return "during the prefill"
         if self.frames:
             last = self.frames[-1]
-            return f"after canvas {last.canvas + 1}, step {last.step + 1}"
+            return f"after {last.label()}, step {last.step + 1}"
         return ""
 
     def reset(self) -> None:
@@ -422,6 +432,7 @@ class DenoisePanel(QWidget):
         self.received = 0
         self.committed_tokens = self.forwards = 0
         self._base = 0
+        self._run = 0
         self.tokens_per_second = 0.0
         self.scrubber.setEnabled(False)
         self.scrub_label.setText("")
@@ -443,13 +454,13 @@ class DenoisePanel(QWidget):
             self.stopped_at = ""
             self.cached_tokens, self.prompt_tokens = int(event.cached_tokens), int(event.prompt_tokens)
             self._base = len(self.steps_per_canvas)
+            self._run += 1
             self.scrubber.setEnabled(False)
             self.scrub_label.setText("")
         elif isinstance(event, ev.DenoisingStep):
             self.phase = "steps"
             previous = self.frames[-1] if self.frames else None
-            frame = frame_from_step(event, previous)
-            frame.canvas += self._base
+            frame = frame_from_step(event, previous, max(self._run, 1), self._base)
             self.grid.max_entropy = max(self.grid.max_entropy, float(np.max(frame.entropy, initial=0.0)))
             self.text.max_entropy = self.grid.max_entropy
             self.frames.append(frame)
@@ -462,7 +473,8 @@ class DenoisePanel(QWidget):
             if self.frames:
                 last = self.frames[-1]
                 committed = Frame(last.canvas, last.step, np.asarray(event.ids[0]),
-                                  np.full(last.state.shape, COMMITTED, dtype=np.int8), last.entropy, last.temperature)
+                                  np.full(last.state.shape, COMMITTED, dtype=np.int8), last.entropy, last.temperature,
+                                  last.run, last.run_base)
                 self.frames.append(committed)
             self.committed_tokens += int(np.asarray(event.ids[0]).size)
         elif isinstance(event, ev.Finished):
@@ -504,7 +516,8 @@ class DenoisePanel(QWidget):
             return
         per_forward = self.committed_tokens / self.forwards if self.forwards else 0.0
         rate = f"{self.tokens_per_second:.0f} tokens/s" if self.tokens_per_second else "running" if self.running else ""
-        self.counters.setText(f"canvas {frame.canvas + 1} \u00b7 step {frame.step + 1} \u00b7 "
+        where = frame.label().replace(", ", " \u00b7 ")
+        self.counters.setText(f"{where} \u00b7 step {frame.step + 1} \u00b7 "
                               f"{per_forward:.2f} tokens/forward \u00b7 {rate} \u00b7 t={frame.temperature:.2f}{cache}")
         self.timeline.set_steps(self.steps_per_canvas, frame.canvas, self._max_steps)
 
@@ -513,7 +526,7 @@ class DenoisePanel(QWidget):
             frame = self.frames[index]
             self.grid.set_frame(frame)
             self.text.set_frame(frame)
-            self.scrub_label.setText(f"canvas {frame.canvas + 1}, step {frame.step + 1}")
+            self.scrub_label.setText(f"{frame.label()}, step {frame.step + 1}")
             self._update_labels(frame)
 
     def _toggle_entropy(self, on: bool) -> None:
