@@ -18,11 +18,13 @@ pytestmark = pytest.mark.skipif(not (trained_folder() / "model.safetensors").is_
 # The goals are character accuracy >= 0.9, exact >= 0.5 and <= 24 steps per canvas on held-out texts of
 # the lengths trained (training.json); the floors asserted are a little under what the shipped weights measured
 # (README "The demonstration model").
-MIN_CHAR_ACCURACY = 0.92  # measured 0.952
-MIN_EXACT = 0.6  # measured 0.750
-MAX_STEPS_PER_CANVAS = 8  # measured 5.1
+MIN_CHAR_ACCURACY = 0.93  # measured 0.959
+MIN_EXACT = 0.6  # measured 0.700
+MAX_STEPS_PER_CANVAS = 9  # measured 6.2
 HELD_OUT = 40
-MIN_PAGE2_SIMILARITY = 0.0  # measured 0.048: page 2 is 148 tokens, the texts trained are up to 73 (goal 0.8: not met)
+# page 2 measured 0.09-0.12 (goal 0.8: not met): its words split into 1-2 character pieces of the BPE (2.1
+# characters a token; the help text trained on: 2.87), and the copy slips on them (README "Limits")
+MIN_PAGE2_SIMILARITY = 0.0
 
 
 def trained_lengths() -> tuple[int, int]:
