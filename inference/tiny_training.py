@@ -207,7 +207,7 @@ def longest_at(step: int, s: TrainSettings) -> int:
 
 @dataclass
 class Batch:
-    """Everything random about one step, drawn from the step's own seed (:func:`make_batch`): a step's data is the
+    """Everything random about one step, drawn from the step's own seed (:class:`BatchMaker`): a step's data is the
     same whichever process, device or resumed run computes it."""
 
     step: int
@@ -234,7 +234,7 @@ class BatchMaker:
     def __init__(self, processor: Any, spec: BatchSpec) -> None:
         from .prompts import PromptBuilder
 
-        self.spec, self.s, self.vocab, self.canvas = spec, spec.settings, spec.vocab, spec.canvas
+        self.spec = spec
         self.tokenizer = processor.tokenizer
         self.builder = PromptBuilder(processor)
         self.sampler = SpanSampler(corpus_topics()[0], self.tokenizer)
@@ -242,7 +242,8 @@ class BatchMaker:
     def __call__(self, step: int) -> Batch:
         import torch
 
-        s, seed = self.s, self.s.seed * 1_000_003 + step
+        s = self.spec.settings
+        seed = s.seed * 1_000_003 + step
         rng = random.Random(seed)
         gen = torch.Generator().manual_seed(seed)
         while True:
@@ -257,9 +258,9 @@ class BatchMaker:
         for key in ("pixel_values", "image_position_ids"):
             inputs[key] = inputs[key][:1].clone()
         pad = self.tokenizer.pad_token_id
-        clean = torch.tensor([clean_canvas(self.tokenizer, h, self.canvas) for h in hints])
+        clean = torch.tensor([clean_canvas(self.tokenizer, h, self.spec.canvas) for h in hints])
         t = torch.rand(len(hints), 1, generator=gen)
-        noise = torch.randint(0, self.vocab, clean.shape, generator=gen)
+        noise = torch.randint(0, self.spec.vocab, clean.shape, generator=gen)
         noisy = torch.where(torch.rand(clean.shape, generator=gen) < t, noise, clean)
         temperature = None
         if rng.random() < s.self_conditioning:  # per batch: the gradient-free pass costs a whole decoder forward
@@ -399,9 +400,9 @@ def train(model: Any, processor: Any, s: TrainSettings, log: Any = print, state_
           stop_after: int | None = None, device: str = "cpu", workers: int = 0, threads: int = 1,
           seconds: float | None = None) -> tuple[list[dict[str, float]], int, float, list[dict[str, Any]]]:
     """Train in place; returns ``(history, steps done, seconds, sittings)`` (a sitting: one call's device, first
-    and last step and seconds). With ``state_dir`` the whole state (weights,
-    optimizer, step) is saved every ``STATE_EVERY`` steps and at the end, and a later call resumes from it exactly (a
-    step's data comes from the step's own seed), so a schedule longer than one sitting runs as if uninterrupted;
+    and last step and seconds). With ``state_dir`` the whole state (weights, optimizer, step) is saved every
+    ``STATE_EVERY`` steps and at the end, and a later call resumes from it exactly (a step's data comes from the
+    step's own seed), so a schedule longer than one sitting runs as if uninterrupted;
     ``stop_after`` ends this call at that step (the shipped model is the schedule stopped at a named step) and
     ``seconds`` after that much time. ``device``, ``workers`` (processes making batches ahead) and ``threads`` change
     how fast it runs, not what it computes (up to floating-point order on another device)."""
