@@ -19,7 +19,10 @@ The objective matches the sampler (:mod:`inference.sampling`):
 
 Texts are spans of the English prose that ships with CPython (``pydoc_data.topics`` of CPython 3.11.7, a snapshot in
 ``resources/tiny-corpus.json.gz``): one topic in eight is held out for evaluation. The tokenizer is a byte-level BPE
-trained on that prose (Gemma 4's special tokens kept), so a short page fits in one 256-token canvas.
+trained on that prose (Gemma 4's special tokens kept), so a short page fits in one 256-token canvas. The BPE splits a
+page's everyday words, which help text seldom has, into pieces of one to three characters, and a copy trained on help
+text alone slips on them (``workkbchch``); ``--varied`` draws a share of the texts from :func:`varied_topics`, the
+help text with made-up English-like words, repeated names, acronyms and numbers in it.
 
 Everything random about a step (the spans, the page picture, the noise, the self-conditioning draw) comes from the
 step's own seed (:class:`BatchMaker`), so batches made ahead by worker processes (``--workers``) equal those made
@@ -88,6 +91,109 @@ def train_tokenizer_core(texts: Sequence[str], vocab_size: int = VOCAB_SIZE) -> 
     core.train_from_iterator(texts, trainer=trainer)
     core.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in SPECIAL_TOKENS])
     return core
+
+
+class PseudoWords:
+    """English-like words that the corpus does not have: character trigram and bigram models of its words. A page's
+    own words (names, products, everyday words a help text never uses) are split by the corpus's BPE into pieces of
+    one to three characters (``workbench`` = ``w or k b en ch``: 2.2 characters a token, the help text's words 3.7);
+    trigram words split like them (2.4), bigram words into shorter pieces still (1.9)."""
+
+    def __init__(self, texts: Sequence[str]) -> None:
+        import collections
+
+        follow: dict[str, list[str]] = collections.defaultdict(list)
+        for text in texts:
+            for word in re.findall(r"[a-z]{3,}", text.lower()):
+                padded = "^^" + word + "$"
+                for i in range(2, len(padded)):
+                    follow[padded[i - 2:i]].append(padded[i])
+                    follow[padded[i - 1]].append(padded[i])
+        self.follow = {k: sorted(v) for k, v in sorted(follow.items())}  # sorted: the same draws on any Python
+
+    def word(self, rng: random.Random, shortest: int = 3, longest: int = 13, order: int = 3) -> str:
+        """A word of ``shortest``-``longest`` letters from the trigram (``order`` 3) or bigram (2) model."""
+        for _ in range(50):
+            out = "^^"
+            while len(out) < longest + 3:
+                nxt = rng.choice(self.follow[out[-(order - 1):]])
+                if nxt == "$":
+                    break
+                out += nxt
+            word = out[2:]
+            if shortest <= len(word) <= longest:
+                return word
+        return word
+
+
+_CORE = re.compile(r"^([^A-Za-z0-9]*)([A-Za-z]+)([^A-Za-z0-9]*)$")
+
+
+def _number(rng: random.Random) -> str:
+    kind = rng.randrange(6)
+    if kind == 0:
+        return str(rng.randint(0, 99))
+    if kind == 1:
+        return str(rng.randint(1900, 2030))
+    if kind == 2:
+        return f"{rng.randint(0, 999)}.{rng.randint(0, 99):02d}"
+    if kind == 3:
+        return f"{rng.randint(1, 100)}%"
+    if kind == 4:
+        return f"{rng.randint(1, 28)}/{rng.randint(1, 12)}/{rng.randint(1990, 2030)}"
+    return f"{rng.randint(1, 999):,}" if rng.random() < 0.5 else str(rng.randint(100, 99999))
+
+
+def _styled(word: str, like: str, rng: random.Random) -> str:
+    if like[:1].isupper() or rng.random() < 0.25:
+        return word[:1].upper() + word[1:]
+    return word
+
+
+def varied_topics(texts: Sequence[str], seed: int = SEED) -> list[str]:
+    """The corpus with the words documents have and help text lacks: in each topic a share of the words (20-90 %)
+    become made-up English-like words (:class:`PseudoWords`), a few names the topic repeats (a product or a person
+    named again and again), title case, acronyms (``OCR``, ``PDFs``), numbers, dates and compounds. Deterministic
+    in ``seed``."""
+    rng = random.Random(seed)
+    pseudo = PseudoWords(texts)
+    out = []
+    for text in texts:
+        names = []
+        for _ in range(rng.randint(1, 3)):
+            name = pseudo.word(rng, 4, 12)
+            if rng.random() < 0.4:  # a compound name: WorkBench, Datafold
+                second = pseudo.word(rng, 3, 8)
+                name += second[:1].upper() + second[1:] if rng.random() < 0.5 else second
+            names.append(name[:1].upper() + name[1:] if rng.random() < 0.7 else name)
+        rate = rng.uniform(0.2, 0.9)
+        lines = []
+        for line in text.split("\n"):
+            words = []
+            for word in line.split(" "):
+                m = _CORE.match(word)
+                if m is None or rng.random() >= rate:
+                    words.append(word)
+                    continue
+                before, core, after = m.groups()
+                kind = rng.random()
+                if kind < 0.5:
+                    core = _styled(pseudo.word(rng, order=3 if rng.random() < 0.7 else 2), core, rng)
+                elif kind < 0.65:
+                    core = rng.choice(names)
+                elif kind < 0.75:
+                    core = core[:1].upper() + core[1:]
+                elif kind < 0.83:
+                    core = "".join(rng.choice("ABCDEFGHIJKLMNOPRSTUVW") for _ in range(rng.randint(2, 4)))
+                    core += "s" if rng.random() < 0.2 else ""
+                elif kind < 0.93:
+                    core = _number(rng)
+                else:
+                    core = core + pseudo.word(rng, 3, 7)
+                words.append(before + core + after)
+            lines.append(" ".join(words))
+        out.append("\n".join(lines))
+    return out
 
 
 class SpanSampler:
@@ -184,6 +290,7 @@ class TrainSettings:
     guide_layer: int = 1  # the decoder layer whose first head is guided to the hint token it copies
     seed: int = SEED
     init: str = ""  # a model folder whose weights start the run (a later stage of a schedule); "" = fresh weights
+    varied: float = 0.0  # share of texts drawn from the varied corpus (:func:`varied_topics`); 0: the help text only
 
 
 # how a run is carried out, not what it computes: not part of the saved settings, free to differ on resume
@@ -237,7 +344,9 @@ class BatchMaker:
         self.spec = spec
         self.tokenizer = processor.tokenizer
         self.builder = PromptBuilder(processor)
-        self.sampler = SpanSampler(corpus_topics()[0], self.tokenizer)
+        train = corpus_topics()[0]
+        self.sampler = SpanSampler(train, self.tokenizer)
+        self.varied = SpanSampler(varied_topics(train), self.tokenizer) if spec.settings.varied > 0 else None
 
     def __call__(self, step: int) -> Batch:
         import torch
@@ -248,7 +357,7 @@ class BatchMaker:
         gen = torch.Generator().manual_seed(seed)
         while True:
             n = rng.randint(s.min_tokens, max(s.min_tokens, longest_at(step, s)))
-            hints = [h for h in (self.sampler.span(n, rng) for _ in range(s.batch)) if h is not None]
+            hints = [h for h in (self.pick(rng).span(n, rng) for _ in range(s.batch)) if h is not None]
             if len(hints) >= s.batch // 2:
                 break
         name, page = rng.choice(DOC_NAMES), rng.randint(1, 40)
@@ -266,6 +375,14 @@ class BatchMaker:
         if rng.random() < s.self_conditioning:  # per batch: the gradient-free pass costs a whole decoder forward
             temperature = torch.empty(len(hints), 1, 1).uniform_(*self.spec.temperatures, generator=gen)
         return Batch(step, inputs, clean, noisy, temperature, guide_targets(inputs["input_ids"], clean, pad))
+
+
+    def pick(self, rng: random.Random) -> SpanSampler:
+        """The help text, or (a share ``varied`` of rows) the varied corpus; no draw when there is none, so that a
+        run without it draws what it drew before the varied corpus existed."""
+        if self.varied is not None and rng.random() < self.spec.settings.varied:
+            return self.varied
+        return self.sampler
 
 
 def guide_targets(prompt_ids: Any, clean: Any, pad: int) -> Any:
@@ -541,10 +658,13 @@ class Evaluation:
                 f"mean_steps_per_canvas={self.mean_steps_per_canvas:.1f}")
 
 
-def held_out_hints(processor: Any, count: int, min_tokens: int, max_tokens: int, seed: int = 7) -> list[str]:
+def held_out_hints(processor: Any, count: int, min_tokens: int, max_tokens: int, seed: int = 7,
+                   varied: bool = False) -> list[str]:
+    """Spans of the held-out topics (never trained on); ``varied``: of those topics varied as
+    :func:`varied_topics` varies the training text (other made-up words and names than any training text has)."""
     rng = random.Random(seed)
     _, held = corpus_topics()
-    sampler = SpanSampler(held, processor.tokenizer)
+    sampler = SpanSampler(varied_topics(held, seed=SEED + 1) if varied else held, processor.tokenizer)
     hints: list[str] = []
     while len(hints) < count:
         hint = sampler.span(rng.randint(min_tokens, max_tokens), rng)
@@ -620,6 +740,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--max-tokens", type=int, default=TrainSettings.max_tokens)
     ap.add_argument("--grow-until", type=float, default=TrainSettings.grow_until,
                     help="share of the schedule over which the longest text grows from 24 tokens (0: all lengths)")
+    ap.add_argument("--varied", type=float, default=TrainSettings.varied,
+                    help="share of texts from the varied corpus: made-up words, names, acronyms, numbers (0: none)")
     ap.add_argument("--init-from", type=Path, help="start from this model folder's weights (a later stage)")
     ap.add_argument("--state", type=Path, default=default_state_dir(),
                     help="folder for the resumable training state (default: %(default)s)")
@@ -633,7 +755,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = ap.parse_args(argv)
     settings = TrainSettings(steps=args.steps, batch=args.batch, lr=args.lr, warmup=args.warmup,
                              max_tokens=args.max_tokens, grow_until=args.grow_until,
-                             init=str(args.init_from) if args.init_from else "")
+                             init=str(args.init_from) if args.init_from else "", varied=args.varied)
     model, processor = build_trained(train=True)
     earlier = None
     if args.init_from is not None:
@@ -645,19 +767,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     model.save_pretrained(args.out)
     processor.save_pretrained(args.out)
     trained = longest_at(done, settings)  # held-out texts of the lengths trained so far
-    evaluation = None
+    evaluation = evaluation_varied = None
     if args.eval > 0:
-        hints = held_out_hints(processor, args.eval, settings.min_tokens, trained)
-        with torch.no_grad():
-            result = evaluate(model, processor, hints)
-        print(result.summary())
-        evaluation = {k: v for k, v in asdict(result).items() if k != "samples"}
+        for varied in (False, True) if settings.varied > 0 else (False,):
+            hints = held_out_hints(processor, args.eval, settings.min_tokens, trained, varied=varied)
+            with torch.no_grad():
+                result = evaluate(model, processor, hints)
+            print(("varied: " if varied else "") + result.summary())
+            record = {k: v for k, v in asdict(result).items() if k != "samples"}
+            evaluation, evaluation_varied = (evaluation, record) if varied else (record, evaluation_varied)
     (args.out / "training.json").write_text(json.dumps({
         "settings": asdict(settings), "stopped_after": done, "longest_trained_tokens": trained,
         "train_seconds": round(seconds, 1),
         "sittings": sittings,
         "history": history,
         "evaluation": evaluation,
+        "evaluation_varied": evaluation_varied,
         "initialised_from": earlier,
         "torch": torch.__version__, "device": args.device,
     }, indent=1) + "\n")

@@ -18,12 +18,16 @@ pytestmark = pytest.mark.skipif(not (trained_folder() / "model.safetensors").is_
 # The issue's goals are character accuracy >= 0.9, exact >= 0.5 and <= 24 steps per canvas on held-out texts of
 # the lengths trained (training.json); the floors asserted are a little under what the shipped weights measured
 # (README "The demonstration model").
-MIN_CHAR_ACCURACY = 0.93  # measured 0.959
-MIN_EXACT = 0.6  # measured 0.700
-MAX_STEPS_PER_CANVAS = 9  # measured 6.2
+MIN_CHAR_ACCURACY = 0.93  # measured 0.960
+MIN_EXACT = 0.65  # measured 0.775
+MAX_STEPS_PER_CANVAS = 8  # measured 4.0 (help text), 5.2 (varied)
 HELD_OUT = 40
-# page 2 measured 0.09-0.12 (goal 0.8: not met): its words split into 1-2 character pieces of the BPE (2.1
-# characters a token; the help text trained on: 2.87), and the copy slips on them (README "Limits")
+MIN_VARIED_CHAR_ACCURACY = 0.92  # measured 0.952
+MIN_VARIED_EXACT = 0.6  # measured 0.750
+# Pages through `dwb parse`, word similarity to the builtin parse (the issue's goal: 0.8 on short pages; not met):
+# the pages written for the test measured 0.52 and 0.58 (mean of three; stage 2's weights 0.29), the sample's page 2
+# 0.05-0.12: its words (`Workbench` = `W or k b en ch`, three times in 148 tokens) make the copy stutter (README).
+MIN_EVERYDAY_SIMILARITY = 0.35
 MIN_PAGE2_SIMILARITY = 0.0
 
 
@@ -68,6 +72,23 @@ def test_it_transcribes_held_out_text_and_stops_early(trained):
     assert (curve[1:] > curve[:-1]).sum() >= 3
 
 
+@pytest.mark.slow
+def test_it_transcribes_held_out_text_whose_words_split_into_short_pieces(trained):
+    """Held-out topics varied as part of the training text is (:func:`varied_topics`: made-up English-like words,
+    names repeated, acronyms, numbers): words that the BPE splits into pieces of one to three characters, as it splits
+    an everyday page's words (about 2.1 characters a token, the help text 2.8)."""
+    hints = held_out_hints(trained.processor, HELD_OUT, *trained_lengths(), varied=True)
+    with torch.inference_mode():
+        result = evaluate(trained.model, trained.processor, hints, seed=0)
+    print("varied:", result.summary())
+    for hint, out in result.samples[:3]:
+        print(repr(hint), "->", repr(out))
+    assert result.texts >= 40
+    assert result.char_accuracy >= MIN_VARIED_CHAR_ACCURACY
+    assert result.exact >= MIN_VARIED_EXACT
+    assert result.mean_steps_per_canvas <= MAX_STEPS_PER_CANVAS
+
+
 def _md_similarity():
     """The shared word-level Markdown similarity (``../shared/tools/md_similarity.py``)."""
     import importlib.util
@@ -80,22 +101,58 @@ def _md_similarity():
     return module.similarity
 
 
-@pytest.mark.slow
-def test_parse_of_the_sample_matches_the_builtin_engine_on_the_short_page(tmp_path, capsys):
-    """Page 2 of resources/sample.pdf (311 characters, 148 tokens: one canvas) is a short page; page 1 (542
-    characters, 275 tokens) is longer than the texts the model was trained on."""
-    from inference.resources import resource_path
-
-    sample = resource_path("sample.pdf")
-    assert dwb(["parse", str(sample), "--out", str(tmp_path / "builtin"), "--per-page"]) == 0
-    assert dwb(["parse", str(sample), "--out", str(tmp_path / "model"), "--per-page", "--engine", "model",
+def _parse_both(pdf, tmp_path) -> dict[int, float]:
+    """Word similarity, page by page, of ``dwb parse --engine model --model tiny-trained`` to the builtin parse."""
+    assert dwb(["parse", str(pdf), "--out", str(tmp_path / "builtin"), "--per-page"]) == 0
+    assert dwb(["parse", str(pdf), "--out", str(tmp_path / "model"), "--per-page", "--engine", "model",
                 "--model", "tiny-trained", "--dtype", "fp32", "--device", "cpu", "--batch-size", "1"]) == 0
     similarity = _md_similarity()
     scores = {}
-    for page in (1, 2):
-        builtin = (tmp_path / "builtin" / f"sample_pg{page}.md").read_text()
-        model = (tmp_path / "model" / f"sample_pg{page}.md").read_text()
-        scores[page] = similarity(builtin, model)
+    for builtin in sorted((tmp_path / "builtin").glob("*_pg*.md")):
+        model = (tmp_path / "model" / builtin.name).read_text()
+        assert model.strip()
+        scores[int(builtin.stem.rsplit("_pg", 1)[1])] = similarity(builtin.read_text(), model)
+    return scores
+
+
+@pytest.mark.slow
+def test_parse_of_the_sample_matches_the_builtin_engine_on_the_short_page(tmp_path):
+    """Page 2 of resources/sample.pdf (311 characters, 148 tokens: one canvas) is a short page; page 1 (542
+    characters, 275 tokens: two canvases) is longer than the texts the model was trained on."""
+    from inference.resources import resource_path
+
+    scores = _parse_both(resource_path("sample.pdf"), tmp_path)
     print(f"word similarity to the builtin parse: page 1 {scores[1]:.3f}, page 2 {scores[2]:.3f}")
-    assert all((tmp_path / "model" / f"sample_pg{page}.md").read_text().strip() for page in (1, 2))
-    assert scores[2] >= MIN_PAGE2_SIMILARITY  # the goal is 0.8: not met by the part-trained weights
+    assert sorted(scores) == [1, 2]
+    assert scores[2] >= MIN_PAGE2_SIMILARITY
+
+
+# Short pages of everyday words that neither the help text nor the sample has (written for this test).
+EVERYDAY_PAGES = (
+    "Harbour Street Library\nNotes from the March meeting\nThe committee reviewed the budget for the new reading "
+    "room and agreed to buy twelve chairs. Volunteers will paint the children's corner in April, and the bakery "
+    "next door offered coffee for the opening day.",
+    "Weekend walk\nMeet at the station car park at nine. The trail climbs through pine woods to the old quarry, "
+    "then follows the river back to town. Bring water, a hat and sturdy boots: the path is muddy after rain.",
+    "Invoice 2291\nGarden repairs for Mrs Patel, 14 Elm Grove.\nNew fence panels, six at 38.50 each.\nHedge "
+    "trimming, two hours.\nPayment is due within 30 days. Thank you for your custom.",
+)
+
+
+@pytest.mark.slow
+def test_parse_of_short_pages_of_everyday_words(tmp_path, trained):
+    """Pages written for this test, each one canvas, of words the BPE splits into short pieces."""
+    import pymupdf
+
+    tokenizer = trained.processor.tokenizer
+    pdf = tmp_path / "everyday.pdf"
+    doc = pymupdf.open()
+    for text in EVERYDAY_PAGES:
+        assert len(tokenizer(text, add_special_tokens=False)["input_ids"]) <= 160  # the trained lengths
+        page = doc.new_page(width=595, height=842)
+        page.insert_textbox(pymupdf.Rect(72, 72, 523, 770), text, fontsize=12)
+    doc.save(pdf)
+    scores = _parse_both(pdf, tmp_path)
+    print("word similarity to the builtin parse, by page:", {k: round(v, 3) for k, v in scores.items()})
+    assert sorted(scores) == [1, 2, 3]
+    assert sum(scores.values()) / len(scores) >= MIN_EVERYDAY_SIMILARITY

@@ -70,3 +70,64 @@ def test_a_resumed_run_equals_an_uninterrupted_one(tmp_path):
     assert all(torch.equal(straight[k], resumed[k]) for k in straight)
     untrained, _ = build_trained()
     assert any(not torch.equal(straight[k], v) for k, v in untrained.state_dict().items())  # it did train
+
+
+def test_the_varied_corpus_is_reproducible_and_splits_like_a_page_s_own_words(processor):
+    """The varied corpus stands for the words documents have and the help text lacks (names repeated, made-up
+    English-like words, acronyms, numbers): it is a function of its seed, it keeps the text's lines, and the BPE
+    splits it into pieces about as short as an everyday page's words (the help text: about 2.8 characters a token)."""
+    import re
+
+    from inference.tiny_training import PseudoWords, corpus_topics, varied_topics
+
+    train_topics, _ = corpus_topics()
+    topics = train_topics[:12]
+    varied = varied_topics(topics, seed=5)
+    assert varied == varied_topics(topics, seed=5)
+    assert varied != varied_topics(topics, seed=6)
+    assert [t.count("\n") for t in varied] == [t.count("\n") for t in topics]  # lines kept
+    before = [w for t in topics for w in t.split()]
+    after = [w for t in varied for w in t.split()]
+    changed = sum(a != b for a, b in zip(before, after, strict=False)) / len(before)
+    assert 0.1 < changed < 0.8
+
+    def chars_per_token(texts):
+        joined = "\n".join(texts)
+        return len(joined) / len(processor.tokenizer(joined, add_special_tokens=False)["input_ids"])
+
+    plain, hard = chars_per_token(topics), chars_per_token(varied)
+    assert hard < plain - 0.4, (plain, hard)
+    vocabulary = {w.lower() for t in topics for w in re.findall(r"[A-Za-z]+", t)}
+    new_words = {w.lower() for t in varied for w in re.findall(r"[A-Za-z]{4,}", t)} - vocabulary
+    assert len(new_words) > 500  # words the help text never has
+    # the trigram and bigram word models draw the same words from the same seed, and the bigram one shorter pieces
+    import random
+
+    words = PseudoWords(topics)
+    assert [words.word(random.Random(3)) for _ in range(2)] == [words.word(random.Random(3)) for _ in range(2)]
+    rng = random.Random(0)
+    tri = [words.word(rng) for _ in range(300)]
+    bi = [words.word(rng, order=2) for _ in range(300)]
+    assert chars_per_token([" ".join(bi)]) < chars_per_token([" ".join(tri)])
+
+
+def test_a_run_without_the_varied_corpus_draws_what_it_drew_before(processor):
+    """``varied`` 0 (the earlier stages' settings) makes no extra draw, so their recorded runs stay reproducible;
+    a share of 1 draws every text from the varied corpus."""
+    spec = BatchSpec(TrainSettings(batch=3), 1024, 256, (0.4, 0.8))
+    plain = next(batch_stream(processor, spec, range(11, 12), workers=0))
+    again = next(batch_stream(processor, spec, range(11, 12), workers=0))
+    assert torch.equal(plain.clean, again.clean)
+    import re
+
+    from inference.tiny_training import corpus_topics
+
+    vocabulary = {w for t in corpus_topics()[0] for w in re.findall(r"[A-Za-z]+", t)}
+
+    def unknown_words(batch):
+        texts = processor.tokenizer.batch_decode(batch.clean, skip_special_tokens=True)
+        return {w for t in texts for w in re.findall(r"[A-Za-z]+", t)} - vocabulary
+
+    varied_spec = BatchSpec(TrainSettings(batch=3, varied=1.0), 1024, 256, (0.4, 0.8))
+    varied = next(batch_stream(processor, varied_spec, range(11, 12), workers=0))
+    assert not unknown_words(plain) and unknown_words(varied)
