@@ -376,7 +376,6 @@ class BatchMaker:
             temperature = torch.empty(len(hints), 1, 1).uniform_(*self.spec.temperatures, generator=gen)
         return Batch(step, inputs, clean, noisy, temperature, guide_targets(inputs["input_ids"], clean, pad))
 
-
     def pick(self, rng: random.Random) -> SpanSampler:
         """The help text, or (a share ``varied`` of rows) the varied corpus; no draw when there is none, so that a
         run without it draws what it drew before the varied corpus existed."""
@@ -767,22 +766,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     model.save_pretrained(args.out)
     processor.save_pretrained(args.out)
     trained = longest_at(done, settings)  # held-out texts of the lengths trained so far
-    evaluation = evaluation_varied = None
-    if args.eval > 0:
-        for varied in (False, True) if settings.varied > 0 else (False,):
-            hints = held_out_hints(processor, args.eval, settings.min_tokens, trained, varied=varied)
-            with torch.no_grad():
-                result = evaluate(model, processor, hints)
-            print(("varied: " if varied else "") + result.summary())
-            record = {k: v for k, v in asdict(result).items() if k != "samples"}
-            evaluation, evaluation_varied = (evaluation, record) if varied else (record, evaluation_varied)
+    evaluations: dict[bool, dict[str, Any]] = {}  # varied or not -> the record
+    kinds = ((False, True) if settings.varied > 0 else (False,)) if args.eval > 0 else ()
+    for varied in kinds:
+        hints = held_out_hints(processor, args.eval, settings.min_tokens, trained, varied=varied)
+        with torch.no_grad():
+            result = evaluate(model, processor, hints)
+        print(("varied: " if varied else "") + result.summary())
+        evaluations[varied] = {k: v for k, v in asdict(result).items() if k != "samples"}
     (args.out / "training.json").write_text(json.dumps({
         "settings": asdict(settings), "stopped_after": done, "longest_trained_tokens": trained,
         "train_seconds": round(seconds, 1),
         "sittings": sittings,
         "history": history,
-        "evaluation": evaluation,
-        "evaluation_varied": evaluation_varied,
+        "evaluation": evaluations.get(False),
+        "evaluation_varied": evaluations.get(True),
         "initialised_from": earlier,
         "torch": torch.__version__, "device": args.device,
     }, indent=1) + "\n")
