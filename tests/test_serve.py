@@ -138,7 +138,10 @@ def test_image_request(client, tmp_path):
 
 
 def _first_step(stream):
-    for line in stream.iter_lines():
+    """The first step event of a stream, or (``stream`` an iterator of its lines) of lines the caller keeps: a
+    stream's ``iter_lines()`` left behind is closed when it is collected, which closes the connection (httpcore), and
+    the server cancels the run of a client that went away."""
+    for line in stream.iter_lines() if hasattr(stream, "iter_lines") else stream:
         if line.startswith("data: {") and '"dwb":{"event":"step"' in line:
             return decode_event(json.loads(line[6:])["dwb"])
     raise AssertionError("no step event")
@@ -193,13 +196,16 @@ def test_full_queue_gets_503_with_retry_after(loaded):
     try:
         with httpx.Client(timeout=60) as http:
             with http.stream("POST", url + "/chat/completions", json=body) as running:
-                _first_step(running)  # taken by the worker
+                lines = running.iter_lines()  # kept to the end: the run stays connected, so it is not cancelled
+                _first_step(lines)  # taken by the worker
                 with http.stream("POST", url + "/chat/completions", json=body) as waiting:
                     assert waiting.status_code == 200  # queued
                     full = http.post(url + "/chat/completions", json=body)
                     assert full.status_code == 503
                     assert int(full.headers["retry-after"]) >= 1
                     assert "queue is full" in full.json()["error"]["message"]
+                    assert runner.in_flight == 2 and not runner.recent  # the first run was still running
+                del lines
     finally:
         server.should_exit = True
         thread.join()
