@@ -3,11 +3,22 @@ step, whoever makes it; a resumed run equals an uninterrupted one; the guide poi
 
 from __future__ import annotations
 
+import random
+import re
+
 import pytest
 import torch
 
 from inference.tiny import build_trained, build_trained_processor
-from inference.tiny_training import BatchSpec, TrainSettings, batch_stream, train
+from inference.tiny_training import (
+    BatchSpec,
+    PseudoWords,
+    TrainSettings,
+    batch_stream,
+    corpus_topics,
+    train,
+    varied_topics,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -76,10 +87,6 @@ def test_the_varied_corpus_is_reproducible_and_splits_like_a_page_s_own_words(pr
     """The varied corpus stands for the words documents have and the help text lacks (names repeated, made-up
     English-like words, acronyms, numbers): it is a function of its seed, it keeps the text's lines, and the BPE
     splits it into pieces about as short as an everyday page's words (the help text: about 2.8 characters a token)."""
-    import re
-
-    from inference.tiny_training import PseudoWords, corpus_topics, varied_topics
-
     train_topics, _ = corpus_topics()
     topics = train_topics[:12]
     varied = varied_topics(topics, seed=5)
@@ -101,8 +108,6 @@ def test_the_varied_corpus_is_reproducible_and_splits_like_a_page_s_own_words(pr
     new_words = {w.lower() for t in varied for w in re.findall(r"[A-Za-z]{4,}", t)} - vocabulary
     assert len(new_words) > 500  # words the help text never has
     # the trigram and bigram word models draw the same words from the same seed, and the bigram one shorter pieces
-    import random
-
     words = PseudoWords(topics)
     assert [words.word(random.Random(3)) for _ in range(2)] == [words.word(random.Random(3)) for _ in range(2)]
     rng = random.Random(0)
@@ -111,17 +116,13 @@ def test_the_varied_corpus_is_reproducible_and_splits_like_a_page_s_own_words(pr
     assert chars_per_token([" ".join(bi)]) < chars_per_token([" ".join(tri)])
 
 
-def test_a_run_without_the_varied_corpus_draws_what_it_drew_before(processor):
-    """``varied`` 0 (the earlier stages' settings) makes no extra draw, so their recorded runs stay reproducible;
-    a share of 1 draws every text from the varied corpus."""
+def test_the_varied_share_picks_the_corpus_a_text_comes_from(processor):
+    """``varied`` 0 (the earlier stages' settings) draws help text only, the same batch for the same step; a share of
+    1 draws every text from the varied corpus, whose words the help text does not have."""
     spec = BatchSpec(TrainSettings(batch=3), 1024, 256, (0.4, 0.8))
     plain = next(batch_stream(processor, spec, range(11, 12), workers=0))
     again = next(batch_stream(processor, spec, range(11, 12), workers=0))
     assert torch.equal(plain.clean, again.clean)
-    import re
-
-    from inference.tiny_training import corpus_topics
-
     vocabulary = {w for t in corpus_topics()[0] for w in re.findall(r"[A-Za-z]+", t)}
 
     def unknown_words(batch):
