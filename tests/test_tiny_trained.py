@@ -3,6 +3,8 @@ text through the project's engine with the default parameters, stops early, and 
 
 from __future__ import annotations
 
+import random
+
 import numpy as np
 import pytest
 import torch
@@ -10,7 +12,7 @@ import torch
 from app.cli import main as dwb
 from inference.loading import load_model
 from inference.tiny import TRAINED_LABEL, trained_folder
-from inference.tiny_training import evaluate, held_out_hints
+from inference.tiny_training import char_accuracy, evaluate, held_out_hints, page_image, parse_parts, prompt_inputs
 
 pytestmark = pytest.mark.skipif(not (trained_folder() / "model.safetensors").is_file(),
                                 reason="resources/tiny-trained is not built")
@@ -18,17 +20,20 @@ pytestmark = pytest.mark.skipif(not (trained_folder() / "model.safetensors").is_
 # The issue's goals are character accuracy >= 0.9, exact >= 0.5 and <= 24 steps per canvas on held-out texts of
 # the lengths trained (training.json); the floors asserted are a little under what the shipped weights measured
 # (README "The demonstration model").
-MIN_CHAR_ACCURACY = 0.93  # measured 0.960
-MIN_EXACT = 0.65  # measured 0.775
-MAX_STEPS_PER_CANVAS = 8  # measured 4.0 (help text), 5.2 (varied)
+MIN_CHAR_ACCURACY = 0.91  # measured 0.934
+MIN_EXACT = 0.3  # measured 0.375 (the issue's goal 0.5: not met since the prompts name any file and page)
+MAX_STEPS_PER_CANVAS = 24  # measured 14.9 (help text), 20.1 (varied); the issue's goal: 24 of 48
 HELD_OUT = 40
-MIN_VARIED_CHAR_ACCURACY = 0.92  # measured 0.952
-MIN_VARIED_EXACT = 0.6  # measured 0.750
-# Pages through `dwb parse`, word similarity to the builtin parse (the issue's goal: 0.8 on short pages; not met):
-# the pages written for the test measured 0.52 and 0.58 (mean of three; stage 2's weights 0.29), the sample's page 2
-# 0.05-0.12: its words (`Workbench` = `W or k b en ch`, three times in 148 tokens) make the copy stutter (README).
-MIN_EVERYDAY_SIMILARITY = 0.35
-MIN_PAGE2_SIMILARITY = 0.0
+MIN_VARIED_CHAR_ACCURACY = 0.88  # measured 0.906
+MIN_VARIED_EXACT = 0.1  # measured 0.150
+# Pages through `dwb parse`, word similarity to the builtin parse (the issue's goal: 0.8 on short pages): the pages
+# written for the test measured 0.841, 0.900, 0.788 (mean 0.84; stage 3's weights 0.52-0.58), the sample's page 2
+# 0.48-0.67 over runs (a parse draws an unseeded canvas; stage 3: 0.05-0.12): not met on the sample (README).
+MIN_EVERYDAY_SIMILARITY = 0.7
+MIN_PAGE2_SIMILARITY = 0.3
+# The same page under 21 page headers (3 names x 7 pages): measured min 0.813, mean 0.931 (stage 3: 0.115, 0.600).
+MIN_HEADER_CHAR_ACCURACY = 0.75
+MIN_HEADER_MEAN_CHAR_ACCURACY = 0.88
 
 
 def trained_lengths() -> tuple[int, int]:
@@ -156,3 +161,35 @@ def test_parse_of_short_pages_of_everyday_words(tmp_path, trained):
     print("word similarity to the builtin parse, by page:", {k: round(v, 3) for k, v in scores.items()})
     assert sorted(scores) == [1, 2, 3]
     assert sum(scores.values()) / len(scores) >= MIN_EVERYDAY_SIMILARITY
+
+
+HEADER_NAMES = ("a.pdf", "sample.pdf", "Harbour Street minutes 2024-03 (final).pdf")
+HEADER_PAGES = (1, 2, 3, 9, 40, 140, 999)
+
+
+@pytest.mark.slow
+def test_it_finds_the_hint_whatever_the_page_header(trained):
+    """The hint starts where the prompt's ``[name, page N]`` line ends, a token offset that depends on the file's
+    name and the page number; the copy holds at each. (Trained on seven names and pages 1-40, stage 3's weights
+    found the hint by its position: pages 1-3 of ``sample.pdf``, a token shorter, copied at 0.74, pages 4-33 at 1.0.)"""
+    from inference.engine import DiffusionEngine
+    from inference.events import Finished
+    from inference.prompts import PromptBuilder
+
+    engine, builder = DiffusionEngine(trained.model, trained.processor.tokenizer), PromptBuilder(trained.processor)
+    tokenizer = trained.processor.tokenizer
+    hint = EVERYDAY_PAGES[1]
+    scores, offsets = {}, set()
+    for name in HEADER_NAMES:
+        for page in HEADER_PAGES:
+            offsets.add(len(tokenizer(f"[{name}, page {page}]\n", add_special_tokens=False)["input_ids"]))
+            image = page_image((595, 842), random.Random(page), 12)
+            inputs = prompt_inputs(builder, [parse_parts(name, page, hint, image)])
+            with torch.inference_mode():
+                events = list(engine.generate(inputs, engine.default_params(seed=page)))
+            assert isinstance(events[-1], Finished)
+            scores[name, page] = char_accuracy(hint, events[-1].texts[0].strip())
+    print("char accuracy by header:", {f"{n[:12]} p{p}": round(v, 3) for (n, p), v in scores.items()})
+    assert len(offsets) >= 8  # the hint starts at that many token offsets
+    assert min(scores.values()) >= MIN_HEADER_CHAR_ACCURACY
+    assert sum(scores.values()) / len(scores) >= MIN_HEADER_MEAN_CHAR_ACCURACY
