@@ -31,7 +31,7 @@ MIN_VARIED_EXACT = 0.1  # measured 0.150
 # 0.48-0.67 over runs (a parse draws an unseeded canvas; stage 3: 0.05-0.12): not met on the sample (README).
 MIN_EVERYDAY_SIMILARITY = 0.7
 MIN_PAGE2_SIMILARITY = 0.3
-# The same page under 21 page headers (3 names x 7 pages): measured min 0.813, mean 0.931 (stage 3: 0.115, 0.600).
+# The same page under 21 page headers (3 names x 7 pages): measured min 0.794, mean 0.926 (stage 3: 0.120, 0.601).
 MIN_HEADER_CHAR_ACCURACY = 0.75
 MIN_HEADER_MEAN_CHAR_ACCURACY = 0.88
 
@@ -179,14 +179,14 @@ def test_it_finds_the_hint_whatever_the_page_header(trained):
     engine, builder = DiffusionEngine(trained.model, trained.processor.tokenizer), PromptBuilder(trained.processor)
     tokenizer = trained.processor.tokenizer
     hint = EVERYDAY_PAGES[1]
+    image = page_image((595, 842), random.Random(0), 12)
     scores, offsets = {}, set()
     for name in HEADER_NAMES:
         for page in HEADER_PAGES:
             offsets.add(len(tokenizer(f"[{name}, page {page}]\n", add_special_tokens=False)["input_ids"]))
-            image = page_image((595, 842), random.Random(page), 12)
             inputs = prompt_inputs(builder, [parse_parts(name, page, hint, image)])
-            with torch.inference_mode():
-                events = list(engine.generate(inputs, engine.default_params(seed=page)))
+            with torch.inference_mode():  # one seed and picture for all: only the header differs
+                events = list(engine.generate(inputs, engine.default_params(seed=0)))
             assert isinstance(events[-1], Finished)
             scores[name, page] = char_accuracy(hint, events[-1].texts[0].strip())
     print("char accuracy by header:", {f"{n[:12]} p{p}": round(v, 3) for (n, p), v in scores.items()})
