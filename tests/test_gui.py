@@ -12,7 +12,7 @@ from PIL import Image
 pytest.importorskip("PySide6")
 pytest.importorskip("pytestqt")
 
-from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QTimer, QUrl  # noqa: E402
+from PySide6.QtCore import QEvent, QMimeData, QPoint, QPointF, Qt, QTimer, QUrl  # noqa: E402
 from PySide6.QtGui import QDragEnterEvent, QDropEvent  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
@@ -25,18 +25,26 @@ from inference.events import CanvasCommitted, DenoisingStep, Finished  # noqa: E
 TIMEOUT = 60_000
 
 
+def delete_now(obj) -> None:
+    """``deleteLater`` and run the deferred delete now (processEvents outside an event loop leaves it posted, to
+    fire in some later test's event loop)."""
+    obj.deleteLater()
+    QApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete.value)
+    QApplication.processEvents()
+
+
 @pytest.fixture
 def window(qtbot):
+    """The window as a user closes it: close (which waits for a running job without blocking), then delete. Not
+    ``qtbot.addWidget``: pytest-qt closes and deletes its widgets before fixtures are torn down, so a close that is
+    still waiting for the worker would be cut short by the delete."""
     before = {id(w) for w in QApplication.topLevelWidgets()}
     win = MainWindow()
-    qtbot.addWidget(win)
     win.show()
     yield win
     win.close()
-    qtbot.waitUntil(lambda: not win.worker.thread.isRunning(), timeout=TIMEOUT)
-    win.deleteLater()
-    QApplication.processEvents()
-    QApplication.sendPostedEvents(None, 0)
+    qtbot.waitUntil(lambda: not win.isVisible() and not win.worker.thread.isRunning(), timeout=TIMEOUT)
+    delete_now(win)
     # no thread or top-level widget outlives the test
     assert not win.worker.thread.isRunning()
     leaked = [w for w in QApplication.topLevelWidgets() if id(w) not in before and w.isVisible()]
@@ -133,6 +141,48 @@ def test_parse_with_the_tiny_model_drives_the_panel(window, qtbot):
     assert window.panel.grid.frame is window.panel.frames[0]
     assert "canvas 1, step 1" in window.panel.scrub_label.text()
     assert "<!-- page 2 -->" in window.results.raw.toPlainText()
+
+
+def test_a_window_deleted_while_its_close_waits_for_a_job_stops_the_thread(qtbot):
+    """Close while a job runs (the close waits for it), then delete the window before the job ends: the thread is
+    cancelled and joined with the window, not left running (a QThread destroyed running aborts the process)."""
+    win = MainWindow()
+    win.show()
+    started, seen_cancel = threading.Event(), threading.Event()
+
+    def wait_for_cancel(job):
+        started.set()
+        for _ in range(3000):  # at most 30 s: a bound, so that a failure cannot hang the run
+            if job.cancelled_requested:
+                seen_cancel.set()
+                return None
+            threading.Event().wait(0.01)
+        return None
+
+    win.worker.submit(Job("waiting", wait_for_cancel))
+    assert started.wait(TIMEOUT / 1000)
+    thread = win.worker.thread
+    win.close()  # the job runs: the close waits for it
+    assert win.closing and win.isVisible()
+    delete_now(win)
+    try:
+        assert seen_cancel.is_set() and not thread.isRunning()
+    finally:
+        thread.quit()
+        thread.wait()
+
+
+def test_a_closed_window_queues_no_new_work(window, qtbot):
+    window.add_paths([str(SAMPLE)])
+    qtbot.waitUntil(lambda: ingested(window), timeout=TIMEOUT)
+    load_tiny(window, qtbot)
+    window.engine_box.setCurrentText("model")  # a scope change: the token count's timer starts
+    assert window.count_timer.isActive()
+    window.close()
+    assert not window.count_timer.isActive() and not window.worker.thread.isRunning()
+    window._count_tokens()  # noqa: SLF001 - as if the timer had fired: nothing is queued on the closed worker
+    late = window.worker.submit(Job("late", lambda job: 1 / 0))
+    assert late.cancelled_requested and not window.worker.busy
 
 
 def test_cancel_mid_canvas_stops_before_the_next_step(window, qtbot):

@@ -619,9 +619,11 @@ class MainWindow(TaskActions, DropTarget, QMainWindow):
 
     def closeEvent(self, event: Any) -> None:  # noqa: N802
         """Cancel, wait for the worker without blocking the UI thread, then close: a running job is asked to stop
-        (it stops within a denoising step or a prefill chunk) and the window closes when the worker is idle."""
+        (it stops within a denoising step or a prefill chunk) and the window closes when the worker is idle. From
+        here on nothing new is queued (the token count's timer would start one)."""
+        self.closing = True
+        self.count_timer.stop()
         if not self.worker.stop():
-            self.closing = True
             self.status_label.setText("Closing: stopping the task under way\u2026")
             self.setEnabled(False)
             event.ignore()

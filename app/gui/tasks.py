@@ -133,7 +133,7 @@ class TaskActions:
         entries = self.scope_entries()
         question = self.question.text().strip()
         engine = self.generating_engine()
-        if engine is None or not entries:
+        if engine is None or not entries or self.closing:
             return
         if self._count_job is not None:
             self._count_job.cancel()

@@ -8,6 +8,7 @@ Qt signals on the UI thread. The worker thread never touches a widget; the engin
 
 from __future__ import annotations
 
+import functools
 import logging
 import traceback
 from collections.abc import Callable
@@ -94,12 +95,25 @@ class Worker(QObject):
         self.thread.start()
         self.current: Job | None = None
         self._queue: list[Job] = []
+        self.finished = False  # finish() was called: no job runs on this worker again
+        # The Worker dies with its parent (the window), which may be deleted while a job still runs (deleteLater while
+        # its close waits for the job). The thread is no child of it: it would outlive it, running, and a QThread
+        # destroyed running aborts the process. So the Worker's destruction cancels the jobs and joins the thread.
+        self.destroyed.connect(functools.partial(_join_on_destroy, self.thread, self._jobs))
 
     @property
     def busy(self) -> bool:
         return self.current is not None
 
+    def _jobs(self) -> list[Job]:
+        return [j for j in (self.current, *self._queue) if j is not None]
+
     def submit(self, job: Job) -> Job:
+        """Queue ``job``; after :meth:`finish` (the window closed) it is cancelled at once and never runs."""
+        if self.finished:
+            job.cancel()
+            log.debug("job %s submitted after the worker finished: not run", job.name)
+            return job
         job.done.connect(self._finished)
         self._queue.append(job)
         if self.current is None:
@@ -139,11 +153,24 @@ class Worker(QObject):
         """Stop the idle thread's event loop and join it (immediate: no job runs). Call only when not busy."""
         if self.current is not None:
             raise RuntimeError("the worker is still running a job: stop() it and wait for busy_changed(False)")
+        self.finished = True
         self.thread.quit()
         self.thread.wait()
 
     def shutdown_blocking(self) -> None:
         """Last resort when the event loop is already gone (application quit): cancel, then join the thread."""
         self.stop()
+        self.finished = True
         self.thread.quit()
         self.thread.wait()
+
+
+def _join_on_destroy(thread: QThread, jobs: Callable[[], list[Job]], *_: Any) -> None:
+    """The Worker is being destroyed (``destroyed``): cancel what it still holds and join its thread. The running
+    job stops within a step or chunk; what it emits after this reaches no Worker (its queued calls are dropped)."""
+    for job in jobs():
+        job.cancel()
+    if thread.isRunning():
+        log.debug("worker destroyed while its thread runs: cancelling and joining")
+        thread.quit()
+        thread.wait()
