@@ -784,6 +784,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--varied-headers", action="store_true",
                     help="prompts name made-up documents and pages 1-999 (default: 7 names, pages 1-40)")
     ap.add_argument("--init-from", type=Path, help="start from this model folder's weights (a later stage)")
+    ap.add_argument("--seed", type=int, default=TrainSettings.seed,
+                    help="seeds the weights and every step's data (a later stage on other batches than the last)")
     ap.add_argument("--state", type=Path, default=default_state_dir(),
                     help="folder for the resumable training state (default: %(default)s)")
     ap.add_argument("--eval", type=int, default=40, help="held-out texts evaluated at the end (0: none)")
@@ -797,7 +799,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = TrainSettings(steps=args.steps, batch=args.batch, lr=args.lr, warmup=args.warmup,
                              max_tokens=args.max_tokens, grow_until=args.grow_until,
                              init=str(args.init_from) if args.init_from else "", varied=args.varied,
-                             headers=args.varied_headers)
+                             headers=args.varied_headers, seed=args.seed)
     model, processor = build_trained(train=True)
     earlier = None
     if args.init_from is not None:
