@@ -160,7 +160,7 @@ def test_a_window_deleted_while_its_close_waits_for_a_job_stops_the_thread(qtbot
         return None
 
     win.worker.submit(Job("waiting", wait_for_cancel))
-    assert started.wait(TIMEOUT / 1000)
+    qtbot.waitUntil(started.is_set, timeout=TIMEOUT)  # the job starts when the event loop runs
     thread = win.worker.thread
     win.close()  # the job runs: the close waits for it
     assert win.closing and win.isVisible()
@@ -170,6 +170,17 @@ def test_a_window_deleted_while_its_close_waits_for_a_job_stops_the_thread(qtbot
     finally:
         thread.quit()
         thread.wait()
+
+
+def test_a_connection_made_right_after_submit_sees_the_jobs_first_event(window, qtbot):
+    """A job that emits at once (a follow-up's prefill is that quick) starts only when the UI thread's event loop
+    runs again, so the caller's ``job.event.connect`` after ``submit`` always sees its first event."""
+    for _ in range(20):
+        seen = []
+        job = window.worker.submit(Job("quick", lambda job: job.event.emit("first")))
+        job.event.connect(seen.append, Qt.ConnectionType.DirectConnection)
+        qtbot.waitUntil(lambda: not window.worker.busy, timeout=TIMEOUT)
+        assert seen == ["first"]
 
 
 def test_a_closed_window_queues_no_new_work(window, qtbot):

@@ -14,7 +14,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QObject, QThread, Qt, Signal, Slot
 
 from .messages import describe
 
@@ -83,6 +83,7 @@ class Worker(QObject):
     busy_changed = Signal(bool)
     job_started = Signal(object)  # the Job that starts running
     _start = Signal(object)
+    _launch_later = Signal(object)  # queued to this Worker itself: the next turn of the UI thread's event loop
 
     def __init__(self, parent: QObject | None = None, name: str = "dwb-worker") -> None:
         super().__init__(parent)
@@ -91,6 +92,7 @@ class Worker(QObject):
         self._runner = _Runner()
         self._runner.moveToThread(self.thread)
         self._start.connect(self._runner.run)
+        self._launch_later.connect(self._launch, Qt.ConnectionType.QueuedConnection)
         self.thread.finished.connect(self._runner.deleteLater)
         self.thread.start()
         self.current: Job | None = None
@@ -109,7 +111,9 @@ class Worker(QObject):
         return [j for j in (self.current, *self._queue) if j is not None]
 
     def submit(self, job: Job) -> Job:
-        """Queue ``job``; after :meth:`finish` (the window closed) it is cancelled at once and never runs."""
+        """Queue ``job``; it starts once the UI thread's event loop runs again (connect to its signals right after
+        this call: nothing is emitted before). After :meth:`finish` (the window closed) it is cancelled at once and
+        never runs."""
         if self.finished:
             job.cancel()
             log.debug("job %s submitted after the worker finished: not run", job.name)
@@ -132,8 +136,15 @@ class Worker(QObject):
             return
         self.current = self._queue.pop(0)
         self.busy_changed.emit(True)
-        self.job_started.emit(self.current)
-        self._start.emit(self.current)
+        self.job_started.emit(self.current)  # the window shows it busy now
+        self._launch_later.emit(self.current)
+
+    def _launch(self, job: Job) -> None:
+        """The job starts on the worker thread once the UI thread is back in its event loop, so that whoever
+        submitted it has connected to its signals by then (else a job that is quick to its first event, a follow-up's
+        prefill, would emit it before the caller's ``job.event.connect``)."""
+        if job is self.current:
+            self._start.emit(job)
 
     def _finished(self) -> None:
         job = self.current
