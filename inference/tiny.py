@@ -145,7 +145,7 @@ def trained_folder() -> Path:
 @functools.lru_cache(maxsize=1)
 def _trained_bpe() -> str:
     """The trained BPE as JSON: trained once per process (seconds), each processor gets its own copy."""
-    from .tiny_training import corpus_topics, train_tokenizer_core
+    from .tiny_corpus import corpus_topics, train_tokenizer_core
 
     return train_tokenizer_core(corpus_topics()[0]).to_str()
 
@@ -163,7 +163,7 @@ def build_trained(train: bool = False) -> tuple[Any, Any]:
     import torch
     from transformers import DiffusionGemmaForBlockDiffusion
 
-    from .tiny_training import SEED
+    from .tiny_corpus import SEED
 
     processor = build_trained_processor()
     config = build_config(processor.tokenizer, **TRAINED_TEXT)
