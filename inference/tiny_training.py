@@ -324,7 +324,7 @@ def fit_experts_to(model: Any, device: Any) -> None:
         model.set_experts_implementation("eager")
 
 
-STATE_EVERY = 500
+STATE_EVERY = 100  # a save takes a few milliseconds; a killed run loses at most this many steps
 STATE_FILE = "state.pt"
 
 
@@ -343,6 +343,32 @@ def save_state(folder: Path, state: dict[str, Any]) -> None:
     tmp = folder / f"{STATE_FILE}.partial"
     torch.save(state, tmp)
     tmp.replace(folder / STATE_FILE)
+
+
+class _Terminate:
+    """Set by SIGTERM while training: the step in progress finishes and the state is saved (a stopped session or a
+    ``kill`` loses nothing). Outside the main thread, where signals cannot be caught, it is never set."""
+
+    def __init__(self) -> None:
+        import signal
+
+        self._set, self._before = False, None
+        try:
+            self._before = signal.signal(signal.SIGTERM, self._on_signal)
+        except ValueError:  # not the main thread
+            pass
+
+    def _on_signal(self, *_: Any) -> None:
+        self._set = True
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def restore(self) -> None:
+        import signal
+
+        if self._before is not None:
+            signal.signal(signal.SIGTERM, self._before)
 
 
 def train(model: Any, processor: Any, s: TrainSettings, log: Any = print, state_dir: Path | None = None,
@@ -405,8 +431,9 @@ def train(model: Any, processor: Any, s: TrainSettings, log: Any = print, state_
                 "history": history, "seconds": before + time.perf_counter() - t0,
                 "sittings": sittings + this_sitting()}
 
+    stopping = _Terminate()
     for batch in batch_stream(processor, spec, range(start, last), workers):
-        if seconds is not None and time.perf_counter() - t0 > seconds:
+        if (seconds is not None and time.perf_counter() - t0 > seconds) or stopping.is_set():
             break
         for group in opt.param_groups:
             group["lr"] = learning_rate(step, s)
@@ -465,8 +492,9 @@ def train(model: Any, processor: Any, s: TrainSettings, log: Any = print, state_
             window.clear()
         if state_dir is not None and step % STATE_EVERY == 0:
             save_state(state_dir, snapshot())
+    stopping.restore()
     if state_dir is not None and step > start:
-        save_state(state_dir, snapshot())  # also where a time limit ended the call between two saves
+        save_state(state_dir, snapshot())  # also where a time limit or SIGTERM ended the call between two saves
     if s.guide:
         model.set_attn_implementation(attn_implementation)
     model.to("cpu").eval()
@@ -557,11 +585,7 @@ def load_stage(model: Any, folder: Path) -> dict[str, Any] | None:
     return json.loads(record.read_text()) if record.is_file() else None
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    import torch
-
-    from .tiny import build_trained
-
+def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m inference.tiny_training", description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, required=True, help="folder to write the model to (resources/tiny-trained)")
     ap.add_argument("--steps", type=int, default=TrainSettings.steps, help="the schedule's length")
@@ -587,13 +611,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     run.add_argument("--device", default="cpu", help="torch device to train on (cpu, cuda)")
     run.add_argument("--workers", type=int, default=0, help="processes that make batches ahead (0: inline)")
     run.add_argument("--threads", type=int, default=1,
-                     help="torch threads (more threads than free cores make every small op wait on the others)")
+                     help="torch threads (more threads than free cores make every small op wait on the others; "
+                          "on a CPU another count sums in another order, so the weights differ in the last bits)")
     run.add_argument("--minutes", type=float, help="stop after this long, saving the state (resume later)")
-    args = ap.parse_args(argv)
-    settings = TrainSettings(steps=args.steps, batch=args.batch, lr=args.lr, warmup=args.warmup,
-                             max_tokens=args.max_tokens, grow_until=args.grow_until,
-                             init=str(args.init_from) if args.init_from else "", varied=args.varied,
-                             headers=args.varied_headers, seed=args.seed)
+    return ap
+
+
+def settings_of(args: argparse.Namespace) -> TrainSettings:
+    return TrainSettings(steps=args.steps, batch=args.batch, lr=args.lr, warmup=args.warmup,
+                         max_tokens=args.max_tokens, grow_until=args.grow_until,
+                         init=str(args.init_from) if args.init_from else "", varied=args.varied,
+                         headers=args.varied_headers, seed=args.seed)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    import torch
+
+    from .tiny import build_trained
+
+    args = parser().parse_args(argv)
+    settings = settings_of(args)
     model, processor = build_trained(train=True)
     earlier = None
     if args.init_from is not None:
@@ -606,7 +643,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     processor.save_pretrained(args.out)
     trained = longest_at(done, settings)  # held-out texts of the lengths trained so far
     evaluations: dict[bool, dict[str, Any]] = {}  # varied or not -> the record
-    kinds = ((False, True) if settings.varied > 0 else (False,)) if args.eval > 0 else ()
+    end = min(settings.steps, args.stop_after) if args.stop_after is not None else settings.steps
+    kinds = ((False, True) if settings.varied > 0 else (False,)) if args.eval > 0 and done >= end else ()
+    if done < end:
+        print(f"stopped at step {done} of {end}; the same command resumes from {args.state}")
     for varied in kinds:
         hints = held_out_hints(processor, args.eval, settings.min_tokens, trained, varied=varied)
         with torch.no_grad():

@@ -164,3 +164,77 @@ def test_page_headers_start_the_hint_at_many_token_offsets(processor):
     spec = BatchSpec(TrainSettings(batch=2, headers=True), 1024, 256, (0.4, 0.8))
     varied = [header(next(batch_stream(processor, spec, range(step, step + 1), workers=0))) for step in range(6)]
     assert any(name not in DOC_NAMES for name, _ in varied)
+
+
+def test_the_recipe_is_the_schedule_the_shipped_weights_record():
+    """``python -m inference.tiny_recipe`` reruns the stages that ``resources/tiny-trained/training.json`` records
+    (each stage's record holds the one before): the same settings, stopped at the same steps."""
+    import json
+    from dataclasses import asdict
+
+    from inference.tiny import trained_folder
+    from inference.tiny_recipe import STAGES
+    from inference.tiny_training import parser, settings_of
+
+    record = json.loads((trained_folder() / "training.json").read_text())
+    chain = []
+    while record:
+        chain.insert(0, record)
+        record = record["initialised_from"]
+    assert [len(chain)] == [len(STAGES)]
+    for stage, shipped in zip(STAGES, chain):
+        ours = asdict(settings_of(parser().parse_args(["--out", "x", *stage.argv()])))
+        recorded = {**asdict(TrainSettings()), **shipped["settings"]}  # a setting added later: its default
+        assert {k: v for k, v in ours.items() if k != "init"} == {k: v for k, v in recorded.items()
+                                                                   if k != "init"}, stage.name
+        assert stage.end == shipped["stopped_after"], stage.name
+    assert chain[0]["settings"]["init"] == ""  # the first stage starts from fresh weights
+
+
+def test_the_recipe_runs_its_stages_in_order_and_never_reruns_a_finished_one(tmp_path):
+    import json
+
+    from inference.tiny_recipe import Stage, run
+
+    stages = (Stage("one", 2, {"steps": 50, "batch": 2, "stop-after": 2, "eval": 0}),
+              Stage("two", 3, {"steps": 50, "batch": 2, "seed": 5, "stop-after": 3, "eval": 0}))
+    said: list[str] = []
+    assert not run(tmp_path, minutes=0, stages=stages, log=said.append)  # no time: nothing runs, it says so
+    assert not (tmp_path / "one").exists() and "time is up" in said[-1]
+    assert run(tmp_path, stages=stages, log=lambda *_: None)
+    one = json.loads((tmp_path / "one" / "training.json").read_text())
+    two = json.loads((tmp_path / "two" / "training.json").read_text())
+    assert (one["stopped_after"], two["stopped_after"]) == (2, 3)
+    assert two["settings"]["init"] == str(tmp_path / "one") and two["initialised_from"] == one
+    written = (tmp_path / "two" / "model.safetensors").stat().st_mtime_ns
+    said.clear()
+    assert run(tmp_path, stages=stages, log=said.append)
+    assert len(said) == 1 and "finished" in said[0]  # no stage started again
+    assert (tmp_path / "two" / "model.safetensors").stat().st_mtime_ns == written
+
+
+def test_sigterm_saves_the_state_and_the_same_command_goes_on(tmp_path):
+    """A stopped session or a ``kill`` ends training at the step in progress with the state saved; the script says
+    where it stopped and exits cleanly, and the same command resumes (resumption equals an uninterrupted run:
+    ``test_a_resumed_run_equals_an_uninterrupted_one``)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "inference.tiny_training", "--out", str(tmp_path / "out"), "--state",
+           str(tmp_path / "state"), "--batch", "2", "--steps", "5000", "--eval", "0"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if line.startswith('{"step": 100,'):
+            proc.send_signal(signal.SIGTERM)
+            break
+    rest, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0, "".join(lines) + rest
+    saved = torch.load(tmp_path / "state" / "state.pt", weights_only=False)
+    assert 100 <= saved["step"] < 5000
+    assert f"stopped at step {saved['step']} of 5000" in rest
+    assert (tmp_path / "out" / "model.safetensors").is_file()
