@@ -164,14 +164,15 @@ class Worker(QObject):
         """Stop the idle thread's event loop and join it (immediate: no job runs). Call only when not busy."""
         if self.current is not None:
             raise RuntimeError("the worker is still running a job: stop() it and wait for busy_changed(False)")
-        self.finished = True
-        self.thread.quit()
-        self.thread.wait()
+        self._join()
 
     def shutdown_blocking(self) -> None:
         """Last resort when the event loop is already gone (application quit): cancel, then join the thread."""
         self.stop()
-        self.finished = True
+        self._join()
+
+    def _join(self) -> None:
+        self.finished = True  # from now on a submitted job is cancelled, never queued
         self.thread.quit()
         self.thread.wait()
 
