@@ -98,6 +98,8 @@ def _add_engine_args(parser: argparse.ArgumentParser) -> None:
                         help="4-bit NF4 weights for --engine model (see dwb generate --help)")
     parser.add_argument("--max-new-tokens", type=int)
     parser.add_argument("--steps", type=int, help="max denoising steps per canvas")
+    parser.add_argument("--seed", type=int, help="seed every engine run with this (--engine model or remote: the same "
+                                                 "pages, batch size and seed give the same text); default: unseeded")
     from app.remote_cli import add_remote_args
 
     add_remote_args(parser)
@@ -334,9 +336,10 @@ def make_engine(args: argparse.Namespace) -> Any:
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
-    """The generation settings given on the command line (--max-new-tokens, --steps)."""
-    return {k: v for k, v in (("max_new_tokens", args.max_new_tokens), ("max_denoising_steps", args.steps))
-            if v is not None}
+    """The generation settings given on the command line (--max-new-tokens, --steps, --seed)."""
+    given = (("max_new_tokens", args.max_new_tokens), ("max_denoising_steps", args.steps),
+             ("seed", getattr(args, "seed", None)))
+    return {k: v for k, v in given if v is not None}
 
 
 class ProgressBar:

@@ -72,7 +72,7 @@ class RemoteSpec:
     concurrency: int = 4
     timeout: float = 600.0
     http_retries: int = 4
-    params: tuple[tuple[str, Any], ...] = ()  # max_new_tokens, max_denoising_steps
+    params: tuple[tuple[str, Any], ...] = ()  # max_new_tokens, max_denoising_steps, seed
 
     name: ClassVar[str] = "remote"
 

@@ -139,6 +139,23 @@ def test_cli_parse_ask_extract_remote(served, tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["engine"] == "remote"
 
 
+def test_cli_seed_gives_the_same_pages_again_locally_and_through_the_server(served, tmp_path):
+    """``--seed`` seeds every engine run: the same pages, batch size and seed give the same text in another run and
+    through ``dwb serve``; another seed other text (random weights: the text is the sampler's draw)."""
+    common = ["--model", "tiny", "--steps", "4", "--max-new-tokens", "256", "--per-page"]
+    local = [*common, "--engine", "model", "--dtype", "fp32", "--device", "cpu", "--batch-size", "1"]
+
+    def pages(name, *extra):
+        assert dwb(["parse", str(SAMPLE), "--out", str(tmp_path / name), *extra]) == 0
+        return {f.name: f.read_text() for f in sorted((tmp_path / name).glob("*_pg*.md"))}
+
+    first = pages("first", *local, "--seed", "3")
+    assert len(first) == 2 and all(text.strip() for text in first.values())
+    assert pages("again", *local, "--seed", "3") == first
+    assert pages("served", *common, "--engine", "remote", "--base-url", served[1], "--seed", "3") == first
+    assert pages("other", *local, "--seed", "4") != first
+
+
 def test_cli_remote_needs_a_url(capsys):
     assert dwb(["ask", str(SAMPLE), "q", "--engine", "remote"]) == 2
     assert "--base-url" in capsys.readouterr().err

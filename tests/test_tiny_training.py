@@ -181,8 +181,8 @@ def test_the_recipe_is_the_schedule_the_shipped_weights_record():
     while record:
         chain.insert(0, record)
         record = record["initialised_from"]
-    assert [len(chain)] == [len(STAGES)]
-    for stage, shipped in zip(STAGES, chain):
+    assert len(chain) == len(STAGES)
+    for stage, shipped in zip(STAGES, chain, strict=True):
         ours = asdict(settings_of(parser().parse_args(["--out", "x", *stage.argv()])))
         recorded = {**asdict(TrainSettings()), **shipped["settings"]}  # a setting added later: its default
         assert {k: v for k, v in ours.items() if k != "init"} == {k: v for k, v in recorded.items()
