@@ -15,7 +15,7 @@ from app.cli import main as dwb
 from inference.documents import open_document
 from inference.errors import ConfigError
 from inference.tasks import BuiltinEngine, ParseOptions
-from inference.tasks.layout import find_gutters
+from inference.tasks.layout import FURNITURE, find_gutters
 from inference.tasks.markdown import table_html
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -133,6 +133,26 @@ def test_layout_reads_columns_in_order_and_drops_furniture(tmp_path):
     kept = BuiltinEngine().parse(doc, ParseOptions(furniture=True)).pages[1]
     assert "ACME Quarterly Report" in kept
     assert doc.pages[1].blocks[0].kind != "header"  # the caller's document is not modified
+
+
+def test_a_transcription_leaves_out_the_furniture_its_text_layer_marks(tmp_path):
+    """A model may copy the running header and page number it was told to leave out: the lines at the start and end
+    of its transcription that are the page's furniture (as the text layer has it) go, as in the builtin parse; the
+    same words inside the text stay."""
+    from inference.tasks.layout import analyse
+    from inference.tasks.markdown import without_furniture
+
+    doc = analyse(open_document(make_pdf(tmp_path / "cols.pdf", two_column_pages(3))))
+    page = doc.pages[1]
+    body = "# Title of page 2\n\ncol0 para0 line0 words words\n2\nACME Quarterly Report was filed."
+    copied = f"## ACME  quarterly report\n\n{body}\n\n**2**\n"
+    assert without_furniture(copied, page) == body
+    assert without_furniture(body, page) == body
+    assert without_furniture("ACME Quarterly Report\n2", page) == ""
+    body_only = [((72, 300 + 14 * i), f"line {i} of a page that has no header", 11) for i in range(6)]
+    plain = analyse(open_document(make_pdf(tmp_path / "one.pdf", [body_only]))).pages[0]
+    assert not [b for b in plain.blocks if b.kind in FURNITURE]
+    assert without_furniture("2\nline 0 of a page", plain) == "2\nline 0 of a page"  # nothing marked: all kept
 
 
 def test_merged_cells_become_html():

@@ -43,6 +43,31 @@ def page_markdown(page: Page, furniture: bool = False, marker: bool = True) -> s
     return "\n\n".join(out)
 
 
+def without_furniture(text: str, page: Page) -> str:
+    """``text``, a transcription of ``page``, without the lines at its start and end that are the page's running
+    header, footer or page number as its text layer has them (:func:`layout.analyse` marks them): a model that copies
+    them anyway leaves them out as the builtin parse does. Lines inside the text are never dropped."""
+    marks = {_plain(line) for blk in page.blocks if blk.kind in FURNITURE for line in blk.text.splitlines()} - {""}
+    if not marks:
+        return text
+    lines = text.splitlines()
+
+    def furniture_lines(seq: list[str]) -> int:
+        n = 0
+        while n < len(seq) and (not seq[n].strip() or _plain(seq[n]) in marks):
+            n += 1
+        return n
+
+    start = furniture_lines(lines)
+    end = len(lines) - furniture_lines(lines[::-1])
+    return "\n".join(lines[start:end]) if start < end else ""
+
+
+def _plain(line: str) -> str:
+    """A line's words as a reader compares them: Markdown's heading, quote and emphasis marks out, case folded."""
+    return " ".join(re.sub(r"[#>*_`]", " ", line).split()).casefold()
+
+
 def _comment(text: str) -> str:
     return html.escape(text).replace("--", "–")
 

@@ -27,11 +27,13 @@ from ..prompts import Prompt, PromptBuilder, PromptPolicy
 from .base import Answer, Citation, Extraction, ParseOptions, ParseResult, TaskContext
 from .builtin import PassageIndex
 from .layout import analyse
-from .markdown import page_marker
+from .markdown import page_marker, without_furniture
 
 PARSE_INSTRUCTION = ("Transcribe this page into Markdown. Keep the reading order, headings (#), lists, and tables "
                      "(HTML <table> where cells are merged). Leave out running headers, footers and page numbers. "
                      "Write only the transcription.")
+KEEP_FURNITURE = ("Leave out running headers, footers and page numbers.",
+                  "Keep running headers, footers and page numbers.")  # --keep-furniture: the instruction says so
 ASK_INSTRUCTION = ("Answer the question from the documents above. After each statement, cite the page it rests on "
                    "as [p. N]. If the documents do not answer it, say so.\nQuestion: {question}")
 REDUCE_INSTRUCTION = ("Partial answers to the question, each from a different part of the documents:\n{partials}\n"
@@ -104,6 +106,7 @@ class ModelEngine:
         batch_size = options.batch_size or self.default_batch_size()
         texts: dict[int, str] = {}
         pending: list[tuple[int, Prompt]] = []
+        instruction = PARSE_INSTRUCTION.replace(*KEEP_FURNITURE) if options.furniture else PARSE_INSTRUCTION
 
         def flush() -> None:
             if not pending:
@@ -128,7 +131,7 @@ class ModelEngine:
             single = copy.copy(doc)
             single.pages = [page]
             try:
-                prompt = self.builder.build([single], PARSE_INSTRUCTION, policy)
+                prompt = self.builder.build([single], instruction, policy)
             except Exception as exc:  # noqa: BLE001 - a page that cannot be rendered is that page's error
                 doc.add_error(page.number, f"prompt failed: {exc}", type(exc).__name__)
                 continue
@@ -144,7 +147,7 @@ class ModelEngine:
             if i not in texts:
                 pages_md.append(marker)
                 continue
-            text = texts[i]
+            text = texts[i] if options.furniture else without_furniture(texts[i], page)
             page.attrs["text_layer_blocks"] = len(page.blocks)  # replaced by the model's transcription
             page.blocks = [Block(kind="text", text=text, bbox=(0, 0, page.width, page.height), order=0,
                                  attrs={"source": "model", "format": "markdown"})]
