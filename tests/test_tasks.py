@@ -149,6 +149,8 @@ def test_a_transcription_leaves_out_the_furniture_its_text_layer_marks(tmp_path)
     assert without_furniture(copied, page) == body
     assert without_furniture(body, page) == body
     assert without_furniture("ACME Quarterly Report\n2", page) == ""
+    titled = "ACME Quarterly Report\n# ACME Quarterly Report\n\ntext"
+    assert without_furniture(titled, page) == "# ACME Quarterly Report\n\ntext"  # the header goes, the title stays
     body_only = [((72, 300 + 14 * i), f"line {i} of a page that has no header", 11) for i in range(6)]
     plain = analyse(open_document(make_pdf(tmp_path / "one.pdf", [body_only]))).pages[0]
     assert not [b for b in plain.blocks if b.kind in FURNITURE]

@@ -46,15 +46,24 @@ def page_markdown(page: Page, furniture: bool = False, marker: bool = True) -> s
 def without_furniture(text: str, page: Page) -> str:
     """``text``, a transcription of ``page``, without the lines at its start and end that are the page's running
     header, footer or page number as its text layer has them (:func:`layout.analyse` marks them): a model that copies
-    them anyway leaves them out as the builtin parse does. Lines inside the text are never dropped."""
-    marks = {_plain(line) for blk in page.blocks if blk.kind in FURNITURE for line in blk.text.splitlines()} - {""}
+    them anyway leaves them out as the builtin parse does. Lines inside the text are never dropped, and each furniture
+    line only once (a title that repeats the running header above it stays)."""
+    from collections import Counter
+
+    marks = Counter(_plain(line) for blk in page.blocks if blk.kind in FURNITURE for line in blk.text.splitlines())
+    del marks[""]
     if not marks:
         return text
     lines = text.splitlines()
 
     def furniture_lines(seq: list[str]) -> int:
         n = 0
-        while n < len(seq) and (not seq[n].strip() or _plain(seq[n]) in marks):
+        while n < len(seq):
+            plain = _plain(seq[n])
+            if plain:
+                if marks[plain] <= 0:
+                    break
+                marks[plain] -= 1
             n += 1
         return n
 
