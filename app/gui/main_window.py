@@ -207,8 +207,9 @@ class MainWindow(TaskActions, DropTarget, QMainWindow):
         style = self.style()
 
         def action(text: str, slot: Any, shortcut: Any = None, menu: Any = None, toolbar: bool = False,
-                   icon: Any = None) -> QAction:
+                   icon: Any = None, checkable: bool = False) -> QAction:
             act = QAction(text, self)
+            act.setCheckable(checkable)
             keys = shortcut if isinstance(shortcut, list) else [] if shortcut is None else [shortcut]
             sequences = []
             for key in keys:
@@ -220,7 +221,9 @@ class MainWindow(TaskActions, DropTarget, QMainWindow):
             act.setToolTip(f"{plain} ({named})" if named else plain)
             if icon is not None:
                 act.setIcon(style.standardIcon(icon))
-            act.triggered.connect(slot)
+            # triggered(checked) passes a bool that a slot with optional arguments would take for one of them
+            # (parse(paths) got False for its paths): only a checkable action's slot receives it
+            act.triggered.connect(slot if checkable else lambda _checked=False, slot=slot: slot())
             if menu is not None:
                 menu.addAction(act)
             if toolbar:
@@ -245,8 +248,7 @@ class MainWindow(TaskActions, DropTarget, QMainWindow):
         action("&Fit page", self.page_view.fit, "Ctrl+0", view_menu)
         action("&Next page", self.next_page, QKeySequence.StandardKey.MoveToNextPage, view_menu)
         action("&Previous page", self.prev_page, QKeySequence.StandardKey.MoveToPreviousPage, view_menu)
-        self.panel_action = action("Denoising &panel", self.toggle_panel, "Ctrl+D", view_menu)
-        self.panel_action.setCheckable(True)
+        self.panel_action = action("Denoising &panel", self.toggle_panel, "Ctrl+D", view_menu, checkable=True)
         self.panel_action.setChecked(True)
         bar.addSeparator()
         self.engine_box = QComboBox()

@@ -257,7 +257,17 @@ class TaskActions:
             self.status_label.setText("Cancelling\u2026")
 
     def parse(self, paths: list[str] | None = None) -> Job | None:
-        ready = self._ready() if paths is None else (self._engine(), [self.entries[p] for p in paths])
+        if paths is not None:
+            chosen = [self.entries[p] for p in paths if p in self.entries]
+            unread = [e for e in chosen if e.document is None]
+            if unread:
+                e = unread[0]
+                failed = f"{e.name} could not be opened, so it cannot be parsed. {e.message}".strip()
+                self.show_error(failed if e.status == "failed" else f"{e.name} is still being read: parse it later.")
+            chosen = [e for e in chosen if e.document is not None]
+            if not chosen:
+                return None
+        ready = self._ready() if paths is None else (self._engine(), chosen)
         if ready is None or ready[0] is None:
             return None
         engine, entries = ready
