@@ -56,3 +56,70 @@ def test_parse_again_on_a_file_that_failed_to_open_says_why(window, qtbot, tmp_p
     text = window.banner.label.text()
     assert "notes.pdf could not be opened, so it cannot be parsed" in text and "Something went wrong" not in text
     assert window.entries[key].message in text
+
+
+def test_files_that_fail_to_open_each_keep_their_message_and_show_it_when_chosen(window, qtbot, tmp_path):
+    """Five files that failed showed only the last one's message, and choosing a failed file left the previous
+    document's pages on screen with no reason."""
+    files = hostile(tmp_path)
+    window.add_paths([str(SAMPLE)])
+    qtbot.waitUntil(lambda: ingested(window), timeout=TIMEOUT)
+    window.add_paths([str(files["empty"]), str(files["text"])])
+    qtbot.waitUntil(lambda: ingested(window), timeout=TIMEOUT)
+    failed = [e for e in window.entries.values() if e.status == "failed"]
+    assert sorted(e.name for e in failed) == ["empty.pdf", "notes.pdf"] and all(e.message for e in failed)
+    banner = window.banner
+    assert "(1 earlier problem: Details)" in banner.label.text() and banner.details_button.isVisible()
+    assert all(e.name in banner.details and e.message in banner.details for e in failed)
+    window.doc_list.setCurrentItem(window.doc_list.item_for(str(SAMPLE.resolve())))
+    assert window.page_view.document is not None
+    window.doc_list.setCurrentItem(window.doc_list.item_for(failed[0].path))
+    assert window.page_view.document is None
+    shown = " ".join(i.toPlainText() for i in window.page_view.scene().items() if hasattr(i, "toPlainText"))
+    assert f"{failed[0].name} could not be opened" in shown and failed[0].message in shown
+    assert failed[0].name in window.status_label.text()
+    assert window.page_total.text() == "/ 0"
+    banner.close_button.click()  # dismissed: the next error starts a new list
+    window.show_error("another problem")
+    assert banner.label.text() == "another problem" and banner.problems == [("another problem", "")]
+
+
+def test_the_status_bar_says_ready_when_the_work_is_done(window, qtbot):
+    """It kept "reading sample.pdf..." long after the document was ready."""
+    window.add_paths([str(SAMPLE)])
+    qtbot.waitUntil(lambda: ingested(window) and not window.worker.busy, timeout=TIMEOUT)
+    assert window.status_label.text() == "Ready."
+    window.engine_box.setCurrentText("builtin")
+    window.parse()
+    qtbot.waitUntil(lambda: not window.worker.busy, timeout=TIMEOUT)
+    assert window.status_label.text().startswith("Parsed 1 document(s)")  # a result's own words stay
+
+
+def test_an_extraction_that_finds_nothing_says_why(window, qtbot):
+    """The builtin engine returned {} with "valid": true, and the status bar stayed on "extracting..."."""
+    window.add_paths([str(SAMPLE)])
+    qtbot.waitUntil(lambda: ingested(window), timeout=TIMEOUT)
+    window.engine_box.setCurrentText("builtin")
+    window.extract({"type": "object", "properties": {"wordstar_year": {"type": "string",
+                                                                      "title": "Year WordStar was released"}}})
+    qtbot.waitUntil(lambda: not window.worker.busy, timeout=TIMEOUT)
+    text = window.banner.label.text()
+    assert window.banner.isVisible() and not window.banner.error
+    assert "No field (wordstar_year) was found" in text and "name: value" in text
+    assert window.status_label.text() == "Extracted nothing."
+    window.extract({"type": "object", "properties": {"Canvas": {"type": "string"}}})
+    qtbot.waitUntil(lambda: not window.worker.busy, timeout=TIMEOUT)
+    assert window.status_label.text() == "Extracted 1 value(s) of 1 field(s)."
+
+
+def test_a_worker_destroyed_after_its_thread_is_gone_does_not_raise():
+    """At exit the QThread may be deleted before the Worker's destroyed signal runs (a RuntimeError was printed after
+    Ctrl+Q during a prefill)."""
+    from PySide6.QtCore import QThread
+    from shiboken6 import delete
+
+    from app.gui.worker import _join_on_destroy
+
+    thread = QThread()
+    delete(thread)
+    _join_on_destroy(thread, lambda: [])  # nothing to join, nothing raised

@@ -49,6 +49,27 @@ def state_colours(widget: QWidget) -> dict[int, QColor]:
     return DARK_COLOURS if is_dark(widget) else COLOURS
 
 
+FIXED_FAMILIES = ("DejaVu Sans Mono", "Noto Mono", "Liberation Mono", "Menlo", "Consolas", "Courier New",
+                  "Nimbus Mono PS")
+
+
+def fixed_font() -> QFont:
+    """The system's fixed-pitch font, or, where that resolves to a font Qt does not take for fixed pitch (seen here:
+    "monospace" -> Noto Sans Mono once Ghostscript's fonts were installed), the first fixed-pitch family found."""
+    from PySide6.QtGui import QFontInfo
+
+    font = QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont)
+    if QFontInfo(font).fixedPitch():
+        return font
+    families = QFontDatabase.families()
+    fixed = [f for f in FIXED_FAMILIES if f in families and QFontDatabase.isFixedPitch(f)]
+    fixed += [f for f in families if QFontDatabase.isFixedPitch(f)]
+    if fixed:
+        font.setFamily(fixed[0])
+    font.setStyleHint(QFont.StyleHint.TypeWriter)
+    return font
+
+
 @dataclass
 class Frame:
     """What one cell grid shows: one step of one canvas (row 0 of the batch)."""
@@ -259,7 +280,7 @@ class CanvasText(QWidget):
         self._picture_key: tuple = ()
         self.setMinimumSize(QSize(160, 128))
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
-        self.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
+        self.setFont(fixed_font())
 
     def set_decoder(self, decode: Any) -> None:
         self.decode = decode

@@ -70,12 +70,23 @@ class Banner(QWidget):
         row.addWidget(self.close_button)
         self.details = ""
         self.error = True
+        self.problems: list[tuple[str, str]] = []  # the errors shown since the banner last appeared
         self.details_button.clicked.connect(self.show_details)
         self.close_button.clicked.connect(self.hide)
         self.hide()
 
     def show_message(self, message: str, details: str = "", error: bool = True) -> None:
-        self.label.setText(message)
+        """Show ``message``; errors that come while an error is shown (five files that fail to open) are kept: the
+        newest is shown with a count, Details lists them all. Dismissing the banner or a new task starts afresh."""
+        if not (error and self.error and self.isVisible()):
+            self.problems = []
+        if error:
+            self.problems.append((message, details))
+        earlier = len(self.problems) - 1
+        self.label.setText(message if earlier <= 0 else f"{message}  ({earlier} earlier problem{'s' * (earlier > 1)}:"
+                                                        " Details)")
+        if earlier > 0:
+            details = "\n\n".join(f"{i}. {m}" + (f"\n{d}" if d else "") for i, (m, d) in enumerate(self.problems, 1))
         self.details = details
         self.error = error
         self.details_button.setVisible(bool(details))
@@ -85,7 +96,8 @@ class Banner(QWidget):
         self.show()
 
     def show_details(self) -> None:
-        box = QMessageBox(QMessageBox.Icon.Information, "Details", self.label.text(), parent=self)
+        icon = QMessageBox.Icon.Critical if self.error else QMessageBox.Icon.Information
+        box = QMessageBox(icon, "Details", self.label.text(), parent=self)
         box.setDetailedText(self.details)
         box.open()
 
@@ -105,6 +117,7 @@ class MainWindow(TaskActions, DropTarget, QMainWindow):
         self.worker.job_started.connect(self._job_started)
         self.settings = settings()
         self.last_error = ""
+        self.running_text = ""  # the status bar's text while a job runs (_running_status)
         self.closing = False
         self.page_of: dict[str, int] = {}  # the page shown last, per document
         self._init_tasks()
@@ -376,7 +389,9 @@ class MainWindow(TaskActions, DropTarget, QMainWindow):
     def _entry_failed(self, entry: DocEntry, message: str, details: str) -> None:
         entry.status, entry.message = "failed", message
         self.doc_list.refresh(entry)
-        self.show_error(message, details)
+        self.show_error(message if entry.name in message else f"{entry.name}: {message}", details)
+        if self.current == entry.path:
+            self.show_entry(entry.path)  # the reason in place of "Reading..."
 
     def remove_selected(self) -> None:
         for path in self.doc_list.selected_paths() or ([self.current] if self.current else []):
@@ -403,9 +418,9 @@ class MainWindow(TaskActions, DropTarget, QMainWindow):
         for path in list(self.entries):
             self.remove_document(path)
 
-    def _show_nothing(self) -> None:
+    def _show_nothing(self, hint: str | None = None) -> None:
         self.page_view.document = None
-        self.page_view.show_hint()
+        self.page_view.show_hint(*([hint] if hint else []))
         self.page_spin.setSpecialValueText("\u2013")
         self.page_spin.setRange(0, 0)
         self.page_spin.setEnabled(False)
@@ -434,7 +449,11 @@ class MainWindow(TaskActions, DropTarget, QMainWindow):
     def show_entry(self, path: str, page: int | None = None) -> None:
         self.current = path
         entry = self.entries[path]
-        if entry.document is None:
+        if entry.document is None:  # failed to open, or still being read: say so, never the last document's pages
+            self._show_nothing(f"{entry.name} could not be opened.\n\n{entry.message}" if entry.status == "failed"
+                               else f"Reading {entry.name}\u2026")
+            if entry.status == "failed":
+                self.status_label.setText(f"{entry.name}: {entry.message.splitlines()[0][:160]}")
             return
         layout = entry.parsed.document if entry.parsed is not None else None
         pages = len(entry.document.pages)
@@ -528,7 +547,12 @@ class MainWindow(TaskActions, DropTarget, QMainWindow):
         self.cancel_action.setEnabled(True)
         self.progress.setRange(0, 0)  # busy until the job reports figures
         self.progress.show()
-        self.status_label.setText(f"{job.name}\u2026")
+        self._running_status(f"{job.name}\u2026")
+
+    def _running_status(self, text: str) -> None:
+        """A job's progress in the status bar; what is still shown when the worker goes idle is replaced."""
+        self.status_label.setText(text)
+        self.running_text = self.status_label.text()
 
     def _busy(self, busy: bool) -> None:
         if busy:
@@ -536,6 +560,8 @@ class MainWindow(TaskActions, DropTarget, QMainWindow):
         self.cancel_action.setEnabled(False)
         self.progress.hide()
         self.progress.setRange(0, 1)
+        if self.status_label.text() == self.running_text:  # no result said anything since: not "reading..." forever
+            self.status_label.setText("Ready.")
         if self.closing:
             QTimer.singleShot(0, self.close)
 
@@ -545,15 +571,15 @@ class MainWindow(TaskActions, DropTarget, QMainWindow):
         if kind == "prefill_started":
             self.progress.setRange(0, 0)
             cached = f" ({event.cached_tokens:,} cached)" if event.cached_tokens else ""
-            self.status_label.setText(f"prefill: {event.prompt_tokens:,} prompt tokens{cached}")
+            self._running_status(f"prefill: {event.prompt_tokens:,} prompt tokens{cached}")
         elif kind == "prefill_progress":
             self.progress.setRange(0, max(event.total, 1))
             self.progress.setValue(event.done)
             left = event.seconds_left
             when = f", about {format_seconds(left)} left" if left else ""
-            self.status_label.setText(f"prefill: {event.done:,} of {event.total:,} tokens{when}")
+            self._running_status(f"prefill: {event.done:,} of {event.total:,} tokens{when}")
         elif kind == "prefill_finished":
-            self.status_label.setText(f"prefill: {event.prompt_tokens:,} tokens in {event.seconds:.1f} s")
+            self._running_status(f"prefill: {event.prompt_tokens:,} tokens in {event.seconds:.1f} s")
         elif kind == "canvas_started":
             engine = self.generating_engine()
             params = getattr(engine, "params", None)
@@ -561,12 +587,12 @@ class MainWindow(TaskActions, DropTarget, QMainWindow):
             canvases = max(1, -(-budget // max(1, event.canvas_length)))  # at most; end-of-sequence can stop sooner
             self.progress.setRange(0, canvases)
             self.progress.setValue(event.canvas)
-            self.status_label.setText(f"canvas {event.canvas + 1} of at most {canvases}")
+            self._running_status(f"canvas {event.canvas + 1} of at most {canvases}")
 
     def _progress(self, done: int, total: int, what: str) -> None:
         self.progress.setRange(0, max(total, 1))
         self.progress.setValue(done)
-        self.status_label.setText(what)
+        self._running_status(what)
 
     # messages, settings, closing ----------------------------------------------------------------------------
     def show_error(self, message: str, details: str = "") -> None:

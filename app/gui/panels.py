@@ -12,7 +12,6 @@ from PySide6.QtCore import QEvent, QRectF, QSize, Qt, QUrl, Signal
 from PySide6.QtGui import (
     QBrush,
     QColor,
-    QFontDatabase,
     QIcon,
     QImage,
     QPainter,
@@ -36,7 +35,7 @@ from PySide6.QtWidgets import (
     QTextBrowser,
 )
 
-from .denoise_panel import is_dark
+from .denoise_panel import fixed_font, is_dark
 from .highlight import JsonHighlighter, MarkdownHighlighter, show_text
 
 STATUS_COLOURS = {"queued": "#888888", "ingesting": "#c08a00", "ready": "#5f7f6f", "parsed": "#2e8b57",
@@ -167,11 +166,14 @@ class PageView(DropTarget, QGraphicsView):
         self.viewport().setAcceptDrops(True)
         self.show_hint()
 
-    def show_hint(self) -> None:
+    HINT = "Drop PDFs, scans, images, videos or folders here,\nor paste an image (Ctrl+V)."
+
+    def show_hint(self, text: str = HINT) -> None:
         self.scene().clear()
         self.outline_items = []
-        hint = self.scene().addText("Drop PDFs, scans, images, videos or folders here,\nor paste an image (Ctrl+V).")
+        hint = self.scene().addText(text)
         hint.setDefaultTextColor(QColor(140, 140, 140))
+        hint.setTextWidth(max(240, self.viewport().width() - 40))
 
     def take_drop(self, mime: Any) -> None:
         self.dropped.emit(mime)
@@ -314,7 +316,7 @@ def block_spans(parsed: Any) -> dict[tuple[int, int], tuple[int, int]]:
 
 
 def monospace(widget: Any) -> None:
-    widget.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
+    widget.setFont(fixed_font())
 
 
 class Results(QTabWidget):

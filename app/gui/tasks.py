@@ -415,11 +415,13 @@ class TaskActions:
             return None
         engine, entries = ready
         self._start_task(engine)
+        asked: dict[str, Any] = {}  # the schema's fields, read on the worker
 
         def work(job: Job) -> Any:
             from inference.tasks.schema import load_schema
 
             schema = schema_path if isinstance(schema_path, dict) else load_schema(schema_path)
+            asked.update(schema.get("properties") or {})
             context = self._context(job)
             docs = [e.parsed.document if e.parsed is not None else e.document for e in entries]
             return engine.extract(docs, schema, context=context)
@@ -427,6 +429,18 @@ class TaskActions:
         def done(extraction: Any) -> None:
             self.extractions.append(extraction)
             self.results.show_extraction(extraction)
+            fields = list(asked)
+            if not extraction.value:  # an empty object is valid against most schemas: say why it is empty
+                how = ("The builtin engine reads \u201cname: value\u201d lines and table rows whose label is a "
+                       "field's name, title or alias; load a model (Tasks \u2192 Model\u2026) to read running text."
+                       if extraction.engine == "builtin" else "The model's reply held none of them.")
+                more = ", \u2026" if len(fields) > 5 else ""
+                named = f" ({', '.join(fields[:5])}{more})" if fields else ""
+                self.banner.show_message(f"No field{named} was found in the documents in scope. {how}", error=False)
+                self.status_label.setText("Extracted nothing.")
+            else:
+                self.status_label.setText(f"Extracted {len(extraction.sources)} value(s) of "
+                                          f"{len(fields) or len(extraction.value)} field(s).")
 
         return self.worker.submit(self._connect(Job("extracting", work), done, stream=("extract", "")))
 

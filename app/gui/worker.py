@@ -180,9 +180,13 @@ class Worker(QObject):
 def _join_on_destroy(thread: QThread, jobs: Callable[[], list[Job]], *_: Any) -> None:
     """The Worker is being destroyed (``destroyed``): cancel what it still holds and join its thread. The running
     job stops within a step or chunk; what it emits after this reaches no Worker (its queued calls are dropped)."""
-    for job in jobs():
-        job.cancel()
-    if thread.isRunning():
+    try:
+        for job in jobs():
+            job.cancel()
+        running = thread.isRunning()
+    except RuntimeError:  # at interpreter exit the QThread (or a job) may already be gone: nothing left to join
+        return
+    if running:
         log.debug("worker destroyed while its thread runs: cancelling and joining")
         thread.quit()
         thread.wait()
