@@ -200,6 +200,31 @@ def test_a_lone_line_is_content_not_a_running_header(tmp_path):
     assert "Welcome to the open day" in parsed.pages[4]
 
 
+def test_pages_whose_only_line_repeats_keep_it(tmp_path):
+    """A generated document, one line per page, the same words with other numbers on every page (a trial's 300-page
+    PDF): the line is each page's content, not a running header, so no page comes out empty with a note saying it has
+    no text. A page that has only its running header and number says so, and what it holds."""
+    doc = pymupdf.open()
+    for n in range(1, 41):
+        doc.new_page().insert_text((72, 40), f"Page {n} of the long document. Value {n * 7}.", fontsize=11)
+    doc.save(tmp_path / "lines.pdf")
+    parsed = parse(tmp_path / "lines.pdf")
+    assert all(f"Page {n} of the long document. Value {n * 7}." in parsed.pages[n - 1] for n in range(1, 41))
+    assert "no readable text" not in parsed.markdown
+    doc = pymupdf.open()
+    for n in range(1, 6):
+        page = doc.new_page()
+        page.insert_text((72, 40), "ACME annual report", fontsize=9)
+        page.insert_text((300, 770), str(n), fontsize=9)
+        if n != 3:  # page 3: left blank but for its running header and number
+            for i in range(10):
+                page.insert_text((72, 120 + 14 * i), f"Body line {i} of page {n}, ordinary words.", fontsize=11)
+    doc.save(tmp_path / "report.pdf")
+    parsed = parse(tmp_path / "report.pdf")
+    assert "ACME annual report" not in parsed.pages[0] and "Body line 0 of page 1" in parsed.pages[0]
+    assert "ACME annual report" in parsed.pages[2]  # the page's only words: kept, not a silently empty page
+
+
 def test_text_past_the_edge_and_tables_once(tmp_path):
     pdf = pymupdf.open()
     page = pdf.new_page()

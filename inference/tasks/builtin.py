@@ -47,6 +47,8 @@ def mark_unreadable(doc: Document, page: Page) -> None:
         why = "OCR found no printed text (handwriting and text in pictures are not read)"
     elif needs_ocr(doc, page):
         why = "the page has no usable text layer and OCR was off"
+    elif any(WORD.search(b.text) for b in page.blocks):
+        why = "its only text is a running header, footer or page number (kept with --keep-furniture)"
     else:
         why = "the page has no text"
     page.note(f"no readable text: {why}")

@@ -138,7 +138,9 @@ def mark_furniture(page: Page, repeats: set[str], lone: bool = False) -> None:
         text = blk.text.strip()
         if PAGE_NUMBER.match(text):
             blk.kind = "page_number"
-        elif _mask(text) in repeats or (body and _lone_furniture(blk, top, body_top, body_bottom, body_size, lone)):
+        elif body and (_mask(text) in repeats or _lone_furniture(blk, top, body_top, body_bottom, body_size, lone)):
+            # a page whose text is all in its margins keeps it: a line that repeats on every page of a document
+            # with nothing else on its pages (a generated report, a label sheet) is its content, not a running head
             blk.kind = "header" if top else "footer"
     # a lone page number below (or above) everything else, wherever the page's content ends
     ordered = sorted(texts, key=lambda b: b.bbox[1])
