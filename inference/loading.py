@@ -368,6 +368,23 @@ def _has_safetensors(folder: Path) -> bool:
 
 def load_model(source: str, dtype: str = "auto", device: str = "auto", quant: str = "auto",
                progress: Callable[[Any], None] | None = None, context: int = 0) -> LoadedModel:
+    """Load model and processor (see :func:`_load_model`). With ``progress`` the caller shows the progress, so the
+    library's own bars (transformers' "Loading weights" on stderr) are off meanwhile."""
+    if progress is None:
+        return _load_model(source, dtype, device, quant, progress, context)
+    from transformers.utils import logging as hf_logging
+
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        return _load_model(source, dtype, device, quant, progress, context)
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
+def _load_model(source: str, dtype: str, device: str, quant: str, progress: Callable[[Any], None] | None,
+                context: int) -> LoadedModel:
     """Load model and processor. Raises a ``ModelLoadError`` subclass with a user-facing message on failure.
 
     ``quant``: ``none``, ``nf4`` (4-bit, built by :mod:`inference.quant` and cached on disk), or ``auto`` (NF4 when

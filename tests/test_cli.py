@@ -100,3 +100,15 @@ def test_ctrl_c_cancels_generate_in_json_mode():
     events = [json.loads(line) for line in out.splitlines() if line.strip()]
     assert events[0]["event"] == "prefill_started" and events[-1]["event"] == "cancelled"
     assert "Traceback" not in err and "KeyboardInterrupt" not in err
+
+
+def test_stderr_carries_our_messages_not_libraries_debug_logs_or_bars():
+    """A trial saw ``DEBUG bm25s: Building index...`` (bm25s sets its own logger to DEBUG) and transformers'
+    "Loading weights" bar beside the workbench's own progress."""
+    from pathlib import Path
+
+    sample = str(Path(__file__).resolve().parents[1] / "resources" / "sample.pdf")
+    ask = dwb("ask", sample, "What is block diffusion?")
+    assert ask.stdout.strip() and "DEBUG" not in ask.stderr
+    gen = dwb("generate", "--model", "tiny-trained", "--steps", "2", "--max-new-tokens", "8", "Hi")
+    assert "Loading weights" not in gen.stderr and "loading weights" in gen.stderr  # ours, not the library's bar

@@ -140,6 +140,8 @@ def test_parse_with_the_tiny_model_drives_the_panel(window, qtbot):
     window.panel.scrubber.setValue(0)  # replay the first step of the first canvas
     assert window.panel.grid.frame is window.panel.frames[0]
     assert "canvas 1, step 1" in window.panel.scrub_label.text()
+    counters = window.panel.counters.text()  # no empty field, no 0.00 before anything is committed
+    assert "\u00b7  \u00b7" not in counters and " 0.00 tokens/forward" not in counters, counters
     assert "<!-- page 2 -->" in window.results.raw.toPlainText()
 
 

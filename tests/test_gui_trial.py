@@ -123,3 +123,12 @@ def test_a_worker_destroyed_after_its_thread_is_gone_does_not_raise():
     thread = QThread()
     delete(thread)
     _join_on_destroy(thread, lambda: [])  # nothing to join, nothing raised
+
+
+def test_the_memory_estimate_shows_the_weights_apart_from_the_runtime_reserve():
+    """It said "about 1.00 GiB in fp32, 1.00 GiB in 4-bit NF4" for a 5 MB model: the total with a fixed reserve."""
+    from app.gui.model_dialog import memory_estimate_text
+
+    text = memory_estimate_text("tiny-trained", "fp32", "cpu")
+    assert "weights 4.8 MiB in fp32" in text and "MiB in 4-bit NF4" in text, text
+    assert "runtime's reserve" in text

@@ -535,11 +535,12 @@ class DenoisePanel(QWidget):
             self.counters.setText("prefill\u2026" + cache if self.phase == "prefill" else "no run yet")
             self.timeline.set_steps(self.steps_per_canvas, -1, self._max_steps)
             return
-        per_forward = self.committed_tokens / self.forwards if self.forwards else 0.0
+        per_forward = f"{self.committed_tokens / self.forwards:.2f} tokens/forward" if (
+            self.forwards and self.committed_tokens) else ""  # nothing committed yet: no figure, not 0.00
         rate = f"{self.tokens_per_second:.0f} tokens/s" if self.tokens_per_second else "running" if self.running else ""
-        where = frame.label().replace(", ", " \u00b7 ")
-        self.counters.setText(f"{where} \u00b7 step {frame.step + 1} \u00b7 "
-                              f"{per_forward:.2f} tokens/forward \u00b7 {rate} \u00b7 t={frame.temperature:.2f}{cache}")
+        parts = (frame.label().replace(", ", " \u00b7 "), f"step {frame.step + 1}", per_forward, rate,
+                 f"t={frame.temperature:.2f}")
+        self.counters.setText(" \u00b7 ".join(p for p in parts if p) + cache)
         self.timeline.set_steps(self.steps_per_canvas, frame.canvas, self._max_steps)
 
     def _scrub(self, index: int) -> None:

@@ -93,8 +93,10 @@ def memory_estimate_text(source: str, dtype: str, device: str, quant: str = "aut
         return f"No estimate: {for_window(exc.user_message())}"
     except Exception as exc:  # noqa: BLE001 - the estimate is advisory; loading reports the real error
         return f"No estimate ({type(exc).__name__})."
-    return (f"{counts.total:,} parameters ({counts.active:,} active per token); about {size(plain.total_bytes)} in "
-            f"{plain_dtype}, {size(nf4.total_bytes)} in 4-bit NF4, with runtime overhead. Loads as: "
+    # the weights apart from the total: a fixed runtime reserve makes a 5 MB model "about 1.00 GiB" either way
+    return (f"{counts.total:,} parameters ({counts.active:,} active per token); weights {size(plain.weights_bytes)} "
+            f"in {plain_dtype}, {size(nf4.weights_bytes)} in 4-bit NF4; to load, about {size(plain.total_bytes)} and "
+            f"{size(nf4.total_bytes)} with the runtime's reserve. Loads as: "
             f"{'NF4' if picked == 'nf4' else plain_dtype}" + (f" ({why})" if why else "."))
 
 
