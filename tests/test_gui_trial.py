@@ -132,3 +132,55 @@ def test_the_memory_estimate_shows_the_weights_apart_from_the_runtime_reserve():
     text = memory_estimate_text("tiny-trained", "fp32", "cpu")
     assert "weights 4.8 MiB in fp32" in text and "MiB in 4-bit NF4" in text, text
     assert "runtime's reserve" in text
+
+
+def test_an_encrypted_pdf_asks_for_its_password_and_opens_with_it(window, qtbot, tmp_path):
+    """The engine's hint said "Open it again and enter its password" and the window never asked."""
+    import pymupdf
+    from PySide6.QtWidgets import QInputDialog
+
+    src = pymupdf.open(SAMPLE)
+    locked = tmp_path / "locked.pdf"
+    src.save(locked, encryption=pymupdf.PDF_ENCRYPT_AES_256, user_pw="secret", owner_pw="owner")
+    window.add_paths([str(locked)])
+    key = str(locked.resolve())
+
+    def asking() -> bool:
+        return isinstance(getattr(window, "dialog", None), QInputDialog) and window.dialog.isVisible()
+
+    qtbot.waitUntil(asking, timeout=TIMEOUT)
+    assert "locked.pdf is encrypted" in window.dialog.labelText()
+    window.dialog.setTextValue("wrong")
+    window.dialog.accept()
+    qtbot.waitUntil(lambda: asking() and "wrong" in window.dialog.labelText(), timeout=TIMEOUT)
+    window.dialog.setTextValue("secret")
+    window.dialog.accept()
+    qtbot.waitUntil(lambda: window.entries[key].status == "ready", timeout=TIMEOUT)
+    assert len(window.entries[key].document.pages) == 2 and window.page_view.document is not None
+    window.engine_box.setCurrentText("builtin")
+    window.parse()
+    qtbot.waitUntil(lambda: not window.worker.busy, timeout=TIMEOUT)
+    assert "How block diffusion writes" in window.results.raw.toPlainText()  # its pages render and parse
+
+
+def test_a_password_prompt_cancelled_leaves_the_file_failed_with_a_way_back(window, qtbot, tmp_path):
+    import pymupdf
+    from PySide6.QtWidgets import QInputDialog
+
+    locked = tmp_path / "locked.pdf"
+    pymupdf.open(SAMPLE).save(locked, encryption=pymupdf.PDF_ENCRYPT_AES_256, user_pw="secret")
+    window.add_paths([str(locked)])
+    qtbot.waitUntil(lambda: isinstance(getattr(window, "dialog", None), QInputDialog) and window.dialog.isVisible(),
+                    timeout=TIMEOUT)
+    window.dialog.reject()
+    entry = window.entries[str(locked.resolve())]
+    assert entry.status == "failed" and "no password was given" in entry.message
+    assert "Open again" in window.banner.label.text()
+    assert window.doc_list.item_for(entry.path).icon().isNull() is False  # a sign where a thumbnail would be
+    window.add_paths([str(locked)])  # opened again (Ctrl+O, a drop): it asks again
+    qtbot.waitUntil(lambda: window.dialog.isVisible(), timeout=TIMEOUT)
+    assert window.entries[entry.path].status == "locked"
+    window.dialog.reject()
+    window.reopen(entry.path)  # the context menu's Open again
+    qtbot.waitUntil(lambda: window.dialog.isVisible(), timeout=TIMEOUT)
+    window.dialog.reject()

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
     QHBoxLayout,
+    QInputDialog,
     QLabel,
     QLineEdit,
     QMainWindow,
@@ -337,6 +338,8 @@ class MainWindow(TaskActions, DropTarget, QMainWindow):
         for path in expand(paths):
             key = str(Path(path).resolve())
             if key in self.entries:
+                if self.entries[key].status == "failed":  # opened again: read it again (a password, a fixed file)
+                    self.reopen(key)
                 continue
             entry = DocEntry(key)
             self.entries[key] = entry
@@ -356,10 +359,24 @@ class MainWindow(TaskActions, DropTarget, QMainWindow):
         return added
 
     def _ingest_job(self, entry: DocEntry) -> Job:
+        secret = entry.extra.get("password")
+
         def work(job: Job) -> Any:
             from inference.documents import open_document
+            from inference.errors import IngestError
 
-            doc = open_document(entry.path)
+            asked = []
+
+            def password(_path: str) -> str | None:
+                asked.append(True)
+                return secret
+
+            try:
+                doc = open_document(entry.path, password=password)
+            except IngestError as exc:
+                if asked:  # encrypted: the UI thread asks for the password (again, when this one was wrong)
+                    return "password", exc.user_message() if secret else ""
+                raise
             thumb = None
             try:
                 thumb = doc.render(1, 24)
@@ -378,6 +395,11 @@ class MainWindow(TaskActions, DropTarget, QMainWindow):
     def _ingested(self, entry: DocEntry, doc: Any, thumb: Any) -> None:
         if entry.path not in self.entries:  # removed while it was read
             return
+        if doc == "password":
+            entry.status = "locked"  # shown as such in the list while the password is asked
+            self.doc_list.refresh(entry)
+            self._ask_password(entry, wrong=thumb)
+            return
         entry.document, entry.thumbnail = doc, thumb
         entry.status = "partial" if doc.errors else "ready"
         entry.message = "; ".join(e.message for e in doc.errors[:3])
@@ -385,6 +407,35 @@ class MainWindow(TaskActions, DropTarget, QMainWindow):
         if self.current == entry.path or self.current is None:
             self.show_entry(entry.path)
         self.scope_changed()
+
+    def _ask_password(self, entry: DocEntry, wrong: str = "") -> None:
+        """An encrypted PDF: ask for its password without blocking (the window goes on); OK reads it again with it,
+        Cancel leaves it failed, saying so. The password stays in memory with the entry only."""
+        dialog = QInputDialog(self)
+        dialog.setWindowTitle("Password")
+        dialog.setTextEchoMode(QLineEdit.EchoMode.Password)
+        dialog.setLabelText(f"{entry.name}: that password is wrong. Try again:" if wrong else
+                             f"{entry.name} is encrypted. Its password:")
+
+        def given(text: str) -> None:
+            entry.extra["password"] = text
+            self.reopen(entry.path)
+
+        def cancelled() -> None:
+            self._entry_failed(entry, f"{entry.name}: the PDF is encrypted and no password was given. "
+                                      "Right-click it and choose Open again to enter one.", "")
+
+        dialog.textValueSelected.connect(given)
+        dialog.rejected.connect(cancelled)
+        dialog.open()
+        self.dialog = dialog
+
+    def reopen(self, path: str) -> None:
+        """Read a document again (after it failed, or with a password)."""
+        entry = self.entries.get(path)
+        if entry is not None:
+            entry.message = ""
+            self.worker.submit(self._ingest_job(entry))
 
     def _entry_failed(self, entry: DocEntry, message: str, details: str) -> None:
         entry.status, entry.message = "failed", message
@@ -434,6 +485,9 @@ class MainWindow(TaskActions, DropTarget, QMainWindow):
             return
         path = item.data(Qt.ItemDataRole.UserRole)
         menu = QMenu(self)
+        entry = self.entries.get(path)
+        if entry is not None and entry.status == "failed":
+            menu.addAction("Open again", lambda: self.reopen(path))
         menu.addAction("Parse again", lambda: self.parse([path]))
         menu.addAction("Export\u2026", lambda: self.export_dialog([path]))
         menu.addAction("Show in folder",

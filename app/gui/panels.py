@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
     QListWidgetItem,
     QPlainTextEdit,
     QSplitter,
+    QStyle,
     QTableWidget,
     QTableWidgetItem,
     QTabWidget,
@@ -100,6 +101,10 @@ class DocumentList(QListWidget):
         item.setForeground(QBrush(QColor(STATUS_COLOURS.get(entry.status, "#888888"))))
         if entry.thumbnail is not None:
             item.setIcon(QIcon(QPixmap.fromImage(pil_to_qimage(entry.thumbnail))))
+        elif entry.status in ("failed", "locked"):  # no page to show: a sign in its place, aligned with the others
+            icon = QStyle.StandardPixmap.SP_MessageBoxCritical if entry.status == "failed" else \
+                QStyle.StandardPixmap.SP_MessageBoxQuestion
+            item.setIcon(self.style().standardIcon(icon))
 
     @staticmethod
     def _label(entry: DocEntry) -> str:
