@@ -184,3 +184,31 @@ def test_a_password_prompt_cancelled_leaves_the_file_failed_with_a_way_back(wind
     window.reopen(entry.path)  # the context menu's Open again
     qtbot.waitUntil(lambda: window.dialog.isVisible(), timeout=TIMEOUT)
     window.dialog.reject()
+
+
+def test_answers_stay_in_the_thread_when_the_engine_or_the_model_changes(window, qtbot):
+    """After a builtin answer, loading a model showed "No question asked yet."; loading a model also dropped the
+    earlier model's answers (from the export too)."""
+    from tests.test_gui import load_tiny
+
+    window.add_paths([str(SAMPLE)])
+    qtbot.waitUntil(lambda: ingested(window), timeout=TIMEOUT)
+    window.engine_box.setCurrentText("builtin")
+    window.ask("What is block diffusion?")
+    qtbot.waitUntil(lambda: not window.worker.busy, timeout=TIMEOUT)
+    first = window.results.thread[0]
+    load_tiny(window, qtbot, max_new_tokens=32, max_denoising_steps=2)
+    assert window.engine_box.currentText() == "model" and window.results.thread == [first]
+    assert "No question asked yet" not in window.results.answer.toPlainText()
+    window.ask("And adaptive stopping?")
+    qtbot.waitUntil(lambda: not window.worker.busy, timeout=TIMEOUT)
+    assert [a.engine for a in window.results.thread] == ["builtin", "model"]
+    load_tiny(window, qtbot, max_new_tokens=32, max_denoising_steps=2)  # another model: the answers stay
+    assert [a.engine for a in window.results.thread] == ["builtin", "model"]
+    assert all(c.session is None for k, c in window.conversations.items() if k[0] == "model")  # not its cache
+    window.engine_box.setCurrentText("builtin")
+    assert len(window.results.thread) == 2
+    window.clear_conversation()
+    assert window.results.thread == [] and not window.answer_log
+    window.engine_box.setCurrentText("model")
+    assert window.results.thread == []

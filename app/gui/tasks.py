@@ -89,7 +89,8 @@ class TaskActions:
     """Mixed into ``MainWindow``; uses its widgets (``doc_list``, ``results``, ``panel``, ``worker``...)."""
 
     def _init_tasks(self) -> None:
-        self.conversations: dict[tuple, Conversation] = {}
+        self.conversations: dict[tuple, Conversation] = {}  # (engine, *documents): answers and the KV cache
+        self.answer_log: list[tuple[tuple, Any]] = []  # (documents, answer) in the order asked, whatever the engine
         self.extractions: list[Any] = []
         self.prompt_tokens: int | None = None  # the count shown by the question box (model engine)
         self.remote_engine: Any = None  # inference.serving.remote.RemoteEngine once connected
@@ -112,14 +113,19 @@ class TaskActions:
     def scope_key(self, entries: list[DocEntry]) -> tuple:
         return (self.engine_box.currentText(), *sorted(e.path for e in entries))
 
+    def answers_about(self, entries: list[DocEntry]) -> list[Any]:
+        """The answers about these documents with any engine, in the order asked: switching the engine or loading
+        another model keeps them (only a follow-up's KV cache belongs to one engine)."""
+        docs = self.scope_key(entries)[1:]
+        return [answer for key, answer in self.answer_log if key == docs]
+
     def scope_changed(self) -> None:
         entries = self.scope_entries()
         names = ", ".join(e.name for e in entries[:2]) + (f" +{len(entries) - 2}" if len(entries) > 2 else "")
         self.prompt_tokens = None
         self.scope_label.setText(f" {names or 'no document'} " if entries else " no document ")
         self.scope_label.setToolTip("\n".join(e.path for e in entries) or "No document in scope")
-        conversation = self.conversations.get(self.scope_key(entries))
-        self.results.thread = list(conversation.answers) if conversation else []
+        self.results.thread = self.answers_about(entries)
         self.results._render_thread()  # noqa: SLF001 - the thread of this scope
         self.count_timer.start()
 
@@ -337,7 +343,8 @@ class TaskActions:
             if parsed:
                 self._parsed(parsed, announce=False)
             conversation.answers.append(answer)
-            if self.scope_key(self.scope_entries()) == key:
+            self.answer_log.append((key[1:], answer))
+            if self.scope_key(self.scope_entries())[1:] == key[1:]:
                 self.results.show_answer(answer)
             self.status_label.setText(f"Answered from {len(entries)} document(s).")
             self.recount()
@@ -382,7 +389,10 @@ class TaskActions:
                       engine=engine.name)
 
     def clear_conversation(self) -> None:
-        self.conversations.pop(self.scope_key(self.scope_entries()), None)
+        """Forget the answers about the documents in scope, with every engine, and their KV caches."""
+        docs = self.scope_key(self.scope_entries())[1:]
+        self.conversations = {k: v for k, v in self.conversations.items() if k[1:] != docs}
+        self.answer_log = [(k, a) for k, a in self.answer_log if k != docs]
         self.results.clear_thread()
         self.recount()
 
@@ -490,7 +500,9 @@ class TaskActions:
         def done(result: tuple[Any, Any]) -> None:
             self.loaded, self.model_engine = result
             self.model_choice = choice
-            self.conversations = {k: v for k, v in self.conversations.items() if k[0] != "model"}
+            for key, conversation in self.conversations.items():
+                if key[0] == "model":  # the old model's cache means nothing to this one; its answers stay
+                    conversation.session = None
             quant = ", NF4" if getattr(self.loaded, "quant", "none") == "nf4" else ""
             self.model_label.setText(f"model: {self.loaded.label} [{self.loaded.dtype}{quant}, {self.loaded.device}]")
             self.panel.set_decoder(lambda i: self.loaded.tokenizer.decode([i]))
@@ -553,7 +565,7 @@ class TaskActions:
     def export_dialog(self, paths: list[str] | None = None) -> None:
         parsed = [(e.path, e.name) for e in self.entries.values() if e.parsed is not None
                   and (paths is None or e.path in paths)]
-        answers = sum(len(c.answers) for c in self.conversations.values())
+        answers = len(self.answer_log)
         dialog = ExportDialog(self, parsed, str(self.settings.value("export_dir", "")),
                               str(self.settings.value("export_formats", "md,json")), answers, len(self.extractions))
 
@@ -576,7 +588,7 @@ class TaskActions:
                                   tuple(formats.split(",")))
         results = [(Path(p).stem, self.entries[p].parsed) for p in choice.documents
                    if p in self.entries and self.entries[p].parsed is not None]
-        answers = [a for c in self.conversations.values() for a in c.answers] if choice.answers else []
+        answers = [a for _, a in self.answer_log] if choice.answers else []
         extractions = list(self.extractions) if choice.extractions else []
         if not (results and choice.formats) and not answers and not extractions:
             self.status_label.setText("Nothing to export: parse a document, ask a question or extract first.")
