@@ -225,6 +225,27 @@ def test_pages_whose_only_line_repeats_keep_it(tmp_path):
     assert "ACME annual report" in parsed.pages[2]  # the page's only words: kept, not a silently empty page
 
 
+def test_bullets_set_apart_from_their_items_make_a_list(tmp_path):
+    """A bullet glyph a little to the left of its item's text is a line of its own to PyMuPDF: the block read as one
+    paragraph with the bullets inline ("... storage. \u2022 Wang Laboratories: ..." in docling's multi_page.pdf)."""
+    doc = pymupdf.open()
+    page = doc.new_page()
+    page.insert_text((72, 80), "Three machines changed writing:", fontsize=11)
+    items = ["The typewriter let clerks write fast and clean copies for the office.",
+             "The word processor kept text on tape and later on floppy disks.",
+             "The personal computer put an editor on every desk."]
+    for i, item in enumerate(items):
+        page.insert_text((90, 110 + 16 * i), "\u2022", fontsize=11)
+        page.insert_text((104, 110 + 16 * i), item, fontsize=11)
+    doc.save(tmp_path / "bullets.pdf")
+    md = parse(tmp_path / "bullets.pdf").markdown
+    assert all(f"\n- {item}\n" in md for item in items), md
+    shared = Path(__file__).resolve().parents[2] / "shared" / "data" / "docling" / "pdf" / "multi_page.pdf"
+    if shared.is_file():  # a real document written by others
+        md = parse(shared).markdown
+        assert "\n- Wang Laboratories: In the 1970s" in md and "storage. \u2022" not in md
+
+
 def test_text_past_the_edge_and_tables_once(tmp_path):
     pdf = pymupdf.open()
     page = pdf.new_page()

@@ -142,7 +142,7 @@ def _read_page(page: Any, number: int, tables: bool) -> Page:
         spans = [s for ln in lines for s in ln["spans"] if s["text"].strip()]
         size = max((s["size"] for s in spans), default=body)
         bold = all(s["flags"] & 16 for s in spans)
-        texts = [ln["text"] for ln in lines]
+        texts = attach_lone_bullets([ln["text"] for ln in lines])
         text = join_lines(texts)
         kind, level = "text", 0
         if len(texts) <= 3 and len(text) < 200 and (size >= body * 1.18 or (bold and len(text) < 80)):
@@ -283,6 +283,21 @@ def _space_gap(chars: list[tuple[dict, float]]) -> float:
     if len(gaps) < 8:
         return 0.22
     return min(0.22, max(gaps[len(gaps) // 2], 0.0) + 0.1)
+
+
+LONE_BULLET = re.compile(r"\s*[•▪‣◦●·]\s*")
+
+
+def attach_lone_bullets(lines: list[str]) -> list[str]:
+    """A bullet glyph set as a line of its own (its item's text starts a little to the right: a separate line to
+    PyMuPDF) goes back to the front of the line after it, so that the block reads as a list, item by item."""
+    out: list[str] = []
+    for line in lines:
+        if out and LONE_BULLET.fullmatch(out[-1]):
+            out[-1] = f"{out[-1].strip()} {line.strip()}"
+        else:
+            out.append(line)
+    return out
 
 
 def join_lines(lines: list[str]) -> str:
