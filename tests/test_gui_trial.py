@@ -212,3 +212,12 @@ def test_answers_stay_in_the_thread_when_the_engine_or_the_model_changes(window,
     assert window.results.thread == [] and not window.answer_log
     window.engine_box.setCurrentText("model")
     assert window.results.thread == []
+
+
+def test_the_window_cannot_be_shrunk_until_its_texts_overlap(window, qtbot):
+    """At 300 x 200 everything clipped and the status texts ran into each other."""
+    from app.gui.main_window import MINIMUM_SIZE
+
+    window.resize(300, 200)
+    qtbot.waitUntil(lambda: window.width() >= MINIMUM_SIZE[0], timeout=5000)
+    assert (window.width(), window.height()) >= MINIMUM_SIZE and window.height() >= MINIMUM_SIZE[1]

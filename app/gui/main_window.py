@@ -39,6 +39,7 @@ from .worker import Job, Worker
 
 log = logging.getLogger(__name__)
 MAX_RECENT = 10
+MINIMUM_SIZE = (760, 480)
 
 
 def settings() -> QSettings:
@@ -125,6 +126,7 @@ class MainWindow(TaskActions, DropTarget, QMainWindow):
         self._build()
         self._actions()
         self.resize(1400, 860)
+        self.setMinimumSize(MINIMUM_SIZE[0], MINIMUM_SIZE[1])  # below it the toolbar and status texts overlap
         self._restore_geometry()
 
     # layout ------------------------------------------------------------------------------------------
