@@ -221,3 +221,19 @@ def test_the_window_cannot_be_shrunk_until_its_texts_overlap(window, qtbot):
     window.resize(300, 200)
     qtbot.waitUntil(lambda: window.width() >= MINIMUM_SIZE[0], timeout=5000)
     assert (window.width(), window.height()) >= MINIMUM_SIZE and window.height() >= MINIMUM_SIZE[1]
+
+
+def test_a_stale_prompt_token_count_is_not_shown_while_it_is_counted_again(window, qtbot):
+    """The box kept the last question's figure (282) after the question changed; the prefill then read 278."""
+    from tests.test_gui import load_tiny
+
+    window.add_paths([str(SAMPLE)])
+    qtbot.waitUntil(lambda: ingested(window), timeout=TIMEOUT)
+    load_tiny(window, qtbot, max_new_tokens=32, max_denoising_steps=2)
+    window.question.setText("What is block diffusion?")
+    qtbot.waitUntil(lambda: window.prompt_tokens is not None and not window.worker.busy, timeout=TIMEOUT)
+    assert f"{window.prompt_tokens:,} prompt tokens" in window.scope_label.text()
+    window.question.setText("Who wrote it?")
+    assert "counting prompt tokens" in window.scope_label.text() and window.prompt_tokens is None
+    qtbot.waitUntil(lambda: window.prompt_tokens is not None and not window.worker.busy, timeout=TIMEOUT)
+    assert f"{window.prompt_tokens:,} prompt tokens" in window.scope_label.text()

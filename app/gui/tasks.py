@@ -130,8 +130,12 @@ class TaskActions:
         self.count_timer.start()
 
     def recount(self, *_: Any) -> None:
-        """The question, the scope or the conversation changed: the count shown is stale until counted again."""
+        """The question, the scope or the conversation changed: the count shown is stale until counted again, so it
+        is not shown meanwhile (an Ask sent before the count came back showed the last question's figure)."""
         self.prompt_tokens = None
+        names, _, figure = self.scope_label.text().partition(" \u00b7 ")
+        if figure:
+            self.scope_label.setText(f"{names.rstrip()} \u00b7 counting prompt tokens\u2026 ")
         self.count_timer.start()
 
     def _count_tokens(self) -> None:
