@@ -397,7 +397,7 @@ class MainWindow(TaskActions, DropTarget, QMainWindow):
     def _ingested(self, entry: DocEntry, doc: Any, thumb: Any) -> None:
         if entry.path not in self.entries:  # removed while it was read
             return
-        if doc == "password":
+        if isinstance(doc, str) and doc == "password":
             entry.status = "locked"  # shown as such in the list while the password is asked
             self.doc_list.refresh(entry)
             self._ask_password(entry, wrong=thumb)
