@@ -6,7 +6,7 @@ its result when the job's signal comes back. Nothing here reads a file or runs t
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +24,8 @@ NO_DOCUMENT = "Add a document first: drop files on the window, or File \u2192 Op
 
 @dataclass
 class Conversation:
-    """The questions asked about one scope with one engine; the model's KV cache for follow-ups."""
+    """One scope with one engine: the model's KV cache for follow-ups (the answers are in ``answer_log``)."""
 
-    answers: list[Any] = field(default_factory=list)
     session: Any = None  # inference.engine.Session once the model has answered a first question
 
 
@@ -346,7 +345,6 @@ class TaskActions:
             answer, parsed = result
             if parsed:
                 self._parsed(parsed, announce=False)
-            conversation.answers.append(answer)
             self.answer_log.append((key[1:], answer))
             if self.scope_key(self.scope_entries())[1:] == key[1:]:
                 self.results.show_answer(answer)
