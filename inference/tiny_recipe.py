@@ -1,10 +1,11 @@
 """Rerun the whole schedule of the shipped ``tiny-trained`` weights, from fresh weights: its five stages in order
 (the README's "The demonstration model" says why each one), each stage starting from the one before.
 
-Run ``python -m inference.tiny_recipe DIR`` (about 7 hours on one core of a laptop-class CPU, ``--device cuda``
-much less); ``DIR/stage5`` is then a model folder like ``resources/tiny-trained``. It is resumable: stopped by
-``--minutes``, SIGTERM or a crash, the same command goes on from the last saved step of the stage it was in (every
-``STATE_EVERY`` steps, and at a time limit or SIGTERM), and the result equals an uninterrupted run's. A finished
+Run ``python -m inference.tiny_recipe DIR`` (stages 1-3 took 2.5 hours on a 2-core CPU with two threads; all five
+about 4 hours; ``--device cuda`` much less); ``DIR/stage5`` is then a model folder like ``resources/tiny-trained``.
+It is resumable: stopped by ``--minutes``, SIGTERM or a crash, the same command goes on from the last saved step
+of the stage it was in (every ``STATE_EVERY`` steps, and at a time limit or SIGTERM), and the result equals an
+uninterrupted run's. A finished
 stage (its ``training.json`` records its last step) is never run again, nor any stage before it: to carry a rerun
 to another machine, the last finished stage's folder and the state folder of the stage in progress are enough (keep
 ``DIR``'s path: a stage's settings record the folder it started from). On one machine and thread count a resumed
