@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 import re
+import shutil
 
 import pytest
 import torch
@@ -211,8 +212,6 @@ def test_the_recipe_runs_its_stages_in_order_and_never_reruns_a_finished_one(tmp
     assert run(tmp_path, stages=stages, log=said.append)
     assert len(said) == 1 and "finished" in said[0]  # no stage started again
     assert (tmp_path / "two" / "model.safetensors").stat().st_mtime_ns == written
-    import shutil
-
     shutil.rmtree(tmp_path / "one")  # carried elsewhere with only the last finished stage: still nothing reruns
     said.clear()
     assert run(tmp_path, stages=stages, log=said.append)
