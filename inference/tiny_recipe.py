@@ -1,8 +1,9 @@
 """Rerun the whole schedule of the shipped ``tiny-trained`` weights, from fresh weights: its five stages in order
 (the README's "The demonstration model" says why each one), each stage starting from the one before.
 
-Run ``python -m inference.tiny_recipe DIR`` (stages 1-3 took 2.5 hours on a 2-core CPU with two threads; all five
-about 4 hours; ``--device cuda`` much less); ``DIR/stage5`` is then a model folder like ``resources/tiny-trained``.
+Run ``python -m inference.tiny_recipe DIR`` (all five stages took 3.95 hours on a 2-core CPU with two threads,
+``resources/tiny-rerun``; ``--device cuda`` much less); ``DIR/stage5`` is then a model folder like
+``resources/tiny-trained``.
 It is resumable: stopped by ``--minutes``, SIGTERM or a crash, the same command goes on from the last saved step
 of the stage it was in (every ``STATE_EVERY`` steps, and at a time limit or SIGTERM), and the result equals an
 uninterrupted run's. A finished stage (its ``training.json`` records its last step) is never run again, nor any

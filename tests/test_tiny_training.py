@@ -167,17 +167,19 @@ def test_page_headers_start_the_hint_at_many_token_offsets(processor):
     assert any(name not in DOC_NAMES for name, _ in varied)
 
 
-def test_the_recipe_is_the_schedule_the_shipped_weights_record():
+@pytest.mark.parametrize("record_path", ["tiny-trained/training.json", "tiny-rerun/training.json"])
+def test_the_recipe_is_the_schedule_the_shipped_weights_record(record_path):
     """``python -m inference.tiny_recipe`` reruns the stages that ``resources/tiny-trained/training.json`` records
-    (each stage's record holds the one before): the same settings, stopped at the same steps."""
+    (each stage's record holds the one before): the same settings, stopped at the same steps; and the record of the
+    from-scratch rerun (``resources/tiny-rerun``) is that schedule."""
     import json
     from dataclasses import asdict
 
-    from inference.tiny import trained_folder
+    from inference.resources import resource_path
     from inference.tiny_recipe import STAGES
     from inference.tiny_training import parser, settings_of
 
-    record = json.loads((trained_folder() / "training.json").read_text())
+    record = json.loads(resource_path(record_path).read_text())
     chain = []
     while record:
         chain.insert(0, record)
