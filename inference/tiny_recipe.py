@@ -1,17 +1,16 @@
 """Rerun the whole schedule of the shipped ``tiny-trained`` weights, from fresh weights: its five stages in order
 (the README's "The demonstration model" says why each one), each stage starting from the one before.
 
-Run ``python -m inference.tiny_recipe DIR`` (all five stages took 3.95 hours on a 2-core CPU with two threads,
+Run ``python -m inference.tiny_recipe DIR`` (all five stages took 3.95 hours on a 2-core CPU with two threads, see
 ``resources/tiny-rerun``; ``--device cuda`` much less); ``DIR/stage5`` is then a model folder like
-``resources/tiny-trained``.
-It is resumable: stopped by ``--minutes``, SIGTERM or a crash, the same command goes on from the last saved step
-of the stage it was in (every ``STATE_EVERY`` steps, and at a time limit or SIGTERM), and the result equals an
-uninterrupted run's. A finished stage (its ``training.json`` records its last step) is never run again, nor any
-stage before it: to carry a rerun to another machine, the last finished stage's folder and the state folder of the
-stage in progress are enough (keep ``DIR``'s path: a stage's settings record the folder it started from). On one
-machine and thread count a resumed rerun writes the bytes an uninterrupted one writes; on another CPU the sums round
-differently, so the weights differ in their last bits at first and the runs drift apart (stage 1's loss at step
-2,600: 1.034 and 0.982 on two machines).
+``resources/tiny-trained``. It is resumable: stopped by ``--minutes``, SIGTERM or a crash, the same command goes on
+from the last saved step of the stage it was in (every ``STATE_EVERY`` steps, and at a time limit or SIGTERM), and
+the result equals an uninterrupted run's. A finished stage (its ``training.json`` records its last step) is never
+run again, nor any stage before it: to carry a rerun to another machine, the last finished stage's folder and the
+state folder of the stage in progress are enough (keep ``DIR``'s path: a stage's settings record the folder it
+started from). On one machine and thread count a resumed rerun writes the bytes an uninterrupted one writes; on
+another CPU the sums round differently, so the weights differ in their last bits at first and the runs drift apart
+(stage 1's loss at step 2,600: 1.034 and 0.982 on two machines).
 """
 
 from __future__ import annotations
