@@ -196,7 +196,7 @@ def parse_item(item: Item, out: Path, engine: Any, formats: tuple[str, ...], per
         raise
     except WorkbenchError as exc:
         return ItemResult(str(item.path), "failed", message=exc.user_message())
-    except Exception as exc:  # noqa: BLE001 - one document's failure never stops the batch
+    except Exception as exc:
         log.debug("parse failed", exc_info=True)
         return ItemResult(str(item.path), "failed",
                           message=f"{item.path}: could not be parsed ({type(exc).__name__}: {exc})")

@@ -104,7 +104,7 @@ def check_address(address: str) -> str:
 def _ray() -> Any:
     try:
         import ray
-        import ray.data  # noqa: F401
+        import ray.data
     except ImportError as exc:
         raise ConfigError(f"parsing on a cluster needs Ray, which is not installed ({exc.name} is missing)",
                           hint=INSTALL_HINT) from exc
@@ -122,7 +122,7 @@ def connected(address: str, verbose: bool = False) -> Iterator[Any]:
     with _quiet(("ray", "ray.data"), unless=verbose):  # Ray's logs (a dropped block: a traceback) stay in its files
         try:
             ray.init(address=address, log_to_driver=verbose, logging_level=logging.INFO if verbose else logging.ERROR)
-        except Exception as exc:  # noqa: BLE001 - refused, unreachable, wrong token: all said in one message
+        except Exception as exc:
             raise ClusterError(f"cannot connect to the Ray cluster at {address}: {exc}", hint=CONNECT_HINT) from exc
         try:
             yield ray
@@ -253,7 +253,7 @@ class Coordinator:
         try:
             for row in _dataset(rows, job, retries).iter_rows():
                 self.queue.put(("row", (row["index"], row["result"])))
-        except Exception as exc:  # noqa: BLE001 - sent to the driver, which lists the documents left
+        except Exception as exc:
             log.debug("the cluster run failed", exc_info=True)
             self.queue.put(("error", _first_line(exc)))
         self.queue.put(("end", None))

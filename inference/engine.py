@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from . import sampling
-from .cancel import CancelToken  # noqa: F401 - part of the engine's API
+from .cancel import CancelToken
 from .errors import GenerationError, WorkbenchError
 from .events import (
     Cancelled,
@@ -129,7 +129,7 @@ class DiffusionEngine:
         params = params or self.default_params()
         try:
             yield from self._generate(inputs, params, cancel, session)
-        except Exception as exc:  # noqa: BLE001 - every failure becomes a typed event, logged with its traceback
+        except Exception as exc:
             log.exception("generation failed")
             if session is not None:  # a half-written cache cannot be trusted for the next turn
                 session.cache, session.pending_ids = None, None

@@ -210,7 +210,7 @@ def _probe_hub(source: str) -> None:
     except RepositoryNotFoundError as exc:
         raise WeightsMissingError(f"There is no model {source!r} on the Hugging Face Hub (or it is private).",
                                   hint="Check the spelling (org/name), or pass a local folder.") from exc
-    except Exception as exc:  # noqa: BLE001 - any network failure means the same thing here
+    except Exception as exc:
         raise _missing_message(source) from exc
     finally:
         hub_logger.setLevel(level)
@@ -473,7 +473,7 @@ def _snapshot_folder(source: str) -> Path:
 
         return Path(snapshot_download(source, allow_patterns=["*.json", "*.safetensors", "*.jinja", "*.model",
                                                               "*.txt"]))
-    except Exception as exc:  # noqa: BLE001 - every hub failure means the same thing here
+    except Exception as exc:
         raise _missing_message(source) from exc
 
 

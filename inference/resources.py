@@ -14,7 +14,7 @@ def frozen() -> bool:
 
 def resources_dir() -> Path:
     if frozen():
-        return Path(sys._MEIPASS) / "resources"  # noqa: SLF001 - PyInstaller's documented data folder
+        return Path(sys._MEIPASS) / "resources"
     return Path(__file__).resolve().parents[1] / "resources"
 
 

@@ -11,7 +11,7 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("DWB_QUANT_CACHE", tempfile.mkdtemp(prefix="dwb-test-quant-"))  # never the user's cache
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # Qt tests draw offscreen: no display needed
 
-import pytest  # noqa: E402
+import pytest
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -12,15 +12,15 @@ from PIL import Image
 pytest.importorskip("PySide6")
 pytest.importorskip("pytestqt")
 
-from PySide6.QtCore import QEvent, QMimeData, QPoint, QPointF, Qt, QTimer, QUrl  # noqa: E402
-from PySide6.QtGui import QDragEnterEvent, QDropEvent  # noqa: E402
-from PySide6.QtWidgets import QApplication  # noqa: E402
+from PySide6.QtCore import QEvent, QMimeData, QPoint, QPointF, Qt, QTimer, QUrl
+from PySide6.QtGui import QDragEnterEvent, QDropEvent
+from PySide6.QtWidgets import QApplication
 
-from app.gui import SAMPLE  # noqa: E402
-from app.gui.main_window import MainWindow  # noqa: E402
-from app.gui.model_dialog import ModelChoice  # noqa: E402
-from app.gui.worker import Job  # noqa: E402
-from inference.events import CanvasCommitted, DenoisingStep, Finished  # noqa: E402
+from app.gui import SAMPLE
+from app.gui.main_window import MainWindow
+from app.gui.model_dialog import ModelChoice
+from app.gui.worker import Job
+from inference.events import CanvasCommitted, DenoisingStep, Finished
 
 TIMEOUT = 60_000
 
@@ -193,7 +193,7 @@ def test_a_closed_window_queues_no_new_work(window, qtbot):
     assert window.count_timer.isActive()
     window.close()
     assert not window.count_timer.isActive() and not window.worker.thread.isRunning()
-    window._count_tokens()  # noqa: SLF001 - as if the timer had fired: nothing is queued on the closed worker
+    window._count_tokens()
     late = window.worker.submit(Job("late", lambda job: 1 / 0))
     assert late.cancelled_requested and not window.worker.busy
 

@@ -19,22 +19,22 @@ import pytest
 pytest.importorskip("PySide6")
 pytest.importorskip("pytestqt")
 
-from PySide6.QtCore import QMimeData, QPoint, Qt, QUrl  # noqa: E402
-from PySide6.QtGui import QColor, QDragEnterEvent, QKeySequence, QPalette  # noqa: E402
-from PySide6.QtTest import QTest  # noqa: E402
-from PySide6.QtWidgets import QApplication  # noqa: E402
+from PySide6.QtCore import QMimeData, QPoint, Qt, QUrl
+from PySide6.QtGui import QColor, QDragEnterEvent, QKeySequence, QPalette
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication
 
-from app.gui import SAMPLE, apply_scheme  # noqa: E402
-from app.gui.export_dialog import ExportChoice  # noqa: E402
-from inference.events import (  # noqa: E402
+from app.gui import SAMPLE, apply_scheme
+from app.gui.export_dialog import ExportChoice
+from inference.events import (
     Cancelled,
     DenoisingStep,
     PrefillFinished,
     PrefillProgress,
     PrefillStarted,
 )
-from tests.test_gui import TIMEOUT, ingested, load_tiny, png  # noqa: E402
-from tests.test_gui import window as window_fixture  # noqa: E402
+from tests.test_gui import TIMEOUT, ingested, load_tiny, png
+from tests.test_gui import window as window_fixture
 
 window = window_fixture  # the same fixture: real window, no leaked thread or widget
 

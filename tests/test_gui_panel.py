@@ -12,9 +12,9 @@ import pytest
 pytest.importorskip("PySide6")
 pytest.importorskip("pytestqt")
 
-from PySide6.QtGui import QColor, QImage  # noqa: E402
+from PySide6.QtGui import QColor, QImage
 
-from app.gui.denoise_panel import (  # noqa: E402
+from app.gui.denoise_panel import (
     ACCEPTED,
     COMMITTED,
     KEPT,
@@ -24,9 +24,9 @@ from app.gui.denoise_panel import (  # noqa: E402
     Frame,
     state_colours,
 )
-from app.gui.worker import Job  # noqa: E402
-from tests.test_gui import TIMEOUT, load_tiny  # noqa: E402
-from tests.test_gui import window as window_fixture  # noqa: E402
+from app.gui.worker import Job
+from tests.test_gui import TIMEOUT, load_tiny
+from tests.test_gui import window as window_fixture
 
 window = window_fixture
 
@@ -77,12 +77,12 @@ def test_the_text_view_draws_each_token_once_and_reuses_it(qtbot):
     view.set_frame(frame())
     image = rendered(view)
     assert view.tokens[:3] == ["t0 ", "t1 ", "t2 "]
-    drawn = len(view._pictures)  # noqa: SLF001
+    drawn = len(view._pictures)
     assert 0 < drawn <= 256
     painted = [image.pixelColor(x, y) for x in range(2, 60) for y in range(2, 20)]
     assert any(c.alpha() and c.getRgb()[:3] == state_colours(view)[NOISE].getRgb()[:3] for c in painted)
     rendered(view)  # the same frame again: nothing new to draw
-    assert len(view._pictures) == drawn  # noqa: SLF001
+    assert len(view._pictures) == drawn
 
 
 def test_the_model_leaves_a_core_to_the_ui_thread(window, qtbot):
@@ -135,5 +135,5 @@ def test_each_run_counts_its_own_canvases_and_keeps_what_earlier_steps_accepted(
         assert accepted_at_1.any()  # the trained model accepts some of the text at the first step
         still = accepted_at_1 & np.isin(run[1].state, (ACCEPTED, KEPT))
         assert still.any() and bool((run[1].state[still] == KEPT).all())
-    panel._update_labels(second[-1])  # noqa: SLF001 - the label drawn for the last frame
+    panel._update_labels(second[-1])
     assert panel.counters.text().startswith("run 2 \u00b7 canvas 1 \u00b7 step")

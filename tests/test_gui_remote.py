@@ -16,13 +16,13 @@ pytest.importorskip("PySide6")
 pytest.importorskip("pytestqt")
 pytest.importorskip("uvicorn")
 
-from PySide6.QtCore import Qt  # noqa: E402
-from PySide6.QtWidgets import QDialogButtonBox  # noqa: E402
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QDialogButtonBox
 
-from app.gui import SAMPLE  # noqa: E402
-from inference.events import CanvasCommitted, DenoisingStep, Finished, PrefillStarted  # noqa: E402
-from tests.test_gui import TIMEOUT, ingested  # noqa: E402
-from tests.test_gui import window as window_fixture  # noqa: E402
+from app.gui import SAMPLE
+from inference.events import CanvasCommitted, DenoisingStep, Finished, PrefillStarted
+from tests.test_gui import TIMEOUT, ingested
+from tests.test_gui import window as window_fixture
 
 window = window_fixture
 ROOT = Path(__file__).resolve().parents[1]
@@ -90,7 +90,7 @@ def test_ask_and_parse_on_a_remote_dwb_serve_drive_the_panel(window, qtbot, serv
     assert {PrefillStarted, DenoisingStep, CanvasCommitted, Finished} <= kinds  # the server's typed events
     answer = window.results.thread[-1]
     assert answer.engine == "remote" and answer.text == next(e for e in seen if isinstance(e, Finished)).text.strip()
-    qtbot.waitUntil(lambda: not window.panel._dirty, timeout=5000)  # noqa: SLF001
+    qtbot.waitUntil(lambda: not window.panel._dirty, timeout=5000)
     steps = [e for e in seen if isinstance(e, DenoisingStep)]
     assert len(window.panel.frames) >= len(steps) > 0
     assert window.panel.text.tokens  # the canvas as text, decoded with the processor's tokenizer

@@ -10,14 +10,14 @@ import pytest
 pytest.importorskip("PySide6")
 pytest.importorskip("pytestqt")
 
-from PySide6.QtGui import QColor, QFont  # noqa: E402
-from PySide6.QtWidgets import QPlainTextEdit  # noqa: E402
+from PySide6.QtGui import QColor, QFont
+from PySide6.QtWidgets import QPlainTextEdit
 
-from app.gui import SAMPLE, apply_scheme  # noqa: E402
-from app.gui.highlight import DARK, LIGHT, MAX_CHARS, JsonHighlighter, MarkdownHighlighter, show_text  # noqa: E402
-from inference.events import CanvasCommitted  # noqa: E402
-from tests.test_gui import TIMEOUT, ingested, load_tiny  # noqa: E402
-from tests.test_gui import window as window_fixture  # noqa: E402
+from app.gui import SAMPLE, apply_scheme
+from app.gui.highlight import DARK, LIGHT, MAX_CHARS, JsonHighlighter, MarkdownHighlighter, show_text
+from inference.events import CanvasCommitted
+from tests.test_gui import TIMEOUT, ingested, load_tiny
+from tests.test_gui import window as window_fixture
 
 window = window_fixture
 

@@ -10,9 +10,9 @@ import pytest
 pytest.importorskip("PySide6")
 pytest.importorskip("pytestqt")
 
-from app.gui import SAMPLE  # noqa: E402
-from tests.test_gui import TIMEOUT, ingested  # noqa: E402
-from tests.test_gui import window as window_fixture  # noqa: E402
+from app.gui import SAMPLE
+from tests.test_gui import TIMEOUT, ingested
+from tests.test_gui import window as window_fixture
 
 window = window_fixture  # the same fixture: real window, no leaked thread or widget
 

@@ -10,13 +10,13 @@ import pytest
 pytest.importorskip("PySide6")
 pytest.importorskip("pytestqt")
 
-from PySide6.QtCore import Qt  # noqa: E402
+from PySide6.QtCore import Qt
 
-from app.gui import SAMPLE  # noqa: E402
-from app.gui.schema_editor import NAME, REQUIRED, TYPE, SchemaEditor  # noqa: E402
-from inference.tasks.schema import DRAFT, check_schema  # noqa: E402
-from tests.test_gui import TIMEOUT, ingested  # noqa: E402
-from tests.test_gui import window as window_fixture  # noqa: E402
+from app.gui import SAMPLE
+from app.gui.schema_editor import NAME, REQUIRED, TYPE, SchemaEditor
+from inference.tasks.schema import DRAFT, check_schema
+from tests.test_gui import TIMEOUT, ingested
+from tests.test_gui import window as window_fixture
 
 window = window_fixture
 

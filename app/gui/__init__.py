@@ -133,7 +133,7 @@ def _generating(app: Any, window: Any) -> None:
 
         if isinstance(event, DenoisingStep) and runs == 2 and event.step >= GENERATING_STEP and not frozen:
             frozen.append(event)
-            window.panel._redraw()  # noqa: SLF001 - freeze the picture at this step
+            window.panel._redraw()
             window.panel.timer.stop()
 
     if window.model_engine is None:
@@ -188,7 +188,7 @@ def _extract(app: Any, window: Any) -> None:
         path.write_text(json.dumps(schema), encoding="utf-8")
         window.extract(str(path))
         wait_until(app, lambda: not window.worker.busy)
-    source = next((s for s in window.results._rows if s is not None), None)  # noqa: SLF001
+    source = next((s for s in window.results._rows if s is not None), None)
     if source is not None:
         window.show_citation(source)
 
@@ -244,7 +244,7 @@ def screenshot(out: str | Path, state: str = "done", size: tuple[int, int] = (14
             STAGES[state](app, window)
         app.processEvents()
         if state != "generating":
-            window.panel._redraw()  # noqa: SLF001
+            window.panel._redraw()
         problem = not_rendered(window, state)
         if problem:
             from inference.errors import WorkbenchError

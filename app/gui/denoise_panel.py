@@ -146,7 +146,7 @@ class CanvasGrid(QWidget):
         index = row * side + col
         return index if self.frame is not None and index < len(self.frame.state) else None
 
-    def paintEvent(self, _event: Any) -> None:  # noqa: N802 - Qt's name
+    def paintEvent(self, _event: Any) -> None:
         """One image per frame, composed in NumPy and drawn in one call: painting 256 cells one by one cost the UI
         thread 12 ms a frame (65 ms with the model running beside it) in tests/benchmarks/ui.py."""
         self.paints += 1
@@ -204,7 +204,7 @@ class CanvasGrid(QWidget):
             self._lookup_key = key
         return self._lookup_table
 
-    def mouseMoveEvent(self, event: Any) -> None:  # noqa: N802
+    def mouseMoveEvent(self, event: Any) -> None:
         pos = event.position()
         index = self.index_at(pos.x(), pos.y())
         if index is None or self.frame is None:
@@ -235,7 +235,7 @@ class Timeline(QWidget):
         self.steps, self.current, self.max_steps = list(steps), current, max(1, max_steps)
         self.update()
 
-    def paintEvent(self, _event: Any) -> None:  # noqa: N802
+    def paintEvent(self, _event: Any) -> None:
         p = QPainter(self)
         w, h = self.width(), self.height()
         n = max(len(self.steps), 1)
@@ -328,7 +328,7 @@ class CanvasText(QWidget):
         self._pictures[key] = picture
         return picture
 
-    def paintEvent(self, _event: Any) -> None:  # noqa: N802
+    def paintEvent(self, _event: Any) -> None:
         frame = self.frame
         if frame is None:
             return
@@ -429,7 +429,7 @@ class DenoisePanel(QWidget):
         for state, swatch in self.swatches.items():
             swatch.setStyleSheet(f"color: {colours[state].name()};")
 
-    def changeEvent(self, event: Any) -> None:  # noqa: N802
+    def changeEvent(self, event: Any) -> None:
         if event.type() == QEvent.Type.PaletteChange:
             self._colour_legend()
             self._dirty = True

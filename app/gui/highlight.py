@@ -73,7 +73,7 @@ class MarkdownHighlighter(_Highlighter):
                 "code": char_format(c["code"], background=c["code_bg"], fixed=True),
                 "comment": char_format(c["comment"], italic=True), "pipe": char_format(c["pipe"], bold=True)}
 
-    def highlightBlock(self, text: str) -> None:  # noqa: N802 - Qt's name
+    def highlightBlock(self, text: str) -> None:
         inside = self.previousBlockState() == CODE_FENCE
         if self.FENCE.match(text):
             self.setFormat(0, len(text), self.formats["code"])
@@ -101,7 +101,7 @@ class JsonHighlighter(_Highlighter):
         return {"key": char_format(c["key"], bold=True), "string": char_format(c["string"]),
                 "number": char_format(c["number"]), "literal": char_format(c["literal"], bold=True)}
 
-    def highlightBlock(self, text: str) -> None:  # noqa: N802
+    def highlightBlock(self, text: str) -> None:
         for m in self.TOKEN.finditer(text):
             self.setFormat(m.start(), m.end() - m.start(), self.formats[m.lastgroup])
 

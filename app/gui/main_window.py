@@ -701,7 +701,7 @@ class MainWindow(TaskActions, DropTarget, QMainWindow):
         for splitter in (self.split, self.right):
             self.settings.setValue(f"window/{splitter.objectName()}", splitter.saveState())
 
-    def closeEvent(self, event: Any) -> None:  # noqa: N802
+    def closeEvent(self, event: Any) -> None:
         """Cancel, wait for the worker without blocking the UI thread, then close: a running job is asked to stop
         (it stops within a denoising step or a prefill chunk) and the window closes when the worker is idle. From
         here on nothing new is queued (the token count's timer would start one)."""

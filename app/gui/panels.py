@@ -132,13 +132,13 @@ def accept_drag(event: Any) -> bool:
 class DropTarget:
     """Drag-and-drop handlers for a widget that takes files: copy or link only; the drop goes to ``take_drop``."""
 
-    def dragEnterEvent(self, event: Any) -> None:  # noqa: N802
+    def dragEnterEvent(self, event: Any) -> None:
         accept_drag(event)
 
-    def dragMoveEvent(self, event: Any) -> None:  # noqa: N802
+    def dragMoveEvent(self, event: Any) -> None:
         accept_drag(event)
 
-    def dropEvent(self, event: Any) -> None:  # noqa: N802
+    def dropEvent(self, event: Any) -> None:
         if accept_drag(event):
             self.take_drop(event.mimeData())
 
@@ -183,7 +183,7 @@ class PageView(DropTarget, QGraphicsView):
     def take_drop(self, mime: Any) -> None:
         self.dropped.emit(mime)
 
-    def resizeEvent(self, event: Any) -> None:  # noqa: N802
+    def resizeEvent(self, event: Any) -> None:
         super().resizeEvent(event)
         if self.fit_mode:
             self.fit()
@@ -283,7 +283,7 @@ class PageView(DropTarget, QGraphicsView):
             self.fitInView(rect, Qt.AspectRatioMode.KeepAspectRatio)
             self.zoom = self.transform().m11()
 
-    def mousePressEvent(self, event: Any) -> None:  # noqa: N802
+    def mousePressEvent(self, event: Any) -> None:
         item = self.itemAt(event.position().toPoint())
         if isinstance(item, QGraphicsRectItem):
             self.highlight(item.data(0))
@@ -383,7 +383,7 @@ class Results(QTabWidget):
         show_text(self.json, json.dumps(_rounded(parsed.to_json()), ensure_ascii=False, indent=1)[:2_000_000]
                   if parsed is not None else "", self.json_highlighter)
 
-    def changeEvent(self, event: Any) -> None:  # noqa: N802
+    def changeEvent(self, event: Any) -> None:
         if event.type() == QEvent.Type.PaletteChange:  # the scheme changed: colours that read on it
             for highlighter in (self.raw_highlighter, self.json_highlighter, self.extract_highlighter):
                 highlighter.set_dark(is_dark(self))

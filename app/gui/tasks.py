@@ -125,7 +125,7 @@ class TaskActions:
         self.scope_label.setText(f" {names or 'no document'} " if entries else " no document ")
         self.scope_label.setToolTip("\n".join(e.path for e in entries) or "No document in scope")
         self.results.thread = self.answers_about(entries)
-        self.results._render_thread()  # noqa: SLF001 - the thread of this scope
+        self.results._render_thread()
         self.count_timer.start()
 
     def recount(self, *_: Any) -> None:

@@ -55,7 +55,7 @@ class Job(QObject):
             result = self.fn(self)
         except CancelledError as exc:
             self.cancelled.emit(str(exc))
-        except BaseException as exc:  # noqa: BLE001 - every failure becomes a message; the window stays
+        except BaseException as exc:
             message = describe(exc)
             log.debug("job %s failed", self.name, exc_info=True)
             self.failed.emit(message, "".join(traceback.format_exception(exc)))

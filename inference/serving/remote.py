@@ -47,7 +47,7 @@ def load_processor(source: str) -> Any:
 
         where = str(builtin_folder(source)) if source == TRAINED_SOURCE else source
         return AutoProcessor.from_pretrained(where, trust_remote_code=False)
-    except Exception as exc:  # noqa: BLE001 - any failure to find or read it gets one message
+    except Exception as exc:
         raise ModelLoadError(f"The processor of {source!r} could not be loaded: {exc}",
                              hint="The remote engine builds prompts here: give --model a Hugging Face id or folder "
                                   "holding the processor and tokenizer files (no weights needed).") from exc

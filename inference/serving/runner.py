@@ -165,7 +165,7 @@ class Runner:
                         run.steps += 1
                     run.last = event
                     run.put(event)
-            except Exception as exc:  # noqa: BLE001 - generate() never raises; belt and braces for the worker
+            except Exception as exc:
                 log.exception("run failed")
                 run.last = Failed(error_type=type(exc).__name__, message=str(exc))
                 run.put(run.last)

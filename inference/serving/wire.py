@@ -132,7 +132,7 @@ def image_from_data_url(url: str, max_pixels: int = 50_000_000) -> Any:
         image.load()
     except WireError:
         raise
-    except Exception as exc:  # noqa: BLE001 - any undecodable image is the client's error
+    except Exception as exc:
         raise WireError(f"an image could not be decoded: {type(exc).__name__}: {exc}") from exc
     return image if image.mode == "RGB" else image.convert("RGB")
 

@@ -75,7 +75,7 @@ class BuiltinEngine:
                     page.attrs["ocr"] = "tesseract"
                     if page.text_layer in OCR_REASONS:
                         page.attrs["ocr_reason"] = OCR_REASONS[page.text_layer]
-                except Exception as exc:  # noqa: BLE001 - one page's OCR failure never loses the others
+                except Exception as exc:
                     log.debug("OCR failed", exc_info=True)
                     doc.add_error(page.number, f"OCR failed: {exc}", "OcrError")
         context.report(total, total, f"{doc.name}: layout")
@@ -210,7 +210,7 @@ class LightStemmer:
     """bm25s calls ``stemWords`` on a list of words."""
 
     @staticmethod
-    def stemWords(words: list[str]) -> list[str]:  # noqa: N802 - the name bm25s looks for
+    def stemWords(words: list[str]) -> list[str]:
         return [light_stem(w) for w in words]
 
 
