@@ -14,17 +14,23 @@ from typing import Any
 
 from inference.errors import WorkbenchError
 
-MODEL_HELP = ("'tiny' (built-in random weights), 'tiny-trained' (built-in demonstration model that transcribes short "
-              "text pages), a Hugging Face id, or a local folder")
+MODEL_HELP = (
+    "'tiny' (built-in random weights), 'tiny-trained' (built-in demonstration model that transcribes short "
+    "text pages), a Hugging Face id, or a local folder"
+)
 
 
 def _add_model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="tiny", help=f"model source: {MODEL_HELP} (default: tiny)")
     parser.add_argument("--dtype", default="auto", choices=("auto", "bf16", "fp16", "fp32"))
     parser.add_argument("--device", default="auto", choices=("auto", "cuda", "mps", "cpu"))
-    parser.add_argument("--quant", default="auto", choices=("auto", "none", "nf4"),
-                        help="4-bit NF4 weights (cached after the first load); auto: NF4 when the plain weights do "
-                             "not fit the device and NF4 does")
+    parser.add_argument(
+        "--quant",
+        default="auto",
+        choices=("auto", "none", "nf4"),
+        help="4-bit NF4 weights (cached after the first load); auto: NF4 when the plain weights do "
+        "not fit the device and NF4 does",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,17 +50,27 @@ def build_parser() -> argparse.ArgumentParser:
 
     info = sub.add_parser("model-info", help="parameter counts by group and memory estimates, from the config alone")
     info.add_argument("source", help=MODEL_HELP)
-    info.add_argument("--context", type=int, default=262_144, metavar="N",
-                      help="tokens of context for the KV cache estimate (default 262144)")
-    info.add_argument("--quant", default="auto", choices=("auto", "none", "nf4"),
-                      help="accepted for symmetry; model-info shows every quantization")
+    info.add_argument(
+        "--context",
+        type=int,
+        default=262_144,
+        metavar="N",
+        help="tokens of context for the KV cache estimate (default 262144)",
+    )
+    info.add_argument(
+        "--quant",
+        default="auto",
+        choices=("auto", "none", "nf4"),
+        help="accepted for symmetry; model-info shows every quantization",
+    )
 
     gui = sub.add_parser("gui", help="open the window (the default without a command), optionally with files")
     gui.add_argument("files", nargs="*", metavar="FILE")
     shot = sub.add_parser("screenshot", help="render the window offscreen in a state and save it as PNG")
     shot.add_argument("out", metavar="OUT.png")
-    shot.add_argument("--state", default="done",
-                      choices=("empty", "loaded", "generating", "done", "conversation", "extract", "dark"))
+    shot.add_argument(
+        "--state", default="done", choices=("empty", "loaded", "generating", "done", "conversation", "extract", "dark")
+    )
     shot.add_argument("--size", default="1400x860", help="WIDTHxHEIGHT (default 1400x860)")
 
     parse = sub.add_parser("parse", help="documents to Markdown / JSON / text / HTML / CSV, resumable")
@@ -64,8 +80,13 @@ def build_parser() -> argparse.ArgumentParser:
     parse.add_argument("--per-page", action="store_true", help="one Markdown file per page: <stem>_pg<N>.md")
     parse.add_argument("--keep-furniture", action="store_true", help="keep running headers, footers, page numbers")
     parse.add_argument("--force", action="store_true", help="parse again documents a previous run finished")
-    parse.add_argument("--batch-size", type=int, default=None, metavar="N",
-                       help="pages per engine run with --engine model (default: chosen from free memory, at most 8)")
+    parse.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        metavar="N",
+        help="pages per engine run with --engine model (default: chosen from free memory, at most 8)",
+    )
     _add_engine_args(parse)
     from app.cluster_cli import add_cluster_args
 
@@ -88,18 +109,30 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_engine_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--engine", choices=("builtin", "model", "remote"), default=None,
-                        help="builtin (no weights; the default without --model), model (DiffusionGemma), or remote "
-                             "(an OpenAI-compatible server: dwb serve, vLLM)")
+    parser.add_argument(
+        "--engine",
+        choices=("builtin", "model", "remote"),
+        default=None,
+        help="builtin (no weights; the default without --model), model (DiffusionGemma), or remote "
+        "(an OpenAI-compatible server: dwb serve, vLLM)",
+    )
     parser.add_argument("--model", default=None, help=f"model source for --engine model: {MODEL_HELP}")
     parser.add_argument("--dtype", default="auto", choices=("auto", "bf16", "fp16", "fp32"))
     parser.add_argument("--device", default="auto", choices=("auto", "cuda", "mps", "cpu"))
-    parser.add_argument("--quant", default="auto", choices=("auto", "none", "nf4"),
-                        help="4-bit NF4 weights for --engine model (see dwb generate --help)")
+    parser.add_argument(
+        "--quant",
+        default="auto",
+        choices=("auto", "none", "nf4"),
+        help="4-bit NF4 weights for --engine model (see dwb generate --help)",
+    )
     parser.add_argument("--max-new-tokens", type=int)
     parser.add_argument("--steps", type=int, help="max denoising steps per canvas")
-    parser.add_argument("--seed", type=int, help="seed every engine run with this (--engine model or remote: the same "
-                                                 "pages, batch size and seed give the same text); default: unseeded")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        help="seed every engine run with this (--engine model or remote: the same "
+        "pages, batch size and seed give the same text); default: unseeded",
+    )
     from app.remote_cli import add_remote_args
 
     add_remote_args(parser)
@@ -118,9 +151,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             from app.gui import run
 
             return run(getattr(args, "files", []))
-        commands = {"generate": cmd_generate, "model-info": cmd_model_info, "parse": cmd_parse, "ask": cmd_ask,
-                    "extract": cmd_extract, "screenshot": cmd_screenshot,
-                    "serve": lambda a: _cmd_serve(a)}
+        commands = {
+            "generate": cmd_generate,
+            "model-info": cmd_model_info,
+            "parse": cmd_parse,
+            "ask": cmd_ask,
+            "extract": cmd_extract,
+            "screenshot": cmd_screenshot,
+            "serve": lambda a: _cmd_serve(a),
+        }
         return commands[args.command](args)
     except WorkbenchError as exc:
         print(f"dwb: {exc.user_message()}", file=sys.stderr)
@@ -154,8 +193,10 @@ def cmd_model_info(args: argparse.Namespace) -> int:
     counts = count_parameters(config)
     print(f"model: {source_label(args.source)}")
     text = config.text_config
-    print(f"layers {text.num_hidden_layers}, hidden {text.hidden_size}, vocab {text.vocab_size}, "
-          f"canvas {config.canvas_length}, experts {counts.num_experts} (top {counts.top_k_experts})")
+    print(
+        f"layers {text.num_hidden_layers}, hidden {text.hidden_size}, vocab {text.vocab_size}, "
+        f"canvas {config.canvas_length}, experts {counts.num_experts} (top {counts.top_k_experts})"
+    )
     print("parameters by group:")
     for group, n in counts.groups.items():
         print(f"  {group:<11} {n:>16,}")
@@ -167,15 +208,19 @@ def cmd_model_info(args: argparse.Namespace) -> int:
     for quant in ("none", "nf4"):
         for dtype in BYTES_PER_PARAM:
             est = estimate_memory(counts, dtype, quant, config, args.context)
-            print(f"  {est.label:<24} weights {_size(est.weights_bytes)}   cache {_size(est.cache_bytes)}   "
-                  f"total {_size(est.total_bytes)}")
+            print(
+                f"  {est.label:<24} weights {_size(est.weights_bytes)}   cache {_size(est.cache_bytes)}   "
+                f"total {_size(est.total_bytes)}"
+            )
     text = config.text_config
     full = sum(t == "full_attention" for t in text.layer_types)
     window = text.sliding_window
     per_1k = kv_cache_bytes(config, window + 1024, "bf16") - kv_cache_bytes(config, window, "bf16")
-    print(f"KV cache: {full} full-attention layers hold every token, {len(text.layer_types) - full} sliding layers "
-          f"the last {window}; in bf16 {_size(kv_cache_bytes(config, window, 'bf16')).strip()} for the first "
-          f"{window} tokens, then {_size(per_1k).strip()} per 1K tokens")
+    print(
+        f"KV cache: {full} full-attention layers hold every token, {len(text.layer_types) - full} sliding layers "
+        f"the last {window}; in bf16 {_size(kv_cache_bytes(config, window, 'bf16')).strip()} for the first "
+        f"{window} tokens, then {_size(per_1k).strip()} per 1K tokens"
+    )
     return 0
 
 
@@ -195,8 +240,9 @@ def _prompt_inputs(processor: Any, prompt: str, images: list[str]) -> dict[str, 
             raise WorkbenchError(f"cannot read the image: {exc}", path=name) from exc
     content.append({"type": "text", "text": prompt})
     messages = [{"role": "user", "content": content}]
-    return processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=True,
-                                         return_tensors="pt")
+    return processor.apply_chat_template(
+        messages, add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors="pt"
+    )
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -206,15 +252,15 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from inference.engine import CancelToken, DiffusionEngine
     from inference.loading import load_model
 
-    loaded = load_model(args.model, dtype=args.dtype, device=args.device, quant=args.quant,
-                        progress=None if args.json else _say)
+    loaded = load_model(
+        args.model, dtype=args.dtype, device=args.device, quant=args.quant, progress=None if args.json else _say
+    )
     if not args.json:
         print(_model_line(loaded), file=sys.stderr)
     inputs = _prompt_inputs(loaded.processor, args.prompt, args.image)
     inputs = {k: v.to(loaded.device) if hasattr(v, "to") else v for k, v in inputs.items()}
     engine = DiffusionEngine(loaded.model, loaded.tokenizer)
-    params = engine.default_params(max_new_tokens=args.max_new_tokens, max_denoising_steps=args.steps,
-                                   seed=args.seed)
+    params = engine.default_params(max_new_tokens=args.max_new_tokens, max_denoising_steps=args.steps, seed=args.seed)
     cancel = CancelToken()
     status = 0
     with _sigint_cancels(cancel):
@@ -238,11 +284,14 @@ def _show_event(event: Any, as_json: bool, status: int) -> int:
         sys.stdout.flush()
     elif isinstance(event, Finished):
         s = event.stats
-        print(f"\n[{s.new_tokens} tokens, {len(s.steps_per_canvas)} canvas(es), steps "
-              f"{', '.join(map(str, s.steps_per_canvas))}, {s.tokens_per_forward:.2f} tokens/forward, "
-              f"{s.tokens_per_second:.1f} tokens/s, prefill {s.prefill_seconds:.3f} s]", file=sys.stderr)
+        print(
+            f"\n[{s.new_tokens} tokens, {len(s.steps_per_canvas)} canvas(es), steps "
+            f"{', '.join(map(str, s.steps_per_canvas))}, {s.tokens_per_forward:.2f} tokens/forward, "
+            f"{s.tokens_per_second:.1f} tokens/s, prefill {s.prefill_seconds:.3f} s]",
+            file=sys.stderr,
+        )
     if isinstance(event, Cancelled):
-        where = ("during the prefill" if event.canvas < 0 else f"at canvas {event.canvas}, step {event.step}")
+        where = "during the prefill" if event.canvas < 0 else f"at canvas {event.canvas}, step {event.step}"
         print(f"\ndwb: cancelled {where}", file=sys.stderr)
         return 130
     if isinstance(event, Failed):
@@ -321,8 +370,10 @@ def make_engine(args: argparse.Namespace) -> Any:
 
         return make_remote_engine(args, _overrides(args))
     if not args.model:
-        raise ConfigError("--engine model needs --model", hint="Use --model tiny for the built-in demo model, or a "
-                                                               "Hugging Face id or folder.")
+        raise ConfigError(
+            "--engine model needs --model",
+            hint="Use --model tiny for the built-in demo model, or a Hugging Face id or folder.",
+        )
     from inference.runtime import require_model_runtime
 
     require_model_runtime()
@@ -340,8 +391,11 @@ def make_engine(args: argparse.Namespace) -> Any:
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     """The generation settings given on the command line (--max-new-tokens, --steps, --seed)."""
-    given = (("max_new_tokens", args.max_new_tokens), ("max_denoising_steps", args.steps),
-             ("seed", getattr(args, "seed", None)))
+    given = (
+        ("max_new_tokens", args.max_new_tokens),
+        ("max_denoising_steps", args.steps),
+        ("seed", getattr(args, "seed", None)),
+    )
     return {k: v for k, v in given if v is not None}
 
 
@@ -381,11 +435,22 @@ def cmd_parse(args: argparse.Namespace) -> int:
 
         result = parse_on_cluster(args, formats, options, ProgressBar(), _overrides(args))
     else:
-        result = run_parse(args.inputs, args.out, make_engine(args), formats=formats, per_page=args.per_page,
-                           force=args.force, options=options, on_item=ProgressBar())
+        result = run_parse(
+            args.inputs,
+            args.out,
+            make_engine(args),
+            formats=formats,
+            per_page=args.per_page,
+            force=args.force,
+            options=options,
+            on_item=ProgressBar(),
+        )
     done, skipped = result.count("done"), result.count("skipped")
-    print(f"{done} parsed, {skipped} already done, {len(result.partial)} partial, {len(result.failed)} failed "
-          f"-> {args.out}", file=sys.stderr)
+    print(
+        f"{done} parsed, {skipped} already done, {len(result.partial)} partial, {len(result.failed)} failed "
+        f"-> {args.out}",
+        file=sys.stderr,
+    )
     for item in result.partial:
         print(f"  partial: {item.path}: {item.message}", file=sys.stderr)
     for item in result.failed:
@@ -412,7 +477,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     from inference.exports import answer_markdown
 
     if len(args.inputs) < 2:
-        raise ConfigError("ask needs at least one document and a question: dwb ask FILE ... \"QUESTION\"")
+        raise ConfigError('ask needs at least one document and a question: dwb ask FILE ... "QUESTION"')
     *paths, question = args.inputs
     docs = _open_all(paths)
     engine = make_engine(args)

@@ -12,15 +12,28 @@ from inference.errors import ConfigError
 
 def add_remote_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("remote engine (--engine remote)")
-    group.add_argument("--base-url", metavar="URL",
-                       help="an OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1 (dwb serve or vLLM)")
+    group.add_argument(
+        "--base-url",
+        metavar="URL",
+        help="an OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1 (dwb serve or vLLM)",
+    )
     group.add_argument("--remote-model", metavar="NAME", help="the model to ask for (default: the first listed)")
     group.add_argument("--api-key-env", metavar="VAR", help="the environment variable holding the bearer token")
-    group.add_argument("--concurrency", type=int, default=4, metavar="N",
-                       help="requests in flight (documents and pages in parallel; default 4)")
+    group.add_argument(
+        "--concurrency",
+        type=int,
+        default=4,
+        metavar="N",
+        help="requests in flight (documents and pages in parallel; default 4)",
+    )
     group.add_argument("--timeout", type=float, default=600.0, metavar="S", help="seconds per request (default 600)")
-    group.add_argument("--retries", type=int, default=4, metavar="N",
-                       help="tries after the first on connection errors and 408/409/429/5xx (default 4)")
+    group.add_argument(
+        "--retries",
+        type=int,
+        default=4,
+        metavar="N",
+        help="tries after the first on connection errors and 408/409/429/5xx (default 4)",
+    )
 
 
 def add_serve_parser(sub: Any, add_model_args: Any) -> None:
@@ -29,8 +42,13 @@ def add_serve_parser(sub: Any, add_model_args: Any) -> None:
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine)")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--api-key-env", metavar="VAR", help="require the bearer token held by this variable")
-    serve.add_argument("--queue", type=int, default=16, metavar="N",
-                       help="runs waiting at most; more get 503 with Retry-After (default 16)")
+    serve.add_argument(
+        "--queue",
+        type=int,
+        default=16,
+        metavar="N",
+        help="runs waiting at most; more get 503 with Retry-After (default 16)",
+    )
     serve.add_argument("--max-body-mb", type=float, default=64, metavar="MB", help="request size limit (default 64)")
     serve.add_argument("--served-name", metavar="NAME", help="the model id clients ask for (default: --model)")
 
@@ -54,9 +72,16 @@ def remote_spec(args: argparse.Namespace, params: dict[str, Any] | None = None) 
         raise ConfigError("--concurrency must be >= 1, --retries >= 0 and --timeout > 0.")
     source = args.model or args.remote_model or "tiny"
     print(f"remote: {args.base_url} (prompts built with the processor of {source})", file=sys.stderr)
-    return RemoteSpec(args.base_url, source, model=args.remote_model, api_key=_secret(args.api_key_env),
-                      concurrency=args.concurrency, timeout=args.timeout, http_retries=args.retries,
-                      params=tuple(sorted((params or {}).items())))
+    return RemoteSpec(
+        args.base_url,
+        source,
+        model=args.remote_model,
+        api_key=_secret(args.api_key_env),
+        concurrency=args.concurrency,
+        timeout=args.timeout,
+        http_retries=args.retries,
+        params=tuple(sorted((params or {}).items())),
+    )
 
 
 def make_remote_engine(args: argparse.Namespace, params: dict[str, Any] | None = None) -> Any:
@@ -76,11 +101,17 @@ def cmd_serve(args: argparse.Namespace, say: Any) -> int:
         raise ConfigError("--queue must be >= 1 and --max-body-mb > 0.")
     loaded = load_model(args.model, dtype=args.dtype, device=args.device, quant=args.quant, progress=say)
     runner = Runner(loaded, queue_size=args.queue)
-    app = ChatApp(runner, ServeConfig(model_name=args.served_name or args.model, api_key=key,
-                                      max_body_bytes=int(args.max_body_mb * 1024 * 1024)))
+    app = ChatApp(
+        runner,
+        ServeConfig(
+            model_name=args.served_name or args.model, api_key=key, max_body_bytes=int(args.max_body_mb * 1024 * 1024)
+        ),
+    )
     import uvicorn
 
-    print(f"dwb serve: {loaded.label} [{loaded.dtype}, {loaded.device}] on http://{args.host}:{args.port}/v1",
-          file=sys.stderr)
+    print(
+        f"dwb serve: {loaded.label} [{loaded.dtype}, {loaded.device}] on http://{args.host}:{args.port}/v1",
+        file=sys.stderr,
+    )
     uvicorn.run(app.app, host=args.host, port=args.port, log_level="warning", lifespan="off")
     return 0

@@ -90,8 +90,13 @@ class Manifest:
 
     def finished(self, key: str, sha256: str, options: dict[str, Any], out_dir: Path) -> bool:
         entry = self.entries.get(key)
-        return (entry is not None and entry.get("status") != "failed" and entry.get("sha256") == sha256
-                and entry.get("options") == options and all((out_dir / f).is_file() for f in entry.get("outputs", [])))
+        return (
+            entry is not None
+            and entry.get("status") != "failed"
+            and entry.get("sha256") == sha256
+            and entry.get("options") == options
+            and all((out_dir / f).is_file() for f in entry.get("outputs", []))
+        )
 
     def record(self, key: str, entry: dict[str, Any]) -> None:
         """Add or replace one document's entry; the file lists documents by key, whatever order they finished in."""
@@ -102,14 +107,29 @@ class Manifest:
     def record_result(self, key: str, sha256: str, options: dict[str, Any], result: ItemResult) -> None:
         """A parsed document's files and page errors, or why it failed (then no files: a rerun tries it again)."""
         errors = result.errors if result.status != "failed" else [result.message]
-        self.record(key, {"sha256": sha256, "options": options, "outputs": result.outputs, "status": result.status,
-                          "errors": errors})
+        self.record(
+            key,
+            {
+                "sha256": sha256,
+                "options": options,
+                "outputs": result.outputs,
+                "status": result.status,
+                "errors": errors,
+            },
+        )
 
 
-def run_parse(inputs: Iterable[str | Path], out_dir: str | Path, engine: Any, formats: Iterable[str] = ("md",),
-              per_page: bool = False, force: bool = False, options: ParseOptions | None = None,
-              on_item: Callable[[int, int, Item, ItemResult | None], None] | None = None,
-              context: TaskContext | None = None) -> BatchResult:
+def run_parse(
+    inputs: Iterable[str | Path],
+    out_dir: str | Path,
+    engine: Any,
+    formats: Iterable[str] = ("md",),
+    per_page: bool = False,
+    force: bool = False,
+    options: ParseOptions | None = None,
+    on_item: Callable[[int, int, Item, ItemResult | None], None] | None = None,
+    context: TaskContext | None = None,
+) -> BatchResult:
     """Parse every input; ``on_item(index, total, item, result)`` is called before (result None) and after each."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -151,11 +171,15 @@ def run_parse(inputs: Iterable[str | Path], out_dir: str | Path, engine: Any, fo
             raise
 
 
-def run_settings(engine_name: str, formats: tuple[str, ...], per_page: bool,
-                 options: ParseOptions) -> dict[str, Any]:
+def run_settings(engine_name: str, formats: tuple[str, ...], per_page: bool, options: ParseOptions) -> dict[str, Any]:
     """The options a manifest entry records: a rerun with other options parses again."""
-    return {"engine": engine_name, "formats": list(formats), "per_page": per_page,
-            "furniture": options.furniture, "markers": options.markers}
+    return {
+        "engine": engine_name,
+        "formats": list(formats),
+        "per_page": per_page,
+        "furniture": options.furniture,
+        "markers": options.markers,
+    }
 
 
 def item_key(item: Item) -> str:
@@ -163,8 +187,9 @@ def item_key(item: Item) -> str:
     return str(Path(item.subdir, item.path.name).as_posix())
 
 
-def check_item(item: Item, key: str, manifest: Manifest, settings: dict[str, Any], out: Path,
-               force: bool) -> tuple[str, ItemResult | None]:
+def check_item(
+    item: Item, key: str, manifest: Manifest, settings: dict[str, Any], out: Path, force: bool
+) -> tuple[str, ItemResult | None]:
     """The input's hash, and its result when there is nothing to parse: unreadable (failed) or finished (skipped)."""
     try:
         sha = file_sha256(item.path)
@@ -185,8 +210,15 @@ def _unreadable(path: Path, exc: OSError) -> str:
     return f"{path}: cannot read the file ({exc.strerror})"
 
 
-def parse_item(item: Item, out: Path, engine: Any, formats: tuple[str, ...], per_page: bool,
-               options: ParseOptions, context: TaskContext | None = None) -> ItemResult:
+def parse_item(
+    item: Item,
+    out: Path,
+    engine: Any,
+    formats: tuple[str, ...],
+    per_page: bool,
+    options: ParseOptions,
+    context: TaskContext | None = None,
+) -> ItemResult:
     """Ingest one document, run the engine and write its files under ``out``; any failure is its result."""
     try:
         doc = open_document(item.path)
@@ -198,12 +230,14 @@ def parse_item(item: Item, out: Path, engine: Any, formats: tuple[str, ...], per
         return ItemResult(str(item.path), "failed", message=exc.user_message())
     except Exception as exc:
         log.debug("parse failed", exc_info=True)
-        return ItemResult(str(item.path), "failed",
-                          message=f"{item.path}: could not be parsed ({type(exc).__name__}: {exc})")
+        return ItemResult(
+            str(item.path), "failed", message=f"{item.path}: could not be parsed ({type(exc).__name__}: {exc})"
+        )
     outputs = [p.relative_to(out.resolve()).as_posix() for p in written]
     errors = [f"page {e.page}: {e.message}" if e.page else e.message for e in parsed.document.errors]
-    return ItemResult(str(item.path), "partial" if errors else "done", outputs=outputs, message="; ".join(errors[:3]),
-                      errors=errors)
+    return ItemResult(
+        str(item.path), "partial" if errors else "done", outputs=outputs, message="; ".join(errors[:3]), errors=errors
+    )
 
 
 def iter_results(result: BatchResult) -> Iterator[str]:

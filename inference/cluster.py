@@ -38,9 +38,11 @@ log = logging.getLogger(__name__)
 RETRIES = 2  # runs of a document's task after the first when its worker dies
 ADDRESS = re.compile(r"ray://[^\s/]+:\d+")
 INSTALL_HINT = "Install the cluster extra on this machine and every node: pip install 'diffusion-workbench[cluster]'"
-CONNECT_HINT = ("Start one with `ray start --head` (then --cluster auto on that machine), or check the address and "
-                "that its Ray Client port is reachable. A cluster with token authentication (Ray's default for `ray "
-                "start`) also needs RAY_AUTH_MODE=token here, and its token in ~/.ray/auth_token or RAY_AUTH_TOKEN.")
+CONNECT_HINT = (
+    "Start one with `ray start --head` (then --cluster auto on that machine), or check the address and "
+    "that its Ray Client port is reachable. A cluster with token authentication (Ray's default for `ray "
+    "start`) also needs RAY_AUTH_MODE=token here, and its token in ~/.ray/auth_token or RAY_AUTH_TOKEN."
+)
 
 
 class EngineSpec(Protocol):
@@ -79,9 +81,16 @@ class RemoteSpec:
     def build(self) -> Any:
         from .serving.remote import RemoteEngine, load_processor
 
-        return RemoteEngine(self.base_url, load_processor(self.processor), model=self.model, api_key=self.api_key,
-                            concurrency=self.concurrency, timeout=self.timeout, http_retries=self.http_retries,
-                            params=dict(self.params))
+        return RemoteEngine(
+            self.base_url,
+            load_processor(self.processor),
+            model=self.model,
+            api_key=self.api_key,
+            concurrency=self.concurrency,
+            timeout=self.timeout,
+            http_retries=self.http_retries,
+            params=dict(self.params),
+        )
 
 
 @dataclass(frozen=True)
@@ -97,8 +106,10 @@ class Job:
 def check_address(address: str) -> str:
     if address == "auto" or ADDRESS.fullmatch(address):
         return address
-    raise ConfigError(f"--cluster {address!r}: give 'auto' (the cluster this machine belongs to) or ray://HOST:PORT "
-                      "(its Ray Client port, 10001 by default)")
+    raise ConfigError(
+        f"--cluster {address!r}: give 'auto' (the cluster this machine belongs to) or ray://HOST:PORT "
+        "(its Ray Client port, 10001 by default)"
+    )
 
 
 def _ray() -> Any:
@@ -106,8 +117,9 @@ def _ray() -> Any:
         import ray
         import ray.data
     except ImportError as exc:
-        raise ConfigError(f"parsing on a cluster needs Ray, which is not installed ({exc.name} is missing)",
-                          hint=INSTALL_HINT) from exc
+        raise ConfigError(
+            f"parsing on a cluster needs Ray, which is not installed ({exc.name} is missing)", hint=INSTALL_HINT
+        ) from exc
     return ray
 
 
@@ -143,11 +155,19 @@ def _quiet(names: tuple[str, ...], unless: bool) -> Iterator[None]:
             logger.setLevel(level)
 
 
-def run_parse_cluster(inputs: Iterable[str | Path], out_dir: str | Path, spec: EngineSpec,
-                      formats: Iterable[str] = ("md",), per_page: bool = False, force: bool = False,
-                      options: ParseOptions | None = None, address: str = "auto", retries: int = RETRIES,
-                      verbose: bool = False,
-                      on_item: Callable[[int, int, Item, ItemResult | None], None] | None = None) -> BatchResult:
+def run_parse_cluster(
+    inputs: Iterable[str | Path],
+    out_dir: str | Path,
+    spec: EngineSpec,
+    formats: Iterable[str] = ("md",),
+    per_page: bool = False,
+    force: bool = False,
+    options: ParseOptions | None = None,
+    address: str = "auto",
+    retries: int = RETRIES,
+    verbose: bool = False,
+    on_item: Callable[[int, int, Item, ItemResult | None], None] | None = None,
+) -> BatchResult:
     """``batch.run_parse`` on Ray: same files, same manifest; ``on_item(done, total, item, result)`` as each ends."""
     if retries < 0:
         raise ConfigError("--cluster-retries must be 0 or more")
@@ -187,9 +207,15 @@ def run_parse_cluster(inputs: Iterable[str | Path], out_dir: str | Path, spec: E
                         finish(index, _failed(items[index], f"the cluster run stopped before it was parsed ({exc})"))
     for index in todo:
         if results[index] is None:
-            finish(index, _failed(items[index], f"its Ray task failed {retries + 1} time(s): the worker died (killed, "
-                                                "out of memory, crashed) or its node cannot run dwb; not tried again "
-                                                "in this run"))
+            finish(
+                index,
+                _failed(
+                    items[index],
+                    f"its Ray task failed {retries + 1} time(s): the worker died (killed, "
+                    "out of memory, crashed) or its node cannot run dwb; not tried again "
+                    "in this run",
+                ),
+            )
     return BatchResult([r for r in results if r is not None])
 
 
@@ -217,8 +243,9 @@ def _write_files(out: Path, files: list[tuple[str, bytes]], result: ItemResult) 
     return result
 
 
-def _results(ray: Any, rows: list[dict[str, Any]], job: Job,
-             retries: int) -> Iterator[tuple[int, ItemResult, list[tuple[str, bytes]]]]:
+def _results(
+    ray: Any, rows: list[dict[str, Any]], job: Job, retries: int
+) -> Iterator[tuple[int, ItemResult, list[tuple[str, bytes]]]]:
     """Each row's result as it comes back, from a coordinator actor on the cluster that runs the dataset (Ray Data
     cannot run from a Ray Client, and one path serves both kinds of address); rows whose task failed ``retries + 1``
     times are left out. Ends the coordinator, and so the run, however the loop ends."""

@@ -117,14 +117,22 @@ class DiffusionEngine:
             raise InsufficientMemoryError(
                 f"This prompt needs a KV cache of about {need / 2**30:.2f} GiB for {tokens:,} tokens of context "
                 f"(plus {transient / 2**30:.2f} GiB while it runs), but {device.type} has {free / 2**30:.2f} GiB "
-                "free.", hint="Use fewer pages or a smaller image budget, or free memory.")
+                "free.",
+                hint="Use fewer pages or a smaller image budget, or free memory.",
+            )
 
     def default_params(self, **overrides: Any) -> DiffusionParams:
         return DiffusionParams.from_generation_config(getattr(self.model, "generation_config", None), **overrides)
 
     # ------------------------------------------------------------------ public entry point
-    def generate(self, inputs: Mapping[str, Any] | torch.Tensor, params: DiffusionParams | None = None, *,
-                 cancel: CancelToken | None = None, session: Session | None = None) -> Iterator[Event]:
+    def generate(
+        self,
+        inputs: Mapping[str, Any] | torch.Tensor,
+        params: DiffusionParams | None = None,
+        *,
+        cancel: CancelToken | None = None,
+        session: Session | None = None,
+    ) -> Iterator[Event]:
         """Yield the events of one run. Errors end the stream with a ``Failed`` event; nothing is raised."""
         params = params or self.default_params()
         try:
@@ -137,8 +145,13 @@ class DiffusionEngine:
 
     # ------------------------------------------------------------------ the loop
     @torch.inference_mode()
-    def _generate(self, inputs: Mapping[str, Any] | torch.Tensor, params: DiffusionParams,
-                  cancel: CancelToken | None, session: Session | None) -> Iterator[Event]:
+    def _generate(
+        self,
+        inputs: Mapping[str, Any] | torch.Tensor,
+        params: DiffusionParams,
+        cancel: CancelToken | None,
+        session: Session | None,
+    ) -> Iterator[Event]:
         model = self.model
         model_kwargs = dict(inputs) if isinstance(inputs, Mapping) else {"input_ids": inputs}
         input_ids = model_kwargs.pop("input_ids")
@@ -150,7 +163,8 @@ class DiffusionEngine:
             if n_image:
                 raise GenerationError(
                     f"The prompt holds {n_image} image tokens but no images (pixel_values) came with it.",
-                    hint="Build the prompt with the processor from the messages and their images together.")
+                    hint="Build the prompt with the processor from the messages and their images together.",
+                )
         if session is not None and session.pending_ids is not None:
             if input_ids.shape[0] != 1:
                 raise GenerationError("A follow-up turn takes a single prompt, not a batch.")
@@ -175,21 +189,23 @@ class DiffusionEngine:
 
             cache = DynamicCache(config=self.config.get_text_config(decoder=True))
         run = _Run(
-            input_ids=input_ids, prompt_len=new_len, batch_size=batch_size, device=device,
+            input_ids=input_ids,
+            prompt_len=new_len,
+            batch_size=batch_size,
+            device=device,
             eos=torch.tensor(self.eos_token_ids, device=device) if self.eos_token_ids else None,
             pad_token_id=self.pad_token_id,
             finished_sequences=torch.zeros(batch_size, dtype=torch.bool, device=device),
             forward_passes=torch.zeros(batch_size, dtype=torch.int, device=device),
         )
         encoder_position_ids = torch.arange(cur_len - new_len, cur_len, dtype=torch.int32, device=device)[None]
-        decoder_position_ids = torch.arange(cur_len, cur_len + canvas_length, dtype=torch.int32,
-                                            device=device)[None]
+        decoder_position_ids = torch.arange(cur_len, cur_len + canvas_length, dtype=torch.int32, device=device)[None]
         if attention_mask is not None:
             attention_mask = attention_mask.bool()
         else:
             attention_mask = torch.ones((batch_size, cur_len), dtype=torch.bool, device=device)
         decoder_attention_mask = torch.nn.functional.pad(attention_mask, (0, canvas_length), value=True)
-        stability = (sampling.StabilityTracker(params.stability_threshold) if params.adaptive_stopping else None)
+        stability = sampling.StabilityTracker(params.stability_threshold) if params.adaptive_stopping else None
         n_images = int(model_kwargs["pixel_values"].shape[0]) if "pixel_values" in model_kwargs else 0
         self.check_cache_fits(cur_len + max_new_canvases * canvas_length, batch_size, cached, device)
         yield PrefillStarted(prompt_tokens=new_len, cached_tokens=cached, images=n_images)
@@ -201,16 +217,29 @@ class DiffusionEngine:
             # committed canvas.
             t0 = time.perf_counter()
             if canvas_index == 0 and new_len > params.prefill_chunk:
-                done = yield from self._prefill_chunks(run.input_ids, attention_mask, encoder_position_ids, cache,
-                                                       model_kwargs, params.prefill_chunk, cancel, cached)
+                done = yield from self._prefill_chunks(
+                    run.input_ids,
+                    attention_mask,
+                    encoder_position_ids,
+                    cache,
+                    model_kwargs,
+                    params.prefill_chunk,
+                    cancel,
+                    cached,
+                )
                 if not done:  # cancelled between chunks: a half-filled cache is no session to continue
                     if session is not None:
                         session.cache, session.pending_ids = None, None
                     yield Cancelled(canvas=-1, step=0, texts=())
                     return
             else:
-                cache = self._encode(run.input_ids if canvas_index == 0 else run.input_ids[:, -canvas_length:],
-                                     attention_mask, encoder_position_ids, cache, model_kwargs)
+                cache = self._encode(
+                    run.input_ids if canvas_index == 0 else run.input_ids[:, -canvas_length:],
+                    attention_mask,
+                    encoder_position_ids,
+                    cache,
+                    model_kwargs,
+                )
             if canvas_index == 0:
                 _sync(device)
                 prefill_seconds = time.perf_counter() - t0
@@ -222,7 +251,9 @@ class DiffusionEngine:
             current = model_kwargs.pop("decoder_input_ids", drawn)
             self_conditioning = model_kwargs.pop("self_conditioning_logits", None)
             mask_mapping = model.model.decoder.create_diffusion_decoder_attention_mask(
-                config=self.config, inputs_embeds=current.unsqueeze(-1), cache=cache,
+                config=self.config,
+                inputs_embeds=current.unsqueeze(-1),
+                cache=cache,
                 decoder_attention_mask=decoder_attention_mask,
             )
             finished_denoising = torch.zeros(batch_size, dtype=torch.bool, device=device)
@@ -230,8 +261,12 @@ class DiffusionEngine:
                 stability.reset()
             argmax = current
             finished_host = np.zeros(batch_size, dtype=bool)
-            yield CanvasStarted(canvas=canvas_index, position=int(decoder_position_ids[0, 0]),
-                                canvas_length=canvas_length, max_steps=params.max_denoising_steps)
+            yield CanvasStarted(
+                canvas=canvas_index,
+                position=int(decoder_position_ids[0, 0]),
+                canvas_length=canvas_length,
+                max_steps=params.max_denoising_steps,
+            )
             # 1.c. Denoising steps, counting down from max_denoising_steps to 1.
             steps_done = 0
             canvas_t0 = time.perf_counter()
@@ -244,8 +279,18 @@ class DiffusionEngine:
                 run.forward_passes += ~(finished_denoising | run.finished_sequences)
                 was_finished = finished_host
                 current, argmax, self_conditioning, finished_denoising, packed, temperature = self._step(
-                    current, argmax, self_conditioning, finished_denoising, bool(was_finished.any()), remaining,
-                    params, stability, mask_mapping, cache, decoder_position_ids, model_kwargs,
+                    current,
+                    argmax,
+                    self_conditioning,
+                    finished_denoising,
+                    bool(was_finished.any()),
+                    remaining,
+                    params,
+                    stability,
+                    mask_mapping,
+                    cache,
+                    decoder_position_ids,
+                    model_kwargs,
                 )
                 host = packed.cpu().numpy()  # the one host transfer of the step
                 flags = host[1]
@@ -253,11 +298,15 @@ class DiffusionEngine:
                 finished_rows = finished_host = (flags[:, 0] & 4).astype(bool)
                 steps_done += 1
                 yield DenoisingStep(
-                    canvas=canvas_index, step=steps_done - 1, remaining=remaining,
-                    draft=frozen_array(host[0], np.int32), accepted=frozen_array(accepted, bool),
+                    canvas=canvas_index,
+                    step=steps_done - 1,
+                    remaining=remaining,
+                    draft=frozen_array(host[0], np.int32),
+                    accepted=frozen_array(accepted, bool),
                     renoised=frozen_array((flags & 2).astype(bool), bool),
                     entropy=frozen_array(host[2].astype(np.int16).view(np.float16), np.float16),
-                    temperature=temperature, finished=frozen_array(finished_rows, bool),
+                    temperature=temperature,
+                    finished=frozen_array(finished_rows, bool),
                     seconds=time.perf_counter() - step_t0,
                 )
                 if finished_rows.all():
@@ -269,10 +318,13 @@ class DiffusionEngine:
             self._finalize_canvas(run, last=canvas_index == max_new_canvases - 1)
             committed = run.input_ids[:, -canvas_length:]
             finished_host = run.finished_sequences.cpu().numpy()
-            yield CanvasCommitted(canvas=canvas_index, steps=steps_done,
-                                  ids=frozen_array(committed.cpu().numpy(), np.int64),
-                                  texts=tuple(self._decode(row) for row in committed),
-                                  finished=frozen_array(finished_host, bool))
+            yield CanvasCommitted(
+                canvas=canvas_index,
+                steps=steps_done,
+                ids=frozen_array(committed.cpu().numpy(), np.int64),
+                texts=tuple(self._decode(row) for row in committed),
+                finished=frozen_array(finished_host, bool),
+            )
             if finished_host.all():
                 break
             # 1.f. Prepare the next canvas.
@@ -280,29 +332,39 @@ class DiffusionEngine:
             decoder_attention_mask = torch.nn.functional.pad(decoder_attention_mask, (0, canvas_length), value=True)
             attention_mask = torch.nn.functional.pad(attention_mask, (0, canvas_length), value=True)
             encoder_position_ids = decoder_position_ids
-            decoder_position_ids = torch.arange(cur_len, cur_len + canvas_length, dtype=torch.int32,
-                                                device=device)[None]
+            decoder_position_ids = torch.arange(cur_len, cur_len + canvas_length, dtype=torch.int32, device=device)[
+                None
+            ]
 
         # 2. Finish.
         self._keep_session(session, cache, run.input_ids[:, -canvas_length:])
-        new_ids = run.input_ids[:, run.prompt_len:]
+        new_ids = run.input_ids[:, run.prompt_len :]
         valid = (new_ids != run.pad_token_id).sum() if run.pad_token_id is not None else new_ids.numel()
         passes = int(run.forward_passes.sum())
         valid = int(valid)
         yield Finished(
-            texts=self._texts(run), ids=frozen_array(new_ids.cpu().numpy(), np.int64),
+            texts=self._texts(run),
+            ids=frozen_array(new_ids.cpu().numpy(), np.int64),
             stats=Stats(
-                new_tokens=valid, forward_passes=passes,
+                new_tokens=valid,
+                forward_passes=passes,
                 tokens_per_forward=valid / passes if passes else 0.0,
                 steps_per_canvas=tuple(run.steps_per_canvas),
                 tokens_per_second=valid / run.diffusion_seconds if run.diffusion_seconds else 0.0,
-                prefill_seconds=prefill_seconds, diffusion_seconds=run.diffusion_seconds,
+                prefill_seconds=prefill_seconds,
+                diffusion_seconds=run.diffusion_seconds,
             ),
         )
 
     # ------------------------------------------------------------------ pieces of the loop
-    def _encode(self, ids: torch.Tensor, attention_mask: torch.Tensor, position_ids: torch.Tensor, cache: Any,
-                model_kwargs: dict[str, Any]) -> Any:
+    def _encode(
+        self,
+        ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        position_ids: torch.Tensor,
+        cache: Any,
+        model_kwargs: dict[str, Any],
+    ) -> Any:
         """Run the causal encoder over uncached tokens, writing the KV cache.
 
         The 4-D mask mapping is built here as ``generate()`` builds it: a 2-D mask handed to the encoder would
@@ -312,25 +374,43 @@ class DiffusionEngine:
         ids = ids.clone(memory_format=torch.contiguous_format)
         dummy = torch.empty((ids.shape[0], ids.shape[1], 0), dtype=model.dtype, device=ids.device)
         mask_mapping = model.model.encoder.create_masks_for_generate(
-            config=self.config, inputs_embeds=dummy, attention_mask=attention_mask, cache=cache,
-            position_ids=position_ids, mm_token_type_ids=model_kwargs.get("mm_token_type_ids"),
+            config=self.config,
+            inputs_embeds=dummy,
+            attention_mask=attention_mask,
+            cache=cache,
+            position_ids=position_ids,
+            mm_token_type_ids=model_kwargs.get("mm_token_type_ids"),
         )
         extra = {k: v for k, v in model_kwargs.items() if k not in ("decoder_input_ids", "self_conditioning_logits")}
-        out = model.model.encoder(input_ids=ids, attention_mask=mask_mapping, cache=cache,
-                                  position_ids=position_ids, **extra)
+        out = model.model.encoder(
+            input_ids=ids, attention_mask=mask_mapping, cache=cache, position_ids=position_ids, **extra
+        )
         return out.cache
 
-    def _prefill_chunks(self, ids: torch.Tensor, attention_mask: torch.Tensor, position_ids: torch.Tensor,
-                        cache: Any, model_kwargs: dict[str, Any], chunk: int, cancel: CancelToken | None,
-                        cached: int) -> Generator[Event, None, bool]:
+    def _prefill_chunks(
+        self,
+        ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        position_ids: torch.Tensor,
+        cache: Any,
+        model_kwargs: dict[str, Any],
+        chunk: int,
+        cancel: CancelToken | None,
+        cached: int,
+    ) -> Generator[Event, None, bool]:
         """Encode the uncached prompt chunk by chunk into ``cache``: a ``PrefillProgress`` after each chunk, the
         cancel flag checked between chunks (returns False when cancelled). Attention memory is bounded by the chunk
         (:mod:`inference.prefill`); the vision tower runs once, before the first chunk."""
         encoder = self.model.model.encoder
         total = ids.shape[1]
         mm_ids = model_kwargs.get("mm_token_type_ids")
-        embed = ChunkEmbedder(encoder, ids, getattr(self.config, "image_token_id", None),
-                              model_kwargs.get("pixel_values"), model_kwargs.get("image_position_ids"))
+        embed = ChunkEmbedder(
+            encoder,
+            ids,
+            getattr(self.config, "image_token_id", None),
+            model_kwargs.get("pixel_values"),
+            model_kwargs.get("image_position_ids"),
+        )
         t0 = time.perf_counter()
         bounds = chunk_bounds(total, chunk, mm_ids)
         with chunked_attention(self.config):
@@ -340,27 +420,51 @@ class DiffusionEngine:
                 if mm_ids is not None:  # the mask indexes image runs by absolute position: cached tokens are text
                     block_ids = torch.nn.functional.pad(mm_ids[:, :stop], (cached, 0), value=0)
                 mask_mapping = encoder.create_masks_for_generate(
-                    config=self.config, inputs_embeds=embeds, attention_mask=attention_mask[:, :cached + stop],
-                    cache=cache, position_ids=position_ids[:, start:stop], mm_token_type_ids=block_ids,
+                    config=self.config,
+                    inputs_embeds=embeds,
+                    attention_mask=attention_mask[:, : cached + stop],
+                    cache=cache,
+                    position_ids=position_ids[:, start:stop],
+                    mm_token_type_ids=block_ids,
                 )
-                encoder(inputs_embeds=embeds, attention_mask=mask_mapping, cache=cache,
-                        position_ids=position_ids[:, start:stop])
+                encoder(
+                    inputs_embeds=embeds,
+                    attention_mask=mask_mapping,
+                    cache=cache,
+                    position_ids=position_ids[:, start:stop],
+                )
                 _sync(ids.device)
                 yield PrefillProgress(done=stop, total=total, seconds=time.perf_counter() - t0)
                 if stop < total and cancel is not None and cancel.cancelled:
                     return False
         return True
 
-    def _step(self, current: torch.Tensor, argmax: torch.Tensor, self_conditioning: torch.Tensor | None,
-              finished: torch.Tensor, any_finished: bool, remaining: int, params: DiffusionParams,
-              stability: sampling.StabilityTracker | None, mask_mapping: Any, cache: Any,
-              decoder_position_ids: torch.Tensor, model_kwargs: dict[str, Any]) -> tuple:
+    def _step(
+        self,
+        current: torch.Tensor,
+        argmax: torch.Tensor,
+        self_conditioning: torch.Tensor | None,
+        finished: torch.Tensor,
+        any_finished: bool,
+        remaining: int,
+        params: DiffusionParams,
+        stability: sampling.StabilityTracker | None,
+        mask_mapping: Any,
+        cache: Any,
+        decoder_position_ids: torch.Tensor,
+        model_kwargs: dict[str, Any],
+    ) -> tuple:
         """One denoising step (generate()'s 1.c.i-v). Returns the new state and the packed host payload."""
         model = self.model
         # 1.c.i. Run the decoder on the canvas, the cache and the self-conditioning logits.
-        logits = model(decoder_input_ids=current, self_conditioning_logits=self_conditioning,
-                       decoder_attention_mask=mask_mapping, cache=cache, decoder_position_ids=decoder_position_ids,
-                       **model_kwargs).logits
+        logits = model(
+            decoder_input_ids=current,
+            self_conditioning_logits=self_conditioning,
+            decoder_attention_mask=mask_mapping,
+            cache=cache,
+            decoder_position_ids=decoder_position_ids,
+            **model_kwargs,
+        ).logits
         # 1.c.ii. Temperature-scale, sample the denoiser canvas, take the argmax draft.
         step = torch.tensor(remaining, dtype=torch.int32, device=current.device)
         temperature = sampling.temperature_at(step, params.t_min, params.t_max, params.max_denoising_steps)
@@ -392,8 +496,9 @@ class DiffusionEngine:
         self_conditioning = scaled.to(model.model.decoder.embed_tokens.weight.dtype)
         as_int = torch.int32
         flags = accepted_mask.to(as_int) | (renoised.to(as_int) << 1) | (finished[:, None].to(as_int) << 2)
-        packed = torch.stack([new_argmax.to(torch.int32), flags,
-                              entropy.to(torch.float16).view(torch.int16).to(torch.int32)])
+        packed = torch.stack(
+            [new_argmax.to(torch.int32), flags, entropy.to(torch.float16).view(torch.int16).to(torch.int32)]
+        )
         shown = sampling.temperature_at(remaining, params.t_min, params.t_max, params.max_denoising_steps)
         return new_current, new_argmax, self_conditioning, finished, packed, float(shown)
 
@@ -444,7 +549,7 @@ class DiffusionEngine:
         return self.tokenizer.decode(values, skip_special_tokens=True)
 
     def _texts(self, run: _Run) -> tuple[str, ...]:
-        return tuple(self._decode(row) for row in run.input_ids[:, run.prompt_len:])
+        return tuple(self._decode(row) for row in run.input_ids[:, run.prompt_len :])
 
 
 def _sync(device: torch.device) -> None:
@@ -456,6 +561,8 @@ def _user_message(exc: BaseException) -> str:
     if isinstance(exc, WorkbenchError):
         return exc.user_message()
     if isinstance(exc, torch.OutOfMemoryError):
-        return ("The device ran out of memory during generation. Try fewer pages or images, a shorter "
-                "max_new_tokens, a quantized model, or the CPU.")
+        return (
+            "The device ran out of memory during generation. Try fewer pages or images, a shorter "
+            "max_new_tokens, a quantized model, or the CPU."
+        )
     return f"Generation failed: {type(exc).__name__}: {exc}"

@@ -12,8 +12,9 @@ from pathlib import Path
 class WorkbenchError(Exception):
     """Base class of every error the workbench raises on purpose."""
 
-    def __init__(self, message: str, *, path: str | Path | None = None, page: int | None = None,
-                 hint: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, path: str | Path | None = None, page: int | None = None, hint: str | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.path = str(path) if path is not None else None

@@ -154,5 +154,14 @@ class Failed(Event):
     message: str
 
 
-EVENT_TYPES: tuple[type[Event], ...] = (PrefillStarted, PrefillProgress, PrefillFinished, CanvasStarted,
-                                        DenoisingStep, CanvasCommitted, Finished, Cancelled, Failed)
+EVENT_TYPES: tuple[type[Event], ...] = (
+    PrefillStarted,
+    PrefillProgress,
+    PrefillFinished,
+    CanvasStarted,
+    DenoisingStep,
+    CanvasCommitted,
+    Finished,
+    Cancelled,
+    Failed,
+)

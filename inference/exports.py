@@ -68,6 +68,7 @@ def write_atomic(path: Path, data: str | bytes) -> Path:
 
 # serializers --------------------------------------------------------------------------------------------------------
 
+
 def to_markdown(result: ParseResult) -> str:
     return result.markdown
 
@@ -87,8 +88,11 @@ def to_text(result: ParseResult, furniture: bool = False) -> str:
 
 def to_html(result: ParseResult) -> str:
     doc = result.document
-    out = ["<!DOCTYPE html>", '<html><head><meta charset="utf-8">',
-           f"<title>{html.escape(doc.name)}</title></head><body>"]
+    out = [
+        "<!DOCTYPE html>",
+        '<html><head><meta charset="utf-8">',
+        f"<title>{html.escape(doc.name)}</title></head><body>",
+    ]
     for page in doc.pages:
         out.append(f'<section class="page" id="page-{page.number}" data-label="{html.escape(page.label)}">')
         for blk in sorted(page.blocks, key=lambda b: b.order):
@@ -126,8 +130,14 @@ def tables_csv(result: ParseResult) -> list[tuple[str, str]]:
     return out
 
 
-def write_parse(result: ParseResult, out_dir: Path, stem: str, formats: Iterable[str] = ("md",),
-                per_page: bool = False, subdir: str = "") -> list[Path]:
+def write_parse(
+    result: ParseResult,
+    out_dir: Path,
+    stem: str,
+    formats: Iterable[str] = ("md",),
+    per_page: bool = False,
+    subdir: str = "",
+) -> list[Path]:
     """Write one document's results; returns the files written (Markdown last, so it marks completion)."""
     written = []
     parts = [p for p in Path(subdir).parts if p not in ("", ".")]

@@ -156,22 +156,27 @@ def builtin_folder(source: str) -> Path:
     """The folder a shipped built-in source loads from (through the normal folder path)."""
     folder = trained_folder()
     if not (folder / "config.json").is_file():
-        raise WeightsMissingError(f"The built-in {source!r} model is not installed ({folder} is missing).",
-                                  path=folder, hint="Reinstall the workbench, or use `--model tiny`.")
+        raise WeightsMissingError(
+            f"The built-in {source!r} model is not installed ({folder} is missing).",
+            path=folder,
+            hint="Reinstall the workbench, or use `--model tiny`.",
+        )
     return folder
 
 
 def _missing_message(source: str) -> WeightsMissingError:
     offline = _offline()
     cache = os.environ.get("HF_HUB_CACHE") or os.path.join(
-        os.environ.get("HF_HOME", os.path.expanduser("~/.cache/huggingface")), "hub")
+        os.environ.get("HF_HOME", os.path.expanduser("~/.cache/huggingface")), "hub"
+    )
     why = "HF_HUB_OFFLINE is set" if offline else "the Hugging Face Hub could not be reached"
     return WeightsMissingError(
-        f"The model {source!r} is not a local folder and is not in the Hugging Face cache ({cache}), "
-        f"and {why}.",
-        hint=(f"Download it on a connected machine with `hf download {source}` (or set HF_HOME to a cache that "
-              "holds it), or pass a local folder with config.json and *.safetensors; `--model tiny` runs the "
-              "built-in random-weight model."),
+        f"The model {source!r} is not a local folder and is not in the Hugging Face cache ({cache}), and {why}.",
+        hint=(
+            f"Download it on a connected machine with `hf download {source}` (or set HF_HOME to a cache that "
+            "holds it), or pass a local folder with config.json and *.safetensors; `--model tiny` runs the "
+            "built-in random-weight model."
+        ),
     )
 
 
@@ -204,12 +209,15 @@ def _probe_hub(source: str) -> None:
     try:
         model_info(source, timeout=10)
     except GatedRepoError as exc:
-        raise WeightsMissingError(f"The model {source!r} is gated on the Hugging Face Hub.",
-                                  hint="Accept its licence on the model page and log in with `hf auth login`.") \
-            from exc
+        raise WeightsMissingError(
+            f"The model {source!r} is gated on the Hugging Face Hub.",
+            hint="Accept its licence on the model page and log in with `hf auth login`.",
+        ) from exc
     except RepositoryNotFoundError as exc:
-        raise WeightsMissingError(f"There is no model {source!r} on the Hugging Face Hub (or it is private).",
-                                  hint="Check the spelling (org/name), or pass a local folder.") from exc
+        raise WeightsMissingError(
+            f"There is no model {source!r} on the Hugging Face Hub (or it is private).",
+            hint="Check the spelling (org/name), or pass a local folder.",
+        ) from exc
     except Exception as exc:
         raise _missing_message(source) from exc
     finally:
@@ -230,9 +238,11 @@ def load_config(source: str) -> Any:
     if path.exists() and not (path / "config.json").is_file():
         raise ModelLoadError(f"{path} has no config.json; it is not a model folder.", path=path)
     if not path.exists() and looks_like_path(source):
-        raise ModelLoadError(f"There is no folder {path}.", path=path,
-                             hint="Pass a folder that holds config.json and *.safetensors, a Hugging Face id "
-                                  "(org/name), or tiny.")
+        raise ModelLoadError(
+            f"There is no folder {path}.",
+            path=path,
+            hint="Pass a folder that holds config.json and *.safetensors, a Hugging Face id (org/name), or tiny.",
+        )
     if not path.exists():
         _probe_hub(source)
     try:
@@ -246,7 +256,8 @@ def load_config(source: str) -> Any:
     if getattr(config, "model_type", None) != "diffusion_gemma":
         raise ModelLoadError(
             f"{source!r} is a {getattr(config, 'model_type', 'unknown')!r} model; the workbench runs DiffusionGemma "
-            "(model_type 'diffusion_gemma').")
+            "(model_type 'diffusion_gemma')."
+        )
     return config
 
 
@@ -279,8 +290,10 @@ def count_parameters(config: Any) -> ParameterCounts:
     quantizable, seen = 0, set()
     for name, module in model.named_modules():
         for leaf, param in module.named_parameters(recurse=False):
-            packed = (isinstance(module, torch.nn.Linear) and is_text_linear(name)) or leaf in ("gate_up_proj",
-                                                                                                 "down_proj")
+            packed = (isinstance(module, torch.nn.Linear) and is_text_linear(name)) or leaf in (
+                "gate_up_proj",
+                "down_proj",
+            )
             if packed and id(param) not in seen and leaf != "bias":
                 seen.add(id(param))
                 quantizable += param.numel()
@@ -289,8 +302,9 @@ def count_parameters(config: Any) -> ParameterCounts:
     active = sum(groups.values())
     if num_experts and top_k:
         active -= groups["experts"] - int(groups["experts"] * top_k / num_experts)
-    return ParameterCounts(groups=groups, active=active, num_experts=num_experts, top_k_experts=top_k,
-                           quantizable=quantizable)
+    return ParameterCounts(
+        groups=groups, active=active, num_experts=num_experts, top_k_experts=top_k, quantizable=quantizable
+    )
 
 
 def kv_cache_bytes(config: Any, context: int, dtype: str, batch: int = 1) -> int:
@@ -307,42 +321,49 @@ def kv_cache_bytes(config: Any, context: int, dtype: str, batch: int = 1) -> int
     return int(total * batch * BYTES_PER_PARAM[dtype])
 
 
-def estimate_memory(counts: ParameterCounts, dtype: str, quant: str = "none", config: Any = None,
-                    context: int = 0, batch: int = 1) -> MemoryEstimate:
+def estimate_memory(
+    counts: ParameterCounts, dtype: str, quant: str = "none", config: Any = None, context: int = 0, batch: int = 1
+) -> MemoryEstimate:
     """Weights (per dtype, or NF4 for what it packs) plus the KV cache of ``context`` tokens and runtime overhead."""
     if dtype not in BYTES_PER_PARAM:
         raise ConfigError(f"No memory estimate for dtype {dtype!r}.")
     if quant == "nf4":
         from .quant import NF4_BYTES_PER_PARAM
 
-        weights = int(counts.quantizable * NF4_BYTES_PER_PARAM
-                      + (counts.total - counts.quantizable) * BYTES_PER_PARAM[dtype])
+        weights = int(
+            counts.quantizable * NF4_BYTES_PER_PARAM + (counts.total - counts.quantizable) * BYTES_PER_PARAM[dtype]
+        )
     elif quant == "none":
         weights = int(counts.total * BYTES_PER_PARAM[dtype])
     else:
         raise ConfigError(f"Unknown quantization {quant!r}; choose none or nf4.")
     cache = kv_cache_bytes(config, context, dtype, batch) if config is not None and context else 0
     total = weights + cache + int(weights * RUNTIME_OVERHEAD_FRACTION) + RUNTIME_OVERHEAD_BYTES
-    return MemoryEstimate(dtype=dtype, weights_bytes=weights, total_bytes=total, quant=quant, cache_bytes=cache,
-                          context=context)
+    return MemoryEstimate(
+        dtype=dtype, weights_bytes=weights, total_bytes=total, quant=quant, cache_bytes=cache, context=context
+    )
 
 
 def check_fits(estimate: MemoryEstimate, device: str, available: int | None = None) -> None:
     available = available_bytes(device) if available is None else available
     if available is not None and estimate.total_bytes > available:
-        cache = (f", KV cache for {estimate.context:,} tokens {estimate.cache_bytes / 2**30:.2f} GiB"
-                 if estimate.cache_bytes else "")
+        cache = (
+            f", KV cache for {estimate.context:,} tokens {estimate.cache_bytes / 2**30:.2f} GiB"
+            if estimate.cache_bytes
+            else ""
+        )
         raise InsufficientMemoryError(
             f"The model needs about {estimate.total_gib:.1f} GiB in {estimate.label} "
             f"(weights {estimate.weights_bytes / 2**30:.1f} GiB{cache}) but {device} has "
             f"{available / 2**30:.1f} GiB free.",
             hint="Choose 4-bit loading (--quant nf4), a smaller dtype, another device, a shorter prompt, or free "
-                 "memory.",
+            "memory.",
         )
 
 
-def choose_quant(counts: ParameterCounts, quant: str, dtype: str, device: str,
-                 available: int | None = None) -> tuple[str, str | None]:
+def choose_quant(
+    counts: ParameterCounts, quant: str, dtype: str, device: str, available: int | None = None
+) -> tuple[str, str | None]:
     """The quantization to load with, and a sentence saying why when ``auto`` picked NF4."""
     from .quant import QUANT_CHOICES
 
@@ -356,8 +377,10 @@ def choose_quant(counts: ParameterCounts, quant: str, dtype: str, device: str,
         return "none", None
     nf4 = estimate_memory(counts, dtype, "nf4")
     if nf4.total_bytes <= available:
-        return "nf4", (f"{dtype} needs about {plain.total_gib:.1f} GiB but {device} has "
-                       f"{available / 2**30:.1f} GiB free: loading in 4-bit NF4 (about {nf4.total_gib:.1f} GiB).")
+        return "nf4", (
+            f"{dtype} needs about {plain.total_gib:.1f} GiB but {device} has "
+            f"{available / 2**30:.1f} GiB free: loading in 4-bit NF4 (about {nf4.total_gib:.1f} GiB)."
+        )
     return "none", None  # neither fits: the fit check says so with the plain figure
 
 
@@ -366,8 +389,14 @@ def _has_safetensors(folder: Path) -> bool:
     return any(folder.glob("*.safetensors")) or (folder / "model.safetensors.index.json").is_file()
 
 
-def load_model(source: str, dtype: str = "auto", device: str = "auto", quant: str = "auto",
-               progress: Callable[[Any], None] | None = None, context: int = 0) -> LoadedModel:
+def load_model(
+    source: str,
+    dtype: str = "auto",
+    device: str = "auto",
+    quant: str = "auto",
+    progress: Callable[[Any], None] | None = None,
+    context: int = 0,
+) -> LoadedModel:
     """Load model and processor (see :func:`_load_model`). With ``progress`` the caller shows the progress, so the
     library's own bars (transformers' "Loading weights" on stderr) are off meanwhile."""
     if progress is None:
@@ -383,8 +412,9 @@ def load_model(source: str, dtype: str = "auto", device: str = "auto", quant: st
             hf_logging.enable_progress_bar()
 
 
-def _load_model(source: str, dtype: str, device: str, quant: str, progress: Callable[[Any], None] | None,
-                context: int) -> LoadedModel:
+def _load_model(
+    source: str, dtype: str, device: str, quant: str, progress: Callable[[Any], None] | None, context: int
+) -> LoadedModel:
     """Load model and processor. Raises a ``ModelLoadError`` subclass with a user-facing message on failure.
 
     ``quant``: ``none``, ``nf4`` (4-bit, built by :mod:`inference.quant` and cached on disk), or ``auto`` (NF4 when
@@ -414,20 +444,36 @@ def _load_model(source: str, dtype: str, device: str, quant: str, progress: Call
         if quant == "nf4":
             from .quant import QuantSettings, StateDictSource, quantize_model
 
-            quantized = quantize_model(model.config, StateDictSource(model.state_dict()), QuantSettings(),
-                                       torch_dtype(dtype), device, progress=say)
+            quantized = quantize_model(
+                model.config,
+                StateDictSource(model.state_dict()),
+                QuantSettings(),
+                torch_dtype(dtype),
+                device,
+                progress=say,
+            )
             quantized.generation_config = model.generation_config
             model = quantized
         model = model.to(device)
-        return LoadedModel(model=model, processor=processor, source=source, label=TINY_LABEL, random_weights=True,
-                           dtype=dtype, device=device, counts=counts, quant=quant)
+        return LoadedModel(
+            model=model,
+            processor=processor,
+            source=source,
+            label=TINY_LABEL,
+            random_weights=True,
+            dtype=dtype,
+            device=device,
+            counts=counts,
+            quant=quant,
+        )
     path = builtin_folder(source) if source == TRAINED_SOURCE else Path(source).expanduser()
     where = str(path) if path.exists() else source
     if path.exists() and not _has_safetensors(path):
         raise WeightsMissingError(
-            f"{path} has a config but no *.safetensors weights.", path=path,
+            f"{path} has a config but no *.safetensors weights.",
+            path=path,
             hint=f"Copy the checkpoint's model*.safetensors files into {path}, or download them with "
-                 "`hf download <model id> --local-dir <folder>`. Other weight formats are not loaded.",
+            "`hf download <model id> --local-dir <folder>`. Other weight formats are not loaded.",
         )
     if quant == "nf4":
         folder = path if path.exists() else _snapshot_folder(source)
@@ -441,14 +487,26 @@ def _load_model(source: str, dtype: str, device: str, quant: str, progress: Call
 
         processor = AutoProcessor.from_pretrained(where, trust_remote_code=False)
     except (OSError, ValueError) as exc:
-        raise ModelLoadError(f"The processor (tokenizer, image processor) of {source!r} could not be loaded: {exc}",
-                             hint="Make sure the folder holds the processor and tokenizer files.") from exc
+        raise ModelLoadError(
+            f"The processor (tokenizer, image processor) of {source!r} could not be loaded: {exc}",
+            hint="Make sure the folder holds the processor and tokenizer files.",
+        ) from exc
     model.eval()
     label = TRAINED_LABEL if source == TRAINED_SOURCE else str(getattr(model.config, "_name_or_path", "") or source)
     if quant == "nf4":
         label = f"{label} (NF4)" if source == TRAINED_SOURCE else f"{source} (NF4)"
-    return LoadedModel(model=model, processor=processor, source=source, label=label, random_weights=False,
-                       dtype=dtype, device=device, counts=counts, quant=quant, extra={"from_cache": cached})
+    return LoadedModel(
+        model=model,
+        processor=processor,
+        source=source,
+        label=label,
+        random_weights=False,
+        dtype=dtype,
+        device=device,
+        counts=counts,
+        quant=quant,
+        extra={"from_cache": cached},
+    )
 
 
 def _load_plain(source: str, path: Path, where: str, dtype: str, device: str, say: Callable[[Any], None]) -> Any:
@@ -471,8 +529,9 @@ def _snapshot_folder(source: str) -> Path:
     try:
         from huggingface_hub import snapshot_download
 
-        return Path(snapshot_download(source, allow_patterns=["*.json", "*.safetensors", "*.jinja", "*.model",
-                                                              "*.txt"]))
+        return Path(
+            snapshot_download(source, allow_patterns=["*.json", "*.safetensors", "*.jinja", "*.model", "*.txt"])
+        )
     except Exception as exc:
         raise _missing_message(source) from exc
 
@@ -499,8 +558,7 @@ def _load_nf4(folder: Path, config: Any, dtype: str, device: str, say: Callable[
         cached = True
     else:
         say("quantizing to 4-bit NF4 (first load; the result is cached)")
-        model = quantize_model(config, SafetensorsReader(folder), settings, torch_dtype(dtype), device,
-                               progress=say)
+        model = quantize_model(config, SafetensorsReader(folder), settings, torch_dtype(dtype), device, progress=say)
         say(f"writing the quantized cache {target}")
         try:
             write_cache(target, model, manifest)

@@ -62,7 +62,8 @@ class DiffusionParams:
         if self.entropy_bound <= 0:
             raise bad("entropy_bound", "must be > 0")
         if self.stability_threshold is not None and (
-            isinstance(self.stability_threshold, bool) or not isinstance(self.stability_threshold, int)
+            isinstance(self.stability_threshold, bool)
+            or not isinstance(self.stability_threshold, int)
             or self.stability_threshold < 0
         ):
             raise bad("stability_threshold", "must be an integer >= 0, or None to turn adaptive stopping off")
@@ -93,8 +94,14 @@ class DiffusionParams:
         """Defaults from a checkpoint's ``DiffusionGemmaGenerationConfig``, then the library's, then overrides."""
         values: dict[str, Any] = {}
         if generation_config is not None:
-            for name in ("max_new_tokens", "max_denoising_steps", "t_min", "t_max", "stability_threshold",
-                         "confidence_threshold"):
+            for name in (
+                "max_new_tokens",
+                "max_denoising_steps",
+                "t_min",
+                "t_max",
+                "stability_threshold",
+                "confidence_threshold",
+            ):
                 value = getattr(generation_config, name, None)
                 if value is not None:
                     values[name] = value

@@ -47,11 +47,18 @@ class LazyMask:
     def block(self, start: int, stop: int, first_row: int = 0, rows: int | None = None) -> torch.Tensor:
         from transformers.masking_utils import sdpa_mask
 
-        return sdpa_mask(batch_size=self.batch_size, q_length=self.q_length if rows is None else rows,
-                         kv_length=stop - start, q_offset=self.q_offset + first_row,
-                         kv_offset=self.kv_offset + start, mask_function=self.mask_function,
-                         attention_mask=self.attention_mask, allow_is_causal_skip=False, use_vmap=self.use_vmap,
-                         device=self.device)
+        return sdpa_mask(
+            batch_size=self.batch_size,
+            q_length=self.q_length if rows is None else rows,
+            kv_length=stop - start,
+            q_offset=self.q_offset + first_row,
+            kv_offset=self.kv_offset + start,
+            mask_function=self.mask_function,
+            attention_mask=self.attention_mask,
+            allow_is_causal_skip=False,
+            use_vmap=self.use_vmap,
+            device=self.device,
+        )
 
     def fully_visible(self, start: int, stop: int) -> bool:
         """Whether every query sees every key of ``start:stop``: checked on the first and the last query row. The
@@ -62,30 +69,57 @@ class LazyMask:
         return bool(self.block(start, stop, 0, 1).all()) and bool(self.block(start, stop, self.q_length - 1, 1).all())
 
 
-def lazy_mask(batch_size: int, q_length: int, kv_length: int, q_offset: int = 0, kv_offset: int = 0,
-              mask_function: Any = None, attention_mask: torch.Tensor | None = None, use_vmap: bool = False,
-              device: Any = "cpu", **_kwargs: Any) -> LazyMask:
+def lazy_mask(
+    batch_size: int,
+    q_length: int,
+    kv_length: int,
+    q_offset: int = 0,
+    kv_offset: int = 0,
+    mask_function: Any = None,
+    attention_mask: torch.Tensor | None = None,
+    use_vmap: bool = False,
+    device: Any = "cpu",
+    **_kwargs: Any,
+) -> LazyMask:
     from transformers.masking_utils import causal_mask_function
 
-    return LazyMask(batch_size, q_length, kv_length, q_offset, kv_offset, mask_function or causal_mask_function,
-                    attention_mask, use_vmap, device)
+    return LazyMask(
+        batch_size,
+        q_length,
+        kv_length,
+        q_offset,
+        kv_offset,
+        mask_function or causal_mask_function,
+        attention_mask,
+        use_vmap,
+        device,
+    )
 
 
-def blocked_attention(module: Any, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
-                      attention_mask: Any, dropout: float = 0.0, scaling: float | None = None,
-                      softcap: float | None = None, **kwargs: Any) -> tuple[torch.Tensor, None]:
+def blocked_attention(
+    module: Any,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: Any,
+    dropout: float = 0.0,
+    scaling: float | None = None,
+    softcap: float | None = None,
+    **kwargs: Any,
+) -> tuple[torch.Tensor, None]:
     """Attention over keys in blocks with an online softmax; ``attention_mask`` is a :class:`LazyMask`."""
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
     batch, heads, q_len, _ = query.shape
     kv_len = key.shape[2]
     if not isinstance(attention_mask, LazyMask):
-        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
-                                      softcap=softcap, **kwargs)
+        return sdpa_attention_forward(
+            module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, softcap=softcap, **kwargs
+        )
     if batch * heads * q_len * kv_len <= SCORE_BUDGET and softcap is None:
         dense = attention_mask.block(0, kv_len)
         return sdpa_attention_forward(module, query, key, value, dense, dropout=dropout, scaling=scaling, **kwargs)
-    scaling = module.head_dim ** -0.5 if scaling is None else scaling
+    scaling = module.head_dim**-0.5 if scaling is None else scaling
     groups = heads // key.shape[1]
     step = max(256, SCORE_BUDGET // max(1, batch * heads * q_len))
     out = torch.zeros((batch, heads, q_len, value.shape[-1]), dtype=torch.float32, device=query.device)
@@ -166,8 +200,14 @@ class ChunkEmbedder:
     """Input embeddings for ``ids[:, a:b]`` with the image features scattered in, as the encoder's forward does with
     ``masked_scatter`` (row-major order over the batch). The vision tower runs once, before the first chunk."""
 
-    def __init__(self, encoder: Any, ids: torch.Tensor, image_token_id: int | None, pixel_values: Any = None,
-                 image_position_ids: Any = None) -> None:
+    def __init__(
+        self,
+        encoder: Any,
+        ids: torch.Tensor,
+        image_token_id: int | None,
+        pixel_values: Any = None,
+        image_position_ids: Any = None,
+    ) -> None:
         self.encoder = encoder
         self.ids = ids
         self.features = None
@@ -183,7 +223,8 @@ class ChunkEmbedder:
 
                 raise GenerationError(
                     f"The prompt has {int(self.is_image.sum())} image tokens but its images give "
-                    f"{self.features.shape[0]} soft tokens; the prompt and the images do not belong together.")
+                    f"{self.features.shape[0]} soft tokens; the prompt and the images do not belong together."
+                )
 
     def __call__(self, start: int, stop: int) -> torch.Tensor:
         embeds = self.encoder.get_input_embeddings()(self.ids[:, start:stop])

@@ -84,8 +84,10 @@ class Prompt:
         return [r for r in self.reports if r.status == "dropped"]
 
     def messages(self) -> list[dict[str, Any]]:
-        content = [{"type": "image", "image": p.image} if p.kind == "image" else {"type": "text", "text": p.text}
-                   for p in self.parts]
+        content = [
+            {"type": "image", "image": p.image} if p.kind == "image" else {"type": "text", "text": p.text}
+            for p in self.parts
+        ]
         return [{"role": "user", "content": content}]
 
 
@@ -102,8 +104,9 @@ class PromptBuilder:
 
     def image_tokens(self, image: Any, max_soft_tokens: int) -> int:
         """Soft tokens for this image at this budget, plus its begin- and end-of-image tokens."""
-        data = self.processor._get_num_multimodal_tokens(image_sizes=[(image.height, image.width)],
-                                                         max_soft_tokens=max_soft_tokens)
+        data = self.processor._get_num_multimodal_tokens(
+            image_sizes=[(image.height, image.width)], max_soft_tokens=max_soft_tokens
+        )
         return int(data.num_image_tokens[0]) + 2
 
     def count(self, parts: Sequence[PromptPart], max_soft_tokens: int) -> tuple[int, int]:
@@ -137,8 +140,13 @@ class PromptBuilder:
         """The processor's model inputs for this prompt."""
         rendered = self.render(prompt.parts)
         images = prompt.images or None
-        return self.processor(text=rendered, images=images, return_tensors=return_tensors, add_special_tokens=False,
-                              max_soft_tokens=prompt.max_soft_tokens)
+        return self.processor(
+            text=rendered,
+            images=images,
+            return_tensors=return_tensors,
+            add_special_tokens=False,
+            max_soft_tokens=prompt.max_soft_tokens,
+        )
 
     def batch_inputs(self, prompts: Sequence[Prompt], return_tensors: str = "pt") -> Any:
         """One left-padded batch of model inputs for several prompts (images in order, row by row)."""
@@ -151,8 +159,14 @@ class PromptBuilder:
         side = tokenizer.padding_side
         tokenizer.padding_side = "left"
         try:
-            return self.processor(text=texts, images=images if any(images) else None, return_tensors=return_tensors,
-                                  add_special_tokens=False, padding=True, max_soft_tokens=budgets.pop())
+            return self.processor(
+                text=texts,
+                images=images if any(images) else None,
+                return_tensors=return_tensors,
+                add_special_tokens=False,
+                padding=True,
+                max_soft_tokens=budgets.pop(),
+            )
         finally:
             tokenizer.padding_side = side
 
@@ -173,14 +187,21 @@ class PromptBuilder:
                 use = "image"
         if doc.kind == "text" and use != "text":
             use = "text"
-        marker = (f"[{name}, {page.label}]" if doc.kind == "video" else
-                  f"[{name}, page {page.number}" + (f" (label {page.label})" if page.label != str(page.number)
-                                                     else "") + "]")
+        marker = (
+            f"[{name}, {page.label}]"
+            if doc.kind == "video"
+            else f"[{name}, page {page.number}"
+            + (f" (label {page.label})" if page.label != str(page.number) else "")
+            + "]"
+        )
         parts = []
         if use in ("text", "both"):
             body = page.text.strip()
-            parts.append(PromptPart("text", text=f"{marker}\n{body}\n" if body else f"{marker}\n",
-                                    document=doc.source, page=page.number))
+            parts.append(
+                PromptPart(
+                    "text", text=f"{marker}\n{body}\n" if body else f"{marker}\n", document=doc.source, page=page.number
+                )
+            )
         if use in ("image", "both"):
             if use == "image":
                 parts.append(PromptPart("text", text=f"{marker}\n", document=doc.source, page=page.number))
@@ -188,8 +209,7 @@ class PromptBuilder:
             parts.append(PromptPart("image", image=image, document=doc.source, page=page.number))
         return parts, use
 
-    def build(self, documents: Sequence[Document], instruction: str,
-              policy: PromptPolicy | None = None) -> Prompt:
+    def build(self, documents: Sequence[Document], instruction: str, policy: PromptPolicy | None = None) -> Prompt:
         policy = policy or PromptPolicy()
         budget = policy.budget(self.context_tokens)
         pages: list[tuple[Document, Page, list[PromptPart], str]] = []
@@ -253,12 +273,12 @@ class PromptBuilder:
             status, note = notes.get(key, ("included", ""))
             if page.error:
                 status, note, use = "dropped", f"page error: {page.error}", "none"
-            prompt.reports.append(PageReport(doc.name, page.number, page.label, use, by_page.get(key, 0),
-                                             status, note))
+            prompt.reports.append(PageReport(doc.name, page.number, page.label, use, by_page.get(key, 0), status, note))
         return prompt
 
-    def chunks(self, documents: Sequence[Document], instruction: str,
-               policy: PromptPolicy | None = None) -> list[Prompt]:
+    def chunks(
+        self, documents: Sequence[Document], instruction: str, policy: PromptPolicy | None = None
+    ) -> list[Prompt]:
         """Consecutive groups of pages, each a prompt within the budget (a page larger than it stands alone)."""
         policy = policy or PromptPolicy()
         budget = policy.budget(self.context_tokens)

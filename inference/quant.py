@@ -90,16 +90,25 @@ def _bnb() -> Any:
     try:
         import bitsandbytes as bnb
     except ImportError as exc:  # pragma: no cover - a declared dependency
-        raise ModelLoadError("4-bit loading needs the bitsandbytes package.",
-                             hint="pip install 'bitsandbytes>=0.45'") from exc
+        raise ModelLoadError(
+            "4-bit loading needs the bitsandbytes package.", hint="pip install 'bitsandbytes>=0.45'"
+        ) from exc
     return bnb
 
 
-def _linear4bit(in_features: int, out_features: int, compute_dtype: torch.dtype, double_quant: bool,
-                quant_type: str) -> nn.Module:
+def _linear4bit(
+    in_features: int, out_features: int, compute_dtype: torch.dtype, double_quant: bool, quant_type: str
+) -> nn.Module:
     bnb = _bnb()
-    layer = bnb.nn.Linear4bit(in_features, out_features, bias=False, compute_dtype=compute_dtype,
-                              compress_statistics=double_quant, quant_type=quant_type, device="meta")
+    layer = bnb.nn.Linear4bit(
+        in_features,
+        out_features,
+        bias=False,
+        compute_dtype=compute_dtype,
+        compress_statistics=double_quant,
+        quant_type=quant_type,
+        device="meta",
+    )
     if compute_dtype == torch.float32:
         # The fused AVX512-BF16 CPU kernel repacks the weight on first use with bf16 scales and computes in bf16;
         # an fp32 model keeps bitsandbytes' dequantize-then-matmul path, so fp32 means fp32 (and stays exact).
@@ -107,31 +116,36 @@ def _linear4bit(in_features: int, out_features: int, compute_dtype: torch.dtype,
     return layer
 
 
-def quantize_linear(weight: torch.Tensor, settings: QuantSettings, compute_dtype: torch.dtype,
-                    device: torch.device | str) -> nn.Module:
+def quantize_linear(
+    weight: torch.Tensor, settings: QuantSettings, compute_dtype: torch.dtype, device: torch.device | str
+) -> nn.Module:
     """A bitsandbytes ``Linear4bit`` holding ``weight`` (out x in) in NF4, quantized on ``device``."""
     bnb = _bnb()
     out_features, in_features = weight.shape
     layer = _linear4bit(in_features, out_features, compute_dtype, settings.double_quant, settings.scheme)
-    packed, state = bnb.functional.quantize_4bit(weight.to(device).contiguous(), blocksize=settings.blocksize,
-                                                 compress_statistics=settings.double_quant,
-                                                 quant_type=settings.scheme)
+    packed, state = bnb.functional.quantize_4bit(
+        weight.to(device).contiguous(),
+        blocksize=settings.blocksize,
+        compress_statistics=settings.double_quant,
+        quant_type=settings.scheme,
+    )
     state.dtype = compute_dtype
-    layer.weight = bnb.nn.Params4bit.from_prequantized(packed, state.as_dict(packed=True), device=device,
-                                                       module=layer)
+    layer.weight = bnb.nn.Params4bit.from_prequantized(packed, state.as_dict(packed=True), device=device, module=layer)
     layer.weight.quant_state = state
     layer.quant_state = state
     return layer
 
 
-def linear4bit_from_stats(packed: torch.Tensor, stats: dict[str, Any], compute_dtype: torch.dtype,
-                          device: torch.device | str) -> nn.Module:
+def linear4bit_from_stats(
+    packed: torch.Tensor, stats: dict[str, Any], compute_dtype: torch.dtype, device: torch.device | str
+) -> nn.Module:
     """Rebuild a ``Linear4bit`` from its packed weight and the stats ``state.as_dict(packed=True)`` gave."""
     bnb = _bnb()
     weight = bnb.nn.Params4bit.from_prequantized(packed, stats, device=device)
     out_features, in_features = weight.quant_state.shape
-    layer = _linear4bit(in_features, out_features, compute_dtype, weight.quant_state.nested,
-                        weight.quant_state.quant_type)
+    layer = _linear4bit(
+        in_features, out_features, compute_dtype, weight.quant_state.nested, weight.quant_state.quant_type
+    )
     weight.quant_state.dtype = compute_dtype
     weight.module = layer
     layer.weight = weight
@@ -151,8 +165,16 @@ class NF4Experts(nn.Module):
 
     WEIGHTS = ("gate_up", "down")
 
-    def __init__(self, num_experts: int, hidden_dim: int, intermediate_dim: int, act_fn: Any,
-                 blocksize: int = 64, double_quant: bool = True, device: Any = None) -> None:
+    def __init__(
+        self,
+        num_experts: int,
+        hidden_dim: int,
+        intermediate_dim: int,
+        act_fn: Any,
+        blocksize: int = 64,
+        double_quant: bool = True,
+        device: Any = None,
+    ) -> None:
         super().__init__()
         self.num_experts = num_experts
         self.hidden_dim = hidden_dim
@@ -164,14 +186,15 @@ class NF4Experts(nn.Module):
         for name, (rows, cols) in self.shapes.items():
             numel = rows * cols
             blocks = -(-numel // blocksize)
-            self.register_buffer(f"{name}_q", torch.zeros(num_experts, (numel + 1) // 2, dtype=torch.uint8,
-                                                          device=device))
+            self.register_buffer(
+                f"{name}_q", torch.zeros(num_experts, (numel + 1) // 2, dtype=torch.uint8, device=device)
+            )
             absmax_dtype = torch.uint8 if double_quant else torch.float32
-            self.register_buffer(f"{name}_absmax", torch.zeros(num_experts, blocks, dtype=absmax_dtype,
-                                                               device=device))
+            self.register_buffer(f"{name}_absmax", torch.zeros(num_experts, blocks, dtype=absmax_dtype, device=device))
             if double_quant:
-                self.register_buffer(f"{name}_nested", torch.zeros(num_experts, -(-blocks // 256),
-                                                                   dtype=torch.float32, device=device))
+                self.register_buffer(
+                    f"{name}_nested", torch.zeros(num_experts, -(-blocks // 256), dtype=torch.float32, device=device)
+                )
                 self.register_buffer(f"{name}_offset", torch.zeros(num_experts, dtype=torch.float32, device=device))
         self.register_buffer("code", torch.zeros(16, dtype=torch.float32, device=device))
         if double_quant:
@@ -179,11 +202,19 @@ class NF4Experts(nn.Module):
 
     @classmethod
     def like(cls, experts: nn.Module, settings: QuantSettings, device: Any = None) -> NF4Experts:
-        return cls(experts.num_experts, experts.hidden_dim, experts.intermediate_dim, experts.act_fn,
-                   blocksize=settings.blocksize, double_quant=settings.double_quant, device=device)
+        return cls(
+            experts.num_experts,
+            experts.hidden_dim,
+            experts.intermediate_dim,
+            experts.act_fn,
+            blocksize=settings.blocksize,
+            double_quant=settings.double_quant,
+            device=device,
+        )
 
-    def quantize_from(self, read: Callable[[str, int, int], torch.Tensor], device: Any,
-                      chunk: int = EXPERT_CHUNK) -> None:
+    def quantize_from(
+        self, read: Callable[[str, int, int], torch.Tensor], device: Any, chunk: int = EXPERT_CHUNK
+    ) -> None:
         """Fill the buffers; ``read(name, start, stop)`` returns experts ``start:stop`` of ``gate_up_proj`` or
         ``down_proj`` in their stored dtype. Only ``chunk`` experts are unquantized at a time."""
         functional = _bnb().functional
@@ -192,9 +223,12 @@ class NF4Experts(nn.Module):
                 stop = min(start + chunk, self.num_experts)
                 block = read(f"{name}_proj", start, stop).to(device)
                 for offset, expert in enumerate(block):
-                    packed, state = functional.quantize_4bit(expert.contiguous(), blocksize=self.blocksize,
-                                                             compress_statistics=self.double_quant,
-                                                             quant_type="nf4")
+                    packed, state = functional.quantize_4bit(
+                        expert.contiguous(),
+                        blocksize=self.blocksize,
+                        compress_statistics=self.double_quant,
+                        quant_type="nf4",
+                    )
                     self._store(name, start + offset, packed, state)
                 del block
 
@@ -213,16 +247,25 @@ class NF4Experts(nn.Module):
         state2 = None
         offset = None
         if self.double_quant:
-            state2 = functional.QuantState(absmax=getattr(self, f"{name}_nested")[index], code=self.nested_code,
-                                           blocksize=256, dtype=torch.float32)
+            state2 = functional.QuantState(
+                absmax=getattr(self, f"{name}_nested")[index], code=self.nested_code, blocksize=256, dtype=torch.float32
+            )
             offset = getattr(self, f"{name}_offset")[index]
-        state = functional.QuantState(absmax=getattr(self, f"{name}_absmax")[index], shape=self.shapes[name],
-                                      code=self.code, blocksize=self.blocksize, quant_type="nf4", dtype=dtype,
-                                      offset=offset, state2=state2)
+        state = functional.QuantState(
+            absmax=getattr(self, f"{name}_absmax")[index],
+            shape=self.shapes[name],
+            code=self.code,
+            blocksize=self.blocksize,
+            quant_type="nf4",
+            dtype=dtype,
+            offset=offset,
+            state2=state2,
+        )
         return functional.dequantize_4bit(getattr(self, f"{name}_q")[index].view(-1, 1), state)
 
-    def forward(self, hidden_states: torch.Tensor, top_k_index: torch.Tensor,
-                top_k_weights: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, hidden_states: torch.Tensor, top_k_index: torch.Tensor, top_k_weights: torch.Tensor
+    ) -> torch.Tensor:
         final = torch.zeros_like(hidden_states)
         with torch.no_grad():
             expert_mask = nn.functional.one_hot(top_k_index, num_classes=self.num_experts + 1).permute(2, 1, 0)
@@ -278,12 +321,19 @@ def aliases(name: str) -> list[str]:
     """A parameter's name and the names a checkpoint may store it under (tied weights are saved once)."""
     names = [name]
     if name.startswith(DECODER):
-        names.append(ENCODER_TEXT + name[len(DECODER):])
+        names.append(ENCODER_TEXT + name[len(DECODER) :])
     elif name.startswith(ENCODER_TEXT):
-        names.append(DECODER + name[len(ENCODER_TEXT):])
+        names.append(DECODER + name[len(ENCODER_TEXT) :])
     if name in ("lm_head.weight", DECODER + "embed_tokens.weight", ENCODER_TEXT + "embed_tokens.weight"):
-        names += [n for n in ("model.decoder.embed_tokens.weight", "model.encoder.language_model.embed_tokens.weight",
-                              "lm_head.weight") if n not in names]
+        names += [
+            n
+            for n in (
+                "model.decoder.embed_tokens.weight",
+                "model.encoder.language_model.embed_tokens.weight",
+                "lm_head.weight",
+            )
+            if n not in names
+        ]
     return names
 
 
@@ -296,8 +346,10 @@ class _Resolver:
         for alias in aliases(name):
             if alias in self.available:
                 return alias
-        raise ModelLoadError(f"The checkpoint has no tensor {name!r} (nor a tied copy of it).",
-                             hint="The folder may hold a different model or an incomplete download.")
+        raise ModelLoadError(
+            f"The checkpoint has no tensor {name!r} (nor a tied copy of it).",
+            hint="The folder may hold a different model or an incomplete download.",
+        )
 
     def get(self, name: str, start: int | None = None, stop: int | None = None) -> torch.Tensor:
         return self.source.get(self.find(name), start, stop)
@@ -321,7 +373,7 @@ def install(model: nn.Module, name: str, module: nn.Module) -> None:
     """Put ``module`` at ``name``; under a decoder layer, also at the encoder layer's matching place."""
     _replace(model, name, module)
     if name.startswith(f"{DECODER}layers."):
-        _replace(model, ENCODER_TEXT + name[len(DECODER):], module)
+        _replace(model, ENCODER_TEXT + name[len(DECODER) :], module)
 
 
 def empty_model(config: Any, dtype: torch.dtype) -> nn.Module:
@@ -388,9 +440,15 @@ def steady_heap(mmap_threshold: int = RUN_MMAP_THRESHOLD) -> None:
         pass
 
 
-def quantize_model(config: Any, source: TensorSource, settings: QuantSettings, dtype: torch.dtype,
-                   device: torch.device | str = "cpu", progress: Callable[[LayerProgress], None] | None = None,
-                   layers: Iterable[int] | None = None) -> nn.Module:
+def quantize_model(
+    config: Any,
+    source: TensorSource,
+    settings: QuantSettings,
+    dtype: torch.dtype,
+    device: torch.device | str = "cpu",
+    progress: Callable[[LayerProgress], None] | None = None,
+    layers: Iterable[int] | None = None,
+) -> nn.Module:
     """Build the NF4 model from ``source``, one decoder layer at a time (each quantized on ``device``).
 
     ``layers`` limits which layers are read from the source (for memory benchmarks that fill the rest with copies);
@@ -413,8 +471,14 @@ def quantize_model(config: Any, source: TensorSource, settings: QuantSettings, d
     return model.eval()
 
 
-def quantize_layer(model: nn.Module, index: int, resolver: _Resolver, settings: QuantSettings,
-                   dtype: torch.dtype, device: torch.device | str) -> None:
+def quantize_layer(
+    model: nn.Module,
+    index: int,
+    resolver: _Resolver,
+    settings: QuantSettings,
+    dtype: torch.dtype,
+    device: torch.device | str,
+) -> None:
     """Quantize decoder layer ``index`` (shared with the encoder's) and load the layer's other tensors."""
     prefix = f"{DECODER}layers.{index}."
     layer = model.model.decoder.layers[index]
@@ -423,19 +487,27 @@ def quantize_layer(model: nn.Module, index: int, resolver: _Resolver, settings: 
     install(model, f"{prefix}experts", experts)
     for name, module in list(layer.named_modules()):
         if isinstance(module, nn.Linear) and is_text_linear(prefix + name):
-            install(model, prefix + name, quantize_linear(resolver.get(f"{prefix}{name}.weight"), settings, dtype,
-                                                          device))
+            install(
+                model, prefix + name, quantize_linear(resolver.get(f"{prefix}{name}.weight"), settings, dtype, device)
+            )
     for owner in (f"{DECODER}layers.{index}.", f"{ENCODER_TEXT}layers.{index}."):
         _load_meta_tensors(model, owner, resolver, dtype, device)
 
 
-def _load_meta_tensors(model: nn.Module, prefix: str, resolver: _Resolver, dtype: torch.dtype,
-                       device: torch.device | str, skip: tuple[str, ...] = ()) -> None:
+def _load_meta_tensors(
+    model: nn.Module,
+    prefix: str,
+    resolver: _Resolver,
+    dtype: torch.dtype,
+    device: torch.device | str,
+    skip: tuple[str, ...] = (),
+) -> None:
     """Load every parameter or persistent buffer under ``prefix`` still on the meta device."""
     seen: set[int] = set()
     owner = model.get_submodule(prefix.rstrip(".")) if prefix else model
     for name, tensor in list(owner.named_parameters(remove_duplicate=False)) + list(
-            owner.named_buffers(remove_duplicate=False)):
+        owner.named_buffers(remove_duplicate=False)
+    ):
         full = prefix + name
         if not tensor.is_meta or full.startswith(skip) or id(tensor) in seen:
             continue
@@ -445,8 +517,14 @@ def _load_meta_tensors(model: nn.Module, prefix: str, resolver: _Resolver, dtype
         _set_tensor(model, full, value)
 
 
-def load_rest(model: nn.Module, resolver: _Resolver, settings: QuantSettings, dtype: torch.dtype,
-              device: torch.device | str, skip: tuple[str, ...] = ()) -> None:
+def load_rest(
+    model: nn.Module,
+    resolver: _Resolver,
+    settings: QuantSettings,
+    dtype: torch.dtype,
+    device: torch.device | str,
+    skip: tuple[str, ...] = (),
+) -> None:
     """Everything outside the text layers: embeddings (shared with the LM head), final norm, self-conditioning
     (4-bit), vision tower (4-bit if asked), multimodal embedder."""
     for name, module in list(model.named_modules()):
@@ -491,8 +569,11 @@ def byte_groups(model: nn.Module) -> dict[str, dict[str, float]]:
                 add("experts", buf, params)
         elif isinstance(module, bnb.nn.Linear4bit):
             state = module.weight.quant_state
-            add("text_linear" if not _vision_linear(name) else "vision_linear", module.weight.data,
-                int(torch.Size(state.shape).numel()))
+            add(
+                "text_linear" if not _vision_linear(name) else "vision_linear",
+                module.weight.data,
+                int(torch.Size(state.shape).numel()),
+            )
             for extra in (state.absmax, getattr(state.state2, "absmax", None)):
                 if extra is not None:
                     add("text_linear" if not _vision_linear(name) else "vision_linear", extra, 0)

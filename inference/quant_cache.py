@@ -43,9 +43,18 @@ from .quant import (
 FORMAT_VERSION = 1
 MODEL_FILE = "model.safetensors"
 MANIFEST_FILE = "manifest.json"
-_DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
-           "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
-           "BOOL": torch.bool}
+_DTYPES = {
+    "F64": torch.float64,
+    "F32": torch.float32,
+    "F16": torch.float16,
+    "BF16": torch.bfloat16,
+    "I64": torch.int64,
+    "I32": torch.int32,
+    "I16": torch.int16,
+    "I8": torch.int8,
+    "U8": torch.uint8,
+    "BOOL": torch.bool,
+}
 _NAMES = {v: k for k, v in _DTYPES.items()}
 BNB_STATE = ".quant_state.bitsandbytes__"
 
@@ -73,8 +82,11 @@ class SafetensorsReader:
     def __init__(self, folder: str | Path) -> None:
         folder = Path(folder)
         index = folder / "model.safetensors.index.json"
-        files = ([folder / name for name in sorted(set(json.loads(index.read_text())["weight_map"].values()))]
-                 if index.is_file() else sorted(folder.glob("*.safetensors")))
+        files = (
+            [folder / name for name in sorted(set(json.loads(index.read_text())["weight_map"].values()))]
+            if index.is_file()
+            else sorted(folder.glob("*.safetensors"))
+        )
         if not files:
             raise ModelLoadError(f"{folder} has no *.safetensors files.", path=folder)
         self.files = files
@@ -105,8 +117,9 @@ class SafetensorsReader:
         with open(path, "rb") as fh:
             fh.seek(base + begin)
             if fh.readinto(memoryview(view.numpy())) != end - begin:
-                raise ModelLoadError(f"{path} ends early: tensor {name!r} is cut off (an incomplete download?).",
-                                     path=path)
+                raise ModelLoadError(
+                    f"{path} ends early: tensor {name!r} is cut off (an incomplete download?).", path=path
+                )
         return out
 
 
@@ -132,8 +145,12 @@ class MappedSafetensors:
 
 
 # ---------------------------------------------------------------------- writing
-def write_safetensors(path: Path, tensors: list[tuple[str, torch.Tensor]], metadata: dict[str, str] | None = None,
-                      on_tensor: Callable[[int, int], None] | None = None) -> None:
+def write_safetensors(
+    path: Path,
+    tensors: list[tuple[str, torch.Tensor]],
+    metadata: dict[str, str] | None = None,
+    on_tensor: Callable[[int, int], None] | None = None,
+) -> None:
     """Write a safetensors file one tensor at a time (no second copy of the model in memory).
 
     Tensors are ordered by element size, largest first, so every tensor's data is aligned for zero-copy loading.
@@ -143,8 +160,11 @@ def write_safetensors(path: Path, tensors: list[tuple[str, torch.Tensor]], metad
     offset = 0
     for name, tensor in tensors:
         size = tensor.numel() * tensor.element_size()
-        header[name] = {"dtype": _NAMES[tensor.dtype], "shape": list(tensor.shape),
-                        "data_offsets": [offset, offset + size]}
+        header[name] = {
+            "dtype": _NAMES[tensor.dtype],
+            "shape": list(tensor.shape),
+            "data_offsets": [offset, offset + size],
+        }
         offset += size
     raw = json.dumps(header, separators=(",", ":")).encode()
     raw += b" " * (-len(raw) % 8)
@@ -185,7 +205,8 @@ def packed_tensors(model: nn.Module) -> list[tuple[str, torch.Tensor]]:
             out.extend((f"{name}.weight.{key}", value) for key, value in state.as_dict(packed=True).items())
             continue
         for leaf, tensor in list(module.named_parameters(recurse=False)) + [
-                (b, t) for b, t in module.named_buffers(recurse=False) if b not in module._non_persistent_buffers_set]:
+            (b, t) for b, t in module.named_buffers(recurse=False) if b not in module._non_persistent_buffers_set
+        ]:
             if id(tensor) in seen_tensors or tensor is None:
                 continue
             seen_tensors.add(id(tensor))
@@ -193,8 +214,9 @@ def packed_tensors(model: nn.Module) -> list[tuple[str, torch.Tensor]]:
     return out
 
 
-def load_packed(config: Any, path: Path, settings: QuantSettings, dtype: torch.dtype,
-                device: torch.device | str = "cpu") -> nn.Module:
+def load_packed(
+    config: Any, path: Path, settings: QuantSettings, dtype: torch.dtype, device: torch.device | str = "cpu"
+) -> nn.Module:
     """Rebuild the quantized model from ``model.safetensors`` in a cache folder (no quantization)."""
     steady_heap(BUILD_MMAP_THRESHOLD)
     store = MappedSafetensors(path)
@@ -203,13 +225,16 @@ def load_packed(config: Any, path: Path, settings: QuantSettings, dtype: torch.d
     linear_stats: dict[str, dict[str, torch.Tensor]] = {}
     for name in names:
         match = re.match(r"(.+)\.weight\.(.+)$", name)
-        if match and (f"{match.group(1)}.weight{BNB_STATE}nf4" in store.header
-                      or f"{match.group(1)}.weight{BNB_STATE}fp4" in store.header):
+        if match and (
+            f"{match.group(1)}.weight{BNB_STATE}nf4" in store.header
+            or f"{match.group(1)}.weight{BNB_STATE}fp4" in store.header
+        ):
             linear_stats.setdefault(match.group(1), {})[match.group(2)] = store.get(name)
     done = {f"{m}.weight" for m in linear_stats} | {f"{m}.weight.{k}" for m, s in linear_stats.items() for k in s}
     for module_name, stats in linear_stats.items():  # (bitsandbytes consumes the dict it is given)
-        install(model, module_name, linear4bit_from_stats(store.get(f"{module_name}.weight"), dict(stats), dtype,
-                                                          device))
+        install(
+            model, module_name, linear4bit_from_stats(store.get(f"{module_name}.weight"), dict(stats), dtype, device)
+        )
     for index, layer in enumerate(model.model.decoder.layers):
         install(model, f"{DECODER}layers.{index}.experts", NF4Experts.like(layer.experts, settings, device="meta"))
     for name in names:
@@ -275,14 +300,23 @@ def library_versions() -> dict[str, str]:
 
     from . import __version__
 
-    return {"torch": torch.__version__, "transformers": transformers.__version__,
-            "bitsandbytes": bitsandbytes.__version__, "diffusion-workbench": __version__}
+    return {
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "bitsandbytes": bitsandbytes.__version__,
+        "diffusion-workbench": __version__,
+    }
 
 
 def manifest_for(folder: Path, config: Any, settings: QuantSettings, dtype: torch.dtype) -> dict[str, Any]:
-    return {"format": FORMAT_VERSION, "source": source_fingerprint(folder), "config": config_fingerprint(config),
-            "settings": settings.to_json(), "dtype": str(dtype).removeprefix("torch."),
-            "versions": library_versions()}
+    return {
+        "format": FORMAT_VERSION,
+        "source": source_fingerprint(folder),
+        "config": config_fingerprint(config),
+        "settings": settings.to_json(),
+        "dtype": str(dtype).removeprefix("torch."),
+        "versions": library_versions(),
+    }
 
 
 def cache_folder(folder: Path, settings: QuantSettings, dtype: torch.dtype) -> Path:
@@ -305,8 +339,9 @@ def read_valid_manifest(target: Path, expected: dict[str, Any]) -> bool:
     return {k: v for k, v in found.items() if k != "created"} == expected
 
 
-def write_cache(target: Path, model: nn.Module, manifest: dict[str, Any],
-                on_tensor: Callable[[int, int], None] | None = None) -> None:
+def write_cache(
+    target: Path, model: nn.Module, manifest: dict[str, Any], on_tensor: Callable[[int, int], None] | None = None
+) -> None:
     """Write the packed model aside, then rename it into place; the manifest is written last."""
     target.parent.mkdir(parents=True, exist_ok=True)
     for stale in target.parent.glob(f"{target.name}.partial-*"):

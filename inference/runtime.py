@@ -8,11 +8,15 @@ import importlib.util
 from .errors import ModelRuntimeMissingError
 
 RUNTIME_PACKAGES = ("torch", "torchvision", "transformers")
-NO_RUNTIME = ("this build of Diffusion Workbench has no model runtime (torch and transformers are not included), "
-              "so DiffusionGemma and the tiny demo model cannot run; parse, ask and extract work with the builtin "
-              "engine")
-NO_RUNTIME_HINT = ("For the model, download the full build (DiffusionWorkbench-...-full), or install from source "
-                   "with `pip install -e .` in a checkout.")
+NO_RUNTIME = (
+    "this build of Diffusion Workbench has no model runtime (torch and transformers are not included), "
+    "so DiffusionGemma and the tiny demo model cannot run; parse, ask and extract work with the builtin "
+    "engine"
+)
+NO_RUNTIME_HINT = (
+    "For the model, download the full build (DiffusionWorkbench-...-full), or install from source "
+    "with `pip install -e .` in a checkout."
+)
 
 
 def missing_runtime() -> list[str]:
@@ -50,5 +54,7 @@ def runtime_error_for(exc: ModuleNotFoundError) -> ModelRuntimeMissingError | No
         return None
     if missing_runtime():
         return ModelRuntimeMissingError(NO_RUNTIME, hint=NO_RUNTIME_HINT)
-    return ModelRuntimeMissingError(f"the model runtime of this installation is incomplete: no module {exc.name!r}",
-                                    hint="Reinstall, or report it if this is a downloaded build.")
+    return ModelRuntimeMissingError(
+        f"the model runtime of this installation is incomplete: no module {exc.name!r}",
+        hint="Reinstall, or report it if this is a downloaded build.",
+    )

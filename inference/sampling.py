@@ -69,8 +69,9 @@ class StabilityTracker:
         if self.threshold == 0:
             return torch.ones(argmax_canvas.shape[0], dtype=torch.bool, device=argmax_canvas.device)
         if self.history is None:
-            self.history = torch.full((self.threshold, *argmax_canvas.shape), -1, dtype=argmax_canvas.dtype,
-                                      device=argmax_canvas.device)
+            self.history = torch.full(
+                (self.threshold, *argmax_canvas.shape), -1, dtype=argmax_canvas.dtype, device=argmax_canvas.device
+            )
         stable = (self.history == argmax_canvas[None]).all(dim=-1).all(dim=0)
         self.history = torch.roll(self.history, shifts=-1, dims=0)
         self.history[-1] = argmax_canvas

@@ -15,8 +15,22 @@ TINY_SOURCE = "tiny"
 TINY_LABEL = "tiny (random weights: output is noise; for tests and demos)"
 TINY_SEED = 0
 
-SPECIAL_TOKENS = ("<pad>", "<eos>", "<bos>", "<unk>", "<mask>", "<|turn>", "<turn|>", "<|image>", "<image|>",
-                  "<|image|>", "<|audio>", "<audio|>", "<|audio|>", "<|video|>")
+SPECIAL_TOKENS = (
+    "<pad>",
+    "<eos>",
+    "<bos>",
+    "<unk>",
+    "<mask>",
+    "<|turn>",
+    "<turn|>",
+    "<|image>",
+    "<image|>",
+    "<|image|>",
+    "<|audio>",
+    "<audio|>",
+    "<|audio|>",
+    "<|video|>",
+)
 END_OF_TURN = "<turn|>"
 
 CHAT_TEMPLATE = (
@@ -46,10 +60,21 @@ def build_tokenizer(core: Any = None) -> Any:
         core.decoder = decoders.ByteLevel()
         core.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in SPECIAL_TOKENS])
     return PreTrainedTokenizerFast(
-        tokenizer_object=core, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>", unk_token="<unk>",
-        mask_token="<mask>", padding_side="left",
-        extra_special_tokens={"image_token": "<|image|>", "boi_token": "<|image>", "eoi_token": "<image|>",
-                              "audio_token": "<|audio|>", "boa_token": "<|audio>", "eoa_token": "<audio|>"},
+        tokenizer_object=core,
+        bos_token="<bos>",
+        eos_token="<eos>",
+        pad_token="<pad>",
+        unk_token="<unk>",
+        mask_token="<mask>",
+        padding_side="left",
+        extra_special_tokens={
+            "image_token": "<|image|>",
+            "boi_token": "<|image>",
+            "eoi_token": "<image|>",
+            "audio_token": "<|audio|>",
+            "boa_token": "<|audio>",
+            "eoa_token": "<audio|>",
+        },
     )
 
 
@@ -61,9 +86,11 @@ def build_processor(tokenizer: Any = None) -> Any:
 
     vision = {"patch_size": PATCH_SIZE, "max_soft_tokens": MAX_SOFT_TOKENS, "pooling_kernel_size": POOLING}
     return Gemma4Processor(
-        feature_extractor=Gemma4AudioFeatureExtractor(), image_processor=Gemma4ImageProcessor(**vision),
+        feature_extractor=Gemma4AudioFeatureExtractor(),
+        image_processor=Gemma4ImageProcessor(**vision),
         tokenizer=tokenizer if tokenizer is not None else build_tokenizer(),
-        video_processor=Gemma4VideoProcessor(**vision), chat_template=CHAT_TEMPLATE,
+        video_processor=Gemma4VideoProcessor(**vision),
+        chat_template=CHAT_TEMPLATE,
         image_seq_length=MAX_SOFT_TOKENS,
     )
 
@@ -74,24 +101,45 @@ def build_config(tokenizer: Any, **text_overrides: Any) -> Any:
     from transformers import DiffusionGemmaConfig
 
     text = {
-        "vocab_size": len(tokenizer), "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
-        "num_attention_heads": 2, "num_key_value_heads": 1, "head_dim": 32, "global_head_dim": 32,
-        "sliding_window": 64, "layer_types": ["sliding_attention", "full_attention"],
-        "num_experts": 4, "top_k_experts": 2, "moe_intermediate_size": 64, "use_bidirectional_attention": "vision",
+        "vocab_size": len(tokenizer),
+        "hidden_size": 64,
+        "intermediate_size": 128,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "num_key_value_heads": 1,
+        "head_dim": 32,
+        "global_head_dim": 32,
+        "sliding_window": 64,
+        "layer_types": ["sliding_attention", "full_attention"],
+        "num_experts": 4,
+        "top_k_experts": 2,
+        "moe_intermediate_size": 64,
+        "use_bidirectional_attention": "vision",
         "max_position_embeddings": 262_144,
-        "pad_token_id": tokenizer.pad_token_id, "eos_token_id": tokenizer.eos_token_id,
+        "pad_token_id": tokenizer.pad_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
         "bos_token_id": tokenizer.bos_token_id,
     }
     text.update(text_overrides)
     vision = {
-        "model_type": "gemma4_vision", "hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1,
-        "num_attention_heads": 2, "num_key_value_heads": 2, "head_dim": 8, "patch_size": PATCH_SIZE,
-        "pooling_kernel_size": POOLING, "position_embedding_size": 64,
+        "model_type": "gemma4_vision",
+        "hidden_size": 16,
+        "intermediate_size": 32,
+        "num_hidden_layers": 1,
+        "num_attention_heads": 2,
+        "num_key_value_heads": 2,
+        "head_dim": 8,
+        "patch_size": PATCH_SIZE,
+        "pooling_kernel_size": POOLING,
+        "position_embedding_size": 64,
     }
     return DiffusionGemmaConfig(
-        text_config=text, vision_config=vision, image_token_id=tokenizer.image_token_id,
+        text_config=text,
+        vision_config=vision,
+        image_token_id=tokenizer.image_token_id,
         boi_token_id=tokenizer.convert_tokens_to_ids("<|image>"),
-        eoi_token_id=tokenizer.convert_tokens_to_ids("<image|>"), canvas_length=256,
+        eoi_token_id=tokenizer.convert_tokens_to_ids("<image|>"),
+        canvas_length=256,
     )
 
 
@@ -102,10 +150,16 @@ def build_generation_config(tokenizer: Any) -> Any:
     )
 
     return DiffusionGemmaGenerationConfig(
-        max_new_tokens=256, max_denoising_steps=48, sampler_config=EntropyBoundSamplerConfig(entropy_bound=0.1),
-        t_min=0.4, t_max=0.8, stability_threshold=1, confidence_threshold=0.005,
+        max_new_tokens=256,
+        max_denoising_steps=48,
+        sampler_config=EntropyBoundSamplerConfig(entropy_bound=0.1),
+        t_min=0.4,
+        t_max=0.8,
+        stability_threshold=1,
+        confidence_threshold=0.005,
         eos_token_id=[tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids(END_OF_TURN)],
-        pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
     )
 
 
@@ -130,9 +184,16 @@ TRAINED_SOURCE = "tiny-trained"
 TRAINED_LABEL = "tiny-trained (demonstration model trained to transcribe short text pages; not a document model)"
 # The trained model's text stack: three layers; the sliding window covers a whole page prompt (the decoder's sliding
 # layers see only the window of the cache, and copying the hint relies on them).
-TRAINED_TEXT = {"hidden_size": 128, "intermediate_size": 256, "moe_intermediate_size": 128, "num_hidden_layers": 3,
-                "layer_types": ["sliding_attention", "sliding_attention", "full_attention"], "sliding_window": 1024,
-                "num_attention_heads": 4, "num_key_value_heads": 2}
+TRAINED_TEXT = {
+    "hidden_size": 128,
+    "intermediate_size": 256,
+    "moe_intermediate_size": 128,
+    "num_hidden_layers": 3,
+    "layer_types": ["sliding_attention", "sliding_attention", "full_attention"],
+    "sliding_window": 1024,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+}
 
 
 def trained_folder() -> Path:

@@ -53,8 +53,10 @@ def train_tokenizer_core(texts: Sequence[str], vocab_size: int = VOCAB_SIZE) -> 
     core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
     core.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size, special_tokens=[AddedToken(t, special=True, normalized=False) for t in SPECIAL_TOKENS],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False,
+        vocab_size=vocab_size,
+        special_tokens=[AddedToken(t, special=True, normalized=False) for t in SPECIAL_TOKENS],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
     )
     core.train_from_iterator(texts, trainer=trainer)
     core.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in SPECIAL_TOKENS])
@@ -75,7 +77,7 @@ class PseudoWords:
             for word in re.findall(r"[a-z]{3,}", text.lower()):
                 padded = "^^" + word + "$"
                 for i in range(2, len(padded)):
-                    follow[padded[i - 2:i]].append(padded[i])
+                    follow[padded[i - 2 : i]].append(padded[i])
                     follow[padded[i - 1]].append(padded[i])
         self.follow = {k: sorted(v) for k, v in sorted(follow.items())}  # sorted: the same draws on any Python
 
@@ -84,7 +86,7 @@ class PseudoWords:
         for _ in range(50):
             out = "^^"
             while len(out) < longest + 3:
-                nxt = rng.choice(self.follow[out[-(order - 1):]])
+                nxt = rng.choice(self.follow[out[-(order - 1) :]])
                 if nxt == "$":
                     break
                 out += nxt
@@ -213,8 +215,10 @@ class SpanSampler:
                     self.words.append(("\n" if j == 0 else " ") + word)
         # a word's own token count in context (a leading space merges into the word; a newline stays apart)
         for w in self.words:
-            self.costs.append(len(tokenizer(w[1:] if w[0] == "\n" else w, add_special_tokens=False)["input_ids"])
-                              + (1 if w[0] == "\n" else 0))
+            self.costs.append(
+                len(tokenizer(w[1:] if w[0] == "\n" else w, add_special_tokens=False)["input_ids"])
+                + (1 if w[0] == "\n" else 0)
+            )
         self.tokenizer = tokenizer
 
     def span(self, n_tokens: int, rng: random.Random, tries: int = 200) -> str | None:

@@ -53,8 +53,13 @@ def finished(folder: Path, stage: Stage) -> bool:
     return record.is_file() and json.loads(record.read_text()).get("stopped_after", 0) >= stage.end
 
 
-def run(root: Path, minutes: float | None = None, run_options: Sequence[str] = (), stages: Sequence[Stage] = STAGES,
-        log=print) -> bool:
+def run(
+    root: Path,
+    minutes: float | None = None,
+    run_options: Sequence[str] = (),
+    stages: Sequence[Stage] = STAGES,
+    log=print,
+) -> bool:
     """Run (or go on with) ``stages`` under ``root``; True when the last one is finished."""
     deadline = None if minutes is None else time.monotonic() + minutes * 60
     # the last finished stage is where the rest starts: the stages before it need not be kept (a rerun carried
@@ -90,9 +95,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--minutes", type=float, help="stop after this long, saving the state (the same command resumes)")
     ap.add_argument("--device", default="cpu", help="torch device to train on (cpu, cuda)")
     ap.add_argument("--workers", type=int, default=1, help="processes that make batches ahead (0: inline)")
-    ap.add_argument("--threads", type=int, default=2,
-                    help="torch threads: on a CPU the same count gives the same bytes, another count the same up to "
-                         "floating-point order (%(default)s: the rerun the README reports)")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=2,
+        help="torch threads: on a CPU the same count gives the same bytes, another count the same up to "
+        "floating-point order (%(default)s: the rerun the README reports)",
+    )
     args = ap.parse_args(argv)
     options = ["--device", args.device, "--workers", str(args.workers), "--threads", str(args.threads)]
     return 0 if run(args.root, args.minutes, options) else 3

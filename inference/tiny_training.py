@@ -74,7 +74,7 @@ def page_image(size: tuple[int, int], rng: random.Random, lines: int) -> Any:
         if y + 4 >= h:
             break
         x0 = int(w * rng.uniform(0.06, 0.12))
-        page[y:y + 3, x0:int(w * rng.uniform(0.4, 0.9))] = rng.randrange(0, 90)
+        page[y : y + 3, x0 : int(w * rng.uniform(0.4, 0.9))] = rng.randrange(0, 90)
         y += rng.randrange(6, 10)
     return Image.fromarray(page).convert("RGB")
 
@@ -84,8 +84,11 @@ def parse_parts(name: str, page: int, hint: str, image: Any) -> list[Any]:
     from .prompts import PromptPart
     from .tasks.model import PARSE_INSTRUCTION
 
-    return [PromptPart("text", text=f"[{name}, page {page}]\n{hint}\n"), PromptPart("image", image=image),
-            PromptPart("text", text=PARSE_INSTRUCTION)]
+    return [
+        PromptPart("text", text=f"[{name}, page {page}]\n{hint}\n"),
+        PromptPart("image", image=image),
+        PromptPart("text", text=PARSE_INSTRUCTION),
+    ]
 
 
 def prompt_inputs(builder: Any, parts_rows: Sequence[Sequence[Any]], max_soft_tokens: int = 280) -> Any:
@@ -196,8 +199,9 @@ class BatchMaker:
         else:
             name, page = rng.choice(DOC_NAMES), rng.randint(1, 40)
         image = page_image(rng.choice(PAGE_SIZES), rng, rng.randint(3, 40))
-        inputs = dict(prompt_inputs(self.builder, [parse_parts(name, page, h, image) for h in hints],
-                                    rng.choice(IMAGE_BUDGETS)))
+        inputs = dict(
+            prompt_inputs(self.builder, [parse_parts(name, page, h, image) for h in hints], rng.choice(IMAGE_BUDGETS))
+        )
         for key in ("pixel_values", "image_position_ids"):
             inputs[key] = inputs[key][:1].clone()
         pad = self.tokenizer.pad_token_id
@@ -302,8 +306,9 @@ def shared_image_features(model: Any, inputs: Any, rows: int) -> Any:
     from transformers.modeling_outputs import BaseModelOutputWithPooling
 
     with torch.no_grad():
-        out = model.model.encoder.get_image_features(inputs["pixel_values"][:1], inputs["image_position_ids"][:1],
-                                                     return_dict=True)
+        out = model.model.encoder.get_image_features(
+            inputs["pixel_values"][:1], inputs["image_position_ids"][:1], return_dict=True
+        )
     pooled = out.pooler_output
     pooled = torch.cat([pooled] * rows, dim=0)
     return BaseModelOutputWithPooling(pooler_output=pooled)
@@ -319,8 +324,9 @@ def fit_experts_to(model: Any, device: Any) -> None:
         return
     try:
         weight = torch.randn(2, 64, 32, device=device, requires_grad=True)
-        _grouped_mm(torch.randn(4, 64, device=device), weight, torch.tensor([2, 4], dtype=torch.int32,
-                                                                            device=device)).sum().backward()
+        _grouped_mm(
+            torch.randn(4, 64, device=device), weight, torch.tensor([2, 4], dtype=torch.int32, device=device)
+        ).sum().backward()
     except Exception:  # noqa: BLE001 - any refusal means: not this implementation here
         model.set_experts_implementation("eager")
 
@@ -372,9 +378,18 @@ class _Terminate:
             signal.signal(signal.SIGTERM, self._before)
 
 
-def train(model: Any, processor: Any, s: TrainSettings, log: Any = print, state_dir: Path | None = None,
-          stop_after: int | None = None, device: str = "cpu", workers: int = 0, threads: int = 1,
-          seconds: float | None = None) -> tuple[list[dict[str, float]], int, float, list[dict[str, Any]]]:
+def train(
+    model: Any,
+    processor: Any,
+    s: TrainSettings,
+    log: Any = print,
+    state_dir: Path | None = None,
+    stop_after: int | None = None,
+    device: str = "cpu",
+    workers: int = 0,
+    threads: int = 1,
+    seconds: float | None = None,
+) -> tuple[list[dict[str, float]], int, float, list[dict[str, Any]]]:
     """Train in place; returns ``(history, steps done, seconds, sittings)`` (a sitting: one call's device, first
     and last step and seconds). With ``state_dir`` the whole state (weights, optimizer, step) is saved every
     ``STATE_EVERY`` steps and at the end, and a later call resumes from it exactly (a step's data comes from the
@@ -397,8 +412,11 @@ def train(model: Any, processor: Any, s: TrainSettings, log: Any = print, state_
     pad = processor.tokenizer.pad_token_id
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "embed" not in n]
     rest = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "embed" not in n)]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": s.weight_decay}, {"params": rest, "weight_decay": 0.0}],
-                            lr=s.lr, betas=(0.9, 0.98))
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": s.weight_decay}, {"params": rest, "weight_decay": 0.0}],
+        lr=s.lr,
+        betas=(0.9, 0.98),
+    )
     history: list[dict[str, float]] = []
     sittings: list[dict[str, Any]] = []
     start, before = 0, 0.0
@@ -408,8 +426,9 @@ def train(model: Any, processor: Any, s: TrainSettings, log: Any = print, state_
         saved = {**asdict(TrainSettings()), **state["settings"]}  # a setting added later: its default
         saved = {k: v for k, v in saved.items() if k not in RUN_OPTIONS}
         if saved != settings:
-            raise ValueError(f"{state_dir} holds a run with other settings ({saved}); "
-                             "pass another --state folder or remove it")
+            raise ValueError(
+                f"{state_dir} holds a run with other settings ({saved}); pass another --state folder or remove it"
+            )
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         start, history, before = state["step"], state["history"], state["seconds"]
@@ -428,9 +447,15 @@ def train(model: Any, processor: Any, s: TrainSettings, log: Any = print, state_
         return [{"device": name, "from": start, "to": step, "seconds": round(time.perf_counter() - t0, 1)}]
 
     def snapshot() -> dict[str, Any]:
-        return {"settings": settings, "step": step, "model": model.state_dict(), "optimizer": opt.state_dict(),
-                "history": history, "seconds": before + time.perf_counter() - t0,
-                "sittings": sittings + this_sitting()}
+        return {
+            "settings": settings,
+            "step": step,
+            "model": model.state_dict(),
+            "optimizer": opt.state_dict(),
+            "history": history,
+            "seconds": before + time.perf_counter() - t0,
+            "sittings": sittings + this_sitting(),
+        }
 
     stopping = _Terminate()
     for batch in batch_stream(processor, spec, range(start, last), workers):
@@ -445,16 +470,24 @@ def train(model: Any, processor: Any, s: TrainSettings, log: Any = print, state_
         cache = DynamicCache(config=config.get_text_config(decoder=True))
         position_ids = torch.arange(prompt_len, device=dev)[None]
         decoder_position_ids = torch.arange(prompt_len, prompt_len + clean.shape[1], device=dev)[None]
-        encoder_kwargs = {k: v for k, v in inputs.items()
-                          if k not in ("input_ids", "attention_mask", "pixel_values", "image_position_ids")}
+        encoder_kwargs = {
+            k: v
+            for k, v in inputs.items()
+            if k not in ("input_ids", "attention_mask", "pixel_values", "image_position_ids")
+        }
         encoder_kwargs["mm_encoder_outputs"] = {"image": shared_image_features(model, inputs, b)}
         ids = inputs["input_ids"]
         masks = model.model.encoder.create_masks_for_generate(  # as the engine does: image runs bidirectional
-            config=config, inputs_embeds=torch.empty((b, prompt_len, 0), device=dev),
-            attention_mask=torch.ones_like(ids).bool(), cache=cache, position_ids=position_ids,
-            mm_token_type_ids=inputs.get("mm_token_type_ids"))
-        model.model.encoder(input_ids=ids, attention_mask=masks, cache=cache, position_ids=position_ids,
-                            **encoder_kwargs)
+            config=config,
+            inputs_embeds=torch.empty((b, prompt_len, 0), device=dev),
+            attention_mask=torch.ones_like(ids).bool(),
+            cache=cache,
+            position_ids=position_ids,
+            mm_token_type_ids=inputs.get("mm_token_type_ids"),
+        )
+        model.model.encoder(
+            input_ids=ids, attention_mask=masks, cache=cache, position_ids=position_ids, **encoder_kwargs
+        )
         sc_logits = None
         if batch.temperature is not None:
             with torch.no_grad():
@@ -463,8 +496,12 @@ def train(model: Any, processor: Any, s: TrainSettings, log: Any = print, state_
         seen: list[Any] = []
         hook = guided.register_forward_hook(lambda _m, _i, out, seen=seen: seen.append(out[1])) if s.guide else None
         try:
-            logits = model(decoder_input_ids=noisy, cache=cache, decoder_position_ids=decoder_position_ids,
-                           self_conditioning_logits=sc_logits).logits
+            logits = model(
+                decoder_input_ids=noisy,
+                cache=cache,
+                decoder_position_ids=decoder_position_ids,
+                self_conditioning_logits=sc_logits,
+            ).logits
         finally:
             if hook is not None:
                 hook.remove()
@@ -485,9 +522,13 @@ def train(model: Any, processor: Any, s: TrainSettings, log: Any = print, state_
         if step % 100 == 0 or step == s.steps:
             mean_loss = sum(x for x, _ in window) / len(window)
             mean_acc = sum(a for _, a in window) / len(window)
-            row = {"step": step, "loss": round(mean_loss, 4), "text_token_acc": round(mean_acc, 4),
-                   "hint_tokens": clean.shape[1] - int((clean == pad).sum(1).min()) - 1,
-                   "seconds": round(before + time.perf_counter() - t0, 1)}
+            row = {
+                "step": step,
+                "loss": round(mean_loss, 4),
+                "text_token_acc": round(mean_acc, 4),
+                "hint_tokens": clean.shape[1] - int((clean == pad).sum(1).min()) - 1,
+                "seconds": round(before + time.perf_counter() - t0, 1),
+            }
             history.append(row)
             log(json.dumps(row))
             window.clear()
@@ -515,12 +556,15 @@ class Evaluation:
     samples: list[tuple[str, str]]
 
     def summary(self) -> str:
-        return (f"texts={self.texts} char_accuracy={self.char_accuracy:.3f} exact={self.exact:.3f} "
-                f"mean_steps_per_canvas={self.mean_steps_per_canvas:.1f}")
+        return (
+            f"texts={self.texts} char_accuracy={self.char_accuracy:.3f} exact={self.exact:.3f} "
+            f"mean_steps_per_canvas={self.mean_steps_per_canvas:.1f}"
+        )
 
 
-def held_out_hints(processor: Any, count: int, min_tokens: int, max_tokens: int, seed: int = 7,
-                   varied: bool = False) -> list[str]:
+def held_out_hints(
+    processor: Any, count: int, min_tokens: int, max_tokens: int, seed: int = 7, varied: bool = False
+) -> list[str]:
     """Spans of the held-out topics (never trained on); ``varied``: of those topics varied as
     :func:`varied_topics` varies the training text (other made-up words and names than any training text has)."""
     rng = random.Random(seed)
@@ -590,39 +634,71 @@ def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m inference.tiny_training", description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, required=True, help="folder to write the model to (resources/tiny-trained)")
     ap.add_argument("--steps", type=int, default=TrainSettings.steps, help="the schedule's length")
-    ap.add_argument("--stop-after", type=int, help="end at this step of the schedule (the shipped model's is in "
-                                                   "its training.json)")
+    ap.add_argument(
+        "--stop-after", type=int, help="end at this step of the schedule (the shipped model's is in its training.json)"
+    )
     ap.add_argument("--batch", type=int, default=TrainSettings.batch, help="rows per step")
     ap.add_argument("--lr", type=float, default=TrainSettings.lr, help="peak learning rate")
     ap.add_argument("--warmup", type=int, default=TrainSettings.warmup, help="steps of linear learning-rate warmup")
     ap.add_argument("--max-tokens", type=int, default=TrainSettings.max_tokens)
-    ap.add_argument("--grow-until", type=float, default=TrainSettings.grow_until,
-                    help="share of the schedule over which the longest text grows from 24 tokens (0: all lengths)")
-    ap.add_argument("--varied", type=float, default=TrainSettings.varied,
-                    help="share of texts from the varied corpus: made-up words, names, acronyms, numbers (0: none)")
-    ap.add_argument("--varied-headers", action="store_true",
-                    help="prompts name made-up documents and pages 1-999 (default: 7 names, pages 1-40)")
+    ap.add_argument(
+        "--grow-until",
+        type=float,
+        default=TrainSettings.grow_until,
+        help="share of the schedule over which the longest text grows from 24 tokens (0: all lengths)",
+    )
+    ap.add_argument(
+        "--varied",
+        type=float,
+        default=TrainSettings.varied,
+        help="share of texts from the varied corpus: made-up words, names, acronyms, numbers (0: none)",
+    )
+    ap.add_argument(
+        "--varied-headers",
+        action="store_true",
+        help="prompts name made-up documents and pages 1-999 (default: 7 names, pages 1-40)",
+    )
     ap.add_argument("--init-from", type=Path, help="start from this model folder's weights (a later stage)")
-    ap.add_argument("--seed", type=int, default=TrainSettings.seed,
-                    help="seeds the weights and every step's data (a later stage on other batches than the last)")
-    ap.add_argument("--state", type=Path, default=default_state_dir(),
-                    help="folder for the resumable training state (default: %(default)s)")
+    ap.add_argument(
+        "--seed",
+        type=int,
+        default=TrainSettings.seed,
+        help="seeds the weights and every step's data (a later stage on other batches than the last)",
+    )
+    ap.add_argument(
+        "--state",
+        type=Path,
+        default=default_state_dir(),
+        help="folder for the resumable training state (default: %(default)s)",
+    )
     ap.add_argument("--eval", type=int, default=40, help="held-out texts evaluated at the end (0: none)")
     run = ap.add_argument_group("how it runs (not what it computes)")
     run.add_argument("--device", default="cpu", help="torch device to train on (cpu, cuda)")
     run.add_argument("--workers", type=int, default=0, help="processes that make batches ahead (0: inline)")
-    run.add_argument("--threads", type=int, default=1,
-                     help="torch threads (more threads than free cores make every small op wait on the others; "
-                          "on a CPU another count sums in another order, so the weights differ in the last bits)")
+    run.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads (more threads than free cores make every small op wait on the others; "
+        "on a CPU another count sums in another order, so the weights differ in the last bits)",
+    )
     run.add_argument("--minutes", type=float, help="stop after this long, saving the state (resume later)")
     return ap
 
 
 def settings_of(args: argparse.Namespace) -> TrainSettings:
-    return TrainSettings(steps=args.steps, batch=args.batch, lr=args.lr, warmup=args.warmup,
-                         max_tokens=args.max_tokens, grow_until=args.grow_until,
-                         init=str(args.init_from) if args.init_from else "", varied=args.varied,
-                         headers=args.varied_headers, seed=args.seed)
+    return TrainSettings(
+        steps=args.steps,
+        batch=args.batch,
+        lr=args.lr,
+        warmup=args.warmup,
+        max_tokens=args.max_tokens,
+        grow_until=args.grow_until,
+        init=str(args.init_from) if args.init_from else "",
+        varied=args.varied,
+        headers=args.varied_headers,
+        seed=args.seed,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -637,8 +713,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.init_from is not None:
         earlier = load_stage(model, args.init_from)
     history, done, seconds, sittings = train(
-        model, processor, settings, state_dir=args.state, stop_after=args.stop_after, device=args.device,
-        workers=args.workers, threads=args.threads, seconds=None if args.minutes is None else args.minutes * 60)
+        model,
+        processor,
+        settings,
+        state_dir=args.state,
+        stop_after=args.stop_after,
+        device=args.device,
+        workers=args.workers,
+        threads=args.threads,
+        seconds=None if args.minutes is None else args.minutes * 60,
+    )
     args.out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(args.out)
     processor.save_pretrained(args.out)
@@ -654,16 +738,25 @@ def main(argv: Sequence[str] | None = None) -> int:
             result = evaluate(model, processor, hints)
         print(("varied: " if varied else "") + result.summary())
         evaluations[varied] = {k: v for k, v in asdict(result).items() if k != "samples"}
-    (args.out / "training.json").write_text(json.dumps({
-        "settings": asdict(settings), "stopped_after": done, "longest_trained_tokens": trained,
-        "train_seconds": round(seconds, 1),
-        "sittings": sittings,
-        "history": history,
-        "evaluation": evaluations.get(False),
-        "evaluation_varied": evaluations.get(True),
-        "initialised_from": earlier,
-        "torch": torch.__version__, "device": args.device,
-    }, indent=1) + "\n")
+    (args.out / "training.json").write_text(
+        json.dumps(
+            {
+                "settings": asdict(settings),
+                "stopped_after": done,
+                "longest_trained_tokens": trained,
+                "train_seconds": round(seconds, 1),
+                "sittings": sittings,
+                "history": history,
+                "evaluation": evaluations.get(False),
+                "evaluation_varied": evaluations.get(True),
+                "initialised_from": earlier,
+                "torch": torch.__version__,
+                "device": args.device,
+            },
+            indent=1,
+        )
+        + "\n"
+    )
     return 0
 
 

@@ -27,8 +27,23 @@ APP = "DiffusionWorkbench"
 def build(tier: str, dist: Path, work: Path, archive: bool = True) -> dict[str, object]:
     """Run PyInstaller on the spec; returns the app folder, its size, the archive and the seconds it took."""
     started = time.monotonic()
-    cmd = [sys.executable, "-m", "PyInstaller", str(SPEC), "--noconfirm", "--clean", "--log-level", "WARN",
-           "--distpath", str(dist), "--workpath", str(work), "--", "--tier", tier]
+    cmd = [
+        sys.executable,
+        "-m",
+        "PyInstaller",
+        str(SPEC),
+        "--noconfirm",
+        "--clean",
+        "--log-level",
+        "WARN",
+        "--distpath",
+        str(dist),
+        "--workpath",
+        str(work),
+        "--",
+        "--tier",
+        tier,
+    ]
     subprocess.run(cmd, check=True, cwd=ROOT)
     app = dist / APP
     linked = link_duplicates(app)
@@ -104,8 +119,10 @@ def main(argv: list[str] | None = None) -> int:
     base = Path(tempfile.gettempdir()) / f"dwb-build-{args.tier}"
     dist, work = args.dist or base / "dist", args.work or base / "work"
     result = build(args.tier, dist.resolve(), work.resolve(), archive=not args.no_archive)
-    print(f"{APP} ({result['tier']}): {result['app']}  {result['bytes'] / 2**20:.0f} MiB "
-          f"({int(result['deduplicated_bytes']) / 2**20:.0f} MiB of duplicate libraries linked)")
+    print(
+        f"{APP} ({result['tier']}): {result['app']}  {result['bytes'] / 2**20:.0f} MiB "
+        f"({int(result['deduplicated_bytes']) / 2**20:.0f} MiB of duplicate libraries linked)"
+    )
     if "archive" in result:
         print(f"archive: {result['archive']}  {int(result['archive_bytes']) / 2**20:.0f} MiB")
     print(f"built in {result['seconds']} s")

@@ -10,14 +10,20 @@ from pathlib import Path
 import pymupdf
 
 OUT = Path(__file__).resolve().parents[1] / "resources" / "sample.pdf"
-LEFT = ("Block diffusion writes text in canvases of 256 tokens. A causal prefill reads the prompt into a key-value "
-        "cache; a bidirectional decoder then denoises the canvas step by step, accepting confident tokens and "
-        "re-noising the rest.")
-RIGHT = ("When a canvas is finished it is committed to the cache and the next canvas starts. Adaptive stopping ends a "
-         "canvas early once its tokens are stable and confident, so easy text takes few steps.")
-PAGE2 = ("The workbench turns PDFs, scans, images and video frames into interleaved prompts with exact token counts. "
-         "Without model weights, the builtin engine parses documents with layout analysis and OCR, and answers "
-         "questions with retrieved passages and their pages.")
+LEFT = (
+    "Block diffusion writes text in canvases of 256 tokens. A causal prefill reads the prompt into a key-value "
+    "cache; a bidirectional decoder then denoises the canvas step by step, accepting confident tokens and "
+    "re-noising the rest."
+)
+RIGHT = (
+    "When a canvas is finished it is committed to the cache and the next canvas starts. Adaptive stopping ends a "
+    "canvas early once its tokens are stable and confident, so easy text takes few steps."
+)
+PAGE2 = (
+    "The workbench turns PDFs, scans, images and video frames into interleaved prompts with exact token counts. "
+    "Without model weights, the builtin engine parses documents with layout analysis and OCR, and answers "
+    "questions with retrieved passages and their pages."
+)
 
 
 def main() -> Path:

@@ -47,5 +47,10 @@ def processor(tiny_pair):
 
 def chat_inputs(processor, text: str, images=()):
     content = [{"type": "image", "image": img} for img in images] + [{"type": "text", "text": text}]
-    return processor.apply_chat_template([{"role": "user", "content": content}], add_generation_prompt=True,
-                                         tokenize=True, return_dict=True, return_tensors="pt")
+    return processor.apply_chat_template(
+        [{"role": "user", "content": content}],
+        add_generation_prompt=True,
+        tokenize=True,
+        return_dict=True,
+        return_tensors="pt",
+    )

@@ -48,8 +48,10 @@ QUESTIONS = [  # (question, document, page)
 
 def test_ask_ranking_top1_and_top3():
     engine = BuiltinEngine()
-    docs = [engine.parse(open_document(PDF / name)).document
-            for name in ("redp5110_sampled.pdf", "multi_page.pdf", "amt_handbook_sample.pdf", "2305.03393v1-pg9.pdf")]
+    docs = [
+        engine.parse(open_document(PDF / name)).document
+        for name in ("redp5110_sampled.pdf", "multi_page.pdf", "amt_handbook_sample.pdf", "2305.03393v1-pg9.pdf")
+    ]
     assert len(QUESTIONS) >= 25 and len({d for _, d, _ in QUESTIONS}) >= 4
     top1 = top3 = 0
     misses = []

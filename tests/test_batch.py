@@ -22,14 +22,24 @@ from inference.tasks import BuiltinEngine
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 needs_data = pytest.mark.skipif(not DATA.is_dir(), reason="../shared/data is not present")
-HOSTILE = {"zero.pdf": b"", "random.pdf": os.urandom(4096), "noise.png": b"\x89PNG\r\n\x1a\n" + os.urandom(100),
-           "broken.mp4": b"\x00\x00\x00\x18ftypmp42" + os.urandom(200)}
+HOSTILE = {
+    "zero.pdf": b"",
+    "random.pdf": os.urandom(4096),
+    "noise.png": b"\x89PNG\r\n\x1a\n" + os.urandom(100),
+    "broken.mp4": b"\x00\x00\x00\x18ftypmp42" + os.urandom(200),
+}
 
 
 def dwb(*args: str) -> subprocess.Popen:
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    return subprocess.Popen([sys.executable, "-m", "app.cli", *args], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "app.cli", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def snapshot(out: Path, names: list[str]) -> dict[str, tuple[bytes, int]]:

@@ -13,8 +13,9 @@ from PIL import Image
 
 def dwb(*args, check=True):
     env = dict(os.environ, HF_HUB_OFFLINE="1")
-    proc = subprocess.run([sys.executable, "-m", "app.cli", *args], capture_output=True, text=True, env=env,
-                          timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "app.cli", *args], capture_output=True, text=True, env=env, timeout=300
+    )
     if check:
         assert proc.returncode == 0, proc.stderr
     return proc
@@ -32,8 +33,21 @@ def test_model_info_tiny():
 def test_generate_json_is_one_event_per_line(tmp_path):
     image = tmp_path / "page.png"
     Image.fromarray(np.full((40, 60, 3), 200, np.uint8)).save(image)
-    proc = dwb("generate", "--model", "tiny", "--image", str(image), "--steps", "3", "--max-new-tokens", "300",
-               "--seed", "7", "--json", "Read the page")
+    proc = dwb(
+        "generate",
+        "--model",
+        "tiny",
+        "--image",
+        str(image),
+        "--steps",
+        "3",
+        "--max-new-tokens",
+        "300",
+        "--seed",
+        "7",
+        "--json",
+        "Read the page",
+    )
     events = [json.loads(line) for line in proc.stdout.splitlines()]
     kinds = [e["event"] for e in events]
     assert kinds[0] == "prefill_started" and events[0]["images"] == 1
@@ -41,8 +55,19 @@ def test_generate_json_is_one_event_per_line(tmp_path):
     assert 1 <= commits <= 2 and kinds.count("step") == 3 * commits and kinds[-1] == "finished"
     step = events[kinds.index("step")]
     assert len(step["draft"][0]) == 256 and len(step["entropy"][0]) == 256
-    again = dwb("generate", "--steps", "3", "--max-new-tokens", "300", "--seed", "7", "--json",
-                "--image", str(image), "Read the page")
+    again = dwb(
+        "generate",
+        "--steps",
+        "3",
+        "--max-new-tokens",
+        "300",
+        "--seed",
+        "7",
+        "--json",
+        "--image",
+        str(image),
+        "Read the page",
+    )
     assert _same_ids(proc.stdout, again.stdout)  # same seed, same tokens
 
 
@@ -69,8 +94,21 @@ def _interrupted_generate(json_mode: bool):
     import signal
     import time
 
-    args = [sys.executable, "-m", "app.cli", "generate", "--model", "tiny", "--max-new-tokens", "512",
-            "--steps", "5000", "--seed", "0", "Write a long story."]  # minutes of denoising: it is under way
+    args = [
+        sys.executable,
+        "-m",
+        "app.cli",
+        "generate",
+        "--model",
+        "tiny",
+        "--max-new-tokens",
+        "512",
+        "--steps",
+        "5000",
+        "--seed",
+        "0",
+        "Write a long story.",
+    ]  # minutes of denoising: it is under way
     if json_mode:
         args.insert(-1, "--json")
     env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")

@@ -22,8 +22,11 @@ ray = pytest.importorskip("ray", reason="the cluster extra (Ray) is not installe
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason="../shared/data is not present")
-BORN_DIGITAL = ["docling/pdf/code_and_formula.pdf", "docling/pdf/right_to_left_01.pdf",
-                "docling/pdf/invisible_text_layer.pdf"]  # code, formulas, two pages; right-to-left; invisible text
+BORN_DIGITAL = [
+    "docling/pdf/code_and_formula.pdf",
+    "docling/pdf/right_to_left_01.pdf",
+    "docling/pdf/invisible_text_layer.pdf",
+]  # code, formulas, two pages; right-to-left; invisible text
 SCANS = ["ocrmypdf/francais.pdf", "ocrmypdf/blank.pdf", "ocrmypdf/invalid.pdf"]  # OCR; a blank scan; not a PDF
 FORMATS = "md,json"
 
@@ -119,8 +122,7 @@ class KillingSpec:
         return KillingEngine(Path(self.markers), dict(self.kills))
 
 
-def test_killed_worker_is_retried_a_bounded_number_of_times_then_a_rerun_completes(local_ray, corpus, single,
-                                                                                    tmp_path):
+def test_killed_worker_is_retried_a_bounded_number_of_times_then_a_rerun_completes(local_ray, corpus, single, tmp_path):
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the workers cannot import this test module
     docs = [corpus / Path(name).name for name in BORN_DIGITAL]  # the born-digital ones: no OCR, quick
     markers = tmp_path / "markers"
@@ -130,8 +132,11 @@ def test_killed_worker_is_retried_a_bounded_number_of_times_then_a_rerun_complet
     out = tmp_path / "out"
     first = run_parse_cluster(docs, out, spec, formats=FORMATS.split(","), retries=1)
     status = {Path(i.path).name: i.status for i in first.items}
-    assert status == {"code_and_formula.pdf": "done", "right_to_left_01.pdf": "failed",
-                      "invisible_text_layer.pdf": "done"}
+    assert status == {
+        "code_and_formula.pdf": "done",
+        "right_to_left_01.pdf": "failed",
+        "invisible_text_layer.pdf": "done",
+    }
     killed = [int(p.suffix[1:]) for p in markers.iterdir()]
     assert len(killed) == 3
     for pid in killed:  # really killed: those worker processes are gone
@@ -141,13 +146,20 @@ def test_killed_worker_is_retried_a_bounded_number_of_times_then_a_rerun_complet
     print(message)
     assert "right_to_left_01.pdf: its Ray task failed 2 time(s)" in message
     manifest = json.loads((out / MANIFEST).read_text())["documents"]
-    assert manifest["right_to_left_01.pdf"] == {**manifest["right_to_left_01.pdf"], "status": "failed",
-                                                "outputs": [], "errors": [message]}
+    assert manifest["right_to_left_01.pdf"] == {
+        **manifest["right_to_left_01.pdf"],
+        "status": "failed",
+        "outputs": [],
+        "errors": [message],
+    }
     kept = {p: p.stat().st_mtime_ns for p in out.glob("*.md")}
 
     again = run_parse_cluster(docs, out, spec, formats=FORMATS.split(","), retries=1)
     assert {Path(i.path).name: i.status for i in again.items} == {
-        "code_and_formula.pdf": "skipped", "right_to_left_01.pdf": "done", "invisible_text_layer.pdf": "skipped"}
+        "code_and_formula.pdf": "skipped",
+        "right_to_left_01.pdf": "done",
+        "invisible_text_layer.pdf": "skipped",
+    }
     assert {p: p.stat().st_mtime_ns for p in kept} == kept
     reference = tree(single)
     got = tree(out)

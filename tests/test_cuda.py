@@ -15,8 +15,7 @@ import pytest
 import torch
 from conftest import chat_inputs
 
-pytestmark = [pytest.mark.cuda,
-              pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
+pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -51,8 +50,14 @@ def test_nf4_tiny_on_cuda_gives_the_cpu_results(tiny_pair):
 @pytest.mark.slow
 def test_full_size_nf4_forward_fits_18_gb():
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    out = subprocess.run([sys.executable, "-m", "tests.benchmarks.quant_memory", "--device", "cuda"], cwd=ROOT,
-                         env=env, capture_output=True, text=True, timeout=3600)
+    out = subprocess.run(
+        [sys.executable, "-m", "tests.benchmarks.quant_memory", "--device", "cuda"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=3600,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     print(out.stdout)
     peak = float(re.search(r"cuda_peak_gib=([\d.]+)", out.stdout).group(1))

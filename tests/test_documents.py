@@ -102,8 +102,10 @@ def test_zero_bytes_random_bytes_and_bomb(tmp_path):
 
 def _big_png(width, height):
     """A valid 1-bit PNG whose header says width x height (compresses to ~100 KB)."""
+
     def chunk(kind, data):
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
     row = b"\x00" + b"\x00" * ((width + 7) // 8)
     raw = zlib.compress(row * height, 9)
     ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
@@ -182,8 +184,12 @@ def test_page_labels_and_lazy_open(tmp_path):
     pdf = pymupdf.open()
     for i in range(1000):
         pdf.new_page().insert_text((72, 72), f"Page {i + 1} body text")
-    pdf.set_page_labels([{"startpage": 0, "prefix": "", "style": "r", "firstpagenum": 1},
-                         {"startpage": 4, "prefix": "", "style": "D", "firstpagenum": 1}])
+    pdf.set_page_labels(
+        [
+            {"startpage": 0, "prefix": "", "style": "r", "firstpagenum": 1},
+            {"startpage": 4, "prefix": "", "style": "D", "firstpagenum": 1},
+        ]
+    )
     pdf.save(path)
     doc = open_document(path)
     assert len(doc.pages) == 1000 and doc.pages[0].label == "i" and doc.pages[4].label == "1"

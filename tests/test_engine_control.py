@@ -44,8 +44,11 @@ def test_event_sequence_and_step_payload(tiny_model, processor):
 
 def test_accepted_tokens_are_recomputed_every_step(tiny_model, processor):
     engine = DiffusionEngine(tiny_model, processor.tokenizer)
-    steps = [e for e in engine.generate(chat_inputs(processor, "Re-noise"), engine.default_params(seed=3))
-             if isinstance(e, DenoisingStep)]
+    steps = [
+        e
+        for e in engine.generate(chat_inputs(processor, "Re-noise"), engine.default_params(seed=3))
+        if isinstance(e, DenoisingStep)
+    ]
     dropped = sum(int((a.accepted & b.renoised).sum()) for a, b in zip(steps, steps[1:], strict=False))
     assert dropped > 0, "a token accepted at one step is re-noised at the next unless accepted again"
 
@@ -67,8 +70,9 @@ def test_cancel_at_a_given_step_of_the_first_canvas(tiny_model, processor):
 
 def test_follow_up_turn_reuses_the_cache(tiny_model, processor):
     first = chat_inputs(processor, "First question")
-    second_ids = processor.tokenizer("<turn|>\n<|turn>user\nAnd a second one?<turn|>\n<|turn>model\n",
-                                     return_tensors="pt", add_special_tokens=False)["input_ids"]
+    second_ids = processor.tokenizer(
+        "<turn|>\n<|turn>user\nAnd a second one?<turn|>\n<|turn>model\n", return_tensors="pt", add_special_tokens=False
+    )["input_ids"]
     engine = DiffusionEngine(tiny_model, processor.tokenizer)
     session = Session()
     events1 = list(engine.generate(first, engine.default_params(seed=0), session=session))
@@ -83,8 +87,9 @@ def test_follow_up_turn_reuses_the_cache(tiny_model, processor):
     # the same two turns through generate(): its returned cache, with the last canvas prepended
     out1, _ = reference(tiny_model, first, seed=0)
     last_canvas = out1.sequences[:, -256:]
-    out2, drafts = reference(tiny_model, {"input_ids": torch.cat([last_canvas[:, :pending], second_ids], -1)},
-                             seed=1, cache=out1.cache)
+    out2, drafts = reference(
+        tiny_model, {"input_ids": torch.cat([last_canvas[:, :pending], second_ids], -1)}, seed=1, cache=out1.cache
+    )
     steps = [e for e in events2 if isinstance(e, DenoisingStep)]
     assert all(np.array_equal(a.draft, b) for a, b in zip(steps, drafts, strict=True))
     np.testing.assert_array_equal(events2[-1].ids, out2.sequences[:, -256:].numpy())

@@ -80,10 +80,10 @@ def test_two_canvases_eos_in_second(tiny_model, processor):
     inputs = chat_inputs(processor, "Hello there")
     eos = torch.tensor(tiny_model.generation_config.eos_token_id)
     out, events = assert_parity(tiny_model, processor, inputs, seed=1, max_new_tokens=512)
-    new = out.sequences[0, inputs["input_ids"].shape[1]:]
+    new = out.sequences[0, inputs["input_ids"].shape[1] :]
     first_eos = int(torch.isin(new, eos).nonzero()[0])
     assert 256 <= first_eos < 511, "the case needs end-of-sequence inside the second canvas"
-    assert (new[first_eos + 1:] == tiny_model.generation_config.pad_token_id).all()
+    assert (new[first_eos + 1 :] == tiny_model.generation_config.pad_token_id).all()
     commits = [e for e in events if isinstance(e, CanvasCommitted)]
     assert len(commits) == 2 and commits[-1].finished.all()
 
@@ -93,7 +93,8 @@ def record_canvases(model):
     seen = []
     model.model.decoder.register_forward_pre_hook(
         lambda _m, args, kwargs: seen.append((kwargs.get("decoder_input_ids", args[0] if args else None)).clone()),
-        with_kwargs=True)
+        with_kwargs=True,
+    )
     return seen
 
 
@@ -108,8 +109,7 @@ def test_custom_schedule(tiny_model, processor):
     canvases = record_canvases(model)
     inputs = chat_inputs(processor, "Custom schedule")
     schedule = {"max_denoising_steps": 12, "t_max": 1.0, "t_min": 0.2}
-    out, drafts = reference(model, inputs, 2, sampler_config=EntropyBoundSamplerConfig(entropy_bound=1.0),
-                            **schedule)
+    out, drafts = reference(model, inputs, 2, sampler_config=EntropyBoundSamplerConfig(entropy_bound=1.0), **schedule)
     theirs = list(canvases)
     canvases.clear()
     events = engine_run(model, processor, inputs, 2, entropy_bound=1.0, **schedule)
@@ -117,7 +117,7 @@ def test_custom_schedule(tiny_model, processor):
     steps = [e for e in events if isinstance(e, DenoisingStep)]
     assert len(steps) == len(drafts) and all(np.array_equal(a.draft, b) for a, b in zip(steps, drafts, strict=True))
     assert len(ours) == len(theirs) and all(torch.equal(a, b) for a, b in zip(ours, theirs, strict=True))
-    np.testing.assert_array_equal(events[-1].ids, out.sequences[:, inputs["input_ids"].shape[1]:].numpy())
+    np.testing.assert_array_equal(events[-1].ids, out.sequences[:, inputs["input_ids"].shape[1] :].numpy())
     assert steps[0].temperature == pytest.approx(1.0) and steps[-1].temperature > 0.2
     # the bound changes what is accepted: the default 0.1 accepts fewer tokens per step, in both implementations
     canvases.clear()
@@ -168,7 +168,12 @@ def test_batch_rows_stop_at_different_steps(tiny_model, processor):
     texts = ["Row A prompt", "Row B prompt"]
     inputs = processor.apply_chat_template(
         [[{"role": "user", "content": [{"type": "text", "text": t}]}] for t in texts],
-        add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors="pt", padding=True)
+        add_generation_prompt=True,
+        tokenize=True,
+        return_dict=True,
+        return_tensors="pt",
+        padding=True,
+    )
     _, events = assert_parity(model, processor, inputs, seed=6)
     steps = [e for e in events if isinstance(e, DenoisingStep)]
     stop_step = [next(i for i, e in enumerate(steps) if e.finished[row]) for row in range(2)]

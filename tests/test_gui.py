@@ -62,11 +62,13 @@ def png(tmp_path: Path) -> Path:
 def drop(win: MainWindow, paths: list[Path]) -> None:
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
-    enter = QDragEnterEvent(QPoint(20, 20), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
-                            Qt.KeyboardModifier.NoModifier)
+    enter = QDragEnterEvent(
+        QPoint(20, 20), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
+    )
     assert QApplication.sendEvent(win, enter) and enter.isAccepted()
-    event = QDropEvent(QPointF(20, 20), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
-                       Qt.KeyboardModifier.NoModifier)
+    event = QDropEvent(
+        QPointF(20, 20), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
+    )
     assert QApplication.sendEvent(win, event)
 
 
@@ -201,8 +203,9 @@ def test_a_closed_window_queues_no_new_work(window, qtbot):
 def test_cancel_mid_canvas_stops_before_the_next_step(window, qtbot):
     window.add_paths([str(SAMPLE)])
     qtbot.waitUntil(lambda: ingested(window), timeout=TIMEOUT)
-    load_tiny(window, qtbot, max_new_tokens=1024, max_denoising_steps=48, stability_threshold=None,
-              confidence_threshold=None)
+    load_tiny(
+        window, qtbot, max_new_tokens=1024, max_denoising_steps=48, stability_threshold=None, confidence_threshold=None
+    )
     window.engine_box.setCurrentText("model")
     seen: list[int] = []
     at_cancel: list[int] = []
@@ -305,9 +308,13 @@ def test_cli_screenshot(tmp_path):
     import sys
 
     out = tmp_path / "empty.png"
-    run = subprocess.run([sys.executable, "-m", "app.cli", "screenshot", str(out), "--state", "empty", "--size",
-                          "1100x700"], capture_output=True, text=True, timeout=120,
-                         env={**__import__("os").environ, "QT_QPA_PLATFORM": "offscreen"})
+    run = subprocess.run(
+        [sys.executable, "-m", "app.cli", "screenshot", str(out), "--state", "empty", "--size", "1100x700"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**__import__("os").environ, "QT_QPA_PLATFORM": "offscreen"},
+    )
     assert run.returncode == 0, run.stderr
     assert Image.open(out).size == (1100, 700)
 
@@ -316,13 +323,20 @@ def test_the_window_opens_without_heavy_imports():
     import subprocess
     import sys
 
-    code = ("import sys, time; t = time.perf_counter(); from app.gui import application; app = application(); "
-            "from app.gui.main_window import MainWindow; w = MainWindow(); w.show(); app.processEvents(); "
-            "print(round(time.perf_counter() - t, 2)); "
-            "heavy = [m for m in ('torch', 'transformers', 'cv2', 'pymupdf', 'fitz') if m in sys.modules]; "
-            "w.close(); print(heavy)")
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                         env={**__import__("os").environ, "QT_QPA_PLATFORM": "offscreen"})
+    code = (
+        "import sys, time; t = time.perf_counter(); from app.gui import application; app = application(); "
+        "from app.gui.main_window import MainWindow; w = MainWindow(); w.show(); app.processEvents(); "
+        "print(round(time.perf_counter() - t, 2)); "
+        "heavy = [m for m in ('torch', 'transformers', 'cv2', 'pymupdf', 'fitz') if m in sys.modules]; "
+        "w.close(); print(heavy)"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**__import__("os").environ, "QT_QPA_PLATFORM": "offscreen"},
+    )
     assert run.returncode == 0, run.stderr
     seconds, heavy = run.stdout.strip().splitlines()[-2:]
     assert heavy == "[]", heavy

@@ -43,8 +43,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def long_text(tmp_path: Path, chars: int = 7000) -> Path:
     """A text document whose Ask prompt is several thousand tokens (the tiny tokenizer is byte-level)."""
-    words = ("diffusion canvas prefill cache token denoise entropy commit schedule sampler block page "
-             "question answer workbench document layout").split()
+    words = (
+        "diffusion canvas prefill cache token denoise entropy commit schedule sampler block page "
+        "question answer workbench document layout"
+    ).split()
     rng = np.random.default_rng(0)
     text = " ".join(rng.choice(words, size=chars // 8))
     path = tmp_path / "long.txt"
@@ -82,7 +84,7 @@ class Recorder:
 
     def after_mark(self, kind) -> list:
         with self.lock:
-            return [e for e in self.events[self.mark or 0:] if isinstance(e, kind)]
+            return [e for e in self.events[self.mark or 0 :] if isinstance(e, kind)]
 
 
 def start_long_ask(win, qtbot, tmp_path, on_prefill):
@@ -108,8 +110,9 @@ def start_long_ask(win, qtbot, tmp_path, on_prefill):
 # issue 10 / bug 1: Esc and closing during a long prefill -------------------------------------------------------------
 def test_esc_during_a_long_prefill_cancels_within_one_chunk(window, qtbot, tmp_path):
     window.activateWindow()
-    job, recorder, fired = start_long_ask(window, qtbot, tmp_path,
-                                          lambda: QTest.keyClick(window.question, Qt.Key.Key_Escape))
+    job, recorder, fired = start_long_ask(
+        window, qtbot, tmp_path, lambda: QTest.keyClick(window.question, Qt.Key.Key_Escape)
+    )
     qtbot.waitUntil(lambda: idle(window), timeout=TIMEOUT)
     assert fired, "the prefill never started"
     started = next(e for e in recorder.events if isinstance(e, PrefillStarted))
@@ -182,8 +185,14 @@ sys.exit(status)
 
 def test_closing_during_a_prefill_exits_cleanly_in_a_real_process(tmp_path):
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "HF_HUB_OFFLINE": "1"}
-    run = subprocess.run([sys.executable, "-c", CLOSE_SCRIPT, str(long_text(tmp_path))], capture_output=True,
-                         text=True, timeout=300, cwd=ROOT, env=env)
+    run = subprocess.run(
+        [sys.executable, "-c", CLOSE_SCRIPT, str(long_text(tmp_path))],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+        env=env,
+    )
     assert "closing during the prefill" in run.stdout, run.stdout + run.stderr
     assert "QThread: Destroyed" not in run.stderr
     assert run.returncode == 0, run.stderr[-2000:]
@@ -276,8 +285,10 @@ def lookalike_pdf(tmp_path: Path) -> Path:
     page = doc.new_page()
     page.insert_text((72, 90), "- Turn on editing in the View menu before you start.", fontsize=11)
     page.insert_text((72, 140), "Editing", fontsize=20)
-    para = ("Select a block and type to change it. Changes are kept in a journal so that every edit can be undone "
-            "later, one step at a time, without losing the original wording of the paragraph.")
+    para = (
+        "Select a block and type to change it. Changes are kept in a journal so that every edit can be undone "
+        "later, one step at a time, without losing the original wording of the paragraph."
+    )
     page.insert_textbox(pymupdf.Rect(72, 160, 520, 260), para, fontsize=11)
     path = tmp_path / "editing.pdf"
     doc.save(path)
@@ -294,7 +305,7 @@ def test_clicking_a_block_selects_its_own_text(window, qtbot, tmp_path):
     window.page_view.block_clicked.emit(1, heading.order)
     cursor = window.results.raw.textCursor()
     assert cursor.selectedText().endswith("Editing") and cursor.selectedText().lstrip("# ") == "Editing"
-    assert window.results.markdown[:cursor.selectionStart()].count("Editing") == 0  # not the bullet's "editing"
+    assert window.results.markdown[: cursor.selectionStart()].count("Editing") == 0  # not the bullet's "editing"
     para = blocks["Select"]
     window.page_view.block_clicked.emit(1, para.order)
     selected = window.results.raw.textCursor().selectedText()
@@ -331,8 +342,9 @@ def test_the_model_dialog_reads_on_a_background_thread(window, qtbot):
 def test_cancel_leaves_the_right_state(window, qtbot):
     window.add_paths([str(SAMPLE)])
     qtbot.waitUntil(lambda: ingested(window), timeout=TIMEOUT)
-    load_tiny(window, qtbot, max_new_tokens=512, max_denoising_steps=6, stability_threshold=None,
-              confidence_threshold=None)
+    load_tiny(
+        window, qtbot, max_new_tokens=512, max_denoising_steps=6, stability_threshold=None, confidence_threshold=None
+    )
     window.model_engine.engine.eos_token_ids = []  # two full canvases per page
     window.engine_box.setCurrentText("model")
     job = window.parse()
@@ -348,7 +360,8 @@ def test_cancel_leaves_the_right_state(window, qtbot):
     assert "ready" in window.doc_list.item(0).text()
     last = window.panel.frames[-1]
     assert f"canvas {last.canvas + 1}, step {last.step + 1}" in window.banner.label.text() or (
-        "during the prefill" in window.banner.label.text())
+        "during the prefill" in window.banner.label.text()
+    )
     assert "Cancelling" not in window.status_label.text() and "Cancelled" in window.status_label.text()
 
 
@@ -357,7 +370,9 @@ def contrast(a: QColor, b: QColor) -> float:
     def lum(c: QColor) -> float:
         def ch(v: float) -> float:
             return v / 12.92 if v <= 0.03928 else ((v + 0.055) / 1.055) ** 2.4
+
         return 0.2126 * ch(c.redF()) + 0.7152 * ch(c.greenF()) + 0.0722 * ch(c.blueF())
+
     hi, lo = sorted((lum(a), lum(b)), reverse=True)
     return (hi + 0.05) / (lo + 0.05)
 
@@ -416,12 +431,14 @@ def test_the_page_viewer_takes_drops_as_copies_never_moves(window, qtbot):
     mime.setUrls([QUrl.fromLocalFile(str(SAMPLE))])
     target = window.page_view.viewport()
     move_or_copy = Qt.DropAction.MoveAction | Qt.DropAction.CopyAction
-    enter = QDragEnterEvent(QPoint(30, 30), move_or_copy, mime, Qt.MouseButton.LeftButton,
-                            Qt.KeyboardModifier.NoModifier)
+    enter = QDragEnterEvent(
+        QPoint(30, 30), move_or_copy, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
+    )
     QApplication.sendEvent(target, enter)
     assert enter.isAccepted() and enter.dropAction() == Qt.DropAction.CopyAction
-    only_move = QDragEnterEvent(QPoint(30, 30), Qt.DropAction.MoveAction, mime, Qt.MouseButton.LeftButton,
-                                Qt.KeyboardModifier.NoModifier)
+    only_move = QDragEnterEvent(
+        QPoint(30, 30), Qt.DropAction.MoveAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
+    )
     QApplication.sendEvent(target, only_move)
     assert not only_move.isAccepted()
     window.page_view.dropped.emit(mime)  # what a drop on the viewer does
@@ -458,8 +475,12 @@ def test_the_empty_window_says_what_to_do(window, qtbot):
     window.cleaned_box.setChecked(True)
     texts = [i.toPlainText() for i in window.page_view.scene().items() if hasattr(i, "toPlainText")]
     assert any("Drop PDFs" in t for t in texts)  # the hint stays
-    for run in (window.parse, lambda: window.ask("anything?"), lambda: window.extract("schema.json"),
-                window.extract_dialog):
+    for run in (
+        window.parse,
+        lambda: window.ask("anything?"),
+        lambda: window.extract("schema.json"),
+        window.extract_dialog,
+    ):
         window.banner.hide()
         assert run() is None
         assert "Add a document first" in window.banner.label.text() and window.banner.isVisible()
@@ -535,14 +556,16 @@ def test_the_text_view_shows_the_draft_and_replays_a_step(window, qtbot):
     sample_on_tiny(window, qtbot, 4)
     steps = []
     job = window.ask("What is block diffusion?")
-    job.event.connect(lambda e: steps.append(e) if isinstance(e, DenoisingStep) else None,
-                      Qt.ConnectionType.DirectConnection)
+    job.event.connect(
+        lambda e: steps.append(e) if isinstance(e, DenoisingStep) else None, Qt.ConnectionType.DirectConnection
+    )
     qtbot.waitUntil(lambda: idle(window), timeout=TIMEOUT)
     qtbot.waitUntil(lambda: not window.panel._dirty, timeout=5000)
     text = window.panel.text
 
     def decode(ids):  # what the view shows for a token: tabs and newlines made visible
         return text.token(ids[0])
+
     window.panel.scrubber.setValue(1)  # replay step 2 of canvas 1
     frame = window.panel.frames[1]
     assert frame.step == 1 and np.array_equal(frame.draft, steps[1].draft[0])
@@ -558,8 +581,7 @@ def test_the_extraction_table_shows_the_value_on_its_page(window, qtbot, tmp_pat
     window.add_paths([str(SAMPLE)])
     qtbot.waitUntil(lambda: ingested(window), timeout=TIMEOUT)
     schema = tmp_path / "schema.json"
-    schema.write_text('{"type": "object", "properties": {"Canvas": {"type": "string"}, '
-                      '"Steps": {"type": "string"}}}')
+    schema.write_text('{"type": "object", "properties": {"Canvas": {"type": "string"}, "Steps": {"type": "string"}}}')
     window.extract(str(schema))
     qtbot.waitUntil(lambda: idle(window), timeout=TIMEOUT)
     table = window.results.table

@@ -126,7 +126,7 @@ def test_each_run_counts_its_own_canvases_and_keeps_what_earlier_steps_accepted(
                 events.append(event)
         runs.append([e for e in events if isinstance(e, ev.DenoisingStep)])
     frames = [f for f in panel.frames if f.state.min() != COMMITTED]  # the step frames, not the commits
-    first, second = frames[: len(runs[0])], frames[len(runs[0]):]
+    first, second = frames[: len(runs[0])], frames[len(runs[0]) :]
     assert len(second) == len(runs[1]) >= 2
     assert [f.label() for f in (first[0], second[0])] == ["canvas 1", "run 2, canvas 1"]
     assert second[0].canvas == 1 and second[0].run_base == 1  # the session-wide index goes on for the timeline

@@ -36,9 +36,28 @@ def served():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--model", "tiny", "--dtype", "fp32",
-                               "--device", "cpu", "--host", "127.0.0.1", "--port", str(port)], cwd=ROOT,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "app.cli",
+            "serve",
+            "--model",
+            "tiny",
+            "--dtype",
+            "fp32",
+            "--device",
+            "cpu",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     url = f"http://127.0.0.1:{port}/v1"
     try:
         for _ in range(1200):  # a bound on waiting for it to listen (it loads torch first), not a timing assertion
@@ -105,12 +124,15 @@ def test_ask_and_parse_on_a_remote_dwb_serve_drive_the_panel(window, qtbot, serv
     assert window.results.markdown == entry.parsed.markdown
 
 
-@pytest.mark.parametrize(("fields", "expected"), [
-    ({"base_url": ""}, "base URL"),
-    ({"base_url": "127.0.0.1:8000"}, "not an http:// or https:// address"),
-    ({"api_key_env": "DWB_TEST_UNSET_KEY_VARIABLE"}, "DWB_TEST_UNSET_KEY_VARIABLE"),
-    ({"base_url": "SERVED_WITHOUT_V1"}, "usually ends in /v1"),  # the server answers 404
-])
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        ({"base_url": ""}, "base URL"),
+        ({"base_url": "127.0.0.1:8000"}, "not an http:// or https:// address"),
+        ({"api_key_env": "DWB_TEST_UNSET_KEY_VARIABLE"}, "DWB_TEST_UNSET_KEY_VARIABLE"),
+        ({"base_url": "SERVED_WITHOUT_V1"}, "usually ends in /v1"),  # the server answers 404
+    ],
+)
 def test_a_bad_remote_choice_says_what_to_fix(window, qtbot, served, fields, expected, monkeypatch):
     monkeypatch.delenv("DWB_TEST_UNSET_KEY_VARIABLE", raising=False)
     window.add_paths([str(SAMPLE)])

@@ -38,8 +38,13 @@ def test_an_answer_streams_into_the_answer_tab_as_canvases_commit(window, qtbot)
 
     def on_event(event):
         if isinstance(event, CanvasCommitted):
-            seen.append((event.texts[0], window.results.currentWidget() is window.results.answer,
-                         window.results.answer.toPlainText()))
+            seen.append(
+                (
+                    event.texts[0],
+                    window.results.currentWidget() is window.results.answer,
+                    window.results.answer.toPlainText(),
+                )
+            )
 
     question = "What does the sample say about block diffusion?"
     job = window.ask(question)
@@ -65,8 +70,9 @@ def test_a_parse_streams_into_the_markdown_tab_and_the_result_replaces_it(window
 
     def on_event(event):
         if isinstance(event, CanvasCommitted):
-            seen.append((event.texts[0], window.results.currentWidget() is window.results.raw,
-                         window.results.raw.toPlainText()))
+            seen.append(
+                (event.texts[0], window.results.currentWidget() is window.results.raw, window.results.raw.toPlainText())
+            )
 
     job = window.parse()
     job.event.connect(on_event)
@@ -87,16 +93,27 @@ def formats(view: QPlainTextEdit, line: int) -> list[tuple[str, QColor, bool, bo
     """(text, colour, bold, italic) of each formatted range the highlighter laid on ``line``."""
     block = view.document().findBlockByNumber(line)
     text = block.text()
-    return [(text[r.start:r.start + r.length], r.format.foreground().color(),
-             r.format.fontWeight() >= QFont.Weight.Bold, r.format.fontItalic()) for r in block.layout().formats()]
+    return [
+        (
+            text[r.start : r.start + r.length],
+            r.format.foreground().color(),
+            r.format.fontWeight() >= QFont.Weight.Bold,
+            r.format.fontItalic(),
+        )
+        for r in block.layout().formats()
+    ]
 
 
 def test_the_markdown_highlighter_formats_headings_emphasis_code_and_pipes(qtbot):
     view = QPlainTextEdit()
     qtbot.addWidget(view)
     highlighter = MarkdownHighlighter(view.document())
-    show_text(view, "# Title\nplain **bold** and *it* with `code`, snake_case\n| a | b |\n|---|---|\n"
-                    "<!-- page 2 -->\n```\n# not a heading\n```", highlighter)
+    show_text(
+        view,
+        "# Title\nplain **bold** and *it* with `code`, snake_case\n| a | b |\n|---|---|\n"
+        "<!-- page 2 -->\n```\n# not a heading\n```",
+        highlighter,
+    )
     heading = formats(view, 0)
     assert heading == [("# Title", QColor(LIGHT["heading"]), True, False)]
     inline = {text: (colour, bold, italic) for text, colour, bold, italic in formats(view, 1)}
@@ -116,15 +133,24 @@ def test_the_markdown_highlighter_formats_headings_emphasis_code_and_pipes(qtbot
 def test_the_json_highlighter_formats_keys_strings_numbers_and_literals(qtbot):
     view = QPlainTextEdit()
     qtbot.addWidget(view)
-    show_text(view, json.dumps({"page": 2, "text": "a 3: \"x\"", "box": [1.5, -2.5e-07], "ok": True, "no": None},
-                               indent=1), JsonHighlighter(view.document()))
-    lines = {view.document().findBlockByNumber(i).text().strip(): formats(view, i)
-             for i in range(view.document().blockCount())}
-    assert lines['"page": 2,'] == [('"page"', QColor(LIGHT["key"]), True, False),
-                                   ("2", QColor(LIGHT["number"]), False, False)]
+    show_text(
+        view,
+        json.dumps({"page": 2, "text": 'a 3: "x"', "box": [1.5, -2.5e-07], "ok": True, "no": None}, indent=1),
+        JsonHighlighter(view.document()),
+    )
+    lines = {
+        view.document().findBlockByNumber(i).text().strip(): formats(view, i)
+        for i in range(view.document().blockCount())
+    }
+    assert lines['"page": 2,'] == [
+        ('"page"', QColor(LIGHT["key"]), True, False),
+        ("2", QColor(LIGHT["number"]), False, False),
+    ]
     text = lines['"text": "a 3: \\"x\\"",']
-    assert [(t, c) for t, c, *_ in text] == [('"text"', QColor(LIGHT["key"])),
-                                             ('"a 3: \\"x\\""', QColor(LIGHT["string"]))]  # no number in a string
+    assert [(t, c) for t, c, *_ in text] == [
+        ('"text"', QColor(LIGHT["key"])),
+        ('"a 3: \\"x\\""', QColor(LIGHT["string"])),
+    ]  # no number in a string
     assert [(t, c) for t, c, *_ in lines["1.5,"]] == [("1.5", QColor(LIGHT["number"]))]
     assert [t for t, *_ in lines["-2.5e-07"]] == ["-2.5e-07"]
     assert lines['"ok": true,'][1][:2] == ("true", QColor(LIGHT["literal"]))

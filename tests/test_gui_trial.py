@@ -37,8 +37,7 @@ def test_parse_and_export_from_the_menu_toolbar_and_shortcuts_run(window, qtbot)
     assert window.entries[str(SAMPLE.resolve())].status == "parsed"
     export = next(a for a in window.findChildren(type(window.parse_action)) if a.text() == "&Export\u2026")
     export.trigger()
-    qtbot.waitUntil(lambda: getattr(window, "dialog", None) is not None and window.dialog.isVisible(),
-                    timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: getattr(window, "dialog", None) is not None and window.dialog.isVisible(), timeout=TIMEOUT)
     window.dialog.reject()
     window.panel_action.trigger()  # the checkable one still gets its state
     assert window.panel_action.isChecked() == window.panel.isVisible()
@@ -100,8 +99,9 @@ def test_an_extraction_that_finds_nothing_says_why(window, qtbot):
     window.add_paths([str(SAMPLE)])
     qtbot.waitUntil(lambda: ingested(window), timeout=TIMEOUT)
     window.engine_box.setCurrentText("builtin")
-    window.extract({"type": "object", "properties": {"wordstar_year": {"type": "string",
-                                                                      "title": "Year WordStar was released"}}})
+    window.extract(
+        {"type": "object", "properties": {"wordstar_year": {"type": "string", "title": "Year WordStar was released"}}}
+    )
     qtbot.waitUntil(lambda: not window.worker.busy, timeout=TIMEOUT)
     text = window.banner.label.text()
     assert window.banner.isVisible() and not window.banner.error
@@ -170,8 +170,9 @@ def test_a_password_prompt_cancelled_leaves_the_file_failed_with_a_way_back(wind
     locked = tmp_path / "locked.pdf"
     pymupdf.open(SAMPLE).save(locked, encryption=pymupdf.PDF_ENCRYPT_AES_256, user_pw="secret")
     window.add_paths([str(locked)])
-    qtbot.waitUntil(lambda: isinstance(getattr(window, "dialog", None), QInputDialog) and window.dialog.isVisible(),
-                    timeout=TIMEOUT)
+    qtbot.waitUntil(
+        lambda: isinstance(getattr(window, "dialog", None), QInputDialog) and window.dialog.isVisible(), timeout=TIMEOUT
+    )
     window.dialog.reject()
     entry = window.entries[str(locked.resolve())]
     assert entry.status == "failed" and "no password was given" in entry.message

@@ -37,10 +37,13 @@ def surrogate_pdf(path: Path) -> Path:
     xref = page.get_fonts()[0][0]
     cmap = pdf.get_new_xref()
     pdf.update_object(cmap, "<<>>")
-    pdf.update_stream(cmap, b"/CIDInit /ProcSet findresource begin 12 dict begin begincmap /CMapName /X def "
-                            b"1 begincodespacerange <00> <FF> endcodespacerange 2 beginbfchar <41> <D800> "
-                            b"<42> <DC01> endbfchar 1 beginbfrange <43> <7A> <0043> endbfrange endcmap "
-                            b"CMapName currentdict /CMap defineresource pop end end")
+    pdf.update_stream(
+        cmap,
+        b"/CIDInit /ProcSet findresource begin 12 dict begin begincmap /CMapName /X def "
+        b"1 begincodespacerange <00> <FF> endcodespacerange 2 beginbfchar <41> <D800> "
+        b"<42> <DC01> endbfchar 1 beginbfrange <43> <7A> <0043> endbfrange endcmap "
+        b"CMapName currentdict /CMap defineresource pop end end",
+    )
     pdf.xref_set_key(xref, "ToUnicode", f"{cmap} 0 R")
     pdf.save(path)
     return path
@@ -150,8 +153,12 @@ def test_garbled_text_layers_are_read_by_ocr(tmp_path):
         pdf.xref_set_key(xref, "ToUnicode", "null")
     # a scan whose invisible text layer is junk
     page = pdf.new_page()
-    page.insert_image(page.rect, stream=page_image([(400, "Minutes of the harbour board", 60),
-                                                    (520, "The board approved the new pier budget.", 44)]))
+    page.insert_image(
+        page.rect,
+        stream=page_image(
+            [(400, "Minutes of the harbour board", 60), (520, "The board approved the new pier budget.", 44)]
+        ),
+    )
     rng = random.Random(5)
     junk = " ".join("".join(rng.choice("xqzjkvw;:~^1l|") for _ in range(rng.randint(2, 7))) for _ in range(80))
     page.insert_textbox(page.rect + (40, 40, -40, -40), junk, fontsize=11, render_mode=3)
@@ -231,9 +238,11 @@ def test_bullets_set_apart_from_their_items_make_a_list(tmp_path):
     doc = pymupdf.open()
     page = doc.new_page()
     page.insert_text((72, 80), "Three machines changed writing:", fontsize=11)
-    items = ["The typewriter let clerks write fast and clean copies for the office.",
-             "The word processor kept text on tape and later on floppy disks.",
-             "The personal computer put an editor on every desk."]
+    items = [
+        "The typewriter let clerks write fast and clean copies for the office.",
+        "The word processor kept text on tape and later on floppy disks.",
+        "The personal computer put an editor on every desk.",
+    ]
     for i, item in enumerate(items):
         page.insert_text((90, 110 + 16 * i), "\u2022", fontsize=11)
         page.insert_text((104, 110 + 16 * i), item, fontsize=11)
@@ -271,8 +280,12 @@ def test_text_past_the_edge_and_tables_once(tmp_path):
 def test_pages_without_readable_text_say_so(tmp_path):
     pdf = pymupdf.open()
     page = pdf.new_page()  # a handwritten letter on printed letterhead
-    page.insert_image(page.rect, stream=page_image([(120, "Northfield Parish Council", 64),
-                                                    (220, "12 Mill Lane, Northfield", 40)], scribbles=60))
+    page.insert_image(
+        page.rect,
+        stream=page_image(
+            [(120, "Northfield Parish Council", 64), (220, "12 Mill Lane, Northfield", 40)], scribbles=60
+        ),
+    )
     pdf.new_page().insert_image(pdf[1].rect, stream=page_image([], scribbles=40))  # only handwriting
     path = tmp_path / "letter.pdf"
     pdf.save(path)
@@ -296,10 +309,25 @@ def test_inputs_are_sniffed_and_unreadable_folders_fail(tmp_path):
     shutil.copy(png, locked / "inner.png")
     locked.chmod(0)
     try:  # without CAP_DAC_OVERRIDE / CAP_DAC_READ_SEARCH even root cannot list the folder
-        run = subprocess.run(["setpriv", "--bounding-set=-all", "--inh-caps=-all", sys.executable, "-m", "app.cli",
-                              "parse", str(locked), str(tmp_path / "in"), "--out", str(tmp_path / "out")],
-                             capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1],
-                             env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+        run = subprocess.run(
+            [
+                "setpriv",
+                "--bounding-set=-all",
+                "--inh-caps=-all",
+                sys.executable,
+                "-m",
+                "app.cli",
+                "parse",
+                str(locked),
+                str(tmp_path / "in"),
+                "--out",
+                str(tmp_path / "out"),
+            ],
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).resolve().parents[1],
+            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+        )
     finally:
         locked.chmod(0o755)
     assert run.returncode == 1, run.stderr

@@ -39,8 +39,11 @@ def test_saved_tiny_loads_back(saved_tiny, tiny_pair, dtype, expected):
     out = list(engine.generate(inputs, engine.default_params(seed=0, max_denoising_steps=4)))[-1]
     assert isinstance(out, Finished)
     if dtype == "fp32":
-        ref = list(DiffusionEngine(tiny_pair[0], tiny_pair[1].tokenizer).generate(
-            chat_inputs(tiny_pair[1], "Loaded back"), engine.default_params(seed=0, max_denoising_steps=4)))[-1]
+        ref = list(
+            DiffusionEngine(tiny_pair[0], tiny_pair[1].tokenizer).generate(
+                chat_inputs(tiny_pair[1], "Loaded back"), engine.default_params(seed=0, max_denoising_steps=4)
+            )
+        )[-1]
         np.testing.assert_array_equal(out.ids, ref.ids)
 
 

@@ -110,8 +110,24 @@ def test_parse_json_object_finds_fenced_and_bare_objects():
 
 def test_cli_parse_with_the_tiny_model(pdf, tmp_path, capsys):
     out = tmp_path / "cli"
-    code = dwb(["parse", str(pdf), "--engine", "model", "--model", "tiny", "--max-new-tokens", "256", "--steps", "2",
-                "--out", str(out), "--format", "md,json"])
+    code = dwb(
+        [
+            "parse",
+            str(pdf),
+            "--engine",
+            "model",
+            "--model",
+            "tiny",
+            "--max-new-tokens",
+            "256",
+            "--steps",
+            "2",
+            "--out",
+            str(out),
+            "--format",
+            "md,json",
+        ]
+    )
     assert code == 0
     assert (out / "memo.md").read_text().startswith("<!-- page 1 -->") and (out / "memo.json").is_file()
     assert "random weights" in capsys.readouterr().err
@@ -127,8 +143,11 @@ def test_model_ask_over_budget_reads_chunk_by_chunk_and_combines(engine, pdf):
     engine.policy = PromptPolicy(budget_tokens=full.total_tokens - 20, max_soft_tokens=70, min_soft_tokens=70)
     events, steps = [], []
     try:
-        answer = engine.ask([open_document(pdf)], "Who signed the memo?",
-                            context=TaskContext(on_event=events.append, progress=lambda d, t, w: steps.append(w)))
+        answer = engine.ask(
+            [open_document(pdf)],
+            "Who signed the memo?",
+            context=TaskContext(on_event=events.append, progress=lambda d, t, w: steps.append(w)),
+        )
     finally:
         engine.policy = saved
     runs = sum(isinstance(e, PrefillStarted) for e in events)
@@ -139,8 +158,9 @@ def test_model_ask_over_budget_reads_chunk_by_chunk_and_combines(engine, pdf):
 def _pages_pdf(path, n):
     doc = pymupdf.open()
     for i in range(n):
-        doc.new_page().insert_text((72, 72 + 20 * i), f"Page {i + 1}: item {i * 7} costs {i * 3 + 1} euros." * (i + 1),
-                                   fontsize=11)
+        doc.new_page().insert_text(
+            (72, 72 + 20 * i), f"Page {i + 1}: item {i * 7} costs {i * 3 + 1} euros." * (i + 1), fontsize=11
+        )
     doc.save(path)
     return path
 

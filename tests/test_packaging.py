@@ -36,6 +36,7 @@ def without_runtime(monkeypatch: pytest.MonkeyPatch) -> None:
 
 # the code the bundle needs ------------------------------------------------------------------------------------------
 
+
 def test_resources_found_in_the_source_tree_and_frozen(monkeypatch, tmp_path):
     for name in ("sample.pdf", "icon.png", "diffusion-workbench.desktop"):
         assert resources.resource_path(name).is_file(), name
@@ -60,8 +61,14 @@ def test_version_from_package_metadata(capsys):
     assert capsys.readouterr().out.strip() == f"dwb {version('diffusion-workbench')}"
 
 
-@pytest.mark.parametrize("argv", [["generate", "hello"], ["model-info", "tiny"],
-                                  ["ask", str(resources.resource_path("sample.pdf")), "What?", "--model", "tiny"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["generate", "hello"],
+        ["model-info", "tiny"],
+        ["ask", str(resources.resource_path("sample.pdf")), "What?", "--model", "tiny"],
+    ],
+)
 def test_model_commands_without_the_runtime_say_so(monkeypatch, capsys, argv):
     without_runtime(monkeypatch)
     assert main(argv) == 2
@@ -83,11 +90,18 @@ def test_a_missing_runtime_module_is_never_a_traceback(monkeypatch, capsys):
 
 def test_screenshot_fails_when_the_state_did_not_render(tmp_path):
     """Without the sample document the window shows an error: the command must not exit 0 with that picture."""
-    code = ("import sys; from pathlib import Path; import app.gui as g; g.SAMPLE = Path(sys.argv[2]); "
-            "from app.cli import main; sys.exit(main(['screenshot', sys.argv[1], '--state', 'loaded']))")
-    run = subprocess.run([sys.executable, "-c", code, str(tmp_path / "shot.png"), str(tmp_path / "missing.pdf")],
-                         capture_output=True, text=True, cwd=ROOT, timeout=120,
-                         env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
+    code = (
+        "import sys; from pathlib import Path; import app.gui as g; g.SAMPLE = Path(sys.argv[2]); "
+        "from app.cli import main; sys.exit(main(['screenshot', sys.argv[1], '--state', 'loaded']))"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "shot.png"), str(tmp_path / "missing.pdf")],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        env={**os.environ, "QT_QPA_PLATFORM": "offscreen"},
+    )
     assert run.returncode == 2, run.stderr
     assert "did not render the 'loaded' state" in run.stderr
     assert not (tmp_path / "shot.png").exists()
@@ -107,11 +121,25 @@ def test_model_dialog_without_the_runtime_says_so(qtbot, monkeypatch):
 
 # the bundles --------------------------------------------------------------------------------------------------------
 
+
 def build_bundle(tier: str, folder: Path) -> Path:
     pytest.importorskip("PyInstaller")
-    run = subprocess.run([sys.executable, str(ROOT / "packaging" / "build.py"), "--tier", tier, "--no-archive",
-                          "--dist", str(folder / "dist"), "--work", str(folder / "work")],
-                         capture_output=True, text=True, timeout=1800)
+    run = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "packaging" / "build.py"),
+            "--tier",
+            tier,
+            "--no-archive",
+            "--dist",
+            str(folder / "dist"),
+            "--work",
+            str(folder / "work"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     print(run.stdout)
     app = folder / "dist" / "DiffusionWorkbench"
@@ -121,8 +149,13 @@ def build_bundle(tier: str, folder: Path) -> Path:
 
 def frozen_dwb(app: Path, *args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
     """The frozen ``dwb`` from another folder, with a clean environment (no venv, no PYTHONPATH, no HF cache)."""
-    env = {"PATH": os.defpath, "HOME": str(cwd), "QT_QPA_PLATFORM": "offscreen", "LANG": "C.UTF-8",
-           "HF_HUB_OFFLINE": "1"}
+    env = {
+        "PATH": os.defpath,
+        "HOME": str(cwd),
+        "QT_QPA_PLATFORM": "offscreen",
+        "LANG": "C.UTF-8",
+        "HF_HUB_OFFLINE": "1",
+    }
     if os.name == "nt":
         env["SYSTEMROOT"] = os.environ.get("SYSTEMROOT", "")
     exe = app / ("dwb.exe" if os.name == "nt" else "dwb")
@@ -163,8 +196,13 @@ def test_light_bundle_size_and_contents(light):
     internal = light / "_internal"
     for absent in ("torch", "transformers", "torchvision", "onnxruntime", "pymupdf4llm", "triton", "ray"):
         assert not (internal / absent).exists(), absent
-    for shipped in ("resources/sample.pdf", "resources/icon.png", "resources/diffusion-workbench.desktop",
-                    "share/tessdata/eng.traineddata", "share/tessdata/osd.traineddata"):
+    for shipped in (
+        "resources/sample.pdf",
+        "resources/icon.png",
+        "resources/diffusion-workbench.desktop",
+        "share/tessdata/eng.traineddata",
+        "share/tessdata/osd.traineddata",
+    ):
         assert (internal / shipped).is_file(), shipped
 
 
@@ -195,8 +233,14 @@ def test_light_bundle_screenshot_done(light, elsewhere):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("args", [("generate", "--model", "tiny", "hello"), ("model-info", "tiny"),
-                                  ("screenshot", "gen.png", "--state", "generating")])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("generate", "--model", "tiny", "hello"),
+        ("model-info", "tiny"),
+        ("screenshot", "gen.png", "--state", "generating"),
+    ],
+)
 def test_light_bundle_model_commands_say_there_is_no_runtime(light, elsewhere, args):
     run = frozen_dwb(light, *args, cwd=elsewhere)
     assert run.returncode == 2, run.stderr
@@ -209,8 +253,9 @@ def test_light_bundle_model_commands_say_there_is_no_runtime(light, elsewhere, a
 def test_full_bundle_runs_the_model(tmp_path_factory, tmp_path):
     app = build_bundle("full", tmp_path_factory.mktemp("full"))
     print(f"full bundle: {size_mib(app):.0f} MiB")
-    run = frozen_dwb(app, "generate", "--model", "tiny", "--max-new-tokens", "32", "--steps", "4", "hello",
-                     cwd=tmp_path, timeout=600)
+    run = frozen_dwb(
+        app, "generate", "--model", "tiny", "--max-new-tokens", "32", "--steps", "4", "hello", cwd=tmp_path, timeout=600
+    )
     assert run.returncode == 0, run.stderr
     assert "tokens/s" in run.stderr
     run = frozen_dwb(app, "model-info", "tiny", cwd=tmp_path)

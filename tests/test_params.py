@@ -18,8 +18,17 @@ def test_unknown_keys_rejected():
         DiffusionParams.from_dict({"max_new_token": 5})
 
 
-@pytest.mark.parametrize("bad", [{"max_new_tokens": 0}, {"t_min": 0.9, "t_max": 0.8}, {"entropy_bound": 0.0},
-                                 {"stability_threshold": -1}, {"max_denoising_steps": 2.5}, {"seed": "x"}])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"max_new_tokens": 0},
+        {"t_min": 0.9, "t_max": 0.8},
+        {"entropy_bound": 0.0},
+        {"stability_threshold": -1},
+        {"max_denoising_steps": 2.5},
+        {"seed": "x"},
+    ],
+)
 def test_invalid_values_rejected(bad):
     with pytest.raises(ConfigError):
         DiffusionParams.from_dict(bad)

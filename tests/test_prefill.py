@@ -36,10 +36,16 @@ def interleaved(processor, n_tokens: int, n_images: int = 3, seed: int = 0):
         text = " ".join(rng.choice(words, size=per_part // 6))
         content.append({"type": "text", "text": text[:per_part]})
         if i < n_images:
-            content.append({"type": "image",
-                            "image": Image.fromarray(rng.integers(0, 255, (40, 56, 3), dtype=np.uint8))})
-    return processor.apply_chat_template([{"role": "user", "content": content}], add_generation_prompt=True,
-                                         tokenize=True, return_dict=True, return_tensors="pt")
+            content.append(
+                {"type": "image", "image": Image.fromarray(rng.integers(0, 255, (40, 56, 3), dtype=np.uint8))}
+            )
+    return processor.apply_chat_template(
+        [{"role": "user", "content": content}],
+        add_generation_prompt=True,
+        tokenize=True,
+        return_dict=True,
+        return_tensors="pt",
+    )
 
 
 def run(model, processor, inputs, seed, chunk, session=None, **kwargs):
@@ -70,7 +76,7 @@ def test_chunked_equals_one_shot_with_images_interleaved(tiny_model, processor, 
     assert not any(isinstance(e, PrefillProgress) for e in one_shot)
     assert len(progress) >= length // chunk and progress[-1].done == progress[-1].total == length
     assert all(a.done < b.done for a, b in zip(progress, progress[1:], strict=False))
-    kinds = [type(e) for e in chunked[:len(progress) + 2]]
+    kinds = [type(e) for e in chunked[: len(progress) + 2]]
     assert kinds[0] is PrefillStarted and kinds[-1] is PrefillFinished
 
 
@@ -91,7 +97,12 @@ def test_batch_of_two_with_left_padding(tiny_model, processor):
     texts = ["alpha beta gamma " * 90, "delta " * 40]
     inputs = processor.apply_chat_template(
         [[{"role": "user", "content": [{"type": "text", "text": t}]}] for t in texts],
-        add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors="pt", padding=True)
+        add_generation_prompt=True,
+        tokenize=True,
+        return_dict=True,
+        return_tensors="pt",
+        padding=True,
+    )
     assert (inputs["attention_mask"][1] == 0).sum() > 300  # the second row is mostly left padding
     length = inputs["input_ids"].shape[1]
     same_run(run(tiny_model, processor, inputs, 3, chunk=length), run(tiny_model, processor, inputs, 3, chunk=128))
@@ -99,8 +110,11 @@ def test_batch_of_two_with_left_padding(tiny_model, processor):
 
 def test_follow_up_turn(tiny_model, processor):
     first = interleaved(processor, 600, n_images=1, seed=1)
-    follow = processor.tokenizer("<turn|>\n<|turn>user\n" + "and the annex? " * 100 + "<turn|>\n<|turn>model\n",
-                                 return_tensors="pt", add_special_tokens=False)
+    follow = processor.tokenizer(
+        "<turn|>\n<|turn>user\n" + "and the annex? " * 100 + "<turn|>\n<|turn>model\n",
+        return_tensors="pt",
+        add_special_tokens=False,
+    )
     results = []
     for chunk in (4096, 200):
         session = Session()
@@ -145,16 +159,17 @@ def test_a_cancelled_follow_up_does_not_resend_the_previous_answer(tiny_model, p
     engine = DiffusionEngine(tiny_model, processor.tokenizer)
     session = Session()
     prompt = processor.tokenizer("<|turn>user\nfirst<turn|>\n<|turn>model\n", return_tensors="pt")
-    list(engine.generate({"input_ids": prompt["input_ids"]}, engine.default_params(seed=0, **PARAMS),
-                         session=session))
+    list(engine.generate({"input_ids": prompt["input_ids"]}, engine.default_params(seed=0, **PARAMS), session=session))
     pending = session.pending_ids.shape[1]
     assert pending > 0
-    turn = processor.tokenizer("<turn|>\n<|turn>user\nsecond<turn|>\n<|turn>model\n", return_tensors="pt",
-                               add_special_tokens=False)["input_ids"]
+    turn = processor.tokenizer(
+        "<turn|>\n<|turn>user\nsecond<turn|>\n<|turn>model\n", return_tensors="pt", add_special_tokens=False
+    )["input_ids"]
     cancel = CancelToken()
     seen = []
-    for event in engine.generate({"input_ids": turn}, engine.default_params(seed=1, **PARAMS), cancel=cancel,
-                                 session=session):
+    for event in engine.generate(
+        {"input_ids": turn}, engine.default_params(seed=1, **PARAMS), cancel=cancel, session=session
+    ):
         seen.append(event)
         if isinstance(event, DenoisingStep) and event.step == 1:
             cancel.cancel()
@@ -176,8 +191,9 @@ def test_a_cache_that_will_not_fit_is_refused_before_the_prefill(tiny_model, pro
     assert "KV cache" in events[0].message and "0.06 GiB free" in events[0].message
     assert need < 64 * 2**20  # the cache alone fits; the chunk's attention and the canvas logits do not
     engine.available_memory = lambda: 8 * 2**30
-    assert isinstance(list(engine.generate({"input_ids": ids[:, :3000]},
-                                           engine.default_params(seed=0, **PARAMS)))[-1], Finished)
+    assert isinstance(
+        list(engine.generate({"input_ids": ids[:, :3000]}, engine.default_params(seed=0, **PARAMS)))[-1], Finished
+    )
 
 
 def test_image_tokens_without_images_are_an_error(tiny_model, processor):

@@ -26,8 +26,9 @@ def check_exact(builder, prompt):
 
 
 def test_text_only(builder):
-    prompt = builder.build([open_document(DATA / "docling/pdf/multi_page.pdf")], "Summarise.",
-                           PromptPolicy(mode="text"))
+    prompt = builder.build(
+        [open_document(DATA / "docling/pdf/multi_page.pdf")], "Summarise.", PromptPolicy(mode="text")
+    )
     assert all(p.kind == "text" for p in prompt.parts)
     check_exact(builder, prompt)
 
@@ -45,9 +46,11 @@ def test_image_only_at_every_budget(builder, soft):
 
 
 def test_interleaved(builder):
-    docs = [open_document(DATA / "docling/pdf/picture_classification.pdf"),
-            open_document(DATA / "ocrmypdf/skew.pdf"),
-            open_document(DATA / "docling/media/sample_10s_video.mp4")]
+    docs = [
+        open_document(DATA / "docling/pdf/picture_classification.pdf"),
+        open_document(DATA / "ocrmypdf/skew.pdf"),
+        open_document(DATA / "docling/media/sample_10s_video.mp4"),
+    ]
     prompt = builder.build(docs, "What is shown?")
     kinds = {p.kind for p in prompt.parts}
     assert kinds == {"text", "image"}

@@ -56,12 +56,16 @@ def dequantized_twin(quantized_model, tiny_pair):
     with torch.no_grad():
         for name, module in quantized_model.named_modules():
             if isinstance(module, bnb.nn.Linear4bit):
-                values = {name + ".weight": bnb.functional.dequantize_4bit(module.weight.data,
-                                                                          module.weight.quant_state)}
+                values = {
+                    name + ".weight": bnb.functional.dequantize_4bit(module.weight.data, module.weight.quant_state)
+                }
             elif isinstance(module, NF4Experts):
-                values = {f"{name}.{w}_proj": torch.stack([module.dequantize(w, e, torch.float32)
-                                                           for e in range(module.num_experts)])
-                          for w in NF4Experts.WEIGHTS}
+                values = {
+                    f"{name}.{w}_proj": torch.stack(
+                        [module.dequantize(w, e, torch.float32) for e in range(module.num_experts)]
+                    )
+                    for w in NF4Experts.WEIGHTS
+                }
             else:
                 continue
             for key, value in values.items():
@@ -90,13 +94,16 @@ def test_exact_against_a_dequantized_fp32_twin(quantized, tiny_pair):
         theirs = twin(input_ids=ids, decoder_input_ids=canvas).logits
         plain = tiny_pair[0](input_ids=ids, decoder_input_ids=canvas).logits
     diff = (ours - theirs).abs().max().item()
-    print(f"quantized vs dequantized twin: max |logit diff| = {diff:.2e}; vs unquantized "
-          f"{(ours - plain).abs().max().item():.3f}")
+    print(
+        f"quantized vs dequantized twin: max |logit diff| = {diff:.2e}; vs unquantized "
+        f"{(ours - plain).abs().max().item():.3f}"
+    )
     assert diff <= 1e-5
     assert (ours - plain).abs().max().item() > 1e-3  # it really is quantized
     for seed in SEEDS:
-        np.testing.assert_array_equal(engine_ids(quantized, processor, "Exact twin", seed),
-                                      engine_ids(twin, processor, "Exact twin", seed))
+        np.testing.assert_array_equal(
+            engine_ids(quantized, processor, "Exact twin", seed), engine_ids(twin, processor, "Exact twin", seed)
+        )
 
 
 class Agreement:
@@ -124,8 +131,10 @@ class Agreement:
 
     def summary(self) -> str:
         rate, argmax_rate, cosine = self.figures()
-        return (f"sampled-token agreement {rate:.3f}, teacher-forced argmax agreement {argmax_rate:.3f}, "
-                f"logit cosine median {cosine:.3f}")
+        return (
+            f"sampled-token agreement {rate:.3f}, teacher-forced argmax agreement {argmax_rate:.3f}, "
+            f"logit cosine median {cosine:.3f}"
+        )
 
 
 def test_fidelity_to_the_unquantized_model(quantized, tiny_pair):
@@ -135,26 +144,39 @@ def test_fidelity_to_the_unquantized_model(quantized, tiny_pair):
     the figures are reported as measured (README), and the floor asserted is that measurement's."""
     model, processor = tiny_pair
     image = Image.fromarray(np.random.default_rng(0).integers(0, 255, (48, 64, 3), dtype=np.uint8))
-    prompts = [("Summarise the quarterly report in three lines.", ()), ("What is in this picture?", (image,)),
-               ("List the parties to the agreement and the date it was signed.", ())]
+    prompts = [
+        ("Summarise the quarterly report in three lines.", ()),
+        ("What is in this picture?", (image,)),
+        ("List the parties to the agreement and the date it was signed.", ()),
+    ]
     tally = Agreement()
     generator = torch.Generator().manual_seed(3)
     for seed in SEEDS:
         for prompt, images in prompts:
-            tally.sampled(engine_ids(quantized, processor, prompt, seed, images, max_new_tokens=256),
-                          engine_ids(model, processor, prompt, seed, images, max_new_tokens=256))
-            tally.forced(quantized, model, chat_inputs(processor, prompt, images),
-                         torch.randint(20, 260, (1, 256), generator=generator))
+            tally.sampled(
+                engine_ids(quantized, processor, prompt, seed, images, max_new_tokens=256),
+                engine_ids(model, processor, prompt, seed, images, max_new_tokens=256),
+            )
+            tally.forced(
+                quantized,
+                model,
+                chat_inputs(processor, prompt, images),
+                torch.randint(20, 260, (1, 256), generator=generator),
+            )
     rate, argmax_rate, cosine = tally.figures()
-    print(f"NF4 vs unquantized tiny (fp32 compute), {len(SEEDS)} seeds x {len(prompts)} prompts (one with an image): "
-          f"{tally.summary()}")
+    print(
+        f"NF4 vs unquantized tiny (fp32 compute), {len(SEEDS)} seeds x {len(prompts)} prompts (one with an image): "
+        f"{tally.summary()}"
+    )
     assert argmax_rate >= 0.7 and cosine >= 0.8
     assert rate >= 0.5
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not (ROOT / "resources" / "tiny-trained" / "model.safetensors").is_file(),
-                    reason="resources/tiny-trained is not built")
+@pytest.mark.skipif(
+    not (ROOT / "resources" / "tiny-trained" / "model.safetensors").is_file(),
+    reason="resources/tiny-trained is not built",
+)
 def test_fidelity_of_the_trained_model(tmp_path, monkeypatch):
     """The same figures on the shipped demonstration model (trained weights: peaked logits, decided routing), loaded
     both ways through ``load_model``: its own task's prompts (parse prompts with a page image), 3 seeds, default
@@ -183,10 +205,16 @@ def test_fidelity_of_the_trained_model(tmp_path, monkeypatch):
                 assert isinstance(events[-1], Finished), events[-1]
                 runs.append(events[-1].ids)
             tally.sampled(*runs)
-        tally.forced(nf4.model, plain.model, inputs,
-                     torch.randint(20, 1000, (1, 256), generator=torch.Generator().manual_seed(i)))
-    print(f"NF4 vs unquantized tiny-trained (fp32 compute), {len(SEEDS)} seeds x {len(hints)} parse prompts with a "
-          f"page image: {tally.summary()}")
+        tally.forced(
+            nf4.model,
+            plain.model,
+            inputs,
+            torch.randint(20, 1000, (1, 256), generator=torch.Generator().manual_seed(i)),
+        )
+    print(
+        f"NF4 vs unquantized tiny-trained (fp32 compute), {len(SEEDS)} seeds x {len(hints)} parse prompts with a "
+        f"page image: {tally.summary()}"
+    )
     rate, _, _ = tally.figures()
     assert rate >= 0.9
 
@@ -204,8 +232,11 @@ def test_text_modules_are_shared_and_every_linear_and_expert_is_4bit(quantized):
         for name in ("q_proj", "k_proj", "o_proj", "q_norm", "k_norm"):
             assert getattr(enc.self_attn, name) is getattr(dec.self_attn, name), name
         assert isinstance(dec.experts, NF4Experts)
-    plain_linears = [name for name, module in quantized.named_modules()
-                     if type(module) is torch.nn.Linear and name.startswith(("model.decoder", "model.encoder.lang"))]
+    plain_linears = [
+        name
+        for name, module in quantized.named_modules()
+        if type(module) is torch.nn.Linear and name.startswith(("model.decoder", "model.encoder.lang"))
+    ]
     assert all(".router." in name for name in plain_linears), plain_linears
     groups = byte_groups(quantized)
     print({k: {kk: round(vv, 4) for kk, vv in v.items()} for k, v in groups.items()})
@@ -232,8 +263,10 @@ def test_cache_reload_is_identical_and_changes_rebuild(tmp_path, cache_env, tiny
     header, _ = read_header(entry / MODEL_FILE)  # a real safetensors file
     assert any(name.endswith("experts.gate_up_q") for name in header)
     generator = torch.Generator().manual_seed(1)
-    ids, canvas = torch.randint(20, 200, (1, 30), generator=generator), torch.randint(20, 200, (1, 256),
-                                                                                      generator=generator)
+    ids, canvas = (
+        torch.randint(20, 200, (1, 30), generator=generator),
+        torch.randint(20, 200, (1, 256), generator=generator),
+    )
     with torch.inference_mode():
         a = first.model(input_ids=ids, decoder_input_ids=canvas).logits
         b = again.model(input_ids=ids, decoder_input_ids=canvas).logits
@@ -362,14 +395,17 @@ def test_streaming_a_sharded_checkpoint_keeps_one_layer_resident(tmp_path):
         del tensors
     (folder / "model.safetensors.index.json").write_text(json.dumps({"metadata": {}, "weight_map": weight_map}))
     env = {**os.environ, "DWB_QUANT_CACHE": str(tmp_path / "qcache"), "PYTHONPATH": str(ROOT)}
-    out = subprocess.run([sys.executable, "-c", STREAM_SCRIPT, str(folder)], env=env, capture_output=True,
-                         text=True, timeout=1200)
+    out = subprocess.run(
+        [sys.executable, "-c", STREAM_SCRIPT, str(folder)], env=env, capture_output=True, text=True, timeout=1200
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     figures = json.loads(out.stdout.strip().splitlines()[-1])
     limit = figures["quantized"] + layer_bytes + 1.5 * 2**30
-    print(f"streamed 3 shards: peak {figures['peak'] / 2**30:.2f} GiB, quantized {figures['quantized'] / 2**30:.2f} "
-          f"GiB, one layer bf16 {layer_bytes / 2**30:.2f} GiB, limit {limit / 2**30:.2f} GiB, "
-          f"{figures['seconds']:.0f} s")
+    print(
+        f"streamed 3 shards: peak {figures['peak'] / 2**30:.2f} GiB, quantized {figures['quantized'] / 2**30:.2f} "
+        f"GiB, one layer bf16 {layer_bytes / 2**30:.2f} GiB, limit {limit / 2**30:.2f} GiB, "
+        f"{figures['seconds']:.0f} s"
+    )
     assert not figures["cached"] and figures["peak"] <= limit
 
 

@@ -62,10 +62,16 @@ def test_remote_parse_gives_the_local_events_and_tokens(loaded, params, served):
     finished = [(e.ids.tolist(), e.texts) for e in local_events if isinstance(e, Finished)]
     assert len(finished) == len(doc.pages) == 2
     assert [(e.ids.tolist(), e.texts) for e in remote_events if isinstance(e, Finished)] == finished
-    steps = [(e.draft.tolist(), e.accepted.tolist(), e.entropy.tolist()) for e in local_events
-             if isinstance(e, DenoisingStep)]
-    assert [(e.draft.tolist(), e.accepted.tolist(), e.entropy.tolist()) for e in remote_events
-            if isinstance(e, DenoisingStep)] == steps
+    steps = [
+        (e.draft.tolist(), e.accepted.tolist(), e.entropy.tolist())
+        for e in local_events
+        if isinstance(e, DenoisingStep)
+    ]
+    assert [
+        (e.draft.tolist(), e.accepted.tolist(), e.entropy.tolist())
+        for e in remote_events
+        if isinstance(e, DenoisingStep)
+    ] == steps
     assert theirs.markdown == mine.markdown and not theirs.document.errors
     assert theirs.engine == "remote"
 
@@ -77,12 +83,21 @@ def test_four_documents_in_parallel(params, served, tmp_path):
     for i in range(4):
         shutil.copy(SAMPLE, inputs / f"doc{i}.pdf")
     runner.peak_in_flight = 0
-    result = run_parse([inputs], tmp_path / "out", remote(url, params, concurrency=4), formats=("md",),
-                       options=ParseOptions(batch_size=1))
+    result = run_parse(
+        [inputs],
+        tmp_path / "out",
+        remote(url, params, concurrency=4),
+        formats=("md",),
+        options=ParseOptions(batch_size=1),
+    )
     assert [i.status for i in result.items] == ["done"] * 4
     assert runner.peak_in_flight == 4  # four documents' requests at the server at once
-    alone = run_parse([inputs / "doc2.pdf"], tmp_path / "alone", remote(url, params, concurrency=1),
-                      options=ParseOptions(batch_size=1))
+    alone = run_parse(
+        [inputs / "doc2.pdf"],
+        tmp_path / "alone",
+        remote(url, params, concurrency=1),
+        options=ParseOptions(batch_size=1),
+    )
     assert alone.items[0].status == "done"  # the same seed gives the same pages whatever ran alongside
     assert (tmp_path / "alone" / "doc2.md").read_text() == (tmp_path / "out" / "doc2.md").read_text()
 
@@ -101,8 +116,9 @@ def test_closed_port_gives_page_errors_after_bounded_retries(params, tmp_path):
 
 def test_cancel_closes_the_stream_and_the_server_stops_the_run(served, loaded):
     runner, url = served
-    long = ModelEngine(loaded).engine.default_params(max_new_tokens=512, max_denoising_steps=2000, seed=77,
-                                                     stability_threshold=None, confidence_threshold=None)
+    long = ModelEngine(loaded).engine.default_params(
+        max_new_tokens=512, max_denoising_steps=2000, seed=77, stability_threshold=None, confidence_threshold=None
+    )
     engine = remote(url, long, concurrency=1)
     from inference.cancel import CancelToken
 

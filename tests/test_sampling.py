@@ -31,9 +31,12 @@ def test_temperature_matches_processor_bitwise(steps, t_min, t_max):
 
 def test_python_float_temperature_differs_somewhere():
     # Why the schedule takes an int32 tensor: a Python float differs from generate() at some steps.
-    diffs = [step for step in range(1, 49)
-             if float(sampling.temperature_at(torch.tensor(step, dtype=torch.int32), 0.4, 0.8, 48))
-             != 0.4 + (0.8 - 0.4) * (step / 48)]
+    diffs = [
+        step
+        for step in range(1, 49)
+        if float(sampling.temperature_at(torch.tensor(step, dtype=torch.int32), 0.4, 0.8, 48))
+        != 0.4 + (0.8 - 0.4) * (step / 48)
+    ]
     assert diffs
 
 
@@ -49,8 +52,9 @@ def test_entropy_equals_categorical_bitwise():
 @pytest.mark.parametrize("bound", [0.1, 1.0, 5.0])
 def test_acceptance_matches_entropy_bound_sampler(bound):
     x = logits(1, scale=4.0)
-    sampler = EntropyBoundSampler(EntropyBoundSamplerConfig(entropy_bound=bound), canvas_length=16, vocab_size=50,
-                                  max_denoising_steps=10)
+    sampler = EntropyBoundSampler(
+        EntropyBoundSamplerConfig(entropy_bound=bound), canvas_length=16, vocab_size=50, max_denoising_steps=10
+    )
     current = torch.randint(0, 50, (2, 16))
     denoised = torch.randint(0, 50, (2, 16))
     accepted_canvas = sampler.accept_canvas(current, denoised, x, cur_step=3)

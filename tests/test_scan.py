@@ -49,11 +49,14 @@ def word_overlap(got: list[str], want: list[str]) -> float:
 
 
 @needs_data
-@pytest.mark.parametrize("name, reference", [
-    ("ocrmypdf/skew.pdf", "ocrmypdf/linn.txt"),
-    ("ocrmypdf/rotated_skew.pdf", "ocrmypdf/linn.txt"),
-    ("docling/ocr/ocr_test_rotated_90.pdf", "docling/ocr/ocr_test.groundtruth.md"),
-])
+@pytest.mark.parametrize(
+    "name, reference",
+    [
+        ("ocrmypdf/skew.pdf", "ocrmypdf/linn.txt"),
+        ("ocrmypdf/rotated_skew.pdf", "ocrmypdf/linn.txt"),
+        ("docling/ocr/ocr_test_rotated_90.pdf", "docling/ocr/ocr_test.groundtruth.md"),
+    ],
+)
 def test_scans_come_out_upright_and_level(name, reference):
     doc = open_document(DATA / name)
     assert doc.pages[0].scanned
@@ -81,8 +84,9 @@ def synthetic_page(text_rows: int = 18) -> Image.Image:
     rng = np.random.default_rng(7)
     for i in range(text_rows):  # ragged words, so that columns do not line up like rows do
         line = " ".join(rng.choice(WORDS, 6))
-        cv2.putText(img, line, (60 + int(rng.integers(0, 40)), 80 + i * 55), cv2.FONT_HERSHEY_SIMPLEX, 0.9, 0, 2,
-                    cv2.LINE_AA)
+        cv2.putText(
+            img, line, (60 + int(rng.integers(0, 40)), 80 + i * 55), cv2.FONT_HERSHEY_SIMPLEX, 0.9, 0, 2, cv2.LINE_AA
+        )
     return Image.fromarray(img)
 
 
@@ -147,7 +151,7 @@ def test_boxes_in_the_cleaned_page_map_back_to_the_page_as_given():
     page = np.full((1100, 850), 255, np.uint8)
     cv2.rectangle(page, (300, 400), (420, 460), 0, -1)  # one solid mark, plus text for orientation and skew
     for i in range(14):
-        cv2.putText(page, " ".join(WORDS[i % 5: i % 5 + 6]), (60, 560 + i * 36), cv2.FONT_HERSHEY_SIMPLEX, 0.8, 0, 2)
+        cv2.putText(page, " ".join(WORDS[i % 5 : i % 5 + 6]), (60, 560 + i * 36), cv2.FONT_HERSHEY_SIMPLEX, 0.8, 0, 2)
     turned = Image.fromarray(page).rotate(93, expand=True, fillcolor=255)  # a quarter turn plus 3 degrees
     result = clean_scan(turned)
     assert result.rotation == 90

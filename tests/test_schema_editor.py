@@ -37,9 +37,14 @@ def type_in(dialog: SchemaEditor, name: str, kind: str, required: bool) -> None:
 
 
 def rows(dialog: SchemaEditor) -> list[tuple[str, str, bool]]:
-    return [(dialog.table.item(r, NAME).text(), dialog.table.cellWidget(r, TYPE).currentText(),
-             dialog.table.item(r, REQUIRED).checkState() == Qt.CheckState.Checked)
-            for r in range(dialog.table.rowCount())]
+    return [
+        (
+            dialog.table.item(r, NAME).text(),
+            dialog.table.cellWidget(r, TYPE).currentText(),
+            dialog.table.item(r, REQUIRED).checkState() == Qt.CheckState.Checked,
+        )
+        for r in range(dialog.table.rowCount())
+    ]
 
 
 def test_fields_save_as_json_schema_and_open_again(qtbot, tmp_path):
@@ -51,10 +56,12 @@ def test_fields_save_as_json_schema_and_open_again(qtbot, tmp_path):
     with qtbot.waitSignal(dialog.saved, timeout=TIMEOUT):
         dialog.save(str(path))
     schema = json.loads(path.read_text())
-    assert schema == {"$schema": DRAFT, "type": "object",
-                      "properties": {"invoice_number": {"type": "string"}, "total": {"type": "number"},
-                                     "paid": {"type": "boolean"}},
-                      "required": ["invoice_number", "total"]}
+    assert schema == {
+        "$schema": DRAFT,
+        "type": "object",
+        "properties": {"invoice_number": {"type": "string"}, "total": {"type": "number"}, "paid": {"type": "boolean"}},
+        "required": ["invoice_number", "total"],
+    }
     check_schema(schema)
     again = editor(qtbot)
     with qtbot.waitSignal(again.loaded, timeout=TIMEOUT):
@@ -64,10 +71,16 @@ def test_fields_save_as_json_schema_and_open_again(qtbot, tmp_path):
 
 
 def test_opening_and_saving_keeps_what_the_table_does_not_show(qtbot, tmp_path):
-    original = {"title": "Paper", "type": "object", "required": ["authors"],
-                "properties": {"authors": {"type": "array", "items": {"type": "string"}, "description": "Names"},
-                               "year": {"type": ["integer", "null"], "minimum": 1900},
-                               "venue": {"type": "string", "enum": ["journal", "conference"]}}}
+    original = {
+        "title": "Paper",
+        "type": "object",
+        "required": ["authors"],
+        "properties": {
+            "authors": {"type": "array", "items": {"type": "string"}, "description": "Names"},
+            "year": {"type": ["integer", "null"], "minimum": 1900},
+            "venue": {"type": "string", "enum": ["journal", "conference"]},
+        },
+    }
     source = tmp_path / "paper.json"
     source.write_text(json.dumps(original))
     dialog = editor(qtbot)
@@ -86,11 +99,14 @@ def test_opening_and_saving_keeps_what_the_table_does_not_show(qtbot, tmp_path):
     assert schema["properties"]["doi"] == {"type": "string"}
 
 
-@pytest.mark.parametrize(("content", "expected"), [
-    ("{not json", "not valid JSON"),
-    ('{"type": "array"}', "top level is an object"),
-    ('{"type": "object", "properties": {"a": {"type": "colour"}}}', "not a valid JSON Schema"),
-])
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ("{not json", "not valid JSON"),
+        ('{"type": "array"}', "top level is an object"),
+        ('{"type": "object", "properties": {"a": {"type": "colour"}}}', "not a valid JSON Schema"),
+    ],
+)
 def test_a_bad_file_says_why_and_keeps_the_fields(qtbot, tmp_path, content, expected):
     dialog = editor(qtbot)
     type_in(dialog, "kept", "string", False)
@@ -117,8 +133,9 @@ def test_fields_that_are_wrong_keep_the_dialog_open_with_the_reason(qtbot, tmp_p
     assert "field 2 has no name" in dialog.message.text()
     dialog.table.item(1, NAME).setText("size")
     dialog.save(str(tmp_path / "no-such-folder" / "s.json"))
-    qtbot.waitUntil(lambda: "Saving" not in dialog.message.text() and "no name" not in dialog.message.text(),
-                    timeout=TIMEOUT)
+    qtbot.waitUntil(
+        lambda: "Saving" not in dialog.message.text() and "no name" not in dialog.message.text(), timeout=TIMEOUT
+    )
     assert "could not be written" in dialog.message.text() and "Traceback" not in dialog.message.text()
 
 
@@ -136,7 +153,9 @@ def test_extract_runs_from_the_editor_and_remembers_the_schema(window, qtbot, tm
     assert not dialog.isVisible()
     qtbot.waitUntil(lambda: not window.worker.busy and bool(window.extractions), timeout=TIMEOUT)
     assert [window.results.table.item(r, 0).text() for r in range(window.results.table.rowCount())] == [
-        "Canvas", "Steps"]
+        "Canvas",
+        "Steps",
+    ]
     assert window.results.currentWidget() is window.results.extract_tab
     again = window.extract_dialog()  # the schema used last opens again
     qtbot.waitUntil(lambda: again.path == str(path), timeout=TIMEOUT)

@@ -12,22 +12,34 @@ from inference.tasks.schema import DRAFT, SchemaField, fields_schema, load_schem
 
 
 def test_fields_round_trip_through_a_file(tmp_path):
-    fields = [SchemaField("total", "number", True, "Amount due"), SchemaField("tags", "array", False, "",
-                                                                              {"items": {"type": "string"}})]
+    fields = [
+        SchemaField("total", "number", True, "Amount due"),
+        SchemaField("tags", "array", False, "", {"items": {"type": "string"}}),
+    ]
     schema = fields_schema(fields, {"title": "Invoice"})
-    assert schema == {"$schema": DRAFT, "title": "Invoice", "type": "object", "required": ["total"],
-                      "properties": {"total": {"type": "number", "description": "Amount due"},
-                                     "tags": {"type": "array", "items": {"type": "string"}}}}
+    assert schema == {
+        "$schema": DRAFT,
+        "title": "Invoice",
+        "type": "object",
+        "required": ["total"],
+        "properties": {
+            "total": {"type": "number", "description": "Amount due"},
+            "tags": {"type": "array", "items": {"type": "string"}},
+        },
+    }
     path = save_schema(schema, tmp_path / "invoice.json")
     assert json.loads(path.read_text()) == schema
     assert schema_fields(load_schema(path)) == fields
 
 
-@pytest.mark.parametrize(("fields", "message"), [
-    ([SchemaField(" ")], "field 1 has no name"),
-    ([SchemaField("a"), SchemaField("a", "number")], "'a' is given twice"),
-    ([SchemaField("a", "colour")], "unknown type 'colour'"),
-])
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ([SchemaField(" ")], "field 1 has no name"),
+        ([SchemaField("a"), SchemaField("a", "number")], "'a' is given twice"),
+        ([SchemaField("a", "colour")], "unknown type 'colour'"),
+    ],
+)
 def test_wrong_fields_are_named(fields, message):
     with pytest.raises(ConfigError, match=message):
         fields_schema(fields)

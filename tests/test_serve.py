@@ -48,9 +48,15 @@ def client(served):
 
 
 def _ask(client, stream=False, extension=None, **kw):
-    return client.chat.completions.create(model="tiny", messages=[{"role": "user", "content": "Say hello."}],
-                                          max_tokens=512, seed=3, stream=stream,
-                                          extra_body={"dwb": extension or {"params": STEPS}}, **kw)
+    return client.chat.completions.create(
+        model="tiny",
+        messages=[{"role": "user", "content": "Say hello."}],
+        max_tokens=512,
+        seed=3,
+        stream=stream,
+        extra_body={"dwb": extension or {"params": STEPS}},
+        **kw,
+    )
 
 
 def test_models_and_text_streaming_and_not(client):
@@ -76,10 +82,18 @@ def test_events_extension_round_trips_the_engine_events(client):
 
 def test_step_event_packs_small_and_exact():
     rng = np.random.default_rng(0)
-    step = DenoisingStep(canvas=1, step=2, remaining=3, draft=rng.integers(0, 262_144, (1, 256)),
-                         accepted=rng.random((1, 256)) < 0.3, renoised=rng.random((1, 256)) < 0.5,
-                         entropy=rng.random((1, 256)).astype(np.float16), temperature=0.5,
-                         finished=np.array([False]), seconds=0.01)
+    step = DenoisingStep(
+        canvas=1,
+        step=2,
+        remaining=3,
+        draft=rng.integers(0, 262_144, (1, 256)),
+        accepted=rng.random((1, 256)) < 0.3,
+        renoised=rng.random((1, 256)) < 0.5,
+        entropy=rng.random((1, 256)).astype(np.float16),
+        temperature=0.5,
+        finished=np.array([False]),
+        seconds=0.01,
+    )
     packed = json.dumps(encode_event(step))
     back = decode_event(json.loads(packed))
     assert type(back) is DenoisingStep
@@ -92,21 +106,48 @@ def test_step_event_packs_small_and_exact():
     assert decode_event(json.loads(json.dumps(encode_event(done)))).stats == done.stats
 
 
-@pytest.mark.parametrize("body, needle", [
-    (b"{not json", "not valid JSON"),
-    (b"[1, 2]", "JSON object"),
-    (json.dumps({"model": "tiny"}).encode(), "messages"),
-    (json.dumps({"messages": [{"role": "robot", "content": "x"}]}).encode(), "role"),
-    (json.dumps({"messages": [{"role": "user", "content": [{"type": "video"}]}]}).encode(), "content[0]"),
-    (json.dumps({"messages": [{"role": "user", "content": [
-        {"type": "image_url", "image_url": {"url": "https://example.org/a.png"}}]}]}).encode(), "data URL"),
-    (json.dumps({"messages": [{"role": "user", "content": [
-        {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}]}]}).encode(), "decoded"),
-    (json.dumps({"messages": [{"role": "user", "content": "x"}], "max_tokens": -1}).encode(), "max_new_tokens"),
-    (json.dumps({"messages": [{"role": "user", "content": "x"}], "dwb": {"params": {"nope": 1}}}).encode(),
-     "Unknown diffusion parameter"),
-    (json.dumps({"messages": [{"role": "user", "content": "x"}], "stream": "yes"}).encode(), "stream"),
-])
+@pytest.mark.parametrize(
+    "body, needle",
+    [
+        (b"{not json", "not valid JSON"),
+        (b"[1, 2]", "JSON object"),
+        (json.dumps({"model": "tiny"}).encode(), "messages"),
+        (json.dumps({"messages": [{"role": "robot", "content": "x"}]}).encode(), "role"),
+        (json.dumps({"messages": [{"role": "user", "content": [{"type": "video"}]}]}).encode(), "content[0]"),
+        (
+            json.dumps(
+                {
+                    "messages": [
+                        {
+                            "role": "user",
+                            "content": [{"type": "image_url", "image_url": {"url": "https://example.org/a.png"}}],
+                        }
+                    ]
+                }
+            ).encode(),
+            "data URL",
+        ),
+        (
+            json.dumps(
+                {
+                    "messages": [
+                        {
+                            "role": "user",
+                            "content": [{"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}],
+                        }
+                    ]
+                }
+            ).encode(),
+            "decoded",
+        ),
+        (json.dumps({"messages": [{"role": "user", "content": "x"}], "max_tokens": -1}).encode(), "max_new_tokens"),
+        (
+            json.dumps({"messages": [{"role": "user", "content": "x"}], "dwb": {"params": {"nope": 1}}}).encode(),
+            "Unknown diffusion parameter",
+        ),
+        (json.dumps({"messages": [{"role": "user", "content": "x"}], "stream": "yes"}).encode(), "stream"),
+    ],
+)
 def test_malformed_requests_get_400_with_a_message(served, body, needle):
     r = httpx.post(served[1] + "/chat/completions", content=body, headers={"content-type": "application/json"})
     assert r.status_code == 400, r.text
@@ -118,8 +159,9 @@ def test_limits_and_unknowns(served):
     big = json.dumps({"messages": [{"role": "user", "content": "x" * 2_100_000}]})
     r = httpx.post(served[1] + "/chat/completions", content=big)
     assert r.status_code == 413 and "larger than" in r.json()["error"]["message"]
-    r = httpx.post(served[1] + "/chat/completions", json={"model": "other", "messages": [{"role": "user",
-                                                                                          "content": "x"}]})
+    r = httpx.post(
+        served[1] + "/chat/completions", json={"model": "other", "messages": [{"role": "user", "content": "x"}]}
+    )
     assert r.status_code == 404 and "not served" in r.json()["error"]["message"]
     assert httpx.get(served[1] + "/nowhere").status_code == 404
 
@@ -130,10 +172,21 @@ def test_image_request(client, tmp_path):
     from inference.serving.wire import image_to_data_url
 
     image = Image.fromarray((np.random.default_rng(1).random((48, 64, 3)) * 255).astype(np.uint8))
-    r = client.chat.completions.create(model="tiny", max_tokens=256, seed=0, extra_body={"dwb": {"params": STEPS}},
-                                       messages=[{"role": "user", "content": [
-                                           {"type": "image_url", "image_url": {"url": image_to_data_url(image)}},
-                                           {"type": "text", "text": "Describe it."}]}])
+    r = client.chat.completions.create(
+        model="tiny",
+        max_tokens=256,
+        seed=0,
+        extra_body={"dwb": {"params": STEPS}},
+        messages=[
+            {
+                "role": "user",
+                "content": [
+                    {"type": "image_url", "image_url": {"url": image_to_data_url(image)}},
+                    {"type": "text", "text": "Describe it."},
+                ],
+            }
+        ],
+    )
     assert r.usage.prompt_tokens > 70  # the image's soft tokens are in the prompt
 
 
@@ -160,8 +213,14 @@ def _wait_for(runner, predicate, rounds=600):
 
 def test_disconnect_cancels_within_one_step_and_server_keeps_serving(served, client):
     runner, url = served
-    body = {"model": "tiny", "messages": [{"role": "user", "content": "long"}], "stream": True, "max_tokens": 512,
-            "seed": 11, "dwb": {"events": True, "params": LONG}}
+    body = {
+        "model": "tiny",
+        "messages": [{"role": "user", "content": "long"}],
+        "stream": True,
+        "max_tokens": 512,
+        "seed": 11,
+        "dwb": {"events": True, "params": LONG},
+    }
     with httpx.Client(timeout=60) as http, http.stream("POST", url + "/chat/completions", json=body) as stream:
         first = _first_step(stream)
     assert first.step == 0
@@ -191,8 +250,13 @@ def test_bearer_token(loaded, monkeypatch):
 
 def test_full_queue_gets_503_with_retry_after(loaded):
     runner, server, thread, url = _serve(loaded, queue_size=1)
-    body = {"model": "tiny", "messages": [{"role": "user", "content": "long"}], "stream": True, "max_tokens": 512,
-            "dwb": {"events": True, "params": LONG}}
+    body = {
+        "model": "tiny",
+        "messages": [{"role": "user", "content": "long"}],
+        "stream": True,
+        "max_tokens": 512,
+        "dwb": {"events": True, "params": LONG},
+    }
     try:
         with httpx.Client(timeout=60) as http:
             with http.stream("POST", url + "/chat/completions", json=body) as running:

@@ -34,8 +34,11 @@ def last_number(output: str, key: str) -> float:
 def test_olmocr_checks_score_at_least_half(tmp_path):
     out = tmp_path / "olm"
     assert dwb(["parse", str(DATA / "olmocr-sample/pdfs"), "--per-page", "--engine", "builtin", "--out", str(out)]) == 0
-    run = subprocess.run([sys.executable, str(SHARED / "tools/olmocr_checks.py"),
-                          str(DATA / "olmocr-sample/dataset.jsonl"), str(out)], capture_output=True, text=True)
+    run = subprocess.run(
+        [sys.executable, str(SHARED / "tools/olmocr_checks.py"), str(DATA / "olmocr-sample/dataset.jsonl"), str(out)],
+        capture_output=True,
+        text=True,
+    )
     assert run.returncode == 0, run.stderr
     score = last_number(run.stdout, "score")
     print(run.stdout)
@@ -46,8 +49,11 @@ def test_olmocr_checks_score_at_least_half(tmp_path):
 def test_docling_markdown_similarity(tmp_path):
     out = tmp_path / "docling"
     assert dwb(["parse", str(DATA / "docling/pdf"), "--out", str(out)]) == 0
-    run = subprocess.run([sys.executable, str(SHARED / "tools/md_similarity.py"), str(DATA / "docling/groundtruth"),
-                          str(out)], capture_output=True, text=True)
+    run = subprocess.run(
+        [sys.executable, str(SHARED / "tools/md_similarity.py"), str(DATA / "docling/groundtruth"), str(out)],
+        capture_output=True,
+        text=True,
+    )
     assert run.returncode == 0, run.stderr
     print(run.stdout)
     scores = [float(v) for v in re.findall(r"^\S+: ([0-9.]+)$", run.stdout, flags=re.M)]
@@ -107,8 +113,11 @@ def make_pdf(path: Path, pages: list[list[tuple[tuple[float, float], str, float]
 def two_column_pages(n: int) -> list[list[tuple[tuple[float, float], str, float]]]:
     pages = []
     for p in range(n):
-        items = [((72, 40), "ACME Quarterly Report", 9), ((300, 760), str(p + 1), 9),
-                 ((72, 90), f"Title of page {p + 1}", 20)]
+        items = [
+            ((72, 40), "ACME Quarterly Report", 9),
+            ((300, 760), str(p + 1), 9),
+            ((72, 90), f"Title of page {p + 1}", 20),
+        ]
         for col, x in enumerate((72, 330)):
             for para in range(3):
                 for line in range(4):
@@ -172,16 +181,27 @@ def test_extract_builtin_from_key_values_and_tables(tmp_path):
     page.insert_text((72, 90), "Paid: yes", fontsize=11)
     path = tmp_path / "invoice.pdf"
     pdf.save(path)
-    schema = {"type": "object", "required": ["invoice_number", "total_amount", "due_date"],
-              "properties": {"invoice_number": {"type": "string"}, "customer": {"type": "string"},
-                             "total_amount": {"type": "number"}, "paid": {"type": "boolean"},
-                             "due_date": {"type": "string"}}}
+    schema = {
+        "type": "object",
+        "required": ["invoice_number", "total_amount", "due_date"],
+        "properties": {
+            "invoice_number": {"type": "string"},
+            "customer": {"type": "string"},
+            "total_amount": {"type": "number"},
+            "paid": {"type": "boolean"},
+            "due_date": {"type": "string"},
+        },
+    }
     engine = BuiltinEngine()
     doc = engine.parse(open_document(path)).document
     result = engine.extract([doc], schema)
     assert result.kind == "best-effort"
-    assert result.value == {"invoice_number": "INV-2041", "customer": "Blue Heron Ltd", "total_amount": 1250.4,
-                            "paid": True}
+    assert result.value == {
+        "invoice_number": "INV-2041",
+        "customer": "Blue Heron Ltd",
+        "total_amount": 1250.4,
+        "paid": True,
+    }
     assert result.sources["/total_amount"].page == 2 and result.sources["/invoice_number"].page == 1
     assert not result.valid and any("due_date" in e for e in result.errors)
     with pytest.raises(ConfigError):

@@ -14,8 +14,9 @@ from inference.loading import load_model
 from inference.tiny import TRAINED_LABEL, trained_folder
 from inference.tiny_training import char_accuracy, evaluate, held_out_hints, page_image, parse_parts, prompt_inputs
 
-pytestmark = pytest.mark.skipif(not (trained_folder() / "model.safetensors").is_file(),
-                                reason="resources/tiny-trained is not built")
+pytestmark = pytest.mark.skipif(
+    not (trained_folder() / "model.safetensors").is_file(), reason="resources/tiny-trained is not built"
+)
 
 # The issue's goals are character accuracy >= 0.9, exact >= 0.5 and <= 24 steps per canvas on held-out texts of
 # the lengths trained (training.json); the floors asserted are a little under what the shipped weights (stage 5)
@@ -112,8 +113,28 @@ def _parse_both(pdf, tmp_path, seed: int = 0) -> tuple[dict[int, float], dict[in
     model's canvases drawn from torch's global generator seeded with ``seed`` (as a caller of ``generate()`` does)."""
     assert dwb(["parse", str(pdf), "--out", str(tmp_path / "builtin"), "--per-page"]) == 0
     torch.manual_seed(seed)
-    assert dwb(["parse", str(pdf), "--out", str(tmp_path / "model"), "--per-page", "--engine", "model",
-                "--model", "tiny-trained", "--dtype", "fp32", "--device", "cpu", "--batch-size", "1"]) == 0
+    assert (
+        dwb(
+            [
+                "parse",
+                str(pdf),
+                "--out",
+                str(tmp_path / "model"),
+                "--per-page",
+                "--engine",
+                "model",
+                "--model",
+                "tiny-trained",
+                "--dtype",
+                "fp32",
+                "--device",
+                "cpu",
+                "--batch-size",
+                "1",
+            ]
+        )
+        == 0
+    )
     similarity = _md_similarity()
     scores, texts = {}, {}
     for builtin in sorted((tmp_path / "builtin").glob("*_pg*.md")):

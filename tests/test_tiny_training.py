@@ -60,7 +60,7 @@ def test_the_guide_points_at_the_hint_tokens_in_the_prompt(processor):
         assert bool((positions >= 0).all())
         assert torch.equal(ids[row, positions], batch.clean[row, :n_text])
         assert int(batch.guide_targets[row, n_text]) == int(positions[-1]) + 1  # end of turn: the token after
-        assert bool((batch.guide_targets[row, n_text + 1:] == -1).all())
+        assert bool((batch.guide_targets[row, n_text + 1 :] == -1).all())
 
 
 def test_a_resumed_run_equals_an_uninterrupted_one(tmp_path):
@@ -149,8 +149,10 @@ def test_page_headers_start_the_hint_at_many_token_offsets(processor):
     assert sum(page <= 3 for page in pages) >= 30  # the pages users parse most
     names = {name for name, _ in draws}
     assert len(names) > 150 and all(re.fullmatch(r"[^\]\n/]+\.[A-Za-z]+", name) for name in names)
-    lengths = {len(processor.tokenizer(f"[{name}, page {page}]\n", add_special_tokens=False)["input_ids"])
-               for name, page in draws}
+    lengths = {
+        len(processor.tokenizer(f"[{name}, page {page}]\n", add_special_tokens=False)["input_ids"])
+        for name, page in draws
+    }
     assert len(lengths) >= 10
 
     def header(batch):
@@ -159,8 +161,19 @@ def test_page_headers_start_the_hint_at_many_token_offsets(processor):
         return name, int(page)
 
     # without the setting (the earlier stages) the seven names and pages 1-40, as they were drawn
-    fixed = [header(next(batch_stream(processor, BatchSpec(TrainSettings(batch=2), 1024, 256, (0.4, 0.8)),
-                                      range(step, step + 1), workers=0))) for step in range(6)]
+    fixed = [
+        header(
+            next(
+                batch_stream(
+                    processor,
+                    BatchSpec(TrainSettings(batch=2), 1024, 256, (0.4, 0.8)),
+                    range(step, step + 1),
+                    workers=0,
+                )
+            )
+        )
+        for step in range(6)
+    ]
     assert all(name in DOC_NAMES and 1 <= page <= 40 for name, page in fixed)
     spec = BatchSpec(TrainSettings(batch=2, headers=True), 1024, 256, (0.4, 0.8))
     varied = [header(next(batch_stream(processor, spec, range(step, step + 1), workers=0))) for step in range(6)]
@@ -188,8 +201,9 @@ def test_the_recipe_is_the_schedule_the_shipped_weights_record(record_path):
     for stage, shipped in zip(STAGES, chain, strict=True):
         ours = asdict(settings_of(parser().parse_args(["--out", "x", *stage.argv()])))
         recorded = {**asdict(TrainSettings()), **shipped["settings"]}  # a setting added later: its default
-        assert {k: v for k, v in ours.items() if k != "init"} == {k: v for k, v in recorded.items()
-                                                                   if k != "init"}, stage.name
+        assert {k: v for k, v in ours.items() if k != "init"} == {k: v for k, v in recorded.items() if k != "init"}, (
+            stage.name
+        )
         assert stage.end == shipped["stopped_after"], stage.name
     assert chain[0]["settings"]["init"] == ""  # the first stage starts from fresh weights
 
@@ -199,8 +213,10 @@ def test_the_recipe_runs_its_stages_in_order_and_never_reruns_a_finished_one(tmp
 
     from inference.tiny_recipe import Stage, run
 
-    stages = (Stage("one", 2, {"steps": 50, "batch": 2, "stop-after": 2, "eval": 0}),
-              Stage("two", 3, {"steps": 50, "batch": 2, "seed": 5, "stop-after": 3, "eval": 0}))
+    stages = (
+        Stage("one", 2, {"steps": 50, "batch": 2, "stop-after": 2, "eval": 0}),
+        Stage("two", 3, {"steps": 50, "batch": 2, "seed": 5, "stop-after": 3, "eval": 0}),
+    )
     said: list[str] = []
     assert not run(tmp_path, minutes=0, stages=stages, log=said.append)  # no time: nothing runs, it says so
     assert not (tmp_path / "one").exists() and "time is up" in said[-1]
@@ -229,10 +245,24 @@ def test_sigterm_saves_the_state_and_the_same_command_goes_on(tmp_path):
     import subprocess
     import sys
 
-    cmd = [sys.executable, "-m", "inference.tiny_training", "--out", str(tmp_path / "out"), "--state",
-           str(tmp_path / "state"), "--batch", "2", "--steps", "5000", "--eval", "0"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    cmd = [
+        sys.executable,
+        "-m",
+        "inference.tiny_training",
+        "--out",
+        str(tmp_path / "out"),
+        "--state",
+        str(tmp_path / "state"),
+        "--batch",
+        "2",
+        "--steps",
+        "5000",
+        "--eval",
+        "0",
+    ]
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"}
+    )
     lines = []
     for line in proc.stdout:
         lines.append(line)

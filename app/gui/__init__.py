@@ -41,12 +41,30 @@ def application(argv: Sequence[str] | None = None) -> Any:
     return app
 
 
-DARK = {"Window": "#202124", "WindowText": "#e8eaed", "Base": "#17181a", "AlternateBase": "#26282b",
-        "Text": "#e8eaed", "Button": "#2b2d30", "ButtonText": "#e8eaed", "Highlight": "#2a7ab8",
-        "HighlightedText": "#ffffff", "ToolTipBase": "#2b2d30", "ToolTipText": "#e8eaed", "Link": "#8ab4f8",
-        "PlaceholderText": "#9aa0a6"}
-DARK_DISABLED = {"WindowText": "#6b6f75", "Text": "#6b6f75", "ButtonText": "#6b6f75", "Button": "#242528",
-                 "Base": "#1c1d1f", "Highlight": "#3c4043", "HighlightedText": "#9aa0a6"}
+DARK = {
+    "Window": "#202124",
+    "WindowText": "#e8eaed",
+    "Base": "#17181a",
+    "AlternateBase": "#26282b",
+    "Text": "#e8eaed",
+    "Button": "#2b2d30",
+    "ButtonText": "#e8eaed",
+    "Highlight": "#2a7ab8",
+    "HighlightedText": "#ffffff",
+    "ToolTipBase": "#2b2d30",
+    "ToolTipText": "#e8eaed",
+    "Link": "#8ab4f8",
+    "PlaceholderText": "#9aa0a6",
+}
+DARK_DISABLED = {
+    "WindowText": "#6b6f75",
+    "Text": "#6b6f75",
+    "ButtonText": "#6b6f75",
+    "Button": "#242528",
+    "Base": "#1c1d1f",
+    "Highlight": "#3c4043",
+    "HighlightedText": "#9aa0a6",
+}
 
 
 def apply_scheme(app: Any, dark: bool) -> None:
@@ -141,8 +159,9 @@ def _generating(app: Any, window: Any) -> None:
     _model_parse(app, window, stop_mid_canvas)
     wait_until(app, lambda: bool(frozen) or not window.worker.busy)
     if frozen:
-        window.status_label.setText(f"Parsing page 2: canvas 1, step {frozen[0].step + 1} "
-                                    "(tiny-trained demonstration model)")
+        window.status_label.setText(
+            f"Parsing page 2: canvas 1, step {frozen[0].step + 1} (tiny-trained demonstration model)"
+        )
 
 
 def _done(app: Any, window: Any) -> None:
@@ -181,8 +200,10 @@ def _extract(app: Any, window: Any) -> None:
     import json
     import tempfile
 
-    schema = {"type": "object", "properties": {"Canvas": {"type": "string"}, "Steps": {"type": "string"},
-                                               "Tokens": {"type": "string"}}}
+    schema = {
+        "type": "object",
+        "properties": {"Canvas": {"type": "string"}, "Steps": {"type": "string"}, "Tokens": {"type": "string"}},
+    }
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "schema.json"
         path.write_text(json.dumps(schema), encoding="utf-8")
@@ -194,8 +215,7 @@ def _extract(app: Any, window: Any) -> None:
 
 
 GENERATING_STEP = 3  # the step the "generating" picture shows (0-based)
-STAGES = {"generating": _generating, "done": _done, "dark": _done, "conversation": _conversation,
-          "extract": _extract}
+STAGES = {"generating": _generating, "done": _done, "dark": _done, "conversation": _conversation, "extract": _extract}
 
 
 def not_rendered(window: Any, state: str) -> str:
@@ -234,8 +254,9 @@ def screenshot(out: str | Path, state: str = "done", size: tuple[int, int] = (14
         window.show()
         if state != "empty":
             window.add_paths([str(SAMPLE)])
-            wait_until(app, lambda: all(e.document is not None or e.status == "failed"
-                                        for e in window.entries.values()))
+            wait_until(
+                app, lambda: all(e.document is not None or e.status == "failed" for e in window.entries.values())
+            )
         if state in ("generating", "done", "dark", "conversation") and has_model_runtime():
             params = {**checkpoint_defaults("tiny-trained"), "seed": 0}
             window.load_model(ModelChoice("tiny-trained", "fp32", "cpu", params))

@@ -31,13 +31,28 @@ from PySide6.QtWidgets import (
 )
 
 NOISE, ACCEPTED, KEPT, COMMITTED, EMPTY = range(5)
-STATE_NAMES = {NOISE: "noise (re-noised)", ACCEPTED: "accepted this step", KEPT: "kept", COMMITTED: "committed",
-               EMPTY: "not started"}
-COLOURS = {NOISE: QColor(150, 150, 150), ACCEPTED: QColor(60, 190, 90), KEPT: QColor(50, 130, 200),
-           COMMITTED: QColor(30, 60, 130), EMPTY: QColor(90, 90, 90, 60)}
+STATE_NAMES = {
+    NOISE: "noise (re-noised)",
+    ACCEPTED: "accepted this step",
+    KEPT: "kept",
+    COMMITTED: "committed",
+    EMPTY: "not started",
+}
+COLOURS = {
+    NOISE: QColor(150, 150, 150),
+    ACCEPTED: QColor(60, 190, 90),
+    KEPT: QColor(50, 130, 200),
+    COMMITTED: QColor(30, 60, 130),
+    EMPTY: QColor(90, 90, 90, 60),
+}
 HEAT = np.array([235, 45, 45, 255], dtype=np.float32)
-DARK_COLOURS = {NOISE: QColor(120, 124, 130), ACCEPTED: QColor(80, 210, 110), KEPT: QColor(80, 160, 235),
-                COMMITTED: QColor(150, 175, 255), EMPTY: QColor(160, 160, 160, 50)}
+DARK_COLOURS = {
+    NOISE: QColor(120, 124, 130),
+    ACCEPTED: QColor(80, 210, 110),
+    KEPT: QColor(80, 160, 235),
+    COMMITTED: QColor(150, 175, 255),
+    EMPTY: QColor(160, 160, 160, 50),
+}
 
 
 def is_dark(widget: QWidget) -> bool:
@@ -49,8 +64,15 @@ def state_colours(widget: QWidget) -> dict[int, QColor]:
     return DARK_COLOURS if is_dark(widget) else COLOURS
 
 
-FIXED_FAMILIES = ("DejaVu Sans Mono", "Noto Mono", "Liberation Mono", "Menlo", "Consolas", "Courier New",
-                  "Nimbus Mono PS")
+FIXED_FAMILIES = (
+    "DejaVu Sans Mono",
+    "Noto Mono",
+    "Liberation Mono",
+    "Menlo",
+    "Consolas",
+    "Courier New",
+    "Nimbus Mono PS",
+)
 
 
 def fixed_font() -> QFont:
@@ -95,14 +117,21 @@ def frame_from_step(event: Any, previous: Frame | None, run: int = 1, base: int 
     renoised = np.asarray(event.renoised[0], dtype=bool)
     state = np.full(accepted.shape, NOISE, dtype=np.int8)
     canvas = event.canvas + base
-    kept_before = (previous is not None and previous.canvas == canvas
-                   and previous.state.shape == state.shape)
+    kept_before = previous is not None and previous.canvas == canvas and previous.state.shape == state.shape
     before = np.isin(previous.state, (ACCEPTED, KEPT)) if kept_before else np.zeros_like(accepted)
     state[accepted & before] = KEPT
     state[accepted & ~before] = ACCEPTED
     state[~accepted & ~renoised] = KEPT if event.finished else NOISE
-    return Frame(canvas, event.step, np.asarray(event.draft[0]), state, np.asarray(event.entropy[0]),
-                 float(event.temperature), run, base)
+    return Frame(
+        canvas,
+        event.step,
+        np.asarray(event.draft[0]),
+        state,
+        np.asarray(event.entropy[0]),
+        float(event.temperature),
+        run,
+        base,
+    )
 
 
 class CanvasGrid(QWidget):
@@ -216,8 +245,10 @@ class CanvasGrid(QWidget):
     def tooltip(self, index: int) -> str:
         frame = self.frame
         token = self.decode(int(frame.draft[index]))
-        return (f"position {index}: {token!r}\nentropy {float(frame.entropy[index]):.3f}\n"
-                f"{STATE_NAMES[int(frame.state[index])]}")
+        return (
+            f"position {index}: {token!r}\nentropy {float(frame.entropy[index]):.3f}\n"
+            f"{STATE_NAMES[int(frame.state[index])]}"
+        )
 
 
 class Timeline(QWidget):
@@ -493,9 +524,16 @@ class DenoisePanel(QWidget):
         elif isinstance(event, ev.CanvasCommitted):
             if self.frames:
                 last = self.frames[-1]
-                committed = Frame(last.canvas, last.step, np.asarray(event.ids[0]),
-                                  np.full(last.state.shape, COMMITTED, dtype=np.int8), last.entropy, last.temperature,
-                                  last.run, last.run_base)
+                committed = Frame(
+                    last.canvas,
+                    last.step,
+                    np.asarray(event.ids[0]),
+                    np.full(last.state.shape, COMMITTED, dtype=np.int8),
+                    last.entropy,
+                    last.temperature,
+                    last.run,
+                    last.run_base,
+                )
                 self.frames.append(committed)
             self.committed_tokens += int(np.asarray(event.ids[0]).size)
         elif isinstance(event, ev.Finished):
@@ -529,17 +567,28 @@ class DenoisePanel(QWidget):
         self._update_labels(frame)
 
     def _update_labels(self, frame: Frame | None) -> None:
-        cache = f" \u00b7 prompt {self.prompt_tokens:,} + cached {self.cached_tokens:,} tokens" if (
-            self.cached_tokens) else ""
+        cache = (
+            f" \u00b7 prompt {self.prompt_tokens:,} + cached {self.cached_tokens:,} tokens"
+            if (self.cached_tokens)
+            else ""
+        )
         if frame is None:
             self.counters.setText("prefill\u2026" + cache if self.phase == "prefill" else "no run yet")
             self.timeline.set_steps(self.steps_per_canvas, -1, self._max_steps)
             return
-        per_forward = f"{self.committed_tokens / self.forwards:.2f} tokens/forward" if (
-            self.forwards and self.committed_tokens) else ""  # nothing committed yet: no figure, not 0.00
+        per_forward = (
+            f"{self.committed_tokens / self.forwards:.2f} tokens/forward"
+            if (self.forwards and self.committed_tokens)
+            else ""
+        )  # nothing committed yet: no figure, not 0.00
         rate = f"{self.tokens_per_second:.0f} tokens/s" if self.tokens_per_second else "running" if self.running else ""
-        parts = (frame.label().replace(", ", " \u00b7 "), f"step {frame.step + 1}", per_forward, rate,
-                 f"t={frame.temperature:.2f}")
+        parts = (
+            frame.label().replace(", ", " \u00b7 "),
+            f"step {frame.step + 1}",
+            per_forward,
+            rate,
+            f"t={frame.temperature:.2f}",
+        )
         self.counters.setText(" \u00b7 ".join(p for p in parts if p) + cache)
         self.timeline.set_steps(self.steps_per_canvas, frame.canvas, self._max_steps)
 

@@ -60,8 +60,15 @@ def honour_umask(paths: list[Path], umask: int) -> None:
 
 
 class ExportDialog(QDialog):
-    def __init__(self, parent: QWidget | None, documents: list[tuple[str, str]], folder: str, formats: str,
-                 answers: int, extractions: int) -> None:
+    def __init__(
+        self,
+        parent: QWidget | None,
+        documents: list[tuple[str, str]],
+        folder: str,
+        formats: str,
+        answers: int,
+        extractions: int,
+    ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Export")
         self.docs = QListWidget()
@@ -110,8 +117,12 @@ class ExportDialog(QDialog):
             self.folder.setText(folder)
 
     def choice(self) -> ExportChoice:
-        docs = [self.docs.item(i).data(Qt.ItemDataRole.UserRole) for i in range(self.docs.count())
-                if self.docs.item(i).checkState() == Qt.CheckState.Checked]
+        docs = [
+            self.docs.item(i).data(Qt.ItemDataRole.UserRole)
+            for i in range(self.docs.count())
+            if self.docs.item(i).checkState() == Qt.CheckState.Checked
+        ]
         formats = tuple(k for k, box in self.format_boxes.items() if box.isChecked())
-        return ExportChoice(self.folder.text().strip(), docs, formats, self.answers.isChecked(),
-                            self.extractions.isChecked())
+        return ExportChoice(
+            self.folder.text().strip(), docs, formats, self.answers.isChecked(), self.extractions.isChecked()
+        )

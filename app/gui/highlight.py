@@ -16,16 +16,37 @@ from PySide6.QtGui import QColor, QFont, QSyntaxHighlighter, QTextCharFormat
 MAX_CHARS = 80_000
 CODE_FENCE = 1  # block state: inside a fenced code block
 
-LIGHT = {"heading": "#1a4f8b", "emphasis": "#6a3d9a", "code": "#a3341f", "code_bg": "#f1f1f1", "pipe": "#b07000",
-         "comment": "#808080", "link": "#1f6fb2", "key": "#1a4f8b", "string": "#2e7d32", "number": "#b35900",
-         "literal": "#8e24aa"}
-DARK = {"heading": "#8ab4f8", "emphasis": "#d7aefb", "code": "#f28b82", "code_bg": "#2b2d30", "pipe": "#fdd663",
-        "comment": "#9aa0a6", "link": "#8ab4f8", "key": "#8ab4f8", "string": "#81c995", "number": "#fcad70",
-        "literal": "#d7aefb"}
+LIGHT = {
+    "heading": "#1a4f8b",
+    "emphasis": "#6a3d9a",
+    "code": "#a3341f",
+    "code_bg": "#f1f1f1",
+    "pipe": "#b07000",
+    "comment": "#808080",
+    "link": "#1f6fb2",
+    "key": "#1a4f8b",
+    "string": "#2e7d32",
+    "number": "#b35900",
+    "literal": "#8e24aa",
+}
+DARK = {
+    "heading": "#8ab4f8",
+    "emphasis": "#d7aefb",
+    "code": "#f28b82",
+    "code_bg": "#2b2d30",
+    "pipe": "#fdd663",
+    "comment": "#9aa0a6",
+    "link": "#8ab4f8",
+    "key": "#8ab4f8",
+    "string": "#81c995",
+    "number": "#fcad70",
+    "literal": "#d7aefb",
+}
 
 
-def char_format(colour: str, bold: bool = False, italic: bool = False, background: str | None = None,
-                fixed: bool = False) -> QTextCharFormat:
+def char_format(
+    colour: str, bold: bool = False, italic: bool = False, background: str | None = None, fixed: bool = False
+) -> QTextCharFormat:
     fmt = QTextCharFormat()
     fmt.setForeground(QColor(colour))
     if bold:
@@ -61,17 +82,24 @@ class _Highlighter(QSyntaxHighlighter):
 
 class MarkdownHighlighter(_Highlighter):
     HEADING = re.compile(r"^#{1,6}\s.*$")
-    INLINE = re.compile(r"(?P<code>`[^`]+`)|(?P<strong>(\*\*|__)(?=\S)(.+?)(?<=\S)\3)"
-                        r"|(?P<em>(?<![*\w])[*_](?=[^\s*_])(.+?)(?<=[^\s*_])[*_](?![*\w]))"
-                        r"|(?P<link>\[[^\]]+\]\([^)]+\))|(?P<comment><!--.*?-->)|(?P<pipe>\|)")
+    INLINE = re.compile(
+        r"(?P<code>`[^`]+`)|(?P<strong>(\*\*|__)(?=\S)(.+?)(?<=\S)\3)"
+        r"|(?P<em>(?<![*\w])[*_](?=[^\s*_])(.+?)(?<=[^\s*_])[*_](?![*\w]))"
+        r"|(?P<link>\[[^\]]+\]\([^)]+\))|(?P<comment><!--.*?-->)|(?P<pipe>\|)"
+    )
     FENCE = re.compile(r"^\s*(```|~~~)")
     RULE = re.compile(r"^\s*\|?\s*:?-{3,}:?\s*(\|\s*:?-{3,}:?\s*)*\|?\s*$")  # a table's header separator
 
     def make_formats(self, c: dict[str, str]) -> dict[str, QTextCharFormat]:
-        return {"heading": char_format(c["heading"], bold=True), "strong": char_format(c["emphasis"], bold=True),
-                "em": char_format(c["emphasis"], italic=True), "link": char_format(c["link"]),
-                "code": char_format(c["code"], background=c["code_bg"], fixed=True),
-                "comment": char_format(c["comment"], italic=True), "pipe": char_format(c["pipe"], bold=True)}
+        return {
+            "heading": char_format(c["heading"], bold=True),
+            "strong": char_format(c["emphasis"], bold=True),
+            "em": char_format(c["emphasis"], italic=True),
+            "link": char_format(c["link"]),
+            "code": char_format(c["code"], background=c["code_bg"], fixed=True),
+            "comment": char_format(c["comment"], italic=True),
+            "pipe": char_format(c["pipe"], bold=True),
+        }
 
     def highlightBlock(self, text: str) -> None:
         inside = self.previousBlockState() == CODE_FENCE
@@ -94,12 +122,18 @@ class MarkdownHighlighter(_Highlighter):
 
 
 class JsonHighlighter(_Highlighter):
-    TOKEN = re.compile(r'(?P<key>"(?:[^"\\]|\\.)*"(?=\s*:))|(?P<string>"(?:[^"\\]|\\.)*"?)'
-                       r"|(?P<number>-?\b\d+(?:\.\d+)?(?:[eE][+-]?\d+)?\b)|(?P<literal>\b(?:true|false|null)\b)")
+    TOKEN = re.compile(
+        r'(?P<key>"(?:[^"\\]|\\.)*"(?=\s*:))|(?P<string>"(?:[^"\\]|\\.)*"?)'
+        r"|(?P<number>-?\b\d+(?:\.\d+)?(?:[eE][+-]?\d+)?\b)|(?P<literal>\b(?:true|false|null)\b)"
+    )
 
     def make_formats(self, c: dict[str, str]) -> dict[str, QTextCharFormat]:
-        return {"key": char_format(c["key"], bold=True), "string": char_format(c["string"]),
-                "number": char_format(c["number"]), "literal": char_format(c["literal"], bold=True)}
+        return {
+            "key": char_format(c["key"], bold=True),
+            "string": char_format(c["string"]),
+            "number": char_format(c["number"]),
+            "literal": char_format(c["literal"], bold=True),
+        }
 
     def highlightBlock(self, text: str) -> None:
         for m in self.TOKEN.finditer(text):

@@ -49,8 +49,10 @@ def settings() -> QSettings:
 class Banner(QWidget):
     """A message strip at the top of the window: errors never block in a modal dialog; details on request."""
 
-    STYLES = {True: ("#f8d7da", "#58151c", QStyle.StandardPixmap.SP_MessageBoxCritical),
-              False: ("#d1e7dd", "#0f5132", QStyle.StandardPixmap.SP_MessageBoxInformation)}
+    STYLES = {
+        True: ("#f8d7da", "#58151c", QStyle.StandardPixmap.SP_MessageBoxCritical),
+        False: ("#d1e7dd", "#0f5132", QStyle.StandardPixmap.SP_MessageBoxInformation),
+    }
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -85,8 +87,9 @@ class Banner(QWidget):
         if error:
             self.problems.append((message, details))
         earlier = len(self.problems) - 1
-        self.label.setText(message if earlier <= 0 else f"{message}  ({earlier} earlier problem{'s' * (earlier > 1)}:"
-                                                        " Details)")
+        self.label.setText(
+            message if earlier <= 0 else f"{message}  ({earlier} earlier problem{'s' * (earlier > 1)}: Details)"
+        )
         if earlier > 0:
             details = "\n\n".join(f"{i}. {m}" + (f"\n{d}" if d else "") for i, (m, d) in enumerate(self.problems, 1))
         self.details = details
@@ -144,17 +147,21 @@ class MainWindow(TaskActions, DropTarget, QMainWindow):
         self.page_spin.setRange(0, 0)
         self.page_spin.setSpecialValueText("\u2013")  # no document: a dash, not "1"
         self.page_spin.setEnabled(False)
-        self.page_spin.valueChanged.connect(lambda n: self.page_view.show_page(n) if n and n != self.page_view.page
-                                            else None)
+        self.page_spin.valueChanged.connect(
+            lambda n: self.page_view.show_page(n) if n and n != self.page_view.page else None
+        )
         self.page_total = QLabel("/ 0")
         self.cleaned_box = QCheckBox("Cleaned")
-        self.cleaned_box.setToolTip("Scanned pages: show the page after clean-up (upright, deskewed, denoised, "
-                                    "cropped) instead of as scanned")
+        self.cleaned_box.setToolTip(
+            "Scanned pages: show the page after clean-up (upright, deskewed, denoised, cropped) instead of as scanned"
+        )
         self.cleaned_box.setEnabled(False)
         self.cleaned_box.toggled.connect(self._cleaned_toggled)
         nav = QHBoxLayout()
-        for text, slot, tip in (("\u25c0", self.prev_page, "Previous page (PgUp)"),
-                                ("\u25b6", self.next_page, "Next page (PgDown)")):
+        for text, slot, tip in (
+            ("\u25c0", self.prev_page, "Previous page (PgUp)"),
+            ("\u25b6", self.next_page, "Next page (PgDown)"),
+        ):
             button = QPushButton(text)
             button.setFixedWidth(32)
             button.setToolTip(tip)
@@ -164,9 +171,11 @@ class MainWindow(TaskActions, DropTarget, QMainWindow):
         nav.addWidget(self.page_total)
         nav.addWidget(self.cleaned_box)
         nav.addStretch(1)
-        for text, slot, tip in (("\u2212", lambda: self.page_view.zoom_by(1 / 1.25), "Zoom out (Ctrl+-)"),
-                                ("+", lambda: self.page_view.zoom_by(1.25), "Zoom in (Ctrl+=)"),
-                                ("Fit", self.page_view.fit, "Fit the page (Ctrl+0)")):
+        for text, slot, tip in (
+            ("\u2212", lambda: self.page_view.zoom_by(1 / 1.25), "Zoom out (Ctrl+-)"),
+            ("+", lambda: self.page_view.zoom_by(1.25), "Zoom in (Ctrl+=)"),
+            ("Fit", self.page_view.fit, "Fit the page (Ctrl+0)"),
+        ):
             button = QPushButton(text)
             button.setFixedWidth(44)
             button.setToolTip(tip)
@@ -222,15 +231,23 @@ class MainWindow(TaskActions, DropTarget, QMainWindow):
         help_menu = self.menuBar().addMenu("&Help")
         style = self.style()
 
-        def action(text: str, slot: Any, shortcut: Any = None, menu: Any = None, toolbar: bool = False,
-                   icon: Any = None, checkable: bool = False) -> QAction:
+        def action(
+            text: str,
+            slot: Any,
+            shortcut: Any = None,
+            menu: Any = None,
+            toolbar: bool = False,
+            icon: Any = None,
+            checkable: bool = False,
+        ) -> QAction:
             act = QAction(text, self)
             act.setCheckable(checkable)
             keys = shortcut if isinstance(shortcut, list) else [] if shortcut is None else [shortcut]
             sequences = []
             for key in keys:
-                sequences += (QKeySequence.keyBindings(key) if isinstance(key, QKeySequence.StandardKey)
-                              else [QKeySequence(key)])
+                sequences += (
+                    QKeySequence.keyBindings(key) if isinstance(key, QKeySequence.StandardKey) else [QKeySequence(key)]
+                )
             act.setShortcuts(sequences)
             plain = text.replace("&", "").rstrip("\u2026")
             named = sequences[0].toString(QKeySequence.SequenceFormat.NativeText) if sequences else ""
@@ -251,15 +268,15 @@ class MainWindow(TaskActions, DropTarget, QMainWindow):
         action("&Open\u2026", self.open_dialog, QKeySequence.StandardKey.Open, file_menu, True, pix.SP_DialogOpenButton)
         self.recent_menu = file_menu.addMenu("Open &Recent")
         self._fill_recent()
-        action("&Export\u2026", self.export_dialog, QKeySequence.StandardKey.Save, file_menu, True,
-               pix.SP_DialogSaveButton)
+        action(
+            "&Export\u2026", self.export_dialog, QKeySequence.StandardKey.Save, file_menu, True, pix.SP_DialogSaveButton
+        )
         action("&Remove document", self.remove_selected, QKeySequence.StandardKey.Delete, file_menu)
         action("C&lear documents", self.clear_documents, None, file_menu)
         file_menu.addSeparator()
         action("&Quit", self.close, QKeySequence.StandardKey.Quit, file_menu)
         action("&Paste image", self.paste_image, QKeySequence.StandardKey.Paste, edit_menu)
-        action("Zoom &in", lambda: self.page_view.zoom_by(1.25), [QKeySequence.StandardKey.ZoomIn, "Ctrl+="],
-               view_menu)
+        action("Zoom &in", lambda: self.page_view.zoom_by(1.25), [QKeySequence.StandardKey.ZoomIn, "Ctrl+="], view_menu)
         action("Zoom &out", lambda: self.page_view.zoom_by(1 / 1.25), QKeySequence.StandardKey.ZoomOut, view_menu)
         action("&Fit page", self.page_view.fit, "Ctrl+0", view_menu)
         action("&Next page", self.next_page, QKeySequence.StandardKey.MoveToNextPage, view_menu)
@@ -269,8 +286,10 @@ class MainWindow(TaskActions, DropTarget, QMainWindow):
         bar.addSeparator()
         self.engine_box = QComboBox()
         self.engine_box.addItems(["builtin", "model", "remote"])
-        self.engine_box.setToolTip("builtin: no weights (layout, OCR, retrieval); model: DiffusionGemma loaded here; "
-                                   "remote: a server (dwb serve, vLLM), chosen in Tasks \u2192 Model\u2026")
+        self.engine_box.setToolTip(
+            "builtin: no weights (layout, OCR, retrieval); model: DiffusionGemma loaded here; "
+            "remote: a server (dwb serve, vLLM), chosen in Tasks \u2192 Model\u2026"
+        )
         self.engine_box.currentTextChanged.connect(self._engine_changed)
         bar.addWidget(QLabel(" Engine "))
         bar.addWidget(self.engine_box)
@@ -278,8 +297,9 @@ class MainWindow(TaskActions, DropTarget, QMainWindow):
         self.parse_action = action("&Parse", self.parse, "Ctrl+R", task_menu, True, pix.SP_FileDialogDetailedView)
         self.scope_box = QComboBox()
         self.scope_box.addItems(["Selected", "All documents"])
-        self.scope_box.setToolTip("Which documents Parse, Ask and Extract cover: the selected ones (Ctrl+click for "
-                                  "several) or all")
+        self.scope_box.setToolTip(
+            "Which documents Parse, Ask and Extract cover: the selected ones (Ctrl+click for several) or all"
+        )
         self.scope_box.currentIndexChanged.connect(lambda _: self.scope_changed())
         bar.addWidget(self.scope_box)
         self.question = QLineEdit()
@@ -294,8 +314,9 @@ class MainWindow(TaskActions, DropTarget, QMainWindow):
         action("&Ask", lambda: self.ask(self.question.text()), "Ctrl+K", task_menu, True, pix.SP_MessageBoxQuestion)
         action("Clear &conversation", self.clear_conversation, None, task_menu)
         action("E&xtract\u2026", self.extract_dialog, "Ctrl+J", task_menu, True, pix.SP_FileDialogContentsView)
-        self.cancel_action = action("&Cancel", self.cancel, QKeySequence.StandardKey.Cancel, task_menu, True,
-                                    pix.SP_BrowserStop)
+        self.cancel_action = action(
+            "&Cancel", self.cancel, QKeySequence.StandardKey.Cancel, task_menu, True, pix.SP_BrowserStop
+        )
         self.cancel_action.setEnabled(False)
         action("&Keyboard shortcuts", self.show_shortcuts, None, help_menu)
         action("&About", self.show_about, None, help_menu)
@@ -326,9 +347,13 @@ class MainWindow(TaskActions, DropTarget, QMainWindow):
         self.add_paths([str(path)])
 
     def open_dialog(self) -> None:
-        files, _ = QFileDialog.getOpenFileNames(self, "Open documents", self.settings.value("last_dir", ""),
-                                                "Documents (*.pdf *.png *.jpg *.jpeg *.tif *.tiff *.webp *.bmp *.gif "
-                                                "*.mp4 *.mov *.mkv *.webm *.txt *.md);;All files (*)")
+        files, _ = QFileDialog.getOpenFileNames(
+            self,
+            "Open documents",
+            self.settings.value("last_dir", ""),
+            "Documents (*.pdf *.png *.jpg *.jpeg *.tif *.tiff *.webp *.bmp *.gif "
+            "*.mp4 *.mov *.mkv *.webm *.txt *.md);;All files (*)",
+        )
         if files:
             self.settings.setValue("last_dir", str(Path(files[0]).parent))
             self.add_paths(files)
@@ -416,16 +441,23 @@ class MainWindow(TaskActions, DropTarget, QMainWindow):
         dialog = QInputDialog(self)
         dialog.setWindowTitle("Password")
         dialog.setTextEchoMode(QLineEdit.EchoMode.Password)
-        dialog.setLabelText(f"{entry.name}: that password is wrong. Try again:" if wrong else
-                             f"{entry.name} is encrypted. Its password:")
+        dialog.setLabelText(
+            f"{entry.name}: that password is wrong. Try again:"
+            if wrong
+            else f"{entry.name} is encrypted. Its password:"
+        )
 
         def given(text: str) -> None:
             entry.extra["password"] = text
             self.reopen(entry.path)
 
         def cancelled() -> None:
-            self._entry_failed(entry, f"{entry.name}: the PDF is encrypted and no password was given. "
-                                      "Right-click it and choose Open again to enter one.", "")
+            self._entry_failed(
+                entry,
+                f"{entry.name}: the PDF is encrypted and no password was given. "
+                "Right-click it and choose Open again to enter one.",
+                "",
+            )
 
         dialog.textValueSelected.connect(given)
         dialog.rejected.connect(cancelled)
@@ -492,8 +524,7 @@ class MainWindow(TaskActions, DropTarget, QMainWindow):
             menu.addAction("Open again", lambda: self.reopen(path))
         menu.addAction("Parse again", lambda: self.parse([path]))
         menu.addAction("Export\u2026", lambda: self.export_dialog([path]))
-        menu.addAction("Show in folder",
-                       lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(str(Path(path).parent))))
+        menu.addAction("Show in folder", lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(str(Path(path).parent))))
         menu.addSeparator()
         menu.addAction("Remove", lambda: self.remove_document(path))
         menu.popup(self.doc_list.viewport().mapToGlobal(pos))
@@ -506,8 +537,11 @@ class MainWindow(TaskActions, DropTarget, QMainWindow):
         self.current = path
         entry = self.entries[path]
         if entry.document is None:  # failed to open, or still being read: say so, never the last document's pages
-            self._show_nothing(f"{entry.name} could not be opened.\n\n{entry.message}" if entry.status == "failed"
-                               else f"Reading {entry.name}\u2026")
+            self._show_nothing(
+                f"{entry.name} could not be opened.\n\n{entry.message}"
+                if entry.status == "failed"
+                else f"Reading {entry.name}\u2026"
+            )
             if entry.status == "failed":
                 self.status_label.setText(f"{entry.name}: {entry.message.splitlines()[0][:160]}")
             return
@@ -672,9 +706,12 @@ class MainWindow(TaskActions, DropTarget, QMainWindow):
         except PackageNotFoundError:
             number = "development"
         model = self.loaded.label if self.loaded is not None else "none loaded"
-        QMessageBox.about(self, "About Diffusion Workbench",
-                          f"<b>Diffusion Workbench</b> {number}<br>Documents, OCR and DiffusionGemma's denoising, "
-                          f"live.<br>Model: {model}<br>DiffusionGemma weights are under Google's Gemma terms.")
+        QMessageBox.about(
+            self,
+            "About Diffusion Workbench",
+            f"<b>Diffusion Workbench</b> {number}<br>Documents, OCR and DiffusionGemma's denoising, "
+            f"live.<br>Model: {model}<br>DiffusionGemma weights are under Google's Gemma terms.",
+        )
 
     def _remember(self, path: str) -> None:
         recent = [path] + [p for p in (self.settings.value("recent_files", []) or []) if p != path]

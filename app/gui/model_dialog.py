@@ -94,17 +94,20 @@ def memory_estimate_text(source: str, dtype: str, device: str, quant: str = "aut
     except Exception as exc:  # noqa: BLE001 - the estimate is advisory; loading reports the real error
         return f"No estimate ({type(exc).__name__})."
     # the weights apart from the total: a fixed runtime reserve makes a 5 MB model "about 1.00 GiB" either way
-    return (f"{counts.total:,} parameters ({counts.active:,} active per token); weights {size(plain.weights_bytes)} "
-            f"in {plain_dtype}, {size(nf4.weights_bytes)} in 4-bit NF4; to load, about {size(plain.total_bytes)} and "
-            f"{size(nf4.total_bytes)} with the runtime's reserve. Loads as: "
-            f"{'NF4' if picked == 'nf4' else plain_dtype}" + (f" ({why})" if why else "."))
+    return (
+        f"{counts.total:,} parameters ({counts.active:,} active per token); weights {size(plain.weights_bytes)} "
+        f"in {plain_dtype}, {size(nf4.weights_bytes)} in 4-bit NF4; to load, about {size(plain.total_bytes)} and "
+        f"{size(nf4.total_bytes)} with the runtime's reserve. Loads as: "
+        f"{'NF4' if picked == 'nf4' else plain_dtype}" + (f" ({why})" if why else ".")
+    )
 
 
 def for_window(message: str) -> str:
     """Loading messages are written for the command line; in the window, name the dialog's choices instead."""
-    return (message.replace("`--model tiny` runs the built-in random-weight model", "choose \u201ctiny\u201d above "
-                            "for the built-in random-weight model")
-            .replace("pass a local folder", "choose a local folder"))
+    return message.replace(
+        "`--model tiny` runs the built-in random-weight model",
+        "choose \u201ctiny\u201d above for the built-in random-weight model",
+    ).replace("pass a local folder", "choose a local folder")
 
 
 def read_source(source: str, dtype: str, device: str, quant: str = "auto") -> tuple[str, dict[str, Any]]:
@@ -122,8 +125,9 @@ _READING = threading.Lock()
 
 
 class ModelDialog(QDialog):
-    def __init__(self, parent: QWidget | None = None, recent: list[str] | None = None,
-                 current: ModelChoice | None = None) -> None:
+    def __init__(
+        self, parent: QWidget | None = None, recent: list[str] | None = None, current: ModelChoice | None = None
+    ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Model")
         self.source = QComboBox()
@@ -131,21 +135,27 @@ class ModelDialog(QDialog):
         for s in ["tiny-trained", "tiny", *(recent or []), "google/diffusiongemma-26B-A4B-it"]:
             if self.source.findText(s) < 0:
                 self.source.addItem(s)
-        self.source.setToolTip("tiny-trained (a demonstration model that transcribes short text pages), tiny (random "
-                               "weights, for tests), a Hugging Face id, or a local folder")
+        self.source.setToolTip(
+            "tiny-trained (a demonstration model that transcribes short text pages), tiny (random "
+            "weights, for tests), a Hugging Face id, or a local folder"
+        )
         self.dtype = QComboBox()
         self.dtype.addItems(["auto", "bf16", "fp16", "fp32"])
         self.device = QComboBox()
         self.device.addItems(["auto", "cuda", "mps", "cpu"])
         self.quant = QComboBox()
         self.quant.addItems(["auto", "none", "nf4"])
-        self.quant.setToolTip("nf4: 4-bit weights (the 26B model in about 14 GiB), cached on disk after the first "
-                              "load; auto: NF4 when the plain weights do not fit the device and NF4 does")
+        self.quant.setToolTip(
+            "nf4: 4-bit weights (the 26B model in about 14 GiB), cached on disk after the first "
+            "load; auto: NF4 when the plain weights do not fit the device and NF4 does"
+        )
         self.engine = QComboBox()
         self.engine.addItem("Load it here", "model")
         self.engine.addItem("Remote server (OpenAI chat API: dwb serve, vLLM)", "remote")
-        self.engine.setToolTip("Remote: the model runs on a server; prompts are built here with the Source's "
-                               "processor (no weights). Against dwb serve the panel shows the denoising live.")
+        self.engine.setToolTip(
+            "Remote: the model runs on a server; prompts are built here with the Source's "
+            "processor (no weights). Against dwb serve the panel shows the denoising live."
+        )
         self.base_url = QLineEdit()
         self.base_url.setPlaceholderText("http://127.0.0.1:8000/v1")
         self.remote_model = QLineEdit()
@@ -288,7 +298,7 @@ class ModelDialog(QDialog):
             row = QFormLayout(holder)
             row.setContentsMargins(0, 0, 0, 0)
             row.addRow(box, inner)
-            holder.value = lambda: (inner.value() if box.isChecked() else None)  # type: ignore[attr-defined]
+            holder.value = lambda: inner.value() if box.isChecked() else None  # type: ignore[attr-defined]
             return holder
         if isinstance(value, int):
             spin = QSpinBox()
@@ -309,8 +319,15 @@ class ModelDialog(QDialog):
             if isinstance(widget, QDoubleSpinBox):
                 value = float(value)
             params[name] = value
-        return ModelChoice(self.source.currentText().strip() or "tiny", self.dtype.currentText(),
-                           self.device.currentText(), params, self.quant.currentText(),
-                           engine=self.engine.currentData(), base_url=self.base_url.text().strip(),
-                           remote_model=self.remote_model.text().strip(),
-                           api_key_env=self.api_key_env.text().strip(), concurrency=self.concurrency.value())
+        return ModelChoice(
+            self.source.currentText().strip() or "tiny",
+            self.dtype.currentText(),
+            self.device.currentText(),
+            params,
+            self.quant.currentText(),
+            engine=self.engine.currentData(),
+            base_url=self.base_url.text().strip(),
+            remote_model=self.remote_model.text().strip(),
+            api_key_env=self.api_key_env.text().strip(),
+            concurrency=self.concurrency.value(),
+        )

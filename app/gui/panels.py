@@ -39,8 +39,15 @@ from PySide6.QtWidgets import (
 from .denoise_panel import fixed_font, is_dark
 from .highlight import JsonHighlighter, MarkdownHighlighter, show_text
 
-STATUS_COLOURS = {"queued": "#888888", "ingesting": "#c08a00", "ready": "#5f7f6f", "parsed": "#2e8b57",
-                  "partial": "#d2691e", "failed": "#c0392b", "parsing": "#2a7ab8"}
+STATUS_COLOURS = {
+    "queued": "#888888",
+    "ingesting": "#c08a00",
+    "ready": "#5f7f6f",
+    "parsed": "#2e8b57",
+    "partial": "#d2691e",
+    "failed": "#c0392b",
+    "parsing": "#2a7ab8",
+}
 
 
 @dataclass
@@ -76,8 +83,7 @@ class DocumentList(QListWidget):
         self.setSelectionMode(QListWidget.SelectionMode.ExtendedSelection)
 
     def selected_paths(self) -> list[str]:
-        return [self.item(i).data(Qt.ItemDataRole.UserRole) for i in range(self.count())
-                if self.item(i).isSelected()]
+        return [self.item(i).data(Qt.ItemDataRole.UserRole) for i in range(self.count()) if self.item(i).isSelected()]
 
     def add_entry(self, entry: DocEntry) -> QListWidgetItem:
         item = QListWidgetItem(self._label(entry))
@@ -102,8 +108,11 @@ class DocumentList(QListWidget):
         if entry.thumbnail is not None:
             item.setIcon(QIcon(QPixmap.fromImage(pil_to_qimage(entry.thumbnail))))
         elif entry.status in ("failed", "locked"):  # no page to show: a sign in its place, aligned with the others
-            icon = QStyle.StandardPixmap.SP_MessageBoxCritical if entry.status == "failed" else \
-                QStyle.StandardPixmap.SP_MessageBoxQuestion
+            icon = (
+                QStyle.StandardPixmap.SP_MessageBoxCritical
+                if entry.status == "failed"
+                else QStyle.StandardPixmap.SP_MessageBoxQuestion
+            )
             item.setIcon(self.style().standardIcon(icon))
 
     @staticmethod
@@ -358,8 +367,13 @@ class Results(QTabWidget):
         extract_box = QSplitter(Qt.Orientation.Vertical)
         extract_box.addWidget(self.table)
         extract_box.addWidget(self.extract)
-        for widget, title in ((self.rendered, "Rendered"), (self.raw, "Markdown"), (self.json, "JSON"),
-                              (self.answer, "Answer"), (extract_box, "Extract")):
+        for widget, title in (
+            (self.rendered, "Rendered"),
+            (self.raw, "Markdown"),
+            (self.json, "JSON"),
+            (self.answer, "Answer"),
+            (extract_box, "Extract"),
+        ):
             self.addTab(widget, title)
         self.extract_tab = extract_box
         self.raw.cursorPositionChanged.connect(self._cursor_moved)
@@ -380,8 +394,13 @@ class Results(QTabWidget):
         self.rendered.setMarkdown(self.markdown)
         if self.streaming != "markdown":  # a parse streaming into the tab keeps it; its end shows this
             self._set_quietly(self.raw, self.markdown, self.raw_highlighter)
-        show_text(self.json, json.dumps(_rounded(parsed.to_json()), ensure_ascii=False, indent=1)[:2_000_000]
-                  if parsed is not None else "", self.json_highlighter)
+        show_text(
+            self.json,
+            json.dumps(_rounded(parsed.to_json()), ensure_ascii=False, indent=1)[:2_000_000]
+            if parsed is not None
+            else "",
+            self.json_highlighter,
+        )
 
     def changeEvent(self, event: Any) -> None:
         if event.type() == QEvent.Type.PaletteChange:  # the scheme changed: colours that read on it
@@ -455,8 +474,10 @@ class Results(QTabWidget):
         self._links = []
         parts = [self._answer_html(a) for a in self.thread]
         if self.streaming == "answer":  # the answer so far, as its canvases commit
-            parts.append(f"<p><b>{escape(self.stream_title)}</b></p>"
-                         f"<p style=\"white-space: pre-wrap\">{escape(self.streamed)}\u2026</p>")
+            parts.append(
+                f"<p><b>{escape(self.stream_title)}</b></p>"
+                f'<p style="white-space: pre-wrap">{escape(self.streamed)}\u2026</p>'
+            )
         self.answer.setHtml("<hr/>".join(parts) if parts else "<p><i>No question asked yet.</i></p>")
         bar = self.answer.verticalScrollBar()
         bar.setValue(bar.maximum())
@@ -489,16 +510,20 @@ class Results(QTabWidget):
                 continue
             out, last = [], 0
             for m in CITATION_MARK.finditer(line):
-                out.append(escape(line[last:m.start()]))
+                out.append(escape(line[last : m.start()]))
                 target = by_page.get(int(m.group(1)))
                 out.append(self._link_for(target, m.group(0)) if target is not None else escape(m.group(0)))
                 last = m.end()
             out.append(escape(line[last:]))
             body.append(f"<p>{''.join(out)}</p>")
         if retrieved:
-            body = ["<p><i>Retrieved evidence (builtin engine): passages quoted from the documents, not a generated "
-                    "answer.</i></p><ul>", *[b for b in body if b.startswith("<li>")], "</ul>",
-                    *[b for b in body if not b.startswith("<li>")]]
+            body = [
+                "<p><i>Retrieved evidence (builtin engine): passages quoted from the documents, not a generated "
+                "answer.</i></p><ul>",
+                *[b for b in body if b.startswith("<li>")],
+                "</ul>",
+                *[b for b in body if not b.startswith("<li>")],
+            ]
         seen, sources = set(), []
         for c in answer.citations:
             key = (c.document, c.page)
@@ -577,8 +602,11 @@ class Results(QTabWidget):
         for r, (pointer, value) in enumerate(rows):
             source = extraction.sources.get(pointer)
             self._rows.append(source)
-            cells = (pointer.lstrip("/"), "" if value is None else str(value),
-                     "" if source is None else f"{Path(source.document).name}, p. {source.page}")
+            cells = (
+                pointer.lstrip("/"),
+                "" if value is None else str(value),
+                "" if source is None else f"{Path(source.document).name}, p. {source.page}",
+            )
             for c, text in enumerate(cells):
                 item = QTableWidgetItem(text)
                 if source is not None:

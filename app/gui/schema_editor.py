@@ -89,10 +89,12 @@ class SchemaEditor(QDialog):
         self.message = QLabel("Name the fields to extract; the model fills them from the documents in scope.")
         self.message.setWordWrap(True)
         row = QHBoxLayout()
-        for text, slot, tip in (("Add field", self.add_field, "A new row"),
-                                ("Remove field", self.remove_field, "Remove the selected rows"),
-                                ("Open\u2026", self.open_file, "Open a JSON Schema file"),
-                                ("Save\u2026", self.save_file, "Save the fields as a JSON Schema file")):
+        for text, slot, tip in (
+            ("Add field", self.add_field, "A new row"),
+            ("Remove field", self.remove_field, "Remove the selected rows"),
+            ("Open\u2026", self.open_file, "Open a JSON Schema file"),
+            ("Save\u2026", self.save_file, "Save the fields as a JSON Schema file"),
+        ):
             button = QPushButton(text)
             button.setToolTip(tip)
             button.clicked.connect(slot)
@@ -110,8 +112,14 @@ class SchemaEditor(QDialog):
         self.resize(640, 420)
 
     # rows ---------------------------------------------------------------------------------------------------
-    def add_field(self, name: str = "", kind: str = "string", required: bool = False, description: str = "",
-                  extra: dict[str, Any] | None = None) -> int:
+    def add_field(
+        self,
+        name: str = "",
+        kind: str = "string",
+        required: bool = False,
+        description: str = "",
+        extra: dict[str, Any] | None = None,
+    ) -> int:
         r = self.table.rowCount()
         self.table.insertRow(r)
         self.table.setItem(r, NAME, QTableWidgetItem(name))
@@ -144,9 +152,15 @@ class SchemaEditor(QDialog):
         for r in range(self.table.rowCount()):
             name = self.table.item(r, NAME).text() if self.table.item(r, NAME) else ""
             desc = self.table.item(r, DESCRIPTION).text() if self.table.item(r, DESCRIPTION) else ""
-            out.append(SchemaField(name, self.table.cellWidget(r, TYPE).currentText(),
-                                   self.table.item(r, REQUIRED).checkState() == Qt.CheckState.Checked, desc,
-                                   self.extras[r]))
+            out.append(
+                SchemaField(
+                    name,
+                    self.table.cellWidget(r, TYPE).currentText(),
+                    self.table.item(r, REQUIRED).checkState() == Qt.CheckState.Checked,
+                    desc,
+                    self.extras[r],
+                )
+            )
         return out
 
     def schema(self) -> dict[str, Any]:
@@ -183,8 +197,9 @@ class SchemaEditor(QDialog):
         except Exception as exc:  # noqa: BLE001 - the dialog says what to fix
             self.say(describe(exc))
             return
-        path, _ = QFileDialog.getSaveFileName(self, "Save the JSON Schema", self.path or self.folder,
-                                              "JSON Schema (*.json)")
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Save the JSON Schema", self.path or self.folder, "JSON Schema (*.json)"
+        )
         if path:
             self.save(path, schema)
 

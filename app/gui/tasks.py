@@ -33,11 +33,15 @@ def follow_up_ids(processor: Any, question: str) -> Any:
     """Token ids of one more user turn and the model's turn opening, from the processor's own chat template."""
     marker = "\u2063previous answer\u2063"
     text = processor.apply_chat_template(
-        [{"role": "user", "content": [{"type": "text", "text": "q"}]},
-         {"role": "assistant", "content": [{"type": "text", "text": marker}]},
-         {"role": "user", "content": [{"type": "text", "text": question}]}],
-        add_generation_prompt=True, tokenize=False)
-    turn = text[text.rindex(marker) + len(marker):]
+        [
+            {"role": "user", "content": [{"type": "text", "text": "q"}]},
+            {"role": "assistant", "content": [{"type": "text", "text": marker}]},
+            {"role": "user", "content": [{"type": "text", "text": question}]},
+        ],
+        add_generation_prompt=True,
+        tokenize=False,
+    )
+    turn = text[text.rindex(marker) + len(marker) :]
     return processor.tokenizer(turn, add_special_tokens=False, return_tensors="pt")["input_ids"]
 
 
@@ -68,14 +72,17 @@ def check_remote_choice(choice: ModelChoice) -> tuple[str, str | None]:
     if not url:
         raise ConfigError("Give the server's base URL, for example http://127.0.0.1:8000/v1 (dwb serve prints it).")
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"The base URL {url!r} is not an http:// or https:// address with a host, such as "
-                          "http://127.0.0.1:8000/v1.")
+        raise ConfigError(
+            f"The base URL {url!r} is not an http:// or https:// address with a host, such as http://127.0.0.1:8000/v1."
+        )
     key = None
     if choice.api_key_env:
         key = os.environ.get(choice.api_key_env, "").strip()
         if not key:
-            raise ConfigError(f"The environment variable {choice.api_key_env} (API key env var) is not set or "
-                              "empty. Set it before starting the workbench, or leave the field empty.")
+            raise ConfigError(
+                f"The environment variable {choice.api_key_env} (API key env var) is not set or "
+                "empty. Set it before starting the workbench, or leave the field empty."
+            )
     return url, key
 
 
@@ -190,17 +197,22 @@ class TaskActions:
             return BuiltinEngine()
         engine = self.generating_engine()
         if engine is None:
-            self.show_error("Connect to a server first (Tasks \u2192 Model\u2026, Engine: Remote server), or choose "
-                            "another engine." if name == "remote" else
-                            "Load a model first (Tasks \u2192 Model\u2026), or choose the builtin engine.")
+            self.show_error(
+                "Connect to a server first (Tasks \u2192 Model\u2026, Engine: Remote server), or choose another engine."
+                if name == "remote"
+                else "Load a model first (Tasks \u2192 Model\u2026), or choose the builtin engine."
+            )
         return engine
 
     def _ready(self) -> tuple[Any, list[DocEntry]] | None:
         """The engine and the documents in scope, or None after saying what is missing."""
         entries = self.scope_entries()
         if not entries:
-            self.show_error(NO_DOCUMENT if not self.entries else
-                            "No document in scope is ready: select one in the list, or choose All documents.")
+            self.show_error(
+                NO_DOCUMENT
+                if not self.entries
+                else "No document in scope is ready: select one in the list, or choose All documents."
+            )
             return None
         engine = self._engine()
         return None if engine is None else (engine, entries)
@@ -387,8 +399,9 @@ class TaskActions:
         if text is None:
             raise GenerationError("the engine stopped without a result")
         conversation.session = session
-        return Answer(question=question, text=text.strip(), citations=_citations(text, docs), kind="generated",
-                      engine=engine.name)
+        return Answer(
+            question=question, text=text.strip(), citations=_citations(text, docs), kind="generated", engine=engine.name
+        )
 
     def clear_conversation(self) -> None:
         """Forget the answers about the documents in scope, with every engine, and their KV caches."""
@@ -443,16 +456,20 @@ class TaskActions:
             self.results.show_extraction(extraction)
             fields = list(asked)
             if not extraction.value:  # an empty object is valid against most schemas: say why it is empty
-                how = ("The builtin engine reads \u201cname: value\u201d lines and table rows whose label is a "
-                       "field's name, title or alias; load a model (Tasks \u2192 Model\u2026) to read running text."
-                       if extraction.engine == "builtin" else "The model's reply held none of them.")
+                how = (
+                    "The builtin engine reads \u201cname: value\u201d lines and table rows whose label is a "
+                    "field's name, title or alias; load a model (Tasks \u2192 Model\u2026) to read running text."
+                    if extraction.engine == "builtin"
+                    else "The model's reply held none of them."
+                )
                 more = ", \u2026" if len(fields) > 5 else ""
                 named = f" ({', '.join(fields[:5])}{more})" if fields else ""
                 self.banner.show_message(f"No field{named} was found in the documents in scope. {how}", error=False)
                 self.status_label.setText("Extracted nothing.")
             else:
-                self.status_label.setText(f"Extracted {len(extraction.sources)} value(s) of "
-                                          f"{len(fields) or len(extraction.value)} field(s).")
+                self.status_label.setText(
+                    f"Extracted {len(extraction.sources)} value(s) of {len(fields) or len(extraction.value)} field(s)."
+                )
 
         return self.worker.submit(self._connect(Job("extracting", work), done, stream=("extract", "")))
 
@@ -491,8 +508,13 @@ class TaskActions:
                 else:
                     job.progress.emit(1, 3, f"{message}\u2026")
 
-            loaded = load_model(choice.source, dtype=choice.dtype, device=choice.device,
-                                quant=getattr(choice, "quant", "auto"), progress=progress)
+            loaded = load_model(
+                choice.source,
+                dtype=choice.dtype,
+                device=choice.device,
+                quant=getattr(choice, "quant", "auto"),
+                progress=progress,
+            )
             job.progress.emit(2, 3, "ready")
             if loaded.device == "cpu":
                 spare_a_core()
@@ -509,8 +531,9 @@ class TaskActions:
             self.model_label.setText(f"model: {self.loaded.label} [{self.loaded.dtype}{quant}, {self.loaded.device}]")
             self.panel.set_decoder(lambda i: self.loaded.tokenizer.decode([i]))
             self.engine_box.setCurrentText("model")
-            recent = [choice.source] + [s for s in (self.settings.value("recent_models", []) or [])
-                                        if s != choice.source]
+            recent = [choice.source] + [
+                s for s in (self.settings.value("recent_models", []) or []) if s != choice.source
+            ]
             self.settings.setValue("recent_models", recent[:MAX_RECENT])
             self.status_label.setText(f"Loaded {self.loaded.label}.")
 
@@ -530,19 +553,29 @@ class TaskActions:
             try:
                 processor = load_processor(choice.source)
             except ModelLoadError as exc:  # the hint names the dialog's field, not a command-line option
-                raise ModelLoadError(exc.message, hint="Choose as Source the model the server runs: a Hugging Face id "
-                                     "or a local folder with its processor and tokenizer files (no weights "
-                                     "needed).") from exc
+                raise ModelLoadError(
+                    exc.message,
+                    hint="Choose as Source the model the server runs: a Hugging Face id "
+                    "or a local folder with its processor and tokenizer files (no weights "
+                    "needed).",
+                ) from exc
             job.progress.emit(1, 2, f"connecting to {base_url}\u2026")
-            engine = RemoteEngine(base_url, processor, model=choice.remote_model or None, api_key=key,
-                                  concurrency=choice.concurrency, params=DiffusionParams(**choice.params))
+            engine = RemoteEngine(
+                base_url,
+                processor,
+                model=choice.remote_model or None,
+                api_key=key,
+                concurrency=choice.concurrency,
+                params=DiffusionParams(**choice.params),
+            )
             try:
                 engine.model_name()
             except GenerationError as exc:
                 engine.close()
-                raise GenerationError(f"{base_url} did not answer as an OpenAI-compatible server ({exc.message})",
-                                      hint="Check the address (it usually ends in /v1) and that the server is "
-                                           "running.") from exc
+                raise GenerationError(
+                    f"{base_url} did not answer as an OpenAI-compatible server ({exc.message})",
+                    hint="Check the address (it usually ends in /v1) and that the server is running.",
+                ) from exc
             except BaseException:
                 engine.close()
                 raise
@@ -565,11 +598,20 @@ class TaskActions:
 
     # export ------------------------------------------------------------------------------------------------
     def export_dialog(self, paths: list[str] | None = None) -> None:
-        parsed = [(e.path, e.name) for e in self.entries.values() if e.parsed is not None
-                  and (paths is None or e.path in paths)]
+        parsed = [
+            (e.path, e.name)
+            for e in self.entries.values()
+            if e.parsed is not None and (paths is None or e.path in paths)
+        ]
         answers = len(self.answer_log)
-        dialog = ExportDialog(self, parsed, str(self.settings.value("export_dir", "")),
-                              str(self.settings.value("export_formats", "md,json")), answers, len(self.extractions))
+        dialog = ExportDialog(
+            self,
+            parsed,
+            str(self.settings.value("export_dir", "")),
+            str(self.settings.value("export_formats", "md,json")),
+            answers,
+            len(self.extractions),
+        )
 
         def accepted() -> None:
             choice = dialog.choice()
@@ -586,10 +628,14 @@ class TaskActions:
         """Write the chosen documents, formats, answers and extractions on the worker; files get the umask's mode."""
         if not isinstance(choice, ExportChoice):  # a folder: every parsed document, the saved formats, everything
             formats = formats or str(self.settings.value("export_formats", "md,json,txt,html,csv"))
-            choice = ExportChoice(str(choice), [p for p, e in self.entries.items() if e.parsed is not None],
-                                  tuple(formats.split(",")))
-        results = [(Path(p).stem, self.entries[p].parsed) for p in choice.documents
-                   if p in self.entries and self.entries[p].parsed is not None]
+            choice = ExportChoice(
+                str(choice), [p for p, e in self.entries.items() if e.parsed is not None], tuple(formats.split(","))
+            )
+        results = [
+            (Path(p).stem, self.entries[p].parsed)
+            for p in choice.documents
+            if p in self.entries and self.entries[p].parsed is not None
+        ]
         answers = [a for _, a in self.answer_log] if choice.answers else []
         extractions = list(self.extractions) if choice.extractions else []
         if not (results and choice.formats) and not answers and not extractions:

@@ -53,8 +53,15 @@ def expand(paths: Iterable[str | Path]) -> Iterator[Path]:
 
 
 # content signatures, checked before the suffix: a PNG named .pdf is a PNG
-MAGIC = ((b"%PDF", "pdf"), (b"\x89PNG\r\n\x1a\n", "image"), (b"\xff\xd8\xff", "image"), (b"GIF87a", "image"),
-         (b"GIF89a", "image"), (b"II*\x00", "image"), (b"MM\x00*", "image"))
+MAGIC = (
+    (b"%PDF", "pdf"),
+    (b"\x89PNG\r\n\x1a\n", "image"),
+    (b"\xff\xd8\xff", "image"),
+    (b"GIF87a", "image"),
+    (b"GIF89a", "image"),
+    (b"II*\x00", "image"),
+    (b"MM\x00*", "image"),
+)
 
 
 def sniff(path: Path) -> str:
@@ -112,8 +119,7 @@ def open_document(path: str | Path, password: Callable[[str], str | None] | None
     return open_text(path)
 
 
-def ingest(paths: Iterable[str | Path], password: Callable[[str], str | None] | None = None
-           ) -> list[IngestResult]:
+def ingest(paths: Iterable[str | Path], password: Callable[[str], str | None] | None = None) -> list[IngestResult]:
     results = []
     for path in expand(paths):
         try:

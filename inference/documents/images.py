@@ -24,14 +24,19 @@ def open_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> Document:
             if width * height > max_pixels:
                 raise IngestError(
                     f"the image is {width} x {height} pixels ({width * height / 1e6:.0f} MP), over the "
-                    f"{max_pixels / 1e6:.0f} MP limit that guards against decompression bombs", path=path)
+                    f"{max_pixels / 1e6:.0f} MP limit that guards against decompression bombs",
+                    path=path,
+                )
             frames = getattr(img, "n_frames", 1) if img.format in ("TIFF", "MPO") else 1
             fmt = img.format
     except IngestError:
         raise
     except Image.DecompressionBombError as exc:
-        raise IngestError(f"the image is too large to open safely ({exc}); the {max_pixels / 1e6:.0f} MP limit "
-                          "guards against decompression bombs", path=path) from exc
+        raise IngestError(
+            f"the image is too large to open safely ({exc}); the {max_pixels / 1e6:.0f} MP limit "
+            "guards against decompression bombs",
+            path=path,
+        ) from exc
     except (UnidentifiedImageError, OSError) as exc:
         raise IngestError(f"not a readable image ({exc})", path=path) from exc
     doc = Document(source=str(path), sha256=file_sha256(path), kind="image", metadata={"format": fmt})
@@ -40,8 +45,7 @@ def open_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> Document:
         number = index + 1
         try:
             img = doc.render(number)
-            doc.pages.append(Page(number=number, label=str(number), width=img.width, height=img.height,
-                                  scanned=True))
+            doc.pages.append(Page(number=number, label=str(number), width=img.width, height=img.height, scanned=True))
         except Exception as exc:  # noqa: BLE001 - one bad TIFF page never loses the others
             doc.pages.append(Page(number=number, label=str(number), width=0, height=0, scanned=True))
             doc.add_error(number, f"page could not be decoded: {exc}")

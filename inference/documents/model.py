@@ -14,8 +14,19 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-BLOCK_KINDS = ("text", "heading", "list", "table", "figure", "caption", "code", "formula", "header", "footer",
-               "page_number")
+BLOCK_KINDS = (
+    "text",
+    "heading",
+    "list",
+    "table",
+    "figure",
+    "caption",
+    "code",
+    "formula",
+    "header",
+    "footer",
+    "page_number",
+)
 KINDS = ("pdf", "image", "video", "text")
 _UNSAFE = re.compile(r"[\ud800-\udfff\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _SURROGATE = re.compile(r"[\ud800-\udfff]")

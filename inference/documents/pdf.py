@@ -44,15 +44,22 @@ def open_pdf(path: str | Path, password: PasswordCallback | None = None, tables:
     if pdf.needs_pass:
         secret = password(str(path)) if password else None
         if not secret:
-            raise IngestError("the PDF is encrypted and no password was given", path=path,
-                              hint="Open it again and enter its password.")
+            raise IngestError(
+                "the PDF is encrypted and no password was given",
+                path=path,
+                hint="Open it again and enter its password.",
+            )
         if not pdf.authenticate(secret):
             raise IngestError("the PDF is encrypted and the password is wrong", path=path)
     if pdf.page_count == 0:
         raise IngestError("the PDF has no pages", path=path)
 
-    doc = Document(source=str(path), sha256=file_sha256(path), kind="pdf",
-                   metadata={k: clean_text(v) for k, v in (pdf.metadata or {}).items() if v})
+    doc = Document(
+        source=str(path),
+        sha256=file_sha256(path),
+        kind="pdf",
+        metadata={k: clean_text(v) for k, v in (pdf.metadata or {}).items() if v},
+    )
     doc.metadata["repaired"] = bool(pdf.is_repaired)
     doc.renderer = _renderer(path, password)
     for index in range(pdf.page_count):
@@ -65,8 +72,11 @@ def open_pdf(path: str | Path, password: PasswordCallback | None = None, tables:
             doc.add_error(number, f"page could not be read: {str(exc) or type(exc).__name__}")
             continue
         if pdf.is_repaired and _is_blank(page, doc.pages[-1]):
-            doc.add_error(number, "the page is empty after PyMuPDF repaired the file: the PDF is probably "
-                                  "truncated or damaged, and this page's content is missing")
+            doc.add_error(
+                number,
+                "the page is empty after PyMuPDF repaired the file: the PDF is probably "
+                "truncated or damaged, and this page's content is missing",
+            )
     return doc
 
 
@@ -115,27 +125,38 @@ def _read_page(page: Any, number: int, tables: bool) -> Page:
     paths = len(page.get_cdrawings())
     text_layer = _classify_layer(page, text_blocks, coverage)
     scanned = text_layer != "visible" and coverage >= SCAN_COVERAGE
-    out = Page(number=number, label=label, width=rect.width, height=rect.height, text_layer=text_layer,
-               scanned=scanned, attrs={"image_coverage": round(coverage, 3), "rotation": page.rotation,
-                                       "paths": paths})
+    out = Page(
+        number=number,
+        label=label,
+        width=rect.width,
+        height=rect.height,
+        text_layer=text_layer,
+        scanned=scanned,
+        attrs={"image_coverage": round(coverage, 3), "rotation": page.rotation, "paths": paths},
+    )
     if text_layer != "visible":
         out.blocks = _figures(image_infos, rect, start=0)
         return out
     table_blocks: list[Block] = []
     if tables and paths > MAX_TABLE_PATHS:
-        out.note(f"table detection skipped: {paths:,} vector paths on the page (budget {MAX_TABLE_PATHS:,}); "
-                  "tables on it come out as text")
+        out.note(
+            f"table detection skipped: {paths:,} vector paths on the page (budget {MAX_TABLE_PATHS:,}); "
+            "tables on it come out as text"
+        )
     elif tables and (len(text_blocks) >= 12 or paths >= 4):
         table_blocks = _tables(page, text_blocks, use_layout=paths <= MAX_LAYOUT_PATHS)
         if paths > MAX_LAYOUT_PATHS:
-            out.note(f"tables found from ruling lines only: {paths:,} vector paths on the page "
-                      f"(layout analysis budget {MAX_LAYOUT_PATHS:,})")
+            out.note(
+                f"tables found from ruling lines only: {paths:,} vector paths on the page "
+                f"(layout analysis budget {MAX_LAYOUT_PATHS:,})"
+            )
     body = _body_size(text_blocks)
     blocks: list[Block] = []
     for b in text_blocks:
         # lines inside a table are the table's: a block the finder cut through keeps only its other lines
-        lines = [ln for ln in b["lines"]
-                 if ln["text"] and not any(_centre_in(ln["bbox"], t.bbox) for t in table_blocks)]
+        lines = [
+            ln for ln in b["lines"] if ln["text"] and not any(_centre_in(ln["bbox"], t.bbox) for t in table_blocks)
+        ]
         if not lines:
             continue
         bbox = _union(ln["bbox"] for ln in lines)
@@ -150,8 +171,7 @@ def _read_page(page: Any, number: int, tables: bool) -> Page:
         elif BULLET.match(texts[0]):
             kind = "list"
             text = "\n".join(texts)
-        blocks.append(Block(kind=kind, text=text, bbox=bbox, order=0, level=level,
-                            attrs={"size": round(size, 2)}))
+        blocks.append(Block(kind=kind, text=text, bbox=bbox, order=0, level=level, attrs={"size": round(size, 2)}))
     blocks = _join_drop_caps(blocks, body)
     blocks.extend(table_blocks)
     blocks.extend(_figures(image_infos, rect, start=0))
@@ -169,8 +189,18 @@ def _join_drop_caps(blocks: list[Block], body: float) -> list[Block]:
         text = cap.text.strip()
         if len(text) == 1 and text.isalpha() and cap.attrs.get("size", 0) >= 2 * body:
             x0, y0, x1, y1 = cap.bbox
-            para = next((b for b in blocks if b is not cap and b.kind == "text" and abs(b.bbox[1] - y0) < (y1 - y0) / 2
-                         and b.bbox[0] - 2 <= x1 and b.bbox[2] > x1), None)
+            para = next(
+                (
+                    b
+                    for b in blocks
+                    if b is not cap
+                    and b.kind == "text"
+                    and abs(b.bbox[1] - y0) < (y1 - y0) / 2
+                    and b.bbox[0] - 2 <= x1
+                    and b.bbox[2] > x1
+                ),
+                None,
+            )
             if para is not None:
                 para.text = text + para.text
                 para.bbox = _union([para.bbox, cap.bbox])
@@ -237,9 +267,20 @@ def _line_text(line: dict) -> str:
 
 
 # spacing accents that PDFs (TeX above all) draw as glyphs of their own over a letter, and their combining forms
-ACCENTS = {"\u00b4": "\u0301", "`": "\u0300", "\u02c7": "\u030c", "\u00a8": "\u0308", "\u02c6": "\u0302",
-           "\u02dc": "\u0303", "\u00b8": "\u0327", "\u02da": "\u030a", "\u02d8": "\u0306", "\u00af": "\u0304",
-           "\u02d9": "\u0307", "\u02dd": "\u030b"}
+ACCENTS = {
+    "\u00b4": "\u0301",
+    "`": "\u0300",
+    "\u02c7": "\u030c",
+    "\u00a8": "\u0308",
+    "\u02c6": "\u0302",
+    "\u02dc": "\u0303",
+    "\u00b8": "\u0327",
+    "\u02da": "\u030a",
+    "\u02d8": "\u0306",
+    "\u00af": "\u0304",
+    "\u02d9": "\u0307",
+    "\u02dd": "\u030b",
+}
 
 
 def _chars_text(chars: list[tuple[dict, float]], ordered: bool = True) -> str:
@@ -277,9 +318,11 @@ def _chars_text(chars: list[tuple[dict, float]], ordered: bool = True) -> str:
 def _space_gap(chars: list[tuple[dict, float]]) -> float:
     """The gap (in ems) between glyphs that reads as a space: 0.22, or less where the letters touch (tight bold type
     drawn without space characters has word gaps of 0.13 em): a gap clearly above the usual one is a space."""
-    gaps = sorted((b["bbox"][0] - a["bbox"][2]) / max(size, 1.0)
-                  for (a, size), (b, _) in zip(chars, chars[1:], strict=False)
-                  if not a["c"].isspace() and not b["c"].isspace())
+    gaps = sorted(
+        (b["bbox"][0] - a["bbox"][2]) / max(size, 1.0)
+        for (a, size), (b, _) in zip(chars, chars[1:], strict=False)
+        if not a["c"].isspace() and not b["c"].isspace()
+    )
     if len(gaps) < 8:
         return 0.22
     return min(0.22, max(gaps[len(gaps) // 2], 0.0) + 0.1)
@@ -432,9 +475,12 @@ def _table_cells(table: Any, text_blocks: list[dict]) -> list[list[str | None]]:
                 lx0, ly0, lx1, ly1 = ln["bbox"]
                 if lx1 < x0 or lx0 > x1 or ly1 < y0 or ly0 > y1:
                     continue  # the line misses the cell: skip its characters (this loop runs per cell)
-                inside = [c for s in ln["spans"] for c in s["chars"]
-                          if x0 <= (c["bbox"][0] + c["bbox"][2]) / 2 <= x1
-                          and y0 <= (c["bbox"][1] + c["bbox"][3]) / 2 <= y1]
+                inside = [
+                    c
+                    for s in ln["spans"]
+                    for c in s["chars"]
+                    if x0 <= (c["bbox"][0] + c["bbox"][2]) / 2 <= x1 and y0 <= (c["bbox"][1] + c["bbox"][3]) / 2 <= y1
+                ]
                 if inside:
                     size = ln["spans"][0]["size"] if ln["spans"] else 10.0
                     parts.append((ln["bbox"][1], _chars_text([(c, size) for c in inside])))
@@ -445,8 +491,12 @@ def _table_cells(table: Any, text_blocks: list[dict]) -> list[list[str | None]]:
     header = None if has_header else _header_above(table, lines)
     if header is not None:
         out.insert(0, header[0])
-        table.attrs_bbox = (min(table.bbox[0], header[1][0]), header[1][1], max(table.bbox[2], header[1][2]),
-                            table.bbox[3])
+        table.attrs_bbox = (
+            min(table.bbox[0], header[1][0]),
+            header[1][1],
+            max(table.bbox[2], header[1][2]),
+            table.bbox[3],
+        )
     # columns that are empty in every row (PyMuPDF splits at every ruling line) carry nothing
     width = max((len(r) for r in out), default=0)
     keep = [c for c in range(width) if any(c < len(r) and r[c] for r in out)]
@@ -482,8 +532,10 @@ def _header_above(table: Any, lines: list[dict]) -> tuple[list[str | None], tupl
     cells: list[list[str]] = [[] for _ in columns]
     for ln in row_lines:
         size = ln["spans"][0]["size"] if ln["spans"] else 10.0
-        chars = sorted(((c, size) for s in ln["spans"] for c in s["chars"] if not c["c"].isspace()),
-                       key=lambda cs: cs[0]["bbox"][0])
+        chars = sorted(
+            ((c, size) for s in ln["spans"] for c in s["chars"] if not c["c"].isspace()),
+            key=lambda cs: cs[0]["bbox"][0],
+        )
         words: list[list[tuple[dict, float]]] = []
         for cs in chars:
             if words and cs[0]["bbox"][0] - words[-1][-1][0]["bbox"][2] <= 0.22 * size:
@@ -498,8 +550,12 @@ def _header_above(table: Any, lines: list[dict]) -> tuple[list[str | None], tupl
             cells[col].append(_chars_text(word))
     if sum(1 for c in cells if c) * 2 < len(columns):
         return None
-    box = (min(ln["bbox"][0] for ln in row_lines), min(ln["bbox"][1] for ln in row_lines),
-           max(ln["bbox"][2] for ln in row_lines), nearest)
+    box = (
+        min(ln["bbox"][0] for ln in row_lines),
+        min(ln["bbox"][1] for ln in row_lines),
+        max(ln["bbox"][2] for ln in row_lines),
+        nearest,
+    )
     return [" ".join(c) for c in cells], box
 
 
@@ -509,12 +565,22 @@ def _figures(infos: list[dict], rect: Any, start: int) -> list[Block]:
         x0, y0, x1, y1 = info["bbox"]
         if (x1 - x0) * (y1 - y0) < 0.01 * abs(rect):
             continue  # icons, rules and specks are not figures
-        blocks.append(Block(kind="figure", text="", bbox=(x0, y0, x1, y1), order=start + i,
-                            attrs={"xref": info.get("xref", 0), "width": info.get("width"),
-                                   "height": info.get("height")}))
+        blocks.append(
+            Block(
+                kind="figure",
+                text="",
+                bbox=(x0, y0, x1, y1),
+                order=start + i,
+                attrs={"xref": info.get("xref", 0), "width": info.get("width"), "height": info.get("height")},
+            )
+        )
     return blocks
 
 
 def _inside(inner: tuple, outer: tuple, slack: float = 2.0) -> bool:
-    return (inner[0] >= outer[0] - slack and inner[1] >= outer[1] - slack and inner[2] <= outer[2] + slack
-            and inner[3] <= outer[3] + slack)
+    return (
+        inner[0] >= outer[0] - slack
+        and inner[1] >= outer[1] - slack
+        and inner[2] <= outer[2] + slack
+        and inner[3] <= outer[3] + slack
+    )

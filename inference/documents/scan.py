@@ -51,9 +51,14 @@ class CleanedScan:
     steps: list[str] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
-        return {"rotation": self.rotation, "skew": round(self.skew, 2), "crop": self.crop,
-                "noise_sigma": round(self.noise_sigma, 2), "orientation_source": self.orientation_source,
-                "steps": list(self.steps)}
+        return {
+            "rotation": self.rotation,
+            "skew": round(self.skew, 2),
+            "crop": self.crop,
+            "noise_sigma": round(self.noise_sigma, 2),
+            "orientation_source": self.orientation_source,
+            "steps": list(self.steps),
+        }
 
 
 def clean_scan(image: Any, options: ScanOptions = ScanOptions()) -> CleanedScan:
@@ -257,8 +262,7 @@ def _warp(img: np.ndarray, m: np.ndarray) -> np.ndarray:
     h, w = img.shape[:2]
     cos, sin = abs(m[0, 0]), abs(m[0, 1])
     size = (int(h * sin + w * cos + 0.5), int(h * cos + w * sin + 0.5))
-    return cv2.warpAffine(img, m, size, flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_CONSTANT,
-                          borderValue=_paper(img))
+    return cv2.warpAffine(img, m, size, flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_CONSTANT, borderValue=_paper(img))
 
 
 def _quarter_turns(k: int, shape: tuple[int, ...]) -> np.ndarray:
@@ -340,8 +344,9 @@ def _is_colour(rgb: np.ndarray) -> bool:
     return float(np.percentile(spread, 95)) > 24
 
 
-def page_image(doc: Any, number: int, dpi: float = 144, clean: bool = True,
-               options: ScanOptions = ScanOptions()) -> Any:
+def page_image(
+    doc: Any, number: int, dpi: float = 144, clean: bool = True, options: ScanOptions = ScanOptions()
+) -> Any:
     """Page ``number`` of ``doc`` as a PIL image; scanned pages cleaned (what was done lands in the page's attrs)."""
     image = doc.render(number, dpi)
     page = next((p for p in doc.pages if p.number == number), None)

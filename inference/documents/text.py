@@ -38,5 +38,10 @@ def open_text(path: str | Path) -> Document:
             kind = "list"
         blocks.append(Block(kind=kind, text=body, bbox=(0, 0, 0, 0), order=len(blocks), level=level))
     page = Page(number=1, label="1", width=0, height=0, text_layer="visible", blocks=blocks)
-    return Document(source=str(path), sha256=file_sha256(path), kind="text", pages=[page],
-                    metadata={"encoding": encoding, "markdown": path.suffix.lower() in (".md", ".markdown")})
+    return Document(
+        source=str(path),
+        sha256=file_sha256(path),
+        kind="text",
+        pages=[page],
+        metadata={"encoding": encoding, "markdown": path.suffix.lower() in (".md", ".markdown")},
+    )

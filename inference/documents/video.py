@@ -49,16 +49,34 @@ def open_video(path: str | Path, max_frames: int = 16) -> Document:
     if not samples:
         raise IngestError("the video has no decodable frames", path=path)
     chosen = _scene_frames(samples, max_frames)
-    doc = Document(source=str(path), sha256=file_sha256(path), kind="video",
-                   metadata={"fps": fps, "frames": index, "duration": index / fps, "sampled": len(samples),
-                             "selection": chosen[1]})
+    doc = Document(
+        source=str(path),
+        sha256=file_sha256(path),
+        kind="video",
+        metadata={
+            "fps": fps,
+            "frames": index,
+            "duration": index / fps,
+            "sampled": len(samples),
+            "selection": chosen[1],
+        },
+    )
     frames = {}
     for n, (frame_index, frame) in enumerate(chosen[0], start=1):
         seconds = frame_index / fps
         h, w = frame.shape[:2]
         frames[n] = frame
-        doc.pages.append(Page(number=n, label=timestamp(seconds), width=w, height=h, scanned=False,
-                              timestamp=round(seconds, 3), attrs={"frame_index": frame_index}))
+        doc.pages.append(
+            Page(
+                number=n,
+                label=timestamp(seconds),
+                width=w,
+                height=h,
+                scanned=False,
+                timestamp=round(seconds, 3),
+                attrs={"frame_index": frame_index},
+            )
+        )
     doc.renderer = lambda number, dpi=0: _to_pil(frames[number])
     return doc
 

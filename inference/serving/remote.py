@@ -48,9 +48,11 @@ def load_processor(source: str) -> Any:
         where = str(builtin_folder(source)) if source == TRAINED_SOURCE else source
         return AutoProcessor.from_pretrained(where, trust_remote_code=False)
     except Exception as exc:
-        raise ModelLoadError(f"The processor of {source!r} could not be loaded: {exc}",
-                             hint="The remote engine builds prompts here: give --model a Hugging Face id or folder "
-                                  "holding the processor and tokenizer files (no weights needed).") from exc
+        raise ModelLoadError(
+            f"The processor of {source!r} could not be loaded: {exc}",
+            hint="The remote engine builds prompts here: give --model a Hugging Face id or folder "
+            "holding the processor and tokenizer files (no weights needed).",
+        ) from exc
 
 
 class _Retry(Exception):
@@ -83,11 +85,23 @@ class RemoteEngine(ModelEngine):
 
     name = "remote"
 
-    def __init__(self, base_url: str, processor: Any, model: str | None = None, api_key: str | None = None,
-                 concurrency: int = 4, timeout: float = 600.0, connect_timeout: float = 10.0,
-                 http_retries: int = 4, backoff: float = 0.5, max_backoff: float = 30.0, events: bool = True,
-                 params: DiffusionParams | dict[str, Any] | None = None, policy: PromptPolicy | None = None,
-                 retries: int = 2) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        processor: Any,
+        model: str | None = None,
+        api_key: str | None = None,
+        concurrency: int = 4,
+        timeout: float = 600.0,
+        connect_timeout: float = 10.0,
+        http_retries: int = 4,
+        backoff: float = 0.5,
+        max_backoff: float = 30.0,
+        events: bool = True,
+        params: DiffusionParams | dict[str, Any] | None = None,
+        policy: PromptPolicy | None = None,
+        retries: int = 2,
+    ) -> None:
         import httpx
 
         if concurrency < 1:
@@ -102,8 +116,11 @@ class RemoteEngine(ModelEngine):
         self.retries = retries  # extract: asks again with the validation errors
         self.http_retries, self.backoff, self.max_backoff = http_retries, backoff, max_backoff
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self.client = httpx.Client(headers=headers, timeout=httpx.Timeout(timeout, connect=connect_timeout),
-                                   limits=httpx.Limits(max_connections=concurrency + 2))
+        self.client = httpx.Client(
+            headers=headers,
+            timeout=httpx.Timeout(timeout, connect=connect_timeout),
+            limits=httpx.Limits(max_connections=concurrency + 2),
+        )
         self._model_lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(concurrency)  # requests in flight, over all threads
 
@@ -112,8 +129,11 @@ class RemoteEngine(ModelEngine):
 
     # ------------------------------------------------------------------ one generation
     def request_body(self, prompt: Prompt) -> dict[str, Any]:
-        body: dict[str, Any] = {"messages": [{"role": "user", "content": prompt_content(prompt)}], "stream": True,
-                                EXTENSION: {"events": self.events, "max_soft_tokens": prompt.max_soft_tokens}}
+        body: dict[str, Any] = {
+            "messages": [{"role": "user", "content": prompt_content(prompt)}],
+            "stream": True,
+            EXTENSION: {"events": self.events, "max_soft_tokens": prompt.max_soft_tokens},
+        }
         values = self.params.to_dict() if isinstance(self.params, DiffusionParams) else dict(self.params or {})
         if values:
             if values.get("max_new_tokens") is not None:
@@ -160,10 +180,12 @@ class RemoteEngine(ModelEngine):
                 if isinstance(exc, httpx.ReadTimeout | httpx.WriteTimeout):  # the server took it: do not ask twice
                     raise GenerationError(f"{self.base_url}: no answer within the timeout ({exc})") from exc
                 if n == self.http_retries:
-                    raise GenerationError(f"{self.base_url}: {_describe(exc)} (gave up after {n + 1} tries)",
-                                          hint="Check that the server is running and reachable.") from exc
+                    raise GenerationError(
+                        f"{self.base_url}: {_describe(exc)} (gave up after {n + 1} tries)",
+                        hint="Check that the server is running and reachable.",
+                    ) from exc
                 wait = getattr(exc, "wait", None)
-                wait = min(self.max_backoff, wait if wait is not None else self.backoff * 2 ** n)
+                wait = min(self.max_backoff, wait if wait is not None else self.backoff * 2**n)
                 wait *= random.uniform(0.5, 1.0)  # jitter: clients that failed together do not retry together
                 log.info("%s: %s; retrying in %.2f s", self.base_url, _describe(exc), wait)
                 if _cancelled(context, wait):

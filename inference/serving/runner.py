@@ -78,8 +78,9 @@ class Run:
 class Runner:
     """The model, its processor, and the worker thread. ``submit`` never blocks: a full queue is an error."""
 
-    def __init__(self, loaded: Any, queue_size: int = 16, max_pixels: int = 50_000_000,
-                 max_new_tokens: int = 32_768) -> None:
+    def __init__(
+        self, loaded: Any, queue_size: int = 16, max_pixels: int = 50_000_000, max_new_tokens: int = 32_768
+    ) -> None:
         from ..engine import DiffusionEngine
 
         self.loaded = loaded
@@ -110,8 +111,13 @@ class Runner:
         params = self.params_for(body, extension)
         try:
             rendered = self.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-            inputs = self.processor(text=rendered, images=images or None, return_tensors="pt",
-                                    add_special_tokens=False, max_soft_tokens=soft)
+            inputs = self.processor(
+                text=rendered,
+                images=images or None,
+                return_tensors="pt",
+                add_special_tokens=False,
+                max_soft_tokens=soft,
+            )
         except (ValueError, TypeError, KeyError) as exc:
             raise WireError(f"the messages could not be turned into model inputs: {exc}") from exc
         device = self.loaded.device
@@ -148,8 +154,9 @@ class Runner:
                 self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
         except queue.Full:
             wait = (statistics.median(self._seconds) if self._seconds else 1.0) * (self.queue.qsize() + 1)
-            raise QueueFullError("the server's queue is full; try again later",
-                                 retry_after=max(1, min(600, round(wait)))) from None
+            raise QueueFullError(
+                "the server's queue is full; try again later", retry_after=max(1, min(600, round(wait)))
+            ) from None
         return run
 
     # ------------------------------------------------------------------ the worker

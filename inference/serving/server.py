@@ -42,8 +42,9 @@ class ServeConfig:
 
 
 def error(status: int, message: str, kind: str = "invalid_request_error", headers: dict | None = None) -> JSONResponse:
-    return JSONResponse({"error": {"message": message, "type": kind, "code": status}}, status_code=status,
-                        headers=headers)
+    return JSONResponse(
+        {"error": {"message": message, "type": kind, "code": status}}, status_code=status, headers=headers
+    )
 
 
 class _Disconnect:
@@ -95,17 +96,25 @@ class _RunResponse(Response):
             yield event
 
     def _chunk(self, delta: dict | None, finish: str | None = None, event: Event | None = None) -> bytes:
-        body: dict[str, Any] = {"id": self.id, "object": "chat.completion.chunk", "created": self.created,
-                                "model": self.app.config.model_name,
-                                "choices": [] if delta is None else [{"index": 0, "delta": delta,
-                                                                      "finish_reason": finish}]}
+        body: dict[str, Any] = {
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.app.config.model_name,
+            "choices": [] if delta is None else [{"index": 0, "delta": delta, "finish_reason": finish}],
+        }
         if event is not None:
             body[EXTENSION] = encode_event(event)
         return b"data: " + json.dumps(body, separators=(",", ":")).encode() + b"\n\n"
 
     async def _stream(self, send: Any) -> None:
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")],
+            }
+        )
 
         async def emit(data: bytes) -> None:
             await send({"type": "http.response.body", "body": data, "more_body": True})
@@ -133,14 +142,23 @@ class _RunResponse(Response):
         last = self.run.last
         if isinstance(last, Finished):
             reason = _TextDeltas(self.app.runner.engine).reason_of(last)
-            response: Response = JSONResponse({
-                "id": self.id, "object": "chat.completion", "created": self.created,
-                "model": self.app.config.model_name,
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": last.text},
-                             "finish_reason": reason}],
-                "usage": {"prompt_tokens": self.run.prompt_tokens, "completion_tokens": last.stats.new_tokens,
-                          "total_tokens": self.run.prompt_tokens + last.stats.new_tokens},
-                EXTENSION: encode_event(last)})
+            response: Response = JSONResponse(
+                {
+                    "id": self.id,
+                    "object": "chat.completion",
+                    "created": self.created,
+                    "model": self.app.config.model_name,
+                    "choices": [
+                        {"index": 0, "message": {"role": "assistant", "content": last.text}, "finish_reason": reason}
+                    ],
+                    "usage": {
+                        "prompt_tokens": self.run.prompt_tokens,
+                        "completion_tokens": last.stats.new_tokens,
+                        "total_tokens": self.run.prompt_tokens + last.stats.new_tokens,
+                    },
+                    EXTENSION: encode_event(last),
+                }
+            )
         elif isinstance(last, Failed):
             response = error(500, f"generation failed: {last.message}", "server_error")
         else:
@@ -168,13 +186,13 @@ class _TextDeltas:
         text = self.engine._decode(_array(self.ids)).rstrip("\ufffd")
         if not text.startswith(self.sent):
             return ""
-        delta, self.sent = text[len(self.sent):], text
+        delta, self.sent = text[len(self.sent) :], text
         return delta
 
     def finished(self, event: Finished) -> str:
         self.reason = self.reason_of(event)
         text = event.text
-        return text[len(self.sent):] if text.startswith(self.sent) else ""
+        return text[len(self.sent) :] if text.startswith(self.sent) else ""
 
     def reason_of(self, event: Finished) -> str:
         eos = set(self.engine.eos_token_ids)
@@ -192,11 +210,14 @@ class ChatApp:
 
     def __init__(self, runner: Runner, config: ServeConfig) -> None:
         self.runner, self.config = runner, config
-        self.app = Starlette(routes=[Route("/v1/models", self.models, methods=["GET"]),
-                                     Route("/v1/chat/completions", self.chat, methods=["POST"]),
-                                     Route("/health", self.health, methods=["GET"])],
-                             exception_handlers={Exception: self._crash, 404: self._not_found,
-                                                 405: self._not_allowed})
+        self.app = Starlette(
+            routes=[
+                Route("/v1/models", self.models, methods=["GET"]),
+                Route("/v1/chat/completions", self.chat, methods=["POST"]),
+                Route("/health", self.health, methods=["GET"]),
+            ],
+            exception_handlers={Exception: self._crash, 404: self._not_found, 405: self._not_allowed},
+        )
 
     async def _crash(self, request: Request, exc: Exception) -> Response:
         log.error("request failed", exc_info=exc)
@@ -216,8 +237,12 @@ class ChatApp:
         scheme, _, token = given.partition(" ")
         if scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), key.encode()):
             return None
-        return error(401, "a valid bearer token is required (Authorization: Bearer ...)", "authentication_error",
-                     headers={"WWW-Authenticate": "Bearer"})
+        return error(
+            401,
+            "a valid bearer token is required (Authorization: Bearer ...)",
+            "authentication_error",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
 
     async def health(self, request: Request) -> Response:
         return JSONResponse({"status": "ok", "queued": self.runner.queue.qsize()})
@@ -226,8 +251,12 @@ class ChatApp:
         denied = self._unauthorized(request)
         if denied:
             return denied
-        return JSONResponse({"object": "list", "data": [{"id": self.config.model_name, "object": "model",
-                                                         "created": 0, "owned_by": "dwb"}]})
+        return JSONResponse(
+            {
+                "object": "list",
+                "data": [{"id": self.config.model_name, "object": "model", "created": 0, "owned_by": "dwb"}],
+            }
+        )
 
     async def _body(self, request: Request) -> dict[str, Any]:
         limit = self.config.max_body_bytes
@@ -258,8 +287,11 @@ class ChatApp:
             body = await self._body(request)
             model = body.get("model")
             if model is not None and model != self.config.model_name:
-                return error(404, f"model {model!r} is not served here; this server serves "
-                                  f"{self.config.model_name!r}", "model_not_found")
+                return error(
+                    404,
+                    f"model {model!r} is not served here; this server serves {self.config.model_name!r}",
+                    "model_not_found",
+                )
             stream = body.get("stream", False)
             extension = body.get(EXTENSION) or {}
             if not isinstance(stream, bool) or not isinstance(extension, dict):
@@ -285,8 +317,10 @@ def check_host(host: str, api_key: str | None) -> str | None:
     """A warning when the server listens beyond this machine without a token."""
     if host in LOOPBACK or api_key:
         return None
-    return (f"dwb serve listens on {host} without a token: anyone who reaches this address can use the model. "
-            "Set --api-key-env to require one.")
+    return (
+        f"dwb serve listens on {host} without a token: anyone who reaches this address can use the model. "
+        "Set --api-key-env to require one."
+    )
 
 
 def start(app: ChatApp, host: str = "127.0.0.1", port: int = 0) -> tuple[Any, Any, int]:
@@ -296,8 +330,9 @@ def start(app: ChatApp, host: str = "127.0.0.1", port: int = 0) -> tuple[Any, An
 
     import uvicorn
 
-    server = uvicorn.Server(uvicorn.Config(app.app, host=host, port=port, log_level="warning", lifespan="off",
-                                           timeout_graceful_shutdown=5))
+    server = uvicorn.Server(
+        uvicorn.Config(app.app, host=host, port=port, log_level="warning", lifespan="off", timeout_graceful_shutdown=5)
+    )
     thread = threading.Thread(target=server.run, name="dwb-serve", daemon=True)
     thread.start()
     while not server.started:

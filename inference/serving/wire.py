@@ -36,8 +36,14 @@ def pack_array(array: np.ndarray) -> dict[str, Any]:
         data, code = np.packbits(array, axis=None).tobytes(), "bits"
     elif array.dtype.kind in "iu":
         low, high = (int(array.min()), int(array.max())) if array.size else (0, 0)
-        code = next((c for c, lo, hi in (("u1", 0, 255), ("u2", 0, 65_535), ("u3", 0, 2**24 - 1),
-                                         ("i4", -2**31, 2**31 - 1)) if lo <= low and high <= hi), "i8")
+        code = next(
+            (
+                c
+                for c, lo, hi in (("u1", 0, 255), ("u2", 0, 65_535), ("u3", 0, 2**24 - 1), ("i4", -(2**31), 2**31 - 1))
+                if lo <= low and high <= hi
+            ),
+            "i8",
+        )
         if code == "u3":
             raw = array.astype("<u4").reshape(-1, 1).view(np.uint8)[:, :3]
             data = raw.tobytes()
@@ -47,8 +53,12 @@ def pack_array(array: np.ndarray) -> dict[str, Any]:
         data, code = array.astype("<f2").tobytes(), "f2"
     else:
         data, code = array.astype("<f4").tobytes(), "f4"
-    return {"dtype": code, "like": array.dtype.str, "shape": list(array.shape),
-            "b64": base64.b64encode(data).decode("ascii")}
+    return {
+        "dtype": code,
+        "like": array.dtype.str,
+        "shape": list(array.shape),
+        "b64": base64.b64encode(data).decode("ascii"),
+    }
 
 
 def unpack_array(packed: dict[str, Any]) -> np.ndarray:
@@ -139,8 +149,12 @@ def image_from_data_url(url: str, max_pixels: int = 50_000_000) -> Any:
 
 def prompt_content(prompt: Any) -> list[dict[str, Any]]:
     """A ``Prompt``'s parts as OpenAI chat content parts, in order."""
-    return [{"type": "image_url", "image_url": {"url": image_to_data_url(p.image)}} if p.kind == "image"
-            else {"type": "text", "text": p.text} for p in prompt.parts]
+    return [
+        {"type": "image_url", "image_url": {"url": image_to_data_url(p.image)}}
+        if p.kind == "image"
+        else {"type": "text", "text": p.text}
+        for p in prompt.parts
+    ]
 
 
 def processor_messages(messages: Any, max_pixels: int = 50_000_000) -> tuple[list[dict[str, Any]], list[Any]]:

@@ -84,10 +84,12 @@ class TaskContext:
 class TaskEngine(Protocol):
     name: str
 
-    def parse(self, doc: Document, options: ParseOptions | None = None,
-              context: TaskContext | None = None) -> ParseResult: ...
+    def parse(
+        self, doc: Document, options: ParseOptions | None = None, context: TaskContext | None = None
+    ) -> ParseResult: ...
 
     def ask(self, docs: Sequence[Document], question: str, context: TaskContext | None = None) -> Answer: ...
 
-    def extract(self, docs: Sequence[Document], schema: dict[str, Any],
-                context: TaskContext | None = None) -> Extraction: ...
+    def extract(
+        self, docs: Sequence[Document], schema: dict[str, Any], context: TaskContext | None = None
+    ) -> Extraction: ...

@@ -31,8 +31,10 @@ def needs_ocr(doc: Document, page: Page) -> bool:
     return doc.kind == "pdf" and not page.has_text_layer
 
 
-OCR_REASONS = {"garbage": "the text layer does not read as text (glyph codes or junk): read by OCR instead",
-               "invisible": "the text layer is invisible (a scan's OCR layer): the scan read by OCR instead"}
+OCR_REASONS = {
+    "garbage": "the text layer does not read as text (glyph codes or junk): read by OCR instead",
+    "invisible": "the text layer is invisible (a scan's OCR layer): the scan read by OCR instead",
+}
 
 
 WORD = re.compile(r"[^\W\d_]{2,}")  # two letters in a row: OCR of pen strokes gives lone letters and dashes
@@ -57,8 +59,9 @@ def mark_unreadable(doc: Document, page: Page) -> None:
 class BuiltinEngine:
     name = "builtin"
 
-    def parse(self, doc: Document, options: ParseOptions | None = None,
-              context: TaskContext | None = None) -> ParseResult:
+    def parse(
+        self, doc: Document, options: ParseOptions | None = None, context: TaskContext | None = None
+    ) -> ParseResult:
         from .ocr import ocr_page
 
         context = context or TaskContext()
@@ -87,12 +90,12 @@ class BuiltinEngine:
         return ParseResult(document=doc, markdown=markdown, pages=pages, engine=self.name)
 
     # ask: BM25 over passages -------------------------------------------------------------------------------------
-    def ask(self, docs: Sequence[Document], question: str, context: TaskContext | None = None,
-            k: int = 5) -> Answer:
+    def ask(self, docs: Sequence[Document], question: str, context: TaskContext | None = None, k: int = 5) -> Answer:
         index = PassageIndex.build(docs)
         hits = index.search(question, k)
-        citations = [Citation(document=p.document, page=p.page, label=p.label, text=p.text, score=round(s, 3))
-                     for p, s in hits]
+        citations = [
+            Citation(document=p.document, page=p.page, label=p.label, text=p.text, score=round(s, 3)) for p, s in hits
+        ]
         if citations:
             lines = ["Retrieved evidence (builtin engine: no model, these passages are quoted, not an answer):"]
             for c in citations:
@@ -103,8 +106,9 @@ class BuiltinEngine:
         return Answer(question=question, text=text, citations=citations, kind="retrieved", engine=self.name)
 
     # extract: key-value lines and table rows ---------------------------------------------------------------------
-    def extract(self, docs: Sequence[Document], schema: dict[str, Any],
-                context: TaskContext | None = None) -> Extraction:
+    def extract(
+        self, docs: Sequence[Document], schema: dict[str, Any], context: TaskContext | None = None
+    ) -> Extraction:
         from .schema import check_schema, coerce, validate
 
         check_schema(schema)
@@ -121,11 +125,13 @@ class BuiltinEngine:
                 value[name] = coerce(pair.value, spec)
             except ValueError:
                 continue
-            sources[f"/{name}"] = Citation(document=pair.document, page=pair.page, label=pair.label,
-                                           text=f"{pair.key}: {pair.value}")
+            sources[f"/{name}"] = Citation(
+                document=pair.document, page=pair.page, label=pair.label, text=f"{pair.key}: {pair.value}"
+            )
         errors = validate(value, schema)
-        return Extraction(value=value, sources=sources, valid=not errors, errors=errors, kind="best-effort",
-                          engine=self.name)
+        return Extraction(
+            value=value, sources=sources, valid=not errors, errors=errors, kind="best-effort", engine=self.name
+        )
 
 
 @dataclass
@@ -145,8 +151,7 @@ class PassageIndex:
         self.passages = passages
         self.retriever = None
         if passages:
-            tokens = bm25s.tokenize([p.text for p in passages], stopwords="en", stemmer=STEMMER,
-                                    show_progress=False)
+            tokens = bm25s.tokenize([p.text for p in passages], stopwords="en", stemmer=STEMMER, show_progress=False)
             self.retriever = bm25s.BM25()
             self.retriever.index(tokens, show_progress=False)
 
@@ -191,8 +196,27 @@ def passages(doc: Document) -> list[Passage]:
     return out
 
 
-SUFFIXES = ("ational", "ization", "fulness", "iveness", "ations", "ation", "ments", "ment", "ings", "ing", "edly",
-            "ies", "ied", "ers", "er", "ed", "es", "ly", "s")
+SUFFIXES = (
+    "ational",
+    "ization",
+    "fulness",
+    "iveness",
+    "ations",
+    "ation",
+    "ments",
+    "ment",
+    "ings",
+    "ing",
+    "edly",
+    "ies",
+    "ied",
+    "ers",
+    "er",
+    "ed",
+    "es",
+    "ly",
+    "s",
+)
 
 
 def light_stem(word: str) -> str:
@@ -218,7 +242,7 @@ STEMMER = LightStemmer()
 
 
 def _snippet(text: str, limit: int = 300) -> str:
-    return text if len(text) <= limit else text[: limit].rsplit(" ", 1)[0] + " \u2026"
+    return text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0] + " \u2026"
 
 
 @dataclass

@@ -21,10 +21,16 @@ from collections.abc import Iterable
 from ..documents.model import Block, Document, Page
 
 MARGIN_BAND = 0.085  # top / bottom fraction of the page where running headers and footers live
-PAGE_NUMBER = re.compile(r"^\s*(?:page\s+|p\.\s*|-\s*)?(?:(?:\d{1,2}|[A-Z])\s?[-–]\s?)?"  # chapter-page: 7-45
-                         r"(?:\d{1,4}|[ivxlcdm]{1,7})(?:\s*(?:of|/)\s*\d{1,4})?\s*-?\s*$", re.I)
-STAMP = re.compile(r"(downloaded\s+(from|by)|download\s+date|all rights reserved|©|copyright|licen[cs]ed under|"
-                   r"https?://|www\.|doi:|\bissn\b|published by|freely available online)", re.I)
+PAGE_NUMBER = re.compile(
+    r"^\s*(?:page\s+|p\.\s*|-\s*)?(?:(?:\d{1,2}|[A-Z])\s?[-–]\s?)?"  # chapter-page: 7-45
+    r"(?:\d{1,4}|[ivxlcdm]{1,7})(?:\s*(?:of|/)\s*\d{1,4})?\s*-?\s*$",
+    re.I,
+)
+STAMP = re.compile(
+    r"(downloaded\s+(from|by)|download\s+date|all rights reserved|©|copyright|licen[cs]ed under|"
+    r"https?://|www\.|doi:|\bissn\b|published by|freely available online)",
+    re.I,
+)
 FURNITURE = ("header", "footer", "page_number")
 
 
@@ -71,8 +77,9 @@ def reading_order(blocks: list[Block], page_width: float) -> list[Block]:
     out: list[Block] = []
     band: list[Block] = []
     for blk in sorted(blocks, key=lambda b: (b.bbox[1], b.bbox[0])):
-        if column(blk) is None and not any(_overlap_y(blk, other) for other in band if column(other) is not None
-                                           and other.bbox[3] > blk.bbox[1] + 1):
+        if column(blk) is None and not any(
+            _overlap_y(blk, other) for other in band if column(other) is not None and other.bbox[3] > blk.bbox[1] + 1
+        ):
             out.extend(sorted(band, key=key))
             out.append(blk)
             band = []
@@ -117,8 +124,11 @@ def find_gutters(blocks: list[Block], page_width: float, min_gap: float = 8.0) -
                 gutters.append((float(start), float(x)))
         x += 1
     # a gutter must have real text on both sides of it
-    return [g for g in gutters if sum(1 for b in text if b.bbox[2] <= g[0] + 2) >= 2
-            and sum(1 for b in text if b.bbox[0] >= g[1] - 2) >= 2]
+    return [
+        g
+        for g in gutters
+        if sum(1 for b in text if b.bbox[2] <= g[0] + 2) >= 2 and sum(1 for b in text if b.bbox[0] >= g[1] - 2) >= 2
+    ]
 
 
 def mark_furniture(page: Page, repeats: set[str], lone: bool = False) -> None:
@@ -154,8 +164,7 @@ def mark_furniture(page: Page, repeats: set[str], lone: bool = False) -> None:
             blk.kind = "page_number"
 
 
-def _lone_furniture(blk: Block, top: bool, body_top: float, body_bottom: float, body_size: float,
-                    lone: bool) -> bool:
+def _lone_furniture(blk: Block, top: bool, body_top: float, body_bottom: float, body_size: float, lone: bool) -> bool:
     """Margin text that does not repeat: a running head with its folio or a download/licence stamp; on a longer
     document's page also a short line set apart from the body (a running head of its own)."""
     text = blk.text.strip()
@@ -172,8 +181,11 @@ FOLIO = re.compile(r"^\s*(\d{2,4}|[ivxlc]{2,6})\s+\S|\S\s+(\d{2,4}|[ivxlc]{2,6})
 def _running_line(blk: Block, top: bool, body_top: float, body_bottom: float, body_size: float) -> bool:
     """A short line in the margin band, set apart from the body: a running head or foot of its own."""
     size = blk.attrs.get("size")
-    if len(blk.text.split()) > 15 or (blk.kind == "heading" and blk.level == 1) or (
-            size and body_size and size > 1.05 * body_size):
+    if (
+        len(blk.text.split()) > 15
+        or (blk.kind == "heading" and blk.level == 1)
+        or (size and body_size and size > 1.05 * body_size)
+    ):
         return False  # long, or set larger than the body: a title or a sentence, not a running head
     if FOLIO.search(blk.text):
         return True

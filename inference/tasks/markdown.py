@@ -141,7 +141,7 @@ def _merge_continuations(items: list[str]) -> list[str]:
 
 def _list_item(line: str) -> str:
     if m := ORDERED.match(line):
-        return f"{m.group(1)}. {_inline(line[m.end():])}"
+        return f"{m.group(1)}. {_inline(line[m.end() :])}"
     return f"- {_inline(BULLET.sub('', line, count=1))}"
 
 

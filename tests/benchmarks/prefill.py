@@ -65,8 +65,9 @@ print(json.dumps(result))
 
 def run(size: int, images: int, chunk: int) -> dict:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    out = subprocess.run([sys.executable, "-c", CHILD, str(size), str(images), str(chunk)], env=env,
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, str(size), str(images), str(chunk)], env=env, capture_output=True, text=True
+    )
     if out.returncode != 0:
         return {"tokens": size, "error": out.stderr.strip().splitlines()[-1] if out.stderr else str(out.returncode)}
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -83,12 +84,21 @@ def main() -> int:
     for size in sizes:
         chunk = size + 1 if args.one_shot else args.chunk
         results[size] = r = run(size, 0, chunk)
-        print(f"{r['tokens']:>7} tokens: " + (f"error {r['error']}" if "error" in r else
-              f"{r['seconds']:8.1f} s, peak {r['peak'] / 2**30:.2f} GiB (after setup {r['base'] / 2**30:.2f})"),
-              flush=True)
+        print(
+            f"{r['tokens']:>7} tokens: "
+            + (
+                f"error {r['error']}"
+                if "error" in r
+                else f"{r['seconds']:8.1f} s, peak {r['peak'] / 2**30:.2f} GiB (after setup {r['base'] / 2**30:.2f})"
+            ),
+            flush=True,
+        )
     r = run(32768, 16, args.chunk)
-    print(f"{r['tokens']:>7} tokens with 16 images: " + (f"error {r['error']}" if "error" in r else
-          f"{r['seconds']:8.1f} s, peak {r['peak'] / 2**30:.2f} GiB"), flush=True)
+    print(
+        f"{r['tokens']:>7} tokens with 16 images: "
+        + (f"error {r['error']}" if "error" in r else f"{r['seconds']:8.1f} s, peak {r['peak'] / 2**30:.2f} GiB"),
+        flush=True,
+    )
     if all(s in results and "seconds" in results[s] for s in (65536, 262144)):
         print(f"prefill_scaling={results[262144]['seconds'] / results[65536]['seconds']:.2f}")
         print(f"prefill_256k_peak_gib={results[262144]['peak'] / 2**30:.2f}")

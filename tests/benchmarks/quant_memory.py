@@ -32,8 +32,11 @@ class RandomSource:
 
     def __init__(self, model, torch) -> None:
         self.torch = torch
-        self.shapes = {n: tuple(t.shape) for n, t in list(model.named_parameters(remove_duplicate=False))
-                       + list(model.named_buffers(remove_duplicate=False))}
+        self.shapes = {
+            n: tuple(t.shape)
+            for n, t in list(model.named_parameters(remove_duplicate=False))
+            + list(model.named_buffers(remove_duplicate=False))
+        }
 
     def names(self):
         return self.shapes.keys()
@@ -50,7 +53,7 @@ class RandomSource:
         flat = out.view(-1)
         step = 1 << 24  # drawn 16M values at a time: no fp32 copy of a whole tensor (the embeddings are 1.4 GiB)
         for begin in range(0, flat.numel(), step):
-            part = flat[begin:begin + step]
+            part = flat[begin : begin + step]
             part.copy_(torch.randn(part.numel(), generator=generator) * 0.02)
         return out
 
@@ -71,8 +74,7 @@ def copy_layer(model, source_index: int, index: int, torch, device) -> None:
         elif isinstance(module, bnb.nn.Linear4bit):
             state = module.weight.quant_state
             stats = {k: (v.clone() if torch.is_tensor(v) else v) for k, v in state.as_dict(packed=True).items()}
-            install(model, prefix + name, linear4bit_from_stats(module.weight.data.clone(), stats, state.dtype,
-                                                                device))
+            install(model, prefix + name, linear4bit_from_stats(module.weight.data.clone(), stats, state.dtype, device))
 
 
 def main() -> int:
@@ -137,8 +139,10 @@ def main() -> int:
     model.eval()
     groups = byte_groups(model)
     quantized = sum(g["bytes"] for g in groups.values())
-    print(f"layers quantized for real: {len(timings)} of {len(layers)} (one of each layer type at least); the "
-          f"others are copies of a quantized layer of their type")
+    print(
+        f"layers quantized for real: {len(timings)} of {len(layers)} (one of each layer type at least); the "
+        f"others are copies of a quantized layer of their type"
+    )
     for name, group in groups.items():
         print(f"  {name:<12} {group['bytes'] / 2**30:7.2f} GiB  {group['bytes_per_param']:.3f} bytes/param")
 

@@ -83,14 +83,32 @@ def main() -> None:
 
     port = _free_port()
     url = f"http://127.0.0.1:{port}/v1"
-    server = subprocess.Popen([sys.executable, "-m", "tests.benchmarks.serve", "--model", args.model, "--dtype",
-                               args.dtype, "--device", args.device, "--child-port", str(port)])
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tests.benchmarks.serve",
+            "--model",
+            args.model,
+            "--dtype",
+            args.dtype,
+            "--device",
+            args.device,
+            "--child-port",
+            str(port),
+        ]
+    )
     try:
         loaded = load_model(args.model, dtype=args.dtype, device=args.device)
         engine = DiffusionEngine(loaded.model, loaded.tokenizer)
         engine.eos_token_ids = []  # random weights end early on end-of-sequence; every run makes 2 canvases
-        params = engine.default_params(max_new_tokens=args.new_tokens, max_denoising_steps=args.steps, seed=0,
-                                       stability_threshold=None, confidence_threshold=None)
+        params = engine.default_params(
+            max_new_tokens=args.new_tokens,
+            max_denoising_steps=args.steps,
+            seed=0,
+            stability_threshold=None,
+            confidence_threshold=None,
+        )
         builder = PromptBuilder(loaded.processor)
         parts = [PromptPart("text", text="Write a long story about a lighthouse keeper and the sea.")]
         total, template = builder.count(parts, 280)
@@ -130,11 +148,15 @@ def main() -> None:
         server.terminate()
         server.wait(timeout=30)
     lm, rm = statistics.median(local_times), statistics.median(remote_times)
-    print(f"model: {loaded.label} [{loaded.dtype}, {loaded.device}], {args.new_tokens} new tokens, "
-          f"{args.steps} steps per canvas, {steps_local} step events per run, {args.pairs} pairs")
+    print(
+        f"model: {loaded.label} [{loaded.dtype}, {loaded.device}], {args.new_tokens} new tokens, "
+        f"{args.steps} steps per canvas, {steps_local} step events per run, {args.pairs} pairs"
+    )
     print(f"in-process engine: median {lm * 1000:.1f} ms  (runs: {', '.join(f'{t * 1000:.0f}' for t in local_times)})")
-    print(f"dwb serve + remote engine (events on): median {rm * 1000:.1f} ms  "
-          f"(runs: {', '.join(f'{t * 1000:.0f}' for t in remote_times)})")
+    print(
+        f"dwb serve + remote engine (events on): median {rm * 1000:.1f} ms  "
+        f"(runs: {', '.join(f'{t * 1000:.0f}' for t in remote_times)})"
+    )
     print(f"remote_overhead_ratio={rm / lm:.3f}")
 
 

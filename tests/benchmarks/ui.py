@@ -72,8 +72,13 @@ def main() -> None:
     window.show()
     window.add_paths([str(SAMPLE)])
     wait_until(app, lambda: all(e.document is not None for e in window.entries.values()))
-    params = {"max_new_tokens": 1024, "max_denoising_steps": args.steps, "seed": args.seed, "stability_threshold": None,
-              "confidence_threshold": None}
+    params = {
+        "max_new_tokens": 1024,
+        "max_denoising_steps": args.steps,
+        "seed": args.seed,
+        "stability_threshold": None,
+        "confidence_threshold": None,
+    }
     window.load_model(ModelChoice("tiny", "fp32", "cpu", params))
     wait_until(app, lambda: window.model_engine is not None and not window.worker.busy)
     # random weights end on an end-of-sequence token after a canvas or two; the benchmark wants 4 full canvases
@@ -113,18 +118,24 @@ def main() -> None:
     window.close()
     wait_until(app, lambda: not window.isVisible())
 
-    print(f"tiny model, fp32, CPU; {args.runs} runs of {canvases[0]} canvases, {steps[0]} denoising steps each; "
-          f"panel visible; {INTERVAL_MS} ms timer on the UI thread; {os.cpu_count()} cores, load average (1 min) "
-          f"{load_before:.2f} at the start, {os.getloadavg()[0]:.2f} at the end")
+    print(
+        f"tiny model, fp32, CPU; {args.runs} runs of {canvases[0]} canvases, {steps[0]} denoising steps each; "
+        f"panel visible; {INTERVAL_MS} ms timer on the UI thread; {os.cpu_count()} cores, load average (1 min) "
+        f"{load_before:.2f} at the start, {os.getloadavg()[0]:.2f} at the end"
+    )
     print(f"idle: worst lateness per run {[round(v, 1) for v in idle]} ms, median {statistics.median(idle):.1f} ms")
-    print(f"busy: worst lateness per run {[round(v, 1) for v in busy]} ms, median {statistics.median(busy):.1f} ms; "
-          f"run time median {statistics.median(seconds):.2f} s; panel redraws {window.panel.redraws}, "
-          f"events received {window.panel.received}")
+    print(
+        f"busy: worst lateness per run {[round(v, 1) for v in busy]} ms, median {statistics.median(busy):.1f} ms; "
+        f"run time median {statistics.median(seconds):.2f} s; panel redraws {window.panel.redraws}, "
+        f"events received {window.panel.received}"
+    )
     print(f"busy/idle ratio of medians: {statistics.median(busy) / max(statistics.median(idle), 0.1):.2f}")
     assert min(canvases) >= 4, canvases
     for source, (stall, seconds_to_answer, text) in dialog_stalls.items():
-        print(f"model dialog, {source}: worst lateness {stall:.1f} ms until the answer ({seconds_to_answer:.1f} s): "
-              f"{text[:90]!r}")
+        print(
+            f"model dialog, {source}: worst lateness {stall:.1f} ms until the answer ({seconds_to_answer:.1f} s): "
+            f"{text[:90]!r}"
+        )
     print(f"max_dialog_stall_ms={max(v[0] for v in dialog_stalls.values()):.1f}")
     print(f"max_ui_stall_ms={max(busy + [v[0] for v in dialog_stalls.values()]):.1f}")
 
