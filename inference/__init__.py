@@ -4,4 +4,11 @@ This package never imports Qt or ``app``. Heavy libraries (torch, transformers) 
 need them, not here.
 """
 
-__version__ = "0.1.0"
+from importlib.metadata import PackageNotFoundError, version
+
+DIST_NAME = "diffusion-workbench"
+
+try:  # the one source of the version is pyproject.toml, read back from the installed metadata
+    __version__ = version(DIST_NAME)
+except PackageNotFoundError:  # a checkout that was never installed
+    __version__ = "development"

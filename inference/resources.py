@@ -1,10 +1,14 @@
-"""Where the files the package ships (``resources/``) are: a source checkout, an installed package, or a frozen
-bundle (PyInstaller puts data under ``sys._MEIPASS``). ``app.resources`` re-exports these for the window."""
+"""Where the files the app ships are: the checkout's ``resources/`` folder, which the wheel installs as the package
+``inference.data`` (read through :mod:`importlib.resources`), or a frozen bundle's ``resources/`` (PyInstaller puts
+data under ``sys._MEIPASS``). ``app.resources`` re-exports these for the window."""
 
 from __future__ import annotations
 
 import sys
+from importlib import resources
 from pathlib import Path
+
+DATA_PACKAGE = "inference.data"  # pyproject.toml maps resources/ to this package
 
 
 def frozen() -> bool:
@@ -15,7 +19,10 @@ def frozen() -> bool:
 def resources_dir() -> Path:
     if frozen():
         return Path(sys._MEIPASS) / "resources"
-    return Path(__file__).resolve().parents[1] / "resources"
+    try:
+        return Path(str(resources.files(DATA_PACKAGE)))
+    except ModuleNotFoundError:  # a checkout run without installing it
+        return Path(__file__).resolve().parents[1] / "resources"
 
 
 def resource_path(name: str) -> Path:

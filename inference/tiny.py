@@ -7,7 +7,6 @@ released checkpoint. Its output is noise by construction; everywhere it shows it
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 from typing import Any
 
@@ -201,35 +200,3 @@ def trained_folder() -> Path:
     from .resources import resource_path
 
     return resource_path(TRAINED_SOURCE)
-
-
-@functools.lru_cache(maxsize=1)
-def _trained_bpe() -> str:
-    """The trained BPE as JSON: trained once per process (seconds), each processor gets its own copy."""
-    from .tiny_corpus import corpus_topics, train_tokenizer_core
-
-    return train_tokenizer_core(corpus_topics()[0]).to_str()
-
-
-def build_trained_processor() -> Any:
-    """The ``tiny-trained`` processor: a BPE tokenizer trained on the corpus of :mod:`inference.tiny_training`."""
-    from tokenizers import Tokenizer
-
-    return build_processor(build_tokenizer(Tokenizer.from_str(_trained_bpe())))
-
-
-def build_trained(train: bool = False) -> tuple[Any, Any]:
-    """An untrained model and processor of the ``tiny-trained`` shape (:func:`build_trained_processor`);
-    ``inference.tiny_training`` trains it and writes the shipped folder."""
-    import torch
-    from transformers import DiffusionGemmaForBlockDiffusion
-
-    from .tiny_corpus import SEED
-
-    processor = build_trained_processor()
-    config = build_config(processor.tokenizer, **TRAINED_TEXT)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(SEED)
-        model = DiffusionGemmaForBlockDiffusion(config)
-    model.generation_config = build_generation_config(processor.tokenizer)
-    return (model.train() if train else model.eval()), processor

@@ -54,3 +54,26 @@ def chat_inputs(processor, text: str, images=()):
         return_dict=True,
         return_tensors="pt",
     )
+
+
+@pytest.fixture
+def window(qtbot):
+    """The window as a user closes it: close (which waits for a running job without blocking), then delete. Not
+    ``qtbot.addWidget``: pytest-qt closes and deletes its widgets before fixtures are torn down, so a close that is
+    still waiting for the worker would be cut short by the delete."""
+    from PySide6.QtWidgets import QApplication
+
+    from app.gui.main_window import MainWindow
+    from tests.qt_helpers import TIMEOUT, delete_now
+
+    before = {id(w) for w in QApplication.topLevelWidgets()}
+    win = MainWindow()
+    win.show()
+    yield win
+    win.close()
+    qtbot.waitUntil(lambda: not win.isVisible() and not win.worker.thread.isRunning(), timeout=TIMEOUT)
+    delete_now(win)
+    # no thread or top-level widget outlives the test
+    assert not win.worker.thread.isRunning()
+    leaked = [w for w in QApplication.topLevelWidgets() if id(w) not in before and w.isVisible()]
+    assert not leaked, leaked

@@ -12,74 +12,14 @@ from PIL import Image
 pytest.importorskip("PySide6")
 pytest.importorskip("pytestqt")
 
-from PySide6.QtCore import QEvent, QMimeData, QPoint, QPointF, Qt, QTimer, QUrl
-from PySide6.QtGui import QDragEnterEvent, QDropEvent
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QApplication
 
 from app.gui import SAMPLE
 from app.gui.main_window import MainWindow
-from app.gui.model_dialog import ModelChoice
 from app.gui.worker import Job
 from inference.events import CanvasCommitted, DenoisingStep, Finished
-
-TIMEOUT = 60_000
-
-
-def delete_now(obj) -> None:
-    """``deleteLater`` and run the deferred delete now (processEvents outside an event loop leaves it posted, to
-    fire in some later test's event loop)."""
-    obj.deleteLater()
-    QApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete.value)
-    QApplication.processEvents()
-
-
-@pytest.fixture
-def window(qtbot):
-    """The window as a user closes it: close (which waits for a running job without blocking), then delete. Not
-    ``qtbot.addWidget``: pytest-qt closes and deletes its widgets before fixtures are torn down, so a close that is
-    still waiting for the worker would be cut short by the delete."""
-    before = {id(w) for w in QApplication.topLevelWidgets()}
-    win = MainWindow()
-    win.show()
-    yield win
-    win.close()
-    qtbot.waitUntil(lambda: not win.isVisible() and not win.worker.thread.isRunning(), timeout=TIMEOUT)
-    delete_now(win)
-    # no thread or top-level widget outlives the test
-    assert not win.worker.thread.isRunning()
-    leaked = [w for w in QApplication.topLevelWidgets() if id(w) not in before and w.isVisible()]
-    assert not leaked, leaked
-
-
-def png(tmp_path: Path) -> Path:
-    path = tmp_path / "photo.png"
-    img = np.full((600, 450, 3), 255, np.uint8)
-    img[100:120, 50:400] = 0
-    Image.fromarray(img).save(path)
-    return path
-
-
-def drop(win: MainWindow, paths: list[Path]) -> None:
-    mime = QMimeData()
-    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
-    enter = QDragEnterEvent(
-        QPoint(20, 20), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
-    )
-    assert QApplication.sendEvent(win, enter) and enter.isAccepted()
-    event = QDropEvent(
-        QPointF(20, 20), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
-    )
-    assert QApplication.sendEvent(win, event)
-
-
-def ingested(win: MainWindow) -> bool:
-    return bool(win.entries) and all(e.status in ("ready", "parsed", "partial", "failed") for e in win.entries.values())
-
-
-def load_tiny(win: MainWindow, qtbot, **params) -> None:
-    params = {"max_new_tokens": 256, "max_denoising_steps": 6, "seed": 0, **params}
-    win.load_model(ModelChoice("tiny", "fp32", "cpu", params))
-    qtbot.waitUntil(lambda: win.model_engine is not None and not win.worker.busy, timeout=TIMEOUT)
+from tests.qt_helpers import TIMEOUT, delete_now, drop, ingested, load_tiny, png
 
 
 def test_dropping_a_pdf_and_a_png_lists_both_and_shows_their_pages(window, qtbot, tmp_path):
@@ -359,7 +299,7 @@ def test_a_scanned_page_shows_before_and_after_cleanup(window, qtbot):
     texts = [i.toPlainText() for i in window.page_view.scene().items() if hasattr(i, "toPlainText")]
     assert any("deskew" in t for t in texts), texts
     assert window.page_view.scene().sceneRect() != before
-    # bug 12: the cleaned page is drawn at the page's scale, so toggling keeps the zoom and the size on screen
+    # : the cleaned page is drawn at the page's scale, so toggling keeps the zoom and the size on screen
     assert window.page_view.transform().m11() == zoom
     after = window.page_view.scene().sceneRect()
     assert 0.7 < after.width() / before.width() < 1.3

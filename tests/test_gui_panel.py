@@ -1,4 +1,4 @@
-"""The denoising panel's drawing (issue 12: the UI thread stays under 50 ms late with the text view visible) and
+"""The denoising panel's drawing and
 the model's threads in the window. Offscreen, real widgets, the real worker; no timing asserted here (the stall
 is measured in tests/benchmarks/ui.py)."""
 
@@ -25,10 +25,7 @@ from app.gui.denoise_panel import (
     state_colours,
 )
 from app.gui.worker import Job
-from tests.test_gui import TIMEOUT, load_tiny
-from tests.test_gui import window as window_fixture
-
-window = window_fixture
+from tests.qt_helpers import TIMEOUT, load_tiny
 
 
 def frame(n: int = 256) -> Frame:
@@ -106,7 +103,7 @@ def test_each_run_counts_its_own_canvases_and_keeps_what_earlier_steps_accepted(
     from inference.engine import DiffusionEngine
     from inference.loading import load_model
     from inference.prompts import PromptBuilder
-    from inference.tiny_training import page_image, parse_parts, prompt_inputs
+    from training.pages import page_image, parse_parts, prompt_inputs
 
     loaded = load_model("tiny-trained", dtype="fp32", device="cpu")
     engine = DiffusionEngine(loaded.model, loaded.processor.tokenizer)

@@ -1,4 +1,4 @@
-"""The window on the remote engine (issue 14): the model dialog connects to a real ``dwb serve --model tiny`` (its
+"""The window on the remote engine: the model dialog connects to a real ``dwb serve --model tiny`` (its
 own process) on 127.0.0.1 and a free port, Ask and Parse run there, and the denoising panel follows the server's
 events. Bad choices get a message that says what to fix. Offscreen, real widgets, real HTTP on loopback; no mocks."""
 
@@ -21,10 +21,8 @@ from PySide6.QtWidgets import QDialogButtonBox
 
 from app.gui import SAMPLE
 from inference.events import CanvasCommitted, DenoisingStep, Finished, PrefillStarted
-from tests.test_gui import TIMEOUT, ingested
-from tests.test_gui import window as window_fixture
+from tests.qt_helpers import TIMEOUT, ingested
 
-window = window_fixture
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -1,4 +1,4 @@
-"""The results tabs (issue 12): committed text streams into the running task's tab as canvases commit, and the raw
+"""The results tabs: committed text streams into the running task's tab as canvases commit, and the raw
 Markdown and JSON are highlighted. Offscreen, real widgets, the real worker and the tiny model; no mocks."""
 
 from __future__ import annotations
@@ -16,10 +16,7 @@ from PySide6.QtWidgets import QPlainTextEdit
 from app.gui import SAMPLE, apply_scheme
 from app.gui.highlight import DARK, LIGHT, MAX_CHARS, JsonHighlighter, MarkdownHighlighter, show_text
 from inference.events import CanvasCommitted
-from tests.test_gui import TIMEOUT, ingested, load_tiny
-from tests.test_gui import window as window_fixture
-
-window = window_fixture
+from tests.qt_helpers import TIMEOUT, ingested, load_tiny
 
 
 def words(text: str) -> str:

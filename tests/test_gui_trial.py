@@ -11,10 +11,7 @@ pytest.importorskip("PySide6")
 pytest.importorskip("pytestqt")
 
 from app.gui import SAMPLE
-from tests.test_gui import TIMEOUT, ingested
-from tests.test_gui import window as window_fixture
-
-window = window_fixture  # the same fixture: real window, no leaked thread or widget
+from tests.qt_helpers import TIMEOUT, ingested
 
 
 def hostile(tmp_path: Path) -> dict[str, Path]:
@@ -190,7 +187,7 @@ def test_a_password_prompt_cancelled_leaves_the_file_failed_with_a_way_back(wind
 def test_answers_stay_in_the_thread_when_the_engine_or_the_model_changes(window, qtbot):
     """After a builtin answer, loading a model showed "No question asked yet."; loading a model also dropped the
     earlier model's answers (from the export too)."""
-    from tests.test_gui import load_tiny
+    from tests.qt_helpers import load_tiny
 
     window.add_paths([str(SAMPLE)])
     qtbot.waitUntil(lambda: ingested(window), timeout=TIMEOUT)
@@ -226,7 +223,7 @@ def test_the_window_cannot_be_shrunk_until_its_texts_overlap(window, qtbot):
 
 def test_a_stale_prompt_token_count_is_not_shown_while_it_is_counted_again(window, qtbot):
     """The box kept the last question's figure (282) after the question changed; the prefill then read 278."""
-    from tests.test_gui import load_tiny
+    from tests.qt_helpers import load_tiny
 
     window.add_paths([str(SAMPLE)])
     qtbot.waitUntil(lambda: ingested(window), timeout=TIMEOUT)

@@ -1,4 +1,4 @@
-"""The app bundle (issue 13): the code it relies on (resources found frozen, the version, a clear message without the
+"""The app bundle: the code it relies on (resources found frozen, the version, a clear message without the
 model runtime, a screenshot that fails when its state did not render), then the light bundle itself, built into a
 temp folder by ``packaging/build.py`` and run from another folder with a clean environment. The full bundle's test
 runs only with ``DWB_TEST_FULL_BUNDLE=1`` (it takes minutes and several GB)."""

@@ -1,4 +1,4 @@
-"""The schema editor for Extract (issue 12): fields, types and required, saved and opened as JSON Schema files, and
+"""The schema editor for Extract: fields, types and required, saved and opened as JSON Schema files, and
 Extract run from it. Offscreen, real widgets, real files; no mocks."""
 
 from __future__ import annotations
@@ -15,10 +15,7 @@ from PySide6.QtCore import Qt
 from app.gui import SAMPLE
 from app.gui.schema_editor import NAME, REQUIRED, TYPE, SchemaEditor
 from inference.tasks.schema import DRAFT, check_schema
-from tests.test_gui import TIMEOUT, ingested
-from tests.test_gui import window as window_fixture
-
-window = window_fixture
+from tests.qt_helpers import TIMEOUT, ingested
 
 
 def editor(qtbot) -> SchemaEditor:

@@ -1,4 +1,4 @@
-"""The training script of ``tiny-trained`` (:mod:`inference.tiny_training`): a step's data is a function of the
+"""The training script of ``tiny-trained`` (:mod:`training.train`): a step's data is a function of the
 step, whoever makes it; a resumed run equals an uninterrupted one; the guide points at the tokens copied."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import shutil
 import pytest
 import torch
 
-from inference.tiny import build_trained, build_trained_processor
-from inference.tiny_training import (
+from training.model import build_trained, build_trained_processor
+from training.train import (
     DOC_NAMES,
     BatchSpec,
     PseudoWords,
@@ -180,19 +180,19 @@ def test_page_headers_start_the_hint_at_many_token_offsets(processor):
     assert any(name not in DOC_NAMES for name, _ in varied)
 
 
-@pytest.mark.parametrize("record_path", ["tiny-trained/training.json", "tiny-rerun/training.json"])
+@pytest.mark.parametrize("record_path", ["resources/tiny-trained/training.json", "training/tiny-rerun/training.json"])
 def test_the_recipe_is_the_schedule_the_shipped_weights_record(record_path):
-    """``python -m inference.tiny_recipe`` reruns the stages that ``resources/tiny-trained/training.json`` records
+    """``python -m training.recipe`` reruns the stages that ``resources/tiny-trained/training.json`` records
     (each stage's record holds the one before): the same settings, stopped at the same steps; and the record of the
-    from-scratch rerun (``resources/tiny-rerun``) is that schedule."""
+    from-scratch rerun (``training/tiny-rerun``) is that schedule."""
     import json
     from dataclasses import asdict
+    from pathlib import Path
 
-    from inference.resources import resource_path
-    from inference.tiny_recipe import STAGES
-    from inference.tiny_training import parser, settings_of
+    from training.recipe import STAGES
+    from training.train import parser, settings_of
 
-    record = json.loads(resource_path(record_path).read_text())
+    record = json.loads((Path(__file__).parents[1] / record_path).read_text())
     chain = []
     while record:
         chain.insert(0, record)
@@ -211,7 +211,7 @@ def test_the_recipe_is_the_schedule_the_shipped_weights_record(record_path):
 def test_the_recipe_runs_its_stages_in_order_and_never_reruns_a_finished_one(tmp_path):
     import json
 
-    from inference.tiny_recipe import Stage, run
+    from training.recipe import Stage, run
 
     stages = (
         Stage("one", 2, {"steps": 50, "batch": 2, "stop-after": 2, "eval": 0}),
@@ -248,7 +248,7 @@ def test_sigterm_saves_the_state_and_the_same_command_goes_on(tmp_path):
     cmd = [
         sys.executable,
         "-m",
-        "inference.tiny_training",
+        "training.train",
         "--out",
         str(tmp_path / "out"),
         "--state",

@@ -1,8 +1,8 @@
 """Rerun the whole schedule of the shipped ``tiny-trained`` weights, from fresh weights: its five stages in order
 (the README's "The demonstration model" says why each one), each stage starting from the one before.
 
-Run ``python -m inference.tiny_recipe DIR`` (all five stages took 3.95 hours on a 2-core CPU with two threads, see
-``resources/tiny-rerun``; ``--device cuda`` much less); ``DIR/stage5`` is then a model folder like
+Run ``python -m training.recipe DIR`` (all five stages took 3.95 hours on a 2-core CPU with two threads, see
+``training/tiny-rerun``; ``--device cuda`` much less); ``DIR/stage5`` is then a model folder like
 ``resources/tiny-trained``. It is resumable: stopped by ``--minutes``, SIGTERM or a crash, the same command goes on
 from the last saved step of the stage it was in (every ``STATE_EVERY`` steps, and at a time limit or SIGTERM), and
 the result equals an uninterrupted run's. A finished stage (its ``training.json`` records its last step) is never
@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import tiny_training
+from . import train as tiny_training
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,7 @@ def run(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m inference.tiny_recipe", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m training.recipe", description=__doc__.split("\n\n")[0])
     ap.add_argument("root", type=Path, help="folder for the stages' models and states (DIR/stage5: the result)")
     ap.add_argument("--minutes", type=float, help="stop after this long, saving the state (the same command resumes)")
     ap.add_argument("--device", default="cpu", help="torch device to train on (cpu, cuda)")

@@ -1,4 +1,4 @@
-"""The window's bugs of issue 12 and the prefill part of issue 10, each reproduced, and the features asked for.
+"""The window's controls and their edge cases, each reproduced: Esc and close during a prefill, scope, exports, schemas.
 
 Offscreen, real widgets, the real worker thread, real documents and the tiny model; no mocks, no timed assertions
 (stalls are measured in tests/benchmarks/ui.py).
@@ -33,10 +33,7 @@ from inference.events import (
     PrefillProgress,
     PrefillStarted,
 )
-from tests.test_gui import TIMEOUT, ingested, load_tiny, png
-from tests.test_gui import window as window_fixture
-
-window = window_fixture  # the same fixture: real window, no leaked thread or widget
+from tests.qt_helpers import TIMEOUT, ingested, load_tiny, png
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -107,7 +104,7 @@ def start_long_ask(win, qtbot, tmp_path, on_prefill):
     return job, recorder, fired
 
 
-# issue 10 / bug 1: Esc and closing during a long prefill -------------------------------------------------------------
+# Esc and closing during a long prefill -------------------------------------------------------------
 def test_esc_during_a_long_prefill_cancels_within_one_chunk(window, qtbot, tmp_path):
     window.activateWindow()
     job, recorder, fired = start_long_ask(
@@ -121,7 +118,7 @@ def test_esc_during_a_long_prefill_cancels_within_one_chunk(window, qtbot, tmp_p
     assert len(recorder.after_mark(PrefillProgress)) <= 1  # at most the chunk under way when Esc was pressed
     assert recorder.after_mark(Cancelled)
     assert "Cancelled during the prefill" in window.banner.label.text()
-    assert "Cancelling" not in window.status_label.text()  # bug 6: the status bar says what happened
+    assert "Cancelling" not in window.status_label.text()  # : the status bar says what happened
 
 
 def test_closing_during_a_long_prefill_cancels_waits_and_closes(window, qtbot, tmp_path):
@@ -225,7 +222,7 @@ def test_the_status_bar_shows_prefill_progress(window, qtbot, tmp_path):
     assert "12,000 tokens in 8.0 s" in window.status_label.text()
 
 
-# bug 2 and the scope feature -------------------------------------------------------------------------------------
+# the scope feature
 def test_ask_covers_the_selection_only(window, qtbot, tmp_path):
     image = png(tmp_path)
     window.add_paths([str(SAMPLE), str(image)])
@@ -261,7 +258,6 @@ def test_the_question_box_shows_the_exact_prompt_tokens_of_the_scope(window, qtb
     assert started.prompt_tokens == shown and started.cached_tokens == 0
 
 
-# bug 3 ----------------------------------------------------------------------------------------------------------
 def test_after_an_ask_the_viewer_still_shows_the_selected_document(window, qtbot, tmp_path):
     image = png(tmp_path)
     window.add_paths([str(image), str(SAMPLE)])
@@ -277,7 +273,6 @@ def test_after_an_ask_the_viewer_still_shows_the_selected_document(window, qtbot
     assert window.doc_list.currentItem().data(Qt.ItemDataRole.UserRole) == shown.path
 
 
-# bug 4 ----------------------------------------------------------------------------------------------------------
 def lookalike_pdf(tmp_path: Path) -> Path:
     import pymupdf
 
@@ -317,7 +312,6 @@ def test_clicking_a_block_selects_its_own_text(window, qtbot, tmp_path):
     assert window.page_view.highlighted == heading.order
 
 
-# bug 5 ----------------------------------------------------------------------------------------------------------
 def test_the_model_dialog_reads_on_a_background_thread(window, qtbot):
     from app.gui.model_dialog import ModelDialog
 
@@ -338,7 +332,6 @@ def test_the_model_dialog_reads_on_a_background_thread(window, qtbot):
     dialog.deleteLater()
 
 
-# bug 6 ----------------------------------------------------------------------------------------------------------
 def test_cancel_leaves_the_right_state(window, qtbot):
     window.add_paths([str(SAMPLE)])
     qtbot.waitUntil(lambda: ingested(window), timeout=TIMEOUT)
@@ -365,7 +358,6 @@ def test_cancel_leaves_the_right_state(window, qtbot):
     assert "Cancelling" not in window.status_label.text() and "Cancelled" in window.status_label.text()
 
 
-# bug 7 ----------------------------------------------------------------------------------------------------------
 def contrast(a: QColor, b: QColor) -> float:
     def lum(c: QColor) -> float:
         def ch(v: float) -> float:
@@ -398,7 +390,7 @@ def test_dark_mode_is_readable_and_disabled_looks_disabled(window, qtbot):
         apply_scheme(app, False)
 
 
-# bug 8 and export choices ----------------------------------------------------------------------------------------
+# export choices
 def test_export_writes_the_choices_with_the_umask_mode(window, qtbot, tmp_path):
     image = png(tmp_path)
     window.add_paths([str(SAMPLE), str(image)])
@@ -425,7 +417,6 @@ def test_export_writes_the_choices_with_the_umask_mode(window, qtbot, tmp_path):
     assert "What is block diffusion?" in (out / "answers.md").read_text()
 
 
-# bug 9 ----------------------------------------------------------------------------------------------------------
 def test_the_page_viewer_takes_drops_as_copies_never_moves(window, qtbot):
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(SAMPLE))])
@@ -446,7 +437,6 @@ def test_the_page_viewer_takes_drops_as_copies_never_moves(window, qtbot):
     assert str(SAMPLE.resolve()) in window.entries
 
 
-# bug 10 ---------------------------------------------------------------------------------------------------------
 def test_no_stale_text_between_runs(window, qtbot, tmp_path):
     from app.gui.denoise_panel import steps_text
 
@@ -468,7 +458,6 @@ def test_no_stale_text_between_runs(window, qtbot, tmp_path):
     assert steps_text([48, 46]) == "steps per canvas: 48, 46"
 
 
-# bug 11 ---------------------------------------------------------------------------------------------------------
 def test_the_empty_window_says_what_to_do(window, qtbot):
     assert window.page_spin.text() == "\u2013" and window.page_total.text() == "/ 0"
     assert not window.page_spin.isEnabled() and not window.cleaned_box.isEnabled()
@@ -491,7 +480,6 @@ def test_the_empty_window_says_what_to_do(window, qtbot):
     assert window.page_spin.text() == "\u2013" and not window.entries
 
 
-# bug 12 ---------------------------------------------------------------------------------------------------------
 def test_zoom_keys_and_refit_on_resize(window, qtbot):
     zoom_in = next(a for a in window.findChildren(type(window.cancel_action)) if a.text() == "Zoom &in")
     assert QKeySequence("Ctrl+=") in zoom_in.shortcuts()
@@ -507,7 +495,7 @@ def test_zoom_keys_and_refit_on_resize(window, qtbot):
     assert window.page_view.transform().m11() == zoomed  # an explicit zoom is kept
 
 
-# features ---------------------------------------------------------------------------------------------------------
+# features
 def test_a_citation_link_opens_the_page_and_highlights_the_passage(window, qtbot):
     window.add_paths([str(SAMPLE)])
     qtbot.waitUntil(lambda: ingested(window), timeout=TIMEOUT)

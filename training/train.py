@@ -1,6 +1,6 @@
 """Train the built-in ``tiny-trained`` demonstration model: a small DiffusionGemma that transcribes its prompt.
 
-Run ``python -m inference.tiny_training --out DIR`` for one stage; ``python -m inference.tiny_recipe DIR`` reruns the
+Run ``python -m training.train --out DIR`` for one stage; ``python -m training.recipe DIR`` reruns the
 five stages of the shipped weights in order (neither is run by the tests; the README gives their run times). The
 task is the workbench's own parse prompt (the page marker, the page's text layer as the hint, the page image,
 :data:`inference.tasks.model.PARSE_INSTRUCTION`) and the answer is the page's text, so that ``dwb parse --engine
@@ -19,7 +19,7 @@ The objective matches the sampler (:mod:`inference.sampling`):
 - an auxiliary loss (:func:`guide_loss`) guides one decoder head to the hint token each canvas position copies.
 
 Texts are spans of the English prose that ships with CPython (``pydoc_data.topics`` of CPython 3.11.7, a snapshot in
-``resources/tiny-corpus.json.gz``): one topic in eight is held out for evaluation. The tokenizer is a byte-level BPE
+``training/tiny-corpus.json.gz``): one topic in eight is held out for evaluation. The tokenizer is a byte-level BPE
 trained on that prose (Gemma 4's special tokens kept), so a short page fits in one 256-token canvas. The BPE splits a
 page's everyday words, which help text seldom has, into pieces of one to three characters; ``--varied`` draws a share
 of the texts from :func:`varied_topics`, the help text with made-up English-like words, repeated names, acronyms and
@@ -29,7 +29,7 @@ hint then starts at many token offsets, so the copy cannot find it by its positi
 Everything random about a step (the spans, the page picture, the noise, the self-conditioning draw) comes from the
 step's own seed (:class:`BatchMaker`), so batches made ahead by worker processes (``--workers``) equal those made
 inline, a resumed run equals an uninterrupted one, and the same settings on the same device and library versions
-reproduce the weights (two concurrent runs on one H100 logged the same losses for 1,900 steps). ``--device cuda``
+reproduce the weights. ``--device cuda``
 trains on a GPU; ``--init-from`` starts a later stage from an earlier stage's folder (its record is kept).
 """
 
@@ -45,65 +45,20 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from .tiny_corpus import (  # noqa: F401 - re-exported: the corpus is part of this script's interface
+from .corpus import (
     DOC_NAMES,
     SEED,
     PseudoWords,
     SpanSampler,
     corpus_topics,
     page_header,
-    train_tokenizer_core,
     varied_topics,
 )
+from .pages import clean_canvas, page_image, parse_parts, prompt_inputs
 
 PAD_WEIGHT = 0.05
 PAGE_SIZES = ((612, 792), (595, 842), (792, 612), (640, 640))  # Letter, A4, landscape, square (points)
 IMAGE_BUDGETS = (70, 140, 280)  # soft tokens per page image; the parse prompt uses 280, cheaper ones train faster
-
-
-# ---------------------------------------------------------------------------------------------------- prompts
-def page_image(size: tuple[int, int], rng: random.Random, lines: int) -> Any:
-    """A page-like picture (white, dark text-line bars), at about 40 dpi: the model learns to ignore the image."""
-    import numpy as np
-    from PIL import Image
-
-    w, h = (max(32, s * 40 // 72) for s in size)
-    page = np.full((h, w), 255, np.uint8)
-    y = int(h * rng.uniform(0.05, 0.12))
-    for _ in range(lines):
-        if y + 4 >= h:
-            break
-        x0 = int(w * rng.uniform(0.06, 0.12))
-        page[y : y + 3, x0 : int(w * rng.uniform(0.4, 0.9))] = rng.randrange(0, 90)
-        y += rng.randrange(6, 10)
-    return Image.fromarray(page).convert("RGB")
-
-
-def parse_parts(name: str, page: int, hint: str, image: Any) -> list[Any]:
-    """The model engine's parse prompt for one page with a text layer (``PromptBuilder.page_parts`` in ``both``)."""
-    from .prompts import PromptPart
-    from .tasks.model import PARSE_INSTRUCTION
-
-    return [
-        PromptPart("text", text=f"[{name}, page {page}]\n{hint}\n"),
-        PromptPart("image", image=image),
-        PromptPart("text", text=PARSE_INSTRUCTION),
-    ]
-
-
-def prompt_inputs(builder: Any, parts_rows: Sequence[Sequence[Any]], max_soft_tokens: int = 280) -> Any:
-    from .prompts import Prompt
-
-    prompts = [Prompt("", list(parts), max_soft_tokens, 0, 0, 0) for parts in parts_rows]
-    return builder.inputs(prompts[0]) if len(prompts) == 1 else builder.batch_inputs(prompts)
-
-
-def clean_canvas(tokenizer: Any, text: str, canvas_length: int) -> list[int]:
-    from .tiny import END_OF_TURN
-
-    ids = tokenizer(text, add_special_tokens=False)["input_ids"][: canvas_length - 1]
-    ids.append(tokenizer.convert_tokens_to_ids(END_OF_TURN))
-    return ids + [tokenizer.pad_token_id] * (canvas_length - len(ids))
 
 
 # ---------------------------------------------------------------------------------------------------- training
@@ -172,7 +127,7 @@ class BatchMaker:
     """Draws :class:`Batch` es: the corpus spans, the prompts (the engine's parse prompt) and the noise."""
 
     def __init__(self, processor: Any, spec: BatchSpec) -> None:
-        from .prompts import PromptBuilder
+        from inference.prompts import PromptBuilder
 
         self.spec = spec
         self.tokenizer = processor.tokenizer
@@ -260,7 +215,7 @@ def _worker_start(spec: BatchSpec) -> None:
     global _WORKER_MAKER
     import torch
 
-    from .tiny import build_trained_processor
+    from .model import build_trained_processor
 
     torch.set_num_threads(1)
     _WORKER_MAKER = BatchMaker(build_trained_processor(), spec)
@@ -588,9 +543,9 @@ def evaluate(model: Any, processor: Any, hints: Sequence[str], seed: int = 0) ->
     """Each hint through :class:`inference.engine.DiffusionEngine` with the model's default parameters."""
     import numpy as np
 
-    from .engine import DiffusionEngine
-    from .events import DenoisingStep, Finished
-    from .prompts import PromptBuilder
+    from inference.engine import DiffusionEngine
+    from inference.events import DenoisingStep, Finished
+    from inference.prompts import PromptBuilder
 
     engine = DiffusionEngine(model, processor.tokenizer)
     builder = PromptBuilder(processor)
@@ -631,7 +586,7 @@ def load_stage(model: Any, folder: Path) -> dict[str, Any] | None:
 
 
 def parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m inference.tiny_training", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m training.train", description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, required=True, help="folder to write the model to (resources/tiny-trained)")
     ap.add_argument("--steps", type=int, default=TrainSettings.steps, help="the schedule's length")
     ap.add_argument(
@@ -704,7 +659,7 @@ def settings_of(args: argparse.Namespace) -> TrainSettings:
 def main(argv: Sequence[str] | None = None) -> int:
     import torch
 
-    from .tiny import build_trained
+    from .model import build_trained
 
     args = parser().parse_args(argv)
     settings = settings_of(args)

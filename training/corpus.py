@@ -1,6 +1,6 @@
-"""The text the ``tiny-trained`` demonstration model learns to copy (:mod:`inference.tiny_training` trains it).
+"""The text the ``tiny-trained`` demonstration model learns to copy (:mod:`training.train` trains it).
 
-CPython 3.11.7's help text (``pydoc_data.topics``, a snapshot in ``resources/tiny-corpus.json.gz``), one topic in
+CPython 3.11.7's help text (``pydoc_data.topics``, a snapshot in ``training/tiny-corpus.json.gz``), one topic in
 eight held out; the byte-level BPE trained on it; the varied corpus (made-up English-like words, repeated names,
 acronyms, numbers) and the made-up page headers that keep the copy from leaning on the help text's words or on the
 hint's position; spans of a given token length.
@@ -12,6 +12,7 @@ import json
 import random
 import re
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 SEED = 1234
@@ -26,14 +27,12 @@ CORPUS_FILE = "tiny-corpus.json.gz"  # CPython 3.11.7's pydoc_data.topics (PSF L
 
 
 def corpus_topics() -> tuple[list[str], list[str]]:
-    """``(train, held_out)`` topic texts of CPython's help (a snapshot shipped in ``resources/``, since each Python
+    """``(train, held_out)`` topic texts of CPython's help (a snapshot kept beside this module, since each Python
     version bundles other text and the tokenizer, the split and the spans are made from it), cleaned to printable
     ASCII lines."""
     import gzip
 
-    from .resources import resource_path
-
-    topics = json.loads(gzip.decompress(resource_path(CORPUS_FILE).read_bytes()))["topics"]
+    topics = json.loads(gzip.decompress((Path(__file__).parent / CORPUS_FILE).read_bytes()))["topics"]
     train, held = [], []
     for i, key in enumerate(sorted(topics)):
         text = topics[key].encode("ascii", "ignore").decode()
@@ -47,7 +46,7 @@ def train_tokenizer_core(texts: Sequence[str], vocab_size: int = VOCAB_SIZE) -> 
     """A byte-level BPE ``tokenizers.Tokenizer`` with Gemma 4's special tokens first (ids as in the tiny model)."""
     from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
 
-    from .tiny import SPECIAL_TOKENS
+    from inference.tiny import SPECIAL_TOKENS
 
     core = Tokenizer(models.BPE())
     core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)

@@ -1,0 +1,1 @@
+"""How the ``tiny-trained`` demonstration model is trained (not part of the installed package)."""
