@@ -12,6 +12,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from inference.choices import DEVICES, DTYPES, QUANT_CHOICES, QUANT_HELP
 from inference.errors import WorkbenchError
 
 MODEL_HELP = (
@@ -22,15 +23,9 @@ MODEL_HELP = (
 
 def _add_model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="tiny", help=f"model source: {MODEL_HELP} (default: tiny)")
-    parser.add_argument("--dtype", default="auto", choices=("auto", "bf16", "fp16", "fp32"))
-    parser.add_argument("--device", default="auto", choices=("auto", "cuda", "mps", "cpu"))
-    parser.add_argument(
-        "--quant",
-        default="auto",
-        choices=("auto", "none", "nf4"),
-        help="4-bit NF4 weights (cached after the first load); auto: NF4 when the plain weights do "
-        "not fit the device and NF4 does",
-    )
+    parser.add_argument("--dtype", default="auto", choices=DTYPES)
+    parser.add_argument("--device", default="auto", choices=DEVICES)
+    parser.add_argument("--quant", default="auto", choices=QUANT_CHOICES, help=QUANT_HELP)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument(
         "--quant",
         default="auto",
-        choices=("auto", "none", "nf4"),
+        choices=QUANT_CHOICES,
         help="accepted for symmetry; model-info shows every quantization",
     )
 
@@ -117,14 +112,9 @@ def _add_engine_args(parser: argparse.ArgumentParser) -> None:
         "(an OpenAI-compatible server: dwb serve, vLLM)",
     )
     parser.add_argument("--model", default=None, help=f"model source for --engine model: {MODEL_HELP}")
-    parser.add_argument("--dtype", default="auto", choices=("auto", "bf16", "fp16", "fp32"))
-    parser.add_argument("--device", default="auto", choices=("auto", "cuda", "mps", "cpu"))
-    parser.add_argument(
-        "--quant",
-        default="auto",
-        choices=("auto", "none", "nf4"),
-        help="4-bit NF4 weights for --engine model (see dwb generate --help)",
-    )
+    parser.add_argument("--dtype", default="auto", choices=DTYPES)
+    parser.add_argument("--device", default="auto", choices=DEVICES)
+    parser.add_argument("--quant", default="auto", choices=QUANT_CHOICES, help=f"with --engine model: {QUANT_HELP}")
     parser.add_argument("--max-new-tokens", type=int)
     parser.add_argument("--steps", type=int, help="max denoising steps per canvas")
     parser.add_argument(
@@ -187,7 +177,8 @@ def cmd_model_info(args: argparse.Namespace) -> int:
     from inference.runtime import require_model_runtime
 
     require_model_runtime()
-    from inference.loading import BYTES_PER_PARAM, count_parameters, estimate_memory, load_config, source_label
+    from inference.sizing import BYTES_PER_PARAM, count_parameters, estimate_memory, kv_cache_bytes
+    from inference.sources import load_config, source_label
 
     config = load_config(args.source)
     counts = count_parameters(config)
@@ -202,8 +193,6 @@ def cmd_model_info(args: argparse.Namespace) -> int:
         print(f"  {group:<11} {n:>16,}")
     print(f"  {'total':<11} {counts.total:>16,}")
     print(f"  {'active':<11} {counts.active:>16,}  (per token)")
-    from inference.loading import kv_cache_bytes
-
     print(f"memory estimate (weights + KV cache for {args.context:,} tokens + runtime overhead):")
     for quant in ("none", "nf4"):
         for dtype in BYTES_PER_PARAM:

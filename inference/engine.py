@@ -95,8 +95,8 @@ class DiffusionEngine:
         self.available_memory: Any = None
 
     def cache_bytes(self, tokens: int, batch: int = 1) -> int:
-        """Bytes of the KV cache for ``tokens`` of context, per layer type (inference.loading.kv_cache_bytes)."""
-        from .loading import kv_cache_bytes
+        """Bytes of the KV cache for ``tokens`` of context, per layer type (inference.sizing.kv_cache_bytes)."""
+        from .sizing import kv_cache_bytes
 
         dtype = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}.get(self.model.dtype, "fp32")
         return kv_cache_bytes(self.config, tokens, dtype, batch)
@@ -104,8 +104,8 @@ class DiffusionEngine:
     def check_cache_fits(self, tokens: int, batch: int, cached: int, device: torch.device) -> None:
         """Refuse, before any prefill work, a context whose KV cache (plus one chunk's attention and one canvas's
         logits) will not fit the device's free memory."""
+        from .devices import available_bytes
         from .errors import InsufficientMemoryError
-        from .loading import available_bytes
         from .prefill import SCORE_BUDGET
 
         free = self.available_memory() if self.available_memory is not None else available_bytes(device.type)

@@ -7,6 +7,27 @@ concerns. The GUI and the CLI map these types to messages in one place; a traceb
 from __future__ import annotations
 
 from pathlib import Path
+from string import Template
+from typing import Literal
+
+FrontEnd = Literal["cli", "window"]
+
+# What a user can do about an error, phrased the way each front end offers it. Hints name these as ``$name`` and
+# :meth:`WorkbenchError.user_message` renders them for the front end asking, so a message is written once.
+ACTIONS: dict[str, dict[FrontEnd, str]] = {
+    "use_tiny": {
+        "cli": "`--model tiny` runs the built-in random-weight model",
+        "window": "choose \u201ctiny\u201d as the source for the built-in random-weight model",
+    },
+    "local_folder": {"cli": "pass a local folder", "window": "choose a local folder"},
+    "device_cpu": {"cli": "Use --device cpu.", "window": "Choose the device \u201ccpu\u201d."},
+    "quant_nf4": {"cli": "4-bit loading (--quant nf4)", "window": "4-bit loading (quantization \u201cnf4\u201d)"},
+}
+
+
+def render_hint(hint: str, front: FrontEnd = "cli") -> str:
+    """A hint with its ``$action`` names in the words of ``front``."""
+    return Template(hint).safe_substitute({name: words[front] for name, words in ACTIONS.items()})
 
 
 class WorkbenchError(Exception):
@@ -21,8 +42,8 @@ class WorkbenchError(Exception):
         self.page = page
         self.hint = hint
 
-    def user_message(self) -> str:
-        """The message as a user should read it: where, what, and what to do."""
+    def user_message(self, front: FrontEnd = "cli") -> str:
+        """The message as a user of ``front`` should read it: where, what, and what to do."""
         where = ""
         if self.path:
             where = f"{self.path}"
@@ -31,7 +52,7 @@ class WorkbenchError(Exception):
             where += ": "
         text = f"{where}{self.message}"
         if self.hint:
-            text += f"\n{self.hint}"
+            text += f"\n{render_hint(self.hint, front)}"
         return text
 
 

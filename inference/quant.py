@@ -30,7 +30,6 @@ from torch import nn
 
 from .errors import ConfigError, ModelLoadError
 
-QUANT_CHOICES = ("auto", "none", "nf4")
 EXPERT_CHUNK = 8  # experts quantized per read: keeps the transient at a few hundred MB at full size
 NF4_BYTES_PER_PARAM = 0.5 + 1 / 64 + 4 / (64 * 256)  # packed nibbles + uint8 absmax per block + nested fp32 absmax
 
@@ -425,7 +424,8 @@ def steady_heap(mmap_threshold: int = RUN_MMAP_THRESHOLD) -> None:
     raise it after each free and keep freed space in its arenas; then hand back what is free. While a model is
     built, 4 MiB (every chunk of weights read or quantized comes and goes); while it runs, 32 MiB (a canvas's logits
     come and go, but an expert's dequantized 8 MiB matrix is reused from the heap instead of faulting in fresh pages
-    at every step). Measured on the full-size model: the build's peak went from 16.14 to 15.10 GiB. No-op elsewhere.
+    at every step). Both keep freed pages from piling up, so the build's peak stays near what it holds. No-op
+    elsewhere.
     """
     import ctypes
     import sys

@@ -10,14 +10,10 @@ from conftest import chat_inputs
 from inference.engine import DiffusionEngine
 from inference.errors import ConfigError, InsufficientMemoryError, ModelLoadError, WeightsMissingError
 from inference.events import Finished
-from inference.loading import (
-    check_fits,
-    count_parameters,
-    estimate_memory,
-    load_config,
-    load_model,
-    save_tiny,
-)
+from inference.loading import load_model
+from inference.sizing import check_fits, count_parameters, estimate_memory
+from inference.sources import load_config
+from tests.model_helpers import save_tiny
 
 
 @pytest.fixture(scope="module")
@@ -104,10 +100,25 @@ def test_a_missing_folder_is_named_as_a_folder(source):
 
 
 def test_an_unreachable_hub_answers_once_and_quickly(monkeypatch, capfd):
-    """With HF_HUB_OFFLINE unset and no network (as here and in CI), one lookup, one message, no repeated warnings."""
+    """With HF_HUB_OFFLINE unset and the hub unreachable (a closed loopback port), one lookup, one message, no
+    repeated warnings."""
+    from huggingface_hub import hf_api
+
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(hf_api.api, "endpoint", "http://127.0.0.1:9")
     with pytest.raises(WeightsMissingError) as err:
         load_config("nobody-here/no-such-model")
-    assert "could not be reached" in err.value.user_message() or "no model" in err.value.user_message()
+    assert "the Hugging Face Hub could not be reached" in err.value.user_message()
     captured = capfd.readouterr()
     assert captured.err.count("Retrying") == 0 and captured.err.count("WARNING") <= 1, captured.err
+
+
+def test_hints_are_written_once_and_rendered_for_each_front_end(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path))
+    with pytest.raises(WeightsMissingError) as err:
+        load_config("someone/some-model")
+    cli, window = err.value.user_message("cli"), err.value.user_message("window")
+    assert "`--model tiny` runs the built-in random-weight model" in cli and "pass a local folder" in cli
+    assert "\u201ctiny\u201d" in window and "choose a local folder" in window
+    assert "--model" not in window and "$" not in cli + window

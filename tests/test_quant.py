@@ -22,7 +22,7 @@ from PIL import Image
 
 from inference.engine import DiffusionEngine
 from inference.events import Finished
-from inference.loading import load_model, save_tiny
+from inference.loading import load_model
 from inference.quant import (
     NF4Experts,
     QuantSettings,
@@ -33,6 +33,7 @@ from inference.quant import (
     quantize_model,
 )
 from inference.quant_cache import MODEL_FILE, SafetensorsReader, cache_folder, read_header
+from tests.model_helpers import save_tiny
 
 ROOT = Path(__file__).resolve().parents[1]
 SEEDS = (0, 1, 2)
@@ -413,7 +414,7 @@ def test_streaming_a_sharded_checkpoint_keeps_one_layer_resident(tmp_path):
 def test_the_default_picks_nf4_when_only_nf4_fits_and_the_cache_is_counted_per_layer_type():
     from transformers import DiffusionGemmaConfig
 
-    from inference.loading import choose_quant, count_parameters, estimate_memory, kv_cache_bytes
+    from inference.sizing import choose_quant, count_parameters, estimate_memory, kv_cache_bytes
 
     config = DiffusionGemmaConfig.from_pretrained(ROOT.parent / "shared/models/diffusiongemma-26B-A4B-approx")
     counts = count_parameters(config)

@@ -30,6 +30,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from inference.choices import DEVICES, DTYPES, QUANT_CHOICES
+
 
 @dataclass
 class ModelChoice:
@@ -68,15 +70,10 @@ def checkpoint_defaults(source: str) -> dict[str, Any]:
 
 
 def memory_estimate_text(source: str, dtype: str, device: str, quant: str = "auto") -> str:
+    from inference.devices import resolve_device, resolve_dtype
     from inference.errors import WorkbenchError
-    from inference.loading import (
-        choose_quant,
-        count_parameters,
-        estimate_memory,
-        load_config,
-        resolve_device,
-        resolve_dtype,
-    )
+    from inference.sizing import choose_quant, count_parameters, estimate_memory
+    from inference.sources import load_config
 
     def size(n: int) -> str:
         return f"{n / 2**30:.2f} GiB" if n >= 0.1 * 2**30 else f"{n / 2**20:.1f} MiB"
@@ -90,7 +87,7 @@ def memory_estimate_text(source: str, dtype: str, device: str, quant: str = "aut
         plain = estimate_memory(counts, plain_dtype)
         nf4 = estimate_memory(counts, nf4_dtype, "nf4")
     except WorkbenchError as exc:
-        return f"No estimate: {for_window(exc.user_message())}"
+        return f"No estimate: {exc.user_message('window')}"
     except Exception as exc:  # noqa: BLE001 - the estimate is advisory; loading reports the real error
         return f"No estimate ({type(exc).__name__})."
     # the weights apart from the total: a fixed runtime reserve makes a 5 MB model "about 1.00 GiB" either way
@@ -100,14 +97,6 @@ def memory_estimate_text(source: str, dtype: str, device: str, quant: str = "aut
         f"{size(nf4.total_bytes)} with the runtime's reserve. Loads as: "
         f"{'NF4' if picked == 'nf4' else plain_dtype}" + (f" ({why})" if why else ".")
     )
-
-
-def for_window(message: str) -> str:
-    """Loading messages are written for the command line; in the window, name the dialog's choices instead."""
-    return message.replace(
-        "`--model tiny` runs the built-in random-weight model",
-        "choose \u201ctiny\u201d above for the built-in random-weight model",
-    ).replace("pass a local folder", "choose a local folder")
 
 
 def read_source(source: str, dtype: str, device: str, quant: str = "auto") -> tuple[str, dict[str, Any]]:
@@ -140,11 +129,11 @@ class ModelDialog(QDialog):
             "weights, for tests), a Hugging Face id, or a local folder"
         )
         self.dtype = QComboBox()
-        self.dtype.addItems(["auto", "bf16", "fp16", "fp32"])
+        self.dtype.addItems(DTYPES)
         self.device = QComboBox()
-        self.device.addItems(["auto", "cuda", "mps", "cpu"])
+        self.device.addItems(DEVICES)
         self.quant = QComboBox()
-        self.quant.addItems(["auto", "none", "nf4"])
+        self.quant.addItems(QUANT_CHOICES)
         self.quant.setToolTip(
             "nf4: 4-bit weights (the 26B model in about 14 GiB), cached on disk after the first "
             "load; auto: NF4 when the plain weights do not fit the device and NF4 does"

@@ -35,7 +35,7 @@ RETRY_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
 
 def load_processor(source: str) -> Any:
     """The processor (tokenizer, image processor, chat template) of a model, without its weights."""
-    from ..loading import builtin_folder, is_tiny
+    from ..sources import builtin_folder, is_tiny
     from ..tiny import TRAINED_SOURCE
 
     if is_tiny(source):

@@ -93,7 +93,7 @@ class ModelEngine:
     def default_batch_size(self) -> int:
         """Pages per parse batch from free memory: each row holds a canvas's logits a few times over (scaled,
         probabilities, self-conditioning) plus a page prompt's KV cache; at most 8."""
-        from ..loading import available_bytes
+        from ..devices import available_bytes
 
         vocab = int(self.loaded.model.config.text_config.vocab_size)
         per_row = 4 * 256 * vocab * 4 + self.engine.cache_bytes(4096)

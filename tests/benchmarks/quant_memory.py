@@ -84,7 +84,7 @@ def main() -> int:
     parser.add_argument("--force", action="store_true", help="run even with less than 18 GiB free")
     args = parser.parse_args()
 
-    from inference.loading import available_bytes
+    from inference.devices import available_bytes
 
     free = available_bytes("cpu") if args.device == "cpu" else None
     if free is not None and free < 18 * 2**30 and not args.force:

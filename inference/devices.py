@@ -1,0 +1,71 @@
+"""Where a model runs: the device and dtype a request resolves to, and how much memory the device has free."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from .choices import DEVICES, DTYPES
+from .errors import ConfigError, ModelLoadError
+
+
+def resolve_device(device: str = "auto") -> str:
+    import torch
+
+    if device not in DEVICES:
+        raise ConfigError(f"Unknown device {device!r}; choose one of {', '.join(DEVICES)}.")
+    if device == "auto":
+        if torch.cuda.is_available():
+            return "cuda"
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return "mps"
+        return "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ModelLoadError("CUDA was requested but no CUDA device is available.", hint="$device_cpu")
+    if device == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ModelLoadError("MPS was requested but is not available on this machine.", hint="$device_cpu")
+    return device
+
+
+def resolve_dtype(dtype: str, device: str, quant: str = "none") -> str:
+    """``auto``: bf16 on CUDA where supported (else fp16), fp16 on MPS, fp32 on the CPU unless the model is
+    quantized (then bf16, what bitsandbytes' fused CPU kernel computes in)."""
+    if dtype not in DTYPES:
+        raise ConfigError(f"Unknown dtype {dtype!r}; choose one of {', '.join(DTYPES)}.")
+    if dtype != "auto":
+        return dtype
+    if quant == "nf4" and device == "cpu":
+        return "bf16"
+    if device == "cuda":
+        import torch
+
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return "fp16" if device == "mps" else "fp32"
+
+
+def torch_dtype(name: str) -> Any:
+    import torch
+
+    return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[name]
+
+
+def available_bytes(device: str) -> int | None:
+    """Free memory on the device, or None where it cannot be told."""
+    import torch
+
+    if device == "cuda":
+        free, _total = torch.cuda.mem_get_info()
+        return int(free)
+    if device == "mps":
+        return int(torch.mps.recommended_max_memory())
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return None
