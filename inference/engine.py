@@ -74,7 +74,19 @@ class _Run:
     pad_token_id: int | None
     finished_sequences: torch.Tensor
     forward_passes: torch.Tensor
+    cache: Any
+    cached: int  # tokens in the cache before this run
+    cur_len: int
+    max_new_canvases: int
+    model_kwargs: dict[str, Any]
+    attention_mask: torch.Tensor
+    decoder_attention_mask: torch.Tensor
+    encoder_position_ids: torch.Tensor
+    decoder_position_ids: torch.Tensor
+    stability: sampling.StabilityTracker | None
+    images: int = 0
     steps_per_canvas: list[int] = field(default_factory=list)
+    prefill_seconds: float = 0.0
     diffusion_seconds: float = 0.0
 
 
@@ -152,7 +164,31 @@ class DiffusionEngine:
         cancel: CancelToken | None,
         session: Session | None,
     ) -> Iterator[Event]:
-        model = self.model
+        """Prepare, prefill, then one canvas at a time: denoise it, commit it; finish (generate()'s 0, 1, 2)."""
+        run = self._prepare(inputs, params, session)
+        yield PrefillStarted(prompt_tokens=run.prompt_len, cached_tokens=run.cached, images=run.images)
+        if not (yield from self._prefill(run, params, cancel)):
+            if session is not None:  # cancelled between chunks: a half-filled cache is no session to continue
+                session.cache, session.pending_ids = None, None
+            yield Cancelled(canvas=-1, step=0, texts=())
+            return
+        for canvas_index in range(run.max_new_canvases):
+            if canvas_index:
+                self._encode_committed(run)
+            argmax = yield from self._denoise_canvas(run, canvas_index, params, cancel, session)
+            if argmax is None:
+                return
+            if (yield from self._commit(run, canvas_index, argmax)):
+                break
+            self._advance(run)
+        yield self._finish(run, session)
+
+    # ------------------------------------------------------------------ its phases
+    def _prepare(
+        self, inputs: Mapping[str, Any] | torch.Tensor, params: DiffusionParams, session: Session | None
+    ) -> _Run:
+        """0. Input preparation (as in generate()): the new turn after any pending ids, the cache, positions and
+        masks; the memory check before any work."""
         model_kwargs = dict(inputs) if isinstance(inputs, Mapping) else {"input_ids": inputs}
         input_ids = model_kwargs.pop("input_ids")
         attention_mask = model_kwargs.pop("attention_mask", None)
@@ -176,18 +212,18 @@ class DiffusionEngine:
         cache = session.cache if session is not None else None
         if params.seed is not None:
             torch.manual_seed(params.seed)
-
-        # 0. Input preparation (as in generate())
         batch_size, new_len = input_ids.shape
         device = input_ids.device
         cached = 0 if cache is None else int(cache.get_seq_length())
         cur_len = cached + new_len
-        canvas_length = self.canvas_length
-        max_new_canvases = math.ceil(params.max_new_tokens / canvas_length)
         if cache is None:
             from transformers import DynamicCache
 
             cache = DynamicCache(config=self.config.get_text_config(decoder=True))
+        if attention_mask is not None:
+            attention_mask = attention_mask.bool()
+        else:
+            attention_mask = torch.ones((batch_size, cur_len), dtype=torch.bool, device=device)
         run = _Run(
             input_ids=input_ids,
             prompt_len=new_len,
@@ -197,152 +233,160 @@ class DiffusionEngine:
             pad_token_id=self.pad_token_id,
             finished_sequences=torch.zeros(batch_size, dtype=torch.bool, device=device),
             forward_passes=torch.zeros(batch_size, dtype=torch.int, device=device),
+            cache=cache,
+            cached=cached,
+            cur_len=cur_len,
+            max_new_canvases=math.ceil(params.max_new_tokens / self.canvas_length),
+            model_kwargs=model_kwargs,
+            attention_mask=attention_mask,
+            decoder_attention_mask=torch.nn.functional.pad(attention_mask, (0, self.canvas_length), value=True),
+            encoder_position_ids=torch.arange(cur_len - new_len, cur_len, dtype=torch.int32, device=device)[None],
+            decoder_position_ids=self._positions(cur_len, device),
+            stability=sampling.StabilityTracker(params.stability_threshold) if params.adaptive_stopping else None,
+            images=int(model_kwargs["pixel_values"].shape[0]) if "pixel_values" in model_kwargs else 0,
         )
-        encoder_position_ids = torch.arange(cur_len - new_len, cur_len, dtype=torch.int32, device=device)[None]
-        decoder_position_ids = torch.arange(cur_len, cur_len + canvas_length, dtype=torch.int32, device=device)[None]
-        if attention_mask is not None:
-            attention_mask = attention_mask.bool()
-        else:
-            attention_mask = torch.ones((batch_size, cur_len), dtype=torch.bool, device=device)
-        decoder_attention_mask = torch.nn.functional.pad(attention_mask, (0, canvas_length), value=True)
-        stability = sampling.StabilityTracker(params.stability_threshold) if params.adaptive_stopping else None
-        n_images = int(model_kwargs["pixel_values"].shape[0]) if "pixel_values" in model_kwargs else 0
-        self.check_cache_fits(cur_len + max_new_canvases * canvas_length, batch_size, cached, device)
-        yield PrefillStarted(prompt_tokens=new_len, cached_tokens=cached, images=n_images)
+        self.check_cache_fits(cur_len + run.max_new_canvases * self.canvas_length, batch_size, cached, device)
+        return run
 
-        # 1. Autoregressive canvas loop
-        prefill_seconds = 0.0
-        for canvas_index in range(max_new_canvases):
-            # 1.a. Encode what is not cached yet: the prompt (in chunks when it is longer than one), then each
-            # committed canvas.
-            t0 = time.perf_counter()
-            if canvas_index == 0 and new_len > params.prefill_chunk:
-                done = yield from self._prefill_chunks(
-                    run.input_ids,
-                    attention_mask,
-                    encoder_position_ids,
-                    cache,
-                    model_kwargs,
-                    params.prefill_chunk,
-                    cancel,
-                    cached,
-                )
-                if not done:  # cancelled between chunks: a half-filled cache is no session to continue
-                    if session is not None:
-                        session.cache, session.pending_ids = None, None
-                    yield Cancelled(canvas=-1, step=0, texts=())
-                    return
-            else:
-                cache = self._encode(
-                    run.input_ids if canvas_index == 0 else run.input_ids[:, -canvas_length:],
-                    attention_mask,
-                    encoder_position_ids,
-                    cache,
-                    model_kwargs,
-                )
-            if canvas_index == 0:
-                _sync(device)
-                prefill_seconds = time.perf_counter() - t0
-                yield PrefillFinished(prompt_tokens=new_len, seconds=prefill_seconds)
-                for key in PREFILL_ONLY_KEYS:
-                    model_kwargs.pop(key, None)
-            # 1.b. Prepare the denoising loop: a random canvas (drawn even when a starting canvas is given).
-            drawn = sampling.random_canvas(batch_size, canvas_length, self.vocab_size, device)
-            current = model_kwargs.pop("decoder_input_ids", drawn)
-            self_conditioning = model_kwargs.pop("self_conditioning_logits", None)
-            mask_mapping = model.model.decoder.create_diffusion_decoder_attention_mask(
-                config=self.config,
-                inputs_embeds=current.unsqueeze(-1),
-                cache=cache,
-                decoder_attention_mask=decoder_attention_mask,
+    def _prefill(self, run: _Run, params: DiffusionParams, cancel: CancelToken | None) -> Generator[Event, None, bool]:
+        """1.a, first canvas: encode the prompt (in chunks when it is longer than one); False when cancelled."""
+        t0 = time.perf_counter()
+        if run.prompt_len > params.prefill_chunk:
+            done = yield from self._prefill_chunks(
+                run.input_ids,
+                run.attention_mask,
+                run.encoder_position_ids,
+                run.cache,
+                run.model_kwargs,
+                params.prefill_chunk,
+                cancel,
+                run.cached,
             )
-            finished_denoising = torch.zeros(batch_size, dtype=torch.bool, device=device)
-            if stability is not None:
-                stability.reset()
-            argmax = current
-            finished_host = np.zeros(batch_size, dtype=bool)
-            yield CanvasStarted(
-                canvas=canvas_index,
-                position=int(decoder_position_ids[0, 0]),
-                canvas_length=canvas_length,
-                max_steps=params.max_denoising_steps,
+            if not done:
+                return False
+        else:
+            run.cache = self._encode(
+                run.input_ids, run.attention_mask, run.encoder_position_ids, run.cache, run.model_kwargs
             )
-            # 1.c. Denoising steps, counting down from max_denoising_steps to 1.
-            steps_done = 0
-            canvas_t0 = time.perf_counter()
-            for remaining in range(params.max_denoising_steps, 0, -1):
-                if cancel is not None and cancel.cancelled:
-                    self._keep_session(session, cache, None)
-                    yield Cancelled(canvas=canvas_index, step=steps_done, texts=self._texts(run))
-                    return
-                step_t0 = time.perf_counter()
-                run.forward_passes += ~(finished_denoising | run.finished_sequences)
-                was_finished = finished_host
-                current, argmax, self_conditioning, finished_denoising, packed, temperature = self._step(
-                    current,
-                    argmax,
-                    self_conditioning,
-                    finished_denoising,
-                    bool(was_finished.any()),
-                    remaining,
-                    params,
-                    stability,
-                    mask_mapping,
-                    cache,
-                    decoder_position_ids,
-                    model_kwargs,
-                )
-                host = packed.cpu().numpy()  # the one host transfer of the step
-                flags = host[1]
-                accepted = (flags & 1).astype(bool) & ~was_finished[:, None]
-                finished_rows = finished_host = (flags[:, 0] & 4).astype(bool)
-                steps_done += 1
-                yield DenoisingStep(
-                    canvas=canvas_index,
-                    step=steps_done - 1,
-                    remaining=remaining,
-                    draft=frozen_array(host[0], np.int32),
-                    accepted=frozen_array(accepted, bool),
-                    renoised=frozen_array((flags & 2).astype(bool), bool),
-                    entropy=frozen_array(host[2].astype(np.int16).view(np.float16), np.float16),
-                    temperature=temperature,
-                    finished=frozen_array(finished_rows, bool),
-                    seconds=time.perf_counter() - step_t0,
-                )
-                if finished_rows.all():
-                    break
-            run.diffusion_seconds += time.perf_counter() - canvas_t0
-            run.steps_per_canvas.append(steps_done)
-            # 1.d/1.e. Commit the last step's argmax canvas; apply end-of-sequence and padding rules.
-            run.input_ids = torch.cat([run.input_ids, argmax], dim=-1)
-            self._finalize_canvas(run, last=canvas_index == max_new_canvases - 1)
-            committed = run.input_ids[:, -canvas_length:]
-            finished_host = run.finished_sequences.cpu().numpy()
-            yield CanvasCommitted(
-                canvas=canvas_index,
-                steps=steps_done,
-                ids=frozen_array(committed.cpu().numpy(), np.int64),
-                texts=tuple(self._decode(row) for row in committed),
-                finished=frozen_array(finished_host, bool),
+        _sync(run.device)
+        run.prefill_seconds = time.perf_counter() - t0
+        yield PrefillFinished(prompt_tokens=run.prompt_len, seconds=run.prefill_seconds)
+        for key in PREFILL_ONLY_KEYS:
+            run.model_kwargs.pop(key, None)
+        return True
+
+    def _encode_committed(self, run: _Run) -> None:
+        """1.a, later canvases: encode the last committed canvas into the cache."""
+        run.cache = self._encode(
+            run.input_ids[:, -self.canvas_length :],
+            run.attention_mask,
+            run.encoder_position_ids,
+            run.cache,
+            run.model_kwargs,
+        )
+
+    def _denoise_canvas(
+        self,
+        run: _Run,
+        canvas_index: int,
+        params: DiffusionParams,
+        cancel: CancelToken | None,
+        session: Session | None,
+    ) -> Generator[Event, None, torch.Tensor | None]:
+        """1.b-1.c: one canvas from noise, a ``DenoisingStep`` per step; returns the last step's argmax canvas, or
+        None when cancelled (after yielding ``Cancelled``)."""
+        current, self_conditioning, mask_mapping = self._start_canvas(run)
+        finished_denoising = torch.zeros(run.batch_size, dtype=torch.bool, device=run.device)
+        argmax = current
+        finished_host = np.zeros(run.batch_size, dtype=bool)
+        yield CanvasStarted(
+            canvas=canvas_index,
+            position=int(run.decoder_position_ids[0, 0]),
+            canvas_length=self.canvas_length,
+            max_steps=params.max_denoising_steps,
+        )
+        # 1.c. Denoising steps, counting down from max_denoising_steps to 1.
+        steps_done = 0
+        canvas_t0 = time.perf_counter()
+        for remaining in range(params.max_denoising_steps, 0, -1):
+            if cancel is not None and cancel.cancelled:
+                self._keep_session(session, run.cache, None)  # the cache holds the prompt (and pending ids)
+                yield Cancelled(canvas=canvas_index, step=steps_done, texts=self._texts(run))
+                return None
+            step_t0 = time.perf_counter()
+            run.forward_passes += ~(finished_denoising | run.finished_sequences)
+            was_finished = finished_host
+            current, argmax, self_conditioning, finished_denoising, packed, temperature = self._step(
+                current,
+                argmax,
+                self_conditioning,
+                finished_denoising,
+                bool(was_finished.any()),
+                remaining,
+                params,
+                run.stability,
+                mask_mapping,
+                run.cache,
+                run.decoder_position_ids,
+                run.model_kwargs,
             )
+            host = packed.cpu().numpy()  # the one host transfer of the step
+            finished_host = (host[1][:, 0] & 4).astype(bool)
+            yield _step_event(host, was_finished, canvas_index, steps_done, remaining, temperature, step_t0)
+            steps_done += 1
             if finished_host.all():
                 break
-            # 1.f. Prepare the next canvas.
-            cur_len += canvas_length
-            decoder_attention_mask = torch.nn.functional.pad(decoder_attention_mask, (0, canvas_length), value=True)
-            attention_mask = torch.nn.functional.pad(attention_mask, (0, canvas_length), value=True)
-            encoder_position_ids = decoder_position_ids
-            decoder_position_ids = torch.arange(cur_len, cur_len + canvas_length, dtype=torch.int32, device=device)[
-                None
-            ]
+        run.diffusion_seconds += time.perf_counter() - canvas_t0
+        run.steps_per_canvas.append(steps_done)
+        return argmax
 
-        # 2. Finish.
-        self._keep_session(session, cache, run.input_ids[:, -canvas_length:])
+    def _start_canvas(self, run: _Run) -> tuple[torch.Tensor, torch.Tensor | None, Any]:
+        """1.b. Prepare the denoising loop: a random canvas (drawn even when a starting canvas is given), the
+        starting self-conditioning logits (None unless given) and the decoder's attention mask mapping."""
+        drawn = sampling.random_canvas(run.batch_size, self.canvas_length, self.vocab_size, run.device)
+        current = run.model_kwargs.pop("decoder_input_ids", drawn)
+        self_conditioning = run.model_kwargs.pop("self_conditioning_logits", None)
+        mask_mapping = self.model.model.decoder.create_diffusion_decoder_attention_mask(
+            config=self.config,
+            inputs_embeds=current.unsqueeze(-1),
+            cache=run.cache,
+            decoder_attention_mask=run.decoder_attention_mask,
+        )
+        if run.stability is not None:
+            run.stability.reset()
+        return current, self_conditioning, mask_mapping
+
+    def _commit(self, run: _Run, canvas_index: int, argmax: torch.Tensor) -> Generator[Event, None, bool]:
+        """1.d-1.e: append the argmax canvas, apply end-of-sequence and padding rules; True when every row is done."""
+        run.input_ids = torch.cat([run.input_ids, argmax], dim=-1)
+        self._finalize_canvas(run, last=canvas_index == run.max_new_canvases - 1)
+        committed = run.input_ids[:, -self.canvas_length :]
+        finished_host = run.finished_sequences.cpu().numpy()
+        yield CanvasCommitted(
+            canvas=canvas_index,
+            steps=run.steps_per_canvas[-1],
+            ids=frozen_array(committed.cpu().numpy(), np.int64),
+            texts=tuple(self._decode(row) for row in committed),
+            finished=frozen_array(finished_host, bool),
+        )
+        return bool(finished_host.all())
+
+    def _advance(self, run: _Run) -> None:
+        """1.f. Prepare the next canvas: masks and positions one canvas on."""
+        canvas_length = self.canvas_length
+        run.cur_len += canvas_length
+        run.decoder_attention_mask = torch.nn.functional.pad(run.decoder_attention_mask, (0, canvas_length), value=True)
+        run.attention_mask = torch.nn.functional.pad(run.attention_mask, (0, canvas_length), value=True)
+        run.encoder_position_ids = run.decoder_position_ids
+        run.decoder_position_ids = self._positions(run.cur_len, run.device)
+
+    def _finish(self, run: _Run, session: Session | None) -> Finished:
+        """2. Keep the session; the new ids, texts and statistics."""
+        self._keep_session(session, run.cache, run.input_ids[:, -self.canvas_length :])
         new_ids = run.input_ids[:, run.prompt_len :]
-        valid = (new_ids != run.pad_token_id).sum() if run.pad_token_id is not None else new_ids.numel()
+        valid = int((new_ids != run.pad_token_id).sum()) if run.pad_token_id is not None else new_ids.numel()
         passes = int(run.forward_passes.sum())
-        valid = int(valid)
-        yield Finished(
+        return Finished(
             texts=self._texts(run),
             ids=frozen_array(new_ids.cpu().numpy(), np.int64),
             stats=Stats(
@@ -351,10 +395,13 @@ class DiffusionEngine:
                 tokens_per_forward=valid / passes if passes else 0.0,
                 steps_per_canvas=tuple(run.steps_per_canvas),
                 tokens_per_second=valid / run.diffusion_seconds if run.diffusion_seconds else 0.0,
-                prefill_seconds=prefill_seconds,
+                prefill_seconds=run.prefill_seconds,
                 diffusion_seconds=run.diffusion_seconds,
             ),
         )
+
+    def _positions(self, start: int, device: torch.device) -> torch.Tensor:
+        return torch.arange(start, start + self.canvas_length, dtype=torch.int32, device=device)[None]
 
     # ------------------------------------------------------------------ pieces of the loop
     def _encode(
@@ -550,6 +597,31 @@ class DiffusionEngine:
 
     def _texts(self, run: _Run) -> tuple[str, ...]:
         return tuple(self._decode(row) for row in run.input_ids[:, run.prompt_len :])
+
+
+def _step_event(
+    host: np.ndarray,
+    was_finished: np.ndarray,
+    canvas: int,
+    step: int,
+    remaining: int,
+    temperature: float,
+    t0: float,
+) -> DenoisingStep:
+    """The step event from the packed host payload (argmax, flags, float16 entropy bits)."""
+    flags = host[1]
+    return DenoisingStep(
+        canvas=canvas,
+        step=step,
+        remaining=remaining,
+        draft=frozen_array(host[0], np.int32),
+        accepted=frozen_array((flags & 1).astype(bool) & ~was_finished[:, None], bool),
+        renoised=frozen_array((flags & 2).astype(bool), bool),
+        entropy=frozen_array(host[2].astype(np.int16).view(np.float16), np.float16),
+        temperature=temperature,
+        finished=frozen_array((flags[:, 0] & 4).astype(bool), bool),
+        seconds=time.perf_counter() - t0,
+    )
 
 
 def _sync(device: torch.device) -> None:
