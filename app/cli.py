@@ -96,6 +96,22 @@ def build_parser() -> argparse.ArgumentParser:
     extract.add_argument("inputs", nargs="+", metavar="FILE")
     extract.add_argument("--schema", required=True, metavar="SCHEMA.json")
     extract.add_argument("--out", metavar="FILE.json", help="also write the result here")
+    extract.add_argument(
+        "--no-template",
+        action="store_true",
+        help="--engine model: ask for JSON in the prompt and retry on errors, instead of pinning the schema on the "
+        "canvas (docs/extraction.md)",
+    )
+    extract.add_argument(
+        "--redo", action="append", default=[], metavar="FIELD", help="re-denoise this field once more (repeatable)"
+    )
+    extract.add_argument(
+        "--redo-below",
+        type=float,
+        metavar="P",
+        help="re-denoise the fields whose confidence is under P (0..1), up to --redo-rounds times",
+    )
+    extract.add_argument("--redo-rounds", type=int, default=2, metavar="N")
     _add_engine_args(extract)
     from app.remote_cli import add_serve_parser
 
@@ -478,6 +494,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 
 def cmd_extract(args: argparse.Namespace) -> int:
+    from inference.errors import ConfigError
     from inference.exports import extraction_json, write_atomic
     from inference.tasks.schema import load_schema
 
@@ -486,7 +503,16 @@ def cmd_extract(args: argparse.Namespace) -> int:
     engine = make_engine(args)
     if engine.name == "builtin":
         docs = [engine.parse(d).document for d in docs]
-    result = engine.extract(docs, schema)
+    redo = {"redo": args.redo, "redo_below": args.redo_below, "redo_rounds": args.redo_rounds}
+    if engine.name != "model" and (args.redo or args.redo_below is not None):
+        raise ConfigError("--redo and --redo-below re-denoise on the canvas: they need --engine model")
+    if engine.name == "model":
+        engine.template = not args.no_template
+        if args.no_template and (args.redo or args.redo_below is not None):
+            raise ConfigError("--redo and --redo-below need the canvas template: drop --no-template")
+        result = engine.extract(docs, schema, **redo)
+    else:
+        result = engine.extract(docs, schema)
     text = extraction_json(result)
     if args.out:
         from pathlib import Path

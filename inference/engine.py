@@ -9,6 +9,7 @@ before every step, and a session that keeps the KV cache for a follow-up turn.
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import time
@@ -38,6 +39,7 @@ from .events import (
 )
 from .params import DiffusionParams
 from .prefill import ChunkEmbedder, chunk_bounds, chunked_attention
+from .template import CanvasRule, CanvasTemplate
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +58,11 @@ class Session:
     cache: Any = None
     pending_ids: torch.Tensor | None = None
     turns: int = 0
+    # keep_prompt: after the prefill, keep a copy of the cache holding just the prompt (``prompt_cache``), so that
+    # :meth:`DiffusionEngine.reopen` can denoise a span of the answer again against it (the copy costs the prompt's
+    # KV cache once more in memory).
+    keep_prompt: bool = False
+    prompt_cache: Any = None
 
     @property
     def cached_tokens(self) -> int:
@@ -85,6 +92,9 @@ class _Run:
     decoder_position_ids: torch.Tensor
     stability: sampling.StabilityTracker | None
     images: int = 0
+    template: CanvasTemplate | None = None
+    rule: CanvasRule | None = None  # the template's part on the canvas being denoised
+    last_logits: torch.Tensor | None = None  # the last step's scaled logits (kept only under a template)
     steps_per_canvas: list[int] = field(default_factory=list)
     prefill_seconds: float = 0.0
     diffusion_seconds: float = 0.0
@@ -144,11 +154,41 @@ class DiffusionEngine:
         *,
         cancel: CancelToken | None = None,
         session: Session | None = None,
+        template: CanvasTemplate | None = None,
     ) -> Iterator[Event]:
-        """Yield the events of one run. Errors end the stream with a ``Failed`` event; nothing is raised."""
+        """Yield the events of one run. Errors end the stream with a ``Failed`` event; nothing is raised.
+
+        ``template`` pins tokens and restricts positions of the generated canvases (:mod:`inference.template`);
+        the run covers at least the template's canvases. Without one the run is ``generate()``'s.
+        """
         params = params or self.default_params()
+        yield from self._guarded(self._generate(inputs, params, cancel, session, template), session)
+
+    def reopen(
+        self,
+        session: Session,
+        template: CanvasTemplate,
+        params: DiffusionParams | None = None,
+        *,
+        cancel: CancelToken | None = None,
+    ) -> Iterator[Event]:
+        """Denoise a templated answer again against the cached prompt: typically ``template.reopened(ids, span)``,
+        where everything but the span is pinned to the committed tokens. The session must have run with
+        ``keep_prompt``; its prompt cache is copied, never changed, so a span can be re-opened any number of times.
+        """
+        params = params or self.default_params()
+        if session.prompt_cache is None:
+            yield Failed(
+                error_type="GenerationError",
+                message="Nothing to re-open: this session kept no prompt cache (run it with keep_prompt).",
+            )
+            return
+        empty = torch.zeros((1, 0), dtype=torch.long, device=self.model.device)
+        yield from self._guarded(self._generate(empty, params, cancel, session, template, reopen=True), session)
+
+    def _guarded(self, events: Iterator[Event], session: Session | None) -> Iterator[Event]:
         try:
-            yield from self._generate(inputs, params, cancel, session)
+            yield from events
         except Exception as exc:
             log.exception("generation failed")
             if session is not None:  # a half-written cache cannot be trusted for the next turn
@@ -163,15 +203,20 @@ class DiffusionEngine:
         params: DiffusionParams,
         cancel: CancelToken | None,
         session: Session | None,
+        template: CanvasTemplate | None = None,
+        reopen: bool = False,
     ) -> Iterator[Event]:
-        """Prepare, prefill, then one canvas at a time: denoise it, commit it; finish (generate()'s 0, 1, 2)."""
-        run = self._prepare(inputs, params, session)
+        """Prepare, prefill, then one canvas at a time: denoise it, commit it; finish (generate()'s 0, 1, 2).
+        ``reopen``: the session's prompt cache stands for the prompt, and there is no prefill."""
+        run = self._prepare(inputs, params, session, template, reopen)
         yield PrefillStarted(prompt_tokens=run.prompt_len, cached_tokens=run.cached, images=run.images)
-        if not (yield from self._prefill(run, params, cancel)):
+        if not reopen and not (yield from self._prefill(run, params, cancel)):
             if session is not None:  # cancelled between chunks: a half-filled cache is no session to continue
                 session.cache, session.pending_ids = None, None
             yield Cancelled(canvas=-1, step=0, texts=())
             return
+        if session is not None and session.keep_prompt and not reopen:
+            session.prompt_cache = copy.deepcopy(run.cache)
         for canvas_index in range(run.max_new_canvases):
             if canvas_index:
                 self._encode_committed(run)
@@ -185,7 +230,12 @@ class DiffusionEngine:
 
     # ------------------------------------------------------------------ its phases
     def _prepare(
-        self, inputs: Mapping[str, Any] | torch.Tensor, params: DiffusionParams, session: Session | None
+        self,
+        inputs: Mapping[str, Any] | torch.Tensor,
+        params: DiffusionParams,
+        session: Session | None,
+        template: CanvasTemplate | None = None,
+        reopen: bool = False,
     ) -> _Run:
         """0. Input preparation (as in generate()): the new turn after any pending ids, the cache, positions and
         masks; the memory check before any work."""
@@ -201,7 +251,7 @@ class DiffusionEngine:
                     f"The prompt holds {n_image} image tokens but no images (pixel_values) came with it.",
                     hint="Build the prompt with the processor from the messages and their images together.",
                 )
-        if session is not None and session.pending_ids is not None:
+        if session is not None and session.pending_ids is not None and not reopen:
             if input_ids.shape[0] != 1:
                 raise GenerationError("A follow-up turn takes a single prompt, not a batch.")
             input_ids = torch.cat([session.pending_ids.to(input_ids.device), input_ids], dim=-1)
@@ -210,6 +260,8 @@ class DiffusionEngine:
                 pad = torch.zeros_like(session.pending_ids).to(model_kwargs["mm_token_type_ids"])
                 model_kwargs["mm_token_type_ids"] = torch.cat([pad, model_kwargs["mm_token_type_ids"]], dim=-1)
         cache = session.cache if session is not None else None
+        if reopen:
+            cache = copy.deepcopy(session.prompt_cache)
         if params.seed is not None:
             torch.manual_seed(params.seed)
         batch_size, new_len = input_ids.shape
@@ -236,7 +288,9 @@ class DiffusionEngine:
             cache=cache,
             cached=cached,
             cur_len=cur_len,
-            max_new_canvases=math.ceil(params.max_new_tokens / self.canvas_length),
+            max_new_canvases=math.ceil(
+                max(params.max_new_tokens, template.length if template else 0) / self.canvas_length
+            ),
             model_kwargs=model_kwargs,
             attention_mask=attention_mask,
             decoder_attention_mask=torch.nn.functional.pad(attention_mask, (0, self.canvas_length), value=True),
@@ -244,6 +298,7 @@ class DiffusionEngine:
             decoder_position_ids=self._positions(cur_len, device),
             stability=sampling.StabilityTracker(params.stability_threshold) if params.adaptive_stopping else None,
             images=int(model_kwargs["pixel_values"].shape[0]) if "pixel_values" in model_kwargs else 0,
+            template=template,
         )
         self.check_cache_fits(cur_len + run.max_new_canvases * self.canvas_length, batch_size, cached, device)
         return run
@@ -295,16 +350,25 @@ class DiffusionEngine:
     ) -> Generator[Event, None, torch.Tensor | None]:
         """1.b-1.c: one canvas from noise, a ``DenoisingStep`` per step; returns the last step's argmax canvas, or
         None when cancelled (after yielding ``Cancelled``)."""
-        current, self_conditioning, mask_mapping = self._start_canvas(run)
-        finished_denoising = torch.zeros(run.batch_size, dtype=torch.bool, device=run.device)
-        argmax = current
-        finished_host = np.zeros(run.batch_size, dtype=bool)
+        run.rule = rule = None
+        if run.template is not None:
+            run.rule = rule = run.template.canvas(canvas_index, self.canvas_length, self.vocab_size, run.device)
         yield CanvasStarted(
             canvas=canvas_index,
             position=int(run.decoder_position_ids[0, 0]),
             canvas_length=self.canvas_length,
             max_steps=params.max_denoising_steps,
         )
+        if rule is not None and rule.all_pinned:  # nothing to denoise: the canvas is its pins
+            run.steps_per_canvas.append(0)
+            run.last_logits = None
+            return rule.place(torch.zeros((run.batch_size, self.canvas_length), dtype=torch.long, device=run.device))
+        current, self_conditioning, mask_mapping = self._start_canvas(run)
+        if rule is not None:
+            current = rule.place(current)
+        finished_denoising = torch.zeros(run.batch_size, dtype=torch.bool, device=run.device)
+        argmax = current
+        finished_host = np.zeros(run.batch_size, dtype=bool)
         # 1.c. Denoising steps, counting down from max_denoising_steps to 1.
         steps_done = 0
         canvas_t0 = time.perf_counter()
@@ -329,6 +393,7 @@ class DiffusionEngine:
                 run.cache,
                 run.decoder_position_ids,
                 run.model_kwargs,
+                rule,
             )
             host = packed.cpu().numpy()  # the one host transfer of the step
             finished_host = (host[1][:, 0] & 4).astype(bool)
@@ -338,6 +403,7 @@ class DiffusionEngine:
                 break
         run.diffusion_seconds += time.perf_counter() - canvas_t0
         run.steps_per_canvas.append(steps_done)
+        run.last_logits = self_conditioning if rule is not None else None
         return argmax
 
     def _start_canvas(self, run: _Run) -> tuple[torch.Tensor, torch.Tensor | None, Any]:
@@ -357,7 +423,15 @@ class DiffusionEngine:
         return current, self_conditioning, mask_mapping
 
     def _commit(self, run: _Run, canvas_index: int, argmax: torch.Tensor) -> Generator[Event, None, bool]:
-        """1.d-1.e: append the argmax canvas, apply end-of-sequence and padding rules; True when every row is done."""
+        """1.d-1.e: append the argmax canvas (its choices resolved under a template), apply end-of-sequence and
+        padding rules; True when every row is done."""
+        logprobs, choices = None, ()
+        if run.rule is not None:
+            if run.last_logits is None:  # all pinned: every token certain
+                logprobs = np.zeros(argmax.shape, dtype=np.float32)
+            else:
+                argmax, chosen, choices = run.rule.resolve(argmax, run.last_logits)
+                logprobs = chosen.cpu().numpy()
         run.input_ids = torch.cat([run.input_ids, argmax], dim=-1)
         self._finalize_canvas(run, last=canvas_index == run.max_new_canvases - 1)
         committed = run.input_ids[:, -self.canvas_length :]
@@ -368,6 +442,8 @@ class DiffusionEngine:
             ids=frozen_array(committed.cpu().numpy(), np.int64),
             texts=tuple(self._decode(row) for row in committed),
             finished=frozen_array(finished_host, bool),
+            logprobs=None if logprobs is None else frozen_array(logprobs, np.float32),
+            choices=choices,
         )
         return bool(finished_host.all())
 
@@ -500,6 +576,7 @@ class DiffusionEngine:
         cache: Any,
         decoder_position_ids: torch.Tensor,
         model_kwargs: dict[str, Any],
+        rule: CanvasRule | None = None,
     ) -> tuple:
         """One denoising step (generate()'s 1.c.i-v). Returns the new state and the packed host payload."""
         model = self.model
@@ -516,6 +593,8 @@ class DiffusionEngine:
         step = torch.tensor(remaining, dtype=torch.int32, device=current.device)
         temperature = sampling.temperature_at(step, params.t_min, params.t_max, params.max_denoising_steps)
         scaled = logits / temperature  # a device tensor: CUDA divides by a CPU scalar via its reciprocal
+        if rule is not None:  # pins and allowed sets: other tokens masked before sampling, argmax and entropy
+            scaled = rule.mask(scaled)
         probs = torch.softmax(scaled, dim=-1, dtype=torch.float32)
         batch_size, canvas_length = current.shape
         denoised = torch.multinomial(probs.view(-1, probs.shape[-1]), num_samples=1).view(batch_size, canvas_length)
@@ -523,6 +602,8 @@ class DiffusionEngine:
         # 1.c.iii. Accept by the entropy bound; re-noise everything else.
         entropy = sampling.token_entropy(scaled)
         accepted_mask = sampling.entropy_bound_accept(entropy, params.entropy_bound)
+        if rule is not None:  # pins count as accepted (their entropy is 0 anyway) and are never re-noised
+            accepted_mask = accepted_mask | rule.pin_mask[None]
         accepted = torch.where(accepted_mask, denoised, current)
         noise = sampling.random_canvas(batch_size, canvas_length, self.vocab_size, current.device)
         new_current = torch.where(~accepted_mask, noise, accepted)

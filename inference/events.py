@@ -102,12 +102,18 @@ class DenoisingStep(Event):
 
 @dataclass(frozen=True)
 class CanvasCommitted(Event):
+    """A canvas is final. Under a template (:mod:`inference.template`) ``logprobs`` holds, per position, the
+    log-probability of the committed token under the last step's distribution, and ``choices`` each choice's label
+    probabilities (batch row 0), in template order; both are empty otherwise."""
+
     kind: ClassVar[str] = "canvas_committed"
     canvas: int
     steps: int
     ids: np.ndarray
     texts: tuple[str, ...]
     finished: np.ndarray
+    logprobs: np.ndarray | None = None
+    choices: tuple[tuple[float, ...], ...] = ()
 
     @property
     def text(self) -> str:

@@ -61,9 +61,11 @@ class Extraction:
     sources: dict[str, Citation]  # JSON pointer of a value -> where it came from
     valid: bool
     errors: list[str]
-    kind: str  # "best-effort" (builtin, from key-value pairs and tables) | "generated"
+    kind: str  # "best-effort" (builtin, from key-value pairs and tables) | "generated" | "pinned" (canvas template)
     engine: str
     attempts: int = 1
+    confidence: dict[str, float] = field(default_factory=dict)  # pinned: field -> 0..1
+    evidence: dict[str, dict[str, Any]] = field(default_factory=dict)  # pinned: field -> page, quote, grounded, box
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

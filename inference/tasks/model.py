@@ -5,8 +5,10 @@
 - ask: the whole document set when it fits the budget; otherwise BM25 picks the pages worth reading, the builder
   splits them into chunks that fit, each chunk is asked (map) and the partial answers are combined (reduce).
   Citations are the ``[p. N]`` marks the model writes; without any, the retrieved pages are cited.
-- extract: the schema goes in the prompt; the output's JSON is validated and, when it fails, the model is asked
-  again with the validation errors (up to ``retries`` times).
+- extract: by default the schema is laid out on the canvas (:mod:`inference.tasks.pinned`): its scaffold pinned,
+  only the value slots denoised, with an evidence page and quote per field checked against the document; fields can
+  be re-denoised against the cached prompt. ``template=False``: the schema goes in the prompt; the output's JSON is
+  validated and, when it fails, the model is asked again with the validation errors (up to ``retries`` times).
 
 Engine events (prefill, every denoising step, commits) go to ``context.on_event`` as they happen.
 """
@@ -17,11 +19,12 @@ import copy
 import json
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..documents.model import Block, Document
 from ..errors import CancelledError, GenerationError
-from ..events import Cancelled, Failed, Finished
+from ..events import Cancelled, CanvasCommitted, Failed, Finished
 from ..params import DiffusionParams
 from ..prompts import Prompt, PromptBuilder, PromptPolicy
 from .base import Answer, Citation, Extraction, ParseOptions, ParseResult, TaskContext
@@ -50,6 +53,11 @@ EXTRACT_INSTRUCTION = (
     "Extract the fields described by this JSON Schema from the documents above. Reply with one JSON "
     "object valid against the schema and nothing else.\nSchema:\n{schema}"
 )
+PINNED_INSTRUCTION = (
+    "Extract the fields described by this JSON Schema from the documents above. For each field give its value, "
+    "the page it is on and a short quote from that page that shows it, as "
+    '{{"field": {{"value": ..., "page": N, "quote": "..."}}}}.\nSchema:\n{schema}'
+)
 RETRY_INSTRUCTION = "\nYour previous reply was not valid:\n{errors}\nReply again with only the corrected JSON object."
 CITATION = re.compile(r"\[(?:p\.|page)\s*(\d{1,5})\]", re.I)
 
@@ -68,6 +76,8 @@ class ModelEngine:
         self.builder = PromptBuilder(loaded.processor)
         self.policy = policy or PromptPolicy()
         self.retries = retries
+        self.template = True  # extract through the canvas template (False: the prompt-and-retry path)
+        self.last_pinned: PinnedRun | None = None  # the last templated extraction, for re-denoising its fields
 
     # ------------------------------------------------------------------ one generation
     def generate(self, prompt: Prompt, context: TaskContext) -> str:
@@ -209,12 +219,82 @@ class ModelEngine:
 
     # ------------------------------------------------------------------ extract
     def extract(
-        self, docs: Sequence[Document], schema: dict[str, Any], context: TaskContext | None = None
+        self,
+        docs: Sequence[Document],
+        schema: dict[str, Any],
+        context: TaskContext | None = None,
+        redo: Sequence[str] = (),
+        redo_below: float | None = None,
+        redo_rounds: int = 1,
     ) -> Extraction:
-        from .schema import check_schema, parse_json_object, validate
+        """Fields of ``schema`` from ``docs``: through the canvas template unless ``self.template`` is off. Then
+        the ``redo`` fields, and up to ``redo_rounds`` times those whose confidence is under ``redo_below``, are
+        re-denoised against the cached prompt."""
+        from .schema import check_schema
 
         check_schema(schema)
         context = context or TaskContext()
+        if not self.template:
+            return self._extract_prompted(docs, schema, context)
+
+        run = self._extract_pinned(docs, schema, context)
+        if redo:
+            run = self.redenoise(run, list(redo), context)
+        for _ in range(redo_rounds if redo_below is not None else 0):
+            low = [k for k, v in run.extraction.confidence.items() if v < redo_below]
+            if not low:
+                break
+            run = self.redenoise(run, low, context)
+        return run.extraction
+
+    def _extract_pinned(self, docs: Sequence[Document], schema: dict[str, Any], context: TaskContext) -> PinnedRun:
+        from ..engine import Session
+        from .pinned import layout_schema, vocabulary
+
+        model = self.loaded.model
+        vocab = vocabulary(self.loaded.tokenizer, self.engine.vocab_size, (self.engine.eos_token_ids or [None])[0])
+        pages = sum(len(d.pages) for d in docs)
+        layout = layout_schema(schema, vocab, pages, self.engine.canvas_length)
+        instruction = PINNED_INSTRUCTION.format(schema=json.dumps(schema, ensure_ascii=False, indent=1))
+        prompt = self.builder.build(list(docs), instruction, self.policy)
+        inputs = {k: v.to(model.device) if hasattr(v, "to") else v for k, v in self.builder.inputs(prompt).items()}
+        session = Session(keep_prompt=True)
+        events = self.engine.generate(
+            inputs, self.params, cancel=context.cancel, session=session, template=layout.template
+        )
+        run = PinnedRun(layout=layout, session=session, docs=list(docs))
+        run.take(self._drain(events, context), layout.template, span=None)
+        self.last_pinned = run
+        return run
+
+    def redenoise(self, run: PinnedRun, fields: Sequence[str], context: TaskContext | None = None) -> PinnedRun:
+        """Re-open ``run``'s canvas with these fields' value and evidence slots re-noised, everything else pinned,
+        and denoise them again against the cached prompt; the run is updated and returned."""
+        context = context or TaskContext()
+        span = run.layout.span(fields)
+        template = run.layout.template.reopened(run.ids, span)
+        events = self.engine.reopen(run.session, template, self.params, cancel=context.cancel)
+        run.take(self._drain(events, context), template, span=span)
+        run.redone.extend(fields)
+        self.last_pinned = run
+        return run
+
+    def _drain(self, events: Any, context: TaskContext) -> list[Any]:
+        """The engine's events, passed on to ``context.on_event``; a cancel or failure raises."""
+        out = []
+        for event in events:
+            if context.on_event:
+                context.on_event(event)
+            out.append(event)
+            if isinstance(event, Cancelled):
+                raise CancelledError(f"cancelled at canvas {event.canvas}, step {event.step}")
+            if isinstance(event, Failed):
+                raise GenerationError(event.message)
+        return out
+
+    def _extract_prompted(self, docs: Sequence[Document], schema: dict[str, Any], context: TaskContext) -> Extraction:
+        from .schema import parse_json_object, validate
+
         base = EXTRACT_INSTRUCTION.format(schema=json.dumps(schema, ensure_ascii=False, indent=1))
         instruction = base
         value: Any = {}
@@ -282,3 +362,60 @@ def _value_sources(value: dict[str, Any], docs: Sequence[Document]) -> dict[str,
                 out[f"/{key}"] = Citation(document=doc.source, page=page.number, label=page.label, text=str(item))
                 break
     return out
+
+
+@dataclass
+class PinnedRun:
+    """A templated extraction kept for re-denoising: its layout, the session holding the cached prompt, the
+    committed template tokens, their log-probabilities and the choices' label probabilities."""
+
+    layout: Any  # inference.tasks.pinned.PinnedLayout
+    session: Any  # inference.engine.Session (keep_prompt)
+    docs: list[Document]
+    ids: Any = None
+    logprobs: Any = None
+    choice_probs: dict[int, tuple[float, ...]] = field(default_factory=dict)
+    steps: int = 0
+    redone: list[str] = field(default_factory=list)
+    extraction: Extraction | None = None
+
+    def take(self, events: list[Any], template: Any, span: Any) -> None:
+        """Read a run's events: inside ``span`` (everywhere when None) the new tokens and confidences replace the
+        old; then the extraction is read, grounded and validated again."""
+        import numpy as np
+
+        from .pinned import choice_probabilities, ground, read_canvas
+        from .schema import validate
+
+        finished = events[-1]
+        commits = [e for e in events if isinstance(e, CanvasCommitted)]
+        length = self.layout.template.length
+        ids = np.asarray(finished.ids[0, :length])
+        logprobs = np.concatenate([c.logprobs[0] for c in commits])[:length]
+        probs = choice_probabilities(template, commits)
+        if span is None:
+            self.ids, self.logprobs, self.choice_probs = ids, logprobs, probs
+        else:
+            self.ids = np.where(span, ids, self.ids)
+            self.logprobs = np.where(span, logprobs, self.logprobs)
+            self.choice_probs = {**self.choice_probs, **probs}
+        self.steps += int(finished.stats.forward_passes)
+        reading = read_canvas(self.layout, self.ids, self.logprobs, self.choice_probs)
+        evidence = ground(reading.evidence, self.docs)
+        errors = validate(reading.value, self.layout.schema)
+        sources = {
+            f"/{name}": Citation(document=e["document"], page=e["page"], label=str(e["page"]), text=e["quote"])
+            for name, e in evidence.items()
+            if e["grounded"]
+        }
+        self.extraction = Extraction(
+            value=reading.value,
+            sources=sources,
+            valid=not errors,
+            errors=errors,
+            kind="pinned",
+            engine="model",
+            attempts=1,
+            confidence=reading.confidence,
+            evidence=evidence,
+        )
