@@ -16,17 +16,7 @@ from inference.template import FREE
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "resources" / "sample.pdf"
-SCHEMA = {
-    "type": "object",
-    "properties": {
-        "title": {"type": "string", "maxLength": 12},
-        "canvas_tokens": {"type": "integer"},
-        "kind": {"enum": ["sample", "invoice", "letter"]},
-        "has_figures": {"type": "boolean"},
-        "topics": {"type": "array", "items": {"type": "string", "maxLength": 8}, "maxItems": 2},
-    },
-    "required": ["title", "canvas_tokens", "kind", "has_figures", "topics"],
-}
+SCHEMA = json.loads((ROOT / "tests" / "data" / "sample-schema.json").read_text())
 
 
 @pytest.fixture(scope="module")
