@@ -90,11 +90,13 @@ def test_model_extract_validates_and_retries_with_the_errors(engine, pdf):
         return original(docs, instruction, policy)
 
     engine.builder.build = spy
+    engine.template = False  # the prompt path (the canvas template is tests/test_pinned_extraction.py)
     schema = {"type": "object", "required": ["budget"], "properties": {"budget": {"type": "number"}}}
     try:
         result = engine.extract([open_document(pdf)], schema)
     finally:
         engine.builder.build = original
+        del engine.template
     assert result.kind == "generated"
     assert result.attempts == 2 and len(prompts) == 2  # random output is never valid: asked again once
     assert not result.valid and result.errors

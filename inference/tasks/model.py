@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -59,11 +60,13 @@ PINNED_INSTRUCTION = (
     '{{"field": {{"value": ..., "page": N, "quote": "..."}}}}.\nSchema:\n{schema}'
 )
 RETRY_INSTRUCTION = "\nYour previous reply was not valid:\n{errors}\nReply again with only the corrected JSON object."
+log = logging.getLogger(__name__)
 CITATION = re.compile(r"\[(?:p\.|page)\s*(\d{1,5})\]", re.I)
 
 
 class ModelEngine:
     name = "model"
+    template = True  # extract through the canvas template (False: the prompt-and-retry path)
 
     def __init__(
         self, loaded: Any, params: DiffusionParams | None = None, policy: PromptPolicy | None = None, retries: int = 2
@@ -76,7 +79,6 @@ class ModelEngine:
         self.builder = PromptBuilder(loaded.processor)
         self.policy = policy or PromptPolicy()
         self.retries = retries
-        self.template = True  # extract through the canvas template (False: the prompt-and-retry path)
         self.last_pinned: PinnedRun | None = None  # the last templated extraction, for re-denoising its fields
 
     # ------------------------------------------------------------------ one generation
@@ -234,7 +236,7 @@ class ModelEngine:
 
         check_schema(schema)
         context = context or TaskContext()
-        if not self.template:
+        if not self.template or not self._runs_locally():
             return self._extract_prompted(docs, schema, context)
 
         run = self._extract_pinned(docs, schema, context)
@@ -246,6 +248,20 @@ class ModelEngine:
                 break
             run = self.redenoise(run, low, context)
         return run.extraction
+
+    def _runs_locally(self) -> bool:
+        """Whether the engine runs here (the template needs the canvas); a subclass that generates elsewhere falls
+        back to the prompt path and says so once."""
+        from ..engine import DiffusionEngine
+
+        if isinstance(getattr(self, "engine", None), DiffusionEngine):
+            return True
+        if not getattr(self, "_said_prompt_path", False):
+            self._said_prompt_path = True
+            log.warning(
+                "%s engine: extraction takes the prompt path (the canvas template needs a local model)", self.name
+            )
+        return False
 
     def _extract_pinned(self, docs: Sequence[Document], schema: dict[str, Any], context: TaskContext) -> PinnedRun:
         from ..engine import Session
