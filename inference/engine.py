@@ -32,13 +32,12 @@ from .events import (
     Failed,
     Finished,
     PrefillFinished,
-    PrefillProgress,
     PrefillStarted,
     Stats,
     frozen_array,
 )
 from .params import DiffusionParams
-from .prefill import ChunkEmbedder, chunk_bounds, chunked_attention
+from .prefill import ChunkEmbedder, chunk_bounds, prefill_in_chunks
 from .template import CanvasRule, CanvasTemplate
 
 log = logging.getLogger(__name__)
@@ -522,7 +521,7 @@ class DiffusionEngine:
         cached: int,
     ) -> Generator[Event, None, bool]:
         """Encode the uncached prompt chunk by chunk into ``cache``: a ``PrefillProgress`` after each chunk, the
-        cancel flag checked between chunks (returns False when cancelled). Attention memory is bounded by the chunk
+        cancel flag checked between layers (returns False when cancelled). Attention memory is bounded by the chunk
         (:mod:`inference.prefill`); the vision tower runs once, before the first chunk."""
         encoder = self.model.model.encoder
         total = ids.shape[1]
@@ -534,33 +533,12 @@ class DiffusionEngine:
             model_kwargs.get("pixel_values"),
             model_kwargs.get("image_position_ids"),
         )
-        t0 = time.perf_counter()
         bounds = chunk_bounds(total, chunk, mm_ids)
-        with chunked_attention(self.config):
-            for start, stop in bounds:
-                embeds = embed(start, stop)
-                block_ids = None
-                if mm_ids is not None:  # the mask indexes image runs by absolute position: cached tokens are text
-                    block_ids = torch.nn.functional.pad(mm_ids[:, :stop], (cached, 0), value=0)
-                mask_mapping = encoder.create_masks_for_generate(
-                    config=self.config,
-                    inputs_embeds=embeds,
-                    attention_mask=attention_mask[:, : cached + stop],
-                    cache=cache,
-                    position_ids=position_ids[:, start:stop],
-                    mm_token_type_ids=block_ids,
-                )
-                encoder(
-                    inputs_embeds=embeds,
-                    attention_mask=mask_mapping,
-                    cache=cache,
-                    position_ids=position_ids[:, start:stop],
-                )
-                _sync(ids.device)
-                yield PrefillProgress(done=stop, total=total, seconds=time.perf_counter() - t0)
-                if stop < total and cancel is not None and cancel.cancelled:
-                    return False
-        return True
+        return (
+            yield from prefill_in_chunks(
+                encoder, self.config, embed, attention_mask, position_ids, cache, bounds, mm_ids, cancel, cached
+            )
+        )
 
     def _step(
         self,

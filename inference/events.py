@@ -46,19 +46,15 @@ class PrefillStarted(Event):
 
 @dataclass(frozen=True)
 class PrefillProgress(Event):
-    """One prefill chunk is in the cache: ``done`` of ``total`` uncached prompt tokens, ``seconds`` since the start."""
+    """One prefill chunk is in the cache: ``done`` of ``total`` uncached prompt tokens, ``seconds`` since the start,
+    and ``seconds_left`` estimated from the chunks' measured times with the attention term that grows with the
+    context (``None`` until two chunks are measured; see ``inference.prefill.PrefillClock``)."""
 
     kind: ClassVar[str] = "prefill_progress"
     done: int
     total: int
     seconds: float
-
-    @property
-    def seconds_left(self) -> float | None:
-        """Linear estimate of the time left (attention makes late chunks slower; a lower bound)."""
-        if self.done <= 0 or self.done >= self.total:
-            return None if self.done <= 0 else 0.0
-        return self.seconds * (self.total - self.done) / self.done
+    seconds_left: float | None = None
 
 
 @dataclass(frozen=True)

@@ -20,11 +20,16 @@ express "all of the cache, then causal", and flex attention would need ``torch.c
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
+
+from .cancel import CancelToken
+from .events import PrefillProgress
 
 IMPLEMENTATION = "dwb_chunked"
 SCORE_BUDGET = 1 << 24  # elements of one block's scores (per batch x heads x queries x keys): 64 MiB in fp32
@@ -107,7 +112,8 @@ def blocked_attention(
     softcap: float | None = None,
     **kwargs: Any,
 ) -> tuple[torch.Tensor, None]:
-    """Attention over keys in blocks with an online softmax; ``attention_mask`` is a :class:`LazyMask`."""
+    """Attention over keys in blocks with an online softmax; ``attention_mask`` is a :class:`LazyMask`. The cancel
+    flag of :func:`stop_between_layers` is checked between blocks, so one long layer is cut short too."""
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
     batch, heads, q_len, _ = query.shape
@@ -126,6 +132,7 @@ def blocked_attention(
     running_max = torch.full((batch, heads, q_len, 1), float("-inf"), dtype=torch.float32, device=query.device)
     running_sum = torch.zeros((batch, heads, q_len, 1), dtype=torch.float32, device=query.device)
     for start in range(0, kv_len, step):
+        check_cancelled()
         stop = min(start + step, kv_len)
         keys = key[:, :, start:stop].repeat_interleave(groups, dim=1)
         values = value[:, :, start:stop].repeat_interleave(groups, dim=1)
@@ -235,3 +242,150 @@ class ChunkEmbedder:
                 embeds = embeds.clone()
                 embeds[where] = picked
         return embeds
+
+
+# ------------------------------------------------------------------ cancelling inside a chunk
+class PrefillInterrupted(Exception):
+    """The cancel flag was seen inside the encoder (between two layers or two key blocks): the chunk is abandoned."""
+
+
+_watched = threading.local()
+
+
+def check_cancelled() -> None:
+    """Raise :class:`PrefillInterrupted` when the flag watched by this thread's :func:`stop_between_layers` is set."""
+    cancel = getattr(_watched, "cancel", None)
+    if cancel is not None and cancel.cancelled:
+        raise PrefillInterrupted
+
+
+@contextlib.contextmanager
+def stop_between_layers(layers: Sequence[torch.nn.Module], cancel: CancelToken | None) -> Iterator[None]:
+    """Check ``cancel`` before each of ``layers`` runs (and between key blocks of the bounded attention), so a
+    cancel costs at most the layer under way, not the rest of a chunk. The hooks live only inside the block."""
+    if cancel is None:
+        yield
+        return
+    handles = [layer.register_forward_pre_hook(lambda _module, _args: check_cancelled()) for layer in layers]
+    previous = getattr(_watched, "cancel", None)
+    _watched.cancel = cancel
+    try:
+        yield
+    finally:
+        _watched.cancel = previous
+        for handle in handles:
+            handle.remove()
+
+
+def text_layers(encoder: Any) -> Sequence[torch.nn.Module]:
+    """The decoder layers of an encoder's text stack (empty when the model is laid out otherwise)."""
+    stack = getattr(encoder, "language_model", encoder)
+    return list(getattr(stack, "layers", ()))
+
+
+# ------------------------------------------------------------------ the estimate
+class PrefillClock:
+    """Times the chunks and estimates the time left from them.
+
+    A chunk of ``n`` tokens whose queries see ``c`` tokens on average costs about ``a * n + b * n * c``: the
+    projections and MLP grow with the chunk, attention with the chunk times the context, so late chunks of a long
+    prompt cost more than early ones. ``a`` and ``b`` are fitted (least squares, neither negative) to the chunks
+    measured so far; with fewer than two chunks there is no estimate.
+    """
+
+    def __init__(self, bounds: Sequence[tuple[int, int]], cached: int = 0) -> None:
+        self.bounds = list(bounds)
+        self.cached = cached
+        self.total = self.bounds[-1][1] if self.bounds else 0
+        self.laps: list[float] = []
+        self.start = self.last = time.perf_counter()
+
+    def features(self, start: int, stop: int) -> tuple[float, float]:
+        n = stop - start
+        return float(n), float(n) * (self.cached + start + n / 2)
+
+    def fit(self) -> tuple[float, float] | None:
+        rows = [self.features(*b) for b in self.bounds[: len(self.laps)]]
+        if len(rows) < 2:
+            return None
+        sxx = sum(x * x for x, _ in rows)
+        syy = sum(y * y for _, y in rows)
+        sxy = sum(x * y for x, y in rows)
+        stx = sum(t * x for t, (x, _) in zip(self.laps, rows, strict=True))
+        sty = sum(t * y for t, (_, y) in zip(self.laps, rows, strict=True))
+        det = sxx * syy - sxy * sxy
+        if det > 1e-9 * sxx * syy:
+            a, b = (stx * syy - sty * sxy) / det, (sty * sxx - stx * sxy) / det
+            if a >= 0 and b >= 0:
+                return a, b
+        linear = (stx / sxx, 0.0)  # one of the two is negative (noise, or equal chunks): the better one alone
+        quadratic = (0.0, sty / syy)
+        return min((linear, quadratic), key=lambda ab: self._residual(ab, rows))
+
+    def _residual(self, ab: tuple[float, float], rows: list[tuple[float, float]]) -> float:
+        return sum((t - ab[0] * x - ab[1] * y) ** 2 for t, (x, y) in zip(self.laps, rows, strict=True))
+
+    def seconds_left(self) -> float | None:
+        fitted = self.fit()
+        if fitted is None:
+            return None
+        a, b = fitted
+        return sum(a * x + b * y for x, y in (self.features(*bound) for bound in self.bounds[len(self.laps) :]))
+
+    def lap(self) -> PrefillProgress:
+        """Record that the next chunk is done; the progress event with the estimate for the rest."""
+        now = time.perf_counter()
+        self.laps.append(now - self.last)
+        self.last = now
+        done = self.bounds[len(self.laps) - 1][1]
+        left = 0.0 if done >= self.total else self.seconds_left()
+        return PrefillProgress(done=done, total=self.total, seconds=now - self.start, seconds_left=left)
+
+
+# ------------------------------------------------------------------ the loop
+def prefill_in_chunks(
+    encoder: Any,
+    config: Any,
+    embed: ChunkEmbedder,
+    attention_mask: torch.Tensor,
+    position_ids: torch.Tensor,
+    cache: Any,
+    bounds: Sequence[tuple[int, int]],
+    mm_token_type_ids: torch.Tensor | None,
+    cancel: CancelToken | None,
+    cached: int,
+) -> Generator[PrefillProgress, None, bool]:
+    """Encode ``bounds`` chunk by chunk into ``cache``, yielding a :class:`PrefillProgress` after each. Returns False
+    when cancelled: the flag is checked between layers and between key blocks, so what runs after a cancel is at
+    most the layer (or key block) under way."""
+    clock = PrefillClock(bounds, cached)
+    device = position_ids.device
+    with chunked_attention(config), stop_between_layers(text_layers(encoder), cancel):
+        try:
+            for start, stop in bounds:
+                embeds = embed(start, stop)
+                block_ids = None
+                if mm_token_type_ids is not None:  # the mask indexes image runs by absolute position
+                    block_ids = torch.nn.functional.pad(mm_token_type_ids[:, :stop], (cached, 0), value=0)
+                mask_mapping = encoder.create_masks_for_generate(
+                    config=config,
+                    inputs_embeds=embeds,
+                    attention_mask=attention_mask[:, : cached + stop],
+                    cache=cache,
+                    position_ids=position_ids[:, start:stop],
+                    mm_token_type_ids=block_ids,
+                )
+                encoder(
+                    inputs_embeds=embeds,
+                    attention_mask=mask_mapping,
+                    cache=cache,
+                    position_ids=position_ids[:, start:stop],
+                )
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+                yield clock.lap()
+                if stop < clock.total and cancel is not None and cancel.cancelled:
+                    return False
+        except PrefillInterrupted:
+            return False
+    return True

@@ -1,16 +1,14 @@
-"""Chunked prefill: the same tokens and drafts as one-shot prefill, cancellable between chunks, refused up front
+"""Chunked prefill: the same tokens and drafts as one-shot prefill, cancellable between layers, refused up front
 when the cache will not fit. All on the real tiny DiffusionGemma in fp32."""
 
 from __future__ import annotations
-
-import statistics
-import time
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
+from inference.cancel import CancelToken
 from inference.engine import DiffusionEngine, Session
 from inference.events import (
     Cancelled,
@@ -21,7 +19,7 @@ from inference.events import (
     PrefillProgress,
     PrefillStarted,
 )
-from inference.prefill import chunk_bounds
+from inference.prefill import PrefillClock, chunk_bounds, text_layers
 
 PARAMS = {"max_new_tokens": 256, "max_denoising_steps": 6}
 
@@ -127,35 +125,136 @@ def test_follow_up_turn(tiny_model, processor):
     assert any(isinstance(e, PrefillProgress) for e in results[1])
 
 
-def test_cancel_during_a_128k_prefill_comes_within_one_chunk(tiny_model, processor):
-    engine = DiffusionEngine(tiny_model, processor.tokenizer)
-    from inference.cancel import CancelToken
+def layer_log(model):
+    """Record each layer of the encoder's text stack that runs to its end; returns the log and the hook handles."""
+    calls, handles = [], []
+    for index, layer in enumerate(text_layers(model.model.encoder)):
+        handles.append(layer.register_forward_hook(lambda _m, _a, _o, index=index: calls.append(index)))
+    return calls, handles
 
+
+def test_cancel_between_chunks_runs_no_more_model_work(tiny_model, processor):
+    engine = DiffusionEngine(tiny_model, processor.tokenizer)
     ids = torch.randint(20, 260, (1, 131_072), generator=torch.Generator().manual_seed(0))
     cancel = CancelToken()
     session = Session()
-    events, chunk_seconds, asked = [], [], None
-    last = 0.0
+    calls, handles = layer_log(tiny_model)
+    events, at_cancel = [], None
     params = engine.default_params(seed=0, prefill_chunk=2048, **PARAMS)
     for event in engine.generate({"input_ids": ids}, params, cancel=cancel, session=session):
         events.append(event)
-        if isinstance(event, PrefillProgress):
-            chunk_seconds.append(event.seconds - last)
-            last = event.seconds
-            if len(chunk_seconds) == 4:
-                asked = time.perf_counter()
-                cancel.cancel()
-    took = time.perf_counter() - asked
+        if isinstance(event, PrefillProgress) and event.done == 4 * 2048:
+            cancel.cancel()
+            at_cancel = len(calls)
     assert isinstance(events[-1], Cancelled) and events[-1].canvas == -1
     progress = [e for e in events if isinstance(e, PrefillProgress)]
     assert len(progress) == 4  # nothing ran after the chunk during which cancel was asked
+    assert at_cancel == 4 * len(handles) and len(calls) == at_cancel  # not one layer of the fifth chunk
     assert session.cache is None and session.pending_ids is None  # a half-filled cache is not kept
-    print(f"cancel -> Cancelled in {took * 1000:.1f} ms; median chunk {statistics.median(chunk_seconds) * 1000:.0f} ms")
+    for handle in handles:
+        handle.remove()
+
+
+def test_cancel_inside_a_chunk_stops_before_the_next_layer(tiny_model, processor):
+    """The flag set while a layer of a long chunk runs (as the window's Esc would, from another thread): the chunk
+    is abandoned before its next layer, not finished."""
+    engine = DiffusionEngine(tiny_model, processor.tokenizer)
+    ids = torch.randint(20, 260, (1, 40_000), generator=torch.Generator().manual_seed(1))
+    cancel = CancelToken()
+    calls, handles = layer_log(tiny_model)
+    layers = len(handles)
+    asked_at = []
+
+    def cancel_in_third_chunk(_module, _args):
+        if len(calls) == 2 * layers + 1 and not asked_at:  # the first layer of the third chunk is running
+            cancel.cancel()
+            asked_at.append(len(calls))
+
+    first = text_layers(tiny_model.model.encoder)[0]
+    handles.append(first.register_forward_hook(lambda m, a, o: cancel_in_third_chunk(m, a)))
+    params = engine.default_params(seed=0, prefill_chunk=8192, **PARAMS)
+    events = list(engine.generate({"input_ids": ids}, params, cancel=cancel))
+    assert asked_at == [2 * layers + 1]
+    assert len(calls) == asked_at[0]  # no layer ran after the cancel
+    assert [e.done for e in events if isinstance(e, PrefillProgress)] == [8192, 16384]
+    assert isinstance(events[-1], Cancelled) and events[-1].canvas == -1
+    for handle in handles:
+        handle.remove()
+
+
+def test_the_bounded_attention_stops_between_key_blocks():
+    """One layer over a long context is cut short too: the blocked attention checks the flag between key blocks."""
+    from inference.prefill import PrefillInterrupted, blocked_attention, lazy_mask, stop_between_layers
+
+    class Module:
+        head_dim = 8
+
+    q_len, kv_len = 1024, 65_536
+    query = torch.zeros(1, 4, q_len, 8)
+    key = value = torch.zeros(1, 4, kv_len, 8)
+    mask = lazy_mask(1, q_len, kv_len, q_offset=kv_len - q_len)
+    blocks = []
+    original = mask.fully_visible
+
+    def count(start, stop):
+        blocks.append(start)
+        if len(blocks) == 3:
+            cancel.cancel()
+        return original(start, stop)
+
+    mask.fully_visible = count
+    cancel = CancelToken()
+    with stop_between_layers([], cancel), pytest.raises(PrefillInterrupted):
+        blocked_attention(Module(), query, key, value, mask)
+    assert len(blocks) == 3  # the fourth block never started
+    out, _ = blocked_attention(Module(), query, key, value, mask)  # outside the block, nothing is watched
+    assert out.shape == (1, q_len, 4, 8) and len(blocks) > 4
+
+
+def clock_with(bounds, a, b, cached=0):
+    clock = PrefillClock(bounds, cached)
+    return clock, [a * x + b * y for x, y in (clock.features(*bound) for bound in bounds)]
+
+
+def test_the_prefill_estimate_follows_the_attention_term():
+    """Chunk costs that grow with the context (as attention's do): after a few chunks the estimate is the time the
+    rest really takes, where a linear extrapolation from the average would promise far less."""
+    bounds = [(i, i + 2048) for i in range(0, 40_960, 2048)]
+    clock, costs = clock_with(bounds, 1e-4, 2e-8)
+    for cost in costs[:3]:
+        clock.laps.append(cost)
+    truth = sum(costs[3:])
+    linear = sum(costs[:3]) * (40_960 - 3 * 2048) / (3 * 2048)
+    assert clock.seconds_left() == pytest.approx(truth, rel=1e-6)
+    assert linear < 0.5 * truth  # what a linear estimate would have said
+    clock.laps.clear()
+    clock.laps.append(costs[0])
+    assert clock.seconds_left() is None  # one chunk cannot tell the two terms apart
+
+
+def test_the_prefill_estimate_with_noisy_or_flat_chunks():
+    bounds = [(i, i + 1000) for i in range(0, 10_000, 1000)]
+    clock, costs = clock_with(bounds, 2e-3, 0.0)  # all linear: the fit must not invent a negative term
+    clock.laps.extend(c * f for c, f in zip(costs[:4], (1.1, 0.9, 1.05, 0.95), strict=True))
+    left = clock.seconds_left()
+    assert left == pytest.approx(sum(costs[4:]), rel=0.15) and left > 0
+    clock, costs = clock_with(bounds, 0.0, 1e-7, cached=50_000)  # a follow-up turn: the cache already long
+    clock.laps.extend(costs[:2])
+    assert clock.seconds_left() == pytest.approx(sum(costs[2:]), rel=1e-6)
+
+
+def test_prefill_progress_events_carry_the_estimate(tiny_model, processor):
+    engine = DiffusionEngine(tiny_model, processor.tokenizer)
+    ids = torch.randint(20, 260, (1, 5000), generator=torch.Generator().manual_seed(2))
+    params = engine.default_params(seed=0, prefill_chunk=1000, **PARAMS)
+    progress = [e for e in engine.generate({"input_ids": ids}, params) if isinstance(e, PrefillProgress)]
+    assert [e.done for e in progress] == [1000, 2000, 3000, 4000, 5000]
+    assert progress[0].seconds_left is None and progress[-1].seconds_left == 0.0
+    assert all(e.seconds_left is not None and e.seconds_left >= 0 for e in progress[1:])
+    assert PrefillProgress(**{k: v for k, v in progress[2].to_json().items() if k != "event"}) == progress[2]
 
 
 def test_a_cancelled_follow_up_does_not_resend_the_previous_answer(tiny_model, processor):
-    from inference.cancel import CancelToken
-
     engine = DiffusionEngine(tiny_model, processor.tokenizer)
     session = Session()
     prompt = processor.tokenizer("<|turn>user\nfirst<turn|>\n<|turn>model\n", return_tensors="pt")

@@ -109,7 +109,26 @@ def run(files: Sequence[str] = ()) -> int:
     window.add_paths([f for f in files if Path(f).exists()])
     if missing:
         window.show_error("Not found: " + ", ".join(missing))
-    return app.exec()
+    status = app.exec()
+    if not window.worker.thread.isRunning():
+        leave(status)
+    return status
+
+
+def leave(status: int) -> None:
+    """End the process now that the window has closed and its worker is joined: logs and streams flushed (the
+    window wrote its settings when it closed), then ``os._exit``. Python's own teardown after a model has run
+    (freeing torch's and transformers' modules and Qt's objects one by one) takes seconds, does nothing a user needs,
+    and would keep a closed window's process alive that long."""
+    import logging
+
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed or broken stream: nothing more to write
+            pass
+    os._exit(status)
 
 
 def wait_until(app: Any, condition: Any, timeout: float = 120.0) -> bool:

@@ -754,6 +754,7 @@ class MainWindow(TaskActions, DropTarget, QMainWindow):
             self.remote_engine.close()
         self.panel.timer.stop()
         self._save_geometry()
+        self.settings.sync()  # written now: the process may end without Python's teardown (app.gui.leave)
         super().closeEvent(event)
 
 

@@ -7,9 +7,14 @@ The canvas-as-text view beside the grid is visible. Then the model dialog is ope
 for ``tiny`` and for a hub id with the hub unreachable (``HF_ENDPOINT`` at a closed local port, offline mode off),
 and the same timer measures the UI thread until each answer arrives.
 Prints the idle and busy figures (median of the per-run maxima, and the worst), the ratio, the dialog's worst
-lateness as ``max_dialog_stall_ms=``, and last ``max_ui_stall_ms=<worst lateness>``.
+lateness as ``max_dialog_stall_ms=``, and ``max_ui_stall_ms=<worst lateness>``.
+Last, in a child process with ``--busy`` other processes keeping cores busy, a model Ask over a
+``--prefill-tokens`` prompt is cancelled (the Cancel action, as Esc) at 75 % of its prefill, then asked again and the
+window closed at 75 %: ``cancel_during_prefill_s=`` (cancel to worker idle) and ``close_during_prefill_s=`` (close to
+the process's exit, which must be 0 with the worker joined), beside the median prefill chunk time of the same run.
 
-    .venv/bin/python -m tests.benchmarks.ui [--runs 3] [--steps 24]
+    .venv/bin/python -m tests.benchmarks.ui [--runs 3] [--steps 24] [--prefill-tokens 40000] [--busy 2]
+    .venv/bin/python -m tests.benchmarks.ui --only-prefill
 """
 
 from __future__ import annotations
@@ -59,7 +64,13 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--steps", type=int, default=24, help="denoising steps per canvas")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--prefill-tokens", type=int, default=40_000, help="prompt of the Esc/close measurement")
+    parser.add_argument("--busy", type=int, default=2, help="other processes keeping cores busy meanwhile")
+    parser.add_argument("--only-prefill", action="store_true", help="measure Esc and close during a prefill only")
     args = parser.parse_args()
+    if args.only_prefill:
+        report_prefill_stops(args)
+        return
 
     from app.gui import SAMPLE, application, wait_until
     from app.gui.main_window import MainWindow
@@ -138,6 +149,20 @@ def main() -> None:
         )
     print(f"max_dialog_stall_ms={max(v[0] for v in dialog_stalls.values()):.1f}")
     print(f"max_ui_stall_ms={max(busy + [v[0] for v in dialog_stalls.values()]):.1f}")
+    report_prefill_stops(args)
+
+
+def report_prefill_stops(args: argparse.Namespace) -> None:
+    figures = measure_prefill_stops(args.prefill_tokens, args.busy)
+    chunk = figures.get("median_chunk_s", 0.0)
+    print(
+        f"Esc and close at 75 % of a {int(figures.get('prompt_tokens', 0)):,}-token prefill, {args.busy} busy "
+        f"processes; median chunk {chunk:.2f} s (what a cancel checked between chunks could cost)"
+    )
+    assert figures.get("exit_code") == 0 and figures.get("worker_running") == 0, figures
+    print(f"cancel/chunk ratio: {figures['cancel_during_prefill_s'] / max(chunk, 1e-3):.2f}")
+    print(f"cancel_during_prefill_s={figures['cancel_during_prefill_s']:.2f}")
+    print(f"close_during_prefill_s={figures['close_during_prefill_s']:.2f}")
 
 
 def measure_dialog(app, window, meter, wait_until) -> dict:
@@ -157,6 +182,122 @@ def measure_dialog(app, window, meter, wait_until) -> dict:
         dialog.reject()
         dialog.deleteLater()
     return out
+
+
+PREFILL_SCRIPT = r"""
+import sys, time
+from PySide6.QtCore import QTimer
+from app.gui import application, wait_until
+from app.gui.main_window import MainWindow
+from app.gui.model_dialog import ModelChoice
+from inference.events import Cancelled, PrefillProgress, PrefillStarted
+
+app = application()
+window = MainWindow()
+window.show()
+window.add_paths([sys.argv[1]])
+wait_until(app, lambda: all(e.document is not None for e in window.entries.values()), timeout=600)
+window.load_model(ModelChoice("tiny", "fp32", "cpu", {"max_new_tokens": 256, "max_denoising_steps": 8, "seed": 0}))
+wait_until(app, lambda: window.model_engine is not None and not window.worker.busy, timeout=600)
+window.engine_box.setCurrentText("model")
+
+
+def at_three_quarters(act):
+    state = {"done": False, "chunks": [], "last": 0.0, "tokens": 0}
+
+    def watch(event):
+        if isinstance(event, PrefillStarted):
+            state["tokens"] = event.prompt_tokens
+        if isinstance(event, PrefillProgress):
+            state["chunks"].append(event.seconds - state["last"])
+            state["last"] = event.seconds
+            if event.done >= 0.75 * event.total and not state["done"]:
+                state["done"] = True
+                act()
+
+    return state, watch
+
+# 1. Esc (the Cancel action) at 75 % of the prefill: seconds until the worker is idle again
+marks = {}
+def cancel():
+    marks["cancel"] = time.monotonic()
+    window.cancel()
+state, watch = at_three_quarters(cancel)
+window.ask("Which words repeat most often?").event.connect(watch)
+wait_until(app, lambda: "cancel" in marks and not window.worker.busy, timeout=1200)
+cancel_s = time.monotonic() - marks["cancel"]
+chunks = sorted(state["chunks"])
+print(f"prompt_tokens={state['tokens']} chunks={len(chunks)} median_chunk_s={chunks[len(chunks) // 2]:.3f}", flush=True)
+print(f"cancel_during_prefill_s={cancel_s:.3f}", flush=True)
+
+# 2. the window closed at 75 % of the same prefill: the parent times the process's exit
+window.clear_conversation()
+def close():
+    print(f"closing_at={time.monotonic():.6f}", flush=True)
+    window.close()
+state, watch = at_three_quarters(close)
+app.lastWindowClosed.connect(lambda: print(f"gone_at={time.monotonic():.6f}", flush=True))
+window.ask("Which words repeat most often?").event.connect(watch)
+status = app.exec()
+print(f"exec_returned_at={time.monotonic():.6f}", flush=True)
+print(f"worker_running={int(window.worker.thread.isRunning())} exit={status}", flush=True)
+from app.gui import leave
+
+leave(status)  # as app.gui.run does once its window has closed
+
+"""
+
+
+def busy_processes(count: int) -> list:
+    """Processes that keep a core each busy (the acceptance's "two other busy processes")."""
+    import subprocess
+    import sys
+
+    return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
+
+
+def measure_prefill_stops(tokens: int, busy: int) -> dict[str, float]:
+    """Esc and closing the window at 75 % of a ``tokens``-token prefill (tiny model) in a child process, with
+    ``busy`` other processes keeping cores busy. Returns the figures the child printed and the close time."""
+    import re
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    import numpy as np
+
+    words = "diffusion canvas prefill cache token denoise entropy commit schedule sampler block page".split()
+    rng = np.random.default_rng(0)
+    text = " ".join(rng.choice(words, size=tokens // 7))[: tokens - 600]  # byte-level tokenizer: ~ a token a char
+    folder = Path(tempfile.mkdtemp(prefix="dwb-bench-"))
+    document = folder / "long.txt"
+    document.write_text(text, encoding="utf-8")
+    loaders = busy_processes(busy)
+    try:
+        child = subprocess.Popen(
+            [sys.executable, "-c", PREFILL_SCRIPT, str(document)],
+            stdout=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        )
+        figures: dict[str, float] = {}
+        closing_at = None
+        for line in child.stdout:
+            print("  child:", line.rstrip())
+            for key, value in re.findall(r"(\w+)=([-\d.]+)", line):
+                figures[key] = float(value)
+            if line.startswith("closing_at="):
+                closing_at = float(line.split("=")[1])
+        code = child.wait(timeout=1200)
+        if closing_at is not None:
+            figures["close_during_prefill_s"] = time.monotonic() - closing_at
+        figures["exit_code"] = code
+    finally:
+        for process in loaders:
+            process.kill()
+            process.wait()
+    return figures
 
 
 if __name__ == "__main__":
