@@ -343,7 +343,7 @@ def _say(message: Any) -> None:
 
 
 def cmd_screenshot(args: argparse.Namespace) -> int:
-    from app.gui import screenshot
+    from app.gui.screenshot import screenshot
     from inference.errors import ConfigError
 
     try:

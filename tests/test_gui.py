@@ -176,7 +176,9 @@ def test_cancel_mid_canvas_stops_before_the_next_step(window, qtbot):
     assert max(seen) < 47
     assert "Cancelled" in window.banner.label.text() and window.banner.isVisible()
     assert ticks  # the UI thread kept running its timers during the run
-    assert any(isinstance(f, object) for f in window.panel.frames)
+    window.panel.redraw_now()
+    # the panel keeps the steps that ran, the last one shown: the step where the run stopped
+    assert [f.step for f in window.panel.frames][-len(seen) :] == seen
     assert window.isVisible() and not window.cancel_action.isEnabled()
 
 
@@ -216,7 +218,7 @@ def test_a_worker_error_shows_a_message_and_keeps_the_window_and_results(window,
 
 
 def test_screenshot_renders_every_state(qtbot, tmp_path):
-    from app.gui import STATES, screenshot
+    from app.gui.screenshot import STATES, screenshot
 
     images = {}
     for state in STATES:

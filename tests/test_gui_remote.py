@@ -107,11 +107,19 @@ def test_ask_and_parse_on_a_remote_dwb_serve_drive_the_panel(window, qtbot, serv
     assert {PrefillStarted, DenoisingStep, CanvasCommitted, Finished} <= kinds  # the server's typed events
     answer = window.results.thread[-1]
     assert answer.engine == "remote" and answer.text == next(e for e in seen if isinstance(e, Finished)).text.strip()
-    qtbot.waitUntil(lambda: not window.panel._dirty, timeout=5000)
+    window.panel.redraw_now()
     steps = [e for e in seen if isinstance(e, DenoisingStep)]
     assert len(window.panel.frames) >= len(steps) > 0
-    assert window.panel.text.tokens  # the canvas as text, decoded with the processor's tokenizer
-    assert window.panel.text.tokens == [window.panel.text.token(int(t)) for t in window.panel.frames[-1].draft]
+    # the canvas as text, decoded with the tokenizer of the served model (tabs, newlines, empties made visible)
+    from inference.tiny import build_tokenizer
+
+    tokenizer = build_tokenizer()  # the served model's tokenizer, built here on its own
+
+    def decode(token_id):
+        return tokenizer.decode([token_id]).replace("\n", "\u21b5").replace("\t", "\u2192") or "\u00b7"
+
+    expected = [decode(int(t)) for t in window.panel.frames[-1].draft]
+    assert window.panel.text.tokens == expected
     assert f"step {window.panel.frames[-1].step + 1}" in window.panel.counters.text()
 
     parsed = window.parse()

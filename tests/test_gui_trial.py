@@ -115,11 +115,13 @@ def test_a_worker_destroyed_after_its_thread_is_gone_does_not_raise():
     from PySide6.QtCore import QThread
     from shiboken6 import delete
 
-    from app.gui.worker import _join_on_destroy
+    from app.gui.worker import Job, _join_on_destroy
 
     thread = QThread()
     delete(thread)
-    _join_on_destroy(thread, lambda: [])  # nothing to join, nothing raised
+    job = Job("left over", lambda job: None)
+    _join_on_destroy(thread, lambda: [job])  # would raise RuntimeError on the deleted thread
+    assert job.cancelled_requested  # the jobs it still held were told to stop before the thread was looked at
 
 
 def test_the_memory_estimate_shows_the_weights_apart_from_the_runtime_reserve():

@@ -555,6 +555,10 @@ class DenoisePanel(QWidget):
             self.scrubber.setEnabled(True)
 
     # drawing ------------------------------------------------------------------------------------------
+    def redraw_now(self) -> None:
+        """Draw what has arrived since the last frame now, not at the next tick (a screenshot, a test)."""
+        self._redraw()
+
     def _redraw(self) -> None:
         if not self._dirty:
             return

@@ -264,14 +264,14 @@ class MainWindow(TaskActions, DropTarget, QMainWindow):
             return act
 
         pix = QStyle.StandardPixmap
-        self.action = action
         action("&Open\u2026", self.open_dialog, QKeySequence.StandardKey.Open, file_menu, True, pix.SP_DialogOpenButton)
         self.recent_menu = file_menu.addMenu("Open &Recent")
         self._fill_recent()
         action(
             "&Export\u2026", self.export_dialog, QKeySequence.StandardKey.Save, file_menu, True, pix.SP_DialogSaveButton
         )
-        action("&Remove document", self.remove_selected, QKeySequence.StandardKey.Delete, file_menu)
+        # the Delete key only: the platform's Delete bindings include Ctrl+D, the denoising panel's shortcut
+        action("&Remove document", self.remove_selected, "Del", file_menu)
         action("C&lear documents", self.clear_documents, None, file_menu)
         file_menu.addSeparator()
         action("&Quit", self.close, QKeySequence.StandardKey.Quit, file_menu)

@@ -615,6 +615,10 @@ class Results(QTabWidget):
         self.table.resizeColumnToContents(0)
         self.setCurrentWidget(self.extract_tab)
 
+    def extraction_sources(self) -> list[Any]:
+        """The citation of each row of the extraction table (None where a value has no source), in row order."""
+        return list(self._rows)
+
     def _row_clicked(self, row: int, _column: int) -> None:
         if 0 <= row < len(self._rows) and self._rows[row] is not None:
             self.citation_clicked.emit(self._rows[row])

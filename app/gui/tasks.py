@@ -47,9 +47,9 @@ def follow_up_ids(processor: Any, question: str) -> Any:
 
 def spare_a_core() -> int:
     """Worker thread, before the model runs on the CPU: its threads (this thread's OpenMP team) use every core but
-    one, which stays with the UI thread. With a team as large as the machine, the UI thread waited on every step
-    (the worst tick 100 to 300 ms late on 2 cores under load in tests/benchmarks/ui.py) and, on a machine busy with
-    other work, the team's threads waited on each other (the run 10 times slower)."""
+    one, which stays with the UI thread. A team as large as the machine makes the UI thread wait for a core on every
+    step (tests/benchmarks/ui.py measures the stall), and on a machine busy with other work the team's threads wait
+    on each other at every barrier."""
     import os
 
     import torch
