@@ -198,8 +198,10 @@ def test_answers_stay_in_the_thread_when_the_engine_or_the_model_changes(window,
     qtbot.waitUntil(lambda: not window.worker.busy, timeout=TIMEOUT)
     first = window.results.thread[0]
     load_tiny(window, qtbot, max_new_tokens=32, max_denoising_steps=2)
-    assert window.engine_box.currentText() == "model" and window.results.thread == [first]
+    assert window.engine_box.currentText() == "builtin" and window.results.thread == [first]  # the user's choice
+    assert "choose Engine" in window.status_label.text()
     assert "No question asked yet" not in window.results.answer.toPlainText()
+    window.engine_box.setCurrentText("model")
     window.ask("And adaptive stopping?")
     qtbot.waitUntil(lambda: not window.worker.busy, timeout=TIMEOUT)
     assert [a.engine for a in window.results.thread] == ["builtin", "model"]

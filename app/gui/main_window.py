@@ -13,6 +13,8 @@ from PySide6.QtGui import QAction, QDesktopServices, QGuiApplication, QKeySequen
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
+    QDialog,
+    QDialogButtonBox,
     QFileDialog,
     QHBoxLayout,
     QInputDialog,
@@ -21,6 +23,7 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QMenu,
     QMessageBox,
+    QPlainTextEdit,
     QProgressBar,
     QPushButton,
     QSpinBox,
@@ -100,11 +103,22 @@ class Banner(QWidget):
         self.icon.setPixmap(self.style().standardIcon(icon).pixmap(18, 18))
         self.show()
 
-    def show_details(self) -> None:
-        icon = QMessageBox.Icon.Critical if self.error else QMessageBox.Icon.Information
-        box = QMessageBox(icon, "Details", self.label.text(), parent=self)
-        box.setDetailedText(self.details)
+    def show_details(self) -> QDialog:
+        """The details themselves at once, not the message again behind a second "Show Details..." button."""
+        box = QDialog(self)
+        box.setWindowTitle("Details")
+        text = QPlainTextEdit(self.details)
+        text.setReadOnly(True)
+        text.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        buttons.rejected.connect(box.reject)
+        layout = QVBoxLayout(box)
+        layout.addWidget(text)
+        layout.addWidget(buttons)
+        box.resize(640, 360)
         box.open()
+        self.details_dialog = box
+        return box
 
 
 class MainWindow(TaskActions, DropTarget, QMainWindow):

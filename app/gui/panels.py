@@ -280,10 +280,27 @@ class PageView(DropTarget, QGraphicsView):
         self.resetTransform()
         self.scale(self.zoom, self.zoom)
 
-    def zoom_by(self, factor: float) -> None:
+    def zoom_by(self, factor: float, anchor: Any = None) -> None:
+        """Zoom by ``factor`` keeping the scene point under ``anchor`` (a viewport point: the mouse for Ctrl+wheel)
+        where it is; by default the point at the view's centre stays, so the part being read stays in view."""
+        viewport_point = anchor if anchor is not None else self.viewport().rect().center()
+        before = self.mapToScene(viewport_point)
         self.fit_mode = False
         self.zoom = max(0.1, min(8.0, self.zoom * factor))
         self.apply_zoom()
+        moved = self.mapFromScene(before) - viewport_point
+        self.horizontalScrollBar().setValue(self.horizontalScrollBar().value() + moved.x())
+        self.verticalScrollBar().setValue(self.verticalScrollBar().value() + moved.y())
+
+    def wheelEvent(self, event: Any) -> None:
+        """Ctrl+wheel zooms at the mouse (as in every viewer); the wheel alone scrolls."""
+        if event.modifiers() & Qt.KeyboardModifier.ControlModifier:
+            steps = event.angleDelta().y() / 120
+            if steps:
+                self.zoom_by(1.25**steps, event.position().toPoint())
+            event.accept()
+            return
+        super().wheelEvent(event)
 
     def fit(self) -> None:
         self.fit_mode = True

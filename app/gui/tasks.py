@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import Qt, QTimer
 
 from .export_dialog import ExportChoice, ExportDialog, current_umask, honour_umask
 from .model_dialog import ModelChoice, ModelDialog
@@ -333,6 +333,7 @@ class TaskActions:
     def ask(self, question: str) -> Job | None:
         if not question.strip():
             self.show_error("Type a question first.") if self.entries else self.show_error(NO_DOCUMENT)
+            self.question.setFocus(Qt.FocusReason.ShortcutFocusReason)  # where to type it
             return None
         ready = self._ready()
         if ready is None:
@@ -530,12 +531,14 @@ class TaskActions:
             quant = ", NF4" if getattr(self.loaded, "quant", "none") == "nf4" else ""
             self.model_label.setText(f"model: {self.loaded.label} [{self.loaded.dtype}{quant}, {self.loaded.device}]")
             self.panel.set_decoder(lambda i: self.loaded.tokenizer.decode([i]))
-            self.engine_box.setCurrentText("model")
+            if self.engine_box.currentText() != "model":  # the Engine stays the user's choice
+                self.status_label.setText(f"Loaded {self.loaded.label}: choose Engine \u2192 model to use it.")
+            else:
+                self.status_label.setText(f"Loaded {self.loaded.label}.")
             recent = [choice.source] + [
                 s for s in (self.settings.value("recent_models", []) or []) if s != choice.source
             ]
             self.settings.setValue("recent_models", recent[:MAX_RECENT])
-            self.status_label.setText(f"Loaded {self.loaded.label}.")
 
         return self.worker.submit(self._connect(Job("loading the model", work), done))
 

@@ -1,0 +1,98 @@
+"""What a new user met in the window: keys that must do what they say, the Engine left as chosen, zoom where the
+mouse is, details at once. Offscreen, real widgets and documents, the tiny model where a model is needed."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("PySide6")
+pytest.importorskip("pytestqt")
+
+from PySide6.QtCore import QPoint, QPointF, Qt
+from PySide6.QtGui import QKeySequence, QWheelEvent
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication, QPlainTextEdit
+
+from app.gui import SAMPLE
+from tests.qt_helpers import TIMEOUT, ingested, load_tiny
+
+
+def test_ask_with_an_empty_box_puts_the_cursor_in_the_box(window, qtbot):
+    window.add_paths([str(SAMPLE)])
+    qtbot.waitUntil(lambda: ingested(window), timeout=TIMEOUT)
+    window.activateWindow()
+    window.doc_list.setFocus()
+    QTest.keySequence(window, QKeySequence("Ctrl+K"))
+    assert "Type a question first." in window.banner.label.text()
+    qtbot.waitUntil(lambda: window.question.hasFocus() or QApplication.focusWidget() is window.question, timeout=2000)
+
+
+def test_loading_a_model_leaves_the_engine_as_the_user_chose(window, qtbot):
+    window.add_paths([str(SAMPLE)])
+    qtbot.waitUntil(lambda: ingested(window), timeout=TIMEOUT)
+    window.engine_box.setCurrentText("builtin")
+    window.parse()
+    qtbot.waitUntil(lambda: not window.worker.busy, timeout=TIMEOUT)
+    markdown = window.results.raw.toPlainText()
+    assert markdown.strip()
+    load_tiny(window, qtbot, max_new_tokens=32, max_denoising_steps=2)
+    assert window.engine_box.currentText() == "builtin"
+    assert "choose Engine" in window.status_label.text()
+    assert window.results.raw.toPlainText() == markdown  # the builtin parse still shown
+
+
+def wheel(view, point: QPoint, steps: int, modifiers) -> None:
+    event = QWheelEvent(
+        QPointF(point),
+        QPointF(view.viewport().mapToGlobal(point)),
+        QPoint(0, 0),
+        QPoint(0, 120 * steps),
+        Qt.MouseButton.NoButton,
+        modifiers,
+        Qt.ScrollPhase.NoScrollPhase,
+        False,
+    )
+    QApplication.sendEvent(view.viewport(), event)
+
+
+def test_ctrl_wheel_zooms_at_the_mouse_and_the_wheel_scrolls(window, qtbot):
+    window.resize(1200, 800)
+    window.add_paths([str(SAMPLE)])
+    qtbot.waitUntil(lambda: ingested(window), timeout=TIMEOUT)
+    view = window.page_view
+    view.fit()
+    zoom = view.zoom
+    point = QPoint(view.viewport().width() // 4, view.viewport().height() // 4)
+    under = view.mapToScene(point)
+    wheel(view, point, 2, Qt.KeyboardModifier.ControlModifier)
+    assert view.zoom == pytest.approx(zoom * 1.25**2)
+    after = view.mapToScene(point)
+    assert abs(after.x() - under.x()) < 2 and abs(after.y() - under.y()) < 2  # the point under the mouse stays
+    scroll = view.verticalScrollBar().value()
+    wheel(view, point, -1, Qt.KeyboardModifier.NoModifier)
+    assert view.zoom == pytest.approx(zoom * 1.25**2) and view.verticalScrollBar().value() > scroll
+
+
+def test_zoom_keys_keep_the_part_in_view(window, qtbot):
+    window.resize(1200, 800)
+    window.add_paths([str(SAMPLE)])
+    qtbot.waitUntil(lambda: ingested(window), timeout=TIMEOUT)
+    view = window.page_view
+    view.zoom_by(3)
+    view.verticalScrollBar().setValue(view.verticalScrollBar().maximum() // 3)
+    centre = view.viewport().rect().center()
+    before = view.mapToScene(centre)
+    view.zoom_by(1.25)
+    after = view.mapToScene(centre)
+    assert abs(after.x() - before.x()) < 2 and abs(after.y() - before.y()) < 2
+
+
+def test_details_show_the_details_at_once(window, qtbot):
+    window.show_error("Could not read the file.", "Traceback (most recent call last):\n  ValueError: bad xref")
+    assert window.banner.details_button.isVisible()
+    window.banner.details_button.click()
+    box = window.banner.details_dialog
+    qtbot.waitUntil(box.isVisible, timeout=2000)
+    text = box.findChild(QPlainTextEdit).toPlainText()
+    assert "ValueError: bad xref" in text and "Could not read the file." not in text
+    box.reject()
