@@ -96,3 +96,51 @@ def test_details_show_the_details_at_once(window, qtbot):
     text = box.findChild(QPlainTextEdit).toPlainText()
     assert "ValueError: bad xref" in text and "Could not read the file." not in text
     box.reject()
+
+
+def parsed_sample(window, qtbot) -> None:
+    window.add_paths([str(SAMPLE)])
+    qtbot.waitUntil(lambda: ingested(window), timeout=TIMEOUT)
+    window.engine_box.setCurrentText("builtin")
+    window.parse()
+    qtbot.waitUntil(lambda: not window.worker.busy, timeout=TIMEOUT)
+
+
+def test_export_with_no_folder_says_so_and_stays_open(window, qtbot):
+    parsed_sample(window, qtbot)
+    window.export_dialog()
+    dialog = window.dialog
+    dialog.folder.setText("  ")
+    dialog.buttons.button(dialog.buttons.StandardButton.Save).click()
+    assert dialog.isVisible() and dialog.problem.isVisible() and "Choose a folder" in dialog.problem.text()
+    dialog.reject()
+
+
+def test_exporting_again_asks_before_replacing(window, qtbot, tmp_path):
+    parsed_sample(window, qtbot)
+    out = tmp_path / "out"
+
+    def export_via_dialog():
+        window.export_dialog()
+        dialog = window.dialog
+        dialog.folder.setText(str(out))
+        for key, box in dialog.format_boxes.items():
+            box.setChecked(key == "md")
+        dialog.buttons.button(dialog.buttons.StandardButton.Save).click()
+        qtbot.waitUntil(lambda: not window.worker.busy, timeout=TIMEOUT)
+
+    export_via_dialog()
+    written = out / "sample.md"
+    assert written.exists()
+    written.write_text("my own notes", encoding="utf-8")
+    export_via_dialog()
+    box = window.overwrite_box
+    assert box.isVisible() and "sample.md" in box.text()
+    box.button(box.StandardButton.Cancel).click()
+    qtbot.waitUntil(lambda: not window.worker.busy, timeout=TIMEOUT)
+    assert written.read_text(encoding="utf-8") == "my own notes"  # nothing replaced
+    export_via_dialog()
+    replace = next(b for b in window.overwrite_box.buttons() if b.text() == "Replace")
+    replace.click()
+    qtbot.waitUntil(lambda: written.read_text(encoding="utf-8") != "my own notes", timeout=TIMEOUT)
+    assert "# How block diffusion writes" in written.read_text(encoding="utf-8")

@@ -67,6 +67,19 @@ def test_fields_save_as_json_schema_and_open_again(qtbot, tmp_path):
     assert again.schema() == schema
 
 
+def test_save_adds_json_and_says_saved_and_the_dialogs_start_where_schemas_live(qtbot, tmp_path):
+    dialog = editor(qtbot)
+    type_in(dialog, "total", "number", True)
+    with qtbot.waitSignal(dialog.saved, timeout=TIMEOUT) as saved:
+        dialog.save(str(tmp_path / "invoice"))
+    assert saved.args == [str(tmp_path / "invoice.json")] and (tmp_path / "invoice.json").exists()
+    assert dialog.message.text() == f"Saved {tmp_path / 'invoice.json'}."
+    assert not (tmp_path / "invoice").exists()
+    assert SchemaEditor(folder=str(tmp_path)).folder == str(tmp_path)
+    fresh = SchemaEditor()
+    assert fresh.folder and fresh.folder != str(SAMPLE.parent)  # the user's documents folder, not the last PDFs'
+
+
 def test_opening_and_saving_keeps_what_the_table_does_not_show(qtbot, tmp_path):
     original = {
         "title": "Paper",

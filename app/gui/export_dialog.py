@@ -39,6 +39,22 @@ class ExportChoice:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def existing_targets(choice: ExportChoice, stems: list[str], extractions: int) -> list[Path]:
+    """The files an export of ``choice`` would replace in its folder (the documents' ``stems``, the answers, the
+    ``extractions``), so that the window can ask before overwriting them."""
+    from inference.exports import safe_name
+
+    folder = Path(choice.folder)
+    if not folder.is_dir():
+        return []
+    names = [f"{safe_name(stem)}.{fmt}" for stem in stems for fmt in choice.formats if fmt != "csv"]
+    names += ["answers.md"] * choice.answers + [f"extraction-{i}.json" for i in range(1, extractions + 1)]
+    found = [folder / n for n in names if (folder / n).exists()]
+    if "csv" in choice.formats:
+        found += [p for stem in stems for p in sorted(folder.glob(f"{safe_name(stem)}_p*_t*.csv"))]
+    return found
+
+
 def current_umask() -> int:
     """The process umask, read without changing it where the system allows (Linux), else set-and-restore."""
     try:
@@ -106,10 +122,23 @@ class ExportDialog(QDialog):
         layout.addWidget(self.extractions)
         layout.addWidget(QLabel("Folder"))
         layout.addLayout(where)
+        self.problem = QLabel("")
+        self.problem.setStyleSheet("color: #b3261e;")
+        self.problem.hide()
+        layout.addWidget(self.problem)
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel)
         self.buttons.accepted.connect(self.accept)
         self.buttons.rejected.connect(self.reject)
         layout.addWidget(self.buttons)
+
+    def accept(self) -> None:
+        """Save stays in the dialog, saying why, while there is no folder to write to."""
+        if not self.folder.text().strip():
+            self.problem.setText("Choose a folder to export to (type it or use Choose\u2026).")
+            self.problem.show()
+            self.folder.setFocus()
+            return
+        super().accept()
 
     def _browse(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Export to", self.folder.text())

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtCore import QObject, QStandardPaths, Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
@@ -77,7 +78,8 @@ class SchemaEditor(QDialog):
         super().__init__(parent)
         self.setWindowTitle("Extract: schema")
         self.types = FIELD_TYPES
-        self.folder = folder
+        # where the schemas were last opened or saved, else the user's documents folder (not the documents')
+        self.folder = folder or QStandardPaths.writableLocation(QStandardPaths.StandardLocation.DocumentsLocation)
         self.path = ""  # the file opened or saved last
         self.base: dict[str, Any] = {}  # the top-level keywords of the schema opened (title...), kept on save
         self.extras: list[dict[str, Any]] = []  # per row: the field's keywords the table does not show
@@ -225,7 +227,11 @@ class SchemaEditor(QDialog):
         self.background.run(lambda: load_schema(path), done)
 
     def save(self, path: str, schema: dict[str, Any] | None = None) -> None:
+        """Write the schema on a background thread; a name without a suffix gets ``.json`` (Open lists only those)."""
         from inference.tasks.schema import save_schema
+
+        if not Path(path).suffix:
+            path += ".json"
 
         try:
             schema = schema if schema is not None else self.schema()

@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Qt, QTimer
+from PySide6.QtWidgets import QMessageBox
 
-from .export_dialog import ExportChoice, ExportDialog, current_umask, honour_umask
+from .export_dialog import ExportChoice, ExportDialog, current_umask, existing_targets, honour_umask
 from .model_dialog import ModelChoice, ModelDialog
 from .panels import DocEntry
 from .schema_editor import SchemaEditor
@@ -618,14 +619,42 @@ class TaskActions:
 
         def accepted() -> None:
             choice = dialog.choice()
-            if choice.folder:
-                self.settings.setValue("export_dir", choice.folder)
-                self.settings.setValue("export_formats", ",".join(choice.formats))
+            self.settings.setValue("export_dir", choice.folder)
+            self.settings.setValue("export_formats", ",".join(choice.formats))
+            stems = [Path(p).stem for p in choice.documents]
+            existing = existing_targets(choice, stems, len(self.extractions) if choice.extractions else 0)
+            if existing:
+                self.confirm_overwrite(existing, lambda: self.export_to(choice))
+            else:
                 self.export_to(choice)
 
         dialog.accepted.connect(accepted)
         dialog.open()
         self.dialog = dialog
+
+    def confirm_overwrite(self, existing: list[Path], go: Any) -> QMessageBox:
+        """Ask (without blocking the UI thread) before files are replaced; ``go()`` runs on Replace."""
+        shown = "\n".join(p.name for p in existing[:8]) + ("\n\u2026" if len(existing) > 8 else "")
+        box = QMessageBox(
+            QMessageBox.Icon.Question,
+            "Replace files?",
+            f"{len(existing)} file(s) already in {existing[0].parent} would be replaced:\n{shown}",
+            QMessageBox.StandardButton.Cancel,
+            self,
+        )
+        replace = box.addButton("Replace", QMessageBox.ButtonRole.AcceptRole)
+        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+
+        def answered(button: Any) -> None:
+            if button is replace:
+                go()
+            else:
+                self.status_label.setText("Export cancelled: nothing was replaced.")
+
+        box.buttonClicked.connect(answered)
+        box.open()
+        self.overwrite_box = box
+        return box
 
     def export_to(self, choice: ExportChoice | str | Path, formats: str | None = None) -> Job | None:
         """Write the chosen documents, formats, answers and extractions on the worker; files get the umask's mode."""
