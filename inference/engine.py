@@ -238,26 +238,8 @@ class DiffusionEngine:
     ) -> _Run:
         """0. Input preparation (as in generate()): the new turn after any pending ids, the cache, positions and
         masks; the memory check before any work."""
-        model_kwargs = dict(inputs) if isinstance(inputs, Mapping) else {"input_ids": inputs}
-        input_ids = model_kwargs.pop("input_ids")
-        attention_mask = model_kwargs.pop("attention_mask", None)
-        # (the new turn only: a previous answer sent back as pending ids may hold any token)
-        image_token = getattr(self.config, "image_token_id", None)
-        if image_token is not None and "pixel_values" not in model_kwargs:
-            n_image = int((input_ids == image_token).sum())
-            if n_image:
-                raise GenerationError(
-                    f"The prompt holds {n_image} image tokens but no images (pixel_values) came with it.",
-                    hint="Build the prompt with the processor from the messages and their images together.",
-                )
-        if session is not None and session.pending_ids is not None and not reopen:
-            if input_ids.shape[0] != 1:
-                raise GenerationError("A follow-up turn takes a single prompt, not a batch.")
-            input_ids = torch.cat([session.pending_ids.to(input_ids.device), input_ids], dim=-1)
-            attention_mask = None
-            if "mm_token_type_ids" in model_kwargs:
-                pad = torch.zeros_like(session.pending_ids).to(model_kwargs["mm_token_type_ids"])
-                model_kwargs["mm_token_type_ids"] = torch.cat([pad, model_kwargs["mm_token_type_ids"]], dim=-1)
+        pending = session.pending_ids if session is not None and not reopen else None
+        input_ids, attention_mask, model_kwargs = self._turn_inputs(inputs, pending)
         cache = session.cache if session is not None else None
         if reopen:
             cache = copy.deepcopy(session.prompt_cache)
@@ -301,6 +283,32 @@ class DiffusionEngine:
         )
         self.check_cache_fits(cur_len + run.max_new_canvases * self.canvas_length, batch_size, cached, device)
         return run
+
+    def _turn_inputs(
+        self, inputs: Mapping[str, Any] | torch.Tensor, pending: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None, dict[str, Any]]:
+        """The new turn's ids (after a session's pending ids), its 2-D mask (None after pending ids) and the rest."""
+        model_kwargs = dict(inputs) if isinstance(inputs, Mapping) else {"input_ids": inputs}
+        input_ids = model_kwargs.pop("input_ids")
+        attention_mask = model_kwargs.pop("attention_mask", None)
+        # (the new turn only: a previous answer sent back as pending ids may hold any token)
+        image_token = getattr(self.config, "image_token_id", None)
+        if image_token is not None and "pixel_values" not in model_kwargs:
+            n_image = int((input_ids == image_token).sum())
+            if n_image:
+                raise GenerationError(
+                    f"The prompt holds {n_image} image tokens but no images (pixel_values) came with it.",
+                    hint="Build the prompt with the processor from the messages and their images together.",
+                )
+        if pending is not None:
+            if input_ids.shape[0] != 1:
+                raise GenerationError("A follow-up turn takes a single prompt, not a batch.")
+            input_ids = torch.cat([pending.to(input_ids.device), input_ids], dim=-1)
+            attention_mask = None
+            if "mm_token_type_ids" in model_kwargs:
+                pad = torch.zeros_like(pending).to(model_kwargs["mm_token_type_ids"])
+                model_kwargs["mm_token_type_ids"] = torch.cat([pad, model_kwargs["mm_token_type_ids"]], dim=-1)
+        return input_ids, attention_mask, model_kwargs
 
     def _prefill(self, run: _Run, params: DiffusionParams, cancel: CancelToken | None) -> Generator[Event, None, bool]:
         """1.a, first canvas: encode the prompt (in chunks when it is longer than one); False when cancelled."""

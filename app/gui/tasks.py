@@ -443,6 +443,9 @@ class TaskActions:
         engine, entries = ready
         self._start_task(engine)
         asked: dict[str, Any] = {}  # the schema's fields, read on the worker
+        from .extract_view import LiveExtraction, decorate, install_menu
+
+        live = LiveExtraction(self.results)  # a templated extraction's values denoise in place in the table
 
         def work(job: Job) -> Any:
             from inference.tasks.schema import load_schema
@@ -450,12 +453,15 @@ class TaskActions:
             schema = schema_path if isinstance(schema_path, dict) else load_schema(schema_path)
             asked.update(schema.get("properties") or {})
             context = self._context(job)
+            context.extra["on_layout"] = live.set_layout
             docs = [e.parsed.document if e.parsed is not None else e.document for e in entries]
             return engine.extract(docs, schema, context=context)
 
         def done(extraction: Any) -> None:
             self.extractions.append(extraction)
             self.results.show_extraction(extraction)
+            decorate(self.results, extraction)
+            install_menu(self)
             fields = list(asked)
             if not extraction.value:  # an empty object is valid against most schemas: say why it is empty
                 how = (
@@ -473,7 +479,9 @@ class TaskActions:
                     f"Extracted {len(extraction.sources)} value(s) of {len(fields) or len(extraction.value)} field(s)."
                 )
 
-        return self.worker.submit(self._connect(Job("extracting", work), done, stream=("extract", "")))
+        job = Job("extracting", work)
+        job.event.connect(live.on_event)
+        return self.worker.submit(self._connect(job, done, stream=("extract", "")))
 
     # model ------------------------------------------------------------------------------------------------
     def model_dialog(self) -> None:

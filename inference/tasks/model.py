@@ -271,6 +271,8 @@ class ModelEngine:
         vocab = vocabulary(self.loaded.tokenizer, self.engine.vocab_size, (self.engine.eos_token_ids or [None])[0])
         pages = sum(len(d.pages) for d in docs)
         layout = layout_schema(schema, vocab, pages, self.engine.canvas_length)
+        if context.extra.get("on_layout"):  # a viewer that shows the slots as they denoise
+            context.extra["on_layout"](layout)
         instruction = PINNED_INSTRUCTION.format(schema=json.dumps(schema, ensure_ascii=False, indent=1))
         prompt = self.builder.build(list(docs), instruction, self.policy)
         inputs = {k: v.to(model.device) if hasattr(v, "to") else v for k, v in self.builder.inputs(prompt).items()}
