@@ -3,14 +3,15 @@
 The canvas holds, for each top-level field, ``"name": {"value": V, "page": P, "quote": "Q"}``: braces, keys,
 quotes and commas are pinned (:mod:`inference.template`); only the slots inside are denoised:
 
-- strings: ``maxLength`` tokens (at most ``STRING_TOKENS`` by default), each a token that cannot break a JSON
-  string (no quote, backslash or control character) or padding; padding is stripped when read;
+- strings: ``maxLength`` tokens (``STRING_TOKENS`` without it, ``STRING_TOKENS_CAP`` at most), each a token that
+  cannot break a JSON string (no quote, backslash or control character) or padding; padding is stripped when read;
 - integers and numbers: a sign position (unless ``minimum`` >= 0), digit positions (as many as ``maximum`` needs,
   else ``INTEGER_DIGITS``), for numbers a point and ``FRACTION_DIGITS`` more;
 - booleans, enums and the evidence page: one choice among whole labels (``true``/``false``, each enum value as
   JSON, page numbers ``1..N`` over the documents' pages in order); each label is scored as a whole from the slot's
   distributions and its probability is the confidence;
-- objects nest; arrays hold ``maxItems`` item slots (``MAX_ITEMS`` by default), empty items are dropped;
+- objects nest; arrays hold ``maxItems`` item slots (``MAX_ITEMS`` by default, ``MAX_ITEMS_CAP`` at most), empty
+  items are dropped;
 - ``null`` where the type allows it: an empty string or number slot reads as null, a choice gets a ``null`` label.
 
 Not laid out (a ConfigError says so; ``--no-template`` takes the prompt path): ``anyOf``/``oneOf``/``allOf``,
@@ -36,6 +37,8 @@ QUOTE_TOKENS = 16  # the evidence quote
 INTEGER_DIGITS = 8  # an integer without maximum
 FRACTION_DIGITS = 3
 MAX_ITEMS = 3  # an array without maxItems
+MAX_ITEMS_CAP = 16  # item slots at most, whatever maxItems says (validation reports a shortfall against minItems)
+STRING_TOKENS_CAP = 48  # string slot tokens at most, whatever maxLength says
 MIN_QUOTE = 3  # characters a quote needs to be checked against its page
 
 
@@ -257,7 +260,7 @@ def _lay(canvas: _Canvas, spec: dict[str, Any], where: str, depth: int, item: bo
             raise ConfigError(f"{where}: arrays of arrays cannot be laid out on the canvas", hint="Use --no-template.")
         node = Node("array")
         canvas.pin("[")
-        for i in range(int(spec.get("maxItems", MAX_ITEMS))):
+        for i in range(min(int(spec.get("maxItems", MAX_ITEMS)), MAX_ITEMS_CAP)):
             canvas.pin("" if i == 0 else ", ")
             node.items.append(_lay(canvas, sub, f"{where}[{i}]", depth + 1, item=i >= int(spec.get("minItems", 0))))
         canvas.pin("]")
@@ -270,7 +273,7 @@ def _lay(canvas: _Canvas, spec: dict[str, Any], where: str, depth: int, item: bo
     if kind in ("integer", "number"):
         return Node("slot", slot=_number(canvas, spec, kind, nullable or item))
     canvas.pin('"')
-    width = min(int(spec.get("maxLength", STRING_TOKENS)), STRING_TOKENS * 4)
+    width = min(int(spec.get("maxLength", STRING_TOKENS)), STRING_TOKENS_CAP)
     slot = _string(canvas, max(1, width))
     slot.nullable = nullable or item
     canvas.pin('"')
