@@ -41,7 +41,7 @@ def test_values_denoise_in_place_then_a_field_is_redenoised(window, qtbot):
             seen.append(table.item(0, 1).text())
 
     job.event.connect(watch)
-    qtbot.waitUntil(lambda: not window.worker.busy and window.extractions, timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: not window.worker.busy and bool(window.extractions), timeout=TIMEOUT)
     extraction = window.extractions[-1]
     assert extraction.kind == "pinned" and extraction.valid
     assert len(seen) >= 4 and any(seen), "the title cell followed the steps"
