@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
-import signal
 import sys
-import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
+from app.cli_checks import (
+    add_diffusion_args,
+    check_images,
+    checked_params,
+    describe_params,
+    diffusion_overrides,
+    positive_int,
+    read_text,
+)
+from app.cli_progress import EventView, interruptible
 from inference.choices import DEVICES, DTYPES, QUANT_CHOICES, QUANT_HELP
-from inference.errors import WorkbenchError
+from inference.errors import CancelledError, WorkbenchError
 
 MODEL_HELP = (
     "'tiny' (built-in random weights), 'tiny-trained' (built-in demonstration model that transcribes short "
@@ -37,11 +44,10 @@ def build_parser() -> argparse.ArgumentParser:
     gen = sub.add_parser("generate", help="run prefill and block diffusion on a prompt, streaming the text")
     _add_model_args(gen)
     gen.add_argument("--image", action="append", default=[], metavar="FILE", help="an image to put before the text")
-    gen.add_argument("--max-new-tokens", type=int)
-    gen.add_argument("--steps", type=int, help="max denoising steps per canvas")
-    gen.add_argument("--seed", type=int, default=0)
     gen.add_argument("--json", action="store_true", help="print one JSON object per event, one per line")
-    gen.add_argument("prompt")
+    gen.add_argument("--prompt-file", metavar="FILE", help="read the prompt from FILE (- for standard input)")
+    gen.add_argument("prompt", nargs="?", help="the prompt; - reads it from standard input")
+    add_diffusion_args(gen, seed_default=0)
 
     info = sub.add_parser("model-info", help="parameter counts by group and memory estimates, from the config alone")
     info.add_argument("source", help=MODEL_HELP)
@@ -75,9 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
     parse.add_argument("--per-page", action="store_true", help="one Markdown file per page: <stem>_pg<N>.md")
     parse.add_argument("--keep-furniture", action="store_true", help="keep running headers, footers, page numbers")
     parse.add_argument("--force", action="store_true", help="parse again documents a previous run finished")
+    parse.add_argument("--json-events", action="store_true", help="progress as JSON events on stderr")
     parse.add_argument(
         "--batch-size",
-        type=int,
+        type=positive_int,
         default=None,
         metavar="N",
         help="pages per engine run with --engine model (default: chosen from free memory, at most 8)",
@@ -88,8 +95,25 @@ def build_parser() -> argparse.ArgumentParser:
     add_cluster_args(parse)
 
     ask = sub.add_parser("ask", help="a question over documents; the answer cites its pages")
-    ask.add_argument("inputs", nargs="+", metavar="FILE ... QUESTION", help="documents, then the question")
-    ask.add_argument("--json", action="store_true")
+    ask.add_argument(
+        "inputs", nargs="+", metavar="FILE ... QUESTION", help="documents, then the question (or --question-file)"
+    )
+    ask.add_argument("--question-file", metavar="FILE", help="read the question from FILE (- for standard input)")
+    ask.add_argument(
+        "--allow-truncation",
+        action="store_true",
+        help="exit 0 even when parts of the documents could not be given to the model (they are still listed)",
+    )
+    ask.add_argument(
+        "--json", action="store_true", help="the answer as JSON on stdout; progress as JSON events on stderr"
+    )
+    ask.add_argument(
+        "--budget-tokens",
+        type=positive_int,
+        metavar="N",
+        help="tokens one prompt may hold with --engine model (default: the context less 8192 kept for the answer); "
+        "more is read in chunks",
+    )
     _add_engine_args(ask)
 
     extract = sub.add_parser("extract", help="fields described by a JSON Schema, with the page of each value")
@@ -112,6 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="re-denoise the fields whose confidence is under P (0..1), up to --redo-rounds times",
     )
     extract.add_argument("--redo-rounds", type=int, default=2, metavar="N")
+    extract.add_argument("--json-events", action="store_true", help="progress as JSON events on stderr")
     _add_engine_args(extract)
     from app.remote_cli import add_serve_parser
 
@@ -131,14 +156,7 @@ def _add_engine_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dtype", default="auto", choices=DTYPES)
     parser.add_argument("--device", default="auto", choices=DEVICES)
     parser.add_argument("--quant", default="auto", choices=QUANT_CHOICES, help=f"with --engine model: {QUANT_HELP}")
-    parser.add_argument("--max-new-tokens", type=int)
-    parser.add_argument("--steps", type=int, help="max denoising steps per canvas")
-    parser.add_argument(
-        "--seed",
-        type=int,
-        help="seed every engine run with this (--engine model or remote: the same "
-        "pages, batch size and seed give the same text); default: unseeded",
-    )
+    add_diffusion_args(parser)
     from app.remote_cli import add_remote_args
 
     add_remote_args(parser)
@@ -157,16 +175,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             from app.gui import run
 
             return run(getattr(args, "files", []))
-        commands = {
-            "generate": cmd_generate,
-            "model-info": cmd_model_info,
-            "parse": cmd_parse,
-            "ask": cmd_ask,
-            "extract": cmd_extract,
-            "screenshot": cmd_screenshot,
-            "serve": lambda a: _cmd_serve(a),
-        }
-        return commands[args.command](args)
+        commands = {"model-info": cmd_model_info, "screenshot": cmd_screenshot, "serve": lambda a: _cmd_serve(a)}
+        if args.command in commands:
+            return commands[args.command](args)
+        running = {"generate": cmd_generate, "parse": cmd_parse, "ask": cmd_ask, "extract": cmd_extract}
+        return interruptible(lambda cancel: running[args.command](args, cancel))
+    except CancelledError as exc:
+        print(f"\ndwb: {exc.user_message()}", file=sys.stderr)
+        return 130
     except WorkbenchError as exc:
         print(f"dwb: {exc.user_message()}", file=sys.stderr)
         return 2
@@ -250,44 +266,46 @@ def _prompt_inputs(processor: Any, prompt: str, images: list[str]) -> dict[str, 
     )
 
 
-def cmd_generate(args: argparse.Namespace) -> int:
+def cmd_generate(args: argparse.Namespace, cancel: Any) -> int:
+    """Every argument is checked (prompt, images, parameters against the checkpoint) before the model loads."""
+    prompt = read_text(args.prompt, args.prompt_file, "prompt", "--prompt-file")
+    check_images(args.image)
     from inference.runtime import require_model_runtime
 
     require_model_runtime()
-    from inference.engine import CancelToken, DiffusionEngine
+    overrides = diffusion_overrides(args)
+    checked_params(args.model, overrides)
+    from inference.engine import DiffusionEngine
     from inference.loading import load_model
 
     loaded = load_model(
         args.model, dtype=args.dtype, device=args.device, quant=args.quant, progress=None if args.json else _say
     )
-    if not args.json:
-        print(_model_line(loaded), file=sys.stderr)
-    inputs = _prompt_inputs(loaded.processor, args.prompt, args.image)
+    inputs = _prompt_inputs(loaded.processor, prompt, args.image)
     inputs = {k: v.to(loaded.device) if hasattr(v, "to") else v for k, v in inputs.items()}
     engine = DiffusionEngine(loaded.model, loaded.tokenizer)
-    params = engine.default_params(max_new_tokens=args.max_new_tokens, max_denoising_steps=args.steps, seed=args.seed)
-    cancel = CancelToken()
+    params = engine.default_params(**overrides)
+    if not args.json:
+        print(_model_line(loaded), file=sys.stderr)
+        print(describe_params(params, overrides), file=sys.stderr)
+    view = EventView(canvases=False)
     status = 0
-    with _sigint_cancels(cancel):
-        for event in engine.generate(inputs, params, cancel=cancel):
-            status = _show_event(event, args.json, status)
+    for event in engine.generate(inputs, params, cancel=cancel):
+        status = _show_event(event, args.json, status, view)
     return status
 
 
-def _show_event(event: Any, as_json: bool, status: int) -> int:
-    from inference.events import Cancelled, CanvasCommitted, Failed, Finished, PrefillProgress
+def _show_event(event: Any, as_json: bool, status: int, view: EventView) -> int:
+    from inference.events import Cancelled, CanvasCommitted, Failed, Finished
 
     if as_json:
         print(json.dumps(event.to_json(), ensure_ascii=False), flush=True)
-    elif isinstance(event, PrefillProgress) and sys.stderr.isatty():
-        left = event.seconds_left
-        tail = f", about {left:.0f} s left" if left else ""
-        end = "\n" if event.done >= event.total else ""
-        print(f"\rprefill {event.done:,} of {event.total:,} tokens{tail}\x1b[K", end=end, file=sys.stderr, flush=True)
-    elif isinstance(event, CanvasCommitted):
+    else:
+        view(event)
+    if isinstance(event, CanvasCommitted) and not as_json:
         sys.stdout.write(event.text)
         sys.stdout.flush()
-    elif isinstance(event, Finished):
+    elif isinstance(event, Finished) and not as_json:
         s = event.stats
         print(
             f"\n[{s.new_tokens} tokens, {len(s.steps_per_canvas)} canvas(es), steps "
@@ -304,26 +322,6 @@ def _show_event(event: Any, as_json: bool, status: int) -> int:
             print(f"dwb: {event.message}", file=sys.stderr)
         return 1
     return status
-
-
-@contextlib.contextmanager
-def _sigint_cancels(cancel: Any) -> Iterator[None]:
-    """While generating, Ctrl-C asks the engine to stop at its next step or prefill chunk (a KeyboardInterrupt
-    raised inside the engine's generator would kill it mid-step); a second Ctrl-C interrupts at once."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(_signum: int, _frame: Any) -> None:
-        if cancel.cancelled:
-            raise KeyboardInterrupt
-        cancel.cancel()
-
-    previous = signal.signal(signal.SIGINT, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 def _model_line(loaded: Any) -> str:
@@ -361,11 +359,40 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return cmd_serve(args, _say)
 
 
+def _engine_kind(args: argparse.Namespace) -> str:
+    return args.engine or ("model" if args.model else "builtin")
+
+
+class _NameOnly:
+    """Stands for an engine a batch never calls (every document finished): its name keys the manifest."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+def _all_finished(args: argparse.Namespace, formats: tuple[str, ...], options: Any, kind: str) -> bool:
+    """Whether the batch manifest in --out already holds every input, done with these settings."""
+    from pathlib import Path
+
+    from inference.batch import Manifest, check_item, item_key, plan, run_settings
+
+    out = Path(args.out)
+    if not out.is_dir():
+        return False
+    manifest, settings = Manifest(out), run_settings(kind, formats, args.per_page, options)
+    items = plan(args.inputs)
+    return bool(items) and all(
+        (res := check_item(item, item_key(item), manifest, settings, out, False)[1]) is not None
+        and res.status == "skipped"
+        for item in items
+    )
+
+
 def make_engine(args: argparse.Namespace) -> Any:
     """The task engine the arguments ask for: builtin unless --engine model or a --model is given."""
     from inference.errors import ConfigError
 
-    kind = args.engine or ("model" if args.model else "builtin")
+    kind = _engine_kind(args)
     if kind == "builtin":
         from inference.tasks import BuiltinEngine
 
@@ -373,7 +400,7 @@ def make_engine(args: argparse.Namespace) -> Any:
     if kind == "remote":
         from app.remote_cli import make_remote_engine
 
-        return make_remote_engine(args, _overrides(args))
+        return make_remote_engine(args, diffusion_overrides(args))
     if not args.model:
         raise ConfigError(
             "--engine model needs --model",
@@ -382,26 +409,17 @@ def make_engine(args: argparse.Namespace) -> Any:
     from inference.runtime import require_model_runtime
 
     require_model_runtime()
+    overrides = diffusion_overrides(args)
+    checked_params(args.model, overrides)  # before any weight is read
     from inference.loading import load_model
     from inference.tasks.model import ModelEngine
 
     loaded = load_model(args.model, dtype=args.dtype, device=args.device, quant=args.quant, progress=_say)
     print(_model_line(loaded), file=sys.stderr)
     engine = ModelEngine(loaded)
-    overrides = _overrides(args)
-    if overrides:
-        engine.params = engine.engine.default_params(**overrides)
+    engine.params = engine.engine.default_params(**overrides)
+    print(describe_params(engine.params, overrides), file=sys.stderr)
     return engine
-
-
-def _overrides(args: argparse.Namespace) -> dict[str, Any]:
-    """The generation settings given on the command line (--max-new-tokens, --steps, --seed)."""
-    given = (
-        ("max_new_tokens", args.max_new_tokens),
-        ("max_denoising_steps", args.steps),
-        ("seed", getattr(args, "seed", None)),
-    )
-    return {k: v for k, v in given if v is not None}
 
 
 class ProgressBar:
@@ -428,27 +446,30 @@ class ProgressBar:
         self.stream.flush()
 
 
-def cmd_parse(args: argparse.Namespace) -> int:
+def cmd_parse(args: argparse.Namespace, cancel: Any) -> int:
     from inference.batch import run_parse
     from inference.exports import parse_formats
-    from inference.tasks.base import ParseOptions
+    from inference.tasks.base import ParseOptions, TaskContext
 
     formats = parse_formats(args.format)
     options = ParseOptions(furniture=args.keep_furniture, batch_size=args.batch_size)
     if args.cluster:
         from app.cluster_cli import parse_on_cluster
 
-        result = parse_on_cluster(args, formats, options, ProgressBar(), _overrides(args))
+        result = parse_on_cluster(args, formats, options, ProgressBar(), diffusion_overrides(args))
     else:
+        kind = _engine_kind(args)
+        finished = not args.force and _all_finished(args, formats, options, kind)
         result = run_parse(
             args.inputs,
             args.out,
-            make_engine(args),
+            _NameOnly(kind) if finished else make_engine(args),  # nothing left to parse: no model to load
             formats=formats,
             per_page=args.per_page,
             force=args.force,
             options=options,
             on_item=ProgressBar(),
+            context=TaskContext(on_event=EventView(args.json_events), cancel=cancel),
         )
     done, skipped = result.count("done"), result.count("skipped")
     print(
@@ -477,42 +498,68 @@ def _open_all(paths: Sequence[str]) -> list[Any]:
     return docs
 
 
-def cmd_ask(args: argparse.Namespace) -> int:
+def cmd_ask(args: argparse.Namespace, cancel: Any) -> int:
+    """Documents and question are read and checked before the model loads; what the model never saw is listed
+    on stderr and in the JSON, and makes the exit status 1 unless --allow-truncation."""
     from inference.errors import ConfigError
     from inference.exports import answer_markdown
+    from inference.tasks.base import TaskContext
 
-    if len(args.inputs) < 2:
+    if args.question_file is not None:
+        paths, question = args.inputs, read_text(None, args.question_file, "question", "--question-file")
+    elif len(args.inputs) < 2:
         raise ConfigError('ask needs at least one document and a question: dwb ask FILE ... "QUESTION"')
-    *paths, question = args.inputs
+    else:
+        *paths, question = args.inputs
+        question = read_text(question, None, "question", "--question-file")
     docs = _open_all(paths)
     engine = make_engine(args)
     if engine.name == "builtin":  # OCR scanned pages and mark furniture first, so that every page can be searched
         docs = [engine.parse(d).document for d in docs]
-    answer = engine.ask(docs, question)
+    if args.budget_tokens and engine.name == "model":
+        import dataclasses
+
+        engine.policy = dataclasses.replace(engine.policy, budget_tokens=args.budget_tokens)
+    view = EventView(args.json)
+    answer = engine.ask(docs, question, TaskContext(on_event=view, cancel=cancel))
+    view.close()
     print(json.dumps(answer.to_json(), ensure_ascii=False, indent=1) if args.json else answer_markdown(answer))
+    for item in answer.left_out:
+        print(f"dwb: left out, never read by the model: {item.describe()}", file=sys.stderr)
+    if answer.left_out and not args.allow_truncation:
+        print(
+            f"dwb: {len(answer.left_out)} part(s) of the documents were left out, so the answer may miss them "
+            "(--allow-truncation accepts this)",
+            file=sys.stderr,
+        )
+        return 1
     return 0 if answer.citations else 1
 
 
-def cmd_extract(args: argparse.Namespace) -> int:
+def cmd_extract(args: argparse.Namespace, cancel: Any) -> int:
     from inference.errors import ConfigError
     from inference.exports import extraction_json, write_atomic
+    from inference.tasks.base import TaskContext
     from inference.tasks.schema import load_schema
 
     schema = load_schema(args.schema)
+    redo = {"redo": args.redo, "redo_below": args.redo_below, "redo_rounds": args.redo_rounds}
+    if _engine_kind(args) != "model" and (args.redo or args.redo_below is not None):
+        raise ConfigError("--redo and --redo-below re-denoise on the canvas: they need --engine model")
+    if args.no_template and (args.redo or args.redo_below is not None):
+        raise ConfigError("--redo and --redo-below need the canvas template: drop --no-template")
     docs = _open_all(args.inputs)
     engine = make_engine(args)
     if engine.name == "builtin":
         docs = [engine.parse(d).document for d in docs]
-    redo = {"redo": args.redo, "redo_below": args.redo_below, "redo_rounds": args.redo_rounds}
-    if engine.name != "model" and (args.redo or args.redo_below is not None):
-        raise ConfigError("--redo and --redo-below re-denoise on the canvas: they need --engine model")
+    view = EventView(args.json_events)
+    context = TaskContext(on_event=view, cancel=cancel)
     if engine.name == "model":
         engine.template = not args.no_template
-        if args.no_template and (args.redo or args.redo_below is not None):
-            raise ConfigError("--redo and --redo-below need the canvas template: drop --no-template")
-        result = engine.extract(docs, schema, **redo)
+        result = engine.extract(docs, schema, context, **redo)
     else:
-        result = engine.extract(docs, schema)
+        result = engine.extract(docs, schema, context)
+    view.close()
     text = extraction_json(result)
     if args.out:
         from pathlib import Path

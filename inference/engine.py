@@ -189,7 +189,7 @@ class DiffusionEngine:
         try:
             yield from events
         except Exception as exc:
-            log.exception("generation failed")
+            log.info("generation failed", exc_info=True)  # the traceback for -v; the Failed event is the message
             if session is not None:  # a half-written cache cannot be trusted for the next turn
                 session.cache, session.pending_ids = None, None
             yield Failed(error_type=type(exc).__name__, message=_user_message(exc))

@@ -68,6 +68,10 @@ class WeightsMissingError(ModelLoadError):
     """The model's configuration was found but its weights were not."""
 
 
+class DamagedFileError(ModelLoadError):
+    """A weights file is cut short, has an unreadable header, or its bytes no longer match their checksum."""
+
+
 class InsufficientMemoryError(ModelLoadError):
     """The model's weights, or the KV cache of a prompt, will not fit on the chosen device."""
 

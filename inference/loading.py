@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .devices import resolve_device, resolve_dtype, torch_dtype
-from .errors import ModelLoadError, WeightsMissingError
+from .errors import DamagedFileError, ModelLoadError, WeightsMissingError
 from .sizing import ParameterCounts, check_fits, choose_quant, count_parameters, estimate_memory
 from .sources import builtin_folder, is_builtin, is_tiny, load_config, missing_message, snapshot_folder
 from .tiny import TINY_LABEL, TRAINED_LABEL, TRAINED_SOURCE
@@ -163,14 +163,21 @@ def _load_model(
 
 
 def _load_plain(source: str, path: Path, where: str, dtype: str, device: str, say: Callable[[Any], None]) -> Any:
+    from safetensors import SafetensorError
     from transformers import DiffusionGemmaForBlockDiffusion
 
+    from .quant_cache import SafetensorsReader
+
+    if path.exists():
+        SafetensorsReader(path)  # every listed file present, its header readable and its size complete
     say("loading weights")
     kwargs: dict[str, Any] = {"dtype": torch_dtype(dtype), "use_safetensors": True, "trust_remote_code": False}
     if device != "cpu":
         kwargs["device_map"] = {"": device}
     try:
         return DiffusionGemmaForBlockDiffusion.from_pretrained(where, **kwargs)
+    except SafetensorError as exc:
+        raise DamagedFileError(f"The weights of {source!r} could not be read: {exc}", path=path) from exc
     except OSError as exc:
         if path.exists():
             raise WeightsMissingError(f"Could not read the weights in {path}: {exc}", path=path) from exc
@@ -178,7 +185,8 @@ def _load_plain(source: str, path: Path, where: str, dtype: str, device: str, sa
 
 
 def _load_nf4(folder: Path, config: Any, dtype: str, device: str, say: Callable[[Any], None]) -> tuple[Any, bool]:
-    """The NF4 model of ``folder``: from the quantized cache when its manifest matches, else built and cached."""
+    """The NF4 model of ``folder``: from the quantized cache when its manifest matches and every tensor's checksum
+    holds, else built and cached. A damaged cache is said in one line and rebuilt from the source."""
     from .quant import QuantSettings, quantize_model
     from .quant_cache import (
         MODEL_FILE,
@@ -186,28 +194,40 @@ def _load_nf4(folder: Path, config: Any, dtype: str, device: str, say: Callable[
         cache_folder,
         load_packed,
         manifest_for,
+        read_manifest,
         read_valid_manifest,
+        verify_cache,
         write_cache,
     )
 
     settings = QuantSettings()
     target = cache_folder(folder, settings, torch_dtype(dtype))
     manifest = manifest_for(folder, config, settings, torch_dtype(dtype))
+    damaged = None
     if read_valid_manifest(target, manifest):
-        say(f"loading the quantized cache {target}")
-        model = load_packed(config, target / MODEL_FILE, settings, torch_dtype(dtype), device)
-        cached = True
-    else:
-        say("quantizing to 4-bit NF4 (first load; the result is cached)")
-        model = quantize_model(config, SafetensorsReader(folder), settings, torch_dtype(dtype), device, progress=say)
-        say(f"writing the quantized cache {target}")
         try:
-            write_cache(target, model, manifest)
-        except OSError as exc:  # a full disk costs the cache, not the model just built
-            say(f"could not write the quantized cache ({exc}); the next load quantizes again")
-        cached = False
+            verify_cache(target, read_manifest(target))
+            say(f"loading the quantized cache {target}")
+            model = load_packed(config, target / MODEL_FILE, settings, torch_dtype(dtype), device)
+            _attach_generation_config(model, folder)
+            return model, True
+        except DamagedFileError as exc:
+            damaged = exc
+            say(f"the quantized cache is damaged ({exc.message.rstrip('.')}); rebuilding it from {folder}")
+    say("quantizing to 4-bit NF4 (first load; the result is cached)")
+    try:
+        model = quantize_model(config, SafetensorsReader(folder), settings, torch_dtype(dtype), device, progress=say)
+    except ModelLoadError as exc:
+        if damaged is not None:
+            exc.hint = f"The quantized cache {target} is damaged and cannot be rebuilt without the source: delete it."
+        raise
+    say(f"writing the quantized cache {target}")
+    try:
+        write_cache(target, model, manifest)
+    except OSError as exc:  # a full disk costs the cache, not the model just built
+        say(f"could not write the quantized cache ({exc}); the next load quantizes again")
     _attach_generation_config(model, folder)
-    return model, cached
+    return model, False
 
 
 def _attach_generation_config(model: Any, folder: Path) -> None:

@@ -13,6 +13,8 @@ from typing import Any
 
 from .errors import ConfigError
 
+MAX_SEED = 2**63 - 1  # what torch.manual_seed accepts
+
 # The defaults `DiffusionGemmaGenerationConfig._get_default_generation_params()` applies (transformers 5.23+).
 LIBRARY_DEFAULTS: dict[str, Any] = {
     "max_new_tokens": 256,
@@ -71,8 +73,10 @@ class DiffusionParams:
             not isinstance(self.confidence_threshold, (int, float)) or self.confidence_threshold <= 0
         ):
             raise bad("confidence_threshold", "must be > 0, or None to turn adaptive stopping off")
-        if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)):
-            raise bad("seed", "must be an integer")
+        if self.seed is not None and (
+            isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed <= MAX_SEED
+        ):
+            raise bad("seed", f"must be an integer from 0 to 2**63 - 1 ({MAX_SEED})")
 
     @property
     def adaptive_stopping(self) -> bool:

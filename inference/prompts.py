@@ -5,11 +5,14 @@ image costs the soft tokens the processor will give it at the chosen ``max_soft_
 ratio) plus its begin/end-of-image tokens. The total equals the length of the processor's ``input_ids``.
 Over budget, the builder lowers the image budget, then drops page images where a text layer exists, then leaves
 out whole pages from the end, reporting each decision page by page; ``chunks`` splits a document set into prompts
-that each fit (for map-reduce tasks).
+that each fit (for map-reduce tasks), cutting a page larger than the budget into passages (at paragraph breaks, else
+sentence ends, else spaces) that each keep their page and character span, so that every part of every page reaches
+the model in some chunk.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +24,9 @@ from .errors import ConfigError
 CONTEXT_TOKENS = 262_144
 SOFT_TOKEN_LEVELS = (1120, 560, 280, 140, 70)
 MODES = ("auto", "text", "image", "both")
+PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n\s*")
+SENTENCE_END = re.compile(r"(?<=[.!?\u3002])\s+")
+WHITESPACE = re.compile(r"\s+")
 
 
 @dataclass(frozen=True)
@@ -52,6 +58,7 @@ class PromptPart:
     document: str | None = None
     page: int | None = None
     tokens: int = 0
+    span: tuple[int, int] | None = None  # a passage: its characters in the page's text
 
 
 @dataclass
@@ -60,9 +67,10 @@ class PageReport:
     page: int
     label: str
     mode: str  # what went in: text | image | both | none
-    tokens: int
+    tokens: int  # what went in; for a dropped page or passage, what it would have cost
     status: str  # included | downsampled | text_only | dropped
     note: str = ""
+    span: tuple[int, int] | None = None  # a passage of the page: its characters in the page's text
 
 
 @dataclass
@@ -172,7 +180,6 @@ class PromptBuilder:
 
     # ------------------------------------------------------------------ building
     def page_parts(self, doc: Document, page: Page, mode: str, policy: PromptPolicy) -> tuple[list[PromptPart], str]:
-        name = doc.name
         if page.error:
             return [], "none"
         use = mode
@@ -187,13 +194,7 @@ class PromptBuilder:
                 use = "image"
         if doc.kind == "text" and use != "text":
             use = "text"
-        marker = (
-            f"[{name}, {page.label}]"
-            if doc.kind == "video"
-            else f"[{name}, page {page.number}"
-            + (f" (label {page.label})" if page.label != str(page.number) else "")
-            + "]"
-        )
+        marker = prompt_marker(doc, page)
         parts = []
         if use in ("text", "both"):
             body = page.text.strip()
@@ -229,22 +230,22 @@ class PromptBuilder:
         levels = [lv for lv in SOFT_TOKEN_LEVELS if policy.min_soft_tokens <= lv <= policy.max_soft_tokens]
         soft = levels[0]
         prompt = self._assemble(pages, instruction, soft, budget)
-        notes: dict[tuple[str, int], tuple[str, str]] = {}
+        notes: dict[tuple, tuple[str, str, int]] = {}
         # 1. lower the image budget
         for level in levels[1:]:
             if prompt.total_tokens <= budget or not prompt.images:
                 break
             soft = level
             prompt = self._assemble(pages, instruction, soft, budget)
-            for doc, page, parts, _ in pages:
-                if any(p.kind == "image" for p in parts):
-                    notes[(doc.source, page.number)] = ("downsampled", f"images at {soft} soft tokens")
+            for entry in pages:
+                if any(p.kind == "image" for p in entry[2]):
+                    notes[_key(entry)] = ("downsampled", f"images at {soft} soft tokens", 0)
         # 2. pages that have a text layer go in as text only
         if prompt.total_tokens > budget:
             for i, (doc, page, parts, use) in enumerate(pages):
                 if use == "both":
                     pages[i] = (doc, page, [p for p in parts if p.kind == "text"], "text")
-                    notes[(doc.source, page.number)] = ("text_only", "image left out to fit the budget")
+                    notes[_key(pages[i])] = ("text_only", "image left out to fit the budget", 0)
             prompt = self._assemble(pages, instruction, soft, budget)
         # 3. leave out whole pages from the end, estimating from part counts, then checking exactly
         if prompt.total_tokens > budget:
@@ -260,45 +261,127 @@ class PromptBuilder:
                 if prompt.total_tokens <= budget or keep == 0:
                     break
                 keep -= 1
-            for doc, page, _, _ in pages[keep:]:
-                notes[(doc.source, page.number)] = ("dropped", "left out: over the token budget")
-            pages = trial
-        by_page: dict[tuple[str, int], int] = {}
+            for index in range(keep, len(pages)):
+                notes[_key(pages[index])] = ("dropped", "left out: over the token budget", cost[index])
+            pages = [(d, pg, parts, use, _span(old)) for (d, pg, parts, use), old in zip(trial, pages, strict=True)]
+        by_part: dict[tuple, int] = {}
         for part in prompt.parts:
             if part.document is not None:
-                key = (part.document, part.page)
-                by_page[key] = by_page.get(key, 0) + part.tokens
-        for doc, page, _, use in pages:
-            key = (doc.source, page.number)
-            status, note = notes.get(key, ("included", ""))
+                key = (part.document, part.page, part.span)
+                by_part[key] = by_part.get(key, 0) + part.tokens
+        for entry in pages:
+            doc, page, _, use = entry[:4]
+            key = (doc.source, page.number, entry[4] if len(entry) > 4 else _span(entry))
+            status, note, would = notes.get(key, ("included", "", 0))
             if page.error:
                 status, note, use = "dropped", f"page error: {page.error}", "none"
-            prompt.reports.append(PageReport(doc.name, page.number, page.label, use, by_page.get(key, 0), status, note))
+            tokens = would if status == "dropped" else by_part.get(key, 0)
+            prompt.reports.append(PageReport(doc.name, page.number, page.label, use, tokens, status, note, span=key[2]))
         return prompt
 
     def chunks(
         self, documents: Sequence[Document], instruction: str, policy: PromptPolicy | None = None
     ) -> list[Prompt]:
-        """Consecutive groups of pages, each a prompt within the budget (a page larger than it stands alone)."""
+        """Consecutive groups of pages, each a prompt within the budget; a page larger than the room a chunk has
+        for pages is cut into passages (:meth:`passages`) that go into chunks of their own."""
         policy = policy or PromptPolicy()
         budget = policy.budget(self.context_tokens)
         soft = policy.max_soft_tokens
-        pages = []
+        overhead = self._assemble([], instruction, soft, budget).total_tokens
+        room = budget - overhead
+        empty = self.count([], soft)[0]
+        units = []
         for doc in documents:
             for page in doc.pages:
                 parts, use = self.page_parts(doc, page, policy.mode, policy)
-                if parts:
-                    pages.append((doc, page, parts, use))
-        if not pages:
+                if not parts:
+                    continue
+                cost = self.count(parts, soft)[0] - empty
+                if cost <= room or use not in ("text", "both") or not page.text.strip():
+                    units.append(((doc, page, parts, use), cost))
+                    continue
+                images = [p for p in parts if p.kind == "image"]
+                if images:
+                    image_unit = [
+                        PromptPart("text", text=f"{prompt_marker(doc, page)}\n", **_where(doc, page)),
+                        *images,
+                    ]
+                    units.append(((doc, page, image_unit, "image"), self.count(image_unit, soft)[0] - empty))
+                for passage in self.passages(doc, page, room, soft):
+                    units.append(((doc, page, [passage], "text"), passage.tokens))
+        if not units:
             return []
-        overhead = self._assemble([], instruction, soft, budget).total_tokens
         groups: list[list] = [[]]
         used = overhead
-        for entry in pages:
-            cost = self.count(entry[2], soft)[0] - self.count([], soft)[0]
+        for entry, cost in units:
             if groups[-1] and used + cost > budget:
                 groups.append([])
                 used = overhead
             groups[-1].append(entry)
             used += cost
         return [self._fit(group, instruction, policy, budget) for group in groups]
+
+    def passages(self, doc: Document, page: Page, room: int, soft: int) -> list[PromptPart]:
+        """The page's text as passages of at most ``room`` tokens each (marker included), cut at paragraph breaks,
+        else sentence ends, else spaces; each part keeps its page and its character span in ``page.text``."""
+        text = page.text
+        empty = self.count([], soft)[0]
+        whole = self.count([PromptPart("text", text=text)], soft)[0] - empty
+        max_chars = max(16, int(len(text) * room / max(whole, 1) * 0.9))
+        for _attempt in range(8):
+            parts = []
+            for start, end in passage_spans(text, max_chars):
+                marker = prompt_marker(doc, page, (start, end))
+                part = PromptPart("text", text=f"{marker}\n{text[start:end].strip()}\n", span=(start, end))
+                part.document, part.page = doc.source, page.number
+                part.tokens = self.count([part], soft)[0] - empty
+                parts.append(part)
+            worst = max(p.tokens for p in parts)
+            if worst <= room or max_chars <= 16:
+                return parts
+            max_chars = max(16, int(max_chars * room / worst * 0.9))
+        return parts
+
+
+def prompt_marker(doc: Document, page: Page, span: tuple[int, int] | None = None) -> str:
+    """How a page (or a passage of it) is introduced in a prompt: the document's name and the page number the
+    model is asked to cite."""
+    if doc.kind == "video":
+        return f"[{doc.name}, {page.label}]"
+    label = f" (label {page.label})" if page.label != str(page.number) else ""
+    part = f", characters {span[0]}-{span[1]} of {len(page.text)}" if span else ""
+    return f"[{doc.name}, page {page.number}{label}{part}]"
+
+
+def passage_spans(text: str, max_chars: int) -> list[tuple[int, int]]:
+    """Consecutive spans covering ``text``, each at most ``max_chars`` long, cut at the last paragraph break that
+    fits, else the last sentence end, else the last whitespace, else at ``max_chars``."""
+    if max_chars < 1:
+        raise ValueError("max_chars must be at least 1")
+    spans, start = [], 0
+    while len(text) - start > max_chars:
+        window = text[start : start + max_chars]
+        end = 0
+        for boundary in (PARAGRAPH_BREAK, SENTENCE_END, WHITESPACE):
+            cuts = [m.end() for m in boundary.finditer(window) if m.end() > 0]
+            if cuts:
+                end = cuts[-1]
+                break
+        end = start + (end or max_chars)
+        spans.append((start, end))
+        start = end
+    if start < len(text) or not spans:
+        spans.append((start, len(text)))
+    return spans
+
+
+def _span(entry: tuple) -> tuple[int, int] | None:
+    return next((p.span for p in entry[2] if p.span is not None), None)
+
+
+def _key(entry: tuple) -> tuple:
+    return (entry[0].source, entry[1].number, _span(entry))
+
+
+def _where(doc: Document, page: Page) -> dict[str, Any]:
+    return {"document": doc.source, "page": page.number}

@@ -7,6 +7,11 @@ overrides it): ``model.safetensors`` (the packed model) and ``manifest.json`` (s
 library versions). It is written aside and renamed into place, so a killed process or a full disk never leaves a
 folder that loads; a manifest that does not match the request means a rebuild. Later loads memory-map the file
 (copy-on-write), so no weight is quantized or copied again on the CPU.
+
+The manifest holds an xxHash (XXH3, 64-bit) of every tensor's bytes, checked at every load before the model is
+built from the file: a cut-off file, an unreadable header or one changed byte is a :class:`DamagedFileError`, and
+the loader rebuilds the cache. XXH3 reads several GB/s on one core, so the check costs a read of the file (which
+the load needs anyway) rather than a second pass of hashing; docs/model.md gives the figure.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .errors import ModelLoadError
+from .errors import DamagedFileError, ModelLoadError
 from .quant import (
     BUILD_MMAP_THRESHOLD,
     DECODER,
@@ -40,7 +45,7 @@ from .quant import (
     steady_heap,
 )
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the manifest holds a checksum per tensor
 MODEL_FILE = "model.safetensors"
 MANIFEST_FILE = "manifest.json"
 _DTYPES = {
@@ -65,15 +70,66 @@ def read_header(path: Path) -> tuple[dict[str, Any], int]:
     with open(path, "rb") as fh:
         raw = fh.read(8)
         if len(raw) != 8:
-            raise ModelLoadError(f"{path} is not a safetensors file (too short).", path=path)
+            raise DamagedFileError("not a safetensors file (too short).", path=path)
         (size,) = struct.unpack("<Q", raw)
         if size > 100 * 2**20:
-            raise ModelLoadError(f"{path} is not a safetensors file (header of {size} bytes).", path=path)
+            raise DamagedFileError(f"not a safetensors file (header of {size} bytes).", path=path)
         try:
             header = json.loads(fh.read(size))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ModelLoadError(f"{path} has a damaged safetensors header: {exc}", path=path) from exc
+            raise DamagedFileError(f"damaged safetensors header ({exc}).", path=path) from exc
+    if not isinstance(header, dict) or not all(
+        name == "__metadata__" or (isinstance(info, dict) and "data_offsets" in info) for name, info in header.items()
+    ):
+        raise DamagedFileError("damaged safetensors header (not a table of tensors).", path=path)
     return header, 8 + size
+
+
+def check_complete(path: Path) -> tuple[dict[str, Any], int]:
+    """The header and data start of a safetensors file whose size covers every tensor it lists: a cut-off file
+    (an interrupted download or copy) is named here, before anything is read from it."""
+    header, start = read_header(path)
+    end = max((info["data_offsets"][1] for name, info in header.items() if name != "__metadata__"), default=0)
+    size = path.stat().st_size
+    if size < start + end:
+        raise DamagedFileError(
+            f"cut off: {size:,} bytes of {start + end:,} (an incomplete download or copy?).",
+            path=path,
+            hint="Download or copy the file again.",
+        )
+    return header, start
+
+
+def tensor_checksums(path: Path) -> dict[str, str]:
+    """XXH3-64 of each tensor's bytes in a safetensors file, by tensor name."""
+    import xxhash
+
+    header, start = check_complete(path)
+    out: dict[str, str] = {}
+    with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+        view = memoryview(mapped)
+        try:
+            for name, info in header.items():
+                if name != "__metadata__":
+                    begin, end = info["data_offsets"]
+                    out[name] = xxhash.xxh3_64_hexdigest(view[start + begin : start + end])
+        finally:
+            view.release()
+    return out
+
+
+def verify_cache(target: Path, manifest: dict[str, Any]) -> None:
+    """Raise :class:`DamagedFileError` unless every tensor of the cache matches the checksum its manifest holds."""
+    expected = manifest.get("checksums")
+    path = target / MODEL_FILE
+    if not isinstance(expected, dict) or not expected:
+        raise DamagedFileError("no checksums in its manifest.", path=path)
+    found = tensor_checksums(path)
+    if set(found) != set(expected):
+        raise DamagedFileError("not the tensors its manifest lists.", path=path)
+    bad = [name for name, digest in found.items() if expected[name] != digest]
+    if bad:
+        raise DamagedFileError(f"{len(bad)} tensor(s) whose bytes changed ({bad[0]}, ...).", path=path)
 
 
 class SafetensorsReader:
@@ -92,7 +148,9 @@ class SafetensorsReader:
         self.files = files
         self.entries: dict[str, tuple[Path, int, dict[str, Any]]] = {}
         for path in files:
-            header, start = read_header(path)
+            if not path.is_file():
+                raise ModelLoadError("listed in model.safetensors.index.json but missing.", path=path)
+            header, start = check_complete(path)
             for name, info in header.items():
                 if name != "__metadata__":
                     self.entries[name] = (path, start, info)
@@ -117,9 +175,7 @@ class SafetensorsReader:
         with open(path, "rb") as fh:
             fh.seek(base + begin)
             if fh.readinto(memoryview(view.numpy())) != end - begin:
-                raise ModelLoadError(
-                    f"{path} ends early: tensor {name!r} is cut off (an incomplete download?).", path=path
-                )
+                raise DamagedFileError(f"ends early: tensor {name!r} is cut off (an incomplete download?).", path=path)
         return out
 
 
@@ -127,7 +183,7 @@ class MappedSafetensors:
     """Zero-copy tensors over a memory-mapped safetensors file (copy-on-write: writable, never written back)."""
 
     def __init__(self, path: Path) -> None:
-        self.header, self.start = read_header(path)
+        self.header, self.start = check_complete(path)
         with open(path, "rb") as fh:
             self.map = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_COPY)
 
@@ -150,11 +206,14 @@ def write_safetensors(
     tensors: list[tuple[str, torch.Tensor]],
     metadata: dict[str, str] | None = None,
     on_tensor: Callable[[int, int], None] | None = None,
-) -> None:
-    """Write a safetensors file one tensor at a time (no second copy of the model in memory).
+) -> dict[str, str]:
+    """Write a safetensors file one tensor at a time (no second copy of the model in memory); returns the XXH3-64
+    of each tensor's bytes, by name.
 
     Tensors are ordered by element size, largest first, so every tensor's data is aligned for zero-copy loading.
     """
+    import xxhash
+
     tensors = sorted(tensors, key=lambda item: -item[1].element_size())
     header: dict[str, Any] = {"__metadata__": metadata or {}}
     offset = 0
@@ -168,17 +227,20 @@ def write_safetensors(
         offset += size
     raw = json.dumps(header, separators=(",", ":")).encode()
     raw += b" " * (-len(raw) % 8)
+    checksums: dict[str, str] = {}
     with open(path, "wb") as fh:
         fh.write(struct.pack("<Q", len(raw)))
         fh.write(raw)
-        for count, (_name, tensor) in enumerate(tensors, start=1):
+        for count, (name, tensor) in enumerate(tensors, start=1):
             data = tensor.detach().to("cpu").contiguous()
-            if data.numel():
-                fh.write(memoryview(data.view(-1).view(torch.uint8).numpy()))
+            raw_bytes = memoryview(data.view(-1).view(torch.uint8).numpy()) if data.numel() else memoryview(b"")
+            fh.write(raw_bytes)
+            checksums[name] = xxhash.xxh3_64_hexdigest(raw_bytes)
             if on_tensor is not None:
                 on_tensor(count, len(tensors))
         fh.flush()
         os.fsync(fh.fileno())
+    return checksums
 
 
 # ---------------------------------------------------------------------- the quantized model on disk
@@ -328,15 +390,23 @@ def cache_folder(folder: Path, settings: QuantSettings, dtype: torch.dtype) -> P
     return cache_root() / f"{label}-{digest}--{settings.slug}-{str(dtype).removeprefix('torch.')}"
 
 
+def read_manifest(target: Path) -> dict[str, Any]:
+    try:
+        found = json.loads((target / MANIFEST_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
 def read_valid_manifest(target: Path, expected: dict[str, Any]) -> bool:
-    """True when ``target`` holds a complete cache whose manifest matches ``expected``."""
+    """True when ``target`` holds a cache whose manifest matches ``expected`` (its bytes: :func:`verify_cache`)."""
     try:
         found = json.loads((target / MANIFEST_FILE).read_text())
     except (OSError, ValueError):
         return False
-    if not (target / MODEL_FILE).is_file():
+    if not (target / MODEL_FILE).is_file() or not isinstance(found, dict):
         return False
-    return {k: v for k, v in found.items() if k != "created"} == expected
+    return {k: v for k, v in found.items() if k not in ("created", "checksums")} == expected
 
 
 def write_cache(
@@ -354,8 +424,9 @@ def write_cache(
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir()
     try:
-        write_safetensors(partial / MODEL_FILE, packed_tensors(model), {"format": "dwb-nf4"}, on_tensor)
-        (partial / MANIFEST_FILE).write_text(json.dumps({**manifest, "created": time.time()}, indent=1))
+        checksums = write_safetensors(partial / MODEL_FILE, packed_tensors(model), {"format": "dwb-nf4"}, on_tensor)
+        record = {**manifest, "created": time.time(), "checksums": checksums}
+        (partial / MANIFEST_FILE).write_text(json.dumps(record, indent=1))
         if target.exists():
             shutil.rmtree(target)
         os.replace(partial, target)

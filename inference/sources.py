@@ -142,3 +142,24 @@ def snapshot_folder(source: str) -> Path:
         )
     except Exception as exc:
         raise missing_message(source) from exc
+
+
+def generation_defaults(source: str) -> Any:
+    """The diffusion parameters a checkpoint ships with (its generation config), else the library's; no weights are
+    read. Returns a :class:`inference.params.DiffusionParams`."""
+    from .params import DiffusionParams
+
+    generation_config = None
+    try:
+        if is_tiny(source.strip()):
+            from .tiny import build_generation_config, build_tokenizer
+
+            generation_config = build_generation_config(build_tokenizer())
+        else:
+            from transformers import GenerationConfig
+
+            where = str(trained_folder()) if source.strip() == TRAINED_SOURCE else source
+            generation_config = GenerationConfig.from_pretrained(where)
+    except Exception:  # noqa: BLE001 - no readable generation config: the library's defaults
+        generation_config = None
+    return DiffusionParams.from_generation_config(generation_config)

@@ -6,8 +6,10 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 
@@ -102,13 +104,14 @@ def _interrupted_generate(json_mode: bool):
         "--model",
         "tiny",
         "--max-new-tokens",
-        "512",
+        "16384",
         "--steps",
-        "5000",
+        "48",
+        "--no-adaptive-stopping",
         "--seed",
         "0",
         "Write a long story.",
-    ]  # minutes of denoising: it is under way
+    ]  # 64 canvases of 48 steps: minutes of denoising, so it is under way when the signal comes
     if json_mode:
         args.insert(-1, "--json")
     env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
@@ -150,3 +153,173 @@ def test_stderr_carries_our_messages_not_libraries_debug_logs_or_bars():
     assert ask.stdout.strip() and "DEBUG" not in ask.stderr
     gen = dwb("generate", "--model", "tiny-trained", "--steps", "2", "--max-new-tokens", "8", "Hi")
     assert "Loading weights" not in gen.stderr and "loading weights" in gen.stderr  # ours, not the library's bar
+
+
+# ---------------------------------------------------------------------- arguments, prompts, failures, progress
+def _no_load(monkeypatch):
+    """Replace the weight loader with one that records a call: an argument error must come before it."""
+    import inference.loading
+
+    calls = []
+    monkeypatch.setattr(inference.loading, "load_model", lambda *a, **k: calls.append(a) or pytest.fail("loaded"))
+    return calls
+
+
+@pytest.mark.parametrize(
+    "args,expected",
+    [
+        (["generate", "--model", "tiny", "--steps", "49", "hi"], "over this model's 48 denoising steps"),
+        (["generate", "--model", "tiny", "--steps", "0", "hi"], "--steps: must be at least 1"),
+        (["generate", "--model", "tiny", "--max-new-tokens", "0", "hi"], "--max-new-tokens: must be at least 1"),
+        (["generate", "--model", "tiny", "--seed", "-1", "hi"], "--seed: must be between 0 and 2**63 - 1"),
+        (["generate", "--model", "tiny", "--seed", str(2**70), "hi"], "--seed: must be between 0 and 2**63 - 1"),
+        (["generate", "--model", "tiny", "--image", "/no/such.png", "hi"], "cannot read the image"),
+        (["generate", "--model", "tiny", "  \n "], "the prompt is empty"),
+        (["generate", "--model", "tiny", "--temperature-range", "0.9:0.2", "hi"], "needs 0 <= MIN < MAX"),
+        (["generate", "--model", "./no-such-folder", "hi"], "There is no folder"),
+        (["ask", "--engine", "model", "--model", "tiny", "SAMPLE", " "], "the question is empty"),
+        (["ask", "--engine", "model", "--model", "tiny", "--steps", "99", "SAMPLE", "Why?"], "over this model's"),
+        (
+            ["parse", "SAMPLE", "--engine", "model", "--model", "tiny", "--out", "OUT", "--batch-size", "0"],
+            "at least 1",
+        ),
+    ],
+)
+def test_argument_errors_come_before_any_weight_is_read(monkeypatch, capsys, tmp_path, args, expected):
+    from app.cli import main
+
+    calls = _no_load(monkeypatch)
+    sample = str(Path(__file__).resolve().parents[1] / "resources" / "sample.pdf")
+    args = [sample if a == "SAMPLE" else str(tmp_path / "out") if a == "OUT" else a for a in args]
+    try:
+        code = main(args)
+    except SystemExit as exc:  # argparse: usage and one error line
+        code = exc.code
+    err = capsys.readouterr().err
+    assert code == 2 and expected in err and "Traceback" not in err and calls == []
+
+
+def test_generate_reads_the_prompt_from_stdin_or_a_file(monkeypatch, capsys, tmp_path):
+    import io
+
+    from app.cli import main
+
+    prompt = "A prompt read from elsewhere. " * 20
+
+    def prompt_tokens(args, stdin=""):
+        monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
+        base = ["generate", "--model", "tiny", "--steps", "1", "--max-new-tokens", "8", "--json"]
+        assert main(base + args) == 0
+        first = json.loads(capsys.readouterr().out.splitlines()[0])
+        return first["prompt_tokens"]
+
+    given = prompt_tokens([prompt])
+    assert prompt_tokens(["-"], stdin=prompt) == given
+    (tmp_path / "prompt.txt").write_text(prompt, encoding="utf-8")
+    assert prompt_tokens(["--prompt-file", str(tmp_path / "prompt.txt")]) == given
+    assert prompt_tokens(["--prompt-file", "-"], stdin=prompt) == given
+    assert prompt_tokens(["short"]) < given
+
+
+FAILING_ENGINE = """
+import sys
+from inference.engine import DiffusionEngine
+
+def broken(self, *args, **kwargs):
+    raise RuntimeError("device lost in the middle of a step")
+
+DiffusionEngine.check_cache_fits = broken  # a failure inside the engine's run, as a driver error would be
+from app.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_an_engine_failure_is_one_line_on_stderr_and_a_traceback_only_with_verbose(verbose):
+    args = [*(["-v"] if verbose else []), "generate", "--model", "tiny", "--steps", "1", "hi"]
+    env = dict(os.environ, HF_HUB_OFFLINE="1")
+    proc = subprocess.run(
+        [sys.executable, "-c", FAILING_ENGINE, *args], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert proc.returncode == 1
+    assert "dwb: Generation failed: RuntimeError: device lost in the middle of a step" in proc.stderr
+    assert ("Traceback" in proc.stderr) is verbose, proc.stderr
+
+
+@pytest.mark.slow
+def test_ask_with_question_file_and_what_is_left_out(tmp_path):
+    import pymupdf
+
+    scan = tmp_path / "scan.pdf"
+    image = tmp_path / "scan.png"
+    Image.fromarray((np.random.default_rng(0).random((300, 200, 3)) * 255).astype(np.uint8)).save(image)
+    doc = pymupdf.open()
+    doc.new_page().insert_image(pymupdf.Rect(0, 0, 595, 842), filename=str(image))  # no text layer
+    doc.save(scan)
+    (tmp_path / "q.txt").write_text("What does the scan show?\n", encoding="utf-8")
+    base = ["ask", "--engine", "model", "--model", "tiny", "--steps", "1", "--max-new-tokens", "8"]
+    base += ["--budget-tokens", "60", "--question-file", str(tmp_path / "q.txt"), "--json", str(scan)]
+    proc = dwb(*base, check=False)
+    assert proc.returncode == 1, proc.stderr
+    answer = json.loads(proc.stdout)
+    assert answer["question"].startswith("What does the scan show?")
+    (left,) = answer["left_out"]
+    assert left["page"] == 1 and left["tokens"] > 60 and left["document"] == "scan.pdf"
+    assert "left out, never read by the model: scan.pdf p. 1" in proc.stderr and "--allow-truncation" in proc.stderr
+    assert dwb(*base, "--allow-truncation", check=False).returncode in (0, 1)
+    events = [
+        json.loads(line)
+        for line in dwb(*base, "--allow-truncation", check=False).stderr.splitlines()
+        if line.startswith("{")
+    ]
+    assert events and events[0]["event"] == "prefill_started"
+
+
+ASK_ON_A_TERMINAL = [
+    "ask",
+    "--engine",
+    "model",
+    "--model",
+    "tiny",
+    "--steps",
+    "3",
+    "--max-new-tokens",
+    "16",
+]
+
+
+@pytest.mark.slow
+def test_ask_shows_prompt_size_prefill_and_canvases_on_a_terminal(tmp_path):
+    """Run under a pseudo-terminal, as a user would: the prompt's token count, the prefill and each canvas's steps
+    are drawn on stderr (which is the terminal)."""
+    import pty
+    import select
+
+    text = tmp_path / "notes.txt"
+    text.write_text("The harbour opens at six. " * 400, encoding="utf-8")
+    args = [sys.executable, "-m", "app.cli", *ASK_ON_A_TERMINAL, "--prefill-chunk", "512", str(text), "When?"]
+    env = dict(os.environ, HF_HUB_OFFLINE="1")
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: stdin, stdout and stderr are the terminal
+        os.execvpe(args[0], args, env)
+    chunks = []
+    while True:
+        ready, _, _ = select.select([fd], [], [], 300)
+        if not ready:
+            break
+        try:
+            data = os.read(fd, 4096)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    _, status = os.waitpid(pid, 0)
+    screen = b"".join(chunks).decode("utf-8", "replace")
+    assert os.waitstatus_to_exitcode(status) in (0, 1), screen
+    assert "prompt: " in screen and " tokens" in screen
+    tokens = int(screen.split("prompt: ")[1].split(" tokens")[0].replace(",", ""))
+    assert tokens > 10_000 // 4
+    assert "\rprefill 512 of" in screen and "prefill done" in screen  # redrawn in place, chunk by chunk
+    assert "\rcanvas 1: step 1" in screen and "canvas 1: committed after" in screen
+    assert "**Question:** When?" in screen  # then the answer, after the progress

@@ -157,6 +157,69 @@ def test_model_ask_over_budget_reads_chunk_by_chunk_and_combines(engine, pdf):
     assert answer.kind == "generated" and answer.citations
 
 
+def test_passages_cut_at_paragraphs_then_sentences_and_cover_the_text():
+    from inference.prompts import passage_spans
+
+    text = "One two. Three four.\n\nFive six seven. Eight.\n\nNine ten eleven twelve thirteen."
+    spans = passage_spans(text, 30)
+    assert spans[0] == (0, text.index("Five"))  # the paragraph break, not the sentence end before it
+    assert all(b - a <= 30 for a, b in spans) and spans[0][0] == 0 and spans[-1][1] == len(text)
+    assert all(spans[i][1] == spans[i + 1][0] for i in range(len(spans) - 1))  # no gap, no overlap
+    assert text[slice(*spans[1])] == "Five six seven. Eight.\n\n"
+    assert passage_spans("x" * 25, 10) == [(0, 10), (10, 20), (20, 25)]  # no boundary at all: hard cuts
+
+
+def test_one_page_over_the_budget_reaches_the_model_passage_by_passage(engine, tmp_path):
+    """A text file is one page; over the budget it is cut into passages and every passage is in some prompt the
+    model is given, with its page and character span; nothing is left out and the page is cited once."""
+    from inference.prompts import PromptPolicy
+
+    path = tmp_path / "log.txt"
+    paragraphs = [f"Entry {i} of the harbour log was filed by clerk{i} on a calm day." for i in range(24)]
+    path.write_text("\n\n".join(paragraphs), encoding="utf-8")
+    doc = open_document(path)
+    saved = engine.policy
+    engine.policy = PromptPolicy(budget_tokens=700)
+    assert engine.builder.build([doc], "x", engine.policy).reports[0].tokens > 1400  # the page alone: over twice
+    sent, original = [], engine.generate
+
+    def spy(prompt, context):
+        sent.append(prompt)
+        return original(prompt, context)
+
+    engine.generate = spy
+    try:
+        answer = engine.ask([doc], "Who filed entry 7?")
+    finally:
+        engine.policy, engine.generate = saved, original
+    chunks = [p for p in sent if any(part.document for part in p.parts)]
+    assert len(chunks) >= 3 and all(c.total_tokens <= 700 for c in chunks)
+    passages = [part for c in chunks for part in c.parts if part.span is not None]
+    assert all(part.page == 1 and part.document == str(path) for part in passages)
+    spans = [part.span for part in passages]
+    assert spans[0][0] == 0 and spans[-1][1] == len(doc.pages[0].text)
+    assert all(spans[i][1] == spans[i + 1][0] for i in range(len(spans) - 1))
+    sent_text = "\n".join(part.text for part in passages)
+    assert all(paragraph in sent_text for paragraph in paragraphs)
+    assert f"characters {spans[1][0]}-{spans[1][1]}" in passages[1].text  # the model sees where a passage sits
+    assert answer.left_out == [] and [(c.document, c.page) for c in answer.citations] == [(str(path), 1)]
+
+
+def test_what_cannot_fit_is_listed_as_left_out(engine, pdf):
+    """An image-only page larger than the whole budget cannot be cut: the answer names it, with its cost."""
+    from inference.prompts import PromptPolicy
+
+    saved = engine.policy
+    engine.policy = PromptPolicy(budget_tokens=150, mode="image", max_soft_tokens=70, min_soft_tokens=70)
+    try:
+        answer = engine.ask([open_document(pdf)], "What is the budget?")
+    finally:
+        engine.policy = saved
+    assert [item.page for item in answer.left_out] == [1, 2]
+    assert all(item.tokens > 0 and "over the token budget" in item.reason for item in answer.left_out)
+    assert answer.to_json()["left_out"][0]["document"] == "memo.pdf"
+
+
 def _pages_pdf(path, n):
     doc = pymupdf.open()
     for i in range(n):

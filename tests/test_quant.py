@@ -21,6 +21,7 @@ from conftest import chat_inputs
 from PIL import Image
 
 from inference.engine import DiffusionEngine
+from inference.errors import ModelLoadError
 from inference.events import Finished
 from inference.loading import load_model
 from inference.quant import (
@@ -289,6 +290,66 @@ def test_cache_reload_is_identical_and_changes_rebuild(tmp_path, cache_env, tiny
     with torch.inference_mode():
         c = changed.model(input_ids=ids, decoder_input_ids=canvas).logits
     assert not torch.equal(a, c)
+
+
+def _damage_truncated(path):
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def _damage_header_only(path):
+    header, start = read_header(path)
+    path.write_bytes(path.read_bytes()[:start])
+
+
+def _damage_one_expert(path):
+    """One packed expert's bytes replaced with random bytes of the same size: the file stays well formed."""
+    header, start = read_header(path)
+    name = next(n for n in header if n.endswith("experts.gate_up_q"))
+    begin, end = header[name]["data_offsets"]
+    data = bytearray(path.read_bytes())
+    data[start + begin : start + end] = os.urandom(end - begin)
+    path.write_bytes(bytes(data))
+
+
+def _damage_header(path):
+    data = bytearray(path.read_bytes())
+    data[8:40] = b"#" * 32  # the JSON header no longer parses
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("damage", [_damage_truncated, _damage_header_only, _damage_one_expert, _damage_header])
+def test_a_damaged_cache_is_named_in_one_line_and_rebuilt(tmp_path, cache_env, damage):
+    folder = save_tiny(tmp_path / "tiny")
+    first = load_model(str(folder), dtype="fp32", device="cpu", quant="nf4")
+    target = cache_folder(folder, QuantSettings(), torch.float32)
+    damage(target / MODEL_FILE)
+    said = []
+    again = load_model(str(folder), dtype="fp32", device="cpu", quant="nf4", progress=said.append)
+    assert not again.extra["from_cache"]  # never built from the damaged file
+    damaged = [m for m in said if isinstance(m, str) and m.startswith("the quantized cache is damaged")]
+    assert len(damaged) == 1 and "rebuilding it from" in damaged[0] and "\n" not in damaged[0]
+    ids = torch.randint(20, 200, (1, 30), generator=torch.Generator().manual_seed(2))
+    canvas = torch.randint(20, 200, (1, 256), generator=torch.Generator().manual_seed(3))
+    with torch.inference_mode():
+        assert torch.equal(
+            first.model(input_ids=ids, decoder_input_ids=canvas).logits,
+            again.model(input_ids=ids, decoder_input_ids=canvas).logits,
+        )
+    third = load_model(str(folder), dtype="fp32", device="cpu", quant="nf4")
+    assert third.extra["from_cache"]  # the rebuilt cache verifies
+
+
+@pytest.mark.parametrize("quant", ["none", "nf4"])
+def test_a_truncated_checkpoint_is_one_line_naming_the_file(tmp_path, cache_env, quant):
+    folder = save_tiny(tmp_path / "tiny")
+    weights = folder / "model.safetensors"
+    _damage_truncated(weights)
+    with pytest.raises(ModelLoadError) as err:
+        load_model(str(folder), dtype="fp32", device="cpu", quant=quant)
+    message = err.value.user_message()
+    assert message.startswith(f"{weights}: cut off:") and "incomplete download" in message
+    assert len(message.splitlines()) <= 2  # the message and its hint
 
 
 def test_a_killed_writer_leaves_nothing_that_loads(tmp_path, cache_env):

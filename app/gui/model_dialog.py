@@ -49,24 +49,9 @@ class ModelChoice:
 
 def checkpoint_defaults(source: str) -> dict[str, Any]:
     """The diffusion parameters a checkpoint ships with (its generation config), else the library's."""
-    from inference.params import DiffusionParams
+    from inference.sources import generation_defaults
 
-    generation_config = None
-    try:
-        if source.strip().lower() == "tiny":
-            from inference.tiny import build_generation_config, build_tokenizer
-
-            generation_config = build_generation_config(build_tokenizer())
-        else:
-            from transformers import GenerationConfig
-
-            from inference.tiny import TRAINED_SOURCE, trained_folder
-
-            where = str(trained_folder()) if source.strip() == TRAINED_SOURCE else source
-            generation_config = GenerationConfig.from_pretrained(where)
-    except Exception:  # noqa: BLE001 - no generation config: the library defaults
-        generation_config = None
-    return dataclasses.asdict(DiffusionParams.from_generation_config(generation_config))
+    return dataclasses.asdict(generation_defaults(source))
 
 
 def memory_estimate_text(source: str, dtype: str, device: str, quant: str = "auto") -> str:

@@ -39,6 +39,23 @@ class Citation:
     score: float = 0.0
 
 
+@dataclass(frozen=True)
+class LeftOut:
+    """A page, or a passage of one, that never reached the model, and why."""
+
+    document: str
+    page: int
+    tokens: int  # what it would have cost
+    reason: str
+    span: tuple[int, int] | None = None  # a passage: its characters in the page's text
+
+    def describe(self) -> str:
+        where = f"{self.document} p. {self.page}"
+        if self.span:
+            where += f" characters {self.span[0]}-{self.span[1]}"
+        return f"{where} ({self.tokens:,} tokens): {self.reason}"
+
+
 @dataclass
 class Answer:
     question: str
@@ -46,6 +63,7 @@ class Answer:
     citations: list[Citation]
     kind: str  # "retrieved" (evidence, no generation) | "generated"
     engine: str
+    left_out: list[LeftOut] = field(default_factory=list)  # never read by the model: the answer may miss them
 
     @property
     def pages(self) -> list[int]:

@@ -2,9 +2,10 @@
 
 - parse: one prompt per page: the page image (scans cleaned), with the text layer as a hint where there is one;
   the output is the page's Markdown.
-- ask: the whole document set when it fits the budget; otherwise BM25 picks the pages worth reading, the builder
-  splits them into chunks that fit, each chunk is asked (map) and the partial answers are combined (reduce).
-  Citations are the ``[p. N]`` marks the model writes; without any, the retrieved pages are cited.
+- ask: the whole document set when it fits the budget; otherwise the builder splits every page into chunks that fit
+  (a page over the budget into passages), each chunk is asked (map) and the partial answers are combined (reduce);
+  what never reached the model is listed in the answer. Citations are the ``[p. N]`` marks the model writes, each
+  page once; without any, the pages BM25 retrieves for the question.
 - extract: by default the schema is laid out on the canvas (:mod:`inference.tasks.pinned`): its scaffold pinned,
   only the value slots denoised, with an evidence page and quote per field checked against the document; fields can
   be re-denoised against the cached prompt. ``template=False``: the schema goes in the prompt; the output's JSON is
@@ -28,7 +29,7 @@ from ..errors import CancelledError, GenerationError
 from ..events import Cancelled, CanvasCommitted, Failed, Finished
 from ..params import DiffusionParams
 from ..prompts import Prompt, PromptBuilder, PromptPolicy
-from .base import Answer, Citation, Extraction, ParseOptions, ParseResult, TaskContext
+from .base import Answer, Citation, Extraction, LeftOut, ParseOptions, ParseResult, TaskContext
 from .builtin import PassageIndex
 from .layout import analyse
 from .markdown import page_marker, without_furniture
@@ -191,33 +192,44 @@ class ModelEngine:
 
     # ------------------------------------------------------------------ ask
     def ask(self, docs: Sequence[Document], question: str, context: TaskContext | None = None) -> Answer:
+        """One prompt when the documents fit the budget; else every page (a page over the budget cut into
+        passages) read chunk by chunk (map) and the partial answers combined (reduce). What still never reached
+        the model is listed in ``Answer.left_out``."""
         context = context or TaskContext()
         instruction = ASK_INSTRUCTION.format(question=question)
         prompt = self.builder.build(list(docs), instruction, self.policy)
-        index = PassageIndex.build(docs)
-        hits = index.search(question, k=8)
-        if not prompt.dropped:
+        if not any(r.status == "dropped" and not r.note.startswith("page error") for r in prompt.dropped):
+            sent = [prompt]
             text = self.generate(prompt, context)
         else:
-            wanted = {(p.document, p.page) for p, _ in hits}
-            subset = _only_pages(docs, wanted) if wanted else list(docs)
-            chunks = self.builder.chunks(subset, instruction, self.policy)
+            sent = self.builder.chunks(list(docs), instruction, self.policy)
             partials = []
-            for i, chunk in enumerate(chunks):
-                context.report(i, len(chunks) + 1, f"reading part {i + 1} of {len(chunks)}")
+            for i, chunk in enumerate(sent):
+                context.report(i, len(sent) + 1, f"reading part {i + 1} of {len(sent)}")
                 partials.append(self.generate(chunk, context).strip())
-            context.report(len(chunks), len(chunks) + 1, "combining")
-            reduce = self.builder.build(
-                [],
-                REDUCE_INSTRUCTION.format(partials="\n".join(f"- {p}" for p in partials), question=question),
-                self.policy,
-            )
-            text = self.generate(reduce, context)
-        citations = _citations(text, docs) or [
-            Citation(document=p.document, page=p.page, label=p.label, text=p.text, score=round(s, 3))
-            for p, s in hits[:3]
-        ]
-        return Answer(question=question, text=text.strip(), citations=citations, kind="generated", engine=self.name)
+            context.report(len(sent), len(sent) + 1, "combining")
+            text = self._combine(partials, question, context)
+        citations = _citations(text, docs) or _retrieved(docs, question)
+        left_out = [LeftOut(r.document, r.page, r.tokens, r.note, r.span) for chunk in sent for r in chunk.dropped]
+        return Answer(
+            question=question,
+            text=text.strip(),
+            citations=citations,
+            kind="generated",
+            engine=self.name,
+            left_out=left_out,
+        )
+
+    def _combine(self, partials: list[str], question: str, context: TaskContext) -> str:
+        """The partial answers combined into one; when they do not fit one prompt, halves are combined first."""
+        instruction = REDUCE_INSTRUCTION.format(partials="\n".join(f"- {p}" for p in partials), question=question)
+        prompt = self.builder.build([], instruction, self.policy)
+        if prompt.total_tokens > prompt.budget and len(partials) > 1:
+            half = len(partials) // 2
+            left = self._combine(partials[:half], question, context).strip()
+            right = self._combine(partials[half:], question, context).strip()
+            return self._combine([left, right], question, context) if len(partials) > 2 else f"{left}\n{right}"
+        return self.generate(prompt, context)
 
     # ------------------------------------------------------------------ extract
     def extract(
@@ -342,14 +354,26 @@ class ModelEngine:
         )
 
 
-def _only_pages(docs: Sequence[Document], wanted: set[tuple[str, int]]) -> list[Document]:
-    out = []
-    for doc in docs:
-        pages = [p for p in doc.pages if (doc.source, p.number) in wanted]
-        if pages:
-            part = copy.copy(doc)
-            part.pages = pages
-            out.append(part)
+def _retrieved(docs: Sequence[Document], question: str, pages: int = 3) -> list[Citation]:
+    """Without a ``[p. N]`` in the answer: the pages the passage index finds for the question, each once, best
+    first."""
+    out: list[Citation] = []
+    seen = set()
+    for passage, score in PassageIndex.build(docs).search(question, k=8):
+        if (passage.document, passage.page) in seen:
+            continue
+        seen.add((passage.document, passage.page))
+        out.append(
+            Citation(
+                document=passage.document,
+                page=passage.page,
+                label=passage.label,
+                text=passage.text,
+                score=round(score, 3),
+            )
+        )
+        if len(out) == pages:
+            break
     return out
 
 
