@@ -242,6 +242,9 @@ def cmd_model_info(args: argparse.Namespace) -> int:
         f"the last {window}; in bf16 {_size(kv_cache_bytes(config, window, 'bf16')).strip()} for the first "
         f"{window} tokens, then {_size(per_1k).strip()} per 1K tokens"
     )
+    from inference.sources import generation_defaults
+
+    print(describe_params(generation_defaults(args.source)))
     return 0
 
 

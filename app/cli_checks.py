@@ -146,11 +146,12 @@ def checked_params(source: str, overrides: dict[str, Any]) -> Any:
         raise ConfigError(exc.message.replace("Invalid diffusion parameter", "Invalid option")) from exc
 
 
-def describe_params(params: Any, overrides: dict[str, Any]) -> str:
-    """One line: the diffusion parameters of a run, those given on the command line marked with *."""
+def describe_params(params: Any, overrides: dict[str, Any] | None = None) -> str:
+    """One line: the diffusion parameters of a run; with ``overrides``, those given on the command line marked *."""
+    given = overrides or {}
 
     def mark(name: str, text: str) -> str:
-        return f"{text}*" if name in overrides else text
+        return f"{text}*" if name in given else text
 
     stopping = (
         f"stop when stable {params.stability_threshold} steps and confident {params.confidence_threshold}"
@@ -169,7 +170,7 @@ def describe_params(params: Any, overrides: dict[str, Any]) -> str:
                 mark("seed", f"seed {params.seed if params.seed is not None else 'none'}"),
             ]
         )
-        + " (* given; the rest the checkpoint's)"
+        + (" (* given; the rest the checkpoint's)" if overrides is not None else "")
     )
 
 

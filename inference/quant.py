@@ -80,7 +80,9 @@ class StateDictSource:
 
 
 # ---------------------------------------------------------------------- NF4 pieces
-def _bnb() -> Any:
+def bitsandbytes_module() -> Any:
+    """bitsandbytes, imported so that its warning about the optional ``kernels`` package stays quiet (every import
+    of bitsandbytes in the workbench goes through here)."""
     import logging
 
     # Without the optional `kernels` package (which fetches code from the hub) bitsandbytes warns on import and uses
@@ -98,7 +100,7 @@ def _bnb() -> Any:
 def _linear4bit(
     in_features: int, out_features: int, compute_dtype: torch.dtype, double_quant: bool, quant_type: str
 ) -> nn.Module:
-    bnb = _bnb()
+    bnb = bitsandbytes_module()
     layer = bnb.nn.Linear4bit(
         in_features,
         out_features,
@@ -119,7 +121,7 @@ def quantize_linear(
     weight: torch.Tensor, settings: QuantSettings, compute_dtype: torch.dtype, device: torch.device | str
 ) -> nn.Module:
     """A bitsandbytes ``Linear4bit`` holding ``weight`` (out x in) in NF4, quantized on ``device``."""
-    bnb = _bnb()
+    bnb = bitsandbytes_module()
     out_features, in_features = weight.shape
     layer = _linear4bit(in_features, out_features, compute_dtype, settings.double_quant, settings.scheme)
     packed, state = bnb.functional.quantize_4bit(
@@ -139,7 +141,7 @@ def linear4bit_from_stats(
     packed: torch.Tensor, stats: dict[str, Any], compute_dtype: torch.dtype, device: torch.device | str
 ) -> nn.Module:
     """Rebuild a ``Linear4bit`` from its packed weight and the stats ``state.as_dict(packed=True)`` gave."""
-    bnb = _bnb()
+    bnb = bitsandbytes_module()
     weight = bnb.nn.Params4bit.from_prequantized(packed, stats, device=device)
     out_features, in_features = weight.quant_state.shape
     layer = _linear4bit(
@@ -216,7 +218,7 @@ class NF4Experts(nn.Module):
     ) -> None:
         """Fill the buffers; ``read(name, start, stop)`` returns experts ``start:stop`` of ``gate_up_proj`` or
         ``down_proj`` in their stored dtype. Only ``chunk`` experts are unquantized at a time."""
-        functional = _bnb().functional
+        functional = bitsandbytes_module().functional
         for name in self.WEIGHTS:
             for start in range(0, self.num_experts, chunk):
                 stop = min(start + chunk, self.num_experts)
@@ -242,7 +244,7 @@ class NF4Experts(nn.Module):
 
     def dequantize(self, name: str, index: int, dtype: torch.dtype) -> torch.Tensor:
         """Expert ``index``'s ``gate_up`` or ``down`` matrix in ``dtype``."""
-        functional = _bnb().functional
+        functional = bitsandbytes_module().functional
         state2 = None
         offset = None
         if self.double_quant:
@@ -558,7 +560,7 @@ def byte_groups(model: nn.Module) -> dict[str, dict[str, float]]:
         entry["bytes"] += tensor.numel() * tensor.element_size()
         entry["params"] += params
 
-    bnb = _bnb()
+    bnb = bitsandbytes_module()
     for name, module in model.named_modules():
         if isinstance(module, NF4Experts):
             for buf_name, buf in module.named_buffers(recurse=False):

@@ -38,6 +38,7 @@ from .quant import (
     NF4Experts,
     QuantSettings,
     _set_tensor,
+    bitsandbytes_module,
     config_fingerprint,
     empty_model,
     install,
@@ -248,7 +249,7 @@ def packed_tensors(model: nn.Module) -> list[tuple[str, torch.Tensor]]:
     """The quantized model's tensors, each stored once, shared text modules under their decoder names.
 
     A ``Linear4bit`` is saved as bitsandbytes saves it: ``NAME.weight`` (packed) and ``NAME.weight.<stat>``."""
-    import bitsandbytes as bnb
+    bnb = bitsandbytes_module()
 
     modules = list(model.named_modules(remove_duplicate=False))
     modules.sort(key=lambda item: 0 if item[0].startswith(DECODER) else 1)
@@ -357,8 +358,9 @@ def source_fingerprint(folder: Path) -> dict[str, Any]:
 
 
 def library_versions() -> dict[str, str]:
-    import bitsandbytes
     import transformers
+
+    bitsandbytes = bitsandbytes_module()
 
     from . import __version__
 

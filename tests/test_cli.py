@@ -323,3 +323,19 @@ def test_ask_shows_prompt_size_prefill_and_canvases_on_a_terminal(tmp_path):
     assert "\rprefill 512 of" in screen and "prefill done" in screen  # redrawn in place, chunk by chunk
     assert "\rcanvas 1: step 1" in screen and "canvas 1: committed after" in screen
     assert "**Question:** When?" in screen  # then the answer, after the progress
+
+
+@pytest.mark.slow
+def test_an_nf4_load_says_nothing_about_optional_bitsandbytes_kernels(tmp_path):
+    for _ in range(2):  # the first load builds the quantized cache, the second reads it
+        env = dict(os.environ, HF_HUB_OFFLINE="1", DWB_QUANT_CACHE=str(tmp_path))
+        proc = subprocess.run(
+            [sys.executable, "-m", "app.cli", "generate", "--model", "tiny-trained", "--quant", "nf4", "--steps", "1"]
+            + ["--max-new-tokens", "4", "hi"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert "NF4" in proc.stderr and "kernels" not in proc.stderr and "WARNING" not in proc.stderr

@@ -3,7 +3,6 @@ on CUDA (the packed bytes are the same on every backend), and the full-size NF4 
 
 from __future__ import annotations
 
-import copy
 import os
 import re
 import subprocess
@@ -15,25 +14,29 @@ import pytest
 import torch
 from conftest import chat_inputs
 
-pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA device is here: the script runs for real")
+def test_the_gpu_check_script_says_it_skipped_without_cuda():
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run(
+        [sys.executable, "-m", "tests.benchmarks.cuda"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert out.returncode == 0 and out.stdout.startswith("cuda=skipped"), out.stderr[-2000:]
+
+
+@pytest.mark.cuda
+@needs_cuda
 def test_nf4_tiny_on_cuda_gives_the_cpu_results(tiny_pair):
     from test_engine_parity import sharpen
 
     from inference.engine import DiffusionEngine
-    from inference.quant import QuantSettings, StateDictSource, quantize_model
+    from tests.benchmarks.cuda import nf4_on_both
 
-    torch.backends.cuda.matmul.allow_tf32 = False
     model, processor = tiny_pair
-    cpu = quantize_model(model.config, StateDictSource(model.state_dict()), QuantSettings(), torch.float32)
-    gpu = copy.deepcopy(cpu).to("cuda")
-    ids = torch.randint(20, 200, (1, 40), generator=torch.Generator().manual_seed(0))
-    canvas = torch.randint(20, 200, (1, 256), generator=torch.Generator().manual_seed(1))
-    with torch.inference_mode():
-        a = cpu(input_ids=ids, decoder_input_ids=canvas).logits
-        b = gpu(input_ids=ids.cuda(), decoder_input_ids=canvas.cuda()).logits.cpu()
+    cpu, gpu, a, b = nf4_on_both(model)
     assert (a - b).abs().max().item() < 1e-3 and torch.equal(a.argmax(-1), b.argmax(-1))
     # the engine's tokens: the RNGs of the two devices differ, so sampling is settled with a sharpened head
     for m in (cpu, gpu):
@@ -47,6 +50,8 @@ def test_nf4_tiny_on_cuda_gives_the_cpu_results(tiny_pair):
     np.testing.assert_array_equal(*results)
 
 
+@pytest.mark.cuda
+@needs_cuda
 @pytest.mark.slow
 def test_full_size_nf4_forward_fits_18_gb():
     env = {**os.environ, "PYTHONPATH": str(ROOT)}

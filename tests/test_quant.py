@@ -28,8 +28,8 @@ from inference.quant import (
     NF4Experts,
     QuantSettings,
     StateDictSource,
-    _bnb,
     aliases,
+    bitsandbytes_module,
     byte_groups,
     quantize_model,
 )
@@ -38,6 +38,10 @@ from tests.model_helpers import save_tiny
 
 ROOT = Path(__file__).resolve().parents[1]
 SEEDS = (0, 1, 2)
+# NF4 vs fp32 on the random tiny model, this file's prompts and seeds (docs/model.md): sampled-token agreement,
+# teacher-forced argmax agreement, median logit cosine; each asserted FIDELITY_MARGIN under the figure.
+TINY_FIDELITY = (0.832, 0.751, 0.860)
+FIDELITY_MARGIN = 0.05
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +56,7 @@ def dequantized_twin(quantized_model, tiny_pair):
     """An fp32 DiffusionGemma holding exactly the values the quantized model computes with."""
     import copy
 
-    bnb = _bnb()
+    bnb = bitsandbytes_module()
     twin = copy.deepcopy(tiny_pair[0])
     state = twin.state_dict()
     with torch.no_grad():
@@ -142,8 +146,9 @@ class Agreement:
 def test_fidelity_to_the_unquantized_model(quantized, tiny_pair):
     """Two figures: the engine's sampled tokens (same seed), and the argmax of the logits for the same prompt and
     canvas (teacher-forced). The tiny model has random weights: its logits are nearly flat and its router picks 2 of
-    4 experts by near ties, so NF4's 9 % weight error flips routing and samples far more than in a trained model;
-    the figures are reported as measured (README), and the floor asserted is that measurement's."""
+    4 experts by near ties, so NF4's 9 % weight error flips routing and samples far more than in a trained model,
+    and other prompts give other figures. The run is deterministic; docs/model.md quotes ``TINY_FIDELITY`` and each
+    figure is asserted ``FIDELITY_MARGIN`` under it."""
     model, processor = tiny_pair
     image = Image.fromarray(np.random.default_rng(0).integers(0, 255, (48, 64, 3), dtype=np.uint8))
     prompts = [
@@ -170,8 +175,8 @@ def test_fidelity_to_the_unquantized_model(quantized, tiny_pair):
         f"NF4 vs unquantized tiny (fp32 compute), {len(SEEDS)} seeds x {len(prompts)} prompts (one with an image): "
         f"{tally.summary()}"
     )
-    assert argmax_rate >= 0.7 and cosine >= 0.8
-    assert rate >= 0.5
+    floors = [figure - FIDELITY_MARGIN for figure in TINY_FIDELITY]
+    assert rate >= floors[0] and argmax_rate >= floors[1] and cosine >= floors[2], tally.summary()
 
 
 @pytest.mark.slow
@@ -223,7 +228,7 @@ def test_fidelity_of_the_trained_model(tmp_path, monkeypatch):
 
 
 def test_text_modules_are_shared_and_every_linear_and_expert_is_4bit(quantized):
-    bnb = _bnb()
+    bnb = bitsandbytes_module()
     encoder = quantized.model.encoder.language_model
     decoder = quantized.model.decoder
     assert encoder.embed_tokens is decoder.embed_tokens and encoder.norm is decoder.norm
