@@ -54,7 +54,8 @@ def test_generate_json_is_one_event_per_line(tmp_path):
     kinds = [e["event"] for e in events]
     assert kinds[0] == "prefill_started" and events[0]["images"] == 1
     commits = kinds.count("canvas_committed")
-    assert 1 <= commits <= 2 and kinds.count("step") == 3 * commits and kinds[-1] == "finished"
+    assert kinds[-1] == "finished" and commits == len(events[-1]["stats"]["steps_per_canvas"]) >= 1
+    assert kinds.count("step") == 3 * commits and events[-1]["stats"]["new_tokens"] <= 300
     step = events[kinds.index("step")]
     assert len(step["draft"][0]) == 256 and len(step["entropy"][0]) == 256
     again = dwb(
@@ -339,3 +340,23 @@ def test_an_nf4_load_says_nothing_about_optional_bitsandbytes_kernels(tmp_path):
         )
         assert proc.returncode == 0, proc.stderr
         assert "NF4" in proc.stderr and "kernels" not in proc.stderr and "WARNING" not in proc.stderr
+
+
+def test_a_second_ctrl_c_ends_the_process_at_once_even_while_the_model_loads():
+    """The first Ctrl-C asks the run to stop at its next step; nothing checks it while weights load, so the second
+    must end the process there and then, before the load finishes."""
+    import signal
+    import time
+
+    args = [sys.executable, "-m", "app.cli", "generate", "--model", "tiny-trained", "--steps", "2", "hi"]
+    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    while "reading config" not in (line := proc.stderr.readline()):
+        assert line, "dwb ended before it read the config"
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Ctrl-C again quits at once" in err and "dwb: interrupted" in err
+    assert "model:" not in err and "Traceback" not in err  # gone before the load finished

@@ -39,10 +39,18 @@ def test_image_only_at_every_budget(builder, soft):
     prompt = builder.build(docs, "Transcribe.", PromptPolicy(mode="image", max_soft_tokens=soft))
     assert sum(p.kind == "image" for p in prompt.parts) == 2
     check_exact(builder, prompt)
-    # aspect ratio matters: a tall and a wide image cost different numbers of soft tokens at the same budget
-    if soft == 280:
-        tokens = [p.tokens for p in prompt.parts if p.kind == "image"]
-        assert all(t <= soft + 2 for t in tokens)
+    tokens = [p.tokens for p in prompt.parts if p.kind == "image"]
+    assert all(t <= soft + 2 for t in tokens)  # the budget, plus begin- and end-of-image
+
+
+def test_aspect_ratio_sets_the_image_cost(builder):
+    """At one budget a square image and a long one (tall or wide alike) cost different numbers of soft tokens."""
+    from PIL import Image
+
+    square, tall, wide = (
+        builder.image_tokens(Image.new("RGB", size), 280) for size in [(800, 800), (200, 1600), (1600, 200)]
+    )
+    assert tall == wide and tall != square and max(square, tall) <= 282
 
 
 def test_interleaved(builder):

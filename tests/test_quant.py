@@ -387,8 +387,14 @@ def test_a_killed_writer_leaves_nothing_that_loads(tmp_path, cache_env):
 def test_tiny_nf4_runs_the_engine_in_bf16_on_the_fused_cpu_kernels(tiny_pair):
     loaded = load_model("tiny", dtype="auto", device="cpu", quant="nf4")
     assert loaded.quant == "nf4" and loaded.dtype == "bf16"
+    bnb = bitsandbytes_module()
+    layers = [m for m in loaded.model.modules() if isinstance(m, bnb.nn.Linear4bit)]
+    assert layers and all(m.compute_dtype == torch.bfloat16 for m in layers)
     ids = engine_ids(loaded.model, loaded.processor, "bf16 compute", 0)
-    assert ids.shape == (1, 512) or (ids[0, 256:] == loaded.tokenizer.pad_token_id).all()
+    assert ids.shape[0] == 1 and ids.shape[1] in (256, 512)  # whole canvases of the 512 tokens asked for
+    if ids.shape[1] == 256:  # a run that stopped after one canvas stopped on an end-of-turn token
+        eos = loaded.model.generation_config.eos_token_id
+        assert set(ids[0].tolist()) & set(eos if isinstance(eos, list) else [eos])
 
 
 def test_reader_reads_rows_without_the_rest(tmp_path):
