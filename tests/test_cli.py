@@ -360,3 +360,16 @@ def test_a_second_ctrl_c_ends_the_process_at_once_even_while_the_model_loads():
     assert proc.returncode == 130, err
     assert "Ctrl-C again quits at once" in err and "dwb: interrupted" in err
     assert "model:" not in err and "Traceback" not in err  # gone before the load finished
+
+
+def test_a_finished_parse_exits_without_loading_the_model(monkeypatch, capsys, tmp_path):
+    from app.cli import main
+
+    sample = str(Path(__file__).resolve().parents[1] / "resources" / "sample.pdf")
+    args = ["parse", sample, "--engine", "model", "--model", "tiny", "--steps", "1", "--max-new-tokens", "8"]
+    args += ["--batch-size", "4", "--out", str(tmp_path)]
+    assert main(args) == 0
+    assert "1 parsed" in capsys.readouterr().err
+    calls = _no_load(monkeypatch)
+    assert main(args) == 0
+    assert "0 parsed, 1 already done" in capsys.readouterr().err and calls == []
