@@ -13,7 +13,7 @@ the model in some chunk.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -210,14 +210,26 @@ class PromptBuilder:
             parts.append(PromptPart("image", image=image, document=doc.source, page=page.number))
         return parts, use
 
-    def build(self, documents: Sequence[Document], instruction: str, policy: PromptPolicy | None = None) -> Prompt:
+    def build(
+        self,
+        documents: Sequence[Document],
+        instruction: str,
+        policy: PromptPolicy | None = None,
+        on_page: Callable[[int, int], None] | None = None,
+    ) -> Prompt:
+        """The prompt of ``documents`` and ``instruction`` within the policy's budget. ``on_page(done, total)`` is
+        called after each page is read (rendering a page image is the slow part): a caller shows progress there, or
+        raises there to stop (a cancelled job)."""
         policy = policy or PromptPolicy()
         budget = policy.budget(self.context_tokens)
         pages: list[tuple[Document, Page, list[PromptPart], str]] = []
+        total = sum(len(doc.pages) for doc in documents)
         for doc in documents:
             for page in doc.pages:
                 parts, use = self.page_parts(doc, page, policy.mode, policy)
                 pages.append((doc, page, parts, use))
+                if on_page is not None:
+                    on_page(len(pages), total)
         return self._fit(pages, instruction, policy, budget)
 
     def _assemble(self, pages: list, instruction: str, soft: int, budget: int) -> Prompt:

@@ -144,3 +144,65 @@ def test_exporting_again_asks_before_replacing(window, qtbot, tmp_path):
     replace.click()
     qtbot.waitUntil(lambda: written.read_text(encoding="utf-8") != "my own notes", timeout=TIMEOUT)
     assert "# How block diffusion writes" in written.read_text(encoding="utf-8")
+
+
+def test_a_task_does_not_wait_behind_a_token_count(qtbot):
+    """A quiet job (the prompt token count) under way gives way at once to the user's task: the Ask showed
+    nothing, with Cancel greyed, while a big prompt was being counted."""
+    import time
+
+    from app.gui.worker import Job, Worker
+    from inference.errors import CancelledError
+
+    worker = Worker()
+    started = []
+
+    def counting(job):
+        started.append("count")
+        while not job.cancelled_requested:  # as the count does between pages
+            time.sleep(0.005)
+        raise CancelledError("superseded")
+
+    count = worker.submit(Job("counting prompt tokens", counting, quiet=True))
+    qtbot.waitUntil(lambda: started == ["count"], timeout=TIMEOUT)
+    with qtbot.waitSignal(count.cancelled, timeout=TIMEOUT):
+        task = worker.submit(Job("asking", lambda job: "answer"))
+    with qtbot.waitSignal(task.succeeded, timeout=TIMEOUT) as result:
+        pass
+    assert result.args == ["answer"]
+    qtbot.waitUntil(lambda: not worker.busy, timeout=TIMEOUT)
+    worker.finish()
+
+
+def test_the_token_count_comes_back_after_a_cancel(window, qtbot):
+    window.add_paths([str(SAMPLE)])
+    qtbot.waitUntil(lambda: ingested(window), timeout=TIMEOUT)
+    load_tiny(window, qtbot, max_new_tokens=256, max_denoising_steps=40)
+    window.engine_box.setCurrentText("model")
+    window.question.setText("What is block diffusion?")
+    qtbot.waitUntil(lambda: "prompt tokens " in window.scope_label.text(), timeout=TIMEOUT)
+    progress = []
+    job = window.ask(window.question.text())
+    job.progress.connect(lambda done, total, what: progress.append(what))
+    window.question.setText("What is a canvas?")  # a count is asked for meanwhile: it queues behind the Ask
+    qtbot.wait(window.count_timer.interval() + 200)
+    assert window.worker.busy and "counting" in window.scope_label.text()
+    window.cancel()  # cancels the Ask and the count queued behind it
+    qtbot.waitUntil(lambda: not window.worker.busy, timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: "counting" not in window.scope_label.text(), timeout=TIMEOUT)
+    assert window.prompt_tokens and f"{window.prompt_tokens:,} prompt tokens" in window.scope_label.text()
+
+
+def test_building_a_prompt_shows_its_pages_in_the_status_bar(window, qtbot):
+    window.add_paths([str(SAMPLE)])
+    qtbot.waitUntil(lambda: ingested(window), timeout=TIMEOUT)
+    load_tiny(window, qtbot, max_new_tokens=32, max_denoising_steps=2)
+    window.engine_box.setCurrentText("model")
+    shown = []
+    job = window.ask("What is block diffusion?")
+    job.progress.connect(lambda done, total, what: shown.append((done, total, what)))
+    qtbot.waitUntil(lambda: not window.worker.busy, timeout=TIMEOUT)
+    pages = len(window.entries[str(SAMPLE.resolve())].document.pages)
+    assert [w for _, _, w in shown if w.startswith("building the prompt")] == [
+        f"building the prompt: page {i} of {pages}" for i in range(1, pages + 1)
+    ]

@@ -163,12 +163,16 @@ class TaskActions:
             from inference.errors import CancelledError
             from inference.tasks.model import ASK_INSTRUCTION
 
-            if job.cancelled_requested:
-                raise CancelledError("superseded")
+            def stop_if_cancelled(*_: int) -> None:  # a task submitted meanwhile, or the window closing
+                if job.cancelled_requested:
+                    raise CancelledError("superseded")
+
+            stop_if_cancelled()
             if follow_up:
                 ids = follow_up_ids(engine.loaded.processor, question or "?")
                 return int(ids.shape[1]) + (0 if pending is None else int(pending.shape[1])), True
-            prompt = engine.builder.build(docs, ASK_INSTRUCTION.format(question=question), engine.policy)
+            instruction = ASK_INSTRUCTION.format(question=question)
+            prompt = engine.builder.build(docs, instruction, engine.policy, on_page=stop_if_cancelled)
             return prompt.total_tokens, bool(prompt.dropped)
 
         def done(result: tuple[int, bool]) -> None:
@@ -180,8 +184,16 @@ class TaskActions:
             names = self.scope_label.text().split(" \u00b7 ")[0].rstrip()
             self.scope_label.setText(f"{names} \u00b7 {count:,} prompt tokens{note} ")
 
+        def dropped(*_: Any) -> None:  # cancelled (a task came first, or Cancel) or failed: count again when idle
+            if self._count_job is job:
+                self._count_job = None
+                if not self.closing:
+                    self.count_timer.start()
+
         job = Job("counting prompt tokens", work, quiet=True)
         job.succeeded.connect(done)
+        job.cancelled.connect(dropped)
+        job.failed.connect(dropped)
         self._count_job = job
         self.worker.submit(job)
 
@@ -378,7 +390,13 @@ class TaskActions:
         from inference.tasks.model import ASK_INSTRUCTION, _citations
 
         if conversation.session is None:
-            prompt = engine.builder.build(docs, ASK_INSTRUCTION.format(question=question), engine.policy)
+            pages = sum(len(doc.pages) for doc in docs)
+
+            def reading(done: int, total: int) -> None:  # progress in the status bar; raises once cancelled
+                context.report(done, total + 1, f"building the prompt: page {done} of {total}")
+
+            instruction = ASK_INSTRUCTION.format(question=question)
+            prompt = engine.builder.build(docs, instruction, engine.policy, on_page=reading if pages > 1 else None)
             if prompt.dropped:
                 return engine.ask(docs, question, context=context)
             inputs = engine.builder.inputs(prompt)

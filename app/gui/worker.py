@@ -119,6 +119,8 @@ class Worker(QObject):
             log.debug("job %s submitted after the worker finished: not run", job.name)
             return job
         job.done.connect(self._finished)
+        if not job.quiet and self.current is not None and self.current.quiet:
+            self.current.cancel()  # bookkeeping (a token count) gives way to the user's task; it is redone later
         self._queue.append(job)
         if self.current is None:
             self._next()
