@@ -40,7 +40,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log details (and tracebacks) to stderr")
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command")
+    for add in (_add_generate, _add_model_info, _add_window_commands, _add_parse, _add_ask, _add_extract):
+        add(sub)
+    from app.remote_cli import add_serve_parser
 
+    add_serve_parser(sub, _add_model_args)
+    return parser
+
+
+def _add_generate(sub: Any) -> None:
+    """dwb generate."""
     gen = sub.add_parser("generate", help="run prefill and block diffusion on a prompt, streaming the text")
     _add_model_args(gen)
     gen.add_argument("--image", action="append", default=[], metavar="FILE", help="an image to put before the text")
@@ -49,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("prompt", nargs="?", help="the prompt; - reads it from standard input")
     add_diffusion_args(gen, seed_default=0)
 
+
+def _add_model_info(sub: Any) -> None:
+    """dwb model-info."""
     info = sub.add_parser("model-info", help="parameter counts by group and memory estimates, from the config alone")
     info.add_argument("source", help=MODEL_HELP)
     info.add_argument(
@@ -65,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="accepted for symmetry; model-info shows every quantization",
     )
 
+
+def _add_window_commands(sub: Any) -> None:
+    """dwb gui and dwb screenshot."""
     gui = sub.add_parser("gui", help="open the window (the default without a command), optionally with files")
     gui.add_argument("files", nargs="*", metavar="FILE")
     shot = sub.add_parser("screenshot", help="render the window offscreen in a state and save it as PNG")
@@ -74,6 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     shot.add_argument("--size", default="1400x860", help="WIDTHxHEIGHT (default 1400x860)")
 
+
+def _add_parse(sub: Any) -> None:
+    """dwb parse."""
     parse = sub.add_parser("parse", help="documents to Markdown / JSON / text / HTML / CSV, resumable")
     parse.add_argument("inputs", nargs="+", metavar="FILE|DIR")
     parse.add_argument("--out", required=True, metavar="DIR", help="output folder")
@@ -94,6 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_cluster_args(parse)
 
+
+def _add_ask(sub: Any) -> None:
+    """dwb ask."""
     ask = sub.add_parser("ask", help="a question over documents; the answer cites its pages")
     ask.add_argument(
         "inputs", nargs="+", metavar="FILE ... QUESTION", help="documents, then the question (or --question-file)"
@@ -116,6 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_engine_args(ask)
 
+
+def _add_extract(sub: Any) -> None:
+    """dwb extract."""
     extract = sub.add_parser("extract", help="fields described by a JSON Schema, with the page of each value")
     extract.add_argument("inputs", nargs="+", metavar="FILE")
     extract.add_argument("--schema", required=True, metavar="SCHEMA.json")
@@ -138,10 +162,6 @@ def build_parser() -> argparse.ArgumentParser:
     extract.add_argument("--redo-rounds", type=int, default=2, metavar="N")
     extract.add_argument("--json-events", action="store_true", help="progress as JSON events on stderr")
     _add_engine_args(extract)
-    from app.remote_cli import add_serve_parser
-
-    add_serve_parser(sub, _add_model_args)
-    return parser
 
 
 def _add_engine_args(parser: argparse.ArgumentParser) -> None:

@@ -17,7 +17,7 @@ from .devices import resolve_device, resolve_dtype, torch_dtype
 from .errors import DamagedFileError, ModelLoadError, WeightsMissingError
 from .sizing import ParameterCounts, check_fits, choose_quant, count_parameters, estimate_memory
 from .sources import builtin_folder, is_builtin, is_tiny, load_config, missing_message, snapshot_folder
-from .tiny import TINY_LABEL, TRAINED_LABEL, TRAINED_SOURCE
+from .tiny import TINY_LABEL, TINY_SOURCE, TRAINED_LABEL, TRAINED_SOURCE
 
 
 @dataclass
@@ -90,35 +90,41 @@ def _load_model(
     if not is_builtin(source):
         check_fits(estimate_memory(counts, dtype, quant, config, context), device)
     if is_tiny(source):
-        from .tiny import build_tiny
+        return _load_tiny(dtype, device, quant, counts, say)
+    return _load_folder(source, config, dtype, device, quant, counts, say)
 
-        say("building the tiny random-weight model")
-        model, processor = build_tiny(dtype=torch_dtype(dtype) if quant == "none" else None)
-        if quant == "nf4":
-            from .quant import QuantSettings, StateDictSource, quantize_model
 
-            quantized = quantize_model(
-                model.config,
-                StateDictSource(model.state_dict()),
-                QuantSettings(),
-                torch_dtype(dtype),
-                device,
-                progress=say,
-            )
-            quantized.generation_config = model.generation_config
-            model = quantized
-        model = model.to(device)
-        return LoadedModel(
-            model=model,
-            processor=processor,
-            source=source,
-            label=TINY_LABEL,
-            random_weights=True,
-            dtype=dtype,
-            device=device,
-            counts=counts,
-            quant=quant,
+def _load_tiny(dtype: str, device: str, quant: str, counts: ParameterCounts, say: Callable[[Any], None]) -> LoadedModel:
+    """The built-in random-weight model, built in memory (and quantized there for ``nf4``)."""
+    from .tiny import build_tiny
+
+    say("building the tiny random-weight model")
+    model, processor = build_tiny(dtype=torch_dtype(dtype) if quant == "none" else None)
+    if quant == "nf4":
+        from .quant import QuantSettings, StateDictSource, quantize_model
+
+        quantized = quantize_model(
+            model.config, StateDictSource(model.state_dict()), QuantSettings(), torch_dtype(dtype), device, progress=say
         )
+        quantized.generation_config = model.generation_config
+        model = quantized
+    return LoadedModel(
+        model=model.to(device),
+        processor=processor,
+        source=TINY_SOURCE,
+        label=TINY_LABEL,
+        random_weights=True,
+        dtype=dtype,
+        device=device,
+        counts=counts,
+        quant=quant,
+    )
+
+
+def _load_folder(
+    source: str, config: Any, dtype: str, device: str, quant: str, counts: ParameterCounts, say: Callable[[Any], None]
+) -> LoadedModel:
+    """A checkpoint folder (local, shipped or a hub snapshot): its weights, plain or NF4, and its processor."""
     path = builtin_folder(source) if source == TRAINED_SOURCE else Path(source).expanduser()
     where = str(path) if path.exists() else source
     if path.exists() and not _has_safetensors(path):
