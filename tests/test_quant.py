@@ -41,6 +41,7 @@ SEEDS = (0, 1, 2)
 # NF4 vs fp32 on the random tiny model, this file's prompts and seeds (docs/model.md): sampled-token agreement,
 # teacher-forced argmax agreement, median logit cosine; each asserted FIDELITY_MARGIN under the figure.
 TINY_FIDELITY = (0.832, 0.751, 0.860)
+TRAINED_FIDELITY = (0.996, 0.993, 0.990)  # the same on tiny-trained, its own parse prompts
 FIDELITY_MARGIN = 0.05
 
 
@@ -187,7 +188,8 @@ def test_fidelity_to_the_unquantized_model(quantized, tiny_pair):
 def test_fidelity_of_the_trained_model(tmp_path, monkeypatch):
     """The same figures on the shipped demonstration model (trained weights: peaked logits, decided routing), loaded
     both ways through ``load_model``: its own task's prompts (parse prompts with a page image), 3 seeds, default
-    parameters (48 steps, adaptive stopping)."""
+    parameters (48 steps, adaptive stopping). docs/model.md quotes ``TRAINED_FIDELITY``; each figure is asserted
+    ``FIDELITY_MARGIN`` under it."""
     from inference.prompts import PromptBuilder
     from training.pages import page_image, parse_parts, prompt_inputs
     from training.train import held_out_hints
@@ -223,8 +225,8 @@ def test_fidelity_of_the_trained_model(tmp_path, monkeypatch):
         f"NF4 vs unquantized tiny-trained (fp32 compute), {len(SEEDS)} seeds x {len(hints)} parse prompts with a "
         f"page image: {tally.summary()}"
     )
-    rate, _, _ = tally.figures()
-    assert rate >= 0.9
+    floors = [figure - FIDELITY_MARGIN for figure in TRAINED_FIDELITY]
+    assert all(f >= floor for f, floor in zip(tally.figures(), floors, strict=True)), tally.summary()
 
 
 def test_text_modules_are_shared_and_every_linear_and_expert_is_4bit(quantized):
