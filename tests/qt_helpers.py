@@ -50,7 +50,10 @@ def ingested(win: MainWindow) -> bool:
     return bool(win.entries) and all(e.status in ("ready", "parsed", "partial", "failed") for e in win.entries.values())
 
 
-def load_tiny(win: MainWindow, qtbot, **params) -> None:
+def load_tiny(win: MainWindow, qtbot, choose: bool = True, **params) -> None:
+    """Load the tiny model; ``choose``: then pick Engine -> model, as the user does (loading leaves it as it was)."""
     params = {"max_new_tokens": 256, "max_denoising_steps": 6, "seed": 0, **params}
     win.load_model(ModelChoice("tiny", "fp32", "cpu", params))
     qtbot.waitUntil(lambda: win.model_engine is not None and not win.worker.busy, timeout=TIMEOUT)
+    if choose:
+        win.engine_box.setCurrentText("model")

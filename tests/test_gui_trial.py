@@ -197,7 +197,7 @@ def test_answers_stay_in_the_thread_when_the_engine_or_the_model_changes(window,
     window.ask("What is block diffusion?")
     qtbot.waitUntil(lambda: not window.worker.busy, timeout=TIMEOUT)
     first = window.results.thread[0]
-    load_tiny(window, qtbot, max_new_tokens=32, max_denoising_steps=2)
+    load_tiny(window, qtbot, max_new_tokens=32, max_denoising_steps=2, choose=False)
     assert window.engine_box.currentText() == "builtin" and window.results.thread == [first]  # the user's choice
     assert "choose Engine" in window.status_label.text()
     assert "No question asked yet" not in window.results.answer.toPlainText()
@@ -232,6 +232,7 @@ def test_a_stale_prompt_token_count_is_not_shown_while_it_is_counted_again(windo
     window.add_paths([str(SAMPLE)])
     qtbot.waitUntil(lambda: ingested(window), timeout=TIMEOUT)
     load_tiny(window, qtbot, max_new_tokens=32, max_denoising_steps=2)
+    window.engine_box.setCurrentText("model")
     window.question.setText("What is block diffusion?")
     qtbot.waitUntil(lambda: window.prompt_tokens is not None and not window.worker.busy, timeout=TIMEOUT)
     assert f"{window.prompt_tokens:,} prompt tokens" in window.scope_label.text()

@@ -35,7 +35,7 @@ def test_loading_a_model_leaves_the_engine_as_the_user_chose(window, qtbot):
     qtbot.waitUntil(lambda: not window.worker.busy, timeout=TIMEOUT)
     markdown = window.results.raw.toPlainText()
     assert markdown.strip()
-    load_tiny(window, qtbot, max_new_tokens=32, max_denoising_steps=2)
+    load_tiny(window, qtbot, max_new_tokens=32, max_denoising_steps=2, choose=False)
     assert window.engine_box.currentText() == "builtin"
     assert "choose Engine" in window.status_label.text()
     assert window.results.raw.toPlainText() == markdown  # the builtin parse still shown
