@@ -16,6 +16,7 @@ from PIL import Image
 from inference.engine import DiffusionEngine
 from inference.events import CanvasCommitted, DenoisingStep, Finished
 from inference.params import DiffusionParams
+from tests.model_helpers import sharpen
 
 
 class DraftRecorder:
@@ -136,22 +137,6 @@ def test_bf16(tiny_model, processor):
     model = tiny_model.to(torch.bfloat16)
     inputs = chat_inputs(processor, "Half precision")
     assert_parity(model, processor, inputs, seed=4)
-
-
-def sharpen(model, strengths):
-    """Add a per-row bias to the logits toward a fixed token per position: confident, stable drafts."""
-    vocab = model.config.text_config.vocab_size
-    length = model.config.canvas_length
-    target = (torch.arange(length) * 7 + 20) % vocab
-
-    def hook(_module, _inputs, output):
-        bias = torch.zeros(output.shape[0], length, vocab, dtype=output.dtype)
-        for row, strength in enumerate(strengths[: output.shape[0]]):
-            bias[row, torch.arange(length), target] = strength
-        return output + bias
-
-    model.lm_head.register_forward_hook(hook)
-    return model
 
 
 def test_adaptive_stopping_fires(tiny_model, processor):

@@ -237,7 +237,7 @@ def test_batched_parse_runs_pages_together_and_matches_unbatched_where_sampling_
     batched text equals the unbatched text page for page."""
     import copy
 
-    from test_engine_parity import sharpen
+    from tests.model_helpers import sharpen
 
     loaded = load_model("tiny", dtype="fp32", device="cpu")
     loaded.model = sharpen(copy.deepcopy(loaded.model), [40.0] * 8)
