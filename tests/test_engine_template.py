@@ -267,3 +267,24 @@ def test_reopen_without_a_kept_prompt_fails_clearly(tiny_model, processor):
     template = make_template(processor, 40, with_choice=False)
     events = list(engine.reopen(Session(), template))
     assert isinstance(events[-1], Failed) and "keep_prompt" in events[-1].message
+
+
+def test_template_checks_itself_when_built():
+    from inference.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="same length"):
+        CanvasTemplate(pins=np.full(4, FREE), sets=np.full(3, FREE))
+    with pytest.raises(ConfigError, match="does not hold"):
+        CanvasTemplate(pins=np.full(2, FREE), sets=np.array([0, 1]), token_sets=([5],))
+    with pytest.raises(ConfigError, match="empty"):
+        CanvasTemplate(pins=np.full(1, FREE), sets=np.array([0]), token_sets=([],))
+    with pytest.raises(ConfigError, match="outside"):
+        CanvasTemplate(pins=np.full(2, FREE), sets=np.full(2, FREE), choices=(Choice(1, ((1, 2), (3, 4))),))
+    with pytest.raises(ConfigError, match="one same width"):
+        CanvasTemplate(pins=np.full(4, FREE), sets=np.full(4, FREE), choices=(Choice(0, ((1, 2), (3,))),))
+    template = CanvasTemplate(pins=np.array([7, FREE, FREE]), sets=np.array([FREE, 0, 0]), token_sets=([4, 5],))
+    assert not template.pins.flags.writeable
+    with pytest.raises(ConfigError, match="committed template tokens"):
+        template.reopened(np.array([7, 4]), np.array([False, True]))
+    reopened = template.reopened(np.array([7, 4, 5]), np.array([True, False, True]))
+    assert reopened.pins.tolist() == [7, 4, FREE], "the span opens only positions the template left free"
