@@ -577,7 +577,7 @@ def cmd_extract(args: argparse.Namespace, cancel: Any) -> int:
         docs = [engine.parse(d).document for d in docs]
     view = EventView(args.json_events)
     context = TaskContext(on_event=view, cancel=cancel)
-    if engine.name == "model":
+    if engine.name in ("model", "remote"):
         engine.template = not args.no_template
         result = engine.extract(docs, schema, context, **redo)
     else:

@@ -20,6 +20,7 @@ side lives in :mod:`inference.tasks.pinned`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -94,6 +95,36 @@ class CanvasTemplate:
         pins = np.where(open_, FREE, ids)
         choices = tuple(c for c in self.choices if open_[c.start : c.start + c.width].all())
         return CanvasTemplate(pins=pins, sets=self.sets, token_sets=self.token_sets, choices=choices)
+
+    def to_wire(self) -> dict[str, Any]:
+        """The template as plain JSON (the ``dwb.template`` field of a chat request)."""
+        return {
+            "pins": self.pins.tolist(),
+            "sets": self.sets.tolist(),
+            "token_sets": [s.tolist() for s in self.token_sets],
+            "choices": [{"start": c.start, "labels": [list(label) for label in c.labels]} for c in self.choices],
+        }
+
+    @classmethod
+    def from_wire(cls, data: Any, vocab_size: int) -> CanvasTemplate:
+        """The template back from ``to_wire``; a ConfigError says what is wrong (token ids outside the vocabulary
+        included)."""
+        try:
+            template = cls(
+                pins=np.asarray(data["pins"], dtype=np.int64),
+                sets=np.asarray(data["sets"], dtype=np.int64),
+                token_sets=tuple(np.asarray(s, dtype=np.int64) for s in data.get("token_sets", ())),
+                choices=tuple(
+                    Choice(int(c["start"]), tuple(tuple(int(t) for t in label) for label in c["labels"]))
+                    for c in data.get("choices", ())
+                ),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ConfigError(f"the template is malformed: {exc}") from exc
+        ids = [template.pins[template.pinned], *template.token_sets]
+        if any(len(a) and (a.min() < 0 or a.max() >= vocab_size) for a in ids):
+            raise ConfigError(f"the template holds token ids outside the vocabulary (0..{vocab_size - 1})")
+        return template
 
     def canvas(self, index: int, canvas_length: int, vocab_size: int, device: torch.device) -> CanvasRule | None:
         """The part of the template on canvas ``index`` as device tensors (None when the canvas is past it)."""

@@ -68,6 +68,11 @@ class _LockedBuilder:
         self._builder = builder
         self._lock = threading.Lock()
 
+    @property
+    def tokenizer(self) -> Any:
+        """The tokenizer itself, for the extraction template (laid out on one thread, before any request)."""
+        return self._builder.tokenizer
+
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self._builder, name)
         if not callable(attr):
@@ -169,6 +174,47 @@ class RemoteEngine(ModelEngine):
                 except (KeyError, IndexError, TypeError) as exc:
                     raise GenerationError(f"{self.base_url}/models lists no model") from exc
             return self.model
+
+    # ------------------------------------------------------------------ extraction on a pinned canvas
+    def _features(self) -> dict[str, Any]:
+        """What the server's ``dwb`` extension offers (from its model listing, asked once)."""
+        if getattr(self, "_extension", None) is None:
+            listing = self._with_retries(lambda: self._get("/models"), TaskContext())
+            offered = listing.get(EXTENSION) if isinstance(listing, dict) else None
+            self._extension = offered if isinstance(offered, dict) else {}
+        return self._extension
+
+    def _can_pin(self) -> bool:
+        """A server that takes ``dwb.template`` runs the template; others get the prompt path, said once."""
+        if self._features().get("template"):
+            return True
+        if not getattr(self, "_said_prompt_path", False):
+            self._said_prompt_path = True
+            log.warning("%s takes no canvas template: extraction asks for JSON in the prompt instead", self.base_url)
+        return False
+
+    def _pin_setup(self) -> tuple[Any, int, int | None, int]:
+        tokenizer = self.builder.tokenizer
+        return tokenizer, len(tokenizer), tokenizer.eos_token_id, int(self._features().get("canvas_length", 256))
+
+    def _templated(self, prompt: Prompt, template: Any, context: TaskContext) -> tuple[list[Any], Any]:
+        """The run on the server with the template in ``dwb.template``: its events (no session: re-denoising needs
+        a local model)."""
+        events: list[Any] = []
+        forward = context.on_event
+
+        def keep(event: Any) -> None:
+            events.append(event)
+            if forward:
+                forward(event)
+
+        body = self.request_body(prompt)
+        body["model"] = self.model_name()
+        body[EXTENSION].update(events=True, template=template.to_wire())
+        relay = TaskContext(progress=context.progress, on_event=keep, cancel=context.cancel, extra=context.extra)
+        with self._slots:
+            self._with_retries(lambda: self._stream(body, relay), relay)
+        return events, None
 
     def _with_retries(self, attempt: Any, context: TaskContext) -> Any:
         import httpx

@@ -58,6 +58,7 @@ class Run:
     steps_at_cancel: int | None = None
     last: Event | None = None
     prompt_tokens: int = 0
+    template: Any = None  # an inference.template.CanvasTemplate from dwb.template
     cancel: CancelToken = field(init=False)
 
     def __post_init__(self) -> None:
@@ -144,8 +145,20 @@ class Runner:
             raise WireError(f"max_tokens={params.max_new_tokens} is over this server's limit ({self.max_new_tokens})")
         return params
 
-    def submit(self, inputs: dict[str, Any], params: DiffusionParams) -> Run:
-        run = Run(inputs=inputs, params=params, loop=asyncio.get_running_loop())
+    def template_for(self, extension: dict[str, Any]) -> Any:
+        """The canvas template a request carries in ``dwb.template`` (None without one); a ``WireError`` (400) when
+        it is malformed."""
+        if extension.get("template") is None:
+            return None
+        from ..template import CanvasTemplate
+
+        try:
+            return CanvasTemplate.from_wire(extension["template"], int(self.loaded.model.config.text_config.vocab_size))
+        except WorkbenchError as exc:
+            raise WireError(f"dwb.template: {exc.message}") from exc
+
+    def submit(self, inputs: dict[str, Any], params: DiffusionParams, template: Any = None) -> Run:
+        run = Run(inputs=inputs, params=params, loop=asyncio.get_running_loop(), template=template)
         run.prompt_tokens = int(inputs["input_ids"].shape[-1])
         try:
             self.queue.put_nowait(run)
@@ -167,7 +180,7 @@ class Runner:
                 return
             started = time.perf_counter()
             try:
-                for event in self.engine.generate(run.inputs, run.params, cancel=run.cancel):
+                for event in self.engine.generate(run.inputs, run.params, cancel=run.cancel, template=run.template):
                     if isinstance(event, DenoisingStep):
                         run.steps += 1
                     run.last = event

@@ -255,6 +255,8 @@ class ChatApp:
             {
                 "object": "list",
                 "data": [{"id": self.config.model_name, "object": "model", "created": 0, "owned_by": "dwb"}],
+                # takes dwb.template (a pinned canvas, inference.template) in chat requests
+                EXTENSION: {"template": True, "canvas_length": int(self.runner.loaded.model.config.canvas_length)},
             }
         )
 
@@ -297,7 +299,7 @@ class ChatApp:
             if not isinstance(stream, bool) or not isinstance(extension, dict):
                 raise WireError("'stream' must be a boolean and 'dwb' an object")
             inputs, params = await run_in_threadpool(self.runner.prepare, body)
-            run = self.runner.submit(inputs, params)
+            run = self.runner.submit(inputs, params, self.runner.template_for(extension))
         except _TooLarge as exc:
             return error(413, f"the request is larger than {exc.limit} bytes", "request_too_large")
         except WireError as exc:

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..documents.model import Block, Document
-from ..errors import CancelledError, GenerationError
+from ..errors import CancelledError, ConfigError, GenerationError
 from ..events import Cancelled, CanvasCommitted, Failed, Finished
 from ..params import DiffusionParams
 from ..prompts import Prompt, PromptBuilder, PromptPolicy
@@ -248,7 +248,7 @@ class ModelEngine:
 
         check_schema(schema)
         context = context or TaskContext()
-        if not self.template or not self._runs_locally():
+        if not self.template or not self._can_pin():
             return self._extract_prompted(docs, schema, context)
 
         run = self._extract_pinned(docs, schema, context)
@@ -261,46 +261,49 @@ class ModelEngine:
             run = self.redenoise(run, low, context)
         return run.extraction
 
-    def _runs_locally(self) -> bool:
-        """Whether the engine runs here (the template needs the canvas); a subclass that generates elsewhere falls
-        back to the prompt path and says so once."""
-        from ..engine import DiffusionEngine
+    def _can_pin(self) -> bool:
+        """Whether extraction can take the canvas template here (a local engine always can)."""
+        return True
 
-        if isinstance(getattr(self, "engine", None), DiffusionEngine):
-            return True
-        if not getattr(self, "_said_prompt_path", False):
-            self._said_prompt_path = True
-            log.warning(
-                "%s engine: extraction takes the prompt path (the canvas template needs a local model)", self.name
-            )
-        return False
+    def _pin_setup(self) -> tuple[Any, int, int | None, int]:
+        """Tokenizer, vocabulary size, end-of-sequence id and canvas length the template is laid out for."""
+        eos = (self.engine.eos_token_ids or [None])[0]
+        return self.loaded.tokenizer, self.engine.vocab_size, eos, self.engine.canvas_length
 
     def _extract_pinned(self, docs: Sequence[Document], schema: dict[str, Any], context: TaskContext) -> PinnedRun:
-        from ..engine import Session
         from .pinned import layout_schema, vocabulary
 
-        model = self.loaded.model
-        vocab = vocabulary(self.loaded.tokenizer, self.engine.vocab_size, (self.engine.eos_token_ids or [None])[0])
-        pages = sum(len(d.pages) for d in docs)
-        layout = layout_schema(schema, vocab, pages, self.engine.canvas_length)
+        tokenizer, vocab_size, eos, canvas_length = self._pin_setup()
+        vocab = vocabulary(tokenizer, vocab_size, eos)
+        layout = layout_schema(schema, vocab, sum(len(d.pages) for d in docs), canvas_length)
         if context.extra.get("on_layout"):  # a viewer that shows the slots as they denoise
             context.extra["on_layout"](layout)
         instruction = PINNED_INSTRUCTION.format(schema=json.dumps(schema, ensure_ascii=False, indent=1))
         prompt = self.builder.build(list(docs), instruction, self.policy)
-        inputs = {k: v.to(model.device) if hasattr(v, "to") else v for k, v in self.builder.inputs(prompt).items()}
-        session = Session(keep_prompt=True)
-        events = self.engine.generate(
-            inputs, self.params, cancel=context.cancel, session=session, template=layout.template
-        )
-        run = PinnedRun(layout=layout, session=session, docs=list(docs))
-        run.take(self._drain(events, context), layout.template, span=None)
+        events, session = self._templated(prompt, layout.template, context)
+        run = PinnedRun(layout=layout, session=session, docs=list(docs), engine=self.name)
+        run.take(events, layout.template, span=None)
         self.last_pinned = run
         return run
+
+    def _templated(self, prompt: Prompt, template: Any, context: TaskContext) -> tuple[list[Any], Any]:
+        """One templated engine run over ``prompt``: its events, and the session that keeps its prompt cache."""
+        from ..engine import Session
+
+        model = self.loaded.model
+        inputs = {k: v.to(model.device) if hasattr(v, "to") else v for k, v in self.builder.inputs(prompt).items()}
+        session = Session(keep_prompt=True)
+        events = self.engine.generate(inputs, self.params, cancel=context.cancel, session=session, template=template)
+        return self._drain(events, context), session
 
     def redenoise(self, run: PinnedRun, fields: Sequence[str], context: TaskContext | None = None) -> PinnedRun:
         """Re-open ``run``'s canvas with these fields' value and evidence slots re-noised, everything else pinned,
         and denoise them again against the cached prompt; the run is updated and returned."""
         context = context or TaskContext()
+        if run.session is None:
+            raise ConfigError(
+                "re-denoising needs the prompt cache of a local model", hint="Use --engine model for --redo."
+            )
         span = run.layout.span(fields)
         template = run.layout.template.reopened(run.ids, span)
         events = self.engine.reopen(run.session, template, self.params, cancel=context.cancel)
@@ -418,6 +421,7 @@ class PinnedRun:
     logprobs: Any = None
     choice_probs: dict[int, tuple[float, ...]] = field(default_factory=dict)
     steps: int = 0
+    engine: str = "model"
     redone: list[str] = field(default_factory=list)
     extraction: Extraction | None = None
 
@@ -456,7 +460,7 @@ class PinnedRun:
             valid=not errors,
             errors=errors,
             kind="pinned",
-            engine="model",
+            engine=self.engine,
             attempts=1,
             confidence=reading.confidence,
             evidence=evidence,
