@@ -98,6 +98,7 @@ class MainWindow(TaskActions, DropTarget, QMainWindow):
         )
         self.cleaned_box.setEnabled(False)
         self.cleaned_box.toggled.connect(self._cleaned_toggled)
+        self.cleaned_box.setMinimumWidth(self.cleaned_box.sizeHint().width())  # never cut to "Clean"
         nav = QHBoxLayout()
         for text, slot, tip in (
             ("\u25c0", self.prev_page, "Previous page (PgUp)"),
@@ -118,7 +119,7 @@ class MainWindow(TaskActions, DropTarget, QMainWindow):
             ("Fit", self.page_view.fit, "Fit the page (Ctrl+0)"),
         ):
             button = QPushButton(text)
-            button.setFixedWidth(44)
+            button.setFixedWidth(36)
             button.setToolTip(tip)
             button.clicked.connect(slot)
             nav.addWidget(button)
@@ -130,7 +131,7 @@ class MainWindow(TaskActions, DropTarget, QMainWindow):
         self.results = Results()
         self.results.citation_clicked.connect(self.show_citation)
         self.results.cursor_block.connect(self._results_cursor)
-        self.results.setMinimumHeight(300)
+        self.results.setMinimumHeight(200)  # at the minimum height the denoising panel keeps its header
         self.panel = DenoisePanel()
         self.right = QSplitter(Qt.Orientation.Vertical)
         self.right.setObjectName("right")
@@ -244,7 +245,9 @@ class MainWindow(TaskActions, DropTarget, QMainWindow):
             "remote: a server (dwb serve, vLLM), chosen in Tasks \u2192 Model\u2026"
         )
         self.engine_box.currentTextChanged.connect(self._engine_changed)
-        bar.addWidget(QLabel(" Engine "))
+        engine_label = QLabel(" Engine ")
+        engine_label.setToolTip(self.engine_box.toolTip())
+        bar.addWidget(engine_label)
         bar.addWidget(self.engine_box)
         action("&Model\u2026", self.model_dialog, "Ctrl+M", task_menu, True, pix.SP_ComputerIcon)
         self.parse_action = action("&Parse", self.parse, "Ctrl+R", task_menu, True, pix.SP_FileDialogDetailedView)
@@ -257,12 +260,14 @@ class MainWindow(TaskActions, DropTarget, QMainWindow):
         bar.addWidget(self.scope_box)
         self.question = QLineEdit()
         self.question.setPlaceholderText("Ask a question about the documents\u2026")
-        self.question.setMinimumWidth(200)
+        self.question.setMinimumWidth(130)  # narrow windows keep Ask, Extract and Cancel on the toolbar
         self.question.returnPressed.connect(lambda: self.ask(self.question.text()))
         self.question.textChanged.connect(self.recount)
         bar.addWidget(self.question)
         self.scope_label = QLabel("")
         self.scope_label.setObjectName("scope")
+        self.scope_label.setWordWrap(True)  # a long count wraps instead of pushing Ask off the toolbar
+        self.scope_label.setMaximumWidth(190)
         bar.addWidget(self.scope_label)
         action("&Ask", lambda: self.ask(self.question.text()), "Ctrl+K", task_menu, True, pix.SP_MessageBoxQuestion)
         action("Clear &conversation", self.clear_conversation, None, task_menu)

@@ -79,7 +79,9 @@ class DocumentList(QListWidget):
         super().__init__(parent)
         self.setIconSize(QSize(48, 64))
         self.setAcceptDrops(False)  # the window takes drops anywhere
-        self.setMinimumWidth(140)
+        self.setMinimumWidth(110)
+        self.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # a narrow list shortens names in the middle
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.setSelectionMode(QListWidget.SelectionMode.ExtendedSelection)
 
     def selected_paths(self) -> list[str]:
@@ -114,6 +116,8 @@ class DocumentList(QListWidget):
                 else QStyle.StandardPixmap.SP_MessageBoxQuestion
             )
             item.setIcon(self.style().standardIcon(icon))
+        elif entry.document is not None:  # read but with no picture of its own (a text file): the file sign
+            item.setIcon(self.style().standardIcon(QStyle.StandardPixmap.SP_FileIcon))
 
     @staticmethod
     def _label(entry: DocEntry) -> str:
