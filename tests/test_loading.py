@@ -122,3 +122,6 @@ def test_hints_are_written_once_and_rendered_for_each_front_end(monkeypatch, tmp
     assert "`--model tiny` runs the built-in random-weight model" in cli and "pass a local folder" in cli
     assert "\u201ctiny\u201d" in window and "choose a local folder" in window
     assert "--model" not in window and "$" not in cli + window
+    from app.gui.messages import describe  # the window's one place for messages (no Qt imported)
+
+    assert describe(err.value).endswith(window)

@@ -25,7 +25,7 @@ def describe(exc: BaseException) -> str:
     from inference.errors import WorkbenchError
 
     if isinstance(exc, WorkbenchError):
-        return f"{title_for(exc)}: {exc.user_message()}"
+        return f"{title_for(exc)}: {exc.user_message('window')}"
     if isinstance(exc, MemoryError):
         return "Out of memory: close other documents or choose a smaller model or dtype."
     if type(exc).__name__ == "OutOfMemoryError":  # torch.cuda.OutOfMemoryError, without importing torch here
