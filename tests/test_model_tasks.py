@@ -220,6 +220,20 @@ def test_what_cannot_fit_is_listed_as_left_out(engine, pdf):
     assert answer.to_json()["left_out"][0]["document"] == "memo.pdf"
 
 
+def test_sources_name_each_page_once_in_the_order_first_cited(tmp_path):
+    """Several passages of one page cited (the builtin engine quotes passages) give that page once under Sources."""
+    from inference.exports import answer_markdown
+    from inference.tasks import BuiltinEngine
+
+    path = tmp_path / "notes.txt"
+    filler = "Boats, nets and ropes are stored along the quay by the fishermen of the village. " * 12
+    paragraphs = [f"The harbour opens at six. {filler}", f"The harbour closes at ten. {filler}", filler]
+    path.write_text("\n\n".join(paragraphs), encoding="utf-8")
+    answer = BuiltinEngine().ask([open_document(path)], "When does the harbour open and close?")
+    assert len(answer.citations) >= 2 and {c.page for c in answer.citations} == {1}
+    assert answer_markdown(answer).splitlines()[-1] == "Sources: notes.txt p. 1"
+
+
 def _pages_pdf(path, n):
     doc = pymupdf.open()
     for i in range(n):
