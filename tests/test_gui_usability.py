@@ -206,3 +206,60 @@ def test_building_a_prompt_shows_its_pages_in_the_status_bar(window, qtbot):
     assert [w for _, _, w in shown if w.startswith("building the prompt")] == [
         f"building the prompt: page {i} of {pages}" for i in range(1, pages + 1)
     ]
+
+
+def test_an_empty_answer_is_not_reported_as_an_answer(window):
+    from inference.tasks import Answer
+
+    window.say_answered(Answer(question="q", text="  \n", citations=[], kind="generated", engine="model"), 1)
+    assert window.status_label.text() == "Empty answer." and "empty answer" in window.banner.label.text()
+    assert window.banner.isVisible()
+    window.say_answered(Answer(question="q", text="Canvases.", citations=[], kind="generated", engine="model"), 2)
+    assert window.status_label.text() == "Answered from 2 document(s)."
+
+
+def test_parsing_several_documents_skips_those_this_engine_parsed(window, qtbot, tmp_path):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("Some notes about canvases.", encoding="utf-8")
+    window.add_paths([str(SAMPLE)])
+    qtbot.waitUntil(lambda: ingested(window), timeout=TIMEOUT)
+    window.engine_box.setCurrentText("builtin")
+    window.parse()
+    qtbot.waitUntil(lambda: not window.worker.busy, timeout=TIMEOUT)
+    first = window.entries[str(SAMPLE.resolve())].parsed
+    window.add_paths([str(notes)])
+    qtbot.waitUntil(lambda: ingested(window), timeout=TIMEOUT)
+    window.scope_box.setCurrentIndex(1)  # all documents, as select-all does
+    window.parse()
+    qtbot.waitUntil(lambda: not window.worker.busy, timeout=TIMEOUT)
+    assert window.entries[str(SAMPLE.resolve())].parsed is first  # not parsed again
+    assert window.entries[str(notes.resolve())].parsed is not None
+    assert window.parse() is None and "Already parsed" in window.status_label.text()
+    window.parse([str(SAMPLE.resolve())])  # Parse again, asked for by name
+    qtbot.waitUntil(lambda: not window.worker.busy, timeout=TIMEOUT)
+    assert window.entries[str(SAMPLE.resolve())].parsed is not first
+
+
+def test_the_model_dialog_checks_the_source_as_you_type_and_browses(window, qtbot, tmp_path):
+    from app.gui.model_dialog import ModelDialog
+
+    dialog = ModelDialog(window, ["owner/recent-model"], None)
+    qtbot.addWidget(dialog)
+    load = dialog.buttons.button(dialog.buttons.StandardButton.Ok)
+    assert dialog.source.findText("owner/recent-model") >= 0  # the recent models are offered
+    cases = [
+        ("tiny-trained", True, "Built in"),
+        ("", False, "Choose a model"),
+        (str(tmp_path / "missing"), False, "No such folder"),
+        (str(tmp_path), False, "no config.json"),
+        ("google/diffusiongemma-26B-A4B-it", True, "Hugging Face id"),
+        ("not a model", False, "Not a model"),
+    ]
+    for text, ok, said in cases:
+        dialog.source.setCurrentText(text)
+        assert load.isEnabled() == ok and said in dialog.source_check.text(), (text, dialog.source_check.text())
+        assert dialog.source_check.isVisibleTo(dialog) != ok and said in dialog.source.toolTip()
+    (tmp_path / "config.json").write_text("{}", encoding="utf-8")
+    dialog.source.setCurrentText(str(tmp_path))
+    assert load.isEnabled() and "local model folder" in dialog.source_check.text()
+    assert any(b.text() == "Browse\u2026" for b in dialog.findChildren(type(load)))

@@ -20,7 +20,9 @@ from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
     QDoubleSpinBox,
+    QFileDialog,
     QFormLayout,
+    QHBoxLayout,
     QLabel,
     QLineEdit,
     QPushButton,
@@ -98,6 +100,34 @@ class _Relay(QObject):
 _READING = threading.Lock()
 
 
+BUILTIN_SOURCES = ("tiny-trained", "tiny")
+
+
+def source_problem(text: str) -> tuple[bool, str]:
+    """Whether the Model dialog's Source can be loaded, and what to say under it: a built-in name, a local folder
+    with a ``config.json``, or a Hugging Face id (``owner/name``, checked when loaded). Only local checks."""
+    from pathlib import Path
+
+    source = text.strip()
+    if not source:
+        return False, "Choose a model: tiny-trained, a Hugging Face id (owner/name) or a local folder (Browse\u2026)."
+    if source in BUILTIN_SOURCES:
+        return True, "Built in: no download."
+    path = Path(source).expanduser()
+    if path.is_absolute() or source.startswith((".", "~")) or path.exists():
+        if not path.exists():
+            return False, f"No such folder: {path}"
+        if not path.is_dir():
+            return False, f"{path.name} is a file: choose the model's folder (the one with config.json)."
+        if not (path / "config.json").is_file():
+            return False, f"{path} has no config.json: choose the folder the model was saved in."
+        return True, "A local model folder."
+    parts = source.split("/")
+    if len(parts) == 2 and all(parts) and " " not in source:
+        return True, "A Hugging Face id: downloaded (or read from the cache) when loaded."
+    return False, "Not a model: give owner/name (a Hugging Face id), a local folder, or tiny-trained."
+
+
 class ModelDialog(QDialog):
     def __init__(
         self, parent: QWidget | None = None, recent: list[str] | None = None, current: ModelChoice | None = None
@@ -159,7 +189,8 @@ class ModelDialog(QDialog):
         self.fields: dict[str, Any] = {}
         form = QFormLayout()
         form.addRow("Engine", self.engine)
-        form.addRow("Source", self.source)
+        form.addRow("Source", self._source_row())
+        form.addRow("", self.source_check)
         form.addRow("Dtype", self.dtype)
         form.addRow("Device", self.device)
         form.addRow("Weights", self.quant)
@@ -194,6 +225,8 @@ class ModelDialog(QDialog):
             self.concurrency.setValue(current.concurrency)
         self.buttons = buttons
         self._engine_chosen()
+        self.check_source()
+        self.source.editTextChanged.connect(self.check_source)
         from inference.params import DiffusionParams  # light: no torch, no transformers
 
         initial = dataclasses.asdict(DiffusionParams())
@@ -201,6 +234,35 @@ class ModelDialog(QDialog):
             initial.update(current.params)
         self._fill(initial)
         self.refresh(current.params if current is not None else None)
+
+    def _source_row(self) -> QWidget:
+        """The Source box with Browse\u2026 for a local folder, and the line under it that checks it as you type."""
+        self.source_check = QLabel("")
+        self.source_check.setWordWrap(True)
+        self.source_help = self.source.toolTip()
+        browse = QPushButton("Browse\u2026")
+        browse.setToolTip("Choose a local model folder (the one with config.json)")
+        browse.clicked.connect(self.browse)
+        row = QWidget()
+        line = QHBoxLayout(row)
+        line.setContentsMargins(0, 0, 0, 0)
+        line.addWidget(self.source, 1)
+        line.addWidget(browse)
+        return row
+
+    def browse(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "A model folder", self.source.currentText().strip())
+        if folder:
+            self.source.setCurrentText(folder)
+
+    def check_source(self, *_: Any) -> bool:
+        ok, text = source_problem(self.source.currentText())
+        self.source_check.setText(text)
+        self.source_check.setStyleSheet("" if ok else "color: #b3261e;")
+        self.source.setToolTip(f"{self.source_help}\n\n{text}")
+        self.form.setRowVisible(self.source_check, not ok)  # a problem is said under the box; a good source quietly
+        self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(ok or self.engine.currentData() == "remote")
+        return ok
 
     def _engine_chosen(self, *_: Any) -> None:
         """Local: dtype, device and weights; remote: the server's address, model, token variable, concurrency."""

@@ -305,6 +305,15 @@ class TaskActions:
         if ready is None or ready[0] is None:
             return None
         engine, entries = ready
+        if paths is None and len(entries) > 1:  # several in scope: those this engine parsed already are kept
+            fresh = [e for e in entries if e.parsed is None or getattr(e.parsed, "engine", None) != engine.name]
+            if not fresh:
+                self.status_label.setText(
+                    f"Already parsed with the {engine.name} engine. To parse one again: right-click it \u2192 "
+                    "Parse again."
+                )
+                return None
+            entries = fresh
         self._start_task(engine)
         before = {e.path: e.status for e in entries}
 
@@ -374,10 +383,22 @@ class TaskActions:
             self.answer_log.append((key[1:], answer))
             if self.scope_key(self.scope_entries())[1:] == key[1:]:
                 self.results.show_answer(answer)
-            self.status_label.setText(f"Answered from {len(entries)} document(s).")
+            self.say_answered(answer, len(entries))
             self.recount()
 
         return self.worker.submit(self._connect(Job("asking", work), done, stream=("answer", question)))
+
+    def say_answered(self, answer: Any, documents: int) -> None:
+        """The status of an answer: an empty one is said to be empty, never "Answered"."""
+        if answer.text.strip():
+            self.status_label.setText(f"Answered from {documents} document(s).")
+            return
+        message = (
+            f"The {answer.engine} engine gave an empty answer from {documents} document(s). Rephrase the question, "
+            "allow more denoising steps or new tokens (Tasks \u2192 Model\u2026), or use a larger model."
+        )
+        self.banner.show_message(message, error=False)  # a notice: the answer is kept, nothing failed
+        self.status_label.setText("Empty answer.")
 
     @staticmethod
     def _model_turn(engine: Any, docs: list[Any], question: str, conversation: Conversation, context: Any) -> Any:
