@@ -218,3 +218,24 @@ def test_cli_extract_pins_the_schema_by_default(tmp_path):
     assert result["value"]["kind"] in ("sample", "invoice", "letter")
     bad = subprocess.run(args[:-2] + ["--redo", "nosuch"], capture_output=True, text=True, env=env, cwd=ROOT)
     assert bad.returncode != 0 and "no field 'nosuch'" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_a_string_over_max_length_is_cut_when_tokens_hold_several_characters():
+    """The trained tokenizer has multi-character tokens: ``maxLength`` tokens can spell more than ``maxLength``
+    characters, and the value read back is cut to ``maxLength``."""
+    from transformers import AutoTokenizer
+
+    from inference.tasks.pinned import layout_schema, read_canvas, vocabulary
+    from inference.tiny import trained_folder
+
+    tokenizer = AutoTokenizer.from_pretrained(str(trained_folder()))
+    vocab = vocabulary(tokenizer, len(tokenizer))
+    schema = {"type": "object", "properties": {"a": {"type": "string", "maxLength": 4}}}
+    layout = layout_schema(schema, vocab, pages=1, canvas_length=256)
+    slot = layout.fields["a"].value.slot
+    long_tokens = [t for t in vocab.string if len(vocab.decode([t]).strip()) >= 3][:4]
+    assert len(long_tokens) == 4, "the trained tokenizer has tokens of three characters or more"
+    ids = np.where(layout.template.pinned, layout.template.pins, vocab.pad).copy()
+    ids[slot.start : slot.start + 4] = long_tokens
+    value = read_canvas(layout, ids, np.zeros(layout.template.length), {}).value["a"]
+    assert len(value) <= 4 and value == vocab.decode(long_tokens).strip()[:4].strip()

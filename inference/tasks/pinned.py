@@ -4,7 +4,8 @@ The canvas holds, for each top-level field, ``"name": {"value": V, "page": P, "q
 quotes and commas are pinned (:mod:`inference.template`); only the slots inside are denoised:
 
 - strings: ``maxLength`` tokens (``STRING_TOKENS`` without it, ``STRING_TOKENS_CAP`` at most), each a token that
-  cannot break a JSON string (no quote, backslash or control character) or padding; padding is stripped when read;
+  cannot break a JSON string (no quote, backslash or control character) or padding; padding is stripped when read,
+  and a value over ``maxLength`` characters (a token may hold several) is cut there;
 - integers and numbers: a sign position (unless ``minimum`` >= 0), digit positions (as many as ``maximum`` needs,
   else ``INTEGER_DIGITS``), for numbers a point and ``FRACTION_DIGITS`` more;
 - booleans, enums and the evidence page: one choice among whole labels (``true``/``false``, each enum value as
@@ -109,6 +110,7 @@ class Slot:
     labels: tuple[Any, ...] = ()  # a choice's values
     tokens: tuple[tuple[int, ...], ...] = ()  # ... and their padded token ids (the Choice's labels)
     absent_label: bool = False  # (array items) the last label means "no item"
+    max_chars: int | None = None  # a string's maxLength: a token may hold several characters, the value is cut there
 
 
 @dataclass
@@ -276,6 +278,7 @@ def _lay(canvas: _Canvas, spec: dict[str, Any], where: str, depth: int, item: bo
     width = min(int(spec.get("maxLength", STRING_TOKENS)), STRING_TOKENS_CAP)
     slot = _string(canvas, max(1, width))
     slot.nullable = nullable or item
+    slot.max_chars = spec.get("maxLength") if isinstance(spec.get("maxLength"), int) else None
     canvas.pin('"')
     return Node("slot", slot=slot)
 
@@ -365,7 +368,7 @@ def _read(vocab: Vocabulary, node: Node, ids: np.ndarray) -> Any:
         return ABSENT if slot.absent_label else None
     text = vocab.decode(tokens)
     if slot.kind == "string":
-        text = text.strip()
+        text = text.strip()[: slot.max_chars].strip()
         return ABSENT if not text and slot.nullable else text
     return _number_value(text, slot)
 
