@@ -51,6 +51,33 @@ def add_serve_parser(sub: Any, add_model_args: Any) -> None:
     )
     serve.add_argument("--max-body-mb", type=float, default=64, metavar="MB", help="request size limit (default 64)")
     serve.add_argument("--served-name", metavar="NAME", help="the model id clients ask for (default: --model)")
+    serve.add_argument(
+        "--insecure",
+        action="store_true",
+        help="allow a --host beyond this machine without --api-key-env (anyone who reaches it can use the model)",
+    )
+    serve.add_argument(
+        "--max-batch", type=int, default=4, metavar="N", help="requests run together as one batch (default 4)"
+    )
+    serve.add_argument(
+        "--request-timeout",
+        type=float,
+        default=600.0,
+        metavar="S",
+        help="seconds a request may run before it is cancelled (default 600; 0: no limit)",
+    )
+    serve.add_argument(
+        "--max-prompt-tokens", type=int, metavar="N", help="prompt tokens per request (default: the model's context)"
+    )
+    serve.add_argument(
+        "--max-tokens", type=int, default=32_768, metavar="N", help="new tokens per request at most (default 32768)"
+    )
+    serve.add_argument(
+        "--max-steps", type=int, default=1024, metavar="N", help="denoising steps per canvas at most (default 1024)"
+    )
+    serve.add_argument(
+        "--max-images", type=int, default=16, metavar="N", help="images per request at most (default 16)"
+    )
 
 
 def _secret(var: str | None) -> str | None:
@@ -89,18 +116,40 @@ def make_remote_engine(args: argparse.Namespace, params: dict[str, Any] | None =
 
 
 def cmd_serve(args: argparse.Namespace, say: Any) -> int:
+    import logging
+
     from inference.loading import load_model
-    from inference.serving.runner import Runner
+    from inference.serving.runner import Limits, Runner
     from inference.serving.server import ChatApp, ServeConfig, check_host
 
     key = _secret(args.api_key_env)
-    warning = check_host(args.host, key)
-    if warning:
-        print(f"dwb: {warning}", file=sys.stderr)
-    if args.queue < 1 or args.max_body_mb <= 0:
-        raise ConfigError("--queue must be >= 1 and --max-body-mb > 0.")
+    refusal = check_host(args.host, key, insecure=args.insecure)
+    if refusal:
+        raise ConfigError(refusal)
+    if args.host not in ("127.0.0.1", "::1", "localhost") and not key:
+        print(f"dwb: listening on {args.host} without a token (--insecure)", file=sys.stderr)
+    numbers = (
+        args.queue,
+        args.max_batch,
+        args.max_tokens,
+        args.max_steps,
+        args.max_images,
+        args.max_prompt_tokens or 1,
+    )
+    if min(numbers) < 1 or args.max_body_mb <= 0 or args.request_timeout < 0:
+        raise ConfigError(
+            "--queue, --max-batch, --max-tokens, --max-steps, --max-images and --max-prompt-tokens must be >= 1, "
+            "--max-body-mb > 0 and --request-timeout >= 0."
+        )
+    limits = Limits(
+        max_prompt_tokens=args.max_prompt_tokens or 262_144,
+        max_new_tokens=args.max_tokens,
+        max_steps=args.max_steps,
+        max_images=args.max_images,
+        request_timeout=args.request_timeout or float("inf"),
+    )
     loaded = load_model(args.model, dtype=args.dtype, device=args.device, quant=args.quant, progress=say)
-    runner = Runner(loaded, queue_size=args.queue)
+    runner = Runner(loaded, queue_size=args.queue, max_batch=args.max_batch, limits=limits)
     app = ChatApp(
         runner,
         ServeConfig(
@@ -109,8 +158,15 @@ def cmd_serve(args: argparse.Namespace, say: Any) -> int:
     )
     import uvicorn
 
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+    access = logging.getLogger("dwb.access")
+    access.addHandler(handler)
+    access.setLevel(logging.INFO)
+    access.propagate = False
     print(
-        f"dwb serve: {loaded.label} [{loaded.dtype}, {loaded.device}] on http://{args.host}:{args.port}/v1",
+        f"dwb serve: {loaded.label} [{loaded.dtype}, {loaded.device}] on http://{args.host}:{args.port}/v1 "
+        f"(batches of up to {args.max_batch}, context {runner.limits.max_prompt_tokens} tokens)",
         file=sys.stderr,
     )
     uvicorn.run(app.app, host=args.host, port=args.port, log_level="warning", lifespan="off")

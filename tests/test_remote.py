@@ -117,7 +117,7 @@ def test_closed_port_gives_page_errors_after_bounded_retries(params, tmp_path):
 def test_cancel_closes_the_stream_and_the_server_stops_the_run(served, loaded):
     runner, url = served
     long = ModelEngine(loaded).engine.default_params(
-        max_new_tokens=512, max_denoising_steps=2000, seed=77, stability_threshold=None, confidence_threshold=None
+        max_new_tokens=512, max_denoising_steps=1000, seed=77, stability_threshold=None, confidence_threshold=None
     )
     engine = remote(url, long, concurrency=1)
     from inference.cancel import CancelToken

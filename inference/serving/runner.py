@@ -1,15 +1,21 @@
 """The server's model side, without any web framework: a bounded queue of runs and one worker thread that runs
-them on the engine, one at a time (the engine is not thread-safe), handing every event back to the caller's loop.
+them on the engine (the engine is not thread-safe), handing every event back to the caller's loop.
 
-A run's ``cancel`` is checked by the engine before every step; a caller that goes away cancels it, and a run
-cancelled while still queued ends at once with ``Cancelled``.
+Requests that are waiting together run as one batch (up to ``max_batch`` rows): those without a seed that share
+their diffusion parameters and image budget. A seeded request runs alone, since the engine draws one batch's noise
+from one generator and a seed must give the same tokens whatever else is running. Each row gets
+its own slice of every event, so a row's tokens are those of the engine's batched run of the same prompts. A row's
+cancellation (its client went away) or time limit detaches that row at once; the batch stops only when no row is
+left. A run cancelled while still queued ends at once with ``Cancelled``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import logging
+import math
 import queue
 import statistics
 import threading
@@ -17,14 +23,18 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from ..cancel import CancelToken
 from ..errors import WorkbenchError
-from ..events import Cancelled, DenoisingStep, Event, Failed
+from ..events import Cancelled, CanvasStarted, DenoisingStep, Event, Failed, Finished, PrefillFinished
 from ..params import DiffusionParams
 from ..prompts import SOFT_TOKEN_LEVELS
+from .metrics import Metrics
 from .wire import WireError, processor_messages
 
 log = logging.getLogger(__name__)
+TOKEN_COUNT_PIECE = 65_536  # characters tokenized at a time when a long prompt is counted before it is accepted
 
 
 class QueueFullError(WorkbenchError):
@@ -33,6 +43,18 @@ class QueueFullError(WorkbenchError):
     def __init__(self, message: str, retry_after: int) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one request may ask for; anything over is a 400 naming the allowed range."""
+
+    max_prompt_tokens: int = 262_144
+    max_new_tokens: int = 32_768
+    max_steps: int = 1024
+    max_images: int = 16
+    max_pixels: int = 50_000_000
+    request_timeout: float = 600.0
 
 
 class RunCancel(CancelToken):
@@ -58,7 +80,14 @@ class Run:
     steps_at_cancel: int | None = None
     last: Event | None = None
     prompt_tokens: int = 0
-    template: Any = None  # an inference.template.CanvasTemplate from dwb.template
+    text: str = ""  # the rendered prompt, for batching with others
+    images: list[Any] = field(default_factory=list)
+    soft: int = 280
+    deadline: float = math.inf
+    timed_out: bool = False
+    batch_size: int = 0  # rows of the batch it ran in
+    detached: bool = False  # no longer fed (ended, cancelled or out of time while its batch goes on)
+    template: Any = None  # an inference.template.CanvasTemplate from dwb.template (such a run runs alone)
     cancel: CancelToken = field(init=False)
 
     def __post_init__(self) -> None:
@@ -69,6 +98,14 @@ class Run:
         """Denoising steps the engine made after the run was cancelled (None: never cancelled)."""
         return None if self.steps_at_cancel is None else self.steps - self.steps_at_cancel
 
+    @property
+    def key(self) -> tuple[Any, ...]:
+        """Runs with equal keys can share a batch: those without a seed, with equal parameters and image budget. A
+        seeded run runs alone, so that its seed gives the same tokens whatever else the server is doing (the engine
+        draws a batch's noise from one generator, so a row's noise depends on its batch)."""
+        alone = self.params.seed is not None or self.template is not None
+        return (id(self),) if alone else (self.params, self.soft)
+
     def put(self, item: Event | None) -> None:
         try:
             self.loop.call_soon_threadsafe(self.events.put_nowait, item)
@@ -76,11 +113,43 @@ class Run:
             pass
 
 
+class _BatchCancel(CancelToken):
+    """The engine's flag for a batch: set once every row is cancelled or out of time. Checked before every step,
+    it also detaches the rows that went away meanwhile, so their clients hear at once."""
+
+    def __init__(self, rows: list[Run], runner: Runner) -> None:
+        super().__init__()
+        self.rows, self.runner = rows, runner
+        self.where = (-1, 0)  # canvas, step
+
+    @property
+    def cancelled(self) -> bool:
+        now = time.monotonic()
+        for row in self.rows:
+            if not row.detached and not row.cancel.cancelled and now > row.deadline:
+                row.timed_out = True
+                self.runner.metrics.count("timeouts")
+                row.cancel.cancel()
+        live = [r for r in self.rows if not r.detached and not r.cancel.cancelled]
+        if live and len(live) < len(self.rows):
+            for row in self.rows:
+                if not row.detached and row.cancel.cancelled:
+                    self.runner.detach(row, Cancelled(canvas=self.where[0], step=self.where[1]))
+        return not live or super().cancelled
+
+
 class Runner:
     """The model, its processor, and the worker thread. ``submit`` never blocks: a full queue is an error."""
 
     def __init__(
-        self, loaded: Any, queue_size: int = 16, max_pixels: int = 50_000_000, max_new_tokens: int = 32_768
+        self,
+        loaded: Any,
+        queue_size: int = 16,
+        max_pixels: int = 50_000_000,
+        max_new_tokens: int = 32_768,
+        max_batch: int = 4,
+        limits: Limits | None = None,
+        batch_wait: float = 0.005,
     ) -> None:
         from ..engine import DiffusionEngine
 
@@ -88,46 +157,101 @@ class Runner:
         self.processor = loaded.processor
         self.engine = DiffusionEngine(loaded.model, loaded.tokenizer)
         self.base_params = self.engine.default_params()
-        self.max_pixels = max_pixels
-        self.max_new_tokens = max_new_tokens
+        context = int(getattr(loaded.model.config.get_text_config(), "max_position_embeddings", 0) or 262_144)
+        limits = limits or Limits(max_pixels=max_pixels, max_new_tokens=max_new_tokens)
+        self.limits = dataclasses.replace(limits, max_prompt_tokens=min(limits.max_prompt_tokens, context))
+        self.context = context
+        self.max_batch, self.batch_wait = max(1, max_batch), batch_wait
+        self.metrics = Metrics()
         self.queue: queue.Queue[Run | None] = queue.Queue(maxsize=queue_size)
+        self._held: collections.deque[Run] = collections.deque()  # taken from the queue, waiting for a batch of its own
         self.recent: collections.deque[Run] = collections.deque(maxlen=64)  # finished runs, newest last
         self._seconds: collections.deque[float] = collections.deque(maxlen=16)
         self._count_lock = threading.Lock()
         self.in_flight = 0  # runs queued or running
         self.peak_in_flight = 0
+        self.running_rows = 0
         self._thread = threading.Thread(target=self._work, name="dwb-serve-worker", daemon=True)
         self._thread.start()
+
+    @property
+    def max_pixels(self) -> int:
+        return self.limits.max_pixels
 
     # ------------------------------------------------------------------ requests -> runs
     def prepare(self, body: dict[str, Any]) -> tuple[dict[str, Any], DiffusionParams]:
         """Model inputs and parameters for a chat request; a ``WireError`` (400) when it cannot be served."""
-        messages, images = processor_messages(body.get("messages"), self.max_pixels)
+        run_text, images, soft, params = self.parse_request(body)
+        inputs = self.encode(run_text, images, soft)
+        return inputs, params
+
+    def parse_request(self, body: dict[str, Any]) -> tuple[str, list[Any], int, DiffusionParams]:
+        """The rendered prompt, its images, image budget and parameters; every check that needs no tokenizing."""
+        messages, images = processor_messages(body.get("messages"), self.limits.max_pixels)
+        if len(images) > self.limits.max_images:
+            raise WireError(f"{len(images)} images in one request; this server takes at most {self.limits.max_images}")
         extension = body.get("dwb") or {}
         if not isinstance(extension, dict):
             raise WireError("'dwb' must be an object")
-        soft = extension.get("max_soft_tokens", 280)
-        if soft not in SOFT_TOKEN_LEVELS:
-            raise WireError(f"dwb.max_soft_tokens must be one of {SOFT_TOKEN_LEVELS}")
+        soft = _soft_budget(body, extension)
         params = self.params_for(body, extension)
+        chars = sum(len(p["text"]) for m in messages for p in m["content"] if p["type"] == "text")
+        if chars > self.limits.max_prompt_tokens:  # tokens >= characters / longest token: count before tokenizing all
+            self._count_text_tokens(messages)
         try:
             rendered = self.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        except (ValueError, TypeError, KeyError) as exc:
+            raise WireError(f"the messages could not be turned into model inputs: {exc}") from exc
+        return rendered, images, soft, params
+
+    def _count_text_tokens(self, messages: list[dict[str, Any]]) -> None:
+        tokenizer = getattr(self.processor, "tokenizer", self.processor)
+        limit, total = self.limits.max_prompt_tokens, 0
+        for message in messages:
+            for part in message["content"]:
+                text = part.get("text") or ""
+                for start in range(0, len(text), TOKEN_COUNT_PIECE):
+                    total += len(
+                        tokenizer(text[start : start + TOKEN_COUNT_PIECE], add_special_tokens=False)["input_ids"]
+                    )
+                    if total > limit:
+                        raise WireError(self._too_long(f"over {total}"))
+
+    def _too_long(self, count: str) -> str:
+        return (
+            f"the prompt has {count} tokens; this server takes at most {self.limits.max_prompt_tokens} "
+            f"(model context {self.context})"
+        )
+
+    def encode(self, rendered: str | list[str], images: list[Any], soft: int) -> dict[str, Any]:
+        """Model inputs for one prompt, or a left-padded batch of several (``rendered`` a list, ``images`` per row)."""
+        batch = isinstance(rendered, list)
+        tokenizer = getattr(self.processor, "tokenizer", self.processor)
+        side = tokenizer.padding_side
+        tokenizer.padding_side = "left"
+        try:
             inputs = self.processor(
                 text=rendered,
-                images=images or None,
+                images=(images if any(images) else None) if batch else (images or None),
                 return_tensors="pt",
                 add_special_tokens=False,
                 max_soft_tokens=soft,
+                **({"padding": True} if batch else {}),
             )
         except (ValueError, TypeError, KeyError) as exc:
             raise WireError(f"the messages could not be turned into model inputs: {exc}") from exc
+        finally:
+            tokenizer.padding_side = side
+        if not batch and int(inputs["input_ids"].shape[-1]) > self.limits.max_prompt_tokens:
+            raise WireError(self._too_long(str(int(inputs["input_ids"].shape[-1]))))
         device = self.loaded.device
-        return {k: v.to(device) if hasattr(v, "to") else v for k, v in inputs.items()}, params
+        return {k: v.to(device) if hasattr(v, "to") else v for k, v in inputs.items()}
 
     def params_for(self, body: dict[str, Any], extension: dict[str, Any]) -> DiffusionParams:
-        values = dict(extension.get("params") or {})
+        values = extension.get("params") or {}
         if not isinstance(values, dict):
             raise WireError("dwb.params must be an object")
+        values = dict(values)
         for name in ("max_completion_tokens", "max_tokens"):
             if body.get(name) is not None:
                 values.setdefault("max_new_tokens", body[name])
@@ -135,14 +259,24 @@ class Runner:
             values.setdefault("seed", body["seed"])
         if body.get("n", 1) != 1:
             raise WireError("only n=1 is supported")
+        for name, value in values.items():
+            if isinstance(value, float) and not math.isfinite(value):
+                raise WireError(f"{name} must be a finite number, not {value}")
         try:
             params = DiffusionParams.from_dict(values, self.base_params)
         except WorkbenchError as exc:
             raise WireError(exc.message) from exc
         except TypeError as exc:
             raise WireError(f"invalid parameters: {exc}") from exc
-        if params.max_new_tokens > self.max_new_tokens:
-            raise WireError(f"max_tokens={params.max_new_tokens} is over this server's limit ({self.max_new_tokens})")
+        limits = self.limits
+        if params.max_new_tokens > limits.max_new_tokens:
+            raise WireError(f"max_tokens={params.max_new_tokens} is out of range: 1 to {limits.max_new_tokens}")
+        if params.max_denoising_steps > limits.max_steps:
+            raise WireError(
+                f"max_denoising_steps={params.max_denoising_steps} is out of range: 1 to {limits.max_steps}"
+            )
+        if params.prefill_chunk > limits.max_prompt_tokens:
+            raise WireError(f"prefill_chunk={params.prefill_chunk} is out of range: 1 to {limits.max_prompt_tokens}")
         return params
 
     def template_for(self, extension: dict[str, Any]) -> Any:
@@ -157,9 +291,11 @@ class Runner:
         except WorkbenchError as exc:
             raise WireError(f"dwb.template: {exc.message}") from exc
 
-    def submit(self, inputs: dict[str, Any], params: DiffusionParams, template: Any = None) -> Run:
-        run = Run(inputs=inputs, params=params, loop=asyncio.get_running_loop(), template=template)
+    def submit(self, inputs: dict[str, Any], params: DiffusionParams, **run_fields: Any) -> Run:
+        run = Run(inputs=inputs, params=params, loop=asyncio.get_running_loop(), **run_fields)
         run.prompt_tokens = int(inputs["input_ids"].shape[-1])
+        if math.isinf(run.deadline) and self.limits.request_timeout:
+            run.deadline = time.monotonic() + self.limits.request_timeout
         try:
             self.queue.put_nowait(run)
             with self._count_lock:
@@ -172,32 +308,134 @@ class Runner:
             ) from None
         return run
 
+    @property
+    def waiting(self) -> int:
+        return self.queue.qsize() + len(self._held)
+
     # ------------------------------------------------------------------ the worker
+    def _next_batch(self) -> list[Run] | None:
+        first = self._held.popleft() if self._held else self.queue.get()
+        if first is None:
+            return None
+        rows = [first]
+        if self.max_batch > 1:
+            time.sleep(self.batch_wait)  # requests that arrive together: let the rest of them in
+            for run in list(self._held):
+                if len(rows) < self.max_batch and run.key == first.key:
+                    self._held.remove(run)
+                    rows.append(run)
+            while len(rows) < self.max_batch:
+                try:
+                    run = self.queue.get_nowait()
+                except queue.Empty:
+                    break
+                if run is None:
+                    self.queue.put(None)  # close() after this batch
+                    break
+                (rows if run.key == first.key else self._held).append(run)
+        return rows
+
     def _work(self) -> None:
         while True:
-            run = self.queue.get()
-            if run is None:
+            rows = self._next_batch()
+            if rows is None:
                 return
             started = time.perf_counter()
+            live = [r for r in rows if not r.cancel.cancelled]
+            for row in rows:
+                if row.cancel.cancelled:
+                    self.detach(row, Cancelled(canvas=-1, step=0))
             try:
-                for event in self.engine.generate(run.inputs, run.params, cancel=run.cancel, template=run.template):
-                    if isinstance(event, DenoisingStep):
-                        run.steps += 1
-                    run.last = event
-                    run.put(event)
+                if live:
+                    self._run_batch(live)
             except Exception as exc:
                 log.exception("run failed")
-                run.last = Failed(error_type=type(exc).__name__, message=str(exc))
-                run.put(run.last)
+                for row in live:
+                    self.detach(row, Failed(error_type=type(exc).__name__, message=str(exc)))
             finally:
-                with self._count_lock:
-                    self.in_flight -= 1
-                run.put(None)
-                self.recent.append(run)
-                if not isinstance(run.last, Cancelled):
+                for row in live:
+                    self.detach(row, None)
+                self.running_rows = 0
+                if not all(isinstance(r.last, Cancelled) for r in live):
                     self._seconds.append(time.perf_counter() - started)
+
+    def _run_batch(self, rows: list[Run]) -> None:
+        for row in rows:
+            row.batch_size = len(rows)
+        self.running_rows = len(rows)
+        self.metrics.observe_batch(len(rows))
+        if len(rows) == 1:
+            inputs = rows[0].inputs
+        else:
+            inputs = self.encode([r.text for r in rows], [list(r.images) for r in rows], rows[0].soft)
+        token = _BatchCancel(rows, self)
+        template = rows[0].template if len(rows) == 1 else None
+        for event in self.engine.generate(inputs, rows[0].params, cancel=token, template=template):
+            if isinstance(event, CanvasStarted):
+                token.where = (event.canvas, 0)
+            elif isinstance(event, DenoisingStep):
+                token.where = (event.canvas, event.step + 1)
+                self.metrics.add("denoising_steps", 1)
+                self.metrics.add("denoising_seconds", event.seconds)
+            elif isinstance(event, PrefillFinished):
+                self.metrics.add("prefill_seconds", event.seconds)
+            for i, row in enumerate(rows):
+                if row.detached:
+                    continue
+                part = event if len(rows) == 1 else row_event(event, i, len(rows))
+                if isinstance(part, DenoisingStep):
+                    row.steps += 1
+                row.last = part
+                row.put(part)
+                if isinstance(part, Finished):
+                    self.metrics.add("generated_tokens", completion_tokens(part.ids[0]))
+
+    def detach(self, run: Run, last: Event | None) -> None:
+        """Stop feeding ``run``: hand it ``last`` (when it has no end yet) and the end of its stream."""
+        if run.detached:
+            return
+        run.detached = True
+        if last is not None and not isinstance(run.last, Finished | Cancelled | Failed):
+            run.last = last
+            run.put(last)
+        with self._count_lock:
+            self.in_flight -= 1
+        run.put(None)
+        self.recent.append(run)
 
     def close(self) -> None:
         """Stop the worker after the runs already queued (callers cancel theirs first)."""
         self.queue.put(None)
         self._thread.join()
+
+
+def _soft_budget(body: dict[str, Any], extension: dict[str, Any]) -> int:
+    """The image budget: ``mm_processor_kwargs.max_soft_tokens`` (how vLLM reads it) or ``dwb.max_soft_tokens``."""
+    mm = body.get("mm_processor_kwargs") or {}
+    if not isinstance(mm, dict):
+        raise WireError("'mm_processor_kwargs' must be an object")
+    soft = extension.get("max_soft_tokens", mm.get("max_soft_tokens", 280))
+    if mm.get("max_soft_tokens", soft) != soft:
+        raise WireError("dwb.max_soft_tokens and mm_processor_kwargs.max_soft_tokens disagree")
+    if isinstance(soft, bool) or soft not in SOFT_TOKEN_LEVELS:
+        raise WireError(f"max_soft_tokens must be one of {SOFT_TOKEN_LEVELS}")
+    return soft
+
+
+def row_event(event: Event, row: int, rows: int) -> Event:
+    """One row of a batch's event: arrays with a leading batch axis and per-row texts cut to that row."""
+    changes: dict[str, Any] = {}
+    for f in dataclasses.fields(event):
+        value = getattr(event, f.name)
+        if isinstance(value, np.ndarray) and value.ndim and value.shape[0] == rows:
+            changes[f.name] = value[row : row + 1]
+        elif f.name == "texts" and len(value) == rows:
+            changes[f.name] = (value[row],)
+        elif isinstance(event, Finished) and f.name == "stats":
+            changes[f.name] = dataclasses.replace(value, new_tokens=completion_tokens(event.ids[row]))
+    return dataclasses.replace(event, **changes) if changes else event
+
+
+def completion_tokens(ids: np.ndarray) -> int:
+    """Tokens a row generated (its committed canvases)."""
+    return int(np.asarray(ids).size)
