@@ -168,8 +168,8 @@ def write_parse(
 def answer_markdown(answer: Answer) -> str:
     lines = [f"**Question:** {answer.question}", "", answer.text, ""]
     if answer.citations:  # each page once, in the order first cited (several passages may rest on one page)
-        pages = dict.fromkeys(f"{Path(c.document).name} p. {c.page}" for c in answer.citations)
-        lines.append("Sources: " + ", ".join(pages))
+        pages = dict.fromkeys(c.where for c in answer.citations)
+        lines.append("Sources: " + "; ".join(pages))
     return "\n".join(lines).strip() + "\n"
 
 

@@ -231,7 +231,7 @@ def test_sources_name_each_page_once_in_the_order_first_cited(tmp_path):
     path.write_text("\n\n".join(paragraphs), encoding="utf-8")
     answer = BuiltinEngine().ask([open_document(path)], "When does the harbour open and close?")
     assert len(answer.citations) >= 2 and {c.page for c in answer.citations} == {1}
-    assert answer_markdown(answer).splitlines()[-1] == "Sources: notes.txt p. 1"
+    assert answer_markdown(answer).splitlines()[-1] == "Sources: notes.txt, p. 1"
 
 
 def _pages_pdf(path, n):

@@ -511,7 +511,6 @@ class Results(QTabWidget):
 
     def _answer_html(self, answer: Any) -> str:
         from html import escape
-        from pathlib import Path
 
         by_page = {}
         for c in answer.citations:
@@ -526,7 +525,7 @@ class Results(QTabWidget):
             if retrieved and line.startswith("- page "):
                 citation = next(cited, None)
                 head, _, rest = line[2:].partition(":")
-                link = self._link_for(citation, head) if citation is not None else escape(head)
+                link = self._link_for(citation, citation.where) if citation is not None else escape(head)
                 body.append(f"<li>{link}:{escape(rest)}</li>")
                 continue
             out, last = [], 0
@@ -550,7 +549,7 @@ class Results(QTabWidget):
             key = (c.document, c.page)
             if key not in seen:
                 seen.add(key)
-                sources.append(self._link_for(c, f"{Path(c.document).name}, p. {c.page}"))
+                sources.append(self._link_for(c, c.where))
         pages = " \u00b7 ".join(sources) or "none"
         return f"<p><b>{escape(answer.question)}</b></p>{''.join(body)}<p>Pages: {pages}</p>"
 
@@ -626,7 +625,7 @@ class Results(QTabWidget):
             cells = (
                 pointer.lstrip("/"),
                 "" if value is None else str(value),
-                "" if source is None else f"{Path(source.document).name}, p. {source.page}",
+                "" if source is None else source.where,
             )
             for c, text in enumerate(cells):
                 item = QTableWidgetItem(text)
@@ -634,6 +633,7 @@ class Results(QTabWidget):
                     item.setToolTip("Click to show it on its page")
                 self.table.setItem(r, c, item)
         self.table.resizeColumnToContents(0)
+        self.table.resizeColumnToContents(2)  # "invoice.pdf, p. 1" on one line
         self.setCurrentWidget(self.extract_tab)
 
     def extraction_sources(self) -> list[Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from ..documents.model import Document
@@ -37,6 +38,16 @@ class Citation:
     label: str
     text: str  # the passage it rests on
     score: float = 0.0
+
+    @property
+    def where(self) -> str:
+        """The document and the page as printed on it (the PDF's page label, "iv" or "30"), the way a reader
+        finds it: ``report.pdf, p. 30``; the file's own page number follows when the label is not it."""
+        name = Path(self.document).name
+        label = self.label.strip() if self.label else ""
+        if not label or label == str(self.page):
+            return f"{name}, p. {self.page}"
+        return f"{name}, p. {label} (page {self.page} of the file)"
 
 
 @dataclass(frozen=True)
