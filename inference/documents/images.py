@@ -52,6 +52,34 @@ def open_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> Document:
     return doc
 
 
+def to_rgb(img: Any) -> Any:
+    """Any mode and bit depth as 8-bit RGB with its full range kept: 16/32-bit grey scaled (not clipped, which
+    turns a 16-bit scan black and white), CMYK through Pillow's conversion, palette and transparency laid on white
+    (a transparent background is paper, not black)."""
+    from PIL import Image
+
+    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        import numpy as np
+
+        arr = np.asarray(img, dtype=np.float64)
+        lo, hi = (0.0, 65535.0) if img.mode.startswith("I;16") else (float(arr.min()), float(arr.max()))
+        if not img.mode.startswith("I;16") and hi <= 255 and lo >= 0:
+            lo, hi = 0.0, 255.0
+        scaled = np.clip((arr - lo) * (255.0 / max(hi - lo, 1e-9)), 0, 255).astype(np.uint8)
+        return Image.fromarray(scaled, "L").convert("RGB")
+    if img.mode == "P":
+        img = img.convert("RGBA") if "transparency" in img.info else img.convert("RGB")
+    if img.mode in ("LA", "PA"):
+        img = img.convert("RGBA")
+    if img.mode == "RGBA":
+        paper = Image.new("RGB", img.size, (255, 255, 255))
+        paper.paste(img, mask=img.getchannel("A"))
+        return paper
+    if img.mode == "1":
+        img = img.convert("L")
+    return img if img.mode == "RGB" else img.convert("RGB")
+
+
 def _renderer(path: Path) -> Callable[[int, float], Any]:
     def render(number: int, dpi: float = 0) -> Any:
         from PIL import Image, ImageOps
@@ -60,6 +88,6 @@ def _renderer(path: Path) -> Callable[[int, float], Any]:
             if number > 1:
                 img.seek(number - 1)
             frame = ImageOps.exif_transpose(img.copy())  # phone photos: apply the EXIF orientation
-            return frame.convert("RGB")
+            return to_rgb(frame)
 
     return render

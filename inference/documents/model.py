@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import unicodedata
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
@@ -28,21 +29,27 @@ BLOCK_KINDS = (
     "page_number",
 )
 KINDS = ("pdf", "image", "video", "text")
-_UNSAFE = re.compile(r"[\ud800-\udfff\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_UNSAFE = re.compile(r"[\ud800-\udfff\x00-\x1f\x7f-\x9f\ufb50-\ufdff\ufe70-\ufefc]")
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
+# Arabic presentation forms (lam-alef ligatures, contextual letter shapes): NFKC gives the letters they stand for,
+# which is safe here, unlike NFKC of the whole text (it would also fold superscripts, fractions and full-width forms)
+_PRESENTATION = re.compile(r"[\ufb50-\ufdff\ufe70-\ufefc]+")
 
 
 def clean_text(text: str) -> str:
     """Text fit for the document model: encodable as UTF-8 and free of control characters.
 
-    A surrogate pair is joined into its character; a lone surrogate (from a font's broken Unicode map) and a
-    control character become U+FFFD, so that no character can fail a writer and the damage stays visible.
+    A surrogate pair is joined into its character and a lone surrogate (from a font's broken Unicode map) becomes
+    U+FFFD, so that no character can fail a writer and the damage stays visible. Control characters (tabs and line
+    breaks inside a form field's value) become spaces; Arabic presentation forms become the letters they show.
     """
     if not _UNSAFE.search(text):
         return text
     if _SURROGATE.search(text):
         text = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
-    return _UNSAFE.sub("\ufffd", text)
+    text = _PRESENTATION.sub(lambda m: unicodedata.normalize("NFKC", m.group()), text)
+    return _CONTROL.sub(" ", text)
 
 
 class Status(StrEnum):

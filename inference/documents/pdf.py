@@ -256,8 +256,8 @@ def _line_text(line: dict) -> str:
     chars = []
     for span in line["spans"]:
         for c in span["chars"]:  # where PDF text enters the model: no lone surrogate or control character passes
-            if not c["c"].isprintable() and not c["c"].isspace():
-                c["c"] = clean_text(c["c"]) if len(c["c"]) == 1 else "\ufffd"
+            if not c["c"].isprintable() and not c["c"].isspace() or "\ufb50" <= c["c"][:1] <= "\ufefc":
+                c["c"] = clean_text(c["c"]) if len(c["c"]) == 1 else "\ufffd"  # presentation forms: letters
         span["text"] = "".join(c["c"] for c in span["chars"])
         chars.extend((c, span["size"]) for c in span["chars"])
     if not chars:
@@ -403,19 +403,21 @@ def wordlike_ratio(text: str, min_tokens: int = 12) -> float:
     n = good = 0
     for token in text.split():
         core = token.strip(EDGE_PUNCT)
+        if any(ord(ch) > 0x24F for ch in core):  # other scripts: their own punctuation (full-width 。，「」) splits
+            core = "".join(" " if unicodedata.category(ch)[0] in "PZ" else ch for ch in core).strip()
         if not any(ch.isalpha() for ch in core) or (core.isalnum() and not core.isalpha()):
             continue  # numbers, symbols and codes (row4, H2O, A4) say nothing either way
         n += 1
-        parts = [p for p in SPLIT_WORD.split(core) if p]
+        parts = [p for p in SPLIT_WORD.split(core.replace(" ", "-")) if p]
         good += all(p.isdigit() or _word(p) for p in parts)
     return good / n if n >= min_tokens else 1.0
 
 
 def _word(part: str) -> bool:
+    if any(ord(ch) > 0x24F for ch in part):  # Greek, Cyrillic, Hebrew, Arabic, Devanagari, CJK ...: letters and the
+        return all(ch.isalpha() or unicodedata.category(ch)[0] == "M" or ch.isdigit() for ch in part)  # vowel signs
     if not part.isalpha():
         return False
-    if any(ord(ch) > 0x24F for ch in part):
-        return True  # Greek, Cyrillic, Hebrew, Arabic, CJK ...: not judged here
     if not (part.islower() or part.isupper() or part.istitle() or part[:1].islower() and part[1:2].isupper()):
         return sum(1 for a, b in zip(part, part[1:], strict=False) if a.islower() and b.isupper()) <= 1  # McDonald
     return len(part) <= 3 or any(ch in VOWELS or ord(ch) > 0x7F for ch in part)

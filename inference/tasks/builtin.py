@@ -37,7 +37,9 @@ OCR_REASONS = {
 }
 
 
-WORD = re.compile(r"[^\W\d_]{2,}")  # two letters in a row: OCR of pen strokes gives lone letters and dashes
+# two letters in a row (OCR of pen strokes gives lone letters and dashes), or one ideograph, kana or hangul syllable
+# (a word of its own: CJK text has no spaces, and some layers space every character)
+WORD = re.compile(r"[^\W\d_]{2,}|[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af\uf900-\ufaff]")
 
 
 def mark_unreadable(doc: Document, page: Page) -> None:
