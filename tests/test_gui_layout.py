@@ -48,3 +48,16 @@ def test_a_text_document_has_a_sign_in_the_list(window, qtbot, tmp_path):
     window.add_paths([str(text)])
     qtbot.waitUntil(lambda: ingested(window), timeout=TIMEOUT)
     assert not window.doc_list.item(0).icon().isNull()
+
+
+def test_a_new_window_fits_the_screen(qtbot):
+    from PySide6.QtGui import QGuiApplication
+
+    from app.gui.main_window import MainWindow
+
+    window = MainWindow()
+    qtbot.addWidget(window)
+    room = QGuiApplication.primaryScreen().availableGeometry()
+    assert room.width() < 1400 or room.height() < 860  # the offscreen screen is smaller than the default size
+    assert window.width() <= max(room.width(), 760) and window.height() <= max(room.height(), 480)
+    window.worker.finish()

@@ -686,6 +686,13 @@ class MainWindow(TaskActions, DropTarget, QMainWindow):
         geometry = self.settings.value("window/geometry")
         if geometry is not None:
             self.restoreGeometry(geometry)
+        screen = self.screen() or QGuiApplication.primaryScreen()
+        if screen is not None:  # never larger than the screen: a 1280 x 800 screen hid Ask, Extract and Cancel
+            room = screen.availableGeometry()
+            self.resize(
+                max(MINIMUM_SIZE[0], min(self.width(), room.width())),
+                max(MINIMUM_SIZE[1], min(self.height(), room.height())),
+            )
         for splitter in (self.split, self.right):
             state = self.settings.value(f"window/{splitter.objectName()}")
             if state is not None:
