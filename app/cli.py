@@ -18,6 +18,7 @@ from app.cli_checks import (
     positive_int,
     read_text,
 )
+from app.cli_documents import add_document_args, ocr_lang, password_source
 from app.cli_progress import EventView, interruptible
 from inference.choices import DEVICES, DTYPES, QUANT_CHOICES, QUANT_HELP
 from inference.errors import CancelledError, WorkbenchError
@@ -108,6 +109,7 @@ def _add_parse(sub: Any) -> None:
         help="pages per engine run with --engine model (default: chosen from free memory, at most 8)",
     )
     _add_engine_args(parse)
+    add_document_args(parse)
     from app.cluster_cli import add_cluster_args
 
     add_cluster_args(parse)
@@ -136,6 +138,7 @@ def _add_ask(sub: Any) -> None:
         "more is read in chunks",
     )
     _add_engine_args(ask)
+    add_document_args(ask)
 
 
 def _add_extract(sub: Any) -> None:
@@ -162,6 +165,7 @@ def _add_extract(sub: Any) -> None:
     extract.add_argument("--redo-rounds", type=int, default=2, metavar="N")
     extract.add_argument("--json-events", action="store_true", help="progress as JSON events on stderr")
     _add_engine_args(extract)
+    add_document_args(extract)
 
 
 def _add_engine_args(parser: argparse.ArgumentParser) -> None:
@@ -475,7 +479,7 @@ def cmd_parse(args: argparse.Namespace, cancel: Any) -> int:
     from inference.tasks.base import ParseOptions, TaskContext
 
     formats = parse_formats(args.format)
-    options = ParseOptions(furniture=args.keep_furniture, batch_size=args.batch_size)
+    options = ParseOptions(furniture=args.keep_furniture, batch_size=args.batch_size, ocr_lang=ocr_lang(args))
     if args.cluster:
         from app.cluster_cli import parse_on_cluster
 
@@ -491,6 +495,7 @@ def cmd_parse(args: argparse.Namespace, cancel: Any) -> int:
             per_page=args.per_page,
             force=args.force,
             options=options,
+            password=password_source(args),
             on_item=ProgressBar(),
             context=TaskContext(on_event=EventView(args.json_events), cancel=cancel),
         )
@@ -507,18 +512,24 @@ def cmd_parse(args: argparse.Namespace, cancel: Any) -> int:
     return 1 if result.failed else 0
 
 
-def _open_all(paths: Sequence[str]) -> list[Any]:
+def _open_all(paths: Sequence[str], args: argparse.Namespace) -> list[Any]:
     from inference.documents import ingest
     from inference.errors import IngestError
 
     docs = []
-    for r in ingest(paths):
+    for r in ingest(paths, password=password_source(args)):
         if r.document is None:
             raise IngestError(r.error or "could not be read", path=None)
         docs.append(r.document)
     if not docs:
         raise IngestError("no documents given")
     return docs
+
+
+def _builtin_options(args: argparse.Namespace) -> Any:
+    from inference.tasks.base import ParseOptions
+
+    return ParseOptions(ocr_lang=ocr_lang(args))
 
 
 def cmd_ask(args: argparse.Namespace, cancel: Any) -> int:
@@ -535,10 +546,10 @@ def cmd_ask(args: argparse.Namespace, cancel: Any) -> int:
     else:
         *paths, question = args.inputs
         question = read_text(question, None, "question", "--question-file")
-    docs = _open_all(paths)
+    docs = _open_all(paths, args)
     engine = make_engine(args)
     if engine.name == "builtin":  # OCR scanned pages and mark furniture first, so that every page can be searched
-        docs = [engine.parse(d).document for d in docs]
+        docs = [engine.parse(d, _builtin_options(args)).document for d in docs]
     if args.budget_tokens and engine.name == "model":
         import dataclasses
 
@@ -571,10 +582,10 @@ def cmd_extract(args: argparse.Namespace, cancel: Any) -> int:
         raise ConfigError("--redo and --redo-below re-denoise on the canvas: they need --engine model")
     if args.no_template and (args.redo or args.redo_below is not None):
         raise ConfigError("--redo and --redo-below need the canvas template: drop --no-template")
-    docs = _open_all(args.inputs)
+    docs = _open_all(args.inputs, args)
     engine = make_engine(args)
     if engine.name == "builtin":
-        docs = [engine.parse(d).document for d in docs]
+        docs = [engine.parse(d, _builtin_options(args)).document for d in docs]
     view = EventView(args.json_events)
     context = TaskContext(on_event=view, cancel=cancel)
     if engine.name in ("model", "remote"):

@@ -129,6 +129,7 @@ def run_parse(
     options: ParseOptions | None = None,
     on_item: Callable[[int, int, Item, ItemResult | None], None] | None = None,
     context: TaskContext | None = None,
+    password: Callable[[str], str | None] | None = None,
 ) -> BatchResult:
     """Parse every input; ``on_item(index, total, item, result)`` is called before (result None) and after each."""
     out = Path(out_dir)
@@ -148,7 +149,7 @@ def run_parse(
         started = time.perf_counter()
         sha, res = check_item(item, key, manifest, settings, out, force)
         if res is None:
-            res = parse_item(item, out, engine, formats, per_page, options, context)
+            res = parse_item(item, out, engine, formats, per_page, options, context, password)
         if res.status != "skipped":
             with lock:
                 manifest.record_result(key, sha, settings, res)
@@ -179,6 +180,7 @@ def run_settings(engine_name: str, formats: tuple[str, ...], per_page: bool, opt
         "per_page": per_page,
         "furniture": options.furniture,
         "markers": options.markers,
+        **({"ocr_lang": options.ocr_lang} if options.ocr_lang else {}),  # other languages: parsed again
     }
 
 
@@ -218,10 +220,11 @@ def parse_item(
     per_page: bool,
     options: ParseOptions,
     context: TaskContext | None = None,
+    password: Callable[[str], str | None] | None = None,
 ) -> ItemResult:
     """Ingest one document, run the engine and write its files under ``out``; any failure is its result."""
     try:
-        doc = open_document(item.path)
+        doc = open_document(item.path, password=password)
         parsed = engine.parse(doc, options, context)
         written = write_parse(parsed, out, item.stem, formats, per_page=per_page, subdir=item.subdir)
     except CancelledError:

@@ -22,6 +22,10 @@ ACTIONS: dict[str, dict[FrontEnd, str]] = {
     "local_folder": {"cli": "pass a local folder", "window": "choose a local folder"},
     "device_cpu": {"cli": "Use --device cpu.", "window": "Choose the device \u201ccpu\u201d."},
     "quant_nf4": {"cli": "4-bit loading (--quant nf4)", "window": "4-bit loading (quantization \u201cnf4\u201d)"},
+    "give_password": {
+        "cli": "Give it with --password or --password-file.",
+        "window": "Open it again and enter its password.",
+    },
 }
 
 

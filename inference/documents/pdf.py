@@ -47,10 +47,10 @@ def open_pdf(path: str | Path, password: PasswordCallback | None = None, tables:
             raise IngestError(
                 "the PDF is encrypted and no password was given",
                 path=path,
-                hint="Open it again and enter its password.",
+                hint="$give_password",
             )
         if not pdf.authenticate(secret):
-            raise IngestError("the PDF is encrypted and the password is wrong", path=path)
+            raise IngestError("the PDF is encrypted and the password is wrong", path=path, hint="$give_password")
     if pdf.page_count == 0:
         raise IngestError("the PDF has no pages", path=path)
 

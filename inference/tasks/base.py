@@ -18,6 +18,7 @@ class ParseOptions:
     markers: bool = True  # page markers (HTML comments) between pages
     ocr: bool = True  # OCR scanned pages (builtin engine)
     batch_size: int | None = None  # pages per engine run (model engine); None: chosen from free memory
+    ocr_lang: str | None = None  # Tesseract languages, "eng+deu+jpn"; None: each page's script picks one installed
 
 
 @dataclass

