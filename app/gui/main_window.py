@@ -36,6 +36,7 @@ from .denoise_panel import DenoisePanel
 from .find import FindBar, Finder
 from .model_dialog import ModelChoice
 from .panels import DocEntry, DocumentList, DropTarget, PageView, Results
+from .runs import Runs, RunsBar
 from .tasks import TaskActions
 from .worker import Job, Worker
 
@@ -141,6 +142,9 @@ class MainWindow(TaskActions, DropTarget, QMainWindow):
         results_column = QVBoxLayout(results_box)
         results_column.setContentsMargins(0, 0, 0, 0)
         results_column.setSpacing(0)
+        self.runs_bar = RunsBar()
+        self.runs = Runs(self, self.runs_bar)
+        results_column.addWidget(self.runs_bar)
         results_column.addWidget(self.results, 1)
         results_column.addWidget(self.find_bar)
         self.right.addWidget(results_box)
@@ -470,6 +474,7 @@ class MainWindow(TaskActions, DropTarget, QMainWindow):
         self.page_total.setText("/ 0")
         self.cleaned_box.setEnabled(False)
         self.results.show_parse(None)
+        self.runs_bar.hide()
 
     def _doc_menu(self, pos: Any) -> None:
         item = self.doc_list.itemAt(pos)
@@ -511,6 +516,7 @@ class MainWindow(TaskActions, DropTarget, QMainWindow):
         self.page_spin.setRange(1 if pages else 0, max(pages, 0))
         self.page_total.setText(f"/ {pages}")
         self.results.show_parse(entry.parsed)
+        self.runs.refresh(entry)
         self.page_view.fit_mode = True
         self.page_view.show_document(entry.document, page, layout)
 

@@ -6,6 +6,7 @@ its result when the job's signal comes back. Nothing here reads a file or runs t
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -323,7 +324,11 @@ class TaskActions:
             context = self._context(job)
             # Page by page: the panel follows one page's run at a time (the CLI batches pages: --batch-size).
             options = ParseOptions(batch_size=1)
-            return [(e.path, engine.parse(e.document, options, context=context)) for e in entries]
+            out = []
+            for e in entries:
+                started = time.perf_counter()
+                out.append((e.path, engine.parse(e.document, options, context=context), time.perf_counter() - started))
+            return out
 
         def restore(*_: Any) -> None:  # cancelled or failed: each document goes back to what it was
             for e in entries:
@@ -339,15 +344,16 @@ class TaskActions:
         job.failed.connect(restore)
         return self.worker.submit(job)
 
-    def _parsed(self, results: list[tuple[str, Any]], announce: bool = True) -> None:
-        for path, parsed in results:
+    def _parsed(self, results: list[tuple[Any, ...]], announce: bool = True) -> None:
+        """``(path, parse, seconds)`` per document: each parse is kept beside the earlier ones and shown."""
+        for path, parsed, *took in results:
             entry = self.entries.get(path)
             if entry is None:
                 continue
-            entry.parsed = parsed
+            self.runs.record(entry, parsed, took[0] if took else 0.0)
             entry.status = "partial" if parsed.document.errors else "parsed"
             self.doc_list.refresh(entry)
-        if self.current in dict(results):  # refresh the document shown; never switch to another one
+        if self.current in {r[0] for r in results}:  # refresh the document shown; never switch to another one
             self.show_entry(self.current, self.page_view.page or None)
         if results and announce:
             self.status_label.setText(f"Parsed {len(results)} document(s) with the {results[-1][1].engine} engine.")
