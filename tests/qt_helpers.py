@@ -57,3 +57,14 @@ def load_tiny(win: MainWindow, qtbot, choose: bool = True, **params) -> None:
     qtbot.waitUntil(lambda: win.model_engine is not None and not win.worker.busy, timeout=TIMEOUT)
     if choose:
         win.engine_box.setCurrentText("model")
+
+
+def parsed_sample(win: MainWindow, qtbot) -> None:
+    """The sample document read and parsed by the builtin engine."""
+    from app.gui import SAMPLE
+
+    win.add_paths([str(SAMPLE)])
+    qtbot.waitUntil(lambda: ingested(win), timeout=TIMEOUT)
+    win.engine_box.setCurrentText("builtin")
+    win.parse()
+    qtbot.waitUntil(lambda: not win.worker.busy, timeout=TIMEOUT)

@@ -13,7 +13,7 @@ from PySide6.QtGui import QBrush, QKeySequence
 from PySide6.QtTest import QTest
 
 from app.gui import SAMPLE
-from tests.qt_helpers import TIMEOUT, ingested
+from tests.qt_helpers import TIMEOUT, ingested, parsed_sample
 
 
 def filled(view) -> list[int]:
@@ -21,11 +21,7 @@ def filled(view) -> list[int]:
 
 
 def test_find_goes_through_the_matching_blocks_across_pages(window, qtbot):
-    window.add_paths([str(SAMPLE)])
-    qtbot.waitUntil(lambda: ingested(window), timeout=TIMEOUT)
-    window.engine_box.setCurrentText("builtin")
-    window.parse()
-    qtbot.waitUntil(lambda: not window.worker.busy, timeout=TIMEOUT)
+    parsed_sample(window, qtbot)
     window.activateWindow()
     QTest.keySequence(window, QKeySequence("Ctrl+F"))
     assert window.find_bar.isVisible()

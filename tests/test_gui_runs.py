@@ -10,15 +10,11 @@ pytest.importorskip("PySide6")
 pytest.importorskip("pytestqt")
 
 from app.gui import SAMPLE
-from tests.qt_helpers import TIMEOUT, ingested, load_tiny
+from tests.qt_helpers import TIMEOUT, load_tiny, parsed_sample
 
 
 def test_a_model_parse_keeps_the_builtin_one_and_both_can_be_shown_and_compared(window, qtbot):
-    window.add_paths([str(SAMPLE)])
-    qtbot.waitUntil(lambda: ingested(window), timeout=TIMEOUT)
-    window.engine_box.setCurrentText("builtin")
-    window.parse()
-    qtbot.waitUntil(lambda: not window.worker.busy, timeout=TIMEOUT)
+    parsed_sample(window, qtbot)
     builtin = window.results.raw.toPlainText()
     assert "|" in builtin and not window.runs_bar.isVisible()  # one parse: nothing to choose
     load_tiny(window, qtbot, max_new_tokens=32, max_denoising_steps=2)

@@ -14,7 +14,7 @@ from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QPlainTextEdit
 
 from app.gui import SAMPLE
-from tests.qt_helpers import TIMEOUT, ingested, load_tiny
+from tests.qt_helpers import TIMEOUT, ingested, load_tiny, parsed_sample
 
 
 def test_ask_with_an_empty_box_puts_the_cursor_in_the_box(window, qtbot):
@@ -28,11 +28,7 @@ def test_ask_with_an_empty_box_puts_the_cursor_in_the_box(window, qtbot):
 
 
 def test_loading_a_model_leaves_the_engine_as_the_user_chose(window, qtbot):
-    window.add_paths([str(SAMPLE)])
-    qtbot.waitUntil(lambda: ingested(window), timeout=TIMEOUT)
-    window.engine_box.setCurrentText("builtin")
-    window.parse()
-    qtbot.waitUntil(lambda: not window.worker.busy, timeout=TIMEOUT)
+    parsed_sample(window, qtbot)
     markdown = window.results.raw.toPlainText()
     assert markdown.strip()
     load_tiny(window, qtbot, max_new_tokens=32, max_denoising_steps=2, choose=False)
@@ -96,14 +92,6 @@ def test_details_show_the_details_at_once(window, qtbot):
     text = box.findChild(QPlainTextEdit).toPlainText()
     assert "ValueError: bad xref" in text and "Could not read the file." not in text
     box.reject()
-
-
-def parsed_sample(window, qtbot) -> None:
-    window.add_paths([str(SAMPLE)])
-    qtbot.waitUntil(lambda: ingested(window), timeout=TIMEOUT)
-    window.engine_box.setCurrentText("builtin")
-    window.parse()
-    qtbot.waitUntil(lambda: not window.worker.busy, timeout=TIMEOUT)
 
 
 def test_export_with_no_folder_says_so_and_stays_open(window, qtbot):
@@ -221,11 +209,7 @@ def test_an_empty_answer_is_not_reported_as_an_answer(window):
 def test_parsing_several_documents_skips_those_this_engine_parsed(window, qtbot, tmp_path):
     notes = tmp_path / "notes.txt"
     notes.write_text("Some notes about canvases.", encoding="utf-8")
-    window.add_paths([str(SAMPLE)])
-    qtbot.waitUntil(lambda: ingested(window), timeout=TIMEOUT)
-    window.engine_box.setCurrentText("builtin")
-    window.parse()
-    qtbot.waitUntil(lambda: not window.worker.busy, timeout=TIMEOUT)
+    parsed_sample(window, qtbot)
     first = window.entries[str(SAMPLE.resolve())].parsed
     window.add_paths([str(notes)])
     qtbot.waitUntil(lambda: ingested(window), timeout=TIMEOUT)
