@@ -13,7 +13,7 @@ from tests.qt_helpers import TIMEOUT, ingested
 
 def labelled_pdf(path, words: str):
     """Two pages printed as "iv" and "v" (a front matter numbered in roman), each about ``words``."""
-    import fitz
+    import pymupdf as fitz
 
     doc = fitz.open()
     for n in range(2):

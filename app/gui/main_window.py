@@ -37,6 +37,7 @@ from .find import FindBar, Finder
 from .model_dialog import ModelChoice
 from .panels import DocEntry, DocumentList, DropTarget, PageView, Results
 from .runs import Runs, RunsBar
+from .selection import PageSelection
 from .tasks import TaskActions
 from .worker import Job, Worker
 
@@ -144,6 +145,7 @@ class MainWindow(TaskActions, DropTarget, QMainWindow):
         results_column.setSpacing(0)
         self.runs_bar = RunsBar()
         self.runs = Runs(self, self.runs_bar)
+        self.page_selection = PageSelection(self)
         results_column.addWidget(self.runs_bar)
         results_column.addWidget(self.results, 1)
         results_column.addWidget(self.find_bar)

@@ -163,6 +163,7 @@ class PageView(DropTarget, QGraphicsView):
     page is refitted whenever it changes or the view is resized; a zoom leaves fit mode."""
 
     block_clicked = Signal(int, int)
+    area_selected = Signal(int, object)  # page, (x0, y0, x1, y1) in page points: Shift+drag
     page_changed = Signal(int)
     dropped = Signal(object)  # QMimeData
 
@@ -230,6 +231,7 @@ class PageView(DropTarget, QGraphicsView):
         scene.addPixmap(QPixmap.fromImage(pil_to_qimage(image)))
         sx = image.width / page.width if page.width else 1.0
         sy = image.height / page.height if page.height else 1.0
+        self.scale_to_page = (1 / sx, 1 / sy)  # scene pixels -> page points (a selected area)
         source = self.layout_source.pages[number - 1] if self.layout_source is not None else page
         self.blocks = sorted(source.blocks, key=lambda b: b.order)
         pen = QPen(QColor(42, 122, 184, 160))
@@ -306,6 +308,20 @@ class PageView(DropTarget, QGraphicsView):
             return
         super().wheelEvent(event)
 
+    def mouseReleaseEvent(self, event: Any) -> None:
+        start = getattr(self, "selecting_from", None)
+        super().mouseReleaseEvent(event)
+        if start is None:
+            return
+        self.selecting_from = None
+        self.setDragMode(QGraphicsView.DragMode.ScrollHandDrag)
+        end = self.mapToScene(event.position().toPoint())
+        kx, ky = getattr(self, "scale_to_page", (1.0, 1.0))
+        x0, x1 = sorted((start.x() * kx, end.x() * kx))
+        y0, y1 = sorted((start.y() * ky, end.y() * ky))
+        if x1 - x0 > 2 and y1 - y0 > 2:
+            self.area_selected.emit(self.page, (x0, y0, x1, y1))
+
     def fit(self) -> None:
         self.fit_mode = True
         rect = self.scene().sceneRect()
@@ -314,6 +330,11 @@ class PageView(DropTarget, QGraphicsView):
             self.zoom = self.transform().m11()
 
     def mousePressEvent(self, event: Any) -> None:
+        if event.modifiers() & Qt.KeyboardModifier.ShiftModifier and self.document is not None:
+            self.setDragMode(QGraphicsView.DragMode.RubberBandDrag)  # Shift+drag selects; a plain drag pans
+            self.selecting_from = self.mapToScene(event.position().toPoint())
+            super().mousePressEvent(event)
+            return
         item = self.itemAt(event.position().toPoint())
         if isinstance(item, QGraphicsRectItem):
             self.highlight(item.data(0))
