@@ -28,6 +28,13 @@ def add_remote_args(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument("--timeout", type=float, default=600.0, metavar="S", help="seconds per request (default 600)")
     group.add_argument(
+        "--max-images",
+        type=int,
+        metavar="N",
+        help="images per request the server takes (default: what dwb serve states, else 8, as vLLM's "
+        "--limit-mm-per-prompt); questions over more pages are asked in parts",
+    )
+    group.add_argument(
         "--retries",
         type=int,
         default=4,
@@ -95,10 +102,12 @@ def remote_spec(args: argparse.Namespace, params: dict[str, Any] | None = None) 
 
     if not args.base_url:
         raise ConfigError("--engine remote needs --base-url", hint="For example --base-url http://127.0.0.1:8000/v1")
-    if args.concurrency < 1 or args.retries < 0 or args.timeout <= 0:
-        raise ConfigError("--concurrency must be >= 1, --retries >= 0 and --timeout > 0.")
-    source = args.model or args.remote_model or "tiny"
-    print(f"remote: {args.base_url} (prompts built with the processor of {source})", file=sys.stderr)
+    max_images = getattr(args, "max_images", None)
+    if args.concurrency < 1 or args.retries < 0 or args.timeout <= 0 or (max_images is not None and max_images < 1):
+        raise ConfigError("--concurrency and --max-images must be >= 1, --retries >= 0 and --timeout > 0.")
+    source = args.model  # else the processor of the model the server serves, by its name
+    which = source or "the model the server lists"
+    print(f"remote: {args.base_url} (prompts built with the processor of {which})", file=sys.stderr)
     return RemoteSpec(
         args.base_url,
         source,
@@ -108,6 +117,7 @@ def remote_spec(args: argparse.Namespace, params: dict[str, Any] | None = None) 
         timeout=args.timeout,
         http_retries=args.retries,
         params=tuple(sorted((params or {}).items())),
+        max_images=max_images,
     )
 
 

@@ -68,13 +68,14 @@ class RemoteSpec:
     """The remote engine: every worker talks to the same OpenAI-compatible server (dwb serve, vLLM)."""
 
     base_url: str
-    processor: str  # the model whose processor builds the prompts (no weights)
+    processor: str | None  # the model whose processor builds the prompts (no weights); None: the served model's
     model: str | None = None
     api_key: str | None = field(default=None, repr=False)
     concurrency: int = 4
     timeout: float = 600.0
     http_retries: int = 4
     params: tuple[tuple[str, Any], ...] = ()  # max_new_tokens, max_denoising_steps, seed
+    max_images: int | None = None  # per request; None: what the server states, else 8
 
     name: ClassVar[str] = "remote"
 
@@ -83,13 +84,14 @@ class RemoteSpec:
 
         return RemoteEngine(
             self.base_url,
-            load_processor(self.processor),
+            load_processor(self.processor) if self.processor else None,
             model=self.model,
             api_key=self.api_key,
             concurrency=self.concurrency,
             timeout=self.timeout,
             http_retries=self.http_retries,
             params=dict(self.params),
+            max_images=self.max_images,
         )
 
 

@@ -2,7 +2,13 @@
 protocol (``dwb serve``, or vLLM serving DiffusionGemma).
 
 Prompts are built here, as for the local model engine, with exact token counts from the processor alone (no
-weights); images go as PNG data URLs with the same soft-token budget. Each generation streams: against
+weights): the processor of the model the server serves (its name from ``/v1/models``) unless one is named. At
+connect time the server's limits are read from ``/v1/models``: its context (``max_model_len``, as vLLM lists it)
+budgets the prompts, and its images per request (``dwb.max_images``, else ``max_images``, else 8) splits questions
+over more pages into parts that are asked and combined. Images go as PNG data URLs with the image budget sent the
+way vLLM reads it (``mm_processor_kwargs.max_soft_tokens``) as well as ours. A server without the ``dwb``
+extension (vLLM) takes no steps, diffusion parameters or seed per request: that is said once, and they are not
+sent. A ``finish_reason`` of ``length`` marks the page (or answer) as cut off. Each generation streams: against
 ``dwb serve`` the engine's own typed events come back (the ``dwb`` extension) and reach ``context.on_event`` as
 they would locally; against another server only the text arrives. Connection errors and 408/409/429/5xx answers are
 retried with exponential backoff and jitter, a bounded number of times, before anything has streamed; every
@@ -12,6 +18,7 @@ documents in parallel up to ``concurrency`` (``inference.batch.run_parse``).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import random
@@ -19,18 +26,49 @@ import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 from ..errors import CancelledError, GenerationError, ModelLoadError
 from ..events import Cancelled, Failed, Finished
 from ..params import DiffusionParams
 from ..prompts import Prompt, PromptBuilder, PromptPolicy
-from ..tasks.base import TaskContext
-from ..tasks.model import ModelEngine
+from ..tasks.base import Answer, TaskContext
+from ..tasks.model import ASK_INSTRUCTION, ModelEngine, _citations, _retrieved
 from .wire import EXTENSION, WireError, decode_event, prompt_content
 
 log = logging.getLogger(__name__)
 RETRY_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
+DEFAULT_MAX_IMAGES = 8  # images per request when the server does not say (vLLM's --limit-mm-per-prompt is unlisted)
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    """What the server states about itself in ``/v1/models``."""
+
+    model: str
+    context: int | None  # max_model_len: prompt and answer together
+    max_images: int
+    extension: bool  # takes the dwb extension (events, steps, diffusion parameters, seed)
+
+    @classmethod
+    def from_listing(cls, listing: Any, wanted: str | None, max_images: int | None, url: str) -> ServerInfo:
+        try:
+            entries = [e for e in listing["data"] if isinstance(e, dict) and "id" in e]
+        except (KeyError, TypeError) as exc:
+            raise GenerationError(f"{url}/models is not a model list") from exc
+        if not entries:
+            raise GenerationError(f"{url}/models lists no model")
+        entry = next((e for e in entries if e["id"] == wanted), entries[0])
+        ours = entry.get(EXTENSION) if isinstance(entry.get(EXTENSION), dict) else {}
+        context = entry.get("max_model_len")
+        stated = ours.get("max_images")
+        return cls(
+            model=str(wanted or entry["id"]),
+            context=int(context) if isinstance(context, int) and context > 0 else None,
+            max_images=max_images or (int(stated) if isinstance(stated, int) and stated > 0 else DEFAULT_MAX_IMAGES),
+            extension=bool(ours.get("extension")) or isinstance(listing.get(EXTENSION), dict),
+        )
 
 
 def load_processor(source: str) -> Any:
@@ -93,7 +131,7 @@ class RemoteEngine(ModelEngine):
     def __init__(
         self,
         base_url: str,
-        processor: Any,
+        processor: Any | None,
         model: str | None = None,
         api_key: str | None = None,
         concurrency: int = 4,
@@ -106,6 +144,7 @@ class RemoteEngine(ModelEngine):
         params: DiffusionParams | dict[str, Any] | None = None,
         policy: PromptPolicy | None = None,
         retries: int = 2,
+        max_images: int | None = None,
     ) -> None:
         import httpx
 
@@ -116,8 +155,12 @@ class RemoteEngine(ModelEngine):
         self.concurrency = concurrency
         self.events = events
         self.params = params  # all of them, some (a dict: the server's defaults for the rest), or None
-        self.builder = _LockedBuilder(PromptBuilder(processor))
+        self._builder = _LockedBuilder(PromptBuilder(processor)) if processor is not None else None
         self.policy = policy or PromptPolicy()
+        self.max_images = max_images
+        self.info: ServerInfo | None = None
+        self.notices: list[str] = []  # said once each (also logged as warnings)
+        self.cut_off: set[tuple[str | None, int | None]] = set()  # (document, page) of answers cut at max_tokens
         self.retries = retries  # extract: asks again with the validation errors
         self.http_retries, self.backoff, self.max_backoff = http_retries, backoff, max_backoff
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
@@ -132,27 +175,128 @@ class RemoteEngine(ModelEngine):
     def close(self) -> None:
         self.client.close()
 
+    # ------------------------------------------------------------------ the server's limits
+    @property
+    def builder(self) -> Any:
+        if self._builder is None:
+            self.connect()
+        return self._builder
+
+    def connect(self) -> ServerInfo:
+        """Read the server's model, context and image limit (once); load the processor when none was given."""
+        with self._model_lock:
+            if self.info is not None:
+                return self.info
+            listing = self._with_retries(lambda: self._get("/models"), TaskContext())
+            info = ServerInfo.from_listing(listing, self.model, self.max_images, self.base_url)
+            if self._builder is None:
+                try:
+                    self._builder = _LockedBuilder(PromptBuilder(load_processor(info.model)))
+                except ModelLoadError as exc:
+                    raise ModelLoadError(
+                        f"{self.base_url} serves {info.model!r}, whose processor could not be loaded here "
+                        f"({exc.message})",
+                        hint="Name the model's processor with --model (a Hugging Face id or a folder with its "
+                        "tokenizer and processor files; no weights needed).",
+                    ) from exc
+            if info.context is not None:
+                self._builder._builder.context_tokens = info.context
+                if self.policy.budget_tokens is None:
+                    values = self._param_values()
+                    reserve = values.get("max_new_tokens") or min(self.policy.reserve_tokens, info.context // 4)
+                    self.policy = dataclasses.replace(self.policy, reserve_tokens=int(reserve))
+            if not info.extension:
+                ignored = sorted(k for k in self._param_values() if k != "max_new_tokens")
+                if ignored:
+                    self.notice(
+                        f"{self.base_url} does not take per-request diffusion options; ignored there: "
+                        f"{', '.join(ignored)} (set server-wide, e.g. vLLM's --diffusion-config and generation config)"
+                    )
+            self.model, self.info = info.model, info
+            return info
+
+    # ------------------------------------------------------------------ tasks within the server's limits
+    def parse(self, doc: Any, options: Any = None, context: TaskContext | None = None) -> Any:
+        """As the model engine parses, then every page whose answer stopped at ``max_tokens`` is an error of the
+        page (the document is partial; a rerun asks again)."""
+        result = super().parse(doc, options, context)
+        with self._model_lock:
+            cut = sorted(page for source, page in self.cut_off if source == doc.source and page is not None)
+            self.cut_off -= {(doc.source, page) for page in cut}
+        for page in cut:
+            result.document.add_error(
+                page, "the answer was cut off at max_tokens (finish_reason: length)", "GenerationError"
+            )
+        return result
+
+    def ask(self, docs: Sequence[Any], question: str, context: TaskContext | None = None) -> Answer:
+        """As the model engine asks; when the pages' images are more than the server takes in one request, the
+        pages are asked in groups that fit and the partial answers combined."""
+        info = self.connect()
+        context = context or TaskContext()
+        prompt = self.builder.build(list(docs), ASK_INSTRUCTION.format(question=question), self.policy)
+        if len(prompt.images) <= info.max_images:
+            return super().ask(docs, question, context)
+        groups = page_groups(docs, info.max_images)
+        answers = []
+        for i, group in enumerate(groups):
+            context.report(i, len(groups) + 1, f"reading pages, part {i + 1} of {len(groups)}")
+            answers.append(super().ask(group, question, context))
+        context.report(len(groups), len(groups) + 1, "combining")
+        text = self._combine([a.text for a in answers], question, context).strip()
+        return Answer(
+            question=question,
+            text=text,
+            citations=_citations(text, docs) or _retrieved(docs, question),
+            kind="generated",
+            engine=self.name,
+            left_out=[item for a in answers for item in a.left_out],
+        )
+
+    def notice(self, text: str) -> None:
+        if text not in self.notices:
+            self.notices.append(text)
+            log.warning("%s", text)
+
+    def _param_values(self) -> dict[str, Any]:
+        values = self.params.to_dict() if isinstance(self.params, DiffusionParams) else dict(self.params or {})
+        return {k: v for k, v in values.items() if v is not None}
+
     # ------------------------------------------------------------------ one generation
     def request_body(self, prompt: Prompt) -> dict[str, Any]:
+        info = self.connect()
         body: dict[str, Any] = {
             "messages": [{"role": "user", "content": prompt_content(prompt)}],
             "stream": True,
-            EXTENSION: {"events": self.events, "max_soft_tokens": prompt.max_soft_tokens},
+            "mm_processor_kwargs": {"max_soft_tokens": prompt.max_soft_tokens},  # how vLLM reads the image budget
         }
-        values = self.params.to_dict() if isinstance(self.params, DiffusionParams) else dict(self.params or {})
-        if values:
-            if values.get("max_new_tokens") is not None:
-                body["max_tokens"] = values["max_new_tokens"]
+        values = self._param_values()
+        if values.get("max_new_tokens") is not None:
+            body["max_tokens"] = values["max_new_tokens"]
+        if info.extension:
+            body[EXTENSION] = {"events": self.events, "max_soft_tokens": prompt.max_soft_tokens}
             if values.get("seed") is not None:
                 body["seed"] = values["seed"]
-            body[EXTENSION]["params"] = values
+            if values:
+                body[EXTENSION]["params"] = values
         return body
 
     def generate(self, prompt: Prompt, context: TaskContext) -> str:
         body = self.request_body(prompt)
         body["model"] = self.model_name()
+        if len(prompt.images) > self.connect().max_images:
+            raise GenerationError(
+                f"the prompt holds {len(prompt.images)} images; {self.base_url} takes at most "
+                f"{self.connect().max_images} per request",
+                hint="Use --max-images to state the server's limit, or fewer pages.",
+            )
         with self._slots:
-            return self._with_retries(lambda: self._stream(body, context), context)
+            text, finish = self._with_retries(lambda: self._stream(body, context), context)
+        if finish == "length":
+            pages = {(p.document, p.page) for p in prompt.parts if p.page is not None} or {(None, None)}
+            with self._model_lock:
+                self.cut_off.update(pages)
+        return text
 
     def generate_batch(self, prompts: Sequence[Prompt], context: TaskContext) -> list[str]:
         """The prompts as parallel requests, up to ``concurrency`` at a time (the server queues or batches them)."""
@@ -166,14 +310,7 @@ class RemoteEngine(ModelEngine):
 
     def model_name(self) -> str:
         """The model to ask for: as given, else the first the server lists."""
-        with self._model_lock:
-            if self.model is None:
-                listing = self._with_retries(lambda: self._get("/models"), TaskContext())
-                try:
-                    self.model = str(listing["data"][0]["id"])
-                except (KeyError, IndexError, TypeError) as exc:
-                    raise GenerationError(f"{self.base_url}/models lists no model") from exc
-            return self.model
+        return self.connect().model
 
     # ------------------------------------------------------------------ extraction on a pinned canvas
     def _features(self) -> dict[str, Any]:
@@ -243,12 +380,14 @@ class RemoteEngine(ModelEngine):
         _check(response)
         return response.json()
 
-    def _stream(self, body: dict[str, Any], context: TaskContext) -> str:
+    def _stream(self, body: dict[str, Any], context: TaskContext) -> tuple[str, str | None]:
+        """The answer's text and its ``finish_reason``, read to the end of the stream."""
         with self.client.stream("POST", self.base_url + "/chat/completions", json=body) as response:
             if response.status_code >= 400:
                 response.read()
             _check(response)
             text: list[str] = []
+            state: dict[str, Any] = {"finish": None, "result": None}
             started = False
             try:
                 for line in response.iter_lines():
@@ -258,11 +397,10 @@ class RemoteEngine(ModelEngine):
                         continue
                     data = line[5:].strip()
                     if data == "[DONE]":
-                        return "".join(text)
+                        result = state["result"]
+                        return ("".join(text) if result is None else result), state["finish"]
                     started = True
-                    result = self._chunk(json.loads(data), text, context)
-                    if result is not None:
-                        return result
+                    self._chunk(json.loads(data), text, context, state)
             except (WireError, ValueError) as exc:
                 raise GenerationError(f"{self.base_url} sent a malformed stream: {exc}") from exc
             except Exception as exc:
@@ -273,25 +411,51 @@ class RemoteEngine(ModelEngine):
                 raise
         raise GenerationError(f"{self.base_url}: the stream ended without a result")
 
-    def _chunk(self, chunk: dict[str, Any], text: list[str], context: TaskContext) -> str | None:
+    def _chunk(self, chunk: dict[str, Any], text: list[str], context: TaskContext, state: dict[str, Any]) -> None:
         if "error" in chunk:
             raise GenerationError(f"the server failed: {chunk['error'].get('message', chunk['error'])}")
         for choice in chunk.get("choices") or ():
             content = (choice.get("delta") or {}).get("content")
             if content:
                 text.append(content)
+            if choice.get("finish_reason"):
+                state["finish"] = choice["finish_reason"]
         if EXTENSION not in chunk:
             return None
         event = decode_event(chunk[EXTENSION])
         if context.on_event:
             context.on_event(event)
         if isinstance(event, Finished):
-            return event.texts[0]
+            state["result"] = event.texts[0]
         if isinstance(event, Cancelled):
             raise CancelledError(f"cancelled at canvas {event.canvas}, step {event.step}")
         if isinstance(event, Failed):
             raise GenerationError(event.message)
         return None
+
+
+def page_groups(docs: Sequence[Any], per_group: int) -> list[list[Any]]:
+    """The documents' pages in groups of at most ``per_group`` pages (a page brings at most one image), each group
+    as copies of the documents holding only its pages (page numbers kept)."""
+    import copy
+
+    groups: list[list[Any]] = []
+    current: list[Any] = []
+    room = per_group
+    for doc in docs:
+        pages = list(doc.pages)
+        while pages:
+            take, pages = pages[:room], pages[room:]
+            part = copy.copy(doc)
+            part.pages = take
+            current.append(part)
+            room -= len(take)
+            if room == 0:
+                groups.append(current)
+                current, room = [], per_group
+    if current:
+        groups.append(current)
+    return groups
 
 
 def _check(response: Any) -> None:
