@@ -96,7 +96,11 @@ def _add_parse(sub: Any) -> None:
     parse = sub.add_parser("parse", help="documents to Markdown / JSON / text / HTML / CSV, resumable")
     parse.add_argument("inputs", nargs="+", metavar="FILE|DIR")
     parse.add_argument("--out", required=True, metavar="DIR", help="output folder")
-    parse.add_argument("--format", default="md", help="comma-separated: md,json,txt,html,csv (default: md)")
+    parse.add_argument(
+        "--format",
+        default="md",
+        help="comma-separated: md,json,txt,html,csv,pdf (pdf: searchable, pages + invisible text; default: md)",
+    )
     parse.add_argument("--per-page", action="store_true", help="one Markdown file per page: <stem>_pg<N>.md")
     parse.add_argument("--keep-furniture", action="store_true", help="keep running headers, footers, page numbers")
     parse.add_argument("--force", action="store_true", help="parse again documents a previous run finished")

@@ -23,7 +23,7 @@ from .tasks.base import Answer, Extraction, ParseResult
 from .tasks.layout import FURNITURE
 from .tasks.markdown import table_html
 
-FORMATS = ("md", "json", "txt", "html", "csv")
+FORMATS = ("md", "json", "txt", "html", "csv", "pdf")  # pdf: the searchable PDF (page images + invisible text)
 UNSAFE = re.compile(r"[^\w.\- ]+", re.UNICODE)
 
 
@@ -153,6 +153,13 @@ def write_parse(
             written.append(write_atomic(target(f"{stem}.txt"), to_text(result)))
         elif fmt == "html":
             written.append(write_atomic(target(f"{stem}.html"), to_html(result)))
+        elif fmt == "pdf":
+            from .searchable import to_searchable_pdf
+
+            path = target(f"{stem}.pdf")
+            if path == Path(result.document.source).resolve():  # never over the document it was read from
+                path = target(f"{stem}.searchable.pdf")
+            written.append(write_atomic(path, to_searchable_pdf(result)))
         elif fmt == "csv":
             for suffix, text in tables_csv(result):
                 written.append(write_atomic(target(f"{stem}{suffix}.csv"), text))

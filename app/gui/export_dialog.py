@@ -26,7 +26,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-FORMATS = (("md", "Markdown"), ("json", "JSON"), ("txt", "Plain text"), ("html", "HTML"), ("csv", "CSV (tables)"))
+FORMATS = (
+    ("md", "Markdown"),
+    ("json", "JSON"),
+    ("txt", "Plain text"),
+    ("html", "HTML"),
+    ("csv", "CSV (tables)"),
+    ("pdf", "Searchable PDF"),
+)
 
 
 @dataclass

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ class OcrLine:
     text: str
     bbox: tuple[float, float, float, float]
     height: float
+    words: list[tuple[str, tuple[float, float, float, float]]] = field(default_factory=list)  # in pixels
 
 
 # the script Tesseract's OSD names -> the language model that reads it, in order of preference
@@ -167,6 +168,7 @@ def ocr_image(image: Any, lang: str = "eng") -> list[tuple[str, tuple[float, flo
         it = api.GetIterator()
         if it is None or not api.GetUTF8Text().strip():  # a blank page: no paragraphs, not an error
             return []
+        words = _all_words(api)
         level_para, level_line = tesserocr.RIL.PARA, tesserocr.RIL.TEXTLINE
         lines: list[OcrLine] = []
         box = None
@@ -181,12 +183,33 @@ def ocr_image(image: Any, lang: str = "eng") -> list[tuple[str, tuple[float, flo
                 text = ""
             bb = it.BoundingBox(level_line)
             if text and bb:
-                lines.append(OcrLine(text, tuple(float(v) for v in bb), float(bb[3] - bb[1])))
+                lines.append(OcrLine(text, tuple(float(v) for v in bb), float(bb[3] - bb[1]), _in_line(words, bb)))
             if not it.Next(level_line):
                 break
         if lines:
             paragraphs.append(_paragraph(lines, box))
     return paragraphs
+
+
+def _all_words(api: Any) -> list[tuple[str, tuple[float, float, float, float]]]:
+    """Every recognised word with its box in pixels (for the searchable PDF's text layer)."""
+    import tesserocr
+
+    words = []
+    for word in tesserocr.iterate_level(api.GetIterator(), tesserocr.RIL.WORD):
+        box = word.BoundingBox(tesserocr.RIL.WORD)
+        try:
+            text = (word.GetUTF8Text(tesserocr.RIL.WORD) or "").strip()
+        except RuntimeError:
+            continue
+        if text and box:
+            words.append((text, tuple(float(v) for v in box)))
+    return words
+
+
+def _in_line(words: list, box: tuple) -> list[tuple[str, tuple[float, float, float, float]]]:
+    x0, y0, x1, y1 = box
+    return [w for w in words if x0 <= (w[1][0] + w[1][2]) / 2 <= x1 and y0 <= (w[1][1] + w[1][3]) / 2 <= y1]
 
 
 def _paragraph(lines: list[OcrLine], box: Any) -> tuple[str, tuple[float, float, float, float], list[OcrLine]]:
@@ -228,13 +251,20 @@ def ocr_page(doc: Document, page: Page, dpi: float | None = None, lang: str | No
     body = statistics.median(heights) if heights else 0.0
     blocks = []
     for text, box, lines in paragraphs:
-        x0, y0, x1, y1 = to_before(cleaned, box)
-        bbox = (x0 * sx, y0 * sy, x1 * sx, y1 * sy)
+        bbox = _to_page(cleaned, box, sx, sy)
         height = statistics.median(ln.height for ln in lines)
         kind, level = "text", 0
         if body and len(lines) <= 2 and len(text) < 120 and height >= body * 1.3:
             kind, level = "heading", 1 if height >= body * 1.8 else 2
         elif text[:2] in ("• ", "- ", "* ", "0 ") and len(lines) <= 6:
             kind = "list"
-        blocks.append(Block(kind=kind, text=text, bbox=bbox, order=len(blocks), level=level, attrs={"source": "ocr"}))
+        words = [[w, *(round(v, 1) for v in _to_page(cleaned, wb, sx, sy))] for ln in lines for w, wb in ln.words]
+        attrs = {"source": "ocr", "words": words}
+        blocks.append(Block(kind=kind, text=text, bbox=bbox, order=len(blocks), level=level, attrs=attrs))
     return blocks
+
+
+def _to_page(cleaned: Any, box: tuple, sx: float, sy: float) -> tuple[float, float, float, float]:
+    """A box in the cleaned image in page coordinates (to the image as given, then scaled)."""
+    x0, y0, x1, y1 = to_before(cleaned, box)
+    return (x0 * sx, y0 * sy, x1 * sx, y1 * sy)
