@@ -247,3 +247,27 @@ def test_the_model_dialog_checks_the_source_as_you_type_and_browses(window, qtbo
     dialog.source.setCurrentText(str(tmp_path))
     assert load.isEnabled() and "local model folder" in dialog.source_check.text()
     assert any(b.text() == "Browse\u2026" for b in dialog.findChildren(type(load)))
+
+
+def test_an_old_error_does_not_stay_after_a_later_open(window, qtbot, tmp_path):
+    bad = tmp_path / "broken.pdf"
+    bad.write_bytes(b"%PDF-1.4 not really")
+    window.add_paths([str(bad)])
+    qtbot.waitUntil(lambda: window.banner.isVisible(), timeout=TIMEOUT)
+    window.add_paths([str(SAMPLE)])
+    qtbot.waitUntil(lambda: ingested(window), timeout=TIMEOUT)
+    assert not window.banner.isVisible()
+
+
+def test_the_rendered_view_follows_the_page(window, qtbot):
+    window.resize(1200, 500)
+    parsed_sample(window, qtbot)
+    rendered = window.results.rendered
+    window.page_view.show_page(2)
+    cursor = rendered.textCursor()
+    cursor.select(cursor.SelectionType.LineUnderCursor)
+    assert "What the workbench does" in cursor.selectedText()  # page 2's heading, not page 1's text
+    window.page_view.show_page(1)
+    cursor = rendered.textCursor()
+    cursor.select(cursor.SelectionType.LineUnderCursor)
+    assert "How block diffusion writes" in cursor.selectedText()

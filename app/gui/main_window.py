@@ -325,6 +325,8 @@ class MainWindow(TaskActions, DropTarget, QMainWindow):
     def add_paths(self, paths: Iterable[str]) -> list[str]:
         from inference.documents import expand
 
+        if self.banner.isVisible() and self.banner.error:
+            self.banner.hide()  # an earlier open's error is not about these files; their own errors will show
         added = []
         for path in expand(paths):
             key = str(Path(path).resolve())

@@ -492,6 +492,20 @@ class Results(QTabWidget):
         self.raw.setTextCursor(cursor)
         self.raw.blockSignals(False)
         self.raw.centerCursor()
+        # the Rendered view follows too: to the first block of the page that has text there, at its occurrence
+        first = min((span for (p, _o), span in self.spans.items() if p == page), default=None)
+        probe = _plain_first_line(self.markdown[first[0] : first[1]]) if first else ""
+        if probe:
+            found = QTextCursor()
+            for _ in range(self.markdown[: first[0]].count(probe) + 1):
+                found = self.rendered.document().find(
+                    probe, found if not found.isNull() else 0, QTextDocument.FindFlag.FindCaseSensitively
+                )
+                if found.isNull():
+                    return
+            found.clearSelection()
+            self.rendered.setTextCursor(found)
+            self.rendered.ensureCursorVisible()
 
     def _cursor_moved(self) -> None:
         position = self.raw.textCursor().position()
