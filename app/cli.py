@@ -18,7 +18,7 @@ from app.cli_checks import (
     positive_int,
     read_text,
 )
-from app.cli_documents import add_document_args, ocr_lang, password_source
+from app.cli_documents import add_document_args, ocr_jobs, ocr_lang, password_source
 from app.cli_progress import EventView, interruptible
 from inference.choices import DEVICES, DTYPES, QUANT_CHOICES, QUANT_HELP
 from inference.errors import CancelledError, WorkbenchError
@@ -483,7 +483,9 @@ def cmd_parse(args: argparse.Namespace, cancel: Any) -> int:
     from inference.tasks.base import ParseOptions, TaskContext
 
     formats = parse_formats(args.format)
-    options = ParseOptions(furniture=args.keep_furniture, batch_size=args.batch_size, ocr_lang=ocr_lang(args))
+    options = ParseOptions(
+        furniture=args.keep_furniture, batch_size=args.batch_size, ocr_lang=ocr_lang(args), ocr_jobs=ocr_jobs(args)
+    )
     if args.cluster:
         from app.cluster_cli import parse_on_cluster
 
@@ -533,7 +535,7 @@ def _open_all(paths: Sequence[str], args: argparse.Namespace) -> list[Any]:
 def _builtin_options(args: argparse.Namespace) -> Any:
     from inference.tasks.base import ParseOptions
 
-    return ParseOptions(ocr_lang=ocr_lang(args))
+    return ParseOptions(ocr_lang=ocr_lang(args), ocr_jobs=ocr_jobs(args))
 
 
 def cmd_ask(args: argparse.Namespace, cancel: Any) -> int:

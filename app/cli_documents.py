@@ -16,6 +16,13 @@ def add_document_args(parser: argparse.ArgumentParser) -> None:
         metavar="LANGS",
         help="OCR languages joined by +, e.g. eng+deu+jpn (default: each page's script picks an installed one)",
     )
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        metavar="N",
+        help="pages OCR'd at once (default: the core count, fewer when memory is short)",
+    )
     secret = parser.add_mutually_exclusive_group()
     secret.add_argument("--password", default=None, help="password of encrypted PDFs (seen by other users: ps)")
     secret.add_argument(
@@ -52,3 +59,10 @@ def ocr_lang(args: argparse.Namespace) -> str | None:
         except IngestError as exc:
             raise ConfigError(f"--ocr-lang: {exc.user_message()}") from exc
     return lang
+
+
+def ocr_jobs(args: argparse.Namespace) -> int | None:
+    jobs = getattr(args, "jobs", None)
+    if jobs is not None and jobs < 1:
+        raise ConfigError(f"--jobs must be 1 or more, not {jobs}")
+    return jobs

@@ -19,6 +19,7 @@ class ParseOptions:
     ocr: bool = True  # OCR scanned pages (builtin engine)
     batch_size: int | None = None  # pages per engine run (model engine); None: chosen from free memory
     ocr_lang: str | None = None  # Tesseract languages, "eng+deu+jpn"; None: each page's script picks one installed
+    ocr_jobs: int | None = None  # pages OCR'd at once (builtin engine); None: the core count, bounded by free memory
 
 
 @dataclass

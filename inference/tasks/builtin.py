@@ -9,18 +9,23 @@ from __future__ import annotations
 import copy
 import difflib
 import logging
+import os
 import re
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import Any
 
 from ..documents.model import Document, Page
+from ..errors import CancelledError
 from .base import Answer, Citation, Extraction, ParseOptions, ParseResult, TaskContext
 from .layout import FURNITURE, analyse
 from .markdown import page_markdown
 
 log = logging.getLogger(__name__)
 PASSAGE_WORDS = 120
+OCR_PAGE_BYTES = 600 * 1024 * 1024
 
 
 def needs_ocr(doc: Document, page: Page) -> bool:
@@ -58,13 +63,64 @@ def mark_unreadable(doc: Document, page: Page) -> None:
     page.note(f"no readable text: {why}")
 
 
+def ocr_jobs(requested: int | None, pages: int) -> int:
+    """Pages read at once: as asked (default: the core count), never more than the pages, and bounded by free
+    memory (a page at OCR resolution with its cleaned copies takes up to about ``OCR_PAGE_BYTES``)."""
+    jobs = requested or os.cpu_count() or 1
+    try:
+        free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        jobs = min(jobs, max(1, free // OCR_PAGE_BYTES))
+    except (ValueError, OSError, AttributeError):
+        pass
+    return max(1, min(jobs, pages))
+
+
+def ocr_pages(doc: Document, pages: list[Page], options: ParseOptions, context: TaskContext) -> Iterator[Page]:
+    """OCR ``pages`` in place, ``options.ocr_jobs`` at a time, yielding each page as it finishes (in any order).
+
+    Rendering goes through one lock (PyMuPDF is not thread-safe); cleaning (OpenCV) and Tesseract release the
+    GIL, so worker threads read pages in parallel on every core without copying the document into processes.
+    A failed page keeps its error and never stops the others; cancelling stops before the next page starts.
+    """
+    from .ocr import ocr_page
+
+    lock = threading.Lock()
+
+    def one(page: Page) -> Page:
+        if context.cancel is not None and context.cancel.cancelled:
+            raise CancelledError("parse cancelled")
+        try:
+            page.blocks = ocr_page(doc, page, lang=options.ocr_lang, render_lock=lock)
+            page.attrs["ocr"] = "tesseract"
+            if page.text_layer in OCR_REASONS:
+                page.attrs["ocr_reason"] = OCR_REASONS[page.text_layer]
+        except Exception as exc:
+            log.debug("OCR failed", exc_info=True)
+            with lock:
+                doc.add_error(page.number, f"OCR failed: {exc}", "OcrError")
+        return page
+
+    jobs = ocr_jobs(options.ocr_jobs, len(pages))
+    if jobs <= 1:
+        yield from map(one, pages)
+        return
+    with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="dwb-ocr") as pool:
+        futures = [pool.submit(one, page) for page in pages]
+        try:
+            for future in as_completed(futures):
+                yield future.result()
+        finally:
+            for future in futures:
+                future.cancel()
+
+
 class BuiltinEngine:
     name = "builtin"
 
     def parse(
         self, doc: Document, options: ParseOptions | None = None, context: TaskContext | None = None
     ) -> ParseResult:
-        from .ocr import can_read_script, ocr_page
+        from .ocr import can_read_script
 
         context = context or TaskContext()
         options = options or ParseOptions()
@@ -72,21 +128,19 @@ class BuiltinEngine:
         doc.pages = [copy.deepcopy(p) for p in doc.pages]
         doc.errors = list(doc.errors)
         total = len(doc.pages)
-        for i, page in enumerate(doc.pages):
-            context.report(i, total, f"{doc.name}: page {page.number}")
+        todo = []
+        for page in doc.pages:
             if options.ocr and needs_ocr(doc, page):
                 layer = " ".join(b.text for b in page.blocks)
                 if page.text_layer in OCR_REASONS and not can_read_script(layer, options.ocr_lang):
                     page.note("text layer kept: no OCR language installed reads its script (see --ocr-lang)")
                     continue
-                try:
-                    page.blocks = ocr_page(doc, page, lang=options.ocr_lang)
-                    page.attrs["ocr"] = "tesseract"
-                    if page.text_layer in OCR_REASONS:
-                        page.attrs["ocr_reason"] = OCR_REASONS[page.text_layer]
-                except Exception as exc:
-                    log.debug("OCR failed", exc_info=True)
-                    doc.add_error(page.number, f"OCR failed: {exc}", "OcrError")
+                todo.append(page)
+        done = total - len(todo)
+        context.report(done, total, f"{doc.name}: {len(todo)} page(s) to OCR" if todo else doc.name)
+        for page in ocr_pages(doc, todo, options, context):
+            done += 1
+            context.report(done, total, f"{doc.name}: page {page.number} read")
         context.report(total, total, f"{doc.name}: layout")
         analyse(doc)
         for page in doc.pages:

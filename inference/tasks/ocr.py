@@ -7,6 +7,7 @@ against the page's body text.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import statistics
@@ -236,10 +237,13 @@ def ocr_dpi(page: Page) -> float:
     return 72.0 * long_side / max(page.width, page.height)
 
 
-def ocr_page(doc: Document, page: Page, dpi: float | None = None, lang: str | None = None) -> list[Block]:
+def ocr_page(
+    doc: Document, page: Page, dpi: float | None = None, lang: str | None = None, render_lock: Any = None
+) -> list[Block]:
     """OCR one scanned page into blocks in page coordinates; the clean-up summary and the language read with
     (``lang``, or the one the page's script calls for when none is named) land in ``page.attrs``."""
-    image = doc.render(page.number, dpi or (ocr_dpi(page) if doc.kind == "pdf" else 0))
+    with render_lock or contextlib.nullcontext():  # one render at a time: PyMuPDF is not thread-safe
+        image = doc.render(page.number, dpi or (ocr_dpi(page) if doc.kind == "pdf" else 0))
     cleaned = clean_scan(image)
     page.attrs["cleanup"] = cleaned.summary()
     lang = lang or detect_language(cleaned.after)
