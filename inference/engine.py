@@ -608,11 +608,7 @@ class DiffusionEngine:
             finished = finished | stop
         # 1.c.v. This step's scaled logits condition the next step.
         self_conditioning = scaled.to(model.model.decoder.embed_tokens.weight.dtype)
-        as_int = torch.int32
-        flags = accepted_mask.to(as_int) | (renoised.to(as_int) << 1) | (finished[:, None].to(as_int) << 2)
-        packed = torch.stack(
-            [new_argmax.to(torch.int32), flags, entropy.to(torch.float16).view(torch.int16).to(torch.int32)]
-        )
+        packed = _pack(new_argmax, accepted_mask, renoised, finished, entropy)
         shown = sampling.temperature_at(remaining, params.t_min, params.t_max, params.max_denoising_steps)
         return new_current, new_argmax, self_conditioning, finished, packed, float(shown)
 
@@ -664,6 +660,16 @@ class DiffusionEngine:
 
     def _texts(self, run: _Run) -> tuple[str, ...]:
         return tuple(self._decode(row) for row in run.input_ids[:, run.prompt_len :])
+
+
+def _pack(
+    argmax: torch.Tensor, accepted: torch.Tensor, renoised: torch.Tensor, finished: torch.Tensor, entropy: torch.Tensor
+) -> torch.Tensor:
+    """What a step shows, as one int32 device tensor for one host transfer: the argmax draft; accepted, re-noised
+    and row-finished flags as bits; the float16 entropy's bits."""
+    as_int = torch.int32
+    flags = accepted.to(as_int) | (renoised.to(as_int) << 1) | (finished[:, None].to(as_int) << 2)
+    return torch.stack([argmax.to(as_int), flags, entropy.to(torch.float16).view(torch.int16).to(as_int)])
 
 
 def _step_event(
