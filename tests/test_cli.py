@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+SAMPLE = Path(__file__).resolve().parents[1] / "resources" / "sample.pdf"
+
 
 def dwb(*args, check=True):
     env = dict(os.environ, HF_HUB_OFFLINE="1")
@@ -83,6 +85,22 @@ def test_generate_streams_text_and_labels_random_weights():
     proc = dwb("generate", "--steps", "2", "Hi")
     assert "random weights" in proc.stderr and "tokens/s" in proc.stderr
     assert proc.stdout.strip()
+
+
+def test_parse_outputs_get_the_mode_the_umask_gives_new_files(tmp_path):
+    """``write_atomic`` writes through a 0600 temporary file; what it leaves must follow the umask like any new file."""
+    for umask in (0o022, 0o027):
+        out = tmp_path / f"out-{umask:o}"
+        old = os.umask(umask)  # the child inherits it
+        try:
+            dwb("parse", str(SAMPLE), "--out", str(out), "--format", "md,json,txt")
+        finally:
+            os.umask(old)
+        written = [p for p in out.rglob("*") if p.is_file()]
+        assert {p.suffix for p in written} >= {".md", ".json", ".txt"}
+        assert {p.name: oct(p.stat().st_mode & 0o777) for p in written} == {
+            p.name: oct(0o666 & ~umask) for p in written
+        }
 
 
 def test_errors_are_messages_not_tracebacks(tmp_path):

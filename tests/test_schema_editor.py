@@ -89,6 +89,7 @@ def test_opening_and_saving_keeps_what_the_table_does_not_show(qtbot, tmp_path):
             "authors": {"type": "array", "items": {"type": "string"}, "description": "Names"},
             "year": {"type": ["integer", "null"], "minimum": 1900},
             "venue": {"type": "string", "enum": ["journal", "conference"]},
+            "nothing": {"type": "null"},
         },
     }
     source = tmp_path / "paper.json"
@@ -96,7 +97,12 @@ def test_opening_and_saving_keeps_what_the_table_does_not_show(qtbot, tmp_path):
     dialog = editor(qtbot)
     with qtbot.waitSignal(dialog.loaded, timeout=TIMEOUT):
         dialog.load(str(source))
-    assert rows(dialog) == [("authors", "array", True), ("year", "integer", False), ("venue", "string", False)]
+    assert rows(dialog) == [
+        ("authors", "array", True),
+        ("year", "integer", False),
+        ("venue", "string", False),
+        ("nothing", "null", False),
+    ]
     type_in(dialog, "doi", "string", False)
     saved = tmp_path / "paper2.json"
     with qtbot.waitSignal(dialog.saved, timeout=TIMEOUT):
@@ -105,7 +111,8 @@ def test_opening_and_saving_keeps_what_the_table_does_not_show(qtbot, tmp_path):
     assert schema["title"] == "Paper" and schema["required"] == ["authors"]
     assert schema["properties"]["authors"] == original["properties"]["authors"]
     assert schema["properties"]["venue"]["enum"] == ["journal", "conference"]
-    assert schema["properties"]["year"] == {"type": "integer", "minimum": 1900}
+    assert schema["properties"]["year"] == original["properties"]["year"]
+    assert schema["properties"]["nothing"] == original["properties"]["nothing"]
     assert schema["properties"]["doi"] == {"type": "string"}
 
 

@@ -48,3 +48,22 @@ def test_wrong_fields_are_named(fields, message):
 def test_a_folder_that_does_not_exist_is_a_message(tmp_path):
     with pytest.raises(ConfigError, match="could not be written"):
         save_schema(fields_schema([SchemaField("a")]), tmp_path / "missing" / "s.json")
+
+
+def test_a_list_of_types_keeps_the_types_the_editor_does_not_edit():
+    schema = {
+        "type": "object",
+        "properties": {
+            "year": {"type": ["integer", "null"]},
+            "note": {"type": ["null", "string"]},
+            "gone": {"type": "null"},
+        },
+    }
+    fields = schema_fields(schema)
+    assert [(f.name, f.type) for f in fields] == [("year", "integer"), ("note", "string"), ("gone", "null")]
+    assert fields_schema(fields)["properties"] == schema["properties"]
+    fields[0].type = "number"  # the user edits the shown type: the edit takes its place, null stays
+    fields[1].type = "null"  # the same type twice is written once
+    properties = fields_schema(fields)["properties"]
+    assert properties["year"] == {"type": ["number", "null"]}
+    assert properties["note"] == {"type": "null"}

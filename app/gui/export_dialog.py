@@ -5,7 +5,6 @@ The dialog only collects choices; the window writes the files on its worker thre
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,26 +59,6 @@ def existing_targets(choice: ExportChoice, stems: list[str], extractions: int) -
     if "csv" in choice.formats:
         found += [p for stem in stems for p in sorted(folder.glob(f"{safe_name(stem)}_p*_t*.csv"))]
     return found
-
-
-def current_umask() -> int:
-    """The process umask, read without changing it where the system allows (Linux), else set-and-restore."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def honour_umask(paths: list[Path], umask: int) -> None:
-    """Give exported files the mode a new file gets under the user's umask (``write_atomic``'s temporary files
-    are created 0600, and ``os.replace`` keeps that)."""
-    for path in paths:
-        os.chmod(path, 0o666 & ~umask)
 
 
 class ExportDialog(QDialog):

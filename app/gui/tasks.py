@@ -14,7 +14,7 @@ from typing import Any
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QMessageBox
 
-from .export_dialog import ExportChoice, ExportDialog, current_umask, existing_targets, honour_umask
+from .export_dialog import ExportChoice, ExportDialog, existing_targets
 from .model_dialog import ModelChoice, ModelDialog
 from .panels import DocEntry
 from .schema_editor import SchemaEditor
@@ -726,7 +726,6 @@ class TaskActions:
         if not (results and choice.formats) and not answers and not extractions:
             self.status_label.setText("Nothing to export: parse a document, ask a question or extract first.")
             return None
-        umask = current_umask()
 
         def work(job: Job) -> list[Path]:
             from inference.exports import (
@@ -748,7 +747,6 @@ class TaskActions:
                 written.append(write_atomic(inside(folder, "answers.md"), text))
             for i, extraction in enumerate(extractions, 1):
                 written.append(write_atomic(inside(folder, f"extraction-{i}.json"), extraction_json(extraction)))
-            honour_umask(written, umask)
             return written
 
         def done(written: list[Path]) -> None:

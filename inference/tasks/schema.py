@@ -106,14 +106,16 @@ def parse_json_object(text: str) -> Any:
 
 
 # the schema editor's model: a flat list of fields -----------------------------------------------------------------
-FIELD_TYPES = ("string", "number", "integer", "boolean", "array", "object")
+FIELD_TYPES = ("string", "number", "integer", "boolean", "array", "object", "null")
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 
 
 @dataclass
 class SchemaField:
     """One property of an object schema as the editor shows it; ``extra`` keeps its other keywords (``enum``,
-    ``items``, ``format``, nested ``properties``...) as they were, so that loading and saving loses nothing."""
+    ``items``, ``format``, nested ``properties``...) as they were, so that loading and saving loses nothing. A list of
+    types (``["integer", "null"]``) stays in ``extra["type"]``: the editor shows and edits its first type other than
+    ``null``, and saving puts the edited type back in its place, keeping the others."""
 
     name: str
     type: str = "string"
@@ -130,8 +132,9 @@ def schema_fields(schema: dict[str, Any]) -> list[SchemaField]:
     for name, spec in (schema.get("properties") or {}).items():
         spec = dict(spec) if isinstance(spec, dict) else {}
         kind = spec.pop("type", "string")
-        if isinstance(kind, list):  # ["string", "null"]: the editor shows the first real type
-            kind = next((k for k in kind if k != "null"), "string")
+        if isinstance(kind, list) and kind:  # ["string", "null"]: the editor shows the first real type
+            spec["type"] = list(kind)
+            kind = kind[_shown(kind)]
         out.append(
             SchemaField(
                 name,
@@ -142,6 +145,22 @@ def schema_fields(schema: dict[str, Any]) -> list[SchemaField]:
             )
         )
     return out
+
+
+def _shown(types: list[Any]) -> int:
+    """Where in a list of types the editor's one type sits: the first that is not ``null``."""
+    return next((i for i, k in enumerate(types) if k != "null"), 0)
+
+
+def _field_type(f: SchemaField) -> str | list[Any]:
+    """The field's type as saved: the edited type, in its place among the loaded list's other types."""
+    loaded = f.extra.get("type")
+    if not isinstance(loaded, list) or not loaded:
+        return f.type
+    types = list(loaded)
+    types[_shown(types)] = f.type
+    types = list(dict.fromkeys(types))
+    return types if len(types) > 1 else types[0]
 
 
 def fields_schema(fields: list[SchemaField], base: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -158,7 +177,7 @@ def fields_schema(fields: list[SchemaField], base: dict[str, Any] | None = None)
         if f.type not in FIELD_TYPES:
             raise ConfigError(f"field {name!r}: unknown type {f.type!r} (one of {', '.join(FIELD_TYPES)})")
         seen.add(name)
-        spec = {"type": f.type, **({"description": f.description.strip()} if f.description.strip() else {})}
+        spec = {"type": _field_type(f), **({"description": f.description.strip()} if f.description.strip() else {})}
         properties[name] = {**spec, **{k: v for k, v in f.extra.items() if k not in ("type", "description")}}
     schema = {k: v for k, v in (base or {}).items() if k not in ("properties", "required", "type")}
     schema = {"$schema": DRAFT, **schema, "type": "object", "properties": properties}
