@@ -104,6 +104,12 @@ def _add_parse(sub: Any) -> None:
     parse.add_argument("--per-page", action="store_true", help="one Markdown file per page: <stem>_pg<N>.md")
     parse.add_argument("--keep-furniture", action="store_true", help="keep running headers, footers, page numbers")
     parse.add_argument("--force", action="store_true", help="parse again documents a previous run finished")
+    parse.add_argument(
+        "--doc-timeout",
+        type=float,
+        metavar="S",
+        help="seconds per document; past it the document fails (a rerun retries)",
+    )
     parse.add_argument("--json-events", action="store_true", help="progress as JSON events on stderr")
     parse.add_argument(
         "--batch-size",
@@ -504,6 +510,7 @@ def cmd_parse(args: argparse.Namespace, cancel: Any) -> int:
             password=password_source(args),
             on_item=ProgressBar(),
             context=TaskContext(on_event=EventView(args.json_events), cancel=cancel),
+            doc_timeout=args.doc_timeout,
         )
     done, skipped = result.count("done"), result.count("skipped")
     print(
@@ -515,7 +522,7 @@ def cmd_parse(args: argparse.Namespace, cancel: Any) -> int:
         print(f"  partial: {item.path}: {item.message}", file=sys.stderr)
     for item in result.failed:
         print(f"  failed:  {item.message}", file=sys.stderr)
-    return 1 if result.failed else 0
+    return 1 if result.failed or result.partial else 0  # a partial document is not done: a rerun retries it
 
 
 def _open_all(paths: Sequence[str], args: argparse.Namespace) -> list[Any]:

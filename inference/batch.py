@@ -4,11 +4,15 @@ Each document's files are written (atomically) as soon as it finishes, then its 
 (``.dwb-manifest.json``, also written atomically) records the input's content hash, the options and the files. A
 rerun skips a document whose entry matches and whose files are all there (unless ``force``), so a batch killed at
 any point keeps what finished and completes the rest. Bad files never stop the batch: they are listed in the result
-and recorded in the manifest as failed (a rerun tries them again). ``inference.cluster`` runs the same steps on Ray.
+and recorded in the manifest as failed (a rerun tries them again). A partial document (a page failed, was cut off,
+or the server went away) is not finished either: a rerun parses it again. ``doc_timeout`` bounds each document: past
+it, its run is cancelled and the document fails with the reason (the batch goes on). ``inference.cluster`` runs the
+same steps on Ray.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import threading
@@ -19,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .cancel import CancelToken
 from .documents import expand, open_document, sniff
 from .documents.model import file_sha256
 from .errors import CancelledError, WorkbenchError
@@ -92,7 +97,7 @@ class Manifest:
         entry = self.entries.get(key)
         return (
             entry is not None
-            and entry.get("status") != "failed"
+            and entry.get("status") == "done"
             and entry.get("sha256") == sha256
             and entry.get("options") == options
             and all((out_dir / f).is_file() for f in entry.get("outputs", []))
@@ -130,6 +135,7 @@ def run_parse(
     on_item: Callable[[int, int, Item, ItemResult | None], None] | None = None,
     context: TaskContext | None = None,
     password: Callable[[str], str | None] | None = None,
+    doc_timeout: float | None = None,
 ) -> BatchResult:
     """Parse every input; ``on_item(index, total, item, result)`` is called before (result None) and after each."""
     out = Path(out_dir)
@@ -149,7 +155,8 @@ def run_parse(
         started = time.perf_counter()
         sha, res = check_item(item, key, manifest, settings, out, force)
         if res is None:
-            res = parse_item(item, out, engine, formats, per_page, options, context, password)
+            job = (item, out, engine, formats, per_page, options)
+            res = _parse_within(doc_timeout, job, context, password)
         if res.status != "skipped":
             with lock:
                 manifest.record_result(key, sha, settings, res)
@@ -170,6 +177,42 @@ def run_parse(
             for f in futures:
                 f.cancel()
             raise
+
+
+class _Deadline(CancelToken):
+    """A document's cancel flag: the batch's, or its own time running out."""
+
+    def __init__(self, parent: Any, seconds: float) -> None:
+        super().__init__()
+        self.parent, self.deadline = parent, time.monotonic() + seconds
+
+    @property
+    def expired(self) -> bool:
+        return time.monotonic() > self.deadline
+
+    @property
+    def cancelled(self) -> bool:
+        return super().cancelled or self.expired or bool(self.parent is not None and self.parent.cancelled)
+
+
+def _parse_within(
+    doc_timeout: float | None, job: tuple[Any, ...], context: TaskContext | None, password: Any
+) -> ItemResult:
+    """``parse_item(*job, context, password)`` under the document's time limit, if any: past it the document
+    fails, naming the limit."""
+    context = context or TaskContext()
+    item = job[0]
+    if not doc_timeout:
+        return parse_item(*job, context, password)
+    token = _Deadline(context.cancel, doc_timeout)
+    try:
+        return parse_item(*job, dataclasses.replace(context, cancel=token), password)
+    except CancelledError:
+        if not token.expired or (context.cancel is not None and context.cancel.cancelled):
+            raise
+        return ItemResult(
+            str(item.path), "failed", message=f"{item.path}: not parsed within {doc_timeout:g} s (--doc-timeout)"
+        )
 
 
 def run_settings(engine_name: str, formats: tuple[str, ...], per_page: bool, options: ParseOptions) -> dict[str, Any]:
