@@ -271,3 +271,31 @@ def test_the_rendered_view_follows_the_page(window, qtbot):
     cursor = rendered.textCursor()
     cursor.select(cursor.SelectionType.LineUnderCursor)
     assert "How block diffusion writes" in cursor.selectedText()
+
+
+def test_a_long_json_is_highlighted_on_the_lines_on_screen(window, qtbot):
+    import json
+
+    from app.gui.highlight import MAX_CHARS, show_text
+
+    window.resize(1200, 800)
+    results = window.results
+    results.setCurrentWidget(results.json)
+    pages = [
+        {"page": n, "blocks": [{"kind": "paragraph", "text": "word " * 40, "order": i} for i in range(8)]}
+        for n in range(1, 41)
+    ]
+    text = json.dumps({"pages": pages}, indent=1)
+    assert len(text) > MAX_CHARS  # a 40-page document's JSON
+    show_text(results.json, text, results.json_highlighter)
+    qtbot.wait(20)
+    first = results.json.extraSelections()
+    assert first and all(s.format.foreground().color().isValid() for s in first)
+    assert any(s.cursor.selectedText() == '"page"' for s in first)
+    bar = results.json.verticalScrollBar()
+    bar.setValue(bar.maximum())
+    qtbot.wait(20)
+    last = results.json.extraSelections()
+    assert last and min(s.cursor.position() for s in last) > max(s.cursor.position() for s in first)
+    show_text(results.json, '{"a": 1}', results.json_highlighter)  # short: highlighted whole, no selections
+    assert results.json.extraSelections() == [] and results.json_highlighter.document() is results.json.document()

@@ -1,9 +1,9 @@
 """Syntax highlighting for the raw views: Markdown (headings, emphasis, code, table pipes, page markers) and JSON
 (keys, strings, numbers, literals). Colours follow the light or dark scheme of the view.
 
-Highlighting runs on the UI thread, over the whole text when it is set (about 0.4 us a character for JSON on the
-2-core test machine); a text over ``MAX_CHARS`` is shown plain, so that setting one never costs the UI thread more
-than about 30 ms (a 2 MB JSON would take close to a second).
+Highlighting runs on the UI thread. A text up to ``MAX_CHARS`` is highlighted whole when it is set; a longer one
+(the JSON of a 40-page document) only on the lines on screen, again as it scrolls (extra selections), so that
+setting or scrolling a long text never costs the UI thread the time of formatting all of it.
 """
 
 from __future__ import annotations
@@ -79,6 +79,22 @@ class _Highlighter(QSyntaxHighlighter):
     def make_formats(self, colours: dict[str, str]) -> dict[str, QTextCharFormat]:
         raise NotImplementedError
 
+    def setFormat(self, start: int, count: int, fmt: Any) -> None:
+        captured = getattr(self, "captured", None)
+        if captured is not None:
+            captured.append((start, count, fmt))
+        else:
+            super().setFormat(start, count, fmt)
+
+    def formats_of(self, text: str) -> list[tuple[int, int, Any]]:
+        """The formats ``highlightBlock`` gives one line, without a document (for the lines on screen)."""
+        self.captured: list[tuple[int, int, Any]] | None = []
+        try:
+            self.highlightBlock(text)
+            return self.captured
+        finally:
+            self.captured = None
+
 
 class MarkdownHighlighter(_Highlighter):
     HEADING = re.compile(r"^#{1,6}\s.*$")
@@ -141,7 +157,59 @@ class JsonHighlighter(_Highlighter):
 
 
 def show_text(view: Any, text: str, highlighter: _Highlighter | None) -> None:
-    """Put ``text`` in a plain-text view; highlighted when it is not too long for the UI thread."""
+    """Put ``text`` in a plain-text view, highlighted: whole, or on the lines on screen when it is long."""
+    long = len(text) > MAX_CHARS
     if highlighter is not None:
-        highlighter.setDocument(view.document() if len(text) <= MAX_CHARS else None)
+        highlighter.setDocument(None if long else view.document())
+    view.setExtraSelections([])  # they point into the text being replaced
     view.setPlainText(text)
+    watcher = getattr(view, "visible_highlight", None)
+    if watcher is None and highlighter is not None:
+        watcher = view.visible_highlight = VisibleHighlight(view, highlighter)
+    if watcher is not None:
+        watcher.active = long and highlighter is not None
+        watcher.refresh()
+
+
+class VisibleHighlight:
+    """Highlights only the lines a long text shows on screen, as extra selections, again on each scroll."""
+
+    def __init__(self, view: Any, highlighter: _Highlighter) -> None:
+        self.view = view
+        self.highlighter = highlighter
+        self.active = False
+        self.busy = False
+        view.verticalScrollBar().valueChanged.connect(lambda _value: self.refresh())
+
+    def refresh(self) -> None:
+        view = self.view
+        if self.busy:  # setting the selections may scroll, which asks again
+            return
+        if not self.active:
+            if view.extraSelections():
+                view.setExtraSelections([])
+            return
+        self.busy = True
+        try:
+            view.setExtraSelections(self._visible(view))
+        finally:
+            self.busy = False
+
+    def _visible(self, view: Any) -> list[Any]:
+        from PySide6.QtGui import QTextCursor
+        from PySide6.QtWidgets import QTextEdit
+
+        selections = []
+        block = view.firstVisibleBlock()
+        bottom = view.viewport().height()
+        offset = view.contentOffset()
+        while block.isValid() and view.blockBoundingGeometry(block).translated(offset).top() <= bottom:
+            for start, count, fmt in self.highlighter.formats_of(block.text()):
+                selection = QTextEdit.ExtraSelection()
+                cursor = QTextCursor(block)
+                cursor.setPosition(block.position() + start)
+                cursor.setPosition(block.position() + start + count, QTextCursor.MoveMode.KeepAnchor)
+                selection.cursor, selection.format = cursor, fmt
+                selections.append(selection)
+            block = block.next()
+        return selections
