@@ -299,3 +299,19 @@ def test_a_long_json_is_highlighted_on_the_lines_on_screen(window, qtbot):
     assert last and min(s.cursor.position() for s in last) > max(s.cursor.position() for s in first)
     show_text(results.json, '{"a": 1}', results.json_highlighter)  # short: highlighted whole, no selections
     assert results.json.extraSelections() == [] and results.json_highlighter.document() is results.json.document()
+
+
+def test_the_extract_tab_never_shows_another_documents_values(window, qtbot, tmp_path):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("Canvas: 7\n", encoding="utf-8")
+    window.add_paths([str(SAMPLE), str(notes)])
+    qtbot.waitUntil(lambda: ingested(window), timeout=TIMEOUT)
+    window.doc_list.clearSelection()
+    window.doc_list.item_for(str(notes.resolve())).setSelected(True)  # the scope: the notes alone
+    window.engine_box.setCurrentText("builtin")
+    window.extract({"type": "object", "properties": {"Canvas": {"type": "string"}}})
+    qtbot.waitUntil(lambda: not window.worker.busy, timeout=TIMEOUT)
+    assert window.results.table.rowCount() == 1, window.extraction_scope
+    assert window.extraction_scope == {str(notes.resolve())}, window.extraction_scope
+    window.show_entry(str(SAMPLE.resolve()))
+    assert window.results.table.rowCount() == 0 and "other documents" in window.results.extract.toPlainText()

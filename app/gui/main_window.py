@@ -521,6 +521,11 @@ class MainWindow(TaskActions, DropTarget, QMainWindow):
         self.page_total.setText(f"/ {pages}")
         self.results.show_parse(entry.parsed)
         self.runs.refresh(entry)
+        scope = getattr(self, "extraction_scope", None)
+        if scope is not None and path not in scope:  # never the previous document's values beside this one
+            self.results.clear_extraction(
+                f"The last extraction covered other documents. Extract (Ctrl+J) {entry.name}."
+            )
         self.page_view.fit_mode = True
         self.page_view.show_document(entry.document, page, layout)
 

@@ -647,6 +647,12 @@ class Results(QTabWidget):
         view.blockSignals(False)
 
     # extraction ---------------------------------------------------------------------------------------------
+    def clear_extraction(self, note: str) -> None:
+        """No extraction shown (the last one is about other documents): an empty table and ``note``."""
+        self.table.setRowCount(0)
+        self._rows = []
+        show_text(self.extract, note, None)
+
     def show_extraction(self, extraction: Any) -> None:
         from inference.exports import extraction_json
 

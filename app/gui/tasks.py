@@ -504,6 +504,7 @@ class TaskActions:
 
         def done(extraction: Any) -> None:
             self.extractions.append(extraction)
+            self.extraction_scope = {e.path for e in entries}  # the Extract tab is about these documents only
             self.results.show_extraction(extraction)
             decorate(self.results, extraction)
             install_menu(self)
