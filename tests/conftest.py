@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import os
 import tempfile
+from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
@@ -12,6 +13,32 @@ os.environ.setdefault("DWB_QUANT_CACHE", tempfile.mkdtemp(prefix="dwb-test-quant
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # Qt tests draw offscreen: no display needed
 
 import pytest
+
+# The data, models and tools the tests read beside the checkout (``../shared``); DWB_SHARED points elsewhere (a
+# folder that does not exist shows which tests need it: they skip, naming what is missing).
+SHARED = Path(os.environ.get("DWB_SHARED") or Path(__file__).resolve().parents[1].parent / "shared")
+DATA = SHARED / "data"
+
+
+def needs_shared(*parts: str) -> pytest.MarkDecorator:
+    """A mark that skips a test or module unless ``../shared/<parts>`` exists."""
+    return pytest.mark.skipif(
+        not SHARED.joinpath(*parts).exists(), reason=f"../shared/{'/'.join(parts)} is not present"
+    )
+
+
+def shared_path(*parts: str) -> Path:
+    """``../shared/<parts>``, or a skip naming it when it is absent."""
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"../shared/{'/'.join(parts)} is not present")
+    return path
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """``../shared/data``; the test skips when it is absent."""
+    return shared_path("data")
 
 
 @pytest.fixture(scope="session", autouse=True)

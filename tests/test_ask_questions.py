@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
+from conftest import DATA, needs_shared
 
 from inference.documents import open_document
 from inference.tasks import BuiltinEngine
 
-PDF = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "docling" / "pdf"
-pytestmark = pytest.mark.skipif(not PDF.is_dir(), reason="../shared/data is not present")
+PDF = DATA / "docling" / "pdf"
+pytestmark = needs_shared("data", "docling", "pdf")
 
 QUESTIONS = [  # (question, document, page)
     ("How many data breaches does the Identity Theft Resource Center report?", "redp5110_sampled.pdf", 5),

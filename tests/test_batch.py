@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pymupdf
 import pytest
+from conftest import DATA, needs_shared
 
 from inference.batch import MANIFEST, plan, run_parse
 from inference.documents import open_document
@@ -20,8 +21,7 @@ from inference.exports import inside, parse_formats, safe_name, write_parse
 from inference.tasks import BuiltinEngine
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
-needs_data = pytest.mark.skipif(not DATA.is_dir(), reason="../shared/data is not present")
+needs_data = needs_shared("data")
 HOSTILE = {
     "zero.pdf": b"",
     "random.pdf": os.urandom(4096),

@@ -82,9 +82,12 @@ def _same_ids(a, b):
 
 
 def test_generate_streams_text_and_labels_random_weights():
-    proc = dwb("generate", "--steps", "2", "Hi")
+    proc = dwb("generate", "--steps", "2", "--seed", "4", "Hi")
     assert "random weights" in proc.stderr and "tokens/s" in proc.stderr
-    assert proc.stdout.strip()
+    events = dwb("generate", "--steps", "2", "--seed", "4", "--json", "Hi").stdout.splitlines()
+    text = json.loads(events[-1])["texts"][0]
+    assert text.strip()  # the streamed text is the whole answer (subprocess's text mode reads \r as \n)
+    assert proc.stdout == text.replace("\r\n", "\n").replace("\r", "\n")
 
 
 def test_parse_outputs_get_the_mode_the_umask_gives_new_files(tmp_path):

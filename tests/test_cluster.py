@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
+from conftest import DATA, needs_shared
 
 from app.cli import main
 from inference.batch import MANIFEST, run_parse
@@ -20,8 +21,7 @@ from inference.tasks import BuiltinEngine
 
 ray = pytest.importorskip("ray", reason="the cluster extra (Ray) is not installed")
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason="../shared/data is not present")
+pytestmark = needs_shared("data")
 BORN_DIGITAL = [
     "docling/pdf/code_and_formula.pdf",
     "docling/pdf/right_to_left_01.pdf",

@@ -10,12 +10,12 @@ from pathlib import Path
 import numpy as np
 import pymupdf
 import pytest
+from conftest import DATA, needs_shared
 
 from inference.documents import Document, Status, ingest, open_document
 from inference.errors import IngestError
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason="../shared/data is not present")
+pytestmark = needs_shared("data")
 HOSTILE = ("ocrmypdf/invalid.pdf", "ocrmypdf/enormous.pdf", "ocrmypdf/no_contents.pdf", "ocrmypdf/blank.pdf")
 
 

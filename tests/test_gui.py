@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import shared_path
 from PIL import Image
 
 pytest.importorskip("PySide6")
@@ -286,9 +286,7 @@ def test_the_window_opens_without_heavy_imports():
 
 
 def test_a_scanned_page_shows_before_and_after_cleanup(window, qtbot):
-    data = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ocrmypdf" / "skew.pdf"
-    if not data.is_file():
-        pytest.skip("../shared/data is not present")
+    data = shared_path("data", "ocrmypdf", "skew.pdf")
     window.add_paths([str(data)])
     qtbot.waitUntil(lambda: ingested(window), timeout=TIMEOUT)
     assert window.cleaned_box.isEnabled()

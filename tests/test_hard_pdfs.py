@@ -249,10 +249,11 @@ def test_bullets_set_apart_from_their_items_make_a_list(tmp_path):
     doc.save(tmp_path / "bullets.pdf")
     md = parse(tmp_path / "bullets.pdf").markdown
     assert all(f"\n- {item}\n" in md for item in items), md
-    shared = Path(__file__).resolve().parents[2] / "shared" / "data" / "docling" / "pdf" / "multi_page.pdf"
-    if shared.is_file():  # a real document written by others
-        md = parse(shared).markdown
-        assert "\n- Wang Laboratories: In the 1970s" in md and "storage. \u2022" not in md
+
+
+def test_bullets_in_a_document_written_by_others(shared_data):
+    md = parse(shared_data / "docling" / "pdf" / "multi_page.pdf").markdown
+    assert "\n- Wang Laboratories: In the 1970s" in md and "storage. \u2022" not in md
 
 
 def test_text_past_the_edge_and_tables_once(tmp_path):
@@ -291,7 +292,8 @@ def test_pages_without_readable_text_say_so(tmp_path):
     pdf.save(path)
     parsed = parse(path)
     first, second = parsed.document.pages
-    assert "Northfield Parish Council" in parsed.pages[0] and first.attrs.get("readable", True)
+    assert "Northfield Parish Council" in parsed.pages[0]
+    assert "readable" not in first.attrs and "no readable text" not in parsed.pages[0]  # only unreadable pages say so
     assert second.attrs["readable"] is False and any("no readable text" in n for n in second.attrs["notes"])
     assert "<!-- note: no readable text" in parsed.pages[1]
 
@@ -332,7 +334,7 @@ def test_inputs_are_sniffed_and_unreadable_folders_fail(tmp_path):
         locked.chmod(0o755)
     assert run.returncode == 1, run.stderr
     assert f"failed:  {locked}: cannot read the folder (Permission denied)" in run.stderr
-    assert "2 parsed" in run.stderr or "1 parsed" in run.stderr
+    assert "1 parsed" in run.stderr  # scan.pdf; the locked folder, named and inside in/, is one failure
 
 
 def _png() -> bytes:

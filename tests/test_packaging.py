@@ -13,12 +13,12 @@ from importlib.metadata import version
 from pathlib import Path
 
 import pytest
+from conftest import DATA, needs_shared
 
 from app import resources
 from app.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
 SCAN = DATA / "ocrmypdf" / "linn.pdf"  # a scanned page with no text layer: text only through OCR
 LIGHT_LIMIT_MIB = 560  # measured 487 MiB (PyInstaller 6.22, Linux x86-64); a new dependency shows up here
 NO_RUNTIME = "no model runtime"
@@ -214,7 +214,7 @@ def test_light_bundle_version(light, elsewhere):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not SCAN.is_file(), reason="../shared/data is not present")
+@needs_shared("data", "ocrmypdf", "linn.pdf")
 def test_light_bundle_parses_the_sample_and_a_scan(light, elsewhere):
     sample = resources.resource_path("sample.pdf")
     run = frozen_dwb(light, "parse", str(sample), str(SCAN), "--out", "out", "--format", "md,json", cwd=elsewhere)

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pymupdf
 import pytest
+from conftest import DATA, needs_shared
 
 from inference.documents import open_document
 from inference.prompts import PromptBuilder, PromptPolicy
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason="../shared/data is not present")
+pytestmark = needs_shared("data")
 
 
 @pytest.fixture(scope="module")

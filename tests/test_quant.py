@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import chat_inputs
+from conftest import chat_inputs, shared_path
 from PIL import Image
 
 from inference.engine import DiffusionEngine
@@ -434,7 +434,7 @@ def test_streaming_a_sharded_checkpoint_keeps_one_layer_resident(tmp_path):
 
     from inference.quant import empty_model
 
-    raw = json.loads((ROOT.parent / "shared/models/diffusiongemma-26B-A4B-approx/config.json").read_text())
+    raw = json.loads(shared_path("models", "diffusiongemma-26B-A4B-approx", "config.json").read_text())
     text = raw["text_config"]
     text["num_hidden_layers"], text["layer_types"] = 3, text["layer_types"][3:6]  # two sliding layers, one full
     text["per_layer_config"] = {"02": text["per_layer_config"]["05"]}  # the full layer's heads
@@ -490,7 +490,7 @@ def test_the_default_picks_nf4_when_only_nf4_fits_and_the_cache_is_counted_per_l
 
     from inference.sizing import choose_quant, count_parameters, estimate_memory, kv_cache_bytes
 
-    config = DiffusionGemmaConfig.from_pretrained(ROOT.parent / "shared/models/diffusiongemma-26B-A4B-approx")
+    config = DiffusionGemmaConfig.from_pretrained(shared_path("models", "diffusiongemma-26B-A4B-approx"))
     counts = count_parameters(config)
     gib = 2**30
     quant, why = choose_quant(counts, "auto", "bf16", "cuda", available=24 * gib)

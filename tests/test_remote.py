@@ -151,8 +151,12 @@ def test_cli_parse_ask_extract_remote(served, tmp_path, capsys):
     assert answer["engine"] == "remote" and answer["citations"]
     schema = tmp_path / "schema.json"
     schema.write_text(json.dumps({"type": "object", "properties": {"title": {"type": "string"}}}))
-    assert dwb(["extract", str(SAMPLE), "--schema", str(schema), *common]) in (0, 1)
-    assert json.loads(capsys.readouterr().out)["engine"] == "remote"
+    code = dwb(["extract", str(SAMPLE), "--schema", str(schema), *common])
+    extraction = json.loads(capsys.readouterr().out)
+    assert extraction["engine"] == "remote"
+    assert code == (
+        0 if extraction["valid"] else 1
+    )  # random weights may or may not give valid JSON; the code says which
 
 
 def test_cli_seed_gives_the_same_pages_again_locally_and_through_the_server(served, tmp_path):

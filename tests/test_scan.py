@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import difflib
 import re
-from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from conftest import DATA, needs_shared
 from PIL import Image
 
 from inference.documents import open_document
 from inference.documents.scan import clean_scan, content_box, noise_sigma, page_image, to_before
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-needs_data = pytest.mark.skipif(not DATA.is_dir(), reason="../shared/data is not present")
+needs_data = needs_shared("data")
 
 
 def line_angle(image: Image.Image) -> float:

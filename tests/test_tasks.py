@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pymupdf
 import pytest
+from conftest import DATA, SHARED, needs_shared
 from rapidfuzz.distance import Levenshtein
 
 from app.cli import main as dwb
@@ -19,9 +20,7 @@ from inference.tasks.layout import FURNITURE, find_gutters
 from inference.tasks.markdown import table_html
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
-DATA = SHARED / "data"
-needs_data = pytest.mark.skipif(not DATA.is_dir(), reason="../shared/data is not present")
+needs_data = needs_shared("data")
 
 
 def last_number(output: str, key: str) -> float:
