@@ -2,8 +2,11 @@
 
 Both read every page of every PDF (our ``open_document``: blocks, headings, lists, tables, figures, scan
 detection; pymupdf4llm: ``to_markdown``), alternating file by file, three rounds; pages/s from the median round.
-Then the time to open a synthetic 1000-page PDF and render its first page. The last line is
-``ingest_ratio=<our pages/s / pymupdf4llm pages/s>``.
+Then the time to open a synthetic 1000-page PDF and render its first page, the builtin engine's parse speed on a
+synthetic 300-page born-digital PDF (``born_digital_pages_per_s=``), and the reading order of both tools' Markdown
+against the reference Markdown of the born-digital PDFs in ``docling/`` (``reading_order_ours=``,
+``reading_order_pymupdf4llm=``: the share of the reference's words that come out in the reference's order). The
+last line is ``ingest_ratio=<our pages/s / pymupdf4llm pages/s>``.
 
     .venv/bin/python -m tests.benchmarks.ingest [--rounds 3]
 """
@@ -11,8 +14,11 @@ Then the time to open a synthetic 1000-page PDF and render its first page. The l
 from __future__ import annotations
 
 import argparse
+import bisect
+import collections
 import contextlib
 import io
+import re
 import statistics
 import tempfile
 import time
@@ -78,6 +84,8 @@ def main() -> None:
             times.append(time.perf_counter() - t0)
         print(f"1000-page PDF: open (all pages' text) + render page 1: median {statistics.median(times):.2f} s")
         runaway_page(Path(tmp))
+        long_document(Path(tmp))
+    reading_order()
     print(f"ingest_ratio={ours_pps / theirs_pps:.2f}")
 
 
@@ -108,6 +116,69 @@ def runaway_page(tmp: Path) -> None:
     )
     seconds, peak_mb = run.stdout.split()[-2:] if run.returncode == 0 else ("?", "?")
     print(f"runaway page (59,000 vector paths): parse {seconds} s, peak memory {peak_mb} MB")
+
+
+def long_document(tmp: Path, pages: int = 300) -> None:
+    """Parse speed of the builtin engine (text layer, layout, Markdown) on a born-digital PDF of ``pages`` pages."""
+    import pymupdf
+
+    from inference.documents import open_document
+    from inference.tasks.builtin import BuiltinEngine
+
+    path = tmp / "long.pdf"
+    pdf = pymupdf.open()
+    for i in range(pages):
+        page = pdf.new_page()
+        page.insert_text((72, 60), f"Chapter {i // 10 + 1}, section {i + 1}", fontsize=16)
+        page.insert_textbox(pymupdf.Rect(72, 90, 520, 760), f"Paragraph {i}: the board met and agreed. " * 40)
+        page.insert_text((300, 800), str(i + 1), fontsize=9)
+    pdf.save(path)
+    times = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        BuiltinEngine().parse(open_document(path))
+        times.append(time.perf_counter() - t0)
+    print(f"born_digital_pages_per_s={pages / statistics.median(times):.1f}")
+
+
+WORD = re.compile(r"[^\W_]{4,}")
+
+
+def order_score(reference: str, produced: str) -> float:
+    """The share of the reference's words (those of four or more letters that occur once in both texts) that the
+    produced text has in the reference's order: the longest increasing run of their positions over their count."""
+    ref_words = WORD.findall(reference.lower())
+    out_words = WORD.findall(produced.lower())
+    ref_count, out_count = collections.Counter(ref_words), collections.Counter(out_words)
+    position = {w: i for i, w in enumerate(out_words) if out_count[w] == 1}
+    seq = [position[w] for w in ref_words if ref_count[w] == 1 and w in position]
+    if not seq:
+        return 0.0
+    tails: list[int] = []
+    for p in seq:
+        k = bisect.bisect_left(tails, p)
+        tails[k : k + 1] = [p]
+    return len(tails) / len(seq)
+
+
+def reading_order() -> None:
+    import pymupdf4llm
+
+    from inference.documents import open_document
+    from inference.tasks.builtin import BuiltinEngine
+
+    ours, theirs = [], []
+    for reference in sorted((DATA / "docling" / "groundtruth").glob("*.md")):
+        pdf = DATA / "docling" / "pdf" / f"{reference.stem}.pdf"
+        if not pdf.exists():
+            continue
+        truth = reference.read_text(encoding="utf-8")
+        ours.append(order_score(truth, BuiltinEngine().parse(open_document(pdf)).markdown))
+        with contextlib.redirect_stdout(io.StringIO()):
+            theirs.append(order_score(truth, pymupdf4llm.to_markdown(str(pdf))))
+    if ours:
+        print(f"reading_order_ours={statistics.mean(ours):.3f} ({len(ours)} PDFs with reference Markdown)")
+        print(f"reading_order_pymupdf4llm={statistics.mean(theirs):.3f}")
 
 
 if __name__ == "__main__":
