@@ -7,7 +7,12 @@ end-of-sequence off on both sides, so both make the same denoising steps, and ev
 on the remote side). Prints the medians and, last, ``remote_overhead_ratio=<remote median / in-process median>``
 (goal: <= 1.25).
 
-    .venv/bin/python -m tests.benchmarks.serve [--model tiny|ID|FOLDER] [--pairs 7] [--device auto]
+Before that, throughput: ``--clients`` (8) clients send the same number of requests (no seed, so the server may
+batch them; each makes the same 2 canvases) once one after another and once all at once, alternating over
+``--rounds``; ``batch_throughput_ratio=<one-at-a-time seconds / concurrent seconds>`` (median; goal >= 1.6 on tiny
+with the server's default --max-batch 4). The total of generated tokens is checked equal between the two.
+
+    .venv/bin/python -m tests.benchmarks.serve [--model tiny|ID|FOLDER] [--pairs 7] [--clients 8] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -45,6 +50,48 @@ def _wait_ready(url: str, server: subprocess.Popen, seconds: float = 300) -> Non
     raise SystemExit("dwb serve did not start")
 
 
+def throughput(url: str, text: str, args: argparse.Namespace) -> tuple[list[float], list[float]]:
+    """Seconds for ``args.clients`` requests one after another and all at once, per round."""
+    import threading
+
+    import httpx
+
+    body = {
+        "messages": [{"role": "user", "content": text}],
+        "max_tokens": args.new_tokens,
+        "dwb": {
+            "params": {"max_denoising_steps": args.steps, "stability_threshold": None, "confidence_threshold": None}
+        },
+    }
+
+    def ask(client: httpx.Client, tokens: list[int]) -> None:
+        answer = client.post(url + "/chat/completions", json=body, timeout=3600)
+        answer.raise_for_status()
+        tokens.append(answer.json()["usage"]["completion_tokens"])
+
+    sequential, concurrent = [], []
+    with httpx.Client(limits=httpx.Limits(max_connections=args.clients + 2)) as client:
+        ask(client, [])  # warm-up
+        for _ in range(args.rounds):
+            one, many = [], []
+            t0 = time.perf_counter()
+            for _ in range(args.clients):
+                ask(client, one)
+            sequential.append(time.perf_counter() - t0)
+            threads = [threading.Thread(target=ask, args=(client, many)) for _ in range(args.clients)]
+            t0 = time.perf_counter()
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            concurrent.append(time.perf_counter() - t0)
+            if sum(one) != sum(many) or len(many) != args.clients:
+                raise SystemExit(
+                    f"the concurrent requests made other tokens ({sum(many)}) than one by one ({sum(one)})"
+                )
+    return sequential, concurrent
+
+
 def serve_child(args: argparse.Namespace) -> None:
     """The server process: ``dwb serve``'s parts, with end-of-sequence off so that every run makes 2 canvases."""
     import uvicorn
@@ -67,6 +114,8 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=7)
     parser.add_argument("--new-tokens", type=int, default=512)
     parser.add_argument("--steps", type=int, default=48)
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--child-port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child_port:
@@ -115,6 +164,7 @@ def main() -> None:
         prompt = Prompt("", parts, 280, total, template, 10_000)
         inputs = builder.inputs(prompt)
         _wait_ready(url, server)
+        sequential, concurrent = throughput(url, parts[0].text, args)
         remote = RemoteEngine(url, loaded.processor, params=params, concurrency=1)
 
         def local_run() -> tuple[float, list[int], int]:
@@ -157,6 +207,12 @@ def main() -> None:
         f"dwb serve + remote engine (events on): median {rm * 1000:.1f} ms  "
         f"(runs: {', '.join(f'{t * 1000:.0f}' for t in remote_times)})"
     )
+    sm, cm = statistics.median(sequential), statistics.median(concurrent)
+    print(
+        f"{args.clients} clients, one at a time: median {sm:.2f} s; all at once: median {cm:.2f} s "
+        f"(rounds: {', '.join(f'{a:.2f}/{b:.2f}' for a, b in zip(sequential, concurrent, strict=True))})"
+    )
+    print(f"batch_throughput_ratio={sm / cm:.3f}")
     print(f"remote_overhead_ratio={rm / lm:.3f}")
 
 
