@@ -17,7 +17,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -284,8 +284,3 @@ def parse_item(
     return ItemResult(
         str(item.path), "partial" if errors else "done", outputs=outputs, message="; ".join(errors[:3]), errors=errors
     )
-
-
-def iter_results(result: BatchResult) -> Iterator[str]:
-    for item in result.items:
-        yield f"{item.status:8} {item.path}" + (f"  {item.message}" if item.message else "")

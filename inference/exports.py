@@ -16,7 +16,6 @@ import re
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 from .errors import ConfigError
 from .tasks.base import Answer, Extraction, ParseResult
@@ -198,7 +197,3 @@ def answer_markdown(answer: Answer) -> str:
 
 def extraction_json(extraction: Extraction) -> str:
     return json.dumps(extraction.to_json(), ensure_ascii=False, indent=1)
-
-
-def dump(obj: Any) -> str:
-    return json.dumps(obj, ensure_ascii=False, indent=1)

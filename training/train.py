@@ -1,7 +1,7 @@
 """Train the built-in ``tiny-trained`` demonstration model: a small DiffusionGemma that transcribes its prompt.
 
 Run ``python -m training.train --out DIR`` for one stage; ``python -m training.recipe DIR`` reruns the
-five stages of the shipped weights in order (neither is run by the tests; the README gives their run times). The
+five stages of the shipped weights in order (neither is run by the tests; docs/training.md gives their run times). The
 task is the workbench's own parse prompt (the page marker, the page's text layer as the hint, the page image,
 :data:`inference.tasks.model.PARSE_INSTRUCTION`) and the answer is the page's text, so that ``dwb parse --engine
 model --model tiny-trained`` transcribes short text pages. It is a demonstration of block diffusion that

@@ -28,7 +28,6 @@ BLOCK_KINDS = (
     "footer",
     "page_number",
 )
-KINDS = ("pdf", "image", "video", "text")
 _UNSAFE = re.compile(r"[\ud800-\udfff\x00-\x1f\x7f-\x9f\ufb50-\ufdff\ufe70-\ufefc]")
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]+")

@@ -577,12 +577,3 @@ def _figures(infos: list[dict], rect: Any, start: int) -> list[Block]:
             )
         )
     return blocks
-
-
-def _inside(inner: tuple, outer: tuple, slack: float = 2.0) -> bool:
-    return (
-        inner[0] >= outer[0] - slack
-        and inner[1] >= outer[1] - slack
-        and inner[2] <= outer[2] + slack
-        and inner[3] <= outer[3] + slack
-    )

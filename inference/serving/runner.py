@@ -179,12 +179,6 @@ class Runner:
         return self.limits.max_pixels
 
     # ------------------------------------------------------------------ requests -> runs
-    def prepare(self, body: dict[str, Any]) -> tuple[dict[str, Any], DiffusionParams]:
-        """Model inputs and parameters for a chat request; a ``WireError`` (400) when it cannot be served."""
-        run_text, images, soft, params = self.parse_request(body)
-        inputs = self.encode(run_text, images, soft)
-        return inputs, params
-
     def parse_request(self, body: dict[str, Any]) -> tuple[str, list[Any], int, DiffusionParams]:
         """The rendered prompt, its images, image budget and parameters; every check that needs no tokenizing."""
         messages, images = processor_messages(body.get("messages"), self.limits.max_pixels)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import html
 import re
 
-from ..documents.model import Block, Document, Page
+from ..documents.model import Block, Page
 from ..documents.pdf import BULLET
 from .layout import FURNITURE
 
@@ -20,13 +20,6 @@ def page_marker(page: Page) -> str:
     label = f" (label {page.label})" if page.label and page.label != str(page.number) else ""
     when = f" at {page.label}" if page.timestamp is not None else ""
     return f"<!-- page {page.number}{label if page.timestamp is None else when} -->"
-
-
-def document_markdown(doc: Document, furniture: bool = False, markers: bool = True) -> str:
-    parts = []
-    for page in doc.pages:
-        parts.append(page_markdown(page, furniture=furniture, marker=markers))
-    return "\n\n".join(p for p in parts if p).strip() + "\n"
 
 
 def page_markdown(page: Page, furniture: bool = False, marker: bool = True) -> str:
