@@ -580,7 +580,10 @@ def cmd_ask(args: argparse.Namespace, cancel: Any) -> int:
             file=sys.stderr,
         )
         return 1
-    return 0 if answer.citations else 1
+    if not answer.citations:
+        print("dwb: the answer cites no passage of the documents", file=sys.stderr)
+        return 1
+    return 0
 
 
 def cmd_extract(args: argparse.Namespace, cancel: Any) -> int:
