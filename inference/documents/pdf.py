@@ -155,10 +155,14 @@ def _read_page(page: Any, number: int, tables: bool, turns: dict[int, int] | Non
     data = _display_text(page)
     turn = sideways_turn(data)
     if turn:  # text running up or down the page: read the page turned the way a reader turns it
-        page.set_rotation((rotation + turn) % 360)  # in memory only: the file is never written
-        data = _display_text(page)
-        if turns is not None:
-            turns[number] = turn
+        try:
+            page.set_rotation((rotation + turn) % 360)  # in memory only: the file is never written
+        except (RuntimeError, ValueError):  # a page PyMuPDF cannot change: read as drawn
+            turn = 0
+        else:
+            data = _display_text(page)
+            if turns is not None:
+                turns[number] = turn
     rect = page.rect
     text_blocks = [b for b in data["blocks"] if b.get("type") == 0]
     for b in text_blocks:

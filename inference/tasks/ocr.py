@@ -17,7 +17,7 @@ from typing import Any
 
 from ..documents.model import Block, Document, Page
 from ..documents.pdf import join_lines
-from ..documents.scan import clean_scan, to_before
+from ..documents.scan import ScanOptions, clean_scan, to_before
 from ..errors import IngestError
 
 OCR_DPI = 300
@@ -237,6 +237,45 @@ def ocr_dpi(page: Page) -> float:
     return 72.0 * long_side / max(page.width, page.height)
 
 
+OCR_CLEANUP = ScanOptions(flatten=True)  # OCR reads ink, not colour: coloured backgrounds become white paper
+MAX_OCR_PIXELS = 24_000_000  # an image larger than this is scaled down before OCR (memory; 300 dpi A3 fits)
+MIN_GLYPH = 16  # pixels: smaller letters are scaled up to about TARGET_GLYPH (Tesseract reads 20-40 px best)
+TARGET_GLYPH = 28
+MAX_UPSCALE = 4.0
+
+
+def ocr_scale(image: Any, small_text: bool = True) -> float:
+    """The factor an image is scaled by before OCR: down to ``MAX_OCR_PIXELS`` (the clean-up's copies and Tesseract
+    grow with the pixel count), up when its letters are under ``MIN_GLYPH`` pixels high (a line of 20-pixel text
+    cut from a screen), never past ``MAX_OCR_PIXELS``."""
+    import numpy as np
+
+    from ..documents.scan import glyph_height
+
+    pixels = image.width * image.height
+    cap = (MAX_OCR_PIXELS / pixels) ** 0.5 if pixels else 1.0
+    scale = 1.0
+    if small_text and pixels:
+        glyph = glyph_height(np.asarray(image.convert("L")))
+        if 0 < glyph < MIN_GLYPH:
+            scale = min(MAX_UPSCALE, TARGET_GLYPH / glyph)
+    return min(scale, cap)
+
+
+def _without_rules(image: Any, page: Page) -> Any:
+    """The cleaned page with ruled frames (empty comb boxes, boxes, underlines) whitened for OCR."""
+    import numpy as np
+    from PIL import Image
+
+    from ..documents.scan import remove_rules
+
+    gray, removed = remove_rules(np.asarray(image.convert("L")))
+    if not removed:
+        return image
+    page.attrs["cleanup"]["steps"].append(f"remove {removed} ruled frame(s)")
+    return Image.fromarray(gray)
+
+
 def ocr_page(
     doc: Document, page: Page, dpi: float | None = None, lang: str | None = None, render_lock: Any = None
 ) -> list[Block]:
@@ -244,13 +283,23 @@ def ocr_page(
     (``lang``, or the one the page's script calls for when none is named) land in ``page.attrs``."""
     with render_lock or contextlib.nullcontext():  # one render at a time: PyMuPDF is not thread-safe
         image = doc.render(page.number, dpi or (ocr_dpi(page) if doc.kind == "pdf" else 0))
-    cleaned = clean_scan(image)
+    scale = ocr_scale(image, small_text=doc.kind != "pdf")  # a PDF page is already rendered at a fitting dpi
+    size = image.size
+    if scale != 1.0:
+        from PIL import Image
+
+        image = image.resize((max(1, round(size[0] * scale)), max(1, round(size[1] * scale))), Image.Resampling.LANCZOS)
+    cleaned = clean_scan(image, OCR_CLEANUP)
+    del image  # the scaled copy: only the cleaned one is needed from here
     page.attrs["cleanup"] = cleaned.summary()
-    lang = lang or detect_language(cleaned.after)
+    if scale != 1.0:
+        page.attrs["cleanup"]["scale"] = round(scale, 3)
+    reading = _without_rules(cleaned.after, page)
+    lang = lang or detect_language(reading)
     page.attrs["ocr_lang"] = lang
-    paragraphs = ocr_image(cleaned.after, lang)
-    sx = page.width / image.width if page.width else 1.0
-    sy = page.height / image.height if page.height else 1.0
+    paragraphs = ocr_image(reading, lang)
+    sx = page.width / size[0] / scale if page.width else 1.0 / scale
+    sy = page.height / size[1] / scale if page.height else 1.0 / scale
     heights = [ln.height for _, _, lines in paragraphs for ln in lines]
     body = statistics.median(heights) if heights else 0.0
     blocks = []
