@@ -460,20 +460,36 @@ def make_engine(args: argparse.Namespace) -> Any:
 
 
 class ProgressBar:
-    """One line on stderr, redrawn in place on a terminal, one line per document otherwise."""
+    """One line on stderr, redrawn in place on a terminal, one line per document otherwise; :meth:`page` shows the
+    pages of the document being parsed (an indented line per page off a terminal)."""
 
     def __init__(self, stream: Any = None) -> None:
+        import threading
+
         self.stream = stream or sys.stderr
         self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.lock = threading.Lock()  # documents of a remote batch report from their own threads
+
+    def page(self, done: int, total: int, what: str) -> None:
+        """``TaskContext.progress``: one step of a document's pages."""
+        line = f"  {what} ({done}/{total} pages)"
+        with self.lock:
+            self.stream.write("\r" + line.ljust(100)[:100] if self.tty else line + "\n")
+            self.stream.flush()
 
     def __call__(self, index: int, total: int, item: Any, result: Any) -> None:
+        with self.lock:
+            self._document(index, total, item, result)
+
+    def _document(self, index: int, total: int, item: Any, result: Any) -> None:
         done = index + (1 if result is not None else 0)
         width = 24
         filled = int(width * done / max(total, 1))
         bar = "#" * filled + "-" * (width - filled)
         name = item.path.name if len(item.path.name) <= 40 else item.path.name[:37] + "..."
         state = result.status if result is not None else "parsing"
-        line = f"[{bar}] {done}/{total} {state:8} {name}"
+        kept = f" ({result.kept} pages kept from an earlier run)" if result is not None and result.kept else ""
+        line = f"[{bar}] {done}/{total} {state:8} {name}{kept}"
         if self.tty:
             self.stream.write("\r" + line.ljust(100)[:100])
             if done == total and result is not None:
@@ -499,6 +515,7 @@ def cmd_parse(args: argparse.Namespace, cancel: Any) -> int:
     else:
         kind = _engine_kind(args)
         finished = not args.force and _all_finished(args, formats, options, kind)
+        bar = ProgressBar()
         result = run_parse(
             args.inputs,
             args.out,
@@ -508,8 +525,8 @@ def cmd_parse(args: argparse.Namespace, cancel: Any) -> int:
             force=args.force,
             options=options,
             password=password_source(args),
-            on_item=ProgressBar(),
-            context=TaskContext(on_event=EventView(args.json_events), cancel=cancel),
+            on_item=bar,
+            context=TaskContext(on_event=EventView(args.json_events), cancel=cancel, progress=bar.page),
             doc_timeout=args.doc_timeout,
         )
     done, skipped = result.count("done"), result.count("skipped")
@@ -518,6 +535,9 @@ def cmd_parse(args: argparse.Namespace, cancel: Any) -> int:
         f"-> {args.out}",
         file=sys.stderr,
     )
+    kept = sum(item.kept for item in result.items)
+    if kept:
+        print(f"{kept} pages kept from an earlier run (not parsed again)", file=sys.stderr)
     for item in result.partial:
         print(f"  partial: {item.path}: {item.message}", file=sys.stderr)
     for item in result.failed:
@@ -580,7 +600,10 @@ def cmd_ask(args: argparse.Namespace, cancel: Any) -> int:
             file=sys.stderr,
         )
         return 1
-    return 0 if answer.citations else 1
+    if not answer.citations:
+        print("dwb: the answer cites no passage of the documents", file=sys.stderr)
+        return 1
+    return 0
 
 
 def cmd_extract(args: argparse.Namespace, cancel: Any) -> int:

@@ -8,6 +8,11 @@ and recorded in the manifest as failed (a rerun tries them again). A partial doc
 or the server went away) is not finished either: a rerun parses it again. ``doc_timeout`` bounds each document: past
 it, its run is cancelled and the document fails with the reason (the batch goes on). ``inference.cluster`` runs the
 same steps on Ray.
+
+Pages are kept as they finish too (``inference.documents.kept``), in ``.dwb-pages/<sub-folder>/<stem>/``: a
+document stopped part way (killed, cancelled, past ``doc_timeout``) keeps its finished pages, and a rerun with the
+same input, engine and options parses only the pages missing, then writes the document's files as one uninterrupted
+run would. The folder goes once its document is done; ``force`` and changed options discard it.
 """
 
 from __future__ import annotations
@@ -25,13 +30,15 @@ from typing import Any
 
 from .cancel import CancelToken
 from .documents import expand, open_document, sniff
+from .documents.kept import PageStore
 from .documents.model import file_sha256
 from .errors import CancelledError, WorkbenchError
-from .exports import parse_formats, write_atomic, write_parse
+from .exports import inside, parse_formats, write_atomic, write_parse
 from .tasks.base import ParseOptions, TaskContext
 
 log = logging.getLogger(__name__)
 MANIFEST = ".dwb-manifest.json"
+PAGES = ".dwb-pages"  # kept pages, one folder per unfinished document
 
 
 @dataclass
@@ -49,6 +56,8 @@ class ItemResult:
     message: str = ""
     seconds: float = 0.0
     errors: list[str] = field(default_factory=list)  # every page error (message has the first three)
+    kept: int = 0  # pages taken whole from an earlier run's kept pages
+    pages: str = ""  # the folder of its kept pages, while the document is not done
 
 
 @dataclass
@@ -112,16 +121,8 @@ class Manifest:
     def record_result(self, key: str, sha256: str, options: dict[str, Any], result: ItemResult) -> None:
         """A parsed document's files and page errors, or why it failed (then no files: a rerun tries it again)."""
         errors = result.errors if result.status != "failed" else [result.message]
-        self.record(
-            key,
-            {
-                "sha256": sha256,
-                "options": options,
-                "outputs": result.outputs,
-                "status": result.status,
-                "errors": errors,
-            },
-        )
+        entry = {"sha256": sha256, "options": options, "outputs": result.outputs, "status": result.status}
+        self.record(key, {**entry, "errors": errors, **({"pages": result.pages} if result.pages else {})})
 
 
 def run_parse(
@@ -144,6 +145,7 @@ def run_parse(
     options = options or ParseOptions()
     settings = run_settings(engine.name, formats, per_page, options)
     manifest = Manifest(out)
+    context = context or TaskContext()
     items = plan(inputs)
     lock = threading.Lock()  # the manifest and on_item, when documents run in parallel
 
@@ -155,8 +157,9 @@ def run_parse(
         started = time.perf_counter()
         sha, res = check_item(item, key, manifest, settings, out, force)
         if res is None:
+            store = PageStore.open(pages_folder(out, item), page_settings(sha, engine, options), fresh=force)
             job = (item, out, engine, formats, per_page, options)
-            res = _parse_within(doc_timeout, job, context, password)
+            res = _parse_within(doc_timeout, job, dataclasses.replace(context, pages=store), password)
         if res.status != "skipped":
             with lock:
                 manifest.record_result(key, sha, settings, res)
@@ -200,7 +203,6 @@ def _parse_within(
 ) -> ItemResult:
     """``parse_item(*job, context, password)`` under the document's time limit, if any: past it the document
     fails, naming the limit."""
-    context = context or TaskContext()
     item = job[0]
     if not doc_timeout:
         return parse_item(*job, context, password)
@@ -210,9 +212,11 @@ def _parse_within(
     except CancelledError:
         if not token.expired or (context.cancel is not None and context.cancel.cancelled):
             raise
-        return ItemResult(
-            str(item.path), "failed", message=f"{item.path}: not parsed within {doc_timeout:g} s (--doc-timeout)"
-        )
+        message = f"{item.path}: not parsed within {doc_timeout:g} s (--doc-timeout)"
+        store = context.pages
+        if store is not None and store.pages_on_disk:
+            message += f"; its finished pages are kept for a rerun ({store.pages_on_disk} in {store.folder.name}/)"
+        return ItemResult(str(item.path), "failed", message=message, pages=_kept_folder(store, item, job[1]))
 
 
 def run_settings(engine_name: str, formats: tuple[str, ...], per_page: bool, options: ParseOptions) -> dict[str, Any]:
@@ -225,6 +229,33 @@ def run_settings(engine_name: str, formats: tuple[str, ...], per_page: bool, opt
         "markers": options.markers,
         **({"ocr_lang": options.ocr_lang} if options.ocr_lang else {}),  # other languages: parsed again
     }
+
+
+def page_settings(sha256: str, engine: Any, options: ParseOptions) -> dict[str, Any]:
+    """What a document's kept pages were made from: the input, the engine (a model's identity and parameters) and
+    the options that change a page. Output options (formats, per-page files, page markers) keep them."""
+    identity = getattr(engine, "page_identity", None)
+    return {
+        "version": 1,
+        "sha256": sha256,
+        "engine": engine.name,
+        **(identity() if callable(identity) else {}),
+        "furniture": options.furniture,
+        "ocr": options.ocr,
+        "ocr_lang": options.ocr_lang,
+    }
+
+
+def pages_folder(out: Path, item: Item) -> Path:
+    """Where a document's pages are kept while it is not done: ``.dwb-pages/<sub-folder>/<stem>`` in ``out``."""
+    return inside(out / PAGES, *Path(item.subdir).parts, item.stem)
+
+
+def _kept_folder(store: PageStore | None, item: Item, out: Path) -> str:
+    """The kept pages' folder relative to ``out``, when there are any."""
+    if store is None or not store.pages_on_disk:
+        return ""
+    return store.folder.relative_to(out.resolve()).as_posix()
 
 
 def item_key(item: Item) -> str:
@@ -265,22 +296,33 @@ def parse_item(
     context: TaskContext | None = None,
     password: Callable[[str], str | None] | None = None,
 ) -> ItemResult:
-    """Ingest one document, run the engine and write its files under ``out``; any failure is its result."""
+    """Ingest one document, run the engine and write its files under ``out``; any failure is its result.
+
+    With ``context.pages`` (a ``PageStore``), pages kept by an earlier run are reused and finished pages kept as
+    they finish; the store is discarded once the document is done (its files hold every page)."""
+    context = context or TaskContext()
+    store = context.pages
     try:
-        doc = open_document(item.path, password=password)
+        doc = open_document(item.path, password=password, pages=store, cancel=context.cancel)
         parsed = engine.parse(doc, options, context)
         written = write_parse(parsed, out, item.stem, formats, per_page=per_page, subdir=item.subdir)
     except CancelledError:
         raise
     except WorkbenchError as exc:
-        return ItemResult(str(item.path), "failed", message=exc.user_message())
+        return ItemResult(str(item.path), "failed", message=exc.user_message(), pages=_kept_folder(store, item, out))
     except Exception as exc:
         log.debug("parse failed", exc_info=True)
-        return ItemResult(
-            str(item.path), "failed", message=f"{item.path}: could not be parsed ({type(exc).__name__}: {exc})"
-        )
+        message = f"{item.path}: could not be parsed ({type(exc).__name__}: {exc})"
+        return ItemResult(str(item.path), "failed", message=message, pages=_kept_folder(store, item, out))
     outputs = [p.relative_to(out.resolve()).as_posix() for p in written]
     errors = [f"page {e.page}: {e.message}" if e.page else e.message for e in parsed.document.errors]
-    return ItemResult(
+    result = ItemResult(
         str(item.path), "partial" if errors else "done", outputs=outputs, message="; ".join(errors[:3]), errors=errors
     )
+    if store is not None:
+        result.kept = store.kept
+        if errors:
+            result.pages = _kept_folder(store, item, out)
+        else:
+            store.discard(root=(out / PAGES).resolve())
+    return result

@@ -88,6 +88,9 @@ def bitsandbytes_module() -> Any:
     # Without the optional `kernels` package (which fetches code from the hub) bitsandbytes warns on import and uses
     # its own CPU kernels; that is the expected path here, not something a user can act on.
     logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
+    # With `kernels` installed (transformers pulls it in) and the hub offline, it warns that it skips a trust check
+    # for a kernel it then does not fetch: nothing for the user either.
+    logging.getLogger("kernels").setLevel(logging.ERROR)
     try:
         import bitsandbytes as bnb
     except ImportError as exc:  # pragma: no cover - a declared dependency

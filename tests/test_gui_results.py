@@ -173,7 +173,10 @@ def test_the_results_views_are_monospace_and_highlighted(window, qtbot):
     finally:
         apply_scheme(qtbot_app(), False)
     show_text(results.json, "[" + "1, " * (MAX_CHARS // 3) + "1]", results.json_highlighter)
-    assert formats(results.json, 0) == []  # too long for the UI thread: shown plain
+    # one line longer than the UI thread formats: shown plain, neither by the highlighter nor as extra selections
+    assert formats(results.json, 0) == [] and results.json.extraSelections() == []
+    show_text(results.json, "[\n" + "1,\n" * (MAX_CHARS // 3) + "1]", results.json_highlighter)
+    assert formats(results.json, 0) == [] and results.json.extraSelections()  # long, many lines: those on screen
 
 
 def qtbot_app():

@@ -347,6 +347,40 @@ def test_a_damaged_cache_is_named_in_one_line_and_rebuilt(tmp_path, cache_env, d
     assert third.extra["from_cache"]  # the rebuilt cache verifies
 
 
+def test_a_damaged_cache_without_its_source_names_the_folder_to_delete(tmp_path, cache_env):
+    """A hub snapshot whose blob is gone (offline, the hub cache pruned): the damaged cache cannot be rebuilt, so the
+    error says so and names the exact folder to delete."""
+    import hashlib
+    import shutil
+
+    built = save_tiny(tmp_path / "built")
+    snapshot = tmp_path / "models--org--tiny" / "snapshots" / "rev1"
+    blobs = tmp_path / "models--org--tiny" / "blobs"
+    snapshot.mkdir(parents=True)
+    blobs.mkdir()
+    for path in built.iterdir():
+        if path.suffix == ".safetensors":  # the hub names each blob by its SHA-256
+            blob = blobs / hashlib.sha256(path.read_bytes()).hexdigest()
+            shutil.copyfile(path, blob)
+            (snapshot / path.name).symlink_to(blob)
+        else:
+            shutil.copyfile(path, snapshot / path.name)
+    load_model(str(snapshot), dtype="fp32", device="cpu", quant="nf4")
+    target = cache_folder(snapshot, QuantSettings(), torch.float32)
+    _damage_one_expert(target / MODEL_FILE)
+    for blob in blobs.iterdir():
+        blob.unlink()
+    said = []
+    with pytest.raises(ModelLoadError) as err:
+        load_model(str(snapshot), dtype="fp32", device="cpu", quant="nf4", progress=said.append)
+    assert any(isinstance(m, str) and m.startswith("the quantized cache is damaged") for m in said)
+    assert (
+        err.value.hint
+        == f"The quantized cache {target} is damaged and cannot be rebuilt without the source: delete it."
+    )
+    assert "Traceback" not in err.value.user_message()
+
+
 @pytest.mark.parametrize("quant", ["none", "nf4"])
 def test_a_truncated_checkpoint_is_one_line_naming_the_file(tmp_path, cache_env, quant):
     folder = save_tiny(tmp_path / "tiny")

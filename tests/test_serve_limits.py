@@ -155,3 +155,23 @@ def test_serve_refuses_a_public_host_without_a_token(capsys):
     assert main(["serve", "--host", "0.0.0.0", "--port", "9"]) != 0
     err = capsys.readouterr().err
     assert "--api-key-env" in err and "--insecure" in err and "Traceback" not in err
+
+
+def test_an_engine_failure_answers_with_its_message_and_logs_one_line(caplog):
+    """A run that fails inside the model (a forward that raises) ends the request with the error's message; the log
+    has one line at ERROR and the traceback only at INFO, which ``dwb serve -v`` shows."""
+    loaded = load_model("tiny", dtype="fp32", device="cpu")
+
+    def broken(_module, _inputs, _output):
+        raise RuntimeError("the accelerator went away")
+
+    loaded.model.lm_head.register_forward_hook(broken)
+    with caplog.at_level(logging.INFO):
+        for _runner, url in _serve(loaded, Limits()):
+            answer = httpx.post(url + "/chat/completions", json=_body(), timeout=120)
+            assert answer.status_code >= 500 and "the accelerator went away" in answer.text
+            assert "Traceback" not in answer.text
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR and "failed" in r.getMessage()]
+    assert errors and all(r.exc_info is None and "\n" not in r.getMessage() for r in errors)
+    assert "the accelerator went away" in errors[0].getMessage()
+    assert any(r.levelno == logging.INFO and r.exc_info for r in caplog.records)  # the traceback, for -v

@@ -3,7 +3,8 @@
 
 Highlighting runs on the UI thread. A text up to ``MAX_CHARS`` is highlighted whole when it is set; a longer one
 (the JSON of a 40-page document) only on the lines on screen, again as it scrolls (extra selections), so that
-setting or scrolling a long text never costs the UI thread the time of formatting all of it.
+setting or scrolling a long text never costs the UI thread the time of formatting all of it. A line longer than
+``MAX_LINE_CHARS`` (minified JSON, a page without line breaks) stays plain: one line is formatted whole or not at all.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 from PySide6.QtGui import QColor, QFont, QSyntaxHighlighter, QTextCharFormat
 
 MAX_CHARS = 80_000
+MAX_LINE_CHARS = 5_000
 CODE_FENCE = 1  # block state: inside a fenced code block
 
 LIGHT = {
@@ -204,6 +206,9 @@ class VisibleHighlight:
         bottom = view.viewport().height()
         offset = view.contentOffset()
         while block.isValid() and view.blockBoundingGeometry(block).translated(offset).top() <= bottom:
+            if block.length() > MAX_LINE_CHARS:
+                block = block.next()
+                continue
             for start, count, fmt in self.highlighter.formats_of(block.text()):
                 selection = QTextEdit.ExtraSelection()
                 cursor = QTextCursor(block)

@@ -11,9 +11,11 @@ import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..errors import IngestError, WorkbenchError
 from .images import IMAGE_SUFFIXES, open_image
+from .kept import PageStore
 from .model import Block, Document, Page, PageError, Status
 from .pdf import open_pdf
 from .text import TEXT_SUFFIXES, open_text
@@ -103,13 +105,19 @@ def sniff(path: Path) -> str:
     raise IngestError(f"unsupported file type {suffix or '(no suffix)'!r}", path=path)
 
 
-def open_document(path: str | Path, password: Callable[[str], str | None] | None = None) -> Document:
+def open_document(
+    path: str | Path,
+    password: Callable[[str], str | None] | None = None,
+    pages: PageStore | None = None,
+    cancel: Any = None,
+) -> Document:
+    """The document at ``path``; ``pages`` and ``cancel``: see ``open_pdf`` (other kinds are quick to open)."""
     path = Path(path)
     if not path.exists():
         raise IngestError("file not found", path=path)
     kind = sniff(path)
     if kind == "pdf":
-        return open_pdf(path, password=password)
+        return open_pdf(path, password=password, pages=pages, cancel=cancel)
     if kind == "image":
         return open_image(path)
     if kind == "video":

@@ -97,6 +97,12 @@ class Page:
         """A note for the reader: in the page's JSON (``attrs.notes``) and as a comment in its Markdown."""
         self.attrs.setdefault("notes", []).append(text)
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Page:
+        data = dict(data)
+        data["blocks"] = [Block(**{**b, "bbox": tuple(b["bbox"])}) for b in data["blocks"]]
+        return cls(**data)
+
     @property
     def has_text_layer(self) -> bool:
         return self.text_layer == "visible"
@@ -147,11 +153,7 @@ class Document:
     def from_dict(cls, data: dict[str, Any]) -> Document:
         data = dict(data)
         data.pop("status", None)
-        pages = []
-        for p in data.pop("pages"):
-            p = dict(p)
-            p["blocks"] = [Block(**{**b, "bbox": tuple(b["bbox"])}) for b in p["blocks"]]
-            pages.append(Page(**p))
+        pages = [Page.from_dict(p) for p in data.pop("pages")]
         errors = [PageError(**e) for e in data.pop("errors")]
         return cls(pages=pages, errors=errors, **data)
 

@@ -11,10 +11,13 @@ import unicodedata
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..errors import IngestError
+from ..errors import CancelledError, IngestError
 from .model import Block, Document, Page, clean_text, file_sha256, require_file
+
+if TYPE_CHECKING:
+    from .kept import PageStore
 
 PasswordCallback = Callable[[str], "str | None"]
 # a list item's mark; U+FFFD: a bullet glyph of a symbol font with no Unicode map
@@ -31,8 +34,17 @@ NOT_TEXT = 0.3  # garbled layer: this share of U+FFFD, control or private-use ch
 MIN_WORDLIKE = 0.45  # ... or fewer word-like tokens than this
 
 
-def open_pdf(path: str | Path, password: PasswordCallback | None = None, tables: bool = True) -> Document:
-    """Open ``path`` and extract every page's blocks. Raises ``IngestError`` only when no page can be read."""
+def open_pdf(
+    path: str | Path,
+    password: PasswordCallback | None = None,
+    tables: bool = True,
+    pages: PageStore | None = None,
+    cancel: Any = None,
+) -> Document:
+    """Open ``path`` and extract every page's blocks. Raises ``IngestError`` only when no page can be read.
+
+    With ``pages``, a page kept by an earlier run is taken from it and every page read is kept as it finishes;
+    ``cancel`` (a cancel token) is checked before each page."""
     import pymupdf
 
     path = Path(path)
@@ -65,6 +77,11 @@ def open_pdf(path: str | Path, password: PasswordCallback | None = None, tables:
     doc.renderer = _renderer(path, password, turns)
     for index in range(pdf.page_count):
         number = index + 1
+        if cancel is not None and cancel.cancelled:
+            raise CancelledError(f"{path.name}: stopped while reading page {number}")
+        if pages is not None and (kept := pages.page("read", number)) is not None:
+            doc.pages.append(kept)
+            continue
         try:
             page = pdf.load_page(index)
             doc.pages.append(_read_page(page, number, tables, turns))
@@ -78,6 +95,8 @@ def open_pdf(path: str | Path, password: PasswordCallback | None = None, tables:
                 "the page is empty after PyMuPDF repaired the file: the PDF is probably "
                 "truncated or damaged, and this page's content is missing",
             )
+        if pages is not None:
+            pages.keep_page("read", doc.pages[-1])
     return doc
 
 

@@ -152,6 +152,7 @@ class RemoteEngine(ModelEngine):
             raise ValueError("concurrency must be at least 1")
         self.base_url = base_url.rstrip("/")
         self.model = model
+        self.asked_model = model  # as given (``model`` becomes the server's when none was given)
         self.concurrency = concurrency
         self.events = events
         self.params = params  # all of them, some (a dict: the server's defaults for the rest), or None
@@ -228,6 +229,21 @@ class RemoteEngine(ModelEngine):
                 page, "the answer was cut off at max_tokens (finish_reason: length)", "GenerationError"
             )
         return result
+
+    def transcribed_whole(self, doc: Any, number: int) -> bool:
+        """A page whose answer was cut off at ``max_tokens`` is not whole: it is not kept for a rerun."""
+        with self._model_lock:
+            return (doc.source, number) not in self.cut_off
+
+    def page_identity(self) -> dict[str, Any]:
+        """The model asked for, the options sent and the prompts' image budget (not the server's address: the same
+        model elsewhere makes the same pages)."""
+        return {
+            "model": self.asked_model,
+            "params": self._param_values(),
+            "dpi": self.policy.dpi,
+            "max_soft_tokens": self.policy.max_soft_tokens,
+        }
 
     def ask(self, docs: Sequence[Any], question: str, context: TaskContext | None = None) -> Answer:
         """As the model engine asks; when the pages' images are more than the server takes in one request, the

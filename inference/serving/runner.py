@@ -343,7 +343,8 @@ class Runner:
                 if live:
                     self._run_batch(live)
             except Exception as exc:
-                log.exception("run failed")
+                log.error("run failed: %s: %s", type(exc).__name__, exc)  # one line; the traceback with -v
+                log.info("run failed", exc_info=True)
                 for row in live:
                     self.detach(row, Failed(error_type=type(exc).__name__, message=str(exc)))
             finally:

@@ -181,12 +181,17 @@ class _RunResponse(Response):
                 delta = text.finished(event)
                 await emit(self._chunk({"content": delta} if delta else {}, finish=text.reason))
             elif isinstance(event, Failed):
-                await emit(_error_chunk(f"generation failed: {event.message}", "server_error"))
+                await emit(_error_chunk(self._failed(event), "server_error"))
             elif isinstance(event, Cancelled) and self.run.timed_out:
                 await emit(_error_chunk(self._timeout_message(), "timeout"))
         if self.options.usage:
             await emit(self._chunk(None, usage=self._usage()))
         await send({"type": "http.response.body", "body": b"data: [DONE]\n\n", "more_body": False})
+
+    def _failed(self, event: Failed) -> str:
+        """The operator's log gets one line per failed request (the traceback is the engine's, at INFO for -v)."""
+        log.error("request %s failed: %s: %s", self.id, event.error_type, event.message)
+        return f"generation failed: {event.message}"
 
     def _timeout_message(self) -> str:
         limit = self.app.runner.limits.request_timeout
@@ -217,7 +222,7 @@ class _RunResponse(Response):
                 }
             )
         elif isinstance(last, Failed):
-            response = error(500, f"generation failed: {last.message}", "server_error")
+            response = error(500, self._failed(last), "server_error")
         elif self.run.timed_out:
             response = error(504, self._timeout_message(), "timeout")
         else:
@@ -338,7 +343,8 @@ class ChatApp:
             )
 
     async def _crash(self, request: Request, exc: Exception) -> Response:
-        log.error("request failed", exc_info=exc)
+        log.error("request failed: %s: %s", type(exc).__name__, exc)  # one line; the traceback with -v
+        log.info("request failed", exc_info=exc)
         return error(500, f"internal error: {type(exc).__name__}", "server_error")
 
     async def _not_found(self, request: Request, exc: Exception) -> Response:

@@ -107,6 +107,7 @@ class TaskContext:
     progress: Progress | None = None
     on_event: Callable[[Any], None] | None = None  # engine events (model engine: denoising steps)
     cancel: Any = None  # an inference.engine.CancelToken
+    pages: Any = None  # an inference.documents.kept.PageStore: finished pages kept as they finish, reused on a rerun
     extra: dict[str, Any] = field(default_factory=dict)
 
     def report(self, done: int, total: int, what: str) -> None:

@@ -81,6 +81,8 @@ def ocr_pages(doc: Document, pages: list[Page], options: ParseOptions, context: 
     Rendering goes through one lock (PyMuPDF is not thread-safe); cleaning (OpenCV) and Tesseract release the
     GIL, so worker threads read pages in parallel on every core without copying the document into processes.
     A failed page keeps its error and never stops the others; cancelling stops before the next page starts.
+    Each page read is kept in ``context.pages`` (when given) the moment it finishes, from its worker thread, so
+    that pages finishing while the others are stopped are kept too.
     """
     from .ocr import ocr_page
 
@@ -98,6 +100,9 @@ def ocr_pages(doc: Document, pages: list[Page], options: ParseOptions, context: 
             log.debug("OCR failed", exc_info=True)
             with lock:
                 doc.add_error(page.number, f"OCR failed: {exc}", "OcrError")
+            return page
+        if context.pages is not None:
+            context.pages.keep_page("ocr", page)
         return page
 
     jobs = ocr_jobs(options.ocr_jobs, len(pages))
@@ -128,16 +133,20 @@ class BuiltinEngine:
         doc.pages = [copy.deepcopy(p) for p in doc.pages]
         doc.errors = list(doc.errors)
         total = len(doc.pages)
-        todo = []
-        for page in doc.pages:
+        todo, kept = [], 0
+        for index, page in enumerate(doc.pages):
             if options.ocr and needs_ocr(doc, page):
                 layer = " ".join(b.text for b in page.blocks)
                 if page.text_layer in OCR_REASONS and not can_read_script(layer, options.ocr_lang):
                     page.note("text layer kept: no OCR language installed reads its script (see --ocr-lang)")
                     continue
+                if context.pages is not None and (read := context.pages.page("ocr", page.number)) is not None:
+                    doc.pages[index], kept = read, kept + 1  # read by OCR in an earlier run
+                    continue
                 todo.append(page)
         done = total - len(todo)
-        context.report(done, total, f"{doc.name}: {len(todo)} page(s) to OCR" if todo else doc.name)
+        ahead = f"{kept} page(s) OCR'd in an earlier run, " if kept else ""
+        context.report(done, total, f"{doc.name}: {ahead}{len(todo)} page(s) to OCR" if todo or kept else doc.name)
         for page in ocr_pages(doc, todo, options, context):
             done += 1
             context.report(done, total, f"{doc.name}: page {page.number} read")

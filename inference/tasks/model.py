@@ -143,10 +143,19 @@ class ModelEngine:
                 for index, _ in pending:
                     doc.add_error(doc.pages[index].number, f"generation failed: {exc}", "GenerationError")
             else:
-                texts.update((index, text.strip()) for (index, _), text in zip(pending, outs, strict=True))
+                for (index, _), text in zip(pending, outs, strict=True):
+                    texts[index] = text.strip()
+                    number = doc.pages[index].number
+                    if context.pages is not None and self.transcribed_whole(doc, number):
+                        context.pages.keep_text("model", number, texts[index])
             pending.clear()
 
         for i, page in enumerate(doc.pages):
+            kept = context.pages.text("model", page.number) if context.pages is not None and not page.error else None
+            if kept is not None:
+                texts[i] = kept  # transcribed in an earlier run
+                context.report(i, len(doc.pages), f"{doc.name}: page {page.number} kept from an earlier run")
+                continue
             context.report(i, len(doc.pages), f"{doc.name}: page {page.number}")
             if page.error:
                 continue
@@ -189,6 +198,23 @@ class ModelEngine:
         context.report(len(doc.pages), len(doc.pages), f"{doc.name}: done")
         markdown = "\n\n".join(p for p in pages_md if p).strip() + "\n"
         return ParseResult(document=doc, markdown=markdown, pages=pages_md, engine=self.name)
+
+    def transcribed_whole(self, doc: Document, number: int) -> bool:
+        """Whether a page's transcription is whole, so that it may be kept for a rerun."""
+        return True
+
+    def page_identity(self) -> dict[str, Any]:
+        """What makes this engine's pages what they are, beside the parse options: kept pages made otherwise are
+        parsed again."""
+        loaded = self.loaded
+        return {
+            "model": loaded.source,
+            "dtype": loaded.dtype,
+            "quant": loaded.quant,
+            "params": self.params.to_dict(),
+            "dpi": self.policy.dpi,
+            "max_soft_tokens": self.policy.max_soft_tokens,
+        }
 
     # ------------------------------------------------------------------ ask
     def ask(self, docs: Sequence[Document], question: str, context: TaskContext | None = None) -> Answer:
