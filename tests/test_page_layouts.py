@@ -11,6 +11,8 @@ import pymupdf
 import pytest
 
 from inference.documents import open_document
+from inference.documents.kept import PageStore
+from inference.documents.pdf import open_pdf
 from inference.tasks import BuiltinEngine
 
 WORDS = (
@@ -148,6 +150,16 @@ def test_a_page_read_turned_is_rendered_turned(tmp_path):
     page = doc.pages[0]
     image = doc.render(1, 72)
     assert abs(image.width - page.width) <= 1 and abs(image.height - page.height) <= 1
+
+
+def test_a_page_read_turned_and_kept_is_rendered_turned_in_the_rerun(tmp_path):
+    path = sideways_pdf(tmp_path / "t.pdf", 90, ruled=True, rotate_page=False)
+    first = open_pdf(path, pages=PageStore.open(tmp_path / "kept", {"input": "t"}))
+    store = PageStore.open(tmp_path / "kept", {"input": "t"})
+    again = open_pdf(path, pages=store)  # the page taken from the earlier run, not read again
+    assert store.kept == 1 and again.pages[0].attrs["turned"] == 90
+    assert again.render(1, 72).size == first.render(1, 72).size
+    assert again.render(1, 72).width > again.render(1, 72).height
 
 
 def test_sideways_lines_on_an_upright_page_read_along_their_direction(tmp_path):

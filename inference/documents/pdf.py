@@ -81,6 +81,8 @@ def open_pdf(
             raise CancelledError(f"{path.name}: stopped while reading page {number}")
         if pages is not None and (kept := pages.page("read", number)) is not None:
             doc.pages.append(kept)
+            if kept.attrs.get("turned"):  # read turned in the earlier run: rendered turned now too
+                turns[number] = kept.attrs["turned"]
             continue
         try:
             page = pdf.load_page(index)
