@@ -3,12 +3,14 @@ tables printed sideways on a portrait page, and pages with ``/Rotate``."""
 
 from __future__ import annotations
 
+import io
 import random
 import re
 from pathlib import Path
 
 import pymupdf
 import pytest
+from PIL import Image
 
 from inference.documents import open_document
 from inference.documents.kept import PageStore
@@ -143,6 +145,35 @@ def test_sideways_unruled_tables_keep_their_rows_apart(tmp_path, turn):
     rows = [md.index(" ".join(row)) for row in ROWS]  # each row's cells together, in reading order
     assert rows == sorted(rows)
     assert md.index("Quarterly Results") < rows[0]
+
+
+def scanned_sideways_table(folder: Path, how: str) -> Path:
+    """The ruled landscape table as a 200 dpi scan: an image turned a quarter, or a PDF page with ``/Rotate 90``
+    whose image is stored turned (displayed upright)."""
+    pix = landscape_source(ruled=True)[0].get_pixmap(dpi=200)
+    turned = Image.frombytes("RGB", (pix.width, pix.height), pix.samples).rotate(90, expand=True)
+    if how == "image":
+        turned.save(folder / "table.png")
+        return folder / "table.png"
+    pdf = pymupdf.open()
+    page = pdf.new_page(width=595, height=842)
+    page.set_rotation(90)
+    buf = io.BytesIO()
+    turned.save(buf, format="PNG")
+    page.insert_image(page.rect, stream=buf.getvalue())
+    pdf.save(folder / "table.pdf")
+    return folder / "table.pdf"
+
+
+@pytest.mark.parametrize("how", ["image", "pdf"])
+def test_a_scanned_sideways_ruled_table_comes_out_upright_row_by_row(tmp_path, how):
+    parsed = BuiltinEngine().parse(open_document(scanned_sideways_table(tmp_path, how)))
+    page = parsed.document.pages[0]
+    assert page.attrs["ocr"] == "tesseract"
+    tables = [b for b in page.blocks if b.kind == "table"]  # Tesseract reads its columns (or rows) as paragraphs
+    assert len(tables) == 1 and tables[0].rows == ROWS
+    assert parsed.markdown.index("The board reviewed") < parsed.markdown.index("| Region | Sales |")
+    assert {w[0] for w in tables[0].attrs["words"]} >= {"Region", "Central", "310"}  # searchable PDF words kept
 
 
 def test_a_page_read_turned_is_rendered_turned(tmp_path):

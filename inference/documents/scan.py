@@ -228,6 +228,44 @@ def remove_rules(gray: np.ndarray) -> tuple[np.ndarray, int]:
     return out, int(remove.sum())
 
 
+def ruled_grids(gray: np.ndarray) -> list[tuple[list[int], list[int]]]:
+    """Ruled tables: for each grid of straight lines with at least two rows and two columns, the x positions of its
+    vertical rules and the y positions of its horizontal rules, in pixels. Only rules that cross most of the grid
+    count (a row of comb boxes, two rules with short sides, is no table)."""
+    import cv2
+
+    ink = _ink(gray)
+    if not ink.any():
+        return []
+    letter = max(8, int(glyph_height(gray) or 20))
+    horizontal = cv2.morphologyEx(ink, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (4 * letter, 1)))
+    vertical = cv2.morphologyEx(ink, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (1, 2 * letter)))
+    if not horizontal.any() or not vertical.any():
+        return []
+    grid = cv2.dilate(cv2.bitwise_or(horizontal, vertical), np.ones((5, 5), np.uint8))
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(grid, connectivity=8)
+    grids = []
+    for i in range(1, count):
+        x, y, w, h = (int(v) for v in stats[i][:4])
+        if w < 8 * letter or h < 2 * letter:
+            continue
+        part = labels[y : y + h, x : x + w] == i
+        rows = _rule_positions((horizontal[y : y + h, x : x + w] > 0) & part, axis=1, least=0.6 * w)
+        columns = _rule_positions((vertical[y : y + h, x : x + w] > 0) & part, axis=0, least=0.6 * h)
+        if len(rows) >= 3 and len(columns) >= 3:
+            grids.append(([x + c for c in columns], [y + r for r in rows]))
+    return grids
+
+
+def _rule_positions(mask: np.ndarray, axis: int, least: float) -> list[int]:
+    """The centres of the runs of rows (``axis=1``) or columns (``axis=0``) of ``mask`` with ``least`` pixels set."""
+    full = np.flatnonzero(mask.sum(axis=axis) >= least)
+    if not len(full):
+        return []
+    runs = np.split(full, np.flatnonzero(np.diff(full) > 1) + 1)
+    return [int(run.mean()) for run in runs]
+
+
 def measure_skew(gray: np.ndarray, max_angle: float = 15.0) -> float:
     """Projection-profile skew estimate, degrees, clockwise positive (lines falling to the right)."""
     small, _ = _analysis(gray)
