@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -52,21 +53,32 @@ def open_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> Document:
     return doc
 
 
+SIXTEEN_BIT = ("I;16", "I;16B", "I;16L", "I;16N")
+
+
+def _grey8(img: Any) -> Any:
+    """16-bit or 32-bit grey as 8-bit grey with its range kept: 16-bit scaled by its full range (integer division,
+    no float copy of a large scan), 32-bit integer and float by the range the image uses (0-255 left as it is)."""
+    import numpy as np
+    from PIL import Image
+
+    if img.mode in SIXTEEN_BIT:
+        return Image.fromarray(np.floor_divide(np.asarray(img), 257).astype(np.uint8), "L")
+    arr = np.asarray(img, dtype=np.float64)
+    lo, hi = float(arr.min()), float(arr.max())
+    if hi <= 255 and lo >= 0:
+        lo, hi = 0.0, 255.0
+    return Image.fromarray(np.clip((arr - lo) * (255.0 / max(hi - lo, 1e-9)), 0, 255).astype(np.uint8), "L")
+
+
 def to_rgb(img: Any) -> Any:
     """Any mode and bit depth as 8-bit RGB with its full range kept: 16/32-bit grey scaled (not clipped, which
     turns a 16-bit scan black and white), CMYK through Pillow's conversion, palette and transparency laid on white
     (a transparent background is paper, not black)."""
     from PIL import Image
 
-    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
-        import numpy as np
-
-        arr = np.asarray(img, dtype=np.float64)
-        lo, hi = (0.0, 65535.0) if img.mode.startswith("I;16") else (float(arr.min()), float(arr.max()))
-        if not img.mode.startswith("I;16") and hi <= 255 and lo >= 0:
-            lo, hi = 0.0, 255.0
-        scaled = np.clip((arr - lo) * (255.0 / max(hi - lo, 1e-9)), 0, 255).astype(np.uint8)
-        return Image.fromarray(scaled, "L").convert("RGB")
+    if img.mode in (*SIXTEEN_BIT, "I", "F"):
+        return _grey8(img).convert("RGB")
     if img.mode == "P":
         img = img.convert("RGBA") if "transparency" in img.info else img.convert("RGB")
     if img.mode in ("LA", "PA"):
@@ -80,14 +92,37 @@ def to_rgb(img: Any) -> Any:
     return img if img.mode == "RGB" else img.convert("RGB")
 
 
-def _renderer(path: Path) -> Callable[[int, float], Any]:
+RENDER_PIXELS = 40_000_000  # larger images are reduced as they are decoded (as PDF pages are rendered at most this)
+
+
+def _renderer(path: Path, max_pixels: int = RENDER_PIXELS) -> Callable[[int, float], Any]:
+    """Frames as 8-bit RGB, EXIF orientation applied, reduced to at most ``max_pixels``: a JPEG is decoded at a
+    fraction of its size (``draft``), anything else reduced by a whole factor right after decoding, before any copy
+    or conversion, so that a 10,000 x 10,000 scan never exists in memory more than once."""
+
     def render(number: int, dpi: float = 0) -> Any:
         from PIL import Image, ImageOps
 
         with Image.open(path) as img:
             if number > 1:
                 img.seek(number - 1)
-            frame = ImageOps.exif_transpose(img.copy())  # phone photos: apply the EXIF orientation
-            return to_rgb(frame)
+            factor = math.ceil((img.width * img.height / max_pixels) ** 0.5)
+            if factor > 1 and img.format == "JPEG":
+                img.draft(img.mode, (img.width // factor, img.height // factor))
+            img.load()
+            factor = math.ceil((img.width * img.height / max_pixels) ** 0.5)
+            if factor == 1:
+                frame = img.copy()
+            elif img.mode in SIXTEEN_BIT:  # modes reduce() does not take: made 8-bit grey first (one byte a pixel)
+                frame = _grey8(img).reduce(factor)
+            elif img.mode == "1":
+                frame = img.convert("L").reduce(factor)
+            elif img.mode in ("P", "PA"):
+                frame = to_rgb(img).reduce(factor)
+            else:
+                frame = img.reduce(factor)
+            frame.info.setdefault("exif", img.info.get("exif"))
+        ImageOps.exif_transpose(frame, in_place=True)  # phone photos: apply the EXIF orientation
+        return to_rgb(frame)
 
     return render

@@ -73,17 +73,20 @@ def open_pdf(
         metadata={k: clean_text(v) for k, v in (pdf.metadata or {}).items() if v},
     )
     doc.metadata["repaired"] = bool(pdf.is_repaired)
-    doc.renderer = _renderer(path, password)
+    turns: dict[int, int] = {}
+    doc.renderer = _renderer(path, password, turns)
     for index in range(pdf.page_count):
         number = index + 1
         if cancel is not None and cancel.cancelled:
             raise CancelledError(f"{path.name}: stopped while reading page {number}")
         if pages is not None and (kept := pages.page("read", number)) is not None:
             doc.pages.append(kept)
+            if kept.attrs.get("turned"):  # read turned in the earlier run: rendered turned now too
+                turns[number] = kept.attrs["turned"]
             continue
         try:
             page = pdf.load_page(index)
-            doc.pages.append(_read_page(page, number, tables))
+            doc.pages.append(_read_page(page, number, tables, turns))
         except Exception as exc:  # noqa: BLE001 - one bad page never loses the others
             doc.pages.append(Page(number=number, label=str(number), width=0, height=0))
             doc.add_error(number, f"page could not be read: {str(exc) or type(exc).__name__}")
@@ -99,7 +102,9 @@ def open_pdf(
     return doc
 
 
-def _renderer(path: Path, password: PasswordCallback | None) -> Callable[[int, float], Any]:
+def _renderer(path: Path, password: PasswordCallback | None, turns: dict[int, int]) -> Callable[[int, float], Any]:
+    """Pages rendered as read: ``/Rotate`` applied, and a page read turned (sideways text) shown turned."""
+
     def render(number: int, dpi: float = 144) -> Any:
         import pymupdf
         from PIL import Image
@@ -108,6 +113,8 @@ def _renderer(path: Path, password: PasswordCallback | None) -> Callable[[int, f
             if pdf.needs_pass:
                 pdf.authenticate((password(str(path)) if password else None) or "")
             page = pdf.load_page(number - 1)
+            if turns.get(number):
+                page.set_rotation((page.rotation + turns[number]) % 360)
             # cap the pixel count so that a huge page (e.g. 200 x 200 inches) cannot exhaust memory
             area_in2 = (page.rect.width / 72) * (page.rect.height / 72)
             dpi = min(dpi, (40_000_000 / max(area_in2, 1e-6)) ** 0.5)
@@ -121,15 +128,63 @@ def _is_blank(page: Any, ours: Page) -> bool:
     return not ours.blocks and not page.get_images() and not ours.attrs.get("paths")
 
 
-def _read_page(page: Any, number: int, tables: bool) -> Page:
-    """One page as displayed (``/Rotate`` applied), its text layer classified, its blocks in page coordinates."""
+def _display_text(page: Any) -> dict:
     import pymupdf
 
-    rect = page.rect
-    label = clean_text(page.get_label() or str(number))
     data = page.get_text("rawdict", sort=True, flags=TEXT_FLAGS, clip=pymupdf.INFINITE_RECT())
     if page.rotation:
         _to_display(data, page.rotation_matrix)
+    return data
+
+
+SIDEWAYS_SHARE = 0.6  # a page is turned when this share of its characters runs the same other way
+
+
+def sideways_turn(data: dict) -> int:
+    """Degrees clockwise (90, 180, 270) that make most of the page's text run left to right, as a reader turns a
+    landscape table printed sideways on a portrait page; 0 when most text already does, or there is too little.
+
+    Judged from each line's writing direction (``line["dir"]`` as displayed), weighted by its characters, before
+    any table finding: a table found on the page as drawn would come out transposed, its rows in reverse.
+    """
+    counts: Counter[int] = Counter()
+    for b in data["blocks"]:
+        for ln in b.get("lines", ()):
+            dx, dy = ln["dir"]
+            n = sum(len(s["chars"]) for s in ln["spans"])
+            if abs(dx) > 0.9:
+                counts[0 if dx > 0 else 180] += n
+            elif abs(dy) > 0.9:
+                counts[90 if dy < 0 else 270] += n  # up the page (y grows downwards): a quarter turn clockwise
+    total = sum(counts.values())
+    if total < 20:
+        return 0
+    turn, n = counts.most_common(1)[0]
+    return turn if turn and n >= SIDEWAYS_SHARE * total else 0
+
+
+def _read_page(page: Any, number: int, tables: bool, turns: dict[int, int] | None = None) -> Page:
+    """One page as displayed (``/Rotate`` applied), its text layer classified, its blocks in page coordinates.
+
+    A page whose text mostly runs sideways is read turned (``attrs["turned"]``, also recorded in ``turns`` so that
+    the renderer shows it the same way).
+    """
+    import pymupdf
+
+    label = clean_text(page.get_label() or str(number))
+    rotation = page.rotation
+    data = _display_text(page)
+    turn = sideways_turn(data)
+    if turn:  # text running up or down the page: read the page turned the way a reader turns it
+        try:
+            page.set_rotation((rotation + turn) % 360)  # in memory only: the file is never written
+        except (RuntimeError, ValueError):  # a page PyMuPDF cannot change: read as drawn
+            turn = 0
+        else:
+            data = _display_text(page)
+            if turns is not None:
+                turns[number] = turn
+    rect = page.rect
     text_blocks = [b for b in data["blocks"] if b.get("type") == 0]
     for b in text_blocks:
         b["lines"] = [ln for ln in b["lines"] if _meets(ln["bbox"], rect)]  # drop text wholly off the page
@@ -151,8 +206,10 @@ def _read_page(page: Any, number: int, tables: bool) -> Page:
         height=rect.height,
         text_layer=text_layer,
         scanned=scanned,
-        attrs={"image_coverage": round(coverage, 3), "rotation": page.rotation, "paths": paths},
+        attrs={"image_coverage": round(coverage, 3), "rotation": rotation, "paths": paths},
     )
+    if turn:
+        out.attrs["turned"] = turn
     if text_layer != "visible":
         out.blocks = _figures(image_infos, rect, start=0)
         return out
@@ -170,6 +227,7 @@ def _read_page(page: Any, number: int, tables: bool) -> Page:
                 f"(layout analysis budget {MAX_LAYOUT_PATHS:,})"
             )
     body = _body_size(text_blocks)
+    text_blocks = [part for b in text_blocks for part in _split_at_size_changes(b, body)]
     blocks: list[Block] = []
     for b in text_blocks:
         # lines inside a table are the table's: a block the finder cut through keeps only its other lines
@@ -199,6 +257,32 @@ def _read_page(page: Any, number: int, tables: bool) -> Page:
         blk.order = i
     out.blocks = blocks
     return out
+
+
+def _split_at_size_changes(block: dict, body: float) -> list[dict]:
+    """A block cut where its lines change between heading type and body type.
+
+    PyMuPDF groups lines by distance, so a heading set close above or below a paragraph (a column's section heading
+    with little space around it) can land in the paragraph's block and be lost as a heading. A line's type is the
+    size most of its characters have (a drop cap or a superscript does not change it).
+    """
+    if len(block["lines"]) < 2:
+        return [block]
+
+    def large(line: dict) -> bool:
+        sizes: Counter[float] = Counter()
+        for s in line["spans"]:
+            sizes[round(s["size"], 1)] += len(s["text"].strip())
+        return bool(sizes) and sizes.most_common(1)[0][0] >= body * 1.18
+
+    parts: list[list[dict]] = [[block["lines"][0]]]
+    for prev, line in zip(block["lines"], block["lines"][1:], strict=False):
+        if large(prev) != large(line):
+            parts.append([])
+        parts[-1].append(line)
+    if len(parts) == 1:
+        return [block]
+    return [dict(block, lines=lines, bbox=_union(ln["bbox"] for ln in lines)) for lines in parts]
 
 
 def _join_drop_caps(blocks: list[Block], body: float) -> list[Block]:

@@ -13,6 +13,8 @@ analysis copy and is then applied once to the full-resolution image.
 - Contrast: the background is flattened (divided by a large-kernel closing, which evens out the lighting of phone
   photos), then stretched so that the typical ink level is black and the typical paper level white.
 - Crop: the bounding box of the ink, ignoring dark bands touching the edges (scanner borders), plus a margin.
+- Flatten (``ScanOptions.flatten``, on for OCR only; model inputs and the window keep their colour): a page not on
+  light colourless paper becomes dark ink on white, each pixel's ink its distance from the local background colour.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ class ScanOptions:
     denoise: bool = True
     contrast: bool = True
     crop: bool = True
+    flatten: bool = False  # coloured, gradient or dark backgrounds made white and all text dark grey (for OCR)
     max_skew: float = 15.0  # degrees
 
 
@@ -66,10 +69,13 @@ def clean_scan(image: Any, options: ScanOptions = ScanOptions()) -> CleanedScan:
     import cv2
     from PIL import Image
 
-    rgb = np.asarray(image.convert("RGB"))
-    colour = _is_colour(rgb)
-    work = rgb if colour else cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    rgb = np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
     result = CleanedScan(before=image, after=image)
+    if options.flatten and not plain_background(rgb):
+        rgb = flatten_background(rgb)  # grey, dark ink on white: every later step's ink mask works on it
+        result.steps.append("flatten background")
+    colour = rgb.ndim == 3 and _is_colour(rgb)
+    work = rgb if colour else (rgb if rgb.ndim == 2 else cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))
     gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY) if colour else work
     if _ink(gray).sum() == 0:
         result.steps.append("blank")
@@ -127,6 +133,137 @@ def clean_scan(image: Any, options: ScanOptions = ScanOptions()) -> CleanedScan:
             result.steps.append("crop")
     result.after = Image.fromarray(np.ascontiguousarray(work)).convert("RGB")
     return result
+
+
+def _background_lab(rgb: np.ndarray) -> tuple[np.ndarray, float]:
+    """The page's background colour (OpenCV 8-bit Lab) on a small copy: a median wide enough to see past the text;
+    and the copy's scale."""
+    import cv2
+
+    h, w = rgb.shape[:2]
+    scale = min(1.0, 512 / max(h, w))
+    small = cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    lab = cv2.cvtColor(small, cv2.COLOR_RGB2LAB)
+    k = max(3, (max(small.shape[:2]) // 16) | 1)
+    return np.dstack([cv2.medianBlur(np.ascontiguousarray(lab[..., c]), k) for c in range(3)]), scale
+
+
+def plain_background(rgb: np.ndarray) -> bool:
+    """Whether the page is light, nearly colourless paper (apart from a margin where scanner borders lie)."""
+    if rgb.ndim == 2:
+        rgb = np.dstack([rgb] * 3)
+    bg, _ = _background_lab(rgb)
+    h, w = bg.shape[:2]
+    inner = bg[h // 12 : h - h // 12 or None, w // 12 : w - w // 12 or None]
+    chroma = np.abs(inner[..., 1:].astype(np.int16) - 128).max(axis=2)
+    return float(np.percentile(inner[..., 0], 5)) >= 170 and float(np.percentile(chroma, 95)) <= 20
+
+
+def flatten_background(rgb: np.ndarray) -> np.ndarray:
+    """Text on coloured, gradient or dark backgrounds as dark ink on white (grey, uint8).
+
+    Each pixel's distance from the local background colour (OpenCV Lab, the largest of the three channel
+    differences: colour against colour counts as much as dark against light) is the ink; so light text on a dark
+    banner and dark text on a gradient both come out black, and the background, whatever its colour, white.
+    """
+    import cv2
+
+    bg_small, _ = _background_lab(rgb)
+    h, w = rgb.shape[:2]
+    lab = cv2.cvtColor(rgb, cv2.COLOR_RGB2LAB)
+    dist = None
+    for c in range(3):
+        bg = cv2.resize(np.ascontiguousarray(bg_small[..., c]), (w, h), interpolation=cv2.INTER_LINEAR)
+        d = cv2.absdiff(np.ascontiguousarray(lab[..., c]), bg)
+        dist = d if dist is None else np.maximum(dist, d)
+    del lab
+    threshold, _ = cv2.threshold(dist, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    threshold = max(float(threshold), 12.0)
+    out = 255.0 - np.clip((dist.astype(np.float32) - 0.5 * threshold) * (255.0 / threshold), 0, 255)
+    return out.astype(np.uint8)
+
+
+def glyph_height(gray: np.ndarray) -> float:
+    """The typical height in pixels of the page's letters (connected ink components), 0 when there are none."""
+    import cv2
+
+    small, scale = _analysis(gray)
+    count, _, stats, _ = cv2.connectedComponentsWithStats(_ink(small), connectivity=8)
+    tallest = small.shape[0] if small.shape[0] < 100 else small.shape[0] / 4  # a line cut out: its letters are all
+    heights = [
+        stats[i][3]
+        for i in range(1, count)
+        if stats[i][4] >= 3 and 2 <= stats[i][3] <= tallest and stats[i][2] <= 4 * stats[i][3]
+    ]
+    if len(heights) < 3:
+        return 0.0
+    return float(np.percentile(heights, 60)) / scale
+
+
+def remove_rules(gray: np.ndarray) -> tuple[np.ndarray, int]:
+    """Ruled frames (rows of empty comb boxes, boxes, underlines) whitened, so that OCR does not read their sides as
+    letters (a row of empty boxes reads as "ITTTTTTI"). A shape is removed only when it holds a long straight line
+    and is almost all straight lines: a letter that touches a rule keeps the rule and itself."""
+    import cv2
+
+    ink = _ink(gray)
+    if not ink.any():
+        return gray, 0
+    letter = max(8, int(glyph_height(gray) or 20))
+    long_h = cv2.morphologyEx(ink, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (4 * letter, 1)))
+    if not long_h.any():
+        return gray, 0
+    horizontal = cv2.morphologyEx(ink, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (letter, 1)))
+    vertical = cv2.morphologyEx(ink, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (1, letter // 2)))
+    straight = cv2.dilate(cv2.bitwise_or(horizontal, vertical), np.ones((3, 3), np.uint8))
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
+    has_long = np.bincount(labels[long_h > 0], minlength=count) > 0
+    off_line = np.bincount(labels[(ink > 0) & (straight == 0)], minlength=count)
+    remove = has_long & (off_line <= 0.03 * stats[:, 4])
+    remove[0] = False
+    if not remove.any():
+        return gray, 0
+    out = gray.copy()
+    out[remove[labels]] = _paper(gray)[0]
+    return out, int(remove.sum())
+
+
+def ruled_grids(gray: np.ndarray) -> list[tuple[list[int], list[int]]]:
+    """Ruled tables: for each grid of straight lines with at least two rows and two columns, the x positions of its
+    vertical rules and the y positions of its horizontal rules, in pixels. Only rules that cross most of the grid
+    count (a row of comb boxes, two rules with short sides, is no table)."""
+    import cv2
+
+    ink = _ink(gray)
+    if not ink.any():
+        return []
+    letter = max(8, int(glyph_height(gray) or 20))
+    horizontal = cv2.morphologyEx(ink, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (4 * letter, 1)))
+    vertical = cv2.morphologyEx(ink, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (1, 2 * letter)))
+    if not horizontal.any() or not vertical.any():
+        return []
+    grid = cv2.dilate(cv2.bitwise_or(horizontal, vertical), np.ones((5, 5), np.uint8))
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(grid, connectivity=8)
+    grids = []
+    for i in range(1, count):
+        x, y, w, h = (int(v) for v in stats[i][:4])
+        if w < 8 * letter or h < 2 * letter:
+            continue
+        part = labels[y : y + h, x : x + w] == i
+        rows = _rule_positions((horizontal[y : y + h, x : x + w] > 0) & part, axis=1, least=0.6 * w)
+        columns = _rule_positions((vertical[y : y + h, x : x + w] > 0) & part, axis=0, least=0.6 * h)
+        if len(rows) >= 3 and len(columns) >= 3:
+            grids.append(([x + c for c in columns], [y + r for r in rows]))
+    return grids
+
+
+def _rule_positions(mask: np.ndarray, axis: int, least: float) -> list[int]:
+    """The centres of the runs of rows (``axis=1``) or columns (``axis=0``) of ``mask`` with ``least`` pixels set."""
+    full = np.flatnonzero(mask.sum(axis=axis) >= least)
+    if not len(full):
+        return []
+    runs = np.split(full, np.flatnonzero(np.diff(full) > 1) + 1)
+    return [int(run.mean()) for run in runs]
 
 
 def measure_skew(gray: np.ndarray, max_angle: float = 15.0) -> float:

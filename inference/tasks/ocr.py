@@ -17,7 +17,7 @@ from typing import Any
 
 from ..documents.model import Block, Document, Page
 from ..documents.pdf import join_lines
-from ..documents.scan import clean_scan, to_before
+from ..documents.scan import ScanOptions, clean_scan, to_before
 from ..errors import IngestError
 
 OCR_DPI = 300
@@ -237,6 +237,118 @@ def ocr_dpi(page: Page) -> float:
     return 72.0 * long_side / max(page.width, page.height)
 
 
+OCR_CLEANUP = ScanOptions(flatten=True)  # OCR reads ink, not colour: coloured backgrounds become white paper
+MAX_OCR_PIXELS = 24_000_000  # an image larger than this is scaled down before OCR (memory; 300 dpi A3 fits)
+MIN_GLYPH = 16  # pixels: smaller letters are scaled up to about TARGET_GLYPH (Tesseract reads 20-40 px best)
+TARGET_GLYPH = 28
+MAX_UPSCALE = 4.0
+
+
+def ocr_scale(image: Any, small_text: bool = True) -> float:
+    """The factor an image is scaled by before OCR: down to ``MAX_OCR_PIXELS`` (the clean-up's copies and Tesseract
+    grow with the pixel count), up when its letters are under ``MIN_GLYPH`` pixels high (a line of 20-pixel text
+    cut from a screen), never past ``MAX_OCR_PIXELS``."""
+    import numpy as np
+
+    from ..documents.scan import glyph_height
+
+    pixels = image.width * image.height
+    cap = (MAX_OCR_PIXELS / pixels) ** 0.5 if pixels else 1.0
+    scale = 1.0
+    if small_text and pixels:
+        glyph = glyph_height(np.asarray(image.convert("L")))
+        if 0 < glyph < MIN_GLYPH:
+            scale = min(MAX_UPSCALE, TARGET_GLYPH / glyph)
+    return min(scale, cap)
+
+
+def _without_rules(image: Any, page: Page) -> tuple[Any, list[tuple[list[int], list[int]]]]:
+    """The cleaned page with ruled frames (empty comb boxes, boxes, underlines, table rules) whitened for OCR, and
+    the ruled tables' grids found before they were whitened."""
+    import numpy as np
+    from PIL import Image
+
+    from ..documents.scan import remove_rules, ruled_grids
+
+    gray = np.asarray(image.convert("L"))
+    grids = ruled_grids(gray)
+    gray, removed = remove_rules(gray)
+    if not removed:
+        return image, grids
+    page.attrs["cleanup"]["steps"].append(f"remove {removed} ruled frame(s)")
+    return Image.fromarray(gray), grids
+
+
+Paragraph = tuple[str, tuple[float, float, float, float], list[OcrLine]]
+
+
+@dataclass
+class OcrTable:
+    rows: list[list[str]]
+    box: tuple[float, float, float, float]  # the outer rules, in pixels
+    words: list[tuple[str, tuple[float, float, float, float]]]  # in pixels
+
+
+def _cut_tables(paragraphs: list[Paragraph], grids: list) -> list[Paragraph | OcrTable]:
+    """Paragraphs with each ruled grid's lines taken out and put, as a table (rows of cells, box, words), where the
+    first of them was. Tesseract reads a table's columns as paragraphs of their own, or a table's rows as one
+    paragraph: its words are put back in the grid's cells, so that rows and columns come out as printed."""
+    out: list = list(paragraphs)
+    for xs, ys in grids:
+        box = (float(xs[0]), float(ys[0]), float(xs[-1]), float(ys[-1]))
+        cells: dict[tuple[int, int], list] = {}
+        words, first, kept = [], None, []
+        for item in out:
+            if isinstance(item, OcrTable):  # cut out for another grid
+                kept.append(item)
+                continue
+            text, pbox, lines = item
+            inside = [ln for ln in lines if _centre_in(ln.bbox, box)]
+            if not inside:
+                kept.append(item)
+                continue
+            first = len(kept) if first is None else first
+            rest = [ln for ln in lines if ln not in inside]
+            if rest:
+                kept.append(_paragraph(rest, None))
+            for ln in inside:
+                for word in ln.words:
+                    x, y = (word[1][0] + word[1][2]) / 2, (word[1][1] + word[1][3]) / 2
+                    cell = (_band(ys, y), _band(xs, x))
+                    cells.setdefault(cell, []).append(word)
+                    words.append(word)
+        rows = [[_cell_text(cells.get((r, c), [])) for c in range(len(xs) - 1)] for r in range(len(ys) - 1)]
+        rows = [row for row in rows if any(row)]
+        filled = [c for c in range(len(xs) - 1) if any(row[c] for row in rows)]
+        rows = [[row[c] for c in filled] for row in rows]
+        if first is None or len(rows) < 2 or len(filled) < 2:
+            continue  # not a table of words: the paragraphs stay as Tesseract read them
+        kept.insert(first, OcrTable(rows, box, words))
+        out = kept
+    return out
+
+
+def _centre_in(bbox: tuple, box: tuple) -> bool:
+    x, y = (bbox[0] + bbox[2]) / 2, (bbox[1] + bbox[3]) / 2
+    return box[0] <= x <= box[2] and box[1] <= y <= box[3]
+
+
+def _band(rules: list[int], v: float) -> int:
+    """The index of the band between two rules that ``v`` lies in (clamped to the first and last)."""
+    return min(len(rules) - 2, max(0, sum(1 for r in rules if r <= v) - 1))
+
+
+def _cell_text(words: list) -> str:
+    """A cell's words line by line (a word is on the line above when its centre is above the other's top)."""
+    lines: list[list] = []
+    for word in sorted(words, key=lambda w: (w[1][1] + w[1][3]) / 2):
+        if lines and (word[1][1] + word[1][3]) / 2 <= lines[-1][0][1][3]:
+            lines[-1].append(word)
+        else:
+            lines.append([word])
+    return " ".join(w[0] for line in lines for w in sorted(line, key=lambda w: w[1][0]))
+
+
 def ocr_page(
     doc: Document, page: Page, dpi: float | None = None, lang: str | None = None, render_lock: Any = None
 ) -> list[Block]:
@@ -244,17 +356,35 @@ def ocr_page(
     (``lang``, or the one the page's script calls for when none is named) land in ``page.attrs``."""
     with render_lock or contextlib.nullcontext():  # one render at a time: PyMuPDF is not thread-safe
         image = doc.render(page.number, dpi or (ocr_dpi(page) if doc.kind == "pdf" else 0))
-    cleaned = clean_scan(image)
+    scale = ocr_scale(image, small_text=doc.kind != "pdf")  # a PDF page is already rendered at a fitting dpi
+    size = image.size
+    if scale != 1.0:
+        from PIL import Image
+
+        image = image.resize((max(1, round(size[0] * scale)), max(1, round(size[1] * scale))), Image.Resampling.LANCZOS)
+    cleaned = clean_scan(image, OCR_CLEANUP)
+    del image  # the scaled copy: only the cleaned one is needed from here
     page.attrs["cleanup"] = cleaned.summary()
-    lang = lang or detect_language(cleaned.after)
+    if scale != 1.0:
+        page.attrs["cleanup"]["scale"] = round(scale, 3)
+    reading, grids = _without_rules(cleaned.after, page)
+    lang = lang or detect_language(reading)
     page.attrs["ocr_lang"] = lang
-    paragraphs = ocr_image(cleaned.after, lang)
-    sx = page.width / image.width if page.width else 1.0
-    sy = page.height / image.height if page.height else 1.0
+    paragraphs = ocr_image(reading, lang)
+    sx = page.width / size[0] / scale if page.width else 1.0 / scale
+    sy = page.height / size[1] / scale if page.height else 1.0 / scale
     heights = [ln.height for _, _, lines in paragraphs for ln in lines]
     body = statistics.median(heights) if heights else 0.0
     blocks = []
-    for text, box, lines in paragraphs:
+    for item in _cut_tables(paragraphs, grids):
+        if isinstance(item, OcrTable):  # a ruled table: its cells as printed
+            words = [[w, *(round(v, 1) for v in _to_page(cleaned, wb, sx, sy))] for w, wb in item.words]
+            text = "\n".join(" | ".join(row) for row in item.rows)
+            attrs = {"source": "ocr", "words": words}
+            bbox = _to_page(cleaned, item.box, sx, sy)
+            blocks.append(Block(kind="table", text=text, bbox=bbox, order=len(blocks), rows=item.rows, attrs=attrs))
+            continue
+        text, box, lines = item
         bbox = _to_page(cleaned, box, sx, sy)
         height = statistics.median(ln.height for ln in lines)
         kind, level = "text", 0
