@@ -421,6 +421,7 @@ class Results(QTabWidget):
         self.raw.cursorPositionChanged.connect(self._cursor_moved)
         self.markdown = ""
         self.spans: dict[tuple[int, int], tuple[int, int]] = {}
+        self._rendered_spans: dict[tuple[int, int], tuple[int, int]] | None = {}
         self.thread: list[Any] = []  # the answers of the conversation shown, oldest first
         self._links: list[Any] = []  # citations by link number
         self._rows: list[Any] = []  # citations by table row
@@ -434,6 +435,7 @@ class Results(QTabWidget):
         self.markdown = parsed.markdown if parsed is not None else ""
         self.spans = block_spans(parsed) if parsed is not None else {}
         self.rendered.setMarkdown(self.markdown)
+        self._rendered_spans: dict[tuple[int, int], tuple[int, int]] | None = None
         if self.streaming != "markdown":  # a parse streaming into the tab keeps it; its end shows this
             self._set_quietly(self.raw, self.markdown, self.raw_highlighter)
         show_text(
@@ -463,20 +465,13 @@ class Results(QTabWidget):
         self.raw.setTextCursor(cursor)
         self.raw.blockSignals(False)
         self.raw.ensureCursorVisible()
-        # the rendered view has no markup: find the block's first line, at the same occurrence as in the Markdown
-        probe = _plain_first_line(self.markdown[start:end])
-        if probe:
-            nth = self.markdown[:start].count(probe)
-            doc = self.rendered.document()
-            found = QTextCursor()
-            flags = QTextDocument.FindFlag.FindCaseSensitively
-            for _ in range(nth + 1):
-                found = doc.find(probe, found if not found.isNull() else 0, flags)
-                if found.isNull():
-                    break
-            if not found.isNull():
-                self.rendered.setTextCursor(found)
-                self.rendered.ensureCursorVisible()
+        rendered = self.rendered_spans().get((page, order))
+        if rendered is not None:
+            found = QTextCursor(self.rendered.document())
+            found.setPosition(rendered[0])
+            found.setPosition(rendered[1], QTextCursor.MoveMode.KeepAnchor)
+            self.rendered.setTextCursor(found)
+            self.rendered.ensureCursorVisible()
         return True
 
     def scroll_to_page(self, page: int) -> None:
@@ -492,20 +487,19 @@ class Results(QTabWidget):
         self.raw.setTextCursor(cursor)
         self.raw.blockSignals(False)
         self.raw.centerCursor()
-        # the Rendered view follows too: to the first block of the page that has text there, at its occurrence
-        first = min((span for (p, _o), span in self.spans.items() if p == page), default=None)
-        probe = _plain_first_line(self.markdown[first[0] : first[1]]) if first else ""
-        if probe:
-            found = QTextCursor()
-            for _ in range(self.markdown[: first[0]].count(probe) + 1):
-                found = self.rendered.document().find(
-                    probe, found if not found.isNull() else 0, QTextDocument.FindFlag.FindCaseSensitively
-                )
-                if found.isNull():
-                    return
-            found.clearSelection()
+        # the Rendered view follows too: to the first block of the page that has text there
+        first = min((span for (p, _o), span in self.rendered_spans().items() if p == page), default=None)
+        if first is not None:
+            found = QTextCursor(self.rendered.document())
+            found.setPosition(first[0])
             self.rendered.setTextCursor(found)
             self.rendered.ensureCursorVisible()
+
+    def rendered_spans(self) -> dict[tuple[int, int], tuple[int, int]]:
+        """Where each block sits in the Rendered view, worked out once per parse shown (see ``rendered_spans``)."""
+        if self._rendered_spans is None:
+            self._rendered_spans = rendered_spans(self.rendered.document(), self.markdown, self.spans)
+        return self._rendered_spans
 
     def _cursor_moved(self) -> None:
         position = self.raw.textCursor().position()
@@ -689,10 +683,33 @@ class Results(QTabWidget):
 CITATION_MARK = re.compile(r"\[(?:p\.|page)\s*(\d{1,5})\]", re.I)
 
 
-def _plain_first_line(markdown: str) -> str:
-    line = markdown.strip().splitlines()[0] if markdown.strip() else ""
-    line = re.sub(r"^(#{1,6}\s+|[-*]\s+|\d+\.\s+|\|\s*)", "", line)
-    return line.split("|")[0].strip()[:80]
+def rendered_spans(
+    document: QTextDocument, markdown: str, spans: dict[tuple[int, int], tuple[int, int]]
+) -> dict[tuple[int, int], tuple[int, int]]:
+    """Where each block's Markdown span sits in ``document`` (the whole Markdown rendered): (start, end) positions.
+
+    The rendered text has no markup, so each block's Markdown is rendered alone and its lines (a paragraph is one
+    line, a table one line per cell) are found in order with a cursor that only moves forward: the block's first
+    line to its last, never an earlier lookalike, and a table from its first cell to its last."""
+    scratch = QTextDocument()
+    flags = QTextDocument.FindFlag.FindCaseSensitively
+    out: dict[tuple[int, int], tuple[int, int]] = {}
+    cursor = 0
+    for key, (start, end) in sorted(spans.items(), key=lambda item: item[1]):
+        scratch.setMarkdown(markdown[start:end])
+        lines = [line.strip() for line in scratch.toPlainText().splitlines() if line.strip()]
+        first = last = None
+        at = cursor
+        for line in lines:
+            found = document.find(line, at, flags)
+            if found.isNull():
+                break
+            first = found if first is None else first
+            last, at = found, found.selectionEnd()
+        if first is not None and last is not None and at > cursor:
+            out[key] = (first.selectionStart(), last.selectionEnd())
+            cursor = at
+    return out
 
 
 def _flatten(value: Any, prefix: str = "") -> list[tuple[str, Any]]:
