@@ -582,7 +582,9 @@ class MainWindow(TaskActions, DropTarget, QMainWindow):
         def done(result: Any) -> None:
             if self.page_view.document is doc and self.page_view.page == number and self.cleaned_box.isChecked():
                 steps = ", ".join(result.steps) or "nothing to do"
-                self.page_view.show_image(result.after, f"cleaned: {steps}", dpi)
+                self.page_view.show_image(
+                    result.after, f"cleaned: {steps}", dpi, result.matrix, (result.before.width, result.before.height)
+                )
 
         return self.worker.submit(self._connect(Job("cleaning the scan", work), done))
 

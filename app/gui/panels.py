@@ -234,31 +234,52 @@ class PageView(DropTarget, QGraphicsView):
         self.scale_to_page = (1 / sx, 1 / sy)  # scene pixels -> page points (a selected area)
         source = self.layout_source.pages[number - 1] if self.layout_source is not None else page
         self.blocks = sorted(source.blocks, key=lambda b: b.order)
+        self._outline(lambda x, y: (x * sx, y * sy))
+        scene.setSceneRect(QRectF(0, 0, image.width, image.height))
+        self.fit() if self.fit_mode else self.apply_zoom()
+        self.page_changed.emit(number)
+
+    def _outline(self, to_scene: Any) -> None:
+        """Outline the page's blocks; ``to_scene(x, y)`` maps a point of the page (points) into the scene. A box
+        that the mapping turns (a deskewed scan) is outlined by the rectangle around its corners."""
         pen = QPen(QColor(42, 122, 184, 160))
         pen.setWidthF(1.0)
         for blk in self.blocks:
             x0, y0, x1, y1 = blk.bbox
             if x1 <= x0 or y1 <= y0:
                 continue
-            rect = QGraphicsRectItem(QRectF(x0 * sx, y0 * sy, (x1 - x0) * sx, (y1 - y0) * sy))
+            corners = [to_scene(x, y) for x, y in ((x0, y0), (x1, y0), (x0, y1), (x1, y1))]
+            xs, ys = [c[0] for c in corners], [c[1] for c in corners]
+            rect = QGraphicsRectItem(QRectF(min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys)))
             rect.setPen(pen)
             rect.setData(0, blk.order)
             rect.setToolTip(f"{blk.kind}: {blk.text[:120]}")
-            scene.addItem(rect)
+            self.scene().addItem(rect)
             self.outline_items.append(rect)
-        scene.setSceneRect(QRectF(0, 0, image.width, image.height))
-        self.fit() if self.fit_mode else self.apply_zoom()
-        self.page_changed.emit(number)
 
-    def show_image(self, image: Any, note: str = "", dpi: int | None = None) -> None:
-        """Show an image in place of the page (the cleaned scan), without outlines. An image rendered at ``dpi``
-        is drawn at the page's scale, so switching between the two keeps the zoom."""
+    def show_image(
+        self, image: Any, note: str = "", dpi: int | None = None, matrix: Any = None, source_size: Any = None
+    ) -> None:
+        """Show an image in place of the page (the cleaned scan). An image rendered at ``dpi`` is drawn at the
+        page's scale, so switching between the two keeps the zoom. With ``matrix`` (3x3, from the page rendered at
+        ``source_size`` pixels to the image's pixels, as ``clean_scan`` gives it) the page's blocks are outlined
+        where they sit on the image, as on the page itself."""
         scene = self.scene()
         scene.clear()
         self.outline_items = []
         item = scene.addPixmap(QPixmap.fromImage(pil_to_qimage(image)))
         scale = self.dpi / dpi if dpi else 1.0
         item.setScale(scale)
+        if matrix is not None and source_size is not None and self.document is not None and self.page:
+            page = self.document.pages[self.page - 1]
+            kx = source_size[0] / page.width if page.width else 1.0
+            ky = source_size[1] / page.height if page.height else 1.0
+
+            def to_scene(x: float, y: float) -> tuple[float, float]:
+                u, v, w = matrix @ (x * kx, y * ky, 1.0)
+                return u / w * scale, v / w * scale
+
+            self._outline(to_scene)
         if note:
             label = scene.addText(note)
             label.setDefaultTextColor(QColor(42, 122, 184))
