@@ -35,7 +35,7 @@ from .banner import Banner
 from .denoise_panel import DenoisePanel
 from .find import FindBar, Finder
 from .model_dialog import ModelChoice
-from .panels import DocEntry, DocumentList, DropTarget, PageView, Results
+from .panels import DocEntry, DocumentList, DropTarget, PageView, Results, text_thumbnail
 from .runs import Runs, RunsBar
 from .selection import PageSelection
 from .tasks import TaskActions
@@ -376,6 +376,8 @@ class MainWindow(TaskActions, DropTarget, QMainWindow):
                 thumb.thumbnail((96, 128))
             except Exception:  # noqa: BLE001 - no thumbnail is not an error
                 thumb = None
+            if thumb is None and doc.renderer is None and doc.pages:  # a text file: its first lines
+                thumb = text_thumbnail(doc)
             return doc, thumb
 
         job = Job(f"reading {entry.name}", work)

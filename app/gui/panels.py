@@ -74,6 +74,42 @@ def pil_to_qimage(image: Any) -> QImage:
     return qimg.copy()  # own the pixels: ``data`` goes away
 
 
+def fit_columns(table: Any, columns: tuple[int, ...], at_least: str = "") -> None:
+    """Widen ``columns`` of a table to their longest cell (and ``at_least``, a typical entry) with room to spare, so
+    that a short cell such as "invoice.pdf, p. 1" is never wrapped onto a second line by a pixel of rounding; the
+    table does not wrap (a cell that does not fit is elided, its whole text in the tooltip or the JSON below)."""
+    table.setWordWrap(False)
+    metrics = table.fontMetrics()
+    spare = 2 * (table.style().pixelMetric(QStyle.PixelMetric.PM_FocusFrameHMargin) + 1) + 12
+    for column in columns:
+        texts = [at_least, table.horizontalHeaderItem(column).text() if table.horizontalHeaderItem(column) else ""]
+        texts += [table.item(r, column).text() for r in range(table.rowCount()) if table.item(r, column) is not None]
+        table.setColumnWidth(column, max(metrics.horizontalAdvance(t) for t in texts) + spare)
+
+
+def text_thumbnail(document: Any, size: tuple[int, int] = (96, 128)) -> Any:
+    """A small picture of a text document's first page (it has no page image): a white sheet with its first lines,
+    so a text file's row has a thumbnail like the others. PIL only: built on the worker thread."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    width, height = size
+    image = Image.new("RGB", size, "white")
+    draw = ImageDraw.Draw(image)
+    draw.rectangle((0, 0, width - 1, height - 1), outline=(160, 160, 160))
+    try:
+        font = ImageFont.load_default(size=9)
+    except TypeError:  # Pillow before 10.1: the fixed bitmap font
+        font = ImageFont.load_default()
+    text = "\n".join(b.text for b in document.pages[0].blocks) if document.pages else ""
+    y = 5
+    for line in (ln for ln in text.splitlines() if ln.strip()):
+        if y > height - 12:
+            break
+        draw.text((5, y), line.strip()[:24], fill=(40, 40, 40), font=font)
+        y += 11
+    return image
+
+
 class DocumentList(QListWidget):
     def __init__(self, parent: Any = None) -> None:
         super().__init__(parent)
@@ -688,8 +724,7 @@ class Results(QTabWidget):
                 if source is not None:
                     item.setToolTip("Click to show it on its page")
                 self.table.setItem(r, c, item)
-        self.table.resizeColumnToContents(0)
-        self.table.resizeColumnToContents(2)  # "invoice.pdf, p. 1" on one line
+        fit_columns(self.table, (0, 2))  # "invoice.pdf, p. 1" on one line
         self.setCurrentWidget(self.extract_tab)
 
     def extraction_sources(self) -> list[Any]:
