@@ -443,6 +443,7 @@ class DiffusionEngine:
         self._finalize_canvas(run, last=canvas_index == run.max_new_canvases - 1)
         committed = run.input_ids[:, -self.canvas_length :]
         finished_host = run.finished_sequences.cpu().numpy()
+        written = committed != run.pad_token_id if run.pad_token_id is not None else torch.ones_like(committed)
         yield CanvasCommitted(
             canvas=canvas_index,
             steps=run.steps_per_canvas[-1],
@@ -451,6 +452,7 @@ class DiffusionEngine:
             finished=frozen_array(finished_host, bool),
             logprobs=None if logprobs is None else frozen_array(logprobs, np.float32),
             choices=choices,
+            new_tokens=tuple(int(n) for n in written.sum(dim=-1).tolist()),
         )
         return bool(finished_host.all())
 

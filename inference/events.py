@@ -98,9 +98,11 @@ class DenoisingStep(Event):
 
 @dataclass(frozen=True)
 class CanvasCommitted(Event):
-    """A canvas is final. Under a template (:mod:`inference.template`) ``logprobs`` holds, per position, the
-    log-probability of the committed token under the last step's distribution, and ``choices`` each choice's label
-    probabilities (batch row 0), in template order; both are empty otherwise."""
+    """A canvas is final; ``new_tokens`` counts, per row, what it wrote (padding after end-of-sequence is not written
+    text, so a short page's canvas counts its few tokens, not 256). Under a template (:mod:`inference.template`)
+    ``logprobs`` holds, per position, the log-probability of the committed token under the last step's
+    distribution, and ``choices`` each choice's label probabilities (batch row 0), in template order; both are
+    empty otherwise."""
 
     kind: ClassVar[str] = "canvas_committed"
     canvas: int
@@ -110,6 +112,7 @@ class CanvasCommitted(Event):
     finished: np.ndarray
     logprobs: np.ndarray | None = None
     choices: tuple[tuple[float, ...], ...] = ()
+    new_tokens: tuple[int, ...] = ()  # per row, the canvas's tokens that are not padding (end-of-sequence counts)
 
     @property
     def text(self) -> str:

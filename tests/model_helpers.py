@@ -33,3 +33,16 @@ def sharpen(model: Any, strengths: list[float]) -> Any:
 
     model.lm_head.register_forward_hook(hook)
     return model
+
+
+def towards(model: Any, token: int, strength: float = 50.0) -> Any:
+    """Add ``strength`` to one token's logit everywhere: a model that writes that token (end-of-sequence: an
+    empty answer, every page transcribed as nothing)."""
+
+    def hook(_module, _inputs, output):
+        output = output.clone()
+        output[..., token] += strength
+        return output
+
+    model.lm_head.register_forward_hook(hook)
+    return model

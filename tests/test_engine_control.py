@@ -101,3 +101,16 @@ def test_failure_is_an_event_not_an_exception(tiny_model, processor):
     events = list(engine.generate(bad, engine.default_params(seed=0)))
     assert isinstance(events[-1], Failed)
     assert "Traceback" not in events[-1].message and events[-1].message
+
+
+def test_padding_after_end_of_sequence_is_not_counted_as_written(tiny_model, processor):
+    from model_helpers import towards
+
+    engine = DiffusionEngine(towards(tiny_model, processor.tokenizer.eos_token_id), processor.tokenizer)
+    params = engine.default_params(seed=0, max_denoising_steps=4, max_new_tokens=256)
+    events = list(engine.generate(chat_inputs(processor, "Nothing"), params))
+    commit, finished = [e for e in events if isinstance(e, CanvasCommitted)][-1], events[-1]
+    assert isinstance(finished, Finished) and finished.text == ""
+    assert commit.ids.shape == (1, 256) and commit.new_tokens == (1,)  # the end-of-sequence; the rest is padding
+    stats = finished.stats
+    assert stats.new_tokens == 1 and stats.tokens_per_forward == 1 / stats.forward_passes

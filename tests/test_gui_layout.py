@@ -42,12 +42,58 @@ def test_small_windows_keep_every_control_reachable(window, qtbot, size):
     assert all(tabs.tabRect(i).width() >= tabs.fontMetrics().horizontalAdvance(tabs.tabText(i)) for i in range(5))
 
 
-def test_a_text_document_has_a_sign_in_the_list(window, qtbot, tmp_path):
+def test_a_text_document_has_a_thumbnail_of_its_first_lines(window, qtbot, tmp_path):
+    import numpy as np
+
     text = tmp_path / "notes.txt"
-    text.write_text("Some notes.", encoding="utf-8")
+    text.write_text("Some notes.\nA second line of them.\n", encoding="utf-8")
     window.add_paths([str(text)])
     qtbot.waitUntil(lambda: ingested(window), timeout=TIMEOUT)
+    entry = next(iter(window.entries.values()))
+    assert entry.thumbnail is not None and entry.thumbnail.size == (96, 128)  # the size of a page's thumbnail
+    sheet = np.asarray(entry.thumbnail.convert("L"))[3:-3, 3:-3]
+    assert (sheet < 128).sum() > 50  # its lines drawn on the sheet, not a blank
     assert not window.doc_list.item(0).icon().isNull()
+
+
+def cell_fits(table, row: int, column: int) -> bool:
+    """The cell's text fits on one line in the room the style leaves for it (its margins taken off), with a few
+    pixels to spare; a cell that only just fits wraps on another font or scale."""
+    from PySide6.QtWidgets import QStyle
+
+    margin = table.style().pixelMetric(QStyle.PixelMetric.PM_FocusFrameHMargin) + 1
+    text = table.item(row, column).text()
+    return table.columnWidth(column) - 2 * margin >= table.fontMetrics().horizontalAdvance(text) + 4
+
+
+def test_the_extraction_page_and_field_columns_fit_their_text(window, qtbot):
+    from inference.tasks.base import Citation, Extraction
+
+    window.resize(800, 600)
+    where = Citation("/tmp/invoice.pdf", 1, "1", "Invoice 1234")
+    extraction = Extraction(
+        value={"invoice_number": "1234", "total": "12.00"},
+        sources={"/invoice_number": where, "/total": where},
+        valid=True,
+        errors=[],
+        kind="pinned",
+        engine="model",
+    )
+    window.results.show_extraction(extraction)
+    table = window.results.table
+    assert table.item(0, 2).text() == "invoice.pdf, p. 1" and not table.wordWrap()
+    assert all(cell_fits(table, row, column) for row in range(2) for column in (0, 2))
+
+
+def test_the_schema_field_column_fits_field_names(qtbot):
+    from app.gui.schema_editor import NAME, SchemaEditor
+
+    editor = SchemaEditor()
+    qtbot.addWidget(editor)
+    editor.set_schema({"type": "object", "properties": {"invoice_number": {"type": "string"}}})
+    assert cell_fits(editor.table, 0, NAME)
+    editor.table.item(0, NAME).setText("customer_billing_address_line")  # typed in: the column follows
+    assert cell_fits(editor.table, 0, NAME)
 
 
 def test_a_new_window_fits_the_screen(qtbot):

@@ -134,3 +134,23 @@ def test_each_run_counts_its_own_canvases_and_keeps_what_earlier_steps_accepted(
         assert still.any() and bool((run[1].state[still] == KEPT).all())
     panel._update_labels(second[-1])
     assert panel.counters.text().startswith("run 2 \u00b7 canvas 1 \u00b7 step")
+
+
+def test_tokens_per_forward_counts_written_tokens_not_padding(qtbot, tiny_model, processor):
+    """A short answer (here only end-of-sequence) fills its canvas with padding: the counter divides the tokens
+    written by the forwards, not the canvas's 256 positions (which read as 64 or 128 tokens/forward)."""
+    from app.gui.denoise_panel import DenoisePanel
+    from inference import events as ev
+    from inference.engine import DiffusionEngine
+    from tests.conftest import chat_inputs
+    from tests.model_helpers import towards
+
+    engine = DiffusionEngine(towards(tiny_model, processor.tokenizer.eos_token_id), processor.tokenizer)
+    panel = DenoisePanel()
+    qtbot.addWidget(panel)
+    events = list(engine.generate(chat_inputs(processor, "Nothing"), engine.default_params(seed=0)))
+    for event in events:
+        panel.on_event(event)
+    panel.redraw_now()
+    steps = sum(isinstance(e, ev.DenoisingStep) for e in events)
+    assert steps >= 1 and f"{1 / steps:.2f} tokens/forward" in panel.counters.text(), panel.counters.text()

@@ -204,3 +204,25 @@ def test_showing_another_document_during_a_streamed_parse_keeps_the_stream(qtbot
     reference = QPlainTextEdit()
     reference.setPlainText(parsed.markdown)
     assert results.raw.toPlainText() == reference.toPlainText()
+
+
+# block selection ----------------------------------------------------------------------------------------------------
+def _rendered_selection_of(window, kind: str) -> tuple[str, str]:
+    """Click (as the page does) the first block of ``kind`` on page 1: the rendered and the raw selections."""
+    block = next(b for b in window.page_view.blocks if b.kind == kind)
+    window.page_view.block_clicked.emit(1, block.order)
+    raw = window.results.raw.textCursor().selectedText()
+    rendered = window.results.rendered.textCursor().selection().toPlainText()
+    return raw, rendered
+
+
+def test_clicking_a_block_selects_the_whole_block_in_the_rendered_tab(window, qtbot):
+    from tests.qt_helpers import parsed_sample
+
+    parsed_sample(window, qtbot)
+    raw, rendered = _rendered_selection_of(window, "text")
+    assert len(raw) > 80 and words(rendered) == words(raw)  # the paragraph to its last word
+    raw, rendered = _rendered_selection_of(window, "table")
+    cells = [c.strip() for line in raw.split("\u2029") for c in line.strip("|").split("|") if c.strip("- ")]
+    assert cells[0] == "Canvas" and cells[-1] == "97"
+    assert rendered.split() == cells  # every cell, header to the last, and nothing after the table

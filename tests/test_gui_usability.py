@@ -206,6 +206,23 @@ def test_an_empty_answer_is_not_reported_as_an_answer(window):
     assert window.status_label.text() == "Answered from 2 document(s)."
 
 
+def test_a_page_the_model_wrote_nothing_for_is_not_reported_as_parsed(window, qtbot):
+    from tests.model_helpers import towards
+
+    window.add_paths([str(SAMPLE)])
+    qtbot.waitUntil(lambda: ingested(window), timeout=TIMEOUT)
+    load_tiny(window, qtbot, max_denoising_steps=2)
+    loaded = window.model_engine.loaded
+    towards(loaded.model, loaded.processor.tokenizer.eos_token_id)  # every page: end-of-sequence at once
+    window.parse()
+    qtbot.waitUntil(lambda: not window.worker.busy, timeout=TIMEOUT)
+    entry = window.entries[window.current]
+    assert entry.status == "partial"
+    assert [e.message for e in entry.parsed.document.errors] == ["the model wrote nothing for this page"] * 2
+    assert window.status_label.text() == "Parsed 1 document(s), 1 partial."
+    assert window.banner.isVisible() and "page 1: the model wrote nothing" in window.banner.label.text()
+
+
 def test_parsing_several_documents_skips_those_this_engine_parsed(window, qtbot, tmp_path):
     notes = tmp_path / "notes.txt"
     notes.write_text("Some notes about canvases.", encoding="utf-8")

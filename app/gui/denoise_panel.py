@@ -535,7 +535,9 @@ class DenoisePanel(QWidget):
                     last.run_base,
                 )
                 self.frames.append(committed)
-            self.committed_tokens += int(np.asarray(event.ids[0]).size)
+            # the tokens written, not the padding after end-of-sequence (a short page is not 256 tokens' worth)
+            written = event.new_tokens[0] if event.new_tokens else np.asarray(event.ids[0]).size
+            self.committed_tokens += int(written)
         elif isinstance(event, ev.Finished):
             self.tokens_per_second = float(event.stats.tokens_per_second)
             self._end_run()

@@ -15,6 +15,8 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import QMenu, QTableWidgetItem
 
+from .panels import fit_columns
+
 REDO_ACTION = "Re-denoise \u201c{field}\u201d"
 
 
@@ -53,6 +55,7 @@ class LiveExtraction:
                 table.setItem(row, 0, QTableWidgetItem(name))
                 table.setItem(row, 1, QTableWidgetItem(""))
                 table.setItem(row, 2, QTableWidgetItem(""))
+            fit_columns(table, (0,))
             self.results.setCurrentWidget(self.results.extract_tab)
         start = event.canvas * int(event.draft.shape[1])
         stop = min(start + int(event.draft.shape[1]), layout.template.length)

@@ -35,7 +35,7 @@ from .banner import Banner
 from .denoise_panel import DenoisePanel
 from .find import FindBar, Finder
 from .model_dialog import ModelChoice
-from .panels import DocEntry, DocumentList, DropTarget, PageView, Results
+from .panels import DocEntry, DocumentList, DropTarget, PageView, Results, text_thumbnail
 from .runs import Runs, RunsBar
 from .selection import PageSelection
 from .tasks import TaskActions
@@ -376,6 +376,8 @@ class MainWindow(TaskActions, DropTarget, QMainWindow):
                 thumb.thumbnail((96, 128))
             except Exception:  # noqa: BLE001 - no thumbnail is not an error
                 thumb = None
+            if thumb is None and doc.renderer is None and doc.pages:  # a text file: its first lines
+                thumb = text_thumbnail(doc)
             return doc, thumb
 
         job = Job(f"reading {entry.name}", work)
@@ -582,7 +584,9 @@ class MainWindow(TaskActions, DropTarget, QMainWindow):
         def done(result: Any) -> None:
             if self.page_view.document is doc and self.page_view.page == number and self.cleaned_box.isChecked():
                 steps = ", ".join(result.steps) or "nothing to do"
-                self.page_view.show_image(result.after, f"cleaned: {steps}", dpi)
+                self.page_view.show_image(
+                    result.after, f"cleaned: {steps}", dpi, result.matrix, (result.before.width, result.before.height)
+                )
 
         return self.worker.submit(self._connect(Job("cleaning the scan", work), done))
 

@@ -74,6 +74,42 @@ def pil_to_qimage(image: Any) -> QImage:
     return qimg.copy()  # own the pixels: ``data`` goes away
 
 
+def fit_columns(table: Any, columns: tuple[int, ...], at_least: str = "") -> None:
+    """Widen ``columns`` of a table to their longest cell (and ``at_least``, a typical entry) with room to spare, so
+    that a short cell such as "invoice.pdf, p. 1" is never wrapped onto a second line by a pixel of rounding; the
+    table does not wrap (a cell that does not fit is elided, its whole text in the tooltip or the JSON below)."""
+    table.setWordWrap(False)
+    metrics = table.fontMetrics()
+    spare = 2 * (table.style().pixelMetric(QStyle.PixelMetric.PM_FocusFrameHMargin) + 1) + 12
+    for column in columns:
+        texts = [at_least, table.horizontalHeaderItem(column).text() if table.horizontalHeaderItem(column) else ""]
+        texts += [table.item(r, column).text() for r in range(table.rowCount()) if table.item(r, column) is not None]
+        table.setColumnWidth(column, max(metrics.horizontalAdvance(t) for t in texts) + spare)
+
+
+def text_thumbnail(document: Any, size: tuple[int, int] = (96, 128)) -> Any:
+    """A small picture of a text document's first page (it has no page image): a white sheet with its first lines,
+    so a text file's row has a thumbnail like the others. PIL only: built on the worker thread."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    width, height = size
+    image = Image.new("RGB", size, "white")
+    draw = ImageDraw.Draw(image)
+    draw.rectangle((0, 0, width - 1, height - 1), outline=(160, 160, 160))
+    try:
+        font = ImageFont.load_default(size=9)
+    except TypeError:  # Pillow before 10.1: the fixed bitmap font
+        font = ImageFont.load_default()
+    text = "\n".join(b.text for b in document.pages[0].blocks) if document.pages else ""
+    y = 5
+    for line in (ln for ln in text.splitlines() if ln.strip()):
+        if y > height - 12:
+            break
+        draw.text((5, y), line.strip()[:24], fill=(40, 40, 40), font=font)
+        y += 11
+    return image
+
+
 class DocumentList(QListWidget):
     def __init__(self, parent: Any = None) -> None:
         super().__init__(parent)
@@ -234,31 +270,52 @@ class PageView(DropTarget, QGraphicsView):
         self.scale_to_page = (1 / sx, 1 / sy)  # scene pixels -> page points (a selected area)
         source = self.layout_source.pages[number - 1] if self.layout_source is not None else page
         self.blocks = sorted(source.blocks, key=lambda b: b.order)
+        self._outline(lambda x, y: (x * sx, y * sy))
+        scene.setSceneRect(QRectF(0, 0, image.width, image.height))
+        self.fit() if self.fit_mode else self.apply_zoom()
+        self.page_changed.emit(number)
+
+    def _outline(self, to_scene: Any) -> None:
+        """Outline the page's blocks; ``to_scene(x, y)`` maps a point of the page (points) into the scene. A box
+        that the mapping turns (a deskewed scan) is outlined by the rectangle around its corners."""
         pen = QPen(QColor(42, 122, 184, 160))
         pen.setWidthF(1.0)
         for blk in self.blocks:
             x0, y0, x1, y1 = blk.bbox
             if x1 <= x0 or y1 <= y0:
                 continue
-            rect = QGraphicsRectItem(QRectF(x0 * sx, y0 * sy, (x1 - x0) * sx, (y1 - y0) * sy))
+            corners = [to_scene(x, y) for x, y in ((x0, y0), (x1, y0), (x0, y1), (x1, y1))]
+            xs, ys = [c[0] for c in corners], [c[1] for c in corners]
+            rect = QGraphicsRectItem(QRectF(min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys)))
             rect.setPen(pen)
             rect.setData(0, blk.order)
             rect.setToolTip(f"{blk.kind}: {blk.text[:120]}")
-            scene.addItem(rect)
+            self.scene().addItem(rect)
             self.outline_items.append(rect)
-        scene.setSceneRect(QRectF(0, 0, image.width, image.height))
-        self.fit() if self.fit_mode else self.apply_zoom()
-        self.page_changed.emit(number)
 
-    def show_image(self, image: Any, note: str = "", dpi: int | None = None) -> None:
-        """Show an image in place of the page (the cleaned scan), without outlines. An image rendered at ``dpi``
-        is drawn at the page's scale, so switching between the two keeps the zoom."""
+    def show_image(
+        self, image: Any, note: str = "", dpi: int | None = None, matrix: Any = None, source_size: Any = None
+    ) -> None:
+        """Show an image in place of the page (the cleaned scan). An image rendered at ``dpi`` is drawn at the
+        page's scale, so switching between the two keeps the zoom. With ``matrix`` (3x3, from the page rendered at
+        ``source_size`` pixels to the image's pixels, as ``clean_scan`` gives it) the page's blocks are outlined
+        where they sit on the image, as on the page itself."""
         scene = self.scene()
         scene.clear()
         self.outline_items = []
         item = scene.addPixmap(QPixmap.fromImage(pil_to_qimage(image)))
         scale = self.dpi / dpi if dpi else 1.0
         item.setScale(scale)
+        if matrix is not None and source_size is not None and self.document is not None and self.page:
+            page = self.document.pages[self.page - 1]
+            kx = source_size[0] / page.width if page.width else 1.0
+            ky = source_size[1] / page.height if page.height else 1.0
+
+            def to_scene(x: float, y: float) -> tuple[float, float]:
+                u, v, w = matrix @ (x * kx, y * ky, 1.0)
+                return u / w * scale, v / w * scale
+
+            self._outline(to_scene)
         if note:
             label = scene.addText(note)
             label.setDefaultTextColor(QColor(42, 122, 184))
@@ -421,6 +478,7 @@ class Results(QTabWidget):
         self.raw.cursorPositionChanged.connect(self._cursor_moved)
         self.markdown = ""
         self.spans: dict[tuple[int, int], tuple[int, int]] = {}
+        self._rendered_spans: dict[tuple[int, int], tuple[int, int]] | None = {}
         self.thread: list[Any] = []  # the answers of the conversation shown, oldest first
         self._links: list[Any] = []  # citations by link number
         self._rows: list[Any] = []  # citations by table row
@@ -434,6 +492,7 @@ class Results(QTabWidget):
         self.markdown = parsed.markdown if parsed is not None else ""
         self.spans = block_spans(parsed) if parsed is not None else {}
         self.rendered.setMarkdown(self.markdown)
+        self._rendered_spans: dict[tuple[int, int], tuple[int, int]] | None = None
         if self.streaming != "markdown":  # a parse streaming into the tab keeps it; its end shows this
             self._set_quietly(self.raw, self.markdown, self.raw_highlighter)
         show_text(
@@ -463,20 +522,13 @@ class Results(QTabWidget):
         self.raw.setTextCursor(cursor)
         self.raw.blockSignals(False)
         self.raw.ensureCursorVisible()
-        # the rendered view has no markup: find the block's first line, at the same occurrence as in the Markdown
-        probe = _plain_first_line(self.markdown[start:end])
-        if probe:
-            nth = self.markdown[:start].count(probe)
-            doc = self.rendered.document()
-            found = QTextCursor()
-            flags = QTextDocument.FindFlag.FindCaseSensitively
-            for _ in range(nth + 1):
-                found = doc.find(probe, found if not found.isNull() else 0, flags)
-                if found.isNull():
-                    break
-            if not found.isNull():
-                self.rendered.setTextCursor(found)
-                self.rendered.ensureCursorVisible()
+        rendered = self.rendered_spans().get((page, order))
+        if rendered is not None:
+            found = QTextCursor(self.rendered.document())
+            found.setPosition(rendered[0])
+            found.setPosition(rendered[1], QTextCursor.MoveMode.KeepAnchor)
+            self.rendered.setTextCursor(found)
+            self.rendered.ensureCursorVisible()
         return True
 
     def scroll_to_page(self, page: int) -> None:
@@ -492,20 +544,19 @@ class Results(QTabWidget):
         self.raw.setTextCursor(cursor)
         self.raw.blockSignals(False)
         self.raw.centerCursor()
-        # the Rendered view follows too: to the first block of the page that has text there, at its occurrence
-        first = min((span for (p, _o), span in self.spans.items() if p == page), default=None)
-        probe = _plain_first_line(self.markdown[first[0] : first[1]]) if first else ""
-        if probe:
-            found = QTextCursor()
-            for _ in range(self.markdown[: first[0]].count(probe) + 1):
-                found = self.rendered.document().find(
-                    probe, found if not found.isNull() else 0, QTextDocument.FindFlag.FindCaseSensitively
-                )
-                if found.isNull():
-                    return
-            found.clearSelection()
+        # the Rendered view follows too: to the first block of the page that has text there
+        first = min((span for (p, _o), span in self.rendered_spans().items() if p == page), default=None)
+        if first is not None:
+            found = QTextCursor(self.rendered.document())
+            found.setPosition(first[0])
             self.rendered.setTextCursor(found)
             self.rendered.ensureCursorVisible()
+
+    def rendered_spans(self) -> dict[tuple[int, int], tuple[int, int]]:
+        """Where each block sits in the Rendered view, worked out once per parse shown (see ``rendered_spans``)."""
+        if self._rendered_spans is None:
+            self._rendered_spans = rendered_spans(self.rendered.document(), self.markdown, self.spans)
+        return self._rendered_spans
 
     def _cursor_moved(self) -> None:
         position = self.raw.textCursor().position()
@@ -673,8 +724,7 @@ class Results(QTabWidget):
                 if source is not None:
                     item.setToolTip("Click to show it on its page")
                 self.table.setItem(r, c, item)
-        self.table.resizeColumnToContents(0)
-        self.table.resizeColumnToContents(2)  # "invoice.pdf, p. 1" on one line
+        fit_columns(self.table, (0, 2))  # "invoice.pdf, p. 1" on one line
         self.setCurrentWidget(self.extract_tab)
 
     def extraction_sources(self) -> list[Any]:
@@ -689,10 +739,33 @@ class Results(QTabWidget):
 CITATION_MARK = re.compile(r"\[(?:p\.|page)\s*(\d{1,5})\]", re.I)
 
 
-def _plain_first_line(markdown: str) -> str:
-    line = markdown.strip().splitlines()[0] if markdown.strip() else ""
-    line = re.sub(r"^(#{1,6}\s+|[-*]\s+|\d+\.\s+|\|\s*)", "", line)
-    return line.split("|")[0].strip()[:80]
+def rendered_spans(
+    document: QTextDocument, markdown: str, spans: dict[tuple[int, int], tuple[int, int]]
+) -> dict[tuple[int, int], tuple[int, int]]:
+    """Where each block's Markdown span sits in ``document`` (the whole Markdown rendered): (start, end) positions.
+
+    The rendered text has no markup, so each block's Markdown is rendered alone and its lines (a paragraph is one
+    line, a table one line per cell) are found in order with a cursor that only moves forward: the block's first
+    line to its last, never an earlier lookalike, and a table from its first cell to its last."""
+    scratch = QTextDocument()
+    flags = QTextDocument.FindFlag.FindCaseSensitively
+    out: dict[tuple[int, int], tuple[int, int]] = {}
+    cursor = 0
+    for key, (start, end) in sorted(spans.items(), key=lambda item: item[1]):
+        scratch.setMarkdown(markdown[start:end])
+        lines = [line.strip() for line in scratch.toPlainText().splitlines() if line.strip()]
+        first = last = None
+        at = cursor
+        for line in lines:
+            found = document.find(line, at, flags)
+            if found.isNull():
+                break
+            first = found if first is None else first
+            last, at = found, found.selectionEnd()
+        if first is not None and last is not None and at > cursor:
+            out[key] = (first.selectionStart(), last.selectionEnd())
+            cursor = at
+    return out
 
 
 def _flatten(value: Any, prefix: str = "") -> list[tuple[str, Any]]:

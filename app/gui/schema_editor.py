@@ -26,6 +26,9 @@ from PySide6.QtWidgets import (
 )
 
 from .messages import describe
+from .panels import fit_columns
+
+FIELD_WIDTH = "invoice_number"  # a typical field name: the Field column fits it at least
 
 NAME, TYPE, REQUIRED, DESCRIPTION = range(4)
 
@@ -88,6 +91,8 @@ class SchemaEditor(QDialog):
         self.table.setHorizontalHeaderLabels(["Field", "Type", "Required", "Description"])
         self.table.horizontalHeader().setSectionResizeMode(DESCRIPTION, QHeaderView.ResizeMode.Stretch)
         self.table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
+        fit_columns(self.table, (NAME,), FIELD_WIDTH)  # room for a name such as invoice_number from the start
+        self.table.itemChanged.connect(self._name_changed)
         self.message = QLabel("Name the fields to extract; the model fills them from the documents in scope.")
         self.message.setWordWrap(True)
         row = QHBoxLayout()
@@ -114,6 +119,10 @@ class SchemaEditor(QDialog):
         self.resize(640, 420)
 
     # rows ---------------------------------------------------------------------------------------------------
+    def _name_changed(self, item: QTableWidgetItem) -> None:
+        if item.column() == NAME:  # a longer name widens the column to it
+            fit_columns(self.table, (NAME,), FIELD_WIDTH)
+
     def add_field(
         self,
         name: str = "",
@@ -182,6 +191,7 @@ class SchemaEditor(QDialog):
         self.base = {k: v for k, v in schema.items() if k not in ("properties", "required", "type")}
         for f in fields:
             self.add_field(f.name, f.type, f.required, f.description, f.extra)
+        fit_columns(self.table, (NAME,), FIELD_WIDTH)
 
     # files ----------------------------------------------------------------------------------------------------
     def say(self, message: str, error: bool = True) -> None:

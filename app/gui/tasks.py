@@ -356,7 +356,18 @@ class TaskActions:
         if self.current in {r[0] for r in results}:  # refresh the document shown; never switch to another one
             self.show_entry(self.current, self.page_view.page or None)
         if results and announce:
-            self.status_label.setText(f"Parsed {len(results)} document(s) with the {results[-1][1].engine} engine.")
+            engine = results[-1][1].engine
+            partial = [parsed for _path, parsed, *_ in results if parsed.document.errors]
+            if not partial:
+                self.status_label.setText(f"Parsed {len(results)} document(s) with the {engine} engine.")
+                return
+            first = partial[0].document
+            where = f"page {first.errors[0].page}: " if first.errors[0].page else ""
+            self.show_error(
+                f"{len(partial)} of {len(results)} document(s) parsed with the {engine} engine are partial: "
+                f"{first.name}, {where}{first.errors[0].message}."
+            )
+            self.status_label.setText(f"Parsed {len(results)} document(s), {len(partial)} partial.")
 
     def ask(self, question: str) -> Job | None:
         if not question.strip():

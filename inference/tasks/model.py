@@ -180,7 +180,9 @@ class ModelEngine:
         pages_md = []
         for i, page in enumerate(doc.pages):
             marker = page_marker(page) if options.markers else ""
-            if i not in texts:
+            if i in texts and not texts[i]:  # nothing written is the page's error, never a parsed page
+                doc.add_error(page.number, "the model wrote nothing for this page", "GenerationError")
+            if not texts.get(i):
                 pages_md.append(marker)
                 continue
             text = texts[i] if options.furniture else without_furniture(texts[i], page)
