@@ -95,6 +95,7 @@ class _Run:
     rule: CanvasRule | None = None  # the template's part on the canvas being denoised
     last_logits: torch.Tensor | None = None  # the last step's scaled logits (kept only under a template)
     steps_per_canvas: list[int] = field(default_factory=list)
+    shown: list[str] = field(default_factory=list)  # per row, the text the committed canvases have given so far
     prefill_seconds: float = 0.0
     diffusion_seconds: float = 0.0
 
@@ -443,18 +444,40 @@ class DiffusionEngine:
         self._finalize_canvas(run, last=canvas_index == run.max_new_canvases - 1)
         committed = run.input_ids[:, -self.canvas_length :]
         finished_host = run.finished_sequences.cpu().numpy()
+        last = canvas_index == run.max_new_canvases - 1 or bool(finished_host.all())
         written = committed != run.pad_token_id if run.pad_token_id is not None else torch.ones_like(committed)
         yield CanvasCommitted(
             canvas=canvas_index,
             steps=run.steps_per_canvas[-1],
             ids=frozen_array(committed.cpu().numpy(), np.int64),
-            texts=tuple(self._decode(row) for row in committed),
+            texts=self._canvas_texts(run, finished_host, last),
             finished=frozen_array(finished_host, bool),
             logprobs=None if logprobs is None else frozen_array(logprobs, np.float32),
             choices=choices,
             new_tokens=tuple(int(n) for n in written.sum(dim=-1).tolist()),
         )
         return bool(finished_host.all())
+
+    def _canvas_texts(self, run: _Run, finished: np.ndarray, last: bool) -> tuple[str, ...]:
+        """Per row, the text this canvas adds: everything written so far decoded at once, less what earlier canvases
+        gave. A character whose bytes straddle two canvases (a byte-level tokenizer) is held back until it is
+        whole, never shown as two U+FFFD; a row's last canvas gives all that is left."""
+        if not run.shown:
+            run.shown = [""] * run.batch_size
+        out = []
+        for row in range(run.batch_size):
+            text = self._decode(run.input_ids[row, run.prompt_len :])
+            if not (last or finished[row]):
+                text = text.rstrip("\ufffd")
+            shown = run.shown[row]
+            delta = (
+                text[len(shown) :]
+                if text.startswith(shown)
+                else self._decode(run.input_ids[row, -self.canvas_length :])
+            )
+            run.shown[row] = shown + delta
+            out.append(delta)
+        return tuple(out)
 
     def _advance(self, run: _Run) -> None:
         """1.f. Prepare the next canvas: masks and positions one canvas on."""

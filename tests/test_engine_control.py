@@ -114,3 +114,21 @@ def test_padding_after_end_of_sequence_is_not_counted_as_written(tiny_model, pro
     assert commit.ids.shape == (1, 256) and commit.new_tokens == (1,)  # the end-of-sequence; the rest is padding
     stats = finished.stats
     assert stats.new_tokens == 1 and stats.tokens_per_forward == 1 / stats.forward_passes
+
+
+def test_a_character_split_between_canvases_is_streamed_whole(tiny_model, processor):
+    """The tiny tokenizer is byte-level: an "é" whose two bytes fall on either side of a canvas boundary is given
+    whole by the second canvas's text, never as two U+FFFD; the canvases' texts add up to the answer."""
+    from inference.template import FREE, CanvasTemplate
+
+    tokenizer = processor.tokenizer
+    text = "a" * 255 + "\u00e9" + "b" * 10
+    ids = tokenizer.encode(text, add_special_tokens=False) + [tokenizer.eos_token_id]
+    assert len(ids) == 268  # the two bytes of "é" at positions 255 and 256: canvas 1's last, canvas 2's first
+    template = CanvasTemplate(pins=np.array(ids), sets=np.full(len(ids), FREE))
+    engine = DiffusionEngine(tiny_model, tokenizer)
+    params = engine.default_params(seed=0, max_denoising_steps=2, max_new_tokens=512)
+    events = list(engine.generate(chat_inputs(processor, "Letters"), params, template=template))
+    texts = [e.text for e in events if isinstance(e, CanvasCommitted)]
+    assert texts == ["a" * 255, "\u00e9" + "b" * 10]
+    assert "".join(texts) == events[-1].text == text

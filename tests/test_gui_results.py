@@ -226,3 +226,46 @@ def test_clicking_a_block_selects_the_whole_block_in_the_rendered_tab(window, qt
     cells = [c.strip() for line in raw.split("\u2029") for c in line.strip("|").split("|") if c.strip("- ")]
     assert cells[0] == "Canvas" and cells[-1] == "97"
     assert rendered.split() == cells  # every cell, header to the last, and nothing after the table
+
+
+def test_the_window_shows_the_parse_exactly_with_no_replacement_characters(window, qtbot, tmp_path):
+    notes = tmp_path / "notes.md"
+    body = (
+        "# Caf\u00e9 \u2014 \u65e5\u672c\u8a9e\n\n"
+        "Na\u00efve \u201cquotes\u201d, \u00bd cup, emoji \U0001f642 and \u0645\u0631\u062d\u0628\u0627.\n"
+    )
+    notes.write_text(body, encoding="utf-8")
+    window.add_paths([str(notes)])
+    qtbot.waitUntil(lambda: ingested(window), timeout=TIMEOUT)
+    window.engine_box.setCurrentText("builtin")
+    window.parse()
+    qtbot.waitUntil(lambda: not window.worker.busy, timeout=TIMEOUT)
+    parsed = window.entries[window.current].parsed
+    assert "\ufffd" not in parsed.markdown and "\U0001f642" in parsed.markdown
+    results = window.results
+    assert results.raw.toPlainText() == parsed.markdown.replace("\r\n", "\n")
+    for view in (results.rendered, results.json):
+        shown = view.toPlainText()
+        assert "\ufffd" not in shown and "\U0001f642" in shown and "\u65e5\u672c\u8a9e" in shown
+
+
+def test_a_character_split_between_canvases_streams_whole_into_the_tab(window, tiny_model, processor):
+    """A byte-level tokenizer can split a character between two canvases: the streamed Markdown shows it whole."""
+    import numpy as np
+    from conftest import chat_inputs
+
+    from inference.engine import DiffusionEngine
+    from inference.template import FREE, CanvasTemplate
+
+    tokenizer = processor.tokenizer
+    text = "a" * 255 + "\u00e9t\u00e9"
+    ids = tokenizer.encode(text, add_special_tokens=False) + [tokenizer.eos_token_id]
+    engine = DiffusionEngine(tiny_model, tokenizer)
+    params = engine.default_params(seed=0, max_denoising_steps=2, max_new_tokens=512)
+    pinned = CanvasTemplate(pins=np.array(ids), sets=np.full(len(ids), FREE))
+    results = window.results
+    results.begin_stream("markdown")
+    for event in engine.generate(chat_inputs(processor, "Letters"), params, template=pinned):
+        if isinstance(event, CanvasCommitted):
+            results.stream_text(event.text)
+    assert results.raw.toPlainText() == text
