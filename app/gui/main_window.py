@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from . import redenoise
 from .banner import Banner
 from .denoise_panel import DenoisePanel
 from .find import FindBar, Finder
@@ -134,6 +135,7 @@ class MainWindow(TaskActions, DropTarget, QMainWindow):
         self.results.citation_clicked.connect(self.show_citation)
         self.results.cursor_block.connect(self._results_cursor)
         self.results.setMinimumHeight(200)  # at the minimum height the denoising panel keeps its header
+        redenoise.install(self)  # "Re-denoise selection" in the raw Markdown of a model parse
         self.panel = DenoisePanel()
         self.right = QSplitter(Qt.Orientation.Vertical)
         self.right.setObjectName("right")

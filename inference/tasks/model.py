@@ -159,15 +159,8 @@ class ModelEngine:
             context.report(i, len(doc.pages), f"{doc.name}: page {page.number}")
             if page.error:
                 continue
-            policy = PromptPolicy(
-                mode="both" if page.has_text_layer else "image",
-                max_soft_tokens=self.policy.max_soft_tokens,
-                dpi=self.policy.dpi,
-            )
-            single = copy.copy(doc)
-            single.pages = [page]
             try:
-                prompt = self.builder.build([single], instruction, policy)
+                prompt = self._page_prompt(doc, page, instruction)
             except Exception as exc:  # noqa: BLE001 - a page that cannot be rendered is that page's error
                 doc.add_error(page.number, f"prompt failed: {exc}", type(exc).__name__)
                 continue
@@ -200,6 +193,62 @@ class ModelEngine:
         context.report(len(doc.pages), len(doc.pages), f"{doc.name}: done")
         markdown = "\n\n".join(p for p in pages_md if p).strip() + "\n"
         return ParseResult(document=doc, markdown=markdown, pages=pages_md, engine=self.name)
+
+    def _page_prompt(self, doc: Document, page: Any, instruction: str) -> Prompt:
+        """One page's parse prompt: its image, and its text layer as a hint where it has one."""
+        policy = PromptPolicy(
+            mode="both" if page.has_text_layer else "image",
+            max_soft_tokens=self.policy.max_soft_tokens,
+            dpi=self.policy.dpi,
+        )
+        single = copy.copy(doc)
+        single.pages = [page]
+        return self.builder.build([single], instruction, policy)
+
+    def redenoise_span(
+        self,
+        doc: Document,
+        page_number: int,
+        text: str,
+        start: int,
+        end: int,
+        context: TaskContext | None = None,
+        furniture: bool = False,
+    ) -> str:
+        """Denoise ``text[start:end]`` of a page's transcription again, the text around it kept token for token.
+
+        The page's parse prompt is prefilled as the parse did; the transcription's tokens are pinned on the canvas
+        (an end-of-sequence after them), except the tokens that overlap the span, which start from noise and are
+        denoised against the prompt and the pinned text on both sides. Returns the page's new transcription."""
+        import numpy as np
+
+        from ..template import FREE, CanvasTemplate
+
+        context = context or TaskContext()
+        if not 0 <= start < end <= len(text) or not text[start:end].strip():
+            raise ConfigError("Select the text to re-denoise: a span inside one page's transcription.")
+        page = next((p for p in doc.pages if p.number == page_number), None)
+        if page is None:
+            raise ConfigError(f"{doc.name} has no page {page_number}.")
+        tokenizer, _vocab, eos, _canvas = self._pin_setup()
+        encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        ids, offsets = encoded["input_ids"], encoded["offset_mapping"]
+        span = np.array([s < end and e > start for s, e in offsets] + [False], dtype=bool)
+        pins = np.array(list(ids) + ([eos] if eos is not None else []), dtype=np.int64)
+        span = span[: len(pins)]
+        specials = set(tokenizer.all_special_ids) | set(tokenizer.added_tokens_decoder) | set(self.engine.eos_token_ids)
+        writable = np.setdiff1d(np.arange(self.engine.vocab_size), np.array(sorted(specials), dtype=np.int64))
+        template = CanvasTemplate(  # the span writes text: no end-of-sequence, padding or other special token
+            pins=np.where(span, FREE, pins),
+            sets=np.where(span, 0, FREE).astype(np.int64),
+            token_sets=(writable,),
+        )
+        instruction = PARSE_INSTRUCTION.replace(*KEEP_FURNITURE) if furniture else PARSE_INSTRUCTION
+        events, _session = self._templated(self._page_prompt(doc, page, instruction), template, context)
+        finished = next((e for e in reversed(events) if isinstance(e, Finished)), None)
+        if finished is None:
+            raise GenerationError("the re-denoising run ended without an answer")
+        return finished.text
 
     def transcribed_whole(self, doc: Document, number: int) -> bool:
         """Whether a page's transcription is whole, so that it may be kept for a rerun."""
