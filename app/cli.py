@@ -85,9 +85,9 @@ def _add_window_commands(sub: Any) -> None:
     gui.add_argument("files", nargs="*", metavar="FILE")
     shot = sub.add_parser("screenshot", help="render the window offscreen in a state and save it as PNG")
     shot.add_argument("out", metavar="OUT.png")
-    shot.add_argument(
-        "--state", default="done", choices=("empty", "loaded", "generating", "done", "conversation", "extract", "dark")
-    )
+    from .gui.screenshot import STATES  # no Qt at import: the window's states, named once
+
+    shot.add_argument("--state", default="done", choices=STATES)
     shot.add_argument("--size", default="1400x860", help="WIDTHxHEIGHT (default 1400x860)")
 
 

@@ -235,6 +235,7 @@ def test_screenshot_renders_every_state(qtbot, tmp_path):
     assert np.abs(images["done"][grid] - images["generating"][grid]).mean() > 2
     assert images["dark"].mean() < images["done"].mean() - 40  # the dark scheme, really dark
     assert np.abs(images["conversation"] - images["extract"]).mean() > 2
+    assert np.abs(images["extract-pinned"] - images["extract"]).mean() > 1  # the model's values, coloured
     assert not [w for w in QApplication.topLevelWidgets() if w.isVisible()]
 
 

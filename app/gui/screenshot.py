@@ -12,7 +12,7 @@ from typing import Any
 
 from . import SAMPLE, application, apply_scheme, wait_until
 
-STATES = ("empty", "loaded", "generating", "done", "conversation", "extract", "dark")
+STATES = ("empty", "loaded", "generating", "done", "conversation", "extract", "extract-pinned", "dark")
 
 
 def _model_parse(app: Any, window: Any, stop: Any = None) -> Any:
@@ -106,8 +106,22 @@ def _extract(app: Any, window: Any) -> None:
         window.show_citation(source)
 
 
+def _extract_pinned(app: Any, window: Any) -> None:
+    """The demonstration model fills a schema pinned on the canvas: each value coloured by its confidence, with its
+    page and quote (the model was trained to transcribe, not to fill slots: the values show the mechanism)."""
+    window.engine_box.setCurrentText("model")
+    _extract(app, window)
+
+
 GENERATING_STEP = 3  # the step the "generating" picture shows (0-based)
-STAGES = {"generating": _generating, "done": _done, "dark": _done, "conversation": _conversation, "extract": _extract}
+STAGES = {
+    "generating": _generating,
+    "done": _done,
+    "dark": _done,
+    "conversation": _conversation,
+    "extract": _extract,
+    "extract-pinned": _extract_pinned,
+}
 
 
 def not_rendered(window: Any, state: str) -> str:
@@ -131,8 +145,8 @@ def screenshot(out: str | Path, state: str = "done", size: tuple[int, int] = (14
 
     if state not in STATES:
         raise ValueError(f"state must be one of {', '.join(STATES)}")
-    if state == "generating":
-        require_model_runtime()  # the only state that is the model at work
+    if state in ("generating", "extract-pinned"):
+        require_model_runtime()  # the states that are the model at work
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     app = application()
     from .main_window import MainWindow
@@ -149,7 +163,7 @@ def screenshot(out: str | Path, state: str = "done", size: tuple[int, int] = (14
             wait_until(
                 app, lambda: all(e.document is not None or e.status == "failed" for e in window.entries.values())
             )
-        if state in ("generating", "done", "dark", "conversation") and has_model_runtime():
+        if state in ("generating", "done", "dark", "conversation", "extract-pinned") and has_model_runtime():
             params = {**checkpoint_defaults("tiny-trained"), "seed": 0}
             window.load_model(ModelChoice("tiny-trained", "fp32", "cpu", params))
             wait_until(app, lambda: window.model_engine is not None or not window.worker.busy)
