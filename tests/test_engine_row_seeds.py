@@ -39,20 +39,16 @@ def assert_same_row(alone: np.ndarray, batched: np.ndarray, pad: int) -> None:
 def test_a_seeded_row_gets_the_same_tokens_alone_and_in_any_batch(tiny_model, processor):
     engine = DiffusionEngine(tiny_model, processor.tokenizer)
     params = engine.default_params(max_new_tokens=512, max_denoising_steps=8)
-    torch_seeded = list(
-        engine.generate(
-            chat_inputs(processor, PROMPTS[0]),
-            engine.default_params(**{"max_new_tokens": 512, "max_denoising_steps": 8, "seed": 11}),
-        )
-    )[-1]
+    seeded = engine.default_params(max_new_tokens=512, max_denoising_steps=8, seed=11)
+    torch_seeded = list(engine.generate(chat_inputs(processor, PROMPTS[0]), seeded))[-1]
     alone = {i: finished(engine, chat_inputs(processor, t), params, [11 + i])[0] for i, t in enumerate(PROMPTS)}
     # one row seeded s draws what a single run after torch.manual_seed(s) draws (the generate() parity path)
     assert np.array_equal(alone[0].ids, torch_seeded.ids)
     batch, _ = finished(engine, batch_inputs(processor, PROMPTS), params, [11, 12, 13])
     reordered, _ = finished(engine, batch_inputs(processor, [PROMPTS[2], PROMPTS[0]]), params, [13, 11])
-    for row, i in enumerate(range(3)):
-        assert_same_row(alone[i].ids[0], batch.ids[row], engine.pad_token_id)
-        assert batch.texts[row] == alone[i].texts[0]
+    for i in range(3):
+        assert_same_row(alone[i].ids[0], batch.ids[i], engine.pad_token_id)
+        assert batch.texts[i] == alone[i].texts[0]
     assert_same_row(alone[2].ids[0], reordered.ids[0], engine.pad_token_id)
     assert_same_row(alone[0].ids[0], reordered.ids[1], engine.pad_token_id)
     assert not np.array_equal(batch.ids[0], batch.ids[2])  # the rows' seeds differ, and so do their tokens
