@@ -13,7 +13,7 @@ import copy
 import logging
 import math
 import time
-from collections.abc import Generator, Iterator, Mapping
+from collections.abc import Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -90,6 +90,8 @@ class _Run:
     encoder_position_ids: torch.Tensor
     decoder_position_ids: torch.Tensor
     stability: sampling.StabilityTracker | None
+    noise: sampling.Noise = field(default_factory=sampling.Noise)
+    done_rows: np.ndarray | None = None  # host copy of finished_sequences, as of the last commit
     images: int = 0
     template: CanvasTemplate | None = None
     rule: CanvasRule | None = None  # the template's part on the canvas being denoised
@@ -155,14 +157,20 @@ class DiffusionEngine:
         cancel: CancelToken | None = None,
         session: Session | None = None,
         template: CanvasTemplate | None = None,
+        seeds: Sequence[int | None] | None = None,
     ) -> Iterator[Event]:
         """Yield the events of one run. Errors end the stream with a ``Failed`` event; nothing is raised.
 
         ``template`` pins tokens and restricts positions of the generated canvases (:mod:`inference.template`);
         the run covers at least the template's canvases. Without one the run is ``generate()``'s.
+
+        ``seeds`` (one per row): each row draws its noise from its own generator seeded with its seed (a ``None``
+        row: a seed drawn from torch's global generator), so that a row's noise does not depend on the rows beside
+        it. A row seeded with ``s`` draws what a single-row run with ``params.seed = s`` draws; without ``seeds``
+        the whole batch draws from the global generator, as ``generate()`` does.
         """
         params = params or self.default_params()
-        yield from self._guarded(self._generate(inputs, params, cancel, session, template), session)
+        yield from self._guarded(self._generate(inputs, params, cancel, session, template, seeds=seeds), session)
 
     def reopen(
         self,
@@ -205,10 +213,11 @@ class DiffusionEngine:
         session: Session | None,
         template: CanvasTemplate | None = None,
         reopen: bool = False,
+        seeds: Sequence[int | None] | None = None,
     ) -> Iterator[Event]:
         """Prepare, prefill, then one canvas at a time: denoise it, commit it; finish (generate()'s 0, 1, 2).
         ``reopen``: the session's prompt cache stands for the prompt, and there is no prefill."""
-        run = self._prepare(inputs, params, session, template, reopen)
+        run = self._prepare(inputs, params, session, template, reopen, seeds)
         yield PrefillStarted(prompt_tokens=run.prompt_len, cached_tokens=run.cached, images=run.images)
         if not reopen and not (yield from self._prefill(run, params, cancel)):
             if session is not None:  # cancelled between chunks: a half-filled cache is no session to continue
@@ -236,9 +245,10 @@ class DiffusionEngine:
         session: Session | None,
         template: CanvasTemplate | None = None,
         reopen: bool = False,
+        seeds: Sequence[int | None] | None = None,
     ) -> _Run:
         """0. Input preparation (as in generate()): the new turn after any pending ids, the cache, positions and
-        masks; the memory check before any work."""
+        masks, where the noise comes from; the memory check before any work."""
         pending = session.pending_ids if session is not None and not reopen else None
         input_ids, attention_mask, model_kwargs = self._turn_inputs(inputs, pending)
         cache = session.cache if session is not None else None
@@ -248,6 +258,9 @@ class DiffusionEngine:
             torch.manual_seed(params.seed)
         batch_size, new_len = input_ids.shape
         device = input_ids.device
+        if seeds is not None and len(seeds) != batch_size:
+            raise GenerationError(f"{len(seeds)} seeds for a batch of {batch_size} prompts: give one per row.")
+        noise = sampling.Noise() if seeds is None else sampling.Noise.per_row(list(seeds), device)
         cached = 0 if cache is None else int(cache.get_seq_length())
         cur_len = cached + new_len
         if cache is None:
@@ -279,6 +292,8 @@ class DiffusionEngine:
             encoder_position_ids=torch.arange(cur_len - new_len, cur_len, dtype=torch.int32, device=device)[None],
             decoder_position_ids=self._positions(cur_len, device),
             stability=sampling.StabilityTracker(params.stability_threshold) if params.adaptive_stopping else None,
+            noise=noise,
+            done_rows=np.zeros(batch_size, dtype=bool),
             images=int(model_kwargs["pixel_values"].shape[0]) if "pixel_values" in model_kwargs else 0,
             template=template,
         )
@@ -401,6 +416,8 @@ class DiffusionEngine:
                 run.cache,
                 run.decoder_position_ids,
                 run.model_kwargs,
+                run.noise,
+                ~(was_finished | run.done_rows),
                 rule,
             )
             host = packed.cpu().numpy()  # the one host transfer of the step
@@ -417,7 +434,7 @@ class DiffusionEngine:
     def _start_canvas(self, run: _Run) -> tuple[torch.Tensor, torch.Tensor | None, Any]:
         """1.b. Prepare the denoising loop: a random canvas (drawn even when a starting canvas is given), the
         starting self-conditioning logits (None unless given) and the decoder's attention mask mapping."""
-        drawn = sampling.random_canvas(run.batch_size, self.canvas_length, self.vocab_size, run.device)
+        drawn = run.noise.canvas(run.batch_size, self.canvas_length, self.vocab_size, run.device, ~run.done_rows)
         current = run.model_kwargs.pop("decoder_input_ids", drawn)
         self_conditioning = run.model_kwargs.pop("self_conditioning_logits", None)
         mask_mapping = self.model.model.decoder.create_diffusion_decoder_attention_mask(
@@ -446,6 +463,7 @@ class DiffusionEngine:
         finished_host = run.finished_sequences.cpu().numpy()
         last = canvas_index == run.max_new_canvases - 1 or bool(finished_host.all())
         written = committed != run.pad_token_id if run.pad_token_id is not None else torch.ones_like(committed)
+        run.done_rows = finished_host
         yield CanvasCommitted(
             canvas=canvas_index,
             steps=run.steps_per_canvas[-1],
@@ -587,9 +605,12 @@ class DiffusionEngine:
         cache: Any,
         decoder_position_ids: torch.Tensor,
         model_kwargs: dict[str, Any],
+        noise: sampling.Noise,
+        drawing: np.ndarray,
         rule: CanvasRule | None = None,
     ) -> tuple:
-        """One denoising step (generate()'s 1.c.i-v). Returns the new state and the packed host payload."""
+        """One denoising step (generate()'s 1.c.i-v). Returns the new state and the packed host payload. ``drawing``:
+        the rows still running, the only ones that draw from per-row generators (the others' draws are discarded)."""
         model = self.model
         # 1.c.i. Run the decoder on the canvas, the cache and the self-conditioning logits.
         logits = model(
@@ -608,7 +629,7 @@ class DiffusionEngine:
             scaled = rule.mask(scaled)
         probs = torch.softmax(scaled, dim=-1, dtype=torch.float32)
         batch_size, canvas_length = current.shape
-        denoised = torch.multinomial(probs.view(-1, probs.shape[-1]), num_samples=1).view(batch_size, canvas_length)
+        denoised = noise.sample(probs, drawing)
         new_argmax = torch.argmax(scaled, dim=-1)
         # 1.c.iii. Accept by the entropy bound; re-noise everything else.
         entropy = sampling.token_entropy(scaled)
@@ -616,8 +637,8 @@ class DiffusionEngine:
         if rule is not None:  # pins count as accepted (their entropy is 0 anyway) and are never re-noised
             accepted_mask = accepted_mask | rule.pin_mask[None]
         accepted = torch.where(accepted_mask, denoised, current)
-        noise = sampling.random_canvas(batch_size, canvas_length, self.vocab_size, current.device)
-        new_current = torch.where(~accepted_mask, noise, accepted)
+        drawn = noise.canvas(batch_size, canvas_length, self.vocab_size, current.device, drawing)
+        new_current = torch.where(~accepted_mask, drawn, accepted)
         renoised = ~accepted_mask
         # 1.c.iv. Adaptive stopping. Rows that stopped before keep their canvas, draft and logits.
         if stability is not None:

@@ -10,6 +10,7 @@ acceptance, stopping and the viewer, instead of being recomputed by each.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -52,6 +53,62 @@ def entropy_bound_accept(entropy: torch.Tensor, entropy_bound: float) -> torch.T
 def random_canvas(batch_size: int, canvas_length: int, vocab_size: int, device: torch.device) -> torch.Tensor:
     """A canvas of tokens drawn uniformly from the vocabulary (one ``randint`` draw, as ``generate()`` does)."""
     return torch.randint(low=0, high=vocab_size, size=(batch_size, canvas_length), device=device)
+
+
+class Noise:
+    """Where a run's random draws come from.
+
+    Without generators (``generate()``'s way): torch's global generator, one draw for the whole batch, so a row's
+    noise depends on the rows beside it. With one ``torch.Generator`` per row: each row draws its canvases and its
+    samples from its own generator, and only while it is still running, in the order a single-row run draws them
+    from the global one; so a row seeded with ``s`` draws exactly what a single-row run after
+    ``torch.manual_seed(s)`` draws, whatever else is in its batch.
+    """
+
+    def __init__(self, generators: list[torch.Generator] | None = None) -> None:
+        self.generators = generators
+
+    @classmethod
+    def per_row(cls, seeds: list[int | None], device: torch.device) -> Noise:
+        """One generator per row, seeded with the row's seed; a row without one takes a seed drawn from torch's global
+        generator (so a run stays reproducible under ``torch.manual_seed``)."""
+        generators = []
+        for seed in seeds:
+            if seed is None:
+                seed = int(torch.randint(0, 2**62, (), dtype=torch.int64))
+            generators.append(torch.Generator(device=device).manual_seed(seed))
+        return cls(generators)
+
+    def canvas(
+        self, batch_size: int, canvas_length: int, vocab_size: int, device: torch.device, rows: Any = None
+    ) -> torch.Tensor:
+        """A canvas of tokens drawn uniformly from the vocabulary. ``rows`` (host booleans, per-row generators only):
+        the rows that draw; the others get zeros, which their run never uses."""
+        if self.generators is None:
+            return random_canvas(batch_size, canvas_length, vocab_size, device)
+        return torch.cat(
+            [
+                torch.randint(0, vocab_size, (1, canvas_length), generator=g, device=device)
+                if rows is None or rows[i]
+                else torch.zeros((1, canvas_length), dtype=torch.long, device=device)
+                for i, g in enumerate(self.generators)
+            ]
+        )
+
+    def sample(self, probs: torch.Tensor, rows: Any = None) -> torch.Tensor:
+        """One token per position from ``probs`` (batch, canvas, vocab), as ``torch.multinomial`` draws it; ``rows``
+        as for :meth:`canvas`."""
+        batch_size, canvas_length, vocab = probs.shape
+        if self.generators is None:
+            return torch.multinomial(probs.view(-1, vocab), num_samples=1).view(batch_size, canvas_length)
+        return torch.cat(
+            [
+                torch.multinomial(probs[i], num_samples=1, generator=g).view(1, canvas_length)
+                if rows is None or rows[i]
+                else torch.zeros((1, canvas_length), dtype=torch.long, device=probs.device)
+                for i, g in enumerate(self.generators)
+            ]
+        )
 
 
 @dataclass

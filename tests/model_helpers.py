@@ -46,3 +46,24 @@ def towards(model: Any, token: int, strength: float = 50.0) -> Any:
 
     model.lm_head.register_forward_hook(hook)
     return model
+
+
+def echo_canvas(model: Any, strengths: list[float]) -> Any:
+    """Add a per-row bias to the logits toward the token each position holds now: a row with a strong bias keeps its
+    starting noise as its answer and stops after a step or two, so its tokens depend on the noise it drew."""
+    import torch
+
+    seen: dict[str, Any] = {}
+
+    def keep_canvas(_module, _args, kwargs):
+        seen["canvas"] = kwargs.get("decoder_input_ids")
+
+    def hook(_module, _inputs, output):
+        bias = torch.zeros_like(output)
+        for row, strength in enumerate(strengths[: output.shape[0]]):
+            bias[row].scatter_(-1, seen["canvas"][row, :, None], strength)
+        return output + bias
+
+    model.register_forward_pre_hook(keep_canvas, with_kwargs=True)
+    model.lm_head.register_forward_hook(hook)
+    return model

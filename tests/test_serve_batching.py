@@ -1,18 +1,19 @@
 """``dwb serve`` runs requests that arrive together as one engine batch: each row gets the tokens of the engine's
-own batched run of the same prompts, and a row whose client goes away leaves the other rows' tokens unchanged.
-Requests without a seed batch (the server runs in this process, so the global generator is seeded here); a seeded
-request runs alone and gives the same tokens as on an idle server."""
+own batched run of the same prompts and seeds, and a row whose client goes away leaves the other rows' tokens
+unchanged. Each row draws from its own seeded generator, so a seeded request gets the same tokens batched with others
+as alone."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
+from dataclasses import replace
 
 import httpx
 import numpy as np
 import pytest
-import torch
 
 from inference.engine import DiffusionEngine
 from inference.events import Finished
@@ -25,6 +26,7 @@ from inference.serving.wire import decode_event
 
 PARAMS = {"max_denoising_steps": 6}
 QUESTIONS = ["Say hello.", "Name a colour, please.", "What is two plus two?", "Write one short line about rain."]
+SEEDS = [20, 21, 22, 23]
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +36,7 @@ def loaded():
 
 @pytest.fixture(scope="module")
 def served(loaded):
-    runner = Runner(loaded, max_batch=4, batch_wait=1.0)  # a wide window: the four requests surely meet
+    runner = Runner(loaded, max_batch=4, batch_wait=1.0, batch_wait_max=3.0)  # a wide window: the four surely meet
     server, thread, port = start(ChatApp(runner, ServeConfig(model_name="tiny")), "127.0.0.1", 0)
     yield runner, f"http://127.0.0.1:{port}/v1"
     server.should_exit = True
@@ -46,6 +48,7 @@ def _request(url, question, out, index, leave_after_step=False):
     body = {
         "messages": [{"role": "user", "content": question}],
         "max_tokens": 512,
+        "seed": SEEDS[index],
         "stream": True,
         "dwb": {"events": True, "params": PARAMS},
     }
@@ -65,7 +68,6 @@ def _request(url, question, out, index, leave_after_step=False):
 
 
 def _concurrently(url, leave=None):
-    torch.manual_seed(7)  # the batch's noise: no request has a seed of its own
     out = [None] * len(QUESTIONS)
     threads = [threading.Thread(target=_request, args=(url, q, out, i, i == leave)) for i, q in enumerate(QUESTIONS)]
     for t in threads:
@@ -88,13 +90,15 @@ def test_four_requests_run_as_one_batch_with_the_engines_batched_tokens(served, 
     prompts = [Prompt("", [PromptPart("text", text=QUESTIONS[i])], 280, 0, 0, 0) for i in order]
     engine = DiffusionEngine(loaded.model, loaded.tokenizer)
     params = DiffusionParams.from_dict({**PARAMS, "max_new_tokens": 512}, engine.default_params())
-    torch.manual_seed(7)
-    reference = [e for e in engine.generate(builder.batch_inputs(prompts), params) if isinstance(e, Finished)][0]
-    expected = {q: (reference.ids[row], reference.texts[row]) for row, q in enumerate(order)}
+    batch = builder.batch_inputs(prompts)
+    reference = [e for e in engine.generate(batch, params, seeds=[SEEDS[i] for i in order]) if isinstance(e, Finished)]
+    expected = {q: (reference[0].ids[row], reference[0].texts[row]) for row, q in enumerate(order)}
     for q, got in enumerate(rows):
         assert isinstance(got, Finished)
         assert np.array_equal(got.ids[0], expected[q][0]), f"question {q}"
         assert got.texts == (expected[q][1],)
+        alone = list(engine.generate(builder.inputs(prompts[order.index(q)]), replace(params, seed=SEEDS[q])))
+        assert alone[-1].texts == got.texts, f"question {q} alone"  # its seed, whatever else ran beside it
 
     left = _concurrently(url, leave=1)  # the same batch again; question 1's client leaves after its first step
     assert left[1] == "left"
@@ -105,19 +109,47 @@ def test_four_requests_run_as_one_batch_with_the_engines_batched_tokens(served, 
 
 
 @pytest.mark.slow
-def test_seeded_requests_run_alone_and_reproduce(served):
+def test_a_seeded_request_batched_with_others_answers_as_alone(served):
     runner, url = served
     body = {"messages": [{"role": "user", "content": "Say hello."}], "max_tokens": 256, "dwb": {"params": PARAMS}}
     alone = httpx.post(url + "/chat/completions", json={**body, "seed": 3}, timeout=300).json()
+    assert runner.recent[-1].batch_size == 1
     out = [None] * 3
 
-    def ask(i):
-        out[i] = httpx.post(url + "/chat/completions", json={**body, "seed": 3}, timeout=300).json()
+    def ask(i, seed):
+        out[i] = httpx.post(url + "/chat/completions", json={**body, "seed": seed}, timeout=300).json()
 
-    threads = [threading.Thread(target=ask, args=(i,)) for i in range(3)]
+    threads = [threading.Thread(target=ask, args=(i, seed)) for i, seed in enumerate([4, 3, None])]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert [r.batch_size for r in list(runner.recent)[-3:]] == [1, 1, 1]
-    assert all(o["choices"][0]["message"]["content"] == alone["choices"][0]["message"]["content"] for o in out)
+    assert [r.batch_size for r in list(runner.recent)[-3:]] == [3, 3, 3]
+    assert out[1]["choices"][0]["message"]["content"] == alone["choices"][0]["message"]["content"]
+    assert out[0]["choices"][0]["message"]["content"] != alone["choices"][0]["message"]["content"]
+
+
+def test_a_request_still_being_read_joins_the_batch(loaded):
+    """The worker holds a batch open while the server is still reading or tokenizing a request (``arrival``), well
+    past ``batch_wait``, and runs it with the one already queued."""
+    runner = Runner(loaded, max_batch=4, batch_wait=0.005, batch_wait_max=30.0)
+    inputs = runner.encode(runner.parse_request({"messages": [{"role": "user", "content": "Hi"}]})[0], [], 280)
+    params = DiffusionParams(max_new_tokens=256, max_denoising_steps=2)
+
+    async def both():
+        runner.arrival(+1)  # the second request is being read
+        first = runner.submit(inputs, params, text="Hi")
+        await asyncio.sleep(0.5)  # a hundred times batch_wait
+        second = runner.submit(inputs, params, text="Hi")
+        runner.arrival(-1)
+        for run in (first, second):
+            while await run.events.get() is not None:
+                pass
+        return first, second
+
+    try:
+        first, second = asyncio.run(both())
+    finally:
+        runner.close()
+    assert (first.batch_size, second.batch_size) == (2, 2)
+    assert isinstance(first.last, Finished) and isinstance(second.last, Finished)

@@ -1,12 +1,15 @@
 """The server's model side, without any web framework: a bounded queue of runs and one worker thread that runs
 them on the engine (the engine is not thread-safe), handing every event back to the caller's loop.
 
-Requests that are waiting together run as one batch (up to ``max_batch`` rows): those without a seed that share
-their diffusion parameters and image budget. A seeded request runs alone, since the engine draws one batch's noise
-from one generator and a seed must give the same tokens whatever else is running. Each row gets
-its own slice of every event, so a row's tokens are those of the engine's batched run of the same prompts. A row's
-cancellation (its client went away) or time limit detaches that row at once; the batch stops only when no row is
-left. A run cancelled while still queued ends at once with ``Cancelled``.
+Requests that arrive together run as one batch (up to ``max_batch`` rows): those that share their diffusion
+parameters (the seed aside) and image budget. The worker gathers a batch while requests are still arriving (read by
+the server but not yet queued: ``arriving``) or until ``batch_wait`` passes without a new one, at most
+``batch_wait_max`` after the first. Each row of a batch draws its noise from its own generator, seeded with its
+request's seed (an unseeded row: a seed drawn from torch's global generator), so a seeded request gets the same tokens
+alone or beside others. Each row gets its own slice of every event, so a row's tokens are those of the engine's
+batched run of the same prompts and seeds. A row's cancellation (its client went away) or time limit detaches that
+row at once; the batch stops only when no row is left. A run cancelled while still queued ends at once with
+``Cancelled``.
 """
 
 from __future__ import annotations
@@ -100,11 +103,11 @@ class Run:
 
     @property
     def key(self) -> tuple[Any, ...]:
-        """Runs with equal keys can share a batch: those without a seed, with equal parameters and image budget. A
-        seeded run runs alone, so that its seed gives the same tokens whatever else the server is doing (the engine
-        draws a batch's noise from one generator, so a row's noise depends on its batch)."""
-        alone = self.params.seed is not None or self.template is not None
-        return (id(self),) if alone else (self.params, self.soft)
+        """Runs with equal keys can share a batch: equal parameters but for the seed (each row keeps its own) and
+        equal image budget. A templated run runs alone."""
+        if self.template is not None:
+            return (id(self),)
+        return (dataclasses.replace(self.params, seed=None), self.soft)
 
     def put(self, item: Event | None) -> None:
         try:
@@ -150,6 +153,7 @@ class Runner:
         max_batch: int = 4,
         limits: Limits | None = None,
         batch_wait: float = 0.005,
+        batch_wait_max: float = 0.1,
     ) -> None:
         from ..engine import DiffusionEngine
 
@@ -162,6 +166,8 @@ class Runner:
         self.limits = dataclasses.replace(limits, max_prompt_tokens=min(limits.max_prompt_tokens, context))
         self.context = context
         self.max_batch, self.batch_wait = max(1, max_batch), batch_wait
+        self.batch_wait_max = max(batch_wait, batch_wait_max)
+        self.arriving = 0  # requests read by the server and not yet submitted (or refused)
         self.metrics = Metrics()
         self.queue: queue.Queue[Run | None] = queue.Queue(maxsize=queue_size)
         self._held: collections.deque[Run] = collections.deque()  # taken from the queue, waiting for a batch of its own
@@ -306,27 +312,40 @@ class Runner:
     def waiting(self) -> int:
         return self.queue.qsize() + len(self._held)
 
+    def arrival(self, delta: int) -> None:
+        """A request starts (+1) or stops (-1) being prepared: while any is, the worker waits for it to join a batch."""
+        with self._count_lock:
+            self.arriving += delta
+
     # ------------------------------------------------------------------ the worker
     def _next_batch(self) -> list[Run] | None:
         first = self._held.popleft() if self._held else self.queue.get()
         if first is None:
             return None
         rows = [first]
-        if self.max_batch > 1:
-            time.sleep(self.batch_wait)  # requests that arrive together: let the rest of them in
-            for run in list(self._held):
-                if len(rows) < self.max_batch and run.key == first.key:
-                    self._held.remove(run)
-                    rows.append(run)
-            while len(rows) < self.max_batch:
-                try:
-                    run = self.queue.get_nowait()
-                except queue.Empty:
+        if self.max_batch == 1:
+            return rows
+        for run in list(self._held):
+            if len(rows) < self.max_batch and run.key == first.key:
+                self._held.remove(run)
+                rows.append(run)
+        # Requests that arrive together: gather them while more are on their way (being read or tokenized), or until
+        # batch_wait passes without one, and never longer than batch_wait_max.
+        start = last = time.monotonic()
+        while len(rows) < self.max_batch:
+            try:
+                run = self.queue.get_nowait()
+            except queue.Empty:
+                now = time.monotonic()
+                if now - start >= self.batch_wait_max or (self.arriving <= 0 and now - last >= self.batch_wait):
                     break
-                if run is None:
-                    self.queue.put(None)  # close() after this batch
-                    break
-                (rows if run.key == first.key else self._held).append(run)
+                time.sleep(0.001)
+                continue
+            if run is None:
+                self.queue.put(None)  # close() after this batch
+                break
+            (rows if run.key == first.key else self._held).append(run)
+            last = time.monotonic()
         return rows
 
     def _work(self) -> None:
@@ -359,13 +378,15 @@ class Runner:
             row.batch_size = len(rows)
         self.running_rows = len(rows)
         self.metrics.observe_batch(len(rows))
+        params, seeds = rows[0].params, None
         if len(rows) == 1:
             inputs = rows[0].inputs
-        else:
+        else:  # each row its own generator: its tokens do not depend on the rows beside it
             inputs = self.encode([r.text for r in rows], [list(r.images) for r in rows], rows[0].soft)
+            params, seeds = dataclasses.replace(params, seed=None), [r.params.seed for r in rows]
         token = _BatchCancel(rows, self)
         template = rows[0].template if len(rows) == 1 else None
-        for event in self.engine.generate(inputs, rows[0].params, cancel=token, template=template):
+        for event in self.engine.generate(inputs, params, cancel=token, template=template, seeds=seeds):
             if isinstance(event, CanvasStarted):
                 token.where = (event.canvas, 0)
             elif isinstance(event, DenoisingStep):

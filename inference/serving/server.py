@@ -444,6 +444,7 @@ class ChatApp:
         denied = self._unauthorized(request)
         if denied:
             return denied
+        self.runner.arrival(+1)  # the worker waits for this request to join a batch
         try:
             body = await self._body(request)
             model = body.get("model")
@@ -466,6 +467,8 @@ class ChatApp:
         except (TypeError, ValueError, KeyError, AttributeError, RecursionError, OverflowError) as exc:
             # a shape of body no check above foresaw: still the request's fault, never a 500
             return error(400, f"the request is malformed ({type(exc).__name__}: {str(exc)[:200]})")
+        finally:
+            self.runner.arrival(-1)
         return _RunResponse(run, self, options)
 
     def _prepare(self, body: dict[str, Any]) -> tuple[str, list[Any], int, Any, dict[str, Any]]:

@@ -7,10 +7,11 @@ end-of-sequence off on both sides, so both make the same denoising steps, and ev
 on the remote side). Prints the medians and, last, ``remote_overhead_ratio=<remote median / in-process median>``
 (goal: <= 1.25).
 
-Before that, throughput: ``--clients`` (8) clients send the same number of requests (no seed, so the server may
-batch them; each makes the same 2 canvases) once one after another and once all at once, alternating over
-``--rounds``; ``batch_throughput_ratio=<one-at-a-time seconds / concurrent seconds>`` (median; goal >= 1.6 on tiny
-with the server's default --max-batch 4). The total of generated tokens is checked equal between the two.
+Before that, throughput: ``--clients`` (8) clients send the same number of requests (each makes the same 2
+canvases) once one after another and once all at once, alternating over ``--rounds``; the server batches the
+concurrent ones (its default --max-batch 4; the rows per batch it ran are printed, read from its /metrics);
+``batch_throughput_ratio=<one-at-a-time seconds / concurrent seconds>`` (median; goal >= 1.6 on tiny). The total of
+generated tokens is checked equal between the two.
 
     .venv/bin/python -m tests.benchmarks.serve [--model tiny|ID|FOLDER] [--pairs 7] [--clients 8] [--rounds 3]
 """
@@ -50,8 +51,18 @@ def _wait_ready(url: str, server: subprocess.Popen, seconds: float = 300) -> Non
     raise SystemExit("dwb serve did not start")
 
 
-def throughput(url: str, text: str, args: argparse.Namespace) -> tuple[list[float], list[float]]:
-    """Seconds for ``args.clients`` requests one after another and all at once, per round."""
+def _batches(client, url: str) -> tuple[float, float]:
+    """The server's count of batches and of rows run in them (from /metrics)."""
+    values = {}
+    for line in client.get(url.removesuffix("/v1") + "/metrics").text.splitlines():
+        name, _, value = line.partition(" ")
+        values[name] = value
+    return float(values.get("dwb_batches_total", 0)), float(values.get("dwb_batch_rows_total", 0))
+
+
+def throughput(url: str, text: str, args: argparse.Namespace) -> tuple[list[float], list[float], float]:
+    """Seconds for ``args.clients`` requests one after another and all at once, per round; the mean rows per batch
+    of the concurrent requests."""
     import threading
 
     import httpx
@@ -69,7 +80,7 @@ def throughput(url: str, text: str, args: argparse.Namespace) -> tuple[list[floa
         answer.raise_for_status()
         tokens.append(answer.json()["usage"]["completion_tokens"])
 
-    sequential, concurrent = [], []
+    sequential, concurrent, batches, rows = [], [], 0.0, 0.0
     with httpx.Client(limits=httpx.Limits(max_connections=args.clients + 2)) as client:
         ask(client, [])  # warm-up
         for _ in range(args.rounds):
@@ -79,17 +90,20 @@ def throughput(url: str, text: str, args: argparse.Namespace) -> tuple[list[floa
                 ask(client, one)
             sequential.append(time.perf_counter() - t0)
             threads = [threading.Thread(target=ask, args=(client, many)) for _ in range(args.clients)]
+            before = _batches(client, url)
             t0 = time.perf_counter()
             for t in threads:
                 t.start()
             for t in threads:
                 t.join()
             concurrent.append(time.perf_counter() - t0)
+            after = _batches(client, url)
+            batches, rows = batches + after[0] - before[0], rows + after[1] - before[1]
             if sum(one) != sum(many) or len(many) != args.clients:
                 raise SystemExit(
                     f"the concurrent requests made other tokens ({sum(many)}) than one by one ({sum(one)})"
                 )
-    return sequential, concurrent
+    return sequential, concurrent, rows / batches
 
 
 def serve_child(args: argparse.Namespace) -> None:
@@ -164,7 +178,7 @@ def main() -> None:
         prompt = Prompt("", parts, 280, total, template, 10_000)
         inputs = builder.inputs(prompt)
         _wait_ready(url, server)
-        sequential, concurrent = throughput(url, parts[0].text, args)
+        sequential, concurrent, per_batch = throughput(url, parts[0].text, args)
         remote = RemoteEngine(url, loaded.processor, params=params, concurrency=1)
 
         def local_run() -> tuple[float, list[int], int]:
@@ -210,7 +224,8 @@ def main() -> None:
     sm, cm = statistics.median(sequential), statistics.median(concurrent)
     print(
         f"{args.clients} clients, one at a time: median {sm:.2f} s; all at once: median {cm:.2f} s "
-        f"(rounds: {', '.join(f'{a:.2f}/{b:.2f}' for a, b in zip(sequential, concurrent, strict=True))})"
+        f"(rounds: {', '.join(f'{a:.2f}/{b:.2f}' for a, b in zip(sequential, concurrent, strict=True))}); "
+        f"{per_batch:.1f} rows per batch"
     )
     print(f"batch_throughput_ratio={sm / cm:.3f}")
     print(f"remote_overhead_ratio={rm / lm:.3f}")
