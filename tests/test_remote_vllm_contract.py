@@ -86,16 +86,23 @@ def test_prompts_fit_the_context_the_server_lists(contract, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("contract", [{"max_model_len": 32_768}], indirect=True)
-def test_a_page_cut_off_at_max_tokens_makes_the_document_partial(contract, tmp_path):
-    server, url = contract
-    scans = _scans(tmp_path, 2)
-    result = run_parse(scans, tmp_path / "out", _engine(url), options=ParseOptions(batch_size=1))
-    cut = server.answers.count("length")
-    assert cut >= 1  # the untrained tiny model rarely ends within 128 tokens
-    partial = [i for i in result.items if i.status == "partial"]
-    assert len(partial) == cut and all("cut off at max_tokens" in i.message for i in partial)
-    assert all(i.status == "done" for i in result.items if i not in partial)
+def test_a_page_cut_off_at_max_tokens_makes_the_document_partial(tmp_path):
+    """A model that never writes end-of-sequence (its logits biased to one letter) runs every page to max_tokens:
+    the server answers ``finish_reason: length`` and each document is partial with the reason, never done."""
+    from tests.model_helpers import towards
+
+    biased = load_model("tiny", dtype="fp32", device="cpu")
+    towards(biased.model, biased.tokenizer.convert_tokens_to_ids("a"), strength=30.0)
+    server = ContractServer(biased, max_model_len=32_768)
+    running, thread, url = serve(server)
+    try:
+        result = run_parse(_scans(tmp_path, 2), tmp_path / "out", _engine(url), options=ParseOptions(batch_size=1))
+    finally:
+        running.should_exit = True
+        thread.join()
+    assert server.answers == ["length", "length"]
+    assert [i.status for i in result.items] == ["partial", "partial"]
+    assert all("cut off at max_tokens" in i.message for i in result.items)
 
 
 def test_the_processor_is_the_served_models_or_a_clear_message(contract):
