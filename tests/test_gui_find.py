@@ -78,3 +78,23 @@ def test_find_in_the_answers(window, qtbot):
     window.find_bar.edit.setText("canvas")
     window.finder.step(1)
     assert window.results.answer.textCursor().selectedText().lower() == "canvas"
+
+
+def test_a_word_the_answers_lack_is_found_in_the_document(window, qtbot):
+    """With the Answer tab shown, a word that no answer holds is still found: on the page, the answers staying."""
+    window.add_paths([str(SAMPLE)])
+    qtbot.waitUntil(lambda: ingested(window), timeout=TIMEOUT)
+    window.engine_box.setCurrentText("builtin")
+    window.ask("What does the builtin engine do without weights?")
+    qtbot.waitUntil(lambda: not window.worker.busy, timeout=TIMEOUT)
+    window.results.setCurrentWidget(window.results.answer)
+    assert "canvases" not in window.results.answer.toPlainText().lower()
+    window.finder.open()
+    window.find_bar.edit.setText("canvases")
+    window.finder.step(1)
+    assert window.finder.matches and "in the document" in window.find_bar.count.text()
+    assert window.results.currentWidget() is window.results.answer
+    assert window.page_view.page == window.finder.matches[window.finder.index][0]
+    window.find_bar.edit.setText("zzqqxx")
+    window.finder.search()
+    assert window.find_bar.count.text() == "no match in the answers or the document"

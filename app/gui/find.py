@@ -88,25 +88,27 @@ class Finder:
         here = self.window.page_view.page or 1
         later = [i for i, (page, _order) in enumerate(self.matches) if page >= here]
         self.index = (later[0] if later else 0) - 1
-        if self.matches:
-            self.step(1)
+        if self.matches or (query and self.window.results.currentWidget() is self.window.results.answer):
+            self.step(1)  # in the Answer tab the answers come first
         else:
             self._say("" if not query else "no match")
             self.window.page_view.highlight_many([])
 
     def step(self, direction: int) -> None:
-        """The next (1) or previous (-1) match, wrapping; in the Answer tab, the next occurrence in the answers."""
+        """The next (1) or previous (-1) match, wrapping; in the Answer tab, the next occurrence in the answers, and
+        the document's matches on the page when the answers hold none."""
         if not self.bar.isVisible() or not self.query:
             self.open()
             return
-        if self.window.results.currentWidget() is self.window.results.answer:
-            self._find_in_answers(direction)
+        in_answers = self.window.results.currentWidget() is self.window.results.answer
+        if in_answers and self._find_in_answers(direction):
             return
+        # not in the answers (or another tab): the document's blocks, on the page
         if self.searched != (id(self.layout_document()), self.query.lower()):  # another document or its parse
             self.search()
             return
         if not self.matches:
-            self._say("no match")
+            self._say("no match in the answers or the document" if in_answers else "no match")
             return
         self.index = (self.index + direction) % len(self.matches)
         page, order = self.matches[self.index]
@@ -115,10 +117,12 @@ class Finder:
             view.show_page(page)
         on_page = [o for p, o in self.matches if p == page]
         view.highlight_many([order] + [o for o in on_page if o != order])
-        self.window.results.select_block(page, order)
-        self._say(f"{self.index + 1} of {len(self.matches)} (p. {page})")
+        if not in_answers:  # the answers stay in view; the page shows the match
+            self.window.results.select_block(page, order)
+        where = " in the document" if in_answers else ""
+        self._say(f"{self.index + 1} of {len(self.matches)} (p. {page}){where}")
 
-    def _find_in_answers(self, direction: int) -> None:
+    def _find_in_answers(self, direction: int) -> bool:
         view = self.window.results.answer
         flags = QTextDocument.FindFlag(0) if direction > 0 else QTextDocument.FindFlag.FindBackward
         if not view.find(self.query, flags):  # wrap around once
@@ -126,9 +130,9 @@ class Finder:
             cursor.movePosition(cursor.MoveOperation.Start if direction > 0 else cursor.MoveOperation.End)
             view.setTextCursor(cursor)
             if not view.find(self.query, flags):
-                self._say("no match in the answers")
-                return
+                return False
         self._say("in the answers")
+        return True
 
     def _say(self, text: str) -> None:
         self.bar.count.setText(text)
