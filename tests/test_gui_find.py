@@ -67,13 +67,18 @@ def test_find_says_when_nothing_matches_and_follows_the_document_shown(window, q
     assert window.finder.matches and window.finder.matches[0][0] == 1
 
 
-def test_find_in_the_answers(window, qtbot):
+def answered(window, qtbot, question: str) -> None:
+    """The sample asked ``question`` with the builtin engine, the Answer tab shown."""
     window.add_paths([str(SAMPLE)])
     qtbot.waitUntil(lambda: ingested(window), timeout=TIMEOUT)
     window.engine_box.setCurrentText("builtin")
-    window.ask("What is block diffusion?")
+    window.ask(question)
     qtbot.waitUntil(lambda: not window.worker.busy, timeout=TIMEOUT)
     window.results.setCurrentWidget(window.results.answer)
+
+
+def test_find_in_the_answers(window, qtbot):
+    answered(window, qtbot, "What is block diffusion?")
     window.finder.open()
     window.find_bar.edit.setText("canvas")
     window.finder.step(1)
@@ -82,12 +87,7 @@ def test_find_in_the_answers(window, qtbot):
 
 def test_a_word_the_answers_lack_is_found_in_the_document(window, qtbot):
     """With the Answer tab shown, a word that no answer holds is still found: on the page, the answers staying."""
-    window.add_paths([str(SAMPLE)])
-    qtbot.waitUntil(lambda: ingested(window), timeout=TIMEOUT)
-    window.engine_box.setCurrentText("builtin")
-    window.ask("What does the builtin engine do without weights?")
-    qtbot.waitUntil(lambda: not window.worker.busy, timeout=TIMEOUT)
-    window.results.setCurrentWidget(window.results.answer)
+    answered(window, qtbot, "What does the builtin engine do without weights?")
     assert "canvases" not in window.results.answer.toPlainText().lower()
     window.finder.open()
     window.find_bar.edit.setText("canvases")
