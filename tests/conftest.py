@@ -41,9 +41,10 @@ def shared_data() -> Path:
     return shared_path("data")
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(autouse=True)
 def _isolated_qt_settings(tmp_path_factory):
-    """QSettings (recent files, export folder, models) go to a temp folder, never the user's."""
+    """QSettings (recent files, export folder, export formats, models) go to a temp folder of each test's own, never
+    the user's: what one test chose never reaches the next, whatever order the tests run in."""
     try:
         from PySide6.QtCore import QSettings
     except ImportError:  # the headless tests run without PySide6

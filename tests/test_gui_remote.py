@@ -124,9 +124,13 @@ def test_ask_and_parse_on_a_remote_dwb_serve_drive_the_panel(window, qtbot, serv
 
     parsed = window.parse()
     qtbot.waitUntil(lambda: not window.worker.busy, timeout=TIMEOUT)
-    assert parsed is not None and not window.last_error
+    assert parsed is not None
     entry = window.entries[str(SAMPLE.resolve())]
-    assert entry.parsed.engine == "remote" and entry.status in ("parsed", "partial")
+    assert entry.parsed.engine == "remote"
+    if entry.status == "partial":  # random weights may run a page to max_tokens: said, and the parse is kept
+        assert "finish_reason: length" in window.last_error
+    else:
+        assert entry.status == "parsed" and not window.last_error
     assert window.results.markdown == entry.parsed.markdown
 
 

@@ -254,7 +254,7 @@ def test_sigterm_saves_the_state_and_the_same_command_goes_on(tmp_path):
         "--state",
         str(tmp_path / "state"),
         "--batch",
-        "2",
+        "1",
         "--steps",
         "5000",
         "--eval",

@@ -416,8 +416,8 @@ class Runner:
             run.put(last)
         with self._count_lock:
             self.in_flight -= 1
+        self.recent.append(run)  # before the end of its stream: a client that has its answer finds its run here
         run.put(None)
-        self.recent.append(run)
 
     def close(self) -> None:
         """Stop the worker after the runs already queued (callers cancel theirs first)."""
