@@ -612,6 +612,7 @@ class DiffusionEngine:
         """One denoising step (generate()'s 1.c.i-v). Returns the new state and the packed host payload. ``drawing``:
         the rows still running, the only ones that draw from per-row generators (the others' draws are discarded)."""
         model = self.model
+        noise.draw_ahead(current.shape[1], self.vocab_size, current.device, drawing)  # beside the forward pass
         # 1.c.i. Run the decoder on the canvas, the cache and the self-conditioning logits.
         logits = model(
             decoder_input_ids=current,

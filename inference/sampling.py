@@ -9,10 +9,25 @@ acceptance, stopping and the viewer, instead of being recomputed by each.
 
 from __future__ import annotations
 
+import os
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import torch
+
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def _draw_pool() -> ThreadPoolExecutor:
+    """Threads that draw rows' noise while the model runs (torch releases the GIL in its random kernels)."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1)), thread_name_prefix="dwb-noise")
+        return _POOL
 
 
 def temperature_at(step: torch.Tensor | int, t_min: float, t_max: float, max_steps: int) -> torch.Tensor:
@@ -67,6 +82,32 @@ class Noise:
 
     def __init__(self, generators: list[torch.Generator] | None = None) -> None:
         self.generators = generators
+        self._ahead: list[Future | None] | None = None  # this step's draws, made while the model runs
+
+    def draw_ahead(self, canvas_length: int, vocab_size: int, device: torch.device, rows: Any) -> None:
+        """Start this step's draws (per-row generators on the CPU only): for each row that draws, the exponential
+        noise that ``torch.multinomial`` would draw for one sample per position, then the fresh canvas, in that order,
+        on the row's generator; rows in parallel threads, each generator in one thread. They depend on nothing the
+        model computes, so they run beside its forward pass; :meth:`sample` and :meth:`canvas` take them, and the
+        tokens are those of the plain draws (a test checks it). A no-op for one drawing row (a thread beside the
+        forward pass only competes with it for the cores), on CUDA and without per-row generators."""
+        if self.generators is None or device.type != "cpu" or sum(bool(r) for r in rows) < 2:
+            return
+        pool = _draw_pool()
+
+        def draws(generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+            exponential = torch.empty((canvas_length, vocab_size), dtype=torch.float32).exponential_(
+                1, generator=generator
+            )
+            return exponential, torch.randint(0, vocab_size, (1, canvas_length), generator=generator)
+
+        self._ahead = [pool.submit(draws, g) if rows[i] else None for i, g in enumerate(self.generators)]
+
+    def _taken(self, index: int) -> list[Any] | None:
+        """The draws made ahead, part ``index`` of each row (None for rows that do not draw); None without any."""
+        if self._ahead is None:
+            return None
+        return [None if f is None else f.result()[index] for f in self._ahead]
 
     @classmethod
     def per_row(cls, seeds: list[int | None], device: torch.device) -> Noise:
@@ -86,6 +127,9 @@ class Noise:
         the rows that draw; the others get zeros, which their run never uses."""
         if self.generators is None:
             return random_canvas(batch_size, canvas_length, vocab_size, device)
+        ahead, self._ahead = self._taken(1), None  # the canvas is a step's last draw
+        if ahead is not None:
+            return torch.cat([torch.zeros((1, canvas_length), dtype=torch.long) if a is None else a for a in ahead])
         return torch.cat(
             [
                 torch.randint(0, vocab_size, (1, canvas_length), generator=g, device=device)
@@ -101,6 +145,20 @@ class Noise:
         batch_size, canvas_length, vocab = probs.shape
         if self.generators is None:
             return torch.multinomial(probs.view(-1, vocab), num_samples=1).view(batch_size, canvas_length)
+        ahead = self._taken(0)
+        if ahead is not None:
+            # torch.multinomial's own path for one sample: argmax(p / q), q ~ Exp(1) drawn on the generator; its check
+            # of the probabilities kept (no NaN, no infinity, nothing negative)
+            if not bool((probs.max() < float("inf")) & (probs.min() >= 0)):
+                raise RuntimeError("probability tensor contains either `inf`, `nan` or element < 0")
+            return torch.cat(
+                [
+                    torch.zeros((1, canvas_length), dtype=torch.long)
+                    if q is None
+                    else torch.argmax(probs[i] / q, dim=-1).view(1, canvas_length)
+                    for i, q in enumerate(ahead)
+                ]
+            )
         return torch.cat(
             [
                 torch.multinomial(probs[i], num_samples=1, generator=g).view(1, canvas_length)

@@ -269,3 +269,22 @@ def test_batched_parse_runs_pages_together_and_matches_unbatched_where_sampling_
     single = eng.parse(doc, ParseOptions(batch_size=1))
     assert batched.pages == single.pages
     assert 1 <= eng.default_batch_size() <= 8
+
+
+def test_combining_never_sends_a_prompt_over_the_budget(engine):
+    """Partial answers (some longer than a combining prompt holds) are combined in halves; a part that cannot fit
+    stays as it is, so no prompt over the budget is ever run."""
+    from inference.prompts import PromptPolicy
+
+    saved = engine.policy
+    engine.policy = PromptPolicy(budget_tokens=200)
+    sent = []
+    generate = engine.generate
+    engine.generate = lambda prompt, context: sent.append(prompt) or generate(prompt, context)
+    try:
+        long = "the fox jumps over the lazy dog " * 12  # one partial answer alone is over the 200 tokens
+        text = engine._combine([long, "short one", long, "short two"], "What does the fox do?", TaskContext())
+    finally:
+        engine.policy, engine.generate = saved, generate
+    assert sent and all(p.total_tokens <= 200 for p in sent)
+    assert long.strip() in text  # the part too long to combine is kept, not lost

@@ -87,3 +87,25 @@ def test_stopping_matches_stable_and_confident():
 
 def test_stability_zero_is_always_stable():
     assert sampling.StabilityTracker(0).update(torch.zeros(3, 4, dtype=torch.long)).all()
+
+
+def test_draws_made_ahead_are_the_plain_draws_row_by_row():
+    """Per-row noise drawn ahead in threads (while the model runs) gives the tokens of ``torch.multinomial`` and
+    ``randint`` on each row's generator, in the same order; a row that does not draw keeps its generator untouched."""
+    probs = torch.softmax(logits(3, (3, 16, 50)), dim=-1)
+    probs[:, :, :7] = 0  # masked tokens, as a template's allowed sets leave them
+    rows = [True, False, True]
+
+    def noise():
+        return sampling.Noise([torch.Generator().manual_seed(s) for s in (1, 2, 3)])
+
+    plain, ahead = noise(), noise()
+    for _ in range(3):  # steps: each step's sample then canvas
+        ahead.draw_ahead(16, 50, torch.device("cpu"), rows)
+        assert torch.equal(ahead.sample(probs, rows), plain.sample(probs, rows))
+        assert torch.equal(ahead.canvas(3, 16, 50, torch.device("cpu"), rows), plain.canvas(3, 16, 50, "cpu", rows))
+    for a, p in zip(ahead.generators, plain.generators, strict=True):
+        assert torch.equal(a.get_state(), p.get_state())
+    ahead.draw_ahead(16, 50, torch.device("cpu"), rows)
+    with pytest.raises(RuntimeError, match="nan"):
+        ahead.sample(torch.full_like(probs, float("nan")), rows)

@@ -91,6 +91,7 @@ class Run:
     batch_size: int = 0  # rows of the batch it ran in
     detached: bool = False  # no longer fed (ended, cancelled or out of time while its batch goes on)
     template: Any = None  # an inference.template.CanvasTemplate from dwb.template (such a run runs alone)
+    quiet: bool = False  # the client takes only the end (a whole answer): its steps are counted, not handed over
     cancel: CancelToken = field(init=False)
 
     def __post_init__(self) -> None:
@@ -397,6 +398,9 @@ class Runner:
                 self.metrics.add("prefill_seconds", event.seconds)
             for i, row in enumerate(rows):
                 if row.detached:
+                    continue
+                if row.quiet and not isinstance(event, Finished | Cancelled | Failed):
+                    row.steps += isinstance(event, DenoisingStep)
                     continue
                 part = event if len(rows) == 1 else row_event(event, i, len(rows))
                 if isinstance(part, DenoisingStep):

@@ -457,7 +457,9 @@ class ChatApp:
             options = request_options(body)
             text, images, soft, params, inputs = await run_in_threadpool(self._prepare, body)
             template = self.runner.template_for(body.get(EXTENSION) or {})
-            run = self.runner.submit(inputs, params, text=text, images=images, soft=soft, template=template)
+            run = self.runner.submit(
+                inputs, params, text=text, images=images, soft=soft, template=template, quiet=not options.stream
+            )
         except _TooLarge as exc:
             return error(413, f"the request is larger than {exc.limit} bytes", "request_too_large")
         except WireError as exc:

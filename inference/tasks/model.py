@@ -298,10 +298,14 @@ class ModelEngine:
         )
 
     def _combine(self, partials: list[str], question: str, context: TaskContext) -> str:
-        """The partial answers combined into one; when they do not fit one prompt, halves are combined first."""
+        """The partial answers combined into one; when they do not fit one prompt, halves are combined first. A
+        single partial answer too long for a combining prompt is the answer as it stands (sent, it would be over the
+        context: vLLM answers 400)."""
         instruction = REDUCE_INSTRUCTION.format(partials="\n".join(f"- {p}" for p in partials), question=question)
         prompt = self.builder.build([], instruction, self.policy)
-        if prompt.total_tokens > prompt.budget and len(partials) > 1:
+        if prompt.total_tokens > prompt.budget and len(partials) == 1:
+            return partials[0]
+        if prompt.total_tokens > prompt.budget:
             half = len(partials) // 2
             left = self._combine(partials[:half], question, context).strip()
             right = self._combine(partials[half:], question, context).strip()
