@@ -153,3 +153,18 @@ def test_a_request_still_being_read_joins_the_batch(loaded):
         runner.close()
     assert (first.batch_size, second.batch_size) == (2, 2)
     assert isinstance(first.last, Finished) and isinstance(second.last, Finished)
+
+
+def test_a_whole_answer_counts_its_steps_without_being_handed_them(served):
+    """A request that is not streamed is answered from its end alone: the same text and the same count of steps as
+    the same request streamed with every step event."""
+    runner, url = served
+    streamed = [None]
+    _request(url, QUESTIONS[0], streamed, 0)
+    streamed_run = runner.recent[-1]
+    body = {"messages": [{"role": "user", "content": QUESTIONS[0]}], "max_tokens": 512, "seed": SEEDS[0]}
+    whole = httpx.post(url + "/chat/completions", json={**body, "dwb": {"params": PARAMS}}, timeout=300).json()
+    whole_run = runner.recent[-1]
+    assert whole_run is not streamed_run and whole_run.quiet and not streamed_run.quiet
+    assert whole_run.steps == streamed_run.steps == sum(streamed[0].stats.steps_per_canvas) > 0
+    assert whole["choices"][0]["message"]["content"] == streamed[0].texts[0].strip()
