@@ -80,3 +80,30 @@ def test_very_large_images_are_reduced_when_decoded_and_before_ocr(tmp_path):
     scale = ocr_scale(huge)
     assert scale < 1 and 8000 * 6000 * scale**2 <= MAX_OCR_PIXELS * 1.001  # rounding
     assert ocr_scale(Image.new("L", (2000, 2000), 255)) == 1.0  # a blank page of ordinary size is left alone
+
+
+@pytest.mark.parametrize("dpi", [150, 300])
+def test_scanned_bullets_make_a_list_and_a_copyright_sign_or_a_word_e_stays(tmp_path, dpi):
+    """Round bullets on a scan: Tesseract skips them or reads them as "e" or "®". Each item becomes a list item of
+    its own; a copyright sign (as tall as the letters) and an Italian "e" (followed by a space, not an indent) stay
+    as read."""
+    import pymupdf
+
+    items = ["Reading order follows the columns", "Tables keep their rows apart", "Scans are cleaned before OCR"]
+    drawn = pymupdf.open()
+    page = drawn.new_page()
+    page.insert_text((60, 80), "What the parser does:", fontsize=13)
+    for i, item in enumerate(items):
+        y = 110 + 24 * i
+        page.draw_circle((74, y - 4), 2.1, color=(0, 0, 0), fill=(0, 0, 0))  # a bullet 0.35 em wide
+        page.insert_text((88, y), item, fontsize=12)
+    page.insert_text((60, 210), "e il resto segue la pagina, come sempre.", fontsize=12)
+    page.insert_text((60, 250), "\u00a9 2024 The Workbench authors. All rights reserved.", fontsize=11)
+    scan = pymupdf.open()
+    scan.new_page().insert_image(page.rect, stream=page.get_pixmap(dpi=dpi, colorspace=pymupdf.csGRAY).tobytes("png"))
+    scan.save(tmp_path / "bullets.pdf")
+    md = BuiltinEngine().parse(open_document(tmp_path / "bullets.pdf")).markdown
+    listed = [ln[2:] for ln in md.splitlines() if ln.startswith("- ")]
+    assert listed == items, md
+    assert "\ne il resto segue" in md and "\n© 2024 The Workbench" in md, md
+    assert not any(ch in md for ch in "®¢•"), md

@@ -8,12 +8,15 @@ against the page's body text.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import re
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from ..documents.model import Block, Document, Page
 from ..documents.pdf import join_lines
@@ -170,6 +173,7 @@ def ocr_image(image: Any, lang: str = "eng") -> list[tuple[str, tuple[float, flo
         if it is None or not api.GetUTF8Text().strip():  # a blank page: no paragraphs, not an error
             return []
         words = _all_words(api)
+        ink = np.asarray(image.convert("L")) < 128
         level_para, level_line = tesserocr.RIL.PARA, tesserocr.RIL.TEXTLINE
         lines: list[OcrLine] = []
         box = None
@@ -184,12 +188,61 @@ def ocr_image(image: Any, lang: str = "eng") -> list[tuple[str, tuple[float, flo
                 text = ""
             bb = it.BoundingBox(level_line)
             if text and bb:
-                lines.append(OcrLine(text, tuple(float(v) for v in bb), float(bb[3] - bb[1]), _in_line(words, bb)))
+                line = OcrLine(text, tuple(float(v) for v in bb), float(bb[3] - bb[1]), _in_line(words, bb))
+                lines.append(_with_bullet(line, ink))
             if not it.Next(level_line):
                 break
         if lines:
             paragraphs.append(_paragraph(lines, box))
     return paragraphs
+
+
+# glyphs Tesseract reads a round or square bullet as, when it reads one at all
+BULLET_MISREADS = frozenset("•·●▪■◦®©¢«°¤*oe")
+
+
+def _with_bullet(line: OcrLine, ink: np.ndarray) -> OcrLine:
+    """The line with a bullet where the scan has one: its first word is a mark Tesseract read as "®", "¢", "e"...
+    that is small (under two thirds of the line's tallest word), about as wide as high and set apart from the text
+    (a gap of more than half the line's height, an indent, not a space), or Tesseract skipped a small solid blob
+    just left of the line. Either way the line starts with "• ". A copyright sign is as tall as the letters and a
+    word "e" is followed by a space: both stay as read."""
+    height = line.height
+    if len(line.words) > 1:
+        first, (x0, y0, x1, y1) = line.words[0]
+        tallest = max(b[3] - b[1] for _, b in line.words[1:])
+        if (
+            len(first) == 1
+            and first in BULLET_MISREADS
+            and y1 - y0 <= 0.65 * tallest
+            and 0.6 <= (x1 - x0) / max(1.0, y1 - y0) <= 1.7
+            and line.words[1][1][0] - x1 >= 0.5 * height
+        ):
+            rest = line.text[line.text.index(first) + 1 :].lstrip()
+            return dataclasses.replace(line, text=f"• {rest}", words=[("•", line.words[0][1]), *line.words[1:]])
+    if line.text.startswith("• ") or height < 6:
+        return line
+    x0, y0, x1, y1 = (int(round(v)) for v in line.bbox)
+    left = max(0, x0 - int(2.5 * height))
+    strip = ink[y0:y1, left : max(left, x0 - 1)]
+    if strip.size == 0 or not strip.any():
+        return line
+    import cv2
+
+    count, _, stats, _ = cv2.connectedComponentsWithStats(strip.astype(np.uint8), connectivity=8)
+    blobs = [
+        st
+        for st in stats[1:count]
+        if 0.15 * height <= st[cv2.CC_STAT_HEIGHT] <= 0.5 * height
+        and 0.6 <= st[cv2.CC_STAT_WIDTH] / st[cv2.CC_STAT_HEIGHT] <= 1.7
+        and st[cv2.CC_STAT_AREA] >= 0.6 * st[cv2.CC_STAT_WIDTH] * st[cv2.CC_STAT_HEIGHT]
+    ]
+    if len(blobs) != 1 or count - 1 != 1:  # one solid mark alone beside the line, nothing else
+        return line
+    bx = left + int(blobs[0][cv2.CC_STAT_LEFT])
+    by = y0 + int(blobs[0][cv2.CC_STAT_TOP])
+    box = (float(bx), float(by), float(bx + blobs[0][cv2.CC_STAT_WIDTH]), float(by + blobs[0][cv2.CC_STAT_HEIGHT]))
+    return dataclasses.replace(line, text=f"• {line.text}", words=[("•", box), *line.words])
 
 
 def _all_words(api: Any) -> list[tuple[str, tuple[float, float, float, float]]]:
@@ -214,7 +267,10 @@ def _in_line(words: list, box: tuple) -> list[tuple[str, tuple[float, float, flo
 
 
 def _paragraph(lines: list[OcrLine], box: Any) -> tuple[str, tuple[float, float, float, float], list[OcrLine]]:
-    text = join_lines([ln.text for ln in lines])
+    if lines[0].text.startswith("• "):  # a list: a line per item (lines that continue an item are merged later)
+        text = "\n".join(ln.text for ln in lines)
+    else:
+        text = join_lines([ln.text for ln in lines])
     if box is None:
         box = (
             min(ln.bbox[0] for ln in lines),
@@ -390,7 +446,7 @@ def ocr_page(
         kind, level = "text", 0
         if body and len(lines) <= 2 and len(text) < 120 and height >= body * 1.3:
             kind, level = "heading", 1 if height >= body * 1.8 else 2
-        elif text[:2] in ("• ", "- ", "* ", "0 ") and len(lines) <= 6:
+        elif text[:2] == "• " or (text[:2] in ("- ", "* ", "0 ") and len(lines) <= 6):
             kind = "list"
         words = [[w, *(round(v, 1) for v in _to_page(cleaned, wb, sx, sy))] for ln in lines for w, wb in ln.words]
         attrs = {"source": "ocr", "words": words}
