@@ -188,7 +188,7 @@ class DiffusionEngine:
         if session.prompt_cache is None:
             yield Failed(
                 error_type="GenerationError",
-                message="Nothing to re-open: this session kept no prompt cache (run it with keep_prompt).",
+                message="Nothing to re-open: the Session holds no prompt cache (generate with keep_prompt to keep it).",
             )
             return
         empty = torch.zeros((1, 0), dtype=torch.long, device=self.model.device)

@@ -173,7 +173,6 @@ def ocr_image(image: Any, lang: str = "eng") -> list[tuple[str, tuple[float, flo
         if it is None or not api.GetUTF8Text().strip():  # a blank page: no paragraphs, not an error
             return []
         words = _all_words(api)
-        ink = np.asarray(image.convert("L")) < 128
         level_para, level_line = tesserocr.RIL.PARA, tesserocr.RIL.TEXTLINE
         lines: list[OcrLine] = []
         box = None
@@ -189,7 +188,7 @@ def ocr_image(image: Any, lang: str = "eng") -> list[tuple[str, tuple[float, flo
             bb = it.BoundingBox(level_line)
             if text and bb:
                 line = OcrLine(text, tuple(float(v) for v in bb), float(bb[3] - bb[1]), _in_line(words, bb))
-                lines.append(_with_bullet(line, ink))
+                lines.append(_with_bullet(line, image))
             if not it.Next(level_line):
                 break
         if lines:
@@ -201,7 +200,7 @@ def ocr_image(image: Any, lang: str = "eng") -> list[tuple[str, tuple[float, flo
 BULLET_MISREADS = frozenset("•·●▪■◦®©¢«°¤*oe")
 
 
-def _with_bullet(line: OcrLine, ink: np.ndarray) -> OcrLine:
+def _with_bullet(line: OcrLine, image: Any) -> OcrLine:
     """The line with a bullet where the scan has one: its first word is a mark Tesseract read as "®", "¢", "e"...
     that is small (under two thirds of the line's tallest word), about as wide as high and set apart from the text
     (a gap of more than half the line's height, an indent, not a space), or Tesseract skipped a small solid blob
@@ -224,8 +223,10 @@ def _with_bullet(line: OcrLine, ink: np.ndarray) -> OcrLine:
         return line
     x0, y0, x1, y1 = (int(round(v)) for v in line.bbox)
     left = max(0, x0 - int(2.5 * height))
-    strip = ink[y0:y1, left : max(left, x0 - 1)]
-    if strip.size == 0 or not strip.any():
+    if x0 - 1 <= left:
+        return line
+    strip = np.asarray(image.crop((left, y0, x0 - 1, y1)).convert("L")) < 128  # only the strip, never the page
+    if not strip.any():
         return line
     import cv2
 
