@@ -22,6 +22,7 @@ import torch
 
 from . import sampling
 from .cancel import CancelToken
+from .devices import keep_heap_between_steps
 from .errors import GenerationError, WorkbenchError
 from .events import (
     Cancelled,
@@ -117,6 +118,7 @@ class DiffusionEngine:
         self.pad_token_id: int | None = getattr(gen, "pad_token_id", None)
         # Free memory on the model's device, in bytes (None: unknown); replaceable, e.g. to model a smaller device.
         self.available_memory: Any = None
+        keep_heap_between_steps()  # steps reuse the heap pages freed by the step before (devices.py)
 
     def cache_bytes(self, tokens: int, batch: int = 1) -> int:
         """Bytes of the KV cache for ``tokens`` of context, per layer type (inference.sizing.kv_cache_bytes)."""
@@ -612,7 +614,6 @@ class DiffusionEngine:
         """One denoising step (generate()'s 1.c.i-v). Returns the new state and the packed host payload. ``drawing``:
         the rows still running, the only ones that draw from per-row generators (the others' draws are discarded)."""
         model = self.model
-        noise.draw_ahead(current.shape[1], self.vocab_size, current.device, drawing)  # beside the forward pass
         # 1.c.i. Run the decoder on the canvas, the cache and the self-conditioning logits.
         logits = model(
             decoder_input_ids=current,
@@ -622,21 +623,21 @@ class DiffusionEngine:
             decoder_position_ids=decoder_position_ids,
             **model_kwargs,
         ).logits
-        # 1.c.ii. Temperature-scale, sample the denoiser canvas, take the argmax draft.
+        # 1.c.ii. Temperature-scale, take the argmax draft.
         step = torch.tensor(remaining, dtype=torch.int32, device=current.device)
         temperature = sampling.temperature_at(step, params.t_min, params.t_max, params.max_denoising_steps)
         scaled = logits / temperature  # a device tensor: CUDA divides by a CPU scalar via its reciprocal
         if rule is not None:  # pins and allowed sets: other tokens masked before sampling, argmax and entropy
             scaled = rule.mask(scaled)
-        probs = torch.softmax(scaled, dim=-1, dtype=torch.float32)
         batch_size, canvas_length = current.shape
-        denoised = noise.sample(probs, drawing)
         new_argmax = torch.argmax(scaled, dim=-1)
-        # 1.c.iii. Accept by the entropy bound; re-noise everything else.
+        # 1.c.iii. Accept by the entropy bound; re-noise everything else. The denoiser's sample is drawn (as
+        # generate() draws it, before the fresh canvas) but computed only where it is accepted.
         entropy = sampling.token_entropy(scaled)
         accepted_mask = sampling.entropy_bound_accept(entropy, params.entropy_bound)
         if rule is not None:  # pins count as accepted (their entropy is 0 anyway) and are never re-noised
             accepted_mask = accepted_mask | rule.pin_mask[None]
+        denoised = noise.sample_at(scaled, accepted_mask, drawing)
         accepted = torch.where(accepted_mask, denoised, current)
         drawn = noise.canvas(batch_size, canvas_length, self.vocab_size, current.device, drawing)
         new_current = torch.where(~accepted_mask, drawn, accepted)

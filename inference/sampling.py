@@ -9,25 +9,10 @@ acceptance, stopping and the viewer, instead of being recomputed by each.
 
 from __future__ import annotations
 
-import os
-import threading
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import torch
-
-_POOL: ThreadPoolExecutor | None = None
-_POOL_LOCK = threading.Lock()
-
-
-def _draw_pool() -> ThreadPoolExecutor:
-    """Threads that draw rows' noise while the model runs (torch releases the GIL in its random kernels)."""
-    global _POOL
-    with _POOL_LOCK:
-        if _POOL is None:
-            _POOL = ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1)), thread_name_prefix="dwb-noise")
-        return _POOL
 
 
 def temperature_at(step: torch.Tensor | int, t_min: float, t_max: float, max_steps: int) -> torch.Tensor:
@@ -65,6 +50,51 @@ def entropy_bound_accept(entropy: torch.Tensor, entropy_bound: float) -> torch.T
     return torch.scatter(torch.zeros_like(sorted_selection), dim=-1, index=sorted_indices, src=sorted_selection)
 
 
+def _vector_exponential(shape: tuple[int, ...], generator: torch.Generator | None) -> torch.Tensor:
+    """float32 ``Exp(1)`` noise, the very values and generator state of ``torch.empty(shape).exponential_(1,
+    generator)`` on the CPU. That kernel draws a float64 uniform ``u`` per element and returns ``-log1p(-u)`` in
+    float32, one element at a time; the same uniforms drawn at once and transformed vectorised give the same bits
+    about three times faster (checked against the kernel once per process: on any difference, e.g. under another
+    torch, the kernel is used)."""
+    uniform = torch.empty(shape, dtype=torch.float64).uniform_(generator=generator)
+    return torch.log1p(uniform.neg_()).neg_().to(torch.float32)
+
+
+_VECTOR_EXPONENTIAL: bool | None = None
+
+
+def _vector_exponential_matches() -> bool:
+    global _VECTOR_EXPONENTIAL
+    if _VECTOR_EXPONENTIAL is None:
+        ours, theirs = torch.Generator().manual_seed(20_240_611), torch.Generator().manual_seed(20_240_611)
+        expected = torch.empty(4096, dtype=torch.float32).exponential_(1, generator=theirs)
+        _VECTOR_EXPONENTIAL = bool(
+            torch.equal(_vector_exponential((4096,), ours), expected)
+            and torch.equal(
+                torch.randint(0, 2**30, (4,), generator=ours), torch.randint(0, 2**30, (4,), generator=theirs)
+            )
+        )
+    return _VECTOR_EXPONENTIAL
+
+
+def multinomial_one(probs: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """One sample per row of the 2-D ``probs``, the token ``torch.multinomial(probs, 1, generator=generator)`` draws
+    (shape ``(rows,)``): its own path for one sample, ``argmax(p / q)`` with ``q ~ Exp(1)``, and its check of the
+    probabilities (no NaN, no infinity, nothing negative), with the faster draw of :func:`_vector_exponential`."""
+    if probs.device.type != "cpu" or probs.dtype != torch.float32 or not _vector_exponential_matches():
+        return torch.multinomial(probs, num_samples=1, generator=generator).view(-1)
+    check_probabilities(probs)
+    return torch.argmax(probs / _vector_exponential(tuple(probs.shape), generator), dim=-1)
+
+
+def check_probabilities(probs: torch.Tensor) -> None:
+    """``torch.multinomial``'s checks (without them a NaN or an all-zero row would pass silently)."""
+    if not bool((probs.max() < float("inf")) & (probs.min() >= 0)):
+        raise RuntimeError("probability tensor contains either `inf`, `nan` or element < 0")
+    if bool((probs.sum(-1) == 0).any()):
+        raise RuntimeError("invalid multinomial distribution (sum of probabilities <= 0)")
+
+
 def random_canvas(batch_size: int, canvas_length: int, vocab_size: int, device: torch.device) -> torch.Tensor:
     """A canvas of tokens drawn uniformly from the vocabulary (one ``randint`` draw, as ``generate()`` does)."""
     return torch.randint(low=0, high=vocab_size, size=(batch_size, canvas_length), device=device)
@@ -78,36 +108,13 @@ class Noise:
     samples from its own generator, and only while it is still running, in the order a single-row run draws them
     from the global one; so a row seeded with ``s`` draws exactly what a single-row run after
     ``torch.manual_seed(s)`` draws, whatever else is in its batch.
+
+    Everything is drawn on the calling thread: a draw in a helper thread would start another OpenMP team beside
+    torch's own, and the process runs slower for it, not faster.
     """
 
     def __init__(self, generators: list[torch.Generator] | None = None) -> None:
         self.generators = generators
-        self._ahead: list[Future | None] | None = None  # this step's draws, made while the model runs
-
-    def draw_ahead(self, canvas_length: int, vocab_size: int, device: torch.device, rows: Any) -> None:
-        """Start this step's draws (per-row generators on the CPU only): for each row that draws, the exponential
-        noise that ``torch.multinomial`` would draw for one sample per position, then the fresh canvas, in that order,
-        on the row's generator; rows in parallel threads, each generator in one thread. They depend on nothing the
-        model computes, so they run beside its forward pass; :meth:`sample` and :meth:`canvas` take them, and the
-        tokens are those of the plain draws (a test checks it). A no-op for one drawing row (a thread beside the
-        forward pass only competes with it for the cores), on CUDA and without per-row generators."""
-        if self.generators is None or device.type != "cpu" or sum(bool(r) for r in rows) < 2:
-            return
-        pool = _draw_pool()
-
-        def draws(generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-            exponential = torch.empty((canvas_length, vocab_size), dtype=torch.float32).exponential_(
-                1, generator=generator
-            )
-            return exponential, torch.randint(0, vocab_size, (1, canvas_length), generator=generator)
-
-        self._ahead = [pool.submit(draws, g) if rows[i] else None for i, g in enumerate(self.generators)]
-
-    def _taken(self, index: int) -> list[Any] | None:
-        """The draws made ahead, part ``index`` of each row (None for rows that do not draw); None without any."""
-        if self._ahead is None:
-            return None
-        return [None if f is None else f.result()[index] for f in self._ahead]
 
     @classmethod
     def per_row(cls, seeds: list[int | None], device: torch.device) -> Noise:
@@ -127,9 +134,6 @@ class Noise:
         the rows that draw; the others get zeros, which their run never uses."""
         if self.generators is None:
             return random_canvas(batch_size, canvas_length, vocab_size, device)
-        ahead, self._ahead = self._taken(1), None  # the canvas is a step's last draw
-        if ahead is not None:
-            return torch.cat([torch.zeros((1, canvas_length), dtype=torch.long) if a is None else a for a in ahead])
         return torch.cat(
             [
                 torch.randint(0, vocab_size, (1, canvas_length), generator=g, device=device)
@@ -141,32 +145,75 @@ class Noise:
 
     def sample(self, probs: torch.Tensor, rows: Any = None) -> torch.Tensor:
         """One token per position from ``probs`` (batch, canvas, vocab), as ``torch.multinomial`` draws it; ``rows``
-        as for :meth:`canvas`."""
+        as for :meth:`canvas`. Per-row generators on the CPU: each drawing row's uniforms from its own generator, then
+        one transform and one argmax for all of them (the rows' tokens are those of a multinomial per row)."""
         batch_size, canvas_length, vocab = probs.shape
         if self.generators is None:
-            return torch.multinomial(probs.view(-1, vocab), num_samples=1).view(batch_size, canvas_length)
-        ahead = self._taken(0)
-        if ahead is not None:
-            # torch.multinomial's own path for one sample: argmax(p / q), q ~ Exp(1) drawn on the generator; its check
-            # of the probabilities kept (no NaN, no infinity, nothing negative)
-            if not bool((probs.max() < float("inf")) & (probs.min() >= 0)):
-                raise RuntimeError("probability tensor contains either `inf`, `nan` or element < 0")
-            return torch.cat(
-                [
-                    torch.zeros((1, canvas_length), dtype=torch.long)
-                    if q is None
-                    else torch.argmax(probs[i] / q, dim=-1).view(1, canvas_length)
-                    for i, q in enumerate(ahead)
-                ]
-            )
-        return torch.cat(
+            return multinomial_one(probs.view(-1, vocab)).view(batch_size, canvas_length)
+        drawing = [i for i in range(batch_size) if rows is None or rows[i]]
+        out = torch.zeros((batch_size, canvas_length), dtype=torch.long, device=probs.device)
+        if not drawing:
+            return out
+        if probs.device.type != "cpu" or probs.dtype != torch.float32 or not _vector_exponential_matches():
+            for i in drawing:
+                out[i] = torch.multinomial(probs[i], num_samples=1, generator=self.generators[i]).view(-1)
+            return out
+        index = torch.tensor(drawing)
+        taken = probs.index_select(0, index) if len(drawing) < batch_size else probs
+        check_probabilities(taken)
+        uniforms = torch.stack(
             [
-                torch.multinomial(probs[i], num_samples=1, generator=g).view(1, canvas_length)
-                if rows is None or rows[i]
-                else torch.zeros((1, canvas_length), dtype=torch.long, device=probs.device)
-                for i, g in enumerate(self.generators)
+                torch.empty((canvas_length, vocab), dtype=torch.float64).uniform_(generator=self.generators[i])
+                for i in drawing
             ]
         )
+        noise = torch.log1p(uniforms.neg_()).neg_().to(torch.float32)
+        out[index] = torch.argmax(taken / noise, dim=-1)
+        return out
+
+    def sample_at(self, scaled: torch.Tensor, positions: torch.Tensor, rows: Any = None) -> torch.Tensor:
+        """The tokens :meth:`sample` draws from ``softmax(scaled)`` (float32), computed only at ``positions`` (bool,
+        batch x canvas) and zero elsewhere: a step keeps its sample only where it accepts, and acceptance does not
+        depend on the sample. The noise is drawn in full, in order, so every generator ends where a full draw leaves
+        it; only its transform, the softmax and the argmax are restricted, which saves most of a step's sampling.
+        Raises as ``torch.multinomial`` does when a drawing row's logits hold a NaN, an infinity or nothing finite."""
+        batch_size, canvas_length, vocab = scaled.shape
+        if scaled.device.type != "cpu" or not _vector_exponential_matches():
+            return self.sample(torch.softmax(scaled, dim=-1, dtype=torch.float32), rows)
+        drawing = [i for i in range(batch_size) if rows is None or rows[i]]
+        out = torch.zeros((batch_size, canvas_length), dtype=torch.long)
+        if not drawing:
+            return out
+        tops = scaled[drawing].amax(dim=-1) if len(drawing) < batch_size else scaled.amax(dim=-1)
+        if not bool(torch.isfinite(tops).all()):  # NaN, +inf, or a row of -inf: softmax gives NaN there
+            raise RuntimeError("probability tensor contains either `inf`, `nan` or element < 0")
+        # Per generator, the rows it draws for, in the order a multinomial over them draws: the global generator
+        # draws for the whole batch, row after row; a row's own generator for that row alone.
+        streams = (
+            [(None, range(batch_size))] if self.generators is None else [(self.generators[i], [i]) for i in drawing]
+        )
+        mask = positions.clone()
+        if len(drawing) < batch_size:
+            mask[[i for i in range(batch_size) if i not in drawing]] = False
+        chunk = max(1, min(canvas_length, _DRAW_CHUNK // max(1, vocab)))
+        buffer = torch.empty((chunk, vocab), dtype=torch.float64)
+        noise = []
+        for generator, stream_rows in streams:
+            for row in stream_rows:
+                wanted = mask[row]
+                for start in range(0, canvas_length, chunk):
+                    uniforms = buffer[: min(chunk, canvas_length - start)].uniform_(generator=generator)
+                    picked = wanted[start : start + len(uniforms)].nonzero()[:, 0]
+                    if len(picked):
+                        noise.append(torch.log1p(uniforms[picked].neg_()).neg_().to(torch.float32))
+        if noise:
+            probs = torch.softmax(scaled[mask], dim=-1, dtype=torch.float32)
+            out[mask] = torch.argmax(probs / torch.cat(noise), dim=-1)
+        return out
+
+
+# Uniforms drawn at a time while sampling (float64 elements): bounds the noise buffer to 8 MB at any vocabulary.
+_DRAW_CHUNK = 1 << 20
 
 
 @dataclass

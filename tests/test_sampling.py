@@ -89,23 +89,74 @@ def test_stability_zero_is_always_stable():
     assert sampling.StabilityTracker(0).update(torch.zeros(3, 4, dtype=torch.long)).all()
 
 
-def test_draws_made_ahead_are_the_plain_draws_row_by_row():
-    """Per-row noise drawn ahead in threads (while the model runs) gives the tokens of ``torch.multinomial`` and
-    ``randint`` on each row's generator, in the same order; a row that does not draw keeps its generator untouched."""
+def test_per_row_draws_are_each_rows_own_multinomial_and_randint():
+    """Rows sampled together (one transform, one argmax) get the tokens of ``torch.multinomial`` and ``randint`` on
+    each row's own generator, in the same order, leaving each generator where those calls leave it; a row that does
+    not draw keeps its generator untouched; multinomial's checks hold."""
     probs = torch.softmax(logits(3, (3, 16, 50)), dim=-1)
     probs[:, :, :7] = 0  # masked tokens, as a template's allowed sets leave them
     rows = [True, False, True]
+    seeds = (1, 2, 3)
+    assert sampling._vector_exponential_matches()  # the vectorised draw is the path under test on this torch
+    noise = sampling.Noise([torch.Generator().manual_seed(s) for s in seeds])
+    plain = [torch.Generator().manual_seed(s) for s in seeds]
+    for _ in range(3):  # steps: each step's sample then canvas
+        sampled = noise.sample(probs, rows)
+        canvas = noise.canvas(3, 16, 50, torch.device("cpu"), rows)
+        for i in (0, 2):
+            assert torch.equal(sampled[i], torch.multinomial(probs[i], 1, generator=plain[i]).view(-1))
+            assert torch.equal(canvas[i], torch.randint(0, 50, (1, 16), generator=plain[i])[0])
+        assert not sampled[1].any() and not canvas[1].any()
+    for ours, theirs in zip(noise.generators, plain, strict=True):
+        assert torch.equal(ours.get_state(), theirs.get_state())
+    with pytest.raises(RuntimeError, match="nan"):
+        noise.sample(torch.full_like(probs, float("nan")), rows)
+    with pytest.raises(RuntimeError, match="sum of probabilities"):
+        noise.sample(torch.zeros_like(probs), rows)
+
+
+def test_global_generator_sample_is_torch_multinomials():
+    """Without per-row generators the batch draws from torch's global generator exactly as ``torch.multinomial``
+    does, and leaves it in the same state."""
+    probs = torch.softmax(logits(4, (2, 64, 300)), dim=-1)
+    torch.manual_seed(11)
+    expected = torch.multinomial(probs.view(-1, 300), 1).view(2, 64)
+    after = torch.rand(3)
+    torch.manual_seed(11)
+    assert torch.equal(sampling.Noise().sample(probs), expected)
+    assert torch.equal(torch.rand(3), after)
+
+
+@pytest.mark.parametrize("chunk", [1 << 20, 50 * 5])  # the whole canvas at once, or five positions at a time
+@pytest.mark.parametrize("seeded", [False, True])
+def test_sampling_only_where_accepted_gives_the_full_samples_tokens_there(monkeypatch, chunk, seeded):
+    """The sample computed only at the accepted positions equals the full multinomial sample there, and leaves every
+    generator where the full draw leaves it, with per-row generators (a row that does not draw) and the global one;
+    the noise drawn in chunks of positions is the same noise."""
+    monkeypatch.setattr(sampling, "_DRAW_CHUNK", chunk)
+    scaled = logits(5, (3, 16, 50)) / 0.6
+    scaled[:, :, :7] = float("-inf")  # masked tokens, as a template's allowed sets leave them
+    positions = torch.rand(3, 16, generator=torch.Generator().manual_seed(9)) < 0.3
+    rows = [True, False, True]
 
     def noise():
-        return sampling.Noise([torch.Generator().manual_seed(s) for s in (1, 2, 3)])
+        return sampling.Noise([torch.Generator().manual_seed(s) for s in (1, 2, 3)] if seeded else None)
 
-    plain, ahead = noise(), noise()
-    for _ in range(3):  # steps: each step's sample then canvas
-        ahead.draw_ahead(16, 50, torch.device("cpu"), rows)
-        assert torch.equal(ahead.sample(probs, rows), plain.sample(probs, rows))
-        assert torch.equal(ahead.canvas(3, 16, 50, torch.device("cpu"), rows), plain.canvas(3, 16, 50, "cpu", rows))
-    for a, p in zip(ahead.generators, plain.generators, strict=True):
-        assert torch.equal(a.get_state(), p.get_state())
-    ahead.draw_ahead(16, 50, torch.device("cpu"), rows)
+    full, restricted = noise(), noise()
+    for _ in range(2):
+        torch.manual_seed(4)
+        expected = full.sample(torch.softmax(scaled, -1, dtype=torch.float32), rows)
+        after = torch.rand(2)
+        torch.manual_seed(4)
+        got = restricted.sample_at(scaled, positions, rows)
+        assert torch.equal(torch.rand(2), after)
+        drawn = positions & torch.tensor(rows)[:, None]
+        assert drawn.sum() > 5 and torch.equal(got[drawn], expected[drawn])
+        assert not got[~drawn].any()
+    if seeded:
+        for ours, theirs in zip(restricted.generators, full.generators, strict=True):
+            assert torch.equal(ours.get_state(), theirs.get_state())
+    bad = scaled.clone()
+    bad[2, 3, 9] = float("nan")
     with pytest.raises(RuntimeError, match="nan"):
-        ahead.sample(torch.full_like(probs, float("nan")), rows)
+        restricted.sample_at(bad, positions, rows)
