@@ -144,8 +144,31 @@ def _background_lab(rgb: np.ndarray) -> tuple[np.ndarray, float]:
     scale = min(1.0, 512 / max(h, w))
     small = cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
     lab = cv2.cvtColor(small, cv2.COLOR_RGB2LAB)
-    k = max(3, (max(small.shape[:2]) // 16) | 1)
+    k = max(3, max(small.shape[:2]) // 16, 6 * _thickest_letter_stroke(lab[..., 0]))
+    k = min(k, max(3, max(small.shape[:2]) // 3)) | 1
     return np.dstack([cv2.medianBlur(np.ascontiguousarray(lab[..., c]), k) for c in range(3)]), scale
+
+
+def _thickest_letter_stroke(lightness: np.ndarray) -> int:
+    """The stroke width in pixels of the boldest large letters (0 without any): the median that finds the background
+    must see past them, or a bold title's strokes pass for a dark background (and come out hollow). Letters are ink
+    components about as wide as high, partly empty, at least three strokes high; a dark banner, filled, is none."""
+    import cv2
+
+    ink = _ink(lightness)
+    if not ink.any():
+        return 0
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
+    depth = cv2.distanceTransform(ink, cv2.DIST_L2, 3)
+    thickest = 0
+    for i in range(1, count):
+        x, y, w, h, area = (int(v) for v in stats[i])
+        if h < 8 or w > 4 * h or area > 0.8 * w * h:
+            continue
+        stroke = int(2 * depth[y : y + h, x : x + w][labels[y : y + h, x : x + w] == i].max())
+        if h >= 3 * stroke:
+            thickest = max(thickest, stroke)
+    return thickest
 
 
 def plain_background(rgb: np.ndarray) -> bool:
@@ -221,6 +244,15 @@ def remove_rules(gray: np.ndarray) -> tuple[np.ndarray, int]:
     off_line = np.bincount(labels[(ink > 0) & (straight == 0)], minlength=count)
     remove = has_long & (off_line <= 0.03 * stats[:, 4])
     remove[0] = False
+    if not remove.any():
+        return gray, 0
+    # A rule is drawn thin; the strokes of a large letter (an "E" or "T" of a title, all straight lines) are thick.
+    # At a tenth of the letters' height its strokes are, so anything thicker than about two body strokes stays.
+    thickest = 2 * cv2.distanceTransform(ink, cv2.DIST_L2, 3)
+    for i in np.flatnonzero(remove):
+        x, y, w, h = (int(v) for v in stats[i][:4])
+        if thickest[y : y + h, x : x + w][labels[y : y + h, x : x + w] == i].max() > max(6.0, 0.3 * letter):
+            remove[i] = False
     if not remove.any():
         return gray, 0
     out = gray.copy()

@@ -246,6 +246,157 @@ def _with_bullet(line: OcrLine, image: Any) -> OcrLine:
     return dataclasses.replace(line, text=f"• {line.text}", words=[("•", box), *line.words])
 
 
+# Letters this tall (pixels, capitals and ascenders) are read apart: Tesseract's page layout takes glyphs of a
+# 72-point title at 300 dpi for pictures or splits them ("ANNUAL REPORT" read "ANNUA O", larger titles dropped),
+# while the same line scaled to LARGE_TARGET reads whole.
+LARGE_GLYPH = 150
+LARGE_TARGET = 48
+LARGE_MIN_CONFIDENCE = 60
+
+
+def large_text(reading: Any, lang: str) -> tuple[list[tuple[str, tuple, list[OcrLine]]], Any]:
+    """Lines of very large letters (titles, posters, big signs) read one by one, each scaled so that its letters are
+    about ``LARGE_TARGET`` pixels high: their paragraphs (a title of several lines is one), and the image with the
+    lines read whitened, for the page pass to read the rest. A line is found from its ink: two or more letter-sized
+    components of ``LARGE_GLYPH`` pixels or more side by side, widened to the smaller letters and marks beside them;
+    its reading is kept only when Tesseract is confident of it and it holds a letter or digit (a drawing or a photo's
+    blobs read as nothing and stay for the page pass)."""
+    import cv2
+    from PIL import Image
+
+    gray = np.asarray(reading.convert("L"))
+    ink = (gray < 128).astype(np.uint8)
+    count, _, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
+    height = gray.shape[0]
+    comps = [tuple(int(v) for v in st[:4]) for st in stats[1:count]]  # x, y, w, h
+    tall = [
+        c
+        for c, st in zip(comps, stats[1:count], strict=True)
+        if LARGE_GLYPH <= c[3] <= height / 3 and c[2] <= 4 * c[3] and 0.04 * c[2] * c[3] <= st[4] <= 0.9 * c[2] * c[3]
+    ]
+    found = []
+    for line in _rows_of(tall):
+        if len(line) < 2:
+            continue
+        box = _widened(line, comps)
+        read = _read_large_line(reading, box, statistics.median(c[3] for c in line), lang)
+        if read is not None:
+            found.append(read)
+    if not found:
+        return [], reading
+    whitened = gray.copy()
+    for line in found:
+        x0, y0, x1, y1 = (int(v) for v in line.bbox)
+        whitened[y0:y1, x0:x1] = 255
+    return _large_paragraphs(found), Image.fromarray(whitened)
+
+
+def _rows_of(comps: list[tuple[int, int, int, int]]) -> list[list[tuple[int, int, int, int]]]:
+    """Components on one line, taken left to right: their vertical spans overlap by half the smaller, their heights
+    within a factor of two, and each within two and a half heights of the one before (further: another column)."""
+    rows: list[list[tuple[int, int, int, int]]] = []
+    for c in sorted(comps):
+        for row in rows:
+            top, bottom = min(r[1] for r in row), max(r[1] + r[3] for r in row)
+            h = statistics.median(r[3] for r in row)
+            overlap = min(bottom, c[1] + c[3]) - max(top, c[1])
+            gap = c[0] - max(r[0] + r[2] for r in row)
+            if overlap >= 0.5 * min(c[3], h) and 0.5 <= c[3] / h <= 2 and gap <= 2.5 * h:
+                row.append(c)
+                break
+        else:
+            rows.append([c])
+    return rows
+
+
+def _widened(line: list[tuple[int, int, int, int]], comps: list[tuple[int, int, int, int]]) -> tuple[int, ...]:
+    """The line's box grown to the smaller letters, dots and marks on it (lower case beside capitals, a final "s")."""
+    x0, y0 = min(c[0] for c in line), min(c[1] for c in line)
+    x1, y1 = max(c[0] + c[2] for c in line), max(c[1] + c[3] for c in line)
+    h = statistics.median(c[3] for c in line)
+    grown = True
+    while grown:
+        grown = False
+        for c in comps:
+            inside = c[0] >= x0 and c[0] + c[2] <= x1 and c[1] >= y0 and c[1] + c[3] <= y1
+            if inside or c[3] > 1.5 * (y1 - y0) or c[3] < 0.05 * h:
+                continue
+            overlaps = min(y1, c[1] + c[3]) - max(y0, c[1]) >= 0.5 * c[3]
+            near = c[0] <= x1 + 0.8 * h and c[0] + c[2] >= x0 - 0.8 * h
+            if overlaps and near:
+                x0, y0 = min(x0, c[0]), min(y0, c[1])
+                x1, y1 = max(x1, c[0] + c[2]), max(y1, c[1] + c[3])
+                grown = True
+    return x0, y0, x1, y1
+
+
+def _read_large_line(reading: Any, box: tuple[int, ...], glyph: float, lang: str) -> OcrLine | None:
+    import tesserocr
+    from PIL import Image, ImageOps
+
+    x0, y0, x1, y1 = box
+    pad = int(0.2 * glyph)
+    left, top = max(0, x0 - pad), max(0, y0 - pad)
+    crop = reading.crop((left, top, min(reading.width, x1 + pad), min(reading.height, y1 + pad))).convert("L")
+    scale = LARGE_TARGET / glyph
+    small = crop.resize(
+        (max(1, round(crop.width * scale)), max(1, round(crop.height * scale))), Image.Resampling.LANCZOS
+    )
+    border = 16
+    small = ImageOps.expand(small, border=border, fill=255)
+    with tesserocr.PyTessBaseAPI(path=tessdata_path(lang), lang=lang, psm=tesserocr.PSM.SINGLE_LINE) as api:
+        api.SetImage(small)
+        api.Recognize()
+        words = []
+        for word in tesserocr.iterate_level(api.GetIterator(), tesserocr.RIL.WORD):
+            try:
+                text = (word.GetUTF8Text(tesserocr.RIL.WORD) or "").strip()
+            except RuntimeError:
+                continue
+            wb = word.BoundingBox(tesserocr.RIL.WORD)
+            if text and wb:
+                back = tuple(
+                    float(v)
+                    for v in (
+                        left + (wb[0] - border) / scale,
+                        top + (wb[1] - border) / scale,
+                        left + (wb[2] - border) / scale,
+                        top + (wb[3] - border) / scale,
+                    )
+                )
+                words.append((text, back, word.Confidence(tesserocr.RIL.WORD)))
+    text = " ".join(w[0] for w in words)
+    if not words or statistics.mean(w[2] for w in words) < LARGE_MIN_CONFIDENCE or not any(ch.isalnum() for ch in text):
+        return None
+    return OcrLine(text, (float(x0), float(y0), float(x1), float(y1)), float(y1 - y0), [(w, b) for w, b, _ in words])
+
+
+def _large_paragraphs(lines: list[OcrLine]) -> list[tuple[str, tuple, list[OcrLine]]]:
+    """Large lines one under the other (a gap under their height, heights within a fifth) make one paragraph."""
+    groups: list[list[OcrLine]] = []
+    for line in sorted(lines, key=lambda ln: ln.bbox[1]):
+        last = groups[-1][-1] if groups else None
+        if (
+            last is not None
+            and line.bbox[1] - last.bbox[3] < 0.6 * last.height
+            and abs(line.height - last.height) <= 0.2 * last.height
+            and min(line.bbox[2], last.bbox[2]) > max(line.bbox[0], last.bbox[0])
+        ):
+            groups[-1].append(line)
+        else:
+            groups.append([line])
+    return [_paragraph(group, None) for group in groups]
+
+
+def _by_top(paragraphs: list, large: list) -> list:
+    """The large paragraphs put among the page pass's, each before the first that starts below it."""
+    out = list(paragraphs)
+    for item in large:
+        at = next((i for i, p in enumerate(out) if p[1][1] > item[1][1]), len(out))
+        out.insert(at, item)
+    return out
+
+
 def _all_words(api: Any) -> list[tuple[str, tuple[float, float, float, float]]]:
     """Every recognised word with its box in pixels (for the searchable PDF's text layer)."""
     import tesserocr
@@ -427,11 +578,11 @@ def ocr_page(
     reading, grids = _without_rules(cleaned.after, page)
     lang = lang or detect_language(reading)
     page.attrs["ocr_lang"] = lang
-    paragraphs = ocr_image(reading, lang)
+    large, reading = large_text(reading, lang)
+    paragraphs = _by_top(ocr_image(reading, lang), large)
     sx = page.width / size[0] / scale if page.width else 1.0 / scale
     sy = page.height / size[1] / scale if page.height else 1.0 / scale
-    heights = [ln.height for _, _, lines in paragraphs for ln in lines]
-    body = statistics.median(heights) if heights else 0.0
+    body = body_height([ln for _, _, lines in paragraphs for ln in lines])
     blocks = []
     for item in _cut_tables(paragraphs, grids):
         if isinstance(item, OcrTable):  # a ruled table: its cells as printed
@@ -453,6 +604,19 @@ def ocr_page(
         attrs = {"source": "ocr", "words": words}
         blocks.append(Block(kind=kind, text=text, bbox=bbox, order=len(blocks), level=level, attrs=attrs))
     return blocks
+
+
+def body_height(lines: list[OcrLine]) -> float:
+    """The body text's line height: the median over the page's characters, not its lines, so that a title page's
+    few large lines do not make the body (two long lines under three headings) the norm; 0 without lines."""
+    weighted = sorted((ln.height, len(ln.text)) for ln in lines if ln.text)
+    total = sum(n for _, n in weighted)
+    seen = 0
+    for height, n in weighted:
+        seen += n
+        if 2 * seen >= total:
+            return height
+    return 0.0
 
 
 def _to_page(cleaned: Any, box: tuple, sx: float, sy: float) -> tuple[float, float, float, float]:
