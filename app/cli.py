@@ -329,7 +329,22 @@ def cmd_generate(args: argparse.Namespace, cancel: Any) -> int:
     status = 0
     for event in engine.generate(inputs, params, cancel=cancel):
         status = _show_event(event, args.json, status, view)
+        if type(event).__name__ == "Finished" and not event.stats.new_tokens and not args.json:
+            print(_nothing_written(args.model), file=sys.stderr)
     return status
+
+
+def _nothing_written(model: str) -> str:
+    """What an empty answer means: the model's first canvas began with end-of-sequence (not an error)."""
+    from inference.tiny import TRAINED_SOURCE
+
+    message = "dwb: the model wrote nothing: its answer began with end-of-sequence."
+    if model == TRAINED_SOURCE:
+        message += (
+            " tiny-trained only transcribes short text pages; try `dwb parse FILE --engine model --model "
+            "tiny-trained`, or a DiffusionGemma checkpoint for open questions."
+        )
+    return message
 
 
 def _show_event(event: Any, as_json: bool, status: int, view: EventView) -> int:

@@ -383,3 +383,12 @@ def test_a_finished_parse_exits_without_loading_the_model(monkeypatch, capsys, t
     calls = _no_load(monkeypatch)
     assert main(args) == 0
     assert "0 parsed, 1 already done" in capsys.readouterr().err and calls == []
+
+
+def test_generate_says_when_the_model_wrote_nothing_and_what_tiny_trained_is_for():
+    """tiny-trained answers an open question with end-of-sequence at once: the CLI says so (exit 0, a finished
+    run), and points to what the demonstration model does."""
+    proc = dwb("generate", "--model", "tiny-trained", "Write one line about the sea.")
+    assert proc.stdout.strip() == ""
+    assert "[0 tokens" in proc.stderr
+    assert "the model wrote nothing" in proc.stderr and "--engine model --model tiny-trained" in proc.stderr

@@ -332,3 +332,17 @@ def test_the_extract_tab_never_shows_another_documents_values(window, qtbot, tmp
     assert window.extraction_scope == {str(notes.resolve())}, window.extraction_scope
     window.show_entry(str(SAMPLE.resolve()))
     assert window.results.table.rowCount() == 0 and "other documents" in window.results.extract.toPlainText()
+
+
+def test_a_retrieval_that_matched_no_passage_is_not_reported_as_an_answer(window):
+    from inference.documents import open_document
+    from inference.tasks import BuiltinEngine
+
+    engine = BuiltinEngine()
+    doc = engine.parse(open_document(SAMPLE)).document
+    none = engine.ask([doc], "zqxv wjkp")
+    assert not none.citations
+    window.say_answered(none, 2)
+    assert window.status_label.text() == "No passage matched in 2 document(s)."
+    window.say_answered(engine.ask([doc], "What is block diffusion?"), 1)
+    assert window.status_label.text() == "Answered from 1 document(s)."

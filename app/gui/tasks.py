@@ -406,7 +406,11 @@ class TaskActions:
         return self.worker.submit(self._connect(Job("asking", work), done, stream=("answer", question)))
 
     def say_answered(self, answer: Any, documents: int) -> None:
-        """The status of an answer: an empty one is said to be empty, never "Answered"."""
+        """The status of an answer: an empty one is said to be empty, never "Answered"; a retrieval that found no
+        passage says so, never "Answered"."""
+        if answer.kind == "retrieved" and not answer.citations:
+            self.status_label.setText(f"No passage matched in {documents} document(s).")
+            return
         if answer.text.strip():
             self.status_label.setText(f"Answered from {documents} document(s).")
             return
