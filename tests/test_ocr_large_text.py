@@ -123,3 +123,37 @@ def test_large_drawings_on_a_scan_give_no_words(tmp_path):
     text = " ".join(b.text for b in blocks(path))
     words = {w.strip(".,") for w in text.split()}
     assert words - {w.strip(".") for line in BODY for w in line.split()} == set(), text
+
+
+@needs_fonts
+@pytest.mark.slow
+def test_a_large_heading_at_the_top_of_the_second_column_is_read_with_that_column(tmp_path):
+    page = Image.new("L", (2600, 1100), 255)
+    draw = ImageDraw.Draw(page)
+    body = font("DejaVuSerif", 10)
+    left = [
+        "The river rose slowly through the",
+        "night and the farmers moved their",
+        "animals uphill before the bridge",
+        "closed. By morning the fields were",
+        "under water and the school stayed",
+        "shut for the rest of the week.",
+    ]
+    right = [
+        "Markets opened late on Monday as",
+        "the roads into town were closed by",
+        "the water. Traders who came by the",
+        "hill road sold out before noon and",
+        "the council promised to reopen the",
+        "bridge as soon as it was safe.",
+    ]
+    for i, line in enumerate(left):
+        draw.text((120, 420 + 75 * i), line, font=body, fill=0)
+    draw.text((1400, 80), "NEWS", font=font("DejaVuSans-Bold", 60), fill=0)
+    for i, line in enumerate(right):
+        draw.text((1400, 420 + 75 * i), line, font=body, fill=0)
+    path = tmp_path / "columns.png"
+    page.save(path, dpi=(300, 300))
+    got = blocks(path)
+    assert " ".join(b.text for b in got) == " ".join([*left, "NEWS", *right])
+    assert [b.kind for b in got if b.text == "NEWS"] == ["heading"]

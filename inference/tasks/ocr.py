@@ -272,7 +272,7 @@ def large_text(reading: Any, lang: str) -> tuple[list[tuple[str, tuple, list[Ocr
     tall = [
         c
         for c, st in zip(comps, stats[1:count], strict=True)
-        if LARGE_GLYPH <= c[3] <= height / 3 and c[2] <= 4 * c[3] and 0.04 * c[2] * c[3] <= st[4] <= 0.9 * c[2] * c[3]
+        if LARGE_GLYPH <= c[3] <= 0.9 * height and c[2] <= 4 * c[3] and 0.04 * c[2] * c[3] <= st[4] <= 0.9 * c[2] * c[3]
     ]
     found = []
     for line in _rows_of(tall):
@@ -389,10 +389,19 @@ def _large_paragraphs(lines: list[OcrLine]) -> list[tuple[str, tuple, list[OcrLi
 
 
 def _by_top(paragraphs: list, large: list) -> list:
-    """The large paragraphs put among the page pass's, each before the first that starts below it."""
+    """The large paragraphs put among the page pass's in reading order: before the first paragraph below that shares
+    some of its width (its column), else after the last one above that does, else by height on the page."""
     out = list(paragraphs)
     for item in large:
-        at = next((i for i, p in enumerate(out) if p[1][1] > item[1][1]), len(out))
+        x0, y0, x1, _ = item[1]
+        beside = [i for i, p in enumerate(out) if min(p[1][2], x1) > max(p[1][0], x0)]
+        below = [i for i in beside if out[i][1][1] > y0]
+        if below:
+            at = below[0]
+        elif beside:
+            at = beside[-1] + 1
+        else:
+            at = next((i for i, p in enumerate(out) if p[1][1] > y0), len(out))
         out.insert(at, item)
     return out
 
