@@ -34,6 +34,7 @@ class OcrLine:
     bbox: tuple[float, float, float, float]
     height: float
     words: list[tuple[str, tuple[float, float, float, float]]] = field(default_factory=list)  # in pixels
+    confidence: float = 100.0  # Tesseract's, 0-100
 
 
 # the script Tesseract's OSD names -> the language model that reads it, in order of preference
@@ -161,12 +162,16 @@ def detect_language(image: Any) -> str:
     return next((lang for lang in SCRIPT_LANGS.get(osd.get("script_name", ""), ()) if lang in installed), fallback)
 
 
-def ocr_image(image: Any, lang: str = "eng") -> list[tuple[str, tuple[float, float, float, float], list[OcrLine]]]:
-    """Paragraphs of a PIL image: (text, box in pixels, lines)."""
+def ocr_image(
+    image: Any, lang: str = "eng", psm: int | None = None
+) -> list[tuple[str, tuple[float, float, float, float], list[OcrLine]]]:
+    """Paragraphs of a PIL image: (text, box in pixels, lines); ``psm`` a Tesseract page segmentation mode (its
+    automatic layout analysis when None)."""
     import tesserocr
 
     paragraphs = []
-    with tesserocr.PyTessBaseAPI(path=tessdata_path(lang), lang=lang, psm=tesserocr.PSM.AUTO) as api:
+    mode = tesserocr.PSM.AUTO if psm is None else psm
+    with tesserocr.PyTessBaseAPI(path=tessdata_path(lang), lang=lang, psm=mode) as api:
         api.SetImage(image)
         api.Recognize()
         it = api.GetIterator()
@@ -187,7 +192,10 @@ def ocr_image(image: Any, lang: str = "eng") -> list[tuple[str, tuple[float, flo
                 text = ""
             bb = it.BoundingBox(level_line)
             if text and bb:
-                line = OcrLine(text, tuple(float(v) for v in bb), float(bb[3] - bb[1]), _in_line(words, bb))
+                words_in = _in_line(words, bb)
+                line = OcrLine(
+                    text, tuple(float(v) for v in bb), float(bb[3] - bb[1]), words_in, it.Confidence(level_line)
+                )
                 lines.append(_with_bullet(line, image))
             if not it.Next(level_line):
                 break
@@ -419,6 +427,9 @@ def ocr_page(
         from PIL import Image
 
         image = image.resize((max(1, round(size[0] * scale)), max(1, round(size[1] * scale))), Image.Resampling.LANCZOS)
+    from .photo_text import panel_crops, photo_blocks, read_panels
+
+    crops = panel_crops(image)  # None unless the page is a photograph
     cleaned = clean_scan(image, OCR_CLEANUP)
     del image  # the scaled copy: only the cleaned one is needed from here
     page.attrs["cleanup"] = cleaned.summary()
@@ -430,6 +441,9 @@ def ocr_page(
     paragraphs = ocr_image(reading, lang)
     sx = page.width / size[0] / scale if page.width else 1.0 / scale
     sy = page.height / size[1] / scale if page.height else 1.0 / scale
+    if crops is not None:  # a photograph: its panels read on their own, only confident lines besides
+        page.attrs["photo_panels"] = len(crops)
+        return photo_blocks(paragraphs, read_panels(crops, lang), crops, cleaned, sx, sy)
     heights = [ln.height for _, _, lines in paragraphs for ln in lines]
     body = statistics.median(heights) if heights else 0.0
     blocks = []
