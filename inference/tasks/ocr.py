@@ -421,15 +421,16 @@ def ocr_page(
     (``lang``, or the one the page's script calls for when none is named) land in ``page.attrs``."""
     with render_lock or contextlib.nullcontext():  # one render at a time: PyMuPDF is not thread-safe
         image = doc.render(page.number, dpi or (ocr_dpi(page) if doc.kind == "pdf" else 0))
-    scale = ocr_scale(image, small_text=doc.kind != "pdf")  # a PDF page is already rendered at a fitting dpi
+    from .photo_text import panel_crops, photo_blocks, read_panels
+
+    crops = panel_crops(image)  # None unless the page is a photograph (its panels scaled each for its letters)
+    # a PDF page is already rendered at a fitting dpi; a photograph's grain is no small text
+    scale = ocr_scale(image, small_text=doc.kind != "pdf" and crops is None)
     size = image.size
     if scale != 1.0:
         from PIL import Image
 
         image = image.resize((max(1, round(size[0] * scale)), max(1, round(size[1] * scale))), Image.Resampling.LANCZOS)
-    from .photo_text import panel_crops, photo_blocks, read_panels
-
-    crops = panel_crops(image)  # None unless the page is a photograph
     cleaned = clean_scan(image, OCR_CLEANUP)
     del image  # the scaled copy: only the cleaned one is needed from here
     page.attrs["cleanup"] = cleaned.summary()
@@ -443,7 +444,7 @@ def ocr_page(
     sy = page.height / size[1] / scale if page.height else 1.0 / scale
     if crops is not None:  # a photograph: its panels read on their own, only confident lines besides
         page.attrs["photo_panels"] = len(crops)
-        return photo_blocks(paragraphs, read_panels(crops, lang), crops, cleaned, sx, sy)
+        return photo_blocks(paragraphs, read_panels(crops, lang), crops, cleaned, sx, sy, scale)
     heights = [ln.height for _, _, lines in paragraphs for ln in lines]
     body = statistics.median(heights) if heights else 0.0
     blocks = []

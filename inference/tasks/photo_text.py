@@ -21,19 +21,21 @@ PANEL_PAD = 24  # pixels of background added around a panel: Tesseract reads tex
 PANEL_CLEANUP = ScanOptions(orientation=False, crop=False)  # a panel's text is upright; its box is kept
 MIN_PANEL_CONFIDENCE = 60.0  # Tesseract's line confidence for a panel's line
 MIN_PHOTO_CONFIDENCE = 85.0  # ... for a line read elsewhere on a photograph
+BAR = re.compile(r"(?<!\S)\|(?!\S)")  # "|" standing alone as a word
 WORD = re.compile(r"[^\W\d_]{2,}")  # two letters or more
 
 
 @dataclass
 class PanelCrop:
     image: Any  # PIL grey image: dark text on light, outside the panel painted as its background
-    origin: tuple[float, float]  # where the crop's (0, 0) lies in the page image, in pixels
-    scale: float  # the crop's pixels per page-image pixel
-    box: tuple[int, int, int, int]  # the panel in the page image, in pixels
+    origin: tuple[float, float]  # where the crop's (0, 0) lies in the rendered page, in pixels
+    scale: float  # the crop's pixels per rendered page pixel
+    box: tuple[int, int, int, int]  # the panel in the rendered page, in pixels
 
 
 def panel_crops(image: Any) -> list[PanelCrop] | None:
-    """The panels of a photograph cut out for OCR; None when the page is no photograph."""
+    """The panels of a photograph (``image`` as rendered) cut out for OCR, each scaled on its own for its letters;
+    None when the page is no photograph."""
     from PIL import Image
 
     from ..documents.panels import find_panels, photographic
@@ -94,41 +96,45 @@ def _moved(line: Any, cleaned: Any, crop: PanelCrop) -> Any:
         ox, oy = crop.origin
         return (ox + x0 / crop.scale, oy + y0 / crop.scale, ox + x1 / crop.scale, oy + y1 / crop.scale)
 
-    words = [(w, back(b)) for w, b in line.words]
+    words = [("I" if w == "|" else w, back(b)) for w, b in line.words]  # a bar alone: a sans-serif capital I
     box = back(line.bbox)
-    return dataclasses.replace(line, bbox=box, height=box[3] - box[1], words=words)
+    text = BAR.sub("I", line.text)
+    return dataclasses.replace(line, text=text, bbox=box, height=box[3] - box[1], words=words)
 
 
 def photo_blocks(
-    paragraphs: list, panels: list, crops: list[PanelCrop], cleaned: Any, sx: float, sy: float
+    paragraphs: list, panels: list, crops: list[PanelCrop], cleaned: Any, sx: float, sy: float, scale: float
 ) -> list[Block]:
-    """A photograph's blocks, top to bottom and left to right: its panels' text, and the confident lines read
-    outside them (``paragraphs`` in the cleaned page's pixels, ``panels`` in the page image's)."""
+    """A photograph's blocks, top to bottom and left to right: its panels' text (``panels``, in the rendered
+    page's pixels) and the confident lines Tesseract read outside them (``paragraphs``, in the cleaned page's
+    pixels; the cleaned page is the rendered one times ``scale``, then cleaned); ``sx``, ``sy`` map the scaled
+    page's pixels to page coordinates."""
     from .ocr import _paragraph, _to_page
 
-    boxes = [c.box for c in crops]
-    found: list[tuple[tuple, list]] = []
+    boxes = [tuple(v * scale for v in c.box) for c in crops]
+    found: list[tuple[tuple, str, list]] = []
     for _, _, lines in paragraphs:
-        kept = []
-        for ln in lines:
-            x0, y0, x1, y1 = to_before(cleaned, ln.bbox)
-            centre = ((x0 + x1) / 2, (y0 + y1) / 2)
-            inside = any(b[0] <= centre[0] <= b[2] and b[1] <= centre[1] <= b[3] for b in boxes)
-            if not inside and ln.confidence >= MIN_PHOTO_CONFIDENCE and _wordy(ln.text):
-                kept.append(ln)
+        kept = [ln for ln in lines if ln.confidence >= MIN_PHOTO_CONFIDENCE and _wordy(ln.text)]
+        kept = [ln for ln in kept if not any(_centre_in(to_before(cleaned, ln.bbox), b) for b in boxes)]
         if kept:
             text, box, _ = _paragraph(kept, None)
             words = [[w, *(round(v, 1) for v in _to_page(cleaned, b, sx, sy))] for ln in kept for w, b in ln.words]
-            found.append((_to_page(cleaned, box, sx, sy), [text, words]))
+            found.append((_to_page(cleaned, box, sx, sy), text, words))
+    px, py = sx * scale, sy * scale  # rendered pixels -> page
     for text, box, lines in panels:
         words = [
-            [w, round(b[0] * sx, 1), round(b[1] * sy, 1), round(b[2] * sx, 1), round(b[3] * sy, 1)]
+            [w, *(round(v, 1) for v in (b[0] * px, b[1] * py, b[2] * px, b[3] * py))]
             for ln in lines
             for w, b in ln.words
         ]
-        found.append(((box[0] * sx, box[1] * sy, box[2] * sx, box[3] * sy), [text, words]))
+        found.append(((box[0] * px, box[1] * py, box[2] * px, box[3] * py), text, words))
     found.sort(key=lambda item: (round(item[0][1]), item[0][0]))
     return [
         Block(kind="text", text=text, bbox=bbox, order=i, attrs={"source": "ocr", "words": words})
-        for i, (bbox, (text, words)) in enumerate(found)
+        for i, (bbox, text, words) in enumerate(found)
     ]
+
+
+def _centre_in(box: tuple, outer: tuple) -> bool:
+    x, y = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    return outer[0] <= x <= outer[2] and outer[1] <= y <= outer[3]
