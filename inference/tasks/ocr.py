@@ -2,7 +2,8 @@
 
 The page is rendered, cleaned (``documents.scan``: upright, deskewed, denoised) and read paragraph by paragraph;
 each paragraph becomes a block whose box is mapped back to page coordinates. Headings are told by their line height
-against the page's body text.
+against the page's body text. A photograph takes another path (``photo_text``): its panels of typed text (speech
+bubbles, signs, labels) are read one by one, and only confident lines besides.
 """
 
 from __future__ import annotations
