@@ -1,10 +1,10 @@
 """Panels of typed text inside photographs (OpenCV): speech bubbles, signs, labels, caption boxes.
 
 A photograph's own texture reads as junk to OCR, and a white speech bubble on it is lost among that junk. A page
-is taken for a photograph from cheap statistics of a small copy (many grey levels, textured almost everywhere,
-not light colourless paper), so that scans and documents never take this path. On a photograph, a panel is a
-large region that is light (or dark) and smooth, nearly convex, and holds letter-sized marks of the other
-polarity in its holes; each comes back as its box and its mask, for OCR to read it on its own.
+is taken for a photograph from cheap statistics of a small copy (many grey levels, textured almost everywhere, no
+one colour covering much of it as paper does), so that scans and documents never take this path. On a photograph,
+a panel is a large region that is light (or dark) and smooth, nearly convex, and holds letter-sized marks of the
+other polarity in its holes; each comes back as its box and its mask, for OCR to read it on its own.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ PHOTO_SIDE = 512  # long side of the copy a page is judged on
 PANEL_SIDE = 1024  # long side of the copy panels are found on
 MIN_ENTROPY = 3.0  # bits, grey levels in 32 bins: a page of text on paper has about 1-2, a photograph over 4
 MIN_TEXTURE = 3.0  # median local standard deviation (grey levels): paper and flat colour are near 0
+MAX_PAPER = 0.4  # share of one colour (``paper_share``) under which a page can be a photograph
 SMOOTH = 10.0  # local standard deviation under which a pixel is part of a smooth panel
 MAX_PANELS = 8
 MIN_PANEL = 0.002  # of the page's area
@@ -66,7 +67,20 @@ def photographic(rgb: np.ndarray) -> bool:
     entropy = float(-(hist[hist > 0] * np.log2(hist[hist > 0])).sum())
     if entropy < MIN_ENTROPY or float(np.median(_local_sd(gray))) < MIN_TEXTURE:
         return False
-    return not plain_background(rgb)
+    return paper_share(small) < MAX_PAPER and not plain_background(rgb)
+
+
+def paper_share(rgb: np.ndarray) -> float:
+    """The share of the image within a small distance of its commonest colour (OpenCV Lab, a 5-pixel median
+    first): the paper of a scan, even yellowed and beside an engraving, covers most of it (0.75 and more); no colour
+    covers a third of a photograph."""
+    import cv2
+
+    lab = cv2.cvtColor(cv2.medianBlur(np.ascontiguousarray(rgb), 5), cv2.COLOR_RGB2LAB).astype(np.int16)
+    bins = (lab[..., 0] // 16) * 256 + (lab[..., 1] // 16) * 16 + lab[..., 2] // 16
+    common = int(np.bincount(bins.ravel()).argmax())
+    centre = np.array([common // 256, common // 16 % 16, common % 16]) * 16 + 8
+    return float((np.abs(lab - centre).max(axis=2) <= 16).mean())
 
 
 def find_panels(rgb: np.ndarray) -> list[Panel]:
