@@ -168,3 +168,19 @@ def test_panels_are_found_only_where_marks_lie_on_a_smooth_light_region():
     assert photographic(rgb)
     boxes = [p.box for p in find_panels(rgb)]
     assert len(boxes) == 1 and abs(boxes[0][0] - 700) < 8 and abs(boxes[0][3] - 600) < 8
+
+
+def test_a_yellowed_book_scan_with_an_engraving_is_no_photograph(shared_data):
+    import pymupdf
+
+    with pymupdf.open(shared_data / "ocrmypdf" / "c02-22.pdf") as pdf:  # text beside a large engraving, yellowed paper
+        for dpi in (72, 200):
+            pix = pdf[0].get_pixmap(dpi=dpi, colorspace=pymupdf.csRGB, alpha=False)
+            assert not photographic(np.frombuffer(pix.samples, np.uint8).reshape(pix.height, pix.width, 3))
+    page = Image.new("RGB", (1200, 1500), (236, 222, 188))  # the same, made here: a grey picture beside text
+    page.paste(photo(500, 700, seed=4).convert("L").convert("RGB"), (60, 300))
+    draw = ImageDraw.Draw(page)
+    for i in range(30):
+        draw.text((600, 100 + 42 * i), "went tip-toeing along a path", fill=(40, 30, 20))
+    grain = np.asarray(page).astype(np.float32) + np.random.default_rng(0).normal(0, 10, (1500, 1200, 3))
+    assert not photographic(np.clip(grain, 0, 255).astype(np.uint8))
