@@ -2,7 +2,8 @@
 
 The page is rendered, cleaned (``documents.scan``: upright, deskewed, denoised) and read paragraph by paragraph;
 each paragraph becomes a block whose box is mapped back to page coordinates. Headings are told by their line height
-against the page's body text.
+against the page's body text. A photograph takes another path (``photo_text``): its panels of typed text (speech
+bubbles, signs, labels) are read one by one, and only confident lines besides.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ class OcrLine:
     bbox: tuple[float, float, float, float]
     height: float
     words: list[tuple[str, tuple[float, float, float, float]]] = field(default_factory=list)  # in pixels
+    confidence: float = 100.0  # Tesseract's, 0-100
 
 
 # the script Tesseract's OSD names -> the language model that reads it, in order of preference
@@ -161,12 +163,16 @@ def detect_language(image: Any) -> str:
     return next((lang for lang in SCRIPT_LANGS.get(osd.get("script_name", ""), ()) if lang in installed), fallback)
 
 
-def ocr_image(image: Any, lang: str = "eng") -> list[tuple[str, tuple[float, float, float, float], list[OcrLine]]]:
-    """Paragraphs of a PIL image: (text, box in pixels, lines)."""
+def ocr_image(
+    image: Any, lang: str = "eng", psm: int | None = None
+) -> list[tuple[str, tuple[float, float, float, float], list[OcrLine]]]:
+    """Paragraphs of a PIL image: (text, box in pixels, lines); ``psm`` a Tesseract page segmentation mode (its
+    automatic layout analysis when None)."""
     import tesserocr
 
     paragraphs = []
-    with tesserocr.PyTessBaseAPI(path=tessdata_path(lang), lang=lang, psm=tesserocr.PSM.AUTO) as api:
+    mode = tesserocr.PSM.AUTO if psm is None else psm
+    with tesserocr.PyTessBaseAPI(path=tessdata_path(lang), lang=lang, psm=mode) as api:
         api.SetImage(image)
         api.Recognize()
         it = api.GetIterator()
@@ -187,7 +193,10 @@ def ocr_image(image: Any, lang: str = "eng") -> list[tuple[str, tuple[float, flo
                 text = ""
             bb = it.BoundingBox(level_line)
             if text and bb:
-                line = OcrLine(text, tuple(float(v) for v in bb), float(bb[3] - bb[1]), _in_line(words, bb))
+                words_in = _in_line(words, bb)
+                line = OcrLine(
+                    text, tuple(float(v) for v in bb), float(bb[3] - bb[1]), words_in, it.Confidence(level_line)
+                )
                 lines.append(_with_bullet(line, image))
             if not it.Next(level_line):
                 break
@@ -573,7 +582,11 @@ def ocr_page(
     (``lang``, or the one the page's script calls for when none is named) land in ``page.attrs``."""
     with render_lock or contextlib.nullcontext():  # one render at a time: PyMuPDF is not thread-safe
         image = doc.render(page.number, dpi or (ocr_dpi(page) if doc.kind == "pdf" else 0))
-    scale = ocr_scale(image, small_text=doc.kind != "pdf")  # a PDF page is already rendered at a fitting dpi
+    from .photo_text import panel_crops, photo_blocks, read_panels
+
+    crops = panel_crops(image)  # None unless the page is a photograph (its panels scaled each for its letters)
+    # a PDF page is already rendered at a fitting dpi; a photograph's grain is no small text
+    scale = ocr_scale(image, small_text=doc.kind != "pdf" and crops is None)
     size = image.size
     if scale != 1.0:
         from PIL import Image
@@ -587,10 +600,13 @@ def ocr_page(
     reading, grids = _without_rules(cleaned.after, page)
     lang = lang or detect_language(reading)
     page.attrs["ocr_lang"] = lang
-    large, reading = large_text(reading, lang)
+    large, reading = large_text(reading, lang) if crops is None else ([], reading)  # a photo's panels: read apart
     paragraphs = _by_top(ocr_image(reading, lang), large)
     sx = page.width / size[0] / scale if page.width else 1.0 / scale
     sy = page.height / size[1] / scale if page.height else 1.0 / scale
+    if crops is not None:  # a photograph: its panels read on their own, only confident lines besides
+        page.attrs["photo_panels"] = len(crops)
+        return photo_blocks(paragraphs, read_panels(crops, lang), crops, cleaned, sx, sy, scale)
     body = body_height([ln for _, _, lines in paragraphs for ln in lines])
     blocks = []
     for item in _cut_tables(paragraphs, grids):
