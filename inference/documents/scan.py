@@ -247,11 +247,12 @@ def remove_rules(gray: np.ndarray) -> tuple[np.ndarray, int]:
     if not remove.any():
         return gray, 0
     # A rule is drawn thin; the strokes of a large letter (an "E" or "T" of a title, all straight lines) are thick.
-    # At a tenth of the letters' height its strokes are, so anything thicker than about two body strokes stays.
-    thickest = 2 * cv2.distanceTransform(ink, cv2.DIST_L2, 3)
+    # Body strokes are about a tenth of the letters' height: a shape with a stroke over three times that stays.
+    thick = np.ones((max(6, round(0.3 * letter)) + 1,) * 2, np.uint8)  # only a stroke wider than that survives
     for i in np.flatnonzero(remove):
         x, y, w, h = (int(v) for v in stats[i][:4])
-        if thickest[y : y + h, x : x + w][labels[y : y + h, x : x + w] == i].max() > max(6.0, 0.3 * letter):
+        shape = (labels[y : y + h, x : x + w] == i).astype(np.uint8)
+        if cv2.erode(shape, thick, borderType=cv2.BORDER_CONSTANT, borderValue=0).any():  # outside: paper
             remove[i] = False
     if not remove.any():
         return gray, 0
