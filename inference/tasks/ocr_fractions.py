@@ -110,8 +110,52 @@ def _chain(first: Blob, others: list[Blob], step: int, gap: float) -> tuple[Blob
     return tuple(sorted(out, key=lambda b: b.x0))
 
 
-def find_fractions(ink: np.ndarray) -> tuple[list[FractionInk], np.ndarray]:
-    """Fraction glyphs in a line's ink mask (True where ink), left to right, and the mask's component labels."""
+def _ring(labels: np.ndarray, blob: Blob) -> bool:
+    """A "0" or "o": one component around a hole of at least a quarter of its box (each hole of a small 4, 6, 8
+    or 9 is under a fifth). The rings of a "%" are such; no fraction glyph's numerator or denominator is."""
+    import cv2
+
+    mine = labels[blob.y0 : blob.y1, blob.x0 : blob.x1] == blob.label
+    outside = np.pad(~mine, 1, constant_values=True).astype(np.uint8)
+    cv2.floodFill(outside, None, (0, 0), 2)
+    count, _, stats, _ = cv2.connectedComponentsWithStats((outside == 1).astype(np.uint8), connectivity=4)
+    return count > 1 and int(stats[1:, cv2.CC_STAT_AREA].max()) >= 0.25 * mine.size
+
+
+def _sides(slash: Blob, blobs: list[Blob], height: int) -> tuple[list[Blob], list[Blob]]:
+    """The blobs above and left of the slash's centre (numerator), and below and right of it (denominator)."""
+    gap = 0.3 * height
+    above, below = [], []
+    for b in blobs:
+        if b is slash:
+            continue
+        if b.cx < slash.cx and b.cy < slash.cy and slash.x0 - gap <= b.x1 <= slash.x1 and b.y1 <= slash.cy + gap:
+            above.append(b)
+        elif b.cx > slash.cx and b.cy > slash.cy and slash.x0 <= b.x0 <= slash.x1 + gap and b.y0 >= slash.cy - gap:
+            below.append(b)
+    return above, below
+
+
+def _fraction_shaped(numerator: tuple[Blob, ...], slash: Blob, denominator: tuple[Blob, ...], height: int) -> bool:
+    """Numerator and denominator each a small share of the glyph, one raised, the other lowered."""
+    parts = (*numerator, slash, *denominator)
+    top, bottom = min(b.y0 for b in parts), max(b.y1 for b in parts)
+    glyph = bottom - top
+    num_top, num_bottom = min(b.y0 for b in numerator), max(b.y1 for b in numerator)
+    den_top, den_bottom = min(b.y0 for b in denominator), max(b.y1 for b in denominator)
+    return (
+        glyph >= 0.4 * height
+        and MIN_PART * glyph <= num_bottom - num_top <= MAX_PART * glyph
+        and MIN_PART * glyph <= den_bottom - den_top <= MAX_PART * glyph
+        and num_top - top <= 0.2 * glyph  # raised
+        and bottom - den_bottom <= 0.2 * glyph  # lowered
+        and den_top >= num_top + 0.4 * (num_bottom - num_top)  # one above the other, not side by side
+    )
+
+
+def find_fractions(ink: np.ndarray, spans: list[tuple[float, float]]) -> tuple[list[FractionInk], np.ndarray]:
+    """Fraction glyphs in a line's ink mask (True where ink) whose stroke lies in one of ``spans`` (x-ranges: the
+    words that may hold one), left to right; and the mask's component labels."""
     import cv2
 
     height = ink.shape[0]
@@ -121,46 +165,23 @@ def find_fractions(ink: np.ndarray) -> tuple[list[FractionInk], np.ndarray]:
         for i, (x, y, w, h, area) in enumerate(stats[1:count].tolist(), start=1)
         if area >= 4 and h >= 3
     ]
-    gap = 0.3 * height
     found: list[FractionInk] = []
     for slash in blobs:
-        if max(slash.h, slash.x1 - slash.x0) < 0.2 * height or not _diagonal(labels, slash):
+        if max(slash.h, slash.x1 - slash.x0) < 0.2 * height or not any(a < slash.x1 and slash.x0 < b for a, b in spans):
             continue
-        above = [
-            b
-            for b in blobs
-            if b is not slash and b.cx < slash.cx and b.cy < slash.cy and b.x1 >= slash.x0 - gap and b.x1 <= slash.x1
-        ]
-        below = [
-            b
-            for b in blobs
-            if b is not slash and b.cx > slash.cx and b.cy > slash.cy and b.x0 <= slash.x1 + gap and b.x0 >= slash.x0
-        ]
-        above = [b for b in above if b.y1 <= slash.cy + 0.25 * height]
-        below = [b for b in below if b.y0 >= slash.cy - 0.25 * height]
-        if not above or not below:
+        above, below = _sides(slash, blobs, height)
+        if not above or not below or not _diagonal(labels, slash):
             continue
-        numerator = _chain(max(above, key=lambda b: b.x1), above, -1, gap)
-        denominator = _chain(min(below, key=lambda b: b.x0), below, 1, gap)
-        parts = (*numerator, slash, *denominator)
-        top, bottom = min(b.y0 for b in parts), max(b.y1 for b in parts)
-        glyph = bottom - top
-        if glyph < 0.4 * height:
+        numerator = _chain(max(above, key=lambda b: b.x1), above, -1, 0.3 * height)
+        denominator = _chain(min(below, key=lambda b: b.x0), below, 1, 0.3 * height)
+        if not _fraction_shaped(numerator, slash, denominator, height):
             continue
-        num_top, num_bottom = min(b.y0 for b in numerator), max(b.y1 for b in numerator)
-        den_top, den_bottom = min(b.y0 for b in denominator), max(b.y1 for b in denominator)
-        if not (
-            MIN_PART * glyph <= num_bottom - num_top <= MAX_PART * glyph
-            and MIN_PART * glyph <= den_bottom - den_top <= MAX_PART * glyph
-            and num_top - top <= 0.2 * glyph  # raised
-            and bottom - den_bottom <= 0.2 * glyph  # lowered
-            and den_top >= num_top + 0.4 * (num_bottom - num_top)  # one above the other, not side by side
-        ):
-            continue
-        x0, x1 = min(b.x0 for b in parts), max(b.x1 for b in parts)
-        if any(f.x0 < x1 and x0 < f.x1 for f in found):
-            continue
-        found.append(FractionInk(x0, x1, numerator, denominator))
+        if any(len(part) == 1 and _ring(labels, part[0]) for part in (numerator, denominator)):
+            continue  # a "%"
+        x0 = min(numerator[0].x0, slash.x0)
+        x1 = max(denominator[-1].x1, slash.x1)
+        if not any(f.x0 < x1 and x0 < f.x1 for f in found):
+            found.append(FractionInk(x0, x1, numerator, denominator))
     found.sort(key=lambda f: f.x0)
     return found, labels
 
@@ -244,6 +265,8 @@ def _replace(word: Word, symbols: list[Word], x0: float, x1: float, fraction: st
         if not placed and sx0 >= x1:
             out.append(fraction)
             placed = True
+        if placed and out[-1] == fraction and sx0 - x1 > 0.25 * (box[3] - box[1]):
+            out.append(" ")  # Tesseract ran the glyph into the next word ("¥Ysand" for "⅛ and")
         out.append(text)
     if not placed:
         out.append(fraction)
@@ -266,7 +289,8 @@ def with_fractions(line: Any, image: Any, symbols: dict[Word, list[Word]], reade
     ink = gray <= min(float(threshold), 200.0)  # a bilevel line: Otsu's threshold is its ink level
     if not ink.any():
         return line
-    fractions, labels = find_fractions(ink)
+    spans = [(b[0] - left, b[2] - left) for text, b in line.words if is_candidate(text)]
+    fractions, labels = find_fractions(ink, spans)
     words = list(line.words)
     changed = False
     for frac in fractions:
@@ -286,7 +310,18 @@ def with_fractions(line: Any, image: Any, symbols: dict[Word, list[Word]], reade
         changed = True
     if not changed:
         return line
-    return dataclasses.replace(line, text=_retext(line.text, line.words, words), words=words)
+    text = _retext(line.text, line.words, words)
+    return dataclasses.replace(line, text=text, words=[part for word in words for part in _split(word, line.words)])
+
+
+def _split(word: Word, old: list[Word]) -> list[Word]:
+    """A word that a fraction and a space now part, as two words: the box cut at the space."""
+    text, (x0, y0, x1, y1) = word
+    if " " not in text or word in old:
+        return [word]
+    head, tail = text.split(" ", 1)
+    cut = x0 + (x1 - x0) * len(head) / len(text)
+    return [(head, (x0, y0, cut, y1)), (tail, (cut, y0, x1, y1))]
 
 
 def _retext(text: str, old: list[Word], new: list[Word]) -> str:
