@@ -111,15 +111,15 @@ def _chain(first: Blob, others: list[Blob], step: int, gap: float) -> tuple[Blob
 
 
 def _ring(labels: np.ndarray, blob: Blob) -> bool:
-    """A "0" or "o": one component around a hole of at least a quarter of its box (each hole of a small 4, 6, 8
-    or 9 is under a fifth). The rings of a "%" are such; no fraction glyph's numerator or denominator is."""
+    """A "0" or "o": one component around a hole of at least 0.27 of its box. The rings of a "%" in a regular
+    weight are such; a small 6 or 8 is close (up to 0.25), which is why a "%" needs two of them."""
     import cv2
 
     mine = labels[blob.y0 : blob.y1, blob.x0 : blob.x1] == blob.label
     outside = np.pad(~mine, 1, constant_values=True).astype(np.uint8)
     cv2.floodFill(outside, None, (0, 0), 2)
     count, _, stats, _ = cv2.connectedComponentsWithStats((outside == 1).astype(np.uint8), connectivity=4)
-    return count > 1 and int(stats[1:, cv2.CC_STAT_AREA].max()) >= 0.25 * mine.size
+    return count > 1 and int(stats[1:, cv2.CC_STAT_AREA].max()) >= 0.27 * mine.size
 
 
 def _sides(slash: Blob, blobs: list[Blob], height: int) -> tuple[list[Blob], list[Blob]]:
@@ -176,8 +176,8 @@ def find_fractions(ink: np.ndarray, spans: list[tuple[float, float]]) -> tuple[l
         denominator = _chain(min(below, key=lambda b: b.x0), below, 1, 0.3 * height)
         if not _fraction_shaped(numerator, slash, denominator, height):
             continue
-        if any(len(part) == 1 and _ring(labels, part[0]) for part in (numerator, denominator)):
-            continue  # a "%"
+        if all(len(part) == 1 and _ring(labels, part[0]) for part in (numerator, denominator)):
+            continue  # a "%" (a bold one's rings are thicker: its digits read as 0 and it is dropped then)
         x0 = min(numerator[0].x0, slash.x0)
         x1 = max(denominator[-1].x1, slash.x1)
         if not any(f.x0 < x1 and x0 < f.x1 for f in found):
@@ -265,7 +265,7 @@ def _replace(word: Word, symbols: list[Word], x0: float, x1: float, fraction: st
         if not placed and sx0 >= x1:
             out.append(fraction)
             placed = True
-        if placed and out[-1] == fraction and sx0 - x1 > 0.25 * (box[3] - box[1]):
+        if placed and out[-1] == fraction and text.isalnum() and sx0 - x1 > 0.25 * (box[3] - box[1]):
             out.append(" ")  # Tesseract ran the glyph into the next word ("¥Ysand" for "⅛ and")
         out.append(text)
     if not placed:
