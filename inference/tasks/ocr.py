@@ -23,6 +23,7 @@ from ..documents.model import Block, Document, Page
 from ..documents.pdf import join_lines
 from ..documents.scan import ScanOptions, clean_scan, to_before
 from ..errors import IngestError
+from .ocr_fractions import DigitReader, Word, is_candidate, with_fractions
 
 OCR_DPI = 300
 MIN_LONG_SIDE = 2200  # pixels: small pages are rendered up to this, so that their text is large enough
@@ -34,7 +35,7 @@ class OcrLine:
     text: str
     bbox: tuple[float, float, float, float]
     height: float
-    words: list[tuple[str, tuple[float, float, float, float]]] = field(default_factory=list)  # in pixels
+    words: list[Word] = field(default_factory=list)  # in pixels
     confidence: float = 100.0  # Tesseract's, 0-100
 
 
@@ -171,14 +172,18 @@ def ocr_image(
     import tesserocr
 
     paragraphs = []
+    path = tessdata_path(lang)
     mode = tesserocr.PSM.AUTO if psm is None else psm
-    with tesserocr.PyTessBaseAPI(path=tessdata_path(lang), lang=lang, psm=mode) as api:
+    with (
+        tesserocr.PyTessBaseAPI(path=path, lang=lang, psm=mode) as api,
+        DigitReader(path, lang) as reader,
+    ):
         api.SetImage(image)
         api.Recognize()
         it = api.GetIterator()
         if it is None or not api.GetUTF8Text().strip():  # a blank page: no paragraphs, not an error
             return []
-        words = _all_words(api)
+        words, symbols = _all_words(api)
         level_para, level_line = tesserocr.RIL.PARA, tesserocr.RIL.TEXTLINE
         lines: list[OcrLine] = []
         box = None
@@ -197,6 +202,7 @@ def ocr_image(
                 line = OcrLine(
                     text, tuple(float(v) for v in bb), float(bb[3] - bb[1]), words_in, it.Confidence(level_line)
                 )
+                line = with_fractions(line, image, symbols, reader)
                 lines.append(_with_bullet(line, image))
             if not it.Next(level_line):
                 break
@@ -415,20 +421,38 @@ def _by_top(paragraphs: list, large: list) -> list:
     return out
 
 
-def _all_words(api: Any) -> list[tuple[str, tuple[float, float, float, float]]]:
-    """Every recognised word with its box in pixels (for the searchable PDF's text layer)."""
+def _all_words(api: Any) -> tuple[list[Word], dict[Word, list[Word]]]:
+    """Every recognised word with its box in pixels (for the searchable PDF's text layer), and the symbols (text,
+    box) of the words that may hold a fraction glyph."""
     import tesserocr
 
-    words = []
-    for word in tesserocr.iterate_level(api.GetIterator(), tesserocr.RIL.WORD):
-        box = word.BoundingBox(tesserocr.RIL.WORD)
-        try:
-            text = (word.GetUTF8Text(tesserocr.RIL.WORD) or "").strip()
-        except RuntimeError:
-            continue
-        if text and box:
-            words.append((text, tuple(float(v) for v in box)))
-    return words
+    words: list[Word] = []
+    symbols: dict[Word, list[Word]] = {}
+    current: list[Word] | None = None
+    level_word, level_symbol = tesserocr.RIL.WORD, tesserocr.RIL.SYMBOL
+    for symbol in tesserocr.iterate_level(api.GetIterator(), level_symbol):
+        if symbol.IsAtBeginningOf(level_word):
+            current = None
+            box = symbol.BoundingBox(level_word)
+            try:
+                text = (symbol.GetUTF8Text(level_word) or "").strip()
+            except RuntimeError:
+                continue
+            if not (text and box):
+                continue
+            word = (text, tuple(float(v) for v in box))
+            words.append(word)
+            if is_candidate(text):
+                current = symbols[word] = []
+        if current is not None:
+            box = symbol.BoundingBox(level_symbol)
+            try:
+                char = (symbol.GetUTF8Text(level_symbol) or "").strip()
+            except RuntimeError:
+                continue
+            if char and box:
+                current.append((char, tuple(float(v) for v in box)))
+    return words, symbols
 
 
 def _in_line(words: list, box: tuple) -> list[tuple[str, tuple[float, float, float, float]]]:
