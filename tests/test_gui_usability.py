@@ -165,7 +165,10 @@ def test_a_task_does_not_wait_behind_a_token_count(qtbot):
 def test_the_token_count_comes_back_after_a_cancel(window, qtbot):
     window.add_paths([str(SAMPLE)])
     qtbot.waitUntil(lambda: ingested(window), timeout=TIMEOUT)
-    load_tiny(window, qtbot, max_new_tokens=256, max_denoising_steps=40)
+    # an Ask that runs for seconds on any machine (every step of a long canvas: no adaptive stopping), so that the
+    # count asked for meanwhile is still queued behind it when the test looks
+    long = {"max_denoising_steps": 1000, "stability_threshold": None, "confidence_threshold": None}
+    load_tiny(window, qtbot, max_new_tokens=256, **long)
     window.engine_box.setCurrentText("model")
     window.question.setText("What is block diffusion?")
     qtbot.waitUntil(lambda: "prompt tokens " in window.scope_label.text(), timeout=TIMEOUT)
