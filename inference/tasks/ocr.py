@@ -145,7 +145,7 @@ def check_languages(lang: str | None) -> None:
 
 def detect_language(image: Any) -> str:
     """The installed language for the page's script as Tesseract's OSD sees it; ``eng`` when it cannot tell."""
-    import tesserocr
+    from ..documents.osd import detect
 
     installed = installed_languages()
     fallback = "eng" if "eng" in installed else (installed[0] if installed else "eng")
@@ -153,12 +153,10 @@ def detect_language(image: Any) -> str:
         folder = next(f for f in tessdata_folders() if os.path.isfile(os.path.join(f, "osd.traineddata")))
     except StopIteration:
         return fallback
-    with tesserocr.PyTessBaseAPI(path=folder, lang="osd", psm=tesserocr.PSM.OSD_ONLY) as api:
-        api.SetImage(image)
-        try:
-            osd = api.DetectOrientationScript()
-        except RuntimeError:
-            return fallback
+    try:
+        osd = detect(np.asarray(image if image.mode in ("L", "RGB") else image.convert("RGB")), folder, "osd")
+    except RuntimeError:
+        return fallback
     if not osd or osd.get("script_conf", 0) < 0.5:  # OSD is unsure on a few lines of text
         return fallback
     return next((lang for lang in SCRIPT_LANGS.get(osd.get("script_name", ""), ()) if lang in installed), fallback)

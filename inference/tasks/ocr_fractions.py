@@ -160,11 +160,12 @@ def find_fractions(ink: np.ndarray, spans: list[tuple[float, float]]) -> tuple[l
 
     height = ink.shape[0]
     count, labels, stats, _ = cv2.connectedComponentsWithStats(ink.astype(np.uint8), connectivity=8)
+    gap = 0.3 * height  # a numerator or denominator lies within this of its stroke (``_sides``, ``_chain``)
     blobs = [
         Blob(int(x), int(y), int(x + w), int(y + h), i)
         for i, (x, y, w, h, area) in enumerate(stats[1:count].tolist(), start=1)
-        if area >= 4 and h >= 3
-    ]
+        if area >= 4 and h >= 3 and any(a - gap <= x + w and x <= b + gap for a, b in spans)
+    ]  # only the ink in and beside the words that may hold a fraction: the rest of the line is never compared
     found: list[FractionInk] = []
     for slash in blobs:
         if max(slash.h, slash.x1 - slash.x0) < 0.2 * height or not any(a < slash.x1 and slash.x0 < b for a, b in spans):
