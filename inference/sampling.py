@@ -56,8 +56,12 @@ def _vector_exponential(shape: tuple[int, ...], generator: torch.Generator | Non
     float32, one element at a time; the same uniforms drawn at once and transformed vectorised give the same bits
     about three times faster (checked against the kernel once per process: on any difference, e.g. under another
     torch, the kernel is used)."""
-    uniform = torch.empty(shape, dtype=torch.float64).uniform_(generator=generator)
-    return torch.log1p(uniform.neg_()).neg_().to(torch.float32)
+    return _exponential_of(torch.empty(shape, dtype=torch.float64).uniform_(generator=generator))
+
+
+def _exponential_of(uniforms: torch.Tensor) -> torch.Tensor:
+    """The kernel's transform of float64 uniforms (consumed in place): ``-log1p(-u)`` in float32."""
+    return torch.log1p(uniforms.neg_()).neg_().to(torch.float32)
 
 
 _VECTOR_EXPONENTIAL: bool | None = None
@@ -145,31 +149,18 @@ class Noise:
 
     def sample(self, probs: torch.Tensor, rows: Any = None) -> torch.Tensor:
         """One token per position from ``probs`` (batch, canvas, vocab), as ``torch.multinomial`` draws it; ``rows``
-        as for :meth:`canvas`. Per-row generators on the CPU: each drawing row's uniforms from its own generator, then
-        one transform and one argmax for all of them (the rows' tokens are those of a multinomial per row)."""
+        as for :meth:`canvas`."""
         batch_size, canvas_length, vocab = probs.shape
         if self.generators is None:
             return multinomial_one(probs.view(-1, vocab)).view(batch_size, canvas_length)
-        drawing = [i for i in range(batch_size) if rows is None or rows[i]]
-        out = torch.zeros((batch_size, canvas_length), dtype=torch.long, device=probs.device)
-        if not drawing:
-            return out
-        if probs.device.type != "cpu" or probs.dtype != torch.float32 or not _vector_exponential_matches():
-            for i in drawing:
-                out[i] = torch.multinomial(probs[i], num_samples=1, generator=self.generators[i]).view(-1)
-            return out
-        index = torch.tensor(drawing)
-        taken = probs.index_select(0, index) if len(drawing) < batch_size else probs
-        check_probabilities(taken)
-        uniforms = torch.stack(
+        return torch.cat(
             [
-                torch.empty((canvas_length, vocab), dtype=torch.float64).uniform_(generator=self.generators[i])
-                for i in drawing
+                multinomial_one(probs[i], g).view(1, canvas_length)
+                if rows is None or rows[i]
+                else torch.zeros((1, canvas_length), dtype=torch.long, device=probs.device)
+                for i, g in enumerate(self.generators)
             ]
         )
-        noise = torch.log1p(uniforms.neg_()).neg_().to(torch.float32)
-        out[index] = torch.argmax(taken / noise, dim=-1)
-        return out
 
     def sample_at(self, scaled: torch.Tensor, positions: torch.Tensor, rows: Any = None) -> torch.Tensor:
         """The tokens :meth:`sample` draws from ``softmax(scaled)`` (float32), computed only at ``positions`` (bool,
@@ -205,7 +196,7 @@ class Noise:
                     uniforms = buffer[: min(chunk, canvas_length - start)].uniform_(generator=generator)
                     picked = wanted[start : start + len(uniforms)].nonzero()[:, 0]
                     if len(picked):
-                        noise.append(torch.log1p(uniforms[picked].neg_()).neg_().to(torch.float32))
+                        noise.append(_exponential_of(uniforms[picked]))
         if noise:
             probs = torch.softmax(scaled[mask], dim=-1, dtype=torch.float32)
             out[mask] = torch.argmax(probs / torch.cat(noise), dim=-1)

@@ -280,17 +280,20 @@ def large_text(reading: Any, lang: str) -> tuple[list[tuple[str, tuple, list[Ocr
     gray = np.asarray(reading.convert("L"))
     ink = (gray < 128).astype(np.uint8)
     count, _, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
-    height = gray.shape[0]
-    comps = [tuple(int(v) for v in st[:4]) for st in stats[1:count]]  # x, y, w, h
-    tall = [
-        c
-        for c, st in zip(comps, stats[1:count], strict=True)
-        if LARGE_GLYPH <= c[3] <= 0.9 * height and c[2] <= 4 * c[3] and 0.04 * c[2] * c[3] <= st[4] <= 0.9 * c[2] * c[3]
-    ]
+    st = stats[1:count]
+    w, h, area = st[:, 2], st[:, 3], st[:, 4]
+    letter_like = (h >= LARGE_GLYPH) & (h <= 0.9 * gray.shape[0]) & (w <= 4 * h)
+    letter_like &= (area >= 0.04 * w * h) & (area <= 0.9 * w * h)
+    if letter_like.sum() < 2:  # every page comes here: most have no large letters at all
+        return [], reading
+    tall = [tuple(int(v) for v in row) for row in st[letter_like, :4]]  # x, y, w, h
+    comps: list[tuple[int, ...]] | None = None
     found = []
     for line in _rows_of(tall):
         if len(line) < 2:
             continue
+        if comps is None:
+            comps = [tuple(int(v) for v in row) for row in st[:, :4]]
         box = _widened(line, comps)
         read = _read_large_line(reading, box, statistics.median(c[3] for c in line), lang)
         if read is not None:
