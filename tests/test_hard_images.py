@@ -107,3 +107,30 @@ def test_scanned_bullets_make_a_list_and_a_copyright_sign_or_a_word_e_stays(tmp_
     assert listed == items, md
     assert "\ne il resto segue" in md and "\n© 2024 The Workbench" in md, md
     assert not any(ch in md for ch in "®¢•"), md
+
+
+def test_a_bullet_read_as_a_symbol_needs_only_a_space_and_a_word_e_still_an_indent():
+    """Tesseract reads a typewriter's bullet as "®" or "¢" a plain space before the text: that is a bullet. A small
+    "e" a space before the next word is the Italian word, and stays."""
+    from inference.tasks.ocr import OcrLine, _with_bullet
+
+    page = Image.new("L", (800, 60), 255)  # white: no blob beside the line either
+
+    def line(mark: str) -> OcrLine:
+        words = [(mark, (100.0, 20.0, 118.0, 38.0)), ("Optional", (133.0, 5.0, 300.0, 50.0))]
+        return OcrLine(f"{mark} Optional remote control.", (100.0, 5.0, 600.0, 50.0), 45.0, words)
+
+    for mark in "®¢":
+        assert _with_bullet(line(mark), page).text == "• Optional remote control."
+    assert _with_bullet(line("e"), page).text == "e Optional remote control."
+
+
+def test_a_skewed_typewritten_scan_with_bullets_reads_them_as_list_items(shared_data):
+    """ocrmypdf's rotated and skewed scan of a LinnSequencer leaflet: its bullets, read by Tesseract as "®" and "¢",
+    make list items, none of them a heading, and no line starts with the misread."""
+    page = BuiltinEngine().parse(open_document(shared_data / "ocrmypdf/rotated_skew.pdf")).document.pages[0]
+    lines = [line for b in page.blocks for line in b.text.splitlines()]
+    items = [line for b in page.blocks if b.kind == "list" for line in b.text.splitlines() if line.startswith("• ")]
+    assert len(items) >= 12  # the leaflet has 16 (a wrapped item continues on lines of its own)
+    assert not [line for line in lines if line[:1] in "®¢"]
+    assert not [b.text for b in page.blocks if b.kind != "list" and "•" in b.text]

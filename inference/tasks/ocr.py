@@ -211,14 +211,18 @@ def ocr_image(
 
 # glyphs Tesseract reads a round or square bullet as, when it reads one at all
 BULLET_MISREADS = frozenset("•·●▪■◦®©¢«°¤*oe")
+# of those, the ones that never start a line of text as themselves when small: after them a plain space will do
+BULLET_ONLY = frozenset("•·●▪■◦®¢¤")
 
 
-def _with_bullet(line: OcrLine, image: Any) -> OcrLine:
+def _with_bullet(line: OcrLine, image: Any, listed: bool = False) -> OcrLine:
     """The line with a bullet where the scan has one: its first word is a mark Tesseract read as "®", "¢", "e"...
     that is small (under two thirds of the line's tallest word), about as wide as high and set apart from the text
-    (a gap of more than half the line's height, an indent, not a space), or Tesseract skipped a small solid blob
-    just left of the line. Either way the line starts with "• ". A copyright sign is as tall as the letters and a
-    word "e" is followed by a space: both stay as read."""
+    (for "e", "o", "*", "«" and "°" a gap of more than half the line's height, an indent, not a space; for marks
+    that never start text, such as "®" or "¢", a space is enough), or Tesseract skipped a small solid blob
+    just left of the line. Either way the line starts with "• ". ``listed``: the lines below it are items (its
+    paragraph is a list), so a small "e" a space before the text is a bullet too; no image: the mark only. A
+    copyright sign is as tall as the letters and a word "e" is followed by a space: both stay as read."""
     height = line.height
     if len(line.words) > 1:
         first, (x0, y0, x1, y1) = line.words[0]
@@ -228,11 +232,11 @@ def _with_bullet(line: OcrLine, image: Any) -> OcrLine:
             and first in BULLET_MISREADS
             and y1 - y0 <= 0.65 * tallest
             and 0.6 <= (x1 - x0) / max(1.0, y1 - y0) <= 1.7
-            and line.words[1][1][0] - x1 >= 0.5 * height
+            and line.words[1][1][0] - x1 >= (0.15 if listed or first in BULLET_ONLY else 0.5) * height
         ):
             rest = line.text[line.text.index(first) + 1 :].lstrip()
             return dataclasses.replace(line, text=f"• {rest}", words=[("•", line.words[0][1]), *line.words[1:]])
-    if line.text.startswith("• ") or height < 6:
+    if line.text.startswith("• ") or height < 6 or image is None:
         return line
     x0, y0, x1, y1 = (int(round(v)) for v in line.bbox)
     left = max(0, x0 - int(2.5 * height))
@@ -462,6 +466,8 @@ def _in_line(words: list, box: tuple) -> list[tuple[str, tuple[float, float, flo
 
 
 def _paragraph(lines: list[OcrLine], box: Any) -> tuple[str, tuple[float, float, float, float], list[OcrLine]]:
+    if len(lines) > 1 and not lines[0].text.startswith("• ") and any(ln.text.startswith("• ") for ln in lines[1:]):
+        lines = [_with_bullet(lines[0], None, listed=True), *lines[1:]]  # the first item of a list
     if lines[0].text.startswith("• "):  # a list: a line per item (lines that continue an item are merged later)
         text = "\n".join(ln.text for ln in lines)
     else:
@@ -646,10 +652,10 @@ def ocr_page(
         bbox = _to_page(cleaned, box, sx, sy)
         height = statistics.median(ln.height for ln in lines)
         kind, level = "text", 0
-        if body and len(lines) <= 2 and len(text) < 120 and height >= body * 1.3:
+        if text[:2] == "• " or (text[:2] in ("- ", "* ", "0 ") and len(lines) <= 6):
+            kind = "list"  # a bulleted line is an item, however tall a skewed scan makes its box
+        elif body and len(lines) <= 2 and len(text) < 120 and height >= body * 1.3:
             kind, level = "heading", 1 if height >= body * 1.8 else 2
-        elif text[:2] == "• " or (text[:2] in ("- ", "* ", "0 ") and len(lines) <= 6):
-            kind = "list"
         words = [[w, *(round(v, 1) for v in _to_page(cleaned, wb, sx, sy))] for ln in lines for w, wb in ln.words]
         attrs = {"source": "ocr", "words": words}
         blocks.append(Block(kind=kind, text=text, bbox=bbox, order=len(blocks), level=level, attrs=attrs))
