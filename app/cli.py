@@ -20,8 +20,8 @@ from app.cli_checks import (
 )
 from app.cli_documents import add_document_args, ocr_jobs, ocr_lang, password_source
 from app.cli_progress import EventView, interruptible
-from inference.choices import DEVICES, DTYPES, QUANT_CHOICES, QUANT_HELP
 from inference.errors import CancelledError, WorkbenchError
+from inference.weights.choices import DEVICES, DTYPES, QUANT_CHOICES, QUANT_HELP
 
 MODEL_HELP = (
     "'tiny' (built-in random weights), 'tiny-trained' (built-in demonstration model that transcribes short "
@@ -85,7 +85,7 @@ def _add_window_commands(sub: Any) -> None:
     gui.add_argument("files", nargs="*", metavar="FILE")
     shot = sub.add_parser("screenshot", help="render the window offscreen in a state and save it as PNG")
     shot.add_argument("out", metavar="OUT.png")
-    from .gui.screenshot import STATES  # no Qt at import: the window's states, named once
+    from app.gui.screenshot import STATES  # no Qt at import: the window's states, named once
 
     shot.add_argument("--state", default="done", choices=STATES)
     shot.add_argument("--size", default="1400x860", help="WIDTHxHEIGHT (default 1400x860)")
@@ -224,7 +224,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("\ndwb: interrupted", file=sys.stderr)
         return 130
     except ModuleNotFoundError as exc:  # a build without the model runtime: its message, never a traceback
-        from inference.runtime import runtime_error_for
+        from inference.runtime.available import runtime_error_for
 
         error = runtime_error_for(exc)
         if error is None:
@@ -240,11 +240,11 @@ def _version() -> str:
 
 
 def cmd_model_info(args: argparse.Namespace) -> int:
-    from inference.runtime import require_model_runtime
+    from inference.runtime.available import require_model_runtime
 
     require_model_runtime()
-    from inference.sizing import BYTES_PER_PARAM, count_parameters, estimate_memory, kv_cache_bytes
-    from inference.sources import load_config, source_label
+    from inference.weights.sizing import BYTES_PER_PARAM, count_parameters, estimate_memory, kv_cache_bytes
+    from inference.weights.sources import load_config, source_label
 
     config = load_config(args.source)
     counts = count_parameters(config)
@@ -276,7 +276,7 @@ def cmd_model_info(args: argparse.Namespace) -> int:
         f"the last {window}; in bf16 {_size(kv_cache_bytes(config, window, 'bf16')).strip()} for the first "
         f"{window} tokens, then {_size(per_1k).strip()} per 1K tokens"
     )
-    from inference.sources import generation_defaults
+    from inference.weights.sources import generation_defaults
 
     print(describe_params(generation_defaults(args.source)))
     return 0
@@ -307,13 +307,13 @@ def cmd_generate(args: argparse.Namespace, cancel: Any) -> int:
     """Every argument is checked (prompt, images, parameters against the checkpoint) before the model loads."""
     prompt = read_text(args.prompt, args.prompt_file, "prompt", "--prompt-file")
     check_images(args.image)
-    from inference.runtime import require_model_runtime
+    from inference.runtime.available import require_model_runtime
 
     require_model_runtime()
     overrides = diffusion_overrides(args)
     checked_params(args.model, overrides)
-    from inference.engine import DiffusionEngine
-    from inference.loading import load_model
+    from inference.runtime.engine import DiffusionEngine
+    from inference.weights.loading import load_model
 
     loaded = load_model(
         args.model, dtype=args.dtype, device=args.device, quant=args.quant, progress=None if args.json else _say
@@ -336,7 +336,7 @@ def cmd_generate(args: argparse.Namespace, cancel: Any) -> int:
 
 def _nothing_written(model: str) -> str:
     """What an empty answer means: the model's first canvas began with end-of-sequence (not an error)."""
-    from inference.tiny import TRAINED_SOURCE
+    from inference.weights.tiny import TRAINED_SOURCE
 
     message = "dwb: the model wrote nothing: its answer began with end-of-sequence."
     if model == TRAINED_SOURCE:
@@ -348,7 +348,7 @@ def _nothing_written(model: str) -> str:
 
 
 def _show_event(event: Any, as_json: bool, status: int, view: EventView) -> int:
-    from inference.events import Cancelled, CanvasCommitted, Failed, Finished
+    from inference.runtime.events import Cancelled, CanvasCommitted, Failed, Finished
 
     if as_json:
         print(json.dumps(event.to_json(), ensure_ascii=False), flush=True)
@@ -383,7 +383,7 @@ def _model_line(loaded: Any) -> str:
 
 def _say(message: Any) -> None:
     """Loading progress on stderr: layer k of n redrawn in place on a terminal, one line per message otherwise."""
-    from inference.quant import LayerProgress
+    from inference.weights.quant import LayerProgress
 
     if isinstance(message, LayerProgress) and sys.stderr.isatty():
         end = "\n" if message.done >= message.total else ""
@@ -426,7 +426,7 @@ def _all_finished(args: argparse.Namespace, formats: tuple[str, ...], options: A
     """Whether the batch manifest in --out already holds every input, done with these settings."""
     from pathlib import Path
 
-    from inference.batch import Manifest, check_item, item_key, plan, run_settings
+    from inference.batch.runner import Manifest, check_item, item_key, plan, run_settings
 
     out = Path(args.out)
     if not out.is_dir():
@@ -458,13 +458,13 @@ def make_engine(args: argparse.Namespace) -> Any:
             "--engine model needs --model",
             hint="Use --model tiny for the built-in demo model, or a Hugging Face id or folder.",
         )
-    from inference.runtime import require_model_runtime
+    from inference.runtime.available import require_model_runtime
 
     require_model_runtime()
     overrides = diffusion_overrides(args)
     checked_params(args.model, overrides)  # before any weight is read
-    from inference.loading import load_model
     from inference.tasks.model import ModelEngine
+    from inference.weights.loading import load_model
 
     loaded = load_model(args.model, dtype=args.dtype, device=args.device, quant=args.quant, progress=_say)
     print(_model_line(loaded), file=sys.stderr)
@@ -515,7 +515,7 @@ class ProgressBar:
 
 
 def cmd_parse(args: argparse.Namespace, cancel: Any) -> int:
-    from inference.batch import run_parse
+    from inference.batch.runner import run_parse
     from inference.exports import parse_formats
     from inference.tasks.base import ParseOptions, TaskContext
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from inference.errors import ConfigError, IngestError
-from inference.params import MAX_SEED
+from inference.runtime.params import MAX_SEED
 
 STDIN = "-"
 DEFAULTS_NOTE = "default: the checkpoint's (dwb model-info shows them)"
@@ -130,7 +130,7 @@ def checked_params(source: str, overrides: dict[str, Any]) -> Any:
     weight is read: ``ConfigError`` names the option at fault."""
     import dataclasses
 
-    from inference.sources import generation_defaults, load_config
+    from inference.weights.sources import generation_defaults, load_config
 
     load_config(source)  # a missing model or a wrong folder says so now
     defaults = generation_defaults(source)

@@ -32,7 +32,7 @@ class EventView:
         self.open_line = False  # a line redrawn in place is on screen
 
     def __call__(self, event: Any) -> None:
-        from inference.events import (
+        from inference.runtime.events import (
             CanvasCommitted,
             CanvasStarted,
             DenoisingStep,
@@ -98,7 +98,7 @@ def _duration(seconds: float) -> str:
 def interruptible(run: Callable[[Any], T]) -> T:
     """``run(cancel)`` on a worker thread; Ctrl-C once sets ``cancel``, twice exits the process with status 130.
     Off the main thread (where signals cannot be handled), ``run`` runs here."""
-    from inference.cancel import CancelToken
+    from inference.runtime.cancel import CancelToken
 
     cancel = CancelToken()
     if threading.current_thread() is not threading.main_thread():

@@ -1,4 +1,4 @@
-"""``dwb parse --cluster``: the batch parse spread over a Ray cluster (see inference/cluster.py)."""
+"""``dwb parse --cluster``: the batch parse spread over a Ray cluster (see inference/batch/cluster.py)."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def add_cluster_args(parser: argparse.ArgumentParser) -> None:
 def parse_on_cluster(
     args: argparse.Namespace, formats: tuple[str, ...], options: Any, on_item: Any, params: dict[str, Any]
 ) -> Any:
-    from inference.cluster import BuiltinSpec, check_address, run_parse_cluster
+    from inference.batch.cluster import BuiltinSpec, check_address, run_parse_cluster
 
     check_address(args.cluster)
     kind = args.engine or ("model" if args.model else "builtin")

@@ -98,7 +98,7 @@ def _secret(var: str | None) -> str | None:
 
 def remote_spec(args: argparse.Namespace, params: dict[str, Any] | None = None) -> Any:
     """What builds the remote engine, here or on each Ray worker (``dwb parse --cluster``)."""
-    from inference.cluster import RemoteSpec
+    from inference.batch.cluster import RemoteSpec
 
     if not args.base_url:
         raise ConfigError("--engine remote needs --base-url", hint="For example --base-url http://127.0.0.1:8000/v1")
@@ -128,9 +128,9 @@ def make_remote_engine(args: argparse.Namespace, params: dict[str, Any] | None =
 def cmd_serve(args: argparse.Namespace, say: Any) -> int:
     import logging
 
-    from inference.loading import load_model
     from inference.serving.runner import Limits, Runner
     from inference.serving.server import ChatApp, ServeConfig, check_host
+    from inference.weights.loading import load_model
 
     key = _secret(args.api_key_env)
     refusal = check_host(args.host, key, insecure=args.insecure)

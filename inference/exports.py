@@ -17,10 +17,10 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
-from .errors import ConfigError
-from .tasks.base import Answer, Extraction, ParseResult
-from .tasks.layout import FURNITURE
-from .tasks.markdown import table_html
+from inference.errors import ConfigError
+from inference.tasks.base import Answer, Extraction, ParseResult
+from inference.tasks.layout import FURNITURE
+from inference.tasks.markdown import table_html
 
 FORMATS = ("md", "json", "txt", "html", "csv", "pdf")  # pdf: the searchable PDF (page images + invisible text)
 UNSAFE = re.compile(r"[^\w.\- ]+", re.UNICODE)
@@ -169,7 +169,7 @@ def write_parse(
         elif fmt == "html":
             written.append(write_atomic(target(f"{stem}.html"), to_html(result)))
         elif fmt == "pdf":
-            from .searchable import to_searchable_pdf
+            from inference.searchable import to_searchable_pdf
 
             path = target(f"{stem}.pdf")
             if path == Path(result.document.source).resolve():  # never over the document it was read from

@@ -17,9 +17,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .documents.model import Document, Page
-from .documents.scan import page_image
-from .errors import ConfigError
+from inference.documents.model import Document, Page
+from inference.errors import ConfigError
+from inference.ocr.scan import page_image
 
 CONTEXT_TOKENS = 262_144
 SOFT_TOKEN_LEVELS = (1120, 560, 280, 140, 70)

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .documents.model import Document, Page
-from .tasks.base import ParseResult
+from inference.documents.model import Document, Page
+from inference.tasks.base import ParseResult
 
 IMAGE_DPI = 200  # page images: sharp enough to read, small enough to keep the file reasonable
 PIXEL_PAGE = 72 / 150  # an image or video frame: its pixels laid out as a 150 dpi page

@@ -58,7 +58,7 @@ def _isolated_qt_settings(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_pair():
     """The built-in tiny model and processor, built once per session (tests copy before changing them)."""
-    from inference.tiny import build_tiny
+    from inference.weights.tiny import build_tiny
 
     return build_tiny()
 

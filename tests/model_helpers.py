@@ -8,7 +8,7 @@ from typing import Any
 
 def save_tiny(folder: str | Path) -> Path:
     """Write the tiny model, its generation config and processor to ``folder`` as safetensors."""
-    from inference.tiny import build_tiny
+    from inference.weights.tiny import build_tiny
 
     folder = Path(folder)
     model, processor = build_tiny()

@@ -14,7 +14,7 @@ import pymupdf
 import pytest
 from conftest import DATA, needs_shared
 
-from inference.batch import MANIFEST, plan, run_parse
+from inference.batch.runner import MANIFEST, plan, run_parse
 from inference.documents import open_document
 from inference.errors import ConfigError
 from inference.exports import inside, parse_formats, safe_name, write_parse

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from app.cli import main as dwb
-from inference.batch import run_parse
-from inference.loading import load_model
+from inference.batch.runner import run_parse
 from inference.serving.runner import Runner
 from inference.serving.server import ChatApp, ServeConfig, start
+from inference.weights.loading import load_model
 
 SAMPLE = Path(__file__).resolve().parents[1] / "resources" / "sample.pdf"
 
@@ -59,7 +59,7 @@ def test_outage_makes_the_exit_non_zero_and_a_rerun_parses_the_partial_documents
 
 @pytest.mark.slow
 def test_doc_timeout_fails_the_document_and_the_batch_goes_on(url, tmp_path):
-    from inference.serving.remote import RemoteEngine, load_processor
+    from inference.tasks.remote import RemoteEngine, load_processor
 
     slow = {"max_new_tokens": 512, "max_denoising_steps": 1000, "stability_threshold": None}
     engine = RemoteEngine(

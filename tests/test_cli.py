@@ -169,10 +169,12 @@ def test_stderr_carries_our_messages_not_libraries_debug_logs_or_bars():
 # ---------------------------------------------------------------------- arguments, prompts, failures, progress
 def _no_load(monkeypatch):
     """Replace the weight loader with one that records a call: an argument error must come before it."""
-    import inference.loading
+    import inference.weights.loading
 
     calls = []
-    monkeypatch.setattr(inference.loading, "load_model", lambda *a, **k: calls.append(a) or pytest.fail("loaded"))
+    monkeypatch.setattr(
+        inference.weights.loading, "load_model", lambda *a, **k: calls.append(a) or pytest.fail("loaded")
+    )
     return calls
 
 
@@ -234,7 +236,7 @@ def test_generate_reads_the_prompt_from_stdin_or_a_file(monkeypatch, capsys, tmp
 
 FAILING_ENGINE = """
 import sys
-from inference.engine import DiffusionEngine
+from inference.runtime.engine import DiffusionEngine
 
 def broken(self, *args, **kwargs):
     raise RuntimeError("device lost in the middle of a step")

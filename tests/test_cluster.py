@@ -15,8 +15,8 @@ import pytest
 from conftest import DATA, needs_shared
 
 from app.cli import main
-from inference.batch import MANIFEST, run_parse
-from inference.cluster import run_parse_cluster
+from inference.batch.cluster import run_parse_cluster
+from inference.batch.runner import MANIFEST, run_parse
 from inference.tasks import BuiltinEngine
 
 ray = pytest.importorskip("ray", reason="the cluster extra (Ray) is not installed")

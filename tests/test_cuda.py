@@ -30,7 +30,7 @@ def test_the_gpu_check_script_says_it_skipped_without_cuda():
 @pytest.mark.cuda
 @needs_cuda
 def test_nf4_tiny_on_cuda_gives_the_cpu_results(tiny_pair):
-    from inference.engine import DiffusionEngine
+    from inference.runtime.engine import DiffusionEngine
     from tests.benchmarks.cuda import nf4_on_both
     from tests.model_helpers import sharpen
 

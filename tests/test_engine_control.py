@@ -9,8 +9,8 @@ import torch
 from conftest import chat_inputs
 from test_engine_parity import reference
 
-from inference.engine import CancelToken, DiffusionEngine, Session
-from inference.events import (
+from inference.runtime.engine import CancelToken, DiffusionEngine, Session
+from inference.runtime.events import (
     Cancelled,
     CanvasCommitted,
     CanvasStarted,
@@ -119,7 +119,7 @@ def test_padding_after_end_of_sequence_is_not_counted_as_written(tiny_model, pro
 def test_a_character_split_between_canvases_is_streamed_whole(tiny_model, processor):
     """The tiny tokenizer is byte-level: an "é" whose two bytes fall on either side of a canvas boundary is given
     whole by the second canvas's text, never as two U+FFFD; the canvases' texts add up to the answer."""
-    from inference.template import FREE, CanvasTemplate
+    from inference.runtime.template import FREE, CanvasTemplate
 
     tokenizer = processor.tokenizer
     text = "a" * 255 + "\u00e9" + "b" * 10

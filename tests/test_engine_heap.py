@@ -17,11 +17,11 @@ pytestmark = pytest.mark.skipif(
 # the page faults per denoising step of the second run.
 STEPS = """
 import resource, sys, torch
-import inference.devices
-from inference.engine import DiffusionEngine
-from inference.tiny import build_tiny
+import inference.weights.devices
+from inference.runtime.engine import DiffusionEngine
+from inference.weights.tiny import build_tiny
 if sys.argv[1] == "plain":
-    inference.devices._HEAP_TUNED = False
+    inference.weights.devices._HEAP_TUNED = False
 model, processor = build_tiny()
 engine = DiffusionEngine(model, processor.tokenizer)
 inputs = dict(processor(text=["Write about the sea."] * 4, return_tensors="pt", padding=True))
@@ -32,7 +32,8 @@ for _ in engine.generate(inputs, params, seeds=[1, 2, 3, 4]):
 before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 for _ in engine.generate(inputs, params, seeds=[1, 2, 3, 4]):
     pass
-print(inference.devices.keep_heap_between_steps(), (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 12)
+faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+print(inference.weights.devices.keep_heap_between_steps(), faults / 12)
 """
 
 

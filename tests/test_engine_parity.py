@@ -13,9 +13,9 @@ import torch
 from conftest import chat_inputs
 from PIL import Image
 
-from inference.engine import DiffusionEngine
-from inference.events import CanvasCommitted, DenoisingStep, Finished
-from inference.params import DiffusionParams
+from inference.runtime.engine import DiffusionEngine
+from inference.runtime.events import CanvasCommitted, DenoisingStep, Finished
+from inference.runtime.params import DiffusionParams
 from tests.model_helpers import sharpen
 
 

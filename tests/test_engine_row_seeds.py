@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 from conftest import chat_inputs
 
-from inference.engine import DiffusionEngine
-from inference.events import DenoisingStep, Failed, Finished
+from inference.runtime.engine import DiffusionEngine
+from inference.runtime.events import DenoisingStep, Failed, Finished
 from tests.model_helpers import echo_canvas
 
 PROMPTS = ["Row A prompt", "A longer prompt for row B, padded less", "C"]

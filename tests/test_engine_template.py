@@ -19,10 +19,10 @@ from transformers.models.diffusion_gemma.generation_diffusion_gemma import (
     StableAndConfidentStoppingCriteria,
 )
 
-from inference.engine import DiffusionEngine, Session
-from inference.events import CanvasCommitted, DenoisingStep, Failed, Finished
-from inference.params import DiffusionParams
-from inference.template import FREE, CanvasTemplate, Choice
+from inference.runtime.engine import DiffusionEngine, Session
+from inference.runtime.events import CanvasCommitted, DenoisingStep, Failed, Finished
+from inference.runtime.params import DiffusionParams
+from inference.runtime.template import FREE, CanvasTemplate, Choice
 
 STEPS = 12  # denoising steps per canvas: enough for pins, sets and choices to show, short enough for the CPU
 PARAMS = DiffusionParams(max_denoising_steps=STEPS)

@@ -18,7 +18,7 @@ from PySide6.QtWidgets import QApplication
 from app.gui import SAMPLE
 from app.gui.main_window import MainWindow
 from app.gui.worker import Job
-from inference.events import CanvasCommitted, DenoisingStep, Finished
+from inference.runtime.events import CanvasCommitted, DenoisingStep, Finished
 from tests.qt_helpers import TIMEOUT, delete_now, drop, ingested, load_tiny, png
 
 

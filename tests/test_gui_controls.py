@@ -26,14 +26,14 @@ from PySide6.QtWidgets import QApplication
 
 from app.gui import SAMPLE, apply_scheme
 from app.gui.export_dialog import ExportChoice
-from inference.events import (
+from inference.runtime.events import (
     Cancelled,
     DenoisingStep,
     PrefillFinished,
     PrefillProgress,
     PrefillStarted,
 )
-from inference.prefill import text_layers
+from inference.runtime.prefill import text_layers
 from tests.qt_helpers import TIMEOUT, ingested, load_tiny, png
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -172,7 +172,7 @@ from PySide6.QtWidgets import QApplication
 from app.gui import application, run
 from app.gui.main_window import MainWindow
 from app.gui.model_dialog import ModelChoice
-from inference.events import PrefillStarted, PrefillProgress
+from inference.runtime.events import PrefillStarted, PrefillProgress
 
 state = {"asked": False, "closed": False}
 

@@ -14,7 +14,7 @@ pytest.importorskip("pytestqt")
 
 from app.gui import SAMPLE
 from app.gui.extract_view import confidence_brush, field_at, redenoise_field
-from inference.events import DenoisingStep
+from inference.runtime.events import DenoisingStep
 from tests.qt_helpers import TIMEOUT, ingested, load_tiny
 
 SCHEMA = Path(__file__).resolve().parent / "data" / "sample-schema.json"

@@ -98,11 +98,11 @@ def test_each_run_counts_its_own_canvases_and_keeps_what_earlier_steps_accepted(
     step 1 of that run shows as kept at step 2 (not as newly accepted), as in the first run."""
     import torch
 
+    import inference.runtime.events as ev
     from app.gui.denoise_panel import DenoisePanel
-    from inference import events as ev
-    from inference.engine import DiffusionEngine
-    from inference.loading import load_model
     from inference.prompts import PromptBuilder
+    from inference.runtime.engine import DiffusionEngine
+    from inference.weights.loading import load_model
     from training.pages import page_image, parse_parts, prompt_inputs
 
     loaded = load_model("tiny-trained", dtype="fp32", device="cpu")
@@ -139,9 +139,9 @@ def test_each_run_counts_its_own_canvases_and_keeps_what_earlier_steps_accepted(
 def test_tokens_per_forward_counts_written_tokens_not_padding(qtbot, tiny_model, processor):
     """A short answer (here only end-of-sequence) fills its canvas with padding: the counter divides the tokens
     written by the forwards, not the canvas's 256 positions (which read as 64 or 128 tokens/forward)."""
+    import inference.runtime.events as ev
     from app.gui.denoise_panel import DenoisePanel
-    from inference import events as ev
-    from inference.engine import DiffusionEngine
+    from inference.runtime.engine import DiffusionEngine
     from tests.conftest import chat_inputs
     from tests.model_helpers import towards
 

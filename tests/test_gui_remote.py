@@ -20,7 +20,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QDialogButtonBox
 
 from app.gui import SAMPLE
-from inference.events import CanvasCommitted, DenoisingStep, Finished, PrefillStarted
+from inference.runtime.events import CanvasCommitted, DenoisingStep, Finished, PrefillStarted
 from tests.qt_helpers import TIMEOUT, ingested
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -111,7 +111,7 @@ def test_ask_and_parse_on_a_remote_dwb_serve_drive_the_panel(window, qtbot, serv
     steps = [e for e in seen if isinstance(e, DenoisingStep)]
     assert len(window.panel.frames) >= len(steps) > 0
     # the canvas as text, decoded with the tokenizer of the served model (tabs, newlines, empties made visible)
-    from inference.tiny import build_tokenizer
+    from inference.weights.tiny import build_tokenizer
 
     tokenizer = build_tokenizer()  # the served model's tokenizer, built here on its own
 

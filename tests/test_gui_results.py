@@ -15,7 +15,7 @@ from PySide6.QtWidgets import QPlainTextEdit
 
 from app.gui import SAMPLE, apply_scheme
 from app.gui.highlight import DARK, LIGHT, MAX_CHARS, JsonHighlighter, MarkdownHighlighter, show_text
-from inference.events import CanvasCommitted
+from inference.runtime.events import CanvasCommitted
 from tests.qt_helpers import TIMEOUT, ingested, load_tiny
 
 
@@ -186,7 +186,7 @@ def qtbot_app():
 
 
 def test_showing_another_document_during_a_streamed_parse_keeps_the_stream(qtbot):
-    from app.gui.panels import Results
+    from app.gui.views import Results
     from inference.documents import open_document
     from inference.tasks import BuiltinEngine
 
@@ -254,8 +254,8 @@ def test_a_character_split_between_canvases_streams_whole_into_the_tab(window, t
     import numpy as np
     from conftest import chat_inputs
 
-    from inference.engine import DiffusionEngine
-    from inference.template import FREE, CanvasTemplate
+    from inference.runtime.engine import DiffusionEngine
+    from inference.runtime.template import FREE, CanvasTemplate
 
     tokenizer = processor.tokenizer
     text = "a" * 255 + "\u00e9t\u00e9"

@@ -11,8 +11,8 @@ from PIL import Image, ImageDraw, ImageFont
 
 from inference.documents import open_document
 from inference.documents.images import _renderer
+from inference.ocr.reader import MAX_OCR_PIXELS, ocr_scale
 from inference.tasks import BuiltinEngine
-from inference.tasks.ocr import MAX_OCR_PIXELS, ocr_scale
 
 FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
 needs_font = pytest.mark.skipif(not FONT.exists(), reason="DejaVu Sans is not installed")
@@ -112,7 +112,7 @@ def test_scanned_bullets_make_a_list_and_a_copyright_sign_or_a_word_e_stays(tmp_
 def test_a_bullet_read_as_a_symbol_needs_only_a_space_and_a_word_e_still_an_indent():
     """Tesseract reads a typewriter's bullet as "®" or "¢" a plain space before the text: that is a bullet. A small
     "e" a space before the next word is the Italian word, and stays."""
-    from inference.tasks.ocr import OcrLine, _with_bullet
+    from inference.ocr.reader import OcrLine, _with_bullet
 
     page = Image.new("L", (800, 60), 255)  # white: no blob beside the line either
 

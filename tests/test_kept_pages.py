@@ -18,8 +18,8 @@ import pymupdf
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
-from inference.batch import MANIFEST, PAGES, page_settings, pages_folder, plan, run_parse
-from inference.documents.kept import PageStore
+from inference.batch.kept import PageStore
+from inference.batch.runner import MANIFEST, PAGES, page_settings, pages_folder, plan, run_parse
 from inference.documents.model import Page
 from inference.tasks import BuiltinEngine
 from inference.tasks.base import ParseOptions, TaskContext
@@ -204,11 +204,11 @@ def test_a_page_store_survives_cut_writes_and_damaged_records(tmp_path):
 def test_the_model_engine_keeps_each_transcribed_page_and_a_rerun_transcribes_only_the_rest(tmp_path):
     """Stopped after its first page (cancelled, as Ctrl-C does), a model parse keeps that page's transcription; the
     rerun generates only the other page and writes what an uninterrupted run with the same seed writes."""
-    from inference.cancel import CancelToken
     from inference.errors import CancelledError
-    from inference.events import Finished, PrefillStarted
-    from inference.loading import load_model
+    from inference.runtime.cancel import CancelToken
+    from inference.runtime.events import Finished, PrefillStarted
     from inference.tasks.model import ModelEngine
+    from inference.weights.loading import load_model
 
     src = tmp_path / "two.pdf"
     pdf = pymupdf.open()

@@ -7,12 +7,12 @@ import pytest
 import torch
 from conftest import chat_inputs
 
-from inference.engine import DiffusionEngine
 from inference.errors import ConfigError, InsufficientMemoryError, ModelLoadError, WeightsMissingError
-from inference.events import Finished
-from inference.loading import load_model
-from inference.sizing import check_fits, count_parameters, estimate_memory
-from inference.sources import load_config
+from inference.runtime.engine import DiffusionEngine
+from inference.runtime.events import Finished
+from inference.weights.loading import load_model
+from inference.weights.sizing import check_fits, count_parameters, estimate_memory
+from inference.weights.sources import load_config
 from tests.model_helpers import save_tiny
 
 

@@ -12,13 +12,13 @@ from PIL import Image
 
 from app.cli import main as dwb
 from inference.documents import open_document
-from inference.events import DenoisingStep, Finished, PrefillStarted
 from inference.exports import parse_formats, write_parse
-from inference.loading import load_model
+from inference.runtime.events import DenoisingStep, Finished, PrefillStarted
 from inference.tasks import TaskContext
 from inference.tasks.base import ParseOptions
 from inference.tasks.model import ModelEngine
 from inference.tasks.schema import parse_json_object
+from inference.weights.loading import load_model
 
 
 @pytest.fixture(scope="module")

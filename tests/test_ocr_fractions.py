@@ -11,9 +11,9 @@ import pytest
 from PIL import Image, ImageDraw, ImageFont
 
 from inference.documents import open_document
+from inference.ocr.fractions import find_fractions, fraction_text
+from inference.ocr.reader import ocr_image
 from inference.tasks import BuiltinEngine
-from inference.tasks.ocr import ocr_image
-from inference.tasks.ocr_fractions import find_fractions, fraction_text
 
 FONTS = Path("/usr/share/fonts/truetype/dejavu")
 needs_fonts = pytest.mark.skipif(not (FONTS / "DejaVuSans.ttf").exists(), reason="DejaVu fonts are not installed")

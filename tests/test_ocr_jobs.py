@@ -5,9 +5,9 @@ from __future__ import annotations
 import pymupdf
 import pytest
 
-from inference.cancel import CancelToken
 from inference.documents import open_document
 from inference.errors import CancelledError
+from inference.runtime.cancel import CancelToken
 from inference.tasks.base import ParseOptions, TaskContext
 from inference.tasks.builtin import BuiltinEngine, ocr_jobs
 

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image, ImageDraw, ImageFont
 
 from inference.documents import open_document
-from inference.documents.scan import remove_rules
+from inference.ocr.scan import remove_rules
 from inference.tasks import BuiltinEngine
 
 FONTS = Path("/usr/share/fonts/truetype/dejavu")

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image, ImageDraw, ImageFont
 
 from inference.documents import open_document
-from inference.documents.panels import find_panels, photographic
+from inference.ocr.photo_panels import find_panels, photographic
 from inference.tasks import BuiltinEngine
 
 FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")

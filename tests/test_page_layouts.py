@@ -12,8 +12,8 @@ import pymupdf
 import pytest
 from PIL import Image
 
+from inference.batch.kept import PageStore
 from inference.documents import open_document
-from inference.documents.kept import PageStore
 from inference.documents.pdf import open_pdf
 from inference.tasks import BuiltinEngine
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from inference.errors import ConfigError
-from inference.params import DiffusionParams
+from inference.runtime.params import DiffusionParams
 
 
 def test_defaults_follow_generation_config_then_library(tiny_pair):

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from inference.errors import ConfigError
-from inference.template import FREE
+from inference.runtime.template import FREE
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "resources" / "sample.pdf"
@@ -149,8 +149,8 @@ def test_evidence_is_grounded_only_on_its_page(sample_docs):
 
 @pytest.fixture(scope="module")
 def tiny_engine():
-    from inference.loading import load_model
     from inference.tasks.model import ModelEngine
+    from inference.weights.loading import load_model
 
     engine = ModelEngine(load_model("tiny"))
     return engine
@@ -226,7 +226,7 @@ def test_a_string_over_max_length_is_cut_when_tokens_hold_several_characters():
     from transformers import AutoTokenizer
 
     from inference.tasks.pinned import layout_schema, read_canvas, vocabulary
-    from inference.tiny import trained_folder
+    from inference.weights.tiny import trained_folder
 
     tokenizer = AutoTokenizer.from_pretrained(str(trained_folder()))
     vocab = vocabulary(tokenizer, len(tokenizer))

@@ -8,9 +8,9 @@ import pytest
 import torch
 from PIL import Image
 
-from inference.cancel import CancelToken
-from inference.engine import DiffusionEngine, Session
-from inference.events import (
+from inference.runtime.cancel import CancelToken
+from inference.runtime.engine import DiffusionEngine, Session
+from inference.runtime.events import (
     Cancelled,
     DenoisingStep,
     Failed,
@@ -19,7 +19,7 @@ from inference.events import (
     PrefillProgress,
     PrefillStarted,
 )
-from inference.prefill import PrefillClock, chunk_bounds, text_layers
+from inference.runtime.prefill import PrefillClock, chunk_bounds, text_layers
 
 PARAMS = {"max_new_tokens": 256, "max_denoising_steps": 6}
 
@@ -184,7 +184,7 @@ def test_cancel_inside_a_chunk_stops_before_the_next_layer(tiny_model, processor
 
 def test_the_bounded_attention_stops_between_key_blocks():
     """One layer over a long context is cut short too: the blocked attention checks the flag between key blocks."""
-    from inference.prefill import PrefillInterrupted, blocked_attention, lazy_mask, stop_between_layers
+    from inference.runtime.prefill import PrefillInterrupted, blocked_attention, lazy_mask, stop_between_layers
 
     class Module:
         head_dim = 8

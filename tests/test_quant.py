@@ -20,11 +20,11 @@ import torch
 from conftest import chat_inputs, shared_path
 from PIL import Image
 
-from inference.engine import DiffusionEngine
 from inference.errors import ModelLoadError
-from inference.events import Finished
-from inference.loading import load_model
-from inference.quant import (
+from inference.runtime.engine import DiffusionEngine
+from inference.runtime.events import Finished
+from inference.weights.loading import load_model
+from inference.weights.quant import (
     NF4Experts,
     QuantSettings,
     StateDictSource,
@@ -33,7 +33,7 @@ from inference.quant import (
     byte_groups,
     quantize_model,
 )
-from inference.quant_cache import MODEL_FILE, SafetensorsReader, cache_folder, read_header
+from inference.weights.quant_cache import MODEL_FILE, SafetensorsReader, cache_folder, read_header
 from tests.model_helpers import save_tiny
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -397,7 +397,7 @@ def test_a_killed_writer_leaves_nothing_that_loads(tmp_path, cache_env):
     folder = save_tiny(tmp_path / "tiny")
     script = textwrap.dedent(f"""
         import os, signal
-        from inference import quant_cache
+        import inference.weights.quant_cache as quant_cache
         real = quant_cache.write_safetensors
         def dying(path, tensors, metadata=None, on_tensor=None):
             def step(done, total):
@@ -405,7 +405,7 @@ def test_a_killed_writer_leaves_nothing_that_loads(tmp_path, cache_env):
                     os.kill(os.getpid(), signal.SIGKILL)
             real(path, tensors, metadata, step)
         quant_cache.write_safetensors = dying
-        from inference.loading import load_model
+        from inference.weights.loading import load_model
         load_model({str(folder)!r}, dtype="fp32", device="cpu", quant="nf4")
     """)
     env = {**os.environ, "DWB_QUANT_CACHE": str(cache_env), "PYTHONPATH": str(ROOT)}
@@ -446,15 +446,15 @@ def test_reader_reads_rows_without_the_rest(tmp_path):
 STREAM_SCRIPT = """
 import json, sys, time
 import torch
-from inference.loading import load_model
-import inference.quant, transformers.models.diffusion_gemma.modeling_diffusion_gemma
+from inference.weights.loading import load_model
+import inference.weights.quant, transformers.models.diffusion_gemma.modeling_diffusion_gemma
 # the process's footprint before the load (libraries imported); VmHWM, below, is this process's own high-water mark:
 # ru_maxrss would keep the parent's peak across fork and exec
 before = int(next(line for line in open("/proc/self/status") if line.startswith("VmRSS")).split()[1]) * 1024
 t0 = time.perf_counter()
 loaded = load_model(sys.argv[1], dtype="bf16", device="cpu", quant="nf4")
 seconds = time.perf_counter() - t0
-from inference.quant import byte_groups
+from inference.weights.quant import byte_groups
 groups = byte_groups(loaded.model)
 peak = int(next(line for line in open("/proc/self/status") if line.startswith("VmHWM")).split()[1]) * 1024
 print(json.dumps({"peak": peak, "before": before, "seconds": seconds,
@@ -473,7 +473,7 @@ def test_streaming_a_sharded_checkpoint_keeps_one_layer_resident(tmp_path):
     from safetensors.torch import save_file
     from transformers import DiffusionGemmaConfig
 
-    from inference.quant import empty_model
+    from inference.weights.quant import empty_model
 
     raw = json.loads(shared_path("models", "diffusiongemma-26B-A4B-approx", "config.json").read_text())
     text = raw["text_config"]
@@ -484,7 +484,7 @@ def test_streaming_a_sharded_checkpoint_keeps_one_layer_resident(tmp_path):
     folder = tmp_path / "ckpt"
     folder.mkdir()
     (folder / "config.json").write_text(json.dumps(raw))
-    from inference.tiny import build_processor
+    from inference.weights.tiny import build_processor
 
     build_processor().save_pretrained(folder)  # any processor: this test is about the weights
     config = DiffusionGemmaConfig.from_pretrained(folder)
@@ -530,7 +530,7 @@ def test_streaming_a_sharded_checkpoint_keeps_one_layer_resident(tmp_path):
 def test_the_default_picks_nf4_when_only_nf4_fits_and_the_cache_is_counted_per_layer_type():
     from transformers import DiffusionGemmaConfig
 
-    from inference.sizing import choose_quant, count_parameters, estimate_memory, kv_cache_bytes
+    from inference.weights.sizing import choose_quant, count_parameters, estimate_memory, kv_cache_bytes
 
     config = DiffusionGemmaConfig.from_pretrained(shared_path("models", "diffusiongemma-26B-A4B-approx"))
     counts = count_parameters(config)

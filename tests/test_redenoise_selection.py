@@ -9,8 +9,8 @@ import pytest
 
 from inference.documents import open_document
 from inference.errors import ConfigError
-from inference.events import DenoisingStep
-from inference.params import DiffusionParams
+from inference.runtime.events import DenoisingStep
+from inference.runtime.params import DiffusionParams
 
 TEXT = "The quick brown fox jumps over the lazy dog, then naps in the warm afternoon sun."
 SPAN = "brown fox jumps"
@@ -27,8 +27,8 @@ def one_page(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def engine():
-    from inference.loading import load_model
     from inference.tasks.model import ModelEngine
+    from inference.weights.loading import load_model
 
     return ModelEngine(load_model("tiny"), DiffusionParams(max_new_tokens=256, max_denoising_steps=4, seed=3))
 

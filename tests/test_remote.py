@@ -11,16 +11,16 @@ from pathlib import Path
 import pytest
 
 from app.cli import main as dwb
-from inference.batch import run_parse
+from inference.batch.runner import run_parse
 from inference.documents import open_document
 from inference.errors import CancelledError
-from inference.events import Cancelled, DenoisingStep, Finished
-from inference.loading import load_model
-from inference.serving.remote import RemoteEngine, load_processor
+from inference.runtime.events import Cancelled, DenoisingStep, Finished
 from inference.serving.runner import Runner
 from inference.serving.server import ChatApp, ServeConfig, start
 from inference.tasks import ParseOptions, TaskContext
 from inference.tasks.model import ModelEngine
+from inference.tasks.remote import RemoteEngine, load_processor
+from inference.weights.loading import load_model
 
 SAMPLE = Path(__file__).resolve().parents[1] / "resources" / "sample.pdf"
 
@@ -120,7 +120,7 @@ def test_cancel_closes_the_stream_and_the_server_stops_the_run(served, loaded):
         max_new_tokens=512, max_denoising_steps=1000, seed=77, stability_threshold=None, confidence_threshold=None
     )
     engine = remote(url, long, concurrency=1)
-    from inference.cancel import CancelToken
+    from inference.runtime.cancel import CancelToken
 
     cancel = CancelToken()
 

@@ -14,13 +14,13 @@ import numpy as np
 import pytest
 
 from inference.documents import ingest
-from inference.events import DenoisingStep
-from inference.loading import load_model
-from inference.serving.remote import RemoteEngine, load_processor
+from inference.runtime.events import DenoisingStep
 from inference.serving.runner import Runner
 from inference.serving.server import ChatApp, ServeConfig, start
 from inference.tasks.base import TaskContext
 from inference.tasks.model import ModelEngine
+from inference.tasks.remote import RemoteEngine, load_processor
+from inference.weights.loading import load_model
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = json.loads((ROOT / "tests" / "data" / "sample-schema.json").read_text())
@@ -91,7 +91,7 @@ def test_a_server_without_the_template_gets_the_prompt_path_said_once(loaded, do
     runner, server, thread, url = serve(loaded, ListingWithoutTemplate)
     try:
         remote = RemoteEngine(url, load_processor("tiny"), params={"max_denoising_steps": 2, "seed": 1}, retries=0)
-        with caplog.at_level(logging.WARNING, logger="inference.serving.remote"):
+        with caplog.at_level(logging.WARNING, logger="inference.tasks.remote"):
             first = remote.extract(docs, SCHEMA)
             second = remote.extract(docs, SCHEMA)
     finally:

@@ -9,12 +9,12 @@ import logging
 import pytest
 from PIL import Image, ImageDraw
 
-from inference.batch import run_parse
+from inference.batch.runner import run_parse
 from inference.documents import open_document
 from inference.errors import ModelLoadError
-from inference.loading import load_model
-from inference.serving.remote import RemoteEngine, load_processor
 from inference.tasks import ParseOptions
+from inference.tasks.remote import RemoteEngine, load_processor
+from inference.weights.loading import load_model
 from tests.vllm_contract_server import ContractServer, serve
 
 PARAMS = {"max_denoising_steps": 4, "seed": 3, "max_new_tokens": 128}
@@ -57,7 +57,7 @@ def test_ask_over_more_images_than_the_server_takes_is_split_and_ignored_options
     server, url = contract
     docs = [open_document(p) for p in _scans(tmp_path, 6)]
     engine = _engine(url, max_images=4)  # vLLM lists no image limit: named as its --limit-mm-per-prompt says
-    with caplog.at_level(logging.WARNING, logger="inference.serving.remote"):
+    with caplog.at_level(logging.WARNING, logger="inference.tasks.remote"):
         answer = engine.ask(docs, "What page numbers are there?")
         engine.ask(docs[:1], "And here?")
     assert 400 not in server.answers and len(server.requests) >= 3  # two parts and their combination, then one

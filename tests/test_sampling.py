@@ -11,7 +11,7 @@ from transformers.models.diffusion_gemma.generation_diffusion_gemma import (
     StableAndConfidentStoppingCriteria,
 )
 
-from inference import sampling
+import inference.runtime.sampling as sampling
 
 
 def logits(seed=0, shape=(2, 16, 50), scale=3.0):

@@ -12,7 +12,7 @@ from conftest import DATA, needs_shared
 from PIL import Image
 
 from inference.documents import open_document
-from inference.documents.scan import clean_scan, content_box, noise_sigma, page_image, to_before
+from inference.ocr.scan import clean_scan, content_box, noise_sigma, page_image, to_before
 
 needs_data = needs_shared("data")
 

@@ -9,11 +9,11 @@ import numpy as np
 import openai
 import pytest
 
-from inference.events import EVENT_TYPES, Cancelled, DenoisingStep, Finished, Stats
-from inference.loading import load_model
+from inference.runtime.events import EVENT_TYPES, Cancelled, DenoisingStep, Finished, Stats
 from inference.serving.runner import Runner
 from inference.serving.server import ChatApp, ServeConfig, check_host, start
 from inference.serving.wire import decode_event, encode_event
+from inference.weights.loading import load_model
 
 STEPS = {"max_denoising_steps": 4}
 LONG = {"max_denoising_steps": 1000, "stability_threshold": None, "confidence_threshold": None}  # minutes

@@ -15,14 +15,14 @@ import httpx
 import numpy as np
 import pytest
 
-from inference.engine import DiffusionEngine
-from inference.events import Finished
-from inference.loading import load_model
-from inference.params import DiffusionParams
 from inference.prompts import Prompt, PromptBuilder, PromptPart
+from inference.runtime.engine import DiffusionEngine
+from inference.runtime.events import Finished
+from inference.runtime.params import DiffusionParams
 from inference.serving.runner import Runner
 from inference.serving.server import ChatApp, ServeConfig, start
 from inference.serving.wire import decode_event
+from inference.weights.loading import load_model
 
 PARAMS = {"max_denoising_steps": 6}
 QUESTIONS = ["Say hello.", "Name a colour, please.", "What is two plus two?", "Write one short line about rain."]

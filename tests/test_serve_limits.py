@@ -11,9 +11,9 @@ import time
 import httpx
 import pytest
 
-from inference.loading import load_model
 from inference.serving.runner import Limits, Runner
 from inference.serving.server import ChatApp, ServeConfig, start
+from inference.weights.loading import load_model
 
 STEPS = {"max_denoising_steps": 4}
 LONG = {"max_denoising_steps": 1000, "stability_threshold": None, "confidence_threshold": None}

@@ -11,8 +11,8 @@ import torch
 from conftest import shared_path
 
 from app.cli import main as dwb
-from inference.loading import load_model
-from inference.tiny import TRAINED_LABEL, trained_folder
+from inference.weights.loading import load_model
+from inference.weights.tiny import TRAINED_LABEL, trained_folder
 from training.pages import page_image, parse_parts, prompt_inputs
 from training.train import char_accuracy, evaluate, held_out_hints
 
@@ -227,9 +227,9 @@ def test_it_finds_the_hint_whatever_the_page_header(trained):
     """The hint starts where the prompt's ``[name, page N]`` line ends, a token offset that depends on the file's
     name and the page number; the copy holds at each (weights that found the hint by its position rather than by the
     line's end would copy less under the names and pages whose header is a token shorter or longer)."""
-    from inference.engine import DiffusionEngine
-    from inference.events import Finished
     from inference.prompts import PromptBuilder
+    from inference.runtime.engine import DiffusionEngine
+    from inference.runtime.events import Finished
 
     engine, builder = DiffusionEngine(trained.model, trained.processor.tokenizer), PromptBuilder(trained.processor)
     tokenizer = trained.processor.tokenizer

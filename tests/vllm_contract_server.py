@@ -19,8 +19,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from inference.engine import DiffusionEngine
-from inference.events import Finished
+from inference.runtime.engine import DiffusionEngine
+from inference.runtime.events import Finished
 from inference.serving.wire import WireError, processor_messages
 
 log = logging.getLogger("vllm_contract")

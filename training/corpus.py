@@ -46,7 +46,7 @@ def train_tokenizer_core(texts: Sequence[str], vocab_size: int = VOCAB_SIZE) -> 
     """A byte-level BPE ``tokenizers.Tokenizer`` with Gemma 4's special tokens first (ids as in the tiny model)."""
     from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
 
-    from inference.tiny import SPECIAL_TOKENS
+    from inference.weights.tiny import SPECIAL_TOKENS
 
     core = Tokenizer(models.BPE())
     core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)

@@ -9,9 +9,8 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from inference.tiny import TRAINED_TEXT, build_config, build_generation_config, build_processor, build_tokenizer
-
-from .corpus import SEED, corpus_topics, train_tokenizer_core
+from inference.weights.tiny import TRAINED_TEXT, build_config, build_generation_config, build_processor, build_tokenizer
+from training.corpus import SEED, corpus_topics, train_tokenizer_core
 
 
 @functools.lru_cache(maxsize=1)

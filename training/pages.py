@@ -46,7 +46,7 @@ def prompt_inputs(builder: Any, parts_rows: Sequence[Sequence[Any]], max_soft_to
 
 
 def clean_canvas(tokenizer: Any, text: str, canvas_length: int) -> list[int]:
-    from inference.tiny import END_OF_TURN
+    from inference.weights.tiny import END_OF_TURN
 
     ids = tokenizer(text, add_special_tokens=False)["input_ids"][: canvas_length - 1]
     ids.append(tokenizer.convert_tokens_to_ids(END_OF_TURN))

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import train as tiny_training
+from training import train as tiny_training
 
 
 @dataclass(frozen=True)

@@ -7,11 +7,11 @@ task is the workbench's own parse prompt (the page marker, the page's text layer
 model --model tiny-trained`` transcribes short text pages. It is a demonstration of block diffusion that
 visibly denoises, not a document model: it copies the text layer and ignores the image.
 
-The objective matches the sampler (:mod:`inference.sampling`):
+The objective matches the sampler (:mod:`inference.runtime.sampling`):
 
 - the clean canvas is the target's tokens, the end-of-turn token, then padding to the canvas length;
 - each canvas token is replaced, with probability ``t ~ U(0, 1)`` per example, by a token drawn uniformly from the
-  vocabulary (the sampler's own noise, :func:`inference.sampling.random_canvas`);
+  vocabulary (the sampler's own noise, :func:`inference.runtime.sampling.random_canvas`);
 - with probability 0.5 per batch the decoder is self-conditioned on a first, gradient-free pass's logits divided
   by a temperature drawn from the schedule's range ``[t_min, t_max]`` (the sampler feeds back scaled logits);
 - the loss is cross-entropy against the clean canvas, padding positions weighted ``PAD_WEIGHT`` (they would swamp it);
@@ -45,7 +45,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from .corpus import (
+from training.corpus import (
     DOC_NAMES,
     SEED,
     PseudoWords,
@@ -54,7 +54,7 @@ from .corpus import (
     page_header,
     varied_topics,
 )
-from .pages import clean_canvas, page_image, parse_parts, prompt_inputs
+from training.pages import clean_canvas, page_image, parse_parts, prompt_inputs
 
 PAD_WEIGHT = 0.05
 PAGE_SIZES = ((612, 792), (595, 842), (792, 612), (640, 640))  # Letter, A4, landscape, square (points)
@@ -215,7 +215,7 @@ def _worker_start(spec: BatchSpec) -> None:
     global _WORKER_MAKER
     import torch
 
-    from .model import build_trained_processor
+    from training.model import build_trained_processor
 
     torch.set_num_threads(1)
     _WORKER_MAKER = BatchMaker(build_trained_processor(), spec)
@@ -540,12 +540,12 @@ def char_accuracy(reference: str, output: str) -> float:
 
 
 def evaluate(model: Any, processor: Any, hints: Sequence[str], seed: int = 0) -> Evaluation:
-    """Each hint through :class:`inference.engine.DiffusionEngine` with the model's default parameters."""
+    """Each hint through :class:`inference.runtime.engine.DiffusionEngine` with the model's default parameters."""
     import numpy as np
 
-    from inference.engine import DiffusionEngine
-    from inference.events import DenoisingStep, Finished
     from inference.prompts import PromptBuilder
+    from inference.runtime.engine import DiffusionEngine
+    from inference.runtime.events import DenoisingStep, Finished
 
     engine = DiffusionEngine(model, processor.tokenizer)
     builder = PromptBuilder(processor)
@@ -659,7 +659,7 @@ def settings_of(args: argparse.Namespace) -> TrainSettings:
 def main(argv: Sequence[str] | None = None) -> int:
     import torch
 
-    from .model import build_trained
+    from training.model import build_trained
 
     args = parser().parse_args(argv)
     settings = settings_of(args)

@@ -98,7 +98,7 @@ def follow_system_theme(app: Any) -> None:
 
 def run(files: Sequence[str] = ()) -> int:
     app = application()
-    from .main_window import MainWindow
+    from app.gui.main_window import MainWindow
 
     window = MainWindow()
     # closing the window cancels and waits for the worker; a quit from elsewhere must not leave it running either

@@ -497,7 +497,7 @@ class DenoisePanel(QWidget):
     # events ------------------------------------------------------------------------------------------
     def on_event(self, event: Any) -> None:
         """Record an engine event (called on the UI thread, queued from the worker). Cheap: no drawing here."""
-        from inference import events as ev
+        import inference.runtime.events as ev
 
         self.received += 1
         if isinstance(event, ev.PrefillStarted):  # a run (one page, one question) starts: canvases continue on

@@ -15,7 +15,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import QMenu, QTableWidgetItem
 
-from .panels import fit_columns
+from app.gui.views import fit_columns
 
 REDO_ACTION = "Re-denoise \u201c{field}\u201d"
 
@@ -41,7 +41,7 @@ class LiveExtraction:
         self.layout = layout
 
     def on_event(self, event: Any) -> None:
-        from inference.events import DenoisingStep
+        from inference.runtime.events import DenoisingStep
 
         layout = self.layout
         if layout is None or not isinstance(event, DenoisingStep):
@@ -125,7 +125,7 @@ def install_menu(window: Any) -> None:
 
 def redenoise_field(window: Any, name: str) -> Any:
     """Re-denoise one field of the last templated extraction on the worker; the table shows the new result."""
-    from .worker import Job
+    from app.gui.worker import Job
 
     engine = window.model_engine
     run = getattr(engine, "last_pinned", None) if engine is not None else None

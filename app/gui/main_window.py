@@ -31,16 +31,16 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from . import redenoise
-from .banner import Banner
-from .denoise_panel import DenoisePanel
-from .find import FindBar, Finder
-from .model_dialog import ModelChoice
-from .panels import DocEntry, DocumentList, DropTarget, PageView, Results, text_thumbnail
-from .runs import Runs, RunsBar
-from .selection import PageSelection
-from .tasks import TaskActions
-from .worker import Job, Worker
+from app.gui import redenoise
+from app.gui.banner import Banner
+from app.gui.controller import TaskActions
+from app.gui.denoise_panel import DenoisePanel
+from app.gui.find import FindBar, Finder
+from app.gui.model_dialog import ModelChoice
+from app.gui.runs import Runs, RunsBar
+from app.gui.selection import PageSelection
+from app.gui.views import DocEntry, DocumentList, DropTarget, PageView, Results, text_thumbnail
+from app.gui.worker import Job, Worker
 
 log = logging.getLogger(__name__)
 MAX_RECENT = 10
@@ -58,7 +58,7 @@ class MainWindow(TaskActions, DropTarget, QMainWindow):
         self.setAcceptDrops(True)
         self.entries: dict[str, DocEntry] = {}
         self.current: str | None = None
-        self.loaded: Any = None  # inference.loading.LoadedModel
+        self.loaded: Any = None  # inference.weights.loading.LoadedModel
         self.model_choice: ModelChoice | None = None
         self.model_engine: Any = None
         self.worker = Worker(self)
@@ -579,7 +579,7 @@ class MainWindow(TaskActions, DropTarget, QMainWindow):
         dpi = 150
 
         def work(job: Job) -> Any:
-            from inference.documents.scan import clean_scan
+            from inference.ocr.scan import clean_scan
 
             return clean_scan(doc.render(number, dpi))
 

@@ -32,7 +32,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from inference.choices import DEVICES, DTYPES, QUANT_CHOICES
+from inference.weights.choices import DEVICES, DTYPES, QUANT_CHOICES
 
 
 @dataclass
@@ -51,16 +51,16 @@ class ModelChoice:
 
 def checkpoint_defaults(source: str) -> dict[str, Any]:
     """The diffusion parameters a checkpoint ships with (its generation config), else the library's."""
-    from inference.sources import generation_defaults
+    from inference.weights.sources import generation_defaults
 
     return dataclasses.asdict(generation_defaults(source))
 
 
 def memory_estimate_text(source: str, dtype: str, device: str, quant: str = "auto") -> str:
-    from inference.devices import resolve_device, resolve_dtype
     from inference.errors import WorkbenchError
-    from inference.sizing import choose_quant, count_parameters, estimate_memory
-    from inference.sources import load_config
+    from inference.weights.devices import resolve_device, resolve_dtype
+    from inference.weights.sizing import choose_quant, count_parameters, estimate_memory
+    from inference.weights.sources import load_config
 
     def size(n: int) -> str:
         return f"{n / 2**30:.2f} GiB" if n >= 0.1 * 2**30 else f"{n / 2**20:.1f} MiB"
@@ -227,7 +227,7 @@ class ModelDialog(QDialog):
         self._engine_chosen()
         self.check_source()
         self.source.editTextChanged.connect(self.check_source)
-        from inference.params import DiffusionParams  # light: no torch, no transformers
+        from inference.runtime.params import DiffusionParams  # light: no torch, no transformers
 
         initial = dataclasses.asdict(DiffusionParams())
         if current is not None:

@@ -72,7 +72,7 @@ def target(window: Any) -> Target | None:
 
 def redenoise_selection(window: Any) -> Any:
     """Run the re-denoising on the worker; the Markdown shows the page's new transcription."""
-    from .worker import Job
+    from app.gui.worker import Job
 
     found = target(window)
     if found is None or window.worker.busy:

@@ -25,8 +25,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from .messages import describe
-from .panels import fit_columns
+from app.gui.messages import describe
+from app.gui.views import fit_columns
 
 FIELD_WIDTH = "invoice_number"  # a typical field name: the Field column fits it at least
 

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from . import SAMPLE, application, apply_scheme, wait_until
+from app.gui import SAMPLE, application, apply_scheme, wait_until
 
 STATES = ("empty", "loaded", "generating", "done", "conversation", "extract", "extract-pinned", "dark")
 
@@ -21,7 +21,7 @@ def _model_parse(app: Any, window: Any, stop: Any = None) -> Any:
     runs = []
 
     def watch(event: Any) -> None:
-        from inference.events import PrefillStarted
+        from inference.runtime.events import PrefillStarted
 
         if isinstance(event, PrefillStarted):
             runs.append(event)
@@ -39,7 +39,7 @@ def _generating(app: Any, window: Any) -> None:
     frozen = []
 
     def stop_mid_canvas(event: Any, runs: int) -> None:
-        from inference.events import DenoisingStep
+        from inference.runtime.events import DenoisingStep
 
         if isinstance(event, DenoisingStep) and runs == 2 and event.step >= GENERATING_STEP and not frozen:
             frozen.append(event)
@@ -141,7 +141,7 @@ def not_rendered(window: Any, state: str) -> str:
 def screenshot(out: str | Path, state: str = "done", size: tuple[int, int] = (1400, 860)) -> Path:
     """Render the window offscreen in ``state`` and save it as PNG. Real work, no mock-ups: the sample document is
     ingested and parsed, and the tiny model runs for the denoising panel."""
-    from inference.runtime import has_model_runtime, require_model_runtime
+    from inference.runtime.available import has_model_runtime, require_model_runtime
 
     if state not in STATES:
         raise ValueError(f"state must be one of {', '.join(STATES)}")
@@ -149,8 +149,8 @@ def screenshot(out: str | Path, state: str = "done", size: tuple[int, int] = (14
         require_model_runtime()  # the states that are the model at work
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     app = application()
-    from .main_window import MainWindow
-    from .model_dialog import ModelChoice, checkpoint_defaults
+    from app.gui.main_window import MainWindow
+    from app.gui.model_dialog import ModelChoice, checkpoint_defaults
 
     if state == "dark":
         apply_scheme(app, True)

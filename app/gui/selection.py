@@ -53,7 +53,7 @@ class PageSelection:
     """The window's side: a selected area's text read on a background thread, then put on the clipboard."""
 
     def __init__(self, window: Any) -> None:
-        from .schema_editor import Background
+        from app.gui.schema_editor import Background
 
         self.window = window
         self.background = Background(window)

@@ -16,7 +16,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
-from .messages import describe
+from app.gui.messages import describe
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 class Job(QObject):
     """One unit of work and its signals. Emitted from the worker thread, delivered queued to the UI thread."""
 
-    event = Signal(object)  # an inference.events.Event
+    event = Signal(object)  # an inference.runtime.events.Event
     progress = Signal(int, int, str)
     succeeded = Signal(object)
     failed = Signal(str, str)  # user message, details (traceback) for "Show details"
@@ -33,7 +33,7 @@ class Job(QObject):
 
     def __init__(self, name: str, fn: Callable[[Job], Any], quiet: bool = False) -> None:
         super().__init__()
-        from inference.cancel import CancelToken
+        from inference.runtime.cancel import CancelToken
 
         self.name = name
         self.fn = fn

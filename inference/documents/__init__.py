@@ -11,14 +11,16 @@ import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..errors import IngestError, WorkbenchError
-from .images import IMAGE_SUFFIXES, open_image
-from .kept import PageStore
-from .model import Block, Document, Page, PageError, Status
-from .pdf import open_pdf
-from .text import TEXT_SUFFIXES, open_text
+from inference.documents.images import IMAGE_SUFFIXES, open_image
+from inference.documents.model import Block, Document, Page, PageError, Status
+from inference.documents.pdf import open_pdf
+from inference.documents.text import TEXT_SUFFIXES, open_text
+from inference.errors import IngestError, WorkbenchError
+
+if TYPE_CHECKING:
+    from inference.batch.kept import PageStore
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v")
 
@@ -121,7 +123,7 @@ def open_document(
     if kind == "image":
         return open_image(path)
     if kind == "video":
-        from .video import open_video
+        from inference.documents.video import open_video
 
         return open_video(path)
     return open_text(path)

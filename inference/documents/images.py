@@ -7,8 +7,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..errors import IngestError
-from .model import Document, Page, file_sha256, require_file
+from inference.documents.model import Document, Page, file_sha256, require_file
+from inference.errors import IngestError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp", ".gif")
 MAX_PIXELS = 178_956_970  # Pillow's own default; a 30000 x 30000 image (900 MP) is refused before decoding

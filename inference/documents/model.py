@@ -160,7 +160,7 @@ class Document:
 
 def require_file(path: Path) -> None:
     """Raise a clear ``IngestError`` for a missing or empty file, before any backend touches it."""
-    from ..errors import IngestError
+    from inference.errors import IngestError
 
     if not path.is_file():
         raise IngestError("file not found", path=path)

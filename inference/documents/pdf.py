@@ -13,11 +13,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import CancelledError, IngestError
-from .model import Block, Document, Page, clean_text, file_sha256, require_file
+from inference.documents.model import Block, Document, Page, clean_text, file_sha256, require_file
+from inference.errors import CancelledError, IngestError
 
 if TYPE_CHECKING:
-    from .kept import PageStore
+    from inference.batch.kept import PageStore
 
 PasswordCallback = Callable[[str], "str | None"]
 # a list item's mark; U+FFFD: a bullet glyph of a symbol font with no Unicode map

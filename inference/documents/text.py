@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ..errors import IngestError
-from .model import Block, Document, Page, file_sha256
+from inference.documents.model import Block, Document, Page, file_sha256
+from inference.errors import IngestError
 
 TEXT_SUFFIXES = (".txt", ".md", ".markdown", ".text")
 HEADING = re.compile(r"^(#{1,6})\s+(.*)$")

@@ -9,8 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..errors import IngestError
-from .model import Document, Page, file_sha256
+from inference.documents.model import Document, Page, file_sha256
+from inference.errors import IngestError
 
 SAMPLE_FPS = 4.0  # frames examined per second of video when looking for scene changes
 SCENE_THRESHOLD = 0.35  # Bhattacharyya distance between HSV histograms that counts as a cut

@@ -28,13 +28,13 @@ from typing import Any
 
 import numpy as np
 
-from ..cancel import CancelToken
-from ..errors import WorkbenchError
-from ..events import Cancelled, CanvasStarted, DenoisingStep, Event, Failed, Finished, PrefillFinished
-from ..params import DiffusionParams
-from ..prompts import SOFT_TOKEN_LEVELS
-from .metrics import Metrics
-from .wire import WireError, processor_messages
+from inference.errors import WorkbenchError
+from inference.prompts import SOFT_TOKEN_LEVELS
+from inference.runtime.cancel import CancelToken
+from inference.runtime.events import Cancelled, CanvasStarted, DenoisingStep, Event, Failed, Finished, PrefillFinished
+from inference.runtime.params import DiffusionParams
+from inference.serving.metrics import Metrics
+from inference.serving.wire import WireError, processor_messages
 
 log = logging.getLogger(__name__)
 TOKEN_COUNT_PIECE = 65_536  # characters tokenized at a time when a long prompt is counted before it is accepted
@@ -90,7 +90,7 @@ class Run:
     timed_out: bool = False
     batch_size: int = 0  # rows of the batch it ran in
     detached: bool = False  # no longer fed (ended, cancelled or out of time while its batch goes on)
-    template: Any = None  # an inference.template.CanvasTemplate from dwb.template (such a run runs alone)
+    template: Any = None  # an inference.runtime.template.CanvasTemplate from dwb.template (such a run runs alone)
     quiet: bool = False  # the client takes only the end (a whole answer): its steps are counted, not handed over
     cancel: CancelToken = field(init=False)
 
@@ -156,7 +156,7 @@ class Runner:
         batch_wait: float = 0.005,
         batch_wait_max: float = 0.1,
     ) -> None:
-        from ..engine import DiffusionEngine
+        from inference.runtime.engine import DiffusionEngine
 
         self.loaded = loaded
         self.processor = loaded.processor
@@ -285,7 +285,7 @@ class Runner:
         it is malformed."""
         if extension.get("template") is None:
             return None
-        from ..template import CanvasTemplate
+        from inference.runtime.template import CanvasTemplate
 
         try:
             return CanvasTemplate.from_wire(extension["template"], int(self.loaded.model.config.text_config.vocab_size))

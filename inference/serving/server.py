@@ -32,9 +32,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from ..events import Cancelled, CanvasCommitted, Event, Failed, Finished
-from .runner import QueueFullError, Run, Runner
-from .wire import EXTENSION, WireError, encode_event
+from inference.runtime.events import Cancelled, CanvasCommitted, Event, Failed, Finished
+from inference.serving.runner import QueueFullError, Run, Runner
+from inference.serving.wire import EXTENSION, WireError, encode_event
 
 log = logging.getLogger(__name__)
 access = logging.getLogger("dwb.access")
@@ -414,7 +414,7 @@ class ChatApp:
                         },
                     }
                 ],
-                # takes dwb.template (a pinned canvas, inference.template) in chat requests
+                # takes dwb.template (a pinned canvas, inference.runtime.template) in chat requests
                 EXTENSION: {"template": True, "canvas_length": int(self.runner.loaded.model.config.canvas_length)},
             }
         )

@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import WorkbenchError
-from ..events import EVENT_TYPES, Event, Stats, frozen_array
+from inference.errors import WorkbenchError
+from inference.runtime.events import EVENT_TYPES, Event, Stats, frozen_array
 
 EVENT_BY_KIND: dict[str, type[Event]] = {cls.kind: cls for cls in EVENT_TYPES}
 EXTENSION = "dwb"  # the request and chunk field of the extension; plain OpenAI clients ignore it

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..documents.model import Document
+from inference.documents.model import Document
 
 Progress = Callable[[int, int, str], None]  # (done, total, what)
 
@@ -106,8 +106,8 @@ class Extraction:
 class TaskContext:
     progress: Progress | None = None
     on_event: Callable[[Any], None] | None = None  # engine events (model engine: denoising steps)
-    cancel: Any = None  # an inference.engine.CancelToken
-    pages: Any = None  # an inference.documents.kept.PageStore: finished pages kept as they finish, reused on a rerun
+    cancel: Any = None  # an inference.runtime.engine.CancelToken
+    pages: Any = None  # an inference.batch.kept.PageStore: finished pages kept as they finish, reused on a rerun
     extra: dict[str, Any] = field(default_factory=dict)
 
     def report(self, done: int, total: int, what: str) -> None:

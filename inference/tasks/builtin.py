@@ -17,11 +17,11 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import Any
 
-from ..documents.model import Document, Page
-from ..errors import CancelledError
-from .base import Answer, Citation, Extraction, ParseOptions, ParseResult, TaskContext
-from .layout import FURNITURE, analyse
-from .markdown import page_markdown
+from inference.documents.model import Document, Page
+from inference.errors import CancelledError
+from inference.tasks.base import Answer, Citation, Extraction, ParseOptions, ParseResult, TaskContext
+from inference.tasks.layout import FURNITURE, analyse
+from inference.tasks.markdown import page_markdown
 
 log = logging.getLogger(__name__)
 PASSAGE_WORDS = 120
@@ -84,7 +84,7 @@ def ocr_pages(doc: Document, pages: list[Page], options: ParseOptions, context: 
     Each page read is kept in ``context.pages`` (when given) the moment it finishes, from its worker thread, so
     that pages finishing while the others are stopped are kept too.
     """
-    from .ocr import ocr_page
+    from inference.ocr.reader import ocr_page
 
     lock = threading.Lock()
 
@@ -125,7 +125,7 @@ class BuiltinEngine:
     def parse(
         self, doc: Document, options: ParseOptions | None = None, context: TaskContext | None = None
     ) -> ParseResult:
-        from .ocr import can_read_script
+        from inference.ocr.reader import can_read_script
 
         context = context or TaskContext()
         options = options or ParseOptions()
@@ -178,7 +178,7 @@ class BuiltinEngine:
     def extract(
         self, docs: Sequence[Document], schema: dict[str, Any], context: TaskContext | None = None
     ) -> Extraction:
-        from .schema import check_schema, coerce, validate
+        from inference.tasks.schema import check_schema, coerce, validate
 
         check_schema(schema)
         pairs = list(_key_values(docs))

@@ -18,7 +18,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable
 
-from ..documents.model import Block, Document, Page
+from inference.documents.model import Block, Document, Page
 
 MARGIN_BAND = 0.085  # top / bottom fraction of the page where running headers and footers live
 PAGE_NUMBER = re.compile(

@@ -9,9 +9,9 @@ from __future__ import annotations
 import html
 import re
 
-from ..documents.model import Block, Page
-from ..documents.pdf import BULLET
-from .layout import FURNITURE
+from inference.documents.model import Block, Page
+from inference.documents.pdf import BULLET
+from inference.tasks.layout import FURNITURE
 
 ORDERED = re.compile(r"^\s*\(?([0-9]{1,3}|[a-zA-Z])[.)]\s+")
 

@@ -1,4 +1,4 @@
-"""The model engine: DiffusionGemma through ``inference.engine``, prompts from ``inference.prompts``.
+"""The model engine: DiffusionGemma through ``inference.runtime.engine``, prompts from ``inference.prompts``.
 
 - parse: one prompt per page: the page image (scans cleaned), with the text layer as a hint where there is one;
   the output is the page's Markdown.
@@ -24,15 +24,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..documents.model import Block, Document
-from ..errors import CancelledError, ConfigError, GenerationError
-from ..events import Cancelled, CanvasCommitted, Failed, Finished
-from ..params import DiffusionParams
-from ..prompts import Prompt, PromptBuilder, PromptPolicy
-from .base import Answer, Citation, Extraction, LeftOut, ParseOptions, ParseResult, TaskContext
-from .builtin import PassageIndex
-from .layout import analyse
-from .markdown import page_marker, without_furniture
+from inference.documents.model import Block, Document
+from inference.errors import CancelledError, ConfigError, GenerationError
+from inference.prompts import Prompt, PromptBuilder, PromptPolicy
+from inference.runtime.events import Cancelled, CanvasCommitted, Failed, Finished
+from inference.runtime.params import DiffusionParams
+from inference.tasks.base import Answer, Citation, Extraction, LeftOut, ParseOptions, ParseResult, TaskContext
+from inference.tasks.builtin import PassageIndex
+from inference.tasks.layout import analyse
+from inference.tasks.markdown import page_marker, without_furniture
 
 PARSE_INSTRUCTION = (
     "Transcribe this page into Markdown. Keep the reading order, headings (#), lists, and tables "
@@ -72,7 +72,7 @@ class ModelEngine:
     def __init__(
         self, loaded: Any, params: DiffusionParams | None = None, policy: PromptPolicy | None = None, retries: int = 2
     ) -> None:
-        from ..engine import DiffusionEngine
+        from inference.runtime.engine import DiffusionEngine
 
         self.loaded = loaded
         self.engine = DiffusionEngine(loaded.model, loaded.tokenizer)
@@ -106,7 +106,7 @@ class ModelEngine:
     def default_batch_size(self) -> int:
         """Pages per parse batch from free memory: each row holds a canvas's logits a few times over (scaled,
         probabilities, self-conditioning) plus a page prompt's KV cache; at most 8."""
-        from ..devices import available_bytes
+        from inference.weights.devices import available_bytes
 
         vocab = int(self.loaded.model.config.text_config.vocab_size)
         per_row = 4 * 256 * vocab * 4 + self.engine.cache_bytes(4096)
@@ -222,7 +222,7 @@ class ModelEngine:
         denoised against the prompt and the pinned text on both sides. Returns the page's new transcription."""
         import numpy as np
 
-        from ..template import FREE, CanvasTemplate
+        from inference.runtime.template import FREE, CanvasTemplate
 
         context = context or TaskContext()
         if not 0 <= start < end <= len(text) or not text[start:end].strip():
@@ -325,7 +325,7 @@ class ModelEngine:
         """Fields of ``schema`` from ``docs``: through the canvas template unless ``self.template`` is off. Then
         the ``redo`` fields, and up to ``redo_rounds`` times those whose confidence is under ``redo_below``, are
         re-denoised against the cached prompt."""
-        from .schema import check_schema
+        from inference.tasks.schema import check_schema
 
         check_schema(schema)
         context = context or TaskContext()
@@ -352,7 +352,7 @@ class ModelEngine:
         return self.loaded.tokenizer, self.engine.vocab_size, eos, self.engine.canvas_length
 
     def _extract_pinned(self, docs: Sequence[Document], schema: dict[str, Any], context: TaskContext) -> PinnedRun:
-        from .pinned import layout_schema, vocabulary
+        from inference.tasks.pinned import layout_schema, vocabulary
 
         tokenizer, vocab_size, eos, canvas_length = self._pin_setup()
         vocab = vocabulary(tokenizer, vocab_size, eos)
@@ -369,7 +369,7 @@ class ModelEngine:
 
     def _templated(self, prompt: Prompt, template: Any, context: TaskContext) -> tuple[list[Any], Any]:
         """One templated engine run over ``prompt``: its events, and the session that keeps its prompt cache."""
-        from ..engine import Session
+        from inference.runtime.engine import Session
 
         model = self.loaded.model
         inputs = {k: v.to(model.device) if hasattr(v, "to") else v for k, v in self.builder.inputs(prompt).items()}
@@ -407,7 +407,7 @@ class ModelEngine:
         return out
 
     def _extract_prompted(self, docs: Sequence[Document], schema: dict[str, Any], context: TaskContext) -> Extraction:
-        from .schema import parse_json_object, validate
+        from inference.tasks.schema import parse_json_object, validate
 
         base = EXTRACT_INSTRUCTION.format(schema=json.dumps(schema, ensure_ascii=False, indent=1))
         instruction = base
@@ -496,7 +496,7 @@ class PinnedRun:
     committed template tokens, their log-probabilities and the choices' label probabilities."""
 
     layout: Any  # inference.tasks.pinned.PinnedLayout
-    session: Any  # inference.engine.Session (keep_prompt)
+    session: Any  # inference.runtime.engine.Session (keep_prompt)
     docs: list[Document]
     ids: Any = None
     logprobs: Any = None
@@ -511,8 +511,8 @@ class PinnedRun:
         old; then the extraction is read, grounded and validated again."""
         import numpy as np
 
-        from .pinned import choice_probabilities, ground, read_canvas
-        from .schema import validate
+        from inference.tasks.pinned import choice_probabilities, ground, read_canvas
+        from inference.tasks.schema import validate
 
         finished = events[-1]
         commits = [e for e in events if isinstance(e, CanvasCommitted)]

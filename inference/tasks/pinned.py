@@ -1,7 +1,7 @@
 """Schema-pinned extraction: a JSON Schema laid out as a canvas template, and the answer read back from the canvas.
 
 The canvas holds, for each top-level field, ``"name": {"value": V, "page": P, "quote": "Q"}``: braces, keys,
-quotes and commas are pinned (:mod:`inference.template`); only the slots inside are denoised:
+quotes and commas are pinned (:mod:`inference.runtime.template`); only the slots inside are denoised:
 
 - strings: ``maxLength`` tokens (``STRING_TOKENS`` without it, ``STRING_TOKENS_CAP`` at most), each a token that
   cannot break a JSON string (no quote, backslash or control character) or padding; padding is stripped when read,
@@ -30,8 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigError
-from ..template import FREE, CanvasTemplate, Choice
+from inference.errors import ConfigError
+from inference.runtime.template import FREE, CanvasTemplate, Choice
 
 STRING_TOKENS = 12  # a string slot without maxLength
 QUOTE_TOKENS = 16  # the evidence quote

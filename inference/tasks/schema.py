@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError
+from inference.errors import ConfigError
 
 
 def load_schema(path: str | Path) -> dict[str, Any]:

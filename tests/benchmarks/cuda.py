@@ -37,7 +37,7 @@ def nf4_on_both(model: Any) -> tuple[Any, Any, Any, Any]:
     """``model`` quantized to NF4 on the CPU and copied to CUDA, and the logits of both for one prompt and canvas."""
     import torch
 
-    from inference.quant import QuantSettings, StateDictSource, quantize_model
+    from inference.weights.quant import QuantSettings, StateDictSource, quantize_model
 
     torch.backends.cuda.matmul.allow_tf32 = False
     cpu = quantize_model(model.config, StateDictSource(model.state_dict()), QuantSettings(), torch.float32)
@@ -51,7 +51,7 @@ def nf4_on_both(model: Any) -> tuple[Any, Any, Any, Any]:
 
 
 def nf4_parity() -> None:
-    from inference.tiny import build_tiny
+    from inference.weights.tiny import build_tiny
 
     _cpu, _gpu, a, b = nf4_on_both(build_tiny()[0])
     print(f"nf4_tiny_max_abs_diff={(a - b).abs().max().item():.2e}")

@@ -31,10 +31,10 @@ def main() -> None:
 
     import torch
 
-    from inference.engine import DiffusionEngine
-    from inference.events import DenoisingStep, Finished
-    from inference.loading import load_model
-    from inference.params import DiffusionParams
+    from inference.runtime.engine import DiffusionEngine
+    from inference.runtime.events import DenoisingStep, Finished
+    from inference.runtime.params import DiffusionParams
+    from inference.weights.loading import load_model
 
     loaded = load_model(args.model, dtype=args.dtype, device=args.device)
     model, processor = loaded.model, loaded.processor

@@ -39,10 +39,10 @@ def main() -> None:
     from importlib import resources
 
     from inference.documents import ingest
-    from inference.events import Finished
-    from inference.loading import load_model
+    from inference.runtime.events import Finished
     from inference.tasks.base import TaskContext
     from inference.tasks.model import ModelEngine
+    from inference.weights.loading import load_model
 
     loaded = load_model(args.model, device=args.device)
     engine = ModelEngine(loaded)

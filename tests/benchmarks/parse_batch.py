@@ -33,9 +33,9 @@ def main() -> int:
     import pymupdf
 
     from inference.documents import open_document
-    from inference.loading import load_model
     from inference.tasks.base import ParseOptions
     from inference.tasks.model import ModelEngine
+    from inference.weights.loading import load_model
 
     folder = Path(tempfile.mkdtemp())
     pdf = pymupdf.open()

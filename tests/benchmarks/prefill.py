@@ -26,9 +26,9 @@ CHILD = r"""
 import json, resource, sys, time
 import numpy as np, torch
 from PIL import Image
-from inference.engine import DiffusionEngine
-from inference.events import PrefillFinished, Failed
-from inference.tiny import build_tiny
+from inference.runtime.engine import DiffusionEngine
+from inference.runtime.events import PrefillFinished, Failed
+from inference.weights.tiny import build_tiny
 size, images, chunk = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 model, processor = build_tiny()
 if images:

@@ -63,7 +63,7 @@ def copy_layer(model, source_index: int, index: int, torch, device) -> None:
     layer type), and load its small tensors."""
     import bitsandbytes as bnb
 
-    from inference.quant import DECODER, NF4Experts, install, linear4bit_from_stats
+    from inference.weights.quant import DECODER, NF4Experts, install, linear4bit_from_stats
 
     src = model.model.decoder.layers[source_index]
     prefix = f"{DECODER}layers.{index}."
@@ -84,7 +84,7 @@ def main() -> int:
     parser.add_argument("--force", action="store_true", help="run even with less than 18 GiB free")
     args = parser.parse_args()
 
-    from inference.devices import available_bytes
+    from inference.weights.devices import available_bytes
 
     free = available_bytes("cpu") if args.device == "cpu" else None
     if free is not None and free < 18 * 2**30 and not args.force:
@@ -94,7 +94,7 @@ def main() -> int:
     import torch
     from transformers import DiffusionGemmaConfig
 
-    from inference.quant import (
+    from inference.weights.quant import (
         BUILD_MMAP_THRESHOLD,
         DECODER,
         ENCODER_TEXT,

@@ -121,9 +121,9 @@ def serve_child(args: argparse.Namespace) -> None:
     """The server process: ``dwb serve``'s parts, with end-of-sequence off so that every run makes 2 canvases."""
     import uvicorn
 
-    from inference.loading import load_model
     from inference.serving.runner import Runner
     from inference.serving.server import ChatApp, ServeConfig
+    from inference.weights.loading import load_model
 
     runner = Runner(load_model(args.model, dtype=args.dtype, device=args.device))
     runner.engine.eos_token_ids = []
@@ -148,12 +148,12 @@ def main() -> None:
     if args.pairs < 3:
         parser.error("--pairs must be at least 3")
 
-    from inference.engine import DiffusionEngine
-    from inference.events import DenoisingStep, Finished
-    from inference.loading import load_model
     from inference.prompts import Prompt, PromptBuilder, PromptPart
-    from inference.serving.remote import RemoteEngine
+    from inference.runtime.engine import DiffusionEngine
+    from inference.runtime.events import DenoisingStep, Finished
     from inference.tasks import TaskContext
+    from inference.tasks.remote import RemoteEngine
+    from inference.weights.loading import load_model
 
     port = _free_port()
     url = f"http://127.0.0.1:{port}/v1"

@@ -76,7 +76,7 @@ def main() -> None:
     from app.gui import SAMPLE, application, wait_until
     from app.gui.main_window import MainWindow
     from app.gui.model_dialog import ModelChoice
-    from inference.events import CanvasCommitted, DenoisingStep
+    from inference.runtime.events import CanvasCommitted, DenoisingStep
 
     load_before = os.getloadavg()[0]
     app = application()
@@ -193,7 +193,7 @@ from PySide6.QtCore import QTimer
 from app.gui import application, wait_until
 from app.gui.main_window import MainWindow
 from app.gui.model_dialog import ModelChoice
-from inference.events import Cancelled, PrefillProgress, PrefillStarted
+from inference.runtime.events import Cancelled, PrefillProgress, PrefillStarted
 
 app = application()
 window = MainWindow()

@@ -6,9 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .choices import QUANT_CHOICES
-from .devices import available_bytes
-from .errors import ConfigError, InsufficientMemoryError
+from inference.errors import ConfigError, InsufficientMemoryError
+from inference.weights.choices import QUANT_CHOICES
+from inference.weights.devices import available_bytes
 
 BYTES_PER_PARAM = {"fp32": 4.0, "bf16": 2.0, "fp16": 2.0}
 GROUPS = ("embeddings", "attention", "dense_mlp", "experts", "vision", "other")
@@ -67,7 +67,7 @@ def count_parameters(config: Any) -> ParameterCounts:
     import torch
     from transformers import DiffusionGemmaForBlockDiffusion
 
-    from .quant import is_text_linear
+    from inference.weights.quant import is_text_linear
 
     with torch.device("meta"):
         model = DiffusionGemmaForBlockDiffusion(config)
@@ -115,7 +115,7 @@ def estimate_memory(
     if dtype not in BYTES_PER_PARAM:
         raise ConfigError(f"No memory estimate for dtype {dtype!r}.")
     if quant == "nf4":
-        from .quant import NF4_BYTES_PER_PARAM
+        from inference.weights.quant import NF4_BYTES_PER_PARAM
 
         weights = int(
             counts.quantizable * NF4_BYTES_PER_PARAM + (counts.total - counts.quantizable) * BYTES_PER_PARAM[dtype]

@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from ..documents.model import Block
-from ..documents.scan import ScanOptions, clean_scan, to_before
+from inference.documents.model import Block
+from inference.ocr.scan import ScanOptions, clean_scan, to_before
 
 PANEL_PAD = 24  # pixels of background added around a panel: Tesseract reads text at an image's edge badly
 PANEL_CLEANUP = ScanOptions(orientation=False, crop=False)  # a panel's text is upright; its box is kept
@@ -38,8 +38,8 @@ def panel_crops(image: Any) -> list[PanelCrop] | None:
     None when the page is no photograph."""
     from PIL import Image
 
-    from ..documents.panels import find_panels, photographic
-    from .ocr import ocr_scale
+    from inference.ocr.photo_panels import find_panels, photographic
+    from inference.ocr.reader import ocr_scale
 
     rgb = np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
     if not photographic(rgb):
@@ -65,7 +65,7 @@ def read_panels(crops: list[PanelCrop], lang: str) -> list[tuple[str, tuple, lis
     """Each panel's confident lines as one paragraph (text, box, lines), boxes in page-image pixels."""
     import tesserocr
 
-    from .ocr import _paragraph, ocr_image
+    from inference.ocr.reader import _paragraph, ocr_image
 
     paragraphs = []
     for crop in crops:
@@ -109,7 +109,7 @@ def photo_blocks(
     page's pixels) and the confident lines Tesseract read outside them (``paragraphs``, in the cleaned page's
     pixels; the cleaned page is the rendered one times ``scale``, then cleaned); ``sx``, ``sy`` map the scaled
     page's pixels to page coordinates."""
-    from .ocr import _paragraph, _to_page
+    from inference.ocr.reader import _paragraph, _to_page
 
     boxes = [tuple(v * scale for v in c.box) for c in crops]
     found: list[tuple[tuple, str, list]] = []

@@ -7,8 +7,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .errors import ModelLoadError, WeightsMissingError
-from .tiny import TINY_LABEL, TINY_SOURCE, TRAINED_LABEL, TRAINED_SOURCE, trained_folder
+from inference.errors import ModelLoadError, WeightsMissingError
+from inference.weights.tiny import TINY_LABEL, TINY_SOURCE, TRAINED_LABEL, TRAINED_SOURCE, trained_folder
 
 
 def is_tiny(source: str) -> bool:
@@ -98,7 +98,7 @@ def probe_hub(source: str) -> None:
 def load_config(source: str) -> Any:
     """The model config, from the tiny builder, a folder, or the hub/cache. No weights are read."""
     if is_tiny(source):
-        from .tiny import build_config, build_tokenizer
+        from inference.weights.tiny import build_config, build_tokenizer
 
         return build_config(build_tokenizer())
     if source == TRAINED_SOURCE:
@@ -146,13 +146,13 @@ def snapshot_folder(source: str) -> Path:
 
 def generation_defaults(source: str) -> Any:
     """The diffusion parameters a checkpoint ships with (its generation config), else the library's; no weights are
-    read. Returns a :class:`inference.params.DiffusionParams`."""
-    from .params import DiffusionParams
+    read. Returns a :class:`inference.runtime.params.DiffusionParams`."""
+    from inference.runtime.params import DiffusionParams
 
     generation_config = None
     try:
         if is_tiny(source.strip()):
-            from .tiny import build_generation_config, build_tokenizer
+            from inference.weights.tiny import build_generation_config, build_tokenizer
 
             generation_config = build_generation_config(build_tokenizer())
         else:

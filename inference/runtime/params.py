@@ -11,7 +11,7 @@ import dataclasses
 from dataclasses import dataclass, fields
 from typing import Any
 
-from .errors import ConfigError
+from inference.errors import ConfigError
 
 MAX_SEED = 2**63 - 1  # what torch.manual_seed accepts
 
@@ -43,7 +43,9 @@ class DiffusionParams:
     stability_threshold: int | None = LIBRARY_DEFAULTS["stability_threshold"]
     confidence_threshold: float | None = LIBRARY_DEFAULTS["confidence_threshold"]
     seed: int | None = None
-    prefill_chunk: int = 2048  # prompt tokens per encoder call (inference/prefill.py; tests/benchmarks/prefill.py)
+    prefill_chunk: int = (
+        2048  # prompt tokens per encoder call (inference/runtime/prefill.py; tests/benchmarks/prefill.py)
+    )
 
     def __post_init__(self) -> None:
         def bad(name: str, why: str) -> ConfigError:

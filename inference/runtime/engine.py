@@ -20,11 +20,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import sampling
-from .cancel import CancelToken
-from .devices import keep_heap_between_steps
-from .errors import GenerationError, WorkbenchError
-from .events import (
+import inference.runtime.sampling as sampling
+from inference.errors import GenerationError, WorkbenchError
+from inference.runtime.cancel import CancelToken
+from inference.runtime.events import (
     Cancelled,
     CanvasCommitted,
     CanvasStarted,
@@ -37,9 +36,10 @@ from .events import (
     Stats,
     frozen_array,
 )
-from .params import DiffusionParams
-from .prefill import ChunkEmbedder, chunk_bounds, prefill_in_chunks
-from .template import CanvasRule, CanvasTemplate
+from inference.runtime.params import DiffusionParams
+from inference.runtime.prefill import ChunkEmbedder, chunk_bounds, prefill_in_chunks
+from inference.runtime.template import CanvasRule, CanvasTemplate
+from inference.weights.devices import keep_heap_between_steps
 
 log = logging.getLogger(__name__)
 
@@ -121,8 +121,8 @@ class DiffusionEngine:
         keep_heap_between_steps()  # steps reuse the heap pages freed by the step before (devices.py)
 
     def cache_bytes(self, tokens: int, batch: int = 1) -> int:
-        """Bytes of the KV cache for ``tokens`` of context, per layer type (inference.sizing.kv_cache_bytes)."""
-        from .sizing import kv_cache_bytes
+        """Bytes of the KV cache for ``tokens`` of context, per layer type (inference.weights.sizing.kv_cache_bytes)."""
+        from inference.weights.sizing import kv_cache_bytes
 
         dtype = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}.get(self.model.dtype, "fp32")
         return kv_cache_bytes(self.config, tokens, dtype, batch)
@@ -130,9 +130,9 @@ class DiffusionEngine:
     def check_cache_fits(self, tokens: int, batch: int, cached: int, device: torch.device) -> None:
         """Refuse, before any prefill work, a context whose KV cache (plus one chunk's attention and one canvas's
         logits) will not fit the device's free memory."""
-        from .devices import available_bytes
-        from .errors import InsufficientMemoryError
-        from .prefill import SCORE_BUDGET
+        from inference.errors import InsufficientMemoryError
+        from inference.runtime.prefill import SCORE_BUDGET
+        from inference.weights.devices import available_bytes
 
         free = self.available_memory() if self.available_memory is not None else available_bytes(device.type)
         if free is None:
@@ -163,7 +163,7 @@ class DiffusionEngine:
     ) -> Iterator[Event]:
         """Yield the events of one run. Errors end the stream with a ``Failed`` event; nothing is raised.
 
-        ``template`` pins tokens and restricts positions of the generated canvases (:mod:`inference.template`);
+        ``template`` pins tokens and restricts positions of the generated canvases (:mod:`inference.runtime.template`);
         the run covers at least the template's canvases. Without one the run is ``generate()``'s.
 
         ``seeds`` (one per row): each row draws its noise from its own generator seeded with its seed (a ``None``
@@ -575,7 +575,7 @@ class DiffusionEngine:
     ) -> Generator[Event, None, bool]:
         """Encode the uncached prompt chunk by chunk into ``cache``: a ``PrefillProgress`` after each chunk, the
         cancel flag checked between layers (returns False when cancelled). Attention memory is bounded by the chunk
-        (:mod:`inference.prefill`); the vision tower runs once, before the first chunk."""
+        (:mod:`inference.runtime.prefill`); the vision tower runs once, before the first chunk."""
         encoder = self.model.model.encoder
         total = ids.shape[1]
         mm_ids = model_kwargs.get("mm_token_type_ids")

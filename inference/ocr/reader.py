@@ -19,11 +19,11 @@ from typing import Any
 
 import numpy as np
 
-from ..documents.model import Block, Document, Page
-from ..documents.pdf import join_lines
-from ..documents.scan import ScanOptions, clean_scan, to_before
-from ..errors import IngestError
-from .ocr_fractions import DigitReader, Word, is_candidate, with_fractions
+from inference.documents.model import Block, Document, Page
+from inference.documents.pdf import join_lines
+from inference.errors import IngestError
+from inference.ocr.fractions import DigitReader, Word, is_candidate, with_fractions
+from inference.ocr.scan import ScanOptions, clean_scan, to_before
 
 OCR_DPI = 300
 MIN_LONG_SIDE = 2200  # pixels: small pages are rendered up to this, so that their text is large enough
@@ -145,7 +145,7 @@ def check_languages(lang: str | None) -> None:
 
 def detect_language(image: Any) -> str:
     """The installed language for the page's script as Tesseract's OSD sees it; ``eng`` when it cannot tell."""
-    from ..documents.osd import detect
+    from inference.ocr.osd import detect
 
     installed = installed_languages()
     fallback = "eng" if "eng" in installed else (installed[0] if installed else "eng")
@@ -507,7 +507,7 @@ def ocr_scale(image: Any, small_text: bool = True) -> float:
     cut from a screen), never past ``MAX_OCR_PIXELS``."""
     import numpy as np
 
-    from ..documents.scan import glyph_height
+    from inference.ocr.scan import glyph_height
 
     pixels = image.width * image.height
     cap = (MAX_OCR_PIXELS / pixels) ** 0.5 if pixels else 1.0
@@ -525,7 +525,7 @@ def _without_rules(image: Any, page: Page) -> tuple[Any, list[tuple[list[int], l
     import numpy as np
     from PIL import Image
 
-    from ..documents.scan import remove_rules, ruled_grids
+    from inference.ocr.scan import remove_rules, ruled_grids
 
     gray = np.asarray(image.convert("L"))
     grids = ruled_grids(gray)
@@ -613,7 +613,7 @@ def ocr_page(
     (``lang``, or the one the page's script calls for when none is named) land in ``page.attrs``."""
     with render_lock or contextlib.nullcontext():  # one render at a time: PyMuPDF is not thread-safe
         image = doc.render(page.number, dpi or (ocr_dpi(page) if doc.kind == "pdf" else 0))
-    from .photo_text import panel_crops, photo_blocks, read_panels
+    from inference.ocr.photo_text import panel_crops, photo_blocks, read_panels
 
     crops = panel_crops(image)  # None unless the page is a photograph (its panels scaled each for its letters)
     # a PDF page is already rendered at a fitting dpi; a photograph's grain is no small text

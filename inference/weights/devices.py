@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from .choices import DEVICES, DTYPES
-from .errors import ConfigError, ModelLoadError
+from inference.errors import ConfigError, ModelLoadError
+from inference.weights.choices import DEVICES, DTYPES
 
 
 def resolve_device(device: str = "auto") -> str:

@@ -12,7 +12,7 @@ they are 22.8B of the 25.8B parameters. So the model is built here:
   forward only the experts its tokens were routed to, with the routing and weighting of transformers' eager
   experts; router, norms and embeddings stay in the model dtype (the vision tower too, unless asked).
 
-The packed bytes are the same on every bitsandbytes backend, so one quantized cache (``inference/quant_cache.py``)
+The packed bytes are the same on every bitsandbytes backend, so one quantized cache (``weights/quant_cache.py``)
 serves the CPU and CUDA.
 """
 
@@ -28,7 +28,7 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
-from .errors import ConfigError, ModelLoadError
+from inference.errors import ConfigError, ModelLoadError
 
 EXPERT_CHUNK = 8  # experts quantized per read: keeps the transient at a few hundred MB at full size
 NF4_BYTES_PER_PARAM = 0.5 + 1 / 64 + 4 / (64 * 256)  # packed nibbles + uint8 absmax per block + nested fp32 absmax

@@ -36,8 +36,8 @@ from PySide6.QtWidgets import (
     QTextBrowser,
 )
 
-from .denoise_panel import fixed_font, is_dark
-from .highlight import JsonHighlighter, MarkdownHighlighter, show_text
+from app.gui.denoise_panel import fixed_font, is_dark
+from app.gui.highlight import JsonHighlighter, MarkdownHighlighter, show_text
 
 STATUS_COLOURS = {
     "queued": "#888888",

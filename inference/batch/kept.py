@@ -25,7 +25,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Literal
 
-from .model import Page
+from inference.documents.model import Page
 
 Stage = Literal["read", "ocr", "model"]
 META = "meta.json"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 
-from .errors import ModelRuntimeMissingError
+from inference.errors import ModelRuntimeMissingError
 
 RUNTIME_PACKAGES = ("torch", "torchvision", "transformers")
 NO_RUNTIME = (

@@ -13,7 +13,7 @@ number), each several tokens long perhaps: when its canvas is committed the engi
 (the sum of its tokens' log-probabilities under the last step's distributions), writes the best one into the
 canvas and reports the labels' probabilities.
 
-The engine applies a template in :meth:`inference.engine.DiffusionEngine.generate` (``template=``); the schema
+The engine applies a template in :meth:`inference.runtime.engine.DiffusionEngine.generate` (``template=``); the schema
 side lives in :mod:`inference.tasks.pinned`.
 """
 
@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .errors import ConfigError
+from inference.errors import ConfigError
 
 FREE = -1  # a position with no pin (pins) or no allowed set (sets)
 

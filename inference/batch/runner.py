@@ -6,10 +6,10 @@ rerun skips a document whose entry matches and whose files are all there (unless
 any point keeps what finished and completes the rest. Bad files never stop the batch: they are listed in the result
 and recorded in the manifest as failed (a rerun tries them again). A partial document (a page failed, was cut off,
 or the server went away) is not finished either: a rerun parses it again. ``doc_timeout`` bounds each document: past
-it, its run is cancelled and the document fails with the reason (the batch goes on). ``inference.cluster`` runs the
+it, its run is cancelled and the document fails with the reason (the batch goes on). ``batch.cluster`` runs the
 same steps on Ray.
 
-Pages are kept as they finish too (``inference.documents.kept``), in ``.dwb-pages/<sub-folder>/<stem>/``: a
+Pages are kept as they finish too (``inference.batch.kept``), in ``.dwb-pages/<sub-folder>/<stem>/``: a
 document stopped part way (killed, cancelled, past ``doc_timeout``) keeps its finished pages, and a rerun with the
 same input, engine and options parses only the pages missing, then writes the document's files as one uninterrupted
 run would. The folder goes once its document is done; ``force`` and changed options discard it.
@@ -28,13 +28,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .cancel import CancelToken
-from .documents import expand, open_document, sniff
-from .documents.kept import PageStore
-from .documents.model import file_sha256
-from .errors import CancelledError, WorkbenchError
-from .exports import inside, parse_formats, write_atomic, write_parse
-from .tasks.base import ParseOptions, TaskContext
+from inference.batch.kept import PageStore
+from inference.documents import expand, open_document, sniff
+from inference.documents.model import file_sha256
+from inference.errors import CancelledError, WorkbenchError
+from inference.exports import inside, parse_formats, write_atomic, write_parse
+from inference.runtime.cancel import CancelToken
+from inference.tasks.base import ParseOptions, TaskContext
 
 log = logging.getLogger(__name__)
 MANIFEST = ".dwb-manifest.json"

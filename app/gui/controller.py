@@ -14,11 +14,11 @@ from typing import Any
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QMessageBox
 
-from .export_dialog import ExportChoice, ExportDialog, existing_targets
-from .model_dialog import ModelChoice, ModelDialog
-from .panels import DocEntry
-from .schema_editor import SchemaEditor
-from .worker import Job
+from app.gui.export_dialog import ExportChoice, ExportDialog, existing_targets
+from app.gui.model_dialog import ModelChoice, ModelDialog
+from app.gui.schema_editor import SchemaEditor
+from app.gui.views import DocEntry
+from app.gui.worker import Job
 
 MAX_RECENT = 10
 NO_DOCUMENT = "Add a document first: drop files on the window, or File \u2192 Open (Ctrl+O)."
@@ -28,7 +28,7 @@ NO_DOCUMENT = "Add a document first: drop files on the window, or File \u2192 Op
 class Conversation:
     """One scope with one engine: the model's KV cache for follow-ups (the answers are in ``answer_log``)."""
 
-    session: Any = None  # inference.engine.Session once the model has answered a first question
+    session: Any = None  # inference.runtime.engine.Session once the model has answered a first question
 
 
 def follow_up_ids(processor: Any, question: str) -> Any:
@@ -101,7 +101,7 @@ class TaskActions:
         self.answer_log: list[tuple[tuple, Any]] = []  # (documents, answer) in the order asked, whatever the engine
         self.extractions: list[Any] = []
         self.prompt_tokens: int | None = None  # the count shown by the question box (model engine)
-        self.remote_engine: Any = None  # inference.serving.remote.RemoteEngine once connected
+        self.remote_engine: Any = None  # inference.tasks.remote.RemoteEngine once connected
         self._count_job: Job | None = None
         self.count_timer = QTimer(self)
         self.count_timer.setSingleShot(True)
@@ -255,7 +255,7 @@ class TaskActions:
 
     def _stream_results(self, job: Job, kind: str, title: str) -> None:
         """Committed text into the results tab of the task (``Results.begin_stream``) as each canvas commits."""
-        from inference.events import CanvasCommitted, PrefillStarted
+        from inference.runtime.events import CanvasCommitted, PrefillStarted
 
         runs: list[Any] = []
 
@@ -425,9 +425,9 @@ class TaskActions:
     def _model_turn(engine: Any, docs: list[Any], question: str, conversation: Conversation, context: Any) -> Any:
         """Worker thread. A first question reads the documents into a new session's cache; a follow-up sends only
         its own turn. A prompt over the budget goes through the engine's chunked ask (no session)."""
-        from inference.engine import Session
         from inference.errors import CancelledError, GenerationError
-        from inference.events import Cancelled, Failed, Finished
+        from inference.runtime.engine import Session
+        from inference.runtime.events import Cancelled, Failed, Finished
         from inference.tasks import Answer
         from inference.tasks.model import ASK_INSTRUCTION, _citations
 
@@ -503,7 +503,7 @@ class TaskActions:
         engine, entries = ready
         self._start_task(engine)
         asked: dict[str, Any] = {}  # the schema's fields, read on the worker
-        from .extract_view import LiveExtraction, decorate, install_menu
+        from app.gui.extract_view import LiveExtraction, decorate, install_menu
 
         live = LiveExtraction(self.results)  # a templated extraction's values denoise in place in the table
 
@@ -546,7 +546,7 @@ class TaskActions:
 
     # model ------------------------------------------------------------------------------------------------
     def model_dialog(self) -> None:
-        from inference.runtime import NO_RUNTIME, NO_RUNTIME_HINT, has_model_runtime
+        from inference.runtime.available import NO_RUNTIME, NO_RUNTIME_HINT, has_model_runtime
 
         if not has_model_runtime():  # the light build: say so instead of a dialog whose every choice fails
             self.show_error(f"{NO_RUNTIME[:1].upper()}{NO_RUNTIME[1:]}.\n{NO_RUNTIME_HINT}")
@@ -562,12 +562,12 @@ class TaskActions:
             return self.connect_remote(choice)
 
         def work(job: Job) -> Any:
-            from inference.runtime import require_model_runtime
+            from inference.runtime.available import require_model_runtime
 
             require_model_runtime()
-            from inference.loading import load_model
-            from inference.params import DiffusionParams
+            from inference.runtime.params import DiffusionParams
             from inference.tasks.model import ModelEngine
+            from inference.weights.loading import load_model
 
             job.progress.emit(0, 3, f"reading {choice.source}\u2026")
             params = DiffusionParams(**{k: v for k, v in choice.params.items()})
@@ -618,8 +618,8 @@ class TaskActions:
 
         def work(job: Job) -> Any:
             from inference.errors import GenerationError, ModelLoadError
-            from inference.params import DiffusionParams
-            from inference.serving.remote import RemoteEngine, load_processor
+            from inference.runtime.params import DiffusionParams
+            from inference.tasks.remote import RemoteEngine, load_processor
 
             base_url, key = check_remote_choice(choice)
             job.progress.emit(0, 2, f"reading the processor of {choice.source}\u2026")

@@ -48,7 +48,7 @@ class PrefillStarted(Event):
 class PrefillProgress(Event):
     """One prefill chunk is in the cache: ``done`` of ``total`` uncached prompt tokens, ``seconds`` since the start,
     and ``seconds_left`` estimated from the chunks' measured times with the attention term that grows with the
-    context (``None`` until two chunks are measured; see ``inference.prefill.PrefillClock``)."""
+    context (``None`` until two chunks are measured; see ``inference.runtime.prefill.PrefillClock``)."""
 
     kind: ClassVar[str] = "prefill_progress"
     done: int
@@ -99,7 +99,7 @@ class DenoisingStep(Event):
 @dataclass(frozen=True)
 class CanvasCommitted(Event):
     """A canvas is final; ``new_tokens`` counts, per row, what it wrote (padding after end-of-sequence is not written
-    text, so a short page's canvas counts its few tokens, not 256). Under a template (:mod:`inference.template`)
+    text, so a short page's canvas counts its few tokens, not 256). Under a template (:mod:`inference.runtime.template`)
     ``logprobs`` holds, per position, the log-probability of the committed token under the last step's
     distribution, and ``choices`` each choice's label probabilities (batch row 0), in template order; both are
     empty otherwise."""

@@ -467,7 +467,7 @@ def _osd_rotation(gray: np.ndarray) -> int | None:
         import tesserocr  # noqa: F401 (the OSD below needs its Tesseract)
     except ImportError:
         return None
-    from .osd import detect
+    from inference.ocr.osd import detect
 
     small, _ = _analysis(gray)
     try:

@@ -1,4 +1,4 @@
-"""Batch parse on a Ray cluster: the steps, outputs and manifest of ``inference.batch``, spread with Ray Data.
+"""Batch parse on a Ray cluster: the steps, outputs and manifest of ``inference.batch.runner``, spread with Ray Data.
 
 The driver (this process) plans the inputs, hashes them and skips what the manifest says is finished, as a
 single-process run does. The rest go to a coordinator actor on the cluster, which runs the dataset (Ray Data cannot
@@ -29,10 +29,20 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, ClassVar, Protocol
 
-from .batch import BatchResult, Item, ItemResult, Manifest, check_item, item_key, parse_item, plan, run_settings
-from .errors import ClusterError, ConfigError, WorkbenchError
-from .exports import inside, parse_formats, write_atomic
-from .tasks.base import ParseOptions
+from inference.batch.runner import (
+    BatchResult,
+    Item,
+    ItemResult,
+    Manifest,
+    check_item,
+    item_key,
+    parse_item,
+    plan,
+    run_settings,
+)
+from inference.errors import ClusterError, ConfigError, WorkbenchError
+from inference.exports import inside, parse_formats, write_atomic
+from inference.tasks.base import ParseOptions
 
 log = logging.getLogger(__name__)
 RETRIES = 2  # runs of a document's task after the first when its worker dies
@@ -58,7 +68,7 @@ class BuiltinSpec:
     name: ClassVar[str] = "builtin"
 
     def build(self) -> Any:
-        from .tasks import BuiltinEngine
+        from inference.tasks import BuiltinEngine
 
         return BuiltinEngine()
 
@@ -80,7 +90,7 @@ class RemoteSpec:
     name: ClassVar[str] = "remote"
 
     def build(self) -> Any:
-        from .serving.remote import RemoteEngine, load_processor
+        from inference.tasks.remote import RemoteEngine, load_processor
 
         return RemoteEngine(
             self.base_url,

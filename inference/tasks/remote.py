@@ -13,7 +13,7 @@ sent. A ``finish_reason`` of ``length`` marks the page (or answer) as cut off. E
 they would locally; against another server only the text arrives. Connection errors and 408/409/429/5xx answers are
 retried with exponential backoff and jitter, a bounded number of times, before anything has streamed; every
 request has a timeout; a cancelled task closes its stream, which cancels the run on ``dwb serve``. Batches run
-documents in parallel up to ``concurrency`` (``inference.batch.run_parse``).
+documents in parallel up to ``concurrency`` (``inference.batch.runner.run_parse``).
 """
 
 from __future__ import annotations
@@ -29,13 +29,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import CancelledError, GenerationError, ModelLoadError
-from ..events import Cancelled, Failed, Finished
-from ..params import DiffusionParams
-from ..prompts import Prompt, PromptBuilder, PromptPolicy
-from ..tasks.base import Answer, TaskContext
-from ..tasks.model import ASK_INSTRUCTION, ModelEngine, _citations, _retrieved
-from .wire import EXTENSION, WireError, decode_event, prompt_content
+from inference.errors import CancelledError, GenerationError, ModelLoadError
+from inference.prompts import Prompt, PromptBuilder, PromptPolicy
+from inference.runtime.events import Cancelled, Failed, Finished
+from inference.runtime.params import DiffusionParams
+from inference.serving.wire import EXTENSION, WireError, decode_event, prompt_content
+from inference.tasks.base import Answer, TaskContext
+from inference.tasks.model import ASK_INSTRUCTION, ModelEngine, _citations, _retrieved
 
 log = logging.getLogger(__name__)
 RETRY_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
@@ -73,11 +73,11 @@ class ServerInfo:
 
 def load_processor(source: str) -> Any:
     """The processor (tokenizer, image processor, chat template) of a model, without its weights."""
-    from ..sources import builtin_folder, is_tiny
-    from ..tiny import TRAINED_SOURCE
+    from inference.weights.sources import builtin_folder, is_tiny
+    from inference.weights.tiny import TRAINED_SOURCE
 
     if is_tiny(source):
-        from ..tiny import build_processor
+        from inference.weights.tiny import build_processor
 
         return build_processor()
     try:

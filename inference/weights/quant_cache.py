@@ -31,8 +31,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from .errors import DamagedFileError, ModelLoadError
-from .quant import (
+from inference.errors import DamagedFileError, ModelLoadError
+from inference.weights.quant import (
     BUILD_MMAP_THRESHOLD,
     DECODER,
     NF4Experts,
@@ -362,7 +362,7 @@ def library_versions() -> dict[str, str]:
 
     bitsandbytes = bitsandbytes_module()
 
-    from . import __version__
+    from inference import __version__
 
     return {
         "torch": torch.__version__,

@@ -57,7 +57,7 @@ def photographic(rgb: np.ndarray) -> bool:
     over the whole range, most of it is textured, and it is not light colourless paper."""
     import cv2
 
-    from .scan import plain_background
+    from inference.ocr.scan import plain_background
 
     if rgb.ndim != 3:
         return False

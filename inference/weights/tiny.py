@@ -197,6 +197,6 @@ TRAINED_TEXT = {
 
 def trained_folder() -> Path:
     """The shipped ``tiny-trained`` model folder (``resources/tiny-trained``: safetensors, config, processor)."""
-    from .resources import resource_path
+    from inference.resources import resource_path
 
     return resource_path(TRAINED_SOURCE)

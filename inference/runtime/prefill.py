@@ -28,8 +28,8 @@ from typing import Any
 
 import torch
 
-from .cancel import CancelToken
-from .events import PrefillProgress
+from inference.runtime.cancel import CancelToken
+from inference.runtime.events import PrefillProgress
 
 IMPLEMENTATION = "dwb_chunked"
 SCORE_BUDGET = 1 << 24  # elements of one block's scores (per batch x heads x queries x keys): 64 MiB in fp32
@@ -226,7 +226,7 @@ class ChunkEmbedder:
             self.is_image = ids == image_token_id
             self.order = (torch.cumsum(self.is_image.flatten(), 0) - 1).view_as(ids)
             if int(self.is_image.sum()) != self.features.shape[0]:
-                from .errors import GenerationError
+                from inference.errors import GenerationError
 
                 raise GenerationError(
                     f"The prompt has {int(self.is_image.sum())} image tokens but its images give "

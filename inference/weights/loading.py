@@ -2,8 +2,9 @@
 
 Safetensors only, never ``trust_remote_code``; ``HF_HUB_OFFLINE`` and the Hugging Face cache are honoured by
 ``huggingface_hub`` itself. Before any weight is read, the config alone gives a parameter count per group and an
-estimate of the memory the weights need (:mod:`inference.sizing`); a load that will not fit the chosen device is
-refused with that figure. Devices are resolved in :mod:`inference.devices`, sources in :mod:`inference.sources`.
+estimate of the memory the weights need (:mod:`inference.weights.sizing`); a load that will not fit the chosen device is
+refused with that figure. Devices are resolved in :mod:`inference.weights.devices`, sources in
+:mod:`inference.weights.sources`.
 """
 
 from __future__ import annotations
@@ -13,11 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .devices import resolve_device, resolve_dtype, torch_dtype
-from .errors import DamagedFileError, ModelLoadError, WeightsMissingError
-from .sizing import ParameterCounts, check_fits, choose_quant, count_parameters, estimate_memory
-from .sources import builtin_folder, is_builtin, is_tiny, load_config, missing_message, snapshot_folder
-from .tiny import TINY_LABEL, TINY_SOURCE, TRAINED_LABEL, TRAINED_SOURCE
+from inference.errors import DamagedFileError, ModelLoadError, WeightsMissingError
+from inference.weights.devices import resolve_device, resolve_dtype, torch_dtype
+from inference.weights.sizing import ParameterCounts, check_fits, choose_quant, count_parameters, estimate_memory
+from inference.weights.sources import builtin_folder, is_builtin, is_tiny, load_config, missing_message, snapshot_folder
+from inference.weights.tiny import TINY_LABEL, TINY_SOURCE, TRAINED_LABEL, TRAINED_SOURCE
 
 
 @dataclass
@@ -70,9 +71,9 @@ def _load_model(
 ) -> LoadedModel:
     """Load model and processor. Raises a ``ModelLoadError`` subclass with a user-facing message on failure.
 
-    ``quant``: ``none``, ``nf4`` (4-bit, built by :mod:`inference.quant` and cached on disk), or ``auto`` (NF4 when
+    ``quant``: ``none``, ``nf4`` (4-bit, built by :mod:`~inference.weights.quant`, cached), or ``auto`` (NF4 when
     the plain estimate does not fit the device and NF4 does). ``progress`` receives strings and, while a model is
-    quantized, :class:`inference.quant.LayerProgress` objects (layer k of n, time left). ``context`` adds the KV cache
+    quantized, :class:`~inference.weights.quant.LayerProgress` (layer k of n, time left). ``context`` adds the KV cache
     of that many tokens to the fit check.
     """
     say = progress or (lambda _msg: None)
@@ -96,12 +97,12 @@ def _load_model(
 
 def _load_tiny(dtype: str, device: str, quant: str, counts: ParameterCounts, say: Callable[[Any], None]) -> LoadedModel:
     """The built-in random-weight model, built in memory (and quantized there for ``nf4``)."""
-    from .tiny import build_tiny
+    from inference.weights.tiny import build_tiny
 
     say("building the tiny random-weight model")
     model, processor = build_tiny(dtype=torch_dtype(dtype) if quant == "none" else None)
     if quant == "nf4":
-        from .quant import QuantSettings, StateDictSource, quantize_model
+        from inference.weights.quant import QuantSettings, StateDictSource, quantize_model
 
         quantized = quantize_model(
             model.config, StateDictSource(model.state_dict()), QuantSettings(), torch_dtype(dtype), device, progress=say
@@ -172,7 +173,7 @@ def _load_plain(source: str, path: Path, where: str, dtype: str, device: str, sa
     from safetensors import SafetensorError
     from transformers import DiffusionGemmaForBlockDiffusion
 
-    from .quant_cache import SafetensorsReader
+    from inference.weights.quant_cache import SafetensorsReader
 
     if path.exists():
         SafetensorsReader(path)  # every listed file present, its header readable and its size complete
@@ -193,8 +194,8 @@ def _load_plain(source: str, path: Path, where: str, dtype: str, device: str, sa
 def _load_nf4(folder: Path, config: Any, dtype: str, device: str, say: Callable[[Any], None]) -> tuple[Any, bool]:
     """The NF4 model of ``folder``: from the quantized cache when its manifest matches and every tensor's checksum
     holds, else built and cached. A damaged cache is said in one line and rebuilt from the source."""
-    from .quant import QuantSettings, quantize_model
-    from .quant_cache import (
+    from inference.weights.quant import QuantSettings, quantize_model
+    from inference.weights.quant_cache import (
         MODEL_FILE,
         SafetensorsReader,
         cache_folder,

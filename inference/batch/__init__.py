@@ -1,0 +1,1 @@
+"""Running parse over many documents: the batch runner, the page store that lets a rerun go on, and Ray."""
