@@ -13,10 +13,10 @@ from importlib.metadata import version
 from pathlib import Path
 
 import pytest
-from conftest import DATA, needs_shared
 
 from app import resources
 from app.cli import main
+from tests.helpers import DATA, needs_shared
 
 ROOT = Path(__file__).resolve().parents[1]
 SCAN = DATA / "ocrmypdf" / "linn.pdf"  # a scanned page with no text layer: text only through OCR

@@ -20,11 +20,6 @@ from tests.vllm_contract_server import ContractServer, serve
 PARAMS = {"max_denoising_steps": 4, "seed": 3, "max_new_tokens": 128}
 
 
-@pytest.fixture(scope="module")
-def loaded():
-    return load_model("tiny", dtype="fp32", device="cpu")
-
-
 @pytest.fixture
 def contract(loaded, request):
     server = ContractServer(loaded, **getattr(request, "param", {}))

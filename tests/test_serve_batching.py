@@ -20,28 +20,12 @@ from inference.runtime.engine import DiffusionEngine
 from inference.runtime.events import Finished
 from inference.runtime.params import DiffusionParams
 from inference.serving.runner import Runner
-from inference.serving.server import ChatApp, ServeConfig, start
 from inference.serving.wire import decode_event
-from inference.weights.loading import load_model
 
 PARAMS = {"max_denoising_steps": 6}
 QUESTIONS = ["Say hello.", "Name a colour, please.", "What is two plus two?", "Write one short line about rain."]
 SEEDS = [20, 21, 22, 23]
-
-
-@pytest.fixture(scope="module")
-def loaded():
-    return load_model("tiny", dtype="fp32", device="cpu")
-
-
-@pytest.fixture(scope="module")
-def served(loaded):
-    runner = Runner(loaded, max_batch=4, batch_wait=1.0, batch_wait_max=3.0)  # a wide window: the four surely meet
-    server, thread, port = start(ChatApp(runner, ServeConfig(model_name="tiny")), "127.0.0.1", 0)
-    yield runner, f"http://127.0.0.1:{port}/v1"
-    server.should_exit = True
-    thread.join()
-    runner.close()
+SERVE_RUNNER = {"max_batch": 4, "batch_wait": 1.0, "batch_wait_max": 3.0}  # a wide window: the four surely meet
 
 
 def _request(url, question, out, index, leave_after_step=False):
