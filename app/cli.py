@@ -19,7 +19,7 @@ from app.cli_checks import (
     read_text,
 )
 from app.cli_documents import add_document_args, ocr_jobs, ocr_lang, password_source
-from app.cli_progress import EventView, interruptible
+from app.cli_progress import EventView, ProgressBar, interruptible
 from inference.errors import CancelledError, WorkbenchError
 from inference.weights.choices import DEVICES, DTYPES, QUANT_CHOICES, QUANT_HELP
 
@@ -472,46 +472,6 @@ def make_engine(args: argparse.Namespace) -> Any:
     engine.params = engine.engine.default_params(**overrides)
     print(describe_params(engine.params, overrides), file=sys.stderr)
     return engine
-
-
-class ProgressBar:
-    """One line on stderr, redrawn in place on a terminal, one line per document otherwise; :meth:`page` shows the
-    pages of the document being parsed (an indented line per page off a terminal)."""
-
-    def __init__(self, stream: Any = None) -> None:
-        import threading
-
-        self.stream = stream or sys.stderr
-        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
-        self.lock = threading.Lock()  # documents of a remote batch report from their own threads
-
-    def page(self, done: int, total: int, what: str) -> None:
-        """``TaskContext.progress``: one step of a document's pages."""
-        line = f"  {what} ({done}/{total} pages)"
-        with self.lock:
-            self.stream.write("\r" + line.ljust(100)[:100] if self.tty else line + "\n")
-            self.stream.flush()
-
-    def __call__(self, index: int, total: int, item: Any, result: Any) -> None:
-        with self.lock:
-            self._document(index, total, item, result)
-
-    def _document(self, index: int, total: int, item: Any, result: Any) -> None:
-        done = index + (1 if result is not None else 0)
-        width = 24
-        filled = int(width * done / max(total, 1))
-        bar = "#" * filled + "-" * (width - filled)
-        name = item.path.name if len(item.path.name) <= 40 else item.path.name[:37] + "..."
-        state = result.status if result is not None else "parsing"
-        kept = f" ({result.kept} pages kept from an earlier run)" if result is not None and result.kept else ""
-        line = f"[{bar}] {done}/{total} {state:8} {name}{kept}"
-        if self.tty:
-            self.stream.write("\r" + line.ljust(100)[:100])
-            if done == total and result is not None:
-                self.stream.write("\n")
-        elif result is not None:
-            self.stream.write(line + "\n")
-        self.stream.flush()
 
 
 def cmd_parse(args: argparse.Namespace, cancel: Any) -> int:

@@ -162,6 +162,14 @@ def frozen_dwb(app: Path, *args: str, cwd: Path, timeout: float = 300) -> subpro
     return subprocess.run([str(exe), *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=timeout)
 
 
+def system_library_mib(app: Path) -> float:
+    """The system's own shared libraries that PyInstaller collected into ``app`` (``packaging/build.py`` finds them)."""
+    spec = importlib.util.spec_from_file_location("dwb_build", ROOT / "packaging" / "build.py")
+    build = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build)
+    return build.system_library_bytes(app) / 2**20
+
+
 def size_mib(folder: Path) -> float:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file() and not p.is_symlink()) / 2**20
 
@@ -190,9 +198,13 @@ def elsewhere(tmp_path):
 
 @pytest.mark.slow
 def test_light_bundle_size_and_contents(light):
-    mib = size_mib(light)
-    print(f"light bundle: {mib:.0f} MiB")
-    assert mib < LIGHT_LIMIT_MIB, f"the light bundle is {mib:.0f} MiB, over its {LIGHT_LIMIT_MIB} MiB limit"
+    total, system = size_mib(light), system_library_mib(light)
+    own = total - system  # what the project adds: the limit does not move with the libraries the machine has
+    print(f"light bundle: {total:.0f} MiB, {system:.0f} MiB of it the system's libraries")
+    assert own < LIGHT_LIMIT_MIB, (
+        f"the light bundle is {own:.0f} MiB without the {system:.0f} MiB of system libraries PyInstaller collected, "
+        f"over its {LIGHT_LIMIT_MIB} MiB limit"
+    )
     internal = light / "_internal"
     for absent in ("torch", "transformers", "torchvision", "onnxruntime", "pymupdf4llm", "triton", "ray"):
         assert not (internal / absent).exists(), absent
