@@ -123,7 +123,7 @@ def test_model_dialog_without_the_runtime_says_so(qtbot, monkeypatch):
 
 
 def build_bundle(tier: str, folder: Path) -> Path:
-    pytest.importorskip("PyInstaller")
+    pytest.importorskip("PyInstaller", reason="the bundle extra (PyInstaller) is not installed")
     run = subprocess.run(
         [
             sys.executable,
