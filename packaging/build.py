@@ -4,7 +4,7 @@
     python packaging/build.py --tier light|full [--dist DIR] [--work DIR] [--no-archive]
 
 light: the window, the builtin engine and exports, no torch or transformers; full: with the model runtime.
-Build folders default to the system's temporary folder, never the repository. Needs PyInstaller (the test extra).
+Build folders default to the system's temporary folder, never the repository. Needs PyInstaller (the bundle extra).
 """
 
 from __future__ import annotations
