@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import inspect
 import re
 import sys
 import tomllib
@@ -34,6 +35,7 @@ TRANSFORMERS_POINTS = [
     ("transformers.models.gemma4.feature_extraction_gemma4", "Gemma4AudioFeatureExtractor"),
     ("transformers.models.diffusion_gemma.generation_diffusion_gemma", "DiffusionGemmaGenerationConfig"),
     ("transformers.models.diffusion_gemma.generation_diffusion_gemma", "EntropyBoundSamplerConfig"),
+    ("transformers.models.diffusion_gemma.modeling_diffusion_gemma", "DiffusionGemmaEncoderModel"),  # its masks
     ("transformers.modeling_outputs", "BaseModelOutputWithPooling"),  # training/train.py
     ("transformers.integrations.moe", "_grouped_mm"),  # training/train.py
 ]
@@ -77,6 +79,15 @@ def test_transformers_is_bounded_to_the_minor_releases_it_was_tested_on():
 @pytest.mark.parametrize(("module", "name"), TRANSFORMERS_POINTS, ids=[f"{m}.{n}" for m, n in TRANSFORMERS_POINTS])
 def test_the_non_public_transformers_names_the_code_uses_exist(module, name):
     assert hasattr(importlib.import_module(module), name), f"{module}.{name} is gone in this transformers"
+
+
+def test_the_encoder_builds_its_masks_from_the_arguments_the_engine_passes():
+    """inference/runtime/engine.py and prefill.py call the encoder's ``create_masks_for_generate`` by keyword (its
+    ``cache`` argument was ``past_key_values`` before transformers 5.24)."""
+    from transformers.models.diffusion_gemma.modeling_diffusion_gemma import DiffusionGemmaEncoderModel
+
+    passed = {"config", "inputs_embeds", "attention_mask", "cache", "position_ids", "mm_token_type_ids"}
+    assert passed <= set(inspect.signature(DiffusionGemmaEncoderModel.create_masks_for_generate).parameters)
 
 
 def test_the_config_keeps_its_attention_implementation_where_the_prefill_switches_it():
