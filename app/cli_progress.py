@@ -83,7 +83,15 @@ class EventView:
 
         if self.bar is None or self.bar.desc != desc:
             self.close()
-            self.bar = tqdm(total=total, desc=desc, bar_format=bar_format, file=self.stream, leave=False, mininterval=0)
+            self.bar = tqdm(
+                total=total,
+                desc=desc,
+                bar_format=bar_format,
+                file=self.stream,
+                leave=False,
+                mininterval=0,
+                **_screen(),
+            )
         elif total is not None:
             self.bar.total = total
         self.bar.n = done
@@ -150,6 +158,7 @@ class ProgressBar:
                 ascii="-#",
                 bar_format="[{bar:" + str(self.WIDTH) + "}] {n_fmt}/{total_fmt} {desc}{postfix}",
                 mininterval=0,
+                **_screen(),
             )
         self.bar.n = done
         self.bar.set_description_str(f"{state:8} {name}{kept}", refresh=False)
@@ -158,6 +167,15 @@ class ProgressBar:
         if done == total and result is not None:
             self.bar.close()  # the last state stays on screen, and the line ends
             self.bar = None
+
+
+def _screen() -> dict[str, int]:
+    """The terminal's size for tqdm, 120 x 24 where it reports none: tqdm reads a pseudo-terminal that was never sized
+    as -1 x -1 and then draws nothing."""
+    import shutil
+
+    size = shutil.get_terminal_size((120, 24))
+    return {"ncols": size.columns, "nrows": size.lines}
 
 
 def _duration(seconds: float) -> str:
