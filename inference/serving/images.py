@@ -2,11 +2,11 @@
 
 A data URL's image is opened lazily: PIL reads only the header, so every image's decoded size is known before any
 is decoded. A request whose images hold more pixels than ``ImageLimits.per_request`` (or one image more than
-``per_image``) is refused then, with nothing decoded. Images are then decoded one at a time, each downscaled at once
-to the pixels the processor will use at the request's image budget (``max_soft_tokens`` soft tokens, each a
-``pooling x pooling`` square of ``patch x patch`` pixels: the processor resizes to at most that anyway), so a request
-holds at most one full-size image at a time. Decoding across requests is bounded too: the requests being prepared
-together (those that may form one batch) decode at most ``per_batch`` pixels at once; the others wait their turn.
+``per_image``) is refused then, with nothing decoded. Images are then decoded one at a time, each resized at once by
+the processor's own resize at the request's image budget (``shrinker``), so a request holds at most one full-size
+image at a time and the model sees the pixels it would have seen. Decoding across requests is bounded too: the
+requests being prepared together (those that may form one batch) decode at most ``per_batch`` pixels at once; the
+others wait their turn.
 After a request's images are read, freed memory is handed back to the system (``malloc_trim``).
 """
 
@@ -18,7 +18,9 @@ import ctypes
 import ctypes.util
 import gc
 import io
+import math
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -99,34 +101,66 @@ def check_request(images: list[Any], limits: ImageLimits) -> int:
     return total
 
 
-def target_pixels(processor: Any, max_soft_tokens: int) -> int | None:
-    """The most pixels the processor keeps of an image at this budget (None: unknown, images are kept whole)."""
+LARGE = 4096 * 4096  # pixels over which an image is first reduced by a whole factor (a box filter) before the resize
+
+
+def shrinker(processor: Any, max_soft_tokens: int) -> Callable[[Any], Any] | None:
+    """The processor's own resize at this image budget, applied here as soon as an image is decoded (the processor
+    then finds it at its size and keeps it as it is, so the model sees the same pixels); None for a processor whose
+    resize is unknown (images are then kept whole)."""
     image_processor = getattr(processor, "image_processor", None)
+    resize = getattr(image_processor, "aspect_ratio_preserving_resize", None)
     patch = getattr(image_processor, "patch_size", None)
     pooling = getattr(image_processor, "pooling_kernel_size", None)
-    if not isinstance(patch, int) or not isinstance(pooling, int):
+    if resize is None or not isinstance(patch, int) or not isinstance(pooling, int):
         return None
-    return max_soft_tokens * (patch * pooling) ** 2
+    if int(getattr(image_processor, "resample", 3)) != 3:  # bicubic, the processor's default
+        return None
+
+    def shrink(image: Any) -> Any:
+        import numpy as np
+        import torch
+        from PIL import Image
+        from torchvision.transforms import InterpolationMode
+
+        tensor = torch.from_numpy(np.array(image)).permute(2, 0, 1)
+        out = resize(
+            image=tensor,
+            patch_size=patch,
+            max_patches=max_soft_tokens * pooling**2,
+            pooling_kernel_size=pooling,
+            resample=InterpolationMode.BICUBIC,
+        )
+        if out is tensor:
+            return image
+        return Image.fromarray(out.permute(1, 2, 0).contiguous().numpy())
+
+    return shrink
 
 
-def decode(image: Any, index: int, target: int | None, gate: PixelGate) -> Any:
-    """The image decoded (under ``gate``), in RGB, downscaled to at most ``target`` pixels (aspect kept)."""
+def decode(image: Any, index: int, shrink: Callable[[Any], Any] | None, gate: PixelGate) -> Any:
+    """The image decoded (under ``gate``), in RGB, resized as the processor will resize it. An image over ``LARGE``
+    pixels is first reduced by a whole factor to at most that (JPEG while decoding), so that the resize never holds
+    more than that in floats; the processor's resize from there differs slightly from one from the full image."""
+    from PIL import Image
+
     pixels = image.width * image.height
     with gate.hold(pixels):
         try:
-            if target and pixels > target:
-                scale = (target / pixels) ** 0.5
-                size = (max(1, int(image.width * scale)), max(1, int(image.height * scale)))
-                image.draft("RGB", size)  # JPEG: decoded at a fraction of its size already
-                image.load()
-                small = image.convert("RGB") if image.mode != "RGB" else image
-                small = small.resize(size, resample=3, reducing_gap=2.0)  # bicubic, as the processor resizes
-                image.close()
-                return small
+            if shrink is not None and pixels > LARGE:
+                factor = math.ceil(math.sqrt(pixels / LARGE))
+                image.draft("RGB", (image.width // factor, image.height // factor))
             image.load()
-        except (OSError, ValueError, SyntaxError) as exc:
+            if image.mode != "RGB":
+                image = image.convert("RGB")
+            if shrink is None:
+                return image
+            if image.width * image.height > LARGE:
+                factor = math.ceil(math.sqrt(image.width * image.height / LARGE))
+                image = image.reduce(factor)
+            return shrink(image)
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
             raise WireError(f"image {index + 1} could not be decoded: {type(exc).__name__}: {exc}") from exc
-        return image if image.mode == "RGB" else image.convert("RGB")
 
 
 def give_back_memory() -> None:
@@ -142,7 +176,11 @@ def give_back_memory() -> None:
 
 
 def read_messages(
-    messages: list[dict[str, Any]], limits: ImageLimits, max_images: int, target: int | None, gate: PixelGate
+    messages: list[dict[str, Any]],
+    limits: ImageLimits,
+    max_images: int,
+    shrink: Callable[[Any], Any] | None,
+    gate: PixelGate,
 ) -> tuple[list[dict[str, Any]], list[Any]]:
     """Chat messages -> the processor's chat messages and their images in order, decoded within ``limits``: every
     part checked and every image's size read before the first image is decoded."""
@@ -167,7 +205,7 @@ def read_messages(
     check_request(opened, limits)
     images = []
     for k, image in enumerate(opened):
-        images.append(decode(image, k, target, gate))
+        images.append(decode(image, k, shrink, gate))
         opened[k] = None  # the full-size image goes as soon as it is read
     for message in out:
         for part in message["content"]:

@@ -33,7 +33,7 @@ from inference.prompts import SOFT_TOKEN_LEVELS
 from inference.runtime.cancel import CancelToken
 from inference.runtime.events import Cancelled, CanvasStarted, DenoisingStep, Event, Failed, Finished, PrefillFinished
 from inference.runtime.params import DiffusionParams
-from inference.serving.images import ImageLimits, PixelGate, read_messages, target_pixels
+from inference.serving.images import ImageLimits, PixelGate, read_messages, shrinker
 from inference.serving.metrics import Metrics
 from inference.serving.request import ChatRequest
 from inference.serving.wire import WireError
@@ -193,8 +193,8 @@ class Runner:
         chars = sum(len(p.get("text") or "") for m in messages for p in m["content"] if isinstance(p, dict))
         if chars > self.limits.max_prompt_tokens:  # tokens >= characters / longest token: count before tokenizing all
             self._count_text_tokens(messages)
-        target = target_pixels(self.processor, soft)
-        messages, images = read_messages(messages, self.limits.images, self.limits.max_images, target, self.pixels)
+        shrink = shrinker(self.processor, soft)
+        messages, images = read_messages(messages, self.limits.images, self.limits.max_images, shrink, self.pixels)
         try:
             rendered = self.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         except (ValueError, TypeError, KeyError) as exc:
