@@ -516,8 +516,10 @@ class RemoteEngine(ModelEngine):
             context.on_event(event)
         if isinstance(event, Finished):
             state["result"] = event.texts[0]
-        if isinstance(event, Cancelled):
+        if isinstance(event, Cancelled) and context.cancel is not None and context.cancel.cancelled:
             raise CancelledError(f"cancelled at canvas {event.canvas}, step {event.step}")
+        if isinstance(event, Cancelled):  # stopped by the server (its time limit, its shutdown): its error follows
+            state["finish"] = state["finish"] or "abort"
         if isinstance(event, Failed):
             raise GenerationError(event.message)
         return None
