@@ -46,6 +46,7 @@ from inference.runtime.events import Cancelled, CanvasCommitted, Event, Failed, 
 from inference.serving.metrics import CONTENT_TYPE
 from inference.serving.request import ChatRequest, parse_chat
 from inference.serving.runner import QueueFullError, Run, Runner
+from inference.serving.text import AnswerText
 from inference.serving.wire import EXTENSION, WireError, encode_event
 
 log = logging.getLogger(__name__)
@@ -87,7 +88,7 @@ class _Exchange:
         self.run, self.app, self.options = run, app, options
         self.id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
         self.created = int(time.time())
-        self.text = _TextDeltas(app.runner.engine, options.stops, run.params.max_new_tokens)
+        self.text = AnswerText(app.runner.engine, options.stops, run.params.max_new_tokens)
         self.outcome = "disconnected"  # until it ends otherwise
         self.aborted = False
 
@@ -286,64 +287,6 @@ def _note(scope: Any, exchange: _Exchange) -> None:
 async def _never() -> dict:
     await asyncio.Event().wait()
     return {}
-
-
-class _TextDeltas:
-    """Text as it is committed, canvas by canvas: decoded from all ids so far, so that a character split between
-    two canvases comes out whole; the last delta makes the streamed text equal the answer's text. The answer is cut
-    at the first stop string (text that could begin one is held back until it cannot) and at ``cap`` tokens: its
-    ``reason`` is ``stop`` when it ended by itself (an end-of-sequence or padding token within ``cap`` tokens, or a
-    stop string), else ``length``; ``tokens`` counts the answer's tokens (its end-of-sequence included)."""
-
-    def __init__(self, engine: Any, stops: tuple[str, ...], cap: int) -> None:
-        self.engine, self.stops, self.cap = engine, stops, cap
-        pad = {int(engine.pad_token_id)} if engine.pad_token_id is not None else set()
-        self.ends = set(engine.eos_token_ids) | pad
-        self.ids: list[int] = []
-        self.sent = ""
-        self.reason = "stop"
-        self.stopped = False
-        self.tokens = 0
-
-    def _cut(self, text: str, final: bool) -> str:
-        for stop in self.stops:
-            at = text.find(stop)
-            if at >= 0:
-                text, self.stopped = text[:at], True
-        if not final and not self.stopped and self.stops:
-            hold = max(len(s) for s in self.stops) - 1
-            text = text[: max(len(self.sent), len(text) - hold)]
-        return text
-
-    def committed(self, event: CanvasCommitted) -> str:
-        if self.stopped or len(self.ids) >= self.cap:
-            return ""
-        self.ids.extend(int(i) for i in event.ids[0])
-        text = self._cut(self.engine._decode(_array(self.ids[: self.cap])).rstrip("\ufffd"), final=False)
-        if not text.startswith(self.sent):
-            return ""
-        delta, self.sent = text[len(self.sent) :], text
-        return delta
-
-    def finished(self, event: Finished) -> str:
-        ids = [int(i) for i in event.ids[0]]
-        end = next((i for i, token in enumerate(ids) if token in self.ends), None)
-        if end is not None and end < self.cap:
-            whole, self.reason, self.tokens = event.text, "stop", end + 1
-        elif len(ids) <= self.cap:
-            whole, self.reason, self.tokens = event.text, "length", len(ids)
-        else:
-            whole, self.reason, self.tokens = self.engine._decode(_array(ids[: self.cap])), "length", self.cap
-        text = self.sent if self.stopped else self._cut(whole, final=True)
-        if self.stopped:
-            self.reason = "stop"
-        return text[len(self.sent) :] if text.startswith(self.sent) else ""
-
-
-def _array(ids: list[int]) -> Any:
-    import numpy as np
-
-    return np.array(ids, dtype=np.int64)
 
 
 class ChatApp:
