@@ -3,14 +3,16 @@
 - Accepted and honoured: ``messages`` (roles system, developer (as system), user, assistant), ``max_tokens`` /
   ``max_completion_tokens`` (the answer is cut at exactly that many tokens, ``finish_reason: "length"``), ``stop``,
   ``seed``, ``stream``, ``stream_options.include_usage``, ``n`` (1 or null), ``response_format`` of type ``text``,
-  ``tool_choice: "none"`` (with or without ``tools``), ``mm_processor_kwargs.max_soft_tokens``, the ``dwb`` extension.
+  ``tool_choice: "none"`` (with or without ``tools``), ``response_format`` of type ``json_schema`` (an object schema,
+  laid out as a canvas template: the answer is JSON of that shape by construction), ``mm_processor_kwargs
+  .max_soft_tokens``, the ``dwb`` extension.
 - Accepted and ignored, with one warning per field for the server's life (as vLLM's diffusion sampler ignores
   ``temperature``): ``temperature``, ``top_p``, ``top_k``, ``min_p``, ``repetition_penalty``; unknown fields too
   (vLLM logs and ignores them).
 - Refused with 400 naming the field (the engine has no such thing, so honouring it silently would be a lie):
   ``logprobs`` / ``top_logprobs`` (the canvas keeps no per-token distribution outside a template), non-zero
   penalties, ``logit_bias``, tools the model should call, ``best_of`` over 1, ``response_format`` ``json_object``
-  and ``json_schema`` (the pinned extraction template is ``dwb extract``'s; see docs/serving.md).
+  (no schema to pin).
 """
 
 from __future__ import annotations
@@ -110,6 +112,18 @@ class ChatRequest(BaseModel):
         return (self.stop,) if isinstance(self.stop, str) else tuple(self.stop or ())
 
     @property
+    def json_schema(self) -> dict[str, Any] | None:
+        """The schema of ``response_format: {"type": "json_schema", "json_schema": {"schema": ...}}`` (None without
+        one); a ``WireError`` when it is not an object."""
+        if self.response_format is None or self.response_format.type != "json_schema":
+            return None
+        spec = (self.response_format.model_extra or {}).get("json_schema")
+        schema = spec.get("schema") if isinstance(spec, dict) else None
+        if not isinstance(schema, dict):
+            raise WireError("response_format.json_schema.schema must be a JSON Schema object")
+        return schema
+
+    @property
     def extension(self) -> Extension:
         return self.dwb or Extension()
 
@@ -148,11 +162,8 @@ def _refusals(request: ChatRequest) -> list[str]:
         out.append("tools/tool_choice (this model calls no tools; tool_choice 'none' is accepted)")
     if request.best_of not in (None, 1):
         out.append("best_of")
-    if request.response_format is not None and request.response_format.type != "text":
-        out.append(
-            f"response_format {request.response_format.type!r} (only 'text'; for JSON that follows a schema use "
-            "dwb extract, whose canvas template pins the JSON)"
-        )
+    if request.response_format is not None and request.response_format.type == "json_object":
+        out.append("response_format 'json_object' (give a schema: 'json_schema' is pinned on the canvas)")
     return out
 
 

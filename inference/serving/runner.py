@@ -275,16 +275,21 @@ class Runner:
             raise WireError(f"prefill_chunk={params.prefill_chunk} is out of range: 1 to {limits.max_prompt_tokens}")
         return params
 
-    def template_for(self, request: ChatRequest) -> Any:
-        """The canvas template a request carries in ``dwb.template`` (None without one); a ``WireError`` (400) when
-        it is malformed."""
-        wire = request.extension.template
+    def template_for(self, request: ChatRequest) -> tuple[Any, Any]:
+        """The canvas template a request carries in ``dwb.template``, or the one its ``response_format`` schema is
+        laid out as, with what reads the answer's JSON from the committed ids (None, None: no template); a
+        ``WireError`` (400) when either is malformed."""
+        schema, wire = request.json_schema, request.extension.template
+        if schema is not None and wire is not None:
+            raise WireError("dwb.template and response_format json_schema cannot be used together")
+        if schema is not None:
+            return schema_template(self, schema)
         if wire is None:
-            return None
+            return None, None
         from inference.runtime.template import CanvasTemplate
 
         try:
-            return CanvasTemplate.from_wire(wire, int(self.loaded.model.config.text_config.vocab_size))
+            return CanvasTemplate.from_wire(wire, int(self.loaded.model.config.text_config.vocab_size)), None
         except WorkbenchError as exc:
             raise WireError(f"dwb.template: {exc.message}") from exc
 
@@ -423,6 +428,33 @@ class Runner:
         """Stop the worker after the runs already queued (callers cancel theirs first)."""
         self.queue.put(None)
         self._thread.join()
+
+
+def schema_template(runner: Runner, schema: dict[str, Any]) -> tuple[Any, Any]:
+    """An object schema laid out on the canvas (``inference.tasks.pinned``, without the evidence ``dwb extract``
+    asks for being read back): the template, and what turns a row's committed ids into the JSON text."""
+    import json
+
+    from inference.tasks.pinned import layout_schema, read_canvas, vocabulary
+    from inference.tasks.schema import check_schema
+
+    engine = runner.engine
+    try:
+        check_schema(schema)
+        eos = (engine.eos_token_ids or [None])[0]
+        layout = layout_schema(
+            schema, vocabulary(runner.loaded.tokenizer, engine.vocab_size, eos), 1, engine.canvas_length
+        )
+    except WorkbenchError as exc:
+        raise WireError(f"response_format.json_schema: {exc.message}") from exc
+    length = layout.template.length
+
+    def read(ids: np.ndarray) -> str:
+        row = np.asarray(ids)[:length]
+        reading = read_canvas(layout, row, np.zeros(len(row)), {})
+        return json.dumps(reading.value, ensure_ascii=False)
+
+    return layout.template, read
 
 
 def _soft_budget(request: ChatRequest) -> int:

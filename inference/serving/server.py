@@ -84,11 +84,11 @@ class Options:
 class _Exchange:
     """One accepted request's answer: its run's events until the end, the text cut as asked, how it ended."""
 
-    def __init__(self, run: Run, app: ChatApp, options: Options) -> None:
+    def __init__(self, run: Run, app: ChatApp, options: Options, reader: Any = None) -> None:
         self.run, self.app, self.options = run, app, options
         self.id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
         self.created = int(time.time())
-        self.text = AnswerText(app.runner.engine, options.stops, run.params.max_new_tokens)
+        self.text = AnswerText(app.runner.engine, options.stops, run.params.max_new_tokens, reader)
         self.outcome = "disconnected"  # until it ends otherwise
         self.aborted = False
 
@@ -488,7 +488,7 @@ class ChatApp:
                     "model_not_found",
                 )
             text, images, soft, params, inputs = await run_in_threadpool(self._prepare, parsed)
-            template = self.runner.template_for(parsed)
+            template, reader = self.runner.template_for(parsed)
             run = self.runner.submit(
                 inputs, params, text=text, images=images, soft=soft, template=template, quiet=not parsed.stream
             )
@@ -513,7 +513,7 @@ class ChatApp:
             usage=bool(parsed.stream_options and parsed.stream_options.include_usage),
             stops=parsed.stops,
         )
-        exchange = _Exchange(run, self, options)
+        exchange = _Exchange(run, self, options, reader)
         return _StreamResponse(exchange) if options.stream else _WholeResponse(exchange)
 
     def _prepare(self, request: ChatRequest) -> tuple[str, list[Any], int, Any, dict[str, Any]]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from inference.runtime.events import CanvasCommitted, Finished
 
 
@@ -15,8 +17,9 @@ class AnswerText:
     ``reason`` is ``stop`` when it ended by itself (an end-of-sequence or padding token within ``cap`` tokens, or a
     stop string), else ``length``; ``tokens`` counts the answer's tokens (its end-of-sequence included)."""
 
-    def __init__(self, engine: Any, stops: tuple[str, ...], cap: int) -> None:
+    def __init__(self, engine: Any, stops: tuple[str, ...], cap: int, reader: Any = None) -> None:
         self.engine, self.stops, self.cap = engine, stops, cap
+        self.reader = reader  # a canvas template's: the answer is the JSON it reads from the ids, given at the end
         pad = {int(engine.pad_token_id)} if engine.pad_token_id is not None else set()
         self.ends = set(engine.eos_token_ids) | pad
         self.ids: list[int] = []
@@ -36,7 +39,7 @@ class AnswerText:
         return text
 
     def committed(self, event: CanvasCommitted) -> str:
-        if self.stopped or len(self.ids) >= self.cap:
+        if self.stopped or len(self.ids) >= self.cap or self.reader is not None:
             return ""
         self.ids.extend(int(i) for i in event.ids[0])
         text = self._cut(self.engine._decode(_array(self.ids[: self.cap])).rstrip("\ufffd"), final=False)
@@ -46,6 +49,9 @@ class AnswerText:
         return delta
 
     def finished(self, event: Finished) -> str:
+        if self.reader is not None:  # JSON laid out on the canvas: whole by construction
+            self.reason, self.tokens = "stop", int(np.asarray(event.ids[0]).size)
+            return self.reader(event.ids[0])
         ids = [int(i) for i in event.ids[0]]
         end = next((i for i, token in enumerate(ids) if token in self.ends), None)
         if end is not None and end < self.cap:
