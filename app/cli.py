@@ -135,7 +135,8 @@ def _add_ask(sub: Any) -> None:
     ask.add_argument(
         "--allow-truncation",
         action="store_true",
-        help="exit 0 even when parts of the documents could not be given to the model (they are still listed)",
+        help="exit 0 even when parts of the documents could not be given to the model (they are still listed) or "
+        "the server cut the answer off (it is still said)",
     )
     ask.add_argument(
         "--json", action="store_true", help="the answer as JSON on stdout; progress as JSON events on stderr"
@@ -144,8 +145,8 @@ def _add_ask(sub: Any) -> None:
         "--budget-tokens",
         type=positive_int,
         metavar="N",
-        help="tokens one prompt may hold with --engine model (default: the context less 8192 kept for the answer); "
-        "more is read in chunks",
+        help="tokens one prompt may hold with --engine model or remote (default: the context less 8192 kept for the "
+        "answer; a server's own limits cap it); more is read in chunks",
     )
     _add_engine_args(ask)
     add_document_args(ask)
@@ -558,7 +559,7 @@ def cmd_ask(args: argparse.Namespace, cancel: Any) -> int:
     engine = make_engine(args)
     if engine.name == "builtin":  # OCR scanned pages and mark furniture first, so that every page can be searched
         docs = [engine.parse(d, _builtin_options(args)).document for d in docs]
-    if args.budget_tokens and engine.name == "model":
+    if args.budget_tokens and engine.name in ("model", "remote"):
         import dataclasses
 
         engine.policy = dataclasses.replace(engine.policy, budget_tokens=args.budget_tokens)
@@ -568,6 +569,13 @@ def cmd_ask(args: argparse.Namespace, cancel: Any) -> int:
     print(json.dumps(answer.to_json(), ensure_ascii=False, indent=1) if args.json else answer_markdown(answer))
     for item in answer.left_out:
         print(f"dwb: left out, never read by the model: {item.describe()}", file=sys.stderr)
+    if answer.cut_off:
+        print(
+            f"dwb: the answer is incomplete: the server stopped it before its end (finish_reason: {answer.cut_off})",
+            file=sys.stderr,
+        )
+        if not args.allow_truncation:
+            return 1
     if answer.left_out and not args.allow_truncation:
         print(
             f"dwb: {len(answer.left_out)} part(s) of the documents were left out, so the answer may miss them "

@@ -19,6 +19,7 @@ from inference.prompts import Prompt, PromptBuilder, PromptPart
 from inference.runtime.engine import DiffusionEngine
 from inference.runtime.events import Finished
 from inference.runtime.params import DiffusionParams
+from inference.serving.request import parse_chat
 from inference.serving.runner import Runner
 from inference.serving.wire import decode_event
 
@@ -117,7 +118,9 @@ def test_a_request_still_being_read_joins_the_batch(loaded):
     """The worker holds a batch open while the server is still reading or tokenizing a request (``arrival``), well
     past ``batch_wait``, and runs it with the one already queued."""
     runner = Runner(loaded, max_batch=4, batch_wait=0.005, batch_wait_max=30.0)
-    inputs = runner.encode(runner.parse_request({"messages": [{"role": "user", "content": "Hi"}]})[0], [], 280)
+    inputs = runner.encode(
+        runner.parse_request(parse_chat({"messages": [{"role": "user", "content": "Hi"}]}))[0], [], 280
+    )
     params = DiffusionParams(max_new_tokens=256, max_denoising_steps=2)
 
     async def both():

@@ -49,7 +49,10 @@ CASES = [
     ("nested JSON", NESTED, "not valid JSON"),
     ("seed over 2**63", _body(seed=2**70), "seed"),
     ("NaN parameter", b'{"messages":[{"role":"user","content":"x"}],"dwb":{"params":{"t_min":NaN}}}', "finite"),
-    ("temperature", _body(temperature=0.2, top_p=0.5), "temperature, top_p"),
+    ("logit_bias", _body(logit_bias={"5": 2.0}), "logit_bias"),
+    ("logprobs", _body(logprobs=True, top_logprobs=2), "logprobs"),
+    ("n over 1", _body(n=2), "n:"),
+    ("tools to call", _body(tools=[{"type": "function", "function": {"name": "f"}}]), "tool_choice"),
     ("stop not strings", _body(stop=[1]), "stop"),
     ("image budget", _body(mm_processor_kwargs={"max_soft_tokens": 3}), "max_soft_tokens"),
     (
@@ -130,7 +133,12 @@ def test_models_list_the_limits_and_metrics_count_requests(served, caplog):
     values = {
         line.split(" ")[0]: float(line.split(" ")[1]) for line in metrics.text.splitlines() if not line.startswith("#")
     }
-    assert values['dwb_requests_total{status="200"}'] >= 1 and values['dwb_requests_total{status="400"}'] >= 1
+    assert (
+        values.get('dwb_requests_total{outcome="stop",status="200"}', 0)
+        + values.get('dwb_requests_total{outcome="length",status="200"}', 0)
+        >= 1
+    )
+    assert values['dwb_requests_total{outcome="refused",status="400"}'] >= 1
     assert values["dwb_generated_tokens_total"] > 0 and values["dwb_denoising_steps_total"] > 0
     assert values["dwb_prompt_tokens_total"] > 0 and values["dwb_prefill_seconds_total"] > 0
     assert values["dwb_queue_depth"] == 0 and values["dwb_running_batch_size"] == 0

@@ -52,8 +52,10 @@ ADDRESS = re.compile(r"ray://[^\s/]+:\d+")
 INSTALL_HINT = "Install the cluster extra on this machine and every node: pip install 'diffusion-workbench[cluster]'"
 CONNECT_HINT = (
     "Start one with `ray start --head` (then --cluster auto on that machine), or check the address and "
-    "that its Ray Client port is reachable. A cluster with token authentication (Ray's default for `ray "
-    "start`) also needs RAY_AUTH_MODE=token here, and its token in ~/.ray/auth_token or RAY_AUTH_TOKEN."
+    "that its Ray Client port is reachable. Ray's token authentication is off unless turned on: start the head "
+    "with RAY_AUTH_MODE=token (`RAY_AUTH_MODE=token ray start --head`; `ray get-auth-token --generate` makes the "
+    "token in ~/.ray/auth_token), and set RAY_AUTH_MODE=token here too, with the token in ~/.ray/auth_token or "
+    "RAY_AUTH_TOKEN."
 )
 
 

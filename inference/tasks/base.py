@@ -77,6 +77,7 @@ class Answer:
     kind: Literal["retrieved", "generated"]  # retrieved: evidence, no generation
     engine: str
     left_out: list[LeftOut] = field(default_factory=list)  # never read by the model: the answer may miss them
+    cut_off: str | None = None  # the finish_reason(s) of an answer that did not end by itself (length, abort, ...)
 
     @property
     def pages(self) -> list[int]:
