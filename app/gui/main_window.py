@@ -33,7 +33,7 @@ from PySide6.QtWidgets import (
 
 from app.gui import redenoise
 from app.gui.banner import Banner
-from app.gui.controller import TaskActions
+from app.gui.controller import TaskController
 from app.gui.denoise_panel import DenoisePanel
 from app.gui.find import FindBar, Finder
 from app.gui.model_dialog import ModelChoice
@@ -51,7 +51,7 @@ def settings() -> QSettings:
     return QSettings(QSettings.Format.IniFormat, QSettings.Scope.UserScope, "DiffusionWorkbench", "workbench")
 
 
-class MainWindow(TaskActions, DropTarget, QMainWindow):
+class MainWindow(DropTarget, QMainWindow):
     def __init__(self, sample_dir: Path | None = None) -> None:
         super().__init__()
         self.setWindowTitle("Diffusion Workbench")
@@ -60,7 +60,8 @@ class MainWindow(TaskActions, DropTarget, QMainWindow):
         self.current: str | None = None
         self.loaded: Any = None  # inference.weights.loading.LoadedModel
         self.model_choice: ModelChoice | None = None
-        self.model_engine: Any = None
+        self.model_engine: Any = None  # inference.tasks.model.ModelEngine once a model is loaded
+        self.remote_engine: Any = None  # inference.tasks.remote.RemoteEngine once connected
         self.worker = Worker(self)
         self.worker.busy_changed.connect(self._busy)
         self.worker.job_started.connect(self._job_started)
@@ -69,7 +70,8 @@ class MainWindow(TaskActions, DropTarget, QMainWindow):
         self.running_text = ""  # the status bar's text while a job runs (_running_status)
         self.closing = False
         self.page_of: dict[str, int] = {}  # the page shown last, per document
-        self._init_tasks()
+        self.dialog: Any = None  # the dialog opened last (kept referenced while it is open)
+        self.tasks = TaskController(self)
         self._build()
         self._actions()
         self.resize(1400, 860)
@@ -80,7 +82,7 @@ class MainWindow(TaskActions, DropTarget, QMainWindow):
     def _build(self) -> None:
         self.doc_list = DocumentList()
         self.doc_list.currentItemChanged.connect(self._select_item)
-        self.doc_list.itemSelectionChanged.connect(self.scope_changed)
+        self.doc_list.itemSelectionChanged.connect(self.tasks.scope_changed)
         self.doc_list.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.doc_list.customContextMenuRequested.connect(self._doc_menu)
         self.page_view = PageView()
@@ -264,13 +266,13 @@ class MainWindow(TaskActions, DropTarget, QMainWindow):
         self.scope_box.setToolTip(
             "Which documents Parse, Ask and Extract cover: the selected ones (Ctrl+click for several) or all"
         )
-        self.scope_box.currentIndexChanged.connect(lambda _: self.scope_changed())
+        self.scope_box.currentIndexChanged.connect(lambda _: self.tasks.scope_changed())
         bar.addWidget(self.scope_box)
         self.question = QLineEdit()
         self.question.setPlaceholderText("Ask a question about the documents\u2026")
         self.question.setMinimumWidth(130)  # narrow windows keep Ask, Extract and Cancel on the toolbar
         self.question.returnPressed.connect(lambda: self.ask(self.question.text()))
-        self.question.textChanged.connect(self.recount)
+        self.question.textChanged.connect(self.tasks.recount)
         bar.addWidget(self.question)
         self.scope_label = QLabel("")
         self.scope_label.setObjectName("scope")
@@ -286,6 +288,37 @@ class MainWindow(TaskActions, DropTarget, QMainWindow):
         self.cancel_action.setEnabled(False)
         action("&Keyboard shortcuts", self.show_shortcuts, None, help_menu)
         action("&About", self.show_about, None, help_menu)
+
+    # the window's task actions (menus, toolbar, shortcuts): the controller runs them ---------------------------
+    def parse(self, paths: list[str] | None = None) -> Job | None:
+        return self.tasks.parse(paths)
+
+    def ask(self, question: str) -> Job | None:
+        return self.tasks.ask(question)
+
+    def extract(self, schema: str | dict[str, Any]) -> Job | None:
+        return self.tasks.extract(schema)
+
+    def extract_dialog(self) -> Any:
+        return self.tasks.extract_dialog()
+
+    def export_dialog(self, paths: list[str] | None = None) -> None:
+        self.tasks.export_dialog(paths)
+
+    def export_to(self, choice: Any, formats: str | None = None) -> Job | None:
+        return self.tasks.export_to(choice, formats)
+
+    def model_dialog(self) -> None:
+        self.tasks.model_dialog()
+
+    def load_model(self, choice: ModelChoice) -> Job:
+        return self.tasks.load_model(choice)
+
+    def cancel(self) -> None:
+        self.tasks.cancel()
+
+    def clear_conversation(self) -> None:
+        self.tasks.clear_conversation()
 
     # documents ------------------------------------------------------------------------------------------
     def take_drop(self, mime: Any) -> None:
@@ -403,7 +436,7 @@ class MainWindow(TaskActions, DropTarget, QMainWindow):
         self.doc_list.refresh(entry)
         if self.current == entry.path or self.current is None:
             self.show_entry(entry.path)
-        self.scope_changed()
+        self.tasks.scope_changed()
 
     def _ask_password(self, entry: DocEntry, wrong: str = "") -> None:
         """An encrypted PDF: ask for its password without blocking (the window goes on); OK reads it again with it,
@@ -467,7 +500,7 @@ class MainWindow(TaskActions, DropTarget, QMainWindow):
                 self.show_entry(item.data(Qt.ItemDataRole.UserRole))
             else:
                 self._show_nothing()
-        self.scope_changed()
+        self.tasks.scope_changed()
 
     def clear_documents(self) -> None:
         for path in list(self.entries):
@@ -525,7 +558,7 @@ class MainWindow(TaskActions, DropTarget, QMainWindow):
         self.page_total.setText(f"/ {pages}")
         self.results.show_parse(entry.parsed)
         self.runs.refresh(entry)
-        scope = getattr(self, "extraction_scope", None)
+        scope = self.tasks.extraction_scope
         if scope is not None and path not in scope:  # never the previous document's values beside this one
             self.results.clear_extraction(
                 f"The last extraction covered other documents. Extract (Ctrl+J) {entry.name}."
@@ -590,7 +623,7 @@ class MainWindow(TaskActions, DropTarget, QMainWindow):
                     result.after, f"cleaned: {steps}", dpi, result.matrix, (result.before.width, result.before.height)
                 )
 
-        return self.worker.submit(self._connect(Job("cleaning the scan", work), done))
+        return self.worker.submit(self.tasks.connect(Job("cleaning the scan", work), done))
 
     def _block_clicked(self, page: int, order: int) -> None:
         self.results.select_block(page, order)
@@ -607,7 +640,7 @@ class MainWindow(TaskActions, DropTarget, QMainWindow):
 
     def _engine_changed(self, name: str) -> None:
         self.toggle_panel(name != "builtin")  # collapsed with the builtin engine: nothing denoises
-        self.scope_changed()
+        self.tasks.scope_changed()
 
     # state of the worker ----------------------------------------------------------------------------------
     def _job_started(self, job: Job) -> None:
@@ -634,7 +667,7 @@ class MainWindow(TaskActions, DropTarget, QMainWindow):
         if self.closing:
             QTimer.singleShot(0, self.close)
 
-    def _engine_progress(self, event: Any) -> None:
+    def show_engine_progress(self, event: Any) -> None:
         """Prefill and canvases in the status bar (the panel shows the steps)."""
         kind = getattr(event, "kind", "")
         if kind == "prefill_started":
@@ -650,7 +683,7 @@ class MainWindow(TaskActions, DropTarget, QMainWindow):
         elif kind == "prefill_finished":
             self._running_status(f"prefill: {event.prompt_tokens:,} tokens in {event.seconds:.1f} s")
         elif kind == "canvas_started":
-            engine = self.generating_engine()
+            engine = self.tasks.generating_engine()
             params = getattr(engine, "params", None)
             budget = getattr(params, "max_new_tokens", None) or event.canvas_length
             canvases = max(1, -(-budget // max(1, event.canvas_length)))  # at most; end-of-sequence can stop sooner
@@ -658,7 +691,7 @@ class MainWindow(TaskActions, DropTarget, QMainWindow):
             self.progress.setValue(event.canvas)
             self._running_status(f"canvas {event.canvas + 1} of at most {canvases}")
 
-    def _progress(self, done: int, total: int, what: str) -> None:
+    def show_progress(self, done: int, total: int, what: str) -> None:
         self.progress.setRange(0, max(total, 1))
         self.progress.setValue(done)
         self._running_status(what)
@@ -729,7 +762,7 @@ class MainWindow(TaskActions, DropTarget, QMainWindow):
         (it stops within a denoising step or a prefill chunk) and the window closes when the worker is idle. From
         here on nothing new is queued (the token count's timer would start one)."""
         self.closing = True
-        self.count_timer.stop()
+        self.tasks.count_timer.stop()
         if not self.worker.stop():
             self.status_label.setText("Closing: stopping the task under way\u2026")
             self.setEnabled(False)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -598,9 +597,8 @@ class Results(QTabWidget):
     def _answer_html(self, answer: Any) -> str:
         from html import escape
 
-        by_page = {}
-        for c in answer.citations:
-            by_page.setdefault(c.page, c)
+        from inference.tasks.conversation import CITATION, mark_target
+
         lines = [ln for ln in answer.text.splitlines() if ln.strip()]
         retrieved = answer.kind == "retrieved"
         if retrieved and lines and lines[0].startswith("Retrieved evidence"):
@@ -615,9 +613,9 @@ class Results(QTabWidget):
                 body.append(f"<li>{link}:{escape(rest)}</li>")
                 continue
             out, last = [], 0
-            for m in CITATION_MARK.finditer(line):
+            for m in CITATION.finditer(line):
                 out.append(escape(line[last : m.start()]))
-                target = by_page.get(int(m.group(1)))
+                target = mark_target(m, line[last : m.start()], answer.citations)
                 out.append(self._link_for(target, m.group(0)) if target is not None else escape(m.group(0)))
                 last = m.end()
             out.append(escape(line[last:]))
@@ -734,9 +732,6 @@ class Results(QTabWidget):
     def _row_clicked(self, row: int, _column: int) -> None:
         if 0 <= row < len(self._rows) and self._rows[row] is not None:
             self.citation_clicked.emit(self._rows[row])
-
-
-CITATION_MARK = re.compile(r"\[(?:p\.|page)\s*(\d{1,5})\]", re.I)
 
 
 def rendered_spans(

@@ -159,7 +159,15 @@ class BuiltinEngine:
         return ParseResult(document=doc, markdown=markdown, pages=pages, engine=self.name)
 
     # ask: BM25 over passages -------------------------------------------------------------------------------------
-    def ask(self, docs: Sequence[Document], question: str, context: TaskContext | None = None, k: int = 5) -> Answer:
+    def ask(
+        self,
+        docs: Sequence[Document],
+        question: str,
+        context: TaskContext | None = None,
+        conversation: Any = None,
+        k: int = 5,
+    ) -> Answer:
+        """The passages BM25 finds for the question, quoted (no model, no conversation to keep)."""
         index = PassageIndex.build(docs)
         hits = index.search(question, k)
         citations = [
