@@ -84,7 +84,7 @@ def test_a_follow_up_sends_only_its_own_turn_and_a_cut_turn_starts_afresh(engine
     prefill = [e for e in second if isinstance(e, PrefillStarted)][0]
     full = [e for e in first if isinstance(e, PrefillStarted)][0]
     assert counted.follow_up and prefill.prompt_tokens == counted.tokens < full.prompt_tokens
-    assert prefill.cached_tokens > full.prompt_tokens and conversation.turns == 2
+    assert prefill.cached_tokens >= full.prompt_tokens and conversation.turns == 2  # the first turn is cached
 
     cancel = CancelToken()
     cancel.cancel()

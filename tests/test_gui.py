@@ -29,7 +29,7 @@ def test_dropping_a_pdf_and_a_png_lists_both_and_shows_their_pages(window, qtbot
     assert window.doc_list.count() == 2
     statuses = [window.entries[str(p.resolve())].status for p in (SAMPLE, image)]
     assert statuses == ["ready", "ready"]
-    assert "sample.pdf" in window.doc_list.item(0).text() and "2 p." in window.doc_list.item(0).text()
+    assert "sample.pdf" in window.doc_list.item(0).text() and "2 pages" in window.doc_list.item(0).text()
     assert not window.doc_list.item(0).icon().isNull()  # a thumbnail
     window.doc_list.setCurrentRow(0)
     assert window.page_view.page == 1 and window.page_view.outline_items  # the page with its block outlines

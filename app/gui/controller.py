@@ -17,6 +17,7 @@ from PySide6.QtWidgets import QMessageBox
 
 from app.gui.export_dialog import ExportChoice, ExportDialog, existing_targets
 from app.gui.model_dialog import ModelChoice, ModelDialog
+from app.gui.prefs import stored_list
 from app.gui.schema_editor import SchemaEditor
 from app.gui.views import DocEntry
 from app.gui.worker import Job
@@ -38,6 +39,16 @@ def spare_a_core() -> int:
     threads = max(1, min(torch.get_num_threads(), cores - 1))
     torch.set_num_threads(threads)
     return threads
+
+
+def own_parse(entry: DocEntry, engine: str) -> Any:
+    """The latest parse of ``entry`` made by ``engine`` (a ParseResult), or None: the builtin Ask quotes the
+    document's own text, never a model's transcription shown beside it."""
+    from app.gui.runs import runs_of
+
+    if entry.parsed is not None and getattr(entry.parsed, "engine", None) == engine:
+        return entry.parsed
+    return next((r.parsed for r in reversed(runs_of(entry)) if r.engine == engine), None)
 
 
 def check_remote_choice(choice: ModelChoice) -> tuple[str, str | None]:
@@ -104,20 +115,12 @@ class TaskController(QObject):
     def scope_key(self, entries: list[DocEntry]) -> tuple:
         return (self.w.engine_box.currentText(), *sorted(e.path for e in entries))
 
-    def answers_about(self, entries: list[DocEntry]) -> list[Any]:
-        """The answers about these documents with any engine, in the order asked: switching the engine or loading
-        another model keeps them (only a follow-up's KV cache belongs to one engine)."""
-        docs = self.scope_key(entries)[1:]
-        return [answer for key, answer in self.answer_log if key == docs]
-
     def scope_changed(self) -> None:
         entries = self.scope_entries()
         names = ", ".join(e.name for e in entries[:2]) + (f" +{len(entries) - 2}" if len(entries) > 2 else "")
         self.prompt_tokens = None
         self.w.scope_label.setText(f" {names or 'no document'} " if entries else " no document ")
-        self.w.scope_label.setToolTip("\n".join(e.path for e in entries) or "No document in scope")
-        self.w.results.thread = self.answers_about(entries)
-        self.w.results._render_thread()
+        self.w.scope_label.set_detail("\n".join(e.path for e in entries) or "No document in scope")
         self.count_timer.start()
 
     def recount(self, *_: Any) -> None:
@@ -358,23 +361,32 @@ class TaskController(QObject):
         from inference.tasks.conversation import Conversation
 
         conversation = self.conversations.setdefault(key, Conversation())
+        builtin = {e.path: own_parse(e, "builtin") for e in entries} if engine.name == "builtin" else {}
 
         def work(job: Job) -> Any:
             context = self.context(job)
-            if engine.name == "builtin":  # OCR and layout first, once, for the documents in scope only
-                parsed = [(e.path, engine.parse(e.document, context=context)) for e in entries if e.parsed is None]
-                fresh = dict(parsed)
-                docs = [(fresh.get(e.path) or e.parsed).document for e in entries]
+            if engine.name == "builtin":  # its own OCR and layout (never a model's text), once per document
+                unread = [e for e in entries if builtin[e.path] is None]
+                parsed = []
+                for e in unread:
+                    started = time.perf_counter()
+                    parsed.append((e.path, engine.parse(e.document, context=context), time.perf_counter() - started))
+                fresh = {path: result for path, result, _took in parsed}
+                docs = [(fresh.get(e.path) or builtin[e.path]).document for e in entries]
                 return engine.ask(docs, question, context=context), parsed
             return engine.ask([e.document for e in entries], question, context=context, conversation=conversation), []
 
         def done(result: tuple[Any, list[tuple[str, Any]]]) -> None:
             answer, parsed = result
             if parsed:
+                shown = {path: self.w.entries[path].parsed for path, *_ in parsed if path in self.w.entries}
                 self._parsed(parsed, announce=False)
+                for path, before in shown.items():  # kept as a run; the parse shown stays the one the user chose
+                    if before is not None:
+                        self.w.entries[path].parsed = before
+                        self.w.runs.refresh(self.w.entries[path])
             self.answer_log.append((key[1:], answer))
-            if self.scope_key(self.scope_entries())[1:] == key[1:]:
-                self.w.results.show_answer(answer)
+            self.w.results.show_answer(answer, about=[e.name for e in entries])  # every answer stays in view
             self.say_answered(answer, len(entries))
             self.recount()
 
@@ -401,7 +413,7 @@ class TaskController(QObject):
         docs = self.scope_key(self.scope_entries())[1:]
         self.conversations = {k: v for k, v in self.conversations.items() if k[1:] != docs}
         self.answer_log = [(k, a) for k, a in self.answer_log if k != docs]
-        self.w.results.clear_thread()
+        self.w.results.show_thread([a for _, a in self.answer_log])
         self.recount()
 
     def extract_dialog(self) -> SchemaEditor | None:
@@ -482,7 +494,7 @@ class TaskController(QObject):
         if not has_model_runtime():  # the light build: say so instead of a dialog whose every choice fails
             self.w.show_error(f"{NO_RUNTIME[:1].upper()}{NO_RUNTIME[1:]}.\n{NO_RUNTIME_HINT}")
             return
-        recent = [s for s in (self.w.settings.value("recent_models", []) or []) if isinstance(s, str)]
+        recent = stored_list(self.w.settings, "recent_models")
         dialog = ModelDialog(self.w, recent, self.w.model_choice)
         dialog.accepted.connect(lambda: self.load_model(dialog.choice()))
         dialog.open()
@@ -537,9 +549,7 @@ class TaskController(QObject):
                 self.w.status_label.setText(f"Loaded {self.w.loaded.label}: choose Engine \u2192 model to use it.")
             else:
                 self.w.status_label.setText(f"Loaded {self.w.loaded.label}.")
-            recent = [choice.source] + [
-                s for s in (self.w.settings.value("recent_models", []) or []) if s != choice.source
-            ]
+            recent = [choice.source] + [s for s in stored_list(self.w.settings, "recent_models") if s != choice.source]
             self.w.settings.setValue("recent_models", recent[:MAX_RECENT])
 
         return self.w.worker.submit(self.connect(Job("loading the model", work), done))
@@ -622,7 +632,9 @@ class TaskController(QObject):
             choice = dialog.choice()
             self.w.settings.setValue("export_dir", choice.folder)
             self.w.settings.setValue("export_formats", ",".join(choice.formats))
-            stems = [Path(p).stem for p in choice.documents]
+            from inference.exports import unique_stems
+
+            stems = unique_stems(choice.documents)
             existing = existing_targets(choice, stems, len(self.extractions) if choice.extractions else 0)
             if existing:
                 self.confirm_overwrite(existing, lambda: self.export_to(choice))
@@ -664,11 +676,10 @@ class TaskController(QObject):
             choice = ExportChoice(
                 str(choice), [p for p, e in self.w.entries.items() if e.parsed is not None], tuple(formats.split(","))
             )
-        results = [
-            (Path(p).stem, self.w.entries[p].parsed)
-            for p in choice.documents
-            if p in self.w.entries and self.w.entries[p].parsed is not None
-        ]
+        from inference.exports import unique_stems
+
+        chosen = [p for p in choice.documents if p in self.w.entries and self.w.entries[p].parsed is not None]
+        results = list(zip(unique_stems(chosen), [self.w.entries[p].parsed for p in chosen], strict=True))
         answers = [a for _, a in self.answer_log] if choice.answers else []
         extractions = list(self.extractions) if choice.extractions else []
         if not (results and choice.formats) and not answers and not extractions:
@@ -695,7 +706,7 @@ class TaskController(QObject):
                 written.append(write_atomic(inside(folder, "answers.md"), text))
             for i, extraction in enumerate(extractions, 1):
                 written.append(write_atomic(inside(folder, f"extraction-{i}.json"), extraction_json(extraction)))
-            return written
+            return list(dict.fromkeys(written))  # each file once: the count said is the files on disk
 
         def done(written: list[Path]) -> None:
             self.exported = written

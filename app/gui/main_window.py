@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -37,6 +38,7 @@ from app.gui.controller import TaskController
 from app.gui.denoise_panel import DenoisePanel
 from app.gui.find import FindBar, Finder
 from app.gui.model_dialog import ModelChoice
+from app.gui.prefs import ElidedLabel, stored_list, typed
 from app.gui.runs import Runs, RunsBar
 from app.gui.selection import PageSelection
 from app.gui.views import DocEntry, DocumentList, DropTarget, PageView, Results, text_thumbnail
@@ -74,6 +76,7 @@ class MainWindow(DropTarget, QMainWindow):
         self.tasks = TaskController(self)
         self._build()
         self._actions()
+        self._restore_theme()
         self.resize(1400, 860)
         self.setMinimumSize(MINIMUM_SIZE[0], MINIMUM_SIZE[1])  # below it the toolbar and status texts overlap
         self._restore_geometry()
@@ -163,6 +166,10 @@ class MainWindow(DropTarget, QMainWindow):
         self.split.addWidget(viewer)
         self.split.addWidget(self.right)
         self.split.setSizes([230, 620, 550])
+        self.split.setStretchFactor(0, 0)  # the list keeps its width as the window or the other panes change
+        self.split.setStretchFactor(1, 1)
+        self.split.setStretchFactor(2, 1)
+        self.split.setCollapsible(0, False)
         self.banner = Banner()
         central = QWidget()
         outer = QVBoxLayout(central)
@@ -173,11 +180,12 @@ class MainWindow(DropTarget, QMainWindow):
         self.progress = QProgressBar()
         self.progress.setMaximumWidth(220)
         self.progress.hide()
-        self.status_label = QLabel("Drop PDFs, scans, images or videos here.")
-        self.statusBar().addWidget(self.status_label, 1)
+        self.status_label = ElidedLabel("Drop PDFs, scans, images or videos here.")  # one line; whole in its tooltip
+        self.statusBar().addWidget(self.status_label, 3)
         self.statusBar().addPermanentWidget(self.progress)
-        self.model_label = QLabel("model: none (builtin engine)")
-        self.statusBar().addPermanentWidget(self.model_label)
+        self.model_label = ElidedLabel("model: none (builtin engine)")
+        self.model_label.setMaximumWidth(320)  # a long model name never pushes the status message out
+        self.statusBar().addPermanentWidget(self.model_label, 1)
 
     def _actions(self) -> None:
         bar = QToolBar("Tasks")
@@ -247,6 +255,12 @@ class MainWindow(DropTarget, QMainWindow):
         action("&Previous page", self.prev_page, QKeySequence.StandardKey.MoveToPreviousPage, view_menu)
         self.panel_action = action("Denoising &panel", self.toggle_panel, "Ctrl+D", view_menu, checkable=True)
         self.panel_action.setChecked(True)
+        self.theme_menu = view_menu.addMenu("&Theme")
+        self.theme_actions = {}
+        for name in ("system", "light", "dark"):
+            act = action(f"&{name.capitalize()}", lambda n=name: self.set_theme(n), None, self.theme_menu)
+            act.setCheckable(True)
+            self.theme_actions[name] = act
         bar.addSeparator()
         self.engine_box = QComboBox()
         self.engine_box.addItems(["builtin", "model", "remote"])
@@ -259,6 +273,14 @@ class MainWindow(DropTarget, QMainWindow):
         engine_label.setToolTip(self.engine_box.toolTip())
         bar.addWidget(engine_label)
         bar.addWidget(self.engine_box)
+        self.engine_menu = task_menu.addMenu("&Engine")
+        action("&Choose engine", self.choose_engine, "Ctrl+E", self.engine_menu)
+        self.engine_actions = {}
+        for number, name in enumerate(("builtin", "model", "remote"), 1):
+            act = action(f"&{number} {name}", lambda n=name: self.engine_box.setCurrentText(n), None, self.engine_menu)
+            act.setCheckable(True)
+            self.engine_actions[name] = act
+        self.engine_actions["builtin"].setChecked(True)
         action("&Model\u2026", self.model_dialog, "Ctrl+M", task_menu, True, pix.SP_ComputerIcon)
         self.parse_action = action("&Parse", self.parse, "Ctrl+R", task_menu, True, pix.SP_FileDialogDetailedView)
         self.scope_box = QComboBox()
@@ -274,10 +296,9 @@ class MainWindow(DropTarget, QMainWindow):
         self.question.returnPressed.connect(lambda: self.ask(self.question.text()))
         self.question.textChanged.connect(self.tasks.recount)
         bar.addWidget(self.question)
-        self.scope_label = QLabel("")
+        self.scope_label = ElidedLabel()
         self.scope_label.setObjectName("scope")
-        self.scope_label.setWordWrap(True)  # a long count wraps instead of pushing Ask off the toolbar
-        self.scope_label.setMaximumWidth(190)
+        self.scope_label.setMaximumWidth(190)  # one line, elided (the whole text in its tooltip): never taller
         bar.addWidget(self.scope_label)
         action("&Ask", lambda: self.ask(self.question.text()), "Ctrl+K", task_menu, True, pix.SP_MessageBoxQuestion)
         action("Clear &conversation", self.clear_conversation, None, task_menu)
@@ -372,10 +393,10 @@ class MainWindow(DropTarget, QMainWindow):
             entry = DocEntry(key)
             self.entries[key] = entry
             self.doc_list.add_entry(entry)
-            self._remember(key)
             self.worker.submit(self._ingest_job(entry))
             added.append(key)
         if added:  # the files just opened become the selection (and the scope)
+            self._remember(added)
             self.doc_list.clearSelection()
             for key in added:
                 item = self.doc_list.item_for(key)
@@ -519,19 +540,23 @@ class MainWindow(DropTarget, QMainWindow):
 
     def _doc_menu(self, pos: Any) -> None:
         item = self.doc_list.itemAt(pos)
-        if item is None:
-            return
-        path = item.data(Qt.ItemDataRole.UserRole)
+        if item is not None:
+            self.document_menu(item.data(Qt.ItemDataRole.UserRole)).popup(self.doc_list.viewport().mapToGlobal(pos))
+
+    def document_menu(self, path: str) -> QMenu:
+        """A document's menu: only what can be done with it (a failed one: open again, show, remove)."""
         menu = QMenu(self)
         entry = self.entries.get(path)
         if entry is not None and entry.status == "failed":
             menu.addAction("Open again", lambda: self.reopen(path))
-        menu.addAction("Parse again", lambda: self.parse([path]))
-        menu.addAction("Export\u2026", lambda: self.export_dialog([path]))
+        if entry is not None and entry.document is not None:
+            menu.addAction("Parse again", lambda: self.parse([path]))
+        if entry is not None and entry.parsed is not None:
+            menu.addAction("Export\u2026", lambda: self.export_dialog([path]))
         menu.addAction("Show in folder", lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(str(Path(path).parent))))
         menu.addSeparator()
         menu.addAction("Remove", lambda: self.remove_document(path))
-        menu.popup(self.doc_list.viewport().mapToGlobal(pos))
+        return menu
 
     def _select_item(self, item: Any, _previous: Any = None) -> None:
         if item is not None:
@@ -572,14 +597,15 @@ class MainWindow(DropTarget, QMainWindow):
         if key not in self.entries:
             return
         item = self.doc_list.item_for(key)
-        if item is not None and self.doc_list.currentItem() is not item:
+        if item is not None and self.doc_list.currentItem() is not item:  # shown, never selected: the scope stays
             self.doc_list.blockSignals(True)
-            self.doc_list.setCurrentItem(item)
+            self.doc_list.setCurrentItem(item, QItemSelectionModel.SelectionFlag.NoUpdate)
             self.doc_list.blockSignals(False)
         if self.current != key or self.page_view.document is not self.entries[key].document:
             self.show_entry(key, citation.page)
         else:
             self.page_view.show_page(citation.page)
+        self.finder.clear_marks()  # an earlier find's marks are not about this passage
         self.page_view.highlight_many(passage_blocks(self.page_view.blocks, citation.text))
 
     def next_page(self) -> None:
@@ -639,6 +665,8 @@ class MainWindow(DropTarget, QMainWindow):
         self.panel.setVisible(on)
 
     def _engine_changed(self, name: str) -> None:
+        for engine, act in self.engine_actions.items():
+            act.setChecked(engine == name)
         self.toggle_panel(name != "builtin")  # collapsed with the builtin engine: nothing denoises
         self.tasks.scope_changed()
 
@@ -702,13 +730,48 @@ class MainWindow(DropTarget, QMainWindow):
         self.banner.show_message(message, details)
         self.status_label.setText(message.splitlines()[0][:160])
 
-    def show_shortcuts(self) -> None:
-        rows = []
+    def shortcut_rows(self) -> list[tuple[str, str]]:
+        """(command, keys) of every menu command with a key a keyboard has (not the platform's extra bindings
+        such as the Cancel, Save or F18 keys of some keyboards), sorted by command."""
+        rows = set()
         for act in self.findChildren(QAction):
-            keys = ", ".join(k.toString(QKeySequence.SequenceFormat.NativeText) for k in act.shortcuts())
+            keys = ", ".join(k.toString(QKeySequence.SequenceFormat.NativeText) for k in act.shortcuts() if typed(k))
             if keys:
-                rows.append(f"<tr><td>{act.text().replace('&', '')}</td><td><b>{keys}</b></td></tr>")
-        QMessageBox.information(self, "Keyboard shortcuts", f"<table>{''.join(sorted(set(rows)))}</table>")
+                rows.add((act.text().replace("&", "").lstrip("123 ").rstrip("\u2026"), keys))
+        return sorted(rows)
+
+    def show_shortcuts(self) -> QMessageBox:
+        from html import escape
+
+        rows = "".join(f"<tr><td>{escape(c)}</td><td><b>{escape(k)}</b></td></tr>" for c, k in self.shortcut_rows())
+        box = QMessageBox(QMessageBox.Icon.Information, "Keyboard shortcuts", f"<table>{rows}</table>", parent=self)
+        box.open()
+        self.dialog = box
+        return box
+
+    def _restore_theme(self) -> None:
+        """The theme chosen in View -> Theme last time (system unless one was chosen)."""
+        theme = str(self.settings.value("theme", "system") or "system")
+        theme = theme if theme in self.theme_actions else "system"
+        self.theme_actions[theme].setChecked(True)
+        if theme != "system":
+            self.set_theme(theme)
+
+    def choose_engine(self) -> None:
+        """Ctrl+E: the Engine box, focused and open (it sits about eleven Tabs away)."""
+        self.engine_box.setFocus(Qt.FocusReason.ShortcutFocusReason)
+        self.engine_box.showPopup()
+
+    def set_theme(self, theme: str) -> None:
+        """View -> Theme: system, light or dark, kept in the settings."""
+        from PySide6.QtWidgets import QApplication
+
+        from app.gui import set_theme
+
+        set_theme(QApplication.instance(), theme)
+        self.settings.setValue("theme", theme)
+        for name, act in self.theme_actions.items():
+            act.setChecked(name == theme)
 
     def show_about(self) -> None:
         from importlib.metadata import PackageNotFoundError, version
@@ -725,14 +788,17 @@ class MainWindow(DropTarget, QMainWindow):
             f"live.<br>Model: {model}<br>DiffusionGemma weights are under Google's Gemma terms.",
         )
 
-    def _remember(self, path: str) -> None:
-        recent = [path] + [p for p in (self.settings.value("recent_files", []) or []) if p != path]
+    def _remember(self, paths: list[str]) -> None:
+        """Open Recent: each file of a small open; an open of many files is one entry, their folder."""
+        if len(paths) > 3:
+            paths = [os.path.commonpath([str(Path(p).parent) for p in paths])]
+        recent = paths + [p for p in stored_list(self.settings, "recent_files") if p not in paths]
         self.settings.setValue("recent_files", recent[:MAX_RECENT])
         QTimer.singleShot(0, self._fill_recent)
 
     def _fill_recent(self) -> None:
         self.recent_menu.clear()
-        for path in self.settings.value("recent_files", []) or []:
+        for path in stored_list(self.settings, "recent_files"):
             act = self.recent_menu.addAction(path)
             act.triggered.connect(lambda _=False, p=path: self.add_paths([p]))
 
@@ -784,13 +850,25 @@ def format_seconds(seconds: float) -> str:
 
 
 def passage_blocks(blocks: list[Any], passage: str) -> list[int]:
-    """The blocks a cited passage comes from: those whose words are mostly in the passage (by word overlap)."""
+    """The blocks a cited passage comes from: a block of two words or more whose text is inside the passage, or one
+    that holds the passage (a one-line passage of a long block); failing both, blocks nearly all of whose words are
+    the passage's. A page cited as a whole (the passage is all its text) singles out no block."""
     import re
 
-    words = set(re.findall(r"\w+", passage.lower()))
-    out = []
-    for blk in blocks:
-        own = re.findall(r"\w+", blk.text.lower())
-        if own and words and sum(w in words for w in own) / len(own) >= 0.6:
-            out.append(blk.order)
+    def norm(text: str) -> str:
+        return " " + " ".join(re.findall(r"\w+", text.lower())) + " "
+
+    wanted = norm(passage)
+    if not wanted.strip():
+        return []
+    texts = [(blk.order, norm(blk.text)) for blk in blocks if blk.text.strip()]
+    out = [o for o, own in texts if (len(own.split()) >= 2 and own in wanted) or wanted in own]
+    if not out:
+        words = set(wanted.split())
+        for order, own in texts:
+            mine = own.split()
+            if len(mine) >= 3 and sum(w in words for w in mine) >= 0.9 * len(mine):
+                out.append(order)
+    if len(texts) > 3 and len(out) == len(texts):
+        return []  # every block: the citation is of the page, not of a passage on it
     return out

@@ -32,6 +32,17 @@ FIELD_WIDTH = "invoice_number"  # a typical field name: the Field column fits it
 NAME, TYPE, REQUIRED, DESCRIPTION = range(4)
 
 
+def start_folder(folder: str = "") -> str:
+    """Where the Open and Save dialogs start: the folder used last if it still exists, else the Documents folder,
+    else home. Always a folder that exists: a missing one made the dialog start in home with its name typed in as
+    the file name (Save then wrote ~/Documents.json)."""
+    documents = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.DocumentsLocation)
+    for candidate in (folder, documents, str(Path.home())):
+        if candidate and Path(candidate).is_dir():
+            return candidate
+    return str(Path.home())
+
+
 class SchemaEditor(QDialog):
     """Fields of the object to extract. ``schema()`` is the JSON Schema (a ConfigError when a field is wrong)."""
 
@@ -45,7 +56,7 @@ class SchemaEditor(QDialog):
         self.setWindowTitle("Extract: schema")
         self.types = FIELD_TYPES
         # where the schemas were last opened or saved, else the user's documents folder (not the documents')
-        self.folder = folder or QStandardPaths.writableLocation(QStandardPaths.StandardLocation.DocumentsLocation)
+        self.folder = start_folder(folder)
         self.path = ""  # the file opened or saved last
         self.base: dict[str, Any] = {}  # the top-level keywords of the schema opened (title...), kept on save
         self.extras: list[dict[str, Any]] = []  # per row: the field's keywords the table does not show
@@ -172,7 +183,7 @@ class SchemaEditor(QDialog):
             self.say(describe(exc))
             return
         path, _ = QFileDialog.getSaveFileName(
-            self, "Save the JSON Schema", self.path or self.folder, "JSON Schema (*.json)"
+            self, "Save the JSON Schema", self.path or str(Path(self.folder) / "schema.json"), "JSON Schema (*.json)"
         )
         if path:
             self.save(path, schema)

@@ -176,7 +176,7 @@ class BuiltinEngine:
         if citations:
             lines = ["Retrieved evidence (builtin engine: no model, these passages are quoted, not an answer):"]
             for c in citations:
-                lines.append(f"- page {c.page}: \u201c{_snippet(c.text)}\u201d")
+                lines.append(f"- {c.where}: \u201c{_snippet(c.text)}\u201d")  # the document, not only the page
             text = "\n".join(lines)
         else:
             text = "No passage in the documents matches the question."
