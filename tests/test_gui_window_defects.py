@@ -129,8 +129,9 @@ def test_recent_models_come_back_as_names_after_a_restart(window):
 
 
 # 8. citation highlight
-def test_a_citation_of_one_line_highlights_only_that_line(window, qtbot, tmp_path):
+def test_a_citation_highlights_only_the_block_it_rests_on(window, qtbot, tmp_path):
     from inference.tasks.base import Citation
+    from inference.tasks.conversation import cite
 
     lines = [f"Line {i}: the quay stores nets, ropes and boats of the village." for i in range(25)]
     lines[7] = "The mooring fee for fishing boats is twelve euros a night."
@@ -138,9 +139,16 @@ def test_a_citation_of_one_line_highlights_only_that_line(window, qtbot, tmp_pat
     window.add_paths([str(path)])
     qtbot.waitUntil(lambda: ingested(window), timeout=TIMEOUT)
     assert len(window.page_view.blocks) == 25
-    window.show_citation(Citation(str(path), 1, "1", lines[7]))
-    filled = [i for i in window.page_view.outline_items if i.brush().style().name != "NoBrush"]
-    assert len(filled) == 1 and "mooring fee" in window.page_view.blocks[window.page_view.highlighted].text
+
+    def filled() -> list:
+        return [i for i in window.page_view.outline_items if i.brush().style().name != "NoBrush"]
+
+    document = window.entries[str(path.resolve())].document
+    (citation,) = cite("Boats pay a mooring fee of twelve euros a night [p. 1].", [document])  # a model's mark
+    window.show_citation(citation)
+    assert len(filled()) == 1 and "mooring fee" in window.page_view.blocks[window.page_view.highlighted].text
+    window.show_citation(Citation(str(path), 1, "1", lines[3]))  # a passage of one line
+    assert len(filled()) == 1 and window.page_view.highlighted == 3
 
 
 # 9. Compare
@@ -213,7 +221,8 @@ def test_rows_read_whole_at_800_by_600(window, qtbot, tmp_path):
     status = item.text().splitlines()[1]
     assert status == "ready \u00b7 2 pages"
     room = window.doc_list.viewport().width() - window.doc_list.iconSize().width() - 12
-    assert window.doc_list.fontMetrics().horizontalAdvance("partial \u00b7 888 pages") <= room
+    assert window.doc_list.fontMetrics().horizontalAdvance("partial \u00b7 88 pages") <= room
+    assert window.cleaned_box.width() >= window.cleaned_box.sizeHint().width()  # "Cleaned", never "Clea"
 
 
 # 11. keyboard
@@ -223,7 +232,8 @@ def test_the_engine_has_a_menu_entry_and_a_shortcut_and_the_list_names_only_real
     from app.gui.prefs import typed
 
     commands = dict(window.shortcut_rows())
-    assert commands.get("Choose engine") == QKeySequence("Ctrl+E").toString(QKeySequence.SequenceFormat.NativeText)
+    native = QKeySequence("Ctrl+Shift+E").toString(QKeySequence.SequenceFormat.NativeText)
+    assert commands.get("Choose engine") == native
     for keys in commands.values():
         for key in keys.split(", "):
             assert typed(QKeySequence(key)), key

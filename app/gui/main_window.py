@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QProgressBar,
     QPushButton,
+    QSizePolicy,
     QSpinBox,
     QSplitter,
     QStyle,
@@ -37,8 +38,17 @@ from app.gui.banner import Banner
 from app.gui.controller import TaskController
 from app.gui.denoise_panel import DenoisePanel
 from app.gui.find import FindBar, Finder
+from app.gui.menus import (
+    add_engine_menu,
+    add_theme_menu,
+    passage_blocks,
+    restore_theme,
+    set_theme_of,
+    shortcut_rows,
+    show_shortcuts,
+)
 from app.gui.model_dialog import ModelChoice
-from app.gui.prefs import ElidedLabel, stored_list, typed
+from app.gui.prefs import ElidedLabel, stored_list
 from app.gui.runs import Runs, RunsBar
 from app.gui.selection import PageSelection
 from app.gui.views import DocEntry, DocumentList, DropTarget, PageView, Results, text_thumbnail
@@ -76,7 +86,7 @@ class MainWindow(DropTarget, QMainWindow):
         self.tasks = TaskController(self)
         self._build()
         self._actions()
-        self._restore_theme()
+        restore_theme(self)
         self.resize(1400, 860)
         self.setMinimumSize(MINIMUM_SIZE[0], MINIMUM_SIZE[1])  # below it the toolbar and status texts overlap
         self._restore_geometry()
@@ -106,14 +116,15 @@ class MainWindow(DropTarget, QMainWindow):
         )
         self.cleaned_box.setEnabled(False)
         self.cleaned_box.toggled.connect(self._cleaned_toggled)
-        self.cleaned_box.setMinimumWidth(self.cleaned_box.sizeHint().width())  # never cut to "Clean"
+        # never cut to "Clean": its own width whatever the theme's check box (the viewer's minimum follows)
+        self.cleaned_box.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
         nav = QHBoxLayout()
         for text, slot, tip in (
             ("\u25c0", self.prev_page, "Previous page (PgUp)"),
             ("\u25b6", self.next_page, "Next page (PgDown)"),
         ):
             button = QPushButton(text)
-            button.setFixedWidth(32)
+            button.setFixedWidth(28)
             button.setToolTip(tip)
             button.clicked.connect(slot)
             nav.addWidget(button)
@@ -127,7 +138,7 @@ class MainWindow(DropTarget, QMainWindow):
             ("Fit", self.page_view.fit, "Fit the page (Ctrl+0)"),
         ):
             button = QPushButton(text)
-            button.setFixedWidth(36)
+            button.setFixedWidth(32)
             button.setToolTip(tip)
             button.clicked.connect(slot)
             nav.addWidget(button)
@@ -255,12 +266,7 @@ class MainWindow(DropTarget, QMainWindow):
         action("&Previous page", self.prev_page, QKeySequence.StandardKey.MoveToPreviousPage, view_menu)
         self.panel_action = action("Denoising &panel", self.toggle_panel, "Ctrl+D", view_menu, checkable=True)
         self.panel_action.setChecked(True)
-        self.theme_menu = view_menu.addMenu("&Theme")
-        self.theme_actions = {}
-        for name in ("system", "light", "dark"):
-            act = action(f"&{name.capitalize()}", lambda n=name: self.set_theme(n), None, self.theme_menu)
-            act.setCheckable(True)
-            self.theme_actions[name] = act
+        add_theme_menu(self, view_menu, action)
         bar.addSeparator()
         self.engine_box = QComboBox()
         self.engine_box.addItems(["builtin", "model", "remote"])
@@ -273,14 +279,7 @@ class MainWindow(DropTarget, QMainWindow):
         engine_label.setToolTip(self.engine_box.toolTip())
         bar.addWidget(engine_label)
         bar.addWidget(self.engine_box)
-        self.engine_menu = task_menu.addMenu("&Engine")
-        action("&Choose engine", self.choose_engine, "Ctrl+E", self.engine_menu)
-        self.engine_actions = {}
-        for number, name in enumerate(("builtin", "model", "remote"), 1):
-            act = action(f"&{number} {name}", lambda n=name: self.engine_box.setCurrentText(n), None, self.engine_menu)
-            act.setCheckable(True)
-            self.engine_actions[name] = act
-        self.engine_actions["builtin"].setChecked(True)
+        add_engine_menu(self, task_menu, action)
         action("&Model\u2026", self.model_dialog, "Ctrl+M", task_menu, True, pix.SP_ComputerIcon)
         self.parse_action = action("&Parse", self.parse, "Ctrl+R", task_menu, True, pix.SP_FileDialogDetailedView)
         self.scope_box = QComboBox()
@@ -665,8 +664,6 @@ class MainWindow(DropTarget, QMainWindow):
         self.panel.setVisible(on)
 
     def _engine_changed(self, name: str) -> None:
-        for engine, act in self.engine_actions.items():
-            act.setChecked(engine == name)
         self.toggle_panel(name != "builtin")  # collapsed with the builtin engine: nothing denoises
         self.tasks.scope_changed()
 
@@ -730,48 +727,14 @@ class MainWindow(DropTarget, QMainWindow):
         self.banner.show_message(message, details)
         self.status_label.setText(message.splitlines()[0][:160])
 
-    def shortcut_rows(self) -> list[tuple[str, str]]:
-        """(command, keys) of every menu command with a key a keyboard has (not the platform's extra bindings
-        such as the Cancel, Save or F18 keys of some keyboards), sorted by command."""
-        rows = set()
-        for act in self.findChildren(QAction):
-            keys = ", ".join(k.toString(QKeySequence.SequenceFormat.NativeText) for k in act.shortcuts() if typed(k))
-            if keys:
-                rows.add((act.text().replace("&", "").lstrip("123 ").rstrip("\u2026"), keys))
-        return sorted(rows)
-
     def show_shortcuts(self) -> QMessageBox:
-        from html import escape
+        return show_shortcuts(self)
 
-        rows = "".join(f"<tr><td>{escape(c)}</td><td><b>{escape(k)}</b></td></tr>" for c, k in self.shortcut_rows())
-        box = QMessageBox(QMessageBox.Icon.Information, "Keyboard shortcuts", f"<table>{rows}</table>", parent=self)
-        box.open()
-        self.dialog = box
-        return box
-
-    def _restore_theme(self) -> None:
-        """The theme chosen in View -> Theme last time (system unless one was chosen)."""
-        theme = str(self.settings.value("theme", "system") or "system")
-        theme = theme if theme in self.theme_actions else "system"
-        self.theme_actions[theme].setChecked(True)
-        if theme != "system":
-            self.set_theme(theme)
-
-    def choose_engine(self) -> None:
-        """Ctrl+E: the Engine box, focused and open (it sits about eleven Tabs away)."""
-        self.engine_box.setFocus(Qt.FocusReason.ShortcutFocusReason)
-        self.engine_box.showPopup()
+    def shortcut_rows(self) -> list[tuple[str, str]]:
+        return shortcut_rows(self)
 
     def set_theme(self, theme: str) -> None:
-        """View -> Theme: system, light or dark, kept in the settings."""
-        from PySide6.QtWidgets import QApplication
-
-        from app.gui import set_theme
-
-        set_theme(QApplication.instance(), theme)
-        self.settings.setValue("theme", theme)
-        for name, act in self.theme_actions.items():
-            act.setChecked(name == theme)
+        set_theme_of(self, theme)
 
     def show_about(self) -> None:
         from importlib.metadata import PackageNotFoundError, version
@@ -847,28 +810,3 @@ def format_seconds(seconds: float) -> str:
     if seconds < 60:
         return f"{max(1, round(seconds))} s"
     return f"{int(seconds // 60)} min {round(seconds % 60):02d} s"
-
-
-def passage_blocks(blocks: list[Any], passage: str) -> list[int]:
-    """The blocks a cited passage comes from: a block of two words or more whose text is inside the passage, or one
-    that holds the passage (a one-line passage of a long block); failing both, blocks nearly all of whose words are
-    the passage's. A page cited as a whole (the passage is all its text) singles out no block."""
-    import re
-
-    def norm(text: str) -> str:
-        return " " + " ".join(re.findall(r"\w+", text.lower())) + " "
-
-    wanted = norm(passage)
-    if not wanted.strip():
-        return []
-    texts = [(blk.order, norm(blk.text)) for blk in blocks if blk.text.strip()]
-    out = [o for o, own in texts if (len(own.split()) >= 2 and own in wanted) or wanted in own]
-    if not out:
-        words = set(wanted.split())
-        for order, own in texts:
-            mine = own.split()
-            if len(mine) >= 3 and sum(w in words for w in mine) >= 0.9 * len(mine):
-                out.append(order)
-    if len(texts) > 3 and len(out) == len(texts):
-        return []  # every block: the citation is of the page, not of a passage on it
-    return out

@@ -112,13 +112,12 @@ def text_thumbnail(document: Any, size: tuple[int, int] = (96, 128)) -> Any:
 class DocumentList(QListWidget):
     def __init__(self, parent: Any = None) -> None:
         super().__init__(parent)
-        self.setIconSize(QSize(48, 64))
+        self.setIconSize(QSize(40, 54))
         self.setAcceptDrops(False)  # the window takes drops anywhere
         self.setTextElideMode(Qt.TextElideMode.ElideRight)  # "partial · 12 pages" is never cut in its middle
-        # wide enough for an icon and "partial · 888 pages" whatever the panes beside it ask for
-        self.setMinimumWidth(
-            self.iconSize().width() + self.fontMetrics().horizontalAdvance("partial \u00b7 888 pages") + 36
-        )
+        # wide enough for an icon and "partial · 88 pages" whatever the panes beside it ask for
+        status = self.fontMetrics().horizontalAdvance("partial \u00b7 88 pages")
+        self.setMinimumWidth(self.iconSize().width() + status + 16)
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.setSelectionMode(QListWidget.SelectionMode.ExtendedSelection)
 
@@ -511,6 +510,7 @@ class Results(QTabWidget):
         if event.type() == QEvent.Type.PaletteChange:  # the scheme changed: colours that read on it
             for highlighter in (self.raw_highlighter, self.json_highlighter, self.extract_highlighter):
                 highlighter.set_dark(is_dark(self))
+            self._render_thread()  # the answers' links take the new scheme's link colour
         super().changeEvent(event)
 
     def select_block(self, page: int, order: int) -> bool:

@@ -6,7 +6,7 @@
   reads the documents afresh. Engines without a cache of their own (builtin, a server) answer every question afresh.
 - :func:`cite` reads the ``[p. N]`` and ``[name, p. N]`` marks an answer holds into citations of the right document:
   the named one, else the only one with such a page, else the one whose page N shares most words with the statement
-  the mark ends.
+  the mark ends; the citation's passage is the block of that page the statement shares most words with.
 """
 
 from __future__ import annotations
@@ -96,8 +96,20 @@ def cite(text: str, docs: Sequence[Document]) -> list[Citation]:
             continue
         page = doc.pages[number - 1]
         seen.add((doc.source, number))
-        out.append(Citation(document=doc.source, page=number, label=page.label, text=page.text[:400]))
+        out.append(Citation(document=doc.source, page=number, label=page.label, text=cited_passage(page, statement)))
     return out
+
+
+def cited_passage(page: Any, statement: str) -> str:
+    """What on the page a statement rests on: the block sharing most of its words (two at least), else the page's
+    opening. The window fills that block, not the page's first blocks."""
+    words = set(WORD.findall(statement.lower()))
+
+    def shared(block: Any) -> int:
+        return len(words & set(WORD.findall(block.text.lower())))
+
+    best = max(page.blocks, key=shared, default=None)
+    return best.text if best is not None and shared(best) >= 2 else page.text[:400]
 
 
 def _cited_document(docs: Sequence[Document], number: int, name: str | None, statement: str) -> Document | None:

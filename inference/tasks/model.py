@@ -286,8 +286,10 @@ class ModelEngine:
         prompt = self.builder.build(list(docs), instruction, self.policy, on_page=reading if pages > 1 else None)
         if not over_budget(prompt):
             sent = [prompt]
-            keep = conversation is not None and self.keeps_sessions
-            text = self._turn(self.builder.inputs(prompt), context, conversation if keep else None)
+            if conversation is not None and self.keeps_sessions:
+                text = self._turn(self.builder.inputs(prompt), context, conversation)
+            else:
+                text = self.generate(prompt, context)  # a server's generate when the engine is remote
         else:
             if conversation is not None:
                 conversation.forget()  # read in parts: no single cache holds the documents

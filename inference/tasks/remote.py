@@ -112,6 +112,11 @@ class _LockedBuilder:
         """The tokenizer itself, for the extraction template (laid out on one thread, before any request)."""
         return self._builder.tokenizer
 
+    @property
+    def processor(self) -> Any:
+        """The processor itself (callable, so ``__getattr__`` would hand back a locked call of it)."""
+        return self._builder.processor
+
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self._builder, name)
         if not callable(attr):
