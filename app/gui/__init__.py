@@ -70,7 +70,8 @@ THEMES = ("system", "light", "dark")
 # Fusion draws frames, check boxes and slider grooves a shade darker than the window: on a dark window that is
 # near-black on near-black. In the dark scheme these controls get their own outline and fill.
 DARK_CONTROLS = """
-QLineEdit, QAbstractSpinBox { border: 1px solid #80868b; border-radius: 3px; background: #2b2d30; padding: 1px 3px; }
+QLineEdit, QAbstractSpinBox { border: 1px solid #80868b; border-radius: 3px; background: #2b2d30; }
+QLineEdit { padding: 1px 3px; }
 QLineEdit:focus, QAbstractSpinBox:focus { border: 1px solid #8ab4f8; }
 QLineEdit:disabled, QAbstractSpinBox:disabled { border: 1px solid #4a4d52; color: #6b6f75; }
 QCheckBox::indicator { width: 12px; height: 12px; border: 1px solid #9aa0a6; border-radius: 2px; background: #2b2d30; }
@@ -85,7 +86,8 @@ QSlider::handle:horizontal:disabled { background: #5f6368; }
 
 # the light scheme's outlines a shade darker than Fusion's (#b0b0b0 on #efefef is 2:1): 3:1 against the window
 LIGHT_CONTROLS = """
-QLineEdit, QAbstractSpinBox { border: 1px solid #8a8a8a; border-radius: 3px; background: #ffffff; padding: 1px 3px; }
+QLineEdit, QAbstractSpinBox { border: 1px solid #8a8a8a; border-radius: 3px; background: #ffffff; }
+QLineEdit { padding: 1px 3px; }
 QLineEdit:focus, QAbstractSpinBox:focus { border: 1px solid #2a7ab8; }
 QLineEdit:disabled, QAbstractSpinBox:disabled { border: 1px solid #c4c4c4; color: #8a8a8a; background: #f4f4f4; }
 QCheckBox::indicator { width: 12px; height: 12px; border: 1px solid #767676; border-radius: 2px; background: #ffffff; }

@@ -119,6 +119,7 @@ class MainWindow(DropTarget, QMainWindow):
         # never cut to "Clean": its own width whatever the theme's check box (the viewer's minimum follows)
         self.cleaned_box.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
         nav = QHBoxLayout()
+        nav.setSpacing(4)  # at 800 px wide the row keeps Cleaned whole beside the list and the panel
         for text, slot, tip in (
             ("\u25c0", self.prev_page, "Previous page (PgUp)"),
             ("\u25b6", self.next_page, "Next page (PgDown)"),
