@@ -12,7 +12,7 @@ import html
 import io
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from inference.errors import ConfigError
@@ -153,6 +153,30 @@ def write_parse(
         else:
             written.append(write_atomic(target(f"{stem}.md"), to_markdown(result)))
     return written
+
+
+def unique_stems(paths: Sequence[str | Path]) -> list[str]:
+    """A file stem per document, unique among them (case-insensitively) so that no export overwrites another:
+    ``linn.pdf`` and ``linn.txt`` give ``linn_pdf`` and ``linn_txt`` (as ``dwb parse`` names them); two ``a.pdf``
+    from different folders give ``a`` and ``a-2``."""
+    plain = [Path(p).stem for p in paths]
+    counts: dict[str, int] = {}
+    for stem in plain:
+        counts[stem.lower()] = counts.get(stem.lower(), 0) + 1
+    stems = [
+        f"{stem}_{Path(p).suffix.lstrip('.').lower()}" if counts[stem.lower()] > 1 and Path(p).suffix else stem
+        for stem, p in zip(plain, paths, strict=True)
+    ]
+    out: list[str] = []
+    taken: set[str] = set()
+    for stem in stems:
+        unique, n = stem, 1
+        while unique.lower() in taken:
+            n += 1
+            unique = f"{stem}-{n}"
+        taken.add(unique.lower())
+        out.append(unique)
+    return out
 
 
 def answer_markdown(answer: Answer) -> str:

@@ -210,11 +210,11 @@ def test_answers_stay_in_the_thread_when_the_engine_or_the_model_changes(window,
     assert [a.engine for a in window.results.thread] == ["builtin", "model"]
     load_tiny(window, qtbot, max_new_tokens=32, max_denoising_steps=2)  # another model: the answers stay
     assert [a.engine for a in window.results.thread] == ["builtin", "model"]
-    assert all(c.session is None for k, c in window.conversations.items() if k[0] == "model")  # not its cache
+    assert all(c.session is None for k, c in window.tasks.conversations.items() if k[0] == "model")  # not its cache
     window.engine_box.setCurrentText("builtin")
     assert len(window.results.thread) == 2
     window.clear_conversation()
-    assert window.results.thread == [] and not window.answer_log
+    assert window.results.thread == [] and not window.tasks.answer_log
     window.engine_box.setCurrentText("model")
     assert window.results.thread == []
 
@@ -237,9 +237,9 @@ def test_a_stale_prompt_token_count_is_not_shown_while_it_is_counted_again(windo
     load_tiny(window, qtbot, max_new_tokens=32, max_denoising_steps=2)
     window.engine_box.setCurrentText("model")
     window.question.setText("What is block diffusion?")
-    qtbot.waitUntil(lambda: window.prompt_tokens is not None and not window.worker.busy, timeout=TIMEOUT)
-    assert f"{window.prompt_tokens:,} prompt tokens" in window.scope_label.text()
+    qtbot.waitUntil(lambda: window.tasks.prompt_tokens is not None and not window.worker.busy, timeout=TIMEOUT)
+    assert f"{window.tasks.prompt_tokens:,} prompt tokens" in window.scope_label.text()
     window.question.setText("Who wrote it?")
-    assert "counting prompt tokens" in window.scope_label.text() and window.prompt_tokens is None
-    qtbot.waitUntil(lambda: window.prompt_tokens is not None and not window.worker.busy, timeout=TIMEOUT)
-    assert f"{window.prompt_tokens:,} prompt tokens" in window.scope_label.text()
+    assert "counting prompt tokens" in window.scope_label.text() and window.tasks.prompt_tokens is None
+    qtbot.waitUntil(lambda: window.tasks.prompt_tokens is not None and not window.worker.busy, timeout=TIMEOUT)
+    assert f"{window.tasks.prompt_tokens:,} prompt tokens" in window.scope_label.text()

@@ -293,7 +293,9 @@ class PrefillClock:
     A chunk of ``n`` tokens whose queries see ``c`` tokens on average costs about ``a * n + b * n * c``: the
     projections and MLP grow with the chunk, attention with the chunk times the context, so late chunks of a long
     prompt cost more than early ones. ``a`` and ``b`` are fitted (least squares, neither negative) to the chunks
-    measured so far; with fewer than two chunks there is no estimate.
+    measured so far; with fewer than two chunks there is no estimate. From three chunks on the first is left out
+    of the fit: it carries one-time costs (allocations, kernel choice, caches warming) that the rest do not, and
+    fitted it made the estimate more than twice the time the rest took.
     """
 
     def __init__(self, bounds: Sequence[tuple[int, int]], cached: int = 0) -> None:
@@ -308,14 +310,16 @@ class PrefillClock:
         return float(n), float(n) * (self.cached + start + n / 2)
 
     def fit(self) -> tuple[float, float] | None:
-        rows = [self.features(*b) for b in self.bounds[: len(self.laps)]]
+        skip = 1 if len(self.laps) >= 3 else 0
+        rows = [self.features(*b) for b in self.bounds[skip : len(self.laps)]]
+        laps = self.laps[skip:]
         if len(rows) < 2:
             return None
         sxx = sum(x * x for x, _ in rows)
         syy = sum(y * y for _, y in rows)
         sxy = sum(x * y for x, y in rows)
-        stx = sum(t * x for t, (x, _) in zip(self.laps, rows, strict=True))
-        sty = sum(t * y for t, (_, y) in zip(self.laps, rows, strict=True))
+        stx = sum(t * x for t, (x, _) in zip(laps, rows, strict=True))
+        sty = sum(t * y for t, (_, y) in zip(laps, rows, strict=True))
         det = sxx * syy - sxy * sxy
         if det > 1e-9 * sxx * syy:
             a, b = (stx * syy - sty * sxy) / det, (sty * sxx - stx * sxy) / det
@@ -323,10 +327,7 @@ class PrefillClock:
                 return a, b
         linear = (stx / sxx, 0.0)  # one of the two is negative (noise, or equal chunks): the better one alone
         quadratic = (0.0, sty / syy)
-        return min((linear, quadratic), key=lambda ab: self._residual(ab, rows))
-
-    def _residual(self, ab: tuple[float, float], rows: list[tuple[float, float]]) -> float:
-        return sum((t - ab[0] * x - ab[1] * y) ** 2 for t, (x, y) in zip(self.laps, rows, strict=True))
+        return min((linear, quadratic), key=lambda ab: residual(ab, rows, laps))
 
     def seconds_left(self) -> float | None:
         fitted = self.fit()
@@ -343,6 +344,11 @@ class PrefillClock:
         done = self.bounds[len(self.laps) - 1][1]
         left = 0.0 if done >= self.total else self.seconds_left()
         return PrefillProgress(done=done, total=self.total, seconds=now - self.start, seconds_left=left)
+
+
+def residual(ab: tuple[float, float], rows: list[tuple[float, float]], laps: list[float]) -> float:
+    """Squared error of the cost model ``a * x + b * y`` against the measured laps."""
+    return sum((t - ab[0] * x - ab[1] * y) ** 2 for t, (x, y) in zip(laps, rows, strict=True))
 
 
 # ------------------------------------------------------------------ the loop

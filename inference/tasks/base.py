@@ -132,7 +132,13 @@ class TaskEngine(Protocol):
         self, doc: Document, options: ParseOptions | None = None, context: TaskContext | None = None
     ) -> ParseResult: ...
 
-    def ask(self, docs: Sequence[Document], question: str, context: TaskContext | None = None) -> Answer: ...
+    def ask(
+        self,
+        docs: Sequence[Document],
+        question: str,
+        context: TaskContext | None = None,
+        conversation: Any = None,  # inference.tasks.conversation.Conversation: follow-ups keep its KV cache
+    ) -> Answer: ...
 
     def extract(
         self, docs: Sequence[Document], schema: dict[str, Any], context: TaskContext | None = None

@@ -43,7 +43,8 @@ from inference.runtime.events import Cancelled, Failed, Finished
 from inference.runtime.params import DiffusionParams
 from inference.serving.wire import EXTENSION, WireError, decode_event, prompt_content
 from inference.tasks.base import Answer, TaskContext
-from inference.tasks.model import ASK_INSTRUCTION, ModelEngine, _citations, _retrieved
+from inference.tasks.conversation import Conversation, ask_instruction, cite, retrieved
+from inference.tasks.model import ModelEngine
 
 log = logging.getLogger(__name__)
 RETRY_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
@@ -127,6 +128,11 @@ class _LockedBuilder:
     def tokenizer(self) -> Any:
         """The tokenizer itself, for the extraction template (laid out on one thread, before any request)."""
         return self._builder.tokenizer
+
+    @property
+    def processor(self) -> Any:
+        """The processor itself (callable, so ``__getattr__`` would hand back a locked call of it)."""
+        return self._builder.processor
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self._builder, name)
@@ -300,9 +306,18 @@ class RemoteEngine(ModelEngine):
             "max_soft_tokens": self.policy.max_soft_tokens,
         }
 
-    def ask(self, docs: Sequence[Any], question: str, context: TaskContext | None = None) -> Answer:
+    keeps_sessions = False  # the server keeps no cache between requests: each question reads afresh
+
+    def ask(
+        self,
+        docs: Sequence[Any],
+        question: str,
+        context: TaskContext | None = None,
+        conversation: Conversation | None = None,
+    ) -> Answer:
         """As the model engine asks; when the pages' images are more than the server takes in one request, the
-        pages are asked in groups that fit and the partial answers combined."""
+        pages are asked in groups that fit and the partial answers combined. A conversation changes nothing here
+        (no cache to keep)."""
         sources = {d.source for d in docs} | {None}
         self._take_cut_off(sources)
         answer = self._ask(docs, question, context)
@@ -315,7 +330,7 @@ class RemoteEngine(ModelEngine):
     def _ask(self, docs: Sequence[Any], question: str, context: TaskContext | None) -> Answer:
         info = self.connect()
         context = context or TaskContext()
-        prompt = self.builder.build(list(docs), ASK_INSTRUCTION.format(question=question), self.policy)
+        prompt = self.builder.build(list(docs), ask_instruction(question, docs), self.policy)
         if len(prompt.images) <= info.max_images:
             return super().ask(docs, question, context)
         groups = page_groups(docs, info.max_images)
@@ -328,7 +343,7 @@ class RemoteEngine(ModelEngine):
         return Answer(
             question=question,
             text=text,
-            citations=_citations(text, docs) or _retrieved(docs, question),
+            citations=cite(text, docs) or retrieved(docs, question),
             kind="generated",
             engine=self.name,
             left_out=[item for a in answers for item in a.left_out],
