@@ -1,0 +1,117 @@
+"""Excel (XLSX) into the document model through openpyxl: one page per sheet, labelled with the sheet's name, holding
+its name as a heading and its used cells as one table.
+
+The workbook is streamed (openpyxl's read-only mode), so memory stays flat whatever the file's size, and each sheet
+is read up to ``MAX_ROWS`` rows and ``MAX_COLUMNS`` columns, the workbook up to ``MAX_CELLS`` cells: what lies past
+a bound is named in a page note and the document is partial, never cut silently. Cells show their cached values
+(what Excel last computed) as Excel shows them: whole numbers without ``.0``, percentages as percentages, dates in
+ISO form; a formula never computed (a file written by a script) is empty.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import zipfile
+from pathlib import Path
+from typing import IO, Any
+
+from inference.documents.model import Block, Document, Page, clean_text
+from inference.errors import IngestError
+
+MAX_ROWS = 10_000
+MAX_COLUMNS = 200
+MAX_CELLS = 500_000
+
+
+def read_workbook(
+    doc: Document,
+    source: IO[bytes] | Path,
+    max_rows: int = MAX_ROWS,
+    max_columns: int = MAX_COLUMNS,
+    max_cells: int = MAX_CELLS,
+) -> Document:
+    import openpyxl
+
+    try:
+        book = openpyxl.load_workbook(source, read_only=True, data_only=True)
+    except (zipfile.BadZipFile, KeyError, ValueError, TypeError, OSError) as exc:
+        raise IngestError(f"the Excel file is damaged ({type(exc).__name__}: {exc})", path=doc.source) from exc
+    budget = max_cells
+    try:
+        for number, sheet in enumerate(book.worksheets, 1):
+            page = Page(number=number, label=sheet.title, width=0, height=0, text_layer="visible")
+            doc.pages.append(page)
+            try:
+                rows, cut = _sheet_rows(sheet, max_rows, max_columns, budget)
+            except Exception as exc:  # noqa: BLE001 - one damaged sheet never loses the others
+                doc.add_error(number, f"the sheet {sheet.title!r} could not be read ({type(exc).__name__}: {exc})")
+                continue
+            budget -= sum(len(r) for r in rows)
+            page.blocks.append(Block(kind="heading", text=clean_text(sheet.title), bbox=(0, 0, 0, 0), order=0, level=2))
+            if rows:
+                text = "\n".join(" | ".join(r) for r in rows)
+                page.blocks.append(Block(kind="table", text=text, bbox=(0, 0, 0, 0), order=1, rows=rows))
+            if sheet.sheet_state != "visible":
+                page.note(f"a {sheet.sheet_state} sheet")
+            if cut:
+                page.note(cut)
+                doc.add_error(None, f"sheet {sheet.title!r}: {cut}", "LimitError")
+    finally:
+        book.close()
+    return doc
+
+
+def _sheet_rows(sheet: Any, max_rows: int, max_columns: int, budget: int) -> tuple[list[list[str]], str]:
+    """The sheet's cells as text, trailing empty rows and columns dropped, and what was left unread (or "")."""
+    rows: list[list[str]] = []
+    more_rows = more_columns = False
+    limit = max(1, min(max_rows, budget // max(1, max_columns)))
+    sheet.reset_dimensions()  # a declared range (A1:XFD1048576) is not trusted: each row is as long as its cells
+    source = sheet.iter_rows()
+    for index, row in enumerate(source):
+        if index >= limit:  # anything past the bound? (stops at the first value found)
+            more_rows = any(c.value is not None for r in itertools.chain([row], source) for c in r)
+            break
+        rows.append([cell_text(c) for c in row[:max_columns]])
+        more_columns = more_columns or any(c.value is not None for c in row[max_columns:])
+    while rows and not any(rows[-1]):
+        rows.pop()
+    width = max((i + 1 for r in rows for i, t in enumerate(r) if t), default=0)
+    rows = [(r + [""] * width)[:width] for r in rows]
+    cut = []
+    if more_rows:
+        cut.append(f"only the first {limit:,} rows were read")
+    if more_columns:
+        cut.append(f"only the first {max_columns} columns were read")
+    return rows, "; ".join(cut) + (" (the bound that keeps a huge sheet readable)" if cut else "")
+
+
+def cell_text(cell: Any) -> str:
+    """A cell's value as Excel shows it, in the fewest digits that give back the stored number."""
+    value = getattr(cell, "value", None)
+    if value is None:
+        return ""
+    fmt = str(getattr(cell, "number_format", "") or "")
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, int | float):
+        if "%" in fmt:
+            return f"{_number(value * 100)}%"
+        return _number(value)
+    if isinstance(value, dt.datetime):
+        return value.date().isoformat() if value.time() == dt.time(0) else value.isoformat(sep=" ")
+    if isinstance(value, dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, dt.timedelta):
+        return str(value)
+    return "\n".join(" ".join(clean_text(line).split()) for line in str(value).splitlines()).strip()
+
+
+def _number(value: float) -> str:
+    if isinstance(value, int):
+        return str(value)
+    value = round(value, 12)  # 0.1 + 0.2 stored as 0.30000000000000004 shows as Excel shows it, 0.3
+    if value.is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return repr(value)
