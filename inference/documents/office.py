@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import re
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -119,7 +120,7 @@ def _check_archive(path: Path, source: IO[bytes] | Path, kind: str) -> None:
                 raise IngestError(f"the {NAMES[kind]} file is damaged (its part {bad} fails its checksum)", path=path)
     except zipfile.BadZipFile as exc:
         raise IngestError(f"the {NAMES[kind]} file is damaged (not a readable zip archive: {exc})", path=path) from exc
-    except (OSError, EOFError, zipfile.LargeZipFile, NotImplementedError) as exc:
+    except (OSError, EOFError, zipfile.LargeZipFile, NotImplementedError, zlib.error) as exc:
         raise IngestError(f"the {NAMES[kind]} file is damaged ({exc})", path=path) from exc
     finally:
         if not isinstance(source, Path):
@@ -174,6 +175,7 @@ def _decrypt(path: Path, password: PasswordCallback | None) -> IO[bytes]:
 W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
 MC_FALLBACK = "{http://schemas.openxmlformats.org/markup-compatibility/2006}Fallback"
 DOCPR = "{http://schemas.openxmlformats.org/drawingml/2006/wordprocessingDrawing}docPr"
+LIST_STYLE = re.compile(r"^list\s+(bullet|number)\s*([1-9])?$", re.IGNORECASE)
 HEADING_STYLE = re.compile(r"^heading\s*([1-9])$", re.IGNORECASE)
 # parts of a paragraph that are not its text: deleted and moved-away revisions, text boxes (read as blocks of their
 # own), the fallback copy of a drawing, field instructions
@@ -204,7 +206,8 @@ def paragraph_text(p: Any) -> str:
                 walk(child)
 
     walk(p)
-    return "\n".join(clean_text(line).strip() for line in "".join(parts).split("\n")).strip()
+    text = "".join(parts).replace("\u00ad", "")  # a soft hyphen is where a word may break, not a character
+    return "\n".join(clean_text(line).strip() for line in text.split("\n")).strip()
 
 
 def _page_break_after(p: Any) -> bool:
@@ -241,8 +244,8 @@ class _Numbering:
         """(depth, numbered) for a list paragraph, None for any other."""
         num = p.find(f"{W}pPr/{W}numPr")
         if num is None:
-            if style.lower().startswith("list ") and style.lower() != "list paragraph":
-                return 0, "number" in style.lower()
+            if m := LIST_STYLE.match(style):  # "List Bullet 2": the style carries the numbering
+                return int(m.group(2) or 1) - 1, m.group(1).lower() == "number"
             return None
         ilvl = num.find(W + "ilvl")
         num_id = num.find(W + "numId")

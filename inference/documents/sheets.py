@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import zipfile
+import zlib
 from pathlib import Path
 from typing import IO, Any
 
@@ -27,17 +28,20 @@ MAX_CELLS = 500_000
 def read_workbook(
     doc: Document,
     source: IO[bytes] | Path,
-    max_rows: int = MAX_ROWS,
-    max_columns: int = MAX_COLUMNS,
-    max_cells: int = MAX_CELLS,
+    max_rows: int | None = None,
+    max_columns: int | None = None,
+    max_cells: int | None = None,
 ) -> Document:
+    """Each sheet of the workbook ``source`` as a page of ``doc``, within the bounds (default: the module's)."""
     import openpyxl
+
+    max_rows, max_columns = max_rows or MAX_ROWS, max_columns or MAX_COLUMNS
 
     try:
         book = openpyxl.load_workbook(source, read_only=True, data_only=True)
-    except (zipfile.BadZipFile, KeyError, ValueError, TypeError, OSError) as exc:
+    except (zipfile.BadZipFile, KeyError, ValueError, TypeError, OSError, EOFError, zlib.error) as exc:
         raise IngestError(f"the Excel file is damaged ({type(exc).__name__}: {exc})", path=doc.source) from exc
-    budget = max_cells
+    budget = max_cells or MAX_CELLS
     try:
         for number, sheet in enumerate(book.worksheets, 1):
             page = Page(number=number, label=sheet.title, width=0, height=0, text_layer="visible")

@@ -136,7 +136,7 @@ def _text_frame(shape: Any, kind: str, box: tuple[float, float, float, float]) -
 
 def _paragraph_text(p: Any) -> str:
     """A paragraph's runs, fields and line breaks (python-pptx's ``text`` writes a line break as a vertical tab)."""
-    return p.text.replace("\v", " ")
+    return p.text.replace("\v", " ").replace("\u00ad", "")
 
 
 def _bulleted(p: Any) -> bool:

@@ -145,7 +145,8 @@ class _Walker:
         self.blocks.append(Block(kind=kind, text=text, bbox=(0, 0, 0, 0), order=len(self.blocks), **extra))
 
     def flush(self) -> None:
-        lines = [" ".join(clean_text(line).split()) for line in "".join(self.inline).split("\n")]
+        text = "".join(self.inline).replace("\u00ad", "")  # soft hyphens: where a word may break
+        lines = [" ".join(clean_text(line).split()) for line in text.split("\n")]
         self.inline = []
         if text := "\n".join(line for line in lines if line):
             self.add("text", text)
@@ -238,7 +239,7 @@ def inline_text(el: Any) -> str:
                 parts.append(child.tail)
 
     walk(el)
-    return " ".join(clean_text("".join(parts)).split())
+    return " ".join(clean_text("".join(parts).replace("\u00ad", "")).split())
 
 
 def list_items(el: Any, depth: int) -> Iterator[tuple[int, bool, str]]:
@@ -246,7 +247,7 @@ def list_items(el: Any, depth: int) -> Iterator[tuple[int, bool, str]]:
     numbered = el.tag.lower() == "ol"
     for li in el.xpath("./li"):
         nested = li.xpath("./ul | ./ol")
-        text = " ".join(clean_text(_text_without(li, nested)).split())
+        text = " ".join(clean_text(_text_without(li, nested).replace("\u00ad", "")).split())
         if text:
             yield depth, numbered, text
         for sub in nested:
