@@ -61,13 +61,12 @@ def decode_html(raw: bytes) -> tuple[str, str, str | None]:
             return raw.decode(encoding, "replace"), encoding.removesuffix("-sig"), None
     m = DECLARED.search(raw[:4096])
     if not m:
-        text, encoding = decode_text(raw)
-        return text, encoding, None
+        return *_undeclared(raw), None
     declared = (m.group(1) or m.group(2)).decode("ascii").lower()
     try:
         name = codecs.lookup(declared).name
     except LookupError:
-        text, encoding = decode_text(raw)
+        text, encoding = _undeclared(raw)
         return text, encoding, f"the page declares an unknown encoding {declared!r}: read as {encoding}"
     if name in ("latin-1", "iso8859-1", "ascii"):
         name = "cp1252"  # as browsers read them (the WHATWG encoding standard)
@@ -78,12 +77,18 @@ def decode_html(raw: bytes) -> tuple[str, str, str | None]:
     try:
         return raw.decode(name), name, None
     except UnicodeDecodeError as exc:
-        text, encoding = decode_text(raw)
+        text, encoding = _undeclared(raw)
         return (
             text,
             encoding,
             f"the page declares {declared} but byte {exc.start} is not valid in it: read as {encoding}",
         )
+
+
+def _undeclared(raw: bytes) -> tuple[str, str]:
+    """UTF-8, else Windows-1252 (else Latin-1, which decodes anything)."""
+    text, encoding = decode_text(raw)
+    return text, "utf-8" if encoding == "utf-8-sig" else encoding
 
 
 def _is_utf8(raw: bytes) -> bool:
