@@ -4,16 +4,19 @@ its name as a heading and its used cells as one table.
 The workbook is streamed (openpyxl's read-only mode), so memory stays flat whatever the file's size, and each sheet
 is read up to ``MAX_ROWS`` rows and ``MAX_COLUMNS`` columns, the workbook up to ``MAX_CELLS`` cells: what lies past
 a bound is named in a page note and the document is partial, never cut silently. Cells show their cached values
-(what Excel last computed) as Excel shows them: whole numbers without ``.0``, percentages as percentages, dates in
-ISO form; a formula never computed (a file written by a script) is empty.
+(what Excel last computed) as Excel shows them: a plain number format's decimals, thousands separator and percent
+applied (``2.90``, ``1,234.50``, ``12.5%``), other numbers in the fewest digits that give them back, dates in ISO
+form; a formula never computed (a file written by a script) is empty.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import itertools
+import re
 import zipfile
 import zlib
+from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any
 
@@ -92,17 +95,15 @@ def _sheet_rows(sheet: Any, max_rows: int, max_columns: int, budget: int) -> tup
 
 
 def cell_text(cell: Any) -> str:
-    """A cell's value as Excel shows it, in the fewest digits that give back the stored number."""
+    """A cell's value as Excel shows it: a number in its format's decimals, thousands separator and percent (else in
+    the fewest digits that give back the stored number, at most 15 significant), dates in ISO form."""
     value = getattr(cell, "value", None)
     if value is None:
         return ""
-    fmt = str(getattr(cell, "number_format", "") or "")
     if isinstance(value, bool):
         return "TRUE" if value else "FALSE"
     if isinstance(value, int | float):
-        if "%" in fmt:
-            return f"{_number(value * 100)}%"
-        return _number(value)
+        return number_text(value, str(getattr(cell, "number_format", "") or ""))
     if isinstance(value, dt.datetime):
         return value.date().isoformat() if value.time() == dt.time(0) else value.isoformat(sep=" ")
     if isinstance(value, dt.date | dt.time):
@@ -112,10 +113,33 @@ def cell_text(cell: Any) -> str:
     return "\n".join(" ".join(clean_text(line).split()) for line in str(value).splitlines()).strip()
 
 
-def _number(value: float) -> str:
+# a plain number format: digits with optional thousands separator, decimals and percent ("#,##0.00", "0.0%")
+PLAIN_FORMAT = re.compile(r"^([$€£¥ ]*)[#0]*(,)?[#0]*(?:\.(0+)#*)?(%)?([$€£¥ ]*)$")
+CURRENCY = re.compile(r"\[\$([^\]-]*)(?:-[0-9A-Fa-f]+)?\]")  # [$€-407]: the symbol of a locale's currency
+
+
+def number_text(value: float, fmt: str = "General") -> str:
+    section = CURRENCY.sub(r"\1", fmt.split(";")[0]).replace("\\", "").replace('"', "").strip()
+    if m := PLAIN_FORMAT.match(section) if section and section != "General" else None:
+        prefix, thousands, decimals, percent, suffix = (
+            m.group(1),
+            m.group(2),
+            len(m.group(3) or ""),
+            m.group(4),
+            m.group(5),
+        )
+        shown = value * 100 if percent else value
+        sign, shown = ("-" if shown < 0 else ""), abs(shown)  # a negative section's red or brackets: a minus
+        return f"{sign}{prefix}{shown:{',' if thousands else ''}.{decimals}f}{'%' if percent else ''}{suffix}"
+    if "%" in section:
+        return f"{_shortest(value * 100)}%"
+    return _shortest(value)
+
+
+def _shortest(value: float) -> str:
+    """The fewest digits that give back ``value``, at most 15 significant (Excel's precision), never an exponent
+    (0.1 + 0.2, stored as 0.30000000000000004, is 0.3)."""
     if isinstance(value, int):
         return str(value)
-    value = round(value, 12)  # 0.1 + 0.2 stored as 0.30000000000000004 shows as Excel shows it, 0.3
-    if value.is_integer() and abs(value) < 1e15:
-        return str(int(value))
-    return repr(value)
+    text = format(Decimal(f"{value:.15g}").normalize(), "f")
+    return text if text != "-0" else "0"
