@@ -192,7 +192,7 @@ def test_xlsx_sheets_are_pages_with_exact_numbers(tmp_path):
     sheet["C3"].number_format = "0%"
     sheet["B5"].number_format = "0.00"
     sheet["C5"].number_format = "#,##0.00"
-    sheet["D5"].number_format = '#,##0.00 [$€-407];[Red]-#,##0.00 [$€-407]'
+    sheet["D5"].number_format = "#,##0.00 [$€-407];[Red]-#,##0.00 [$€-407]"
     book.create_sheet("Notes")["B2"] = "see Sales"
     path = tmp_path / "sales.xlsx"
     book.save(path)
@@ -235,3 +235,34 @@ def test_a_huge_sheet_is_read_to_a_bound_and_says_so(tmp_path, monkeypatch):
     assert doc.status is Status.PARTIAL and "first 100 rows" in doc.pages[0].attrs["notes"][0]
     assert "columns" in doc.pages[0].attrs["notes"][0]  # the cell past column 200
     assert doc.pages[1].text.endswith("still read")  # the next sheet is not lost
+
+
+def test_a_workbook_listing_a_part_it_lacks_is_read_without_it(tmp_path):
+    book = openpyxl.Workbook()
+    book.active.append([48929, 0.005, 2.675])
+    book.active["A1"].number_format = "00000000"  # an ID padded to eight digits
+    book.active["B1"].number_format = "0%"  # Excel rounds half away from zero: 1%
+    book.active["C1"].number_format = "0.00"  # 2.675 is stored as 2.67499999...: Excel shows 2.68
+    whole = tmp_path / "whole.xlsx"
+    book.save(whole)
+    lacking = tmp_path / "lacking.xlsx"
+    listed = '<Override PartName="/xl/sharedStrings.xml" ContentType="application/vnd.openxmlformats-officedocument.'
+    listed += 'spreadsheetml.sharedStrings+xml"/></Types>'
+    with zipfile.ZipFile(whole) as src, zipfile.ZipFile(lacking, "w") as out:
+        for item in src.infolist():  # [Content_Types].xml names a shared-strings part that is not there
+            data = src.read(item)
+            if item.filename == "[Content_Types].xml":
+                data = data.replace(b"</Types>", listed.encode())
+            out.writestr(item, data)
+    with pytest.raises(KeyError):
+        openpyxl.load_workbook(lacking, read_only=True)
+    doc = open_document(lacking)
+    assert doc.metadata["missing_parts"] == ["xl/sharedStrings.xml"]
+    assert doc.pages[0].blocks[1].rows == [["00048929", "1%", "2.68"]]
+
+
+def test_a_presentation_without_slides_says_so(tmp_path):
+    empty = tmp_path / "empty.pptx"
+    pptx.Presentation().save(empty)
+    with pytest.raises(IngestError, match="no slides"):
+        open_document(empty)

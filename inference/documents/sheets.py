@@ -12,11 +12,12 @@ form; a formula never computed (a file written by a script) is empty.
 from __future__ import annotations
 
 import datetime as dt
+import io
 import itertools
 import re
 import zipfile
 import zlib
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from pathlib import Path
 from typing import IO, Any
 
@@ -42,7 +43,14 @@ def read_workbook(
 
     try:
         book = openpyxl.load_workbook(source, read_only=True, data_only=True)
-    except (zipfile.BadZipFile, KeyError, ValueError, TypeError, OSError, EOFError, zlib.error) as exc:
+    except KeyError as exc:  # a part listed in [Content_Types].xml but not in the archive: read without it
+        try:
+            missing, source = _without_missing_parts(source)
+            book = openpyxl.load_workbook(source, read_only=True, data_only=True)
+        except (zipfile.BadZipFile, KeyError, ValueError, TypeError, OSError, EOFError, zlib.error) as again:
+            raise IngestError(f"the Excel file is damaged ({type(again).__name__}: {again})", path=doc.source) from exc
+        doc.metadata["missing_parts"] = missing
+    except (zipfile.BadZipFile, ValueError, TypeError, OSError, EOFError, zlib.error) as exc:
         raise IngestError(f"the Excel file is damaged ({type(exc).__name__}: {exc})", path=doc.source) from exc
     budget = max_cells or MAX_CELLS
     try:
@@ -67,6 +75,25 @@ def read_workbook(
     finally:
         book.close()
     return doc
+
+
+def _without_missing_parts(source: IO[bytes] | Path) -> tuple[list[str], IO[bytes]]:
+    """The workbook rewritten in memory without the ``[Content_Types].xml`` entries of parts it does not hold (a
+    writer that lists a shared-strings part and stores its strings inline), and the names of those parts."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(source) as archive, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as fixed:
+        names = set(archive.namelist())
+        types = archive.read("[Content_Types].xml").decode("utf-8")
+        listed = re.findall(r'PartName="/([^"]+)"', types)
+        missing = [name for name in listed if name not in names]
+        for name in missing:
+            types = re.sub(rf'<Override[^>]*PartName="/{re.escape(name)}"[^>]*/>', "", types)
+        for info in archive.infolist():
+            fixed.writestr(info, types if info.filename == "[Content_Types].xml" else archive.read(info))
+    if not missing:
+        raise KeyError("a part the workbook names is missing")
+    out.seek(0)
+    return missing, out
 
 
 def _sheet_rows(sheet: Any, max_rows: int, max_columns: int, budget: int) -> tuple[list[list[str]], str]:
@@ -114,23 +141,26 @@ def cell_text(cell: Any) -> str:
 
 
 # a plain number format: digits with optional thousands separator, decimals and percent ("#,##0.00", "0.0%")
-PLAIN_FORMAT = re.compile(r"^([$€£¥ ]*)[#0]*(,)?[#0]*(?:\.(0+)#*)?(%)?([$€£¥ ]*)$")
+PLAIN_FORMAT = re.compile(r"^([$€£¥ ]*)([#0]*)(,)?([#0]*)(?:\.(0+)#*)?(%)?([$€£¥ ]*)$")
 CURRENCY = re.compile(r"\[\$([^\]-]*)(?:-[0-9A-Fa-f]+)?\]")  # [$€-407]: the symbol of a locale's currency
 
 
 def number_text(value: float, fmt: str = "General") -> str:
     section = CURRENCY.sub(r"\1", fmt.split(";")[0]).replace("\\", "").replace('"', "").strip()
     if m := PLAIN_FORMAT.match(section) if section and section != "General" else None:
-        prefix, thousands, decimals, percent, suffix = (
-            m.group(1),
-            m.group(2),
-            len(m.group(3) or ""),
-            m.group(4),
-            m.group(5),
-        )
-        shown = value * 100 if percent else value
-        sign, shown = ("-" if shown < 0 else ""), abs(shown)  # a negative section's red or brackets: a minus
-        return f"{sign}{prefix}{shown:{',' if thousands else ''}.{decimals}f}{'%' if percent else ''}{suffix}"
+        prefix, before, thousands, after, decimals, percent, suffix = m.groups()
+        try:  # Excel's 15 significant digits, rounded half away from zero as Excel rounds (0.5% with "0%" is 1%)
+            shown = Decimal(f"{value * 100 if percent else value:.15g}")
+            shown = shown.quantize(Decimal(1).scaleb(-len(decimals or "")), rounding=ROUND_HALF_UP)
+        except InvalidOperation:  # too many digits for the format's decimals
+            return _shortest(value)
+        sign = "-" if shown < 0 else ""  # a negative section's red or brackets: a minus
+        text = format(abs(shown), f"{',' if thousands else ''}f")
+        whole, dot, fraction = text.partition(".")
+        width = (before + after).count("0")  # "00000000": a number padded to eight digits (an ID, a postcode)
+        if not thousands and len(whole) < width:
+            whole = whole.zfill(width)
+        return f"{sign}{prefix}{whole}{dot}{fraction}{'%' if percent else ''}{suffix}"
     if "%" in section:
         return f"{_shortest(value * 100)}%"
     return _shortest(value)

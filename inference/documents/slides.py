@@ -16,6 +16,7 @@ from typing import IO, Any
 
 from inference.documents.model import Block, Document, Page, clean_text, file_sha256
 from inference.documents.text import list_markdown
+from inference.errors import IngestError
 
 EMU_PER_POINT = 12700
 A = "{http://schemas.openxmlformats.org/drawingml/2006/main}"
@@ -35,6 +36,8 @@ def read_pptx(path: Path, source: IO[bytes] | Path) -> Document:
     )
     if title := (deck.core_properties.title or "").strip():
         doc.metadata["title"] = clean_text(title)
+    if not len(deck.slides):
+        raise IngestError("the presentation has no slides", path=path)
     for number, slide in enumerate(deck.slides, 1):
         blocks = list(_slide_blocks(slide))
         for order, blk in enumerate(blocks):
@@ -94,8 +97,7 @@ def _shape_blocks(shape: Any) -> Iterator[Block]:
     kind = _placeholder(shape)
     box = _bbox(shape)
     if getattr(shape, "has_table", False) and shape.has_table:
-        rows = [[" ".join(clean_text(cell.text).split()) for cell in row.cells] for row in shape.table.rows]
-        yield Block(kind="table", text="\n".join(" | ".join(r) for r in rows), bbox=box, order=0, rows=rows)
+        yield _table(shape.table, box)
     elif getattr(shape, "has_chart", False) and shape.has_chart:
         yield from _chart(shape, box)
     elif shape.has_text_frame:
@@ -103,6 +105,23 @@ def _shape_blocks(shape: Any) -> Iterator[Block]:
     if shape.shape_type is not None and shape.shape_type.name in ("PICTURE", "LINKED_PICTURE") or kind == "PICTURE":
         alt = shape._element.xpath("./*[1]/p:cNvPr/@descr") if hasattr(shape._element, "xpath") else []
         yield Block(kind="figure", text=clean_text(alt[0]).strip() if alt else "", bbox=box, order=0)
+
+
+def _table(table: Any, box: tuple[float, float, float, float]) -> Block:
+    """A slide's table; a merged cell spans its columns (``attrs.spans``: 0 for a cell it covers)."""
+    rows: list[list[str]] = []
+    spans: list[list[int]] = []
+    for row in table.rows:
+        rows.append([" ".join(clean_text(cell.text).split()) for cell in row.cells])
+        spans.append([1] * len(rows[-1]))
+        covered = 0
+        for c, cell in enumerate(row.cells):
+            if covered:
+                spans[-1][c], covered = 0, covered - 1
+            elif cell.is_merge_origin and cell.span_width > 1:
+                spans[-1][c], covered = cell.span_width, cell.span_width - 1
+    attrs = {"spans": spans} if any(s != 1 for r in spans for s in r) else {}
+    return Block(kind="table", text="\n".join(" | ".join(r) for r in rows), bbox=box, order=0, rows=rows, attrs=attrs)
 
 
 def _text_frame(shape: Any, kind: str, box: tuple[float, float, float, float]) -> Iterator[Block]:
