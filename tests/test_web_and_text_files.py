@@ -15,17 +15,19 @@ from inference.tasks.builtin import BuiltinEngine
 PAGE = """<!DOCTYPE html>
 <html><head>{meta}<title>Caf\u00e9 Zoë</title><style>p {{color: red}}</style><script>var x = "<p>no</p>";</script>
 </head><body>
-<nav><a href="/">Home</a></nav>
-<h1>Caf\u00e9 menu</h1>
-<p>Best <b>coffee</b>   in town.<br>Open daily, \u00fcber alles.</p>
+<nav><ul><li><a href="/">Home</a></li><li>Contact us</li></ul></nav>
+<h1>Caf\u00e9 menu<a class="mark" href="#menu">#</a></h1>
+<p>Best <b>coffee</b>   in
+town.<br>Open daily, \u00fcber alles.</p>
 <ul><li>Espresso<ul><li>double</li></ul></li><li>Latte</li></ul>
 <ol><li>Order</li><li>Pay</li></ol>
 <table><caption>Prices</caption><tr><th>Item</th><th>Price</th></tr><tr><td>Tea</td><td>2.95</td></tr>
 <tr><td colspan="2">Total 2.95</td></tr></table>
 <pre>def f():
-    return 1</pre>
+    return 1<button class="copy">copy</button></pre>
 <img src="cup.png" alt="A cup of tea">
 <table><tr><td><p>Layout cell paragraph</p></td><td><h2>Side heading</h2></td></tr></table>
+<footer>\u00a9 2024 The Caf\u00e9</footer>
 </body></html>
 """
 
@@ -48,6 +50,10 @@ def check_page(doc):
     assert "```\ndef f():\n    return 1\n```" in md
     assert "A cup of tea" in md and "Layout cell paragraph" in md and "## Side heading" in md
     assert "<p>" not in md and "<b>" not in md and "var x" not in md and "color: red" not in md
+    assert "#\n" not in md and "copy" not in md  # a heading's permalink mark, a code block's button
+    assert "Contact us" not in md and "2024 The Café" not in md  # navigation and page footer: furniture
+    kinds = {b.text.split()[-1]: b.kind for b in doc.pages[0].blocks}
+    assert kinds["us"] == "header" and kinds["Café"] == "footer"  # kept in the JSON
 
 
 def test_utf8_html_is_read_as_html_not_as_text_with_tags(tmp_path):

@@ -139,14 +139,27 @@ def html_blocks(text: str, path: Path | str) -> tuple[list[Block], str]:
     return walker.blocks, title
 
 
+def _furniture(el: Any) -> str:
+    """ "header" for a site's navigation, "footer" for a page footer (not an article's): furniture, left out of the
+    Markdown as running headers are (kept in the JSON, and with --keep-furniture)."""
+    tag = el.tag.lower()
+    if tag == "nav" or el.get("role") in ("navigation", "banner"):
+        return "header"
+    if (tag == "footer" or el.get("role") == "contentinfo") and not el.xpath("ancestor::article | ancestor::section"):
+        return "footer"
+    return ""
+
+
 class _Walker:
     """Turns an HTML tree into blocks: inline text gathers into a paragraph until the next block-level element."""
 
     def __init__(self) -> None:
         self.blocks: list[Block] = []
         self.inline: list[str] = []
+        self.furniture = ""  # inside a site's navigation ("header") or page footer ("footer")
 
     def add(self, kind: str, text: str, **extra: Any) -> None:
+        kind = self.furniture or kind
         self.blocks.append(Block(kind=kind, text=text, bbox=(0, 0, 0, 0), order=len(self.blocks), **extra))
 
     def flush(self) -> None:
@@ -157,16 +170,27 @@ class _Walker:
             self.add("text", text)
 
     def walk(self, el: Any) -> None:
-        tag = el.tag.lower() if isinstance(el.tag, str) else ""
-        if tag in SKIP or not tag:
+        if _skipped(el):
             return
+        tag = el.tag.lower()
+        role = _furniture(el) if not self.furniture else ""
+        if role:
+            self.flush()
+            self.furniture = role
+            self.walk_block(el, tag)
+            self.flush()
+            self.furniture = ""
+        else:
+            self.walk_block(el, tag)
+
+    def walk_block(self, el: Any, tag: str) -> None:
         if tag in HEADINGS:
             self.flush()
             if text := inline_text(el):
                 self.add("heading", text, level=HEADINGS[tag])
         elif tag == "pre":
             self.flush()
-            code = el.text_content().removeprefix("\n").rstrip()
+            code = raw_text(el).removeprefix("\n").rstrip()
             if code:
                 self.add("code", code, attrs={"markdown": fenced(code)})
         elif tag in ("ul", "ol"):
@@ -191,12 +215,13 @@ class _Walker:
             self.children(el)
 
     def children(self, el: Any) -> None:
+        """Inline text (a line break in the source is a space; ``<br>`` is a line break) and block children."""
         if el.text:
-            self.inline.append(el.text)
+            self.inline.append(el.text.replace("\n", " "))
         for child in el:
             self.walk(child)
             if child.tail:
-                self.inline.append(child.tail)
+                self.inline.append(child.tail.replace("\n", " "))
 
     def table(self, el: Any) -> None:
         rows: list[list[str]] = []
@@ -224,18 +249,30 @@ class _Walker:
         self.add("table", "\n".join(" | ".join(r) for r in rows), rows=rows, attrs={"spans": spans} if merged else {})
 
 
-def inline_text(el: Any) -> str:
-    """An element's text as one line, whitespace collapsed, scripts and styles left out, images by their alt text."""
+ANCHOR_MARKS = {"#", "¶", "§", "🔗", "link", "permalink"}
+
+
+def _skipped(node: Any, nested: tuple[Any, ...] = ()) -> bool:
+    """Scripts, styles, buttons, nested lists read on their own, and headings' permalink marks (``#``, ``¶``)."""
+    tag = node.tag.lower() if isinstance(node.tag, str) else ""
+    if tag in SKIP or not tag or any(node is n for n in nested):
+        return True
+    href = node.get("href") or ""
+    return tag == "a" and href.startswith("#") and node.text_content().strip().lower() in ANCHOR_MARKS
+
+
+def raw_text(el: Any, nested: tuple[Any, ...] = ()) -> str:
+    """An element's text as written (line breaks of ``<br>`` kept), skipped parts left out, images by their alt."""
     parts: list[str] = []
 
     def walk(node: Any) -> None:
-        tag = node.tag.lower() if isinstance(node.tag, str) else ""
-        if tag in SKIP:
+        if _skipped(node, nested):
             return
+        tag = node.tag.lower()
         if tag == "img" and node.get("alt"):
             parts.append(f" {node.get('alt')} ")
         if tag == "br":
-            parts.append(" ")
+            parts.append("\n")
         if node.text:
             parts.append(node.text)
         for child in node:
@@ -244,37 +281,23 @@ def inline_text(el: Any) -> str:
                 parts.append(child.tail)
 
     walk(el)
-    return " ".join(clean_text("".join(parts).replace("\u00ad", "")).split())
+    return "".join(parts).replace("\u00ad", "")  # soft hyphens: where a word may break
+
+
+def inline_text(el: Any, nested: tuple[Any, ...] = ()) -> str:
+    """An element's text as one line, whitespace collapsed."""
+    return " ".join(clean_text(raw_text(el, nested)).split())
 
 
 def list_items(el: Any, depth: int) -> Iterator[tuple[int, bool, str]]:
     """(depth, numbered, text) per list item, nested lists after their item one level deeper."""
     numbered = el.tag.lower() == "ol"
     for li in el.xpath("./li"):
-        nested = li.xpath("./ul | ./ol")
-        text = " ".join(clean_text(_text_without(li, nested).replace("\u00ad", "")).split())
-        if text:
+        nested = tuple(li.xpath("./ul | ./ol"))
+        if text := inline_text(li, nested):
             yield depth, numbered, text
         for sub in nested:
             yield from list_items(sub, depth + 1 if text else depth)
-
-
-def _text_without(el: Any, nested: list[Any]) -> str:
-    parts: list[str] = []
-
-    def walk(node: Any) -> None:
-        tag = node.tag.lower() if isinstance(node.tag, str) else ""
-        if tag in SKIP or any(node is n for n in nested):
-            return
-        if node.text:
-            parts.append(node.text)
-        for child in node:
-            walk(child)
-            if child.tail:
-                parts.append(child.tail)
-
-    walk(el)
-    return "".join(parts)
 
 
 # EPUB ---------------------------------------------------------------------------------------------------------------
