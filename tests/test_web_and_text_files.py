@@ -201,3 +201,16 @@ def test_heic_and_avif_photos_are_images_not_video(tmp_path, fmt, suffix):
         assert (doc.pages[0].width, doc.pages[0].height) == (120, 80)
         red, green, _ = doc.render(1).getpixel((60, 40))
         assert red > 150 and green < 90
+
+
+def test_html_lists_nest_through_details_and_code_variants_stay_apart(tmp_path):
+    page = tmp_path / "api.html"
+    page.write_text(
+        "<html><body><ul><li>Index</li><li><details><summary>Contents</summary><ul><li>File system<ul>"
+        "<li>Promises</li></ul></li></ul></details></li></ul>"
+        "<pre><code class='mjs'>import * as fs from 'node:fs';</code><code class='cjs'>const fs = require('node:fs');"
+        "</code></pre></body></html>"
+    )
+    md = markdown(open_document(page))
+    assert "- Index\n- Contents\n  - File system\n    - Promises" in md
+    assert "import * as fs from 'node:fs';\n\nconst fs = require('node:fs');" in md

@@ -190,7 +190,9 @@ class _Walker:
                 self.add("heading", text, level=HEADINGS[tag])
         elif tag == "pre":
             self.flush()
-            code = raw_text(el).removeprefix("\n").rstrip()
+            variants = el.xpath("./code")  # one <pre>, several versions of the code (tabs): one after the other
+            texts = [raw_text(c) for c in variants] if len(variants) > 1 else [raw_text(el)]
+            code = "\n\n".join(t.removeprefix("\n").rstrip() for t in texts if t.strip())
             if code:
                 self.add("code", code, attrs={"markdown": fenced(code)})
         elif tag in ("ul", "ol"):
@@ -293,7 +295,8 @@ def list_items(el: Any, depth: int) -> Iterator[tuple[int, bool, str]]:
     """(depth, numbered, text) per list item, nested lists after their item one level deeper."""
     numbered = el.tag.lower() == "ol"
     for li in el.xpath("./li"):
-        nested = tuple(li.xpath("./ul | ./ol"))
+        # lists inside this item (also inside its <details> or <div>), not those inside a deeper item
+        nested = tuple(sub for sub in li.iter("ul", "ol") if next(sub.iterancestors("li"), None) is li)
         if text := inline_text(li, nested):
             yield depth, numbered, text
         for sub in nested:
