@@ -266,3 +266,31 @@ def test_a_presentation_without_slides_says_so(tmp_path):
     pptx.Presentation().save(empty)
     with pytest.raises(IngestError, match="no slides"):
         open_document(empty)
+
+
+def test_dwb_parse_reads_a_locked_docx_with_its_password_file_and_reports_a_damaged_one(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    pytest.importorskip("msoffcrypto")
+    from msoffcrypto.format.ooxml import OOXMLFile
+
+    inbox = tmp_path / "in"
+    inbox.mkdir()
+    plain = make_docx(tmp_path / "plain.docx")
+    with open(plain, "rb") as src, open(inbox / "locked.docx", "wb") as out:
+        OOXMLFile(src).encrypt("s3cret", out)
+    (inbox / "broken.docx").write_bytes(plain.read_bytes()[:3000])
+    make_pptx(inbox / "deck.pptx")
+    secret = tmp_path / "secret.txt"
+    secret.write_text("s3cret\n")
+    out = tmp_path / "out"
+    env = dict(os.environ, HF_HUB_OFFLINE="1")
+    cmd = [sys.executable, "-m", "app.cli", "parse", str(inbox), "--out", str(out), "--password-file", str(secret)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode != 0  # one document failed
+    assert "broken.docx: the Word file is damaged" in proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr
+    assert "# Annual report" in (out / "locked.md").read_text()
+    assert "## Law conformance" in (out / "deck.md").read_text()
