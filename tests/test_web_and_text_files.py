@@ -130,7 +130,11 @@ def make_epub(path, chapters, drm=False):
 
 
 def test_epub_chapters_are_pages_in_spine_order(tmp_path):
-    chapters = ["<h1>Chapter One</h1><p>It was a dark night.</p>", "<h1>Chapter Two</h1><p>Dawn came, na\u00efve.</p>"]
+    chapters = [
+        "<h1>Chapter One</h1><p>It was a dark night.</p>",
+        '<div><span epub:type="pagebreak" title="169">169</span></div><h1>Chapter Two</h1><p>Dawn came, '
+        'na\u00efve.<span role="doc-pagebreak">170</span></p>',
+    ]
     doc = open_document(make_epub(tmp_path / "book.epub", chapters))
     assert doc.metadata == {"format": "epub", "title": "A small book"}
     assert [p.label for p in doc.pages] == ["Chapter One", "Chapter Two"]

@@ -255,10 +255,13 @@ ANCHOR_MARKS = {"#", "¶", "§", "🔗", "link", "permalink"}
 
 
 def _skipped(node: Any, nested: tuple[Any, ...] = ()) -> bool:
-    """Scripts, styles, buttons, nested lists read on their own, and headings' permalink marks (``#``, ``¶``)."""
+    """Scripts, styles, buttons, nested lists read on their own, headings' permalink marks (``#``, ``¶``) and the
+    print edition's page-break markers of an EPUB."""
     tag = node.tag.lower() if isinstance(node.tag, str) else ""
     if tag in SKIP or not tag or any(node is n for n in nested):
         return True
+    if "pagebreak" in (node.get("epub:type") or "") or node.get("role") == "doc-pagebreak":
+        return True  # a book's print-edition page number ("169"), marked where that page began
     href = node.get("href") or ""
     return tag == "a" and href.startswith("#") and node.text_content().strip().lower() in ANCHOR_MARKS
 
