@@ -131,7 +131,8 @@ def make_epub(path, chapters, drm=False):
 
 def test_epub_chapters_are_pages_in_spine_order(tmp_path):
     chapters = [
-        "<h1>Chapter One</h1><p>It was a dark night.</p>",
+        "<h1>Chapter One</h1><p>It was a dark night.</p><p>Let <math><msub><mi>x</mi><mn>1</mn></msub><mo>=</mo>"
+        "<mfenced open='{' close='}'><mn>2</mn></mfenced></math> hold.</p>",
         '<div><span epub:type="pagebreak" title="169">169</span></div><h1>Chapter Two</h1><p>Dawn came, '
         'na\u00efve.<span role="doc-pagebreak">170</span></p>',
     ]
@@ -139,6 +140,7 @@ def test_epub_chapters_are_pages_in_spine_order(tmp_path):
     assert doc.metadata == {"format": "epub", "title": "A small book"}
     assert [p.label for p in doc.pages] == ["Chapter One", "Chapter Two"]
     assert doc.pages[1].text == "Chapter Two\n\nDawn came, naïve."
+    assert doc.pages[0].blocks[-1].text == "Let x1={2} hold."  # MathML read, not dropped
     renamed = tmp_path / "book.zip"
     renamed.write_bytes((tmp_path / "book.epub").read_bytes())
     assert sniff(renamed) == "epub"

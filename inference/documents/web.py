@@ -35,7 +35,7 @@ DECLARED = re.compile(
 BOMS = ((b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"))
 MAX_CHAPTER_BYTES = 64 * 1024 * 1024  # an EPUB chapter unpacked (a zip bomb stops here)
 
-SKIP = {"script", "style", "noscript", "template", "head", "svg", "math", "iframe", "object", "select", "button"}
+SKIP = {"script", "style", "noscript", "template", "head", "svg", "iframe", "object", "select", "button"}
 HEADINGS = {"h1": 1, "h2": 2, "h3": 3, "h4": 4, "h5": 5, "h6": 6}
 CONTAINERS = {
     "p", "div", "section", "article", "main", "header", "footer", "nav", "aside", "blockquote", "figure", "address",
@@ -209,6 +209,8 @@ class _Walker:
                 self.add("figure", alt)
         elif tag == "br":
             self.inline.append("\n")
+        elif tag == "math":
+            self.inline.append(mathml_text(el))
         elif tag in CONTAINERS or tag == "table":
             self.flush()
             self.children(el)
@@ -278,6 +280,9 @@ def raw_text(el: Any, nested: tuple[Any, ...] = ()) -> str:
             parts.append(f" {node.get('alt')} ")
         if tag == "br":
             parts.append("\n")
+        if tag == "math":
+            parts.append(mathml_text(node))
+            return
         if node.text:
             parts.append(node.text)
         for child in node:
@@ -287,6 +292,31 @@ def raw_text(el: Any, nested: tuple[Any, ...] = ()) -> str:
 
     walk(el)
     return "".join(parts).replace("\u00ad", "")  # soft hyphens: where a word may break
+
+
+def mathml_text(el: Any) -> str:
+    """A MathML formula as a line of text: its identifiers, numbers and operators in order (``x1+y`` for
+    x₁ + y), fences around fenced groups; its ``alttext`` instead where that spells it out."""
+    alt = (el.get("alttext") or "").strip()
+    if alt and "not available" not in alt.lower():
+        return f" {alt} "
+    parts: list[str] = []
+
+    def walk(node: Any) -> None:
+        tag = node.tag.lower().rsplit(":", 1)[-1] if isinstance(node.tag, str) else ""
+        if tag in ("annotation", "annotation-xml"):
+            return
+        if tag == "mfenced":
+            parts.append(node.get("open", "("))
+        if tag in ("mi", "mn", "mo", "mtext", "ms") and node.text:
+            parts.append(node.text.strip())
+        for child in node:
+            walk(child)
+        if tag == "mfenced":
+            parts.append(node.get("close", ")"))
+
+    walk(el)
+    return f" {''.join(parts)} "
 
 
 def inline_text(el: Any, nested: tuple[Any, ...] = ()) -> str:
