@@ -27,6 +27,7 @@ town.<br>Open daily, \u00fcber alles.</p>
     return 1<button class="copy">copy</button></pre>
 <img src="cup.png" alt="A cup of tea">
 <table><tr><td><p>Layout cell paragraph</p></td><td><h2>Side heading</h2></td></tr></table>
+<table><tr><td>A framed note</td></tr></table>
 <footer>\u00a9 2024 The Caf\u00e9</footer>
 </body></html>
 """
@@ -49,6 +50,7 @@ def check_page(doc):
     assert '<td colspan="2">Total 2.95</td>' in md and "Prices" in md
     assert "```\ndef f():\n    return 1\n```" in md
     assert "A cup of tea" in md and "Layout cell paragraph" in md and "## Side heading" in md
+    assert "\n\nA framed note\n" in md  # a one-cell table is a paragraph
     assert "<p>" not in md and "<b>" not in md and "var x" not in md and "color: red" not in md
     assert "#\n" not in md and "copy" not in md  # a heading's permalink mark, a code block's button
     assert "Contact us" not in md and "2024 The Café" not in md  # navigation and page footer: furniture

@@ -249,6 +249,10 @@ class _Walker:
         for row, span_row in zip(rows, spans, strict=True):
             row += [""] * (width - len(row))
             span_row += [1] * (width - len(span_row))
+        if len(rows) == 1 and width == 1:  # a one-cell table is a framed paragraph (a box, a link), not a table
+            if rows[0][0]:
+                self.add("text", rows[0][0])
+            return
         merged = any(s > 1 for r in spans for s in r)
         self.add("table", "\n".join(" | ".join(r) for r in rows), rows=rows, attrs={"spans": spans} if merged else {})
 
