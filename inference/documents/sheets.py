@@ -15,6 +15,7 @@ import datetime as dt
 import io
 import itertools
 import re
+import warnings
 import zipfile
 import zlib
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
@@ -29,6 +30,16 @@ MAX_COLUMNS = 200
 MAX_CELLS = 500_000
 
 
+def _load(source: IO[bytes] | Path) -> Any:
+    """The workbook, streamed; openpyxl's warnings about parts it skips (extensions, data validation) are not the
+    reader's business and would break the CLI's progress line."""
+    import openpyxl
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return openpyxl.load_workbook(source, read_only=True, data_only=True)
+
+
 def read_workbook(
     doc: Document,
     source: IO[bytes] | Path,
@@ -37,16 +48,14 @@ def read_workbook(
     max_cells: int | None = None,
 ) -> Document:
     """Each sheet of the workbook ``source`` as a page of ``doc``, within the bounds (default: the module's)."""
-    import openpyxl
-
     max_rows, max_columns = max_rows or MAX_ROWS, max_columns or MAX_COLUMNS
 
     try:
-        book = openpyxl.load_workbook(source, read_only=True, data_only=True)
+        book = _load(source)
     except KeyError as exc:  # a part listed in [Content_Types].xml but not in the archive: read without it
         try:
             missing, source = _without_missing_parts(source)
-            book = openpyxl.load_workbook(source, read_only=True, data_only=True)
+            book = _load(source)
         except (zipfile.BadZipFile, KeyError, ValueError, TypeError, OSError, EOFError, zlib.error) as again:
             raise IngestError(f"the Excel file is damaged ({type(again).__name__}: {again})", path=doc.source) from exc
         doc.metadata["missing_parts"] = missing
@@ -58,7 +67,9 @@ def read_workbook(
             page = Page(number=number, label=sheet.title, width=0, height=0, text_layer="visible")
             doc.pages.append(page)
             try:
-                rows, cut = _sheet_rows(sheet, max_rows, max_columns, budget)
+                with warnings.catch_warnings():  # the sheet's parts openpyxl skips, as in _load
+                    warnings.simplefilter("ignore", UserWarning)
+                    rows, cut = _sheet_rows(sheet, max_rows, max_columns, budget)
             except Exception as exc:  # noqa: BLE001 - one damaged sheet never loses the others
                 doc.add_error(number, f"the sheet {sheet.title!r} could not be read ({type(exc).__name__}: {exc})")
                 continue
