@@ -192,8 +192,8 @@ class MainWindow(DropTarget, QMainWindow):
         self.progress = QProgressBar()
         self.progress.setMaximumWidth(220)
         self.progress.hide()
-        self.status_label = ElidedLabel("Drop PDFs, scans, images or videos here.")  # one line; whole in its tooltip
-        self.statusBar().addWidget(self.status_label, 3)
+        self.status_label = ElidedLabel("Drop PDFs, scans, images, Office files, web pages or videos here.")
+        self.statusBar().addWidget(self.status_label, 3)  # one line; whole in its tooltip
         self.statusBar().addPermanentWidget(self.progress)
         self.model_label = ElidedLabel("model: none (builtin engine)")
         self.model_label.setMaximumWidth(320)  # a long model name never pushes the status message out
@@ -367,12 +367,11 @@ class MainWindow(DropTarget, QMainWindow):
         self.add_paths([str(path)])
 
     def open_dialog(self) -> None:
+        from inference.documents import OPEN_SUFFIXES
+
+        patterns = " ".join(f"*{suffix}" for suffix in OPEN_SUFFIXES)
         files, _ = QFileDialog.getOpenFileNames(
-            self,
-            "Open documents",
-            self.settings.value("last_dir", ""),
-            "Documents (*.pdf *.png *.jpg *.jpeg *.tif *.tiff *.webp *.bmp *.gif "
-            "*.mp4 *.mov *.mkv *.webm *.txt *.md);;All files (*)",
+            self, "Open documents", self.settings.value("last_dir", ""), f"Documents ({patterns});;All files (*)"
         )
         if files:
             self.settings.setValue("last_dir", str(Path(files[0]).parent))
