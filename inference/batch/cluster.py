@@ -213,26 +213,43 @@ def run_parse_cluster(
             finish(index, result)
     todo = [i for i, r in enumerate(results) if r is None]
     if todo:
-        with connected(address, verbose) as ray:
-            try:
-                for index, result, files in _results(ray, [_row(i, items[i]) for i in todo], job, retries):
-                    finish(index, _write_files(out, files, result))
-            except ClusterError as exc:  # the cluster went away or the run broke: what finished is kept
-                for index in todo:
-                    if results[index] is None:
-                        finish(index, _failed(items[index], f"the cluster run stopped before it was parsed ({exc})"))
+        _run_on_ray(address, verbose, out, items, todo, job, retries, finish)
     for index in todo:
         if results[index] is None:
-            finish(
-                index,
-                _failed(
-                    items[index],
-                    f"its Ray task failed {retries + 1} time(s): the worker died (killed, "
-                    "out of memory, crashed) or its node cannot run dwb; not tried again "
-                    "in this run",
-                ),
-            )
+            finish(index, _failed(items[index], _gave_up(retries)))
     return BatchResult([r for r in results if r is not None])
+
+
+def _run_on_ray(
+    address: str,
+    verbose: bool,
+    out: Path,
+    items: list[Item],
+    todo: list[int],
+    job: Job,
+    retries: int,
+    finish: Callable[[int, ItemResult], None],
+) -> None:
+    """The documents ``todo`` on Ray, each result written and passed to ``finish`` as it ends; if the cluster goes
+    away, what finished is kept and the rest fail saying so."""
+    with connected(address, verbose) as ray:
+        done: set[int] = set()
+        try:
+            for index, result, files in _results(ray, [_row(i, items[i]) for i in todo], job, retries):
+                done.add(index)
+                finish(index, _write_files(out, files, result))
+        except ClusterError as exc:
+            for index in todo:
+                if index not in done:
+                    done.add(index)
+                    finish(index, _failed(items[index], f"the cluster run stopped before it was parsed ({exc})"))
+
+
+def _gave_up(retries: int) -> str:
+    return (
+        f"its Ray task failed {retries + 1} time(s): the worker died (killed, out of memory, crashed) or its node "
+        "cannot run dwb; not tried again in this run"
+    )
 
 
 def _row(index: int, item: Item) -> dict[str, Any]:

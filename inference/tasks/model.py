@@ -159,26 +159,7 @@ class ModelEngine:
             if len(pending) >= batch_size:
                 flush()
         flush()
-        pages_md = []
-        for i, page in enumerate(doc.pages):
-            marker = page_marker(page) if options.markers else ""
-            if i in texts and not texts[i]:  # nothing written is the page's error, never a parsed page
-                doc.add_error(page.number, "the model wrote nothing for this page", "GenerationError")
-            if not texts.get(i):
-                pages_md.append(marker)
-                continue
-            text = texts[i] if options.furniture else without_furniture(texts[i], page)
-            page.attrs["text_layer_blocks"] = len(page.blocks)  # replaced by the model's transcription
-            page.blocks = [
-                Block(
-                    kind="text",
-                    text=text,
-                    bbox=(0, 0, page.width, page.height),
-                    order=0,
-                    attrs={"source": "model", "format": "markdown"},
-                )
-            ]
-            pages_md.append("\n\n".join(p for p in (marker, text) if p))
+        pages_md = transcribed_pages(doc, texts, options)
         context.report(len(doc.pages), len(doc.pages), f"{doc.name}: done")
         markdown = "\n\n".join(p for p in pages_md if p).strip() + "\n"
         return ParseResult(document=doc, markdown=markdown, pages=pages_md, engine=self.name)
@@ -492,6 +473,32 @@ class ModelEngine:
 def over_budget(prompt: Prompt) -> bool:
     """Whether the prompt left out pages for want of room (a page that failed to open is not for want of room)."""
     return any(r.status == "dropped" and not r.note.startswith("page error") for r in prompt.dropped)
+
+
+def transcribed_pages(doc: Document, texts: dict[int, str], options: ParseOptions) -> list[str]:
+    """Each page's Markdown from its transcription (``texts`` by page index; a page without one is its marker
+    only), the page's blocks replaced by the transcription; a page the model wrote nothing for is an error."""
+    pages_md = []
+    for i, page in enumerate(doc.pages):
+        marker = page_marker(page) if options.markers else ""
+        if i in texts and not texts[i]:  # nothing written is the page's error, never a parsed page
+            doc.add_error(page.number, "the model wrote nothing for this page", "GenerationError")
+        if not texts.get(i):
+            pages_md.append(marker)
+            continue
+        text = texts[i] if options.furniture else without_furniture(texts[i], page)
+        page.attrs["text_layer_blocks"] = len(page.blocks)  # replaced by the model's transcription
+        page.blocks = [
+            Block(
+                kind="text",
+                text=text,
+                bbox=(0, 0, page.width, page.height),
+                order=0,
+                attrs={"source": "model", "format": "markdown"},
+            )
+        ]
+        pages_md.append("\n\n".join(p for p in (marker, text) if p))
+    return pages_md
 
 
 def finished(events: Any, context: TaskContext) -> Finished:
