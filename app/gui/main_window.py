@@ -6,6 +6,7 @@ import logging
 import os
 import tempfile
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +62,14 @@ MINIMUM_SIZE = (760, 480)
 
 def settings() -> QSettings:
     return QSettings(QSettings.Format.IniFormat, QSettings.Scope.UserScope, "DiffusionWorkbench", "workbench")
+
+
+@dataclass(frozen=True)
+class Locked:
+    """An encrypted document read without its password: ``wrong`` says why the one given failed ("" when none was
+    given)."""
+
+    wrong: str
 
 
 class MainWindow(DropTarget, QMainWindow):
@@ -411,20 +420,12 @@ class MainWindow(DropTarget, QMainWindow):
 
         def work(job: Job) -> Any:
             from inference.documents import open_document
-            from inference.errors import IngestError
-
-            asked = []
-
-            def password(_path: str) -> str | None:
-                asked.append(True)
-                return secret
+            from inference.errors import PasswordRequiredError
 
             try:
-                doc = open_document(entry.path, password=password)
-            except IngestError as exc:
-                if asked:  # encrypted: the UI thread asks for the password (again, when this one was wrong)
-                    return "password", exc.user_message() if secret else ""
-                raise
+                doc = open_document(entry.path, password=lambda _path: secret)
+            except PasswordRequiredError as exc:  # the UI thread asks for the password (again, when it was wrong)
+                return Locked(exc.user_message() if exc.wrong else ""), None
             thumb = None
             try:
                 thumb = doc.render(1, 24)
@@ -445,10 +446,10 @@ class MainWindow(DropTarget, QMainWindow):
     def _ingested(self, entry: DocEntry, doc: Any, thumb: Any) -> None:
         if entry.path not in self.entries:  # removed while it was read
             return
-        if isinstance(doc, str) and doc == "password":
+        if isinstance(doc, Locked):
             entry.status = "locked"  # shown as such in the list while the password is asked
             self.doc_list.refresh(entry)
-            self._ask_password(entry, wrong=thumb)
+            self._ask_password(entry, wrong=doc.wrong)
             return
         entry.document, entry.thumbnail = doc, thumb
         entry.status = "partial" if doc.errors else "ready"

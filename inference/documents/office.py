@@ -22,7 +22,7 @@ from typing import IO, Any
 
 from inference.documents.model import Block, Document, Page, clean_text, file_sha256, require_file
 from inference.documents.text import list_markdown
-from inference.errors import IngestError
+from inference.errors import IngestError, PasswordRequiredError
 
 OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 ZIP_MAGIC = b"PK\x03\x04"
@@ -153,16 +153,16 @@ def _decrypt(path: Path, password: PasswordCallback | None) -> IO[bytes]:
             )
         secret = password(str(path)) if password else None
         if not secret:
-            raise IngestError(
-                "the Office file is encrypted and no password was given", path=path, hint="$give_password"
+            raise PasswordRequiredError(
+                "the Office file is encrypted and no password was given", wrong=False, path=path
             )
         out = io.BytesIO()
         try:
             office.load_key(password=secret)
             office.decrypt(out)
         except (InvalidKeyError, DecryptionError) as exc:
-            raise IngestError(
-                "the Office file is encrypted and the password is wrong", path=path, hint="$give_password"
+            raise PasswordRequiredError(
+                "the Office file is encrypted and the password is wrong", wrong=True, path=path
             ) from exc
         except Exception as exc:
             raise IngestError(f"the encrypted Office file cannot be decrypted ({exc})", path=path) from exc
