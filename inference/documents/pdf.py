@@ -13,15 +13,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from inference.documents.lines import BULLET, MARKED, attach_lone_bullets, drop_soft_hyphens, join_lines
 from inference.documents.model import Block, Document, Page, clean_text, file_sha256, require_file
+from inference.documents.pdf_text import chars_text, clean_chars, line_text, read_unmapped
 from inference.errors import CancelledError, IngestError
 
 if TYPE_CHECKING:
     from inference.batch.kept import PageStore
 
 PasswordCallback = Callable[[str], "str | None"]
-# a list item's mark; U+FFFD: a bullet glyph of a symbol font with no Unicode map
-BULLET = re.compile(r"^\s*(?:[-•▪‣◦●*·–®¢]|\ufffd+|\(?[0-9]{1,3}[.)]|\(?[a-zA-Z][.)])\s+")
+NUMBERED = re.compile(r"^\s*\(?(?:[0-9]{1,3}|[a-zA-Z])[.)]\s")  # "2. Methods": a numbered heading or an item
 SCAN_COVERAGE = 0.6  # a page whose images cover this much of it is a scan candidate
 # rawdict without MEDIABOX_CLIP (text running past the page edge is kept), without CID_FOR_UNKNOWN_UNICODE (glyph
 # codes of a font with no Unicode map come out as U+FFFD and the layer is found garbled) and without image payloads
@@ -189,8 +190,12 @@ def _read_page(page: Any, number: int, tables: bool, turns: dict[int, int] | Non
     for b in text_blocks:
         b["lines"] = [ln for ln in b["lines"] if _meets(ln["bbox"], rect)]  # drop text wholly off the page
         for ln in b["lines"]:
-            ln["text"] = _line_text(ln)
+            clean_chars(ln)
     text_blocks = [b for b in text_blocks if b["lines"]]
+    unmapped = _unmapped_share(text_blocks)
+    if unmapped:  # leaders and bullets with no Unicode mapping are told by their shape
+        read_unmapped(page, text_blocks, ocr=False)
+    _set_line_texts(text_blocks)
     image_infos = page.get_image_info()
     if page.rotation:
         for info in image_infos:
@@ -213,6 +218,11 @@ def _read_page(page: Any, number: int, tables: bool, turns: dict[int, int] | Non
     if text_layer != "visible":
         out.blocks = _figures(image_infos, rect, start=0)
         return out
+    if unmapped and _unmapped_share(text_blocks):  # a readable layer with glyphs it cannot name: OCR those only
+        unread = read_unmapped(page, text_blocks, ocr=True)
+        _set_line_texts(text_blocks)
+        if unread:
+            out.note(f"{unread} glyph(s) with no Unicode mapping could not be read by OCR and are left out")
     table_blocks: list[Block] = []
     if tables and paths > MAX_TABLE_PATHS:
         out.note(
@@ -243,7 +253,10 @@ def _read_page(page: Any, number: int, tables: bool, turns: dict[int, int] | Non
         texts = attach_lone_bullets([ln["text"] for ln in lines])
         text = join_lines(texts)
         kind, level = "text", 0
-        if len(texts) <= 3 and len(text) < 200 and (size >= body * 1.18 or (bold and len(text) < 80)):
+        if BULLET.match(texts[0]) and not NUMBERED.match(texts[0]) or MARKED.match(texts[0]):
+            kind = "list"  # a marked item, however large or bold its type (slides), is never a heading
+            text = "\n".join(texts)
+        elif len(texts) <= 3 and len(text) < 200 and (size >= body * 1.18 or (bold and len(text) < 80)):
             kind, level = "heading", (1 if size >= body * 1.6 else 2 if size >= body * 1.18 else 3)
         elif BULLET.match(texts[0]):
             kind = "list"
@@ -350,108 +363,21 @@ def _union(boxes: Any) -> tuple[float, float, float, float]:
     return (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes))
 
 
-def _line_text(line: dict) -> str:
-    """A line's text from its characters in visual order, with a space wherever the gap between glyphs is wide.
-
-    Some PDFs position every glyph with kerning and no space characters (``Table1 Compositionofthe``), and some
-    draw glyphs out of order (``371T .`` for ``3.71T``); reading the characters by position fixes both.
-    """
-    chars = []
-    for span in line["spans"]:
-        for c in span["chars"]:  # where PDF text enters the model: no lone surrogate or control character passes
-            if not c["c"].isprintable() and not c["c"].isspace() or "\ufb50" <= c["c"][:1] <= "\ufefc":
-                c["c"] = clean_text(c["c"]) if len(c["c"]) == 1 else "\ufffd"  # presentation forms: letters
-        span["text"] = "".join(c["c"] for c in span["chars"])
-        chars.extend((c, span["size"]) for c in span["chars"])
-    if not chars:
-        return ""
-    dx, dy = line.get("dir", (1, 0))
-    return _chars_text(chars, ordered=abs(dy) < 1e-3 and dx > 0)
+def _unmapped_share(text_blocks: list[dict]) -> float:
+    """The share of the page's non-space characters that are glyphs with no Unicode mapping (U+FFFD)."""
+    total = bad = 0
+    for b in text_blocks:
+        for ln in b["lines"]:
+            for s in ln["spans"]:
+                total += len(s["text"]) - s["text"].count(" ")
+                bad += s["text"].count("\ufffd")
+    return bad / total if total else 0.0
 
 
-# spacing accents that PDFs (TeX above all) draw as glyphs of their own over a letter, and their combining forms
-ACCENTS = {
-    "\u00b4": "\u0301",
-    "`": "\u0300",
-    "\u02c7": "\u030c",
-    "\u00a8": "\u0308",
-    "\u02c6": "\u0302",
-    "\u02dc": "\u0303",
-    "\u00b8": "\u0327",
-    "\u02da": "\u030a",
-    "\u02d8": "\u0306",
-    "\u00af": "\u0304",
-    "\u02d9": "\u0307",
-    "\u02dd": "\u030b",
-}
-
-
-def _chars_text(chars: list[tuple[dict, float]], ordered: bool = True) -> str:
-    rtl = any("\u0590" <= c["c"] <= "\u08ff" or "\ufb1d" <= c["c"] <= "\ufefc" for c, _ in chars)
-    if ordered and not rtl:  # plain left-to-right line: order by position (stable for ties)
-        chars = sorted(chars, key=lambda cs: cs[0]["origin"][0])
-    out: list[str] = []
-    prev_x1 = None
-    accent: tuple[str, float] | None = None  # an accent drawn before the letter it sits on
-    space = _space_gap(chars)
-    for c, size in chars:
-        ch = c["c"]
-        x0, _, x1, _ = c["bbox"]
-        if ch in ACCENTS and not rtl:
-            if out and out[-1].isalpha() and prev_x1 is not None and x0 < prev_x1 - 0.05 * size:
-                out[-1] = unicodedata.normalize("NFC", out[-1] + ACCENTS[ch])  # over the letter before it
-                continue
-            accent = (ACCENTS[ch], x1)
-            continue
-        if accent is not None:
-            if ch.isalpha() and x0 < accent[1] - 0.05 * size:
-                ch = unicodedata.normalize("NFC", ch + accent[0])
-            else:
-                out.append(next(k for k, v in ACCENTS.items() if v == accent[0]))  # a lone accent stays as it was
-            accent = None
-        if prev_x1 is not None and not ch.isspace() and out and not out[-1].isspace() and x0 - prev_x1 > space * size:
-            out.append(" ")
-        out.append(ch)
-        prev_x1 = x1
-    if accent is not None:
-        out.append(next(k for k, v in ACCENTS.items() if v == accent[0]))
-    return re.sub(r"\s+", " ", "".join(out)).strip()
-
-
-def _space_gap(chars: list[tuple[dict, float]]) -> float:
-    """The gap (in ems) between glyphs that reads as a space: 0.22, or less where the letters touch (tight bold type
-    drawn without space characters has word gaps of 0.13 em): a gap clearly above the usual one is a space."""
-    gaps = sorted(
-        (b["bbox"][0] - a["bbox"][2]) / max(size, 1.0)
-        for (a, size), (b, _) in zip(chars, chars[1:], strict=False)
-        if not a["c"].isspace() and not b["c"].isspace()
-    )
-    if len(gaps) < 8:
-        return 0.22
-    return min(0.22, max(gaps[len(gaps) // 2], 0.0) + 0.1)
-
-
-LONE_BULLET = re.compile(r"\s*[•▪‣◦●·]\s*")
-
-
-def attach_lone_bullets(lines: list[str]) -> list[str]:
-    """A bullet glyph set as a line of its own (its item's text starts a little to the right: a separate line to
-    PyMuPDF) goes back to the front of the line after it, so that the block reads as a list, item by item."""
-    out: list[str] = []
-    for line in lines:
-        if out and LONE_BULLET.fullmatch(out[-1]):
-            out[-1] = f"{out[-1].strip()} {line.strip()}"
-        else:
-            out.append(line)
-    return out
-
-
-def join_lines(lines: list[str]) -> str:
-    """Lines of one paragraph as one string; a word hyphenated across a line break is joined again."""
-    text = lines[0]
-    for line in lines[1:]:
-        text = text[:-1] + line if text.endswith("-") and text[-2:-1].isalpha() else f"{text} {line}"
-    return text
+def _set_line_texts(text_blocks: list[dict]) -> None:
+    for b in text_blocks:
+        for ln in b["lines"]:
+            ln["text"] = line_text(ln)
 
 
 def _coverage(infos: list[dict], rect: Any) -> float:
@@ -588,8 +514,8 @@ def _table_cells(table: Any, text_blocks: list[dict]) -> list[list[str | None]]:
                 ]
                 if inside:
                     size = ln["spans"][0]["size"] if ln["spans"] else 10.0
-                    parts.append((ln["bbox"][1], _chars_text([(c, size) for c in inside])))
-            cells.append(" ".join(t for _, t in sorted(parts, key=lambda p: p[0]) if t))
+                    parts.append((ln["bbox"][1], chars_text([(c, size) for c in inside])))
+            cells.append(drop_soft_hyphens(" ".join(t for _, t in sorted(parts, key=lambda p: p[0]) if t)))
         out.append(cells)
     first = out[0] if out else []
     has_header = bool(first) and all(c and not re.fullmatch(r"[\d.,%$€£()\s+-]+", c) for c in first)
@@ -652,7 +578,7 @@ def _header_above(table: Any, lines: list[dict]) -> tuple[list[str | None], tupl
             col = next((i for i, (x0, x1) in enumerate(columns) if x0 - 2 <= centre <= x1 + 2), None)
             if col is None:
                 return None
-            cells[col].append(_chars_text(word))
+            cells[col].append(chars_text(word))
     if sum(1 for c in cells if c) * 2 < len(columns):
         return None
     box = (
