@@ -28,7 +28,9 @@ SCAN_COVERAGE = 0.6  # a page whose images cover this much of it is a scan candi
 # codes of a font with no Unicode map come out as U+FFFD and the layer is found garbled) and without image payloads
 TEXT_FLAGS = 1 | 2  # TEXT_PRESERVE_LIGATURES | TEXT_PRESERVE_WHITESPACE
 # Table detection's budget, in vector paths on the page: PyMuPDF's layout model (which gates find_tables) grows
-# about quadratically with them (500 map-like paths: 7 s; 2,000: 45 s), line-based detection about linearly.
+# about quadratically with them (500 map-like paths: 7 s; 2,000: 45 s), line-based detection about linearly. Ruled
+# tables are looked for from their lines first (``_well_filled`` grids are kept); the layout model runs only where
+# that finds none, on pages with ruling lines or text set like a table (``_table_like``).
 MAX_LAYOUT_PATHS = 600  # above this, tables from ruling lines only (no layout model)
 MAX_TABLE_PATHS = 20_000  # above this, no table detection: a note on the page says so
 NOT_TEXT = 0.3  # garbled layer: this share of U+FFFD, control or private-use characters ...
@@ -41,11 +43,12 @@ def open_pdf(
     tables: bool = True,
     pages: PageStore | None = None,
     cancel: Any = None,
+    on_page: Callable[[Page, int], None] | None = None,
 ) -> Document:
     """Open ``path`` and extract every page's blocks. Raises ``IngestError`` only when no page can be read.
 
     With ``pages``, a page kept by an earlier run is taken from it and every page read is kept as it finishes;
-    ``cancel`` (a cancel token) is checked before each page."""
+    ``cancel`` (a cancel token) is checked before each page; ``on_page(page, total)`` hears of each page done."""
     import pymupdf
 
     path = Path(path)
@@ -84,6 +87,8 @@ def open_pdf(
             doc.pages.append(kept)
             if kept.attrs.get("turned"):  # read turned in the earlier run: rendered turned now too
                 turns[number] = kept.attrs["turned"]
+            if on_page is not None:
+                on_page(kept, pdf.page_count)
             continue
         try:
             page = pdf.load_page(index)
@@ -100,6 +105,8 @@ def open_pdf(
             )
         if pages is not None:
             pages.keep_page("read", doc.pages[-1])
+        if on_page is not None:
+            on_page(doc.pages[-1], pdf.page_count)
     return doc
 
 
@@ -230,7 +237,13 @@ def _read_page(page: Any, number: int, tables: bool, turns: dict[int, int] | Non
             "tables on it come out as text"
         )
     elif tables and (len(text_blocks) >= 12 or paths >= 4):
-        table_blocks = _tables(page, text_blocks, use_layout=paths <= MAX_LAYOUT_PATHS)
+        if paths >= 4:  # ruled tables from their lines, kept when every one is a well-filled grid
+            area = _ruled_area(page)
+            table_blocks = _tables(page, text_blocks, use_layout=False, clip=area)
+            if not all(_well_filled(t) for t in table_blocks) or _table_like(text_blocks, area, table_blocks):
+                table_blocks = []  # doubtful grids, or table-like rows the grids leave out: the layout model
+        if not table_blocks and paths <= MAX_LAYOUT_PATHS and (paths >= 4 or _table_like(text_blocks)):
+            table_blocks = _tables(page, text_blocks, use_layout=True)
         if paths > MAX_LAYOUT_PATHS:
             out.note(
                 f"tables found from ruling lines only: {paths:,} vector paths on the page "
@@ -402,8 +415,9 @@ def _classify_layer(page: Any, text_blocks: list[dict], coverage: float) -> str:
         invisible = sum(len(s["chars"]) for s in trace if s.get("type") == 3 or s.get("opacity", 1) == 0)
         if total and invisible / total > 0.5:
             return "invisible"
-    words = " ".join(ln["text"] for b in text_blocks for ln in b["lines"])
-    if _garbage_ratio(text) > NOT_TEXT or wordlike_ratio(words) < MIN_WORDLIKE:
+    lines = [ln["text"] for b in text_blocks for ln in b["lines"]]
+    step = max(1, len(lines) // 60)  # about 60 lines spread over the page say as much as all of them
+    if _garbage_ratio(text) > NOT_TEXT or wordlike_ratio(" ".join(lines[::step])) < MIN_WORDLIKE:
         return "garbage"
     return "visible"
 
@@ -461,9 +475,63 @@ def _body_size(text_blocks: list[dict]) -> float:
     return sizes.most_common(1)[0][0] if sizes else 10.0
 
 
-def _tables(page: Any, text_blocks: list[dict], use_layout: bool = True) -> list[Block]:
+def _table_like(text_blocks: list[dict], area: Any = None, found: list[Block] | None = None) -> bool:
+    """Whether the page may hold a table without ruling lines: three rows (lines sharing a baseline) of two or
+    more short pieces of text side by side. PyMuPDF's layout model, which finds such tables, costs about a second
+    a page; prose, even in two columns, never has short pieces side by side row after row.
+
+    With ``area`` and ``found`` (tables found from ruling lines there): whether one such row lies in the area
+    outside those tables (header rows above a grid, a table whose rules the grid missed)."""
+    lines = [ln for b in text_blocks for ln in b["lines"] if ln["text"].strip()]
+    if area is not None:
+        lines = [
+            ln
+            for ln in lines
+            if _centre_in(ln["bbox"], tuple(area)) and not any(_centre_in(ln["bbox"], t.bbox) for t in found or ())
+        ]
+        rows_needed = 1
+    else:
+        rows_needed = 3
+    if len(lines) < 2 * rows_needed:
+        return False
+    left, right = min(ln["bbox"][0] for ln in lines), max(ln["bbox"][2] for ln in lines)
+    narrow = 0.35 * max(right - left, 1.0)
+    rows: Counter[int] = Counter()
+    for ln in lines:
+        if ln["bbox"][2] - ln["bbox"][0] < narrow:
+            rows[round(ln["bbox"][3] / 3)] += 1
+    return sum(1 for n in rows.values() if n >= 2) >= 3
+
+
+def _ruled_area(page: Any) -> Any:
+    """The box around the page's vector paths (and a little more, for text just outside the rules): the only
+    place line-based table finding can find a table, and much less text to read than the page's."""
+    import pymupdf
+
+    area = pymupdf.Rect()
+    for path in page.get_cdrawings():
+        area |= path["rect"]
+    return (area + (-20, -20, 20, 20)) & page.rect if not area.is_empty else None
+
+
+def _well_filled(table: Block) -> bool:
+    """A grid found from ruling lines alone that reads as a table: three rows or more, four cells in five hold
+    text, no text in two cells (a diagram's boxes cut into a grid give empty cells and text repeated across them),
+    and short cells (a page framed in boxes gives a "table" of paragraphs)."""
+    rows = table.rows or []
+    cells = [c for row in rows for c in row]
+    full = [c for c in cells if c]
+    return (
+        len(rows) >= 3
+        and len(full) >= 0.8 * len(cells)
+        and len({c for c in full if len(c) > 3}) == sum(1 for c in full if len(c) > 3)
+        and sum(map(len, full)) <= 60 * len(full)
+    )
+
+
+def _tables(page: Any, text_blocks: list[dict], use_layout: bool = True, clip: Any = None) -> list[Block]:
     try:
-        found = page.find_tables(use_layout=use_layout)
+        found = page.find_tables(use_layout=use_layout, clip=clip)
     except Exception:  # noqa: BLE001 - a table finder failure leaves the text blocks in place
         return []
     blocks = []

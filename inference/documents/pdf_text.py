@@ -69,8 +69,14 @@ def line_text(line: dict) -> str:
     chars = [(c, span["size"]) for span in line["spans"] for c in span["chars"]]
     if not chars:
         return ""
+    spaced = {id(c) for span in line["spans"] if _writes_spaces(span["chars"]) for c in span["chars"]}
     dx, dy = line.get("dir", (1, 0))
-    return chars_text(chars, ordered=abs(dy) < 1e-3 and dx > 0)
+    return chars_text(chars, ordered=abs(dy) < 1e-3 and dx > 0, spaced=spaced)
+
+
+def _writes_spaces(chars: list[dict]) -> bool:
+    """A span whose words are separated by space characters (one in twelve characters or more)."""
+    return len(chars) >= 12 and sum(1 for c in chars if c["c"] == " ") * 12 >= len(chars)
 
 
 def glyph_order(chars: list[tuple[dict, float]]) -> list[tuple[dict, float]]:
@@ -94,16 +100,21 @@ def glyph_order(chars: list[tuple[dict, float]]) -> list[tuple[dict, float]]:
     return [cs for cl in clusters for cs in cl]
 
 
-def chars_text(chars: list[tuple[dict, float]], ordered: bool = True) -> str:
+def chars_text(chars: list[tuple[dict, float]], ordered: bool = True, spaced: set[int] | None = None) -> str:
+    """Characters (with their type size) as text. ``spaced``: the ids of characters of spans that write their own
+    spaces; between two of them, a gap is a space only from ``SPACED_EM``."""
     rtl = any("\u0590" <= c["c"][:1] <= "\u08ff" or "\ufb1d" <= c["c"][:1] <= "\ufefc" for c, _ in chars)
     if ordered and not rtl:
         chars = glyph_order(chars)
     out: list[str] = []
     prev_x1 = None
     accent: tuple[str, float] | None = None  # an accent drawn before the letter it sits on
-    spaced = sum(1 for c, _ in chars[1:-1] if c["c"] == " ") * 12 >= len(chars)  # a layer that writes its spaces
-    space = SPACED_EM if spaced else space_gap(chars)
+    spaced = spaced or set()
+    gap = space_gap(chars)
+    prev_id = None
     for c, size in chars:
+        space = SPACED_EM if id(c) in spaced and prev_id in spaced else gap
+        prev_id = id(c)
         ch = c["c"]
         x0, _, x1, _ = c["bbox"]
         if ch in ACCENTS and not rtl:

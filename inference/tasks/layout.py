@@ -59,14 +59,16 @@ def join_wrapped_items(page: Page) -> None:
     for above, blk in zip(blocks, blocks[1:], strict=False):
         if id(above) in gone:
             continue
-        if above.kind != "list" or blk.kind not in ("heading", "text") or MARKED.match(blk.text) or not blk.text:
+        if above.kind != "list" or MARKED.match(blk.text) or not blk.text:
+            continue
+        if not (blk.kind == "heading" or blk.kind == "text" and blk.text[:1].islower()):
             continue
         lines = max(1, len(above.text.splitlines()))
         line_height = (above.bbox[3] - above.bbox[1]) / lines
         size, list_size = blk.attrs.get("size"), above.attrs.get("size")
         unfinished = not above.text.rstrip().endswith((".", "!", "?", ":", ";"))
         if (
-            0 <= blk.bbox[1] - above.bbox[3] <= 0.8 * line_height
+            -0.3 * line_height <= blk.bbox[1] - above.bbox[3] <= 0.8 * line_height
             and above.bbox[0] + 2 <= blk.bbox[0] <= above.bbox[2]
             and (not size or not list_size or size <= 1.1 * list_size)
             and (blk.text[:1].islower() or unfinished)
@@ -95,12 +97,18 @@ def mark_fixtures(page: Page, fixtures: set[tuple[str, int, int]], seen: set[tup
 
 
 def _fixture_key(blk: Block, page: Page) -> tuple[str, int, int]:
-    return (_mask(blk.text), round(20 * blk.bbox[0] / page.width), round(20 * blk.bbox[1] / page.height))
+    return (" ".join(blk.text.split()), round(20 * blk.bbox[0] / page.width), round(20 * blk.bbox[1] / page.height))
+
+
+def _at_edge(blk: Block, page: Page) -> bool:
+    """In a strip along the page's edge: the outer quarter of its width or the outer sixth of its height."""
+    x0, y0, x1, y1 = blk.bbox
+    return x1 <= 0.25 * page.width or x0 >= 0.75 * page.width or y1 <= page.height / 6 or y0 >= 5 * page.height / 6
 
 
 def _repeated_body_texts(pages: list[Page]) -> set[tuple[str, int, int]]:
-    """Texts (with where they sit, to a twentieth of the page) that repeat on at least half the pages of a
-    document of three or more pages."""
+    """Texts along the page's edges (with where they sit, to a twentieth of the page) that repeat word for word
+    on at least half the pages of a document of three or more pages."""
     if len(pages) < 3:
         return set()
     counts: Counter[tuple[str, int, int]] = Counter()
@@ -110,7 +118,7 @@ def _repeated_body_texts(pages: list[Page]) -> set[tuple[str, int, int]]:
                 {
                     _fixture_key(b, page)
                     for b in page.blocks
-                    if b.kind not in ("figure", "table") and 0 < len(b.text.strip()) < 300
+                    if b.kind not in ("figure", "table") and 0 < len(b.text.strip()) < 300 and _at_edge(b, page)
                 }
             )
     need = max(3, (len(pages) + 1) // 2)
@@ -264,10 +272,14 @@ def _lone_furniture(
     text = blk.text.strip()
     if len(text) < 200 and STAMP.search(text):
         return True
-    if not top or ocr:
-        return bool(FOLIO.search(text)) and len(text.split()) <= 8 and blk.kind != "heading"
     if lone:
         return bool(FOLIO.search(text)) and len(text.split()) <= 15 and not (blk.kind == "heading" and blk.level == 1)
+    if not top or ocr:  # kept unless it carries a folio, or (at the bottom) is set small and apart
+        size = blk.attrs.get("size")
+        small = not top and bool(size and body_size and size < 0.92 * body_size)
+        return (bool(FOLIO.search(text)) or small and _running_line(blk, top, body_top, body_bottom, body_size)) and (
+            len(text.split()) <= 15 and blk.kind != "heading"
+        )
     return _running_line(blk, top, body_top, body_bottom, body_size)
 
 
