@@ -18,7 +18,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from app.cli import main as dwb
 from inference.documents import open_document
-from inference.documents.pdf import MAX_TABLE_PATHS
+from inference.documents.pdf_tables import MAX_TABLE_PATHS
 from inference.tasks import BuiltinEngine
 
 FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
