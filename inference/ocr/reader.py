@@ -24,6 +24,7 @@ from inference.documents.pdf import join_lines
 from inference.errors import IngestError
 from inference.ocr.fractions import DigitReader, Word, is_candidate, with_fractions
 from inference.ocr.scan import ScanOptions, clean_scan, to_before
+from inference.ocr.tables import CellReader, OcrTable, crop, cut_tables, doubtful_number, remove_leaders, row_tables
 
 OCR_DPI = 300
 MIN_LONG_SIDE = 2200  # pixels: small pages are rendered up to this, so that their text is large enough
@@ -37,6 +38,7 @@ class OcrLine:
     height: float
     words: list[Word] = field(default_factory=list)  # in pixels
     confidence: float = 100.0  # Tesseract's, 0-100
+    checks: list[dict] = field(default_factory=list)  # numbers a digits-only reading disagreed on (tables.py)
 
 
 # the script Tesseract's OSD names -> the language model that reads it, in order of preference
@@ -175,13 +177,15 @@ def ocr_image(
     with (
         tesserocr.PyTessBaseAPI(path=path, lang=lang, psm=mode) as api,
         DigitReader(path, lang) as reader,
+        CellReader(path, lang) as numbers,
     ):
         api.SetImage(image)
         api.Recognize()
         it = api.GetIterator()
         if it is None or not api.GetUTF8Text().strip():  # a blank page: no paragraphs, not an error
             return []
-        words, symbols = _all_words(api)
+        words, symbols, confidence = _all_words(api)
+        gray = np.asarray(image.convert("L"))
         level_para, level_line = tesserocr.RIL.PARA, tesserocr.RIL.TEXTLINE
         lines: list[OcrLine] = []
         box = None
@@ -201,12 +205,34 @@ def ocr_image(
                     text, tuple(float(v) for v in bb), float(bb[3] - bb[1]), words_in, it.Confidence(level_line)
                 )
                 line = with_fractions(line, image, symbols, reader)
+                line = _checked_numbers(line, confidence, gray, numbers)
                 lines.append(_with_bullet(line, image))
             if not it.Next(level_line):
                 break
         if lines:
             paragraphs.append(_paragraph(lines, box))
     return paragraphs
+
+
+def _checked_numbers(line: OcrLine, confidence: dict, gray: np.ndarray, numbers: CellReader) -> OcrLine:
+    """The line with each doubtful number (``tables.doubtful_number``) read again digits-only from its own crop;
+    a reading that differs replaces the word when it is the more confident, and is recorded either way."""
+    words, text, checks = list(line.words), line.text, []
+    for i, (word, box) in enumerate(words):
+        conf = confidence.get((word, box), 100.0)
+        if not doubtful_number(word, conf):
+            continue
+        pad = max(2, int(0.15 * (box[3] - box[1])))
+        kept, check = numbers.check_number(word, conf, crop(gray, box, pad))
+        if check is None:
+            continue
+        checks.append(check)
+        if kept != word:
+            words[i] = (kept, box)
+            text = re.sub(rf"(?<!\S){re.escape(word)}(?!\S)", kept, text, count=1)
+    if not checks:
+        return line
+    return dataclasses.replace(line, text=text, words=words, checks=[*line.checks, *checks])
 
 
 # glyphs Tesseract reads a round or square bullet as, when it reads one at all
@@ -426,13 +452,14 @@ def _by_top(paragraphs: list, large: list) -> list:
     return out
 
 
-def _all_words(api: Any) -> tuple[list[Word], dict[Word, list[Word]]]:
-    """Every recognised word with its box in pixels (for the searchable PDF's text layer), and the symbols (text,
-    box) of the words that may hold a fraction glyph."""
+def _all_words(api: Any) -> tuple[list[Word], dict[Word, list[Word]], dict[Word, float]]:
+    """Every recognised word with its box in pixels (for the searchable PDF's text layer), the symbols (text, box)
+    of the words that may hold a fraction glyph, and each word's confidence (0-100)."""
     import tesserocr
 
     words: list[Word] = []
     symbols: dict[Word, list[Word]] = {}
+    confidence: dict[Word, float] = {}
     current: list[Word] | None = None
     level_word, level_symbol = tesserocr.RIL.WORD, tesserocr.RIL.SYMBOL
     for symbol in tesserocr.iterate_level(api.GetIterator(), level_symbol):
@@ -447,6 +474,7 @@ def _all_words(api: Any) -> tuple[list[Word], dict[Word, list[Word]]]:
                 continue
             word = (text, tuple(float(v) for v in box))
             words.append(word)
+            confidence[word] = symbol.Confidence(level_word)
             if is_candidate(text):
                 current = symbols[word] = []
         if current is not None:
@@ -457,7 +485,7 @@ def _all_words(api: Any) -> tuple[list[Word], dict[Word, list[Word]]]:
                 continue
             if char and box:
                 current.append((char, tuple(float(v) for v in box)))
-    return words, symbols
+    return words, symbols, confidence
 
 
 def _in_line(words: list, box: tuple) -> list[tuple[str, tuple[float, float, float, float]]]:
@@ -530,80 +558,17 @@ def _without_rules(image: Any, page: Page) -> tuple[Any, list[tuple[list[int], l
     gray = np.asarray(image.convert("L"))
     grids = ruled_grids(gray)
     gray, removed = remove_rules(gray)
-    if not removed:
+    gray, leaders = remove_leaders(gray)
+    if not (removed or leaders):
         return image, grids
-    page.attrs["cleanup"]["steps"].append(f"remove {removed} ruled frame(s)")
+    if removed:
+        page.attrs["cleanup"]["steps"].append(f"remove {removed} ruled frame(s)")
+    if leaders:
+        page.attrs["cleanup"]["steps"].append(f"remove {leaders} dot leader(s)")
     return Image.fromarray(gray), grids
 
 
 Paragraph = tuple[str, tuple[float, float, float, float], list[OcrLine]]
-
-
-@dataclass
-class OcrTable:
-    rows: list[list[str]]
-    box: tuple[float, float, float, float]  # the outer rules, in pixels
-    words: list[tuple[str, tuple[float, float, float, float]]]  # in pixels
-
-
-def _cut_tables(paragraphs: list[Paragraph], grids: list) -> list[Paragraph | OcrTable]:
-    """Paragraphs with each ruled grid's lines taken out and put, as a table (rows of cells, box, words), where the
-    first of them was. Tesseract reads a table's columns as paragraphs of their own, or a table's rows as one
-    paragraph: its words are put back in the grid's cells, so that rows and columns come out as printed."""
-    out: list = list(paragraphs)
-    for xs, ys in grids:
-        box = (float(xs[0]), float(ys[0]), float(xs[-1]), float(ys[-1]))
-        cells: dict[tuple[int, int], list] = {}
-        words, first, kept = [], None, []
-        for item in out:
-            if isinstance(item, OcrTable):  # cut out for another grid
-                kept.append(item)
-                continue
-            text, pbox, lines = item
-            inside = [ln for ln in lines if _centre_in(ln.bbox, box)]
-            if not inside:
-                kept.append(item)
-                continue
-            first = len(kept) if first is None else first
-            rest = [ln for ln in lines if ln not in inside]
-            if rest:
-                kept.append(_paragraph(rest, None))
-            for ln in inside:
-                for word in ln.words:
-                    x, y = (word[1][0] + word[1][2]) / 2, (word[1][1] + word[1][3]) / 2
-                    cell = (_band(ys, y), _band(xs, x))
-                    cells.setdefault(cell, []).append(word)
-                    words.append(word)
-        rows = [[_cell_text(cells.get((r, c), [])) for c in range(len(xs) - 1)] for r in range(len(ys) - 1)]
-        rows = [row for row in rows if any(row)]
-        filled = [c for c in range(len(xs) - 1) if any(row[c] for row in rows)]
-        rows = [[row[c] for c in filled] for row in rows]
-        if first is None or len(rows) < 2 or len(filled) < 2:
-            continue  # not a table of words: the paragraphs stay as Tesseract read them
-        kept.insert(first, OcrTable(rows, box, words))
-        out = kept
-    return out
-
-
-def _centre_in(bbox: tuple, box: tuple) -> bool:
-    x, y = (bbox[0] + bbox[2]) / 2, (bbox[1] + bbox[3]) / 2
-    return box[0] <= x <= box[2] and box[1] <= y <= box[3]
-
-
-def _band(rules: list[int], v: float) -> int:
-    """The index of the band between two rules that ``v`` lies in (clamped to the first and last)."""
-    return min(len(rules) - 2, max(0, sum(1 for r in rules if r <= v) - 1))
-
-
-def _cell_text(words: list) -> str:
-    """A cell's words line by line (a word is on the line above when its centre is above the other's top)."""
-    lines: list[list] = []
-    for word in sorted(words, key=lambda w: (w[1][1] + w[1][3]) / 2):
-        if lines and (word[1][1] + word[1][3]) / 2 <= lines[-1][0][1][3]:
-            lines[-1].append(word)
-        else:
-            lines.append([word])
-    return " ".join(w[0] for line in lines for w in sorted(line, key=lambda w: w[1][0]))
 
 
 def ocr_page(
@@ -639,27 +604,43 @@ def ocr_page(
         page.attrs["photo_panels"] = len(crops)
         return photo_blocks(paragraphs, read_panels(crops, lang), crops, cleaned, sx, sy, scale)
     body = body_height([ln for _, _, lines in paragraphs for ln in lines])
-    blocks = []
-    for item in _cut_tables(paragraphs, grids):
-        if isinstance(item, OcrTable):  # a ruled table: its cells as printed
-            words = [[w, *(round(v, 1) for v in _to_page(cleaned, wb, sx, sy))] for w, wb in item.words]
-            text = "\n".join(" | ".join(row) for row in item.rows)
-            attrs = {"source": "ocr", "words": words}
-            bbox = _to_page(cleaned, item.box, sx, sy)
-            blocks.append(Block(kind="table", text=text, bbox=bbox, order=len(blocks), rows=item.rows, attrs=attrs))
-            continue
-        text, box, lines = item
-        bbox = _to_page(cleaned, box, sx, sy)
-        height = statistics.median(ln.height for ln in lines)
-        kind, level = "text", 0
-        if text[:2] == "• " or (text[:2] in ("- ", "* ", "0 ") and len(lines) <= 6):
-            kind = "list"  # a bulleted line is an item, however tall a skewed scan makes its box
-        elif body and len(lines) <= 2 and len(text) < 120 and height >= body * 1.3:
-            kind, level = "heading", 1 if height >= body * 1.8 else 2
-        words = [[w, *(round(v, 1) for v in _to_page(cleaned, wb, sx, sy))] for ln in lines for w, wb in ln.words]
-        attrs = {"source": "ocr", "words": words}
-        blocks.append(Block(kind=kind, text=text, bbox=bbox, order=len(blocks), level=level, attrs=attrs))
+    with CellReader(tessdata_path(lang), lang) as cells:
+        gray = np.asarray(reading.convert("L"))
+        items = row_tables(cut_tables(paragraphs, grids, gray, cells), gray, cells)
+    blocks = [_block(item, i, body, cleaned, sx, sy) for i, item in enumerate(items)]
+    checks = [c for b in blocks for c in b.attrs.get("digit_checks", ())]
+    if checks:
+        shown = "; ".join(f"{c['text']} (or {c['other']})" for c in checks[:5])
+        page.note(f"{len(checks)} number(s) read differently by a digits-only second reading: {shown}")
     return blocks
+
+
+def _block(item: Paragraph | OcrTable, order: int, body: float, cleaned: Any, sx: float, sy: float) -> Block:
+    """A paragraph or table read from the page as a block in page coordinates (a heading by its line height)."""
+    if isinstance(item, OcrTable):  # a ruled table: its cells as printed
+        words = [[w, *(round(v, 1) for v in _to_page(cleaned, wb, sx, sy))] for w, wb in item.words]
+        text = "\n".join(" | ".join(row) for row in item.rows)
+        attrs: dict[str, Any] = {"source": "ocr", "words": words}
+        if item.checks:
+            attrs["digit_checks"] = item.checks
+        if not item.ruled:
+            attrs["ruled"] = False
+        bbox = _to_page(cleaned, item.box, sx, sy)
+        return Block(kind="table", text=text, bbox=bbox, order=order, rows=item.rows, attrs=attrs)
+    text, box, lines = item
+    bbox = _to_page(cleaned, box, sx, sy)
+    height = statistics.median(ln.height for ln in lines)
+    kind, level = "text", 0
+    if text[:2] == "• " or (text[:2] in ("- ", "* ", "0 ") and len(lines) <= 6):
+        kind = "list"  # a bulleted line is an item, however tall a skewed scan makes its box
+    elif body and len(lines) <= 2 and len(text) < 120 and height >= body * 1.3:
+        kind, level = "heading", 1 if height >= body * 1.8 else 2
+    words = [[w, *(round(v, 1) for v in _to_page(cleaned, wb, sx, sy))] for ln in lines for w, wb in ln.words]
+    attrs = {"source": "ocr", "words": words}
+    checks = [c for ln in lines for c in ln.checks]
+    if checks:
+        attrs["digit_checks"] = checks
+    return Block(kind=kind, text=text, bbox=bbox, order=order, level=level, attrs=attrs)
 
 
 def body_height(lines: list[OcrLine]) -> float:
