@@ -27,9 +27,10 @@ from inference.documents.pdf import join_lines
 
 Box = tuple[float, float, float, float]
 WordBox = tuple[str, Box]
-DIGITS_ONLY = "0123456789.,-+()$€£¥"  # no letters, no "%", no ":": what a misread decimal point becomes
+DIGITS_ONLY = "0123456789.,-+()$€£"  # no letters, "%", ":" or "¥": what a misread point or 7 becomes
 NUMBERLIKE = re.compile(r"^[\d.,:;!|%$€£¥()+\-/'’]+$")
 ODD_IN_NUMBER = re.compile(r"\d[^\d\s.,/\-]\d|\d[.,]\d[%!|:;]$|[!|:;']\d{2}$")  # "4!65", "2.9%", "5:35"
+TRAILING_MARK = re.compile(r"^[$€£¥]?\d[\d.,]*[.,]$")
 DOUBTFUL = 85.0  # Tesseract's word confidence (0-100) under which a number is read again
 CELL_MARGIN = 4  # pixels kept clear of a cell's rules
 MAX_CELLS = 400  # larger grids keep the page pass's words (each cell read costs about 20 ms)
@@ -198,6 +199,8 @@ def _read_cell(
     if not read or (not seen and (conf < MIN_CELL_CONFIDENCE or not any(ch.isalnum() for ch in read))):
         return text
     if kind == "line" and " " not in read:
+        if TRAILING_MARK.match(read):  # a speck beside a cell's number read as "7," or "12.": no number ends so
+            read = read[:-1]
         read, check = reader.check_number(read, conf, gray)
         if check is not None:
             checks.append({**check, "cell": list(where)})
@@ -258,7 +261,20 @@ def row_tables(items: list, gray: np.ndarray | None = None, reader: CellReader |
     one after the other), and a paragraph whose lines each part into the same number of cells at wide gaps. The
     cells of a column of numbers, and cells left empty, are read again from ``gray`` each on its own."""
     items = _column_tables(items, gray, reader)
-    return [_gap_table(item) or item if not isinstance(item, OcrTable) else item for item in items]
+    out: list = []
+    for item in items:
+        if isinstance(item, OcrTable):
+            out.append(item)
+            continue
+        last = out[-1] if out else None
+        split = [_cells_of(ln) for ln in item[2]]
+        if isinstance(last, OcrTable) and not last.ruled and all(len(c) == len(last.rows[0]) for c in split):
+            last.rows.extend([" ".join(w[0] for w in cell) for cell in cells] for cells in split)  # a total below
+            last.words.extend(w for ln in item[2] for w in ln.words)
+            last.box = (min(last.box[0], item[1][0]), last.box[1], max(last.box[2], item[1][2]), item[1][3])
+            continue
+        out.append(_gap_table(item) or item)
+    return out
 
 
 def _column_tables(items: list, gray: np.ndarray | None, reader: CellReader | None) -> list:
@@ -278,6 +294,7 @@ def _column_tables(items: list, gray: np.ndarray | None, reader: CellReader | No
     members.sort(key=lambda c: min(p[1][0] for p in columns[c]))
     # a title above the table or a paragraph below it in the same column is no part of it
     inside = [[p for p in columns[c] if _overlap((top, bottom), (p[1][1], p[1][3])) > 0] for c in members]
+    inside = _grown(inside, [columns[c] for c in members])
     table = _rows_table(inside, [c in numeric for c in members], gray, reader)
     if table is None:
         return items
@@ -286,6 +303,32 @@ def _column_tables(items: list, gray: np.ndarray | None, reader: CellReader | No
     out = [item for i, item in enumerate(items) if i == at or id(item) not in used]
     out[out.index(items[at])] = table
     return out
+
+
+def _grown(inside: list[list], columns: list[list]) -> list[list]:
+    """The table's paragraphs with those just above or below it in its columns added (a line within a quarter more
+    than the table's row pitch of its first or last row, as tall as its own): the rows whose number the page pass
+    lost ("1", "3" and "7" of a contents page read as nothing) are rows of the table all the same; a title, taller
+    or further above, is not."""
+    lines = [ln for col in inside for p in col for ln in p[2]]
+    centres = sorted((ln.bbox[1] + ln.bbox[3]) / 2 for ln in lines)
+    steps = [b - a for a, b in zip(centres, centres[1:], strict=False) if b - a > 0.5 * lines[0].height]
+    pitch = statistics.median(steps) if steps else 2 * lines[0].height
+    height = statistics.median(ln.height for ln in lines)
+    top, bottom = centres[0], centres[-1]
+    grown = True
+    while grown:
+        grown = False
+        for col, every in zip(inside, columns, strict=True):
+            for p in every:
+                if p in col or statistics.median(ln.height for ln in p[2]) > 1.3 * height:
+                    continue
+                first = (p[2][0].bbox[1] + p[2][0].bbox[3]) / 2
+                last = (p[2][-1].bbox[1] + p[2][-1].bbox[3]) / 2
+                if first - bottom <= 1.25 * pitch and top - last <= 1.25 * pitch:
+                    col.append(p)
+                    top, bottom, grown = min(top, first), max(bottom, last), True
+    return inside
 
 
 def _columns(paragraphs: list) -> list[list]:
