@@ -598,6 +598,8 @@ def ocr_page(
     page.attrs["ocr_lang"] = lang
     large, reading = large_text(reading, lang) if crops is None else ([], reading)  # a photo's panels: read apart
     paragraphs = _by_top(ocr_image(reading, lang), large)
+    page.provenance = {"method": "ocr", "engine": "tesseract", "lang": lang, "model": f"tessdata {lang}"}
+    page.confidence = read_confidence([ln for _, _, lines in paragraphs for ln in lines])
     sx = page.width / size[0] / scale if page.width else 1.0 / scale
     sy = page.height / size[1] / scale if page.height else 1.0 / scale
     if crops is not None:  # a photograph: its panels read on their own, only confident lines besides
@@ -636,11 +638,18 @@ def _block(item: Paragraph | OcrTable, order: int, body: float, cleaned: Any, sx
     elif body and len(lines) <= 2 and len(text) < 120 and height >= body * 1.3:
         kind, level = "heading", 1 if height >= body * 1.8 else 2
     words = [[w, *(round(v, 1) for v in _to_page(cleaned, wb, sx, sy))] for ln in lines for w, wb in ln.words]
-    attrs = {"source": "ocr", "words": words}
+    attrs = {"source": "ocr", "words": words, "confidence": read_confidence(lines)}
     checks = [c for ln in lines for c in ln.checks]
     if checks:
         attrs["digit_checks"] = checks
     return Block(kind=kind, text=text, bbox=bbox, order=order, level=level, attrs=attrs)
+
+
+def read_confidence(lines: list[OcrLine]) -> float | None:
+    """Tesseract's confidence in lines, 0-1, each weighted by its characters; None without text."""
+    weights = [(len(ln.text), ln.confidence) for ln in lines if ln.text]
+    total = sum(n for n, _ in weights)
+    return round(sum(n * c for n, c in weights) / total / 100.0, 3) if total else None
 
 
 def body_height(lines: list[OcrLine]) -> float:
