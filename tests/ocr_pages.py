@@ -67,3 +67,99 @@ def contents_page(entries: list[tuple[str, int]], face: str = "DejaVuSerif.ttf",
         draw.text((320 + w, y), "." * int((2180 - 340 - w - nw) / f.getlength(".")), font=f, fill=0)
         draw.text((2180 - nw, y), str(number), font=f, fill=0)
     return image
+
+
+# text in several scripts, each with a font that has it (Debian's fonts-noto-cjk, fonts-nanum, fonts-tlwg-garuda-ttf,
+# fonts-lohit-deva; DejaVu for Latin, Greek, Cyrillic, Hebrew and Arabic): a page is skipped where its font is absent
+CJK = "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc"
+SCRIPT_PAGES: dict[str, tuple[str, str, int, list[str]]] = {  # name -> (font file, script, ttc index, lines)
+    "en": (
+        str(FONTS / "DejaVuSans.ttf"),
+        "Latin",
+        0,
+        ["The quarterly report was filed on time.", "Revenue grew by twelve percent this year.", "Please sign below."],
+    ),
+    "de": (
+        str(FONTS / "DejaVuSans.ttf"),
+        "Latin",
+        0,
+        [
+            "Die Größe der Äpfel übertrifft alles.",
+            "Grüße aus München und Köln.",
+            "Das Bestandteil muss geprüft werden.",
+        ],
+    ),
+    "pt-cs": (
+        str(FONTS / "DejaVuSerif.ttf"),
+        "Latin",
+        0,
+        ["Não há nada de errado na ação.", "Příklad: žlutý kůň úpěl ďábelské ódy.", "Élève naïve à côté du café."],
+    ),
+    "zh": (
+        CJK,
+        "Han",
+        2,
+        ["我们今天去公园散步，天气很好。", "这份报告介绍了新的研究方法。", "请在下面签名并注明日期。"],
+    ),
+    "ja": (
+        CJK,
+        "Japanese",
+        0,
+        ["いつも応援ありがとうございます。", "東京の天気は晴れのち曇りです。", "会議は午後三時に始まります。"],
+    ),
+    "ko": (
+        "/usr/share/fonts/truetype/nanum/NanumGothic.ttf",
+        "Hangul",
+        0,
+        ["안녕하세요 반갑습니다", "오늘 날씨가 좋습니다"],
+    ),
+    "ru": (
+        str(FONTS / "DejaVuSans.ttf"),
+        "Cyrillic",
+        0,
+        ["Марс — четвёртая планета.", "Весенний парк был полон людей."],
+    ),
+    "el": (str(FONTS / "DejaVuSans.ttf"), "Greek", 0, ["Η Αθήνα είναι η πρωτεύουσα.", "Καλημέρα σε όλους σας."]),
+    "he": (str(FONTS / "DejaVuSans.ttf"), "Hebrew", 0, ["שלום עולם, זהו מבחן.", "יש לי 47 חתולים בבית."]),
+    "th": ("/usr/share/fonts/truetype/tlwg/Garuda.ttf", "Thai", 0, ["สวัสดีครับ ยินดีต้อนรับ", "วันนี้อากาศดีมาก"]),
+    "hi": (
+        "/usr/share/fonts/truetype/lohit-devanagari/Lohit-Devanagari.ttf",
+        "Devanagari",
+        0,
+        ["नमस्ते दुनिया", "यह एक परीक्षण है"],
+    ),
+}
+
+
+def has_font(name: str) -> bool:
+    return Path(SCRIPT_PAGES[name][0]).exists()
+
+
+def script_lines(name: str) -> list[str]:
+    """The page's lines: its sentences three times over (OSD needs a few lines of text to tell a script)."""
+    return SCRIPT_PAGES[name][3] * 3
+
+
+def script_page(name: str, px: int = 44, seed: int = 0, vertical: bool = False) -> Image.Image:
+    """A page region of ``script_lines(name)``, scanned-looking; ``vertical``: the lines set top to bottom, the
+    first on the right (Japanese tategaki)."""
+    path, _, index, _ = SCRIPT_PAGES[name]
+    lines = script_lines(name)
+    f = ImageFont.truetype(path, px, index=index)
+    if vertical:
+        height = int(max(len(t) for t in lines) * px * 1.15) + 200
+        image = Image.new("L", (len(lines) * int(px * 1.8) + 300, height), 255)
+        draw = ImageDraw.Draw(image)
+        for i, text in enumerate(lines):
+            x = image.width - 150 - (i + 1) * int(px * 1.8)
+            for k, ch in enumerate(text):
+                draw.text((x, 100 + k * int(px * 1.15)), ch, font=f, fill=0)
+        return scanned(image, angle=0.3, noise=4.0, seed=seed)
+    width = int(max(f.getlength(t) for t in lines)) + 300
+    image = Image.new("L", (width, len(lines) * int(px * 1.9) + 240), 255)
+    draw = ImageDraw.Draw(image)
+    rtl = SCRIPT_PAGES[name][1] in ("Hebrew", "Arabic")
+    for i, text in enumerate(lines):
+        x = width - 150 - f.getlength(text) if rtl else 150
+        draw.text((x, 120 + i * int(px * 1.9)), text, font=f, fill=0, direction="rtl" if rtl else None)
+    return scanned(image, angle=0.3, noise=4.0, seed=seed)

@@ -24,6 +24,7 @@ from inference.documents.pdf import join_lines
 from inference.errors import IngestError
 from inference.ocr.fractions import DigitReader, Word, is_candidate, with_fractions
 from inference.ocr.scan import ScanOptions, clean_scan, to_before
+from inference.ocr.scripts import SURE_ENOUGH, Choice, choose, german, unspaced
 from inference.ocr.tables import CellReader, OcrTable, crop, cut_tables, doubtful_number, remove_leaders, row_tables
 
 OCR_DPI = 300
@@ -145,23 +146,37 @@ def check_languages(lang: str | None) -> None:
         tessdata_path(lang)
 
 
-def detect_language(image: Any) -> str:
-    """The installed language for the page's script as Tesseract's OSD sees it; ``eng`` when it cannot tell."""
+def detect_script(image: Any) -> tuple[str | None, float]:
+    """The page's script as Tesseract's OSD names it and its confidence; (None, 0) when it finds too little text."""
     from inference.ocr.osd import detect
 
-    installed = installed_languages()
-    fallback = "eng" if "eng" in installed else (installed[0] if installed else "eng")
     try:
         folder = next(f for f in tessdata_folders() if os.path.isfile(os.path.join(f, "osd.traineddata")))
-    except StopIteration:
-        return fallback
-    try:
         osd = detect(np.asarray(image if image.mode in ("L", "RGB") else image.convert("RGB")), folder, "osd")
-    except RuntimeError:
-        return fallback
-    if not osd or osd.get("script_conf", 0) < 0.5:  # OSD is unsure on a few lines of text
-        return fallback
-    return next((lang for lang in SCRIPT_LANGS.get(osd.get("script_name", ""), ()) if lang in installed), fallback)
+    except (StopIteration, RuntimeError):
+        return None, 0.0
+    if not osd:
+        return None, 0.0
+    return osd.get("script_name") or None, float(osd.get("script_conf", 0.0))
+
+
+def detect_language(image: Any) -> str:
+    """The installed Tesseract language for the page's script as OSD sees it; ``eng`` when it cannot tell."""
+    from inference.ocr.scripts import choose
+
+    installed = installed_languages()
+    choice = choose(*detect_script(image), installed, rapid=False)
+    fallback = "eng" if "eng" in installed else (installed[0] if installed else "eng")
+    return choice.lang if choice.engine == "tesseract" else fallback
+
+
+def choose_reader(image: Any, lang: str | None) -> Choice:
+    """How the page is read: with ``lang`` when one is named, else by its script (``scripts.choose``)."""
+    from inference.ocr import rapid
+
+    if lang:
+        return Choice("tesseract", lang)
+    return choose(*detect_script(image), installed_languages(), rapid=rapid.available())
 
 
 def ocr_image(
@@ -594,19 +609,36 @@ def ocr_page(
     if scale != 1.0:
         page.attrs["cleanup"]["scale"] = round(scale, 3)
     reading, grids = _without_rules(cleaned.after, page)
-    lang = lang or detect_language(reading)
-    page.attrs["ocr_lang"] = lang
-    large, reading = large_text(reading, lang) if crops is None else ([], reading)  # a photo's panels: read apart
-    paragraphs = _by_top(ocr_image(reading, lang), large)
-    page.provenance = {"method": "ocr", "engine": "tesseract", "lang": lang, "model": f"tessdata {lang}"}
+    choice = choose_reader(reading, lang)
+    if choice.engine == "none":  # no installed model reads the script: say so, never Latin junk
+        page.note(choice.note)
+        page.provenance = {"method": "not read", "script": choice.script, "reason": choice.note}
+        return []
+    paragraphs, lang = _read(reading, choice, crops is None)
+    page.attrs["ocr_lang"] = lang or choice.engine
+    page.provenance = {"method": "ocr", "engine": choice.engine, "script": choice.script or "unknown"}
+    page.provenance.update({"lang": lang, "model": f"tessdata {lang}"} if lang else {"model": rapid_model()})
     page.confidence = read_confidence([ln for _, _, lines in paragraphs for ln in lines])
+    if choice.doubt and (page.confidence or 0.0) < SURE_ENOUGH:  # English read it poorly: the script was right
+        page.note(choice.note)
+        page.provenance = {"method": "not read", "script": choice.doubt, "reason": choice.note}
+        page.confidence = None
+        return []
+    if page.confidence is None and not choice.script:
+        page.note("no text could be read on this page: its script may be one no installed OCR model reads")
+    elif page.confidence is not None and page.confidence < UNREADABLE:
+        page.note(
+            f"the text on this page was read with little confidence ({page.confidence:.2f}): its script may be one"
+            " no installed OCR model reads (see docs/parsing.md); check it against the image"
+        )
     sx = page.width / size[0] / scale if page.width else 1.0 / scale
     sy = page.height / size[1] / scale if page.height else 1.0 / scale
     if crops is not None:  # a photograph: its panels read on their own, only confident lines besides
         page.attrs["photo_panels"] = len(crops)
-        return photo_blocks(paragraphs, read_panels(crops, lang), crops, cleaned, sx, sy, scale)
+        return photo_blocks(paragraphs, read_panels(crops, lang or "eng"), crops, cleaned, sx, sy, scale)
     body = body_height([ln for _, _, lines in paragraphs for ln in lines])
-    with CellReader(tessdata_path(lang), lang) as cells:
+    with CellReader(tessdata_path(lang or "eng"), lang or "eng") as tesseract:
+        cells = tesseract if lang else None  # RapidOCR's scripts: Tesseract's English would misread the cells
         gray = np.asarray(reading.convert("L"))
         items = row_tables(cut_tables(paragraphs, grids, gray, cells), gray, cells)
     blocks = [_block(item, i, body, cleaned, sx, sy) for i, item in enumerate(items)]
@@ -630,6 +662,7 @@ def _block(item: Paragraph | OcrTable, order: int, body: float, cleaned: Any, sx
         bbox = _to_page(cleaned, item.box, sx, sy)
         return Block(kind="table", text=text, bbox=bbox, order=order, rows=item.rows, attrs=attrs)
     text, box, lines = item
+    text = unspaced(text)
     bbox = _to_page(cleaned, box, sx, sy)
     height = statistics.median(ln.height for ln in lines)
     kind, level = "text", 0
@@ -643,6 +676,30 @@ def _block(item: Paragraph | OcrTable, order: int, body: float, cleaned: Any, sx
     if checks:
         attrs["digit_checks"] = checks
     return Block(kind=kind, text=text, bbox=bbox, order=order, level=level, attrs=attrs)
+
+
+def _read(reading: Any, choice: Choice, large_first: bool) -> tuple[list[Paragraph], str]:
+    """The page's paragraphs read as ``choice`` says, and the Tesseract language used ("" for RapidOCR). Text read
+    with English that is German is read again with ``deu`` (its umlauts and ß)."""
+    if choice.engine == "rapidocr":
+        from inference.ocr.rapid import rapid_paragraphs
+
+        return rapid_paragraphs(reading), ""
+    lang = choice.lang
+    large, rest = large_text(reading, lang) if large_first else ([], reading)  # a photo's panels: read apart
+    paragraphs = _by_top(ocr_image(rest, lang), large)
+    if lang == "eng" and german(" ".join(p[0] for p in paragraphs), installed_languages()):
+        lang = "deu"
+        large, rest = large_text(reading, lang) if large_first else ([], reading)
+        paragraphs = _by_top(ocr_image(rest, lang), large)
+    return paragraphs, lang
+
+
+UNREADABLE = 0.5  # a page read with less confidence than this is likely in a script no installed model reads
+
+
+def rapid_model() -> str:
+    return "PP-OCRv6 small (rapidocr)"
 
 
 def read_confidence(lines: list[OcrLine]) -> float | None:
