@@ -119,3 +119,19 @@ def test_ocr_page_records_engine_language_and_confidence(tmp_path):
     }
     assert 0.8 <= page.confidence <= 1.0
     assert all(0.0 <= b.attrs["confidence"] <= 1.0 for b in page.blocks if b.kind == "text")
+
+
+def test_accented_latin_languages_are_told_by_their_common_words():
+    from inference.ocr.scripts import accented
+
+    assert accented("Nao ha nada de errado na acao. O carro e a casa da familia estao no centro") == "Portuguese"
+    assert accented("Le chat est dans la maison et les enfants sont avec une amie pour le jour") == "French"
+    assert accented("The cat is in the house and the children are with a friend for the day") is None
+
+
+@needs_rapid
+def test_accented_latin_page_is_read_with_its_accents(tmp_path):
+    result = parse("pt-cs", tmp_path)
+    page = result.document.pages[0]
+    assert page.reading["engine"] == "rapidocr"
+    assert "Não há nada de errado na ação" in page.text and "Élève" in page.text

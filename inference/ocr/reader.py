@@ -23,8 +23,9 @@ from inference.documents.model import Block, Document, Page
 from inference.documents.pdf import join_lines
 from inference.errors import IngestError
 from inference.ocr.fractions import DigitReader, Word, is_candidate, with_fractions
+from inference.ocr.rapid import available as rapid_available
 from inference.ocr.scan import ScanOptions, clean_scan, to_before
-from inference.ocr.scripts import SURE_ENOUGH, Choice, choose, german, unspaced
+from inference.ocr.scripts import SURE_ENOUGH, Choice, accented, choose, german, unspaced
 from inference.ocr.tables import CellReader, OcrTable, crop, cut_tables, doubtful_number, remove_leaders, row_tables
 
 OCR_DPI = 300
@@ -172,11 +173,9 @@ def detect_language(image: Any) -> str:
 
 def choose_reader(image: Any, lang: str | None) -> Choice:
     """How the page is read: with ``lang`` when one is named, else by its script (``scripts.choose``)."""
-    from inference.ocr import rapid
-
     if lang:
         return Choice("tesseract", lang)
-    return choose(*detect_script(image), installed_languages(), rapid=rapid.available())
+    return choose(*detect_script(image), installed_languages(), rapid=rapid_available())
 
 
 def ocr_image(
@@ -615,8 +614,9 @@ def ocr_page(
         page.provenance = {"method": "not read", "script": choice.script, "reason": choice.note}
         return []
     paragraphs, lang = _read(reading, choice, crops is None)
-    page.attrs["ocr_lang"] = lang or choice.engine
-    page.provenance = {"method": "ocr", "engine": choice.engine, "script": choice.script or "unknown"}
+    engine = "tesseract" if lang else "rapidocr"  # Latin text with accents English lacks goes to RapidOCR too
+    page.attrs["ocr_lang"] = lang or engine
+    page.provenance = {"method": "ocr", "engine": engine, "script": choice.script or "unknown"}
     page.provenance.update({"lang": lang, "model": f"tessdata {lang}"} if lang else {"model": rapid_model()})
     page.confidence = read_confidence([ln for _, _, lines in paragraphs for ln in lines])
     if choice.doubt and (page.confidence or 0.0) < SURE_ENOUGH:  # English read it poorly: the script was right
@@ -680,7 +680,8 @@ def _block(item: Paragraph | OcrTable, order: int, body: float, cleaned: Any, sx
 
 def _read(reading: Any, choice: Choice, large_first: bool) -> tuple[list[Paragraph], str]:
     """The page's paragraphs read as ``choice`` says, and the Tesseract language used ("" for RapidOCR). Text read
-    with English that is German is read again with ``deu`` (its umlauts and ß)."""
+    with English that is German is read again with ``deu`` (its umlauts and ß); French, Spanish, Portuguese,
+    Italian, Czech or Polish text by RapidOCR, whose Latin model has their accents."""
     if choice.engine == "rapidocr":
         from inference.ocr.rapid import rapid_paragraphs
 
@@ -688,10 +689,17 @@ def _read(reading: Any, choice: Choice, large_first: bool) -> tuple[list[Paragra
     lang = choice.lang
     large, rest = large_text(reading, lang) if large_first else ([], reading)  # a photo's panels: read apart
     paragraphs = _by_top(ocr_image(rest, lang), large)
-    if lang == "eng" and german(" ".join(p[0] for p in paragraphs), installed_languages()):
+    if lang != "eng":
+        return paragraphs, lang
+    text = " ".join(p[0] for p in paragraphs)
+    if german(text, installed_languages()):
         lang = "deu"
         large, rest = large_text(reading, lang) if large_first else ([], reading)
         paragraphs = _by_top(ocr_image(rest, lang), large)
+    elif large_first and accented(text) and rapid_available():
+        from inference.ocr.rapid import rapid_paragraphs
+
+        return rapid_paragraphs(reading), ""
     return paragraphs, lang
 
 

@@ -5,7 +5,8 @@ Tesseract's orientation and script detection (OSD) names the page's script. Meas
 Japanese exactly where Tesseract's ``jpn`` model misreads Chinese and spaces every character, while Tesseract reads
 Latin text as well and about twice as fast: so Han and Japanese pages go to RapidOCR when it is installed, Latin
 pages to Tesseract (German ones, told by their common words, with ``deu`` when it is installed, which has the
-umlauts and ß). A script no installed model reads (Hangul, Cyrillic, Greek, Arabic, Hebrew, Thai, Devanagari with
+umlauts and ß; French, Spanish, Portuguese, Italian, Czech and Polish ones by RapidOCR, whose Latin model has their
+accents). A script no installed model reads (Hangul, Cyrillic, Greek, Arabic, Hebrew, Thai, Devanagari with
 only the packaged models) is never read as Latin junk: the page says which text was not read and why.
 """
 
@@ -37,6 +38,16 @@ MIN_DOUBT = 0.25  # under MIN_SCRIPT_CONFIDENCE but above this, a script no mode
 SURE_ENOUGH = 0.7  # English read with this confidence stands against a doubtful script
 MIN_SCRIPT_CONFIDENCE = 0.5  # OSD's script confidence under which it is taken as unsure (a few lines of text)
 GERMAN = frozenset("der die das und ist nicht mit für auf dem den des ein eine sich von zu im auch werden".split())
+# common words of Latin-script languages whose accents Tesseract's eng model drops ("nao" for não), as eng reads them
+ACCENTED = {
+    "French": frozenset("le la les des et est une dans pour que qui pas sur avec du au ce sont".split()),
+    "Spanish": frozenset("el la los las y es una en por que del con para se lo como".split()),
+    "Portuguese": frozenset("o os as e um uma em por que do da nao na no com para ha ao".split()),
+    "Italian": frozenset("il lo la gli le e di che per una con del della non sono".split()),
+    "Czech": frozenset("a je se na v to ze s z do jako pro od by jsou".split()),
+    "Polish": frozenset("i w z na sie nie do to jest ze jak od po".split()),
+}
+ENGLISH = frozenset("the of and to in is that for it with as was on by this are be at from".split())
 CJK_CHAR = r"[\u3000-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef]"
 CJK_SPACE = re.compile(rf"(?<={CJK_CHAR}) +(?={CJK_CHAR})")
 
@@ -86,6 +97,19 @@ def german(text: str, installed: list[str]) -> bool:
     installed to read it again with its umlauts and ß."""
     words = re.findall(r"[a-zäöüß]+", text.lower())
     return "deu" in installed and len(words) >= 8 and sum(w in GERMAN for w in words) >= 0.1 * len(words)
+
+
+def accented(text: str) -> str | None:
+    """The accented Latin-script language that text read with English is in (an eighth of its words are common
+    words of that language, and more of them than English ones), or None: such a page is read again by RapidOCR,
+    whose Latin model has the accents (docs/benchmarks.md)."""
+    words = re.findall(r"[a-z]+", text.lower())
+    if len(words) < 8:
+        return None
+    english = sum(w in ENGLISH for w in words)
+    best = max(ACCENTED, key=lambda name: sum(w in ACCENTED[name] for w in words))
+    hits = sum(w in ACCENTED[best] for w in words)
+    return best if hits >= len(words) / 8 and hits > english else None
 
 
 def unspaced(text: str) -> str:
