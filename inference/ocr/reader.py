@@ -609,6 +609,8 @@ def ocr_page(
         page.attrs["cleanup"]["scale"] = round(scale, 3)
     reading, grids = _without_rules(cleaned.after, page)
     choice = choose_reader(reading, lang)
+    if crops is not None and choice.engine != "tesseract":  # a photo's texture misleads OSD: its panels read by
+        choice = Choice("tesseract", detect_language(reading))  # Tesseract, in the script's language if installed
     if choice.engine == "none":  # no installed model reads the script: say so, never Latin junk
         page.note(choice.note)
         page.provenance = {"method": "not read", "script": choice.script, "reason": choice.note}
@@ -624,9 +626,7 @@ def ocr_page(
         page.provenance = {"method": "not read", "script": choice.doubt, "reason": choice.note}
         page.confidence = None
         return []
-    if page.confidence is None and not choice.script:
-        page.note("no text could be read on this page: its script may be one no installed OCR model reads")
-    elif page.confidence is not None and page.confidence < UNREADABLE:
+    if crops is None and page.confidence is not None and page.confidence < UNREADABLE:
         page.note(
             f"the text on this page was read with little confidence ({page.confidence:.2f}): its script may be one"
             " no installed OCR model reads (see docs/parsing.md); check it against the image"
