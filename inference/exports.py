@@ -11,13 +11,12 @@ import csv
 import html
 import io
 import json
-import os
 import re
-import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from inference.errors import ConfigError
+from inference.files import write_atomic
 from inference.tasks.base import Answer, Extraction, ParseResult
 from inference.tasks.layout import FURNITURE
 from inference.tasks.markdown import table_html
@@ -48,37 +47,6 @@ def inside(root: Path, *parts: str) -> Path:
     if target != root and root not in target.parents:
         raise ConfigError(f"refusing to write outside the output folder: {target}")
     return target
-
-
-def current_umask() -> int:
-    """The process umask, read without changing it where the system allows (Linux), else set-and-restore."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def write_atomic(path: Path, data: str | bytes) -> Path:
-    """Write ``data`` to ``path`` through a temporary file in the same folder; the file gets the mode a new file gets
-    under the umask (``mkstemp`` creates it 0600 and ``os.replace`` would keep that)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data.encode("utf-8") if isinstance(data, str) else data)
-            os.fchmod(fh.fileno(), 0o666 & ~current_umask())
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 # serializers --------------------------------------------------------------------------------------------------------
@@ -185,6 +153,30 @@ def write_parse(
         else:
             written.append(write_atomic(target(f"{stem}.md"), to_markdown(result)))
     return written
+
+
+def unique_stems(paths: Sequence[str | Path]) -> list[str]:
+    """A file stem per document, unique among them (case-insensitively) so that no export overwrites another:
+    ``linn.pdf`` and ``linn.txt`` give ``linn_pdf`` and ``linn_txt`` (as ``dwb parse`` names them); two ``a.pdf``
+    from different folders give ``a`` and ``a-2``."""
+    plain = [Path(p).stem for p in paths]
+    counts: dict[str, int] = {}
+    for stem in plain:
+        counts[stem.lower()] = counts.get(stem.lower(), 0) + 1
+    stems = [
+        f"{stem}_{Path(p).suffix.lstrip('.').lower()}" if counts[stem.lower()] > 1 and Path(p).suffix else stem
+        for stem, p in zip(plain, paths, strict=True)
+    ]
+    out: list[str] = []
+    taken: set[str] = set()
+    for stem in stems:
+        unique, n = stem, 1
+        while unique.lower() in taken:
+            n += 1
+            unique = f"{stem}-{n}"
+        taken.add(unique.lower())
+        out.append(unique)
+    return out
 
 
 def answer_markdown(answer: Answer) -> str:

@@ -251,12 +251,12 @@ def test_the_status_bar_shows_prefill_progress(window, qtbot, tmp_path):
     qtbot.waitUntil(lambda: idle(window), timeout=TIMEOUT)
     # the event itself, shown as the engine sends it (chunked prefill sends one per chunk)
     event = PrefillProgress(done=3000, total=12000, seconds=2.0, seconds_left=6.0)
-    window._engine_progress(event)
+    window.show_engine_progress(event)
     assert (window.progress.maximum(), window.progress.value()) == (12000, 3000)
     assert "3,000 of 12,000 tokens" in window.status_label.text() and "6 s left" in window.status_label.text()
     for maximum, value, text in seen:  # any the engine sent during the run
         assert maximum >= value and "prefill" in text
-    window._engine_progress(PrefillFinished(prompt_tokens=12000, seconds=8.0))
+    window.show_engine_progress(PrefillFinished(prompt_tokens=12000, seconds=8.0))
     assert "12,000 tokens in 8.0 s" in window.status_label.text()
 
 
@@ -267,7 +267,7 @@ def test_ask_covers_the_selection_only(window, qtbot, tmp_path):
     qtbot.waitUntil(lambda: ingested(window), timeout=TIMEOUT)
     window.doc_list.setCurrentRow(0)  # the PDF alone
     sample = str(SAMPLE.resolve())
-    assert [e.path for e in window.scope_entries()] == [sample]
+    assert [e.path for e in window.tasks.scope_entries()] == [sample]
     window.engine_box.setCurrentText("builtin")
     window.ask("What is block diffusion?")
     qtbot.waitUntil(lambda: idle(window), timeout=TIMEOUT)
@@ -275,7 +275,7 @@ def test_ask_covers_the_selection_only(window, qtbot, tmp_path):
     answer = window.results.thread[-1]
     assert answer.citations and {c.document for c in answer.citations} == {sample}
     window.scope_box.setCurrentIndex(1)  # all documents
-    assert len(window.scope_entries()) == 2
+    assert len(window.tasks.scope_entries()) == 2
 
 
 def test_the_question_box_shows_the_exact_prompt_tokens_of_the_scope(window, qtbot, tmp_path):
@@ -285,8 +285,8 @@ def test_the_question_box_shows_the_exact_prompt_tokens_of_the_scope(window, qtb
     window.doc_list.setCurrentRow(0)
     window.engine_box.setCurrentText("model")
     window.question.setText("What is block diffusion?")
-    qtbot.waitUntil(lambda: window.prompt_tokens is not None and idle(window), timeout=TIMEOUT)
-    shown = window.prompt_tokens
+    qtbot.waitUntil(lambda: window.tasks.prompt_tokens is not None and idle(window), timeout=TIMEOUT)
+    shown = window.tasks.prompt_tokens
     assert f"{shown:,} prompt tokens" in window.scope_label.text() and "sample.pdf" in window.scope_label.text()
     recorder = Recorder()
     job = window.ask(window.question.text())
@@ -569,8 +569,8 @@ def test_a_follow_up_question_prefills_only_its_new_tokens(window, qtbot):
     window.ask("What is block diffusion?").event.connect(record, Qt.ConnectionType.DirectConnection)
     qtbot.waitUntil(lambda: idle(window), timeout=TIMEOUT)
     window.question.setText("And adaptive stopping?")
-    qtbot.waitUntil(lambda: window.prompt_tokens is not None and idle(window), timeout=TIMEOUT)
-    shown = window.prompt_tokens
+    qtbot.waitUntil(lambda: window.tasks.prompt_tokens is not None and idle(window), timeout=TIMEOUT)
+    shown = window.tasks.prompt_tokens
     window.ask("And adaptive stopping?").event.connect(record, Qt.ConnectionType.DirectConnection)
     qtbot.waitUntil(lambda: idle(window), timeout=TIMEOUT)
     first, second = starts
@@ -579,7 +579,7 @@ def test_a_follow_up_question_prefills_only_its_new_tokens(window, qtbot):
     assert f"cached {second.cached_tokens:,}" in window.panel.counters.text()
     assert len(window.results.thread) == 2
     window.clear_conversation()
-    assert window.results.thread == [] and not window.conversations
+    assert window.results.thread == [] and not window.tasks.conversations
 
 
 def test_the_text_view_shows_the_draft_and_replays_a_step(window, qtbot):

@@ -41,8 +41,8 @@ def test_values_denoise_in_place_then_a_field_is_redenoised(window, qtbot):
             seen.append(table.item(0, 1).text())
 
     job.event.connect(watch)
-    qtbot.waitUntil(lambda: not window.worker.busy and bool(window.extractions), timeout=TIMEOUT)
-    extraction = window.extractions[-1]
+    qtbot.waitUntil(lambda: not window.worker.busy and bool(window.tasks.extractions), timeout=TIMEOUT)
+    extraction = window.tasks.extractions[-1]
     assert extraction.kind == "pinned" and extraction.valid
     assert len(seen) >= 4 and any(seen), "the title cell followed the steps"
     names = [field_at(window.results, r) for r in range(table.rowCount())]
@@ -59,6 +59,6 @@ def test_values_denoise_in_place_then_a_field_is_redenoised(window, qtbot):
     qtbot.waitUntil(lambda: "Re-denoised" in window.status_label.text(), timeout=TIMEOUT)
     span = run.layout.span(["title"])
     np.testing.assert_array_equal(run.ids[~span], before[~span])
-    assert window.extractions[-1] is run.extraction and len(window.extractions) == 1
+    assert window.tasks.extractions[-1] is run.extraction and len(window.tasks.extractions) == 1
     title_row = names.index("title")
     assert table.item(title_row, 1).text() == str(run.extraction.value["title"])

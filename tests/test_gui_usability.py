@@ -122,13 +122,13 @@ def test_exporting_again_asks_before_replacing(window, qtbot, tmp_path):
     assert written.exists()
     written.write_text("my own notes", encoding="utf-8")
     export_via_dialog()
-    box = window.overwrite_box
+    box = window.tasks.overwrite_box
     assert box.isVisible() and "sample.md" in box.text()
     box.button(box.StandardButton.Cancel).click()
     qtbot.waitUntil(lambda: not window.worker.busy, timeout=TIMEOUT)
     assert written.read_text(encoding="utf-8") == "my own notes"  # nothing replaced
     export_via_dialog()
-    replace = next(b for b in window.overwrite_box.buttons() if b.text() == "Replace")
+    replace = next(b for b in window.tasks.overwrite_box.buttons() if b.text() == "Replace")
     replace.click()
     qtbot.waitUntil(lambda: written.read_text(encoding="utf-8") != "my own notes", timeout=TIMEOUT)
     assert "# How block diffusion writes" in written.read_text(encoding="utf-8")
@@ -176,12 +176,12 @@ def test_the_token_count_comes_back_after_a_cancel(window, qtbot):
     job = window.ask(window.question.text())
     job.progress.connect(lambda done, total, what: progress.append(what))
     window.question.setText("What is a canvas?")  # a count is asked for meanwhile: it queues behind the Ask
-    qtbot.wait(window.count_timer.interval() + 200)
+    qtbot.wait(window.tasks.count_timer.interval() + 200)
     assert window.worker.busy and "counting" in window.scope_label.text()
     window.cancel()  # cancels the Ask and the count queued behind it
     qtbot.waitUntil(lambda: not window.worker.busy, timeout=TIMEOUT)
     qtbot.waitUntil(lambda: "counting" not in window.scope_label.text(), timeout=TIMEOUT)
-    assert window.prompt_tokens and f"{window.prompt_tokens:,} prompt tokens" in window.scope_label.text()
+    assert window.tasks.prompt_tokens and f"{window.tasks.prompt_tokens:,} prompt tokens" in window.scope_label.text()
 
 
 def test_building_a_prompt_shows_its_pages_in_the_status_bar(window, qtbot):
@@ -202,10 +202,10 @@ def test_building_a_prompt_shows_its_pages_in_the_status_bar(window, qtbot):
 def test_an_empty_answer_is_not_reported_as_an_answer(window):
     from inference.tasks import Answer
 
-    window.say_answered(Answer(question="q", text="  \n", citations=[], kind="generated", engine="model"), 1)
+    window.tasks.say_answered(Answer(question="q", text="  \n", citations=[], kind="generated", engine="model"), 1)
     assert window.status_label.text() == "Empty answer." and "empty answer" in window.banner.label.text()
     assert window.banner.isVisible()
-    window.say_answered(Answer(question="q", text="Canvases.", citations=[], kind="generated", engine="model"), 2)
+    window.tasks.say_answered(Answer(question="q", text="Canvases.", citations=[], kind="generated", engine="model"), 2)
     assert window.status_label.text() == "Answered from 2 document(s)."
 
 
@@ -331,8 +331,8 @@ def test_the_extract_tab_never_shows_another_documents_values(window, qtbot, tmp
     window.engine_box.setCurrentText("builtin")
     window.extract({"type": "object", "properties": {"Canvas": {"type": "string"}}})
     qtbot.waitUntil(lambda: not window.worker.busy, timeout=TIMEOUT)
-    assert window.results.table.rowCount() == 1, window.extraction_scope
-    assert window.extraction_scope == {str(notes.resolve())}, window.extraction_scope
+    assert window.results.table.rowCount() == 1, window.tasks.extraction_scope
+    assert window.tasks.extraction_scope == {str(notes.resolve())}, window.tasks.extraction_scope
     window.show_entry(str(SAMPLE.resolve()))
     assert window.results.table.rowCount() == 0 and "other documents" in window.results.extract.toPlainText()
 
@@ -345,7 +345,7 @@ def test_a_retrieval_that_matched_no_passage_is_not_reported_as_an_answer(window
     doc = engine.parse(open_document(SAMPLE)).document
     none = engine.ask([doc], "zqxv wjkp")
     assert not none.citations
-    window.say_answered(none, 2)
+    window.tasks.say_answered(none, 2)
     assert window.status_label.text() == "No passage matched in 2 document(s)."
-    window.say_answered(engine.ask([doc], "What is block diffusion?"), 1)
+    window.tasks.say_answered(engine.ask([doc], "What is block diffusion?"), 1)
     assert window.status_label.text() == "Answered from 1 document(s)."

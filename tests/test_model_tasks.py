@@ -64,8 +64,8 @@ def test_model_ask_builds_a_prompt_with_every_page_and_cites(engine, pdf):
     seen = []
     original = engine.builder.build
 
-    def spy(docs, instruction, policy=None):
-        prompt = original(docs, instruction, policy)
+    def spy(docs, instruction, policy=None, **kw):
+        prompt = original(docs, instruction, policy, **kw)
         seen.append(prompt)
         return prompt
 

@@ -168,7 +168,7 @@ def test_extract_runs_from_the_editor_and_remembers_the_schema(window, qtbot, tm
         dialog.save(str(path))
     dialog.buttons.accepted.emit()
     assert not dialog.isVisible()
-    qtbot.waitUntil(lambda: not window.worker.busy and bool(window.extractions), timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: not window.worker.busy and bool(window.tasks.extractions), timeout=TIMEOUT)
     assert [window.results.table.item(r, 0).text() for r in range(window.results.table.rowCount())] == [
         "Canvas",
         "Steps",

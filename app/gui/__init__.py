@@ -9,8 +9,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from app.gui.theme import THEMES, apply_scheme, follow_system_theme, is_dark, set_theme
 from app.resources import resource_path, resources_dir
 
+__all__ = ["THEMES", "apply_scheme", "is_dark", "set_theme"]  # the theme, for the window and screenshots
 RESOURCES = resources_dir()
 SAMPLE = resource_path("sample.pdf")
 
@@ -38,62 +40,6 @@ def application(argv: Sequence[str] | None = None) -> Any:
         app.setWindowIcon(QIcon(str(icon)))
     follow_system_theme(app)
     return app
-
-
-DARK = {
-    "Window": "#202124",
-    "WindowText": "#e8eaed",
-    "Base": "#17181a",
-    "AlternateBase": "#26282b",
-    "Text": "#e8eaed",
-    "Button": "#2b2d30",
-    "ButtonText": "#e8eaed",
-    "Highlight": "#2a7ab8",
-    "HighlightedText": "#ffffff",
-    "ToolTipBase": "#2b2d30",
-    "ToolTipText": "#e8eaed",
-    "Link": "#8ab4f8",
-    "PlaceholderText": "#9aa0a6",
-}
-DARK_DISABLED = {
-    "WindowText": "#6b6f75",
-    "Text": "#6b6f75",
-    "ButtonText": "#6b6f75",
-    "Button": "#242528",
-    "Base": "#1c1d1f",
-    "Highlight": "#3c4043",
-    "HighlightedText": "#9aa0a6",
-}
-
-
-def apply_scheme(app: Any, dark: bool) -> None:
-    """The light palette of the style, or a dark one whose disabled widgets look disabled."""
-    from PySide6.QtGui import QColor, QPalette
-
-    if not dark:
-        app.setPalette(app.style().standardPalette())
-        return
-    pal = QPalette()
-    for name, colour in DARK.items():
-        pal.setColor(getattr(QPalette.ColorRole, name), QColor(colour))
-    for name, colour in DARK_DISABLED.items():
-        pal.setColor(QPalette.ColorGroup.Disabled, getattr(QPalette.ColorRole, name), QColor(colour))
-    app.setPalette(pal)
-
-
-def follow_system_theme(app: Any) -> None:
-    """Follow the system's scheme; ``DWB_COLOR_SCHEME=dark|light`` overrides it."""
-    from PySide6.QtCore import Qt
-
-    hints = app.styleHints()
-    forced = os.environ.get("DWB_COLOR_SCHEME", "").lower()
-
-    def apply(*_: Any) -> None:
-        dark = forced == "dark" or (forced != "light" and hints.colorScheme() == Qt.ColorScheme.Dark)
-        apply_scheme(app, dark)
-
-    apply()
-    hints.colorSchemeChanged.connect(apply)
 
 
 def run(files: Sequence[str] = ()) -> int:

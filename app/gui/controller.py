@@ -1,50 +1,29 @@
 """The window's tasks: scope, parse, ask (a conversation per scope), extract, the model, export.
 
-A mixin of ``MainWindow``: each task collects its inputs on the UI thread, runs as a ``Job`` on the worker and shows
-its result when the job's signal comes back. Nothing here reads a file or runs the model on the UI thread.
+``TaskController`` (``window.tasks``): each task collects its inputs on the UI thread, calls an engine's public
+interface (``inference.tasks``: parse, ask with a ``Conversation``, extract, ``count_prompt``) as a ``Job`` on the
+worker and shows its result when the job's signal comes back. Conversations, follow-ups and citations are the
+engine's; the window renders events and results. Nothing here reads a file or runs the model on the UI thread.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import QObject, Qt, QTimer
 from PySide6.QtWidgets import QMessageBox
 
 from app.gui.export_dialog import ExportChoice, ExportDialog, existing_targets
 from app.gui.model_dialog import ModelChoice, ModelDialog
+from app.gui.prefs import stored_list
 from app.gui.schema_editor import SchemaEditor
 from app.gui.views import DocEntry
 from app.gui.worker import Job
 
 MAX_RECENT = 10
 NO_DOCUMENT = "Add a document first: drop files on the window, or File \u2192 Open (Ctrl+O)."
-
-
-@dataclass
-class Conversation:
-    """One scope with one engine: the model's KV cache for follow-ups (the answers are in ``answer_log``)."""
-
-    session: Any = None  # inference.runtime.engine.Session once the model has answered a first question
-
-
-def follow_up_ids(processor: Any, question: str) -> Any:
-    """Token ids of one more user turn and the model's turn opening, from the processor's own chat template."""
-    marker = "\u2063previous answer\u2063"
-    text = processor.apply_chat_template(
-        [
-            {"role": "user", "content": [{"type": "text", "text": "q"}]},
-            {"role": "assistant", "content": [{"type": "text", "text": marker}]},
-            {"role": "user", "content": [{"type": "text", "text": question}]},
-        ],
-        add_generation_prompt=True,
-        tokenize=False,
-    )
-    turn = text[text.rindex(marker) + len(marker) :]
-    return processor.tokenizer(turn, add_special_tokens=False, return_tensors="pt")["input_ids"]
 
 
 def spare_a_core() -> int:
@@ -60,6 +39,16 @@ def spare_a_core() -> int:
     threads = max(1, min(torch.get_num_threads(), cores - 1))
     torch.set_num_threads(threads)
     return threads
+
+
+def own_parse(entry: DocEntry, engine: str) -> Any:
+    """The latest parse of ``entry`` made by ``engine`` (a ParseResult), or None: the builtin Ask quotes the
+    document's own text, never a model's transcription shown beside it."""
+    from app.gui.runs import runs_of
+
+    if entry.parsed is not None and getattr(entry.parsed, "engine", None) == engine:
+        return entry.parsed
+    return next((r.parsed for r in reversed(runs_of(entry)) if r.engine == engine), None)
 
 
 def check_remote_choice(choice: ModelChoice) -> tuple[str, str | None]:
@@ -88,107 +77,96 @@ def check_remote_choice(choice: ModelChoice) -> tuple[str, str | None]:
     return url, key
 
 
-def processor_of(engine: Any) -> Any:
-    builder = engine.builder
-    return getattr(getattr(builder, "_builder", builder), "processor", None)
+class TaskController(QObject):
+    """The window's tasks and what they keep (answers, conversations, extractions). ``window`` is the
+    ``MainWindow``: its widgets show inputs and results (``doc_list``, ``results``, ``panel``, ``worker``...).
 
+    Public for the window's other parts (Re-denoise, Extract's table, the scan view): ``context(job)`` (the engines'
+    ``TaskContext`` of a job), ``connect(job, on_success)`` (a job's signals to the window) and ``start_task``."""
 
-class TaskActions:
-    """Mixed into ``MainWindow``; uses its widgets (``doc_list``, ``results``, ``panel``, ``worker``...)."""
+    def __init__(self, window: Any) -> None:
+        super().__init__(window)
+        self.w = window
+        from inference.tasks.conversation import Conversation
 
-    def _init_tasks(self) -> None:
-        self.conversations: dict[tuple, Conversation] = {}  # (engine, *documents): answers and the KV cache
+        self.conversations: dict[tuple, Conversation] = {}  # (engine, *documents): the engine's follow-up state
         self.answer_log: list[tuple[tuple, Any]] = []  # (documents, answer) in the order asked, whatever the engine
         self.extractions: list[Any] = []
+        self.extraction_scope: set[str] | None = None  # the documents the Extract tab is about
+        self.exported: list[Path] = []
+        self.overwrite_box: QMessageBox | None = None
         self.prompt_tokens: int | None = None  # the count shown by the question box (model engine)
-        self.remote_engine: Any = None  # inference.tasks.remote.RemoteEngine once connected
         self._count_job: Job | None = None
         self.count_timer = QTimer(self)
         self.count_timer.setSingleShot(True)
         self.count_timer.setInterval(300)
-        self.count_timer.timeout.connect(self._count_tokens)
+        self.count_timer.timeout.connect(self.count_tokens)
 
     # scope ------------------------------------------------------------------------------------------------
     def scope_entries(self) -> list[DocEntry]:
         """The documents a task covers: the selected ones (else the current one), or all; only those read."""
-        if self.scope_box.currentIndex() == 1:
-            chosen = list(self.entries.values())
+        if self.w.scope_box.currentIndex() == 1:
+            chosen = list(self.w.entries.values())
         else:
-            paths = self.doc_list.selected_paths() or ([self.current] if self.current in self.entries else [])
-            chosen = [self.entries[p] for p in paths if p in self.entries]
+            paths = self.w.doc_list.selected_paths() or ([self.w.current] if self.w.current in self.w.entries else [])
+            chosen = [self.w.entries[p] for p in paths if p in self.w.entries]
         return [e for e in chosen if e.document is not None]
 
     def scope_key(self, entries: list[DocEntry]) -> tuple:
-        return (self.engine_box.currentText(), *sorted(e.path for e in entries))
-
-    def answers_about(self, entries: list[DocEntry]) -> list[Any]:
-        """The answers about these documents with any engine, in the order asked: switching the engine or loading
-        another model keeps them (only a follow-up's KV cache belongs to one engine)."""
-        docs = self.scope_key(entries)[1:]
-        return [answer for key, answer in self.answer_log if key == docs]
+        return (self.w.engine_box.currentText(), *sorted(e.path for e in entries))
 
     def scope_changed(self) -> None:
         entries = self.scope_entries()
         names = ", ".join(e.name for e in entries[:2]) + (f" +{len(entries) - 2}" if len(entries) > 2 else "")
         self.prompt_tokens = None
-        self.scope_label.setText(f" {names or 'no document'} " if entries else " no document ")
-        self.scope_label.setToolTip("\n".join(e.path for e in entries) or "No document in scope")
-        self.results.thread = self.answers_about(entries)
-        self.results._render_thread()
+        self.w.scope_label.setText(f" {names or 'no document'} " if entries else " no document ")
+        self.w.scope_label.set_detail("\n".join(e.path for e in entries) or "No document in scope")
         self.count_timer.start()
 
     def recount(self, *_: Any) -> None:
         """The question, the scope or the conversation changed: the count shown is stale until counted again, so it
         is not shown meanwhile (an Ask sent before the count came back showed the last question's figure)."""
         self.prompt_tokens = None
-        names, _, figure = self.scope_label.text().partition(" \u00b7 ")
+        names, _, figure = self.w.scope_label.text().partition(" \u00b7 ")
         if figure:
-            self.scope_label.setText(f"{names.rstrip()} \u00b7 counting prompt tokens\u2026 ")
+            self.w.scope_label.setText(f"{names.rstrip()} \u00b7 counting prompt tokens\u2026 ")
         self.count_timer.start()
 
-    def _count_tokens(self) -> None:
+    def count_tokens(self) -> None:
         """The exact prompt token count of an Ask on this scope with the model engine, counted on the worker."""
         entries = self.scope_entries()
-        question = self.question.text().strip()
+        question = self.w.question.text().strip()
         engine = self.generating_engine()
-        if engine is None or not entries or self.closing:
+        if engine is None or not entries or self.w.closing:
             return
         if self._count_job is not None:
             self._count_job.cancel()
         conversation = self.conversations.get(self.scope_key(entries))
         docs = [e.document for e in entries]
-        follow_up = conversation is not None and conversation.session is not None
-        pending = conversation.session.pending_ids if follow_up else None
 
         def work(job: Job) -> Any:
             from inference.errors import CancelledError
-            from inference.tasks.model import ASK_INSTRUCTION
 
             def stop_if_cancelled(*_: int) -> None:  # a task submitted meanwhile, or the window closing
                 if job.cancelled_requested:
                     raise CancelledError("superseded")
 
             stop_if_cancelled()
-            if follow_up:
-                ids = follow_up_ids(engine.loaded.processor, question or "?")
-                return int(ids.shape[1]) + (0 if pending is None else int(pending.shape[1])), True
-            instruction = ASK_INSTRUCTION.format(question=question)
-            prompt = engine.builder.build(docs, instruction, engine.policy, on_page=stop_if_cancelled)
-            return prompt.total_tokens, bool(prompt.dropped)
+            return engine.count_prompt(docs, question, conversation, on_page=stop_if_cancelled)
 
-        def done(result: tuple[int, bool]) -> None:
-            count, flag = result
-            if self.scope_entries() != entries or self.question.text().strip() != question:
+        def done(count: Any) -> None:  # inference.tasks.conversation.PromptCount
+            if self.scope_entries() != entries or self.w.question.text().strip() != question:
                 return  # out of date
-            self.prompt_tokens = count
-            note = " (follow-up: new tokens)" if follow_up else " (too long: read in parts)" if flag else ""
-            names = self.scope_label.text().split(" \u00b7 ")[0].rstrip()
-            self.scope_label.setText(f"{names} \u00b7 {count:,} prompt tokens{note} ")
+            self.prompt_tokens = count.tokens
+            note = " (follow-up: new tokens)" if count.follow_up else ""
+            note = " (too long: read in parts)" if count.too_long else note
+            names = self.w.scope_label.text().split(" \u00b7 ")[0].rstrip()
+            self.w.scope_label.setText(f"{names} \u00b7 {count.tokens:,} prompt tokens{note} ")
 
         def dropped(*_: Any) -> None:  # cancelled (a task came first, or Cancel) or failed: count again when idle
             if self._count_job is job:
                 self._count_job = None
-                if not self.closing:
+                if not self.w.closing:
                     self.count_timer.start()
 
         job = Job("counting prompt tokens", work, quiet=True)
@@ -196,22 +174,22 @@ class TaskActions:
         job.cancelled.connect(dropped)
         job.failed.connect(dropped)
         self._count_job = job
-        self.worker.submit(job)
+        self.w.worker.submit(job)
 
     # running tasks ------------------------------------------------------------------------------------------
     def generating_engine(self) -> Any:
         """The engine chosen when it generates (the model loaded here, or the remote server), else None."""
-        return {"model": self.model_engine, "remote": self.remote_engine}.get(self.engine_box.currentText())
+        return {"model": self.w.model_engine, "remote": self.w.remote_engine}.get(self.w.engine_box.currentText())
 
     def _engine(self) -> Any:
-        name = self.engine_box.currentText()
+        name = self.w.engine_box.currentText()
         if name == "builtin":
             from inference.tasks import BuiltinEngine
 
             return BuiltinEngine()
         engine = self.generating_engine()
         if engine is None:
-            self.show_error(
+            self.w.show_error(
                 "Connect to a server first (Tasks \u2192 Model\u2026, Engine: Remote server), or choose another engine."
                 if name == "remote"
                 else "Load a model first (Tasks \u2192 Model\u2026), or choose the builtin engine."
@@ -222,16 +200,16 @@ class TaskActions:
         """The engine and the documents in scope, or None after saying what is missing."""
         entries = self.scope_entries()
         if not entries:
-            self.show_error(
+            self.w.show_error(
                 NO_DOCUMENT
-                if not self.entries
+                if not self.w.entries
                 else "No document in scope is ready: select one in the list, or choose All documents."
             )
             return None
         engine = self._engine()
         return None if engine is None else (engine, entries)
 
-    def _context(self, job: Job) -> Any:
+    def context(self, job: Job) -> Any:
         from inference.errors import CancelledError
         from inference.tasks import TaskContext
 
@@ -242,14 +220,14 @@ class TaskActions:
 
         return TaskContext(progress=progress, on_event=job.event.emit, cancel=job.cancel_token)
 
-    def _connect(self, job: Job, on_success: Any, stream: tuple[str, str] | None = None) -> Job:
-        job.event.connect(self.panel.on_event)
-        job.event.connect(self._engine_progress)
+    def connect(self, job: Job, on_success: Any, stream: tuple[str, str] | None = None) -> Job:
+        job.event.connect(self.w.panel.on_event)
+        job.event.connect(self.w.show_engine_progress)
         if stream is not None:  # before on_success: the stream ends, then the result replaces it
             self._stream_results(job, *stream)
-        job.progress.connect(self._progress)
+        job.progress.connect(self.w.show_progress)
         job.succeeded.connect(on_success)
-        job.failed.connect(self.show_error)
+        job.failed.connect(self.w.show_error)
         job.cancelled.connect(lambda _why, j=job: self._cancelled(j))
         return job
 
@@ -261,44 +239,44 @@ class TaskActions:
 
         def on_event(event: Any) -> None:
             if isinstance(event, PrefillStarted):  # a run starts: the first, or the next page's
-                self.results.stream_break() if runs else self.results.begin_stream(kind, title)
+                self.w.results.stream_break() if runs else self.w.results.begin_stream(kind, title)
                 runs.append(event)
             elif isinstance(event, CanvasCommitted) and runs:
-                self.results.stream_text(event.texts[0])
+                self.w.results.stream_text(event.texts[0])
 
         def end(*_: Any) -> None:
             if runs:
-                self.results.end_stream()
+                self.w.results.end_stream()
 
         job.event.connect(on_event)
         for signal in (job.succeeded, job.failed, job.cancelled):
             signal.connect(end)
 
-    def _start_task(self, engine: Any) -> None:
-        self.banner.hide()  # the last task's message is not this one's
+    def start_task(self, engine: Any) -> None:
+        self.w.banner.hide()  # the last task's message is not this one's
         if engine.name in ("model", "remote"):
-            self.panel.reset()
-            self.toggle_panel(True)
+            self.w.panel.reset()
+            self.w.toggle_panel(True)
 
     def _cancelled(self, job: Job) -> None:
-        where = self.panel.position()
+        where = self.w.panel.position()
         message = f"Cancelled {where}. Earlier results are kept." if where else "Cancelled. Earlier results are kept."
-        self.banner.show_message(message, error=False)
-        self.status_label.setText(message)
+        self.w.banner.show_message(message, error=False)
+        self.w.status_label.setText(message)
 
     def cancel(self) -> None:
-        if self.worker.busy:
-            self.worker.cancel()
-            self.status_label.setText("Cancelling\u2026")
+        if self.w.worker.busy:
+            self.w.worker.cancel()
+            self.w.status_label.setText("Cancelling\u2026")
 
     def parse(self, paths: list[str] | None = None) -> Job | None:
         if paths is not None:
-            chosen = [self.entries[p] for p in paths if p in self.entries]
+            chosen = [self.w.entries[p] for p in paths if p in self.w.entries]
             unread = [e for e in chosen if e.document is None]
             if unread:
                 e = unread[0]
                 failed = f"{e.name} could not be opened, so it cannot be parsed. {e.message}".strip()
-                self.show_error(failed if e.status == "failed" else f"{e.name} is still being read: parse it later.")
+                self.w.show_error(failed if e.status == "failed" else f"{e.name} is still being read: parse it later.")
             chosen = [e for e in chosen if e.document is not None]
             if not chosen:
                 return None
@@ -309,19 +287,19 @@ class TaskActions:
         if paths is None and len(entries) > 1:  # several in scope: those this engine parsed already are kept
             fresh = [e for e in entries if e.parsed is None or getattr(e.parsed, "engine", None) != engine.name]
             if not fresh:
-                self.status_label.setText(
+                self.w.status_label.setText(
                     f"Already parsed with the {engine.name} engine. To parse one again: right-click it \u2192 "
                     "Parse again."
                 )
                 return None
             entries = fresh
-        self._start_task(engine)
+        self.start_task(engine)
         before = {e.path: e.status for e in entries}
 
         def work(job: Job) -> Any:
             from inference.tasks.base import ParseOptions
 
-            context = self._context(job)
+            context = self.context(job)
             # Page by page: the panel follows one page's run at a time (the CLI batches pages: --batch-size).
             options = ParseOptions(batch_size=1)
             out = []
@@ -334,165 +312,130 @@ class TaskActions:
             for e in entries:
                 if e.status == "parsing":
                     e.status = before[e.path]
-                    self.doc_list.refresh(e)
+                    self.w.doc_list.refresh(e)
 
         for e in entries:
             e.status = "parsing"
-            self.doc_list.refresh(e)
-        job = self._connect(Job("parsing", work), self._parsed, stream=("markdown", ""))
+            self.w.doc_list.refresh(e)
+        job = self.connect(Job("parsing", work), self._parsed, stream=("markdown", ""))
         job.cancelled.connect(restore)
         job.failed.connect(restore)
-        return self.worker.submit(job)
+        return self.w.worker.submit(job)
 
     def _parsed(self, results: list[tuple[Any, ...]], announce: bool = True) -> None:
         """``(path, parse, seconds)`` per document: each parse is kept beside the earlier ones and shown."""
         for path, parsed, *took in results:
-            entry = self.entries.get(path)
+            entry = self.w.entries.get(path)
             if entry is None:
                 continue
-            self.runs.record(entry, parsed, took[0] if took else 0.0)
+            self.w.runs.record(entry, parsed, took[0] if took else 0.0)
             entry.status = "partial" if parsed.document.errors else "parsed"
-            self.doc_list.refresh(entry)
-        if self.current in {r[0] for r in results}:  # refresh the document shown; never switch to another one
-            self.show_entry(self.current, self.page_view.page or None)
+            self.w.doc_list.refresh(entry)
+        if self.w.current in {r[0] for r in results}:  # refresh the document shown; never switch to another one
+            self.w.show_entry(self.w.current, self.w.page_view.page or None)
         if results and announce:
             engine = results[-1][1].engine
             partial = [parsed for _path, parsed, *_ in results if parsed.document.errors]
             if not partial:
-                self.status_label.setText(f"Parsed {len(results)} document(s) with the {engine} engine.")
+                self.w.status_label.setText(f"Parsed {len(results)} document(s) with the {engine} engine.")
                 return
             first = partial[0].document
             where = f"page {first.errors[0].page}: " if first.errors[0].page else ""
-            self.show_error(
+            self.w.show_error(
                 f"{len(partial)} of {len(results)} document(s) parsed with the {engine} engine are partial: "
                 f"{first.name}, {where}{first.errors[0].message}."
             )
-            self.status_label.setText(f"Parsed {len(results)} document(s), {len(partial)} partial.")
+            self.w.status_label.setText(f"Parsed {len(results)} document(s), {len(partial)} partial.")
 
     def ask(self, question: str) -> Job | None:
         if not question.strip():
-            self.show_error("Type a question first.") if self.entries else self.show_error(NO_DOCUMENT)
-            self.question.setFocus(Qt.FocusReason.ShortcutFocusReason)  # where to type it
+            self.w.show_error("Type a question first.") if self.w.entries else self.w.show_error(NO_DOCUMENT)
+            self.w.question.setFocus(Qt.FocusReason.ShortcutFocusReason)  # where to type it
             return None
         ready = self._ready()
         if ready is None:
             return None
         engine, entries = ready
-        self._start_task(engine)
+        self.start_task(engine)
         key = self.scope_key(entries)
+        from inference.tasks.conversation import Conversation
+
         conversation = self.conversations.setdefault(key, Conversation())
+        builtin = {e.path: own_parse(e, "builtin") for e in entries} if engine.name == "builtin" else {}
 
         def work(job: Job) -> Any:
-            context = self._context(job)
-            if engine.name == "builtin":  # OCR and layout first, once, for the documents in scope only
-                parsed = [(e.path, engine.parse(e.document, context=context)) for e in entries if e.parsed is None]
-                fresh = dict(parsed)
-                docs = [(fresh.get(e.path) or e.parsed).document for e in entries]
+            context = self.context(job)
+            if engine.name == "builtin":  # its own OCR and layout (never a model's text), once per document
+                unread = [e for e in entries if builtin[e.path] is None]
+                parsed = []
+                for e in unread:
+                    started = time.perf_counter()
+                    parsed.append((e.path, engine.parse(e.document, context=context), time.perf_counter() - started))
+                fresh = {path: result for path, result, _took in parsed}
+                docs = [(fresh.get(e.path) or builtin[e.path]).document for e in entries]
                 return engine.ask(docs, question, context=context), parsed
-            if engine.name == "remote":  # the server keeps no cache between requests: each question reads afresh
-                return engine.ask([e.document for e in entries], question, context=context), []
-            return self._model_turn(engine, [e.document for e in entries], question, conversation, context), []
+            return engine.ask([e.document for e in entries], question, context=context, conversation=conversation), []
 
         def done(result: tuple[Any, list[tuple[str, Any]]]) -> None:
             answer, parsed = result
             if parsed:
+                shown = {path: self.w.entries[path].parsed for path, *_ in parsed if path in self.w.entries}
                 self._parsed(parsed, announce=False)
+                for path, before in shown.items():  # kept as a run; the parse shown stays the one the user chose
+                    if before is not None:
+                        self.w.entries[path].parsed = before
+                        self.w.runs.refresh(self.w.entries[path])
             self.answer_log.append((key[1:], answer))
-            if self.scope_key(self.scope_entries())[1:] == key[1:]:
-                self.results.show_answer(answer)
+            self.w.results.show_answer(answer, about=[e.name for e in entries])  # every answer stays in view
             self.say_answered(answer, len(entries))
             self.recount()
 
-        return self.worker.submit(self._connect(Job("asking", work), done, stream=("answer", question)))
+        return self.w.worker.submit(self.connect(Job("asking", work), done, stream=("answer", question)))
 
     def say_answered(self, answer: Any, documents: int) -> None:
         """The status of an answer: an empty one is said to be empty, never "Answered"; a retrieval that found no
         passage says so, never "Answered"."""
         if answer.kind == "retrieved" and not answer.citations:
-            self.status_label.setText(f"No passage matched in {documents} document(s).")
+            self.w.status_label.setText(f"No passage matched in {documents} document(s).")
             return
         if answer.text.strip():
-            self.status_label.setText(f"Answered from {documents} document(s).")
+            self.w.status_label.setText(f"Answered from {documents} document(s).")
             return
         message = (
             f"The {answer.engine} engine gave an empty answer from {documents} document(s). Rephrase the question, "
             "allow more denoising steps or new tokens (Tasks \u2192 Model\u2026), or use a larger model."
         )
-        self.banner.show_message(message, error=False)  # a notice: the answer is kept, nothing failed
-        self.status_label.setText("Empty answer.")
-
-    @staticmethod
-    def _model_turn(engine: Any, docs: list[Any], question: str, conversation: Conversation, context: Any) -> Any:
-        """Worker thread. A first question reads the documents into a new session's cache; a follow-up sends only
-        its own turn. A prompt over the budget goes through the engine's chunked ask (no session)."""
-        from inference.errors import CancelledError, GenerationError
-        from inference.runtime.engine import Session
-        from inference.runtime.events import Cancelled, Failed, Finished
-        from inference.tasks import Answer
-        from inference.tasks.model import ASK_INSTRUCTION, _citations
-
-        if conversation.session is None:
-            pages = sum(len(doc.pages) for doc in docs)
-
-            def reading(done: int, total: int) -> None:  # progress in the status bar; raises once cancelled
-                context.report(done, total + 1, f"building the prompt: page {done} of {total}")
-
-            instruction = ASK_INSTRUCTION.format(question=question)
-            prompt = engine.builder.build(docs, instruction, engine.policy, on_page=reading if pages > 1 else None)
-            if prompt.dropped:
-                return engine.ask(docs, question, context=context)
-            inputs = engine.builder.inputs(prompt)
-            session = Session()
-        else:
-            session = conversation.session
-            inputs = {"input_ids": follow_up_ids(engine.loaded.processor, question)}
-        inputs = {k: v.to(engine.loaded.device) if hasattr(v, "to") else v for k, v in inputs.items()}
-        text = None
-        for event in engine.engine.generate(inputs, engine.params, cancel=context.cancel, session=session):
-            context.on_event(event)
-            if isinstance(event, Finished):
-                text = event.texts[0]
-            elif isinstance(event, Cancelled):
-                conversation.session = None  # a cut turn is not a context to build on: the next one starts afresh
-                raise CancelledError(f"cancelled at canvas {event.canvas}, step {event.step}")
-            elif isinstance(event, Failed):
-                conversation.session = None
-                raise GenerationError(event.message)
-        if text is None:
-            raise GenerationError("the engine stopped without a result")
-        conversation.session = session
-        return Answer(
-            question=question, text=text.strip(), citations=_citations(text, docs), kind="generated", engine=engine.name
-        )
+        self.w.banner.show_message(message, error=False)  # a notice: the answer is kept, nothing failed
+        self.w.status_label.setText("Empty answer.")
 
     def clear_conversation(self) -> None:
         """Forget the answers about the documents in scope, with every engine, and their KV caches."""
         docs = self.scope_key(self.scope_entries())[1:]
         self.conversations = {k: v for k, v in self.conversations.items() if k[1:] != docs}
         self.answer_log = [(k, a) for k, a in self.answer_log if k != docs]
-        self.results.clear_thread()
+        self.w.results.show_thread([a for _, a in self.answer_log])
         self.recount()
 
     def extract_dialog(self) -> SchemaEditor | None:
         """The schema editor: the fields to extract (the schema used last, else one empty field); Extract runs it."""
         if self._ready() is None:
             return None
-        editor = SchemaEditor(self, str(self.settings.value("schema_dir", "")))
-        last = str(self.settings.value("last_schema", "") or "")
+        editor = SchemaEditor(self.w, str(self.w.settings.value("schema_dir", "")))
+        last = str(self.w.settings.value("last_schema", "") or "")
         if last:
             editor.load(last)
         else:
             editor.add_field()
 
         def remember(path: str) -> None:
-            self.settings.setValue("last_schema", path)
-            self.settings.setValue("schema_dir", str(Path(path).parent))
+            self.w.settings.setValue("last_schema", path)
+            self.w.settings.setValue("schema_dir", str(Path(path).parent))
 
         editor.loaded.connect(remember)
         editor.saved.connect(remember)
         editor.accepted.connect(lambda: self.extract(editor.schema()))
         editor.open()
-        self.dialog = editor
+        self.w.dialog = editor
         return editor
 
     def extract(self, schema_path: str | dict[str, Any]) -> Job | None:
@@ -501,18 +444,18 @@ class TaskActions:
         if ready is None:
             return None
         engine, entries = ready
-        self._start_task(engine)
+        self.start_task(engine)
         asked: dict[str, Any] = {}  # the schema's fields, read on the worker
         from app.gui.extract_view import LiveExtraction, decorate, install_menu
 
-        live = LiveExtraction(self.results)  # a templated extraction's values denoise in place in the table
+        live = LiveExtraction(self.w.results)  # a templated extraction's values denoise in place in the table
 
         def work(job: Job) -> Any:
             from inference.tasks.schema import load_schema
 
             schema = schema_path if isinstance(schema_path, dict) else load_schema(schema_path)
             asked.update(schema.get("properties") or {})
-            context = self._context(job)
+            context = self.context(job)
             context.extra["on_layout"] = live.set_layout
             docs = [e.parsed.document if e.parsed is not None else e.document for e in entries]
             return engine.extract(docs, schema, context=context)
@@ -520,9 +463,9 @@ class TaskActions:
         def done(extraction: Any) -> None:
             self.extractions.append(extraction)
             self.extraction_scope = {e.path for e in entries}  # the Extract tab is about these documents only
-            self.results.show_extraction(extraction)
-            decorate(self.results, extraction)
-            install_menu(self)
+            self.w.results.show_extraction(extraction)
+            decorate(self.w.results, extraction)
+            install_menu(self.w)
             fields = list(asked)
             if not extraction.value:  # an empty object is valid against most schemas: say why it is empty
                 how = (
@@ -533,29 +476,29 @@ class TaskActions:
                 )
                 more = ", \u2026" if len(fields) > 5 else ""
                 named = f" ({', '.join(fields[:5])}{more})" if fields else ""
-                self.banner.show_message(f"No field{named} was found in the documents in scope. {how}", error=False)
-                self.status_label.setText("Extracted nothing.")
+                self.w.banner.show_message(f"No field{named} was found in the documents in scope. {how}", error=False)
+                self.w.status_label.setText("Extracted nothing.")
             else:
-                self.status_label.setText(
+                self.w.status_label.setText(
                     f"Extracted {len(extraction.sources)} value(s) of {len(fields) or len(extraction.value)} field(s)."
                 )
 
         job = Job("extracting", work)
         job.event.connect(live.on_event)
-        return self.worker.submit(self._connect(job, done, stream=("extract", "")))
+        return self.w.worker.submit(self.connect(job, done, stream=("extract", "")))
 
     # model ------------------------------------------------------------------------------------------------
     def model_dialog(self) -> None:
         from inference.runtime.available import NO_RUNTIME, NO_RUNTIME_HINT, has_model_runtime
 
         if not has_model_runtime():  # the light build: say so instead of a dialog whose every choice fails
-            self.show_error(f"{NO_RUNTIME[:1].upper()}{NO_RUNTIME[1:]}.\n{NO_RUNTIME_HINT}")
+            self.w.show_error(f"{NO_RUNTIME[:1].upper()}{NO_RUNTIME[1:]}.\n{NO_RUNTIME_HINT}")
             return
-        recent = [s for s in (self.settings.value("recent_models", []) or []) if isinstance(s, str)]
-        dialog = ModelDialog(self, recent, self.model_choice)
+        recent = stored_list(self.w.settings, "recent_models")
+        dialog = ModelDialog(self.w, recent, self.w.model_choice)
         dialog.accepted.connect(lambda: self.load_model(dialog.choice()))
         dialog.open()
-        self.dialog = dialog
+        self.w.dialog = dialog
 
     def load_model(self, choice: ModelChoice) -> Job:
         if choice.engine == "remote":
@@ -593,24 +536,23 @@ class TaskActions:
             return loaded, engine
 
         def done(result: tuple[Any, Any]) -> None:
-            self.loaded, self.model_engine = result
-            self.model_choice = choice
+            self.w.loaded, self.w.model_engine = result
+            self.w.model_choice = choice
             for key, conversation in self.conversations.items():
                 if key[0] == "model":  # the old model's cache means nothing to this one; its answers stay
-                    conversation.session = None
-            quant = ", NF4" if getattr(self.loaded, "quant", "none") == "nf4" else ""
-            self.model_label.setText(f"model: {self.loaded.label} [{self.loaded.dtype}{quant}, {self.loaded.device}]")
-            self.panel.set_decoder(lambda i: self.loaded.tokenizer.decode([i]))
-            if self.engine_box.currentText() != "model":  # the Engine stays the user's choice
-                self.status_label.setText(f"Loaded {self.loaded.label}: choose Engine \u2192 model to use it.")
+                    conversation.forget()
+            quant = ", NF4" if getattr(self.w.loaded, "quant", "none") == "nf4" else ""
+            loaded = self.w.loaded
+            self.w.model_label.setText(f"model: {loaded.label} [{loaded.dtype}{quant}, {loaded.device}]")
+            self.w.panel.set_decoder(lambda i: self.w.loaded.tokenizer.decode([i]))
+            if self.w.engine_box.currentText() != "model":  # the Engine stays the user's choice
+                self.w.status_label.setText(f"Loaded {self.w.loaded.label}: choose Engine \u2192 model to use it.")
             else:
-                self.status_label.setText(f"Loaded {self.loaded.label}.")
-            recent = [choice.source] + [
-                s for s in (self.settings.value("recent_models", []) or []) if s != choice.source
-            ]
-            self.settings.setValue("recent_models", recent[:MAX_RECENT])
+                self.w.status_label.setText(f"Loaded {self.w.loaded.label}.")
+            recent = [choice.source] + [s for s in stored_list(self.w.settings, "recent_models") if s != choice.source]
+            self.w.settings.setValue("recent_models", recent[:MAX_RECENT])
 
-        return self.worker.submit(self._connect(Job("loading the model", work), done))
+        return self.w.worker.submit(self.connect(Job("loading the model", work), done))
 
     def connect_remote(self, choice: ModelChoice) -> Job:
         """Build the remote engine on the worker (the processor of ``choice.source`` for prompts, no weights) and
@@ -655,42 +597,44 @@ class TaskActions:
             return engine
 
         def done(engine: Any) -> None:
-            if self.remote_engine is not None:
-                self.remote_engine.close()
-            self.remote_engine = engine
-            self.model_choice = choice
+            if self.w.remote_engine is not None:
+                self.w.remote_engine.close()
+            self.w.remote_engine = engine
+            self.w.model_choice = choice
             self.conversations = {k: v for k, v in self.conversations.items() if k[0] != "remote"}
-            self.model_label.setText(f"remote: {engine.model} at {engine.base_url}")
-            tokenizer = getattr(processor_of(engine), "tokenizer", None)
+            self.w.model_label.setText(f"remote: {engine.model} at {engine.base_url}")
+            tokenizer = getattr(engine.processor, "tokenizer", None)
             if tokenizer is not None:
-                self.panel.set_decoder(lambda i: tokenizer.decode([i]))
-            self.engine_box.setCurrentText("remote")
-            self.status_label.setText(f"Connected to {engine.base_url} ({engine.model}).")
+                self.w.panel.set_decoder(lambda i: tokenizer.decode([i]))
+            self.w.engine_box.setCurrentText("remote")
+            self.w.status_label.setText(f"Connected to {engine.base_url} ({engine.model}).")
 
-        return self.worker.submit(self._connect(Job("connecting to the server", work), done))
+        return self.w.worker.submit(self.connect(Job("connecting to the server", work), done))
 
     # export ------------------------------------------------------------------------------------------------
     def export_dialog(self, paths: list[str] | None = None) -> None:
         parsed = [
             (e.path, e.name)
-            for e in self.entries.values()
+            for e in self.w.entries.values()
             if e.parsed is not None and (paths is None or e.path in paths)
         ]
         answers = len(self.answer_log)
         dialog = ExportDialog(
-            self,
+            self.w,
             parsed,
-            str(self.settings.value("export_dir", "")),
-            str(self.settings.value("export_formats", "md,json")),
+            str(self.w.settings.value("export_dir", "")),
+            str(self.w.settings.value("export_formats", "md,json")),
             answers,
             len(self.extractions),
         )
 
         def accepted() -> None:
             choice = dialog.choice()
-            self.settings.setValue("export_dir", choice.folder)
-            self.settings.setValue("export_formats", ",".join(choice.formats))
-            stems = [Path(p).stem for p in choice.documents]
+            self.w.settings.setValue("export_dir", choice.folder)
+            self.w.settings.setValue("export_formats", ",".join(choice.formats))
+            from inference.exports import unique_stems
+
+            stems = unique_stems(choice.documents)
             existing = existing_targets(choice, stems, len(self.extractions) if choice.extractions else 0)
             if existing:
                 self.confirm_overwrite(existing, lambda: self.export_to(choice))
@@ -699,7 +643,7 @@ class TaskActions:
 
         dialog.accepted.connect(accepted)
         dialog.open()
-        self.dialog = dialog
+        self.w.dialog = dialog
 
     def confirm_overwrite(self, existing: list[Path], go: Any) -> QMessageBox:
         """Ask (without blocking the UI thread) before files are replaced; ``go()`` runs on Replace."""
@@ -709,7 +653,7 @@ class TaskActions:
             "Replace files?",
             f"{len(existing)} file(s) already in {existing[0].parent} would be replaced:\n{shown}",
             QMessageBox.StandardButton.Cancel,
-            self,
+            self.w,
         )
         replace = box.addButton("Replace", QMessageBox.ButtonRole.AcceptRole)
         box.setDefaultButton(QMessageBox.StandardButton.Cancel)
@@ -718,7 +662,7 @@ class TaskActions:
             if button is replace:
                 go()
             else:
-                self.status_label.setText("Export cancelled: nothing was replaced.")
+                self.w.status_label.setText("Export cancelled: nothing was replaced.")
 
         box.buttonClicked.connect(answered)
         box.open()
@@ -728,19 +672,18 @@ class TaskActions:
     def export_to(self, choice: ExportChoice | str | Path, formats: str | None = None) -> Job | None:
         """Write the chosen documents, formats, answers and extractions on the worker; files get the umask's mode."""
         if not isinstance(choice, ExportChoice):  # a folder: every parsed document, the saved formats, everything
-            formats = formats or str(self.settings.value("export_formats", "md,json,txt,html,csv"))
+            formats = formats or str(self.w.settings.value("export_formats", "md,json,txt,html,csv"))
             choice = ExportChoice(
-                str(choice), [p for p, e in self.entries.items() if e.parsed is not None], tuple(formats.split(","))
+                str(choice), [p for p, e in self.w.entries.items() if e.parsed is not None], tuple(formats.split(","))
             )
-        results = [
-            (Path(p).stem, self.entries[p].parsed)
-            for p in choice.documents
-            if p in self.entries and self.entries[p].parsed is not None
-        ]
+        from inference.exports import unique_stems
+
+        chosen = [p for p in choice.documents if p in self.w.entries and self.w.entries[p].parsed is not None]
+        results = list(zip(unique_stems(chosen), [self.w.entries[p].parsed for p in chosen], strict=True))
         answers = [a for _, a in self.answer_log] if choice.answers else []
         extractions = list(self.extractions) if choice.extractions else []
         if not (results and choice.formats) and not answers and not extractions:
-            self.status_label.setText("Nothing to export: parse a document, ask a question or extract first.")
+            self.w.status_label.setText("Nothing to export: parse a document, ask a question or extract first.")
             return None
 
         def work(job: Job) -> list[Path]:
@@ -763,10 +706,10 @@ class TaskActions:
                 written.append(write_atomic(inside(folder, "answers.md"), text))
             for i, extraction in enumerate(extractions, 1):
                 written.append(write_atomic(inside(folder, f"extraction-{i}.json"), extraction_json(extraction)))
-            return written
+            return list(dict.fromkeys(written))  # each file once: the count said is the files on disk
 
         def done(written: list[Path]) -> None:
             self.exported = written
-            self.status_label.setText(f"Exported {len(written)} file(s) to {choice.folder}")
+            self.w.status_label.setText(f"Exported {len(written)} file(s) to {choice.folder}")
 
-        return self.worker.submit(self._connect(Job("exporting", work), done))
+        return self.w.worker.submit(self.connect(Job("exporting", work), done))

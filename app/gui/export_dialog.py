@@ -112,6 +112,7 @@ class ExportDialog(QDialog):
         self.problem.setStyleSheet("color: #b3261e;")
         self.problem.hide()
         layout.addWidget(self.problem)
+        self.folder.textChanged.connect(lambda text: self.problem.hide() if text.strip() else None)  # answered
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel)
         self.buttons.accepted.connect(self.accept)
         self.buttons.rejected.connect(self.reject)

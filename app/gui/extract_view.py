@@ -136,15 +136,15 @@ def redenoise_field(window: Any, name: str) -> Any:
 
     def work(job: Job) -> Any:
         live.set_layout(run.layout)
-        return engine.redenoise(run, [name], window._context(job)).extraction
+        return engine.redenoise(run, [name], window.tasks.context(job)).extraction
 
     def done(extraction: Any) -> None:
-        if window.extractions:
-            window.extractions[-1] = extraction
+        if window.tasks.extractions:
+            window.tasks.extractions[-1] = extraction
         window.results.show_extraction(extraction)
         decorate(window.results, extraction)
         window.status_label.setText(f"Re-denoised \u201c{name}\u201d: confidence {extraction.confidence[name]:.2f}.")
 
     job = Job("re-denoising", work)
     job.event.connect(live.on_event)
-    return window.worker.submit(window._connect(job, done))
+    return window.worker.submit(window.tasks.connect(job, done))

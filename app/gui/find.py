@@ -9,12 +9,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from PySide6.QtCore import Signal
 from PySide6.QtGui import QTextDocument
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QLineEdit, QPushButton, QWidget
 
 
 class FindBar(QWidget):
     """The find strip under the results: the text, the match count, previous / next, close."""
+
+    closed = Signal()  # hidden (its close button, Esc): the page's find marks go with it
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -41,6 +44,10 @@ class FindBar(QWidget):
         self.close_button.clicked.connect(self.hide)
         self.hide()
 
+    def hideEvent(self, event: Any) -> None:
+        super().hideEvent(event)
+        self.closed.emit()
+
 
 class Finder:
     """Find over the window's current document and results; ``window`` is the ``MainWindow``."""
@@ -55,6 +62,13 @@ class Finder:
         bar.edit.returnPressed.connect(lambda: self.step(1))
         bar.next.clicked.connect(lambda: self.step(1))
         bar.previous.clicked.connect(lambda: self.step(-1))
+        bar.closed.connect(self.clear_marks)
+
+    def clear_marks(self) -> None:
+        """The page's find marks off (the find bar closed, or a citation's passage marked instead)."""
+        if self.matches:
+            self.window.page_view.highlight_many([])
+        self.matches, self.index, self.searched = [], -1, None
 
     @property
     def query(self) -> str:
@@ -102,6 +116,7 @@ class Finder:
             return
         in_answers = self.window.results.currentWidget() is self.window.results.answer
         if in_answers and self._find_in_answers(direction):
+            self.window.page_view.highlight_many([])  # the match is in the answers: no older mark on the page
             return
         # not in the answers (or another tab): the document's blocks, on the page
         if self.searched != (id(self.layout_document()), self.query.lower()):  # another document or its parse

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
 import tempfile
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,7 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QProgressBar,
     QPushButton,
+    QSizePolicy,
     QSpinBox,
     QSplitter,
     QStyle,
@@ -33,10 +36,20 @@ from PySide6.QtWidgets import (
 
 from app.gui import redenoise
 from app.gui.banner import Banner
-from app.gui.controller import TaskActions
+from app.gui.controller import TaskController
 from app.gui.denoise_panel import DenoisePanel
 from app.gui.find import FindBar, Finder
+from app.gui.menus import (
+    add_engine_menu,
+    add_theme_menu,
+    passage_blocks,
+    restore_theme,
+    set_theme_of,
+    shortcut_rows,
+    show_shortcuts,
+)
 from app.gui.model_dialog import ModelChoice
+from app.gui.prefs import ElidedLabel, stored_list
 from app.gui.runs import Runs, RunsBar
 from app.gui.selection import PageSelection
 from app.gui.views import DocEntry, DocumentList, DropTarget, PageView, Results, text_thumbnail
@@ -51,7 +64,15 @@ def settings() -> QSettings:
     return QSettings(QSettings.Format.IniFormat, QSettings.Scope.UserScope, "DiffusionWorkbench", "workbench")
 
 
-class MainWindow(TaskActions, DropTarget, QMainWindow):
+@dataclass(frozen=True)
+class Locked:
+    """An encrypted document read without its password: ``wrong`` says why the one given failed ("" when none was
+    given)."""
+
+    wrong: str
+
+
+class MainWindow(DropTarget, QMainWindow):
     def __init__(self, sample_dir: Path | None = None) -> None:
         super().__init__()
         self.setWindowTitle("Diffusion Workbench")
@@ -60,7 +81,8 @@ class MainWindow(TaskActions, DropTarget, QMainWindow):
         self.current: str | None = None
         self.loaded: Any = None  # inference.weights.loading.LoadedModel
         self.model_choice: ModelChoice | None = None
-        self.model_engine: Any = None
+        self.model_engine: Any = None  # inference.tasks.model.ModelEngine once a model is loaded
+        self.remote_engine: Any = None  # inference.tasks.remote.RemoteEngine once connected
         self.worker = Worker(self)
         self.worker.busy_changed.connect(self._busy)
         self.worker.job_started.connect(self._job_started)
@@ -69,9 +91,11 @@ class MainWindow(TaskActions, DropTarget, QMainWindow):
         self.running_text = ""  # the status bar's text while a job runs (_running_status)
         self.closing = False
         self.page_of: dict[str, int] = {}  # the page shown last, per document
-        self._init_tasks()
+        self.dialog: Any = None  # the dialog opened last (kept referenced while it is open)
+        self.tasks = TaskController(self)
         self._build()
         self._actions()
+        restore_theme(self)
         self.resize(1400, 860)
         self.setMinimumSize(MINIMUM_SIZE[0], MINIMUM_SIZE[1])  # below it the toolbar and status texts overlap
         self._restore_geometry()
@@ -80,7 +104,7 @@ class MainWindow(TaskActions, DropTarget, QMainWindow):
     def _build(self) -> None:
         self.doc_list = DocumentList()
         self.doc_list.currentItemChanged.connect(self._select_item)
-        self.doc_list.itemSelectionChanged.connect(self.scope_changed)
+        self.doc_list.itemSelectionChanged.connect(self.tasks.scope_changed)
         self.doc_list.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.doc_list.customContextMenuRequested.connect(self._doc_menu)
         self.page_view = PageView()
@@ -101,14 +125,16 @@ class MainWindow(TaskActions, DropTarget, QMainWindow):
         )
         self.cleaned_box.setEnabled(False)
         self.cleaned_box.toggled.connect(self._cleaned_toggled)
-        self.cleaned_box.setMinimumWidth(self.cleaned_box.sizeHint().width())  # never cut to "Clean"
+        # never cut to "Clean": its own width whatever the theme's check box (the viewer's minimum follows)
+        self.cleaned_box.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
         nav = QHBoxLayout()
+        nav.setSpacing(4)  # at 800 px wide the row keeps Cleaned whole beside the list and the panel
         for text, slot, tip in (
             ("\u25c0", self.prev_page, "Previous page (PgUp)"),
             ("\u25b6", self.next_page, "Next page (PgDown)"),
         ):
             button = QPushButton(text)
-            button.setFixedWidth(32)
+            button.setFixedWidth(28)
             button.setToolTip(tip)
             button.clicked.connect(slot)
             nav.addWidget(button)
@@ -122,7 +148,7 @@ class MainWindow(TaskActions, DropTarget, QMainWindow):
             ("Fit", self.page_view.fit, "Fit the page (Ctrl+0)"),
         ):
             button = QPushButton(text)
-            button.setFixedWidth(36)
+            button.setFixedWidth(32)
             button.setToolTip(tip)
             button.clicked.connect(slot)
             nav.addWidget(button)
@@ -161,6 +187,10 @@ class MainWindow(TaskActions, DropTarget, QMainWindow):
         self.split.addWidget(viewer)
         self.split.addWidget(self.right)
         self.split.setSizes([230, 620, 550])
+        self.split.setStretchFactor(0, 0)  # the list keeps its width as the window or the other panes change
+        self.split.setStretchFactor(1, 1)
+        self.split.setStretchFactor(2, 1)
+        self.split.setCollapsible(0, False)
         self.banner = Banner()
         central = QWidget()
         outer = QVBoxLayout(central)
@@ -171,11 +201,12 @@ class MainWindow(TaskActions, DropTarget, QMainWindow):
         self.progress = QProgressBar()
         self.progress.setMaximumWidth(220)
         self.progress.hide()
-        self.status_label = QLabel("Drop PDFs, scans, images or videos here.")
-        self.statusBar().addWidget(self.status_label, 1)
+        self.status_label = ElidedLabel("Drop PDFs, scans, images, Office files, web pages or videos here.")
+        self.statusBar().addWidget(self.status_label, 3)  # one line; whole in its tooltip
         self.statusBar().addPermanentWidget(self.progress)
-        self.model_label = QLabel("model: none (builtin engine)")
-        self.statusBar().addPermanentWidget(self.model_label)
+        self.model_label = ElidedLabel("model: none (builtin engine)")
+        self.model_label.setMaximumWidth(320)  # a long model name never pushes the status message out
+        self.statusBar().addPermanentWidget(self.model_label, 1)
 
     def _actions(self) -> None:
         bar = QToolBar("Tasks")
@@ -245,6 +276,7 @@ class MainWindow(TaskActions, DropTarget, QMainWindow):
         action("&Previous page", self.prev_page, QKeySequence.StandardKey.MoveToPreviousPage, view_menu)
         self.panel_action = action("Denoising &panel", self.toggle_panel, "Ctrl+D", view_menu, checkable=True)
         self.panel_action.setChecked(True)
+        add_theme_menu(self, view_menu, action)
         bar.addSeparator()
         self.engine_box = QComboBox()
         self.engine_box.addItems(["builtin", "model", "remote"])
@@ -257,6 +289,7 @@ class MainWindow(TaskActions, DropTarget, QMainWindow):
         engine_label.setToolTip(self.engine_box.toolTip())
         bar.addWidget(engine_label)
         bar.addWidget(self.engine_box)
+        add_engine_menu(self, task_menu, action)
         action("&Model\u2026", self.model_dialog, "Ctrl+M", task_menu, True, pix.SP_ComputerIcon)
         self.parse_action = action("&Parse", self.parse, "Ctrl+R", task_menu, True, pix.SP_FileDialogDetailedView)
         self.scope_box = QComboBox()
@@ -264,18 +297,17 @@ class MainWindow(TaskActions, DropTarget, QMainWindow):
         self.scope_box.setToolTip(
             "Which documents Parse, Ask and Extract cover: the selected ones (Ctrl+click for several) or all"
         )
-        self.scope_box.currentIndexChanged.connect(lambda _: self.scope_changed())
+        self.scope_box.currentIndexChanged.connect(lambda _: self.tasks.scope_changed())
         bar.addWidget(self.scope_box)
         self.question = QLineEdit()
         self.question.setPlaceholderText("Ask a question about the documents\u2026")
         self.question.setMinimumWidth(130)  # narrow windows keep Ask, Extract and Cancel on the toolbar
         self.question.returnPressed.connect(lambda: self.ask(self.question.text()))
-        self.question.textChanged.connect(self.recount)
+        self.question.textChanged.connect(self.tasks.recount)
         bar.addWidget(self.question)
-        self.scope_label = QLabel("")
+        self.scope_label = ElidedLabel()
         self.scope_label.setObjectName("scope")
-        self.scope_label.setWordWrap(True)  # a long count wraps instead of pushing Ask off the toolbar
-        self.scope_label.setMaximumWidth(190)
+        self.scope_label.setMaximumWidth(190)  # one line, elided (the whole text in its tooltip): never taller
         bar.addWidget(self.scope_label)
         action("&Ask", lambda: self.ask(self.question.text()), "Ctrl+K", task_menu, True, pix.SP_MessageBoxQuestion)
         action("Clear &conversation", self.clear_conversation, None, task_menu)
@@ -286,6 +318,37 @@ class MainWindow(TaskActions, DropTarget, QMainWindow):
         self.cancel_action.setEnabled(False)
         action("&Keyboard shortcuts", self.show_shortcuts, None, help_menu)
         action("&About", self.show_about, None, help_menu)
+
+    # the window's task actions (menus, toolbar, shortcuts): the controller runs them ---------------------------
+    def parse(self, paths: list[str] | None = None) -> Job | None:
+        return self.tasks.parse(paths)
+
+    def ask(self, question: str) -> Job | None:
+        return self.tasks.ask(question)
+
+    def extract(self, schema: str | dict[str, Any]) -> Job | None:
+        return self.tasks.extract(schema)
+
+    def extract_dialog(self) -> Any:
+        return self.tasks.extract_dialog()
+
+    def export_dialog(self, paths: list[str] | None = None) -> None:
+        self.tasks.export_dialog(paths)
+
+    def export_to(self, choice: Any, formats: str | None = None) -> Job | None:
+        return self.tasks.export_to(choice, formats)
+
+    def model_dialog(self) -> None:
+        self.tasks.model_dialog()
+
+    def load_model(self, choice: ModelChoice) -> Job:
+        return self.tasks.load_model(choice)
+
+    def cancel(self) -> None:
+        self.tasks.cancel()
+
+    def clear_conversation(self) -> None:
+        self.tasks.clear_conversation()
 
     # documents ------------------------------------------------------------------------------------------
     def take_drop(self, mime: Any) -> None:
@@ -313,12 +376,11 @@ class MainWindow(TaskActions, DropTarget, QMainWindow):
         self.add_paths([str(path)])
 
     def open_dialog(self) -> None:
+        from inference.documents import OPEN_SUFFIXES
+
+        patterns = " ".join(f"*{suffix}" for suffix in OPEN_SUFFIXES)
         files, _ = QFileDialog.getOpenFileNames(
-            self,
-            "Open documents",
-            self.settings.value("last_dir", ""),
-            "Documents (*.pdf *.png *.jpg *.jpeg *.tif *.tiff *.webp *.bmp *.gif "
-            "*.mp4 *.mov *.mkv *.webm *.txt *.md);;All files (*)",
+            self, "Open documents", self.settings.value("last_dir", ""), f"Documents ({patterns});;All files (*)"
         )
         if files:
             self.settings.setValue("last_dir", str(Path(files[0]).parent))
@@ -339,10 +401,10 @@ class MainWindow(TaskActions, DropTarget, QMainWindow):
             entry = DocEntry(key)
             self.entries[key] = entry
             self.doc_list.add_entry(entry)
-            self._remember(key)
             self.worker.submit(self._ingest_job(entry))
             added.append(key)
         if added:  # the files just opened become the selection (and the scope)
+            self._remember(added)
             self.doc_list.clearSelection()
             for key in added:
                 item = self.doc_list.item_for(key)
@@ -358,20 +420,12 @@ class MainWindow(TaskActions, DropTarget, QMainWindow):
 
         def work(job: Job) -> Any:
             from inference.documents import open_document
-            from inference.errors import IngestError
-
-            asked = []
-
-            def password(_path: str) -> str | None:
-                asked.append(True)
-                return secret
+            from inference.errors import PasswordRequiredError
 
             try:
-                doc = open_document(entry.path, password=password)
-            except IngestError as exc:
-                if asked:  # encrypted: the UI thread asks for the password (again, when this one was wrong)
-                    return "password", exc.user_message() if secret else ""
-                raise
+                doc = open_document(entry.path, password=lambda _path: secret)
+            except PasswordRequiredError as exc:  # the UI thread asks for the password (again, when it was wrong)
+                return Locked(exc.user_message() if exc.wrong else ""), None
             thumb = None
             try:
                 thumb = doc.render(1, 24)
@@ -392,10 +446,10 @@ class MainWindow(TaskActions, DropTarget, QMainWindow):
     def _ingested(self, entry: DocEntry, doc: Any, thumb: Any) -> None:
         if entry.path not in self.entries:  # removed while it was read
             return
-        if isinstance(doc, str) and doc == "password":
+        if isinstance(doc, Locked):
             entry.status = "locked"  # shown as such in the list while the password is asked
             self.doc_list.refresh(entry)
-            self._ask_password(entry, wrong=thumb)
+            self._ask_password(entry, wrong=doc.wrong)
             return
         entry.document, entry.thumbnail = doc, thumb
         entry.status = "partial" if doc.errors else "ready"
@@ -403,7 +457,7 @@ class MainWindow(TaskActions, DropTarget, QMainWindow):
         self.doc_list.refresh(entry)
         if self.current == entry.path or self.current is None:
             self.show_entry(entry.path)
-        self.scope_changed()
+        self.tasks.scope_changed()
 
     def _ask_password(self, entry: DocEntry, wrong: str = "") -> None:
         """An encrypted PDF: ask for its password without blocking (the window goes on); OK reads it again with it,
@@ -467,7 +521,7 @@ class MainWindow(TaskActions, DropTarget, QMainWindow):
                 self.show_entry(item.data(Qt.ItemDataRole.UserRole))
             else:
                 self._show_nothing()
-        self.scope_changed()
+        self.tasks.scope_changed()
 
     def clear_documents(self) -> None:
         for path in list(self.entries):
@@ -486,19 +540,23 @@ class MainWindow(TaskActions, DropTarget, QMainWindow):
 
     def _doc_menu(self, pos: Any) -> None:
         item = self.doc_list.itemAt(pos)
-        if item is None:
-            return
-        path = item.data(Qt.ItemDataRole.UserRole)
+        if item is not None:
+            self.document_menu(item.data(Qt.ItemDataRole.UserRole)).popup(self.doc_list.viewport().mapToGlobal(pos))
+
+    def document_menu(self, path: str) -> QMenu:
+        """A document's menu: only what can be done with it (a failed one: open again, show, remove)."""
         menu = QMenu(self)
         entry = self.entries.get(path)
         if entry is not None and entry.status == "failed":
             menu.addAction("Open again", lambda: self.reopen(path))
-        menu.addAction("Parse again", lambda: self.parse([path]))
-        menu.addAction("Export\u2026", lambda: self.export_dialog([path]))
+        if entry is not None and entry.document is not None:
+            menu.addAction("Parse again", lambda: self.parse([path]))
+        if entry is not None and entry.parsed is not None:
+            menu.addAction("Export\u2026", lambda: self.export_dialog([path]))
         menu.addAction("Show in folder", lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(str(Path(path).parent))))
         menu.addSeparator()
         menu.addAction("Remove", lambda: self.remove_document(path))
-        menu.popup(self.doc_list.viewport().mapToGlobal(pos))
+        return menu
 
     def _select_item(self, item: Any, _previous: Any = None) -> None:
         if item is not None:
@@ -525,7 +583,7 @@ class MainWindow(TaskActions, DropTarget, QMainWindow):
         self.page_total.setText(f"/ {pages}")
         self.results.show_parse(entry.parsed)
         self.runs.refresh(entry)
-        scope = getattr(self, "extraction_scope", None)
+        scope = self.tasks.extraction_scope
         if scope is not None and path not in scope:  # never the previous document's values beside this one
             self.results.clear_extraction(
                 f"The last extraction covered other documents. Extract (Ctrl+J) {entry.name}."
@@ -539,14 +597,15 @@ class MainWindow(TaskActions, DropTarget, QMainWindow):
         if key not in self.entries:
             return
         item = self.doc_list.item_for(key)
-        if item is not None and self.doc_list.currentItem() is not item:
+        if item is not None and self.doc_list.currentItem() is not item:  # shown, never selected: the scope stays
             self.doc_list.blockSignals(True)
-            self.doc_list.setCurrentItem(item)
+            self.doc_list.setCurrentItem(item, QItemSelectionModel.SelectionFlag.NoUpdate)
             self.doc_list.blockSignals(False)
         if self.current != key or self.page_view.document is not self.entries[key].document:
             self.show_entry(key, citation.page)
         else:
             self.page_view.show_page(citation.page)
+        self.finder.clear_marks()  # an earlier find's marks are not about this passage
         self.page_view.highlight_many(passage_blocks(self.page_view.blocks, citation.text))
 
     def next_page(self) -> None:
@@ -590,7 +649,7 @@ class MainWindow(TaskActions, DropTarget, QMainWindow):
                     result.after, f"cleaned: {steps}", dpi, result.matrix, (result.before.width, result.before.height)
                 )
 
-        return self.worker.submit(self._connect(Job("cleaning the scan", work), done))
+        return self.worker.submit(self.tasks.connect(Job("cleaning the scan", work), done))
 
     def _block_clicked(self, page: int, order: int) -> None:
         self.results.select_block(page, order)
@@ -607,7 +666,7 @@ class MainWindow(TaskActions, DropTarget, QMainWindow):
 
     def _engine_changed(self, name: str) -> None:
         self.toggle_panel(name != "builtin")  # collapsed with the builtin engine: nothing denoises
-        self.scope_changed()
+        self.tasks.scope_changed()
 
     # state of the worker ----------------------------------------------------------------------------------
     def _job_started(self, job: Job) -> None:
@@ -634,7 +693,7 @@ class MainWindow(TaskActions, DropTarget, QMainWindow):
         if self.closing:
             QTimer.singleShot(0, self.close)
 
-    def _engine_progress(self, event: Any) -> None:
+    def show_engine_progress(self, event: Any) -> None:
         """Prefill and canvases in the status bar (the panel shows the steps)."""
         kind = getattr(event, "kind", "")
         if kind == "prefill_started":
@@ -650,7 +709,7 @@ class MainWindow(TaskActions, DropTarget, QMainWindow):
         elif kind == "prefill_finished":
             self._running_status(f"prefill: {event.prompt_tokens:,} tokens in {event.seconds:.1f} s")
         elif kind == "canvas_started":
-            engine = self.generating_engine()
+            engine = self.tasks.generating_engine()
             params = getattr(engine, "params", None)
             budget = getattr(params, "max_new_tokens", None) or event.canvas_length
             canvases = max(1, -(-budget // max(1, event.canvas_length)))  # at most; end-of-sequence can stop sooner
@@ -658,7 +717,7 @@ class MainWindow(TaskActions, DropTarget, QMainWindow):
             self.progress.setValue(event.canvas)
             self._running_status(f"canvas {event.canvas + 1} of at most {canvases}")
 
-    def _progress(self, done: int, total: int, what: str) -> None:
+    def show_progress(self, done: int, total: int, what: str) -> None:
         self.progress.setRange(0, max(total, 1))
         self.progress.setValue(done)
         self._running_status(what)
@@ -669,13 +728,14 @@ class MainWindow(TaskActions, DropTarget, QMainWindow):
         self.banner.show_message(message, details)
         self.status_label.setText(message.splitlines()[0][:160])
 
-    def show_shortcuts(self) -> None:
-        rows = []
-        for act in self.findChildren(QAction):
-            keys = ", ".join(k.toString(QKeySequence.SequenceFormat.NativeText) for k in act.shortcuts())
-            if keys:
-                rows.append(f"<tr><td>{act.text().replace('&', '')}</td><td><b>{keys}</b></td></tr>")
-        QMessageBox.information(self, "Keyboard shortcuts", f"<table>{''.join(sorted(set(rows)))}</table>")
+    def show_shortcuts(self) -> QMessageBox:
+        return show_shortcuts(self)
+
+    def shortcut_rows(self) -> list[tuple[str, str]]:
+        return shortcut_rows(self)
+
+    def set_theme(self, theme: str) -> None:
+        set_theme_of(self, theme)
 
     def show_about(self) -> None:
         from importlib.metadata import PackageNotFoundError, version
@@ -692,14 +752,17 @@ class MainWindow(TaskActions, DropTarget, QMainWindow):
             f"live.<br>Model: {model}<br>DiffusionGemma weights are under Google's Gemma terms.",
         )
 
-    def _remember(self, path: str) -> None:
-        recent = [path] + [p for p in (self.settings.value("recent_files", []) or []) if p != path]
+    def _remember(self, paths: list[str]) -> None:
+        """Open Recent: each file of a small open; an open of many files is one entry, their folder."""
+        if len(paths) > 3:
+            paths = [os.path.commonpath([str(Path(p).parent) for p in paths])]
+        recent = paths + [p for p in stored_list(self.settings, "recent_files") if p not in paths]
         self.settings.setValue("recent_files", recent[:MAX_RECENT])
         QTimer.singleShot(0, self._fill_recent)
 
     def _fill_recent(self) -> None:
         self.recent_menu.clear()
-        for path in self.settings.value("recent_files", []) or []:
+        for path in stored_list(self.settings, "recent_files"):
             act = self.recent_menu.addAction(path)
             act.triggered.connect(lambda _=False, p=path: self.add_paths([p]))
 
@@ -729,7 +792,7 @@ class MainWindow(TaskActions, DropTarget, QMainWindow):
         (it stops within a denoising step or a prefill chunk) and the window closes when the worker is idle. From
         here on nothing new is queued (the token count's timer would start one)."""
         self.closing = True
-        self.count_timer.stop()
+        self.tasks.count_timer.stop()
         if not self.worker.stop():
             self.status_label.setText("Closing: stopping the task under way\u2026")
             self.setEnabled(False)
@@ -748,16 +811,3 @@ def format_seconds(seconds: float) -> str:
     if seconds < 60:
         return f"{max(1, round(seconds))} s"
     return f"{int(seconds // 60)} min {round(seconds % 60):02d} s"
-
-
-def passage_blocks(blocks: list[Any], passage: str) -> list[int]:
-    """The blocks a cited passage comes from: those whose words are mostly in the passage (by word overlap)."""
-    import re
-
-    words = set(re.findall(r"\w+", passage.lower()))
-    out = []
-    for blk in blocks:
-        own = re.findall(r"\w+", blk.text.lower())
-        if own and words and sum(w in words for w in own) / len(own) >= 0.6:
-            out.append(blk.order)
-    return out

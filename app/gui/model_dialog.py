@@ -13,7 +13,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.gui.worker import Job, run_detached
 from inference.weights.choices import DEVICES, DTYPES, QUANT_CHOICES
 
 
@@ -89,12 +90,6 @@ def memory_estimate_text(source: str, dtype: str, device: str, quant: str = "aut
 def read_source(source: str, dtype: str, device: str, quant: str = "auto") -> tuple[str, dict[str, Any]]:
     """Background thread: the estimate's text and the checkpoint's diffusion defaults."""
     return memory_estimate_text(source, dtype, device, quant), checkpoint_defaults(source)
-
-
-class _Relay(QObject):
-    """Carries a background thread's answer to the dialog's thread (a queued signal)."""
-
-    answered = Signal(int, str, object)
 
 
 _READING = threading.Lock()
@@ -182,8 +177,6 @@ class ModelDialog(QDialog):
         estimate_box.setFixedHeight(64)
         self.requests = 0
         self.answers = 0
-        self.relay = _Relay(self)
-        self.relay.answered.connect(self._answered)
         self._pending_values: dict[str, Any] | None = None
         self.params_form = QFormLayout()
         self.fields: dict[str, Any] = {}
@@ -281,22 +274,20 @@ class ModelDialog(QDialog):
         self._pending_values = values if isinstance(values, dict) else None
         self.estimate.setText(f"Reading {source}\u2026")
         self.estimate.setToolTip("")
-        relay, dtype, device = self.relay, self.dtype.currentText(), self.device.currentText()
+        dtype, device = self.dtype.currentText(), self.device.currentText()
         quant = self.quant.currentText()
 
-        def work() -> None:
+        def work(_job: Job) -> tuple[str, dict[str, Any] | None]:
             try:
                 with _READING:  # one at a time: two threads importing transformers at once get an ImportError
-                    text, defaults = read_source(source, dtype, device, quant)
+                    return read_source(source, dtype, device, quant)
             except Exception as exc:  # noqa: BLE001 - advisory: loading reports the real error
-                text, defaults = f"No estimate ({type(exc).__name__}).", None
-            try:
-                relay.answered.emit(ticket, text, defaults)
-            except RuntimeError:  # the dialog is gone: nobody is waiting
-                pass
+                return f"No estimate ({type(exc).__name__}).", None
 
-        # a daemon thread: a hub lookup that hangs must never hold up closing the window
-        threading.Thread(target=work, name="dwb-model-estimate", daemon=True).start()
+        # detached: a hub lookup that hangs must never hold up closing the window, nor wait behind a model run
+        job = Job("reading the model's estimate", work)
+        job.succeeded.connect(lambda answer: self._answered(ticket, *answer))
+        run_detached(job, self)
 
     def _answered(self, ticket: int, text: str, defaults: dict[str, Any] | None) -> None:
         if ticket != self.requests:

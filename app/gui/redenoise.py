@@ -83,7 +83,7 @@ def redenoise_selection(window: Any) -> Any:
 
     def work(job: Job) -> str:
         return engine.redenoise_span(
-            parsed.document, page.number, found.text, found.start, found.end, window._context(job)
+            parsed.document, page.number, found.text, found.start, found.end, window.tasks.context(job)
         )
 
     def done(new_text: str) -> None:
@@ -98,6 +98,6 @@ def redenoise_selection(window: Any) -> Any:
             window.results.show_parse(parsed)
         window.status_label.setText(f"Re-denoised the selection on page {page.number}; the text around it is kept.")
 
-    window._start_task(engine)
+    window.tasks.start_task(engine)
     job = Job("re-denoising", work)
-    return window.worker.submit(window._connect(job, done))
+    return window.worker.submit(window.tasks.connect(job, done))

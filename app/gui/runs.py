@@ -8,9 +8,11 @@ the one shown.
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from typing import Any
 
+from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
@@ -33,12 +35,17 @@ class Run:
     model: str = ""  # the model's label (model and remote engines)
     params: str = ""  # the diffusion parameters that shape the output
     seconds: float = 0.0
+    finished: float = field(default_factory=time.time)  # when it came back
+    number: int = 0  # its place among the document's runs (two runs of one engine differ by it)
 
     @property
     def label(self) -> str:
         who = self.engine if not self.model else f"{self.engine}: {self.model}"
         extra = f", {self.params}" if self.params else ""
-        return f"{who}{extra} \u00b7 {self.seconds:.1f} s"
+        clock = time.strftime("%H:%M:%S", time.localtime(self.finished))
+        took = f"{self.seconds:.2f} s" if self.seconds < 10 else f"{self.seconds:.1f} s"
+        number = f"run {self.number} \u00b7 " if self.number else ""
+        return f"{who}{extra} \u00b7 {number}{clock} \u00b7 {took}"
 
 
 def describe_params(params: Any) -> str:
@@ -60,15 +67,36 @@ def add_run(entry: Any, run: Run) -> None:
     entry.parsed = run.parsed
 
 
+CHANGED = {"left": "#f8d7da", "right": "#d4edda"}  # light fills, read with dark text in either theme
+
+
+def diff_rows(left: list[str], right: list[str]) -> list[tuple[str, str, bool]]:
+    """(left line, right line, differ) aligned side by side; a line only one side has faces an empty cell."""
+    rows = []
+    matcher = difflib.SequenceMatcher(a=left, b=right, autojunk=False)
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        for k in range(max(i2 - i1, j2 - j1)):
+            a = left[i1 + k] if i1 + k < i2 else ""
+            b = right[j1 + k] if j1 + k < j2 else ""
+            rows.append((a, b, tag != "equal"))
+    return rows
+
+
 def diff_html(left: Run, right: Run) -> str:
-    """The two parses' Markdown side by side, the lines that differ marked (difflib's table)."""
-    table = difflib.HtmlDiff(wrapcolumn=70).make_table(
-        left.parsed.markdown.splitlines(),
-        right.parsed.markdown.splitlines(),
-        left.label,
-        right.label,
-        context=False,
-    )
+    """The two parses' Markdown side by side in two equal columns that wrap at words; the lines that differ are
+    filled (red on the left, green on the right)."""
+    from html import escape
+
+    def cell(text: str, side: str, differ: bool) -> str:
+        style = f"background-color: {CHANGED[side]}; color: #000000;" if differ and text else ""
+        return f'<td width="50%" style="{style} white-space: pre-wrap;">{escape(text)}</td>'
+
+    head = f'<tr><th width="50%">{escape(left.label)}</th><th width="50%">{escape(right.label)}</th></tr>'
+    rows = [
+        f"<tr>{cell(a, 'left', differ)}{cell(b, 'right', differ)}</tr>"
+        for a, b, differ in diff_rows(left.parsed.markdown.splitlines(), right.parsed.markdown.splitlines())
+    ]
+    table = f'<table width="100%" cellspacing="0" cellpadding="2">{head}{"".join(rows)}</table>'
     return f"<html><body>{table}</body></html>"
 
 
@@ -78,6 +106,9 @@ class RunsBar(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.choice = QComboBox()
+        # a long label (model, parameters, time) never widens the pane: the box keeps a modest width and elides
+        self.choice.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.choice.setMinimumContentsLength(12)
         self.choice.setToolTip("The parses of this document, each with its engine, model, parameters and time")
         self.compare = QPushButton("Compare\u2026")
         self.compare.setToolTip("The shown parse beside another, the lines that differ marked")
@@ -122,7 +153,10 @@ class DiffDialog(QDialog):
         layout.addLayout(pick)
         layout.addWidget(self.view, 1)
         layout.addWidget(buttons)
-        self.resize(1000, 640)
+        self.view.setLineWrapMode(QTextBrowser.LineWrapMode.WidgetWidth)
+        room = (parent.screen() if parent is not None else QGuiApplication.primaryScreen()).availableGeometry()
+        self.setMaximumSize(room.size())  # never wider than the screen: the columns wrap instead
+        self.resize(min(1000, int(room.width() * 0.9)), min(640, int(room.height() * 0.9)))
         self.refresh()
 
     def refresh(self, *_: Any) -> None:
@@ -149,7 +183,7 @@ class Runs:
             params = describe_params(self.window.model_engine.params)
         elif engine == "remote" and self.window.remote_engine is not None:
             model = str(getattr(self.window.remote_engine, "model", "") or "")
-        add_run(entry, Run(parsed, engine, model, params, seconds))
+        add_run(entry, Run(parsed, engine, model, params, seconds, number=len(runs_of(entry)) + 1))
 
     def refresh(self, entry: Any) -> None:
         self.bar.show_runs(runs_of(entry), entry.parsed)

@@ -4,12 +4,10 @@ off the UI thread; whatever is wrong is said in the dialog, which stays open."""
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, QStandardPaths, Qt, Signal
+from PySide6.QtCore import QStandardPaths, Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
@@ -27,46 +25,22 @@ from PySide6.QtWidgets import (
 
 from app.gui.messages import describe
 from app.gui.views import fit_columns
+from app.gui.worker import call_detached
 
 FIELD_WIDTH = "invoice_number"  # a typical field name: the Field column fits it at least
 
 NAME, TYPE, REQUIRED, DESCRIPTION = range(4)
 
 
-class Background(QObject):
-    """Runs functions on daemon threads; each outcome comes back on the thread this object lives on (the UI
-    thread), through one queued signal: ``done(result, "")`` or ``done(None, message)``."""
-
-    _finished = Signal(int, object, str)
-
-    def __init__(self, parent: QObject | None = None) -> None:
-        super().__init__(parent)
-        self._pending: dict[int, Callable[[Any, str], None]] = {}
-        self._tickets = 0
-        self._finished.connect(self._deliver)
-
-    def run(self, fn: Callable[[], Any], done: Callable[[Any, str], None]) -> None:
-        self._tickets += 1
-        ticket = self._tickets
-        self._pending[ticket] = done
-        finished = self._finished
-
-        def work() -> None:
-            try:
-                result, message = fn(), ""
-            except Exception as exc:  # noqa: BLE001 - every failure becomes the dialog's message
-                result, message = None, describe(exc)
-            try:
-                finished.emit(ticket, result, message)
-            except RuntimeError:  # the dialog is gone: nobody is waiting
-                pass
-
-        threading.Thread(target=work, name="dwb-schema-file", daemon=True).start()
-
-    def _deliver(self, ticket: int, result: Any, message: str) -> None:
-        done = self._pending.pop(ticket, None)
-        if done is not None:
-            done(result, message)
+def start_folder(folder: str = "") -> str:
+    """Where the Open and Save dialogs start: the folder used last if it still exists, else the Documents folder,
+    else home. Always a folder that exists: a missing one made the dialog start in home with its name typed in as
+    the file name (Save then wrote ~/Documents.json)."""
+    documents = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.DocumentsLocation)
+    for candidate in (folder, documents, str(Path.home())):
+        if candidate and Path(candidate).is_dir():
+            return candidate
+    return str(Path.home())
 
 
 class SchemaEditor(QDialog):
@@ -82,11 +56,10 @@ class SchemaEditor(QDialog):
         self.setWindowTitle("Extract: schema")
         self.types = FIELD_TYPES
         # where the schemas were last opened or saved, else the user's documents folder (not the documents')
-        self.folder = folder or QStandardPaths.writableLocation(QStandardPaths.StandardLocation.DocumentsLocation)
+        self.folder = start_folder(folder)
         self.path = ""  # the file opened or saved last
         self.base: dict[str, Any] = {}  # the top-level keywords of the schema opened (title...), kept on save
         self.extras: list[dict[str, Any]] = []  # per row: the field's keywords the table does not show
-        self.background = Background(self)
         self.table = QTableWidget(0, 4)
         self.table.setHorizontalHeaderLabels(["Field", "Type", "Required", "Description"])
         self.table.horizontalHeader().setSectionResizeMode(DESCRIPTION, QHeaderView.ResizeMode.Stretch)
@@ -210,7 +183,7 @@ class SchemaEditor(QDialog):
             self.say(describe(exc))
             return
         path, _ = QFileDialog.getSaveFileName(
-            self, "Save the JSON Schema", self.path or self.folder, "JSON Schema (*.json)"
+            self, "Save the JSON Schema", self.path or str(Path(self.folder) / "schema.json"), "JSON Schema (*.json)"
         )
         if path:
             self.save(path, schema)
@@ -234,7 +207,7 @@ class SchemaEditor(QDialog):
             self.say(f"Opened {path}.", error=False)
             self.loaded.emit(path)
 
-        self.background.run(lambda: load_schema(path), done)
+        call_detached(self, "reading the schema", lambda: load_schema(path), done)
 
     def save(self, path: str, schema: dict[str, Any] | None = None) -> None:
         """Write the schema on a background thread; a name without a suffix gets ``.json`` (Open lists only those)."""
@@ -258,7 +231,7 @@ class SchemaEditor(QDialog):
             self.say(f"Saved {path}.", error=False)
             self.saved.emit(path)
 
-        self.background.run(lambda: save_schema(schema, path), done)
+        call_detached(self, "saving the schema", lambda: save_schema(schema, path), done)
 
     def accept(self) -> None:
         try:

@@ -10,7 +10,15 @@ import os
 from pathlib import Path
 from typing import Any
 
-from app.gui import SAMPLE, application, apply_scheme, wait_until
+from app.gui import SAMPLE, application, apply_scheme
+from app.gui import wait_until as wait_for
+
+WAIT_S = 900.0  # a busy machine loads and runs the model slowly: a state waits for its work, not for a clock
+
+
+def wait_until(app: Any, condition: Any) -> bool:
+    return wait_for(app, condition, WAIT_S)
+
 
 STATES = ("empty", "loaded", "generating", "done", "conversation", "extract", "extract-pinned", "dark")
 

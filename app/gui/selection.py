@@ -53,10 +53,7 @@ class PageSelection:
     """The window's side: a selected area's text read on a background thread, then put on the clipboard."""
 
     def __init__(self, window: Any) -> None:
-        from app.gui.schema_editor import Background
-
         self.window = window
-        self.background = Background(window)
         self.text = ""  # the text copied last
         window.page_view.area_selected.connect(self.copy_area)
 
@@ -67,7 +64,9 @@ class PageSelection:
         document = entry.document
         layout = entry.parsed.document if entry.parsed is not None else None
         self.window.status_label.setText(f"Reading the words on page {number}\u2026")
-        self.background.run(lambda: words_in(document, layout, number, area), self._copied)
+        from app.gui.worker import call_detached
+
+        call_detached(self.window, "reading the area", lambda: words_in(document, layout, number, area), self._copied)
 
     def _copied(self, text: Any, message: str) -> None:
         from PySide6.QtGui import QGuiApplication

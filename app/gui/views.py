@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -113,10 +112,12 @@ def text_thumbnail(document: Any, size: tuple[int, int] = (96, 128)) -> Any:
 class DocumentList(QListWidget):
     def __init__(self, parent: Any = None) -> None:
         super().__init__(parent)
-        self.setIconSize(QSize(48, 64))
+        self.setIconSize(QSize(40, 54))
         self.setAcceptDrops(False)  # the window takes drops anywhere
-        self.setMinimumWidth(110)
-        self.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # a narrow list shortens names in the middle
+        self.setTextElideMode(Qt.TextElideMode.ElideRight)  # "partial · 12 pages" is never cut in its middle
+        # wide enough for an icon and "partial · 88 pages" whatever the panes beside it ask for
+        status = self.fontMetrics().horizontalAdvance("partial \u00b7 88 pages")
+        self.setMinimumWidth(self.iconSize().width() + status + 16)
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.setSelectionMode(QListWidget.SelectionMode.ExtendedSelection)
 
@@ -157,7 +158,8 @@ class DocumentList(QListWidget):
 
     @staticmethod
     def _label(entry: DocEntry) -> str:
-        pages = f", {len(entry.document.pages)} p." if entry.document is not None else ""
+        count = len(entry.document.pages) if entry.document is not None else None
+        pages = "" if count is None else f" \u00b7 {count} page{'s' if count != 1 else ''}"
         return f"{entry.name}\n{entry.status}{pages}"
 
 
@@ -479,7 +481,8 @@ class Results(QTabWidget):
         self.markdown = ""
         self.spans: dict[tuple[int, int], tuple[int, int]] = {}
         self._rendered_spans: dict[tuple[int, int], tuple[int, int]] | None = {}
-        self.thread: list[Any] = []  # the answers of the conversation shown, oldest first
+        self.thread: list[Any] = []  # every answer asked, oldest first, whatever its scope
+        self.about: dict[int, list[str]] = {}  # id(answer) -> the documents it answers from
         self._links: list[Any] = []  # citations by link number
         self._rows: list[Any] = []  # citations by table row
         self.streaming: str | None = None  # the tab a running task streams its committed text into
@@ -507,6 +510,7 @@ class Results(QTabWidget):
         if event.type() == QEvent.Type.PaletteChange:  # the scheme changed: colours that read on it
             for highlighter in (self.raw_highlighter, self.json_highlighter, self.extract_highlighter):
                 highlighter.set_dark(is_dark(self))
+            self._render_thread()  # the answers' links take the new scheme's link colour
         super().changeEvent(event)
 
     def select_block(self, page: int, order: int) -> bool:
@@ -543,14 +547,17 @@ class Results(QTabWidget):
         self.raw.blockSignals(True)
         self.raw.setTextCursor(cursor)
         self.raw.blockSignals(False)
-        self.raw.centerCursor()
+        # the page's first line at the top of the view, whichever way the pages turn (a plain text view scrolls
+        # by lines: its first visible line is the scroll bar's value)
+        self.raw.verticalScrollBar().setValue(cursor.blockNumber())
         # the Rendered view follows too: to the first block of the page that has text there
         first = min((span for (p, _o), span in self.rendered_spans().items() if p == page), default=None)
         if first is not None:
             found = QTextCursor(self.rendered.document())
             found.setPosition(first[0])
             self.rendered.setTextCursor(found)
-            self.rendered.ensureCursorVisible()
+            bar = self.rendered.verticalScrollBar()
+            bar.setValue(bar.value() + self.rendered.cursorRect(found).top())
 
     def rendered_spans(self) -> dict[tuple[int, int], tuple[int, int]]:
         """Where each block sits in the Rendered view, worked out once per parse shown (see ``rendered_spans``)."""
@@ -566,14 +573,22 @@ class Results(QTabWidget):
                 return
 
     # answers ------------------------------------------------------------------------------------------------
-    def show_answer(self, answer: Any) -> None:
+    def show_answer(self, answer: Any, about: list[str] | None = None) -> None:
+        """Add an answer under the earlier ones (whatever their scope); ``about``: the documents it answers from."""
         self.thread.append(answer)
+        if about:
+            self.about[id(answer)] = about
         self._render_thread()
         self.setCurrentWidget(self.answer)
 
-    def clear_thread(self) -> None:
-        self.thread = []
+    def show_thread(self, answers: list[Any]) -> None:
+        """The answers kept (after a conversation is cleared): the others' labels stay."""
+        self.thread = list(answers)
+        self.about = {k: v for k, v in self.about.items() if k in {id(a) for a in answers}}
         self._render_thread()
+
+    def clear_thread(self) -> None:
+        self.show_thread([])
 
     def _render_thread(self) -> None:
         from html import escape
@@ -598,9 +613,8 @@ class Results(QTabWidget):
     def _answer_html(self, answer: Any) -> str:
         from html import escape
 
-        by_page = {}
-        for c in answer.citations:
-            by_page.setdefault(c.page, c)
+        from inference.tasks.conversation import CITATION, mark_target
+
         lines = [ln for ln in answer.text.splitlines() if ln.strip()]
         retrieved = answer.kind == "retrieved"
         if retrieved and lines and lines[0].startswith("Retrieved evidence"):
@@ -608,16 +622,16 @@ class Results(QTabWidget):
         body = []
         cited = iter(answer.citations)
         for line in lines:
-            if retrieved and line.startswith("- page "):
+            if retrieved and line.startswith("- "):
                 citation = next(cited, None)
                 head, _, rest = line[2:].partition(":")
                 link = self._link_for(citation, citation.where) if citation is not None else escape(head)
                 body.append(f"<li>{link}:{escape(rest)}</li>")
                 continue
             out, last = [], 0
-            for m in CITATION_MARK.finditer(line):
+            for m in CITATION.finditer(line):
                 out.append(escape(line[last : m.start()]))
-                target = by_page.get(int(m.group(1)))
+                target = mark_target(m, line[last : m.start()], answer.citations)
                 out.append(self._link_for(target, m.group(0)) if target is not None else escape(m.group(0)))
                 last = m.end()
             out.append(escape(line[last:]))
@@ -637,7 +651,10 @@ class Results(QTabWidget):
                 seen.add(key)
                 sources.append(self._link_for(c, c.where))
         pages = " \u00b7 ".join(sources) or "none"
-        return f"<p><b>{escape(answer.question)}</b></p>{''.join(body)}<p>Pages: {pages}</p>"
+        names = self.about.get(id(answer), [])
+        shown = ", ".join(names[:3]) + (f" +{len(names) - 3}" if len(names) > 3 else "")
+        about = f' <span style="color: gray">({escape(answer.engine)}, about {escape(shown)})</span>' if names else ""
+        return f"<p><b>{escape(answer.question)}</b>{about}</p>{''.join(body)}<p>Pages: {pages}</p>"
 
     def _link(self, url: QUrl) -> None:
         if url.scheme() == "cite":
@@ -734,9 +751,6 @@ class Results(QTabWidget):
     def _row_clicked(self, row: int, _column: int) -> None:
         if 0 <= row < len(self._rows) and self._rows[row] is not None:
             self.citation_clicked.emit(self._rows[row])
-
-
-CITATION_MARK = re.compile(r"\[(?:p\.|page)\s*(\d{1,5})\]", re.I)
 
 
 def rendered_spans(

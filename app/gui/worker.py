@@ -4,12 +4,18 @@ A job is a plain Python callable ``fn(job) -> result`` that reports through the 
 for engine events, ``job.progress(done, total, what)``; it checks ``job.cancelled`` (and hands ``job.cancel_token``
 to the engine, which checks it before every denoising step). Its result, its error or its cancellation come back as
 Qt signals on the UI thread. The worker thread never touches a widget; the engine never waits for the UI.
+
+Jobs are the one way work leaves the UI thread. A window's tasks queue on its ``Worker`` (one thread, one job at a
+time, joined on close). A dialog's short look-ups (a schema file, a checkpoint's estimate) must not wait behind a
+model run, nor hold up closing when a hub lookup hangs: ``run_detached`` runs such a job on a daemon thread of its
+own; its signals reach the UI thread the same way, and nobody once its owner is gone.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+import threading
 import traceback
 from collections.abc import Callable
 from typing import Any
@@ -192,3 +198,27 @@ def _join_on_destroy(thread: QThread, jobs: Callable[[], list[Job]], *_: Any) ->
         log.debug("worker destroyed while its thread runs: cancelling and joining")
         thread.quit()
         thread.wait()
+
+
+def run_detached(job: Job, owner: QObject) -> Job:
+    """Run ``job`` now on a daemon thread of its own (see the module's docstring); ``owner`` (a dialog) owns it, so
+    that its outcome reaches nobody once the dialog is gone. Connect to its signals before the UI thread's event loop
+    runs again: they are queued to it."""
+    job.setParent(owner)
+
+    def work() -> None:
+        try:
+            job.run()
+        except RuntimeError:  # the owner is gone, and the job with it: nobody is waiting
+            log.debug("detached job %s outlived its owner", job.name)
+
+    threading.Thread(target=work, name=f"dwb-{job.name}", daemon=True).start()
+    return job
+
+
+def call_detached(owner: QObject, name: str, fn: Callable[[], Any], done: Callable[[Any, str], None]) -> Job:
+    """``fn()`` as a detached job of ``owner``; ``done(result, "")`` or ``done(None, message)`` on the UI thread."""
+    job = Job(name, lambda _job: fn())
+    job.succeeded.connect(lambda result: done(result, ""))
+    job.failed.connect(lambda message, _details: done(None, message))
+    return run_detached(job, owner)

@@ -121,6 +121,10 @@ def ocr_pages(doc: Document, pages: list[Page], options: ParseOptions, context: 
 
 class BuiltinEngine:
     name = "builtin"
+    concurrency = 1  # a batch runs one document at a time; OCR spreads a document's pages over threads
+
+    def page_identity(self) -> dict[str, Any]:
+        return {}
 
     def parse(
         self, doc: Document, options: ParseOptions | None = None, context: TaskContext | None = None
@@ -159,7 +163,15 @@ class BuiltinEngine:
         return ParseResult(document=doc, markdown=markdown, pages=pages, engine=self.name)
 
     # ask: BM25 over passages -------------------------------------------------------------------------------------
-    def ask(self, docs: Sequence[Document], question: str, context: TaskContext | None = None, k: int = 5) -> Answer:
+    def ask(
+        self,
+        docs: Sequence[Document],
+        question: str,
+        context: TaskContext | None = None,
+        conversation: Any = None,
+        k: int = 5,
+    ) -> Answer:
+        """The passages BM25 finds for the question, quoted (no model, no conversation to keep)."""
         index = PassageIndex.build(docs)
         hits = index.search(question, k)
         citations = [
@@ -168,7 +180,7 @@ class BuiltinEngine:
         if citations:
             lines = ["Retrieved evidence (builtin engine: no model, these passages are quoted, not an answer):"]
             for c in citations:
-                lines.append(f"- page {c.page}: \u201c{_snippet(c.text)}\u201d")
+                lines.append(f"- {c.where}: \u201c{_snippet(c.text)}\u201d")  # the document, not only the page
             text = "\n".join(lines)
         else:
             text = "No passage in the documents matches the question."

@@ -19,7 +19,6 @@ from __future__ import annotations
 import copy
 import json
 import logging
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,10 +26,10 @@ from typing import Any
 from inference.documents.model import Block, Document
 from inference.errors import CancelledError, ConfigError, GenerationError
 from inference.prompts import Prompt, PromptBuilder, PromptPolicy
-from inference.runtime.events import Cancelled, CanvasCommitted, Failed, Finished
+from inference.runtime.events import CanvasCommitted, Finished, drain
 from inference.runtime.params import DiffusionParams
 from inference.tasks.base import Answer, Citation, Extraction, LeftOut, ParseOptions, ParseResult, TaskContext
-from inference.tasks.builtin import PassageIndex
+from inference.tasks.conversation import Conversation, PromptCount, ask_instruction, cite, follow_up_ids, retrieved
 from inference.tasks.layout import analyse
 from inference.tasks.markdown import page_marker, without_furniture
 
@@ -43,10 +42,6 @@ KEEP_FURNITURE = (
     "Leave out running headers, footers and page numbers.",
     "Keep running headers, footers and page numbers.",
 )  # --keep-furniture: the instruction says so
-ASK_INSTRUCTION = (
-    "Answer the question from the documents above. After each statement, cite the page it rests on "
-    "as [p. N]. If the documents do not answer it, say so.\nQuestion: {question}"
-)
 REDUCE_INSTRUCTION = (
     "Partial answers to the question, each from a different part of the documents:\n{partials}\n"
     "Combine them into one answer, keeping the [p. N] citations.\nQuestion: {question}"
@@ -62,11 +57,11 @@ PINNED_INSTRUCTION = (
 )
 RETRY_INSTRUCTION = "\nYour previous reply was not valid:\n{errors}\nReply again with only the corrected JSON object."
 log = logging.getLogger(__name__)
-CITATION = re.compile(r"\[(?:p\.|page)\s*(\d{1,5})\]", re.I)
 
 
 class ModelEngine:
     name = "model"
+    concurrency = 1  # one model in this process: documents one after another (pages batched within each)
     template = True  # extract through the canvas template (False: the prompt-and-retry path)
 
     def __init__(
@@ -89,19 +84,13 @@ class ModelEngine:
     def generate_batch(self, prompts: Sequence[Prompt], context: TaskContext) -> list[str]:
         """One engine run over the prompts as a left-padded batch; events carry every row."""
         inputs = self.builder.inputs(prompts[0]) if len(prompts) == 1 else self.builder.batch_inputs(prompts)
+        events = self.engine.generate(self.on_device(inputs), self.params, cancel=context.cancel)
+        return list(finished(events, context).texts)
+
+    def on_device(self, inputs: Any) -> dict[str, Any]:
+        """The processor's tensors on the model's device."""
         device = self.loaded.device
-        inputs = {k: v.to(device) if hasattr(v, "to") else v for k, v in inputs.items()}
-        for event in self.engine.generate(inputs, self.params, cancel=context.cancel):
-            if context.on_event:
-                context.on_event(event)
-            if isinstance(event, Finished):
-                return list(event.texts)
-            if isinstance(event, Cancelled):
-                where = "during the prefill" if event.canvas < 0 else f"at canvas {event.canvas}, step {event.step}"
-                raise CancelledError(f"cancelled {where}")
-            if isinstance(event, Failed):
-                raise GenerationError(event.message)
-        raise GenerationError("the engine stopped without a result")
+        return {k: v.to(device) if hasattr(v, "to") else v for k, v in inputs.items()}
 
     def default_batch_size(self) -> int:
         """Pages per parse batch from free memory: each row holds a canvas's logits a few times over (scaled,
@@ -170,26 +159,7 @@ class ModelEngine:
             if len(pending) >= batch_size:
                 flush()
         flush()
-        pages_md = []
-        for i, page in enumerate(doc.pages):
-            marker = page_marker(page) if options.markers else ""
-            if i in texts and not texts[i]:  # nothing written is the page's error, never a parsed page
-                doc.add_error(page.number, "the model wrote nothing for this page", "GenerationError")
-            if not texts.get(i):
-                pages_md.append(marker)
-                continue
-            text = texts[i] if options.furniture else without_furniture(texts[i], page)
-            page.attrs["text_layer_blocks"] = len(page.blocks)  # replaced by the model's transcription
-            page.blocks = [
-                Block(
-                    kind="text",
-                    text=text,
-                    bbox=(0, 0, page.width, page.height),
-                    order=0,
-                    attrs={"source": "model", "format": "markdown"},
-                )
-            ]
-            pages_md.append("\n\n".join(p for p in (marker, text) if p))
+        pages_md = transcribed_pages(doc, texts, options)
         context.report(len(doc.pages), len(doc.pages), f"{doc.name}: done")
         markdown = "\n\n".join(p for p in pages_md if p).strip() + "\n"
         return ParseResult(document=doc, markdown=markdown, pages=pages_md, engine=self.name)
@@ -268,17 +238,43 @@ class ModelEngine:
         }
 
     # ------------------------------------------------------------------ ask
-    def ask(self, docs: Sequence[Document], question: str, context: TaskContext | None = None) -> Answer:
+    keeps_sessions = True  # follow-ups reuse the KV cache (a server keeps none between requests)
+
+    @property
+    def processor(self) -> Any:
+        """The processor prompts are built with (its tokenizer decodes the panel's tokens)."""
+        return self.builder.processor
+
+    def ask(
+        self,
+        docs: Sequence[Document],
+        question: str,
+        context: TaskContext | None = None,
+        conversation: Conversation | None = None,
+    ) -> Answer:
         """One prompt when the documents fit the budget; else every page (a page over the budget cut into
         passages) read chunk by chunk (map) and the partial answers combined (reduce). What still never reached
-        the model is listed in ``Answer.left_out``."""
+        the model is listed in ``Answer.left_out``. With a ``conversation`` the first answer's KV cache is kept in
+        it, and a later question is a follow-up turn sending only its own tokens."""
         context = context or TaskContext()
-        instruction = ASK_INSTRUCTION.format(question=question)
-        prompt = self.builder.build(list(docs), instruction, self.policy)
-        if not any(r.status == "dropped" and not r.note.startswith("page error") for r in prompt.dropped):
+        if conversation is not None and conversation.follows_up and self.keeps_sessions:
+            return self._follow_up(docs, question, conversation, context)
+        instruction = ask_instruction(question, docs)
+        pages = sum(len(doc.pages) for doc in docs)
+
+        def reading(done: int, total: int) -> None:  # raises once cancelled (the context's progress does)
+            context.report(done, total + 1, f"building the prompt: page {done} of {total}")
+
+        prompt = self.builder.build(list(docs), instruction, self.policy, on_page=reading if pages > 1 else None)
+        if not over_budget(prompt):
             sent = [prompt]
-            text = self.generate(prompt, context)
+            if conversation is not None and self.keeps_sessions:
+                text = self._turn(self.builder.inputs(prompt), context, conversation)
+            else:
+                text = self.generate(prompt, context)  # a server's generate when the engine is remote
         else:
+            if conversation is not None:
+                conversation.forget()  # read in parts: no single cache holds the documents
             sent = self.builder.chunks(list(docs), instruction, self.policy)
             partials = []
             for i, chunk in enumerate(sent):
@@ -286,16 +282,53 @@ class ModelEngine:
                 partials.append(self.generate(chunk, context).strip())
             context.report(len(sent), len(sent) + 1, "combining")
             text = self._combine(partials, question, context)
-        citations = _citations(text, docs) or _retrieved(docs, question)
         left_out = [LeftOut(r.document, r.page, r.tokens, r.note, r.span) for chunk in sent for r in chunk.dropped]
+        return self._answer(question, text, docs, left_out)
+
+    def _answer(self, question: str, text: str, docs: Sequence[Document], left_out: list[LeftOut]) -> Answer:
         return Answer(
             question=question,
             text=text.strip(),
-            citations=citations,
+            citations=cite(text, docs) or retrieved(docs, question),
             kind="generated",
             engine=self.name,
             left_out=left_out,
         )
+
+    def _follow_up(
+        self, docs: Sequence[Document], question: str, conversation: Conversation, context: TaskContext
+    ) -> Answer:
+        """A follow-up: only the new user turn is sent after the conversation's cached turns."""
+        inputs = {"input_ids": follow_up_ids(self.processor, question)}
+        return self._answer(question, self._turn(inputs, context, conversation), docs, [])
+
+    def _turn(self, inputs: Any, context: TaskContext, conversation: Conversation | None) -> str:
+        """One generation; with a conversation its session carries the cache on (a cut turn leaves none)."""
+        from inference.runtime.engine import Session
+
+        session = None if conversation is None else conversation.session or Session()
+        try:
+            events = self.engine.generate(self.on_device(inputs), self.params, cancel=context.cancel, session=session)
+            text = finished(events, context).texts[0]
+        except BaseException:
+            if conversation is not None:
+                conversation.forget()  # a cut turn is no context to build on
+            raise
+        if conversation is not None:
+            conversation.session = session
+            conversation.turns += 1
+        return text
+
+    def count_prompt(
+        self, docs: Sequence[Document], question: str, conversation: Conversation | None = None, on_page: Any = None
+    ) -> PromptCount:
+        """The tokens :meth:`ask` would send now (a follow-up: its new turn and the last canvas not yet cached)."""
+        if conversation is not None and conversation.follows_up and self.keeps_sessions:
+            pending = conversation.session.pending_ids
+            extra = 0 if pending is None else int(pending.shape[1])
+            return PromptCount(int(follow_up_ids(self.processor, question or "?").shape[1]) + extra, follow_up=True)
+        prompt = self.builder.build(list(docs), ask_instruction(question, docs), self.policy, on_page=on_page)
+        return PromptCount(prompt.total_tokens, too_long=over_budget(prompt))
 
     def _combine(self, partials: list[str], question: str, context: TaskContext) -> str:
         """The partial answers combined into one; when they do not fit one prompt, halves are combined first. A
@@ -395,15 +428,14 @@ class ModelEngine:
 
     def _drain(self, events: Any, context: TaskContext) -> list[Any]:
         """The engine's events, passed on to ``context.on_event``; a cancel or failure raises."""
-        out = []
-        for event in events:
+        out: list[Any] = []
+
+        def keep(event: Any) -> None:
+            out.append(event)
             if context.on_event:
                 context.on_event(event)
-            out.append(event)
-            if isinstance(event, Cancelled):
-                raise CancelledError(f"cancelled at canvas {event.canvas}, step {event.step}")
-            if isinstance(event, Failed):
-                raise GenerationError(event.message)
+
+        drain(events, keep)
         return out
 
     def _extract_prompted(self, docs: Sequence[Document], schema: dict[str, Any], context: TaskContext) -> Extraction:
@@ -438,41 +470,40 @@ class ModelEngine:
         )
 
 
-def _retrieved(docs: Sequence[Document], question: str, pages: int = 3) -> list[Citation]:
-    """Without a ``[p. N]`` in the answer: the pages the passage index finds for the question, each once, best
-    first."""
-    out: list[Citation] = []
-    seen = set()
-    for passage, score in PassageIndex.build(docs).search(question, k=8):
-        if (passage.document, passage.page) in seen:
+def over_budget(prompt: Prompt) -> bool:
+    """Whether the prompt left out pages for want of room (a page that failed to open is not for want of room)."""
+    return any(r.status == "dropped" and not r.note.startswith("page error") for r in prompt.dropped)
+
+
+def transcribed_pages(doc: Document, texts: dict[int, str], options: ParseOptions) -> list[str]:
+    """Each page's Markdown from its transcription (``texts`` by page index; a page without one is its marker
+    only), the page's blocks replaced by the transcription; a page the model wrote nothing for is an error."""
+    pages_md = []
+    for i, page in enumerate(doc.pages):
+        marker = page_marker(page) if options.markers else ""
+        if i in texts and not texts[i]:  # nothing written is the page's error, never a parsed page
+            doc.add_error(page.number, "the model wrote nothing for this page", "GenerationError")
+        if not texts.get(i):
+            pages_md.append(marker)
             continue
-        seen.add((passage.document, passage.page))
-        out.append(
-            Citation(
-                document=passage.document,
-                page=passage.page,
-                label=passage.label,
-                text=passage.text,
-                score=round(score, 3),
+        text = texts[i] if options.furniture else without_furniture(texts[i], page)
+        page.attrs["text_layer_blocks"] = len(page.blocks)  # replaced by the model's transcription
+        page.blocks = [
+            Block(
+                kind="text",
+                text=text,
+                bbox=(0, 0, page.width, page.height),
+                order=0,
+                attrs={"source": "model", "format": "markdown"},
             )
-        )
-        if len(out) == pages:
-            break
-    return out
+        ]
+        pages_md.append("\n\n".join(p for p in (marker, text) if p))
+    return pages_md
 
 
-def _citations(text: str, docs: Sequence[Document]) -> list[Citation]:
-    out: list[Citation] = []
-    seen = set()
-    for m in CITATION.finditer(text):
-        number = int(m.group(1))
-        for doc in docs:
-            if 1 <= number <= len(doc.pages) and (doc.source, number) not in seen:
-                page = doc.pages[number - 1]
-                seen.add((doc.source, number))
-                out.append(Citation(document=doc.source, page=number, label=page.label, text=page.text[:400]))
-                break
-    return out
+def finished(events: Any, context: TaskContext) -> Finished:
+    """Drain an engine run: each event to ``context.on_event``; its ``Finished``, or the cancel or failure raised."""
+    return drain(events, context.on_event)
 
 
 def _value_sources(value: dict[str, Any], docs: Sequence[Document]) -> dict[str, Citation]:
