@@ -516,6 +516,10 @@ def cmd_parse(args: argparse.Namespace, cancel: Any) -> int:
         print(f"{kept} pages kept from an earlier run (not parsed again)", file=sys.stderr)
     for item in result.partial:
         print(f"  partial: {item.path}: {item.message}", file=sys.stderr)
+    for item in result.items:
+        if item.low_confidence:
+            pages = ", ".join(map(str, item.low_confidence))
+            print(f"  low confidence: {item.path}: page(s) {pages} (OCR; check against the images)", file=sys.stderr)
     for item in result.failed:
         print(f"  failed:  {item.message}", file=sys.stderr)
     return 1 if result.failed or result.partial else 0  # a partial document is not done: a rerun retries it

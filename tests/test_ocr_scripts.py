@@ -1,0 +1,137 @@
+"""Every script read or named: each page's script picks an installed model that reads it (RapidOCR's bundled models
+for Chinese and Japanese, Tesseract for Latin, ``deu`` for German text), CJK comes out without spaces, vertical
+Japanese reads right to left, and a script no installed model reads is named on the page, never read as Latin junk.
+Pages are drawn here (tests/ocr_pages.py) with fonts from Debian packages; a page whose font is absent is skipped."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from inference.documents import open_document
+from inference.documents.model import Block, Document, Page
+from inference.ocr import rapid
+from inference.ocr.scripts import choose, german, unspaced
+from inference.tasks import BuiltinEngine
+from inference.tasks.markdown import page_markdown
+from tests.ocr_pages import has_font, script_lines, script_page
+
+needs_rapid = pytest.mark.skipif(not rapid.available(), reason="rapidocr is not installed")
+
+
+def parse(name, tmp_path, **kw):
+    if not has_font(name):
+        pytest.skip(f"no font for {name}")
+    path = tmp_path / f"{name}.png"
+    script_page(name, **kw).save(path)
+    return BuiltinEngine().parse(open_document(path))
+
+
+def test_each_script_goes_to_a_model_that_reads_it_or_is_named():
+    installed = ["deu", "eng", "jpn"]
+    assert choose("Han", 1.0, installed, rapid=True).engine == "rapidocr"
+    assert choose("Han", 1.0, installed, rapid=False).lang == "jpn"  # without RapidOCR, the nearest Tesseract model
+    assert choose("Latin", 2.0, installed, rapid=True) == choose("Latin", 2.0, installed, rapid=True)
+    assert choose("Latin", 2.0, installed, rapid=True).lang == "eng"
+    korean = choose("Korean", 1.3, installed, rapid=True)
+    assert korean.engine == "none"
+    assert korean.note == (
+        "Korean text on this page was not read: no OCR model for Hangul is installed; see docs/parsing.md"
+    )
+    assert choose("Hebrew", 3.0, installed, rapid=True).engine == "none"
+    assert choose("Cyrillic", 1.0, installed + ["rus"], rapid=True).lang == "rus"
+    assert choose(None, 0.0, installed, rapid=True).lang == "eng"  # too little text to tell: English, flagged later
+
+
+def test_cjk_text_loses_the_spaces_between_its_characters_only():
+    assert unspaced("い つ も 応 援 あ り が と う") == "いつも応援ありがとう"
+    assert unspaced("東 京 Tower 2 0 2 4 年") == "東京 Tower 2 0 2 4 年"
+
+
+def test_german_is_told_by_its_common_words():
+    assert german("Die Grofe der Apfel ist nicht mit dem Auto und das Haus", ["deu", "eng"])
+    assert not german("The size of the apples is not with the car and the house", ["deu", "eng"])
+    assert not german("Die Grofe der Apfel ist nicht mit dem Auto und das Haus", ["eng"])
+
+
+@pytest.mark.parametrize("name", ["ko", "ru"])
+def test_a_script_without_an_installed_model_is_named_not_read_as_junk(tmp_path, name):
+    result = parse(name, tmp_path)
+    page = result.document.pages[0]
+    script = {"ko": "Hangul", "ru": "Cyrillic"}[name]
+    assert page.blocks == []
+    note = next(n for n in page.attrs["notes"] if "was not read" in n)
+    assert f"no OCR model for {script} is installed" in note
+    assert "was not read" in result.markdown
+    data = json.loads(json.dumps(result.document.to_dict()))
+    assert data["pages"][0]["provenance"]["method"] == "not read"
+
+
+@needs_rapid
+def test_chinese_is_read_by_rapidocr_without_spaces(tmp_path):
+    result = parse("zh", tmp_path)
+    page = result.document.pages[0]
+    assert page.reading["engine"] == "rapidocr" and page.reading["script"] == "Han"
+    assert page.text.replace("\n", "") == "".join(script_lines("zh"))
+
+
+@needs_rapid
+def test_vertical_japanese_reads_top_to_bottom_right_to_left(tmp_path):
+    result = parse("ja", tmp_path, vertical=True)
+    text = "".join(result.document.pages[0].text.split())
+    assert text.replace("。", "") == "".join(script_lines("ja")).replace("。", "")  # a full stop may be lost, not order
+
+
+def test_german_page_is_read_with_its_umlauts(tmp_path):
+    result = parse("de", tmp_path)
+    page = result.document.pages[0]
+    assert page.reading["lang"] == "deu"
+    assert "Größe der Äpfel übertrifft" in page.text and "Grüße aus München" in page.text
+
+
+def test_low_confidence_page_is_marked_in_markdown_json_and_document():
+    block = Block(kind="text", text="Rnrl 1ls", bbox=(0, 0, 10, 10), order=0)
+    page = Page(number=2, label="2", width=10, height=10, blocks=[block], scanned=True)
+    page.provenance = {"method": "ocr", "engine": "tesseract", "lang": "eng", "model": "tessdata eng"}
+    page.confidence = 0.41
+    sure = Page(number=1, label="1", width=10, height=10, blocks=[block], text_layer="visible")
+    doc = Document(source="x.pdf", sha256="0", kind="pdf", pages=[sure, page])
+    assert doc.low_confidence_pages == [2]
+    assert "<!-- low confidence: OCR (tesseract, eng) at 0.41" in page_markdown(page)
+    assert "low confidence" not in page_markdown(sure)
+    data = doc.to_dict()
+    assert data["pages"][0]["provenance"] == {"method": "text layer"}
+    assert data["pages"][1]["confidence"] == 0.41 and data["pages"][1]["provenance"]["engine"] == "tesseract"
+    back = Document.from_dict(json.loads(json.dumps(data)))
+    assert back.pages[1].reading == page.reading and back.pages[1].low_confidence
+
+
+def test_ocr_page_records_engine_language_and_confidence(tmp_path):
+    result = parse("en", tmp_path)
+    page = result.document.pages[0]
+    assert page.reading == {
+        "method": "ocr",
+        "engine": "tesseract",
+        "script": page.reading["script"],
+        "lang": "eng",
+        "model": "tessdata eng",
+    }
+    assert 0.8 <= page.confidence <= 1.0
+    assert all(0.0 <= b.attrs["confidence"] <= 1.0 for b in page.blocks if b.kind == "text")
+
+
+def test_accented_latin_languages_are_told_by_their_common_words():
+    from inference.ocr.scripts import accented
+
+    assert accented("Nao ha nada de errado na acao. O carro e a casa da familia estao no centro") == "Portuguese"
+    assert accented("Le chat est dans la maison et les enfants sont avec une amie pour le jour") == "French"
+    assert accented("The cat is in the house and the children are with a friend for the day") is None
+
+
+@needs_rapid
+def test_accented_latin_page_is_read_with_its_accents(tmp_path):
+    result = parse("pt-cs", tmp_path)
+    page = result.document.pages[0]
+    assert page.reading["engine"] == "rapidocr"
+    assert "Não há nada de errado na ação" in page.text and "Élève" in page.text
