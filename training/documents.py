@@ -116,8 +116,12 @@ def _specs(kind: str, v: Values) -> list[tuple[str, tuple[str, ...], Any, str]]:
     """(property, page labels, value maker, question) per field of a document kind."""
     if kind == "invoice":
         return [
-            ("invoice_number", ("Invoice number", "Invoice No.", "Invoice #"), lambda: v.number("INV-"),
-             "What is the invoice number?"),
+            (
+                "invoice_number",
+                ("Invoice number", "Invoice No.", "Invoice #"),
+                lambda: v.number("INV-"),
+                "What is the invoice number?",
+            ),
             ("date", ("Date", "Invoice date", "Issued"), v.date, "When was the invoice issued?"),
             ("due_date", ("Due date", "Payment due", "Due"), v.date, "When is payment due?"),
             ("vendor", ("From", "Seller", "Supplier"), v.company, "Who sent the invoice?"),
@@ -127,8 +131,7 @@ def _specs(kind: str, v: Values) -> list[tuple[str, tuple[str, ...], Any, str]]:
     if kind == "receipt":
         return [
             ("store", ("Store", "Shop", "Merchant"), v.company, "Which store issued the receipt?"),
-            ("receipt_number", ("Receipt", "Receipt no.", "Ref"), lambda: v.number("R"),
-             "What is the receipt number?"),
+            ("receipt_number", ("Receipt", "Receipt no.", "Ref"), lambda: v.number("R"), "What is the receipt number?"),
             ("date", ("Date", "Purchased", "Sold on"), v.date, "When was the purchase made?"),
             ("total", ("Total", "Paid", "Amount"), v.amount, "How much was paid?"),
             ("cashier", ("Cashier", "Served by", "Staff"), v.person, "Who served the customer?"),
@@ -139,8 +142,12 @@ def _specs(kind: str, v: Values) -> list[tuple[str, tuple[str, ...], Any, str]]:
             ("date_of_birth", ("Date of birth", "Born", "Birth date"), v.date, "When was the applicant born?"),
             ("city", ("City", "Town", "Place of residence"), v.city, "Which city does the applicant live in?"),
             ("phone", ("Phone", "Telephone", "Tel."), v.phone, "What is the phone number?"),
-            ("reference", ("Reference", "Case no.", "File ref"), lambda: v.number("F-"),
-             "What is the form's reference?"),
+            (
+                "reference",
+                ("Reference", "Case no.", "File ref"),
+                lambda: v.number("F-"),
+                "What is the form's reference?",
+            ),
         ]
     return [
         ("sender", ("From", "Sender", "Written by"), v.person, "Who wrote the letter?"),
@@ -174,7 +181,8 @@ def make_page(rng: random.Random, evaluation: bool = False, kind: str | None = N
         lines.append(_address(v))
     body = [f"{f.label}: {f.value}" for f in fields]
     for _ in range(rng.randint(0, 3)):
-        filler = f"{v.word()} {v.word(1, 2).lower()} x {rng.randint(1, 9)} {rng.randrange(1, 999)}.{rng.randrange(100):02d}"
+        item = f"{v.word()} {v.word(1, 2).lower()} x {rng.randint(1, 9)}"
+        filler = f"{item} {rng.randrange(1, 999)}.{rng.randrange(100):02d}"
         body.insert(rng.randint(0, len(body)), filler)
     if rng.random() < 0.5:
         body.append(" ".join(v.word(1, 3).lower() for _ in range(rng.randint(3, 8))).capitalize() + ".")

@@ -397,7 +397,10 @@ def train(
             raise ValueError(
                 f"{state_dir} holds a run with other settings ({saved}); pass another --state folder or remove it"
             )
-        model.load_state_dict(state["model"])
+        from training.model import widen_vision_positions
+
+        size = int(config.vision_config.position_embedding_size)
+        model.load_state_dict(widen_vision_positions(state["model"], size))
         opt.load_state_dict(state["optimizer"])
         start, history, before = state["step"], state["history"], state["seconds"]
         sittings = state.get("sittings", [])
@@ -593,8 +596,11 @@ def load_stage(model: Any, folder: Path) -> dict[str, Any] | None:
     returns that stage's ``training.json`` record (kept in the new one, so the whole chain is on record)."""
     from transformers import DiffusionGemmaForBlockDiffusion
 
+    from training.model import widen_vision_positions
+
     earlier = DiffusionGemmaForBlockDiffusion.from_pretrained(folder, dtype="float32")  # the checkpoint's key names
-    model.load_state_dict(earlier.state_dict())  # strict: the same shape, or an error that says which weights
+    size = int(model.config.vision_config.position_embedding_size)
+    model.load_state_dict(widen_vision_positions(earlier.state_dict(), size))  # strict otherwise: the same shape
     record = folder / "training.json"
     return json.loads(record.read_text()) if record.is_file() else None
 
