@@ -56,3 +56,14 @@ def widen_vision_positions(state: dict[str, Any], size: int) -> dict[str, Any]:
     grown = torch.ones(table.shape[0], size, table.shape[2], dtype=table.dtype)
     grown[:, : table.shape[1]] = table
     return {**state, POSITION_TABLE: grown}
+
+
+def widen_folder(folder: Any) -> None:
+    """Rewrite a saved model folder with the current vision position table (its other weights unchanged)."""
+    from pathlib import Path
+
+    from training.train import load_stage
+
+    model, _ = build_trained()
+    load_stage(model, Path(folder))
+    model.save_pretrained(folder)
