@@ -103,3 +103,34 @@ def test_trajectory_records_when_each_position_settled_and_its_entropy():
     redone = Trajectory(np.ones(4), np.ones(4), np.ones(4))
     merged = t.merged(redone, np.array([False, True, False, False]))
     np.testing.assert_allclose(merged.settled, [0.0, 1.0, 0.5, 0.0])
+
+
+def test_the_model_s_ungrounded_fields_show_under_the_threshold_and_are_redone(tmp_path):
+    """Through the model engine on a generated invoice: every field whose value is not on its cited page (the shipped
+    tiny-trained copies none) shows a confidence under the threshold, whatever its tokens' probability, and
+    ``redo_below`` re-denoises it; the JSON carries confidence, grounding and the re-denoise count per field."""
+    import dataclasses
+    import json
+    import random
+
+    from inference.documents import ingest
+    from inference.exports import extraction_json
+    from inference.tasks.confidence import is_empty
+    from inference.tasks.model import ModelEngine
+    from inference.weights.loading import load_model
+    from training.documents import make_page, schema_for, write_pdf
+
+    page = make_page(random.Random(5), evaluation=True, kind="invoice")
+    write_pdf([page], tmp_path / "invoice.pdf")
+    docs = [r.document for r in ingest([str(tmp_path / "invoice.pdf")])]
+    schema = schema_for(page.fields[:2], random.Random(1))
+    engine = ModelEngine(load_model("tiny-trained", dtype="fp32", device="cpu"))
+    engine.params = dataclasses.replace(engine.params, seed=3, max_denoising_steps=4)
+    result = engine.extract(docs, schema, redo_below=REDO_BELOW, redo_rounds=1)
+    shown = json.loads(extraction_json(result))
+    assert set(shown["confidence"]) == set(shown["grounded"]) == set(shown["redenoised"]) == set(schema["properties"])
+    ungrounded = [n for n in schema["properties"] if not result.grounded[n] or is_empty(result.value[n])]
+    assert ungrounded, result.value
+    for name in ungrounded:
+        assert result.confidence[name] < REDO_BELOW, (name, result.confidence, result.token_confidence)
+        assert result.redenoised[name] == 1
