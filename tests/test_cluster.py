@@ -113,6 +113,7 @@ class KillingEngine:
     given a chosen document; marker files count the kills across worker processes."""
 
     name = "builtin"
+    concurrency = 1
 
     def __init__(self, markers: Path, kills: dict[str, int]) -> None:
         self.inner, self.markers, self.kills = BuiltinEngine(), markers, kills
@@ -123,6 +124,9 @@ class KillingEngine:
             (self.markers / f"{doc.name}.{os.getpid()}").touch()
             os.kill(os.getpid(), signal.SIGKILL)
         return self.inner.parse(doc, options, context)
+
+    def page_identity(self) -> dict[str, Any]:
+        return {}
 
 
 @dataclass(frozen=True)
