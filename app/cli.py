@@ -171,7 +171,8 @@ def _add_extract(sub: Any) -> None:
         "--redo-below",
         type=float,
         metavar="P",
-        help="re-denoise the fields whose confidence is under P (0..1), up to --redo-rounds times",
+        help="re-denoise the fields whose measured confidence is under P (0..1; 0.5 is the window's threshold: "
+        "empty and ungrounded values are always under it), up to --redo-rounds times",
     )
     extract.add_argument("--redo-rounds", type=int, default=2, metavar="N")
     extract.add_argument("--json-events", action="store_true", help="progress as JSON events on stderr")

@@ -186,7 +186,8 @@ def _duration(seconds: float) -> str:
 
 
 def interruptible(run: Callable[[Any], T]) -> T:
-    """``run(cancel)`` on a worker thread; Ctrl-C once sets ``cancel``, twice exits the process with status 130.
+    """``run(cancel)`` on a worker thread; Ctrl-C (or SIGTERM) once sets ``cancel``, twice exits the process with
+    status 130.
     Off the main thread (where signals cannot be handled), ``run`` runs here."""
     from inference.runtime.cancel import CancelToken
 
@@ -210,12 +211,14 @@ def interruptible(run: Callable[[Any], T]) -> T:
 
     worker = threading.Thread(target=work, name="dwb-command", daemon=True)
     previous = signal.signal(signal.SIGINT, on_sigint)
+    previous_term = signal.signal(signal.SIGTERM, on_sigint)  # a service manager's stop: the same clean stop
     try:
         worker.start()
         while worker.is_alive():
             worker.join(0.1)
     finally:
         signal.signal(signal.SIGINT, previous)
+        signal.signal(signal.SIGTERM, previous_term)
     if "error" in outcome:
         raise outcome["error"]
     return outcome["value"]

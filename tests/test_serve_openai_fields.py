@@ -31,11 +31,6 @@ def endless():
 
 
 @pytest.fixture(scope="module")
-def loaded():
-    return load_model("tiny", dtype="fp32", device="cpu")
-
-
-@pytest.fixture(scope="module")
 def client(loaded):
     with serving(loaded) as (_runner, _app, _server, url), openai.OpenAI(base_url=url, api_key="-", max_retries=0) as c:
         yield c

@@ -27,11 +27,6 @@ STEPS = {"max_denoising_steps": 4}
 LONG = {"max_denoising_steps": 1000, "stability_threshold": None, "confidence_threshold": None}  # minutes
 
 
-@pytest.fixture(scope="module")
-def loaded():
-    return load_model("tiny", dtype="fp32", device="cpu")
-
-
 def _long(client, seed, stream=True):
     return client.chat.completions.create(
         model="tiny",

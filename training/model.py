@@ -39,3 +39,31 @@ def build_trained(train: bool = False) -> tuple[Any, Any]:
         model = DiffusionGemmaForBlockDiffusion(config)
     model.generation_config = build_generation_config(processor.tokenizer)
     return (model.train() if train else model.eval()), processor
+
+
+POSITION_TABLE = "model.encoder.vision_tower.patch_embedder.position_embedding_table"
+
+
+def widen_vision_positions(state: dict[str, Any], size: int) -> dict[str, Any]:
+    """``state`` with its vision position table grown to ``size`` rows per axis (new rows are ones, as a fresh table
+    is: the vision tower is never trained, the model learns to ignore the image), so that weights saved with a
+    smaller table load into the current shape."""
+    import torch
+
+    table = state.get(POSITION_TABLE)
+    if table is None or table.shape[1] >= size:
+        return state
+    grown = torch.ones(table.shape[0], size, table.shape[2], dtype=table.dtype)
+    grown[:, : table.shape[1]] = table
+    return {**state, POSITION_TABLE: grown}
+
+
+def widen_folder(folder: Any) -> None:
+    """Rewrite a saved model folder with the current vision position table (its other weights unchanged)."""
+    from pathlib import Path
+
+    from training.train import load_stage
+
+    model, _ = build_trained()
+    load_stage(model, Path(folder))
+    model.save_pretrained(folder)

@@ -79,6 +79,8 @@ class TrainSettings:
     init: str = ""  # a model folder whose weights start the run (a later stage of a schedule); "" = fresh weights
     varied: float = 0.0  # share of texts drawn from the varied corpus (:func:`varied_topics`); 0: the help text only
     headers: bool = False  # prompts name made-up documents and pages 1-999 (:func:`page_header`); False: 7 names, 1-40
+    documents: float = 0.0  # share of steps on made-up documents (:mod:`training.doc_batches`); 0: parse steps only
+    questions: float = 0.35  # of the document steps, the share of extractive questions (the rest: pinned extraction)
 
 
 # how a run is carried out, not what it computes: not part of the saved settings, free to differ on resume
@@ -111,6 +113,7 @@ class Batch:
     noisy: Any  # (rows, canvas) the canvases with uniform-token noise
     temperature: Any  # (rows, 1, 1) self-conditioning temperatures, or None when this step does not self-condition
     guide_targets: Any  # (rows, canvas) the prompt position each canvas position copies, -1 where none
+    weight: Any = None  # (rows, canvas) loss weights; None: 1, padding PAD_WEIGHT
 
 
 @dataclass(frozen=True)
@@ -121,6 +124,7 @@ class BatchSpec:
     vocab: int
     canvas: int  # the model's canvas length
     temperatures: tuple[float, float]  # self-conditioning temperatures: the generation config's [t_min, t_max]
+    eos: int = 1  # the end-of-sequence id a pinned template ends with (the engine's first)
 
 
 class BatchMaker:
@@ -136,12 +140,19 @@ class BatchMaker:
         self.sampler = SpanSampler(train, self.tokenizer)
         self.varied = SpanSampler(varied_topics(train), self.tokenizer) if spec.settings.varied > 0 else None
         self.pseudo = PseudoWords(train) if spec.settings.headers else None
+        self.documents = None
+        if spec.settings.documents > 0:
+            from training.doc_batches import DocumentBatches
+
+            self.documents = DocumentBatches(processor, spec)
 
     def __call__(self, step: int) -> Batch:
         import torch
 
         s = self.spec.settings
         seed = s.seed * 1_000_003 + step
+        if self.documents is not None and random.Random(seed * 7 + 3).random() < s.documents:
+            return self.documents(step, seed)
         rng = random.Random(seed)
         gen = torch.Generator().manual_seed(seed)
         while True:
@@ -363,7 +374,9 @@ def train(
     config = model.config
     vocab = config.text_config.vocab_size
     gen = model.generation_config
-    spec = BatchSpec(s, vocab, int(config.canvas_length), (float(gen.t_min), float(gen.t_max)))
+    eos = gen.eos_token_id
+    eos = int(eos[0] if isinstance(eos, (list, tuple)) else eos)
+    spec = BatchSpec(s, vocab, int(config.canvas_length), (float(gen.t_min), float(gen.t_max)), eos)
     pad = processor.tokenizer.pad_token_id
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "embed" not in n]
     rest = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "embed" not in n)]
@@ -384,7 +397,10 @@ def train(
             raise ValueError(
                 f"{state_dir} holds a run with other settings ({saved}); pass another --state folder or remove it"
             )
-        model.load_state_dict(state["model"])
+        from training.model import widen_vision_positions
+
+        size = int(config.vision_config.position_embedding_size)
+        model.load_state_dict(widen_vision_positions(state["model"], size))
         opt.load_state_dict(state["optimizer"])
         start, history, before = state["step"], state["history"], state["seconds"]
         sittings = state.get("sittings", [])
@@ -430,12 +446,13 @@ def train(
             for k, v in inputs.items()
             if k not in ("input_ids", "attention_mask", "pixel_values", "image_position_ids")
         }
-        encoder_kwargs["mm_encoder_outputs"] = {"image": shared_image_features(model, inputs, b)}
+        if "pixel_values" in inputs:  # a document step's prompts are text only
+            encoder_kwargs["mm_encoder_outputs"] = {"image": shared_image_features(model, inputs, b)}
         ids = inputs["input_ids"]
         masks = model.model.encoder.create_masks_for_generate(  # as the engine does: image runs bidirectional
             config=config,
             inputs_embeds=torch.empty((b, prompt_len, 0), device=dev),
-            attention_mask=torch.ones_like(ids).bool(),
+            attention_mask=inputs["attention_mask"].bool(),  # left padding of a document step's rows
             cache=cache,
             position_ids=position_ids,
             mm_token_type_ids=inputs.get("mm_token_type_ids"),
@@ -460,7 +477,7 @@ def train(
         finally:
             if hook is not None:
                 hook.remove()
-        weight = torch.where(clean == pad, PAD_WEIGHT, 1.0)
+        weight = torch.where(clean == pad, PAD_WEIGHT, 1.0) if batch.weight is None else batch.weight.to(dev)
         loss_all = torch.nn.functional.cross_entropy(logits.reshape(-1, vocab), clean.reshape(-1), reduction="none")
         loss = (loss_all * weight.reshape(-1)).sum() / weight.sum()
         if s.guide and seen and seen[0] is not None:
@@ -470,7 +487,7 @@ def train(
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         with torch.no_grad():
-            text = clean != pad
+            text = (clean != pad) & (weight > 0)
             acc = float(((logits.argmax(-1) == clean) & text).sum() / text.sum())
         window.append((float(loss.detach()), acc))
         step += 1
@@ -579,8 +596,11 @@ def load_stage(model: Any, folder: Path) -> dict[str, Any] | None:
     returns that stage's ``training.json`` record (kept in the new one, so the whole chain is on record)."""
     from transformers import DiffusionGemmaForBlockDiffusion
 
+    from training.model import widen_vision_positions
+
     earlier = DiffusionGemmaForBlockDiffusion.from_pretrained(folder, dtype="float32")  # the checkpoint's key names
-    model.load_state_dict(earlier.state_dict())  # strict: the same shape, or an error that says which weights
+    size = int(model.config.vision_config.position_embedding_size)
+    model.load_state_dict(widen_vision_positions(earlier.state_dict(), size))  # strict otherwise: the same shape
     record = folder / "training.json"
     return json.loads(record.read_text()) if record.is_file() else None
 
@@ -612,6 +632,12 @@ def parser() -> argparse.ArgumentParser:
         "--varied-headers",
         action="store_true",
         help="prompts name made-up documents and pages 1-999 (default: 7 names, pages 1-40)",
+    )
+    ap.add_argument(
+        "--documents",
+        type=float,
+        default=TrainSettings.documents,
+        help="share of steps on made-up invoices, receipts, forms and letters: pinned extraction and questions",
     )
     ap.add_argument("--init-from", type=Path, help="start from this model folder's weights (a later stage)")
     ap.add_argument(
@@ -653,6 +679,7 @@ def settings_of(args: argparse.Namespace) -> TrainSettings:
         varied=args.varied,
         headers=args.varied_headers,
         seed=args.seed,
+        documents=args.documents,
     )
 
 

@@ -29,7 +29,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from inference.batch.kept import PageStore
-from inference.documents import expand, open_document, sniff
+from inference.batch.partial import PartialMarkdown
+from inference.documents import Page, expand, open_document, sniff
 from inference.documents.model import file_sha256
 from inference.errors import CancelledError, WorkbenchError
 from inference.exports import inside, parse_formats, write_parse
@@ -288,6 +289,14 @@ def _unreadable(path: Path, exc: OSError) -> str:
     return f"{path}: cannot read the file ({exc.strerror})"
 
 
+def _partial_markdown(item: Item, out: Path, formats: tuple[str, ...], per_page: bool) -> PartialMarkdown | None:
+    """Where the Markdown of the pages read so far goes while the document is read (one ``.md`` file only)."""
+    if "md" not in formats or per_page:
+        return None
+    parts = [p for p in Path(item.subdir).parts if p not in ("", ".")]
+    return PartialMarkdown(inside(out, *parts, f"{item.stem}.md"), str(item.path))
+
+
 @dataclass(frozen=True)
 class ParseJob:
     """One document to parse and where its files go."""
@@ -317,11 +326,20 @@ def parse_item(
     )
     context = context or TaskContext()
     store = context.pages
+    partial = _partial_markdown(item, out, formats, per_page)
+
+    def on_page(page: Page, total: int) -> None:
+        context.report(page.number, total, f"{item.path.name}: page {page.number} read")
+        if partial is not None:
+            partial.page(page, total)
+
     try:
-        doc = open_document(item.path, password=password, pages=store, cancel=context.cancel)
+        doc = open_document(item.path, password=password, pages=store, cancel=context.cancel, on_page=on_page)
         parsed = engine.parse(doc, options, context)
         written = write_parse(parsed, out, item.stem, formats, per_page=per_page, subdir=item.subdir)
     except CancelledError:
+        if partial is not None:
+            partial.write("the run was stopped before the end")
         raise
     except WorkbenchError as exc:
         return ItemResult(str(item.path), "failed", message=exc.user_message(), pages=_kept_folder(store, item, out))

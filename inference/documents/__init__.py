@@ -141,14 +141,16 @@ def open_document(
     password: Callable[[str], str | None] | None = None,
     pages: PageStore | None = None,
     cancel: Any = None,
+    on_page: Callable[[Page, int], None] | None = None,
 ) -> Document:
-    """The document at ``path``; ``pages`` and ``cancel``: see ``open_pdf`` (other kinds are quick to open)."""
+    """The document at ``path``; ``pages``, ``cancel`` and ``on_page``: see ``open_pdf`` (other kinds are quick
+    to open)."""
     path = Path(path)
     if not path.exists():
         raise IngestError("file not found", path=path)
     kind = sniff(path)
     if kind == "pdf":
-        return open_pdf(path, password=password, pages=pages, cancel=cancel)
+        return open_pdf(path, password=password, pages=pages, cancel=cancel, on_page=on_page)
     if kind == "image":
         return open_image(path)
     if kind == "video":

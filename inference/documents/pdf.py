@@ -13,23 +13,21 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from inference.documents.lines import BULLET, MARKED, attach_lone_bullets, join_lines
 from inference.documents.model import Block, Document, Page, clean_text, file_sha256, require_file
+from inference.documents.pdf_tables import centre_in, page_tables
+from inference.documents.pdf_text import clean_chars, line_text, read_unmapped
 from inference.errors import CancelledError, IngestError, PasswordRequiredError
 
 if TYPE_CHECKING:
     from inference.batch.kept import PageStore
 
 PasswordCallback = Callable[[str], "str | None"]
-# a list item's mark; U+FFFD: a bullet glyph of a symbol font with no Unicode map
-BULLET = re.compile(r"^\s*(?:[-•▪‣◦●*·–®¢]|\ufffd+|\(?[0-9]{1,3}[.)]|\(?[a-zA-Z][.)])\s+")
+NUMBERED = re.compile(r"^\s*\(?(?:[0-9]{1,3}|[a-zA-Z])[.)]\s")  # "2. Methods": a numbered heading or an item
 SCAN_COVERAGE = 0.6  # a page whose images cover this much of it is a scan candidate
 # rawdict without MEDIABOX_CLIP (text running past the page edge is kept), without CID_FOR_UNKNOWN_UNICODE (glyph
 # codes of a font with no Unicode map come out as U+FFFD and the layer is found garbled) and without image payloads
 TEXT_FLAGS = 1 | 2  # TEXT_PRESERVE_LIGATURES | TEXT_PRESERVE_WHITESPACE
-# Table detection's budget, in vector paths on the page: PyMuPDF's layout model (which gates find_tables) grows
-# about quadratically with them (500 map-like paths: 7 s; 2,000: 45 s), line-based detection about linearly.
-MAX_LAYOUT_PATHS = 600  # above this, tables from ruling lines only (no layout model)
-MAX_TABLE_PATHS = 20_000  # above this, no table detection: a note on the page says so
 NOT_TEXT = 0.3  # garbled layer: this share of U+FFFD, control or private-use characters ...
 MIN_WORDLIKE = 0.45  # ... or fewer word-like tokens than this
 
@@ -40,11 +38,12 @@ def open_pdf(
     tables: bool = True,
     pages: PageStore | None = None,
     cancel: Any = None,
+    on_page: Callable[[Page, int], None] | None = None,
 ) -> Document:
     """Open ``path`` and extract every page's blocks. Raises ``IngestError`` only when no page can be read.
 
     With ``pages``, a page kept by an earlier run is taken from it and every page read is kept as it finishes;
-    ``cancel`` (a cancel token) is checked before each page."""
+    ``cancel`` (a cancel token) is checked before each page; ``on_page(page, total)`` hears of each page done."""
     import pymupdf
 
     path = Path(path)
@@ -79,6 +78,8 @@ def open_pdf(
             doc.pages.append(kept)
             if kept.attrs.get("turned"):  # read turned in the earlier run: rendered turned now too
                 turns[number] = kept.attrs["turned"]
+            if on_page is not None:
+                on_page(kept, pdf.page_count)
             continue
         try:
             page = pdf.load_page(index)
@@ -95,6 +96,8 @@ def open_pdf(
             )
         if pages is not None:
             pages.keep_page("read", doc.pages[-1])
+        if on_page is not None:
+            on_page(doc.pages[-1], pdf.page_count)
     return doc
 
 
@@ -185,8 +188,12 @@ def _read_page(page: Any, number: int, tables: bool, turns: dict[int, int] | Non
     for b in text_blocks:
         b["lines"] = [ln for ln in b["lines"] if _meets(ln["bbox"], rect)]  # drop text wholly off the page
         for ln in b["lines"]:
-            ln["text"] = _line_text(ln)
+            clean_chars(ln)
     text_blocks = [b for b in text_blocks if b["lines"]]
+    unmapped = _unmapped_share(text_blocks)
+    if unmapped:  # leaders and bullets with no Unicode mapping are told by their shape
+        read_unmapped(page, text_blocks, ocr=False)
+    _set_line_texts(text_blocks)
     image_infos = page.get_image_info()
     if page.rotation:
         for info in image_infos:
@@ -209,27 +216,22 @@ def _read_page(page: Any, number: int, tables: bool, turns: dict[int, int] | Non
     if text_layer != "visible":
         out.blocks = _figures(image_infos, rect, start=0)
         return out
+    if unmapped and _unmapped_share(text_blocks):  # a readable layer with glyphs it cannot name: OCR those only
+        unread = read_unmapped(page, text_blocks, ocr=True)
+        _set_line_texts(text_blocks)
+        if unread:
+            out.note(f"{unread} glyph(s) with no Unicode mapping could not be read by OCR and are left out")
     table_blocks: list[Block] = []
-    if tables and paths > MAX_TABLE_PATHS:
-        out.note(
-            f"table detection skipped: {paths:,} vector paths on the page (budget {MAX_TABLE_PATHS:,}); "
-            "tables on it come out as text"
-        )
-    elif tables and (len(text_blocks) >= 12 or paths >= 4):
-        table_blocks = _tables(page, text_blocks, use_layout=paths <= MAX_LAYOUT_PATHS)
-        if paths > MAX_LAYOUT_PATHS:
-            out.note(
-                f"tables found from ruling lines only: {paths:,} vector paths on the page "
-                f"(layout analysis budget {MAX_LAYOUT_PATHS:,})"
-            )
+    if tables:
+        table_blocks, notes = page_tables(page, text_blocks, paths)
+        for note in notes:
+            out.note(note)
     body = _body_size(text_blocks)
     text_blocks = [part for b in text_blocks for part in _split_at_size_changes(b, body)]
     blocks: list[Block] = []
     for b in text_blocks:
         # lines inside a table are the table's: a block the finder cut through keeps only its other lines
-        lines = [
-            ln for ln in b["lines"] if ln["text"] and not any(_centre_in(ln["bbox"], t.bbox) for t in table_blocks)
-        ]
+        lines = [ln for ln in b["lines"] if ln["text"] and not any(centre_in(ln["bbox"], t.bbox) for t in table_blocks)]
         if not lines:
             continue
         bbox = _union(ln["bbox"] for ln in lines)
@@ -239,7 +241,10 @@ def _read_page(page: Any, number: int, tables: bool, turns: dict[int, int] | Non
         texts = attach_lone_bullets([ln["text"] for ln in lines])
         text = join_lines(texts)
         kind, level = "text", 0
-        if len(texts) <= 3 and len(text) < 200 and (size >= body * 1.18 or (bold and len(text) < 80)):
+        if BULLET.match(texts[0]) and not NUMBERED.match(texts[0]) or MARKED.match(texts[0]):
+            kind = "list"  # a marked item, however large or bold its type (slides), is never a heading
+            text = "\n".join(texts)
+        elif len(texts) <= 3 and len(text) < 200 and (size >= body * 1.18 or (bold and len(text) < 80)):
             kind, level = "heading", (1 if size >= body * 1.6 else 2 if size >= body * 1.18 else 3)
         elif BULLET.match(texts[0]):
             kind = "list"
@@ -336,118 +341,26 @@ def _meets(bbox: tuple, rect: Any) -> bool:
     return bbox[2] > rect.x0 and bbox[0] < rect.x1 and bbox[3] > rect.y0 and bbox[1] < rect.y1
 
 
-def _centre_in(bbox: tuple, outer: tuple, slack: float = 1.0) -> bool:
-    cx, cy = (bbox[0] + bbox[2]) / 2, (bbox[1] + bbox[3]) / 2
-    return outer[0] - slack <= cx <= outer[2] + slack and outer[1] - slack <= cy <= outer[3] + slack
-
-
 def _union(boxes: Any) -> tuple[float, float, float, float]:
     boxes = list(boxes)
     return (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes))
 
 
-def _line_text(line: dict) -> str:
-    """A line's text from its characters in visual order, with a space wherever the gap between glyphs is wide.
-
-    Some PDFs position every glyph with kerning and no space characters (``Table1 Compositionofthe``), and some
-    draw glyphs out of order (``371T .`` for ``3.71T``); reading the characters by position fixes both.
-    """
-    chars = []
-    for span in line["spans"]:
-        for c in span["chars"]:  # where PDF text enters the model: no lone surrogate or control character passes
-            if not c["c"].isprintable() and not c["c"].isspace() or "\ufb50" <= c["c"][:1] <= "\ufefc":
-                c["c"] = clean_text(c["c"]) if len(c["c"]) == 1 else "\ufffd"  # presentation forms: letters
-        span["text"] = "".join(c["c"] for c in span["chars"])
-        chars.extend((c, span["size"]) for c in span["chars"])
-    if not chars:
-        return ""
-    dx, dy = line.get("dir", (1, 0))
-    return _chars_text(chars, ordered=abs(dy) < 1e-3 and dx > 0)
+def _unmapped_share(text_blocks: list[dict]) -> float:
+    """The share of the page's non-space characters that are glyphs with no Unicode mapping (U+FFFD)."""
+    total = bad = 0
+    for b in text_blocks:
+        for ln in b["lines"]:
+            for s in ln["spans"]:
+                total += len(s["text"]) - s["text"].count(" ")
+                bad += s["text"].count("\ufffd")
+    return bad / total if total else 0.0
 
 
-# spacing accents that PDFs (TeX above all) draw as glyphs of their own over a letter, and their combining forms
-ACCENTS = {
-    "\u00b4": "\u0301",
-    "`": "\u0300",
-    "\u02c7": "\u030c",
-    "\u00a8": "\u0308",
-    "\u02c6": "\u0302",
-    "\u02dc": "\u0303",
-    "\u00b8": "\u0327",
-    "\u02da": "\u030a",
-    "\u02d8": "\u0306",
-    "\u00af": "\u0304",
-    "\u02d9": "\u0307",
-    "\u02dd": "\u030b",
-}
-
-
-def _chars_text(chars: list[tuple[dict, float]], ordered: bool = True) -> str:
-    rtl = any("\u0590" <= c["c"] <= "\u08ff" or "\ufb1d" <= c["c"] <= "\ufefc" for c, _ in chars)
-    if ordered and not rtl:  # plain left-to-right line: order by position (stable for ties)
-        chars = sorted(chars, key=lambda cs: cs[0]["origin"][0])
-    out: list[str] = []
-    prev_x1 = None
-    accent: tuple[str, float] | None = None  # an accent drawn before the letter it sits on
-    space = _space_gap(chars)
-    for c, size in chars:
-        ch = c["c"]
-        x0, _, x1, _ = c["bbox"]
-        if ch in ACCENTS and not rtl:
-            if out and out[-1].isalpha() and prev_x1 is not None and x0 < prev_x1 - 0.05 * size:
-                out[-1] = unicodedata.normalize("NFC", out[-1] + ACCENTS[ch])  # over the letter before it
-                continue
-            accent = (ACCENTS[ch], x1)
-            continue
-        if accent is not None:
-            if ch.isalpha() and x0 < accent[1] - 0.05 * size:
-                ch = unicodedata.normalize("NFC", ch + accent[0])
-            else:
-                out.append(next(k for k, v in ACCENTS.items() if v == accent[0]))  # a lone accent stays as it was
-            accent = None
-        if prev_x1 is not None and not ch.isspace() and out and not out[-1].isspace() and x0 - prev_x1 > space * size:
-            out.append(" ")
-        out.append(ch)
-        prev_x1 = x1
-    if accent is not None:
-        out.append(next(k for k, v in ACCENTS.items() if v == accent[0]))
-    return re.sub(r"\s+", " ", "".join(out)).strip()
-
-
-def _space_gap(chars: list[tuple[dict, float]]) -> float:
-    """The gap (in ems) between glyphs that reads as a space: 0.22, or less where the letters touch (tight bold type
-    drawn without space characters has word gaps of 0.13 em): a gap clearly above the usual one is a space."""
-    gaps = sorted(
-        (b["bbox"][0] - a["bbox"][2]) / max(size, 1.0)
-        for (a, size), (b, _) in zip(chars, chars[1:], strict=False)
-        if not a["c"].isspace() and not b["c"].isspace()
-    )
-    if len(gaps) < 8:
-        return 0.22
-    return min(0.22, max(gaps[len(gaps) // 2], 0.0) + 0.1)
-
-
-LONE_BULLET = re.compile(r"\s*[•▪‣◦●·]\s*")
-
-
-def attach_lone_bullets(lines: list[str]) -> list[str]:
-    """A bullet glyph set as a line of its own (its item's text starts a little to the right: a separate line to
-    PyMuPDF) goes back to the front of the line after it, so that the block reads as a list, item by item."""
-    out: list[str] = []
-    for line in lines:
-        if out and LONE_BULLET.fullmatch(out[-1]):
-            out[-1] = f"{out[-1].strip()} {line.strip()}"
-        else:
-            out.append(line)
-    return out
-
-
-def join_lines(lines: list[str]) -> str:
-    """Lines of one paragraph as one string; a word hyphenated across a line break is joined again."""
-    text = lines[0]
-    for line in lines[1:]:
-        text = text[:-1] + line if text.endswith("-") and text[-2:-1].isalpha() else f"{text} {line}"
-    return text
+def _set_line_texts(text_blocks: list[dict]) -> None:
+    for b in text_blocks:
+        for ln in b["lines"]:
+            ln["text"] = line_text(ln)
 
 
 def _coverage(infos: list[dict], rect: Any) -> float:
@@ -472,8 +385,9 @@ def _classify_layer(page: Any, text_blocks: list[dict], coverage: float) -> str:
         invisible = sum(len(s["chars"]) for s in trace if s.get("type") == 3 or s.get("opacity", 1) == 0)
         if total and invisible / total > 0.5:
             return "invisible"
-    words = " ".join(ln["text"] for b in text_blocks for ln in b["lines"])
-    if _garbage_ratio(text) > NOT_TEXT or wordlike_ratio(words) < MIN_WORDLIKE:
+    lines = [ln["text"] for b in text_blocks for ln in b["lines"]]
+    step = max(1, len(lines) // 60)  # about 60 lines spread over the page say as much as all of them
+    if _garbage_ratio(text) > NOT_TEXT or wordlike_ratio(" ".join(lines[::step])) < MIN_WORDLIKE:
         return "garbage"
     return "visible"
 
@@ -529,135 +443,6 @@ def _body_size(text_blocks: list[dict]) -> float:
             for s in ln["spans"]:
                 sizes[round(s["size"], 1)] += len(s["text"].strip())
     return sizes.most_common(1)[0][0] if sizes else 10.0
-
-
-def _tables(page: Any, text_blocks: list[dict], use_layout: bool = True) -> list[Block]:
-    try:
-        found = page.find_tables(use_layout=use_layout)
-    except Exception:  # noqa: BLE001 - a table finder failure leaves the text blocks in place
-        return []
-    blocks = []
-    for table in found.tables:
-        raw = _table_cells(table, text_blocks)
-        rows = [[(cell or "").replace("\n", " ").strip() for cell in row] for row in raw]
-        if len(rows) < 2 or max((len(r) for r in rows), default=0) < 2:
-            continue
-        text = "\n".join(" | ".join(r) for r in rows)
-        attrs: dict[str, Any] = {"header": list(getattr(table.header, "names", []) or [])}
-        if any(cell is None for row in raw for cell in row[1:]):  # merged cells: PyMuPDF gives None for covered
-            spans = []
-            for row in raw:
-                widths = [1] * len(row)
-                for c in range(1, len(row)):
-                    if row[c] is None:
-                        widths[c] = 0
-                        owner = max(i for i in range(c) if widths[i] > 0) if any(widths[:c]) else 0
-                        widths[owner] += 1
-                spans.append(widths)
-            attrs["spans"] = spans
-        bbox = getattr(table, "attrs_bbox", None) or tuple(table.bbox)
-        blocks.append(Block(kind="table", text=text, bbox=bbox, order=0, rows=rows, attrs=attrs))
-    return blocks
-
-
-def _table_cells(table: Any, text_blocks: list[dict]) -> list[list[str | None]]:
-    """Cell texts from the page's characters (in visual order, spaced by gaps); None for a merged-over cell."""
-    lines = [ln for b in text_blocks for ln in b["lines"]]
-    out: list[list[str | None]] = []
-    for row in table.rows:
-        cells: list[str | None] = []
-        for box in row.cells:
-            if box is None:
-                cells.append(None)
-                continue
-            x0, y0, x1, y1 = box
-            parts = []
-            for ln in lines:
-                lx0, ly0, lx1, ly1 = ln["bbox"]
-                if lx1 < x0 or lx0 > x1 or ly1 < y0 or ly0 > y1:
-                    continue  # the line misses the cell: skip its characters (this loop runs per cell)
-                inside = [
-                    c
-                    for s in ln["spans"]
-                    for c in s["chars"]
-                    if x0 <= (c["bbox"][0] + c["bbox"][2]) / 2 <= x1 and y0 <= (c["bbox"][1] + c["bbox"][3]) / 2 <= y1
-                ]
-                if inside:
-                    size = ln["spans"][0]["size"] if ln["spans"] else 10.0
-                    parts.append((ln["bbox"][1], _chars_text([(c, size) for c in inside])))
-            cells.append(" ".join(t for _, t in sorted(parts, key=lambda p: p[0]) if t))
-        out.append(cells)
-    first = out[0] if out else []
-    has_header = bool(first) and all(c and not re.fullmatch(r"[\d.,%$€£()\s+-]+", c) for c in first)
-    header = None if has_header else _header_above(table, lines)
-    if header is not None:
-        out.insert(0, header[0])
-        table.attrs_bbox = (
-            min(table.bbox[0], header[1][0]),
-            header[1][1],
-            max(table.bbox[2], header[1][2]),
-            table.bbox[3],
-        )
-    # columns that are empty in every row (PyMuPDF splits at every ruling line) carry nothing
-    width = max((len(r) for r in out), default=0)
-    keep = [c for c in range(width) if any(c < len(r) and r[c] for r in out)]
-    return [[r[c] if c < len(r) else "" for c in keep] for r in out]
-
-
-def _header_above(table: Any, lines: list[dict]) -> tuple[list[str | None], tuple] | None:
-    """A header row that the table finder left out: one line just above the table whose words fall into its columns.
-
-    Tables ruled only below their header (booktabs style) lose the header row; it is recovered when at least half
-    of the columns get a word and no word falls outside the columns.
-    """
-    columns: list[tuple[float, float]] = []  # the usual extent of each column (merged cells aside)
-    for c in range(table.col_count):
-        boxes = [row.cells[c] for row in table.rows if c < len(row.cells) and row.cells[c] is not None]
-        if not boxes:
-            return None
-        columns.append((sorted(b[0] for b in boxes)[len(boxes) // 2], sorted(b[2] for b in boxes)[len(boxes) // 2]))
-    tx0, ty0, tx1, _ = table.bbox
-    above = [ln for ln in lines if ln["bbox"][3] <= ty0 + 2 and ln["bbox"][0] >= tx0 - 4 and ln["bbox"][2] <= tx1 + 4]
-    if not above:
-        return None
-    nearest = max(ln["bbox"][3] for ln in above)
-    row_lines = [ln for ln in above if abs(ln["bbox"][3] - nearest) < 3]
-    height = max(ln["bbox"][3] - ln["bbox"][1] for ln in row_lines)
-    inside = [ln for ln in lines if ln["bbox"][1] >= ty0 - 1 and ln["bbox"][3] <= table.bbox[3] + 1]
-    body = sorted(s["size"] for ln in inside for s in ln["spans"] if s["chars"])
-    size = max((s["size"] for ln in row_lines for s in ln["spans"] if s["chars"]), default=0.0)
-    if body and size > 1.15 * body[len(body) // 2]:
-        return None  # larger type than the table's: a heading or caption above it, not its header row
-    if ty0 - nearest > 1.6 * height:
-        return None
-    cells: list[list[str]] = [[] for _ in columns]
-    for ln in row_lines:
-        size = ln["spans"][0]["size"] if ln["spans"] else 10.0
-        chars = sorted(
-            ((c, size) for s in ln["spans"] for c in s["chars"] if not c["c"].isspace()),
-            key=lambda cs: cs[0]["bbox"][0],
-        )
-        words: list[list[tuple[dict, float]]] = []
-        for cs in chars:
-            if words and cs[0]["bbox"][0] - words[-1][-1][0]["bbox"][2] <= 0.22 * size:
-                words[-1].append(cs)
-            else:
-                words.append([cs])
-        for word in words:
-            centre = (word[0][0]["bbox"][0] + word[-1][0]["bbox"][2]) / 2
-            col = next((i for i, (x0, x1) in enumerate(columns) if x0 - 2 <= centre <= x1 + 2), None)
-            if col is None:
-                return None
-            cells[col].append(_chars_text(word))
-    if sum(1 for c in cells if c) * 2 < len(columns):
-        return None
-    box = (
-        min(ln["bbox"][0] for ln in row_lines),
-        min(ln["bbox"][1] for ln in row_lines),
-        max(ln["bbox"][2] for ln in row_lines),
-        nearest,
-    )
-    return [" ".join(c) for c in cells], box
 
 
 def _figures(infos: list[dict], rect: Any, start: int) -> list[Block]:

@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from inference.documents.lines import join_lines
 from inference.documents.model import Block, Document, Page
-from inference.documents.pdf import join_lines
 from inference.errors import IngestError
 from inference.ocr.fractions import DigitReader, Word, is_candidate, with_fractions
 from inference.ocr.rapid import available as rapid_available

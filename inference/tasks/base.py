@@ -99,6 +99,9 @@ class Extraction:
     attempts: int = 1
     confidence: dict[str, float] = field(default_factory=dict)  # pinned: field -> 0..1
     evidence: dict[str, dict[str, Any]] = field(default_factory=dict)  # pinned: field -> page, quote, grounded, box
+    grounded: dict[str, bool] = field(default_factory=dict)  # pinned: field -> value and quote on the cited page
+    redenoised: dict[str, int] = field(default_factory=dict)  # pinned: field -> re-denoises it took
+    token_confidence: dict[str, float] = field(default_factory=dict)  # pinned: the committed tokens' probability
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -180,7 +180,7 @@ class BuiltinEngine:
         if citations:
             lines = ["Retrieved evidence (builtin engine: no model, these passages are quoted, not an answer):"]
             for c in citations:
-                lines.append(f"- {c.where}: \u201c{_snippet(c.text)}\u201d")  # the document, not only the page
+                lines.append(f"- {c.where}: \u201c{quote(c.text, question)}\u201d")  # the document, not only the page
             text = "\n".join(lines)
         else:
             text = "No passage in the documents matches the question."
@@ -254,27 +254,52 @@ class PassageIndex:
 
 
 def passages(doc: Document) -> list[Passage]:
-    out = []
-    for page in doc.pages:
-        words: list[str] = []
-        heading = ""
-        for blk in sorted(page.blocks, key=lambda b: b.order):
-            if blk.kind in FURNITURE or not blk.text.strip():
-                continue
-            if blk.kind == "heading":
-                if len(words) > 20:
-                    out.append(Passage(doc.source, page.number, page.label, " ".join(words)))
-                    words = []
-                heading = blk.text.strip()
-                words.extend(heading.split())
-                continue
-            words.extend(blk.text.split())
-            if len(words) >= PASSAGE_WORDS:
-                out.append(Passage(doc.source, page.number, page.label, " ".join(words)))
-                words = heading.split()[:12] if heading else []
-        if len(words) > len(heading.split()):
-            out.append(Passage(doc.source, page.number, page.label, " ".join(words)))
+    """Each page's text in passages of about ``PASSAGE_WORDS`` words, one unit a line (a sentence, a list item,
+    a table row as ``cell | cell``), so that a quote can be cut from a passage at the units that match."""
+    return [
+        Passage(doc.source, page.number, page.label, "\n".join(units)) for page in doc.pages for units in _chunks(page)
+    ]
+
+
+def _chunks(page: Page) -> list[list[str]]:
+    """The page's units in chunks of about ``PASSAGE_WORDS`` words, each after a heading starting with it."""
+    out: list[list[str]] = []
+    units: list[str] = []
+    heading = ""
+    for blk in sorted(page.blocks, key=lambda b: b.order):
+        if blk.kind in FURNITURE or not blk.text.strip():
+            continue
+        if blk.kind == "heading":
+            if _words(units) > 20:
+                out.append(units)
+                units = []
+            heading = " ".join(blk.text.split())
+            units.append(heading)
+            continue
+        for unit in _units(blk):
+            units.append(unit)
+            if _words(units) >= PASSAGE_WORDS:
+                out.append(units)
+                units = [heading] if heading else []
+    if _words(units) > len(heading.split()):
+        out.append(units)
     return out
+
+
+def _words(units: list[str]) -> int:
+    return sum(len(u.split()) for u in units)
+
+
+SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'“(\[]?[A-Z0-9])")
+
+
+def _units(blk: Any) -> list[str]:
+    """A block's quotable units: table rows, list items, lines of a key-value block, sentences of prose."""
+    if blk.kind == "table" and blk.rows:
+        return [" | ".join(c.strip() for c in row if c.strip()) for row in blk.rows if any(c.strip() for c in row)]
+    if blk.kind == "list" or "\n" in blk.text.strip():
+        return [" ".join(ln.split()) for ln in blk.text.splitlines() if ln.strip()]
+    return [s for s in SENTENCE_END.split(" ".join(blk.text.split())) if s]
 
 
 SUFFIXES = (
@@ -322,8 +347,45 @@ class LightStemmer:
 STEMMER = LightStemmer()
 
 
-def _snippet(text: str, limit: int = 300) -> str:
-    return text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0] + " \u2026"
+QUOTE_CHARS = 300  # a quote's length at most (a window of units that is longer is cut around its matches)
+QUOTE_UNITS = 3  # units (lines, sentences, table rows) in a quote at most
+
+
+def _terms(text: str) -> set[str]:
+    from bm25s.stopwords import STOPWORDS_EN
+
+    return {light_stem(w) for w in re.findall(r"\w+", text.lower()) if w not in STOPWORDS_EN}
+
+
+def quote(passage: str, question: str, limit: int = QUOTE_CHARS) -> str:
+    """The window of one to ``QUOTE_UNITS`` consecutive units of ``passage`` (its lines) that matches the
+    question best, the question's words in it marked ``**bold**``: the most distinct question terms, then the
+    fewest units. A window longer than ``limit`` is cut around its first match."""
+    wanted = _terms(question)
+    units = [u for u in passage.splitlines() if u.strip()] or [passage]
+    best, best_key = (0, 1), (-1, 0)
+    for i in range(len(units)):
+        for n in range(1, min(QUOTE_UNITS, len(units) - i) + 1):
+            found = len(wanted & _terms(" ".join(units[i : i + n])))
+            key = (found, -n)
+            if key > best_key:
+                best, best_key = (i, n), key
+    text = " ".join(units[best[0] : best[0] + best[1]])
+    if len(text) > limit:
+        hits = [m.start() for m in re.finditer(r"\w+", text) if light_stem(m.group().lower()) in wanted]
+        start = max(0, (hits[0] if hits else 0) - limit // 3)
+        start = text.rfind(" ", 0, start) + 1 if start else 0
+        cut = text[start : start + limit].rsplit(" ", 1)[0]
+        text = ("\u2026 " if start else "") + cut + " \u2026"
+    return _mark(text, wanted)
+
+
+def _mark(text: str, wanted: set[str]) -> str:
+    """Each word of ``text`` whose stem is wanted, set in ``**bold**`` (runs of them together)."""
+    marked = re.sub(
+        r"\w+", lambda m: f"**{m.group()}**" if light_stem(m.group().lower()) in wanted else m.group(), text
+    )
+    return re.sub(r"\*\*(\s+)\*\*", r"\1", marked)
 
 
 @dataclass

@@ -18,6 +18,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable
 
+from inference.documents.lines import MARKED
 from inference.documents.model import Block, Document, Page
 
 MARGIN_BAND = 0.085  # top / bottom fraction of the page where running headers and footers live
@@ -37,12 +38,91 @@ FURNITURE = ("header", "footer", "page_number")
 def analyse(doc: Document) -> Document:
     """Order every page's blocks and mark its furniture, in place; returns ``doc``."""
     repeats = _repeated_margin_texts(doc.pages)
+    fixtures = _repeated_body_texts(doc.pages)
+    seen: set[tuple[str, int, int]] = set()
     for page in doc.pages:
         if page.width and page.height and page.blocks:
+            join_wrapped_items(page)
             mark_furniture(page, repeats, lone=len(doc.pages) == 1)
+            mark_fixtures(page, fixtures, seen)
             if page.attrs.get("ocr") != "tesseract":  # Tesseract orders OCR pages itself, and well
                 order_blocks(page)
     return doc
+
+
+def join_wrapped_items(page: Page) -> None:
+    """A list item's wrapped line that came out as a block of its own (set large on a slide, it reads as a
+    heading: ``## per disk!``) goes back to its item: a block just below a list, indented past the list's
+    marks, in type no larger than the list's, that starts in lower case or continues an unfinished item."""
+    blocks = sorted(page.blocks, key=lambda b: (b.bbox[1], b.bbox[0]))
+    gone: set[int] = set()
+    for above, blk in zip(blocks, blocks[1:], strict=False):
+        if id(above) in gone:
+            continue
+        if above.kind != "list" or MARKED.match(blk.text) or not blk.text:
+            continue
+        if not (blk.kind == "heading" or blk.kind == "text" and blk.text[:1].islower()):
+            continue
+        lines = max(1, len(above.text.splitlines()))
+        line_height = (above.bbox[3] - above.bbox[1]) / lines
+        size, list_size = blk.attrs.get("size"), above.attrs.get("size")
+        unfinished = not above.text.rstrip().endswith((".", "!", "?", ":", ";"))
+        if (
+            -0.3 * line_height <= blk.bbox[1] - above.bbox[3] <= 0.8 * line_height
+            and above.bbox[0] + 2 <= blk.bbox[0] <= above.bbox[2]
+            and (not size or not list_size or size <= 1.1 * list_size)
+            and (blk.text[:1].islower() or unfinished)
+            and len(blk.text) < 200
+        ):
+            above.text = f"{above.text.rstrip()} {blk.text.strip()}"
+            above.bbox = tuple(f(a, b) for f, a, b in zip((min, min, max, max), above.bbox, blk.bbox, strict=True))
+            gone.add(id(blk))
+    if gone:
+        page.blocks = [b for b in page.blocks if id(b) not in gone]
+
+
+def mark_fixtures(page: Page, fixtures: set[tuple[str, int, int]], seen: set[tuple[str, int, int]]) -> None:
+    """Text repeated at the same place on most pages (a slide deck's sidebar, a logo's words) is kept where it
+    first appears and marked ``header`` on every later page, so that it comes out once."""
+    if not fixtures:
+        return
+    for blk in page.blocks:
+        if blk.kind in FURNITURE or blk.kind in ("figure", "table"):
+            continue
+        key = _fixture_key(blk, page)
+        if key in fixtures:
+            if key in seen:
+                blk.kind = "header"
+            seen.add(key)
+
+
+def _fixture_key(blk: Block, page: Page) -> tuple[str, int, int]:
+    return (" ".join(blk.text.split()), round(20 * blk.bbox[0] / page.width), round(20 * blk.bbox[1] / page.height))
+
+
+def _at_edge(blk: Block, page: Page) -> bool:
+    """In a strip along the page's edge: the outer quarter of its width or the outer sixth of its height."""
+    x0, y0, x1, y1 = blk.bbox
+    return x1 <= 0.25 * page.width or x0 >= 0.75 * page.width or y1 <= page.height / 6 or y0 >= 5 * page.height / 6
+
+
+def _repeated_body_texts(pages: list[Page]) -> set[tuple[str, int, int]]:
+    """Texts along the page's edges (with where they sit, to a twentieth of the page) that repeat word for word
+    on at least half the pages of a document of three or more pages."""
+    if len(pages) < 3:
+        return set()
+    counts: Counter[tuple[str, int, int]] = Counter()
+    for page in pages:
+        if page.width and page.height:
+            counts.update(
+                {
+                    _fixture_key(b, page)
+                    for b in page.blocks
+                    if b.kind not in ("figure", "table") and 0 < len(b.text.strip()) < 300 and _at_edge(b, page)
+                }
+            )
+    need = max(3, (len(pages) + 1) // 2)
+    return {key for key, n in counts.items() if n >= need and key[0].strip("# ")}
 
 
 def order_blocks(page: Page) -> None:
@@ -163,7 +243,10 @@ def mark_furniture(page: Page, repeats: set[str], lone: bool = False) -> None:
         text = blk.text.strip()
         if PAGE_NUMBER.match(text):
             blk.kind = "page_number"
-        elif body and (_mask(text) in repeats or _lone_furniture(blk, top, body_top, body_bottom, body_size, lone)):
+        elif body and (
+            _mask(text) in repeats
+            or _lone_furniture(blk, top, body_top, body_bottom, body_size, lone, page.attrs.get("ocr") is not None)
+        ):
             # a page whose text is all in its margins keeps it: a line that repeats on every page of a document
             # with nothing else on its pages (a generated report, a label sheet) is its content, not a running head
             blk.kind = "header" if top else "footer"
@@ -179,14 +262,24 @@ def mark_furniture(page: Page, repeats: set[str], lone: bool = False) -> None:
             blk.kind = "page_number"
 
 
-def _lone_furniture(blk: Block, top: bool, body_top: float, body_bottom: float, body_size: float, lone: bool) -> bool:
+def _lone_furniture(
+    blk: Block, top: bool, body_top: float, body_bottom: float, body_size: float, lone: bool, ocr: bool = False
+) -> bool:
     """Margin text that does not repeat: a running head with its folio or a download/licence stamp; on a longer
-    document's page also a short line set apart from the body (a running head of its own)."""
+    document's page also a short line above the body, set apart from it (a running head of its own), unless the
+    page was read by OCR (its first lines are often its title). Text at the bottom that does not repeat is kept
+    (a note, a signature, a closing line), unless it carries a folio."""
     text = blk.text.strip()
     if len(text) < 200 and STAMP.search(text):
         return True
     if lone:
         return bool(FOLIO.search(text)) and len(text.split()) <= 15 and not (blk.kind == "heading" and blk.level == 1)
+    if not top or ocr:  # kept unless it carries a folio, or (at the bottom) is set small and apart
+        size = blk.attrs.get("size")
+        small = not top and bool(size and body_size and size < 0.92 * body_size)
+        return (bool(FOLIO.search(text)) or small and _running_line(blk, top, body_top, body_bottom, body_size)) and (
+            len(text.split()) <= 15 and blk.kind != "heading"
+        )
     return _running_line(blk, top, body_top, body_bottom, body_size)
 
 

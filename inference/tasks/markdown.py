@@ -9,8 +9,8 @@ from __future__ import annotations
 import html
 import re
 
+from inference.documents.lines import BULLET, MARKED
 from inference.documents.model import Block, Page
-from inference.documents.pdf import BULLET
 from inference.tasks.layout import FURNITURE
 
 ORDERED = re.compile(r"^\s*\(?([0-9]{1,3}|[a-zA-Z])[.)]\s+")
@@ -89,6 +89,8 @@ def block_markdown(blk: Block) -> str:
     if (source := blk.attrs.get("markdown")) is not None:  # written by its backend: a .md file's own source, code
         return source
     text = blk.text.strip()
+    if blk.kind == "heading" and MARKED.match(text):  # a bulleted line, however it was set, is a list item
+        return _list_item(text)
     if blk.kind == "heading":
         return f"{'#' * max(1, min(6, blk.level or 2))} {_inline(text)}"
     if blk.kind == "list":

@@ -20,18 +20,18 @@ import copy
 import json
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from inference.documents.model import Block, Document
 from inference.errors import CancelledError, ConfigError, GenerationError
 from inference.prompts import Prompt, PromptBuilder, PromptPolicy
-from inference.runtime.events import CanvasCommitted, Finished, drain
+from inference.runtime.events import Finished, drain
 from inference.runtime.params import DiffusionParams
 from inference.tasks.base import Answer, Citation, Extraction, LeftOut, ParseOptions, ParseResult, TaskContext
 from inference.tasks.conversation import Conversation, PromptCount, ask_instruction, cite, follow_up_ids, retrieved
 from inference.tasks.layout import analyse
 from inference.tasks.markdown import page_marker, without_furniture
+from inference.tasks.pinned_run import PinnedRun
 
 PARSE_INSTRUCTION = (
     "Transcribe this page into Markdown. Keep the reading order, headings (#), lists, and tables "
@@ -56,6 +56,7 @@ PINNED_INSTRUCTION = (
     '{{"field": {{"value": ..., "page": N, "quote": "..."}}}}.\nSchema:\n{schema}'
 )
 RETRY_INSTRUCTION = "\nYour previous reply was not valid:\n{errors}\nReply again with only the corrected JSON object."
+AGREEMENT_SEED = 7919  # the agreement re-denoise's seed: the run's seed plus this
 log = logging.getLogger(__name__)
 
 
@@ -63,6 +64,7 @@ class ModelEngine:
     name = "model"
     concurrency = 1  # one model in this process: documents one after another (pages batched within each)
     template = True  # extract through the canvas template (False: the prompt-and-retry path)
+    agreement = True  # a pinned extraction re-denoises every field once more to measure agreement (confidence)
 
     def __init__(
         self, loaded: Any, params: DiffusionParams | None = None, policy: PromptPolicy | None = None, retries: int = 2
@@ -366,6 +368,8 @@ class ModelEngine:
             return self._extract_prompted(docs, schema, context)
 
         run = self._extract_pinned(docs, schema, context)
+        if self.agreement and run.session is not None:
+            self.check_agreement(run, context)
         if redo:
             run = self.redenoise(run, list(redo), context)
         for _ in range(redo_rounds if redo_below is not None else 0):
@@ -395,7 +399,7 @@ class ModelEngine:
         instruction = PINNED_INSTRUCTION.format(schema=json.dumps(schema, ensure_ascii=False, indent=1))
         prompt = self.builder.build(list(docs), instruction, self.policy)
         events, session = self._templated(prompt, layout.template, context)
-        run = PinnedRun(layout=layout, session=session, docs=list(docs), engine=self.name)
+        run = PinnedRun(layout=layout, session=session, docs=list(docs), engine=self.name, canvas_length=canvas_length)
         run.take(events, layout.template, span=None)
         self.last_pinned = run
         return run
@@ -420,11 +424,34 @@ class ModelEngine:
             )
         span = run.layout.span(fields)
         template = run.layout.template.reopened(run.ids, span)
+        before = run.values()
         events = self.engine.reopen(run.session, template, self.params, cancel=context.cancel)
-        run.take(self._drain(events, context), template, span=span)
         run.redone.extend(fields)
+        run.take(self._drain(events, context), template, span=span)
+        run.compare(before, list(fields))
         self.last_pinned = run
         return run
+
+    def check_agreement(self, run: PinnedRun, context: TaskContext) -> None:
+        """Re-denoise every field once more with another seed, everything else pinned, and record per field whether
+        it wrote the same value (a confidence feature); the run keeps its first tokens. The events are not shown."""
+        import dataclasses
+
+        import numpy as np
+
+        from inference.tasks.pinned import read_canvas
+
+        span = run.layout.span(list(run.layout.fields))
+        template = run.layout.template.reopened(run.ids, span)
+        seed = None if self.params.seed is None else self.params.seed + AGREEMENT_SEED
+        params = dataclasses.replace(self.params, seed=seed)
+        quiet = TaskContext(cancel=context.cancel)
+        events = self._drain(self.engine.reopen(run.session, template, params, cancel=context.cancel), quiet)
+        ids = np.where(span, np.asarray(events[-1].ids[0, : template.length]), run.ids)
+        again = read_canvas(run.layout, ids, run.logprobs, run.choice_probs).value
+        first = run.values()
+        run.agree = {name: 1.0 if again.get(name) == first.get(name) else 0.0 for name in run.layout.fields}
+        run.refresh()
 
     def _drain(self, events: Any, context: TaskContext) -> list[Any]:
         """The engine's events, passed on to ``context.on_event``; a cancel or failure raises."""
@@ -519,61 +546,3 @@ def _value_sources(value: dict[str, Any], docs: Sequence[Document]) -> dict[str,
                 out[f"/{key}"] = Citation(document=doc.source, page=page.number, label=page.label, text=str(item))
                 break
     return out
-
-
-@dataclass
-class PinnedRun:
-    """A templated extraction kept for re-denoising: its layout, the session holding the cached prompt, the
-    committed template tokens, their log-probabilities and the choices' label probabilities."""
-
-    layout: Any  # inference.tasks.pinned.PinnedLayout
-    session: Any  # inference.runtime.engine.Session (keep_prompt)
-    docs: list[Document]
-    ids: Any = None
-    logprobs: Any = None
-    choice_probs: dict[int, tuple[float, ...]] = field(default_factory=dict)
-    steps: int = 0
-    engine: str = "model"
-    redone: list[str] = field(default_factory=list)
-    extraction: Extraction | None = None
-
-    def take(self, events: list[Any], template: Any, span: Any) -> None:
-        """Read a run's events: inside ``span`` (everywhere when None) the new tokens and confidences replace the
-        old; then the extraction is read, grounded and validated again."""
-        import numpy as np
-
-        from inference.tasks.pinned import choice_probabilities, ground, read_canvas
-        from inference.tasks.schema import validate
-
-        finished = events[-1]
-        commits = [e for e in events if isinstance(e, CanvasCommitted)]
-        length = self.layout.template.length
-        ids = np.asarray(finished.ids[0, :length])
-        logprobs = np.concatenate([c.logprobs[0] for c in commits])[:length]
-        probs = choice_probabilities(template, commits)
-        if span is None:
-            self.ids, self.logprobs, self.choice_probs = ids, logprobs, probs
-        else:
-            self.ids = np.where(span, ids, self.ids)
-            self.logprobs = np.where(span, logprobs, self.logprobs)
-            self.choice_probs = {**self.choice_probs, **probs}
-        self.steps += int(finished.stats.forward_passes)
-        reading = read_canvas(self.layout, self.ids, self.logprobs, self.choice_probs)
-        evidence = ground(reading.evidence, self.docs)
-        errors = validate(reading.value, self.layout.schema)
-        sources = {
-            f"/{name}": Citation(document=e["document"], page=e["page"], label=str(e["page"]), text=e["quote"])
-            for name, e in evidence.items()
-            if e["grounded"]
-        }
-        self.extraction = Extraction(
-            value=reading.value,
-            sources=sources,
-            valid=not errors,
-            errors=errors,
-            kind="pinned",
-            engine=self.engine,
-            attempts=1,
-            confidence=reading.confidence,
-            evidence=evidence,
-        )

@@ -43,6 +43,11 @@ CHAT_TEMPLATE = (
 PATCH_SIZE = 4
 POOLING = 2
 MAX_SOFT_TOKENS = 70
+# The vision tower's position table must hold every patch coordinate: an image at Gemma 4's largest budget (1,120 soft
+# tokens, 4,480 patches) may be one pooling window (2 patches) wide, so a side runs to 2,240 patches. A table of 64
+# failed with "index out of range" on a tall page at 280 soft tokens (a Letter page at 1,120 needs 75 rows).
+LARGEST_SOFT_TOKENS = 1120
+VISION_POSITIONS = LARGEST_SOFT_TOKENS * POOLING**2 // POOLING
 
 
 def build_tokenizer(core: Any = None) -> Any:
@@ -133,7 +138,7 @@ def build_config(tokenizer: Any, **text_overrides: Any) -> Any:
         "head_dim": 8,
         "patch_size": PATCH_SIZE,
         "pooling_kernel_size": POOLING,
-        "position_embedding_size": 64,
+        "position_embedding_size": VISION_POSITIONS,
     }
     return DiffusionGemmaConfig(
         text_config=text,

@@ -7,8 +7,13 @@ Steps are the decoder passes the engine reports (every canvas, every attempt). P
 
 ``--copy-pages N`` adds ``copy_field_accuracy=``: the exact share of two fields copied from N made invoice pages.
 
+``--held-out N`` measures the confidence instead (:mod:`tests.benchmarks.confidence`): N generated pages whose
+field values were held out of training, one pinned extraction each, printing ``field_exact=``,
+``confidence_auroc=``, ``ece=`` and ``redenoise_fix_rate=`` (wrong fields under the threshold re-denoised up to
+``--redo-rounds`` times); ``--fit N`` first fits the confidence combination on N training-side pages and prints it.
+
     .venv/bin/python -m tests.benchmarks.extract [--model tiny|tiny-trained|ID] [--seeds 5] [--device auto]
-        [--copy-pages 40]
+        [--copy-pages 40] [--held-out 100 [--fit 100] [--redo-rounds 3] [--page-seed 0]]
 """
 
 from __future__ import annotations
@@ -31,7 +36,16 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--copy-pages", type=int, default=0, help="also: N made invoice pages, exact field accuracy")
+    parser.add_argument("--held-out", type=int, default=0, help="measure confidence on N held-out generated pages")
+    parser.add_argument("--fit", type=int, default=0, help="first fit the combination on N training-side pages")
+    parser.add_argument("--redo-rounds", type=int, default=3, help="re-denoises per wrong low-confidence field")
+    parser.add_argument("--page-seed", type=int, default=0, help="seeds the generated pages")
     args = parser.parse_args()
+    if args.held_out:
+        from tests.benchmarks.confidence import run_confidence
+
+        run_confidence(args.model, args.device, args.held_out, args.fit, args.redo_rounds, args.page_seed)
+        return
     if args.seeds < 3:
         parser.error("--seeds must be at least 3")
 

@@ -3,12 +3,13 @@
 Both read every page of every PDF (our ``open_document``: blocks, headings, lists, tables, figures, scan
 detection; pymupdf4llm: ``to_markdown``), alternating file by file, three rounds; pages/s from the median round.
 Then the time to open a synthetic 1000-page PDF and render its first page, the builtin engine's parse speed on a
-synthetic 300-page born-digital PDF (``born_digital_pages_per_s=``), and the reading order of both tools' Markdown
+synthetic 300-page born-digital PDF (``born_digital_pages_per_s=``) and on a made book of over 600 pages against
+pymupdf4llm (``book_pages_per_s=``, ``book_ratio=``: see ``long_book``), and the reading order of both tools' Markdown
 against the reference Markdown of the born-digital PDFs in ``docling/`` (``reading_order_ours=``,
 ``reading_order_pymupdf4llm=``: the share of the reference's words that come out in the reference's order). The
 last line is ``ingest_ratio=<our pages/s / pymupdf4llm pages/s>``.
 
-    .venv/bin/python -m tests.benchmarks.ingest [--rounds 3]
+    .venv/bin/python -m tests.benchmarks.ingest [--rounds 3] [--book 70] [--book-theirs PAGES]
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--book", type=int, default=70, help="chapters of the made book (0: no book)")
+    parser.add_argument("--book-theirs", type=int, default=0, help="pages of the book pymupdf4llm reads (0: all)")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     import pymupdf
@@ -85,6 +88,8 @@ def main() -> None:
         print(f"1000-page PDF: open (all pages' text) + render page 1: median {statistics.median(times):.2f} s")
         runaway_page(Path(tmp))
         long_document(Path(tmp))
+        if args.book:
+            long_book(Path(tmp), args.book, args.book_theirs)
     reading_order()
     print(f"ingest_ratio={ours_pps / theirs_pps:.2f}")
 
@@ -139,6 +144,39 @@ def long_document(tmp: Path, pages: int = 300) -> None:
         BuiltinEngine().parse(open_document(path))
         times.append(time.perf_counter() - t0)
     print(f"born_digital_pages_per_s={pages / statistics.median(times):.1f}")
+
+
+def long_book(tmp: Path, chapters: int = 70, theirs_pages: int = 0) -> None:
+    """The made book (``tests.benchmarks.book``, 70 chapters: over 600 pages) to Markdown: the builtin engine
+    (``open_document`` + ``parse``) against ``pymupdf4llm.to_markdown`` (with PyMuPDF's layout model when
+    ``pymupdf.layout`` is installed), one round each; wall time and the process's CPU time (all threads), which
+    stays fair on a shared machine. ``theirs_pages``: pymupdf4llm reads only the book's first pages (its layout
+    model takes about a CPU second a page); the ratio compares seconds per page."""
+    import pymupdf4llm
+
+    from inference.documents import open_document
+    from inference.tasks.builtin import BuiltinEngine
+    from tests.benchmarks.book import make_book
+
+    path = tmp / "book.pdf"
+    pages = make_book(path, chapters)
+    t0, c0 = time.perf_counter(), time.process_time()
+    BuiltinEngine().parse(open_document(path))
+    ours, ours_cpu = time.perf_counter() - t0, time.process_time() - c0
+    layout = getattr(pymupdf4llm, "_use_layout", False)
+    read = min(theirs_pages or pages, pages)
+    t0, c0 = time.perf_counter(), time.process_time()
+    with contextlib.redirect_stdout(io.StringIO()):
+        pymupdf4llm.to_markdown(str(path), pages=list(range(read)))
+    theirs, theirs_cpu = time.perf_counter() - t0, time.process_time() - c0
+    print(
+        f"book ({pages} pages): ours {ours:.1f} s ({ours_cpu:.1f} s CPU) for {pages} pages; pymupdf4llm "
+        f"{'with' if layout else 'without'} its layout model {theirs:.1f} s ({theirs_cpu:.1f} s CPU) for {read} pages"
+    )
+    print(f"book_pages_per_s={pages / ours:.1f}")
+    print(f"book_pages_per_cpu_s={pages / ours_cpu:.1f}")
+    print(f"pymupdf4llm_book_pages_per_cpu_s={read / theirs_cpu:.2f}")
+    print(f"book_ratio={(theirs_cpu / read) / (ours_cpu / pages):.2f}")
 
 
 WORD = re.compile(r"[^\W_]{4,}")

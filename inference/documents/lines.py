@@ -1,0 +1,57 @@
+"""Lines of text as readers see them: list marks, paragraph joins, and text cleaned where it enters the model.
+
+Used by every reader that produces lines (the PDF text layer, OCR) and by the Markdown writer, so that a list mark,
+a hyphenated line end or a ligature means the same thing whatever read it.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+# a list item's mark; U+FFFD: a bullet glyph of a symbol font with no Unicode map
+BULLET = re.compile(r"^\s*(?:[-•▪‣◦●*·–®¢■□◆◇▶►▸➢➤✓✔❖○◼◾]|\ufffd+|\(?[0-9]{1,3}[.)]|\(?[a-zA-Z][.)])\s+")
+# a bullet glyph (not a number or a letter: "2. Methods" may be a heading), then text
+MARKED = re.compile(r"^\s*(?:[•▪‣◦●■□◆◇▶►▸➢➤✓✔❖○◼◾]|\ufffd)\s*\S")
+LONE_BULLET = re.compile(r"\s*[•▪‣◦●·■□◆◇▶►▸➢➤✓✔❖○◼◾]\s*")
+SOFT_HYPHEN = "\u00ad"
+# Latin ligature characters (U+FB00-FB06) and their letters: NFKC of these is always safe (search, spelling)
+LIGATURES = {chr(c): unicodedata.normalize("NFKC", chr(c)) for c in range(0xFB00, 0xFB07)}
+_LIGATURE = re.compile("[\ufb00-\ufb06]")
+
+
+def expand_ligatures(text: str) -> str:
+    """``ﬁ`` -> ``fi``, ``ﬄ`` -> ``ffl``: the letters a ligature glyph stands for (nothing else is folded)."""
+    return _LIGATURE.sub(lambda m: LIGATURES[m.group()], text) if _LIGATURE.search(text) else text
+
+
+def attach_lone_bullets(lines: list[str]) -> list[str]:
+    """A bullet glyph set as a line of its own (its item's text starts a little to the right: a separate line to
+    PyMuPDF) goes back to the front of the line after it, so that the block reads as a list, item by item."""
+    out: list[str] = []
+    for line in lines:
+        if out and LONE_BULLET.fullmatch(out[-1]):
+            out[-1] = f"{out[-1].strip()} {line.strip()}"
+        else:
+            out.append(line)
+    return out
+
+
+def join_lines(lines: list[str]) -> str:
+    """Lines of one paragraph as one string: a word hyphenated across a line break (a hyphen or a soft hyphen at
+    the line's end) is joined again, and soft hyphens inside lines (break points the layout did not use) go."""
+    text = lines[0].rstrip()
+    for line in lines[1:]:
+        line = line.strip()
+        if text.endswith(SOFT_HYPHEN) or (text.endswith("-") and text[-2:-1].isalpha()):
+            text = text[:-1] + line
+        else:
+            text = f"{text} {line}" if text else line
+    return drop_soft_hyphens(text)
+
+
+def drop_soft_hyphens(text: str) -> str:
+    """Soft hyphens are break opportunities, never text: ``Be\\u00ad standteil`` -> ``Bestandteil``."""
+    if SOFT_HYPHEN not in text:
+        return text
+    return re.sub(r"\u00ad\s*", "", text)
