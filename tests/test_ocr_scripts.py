@@ -135,3 +135,10 @@ def test_accented_latin_page_is_read_with_its_accents(tmp_path):
     page = result.document.pages[0]
     assert page.reading["engine"] == "rapidocr"
     assert "Não há nada de errado na ação" in page.text and "Élève" in page.text
+
+
+def test_a_page_osd_cannot_tell_that_reads_as_junk_is_named_not_written(tmp_path):
+    result = parse("hi", tmp_path)  # Devanagari: too little for OSD, English reads it at about 0.2
+    page = result.document.pages[0]
+    assert page.blocks == [] and page.reading["method"] == "not read"
+    assert any("was not read" in n for n in page.attrs["notes"]) and "was not read" in result.markdown

@@ -626,6 +626,15 @@ def ocr_page(
         page.provenance = {"method": "not read", "script": choice.doubt, "reason": choice.note}
         page.confidence = None
         return []
+    if crops is None and page.confidence is not None and page.confidence < UNREAD:  # junk, not a poor reading
+        note = (
+            f"the text on this page was not read: it reads as a script no installed OCR model reads (OCR confidence"
+            f" {page.confidence:.2f}); see docs/parsing.md"
+        )
+        page.note(note)
+        page.provenance = {"method": "not read", "script": "unknown", "reason": note, "confidence": page.confidence}
+        page.confidence = None
+        return []
     if crops is None and page.confidence is not None and page.confidence < UNREADABLE:
         page.note(
             f"the text on this page was read with little confidence ({page.confidence:.2f}): its script may be one"
@@ -703,6 +712,7 @@ def _read(reading: Any, choice: Choice, large_first: bool) -> tuple[list[Paragra
     return paragraphs, lang
 
 
+UNREAD = 0.35  # under this Tesseract's reading is junk (Devanagari read with eng: 0.23): the page says so instead
 UNREADABLE = 0.5  # a page read with less confidence than this is likely in a script no installed model reads
 
 
