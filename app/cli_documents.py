@@ -54,7 +54,7 @@ def ocr_lang(args: argparse.Namespace) -> str | None:
     lang = getattr(args, "ocr_lang", None)
     if lang:
         from inference.errors import IngestError
-        from inference.ocr.reader import check_languages
+        from inference.ocr.tesseract import check_languages
 
         try:
             check_languages(lang)

@@ -11,7 +11,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from inference.documents import open_document
 from inference.documents.images import _renderer
-from inference.ocr.reader import MAX_OCR_PIXELS, ocr_scale
+from inference.ocr.tesseract import MAX_OCR_PIXELS, ocr_scale
 from inference.tasks import BuiltinEngine
 
 FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
@@ -112,7 +112,7 @@ def test_scanned_bullets_make_a_list_and_a_copyright_sign_or_a_word_e_stays(tmp_
 def test_a_bullet_read_as_a_symbol_needs_only_a_space_and_a_word_e_still_an_indent():
     """Tesseract reads a typewriter's bullet as "®" or "¢" a plain space before the text: that is a bullet. A small
     "e" a space before the next word is the Italian word, and stays."""
-    from inference.ocr.reader import OcrLine, _with_bullet
+    from inference.ocr.tesseract import OcrLine, with_bullet
 
     page = Image.new("L", (800, 60), 255)  # white: no blob beside the line either
 
@@ -121,8 +121,8 @@ def test_a_bullet_read_as_a_symbol_needs_only_a_space_and_a_word_e_still_an_inde
         return OcrLine(f"{mark} Optional remote control.", (100.0, 5.0, 600.0, 50.0), 45.0, words)
 
     for mark in "®¢":
-        assert _with_bullet(line(mark), page).text == "• Optional remote control."
-    assert _with_bullet(line("e"), page).text == "e Optional remote control."
+        assert with_bullet(line(mark), page).text == "• Optional remote control."
+    assert with_bullet(line("e"), page).text == "e Optional remote control."
 
 
 def test_a_skewed_typewritten_scan_with_bullets_reads_them_as_list_items(shared_data):

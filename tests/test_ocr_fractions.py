@@ -12,7 +12,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from inference.documents import open_document
 from inference.ocr.fractions import find_fractions, fraction_text
-from inference.ocr.reader import ocr_image
+from inference.ocr.tesseract import ocr_image
 from inference.tasks import BuiltinEngine
 
 FONTS = Path("/usr/share/fonts/truetype/dejavu")

@@ -11,7 +11,8 @@ import pytest
 from PIL import Image
 
 from inference.errors import IngestError
-from inference.ocr.reader import can_read_script, detect_language, installed_languages, ocr_image, tessdata_path
+from inference.ocr.reader import detect_language
+from inference.ocr.tesseract import can_read_script, installed_languages, ocr_image, tessdata_path
 
 JAPANESE = "これは日本語の文書です。東京と大阪と京都を旅行しました。"
 GERMAN = "Die Straße führt über die Brücke zur Größe der Stadt."

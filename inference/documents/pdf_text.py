@@ -260,7 +260,7 @@ def _ocr_box(page: Any, box: tuple) -> str | None:
         import tesserocr
         from PIL import Image
 
-        from inference.ocr.reader import installed_languages, tessdata_path
+        from inference.ocr.tesseract import installed_languages, tessdata_path
 
         langs = installed_languages()
         lang = "eng" if "eng" in langs else (langs[0] if langs else "eng")

@@ -39,7 +39,7 @@ def panel_crops(image: Any) -> list[PanelCrop] | None:
     from PIL import Image
 
     from inference.ocr.photo_panels import find_panels, photographic
-    from inference.ocr.reader import ocr_scale
+    from inference.ocr.tesseract import ocr_scale
 
     rgb = np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
     if not photographic(rgb):
@@ -65,7 +65,7 @@ def read_panels(crops: list[PanelCrop], lang: str) -> list[tuple[str, tuple, lis
     """Each panel's confident lines as one paragraph (text, box, lines), boxes in page-image pixels."""
     import tesserocr
 
-    from inference.ocr.reader import _paragraph, ocr_image
+    from inference.ocr.tesseract import ocr_image, paragraph
 
     paragraphs = []
     for crop in crops:
@@ -77,7 +77,7 @@ def read_panels(crops: list[PanelCrop], lang: str) -> list[tuple[str, tuple, lis
             if ln.confidence >= MIN_PANEL_CONFIDENCE and _wordy(ln.text)
         ]
         if lines:
-            paragraphs.append(_paragraph(lines, None))
+            paragraphs.append(paragraph(lines, None))
     return paragraphs
 
 
@@ -109,7 +109,7 @@ def photo_blocks(
     page's pixels) and the confident lines Tesseract read outside them (``paragraphs``, in the cleaned page's
     pixels; the cleaned page is the rendered one times ``scale``, then cleaned); ``sx``, ``sy`` map the scaled
     page's pixels to page coordinates."""
-    from inference.ocr.reader import _paragraph, _to_page
+    from inference.ocr.tesseract import paragraph, to_page
 
     boxes = [tuple(v * scale for v in c.box) for c in crops]
     found: list[tuple[tuple, str, list]] = []
@@ -117,9 +117,9 @@ def photo_blocks(
         kept = [ln for ln in lines if ln.confidence >= MIN_PHOTO_CONFIDENCE and _wordy(ln.text)]
         kept = [ln for ln in kept if not any(_centre_in(to_before(cleaned, ln.bbox), b) for b in boxes)]
         if kept:
-            text, box, _ = _paragraph(kept, None)
-            words = [[w, *(round(v, 1) for v in _to_page(cleaned, b, sx, sy))] for ln in kept for w, b in ln.words]
-            found.append((_to_page(cleaned, box, sx, sy), text, words))
+            text, box, _ = paragraph(kept, None)
+            words = [[w, *(round(v, 1) for v in to_page(cleaned, b, sx, sy))] for ln in kept for w, b in ln.words]
+            found.append((to_page(cleaned, box, sx, sy), text, words))
     px, py = sx * scale, sy * scale  # rendered pixels -> page
     for text, box, lines in panels:
         words = [

@@ -45,7 +45,7 @@ def rapid_paragraphs(image: Any) -> list[tuple[str, tuple[float, float, float, f
     the other (or columns side by side) within a line's height make one paragraph; CJK lines join without a space."""
     import numpy as np
 
-    from inference.ocr.reader import OcrLine
+    from inference.ocr.tesseract import OcrLine
 
     out = rapid_engine()(np.asarray(image.convert("RGB")))
     lines = []
@@ -69,7 +69,7 @@ def rapid_paragraphs(image: Any) -> list[tuple[str, tuple[float, float, float, f
             paragraphs[-1].append(line)
         else:
             paragraphs.append([line])
-    return [_paragraph(group) for group in paragraphs if any(ln.text for ln in group)]
+    return [paragraph(group) for group in paragraphs if any(ln.text for ln in group)]
 
 
 def _continues(last: Any, line: Any, vertical: bool) -> bool:
@@ -79,7 +79,7 @@ def _continues(last: Any, line: Any, vertical: bool) -> bool:
     return 0 <= b[1] - a[3] < last.height and min(a[2], b[2]) > max(a[0], b[0])
 
 
-def _paragraph(lines: list[Any]) -> tuple[str, tuple[float, float, float, float], list[Any]]:
+def paragraph(lines: list[Any]) -> tuple[str, tuple[float, float, float, float], list[Any]]:
     from inference.ocr.scripts import CJK_CHAR
 
     text = lines[0].text

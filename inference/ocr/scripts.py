@@ -68,7 +68,7 @@ def choose(script: str | None, confidence: float, installed: list[str], rapid: b
     """The reader for a page whose script OSD named ``script`` with ``confidence``: Tesseract's first installed
     language for it, RapidOCR for Han and Japanese when it is installed, else none. An unsure or missing answer
     reads with English (most pages are Latin; the page's confidence then tells how that went)."""
-    from inference.ocr.reader import SCRIPT_LANGS
+    from inference.ocr.tesseract import SCRIPT_LANGS
 
     fallback = "eng" if "eng" in installed else (installed[0] if installed else "eng")
     script = "Hangul" if script == "Korean" else script

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from inference.documents.pdf import join_lines
+from inference.documents.lines import join_lines
 
 Box = tuple[float, float, float, float]
 WordBox = tuple[str, Box]

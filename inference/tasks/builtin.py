@@ -129,7 +129,7 @@ class BuiltinEngine:
     def parse(
         self, doc: Document, options: ParseOptions | None = None, context: TaskContext | None = None
     ) -> ParseResult:
-        from inference.ocr.reader import can_read_script
+        from inference.ocr.tesseract import can_read_script
 
         context = context or TaskContext()
         options = options or ParseOptions()
