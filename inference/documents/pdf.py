@@ -184,16 +184,7 @@ def _read_page(page: Any, number: int, tables: bool, turns: dict[int, int] | Non
             if turns is not None:
                 turns[number] = turn
     rect = page.rect
-    text_blocks = [b for b in data["blocks"] if b.get("type") == 0]
-    for b in text_blocks:
-        b["lines"] = [ln for ln in b["lines"] if _meets(ln["bbox"], rect)]  # drop text wholly off the page
-        for ln in b["lines"]:
-            clean_chars(ln)
-    text_blocks = [b for b in text_blocks if b["lines"]]
-    unmapped = _unmapped_share(text_blocks)
-    if unmapped:  # leaders and bullets with no Unicode mapping are told by their shape
-        read_unmapped(page, text_blocks, ocr=False)
-    _set_line_texts(text_blocks)
+    text_blocks, unmapped = _layer_blocks(page, data)
     image_infos = page.get_image_info()
     if page.rotation:
         for info in image_infos:
@@ -228,28 +219,7 @@ def _read_page(page: Any, number: int, tables: bool, turns: dict[int, int] | Non
             out.note(note)
     body = _body_size(text_blocks)
     text_blocks = [part for b in text_blocks for part in _split_at_size_changes(b, body)]
-    blocks: list[Block] = []
-    for b in text_blocks:
-        # lines inside a table are the table's: a block the finder cut through keeps only its other lines
-        lines = [ln for ln in b["lines"] if ln["text"] and not any(centre_in(ln["bbox"], t.bbox) for t in table_blocks)]
-        if not lines:
-            continue
-        bbox = _union(ln["bbox"] for ln in lines)
-        spans = [s for ln in lines for s in ln["spans"] if s["text"].strip()]
-        size = max((s["size"] for s in spans), default=body)
-        bold = all(s["flags"] & 16 for s in spans)
-        texts = attach_lone_bullets([ln["text"] for ln in lines])
-        text = join_lines(texts)
-        kind, level = "text", 0
-        if BULLET.match(texts[0]) and not NUMBERED.match(texts[0]) or MARKED.match(texts[0]):
-            kind = "list"  # a marked item, however large or bold its type (slides), is never a heading
-            text = "\n".join(texts)
-        elif len(texts) <= 3 and len(text) < 200 and (size >= body * 1.18 or (bold and len(text) < 80)):
-            kind, level = "heading", (1 if size >= body * 1.6 else 2 if size >= body * 1.18 else 3)
-        elif BULLET.match(texts[0]):
-            kind = "list"
-            text = "\n".join(texts)
-        blocks.append(Block(kind=kind, text=text, bbox=bbox, order=0, level=level, attrs={"size": round(size, 2)}))
+    blocks = [blk for b in text_blocks if (blk := _text_block(b, table_blocks, body)) is not None]
     blocks = _join_drop_caps(blocks, body)
     blocks.extend(table_blocks)
     blocks.extend(_figures(image_infos, rect, start=0))
@@ -258,6 +228,47 @@ def _read_page(page: Any, number: int, tables: bool, turns: dict[int, int] | Non
         blk.order = i
     out.blocks = blocks
     return out
+
+
+def _layer_blocks(page: Any, data: dict) -> tuple[list[dict], float]:
+    """The text layer's blocks on the page, their characters cleaned and their lines' text set, and the share of
+    glyphs with no Unicode mapping (leaders and bullets among them are told by their shape here)."""
+    rect = page.rect
+    text_blocks = [b for b in data["blocks"] if b.get("type") == 0]
+    for b in text_blocks:
+        b["lines"] = [ln for ln in b["lines"] if _meets(ln["bbox"], rect)]  # drop text wholly off the page
+        for ln in b["lines"]:
+            clean_chars(ln)
+    text_blocks = [b for b in text_blocks if b["lines"]]
+    unmapped = _unmapped_share(text_blocks)
+    if unmapped:
+        read_unmapped(page, text_blocks, ocr=False)
+    _set_line_texts(text_blocks)
+    return text_blocks, unmapped
+
+
+def _text_block(b: dict, table_blocks: list[Block], body: float) -> Block | None:
+    """One text block of the layer as a heading, a list or text; None when all its lines belong to a table (lines
+    inside a table are the table's: a block the finder cut through keeps only its other lines)."""
+    lines = [ln for ln in b["lines"] if ln["text"] and not any(centre_in(ln["bbox"], t.bbox) for t in table_blocks)]
+    if not lines:
+        return None
+    bbox = _union(ln["bbox"] for ln in lines)
+    spans = [s for ln in lines for s in ln["spans"] if s["text"].strip()]
+    size = max((s["size"] for s in spans), default=body)
+    bold = all(s["flags"] & 16 for s in spans)
+    texts = attach_lone_bullets([ln["text"] for ln in lines])
+    text = join_lines(texts)
+    kind, level = "text", 0
+    if BULLET.match(texts[0]) and not NUMBERED.match(texts[0]) or MARKED.match(texts[0]):
+        kind = "list"  # a marked item, however large or bold its type (slides), is never a heading
+        text = "\n".join(texts)
+    elif len(texts) <= 3 and len(text) < 200 and (size >= body * 1.18 or (bold and len(text) < 80)):
+        kind, level = "heading", (1 if size >= body * 1.6 else 2 if size >= body * 1.18 else 3)
+    elif BULLET.match(texts[0]):
+        kind = "list"
+        text = "\n".join(texts)
+    return Block(kind=kind, text=text, bbox=bbox, order=0, level=level, attrs={"size": round(size, 2)})
 
 
 def _split_at_size_changes(block: dict, body: float) -> list[dict]:

@@ -277,25 +277,8 @@ def ocr_page(
     page.provenance = {"method": "ocr", "engine": engine, "script": choice.script or "unknown"}
     page.provenance.update({"lang": lang, "model": f"tessdata {lang}"} if lang else {"model": rapid_model()})
     page.confidence = read_confidence([ln for _, _, lines in paragraphs for ln in lines])
-    if choice.doubt and (page.confidence or 0.0) < SURE_ENOUGH:  # English read it poorly: the script was right
-        page.note(choice.note)
-        page.provenance = {"method": "not read", "script": choice.doubt, "reason": choice.note}
-        page.confidence = None
+    if not _kept_reading(page, choice, photo=crops is not None):
         return []
-    if crops is None and page.confidence is not None and page.confidence < UNREAD:  # junk, not a poor reading
-        note = (
-            f"the text on this page was not read: it reads as a script no installed OCR model reads (OCR confidence"
-            f" {page.confidence:.2f}); see docs/parsing.md"
-        )
-        page.note(note)
-        page.provenance = {"method": "not read", "script": "unknown", "reason": note, "confidence": page.confidence}
-        page.confidence = None
-        return []
-    if crops is None and page.confidence is not None and page.confidence < UNREADABLE:
-        page.note(
-            f"the text on this page was read with little confidence ({page.confidence:.2f}): its script may be one"
-            " no installed OCR model reads (see docs/parsing.md); check it against the image"
-        )
     sx = page.width / size[0] / scale if page.width else 1.0 / scale
     sy = page.height / size[1] / scale if page.height else 1.0 / scale
     if crops is not None:  # a photograph: its panels read on their own, only confident lines besides
@@ -312,6 +295,34 @@ def ocr_page(
         shown = "; ".join(f"{c['text']} (or {c['other']})" for c in checks[:5])
         page.note(f"{len(checks)} number(s) read differently by a digits-only second reading: {shown}")
     return blocks
+
+
+def _kept_reading(page: Page, choice: Choice, photo: bool) -> bool:
+    """Whether what was read is kept, judged by its confidence: a page English read poorly where OSD named a
+    script no model reads, or one that reads as junk, is named as not read (its note and provenance say why),
+    never written as Latin junk; a poor reading is kept with a note."""
+    if choice.doubt and (page.confidence or 0.0) < SURE_ENOUGH:  # English read it poorly: the script was right
+        page.note(choice.note)
+        page.provenance = {"method": "not read", "script": choice.doubt, "reason": choice.note}
+        page.confidence = None
+        return False
+    if photo or page.confidence is None:
+        return True
+    if page.confidence < UNREAD:  # junk, not a poor reading
+        note = (
+            f"the text on this page was not read: it reads as a script no installed OCR model reads (OCR confidence"
+            f" {page.confidence:.2f}); see docs/parsing.md"
+        )
+        page.note(note)
+        page.provenance = {"method": "not read", "script": "unknown", "reason": note, "confidence": page.confidence}
+        page.confidence = None
+        return False
+    if page.confidence < UNREADABLE:
+        page.note(
+            f"the text on this page was read with little confidence ({page.confidence:.2f}): its script may be one"
+            " no installed OCR model reads (see docs/parsing.md); check it against the image"
+        )
+    return True
 
 
 def _block(item: Paragraph | OcrTable, order: int, body: float, cleaned: Any, sx: float, sy: float) -> Block:
