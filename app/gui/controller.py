@@ -18,7 +18,7 @@ from app.gui.export_dialog import ExportChoice, ExportDialog, existing_targets
 from app.gui.model_dialog import ModelChoice, ModelDialog
 from app.gui.schema_editor import SchemaEditor
 from app.gui.views import DocEntry
-from app.gui.worker import Job
+from app.gui.worker import NOT_STARTED, Job
 
 MAX_RECENT = 10
 NO_DOCUMENT = "Add a document first: drop files on the window, or File \u2192 Open (Ctrl+O)."
@@ -86,6 +86,12 @@ def check_remote_choice(choice: ModelChoice) -> tuple[str, str | None]:
                 "empty. Set it before starting the workbench, or leave the field empty."
             )
     return url, key
+
+
+def names_of(entries: list[DocEntry]) -> str:
+    """The documents of a task as the task queue lists them: two names, then how many more."""
+    names = ", ".join(e.name for e in entries[:2])
+    return names + (f" +{len(entries) - 2}" if len(entries) > 2 else "")
 
 
 def processor_of(engine: Any) -> Any:
@@ -250,7 +256,7 @@ class TaskActions:
         job.progress.connect(self._progress)
         job.succeeded.connect(on_success)
         job.failed.connect(self.show_error)
-        job.cancelled.connect(lambda _why, j=job: self._cancelled(j))
+        job.cancelled.connect(lambda why, j=job: self._cancelled(j, why))
         return job
 
     def _stream_results(self, job: Job, kind: str, title: str) -> None:
@@ -280,7 +286,10 @@ class TaskActions:
             self.panel.reset()
             self.toggle_panel(True)
 
-    def _cancelled(self, job: Job) -> None:
+    def _cancelled(self, job: Job, why: str = "") -> None:
+        if why == NOT_STARTED:  # taken off the queue: the running task's position is not about it
+            self.status_label.setText(f"Cancelled {job.title} before it started.")
+            return
         where = self.panel.position()
         message = f"Cancelled {where}. Earlier results are kept." if where else "Cancelled. Earlier results are kept."
         self.banner.show_message(message, error=False)
@@ -315,6 +324,9 @@ class TaskActions:
                 )
                 return None
             entries = fresh
+        key = ("parse", engine.name, *sorted(e.path for e in entries))
+        if self.task_queue.already(key):  # Ctrl+R again while it runs: one parse, not four identical ones
+            return None
         self._start_task(engine)
         before = {e.path: e.status for e in entries}
 
@@ -339,7 +351,8 @@ class TaskActions:
         for e in entries:
             e.status = "parsing"
             self.doc_list.refresh(e)
-        job = self._connect(Job("parsing", work), self._parsed, stream=("markdown", ""))
+        detail = f"parsing {names_of(entries)} ({engine.name})"
+        job = self._connect(Job("parsing", work, key=key, detail=detail), self._parsed, stream=("markdown", ""))
         job.cancelled.connect(restore)
         job.failed.connect(restore)
         return self.worker.submit(job)
@@ -378,8 +391,11 @@ class TaskActions:
         if ready is None:
             return None
         engine, entries = ready
-        self._start_task(engine)
         key = self.scope_key(entries)
+        task = ("ask", question.strip(), *key)
+        if self.task_queue.already(task):  # a double-click, or Enter then Ctrl+K: one answer
+            return None
+        self._start_task(engine)
         conversation = self.conversations.setdefault(key, Conversation())
 
         def work(job: Job) -> Any:
@@ -403,7 +419,9 @@ class TaskActions:
             self.say_answered(answer, len(entries))
             self.recount()
 
-        return self.worker.submit(self._connect(Job("asking", work), done, stream=("answer", question)))
+        detail = f"asking \u201c{question.strip()}\u201d about {names_of(entries)} ({engine.name})"
+        job = Job("asking", work, key=task, detail=detail)
+        return self.worker.submit(self._connect(job, done, stream=("answer", question)))
 
     def say_answered(self, answer: Any, documents: int) -> None:
         """The status of an answer: an empty one is said to be empty, never "Answered"; a retrieval that found no
@@ -501,6 +519,12 @@ class TaskActions:
         if ready is None:
             return None
         engine, entries = ready
+        import json
+
+        schema_key = schema_path if isinstance(schema_path, str) else json.dumps(schema_path, sort_keys=True)
+        key = ("extract", schema_key, engine.name, *sorted(e.path for e in entries))
+        if self.task_queue.already(key):
+            return None
         self._start_task(engine)
         asked: dict[str, Any] = {}  # the schema's fields, read on the worker
         from app.gui.extract_view import LiveExtraction, decorate, install_menu
@@ -540,7 +564,7 @@ class TaskActions:
                     f"Extracted {len(extraction.sources)} value(s) of {len(fields) or len(extraction.value)} field(s)."
                 )
 
-        job = Job("extracting", work)
+        job = Job("extracting", work, key=key, detail=f"extracting from {names_of(entries)} ({engine.name})")
         job.event.connect(live.on_event)
         return self.worker.submit(self._connect(job, done, stream=("extract", "")))
 
@@ -610,7 +634,9 @@ class TaskActions:
             ]
             self.settings.setValue("recent_models", recent[:MAX_RECENT])
 
-        return self.worker.submit(self._connect(Job("loading the model", work), done))
+        key = ("model", choice.source, choice.dtype, choice.device, repr(sorted(choice.params.items())))
+        job = Job("loading the model", work, key=key, detail=f"loading the model {choice.source}")
+        return self.worker.submit(self._connect(job, done))
 
     def connect_remote(self, choice: ModelChoice) -> Job:
         """Build the remote engine on the worker (the processor of ``choice.source`` for prompts, no weights) and

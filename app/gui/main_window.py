@@ -37,6 +37,7 @@ from app.gui.controller import TaskActions
 from app.gui.denoise_panel import DenoisePanel
 from app.gui.find import FindBar, Finder
 from app.gui.model_dialog import ModelChoice
+from app.gui.queue_view import TaskQueue
 from app.gui.runs import Runs, RunsBar
 from app.gui.selection import PageSelection
 from app.gui.views import DocEntry, DocumentList, DropTarget, PageView, Results, text_thumbnail
@@ -176,6 +177,7 @@ class MainWindow(TaskActions, DropTarget, QMainWindow):
         self.statusBar().addPermanentWidget(self.progress)
         self.model_label = QLabel("model: none (builtin engine)")
         self.statusBar().addPermanentWidget(self.model_label)
+        self.task_queue = TaskQueue(self)
 
     def _actions(self) -> None:
         bar = QToolBar("Tasks")
@@ -245,6 +247,7 @@ class MainWindow(TaskActions, DropTarget, QMainWindow):
         action("&Previous page", self.prev_page, QKeySequence.StandardKey.MoveToPreviousPage, view_menu)
         self.panel_action = action("Denoising &panel", self.toggle_panel, "Ctrl+D", view_menu, checkable=True)
         self.panel_action.setChecked(True)
+        view_menu.addAction(self.task_queue.toggle_action())
         bar.addSeparator()
         self.engine_box = QComboBox()
         self.engine_box.addItems(["builtin", "model", "remote"])
