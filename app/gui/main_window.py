@@ -40,6 +40,7 @@ from app.gui.model_dialog import ModelChoice
 from app.gui.queue_view import TaskQueue
 from app.gui.runs import Runs, RunsBar
 from app.gui.selection import PageSelection
+from app.gui.session import SessionKeeper
 from app.gui.views import DocEntry, DocumentList, DropTarget, PageView, Results, text_thumbnail
 from app.gui.worker import Job, Worker
 
@@ -53,7 +54,9 @@ def settings() -> QSettings:
 
 
 class MainWindow(TaskActions, DropTarget, QMainWindow):
-    def __init__(self, sample_dir: Path | None = None) -> None:
+    def __init__(self, sample_dir: Path | None = None, session: bool = True) -> None:
+        """``session``: reopen the last session and save this one on close (off for screenshots and benchmarks,
+        which must neither show nor replace the user's)."""
         super().__init__()
         self.setWindowTitle("Diffusion Workbench")
         self.setAcceptDrops(True)
@@ -76,6 +79,8 @@ class MainWindow(TaskActions, DropTarget, QMainWindow):
         self.resize(1400, 860)
         self.setMinimumSize(MINIMUM_SIZE[0], MINIMUM_SIZE[1])  # below it the toolbar and status texts overlap
         self._restore_geometry()
+        self.sessions = SessionKeeper(self, session)
+        self.sessions.restore()
 
     # layout ------------------------------------------------------------------------------------------
     def _build(self) -> None:
@@ -224,6 +229,7 @@ class MainWindow(TaskActions, DropTarget, QMainWindow):
             return act
 
         pix = QStyle.StandardPixmap
+        action("&New session", lambda: self.sessions.new_session(), None, file_menu)
         action("&Open\u2026", self.open_dialog, QKeySequence.StandardKey.Open, file_menu, True, pix.SP_DialogOpenButton)
         self.recent_menu = file_menu.addMenu("Open &Recent")
         self._fill_recent()
@@ -401,7 +407,7 @@ class MainWindow(TaskActions, DropTarget, QMainWindow):
             self._ask_password(entry, wrong=thumb)
             return
         entry.document, entry.thumbnail = doc, thumb
-        entry.status = "partial" if doc.errors else "ready"
+        entry.status = "partial" if doc.errors else "parsed" if entry.parsed is not None else "ready"
         entry.message = "; ".join(e.message for e in doc.errors[:3])
         self.doc_list.refresh(entry)
         if self.current == entry.path or self.current is None:
@@ -743,6 +749,7 @@ class MainWindow(TaskActions, DropTarget, QMainWindow):
             self.remote_engine.close()
         self.panel.timer.stop()
         self._save_geometry()
+        self.sessions.save()
         self.settings.sync()  # written now: the process may end without Python's teardown (app.gui.leave)
         super().closeEvent(event)
 

@@ -80,7 +80,7 @@ def main() -> None:
 
     load_before = os.getloadavg()[0]
     app = application()
-    window = MainWindow()
+    window = MainWindow(session=False)
     window.show()
     window.add_paths([str(SAMPLE)])
     wait_until(app, lambda: all(e.document is not None for e in window.entries.values()))
@@ -196,7 +196,7 @@ from app.gui.model_dialog import ModelChoice
 from inference.runtime.events import Cancelled, PrefillProgress, PrefillStarted
 
 app = application()
-window = MainWindow()
+window = MainWindow(session=False)
 window.show()
 window.add_paths([sys.argv[1]])
 wait_until(app, lambda: all(e.document is not None for e in window.entries.values()), timeout=600)
