@@ -30,6 +30,8 @@ from torch import nn
 
 from inference.errors import ConfigError, ModelLoadError
 
+# A transformers model: its submodules are reached by attribute (nn.Module.__getattr__, typed Tensor | Module).
+HFModel = Any
 EXPERT_CHUNK = 8  # experts quantized per read: keeps the transient at a few hundred MB at full size
 NF4_BYTES_PER_PARAM = 0.5 + 1 / 64 + 4 / (64 * 256)  # packed nibbles + uint8 absmax per block + nested fp32 absmax
 
@@ -168,6 +170,8 @@ class NF4Experts(nn.Module):
     """
 
     WEIGHTS = ("gate_up", "down")
+    code: torch.Tensor
+    nested_code: torch.Tensor
 
     def __init__(
         self,
@@ -205,7 +209,7 @@ class NF4Experts(nn.Module):
             self.register_buffer("nested_code", torch.zeros(256, dtype=torch.float32, device=device))
 
     @classmethod
-    def like(cls, experts: nn.Module, settings: QuantSettings, device: Any = None) -> NF4Experts:
+    def like(cls, experts: Any, settings: QuantSettings, device: Any = None) -> NF4Experts:
         return cls(
             experts.num_experts,
             experts.hidden_dim,
@@ -292,7 +296,7 @@ ENCODER_TEXT = "model.encoder.language_model."
 DECODER = "model.decoder."
 
 
-def share_text_modules(model: nn.Module) -> None:
+def share_text_modules(model: HFModel) -> None:
     """Make each encoder text module the decoder's module (the checkpoint ties their weights).
 
     Layers differ in class (the encoder's attention writes the cache, the decoder's reads it), so the sharing is
@@ -359,7 +363,7 @@ class _Resolver:
         return self.source.get(self.find(name), start, stop)
 
 
-def _set_tensor(root: nn.Module, name: str, tensor: torch.Tensor) -> None:
+def set_tensor(root: nn.Module, name: str, tensor: torch.Tensor) -> None:
     module_name, _, leaf = name.rpartition(".")
     module = root.get_submodule(module_name) if module_name else root
     if leaf in module._parameters:
@@ -380,7 +384,7 @@ def install(model: nn.Module, name: str, module: nn.Module) -> None:
         _replace(model, ENCODER_TEXT + name[len(DECODER) :], module)
 
 
-def empty_model(config: Any, dtype: torch.dtype) -> nn.Module:
+def empty_model(config: Any, dtype: torch.dtype) -> HFModel:
     """The model with parameters on the meta device (buffers real, as computed by the modules) and shared text."""
     from accelerate import init_empty_weights
     from transformers import DiffusionGemmaForBlockDiffusion
@@ -453,7 +457,7 @@ def quantize_model(
     device: torch.device | str = "cpu",
     progress: Callable[[LayerProgress], None] | None = None,
     layers: Iterable[int] | None = None,
-) -> nn.Module:
+) -> HFModel:
     """Build the NF4 model from ``source``, one decoder layer at a time (each quantized on ``device``).
 
     ``layers`` limits which layers are read from the source (for memory benchmarks that fill the rest with copies);
@@ -477,7 +481,7 @@ def quantize_model(
 
 
 def quantize_layer(
-    model: nn.Module,
+    model: HFModel,
     index: int,
     resolver: _Resolver,
     settings: QuantSettings,
@@ -519,11 +523,11 @@ def _load_meta_tensors(
         seen.add(id(tensor))
         value = resolver.get(full)
         value = value.to(device=device, dtype=dtype if value.is_floating_point() else value.dtype)
-        _set_tensor(model, full, value)
+        set_tensor(model, full, value)
 
 
 def load_rest(
-    model: nn.Module,
+    model: HFModel,
     resolver: _Resolver,
     settings: QuantSettings,
     dtype: torch.dtype,
@@ -546,7 +550,7 @@ def load_rest(
 
 
 # ---------------------------------------------------------------------- accounting
-def byte_groups(model: nn.Module) -> dict[str, dict[str, float]]:
+def byte_groups(model: HFModel) -> dict[str, dict[str, float]]:
     """Unique bytes and parameters by group: ``experts``, ``text_linear`` (4-bit), ``other``.
 
     Each storage is counted once (shared modules, tied embeddings). ``params`` counts logical weights (a packed byte

@@ -35,9 +35,10 @@ from inference.errors import DamagedFileError, ModelLoadError
 from inference.weights.quant import (
     BUILD_MMAP_THRESHOLD,
     DECODER,
+    HFModel,
     NF4Experts,
     QuantSettings,
-    _set_tensor,
+    set_tensor,
     bitsandbytes_module,
     config_fingerprint,
     empty_model,
@@ -175,7 +176,7 @@ class SafetensorsReader:
         view = out.view(-1).view(torch.uint8) if out.numel() else out.view(torch.uint8)
         with open(path, "rb") as fh:
             fh.seek(base + begin)
-            if fh.readinto(memoryview(view.numpy())) != end - begin:
+            if fh.readinto(memoryview(view.numpy()).cast("B")) != end - begin:
                 raise DamagedFileError(f"ends early: tensor {name!r} is cut off (an incomplete download?).", path=path)
         return out
 
@@ -234,7 +235,7 @@ def write_safetensors(
         fh.write(raw)
         for count, (name, tensor) in enumerate(tensors, start=1):
             data = tensor.detach().to("cpu").contiguous()
-            raw_bytes = memoryview(data.view(-1).view(torch.uint8).numpy()) if data.numel() else memoryview(b"")
+            raw_bytes = memoryview(data.view(-1).view(torch.uint8).numpy()).cast("B") if data.numel() else memoryview(b"")
             fh.write(raw_bytes)
             checksums[name] = xxhash.xxh3_64_hexdigest(raw_bytes)
             if on_tensor is not None:
@@ -245,7 +246,7 @@ def write_safetensors(
 
 
 # ---------------------------------------------------------------------- the quantized model on disk
-def packed_tensors(model: nn.Module) -> list[tuple[str, torch.Tensor]]:
+def packed_tensors(model: HFModel) -> list[tuple[str, torch.Tensor]]:
     """The quantized model's tensors, each stored once, shared text modules under their decoder names.
 
     A ``Linear4bit`` is saved as bitsandbytes saves it: ``NAME.weight`` (packed) and ``NAME.weight.<stat>``."""
@@ -279,7 +280,7 @@ def packed_tensors(model: nn.Module) -> list[tuple[str, torch.Tensor]]:
 
 def load_packed(
     config: Any, path: Path, settings: QuantSettings, dtype: torch.dtype, device: torch.device | str = "cpu"
-) -> nn.Module:
+) -> HFModel:
     """Rebuild the quantized model from ``model.safetensors`` in a cache folder (no quantization)."""
     steady_heap(BUILD_MMAP_THRESHOLD)
     store = MappedSafetensors(path)
@@ -306,7 +307,7 @@ def load_packed(
         tensor = store.get(name)
         if tensor.is_floating_point() and ".experts." not in name:
             tensor = tensor.to(dtype)
-        _set_tensor(model, name, tensor.to(device))
+        set_tensor(model, name, tensor.to(device))
     if getattr(model.config, "tie_word_embeddings", True):
         model.lm_head.weight = model.model.decoder.embed_tokens.weight
     missing = [n for n, t in list(model.named_parameters()) + list(model.named_buffers()) if t.is_meta]

@@ -83,12 +83,15 @@ def build_processor(tokenizer: Any = None) -> Any:
     from transformers.models.gemma4 import Gemma4ImageProcessor, Gemma4VideoProcessor
     from transformers.models.gemma4.feature_extraction_gemma4 import Gemma4AudioFeatureExtractor
 
-    vision = {"patch_size": PATCH_SIZE, "max_soft_tokens": MAX_SOFT_TOKENS, "pooling_kernel_size": POOLING}
     return Gemma4Processor(
         feature_extractor=Gemma4AudioFeatureExtractor(),
-        image_processor=Gemma4ImageProcessor(**vision),
+        image_processor=Gemma4ImageProcessor(
+            patch_size=PATCH_SIZE, max_soft_tokens=MAX_SOFT_TOKENS, pooling_kernel_size=POOLING
+        ),
         tokenizer=tokenizer if tokenizer is not None else build_tokenizer(),
-        video_processor=Gemma4VideoProcessor(**vision),
+        video_processor=Gemma4VideoProcessor(
+            patch_size=PATCH_SIZE, max_soft_tokens=MAX_SOFT_TOKENS, pooling_kernel_size=POOLING
+        ),
         chat_template=CHAT_TEMPLATE,
         image_seq_length=MAX_SOFT_TOKENS,
     )
