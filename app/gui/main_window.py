@@ -37,6 +37,7 @@ from app.gui.controller import TaskActions
 from app.gui.denoise_panel import DenoisePanel
 from app.gui.find import FindBar, Finder
 from app.gui.model_dialog import ModelChoice
+from app.gui.ocr_review import OcrReview
 from app.gui.queue_view import TaskQueue
 from app.gui.runs import Runs, RunsBar
 from app.gui.selection import PageSelection
@@ -183,6 +184,9 @@ class MainWindow(TaskActions, DropTarget, QMainWindow):
         self.model_label = QLabel("model: none (builtin engine)")
         self.statusBar().addPermanentWidget(self.model_label)
         self.task_queue = TaskQueue(self)
+        self.ocr_review = OcrReview(self)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.ocr_review)
+        self.ocr_review.hide()
 
     def _actions(self) -> None:
         bar = QToolBar("Tasks")
@@ -254,6 +258,7 @@ class MainWindow(TaskActions, DropTarget, QMainWindow):
         self.panel_action = action("Denoising &panel", self.toggle_panel, "Ctrl+D", view_menu, checkable=True)
         self.panel_action.setChecked(True)
         view_menu.addAction(self.task_queue.toggle_action())
+        view_menu.addAction(self.ocr_review.toggle_action())
         bar.addSeparator()
         self.engine_box = QComboBox()
         self.engine_box.addItems(["builtin", "model", "remote"])
