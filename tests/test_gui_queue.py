@@ -19,7 +19,7 @@ def idle(window) -> bool:
 
 def test_ctrl_r_four_times_parses_once_and_says_so(window, qtbot):
     window.add_paths([str(SAMPLE)])
-    qtbot.waitUntil(lambda: ingested(window), timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: ingested(window) and idle(window), timeout=TIMEOUT)
     for _ in range(4):
         window.parse_action.trigger()
     assert "Already running: parsing sample" in window.status_label.text()
@@ -27,19 +27,20 @@ def test_ctrl_r_four_times_parses_once_and_says_so(window, qtbot):
     qtbot.waitUntil(lambda: idle(window), timeout=TIMEOUT)
     entry = next(iter(window.entries.values()))
     assert len(runs_of(entry)) == 1
-    window.parse_action.trigger()  # once the first is done, asking again is a new parse
+    window.parse_action.trigger()  # once the first is done, and not in the same double-click, a new parse
     qtbot.waitUntil(lambda: idle(window), timeout=TIMEOUT)
     assert len(runs_of(entry)) == 2
 
 
 def test_a_double_clicked_ask_answers_once(window, qtbot):
     window.add_paths([str(SAMPLE)])
-    qtbot.waitUntil(lambda: ingested(window), timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: ingested(window) and idle(window), timeout=TIMEOUT)
     window.question.setText("What is block diffusion?")
     first = window.ask(window.question.text())
     assert first is not None
-    for _ in range(2):
-        assert window.ask(window.question.text()) is None
+    assert window.ask(window.question.text()) is None  # queued or running: not again
+    qtbot.wait(60)  # the builtin engine may have answered by the third click of a quick double-click and Enter
+    assert window.ask(window.question.text()) is None
     qtbot.waitUntil(lambda: idle(window), timeout=TIMEOUT)
     assert len(window.answer_log) == 1
     assert len(window.results.thread) == 1

@@ -393,7 +393,7 @@ class TaskActions:
         engine, entries = ready
         key = self.scope_key(entries)
         task = ("ask", question.strip(), *key)
-        if self.task_queue.already(task):  # a double-click, or Enter then Ctrl+K: one answer
+        if self.task_queue.already(task, double_click=True):  # a double-click, or Enter then Ctrl+K: one answer
             return None
         self._start_task(engine)
         conversation = self.conversations.setdefault(key, Conversation())

@@ -448,12 +448,13 @@ class MainWindow(TaskActions, DropTarget, QMainWindow):
         dialog.open()
         self.dialog = dialog
 
-    def reopen(self, path: str) -> None:
-        """Read a document again (after it failed, or with a password)."""
+    def reopen(self, path: str) -> Job | None:
+        """Read a document again (after it failed, with a password, or from the last session)."""
         entry = self.entries.get(path)
-        if entry is not None:
-            entry.message = ""
-            self.worker.submit(self._ingest_job(entry))
+        if entry is None:
+            return None
+        entry.message = ""
+        return self.worker.submit(self._ingest_job(entry))
 
     def _entry_failed(self, entry: DocEntry, message: str, details: str) -> None:
         entry.status, entry.message = "failed", message

@@ -14,6 +14,7 @@ from PySide6.QtCore import QRectF, Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QPen, QPixmap
 from PySide6.QtWidgets import (
     QDockWidget,
+    QGraphicsPixmapItem,
     QGraphicsRectItem,
     QGraphicsScene,
     QGraphicsView,
@@ -64,10 +65,12 @@ class WordView(QGraphicsView):
         scene = self.scene()
         scene.clear()
         self.boxes = {}
-        if image is not None:
-            scene.addPixmap(QPixmap.fromImage(pil_to_qimage(image)))
-            sx, sy = image.width / (page.width or image.width), image.height / (page.height or image.height)
-            scene.setSceneRect(QRectF(0, 0, image.width, image.height))
+        if image is not None:  # a QPixmap (the page viewer's) or a PIL image
+            pixmap = image if isinstance(image, QPixmap) else QPixmap.fromImage(pil_to_qimage(image))
+            scene.addPixmap(pixmap)
+            width, height = pixmap.width(), pixmap.height()
+            sx, sy = width / (page.width or width), height / (page.height or height)
+            scene.setSceneRect(QRectF(0, 0, width, height))
         else:
             sx = sy = 1.0
         for word in words:
@@ -186,13 +189,7 @@ class OcrReview(QDockWidget):
             return
         page = parsed.document.pages[number - 1]
         self.words = page_words(page)
-        image = None
-        if entry.document is not None and entry.document.renderer is not None:
-            try:
-                image = entry.document.render(number, self.window.page_view.dpi)
-            except Exception:  # noqa: BLE001 - the boxes still show without the picture
-                image = None
-        self.view.show_words(image, page, self.words)
+        self.view.show_words(self.page_image(entry, number), page, self.words)
         unsure = sum(w.unsure for w in self.words)
         edited = sum(w.edited_from is not None for w in self.words)
         self.header.setText(
@@ -201,6 +198,21 @@ class OcrReview(QDockWidget):
             if self.words
             else f"{entry.name}, page {number}: no OCR words on this page."
         )
+
+    def page_image(self, entry: Any, number: int) -> Any:
+        """The page as the page viewer shows it (its pixmap, not rendered twice), else rendered at its resolution;
+        None when it cannot be (the boxes still show)."""
+        viewer = self.window.page_view
+        if viewer.document is entry.document and viewer.page == number and not self.window.cleaned_box.isChecked():
+            pixmaps = [i for i in viewer.scene().items() if isinstance(i, QGraphicsPixmapItem)]
+            if pixmaps:
+                return pixmaps[0].pixmap()
+        if entry.document is None or entry.document.renderer is None:
+            return None
+        try:
+            return entry.document.render(number, viewer.dpi)
+        except Exception:  # noqa: BLE001 - the boxes still show without the picture
+            return None
 
     def select(self, word: Any) -> None:
         self.word = word

@@ -9,10 +9,12 @@ behind another says what it waits for (``Worker.job_waiting``).
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
+    QApplication,
     QDockWidget,
     QHeaderView,
     QPushButton,
@@ -108,6 +110,7 @@ class TaskQueue:
         window.statusBar().addPermanentWidget(self.button)
         window.worker.duplicate.connect(self.said_twice)
         window.worker.job_waiting.connect(self.waiting)
+        self.asked_at: dict[Any, float] = {}  # key -> when it was last submitted (monotonic seconds)
 
     def toggle_action(self) -> Any:
         action = self.panel.toggleViewAction()
@@ -115,12 +118,22 @@ class TaskQueue:
         action.setShortcut("Ctrl+Shift+T")
         return action
 
-    def already(self, key: Any) -> bool:
-        """True, after saying so in the status bar, when a task with this key is queued or running."""
+    def already(self, key: Any, double_click: bool = False) -> bool:
+        """True, after saying so in the status bar, when a task with this key is queued or running; with
+        ``double_click``, also when it was asked for within a double-click's interval (a builtin Ask may be done by
+        the second click). False records the request: the caller submits it now."""
         same = self.window.worker.pending(key)
         if same is not None:
             self.said_twice(same)
-        return same is not None
+            return True
+        now = time.monotonic()
+        last = self.asked_at.get(key)
+        if double_click and last is not None and now - last < QApplication.doubleClickInterval() / 1000:
+            self.window.status_label.setText("Asked twice in a double-click: done once.")
+            return True
+        self.asked_at = {k: t for k, t in self.asked_at.items() if now - t < 5.0}
+        self.asked_at[key] = now
+        return False
 
     def said_twice(self, job: Job) -> None:
         state = "running" if job is self.window.worker.current else "queued"

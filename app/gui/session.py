@@ -114,7 +114,7 @@ class SessionKeeper:
             w.page_of[saved.path] = saved.page
             w.entries[saved.path] = entry
             w.doc_list.add_entry(entry)
-            reading = w.worker.submit(w._ingest_job(entry))
+            reading = w.reopen(saved.path)
         w.answer_log = list(state.answers) + w.answer_log
         w.extractions = list(state.extractions) + w.extractions
         if state.extractions:
