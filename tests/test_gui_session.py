@@ -88,6 +88,26 @@ def test_reopening_the_window_brings_back_documents_runs_answers_and_extractions
         close(third, qtbot)
 
 
+def test_closing_before_the_last_session_is_back_keeps_it(qtbot, tmp_path):
+    text = tmp_path / "kept.txt"
+    text.write_text("A line to keep.\n", encoding="utf-8")
+    first = MainWindow()
+    first.show()
+    first.add_paths([str(text)])
+    qtbot.waitUntil(lambda: ingested(first), timeout=TIMEOUT)
+    close(first, qtbot)
+    saved = session_path(first).read_text(encoding="utf-8")
+    quick = MainWindow()  # closed at once: the session is still being read
+    quick.show()
+    close(quick, qtbot)
+    assert session_path(quick).read_text(encoding="utf-8") == saved
+    again = reopen(qtbot)
+    try:
+        assert list(again.entries) == [str(text.resolve())]
+    finally:
+        close(again, qtbot)
+
+
 def test_a_corrupt_session_file_is_set_aside_and_the_window_opens(qtbot):
     probe = MainWindow(session=False)
     path = session_path(probe)

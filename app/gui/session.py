@@ -25,6 +25,7 @@ class SessionKeeper:
         self.window = window
         self.enabled = enabled
         self.restored: Any = None  # the inference.session.SessionState read at start, once shown
+        self.reading = False  # the last session is being read: closing now must not save over it
 
     @property
     def path(self) -> Path:
@@ -55,7 +56,7 @@ class SessionKeeper:
 
     def save(self) -> Path | None:
         """Write the session now (the window is closing: the worker is joined, nothing else runs)."""
-        if not self.enabled:
+        if not self.enabled or self.reading:  # closed before the last session came back: it stays as it was
             return None
         from inference.session import save_session
 
@@ -90,9 +91,23 @@ class SessionKeeper:
         job = Job("restoring the last session", work, key=("session",), detail="restoring the last session")
         job.succeeded.connect(lambda result: self._restored(*result))
         job.failed.connect(self.window.show_error)
+        job.failed.connect(self._not_read)
+        job.cancelled.connect(self._not_read)
+        self.reading = True
         return self.window.worker.submit(job)
 
+    def _not_read(self, *_: Any) -> None:
+        """The read failed or was cancelled. When the window is closing, nothing of the last session is in it: the
+        file stays as it is (never the empty window saved over it). Otherwise (Esc during the read) what is done from
+        now on is this session's, saved on close."""
+        if not self.window.closing:
+            self.reading = False
+
     def _restored(self, state: Any, notice: str) -> None:
+        self.reading = False
+        self._show(state, notice)
+
+    def _show(self, state: Any, notice: str) -> None:
         w = self.window
         if notice:
             w.banner.show_message(notice, error=False)
