@@ -89,3 +89,21 @@ def test_the_running_task_stops_from_its_own_cancel_and_the_queued_one_runs(wind
     window.task_queue.panel.table.cellWidget(0, 2).click()
     qtbot.waitUntil(lambda: idle(window), timeout=TIMEOUT)
     assert [a.question for _, a in window.answer_log] == ["second question"]
+
+
+def test_a_document_whose_reading_is_cancelled_in_the_queue_says_so_and_opens_again(window, qtbot, tmp_path):
+    first, second = tmp_path / "first.txt", tmp_path / "second.txt"
+    first.write_text("one\n", encoding="utf-8")
+    second.write_text("two\n", encoding="utf-8")
+    window.task_queue.panel.show()
+    window.add_paths([str(first), str(second)])
+    rows = window.task_queue.panel.rows()
+    assert [state for _, state in rows] == ["running", "queued"] and rows[1][0] == "reading second.txt"
+    window.task_queue.panel.table.cellWidget(1, 2).click()
+    qtbot.waitUntil(lambda: idle(window), timeout=TIMEOUT)
+    entry = window.entries[str(second.resolve())]
+    assert entry.status == "failed" and "cancelled" in entry.message
+    assert window.entries[str(first.resolve())].status == "ready"
+    window.reopen(entry.path)
+    qtbot.waitUntil(lambda: idle(window), timeout=TIMEOUT)
+    assert entry.status == "ready" and entry.document is not None

@@ -401,7 +401,14 @@ class MainWindow(TaskActions, DropTarget, QMainWindow):
         self.doc_list.refresh(entry)
         job.succeeded.connect(lambda result, e=entry: self._ingested(e, *result))
         job.failed.connect(lambda message, details, e=entry: self._entry_failed(e, message, details))
+        job.cancelled.connect(lambda _why, e=entry: self._not_read(e))
         return job
+
+    def _not_read(self, entry: DocEntry) -> None:
+        """Reading was cancelled (Esc, or its Cancel in the task queue): the row says so, never "reading" forever."""
+        if entry.path in self.entries and entry.document is None:
+            entry.status, entry.message = "failed", "Not read: cancelled. Right-click it and choose Open again."
+            self.doc_list.refresh(entry)
 
     def _ingested(self, entry: DocEntry, doc: Any, thumb: Any) -> None:
         if entry.path not in self.entries:  # removed while it was read
