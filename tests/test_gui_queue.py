@@ -107,3 +107,20 @@ def test_a_document_whose_reading_is_cancelled_in_the_queue_says_so_and_opens_ag
     window.reopen(entry.path)
     qtbot.waitUntil(lambda: idle(window), timeout=TIMEOUT)
     assert entry.status == "ready" and entry.document is not None
+
+
+def test_a_model_ask_queued_during_a_model_parse_leaves_the_panel_to_the_parse_until_it_starts(window, qtbot):
+    window.add_paths([str(SAMPLE)])
+    qtbot.waitUntil(lambda: ingested(window) and idle(window), timeout=TIMEOUT)
+    load_tiny(window, qtbot, max_new_tokens=512, max_denoising_steps=8)
+    window.model_engine.engine.eos_token_ids = []
+    window.parse()
+    qtbot.waitUntil(lambda: window.panel.received > 3, timeout=TIMEOUT)  # the parse is denoising
+    before = window.panel.received
+    ask = window.ask("What is block diffusion?")
+    assert window.worker.current is not ask and window.panel.received >= before  # not wiped mid-parse
+    at_start = []
+    window.worker.job_started.connect(lambda job: at_start.append(window.panel.received) if job is ask else None)
+    qtbot.waitUntil(lambda: idle(window), timeout=TIMEOUT)
+    assert at_start == [0]  # the panel starts afresh for the Ask
+    assert window.answer_log and window.panel.received > 0

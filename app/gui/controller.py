@@ -109,6 +109,7 @@ class TaskActions:
         self.prompt_tokens: int | None = None  # the count shown by the question box (model engine)
         self.remote_engine: Any = None  # inference.tasks.remote.RemoteEngine once connected
         self._count_job: Job | None = None
+        self.panel_waits = False  # a model task queued behind another: the panel is reset when it starts
         self.count_timer = QTimer(self)
         self.count_timer.setSingleShot(True)
         self.count_timer.setInterval(300)
@@ -249,6 +250,7 @@ class TaskActions:
         return TaskContext(progress=progress, on_event=job.event.emit, cancel=job.cancel_token)
 
     def _connect(self, job: Job, on_success: Any, stream: tuple[str, str] | None = None) -> Job:
+        job.fresh_panel, self.panel_waits = self.panel_waits, False
         job.event.connect(self.panel.on_event)
         job.event.connect(self._engine_progress)
         if stream is not None:  # before on_success: the stream ends, then the result replaces it
@@ -283,6 +285,9 @@ class TaskActions:
     def _start_task(self, engine: Any) -> None:
         self.banner.hide()  # the last task's message is not this one's
         if engine.name in ("model", "remote"):
+            if self.worker.jobs():  # queued behind another task: the panel shows that one's steps until this starts
+                self.panel_waits = True  # taken by the job in _connect, reset when it starts (_job_started)
+                return
             self.panel.reset()
             self.toggle_panel(True)
 

@@ -635,6 +635,9 @@ class MainWindow(TaskActions, DropTarget, QMainWindow):
     def _job_started(self, job: Job) -> None:
         if job.quiet:
             return
+        if getattr(job, "fresh_panel", False):  # a model task that was queued: the panel is its own from now on
+            self.panel.reset()
+            self.toggle_panel(True)
         self.cancel_action.setEnabled(True)
         self.progress.setRange(0, 0)  # busy until the job reports figures
         self.progress.show()
