@@ -19,7 +19,7 @@ from app.gui import SAMPLE
 from app.gui.main_window import MainWindow
 from app.gui.runs import runs_of
 from app.gui.session import SESSION_FILE
-from inference.session import SessionError, from_json
+from inference.session import from_json
 from tests.qt_helpers import TIMEOUT, delete_now, ingested, load_tiny
 
 
@@ -126,15 +126,6 @@ def test_a_corrupt_session_file_is_set_aside_and_the_window_opens(qtbot):
     finally:
         close(window, qtbot)
     QApplication.processEvents()
-
-
-@pytest.mark.parametrize(
-    "text",
-    ["[]", '{"format": "other"}', '{"format": "diffusion-workbench-session", "version": 99}', "{\u0000"],
-)
-def test_what_is_not_a_session_is_refused_by_name(text):
-    with pytest.raises(SessionError):
-        from_json(text)
 
 
 def test_a_session_round_trips_through_json(qtbot, tmp_path):
