@@ -34,6 +34,7 @@ from inference.batch.runner import (
     Item,
     ItemResult,
     Manifest,
+    ParseJob,
     check_item,
     item_key,
     parse_item,
@@ -41,7 +42,8 @@ from inference.batch.runner import (
     run_settings,
 )
 from inference.errors import ClusterError, ConfigError, WorkbenchError
-from inference.exports import inside, parse_formats, write_atomic
+from inference.exports import inside, parse_formats
+from inference.files import write_atomic
 from inference.tasks.base import ParseOptions
 
 log = logging.getLogger(__name__)
@@ -320,7 +322,7 @@ def _dataset(rows: list[dict[str, Any]], job: Job, retries: int) -> Any:
     dataset = ray.data.from_items(rows, override_num_blocks=len(rows))
     with warnings.catch_warnings():  # max_retries has no named parameter yet; Ray Data's default is -1: forever
         warnings.simplefilter("ignore", DeprecationWarning)
-        return dataset.map(_parse_row, fn_kwargs={"job": job}, num_cpus=1, max_retries=retries)
+        return dataset.map(functools.partial(_parse_row, job=job), num_cpus=1, max_retries=retries)
 
 
 @functools.lru_cache(maxsize=4)
@@ -341,6 +343,6 @@ def _parse_row(row: dict[str, Any], job: Job) -> dict[str, Any]:
         result = _failed(item, f"the {job.spec.name} engine could not start on a worker ({type(exc).__name__}: {exc})")
     else:
         with tempfile.TemporaryDirectory(prefix="dwb-cluster-") as scratch:
-            result = parse_item(item, Path(scratch), engine, job.formats, job.per_page, job.options)
+            result = parse_item(ParseJob(item, Path(scratch), engine, job.formats, job.per_page, job.options))
             files = [(name, (Path(scratch) / name).read_bytes()) for name in result.outputs]
     return {"index": row["index"], "result": pickle.dumps((result, files))}

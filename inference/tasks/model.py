@@ -27,7 +27,7 @@ from typing import Any
 from inference.documents.model import Block, Document
 from inference.errors import CancelledError, ConfigError, GenerationError
 from inference.prompts import Prompt, PromptBuilder, PromptPolicy
-from inference.runtime.events import Cancelled, CanvasCommitted, Failed, Finished
+from inference.runtime.events import CanvasCommitted, Finished, drain
 from inference.runtime.params import DiffusionParams
 from inference.tasks.base import Answer, Citation, Extraction, LeftOut, ParseOptions, ParseResult, TaskContext
 from inference.tasks.builtin import PassageIndex
@@ -67,6 +67,7 @@ CITATION = re.compile(r"\[(?:p\.|page)\s*(\d{1,5})\]", re.I)
 
 class ModelEngine:
     name = "model"
+    concurrency = 1  # one model in this process: documents one after another (pages batched within each)
     template = True  # extract through the canvas template (False: the prompt-and-retry path)
 
     def __init__(
@@ -91,17 +92,7 @@ class ModelEngine:
         inputs = self.builder.inputs(prompts[0]) if len(prompts) == 1 else self.builder.batch_inputs(prompts)
         device = self.loaded.device
         inputs = {k: v.to(device) if hasattr(v, "to") else v for k, v in inputs.items()}
-        for event in self.engine.generate(inputs, self.params, cancel=context.cancel):
-            if context.on_event:
-                context.on_event(event)
-            if isinstance(event, Finished):
-                return list(event.texts)
-            if isinstance(event, Cancelled):
-                where = "during the prefill" if event.canvas < 0 else f"at canvas {event.canvas}, step {event.step}"
-                raise CancelledError(f"cancelled {where}")
-            if isinstance(event, Failed):
-                raise GenerationError(event.message)
-        raise GenerationError("the engine stopped without a result")
+        return list(drain(self.engine.generate(inputs, self.params, cancel=context.cancel), context.on_event).texts)
 
     def default_batch_size(self) -> int:
         """Pages per parse batch from free memory: each row holds a canvas's logits a few times over (scaled,
@@ -395,15 +386,14 @@ class ModelEngine:
 
     def _drain(self, events: Any, context: TaskContext) -> list[Any]:
         """The engine's events, passed on to ``context.on_event``; a cancel or failure raises."""
-        out = []
-        for event in events:
+        out: list[Any] = []
+
+        def keep(event: Any) -> None:
+            out.append(event)
             if context.on_event:
                 context.on_event(event)
-            out.append(event)
-            if isinstance(event, Cancelled):
-                raise CancelledError(f"cancelled at canvas {event.canvas}, step {event.step}")
-            if isinstance(event, Failed):
-                raise GenerationError(event.message)
+
+        drain(events, keep)
         return out
 
     def _extract_prompted(self, docs: Sequence[Document], schema: dict[str, Any], context: TaskContext) -> Extraction:
