@@ -19,7 +19,7 @@ from app.gui import SAMPLE
 from app.gui.main_window import MainWindow
 from app.gui.runs import runs_of
 from app.gui.session import SESSION_FILE
-from inference.session import from_json
+from inference.session_file import from_json
 from tests.qt_helpers import TIMEOUT, delete_now, ingested, load_tiny
 
 
@@ -137,7 +137,7 @@ def test_a_session_round_trips_through_json(qtbot, tmp_path):
         window.parse()
         qtbot.waitUntil(lambda: not window.worker.busy, timeout=TIMEOUT)
         state = window.sessions.state()
-        from inference.session import to_json
+        from inference.session_file import to_json
 
         again = from_json(to_json(state))
         assert json.loads(to_json(again)) | {"saved_at": 0} == json.loads(to_json(state)) | {"saved_at": 0}

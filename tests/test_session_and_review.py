@@ -10,7 +10,7 @@ import pytest
 
 from inference.documents.model import Block, Document, Page
 from inference.ocr.review import correct_word, describe_counts, page_words, unsure_counts
-from inference.session import (
+from inference.session_file import (
     SavedDocument,
     SavedRun,
     SessionError,

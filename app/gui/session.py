@@ -2,7 +2,7 @@
 the worker when it opens, so that the documents, every parse of each, the answers and the extractions come back.
 
 File -> New session starts afresh. A session file that cannot be read never stops the window from opening: it is
-set aside (renamed beside itself) and the banner says so. The format lives in ``inference.session``.
+set aside (renamed beside itself) and the banner says so. The format lives in ``inference.session_file``.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ class SessionKeeper:
     def __init__(self, window: Any, enabled: bool = True) -> None:
         self.window = window
         self.enabled = enabled
-        self.restored: Any = None  # the inference.session.SessionState read at start, once shown
+        self.restored: Any = None  # the inference.session_file.SessionState read at start, once shown
         self.reading = False  # the last session is being read: closing now must not save over it
 
     @property
@@ -34,7 +34,7 @@ class SessionKeeper:
     # saving -------------------------------------------------------------------------------------------------------
     def state(self) -> Any:
         """The window's session now (documents in list order, their runs, answers, extractions)."""
-        from inference.session import SavedDocument, SavedRun, SessionState
+        from inference.session_file import SavedDocument, SavedRun, SessionState
 
         w = self.window
         documents = []
@@ -58,7 +58,7 @@ class SessionKeeper:
         """Write the session now (the window is closing: the worker is joined, nothing else runs)."""
         if not self.enabled or self.reading:  # closed before the last session came back: it stays as it was
             return None
-        from inference.session import save_session
+        from inference.session_file import save_session
 
         try:
             return save_session(self.path, self.state())
@@ -74,7 +74,7 @@ class SessionKeeper:
         path = self.path
 
         def work(job: Job) -> Any:
-            from inference.session import SessionError, load_session, set_aside
+            from inference.session_file import SessionError, load_session, set_aside
 
             try:
                 return load_session(path), ""

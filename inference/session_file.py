@@ -115,7 +115,7 @@ def to_json(state: SessionState) -> str:
 
 
 def save_session(path: Path, state: SessionState) -> Path:
-    from inference.exports import write_atomic
+    from inference.files import write_atomic
 
     return write_atomic(Path(path), to_json(state))
 
