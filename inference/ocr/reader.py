@@ -394,7 +394,14 @@ def _read_large_line(reading: Any, box: tuple[int, ...], glyph: float, lang: str
     text = " ".join(w[0] for w in words)
     if not words or statistics.mean(w[2] for w in words) < LARGE_MIN_CONFIDENCE or not any(ch.isalnum() for ch in text):
         return None
-    return OcrLine(text, (float(x0), float(y0), float(x1), float(y1)), float(y1 - y0), [(w, b) for w, b, _ in words])
+    return OcrLine(
+        text,
+        (float(x0), float(y0), float(x1), float(y1)),
+        float(y1 - y0),
+        [(w, b) for w, b, _ in words],
+        statistics.mean(c for _, _, c in words),
+        {b: round(float(c), 1) for _, b, c in words},
+    )
 
 
 def _large_paragraphs(lines: list[OcrLine]) -> list[tuple[str, tuple, list[OcrLine]]]:
