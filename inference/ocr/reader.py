@@ -37,6 +37,7 @@ class OcrLine:
     height: float
     words: list[Word] = field(default_factory=list)  # in pixels
     confidence: float = 100.0  # Tesseract's, 0-100
+    word_confidences: dict[tuple[float, float, float, float], float] = field(default_factory=dict)  # box -> 0-100
 
 
 # the script Tesseract's OSD names -> the language model that reads it, in order of preference
@@ -181,7 +182,7 @@ def ocr_image(
         it = api.GetIterator()
         if it is None or not api.GetUTF8Text().strip():  # a blank page: no paragraphs, not an error
             return []
-        words, symbols = _all_words(api)
+        words, symbols, confidences = _all_words(api)
         level_para, level_line = tesserocr.RIL.PARA, tesserocr.RIL.TEXTLINE
         lines: list[OcrLine] = []
         box = None
@@ -198,7 +199,12 @@ def ocr_image(
             if text and bb:
                 words_in = _in_line(words, bb)
                 line = OcrLine(
-                    text, tuple(float(v) for v in bb), float(bb[3] - bb[1]), words_in, it.Confidence(level_line)
+                    text,
+                    tuple(float(v) for v in bb),
+                    float(bb[3] - bb[1]),
+                    words_in,
+                    it.Confidence(level_line),
+                    {b: confidences[b] for _, b in words_in if b in confidences},
                 )
                 line = with_fractions(line, image, symbols, reader)
                 lines.append(_with_bullet(line, image))
@@ -388,7 +394,14 @@ def _read_large_line(reading: Any, box: tuple[int, ...], glyph: float, lang: str
     text = " ".join(w[0] for w in words)
     if not words or statistics.mean(w[2] for w in words) < LARGE_MIN_CONFIDENCE or not any(ch.isalnum() for ch in text):
         return None
-    return OcrLine(text, (float(x0), float(y0), float(x1), float(y1)), float(y1 - y0), [(w, b) for w, b, _ in words])
+    return OcrLine(
+        text,
+        (float(x0), float(y0), float(x1), float(y1)),
+        float(y1 - y0),
+        [(w, b) for w, b, _ in words],
+        statistics.mean(c for _, _, c in words),
+        {b: round(float(c), 1) for _, b, c in words},
+    )
 
 
 def _large_paragraphs(lines: list[OcrLine]) -> list[tuple[str, tuple, list[OcrLine]]]:
@@ -426,12 +439,13 @@ def _by_top(paragraphs: list, large: list) -> list:
     return out
 
 
-def _all_words(api: Any) -> tuple[list[Word], dict[Word, list[Word]]]:
-    """Every recognised word with its box in pixels (for the searchable PDF's text layer), and the symbols (text,
-    box) of the words that may hold a fraction glyph."""
+def _all_words(api: Any) -> tuple[list[Word], dict[Word, list[Word]], dict[tuple, float]]:
+    """Every recognised word with its box in pixels (for the searchable PDF's text layer), the symbols (text,
+    box) of the words that may hold a fraction glyph, and each word's confidence (0-100) by its box."""
     import tesserocr
 
     words: list[Word] = []
+    confidences: dict[tuple, float] = {}
     symbols: dict[Word, list[Word]] = {}
     current: list[Word] | None = None
     level_word, level_symbol = tesserocr.RIL.WORD, tesserocr.RIL.SYMBOL
@@ -447,6 +461,7 @@ def _all_words(api: Any) -> tuple[list[Word], dict[Word, list[Word]]]:
                 continue
             word = (text, tuple(float(v) for v in box))
             words.append(word)
+            confidences[word[1]] = round(float(symbol.Confidence(level_word)), 1)
             if is_candidate(text):
                 current = symbols[word] = []
         if current is not None:
@@ -457,7 +472,7 @@ def _all_words(api: Any) -> tuple[list[Word], dict[Word, list[Word]]]:
                 continue
             if char and box:
                 current.append((char, tuple(float(v) for v in box)))
-    return words, symbols
+    return words, symbols, confidences
 
 
 def _in_line(words: list, box: tuple) -> list[tuple[str, tuple[float, float, float, float]]]:
@@ -639,10 +654,13 @@ def ocr_page(
         page.attrs["photo_panels"] = len(crops)
         return photo_blocks(paragraphs, read_panels(crops, lang), crops, cleaned, sx, sy, scale)
     body = body_height([ln for _, _, lines in paragraphs for ln in lines])
+    confidences = {b: c for _, _, lines in paragraphs for ln in lines for b, c in ln.word_confidences.items()}
     blocks = []
     for item in _cut_tables(paragraphs, grids):
         if isinstance(item, OcrTable):  # a ruled table: its cells as printed
-            words = [[w, *(round(v, 1) for v in _to_page(cleaned, wb, sx, sy))] for w, wb in item.words]
+            words = [
+                [w, *(round(v, 1) for v in _to_page(cleaned, wb, sx, sy)), confidences.get(wb)] for w, wb in item.words
+            ]
             text = "\n".join(" | ".join(row) for row in item.rows)
             attrs = {"source": "ocr", "words": words}
             bbox = _to_page(cleaned, item.box, sx, sy)
@@ -656,8 +674,12 @@ def ocr_page(
             kind = "list"  # a bulleted line is an item, however tall a skewed scan makes its box
         elif body and len(lines) <= 2 and len(text) < 120 and height >= body * 1.3:
             kind, level = "heading", 1 if height >= body * 1.8 else 2
-        words = [[w, *(round(v, 1) for v in _to_page(cleaned, wb, sx, sy))] for ln in lines for w, wb in ln.words]
-        attrs = {"source": "ocr", "words": words}
+        words = [
+            [w, *(round(v, 1) for v in _to_page(cleaned, wb, sx, sy)), ln.word_confidences.get(wb, ln.confidence)]
+            for ln in lines
+            for w, wb in ln.words
+        ]
+        attrs = {"source": "ocr", "words": words}  # [text, x0, y0, x1, y1, Tesseract's confidence 0-100 or None]
         blocks.append(Block(kind=kind, text=text, bbox=bbox, order=len(blocks), level=level, attrs=attrs))
     return blocks
 
