@@ -19,7 +19,7 @@ from PySide6.QtTest import QTest
 from app.gui.main_window import MainWindow
 from app.gui.ocr_review import SURE, UNKNOWN, UNSURE, colour_of
 from inference.ocr.review import OcrWord, page_words, unsure_counts
-from tests.conftest import needs_shared, shared_path
+from tests.helpers import needs_shared, shared_path
 from tests.qt_helpers import TIMEOUT, delete_now, ingested
 
 SCAN = ("data", "ocrmypdf", "typewriter.png")

@@ -132,6 +132,9 @@ class SessionKeeper:
             reading = w.reopen(saved.path)
         tasks = w.tasks
         tasks.answer_log = list(state.answers) + tasks.answer_log
+        for paths, answer in state.answers:  # the Answer tab shows every answer, each with the documents it is about
+            w.results.about[id(answer)] = [Path(p).name for p in paths]
+        w.results.show_thread([answer for _, answer in tasks.answer_log])
         tasks.extractions = list(state.extractions) + tasks.extractions
         if state.extractions:
             tasks.extraction_scope = set(state.extraction_scope or [])
