@@ -19,7 +19,7 @@ from app.cli_checks import (
     read_text,
 )
 from app.cli_documents import add_document_args, ocr_jobs, ocr_lang, password_source
-from app.cli_progress import EventView, interruptible
+from app.cli_progress import EventView, ProgressBar, interruptible
 from inference.errors import CancelledError, WorkbenchError
 from inference.weights.choices import DEVICES, DTYPES, QUANT_CHOICES, QUANT_HELP
 
@@ -135,7 +135,8 @@ def _add_ask(sub: Any) -> None:
     ask.add_argument(
         "--allow-truncation",
         action="store_true",
-        help="exit 0 even when parts of the documents could not be given to the model (they are still listed)",
+        help="exit 0 even when parts of the documents could not be given to the model (they are still listed) or "
+        "the server cut the answer off (it is still said)",
     )
     ask.add_argument(
         "--json", action="store_true", help="the answer as JSON on stdout; progress as JSON events on stderr"
@@ -144,8 +145,8 @@ def _add_ask(sub: Any) -> None:
         "--budget-tokens",
         type=positive_int,
         metavar="N",
-        help="tokens one prompt may hold with --engine model (default: the context less 8192 kept for the answer); "
-        "more is read in chunks",
+        help="tokens one prompt may hold with --engine model or remote (default: the context less 8192 kept for the "
+        "answer; a server's own limits cap it); more is read in chunks",
     )
     _add_engine_args(ask)
     add_document_args(ask)
@@ -474,46 +475,6 @@ def make_engine(args: argparse.Namespace) -> Any:
     return engine
 
 
-class ProgressBar:
-    """One line on stderr, redrawn in place on a terminal, one line per document otherwise; :meth:`page` shows the
-    pages of the document being parsed (an indented line per page off a terminal)."""
-
-    def __init__(self, stream: Any = None) -> None:
-        import threading
-
-        self.stream = stream or sys.stderr
-        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
-        self.lock = threading.Lock()  # documents of a remote batch report from their own threads
-
-    def page(self, done: int, total: int, what: str) -> None:
-        """``TaskContext.progress``: one step of a document's pages."""
-        line = f"  {what} ({done}/{total} pages)"
-        with self.lock:
-            self.stream.write("\r" + line.ljust(100)[:100] if self.tty else line + "\n")
-            self.stream.flush()
-
-    def __call__(self, index: int, total: int, item: Any, result: Any) -> None:
-        with self.lock:
-            self._document(index, total, item, result)
-
-    def _document(self, index: int, total: int, item: Any, result: Any) -> None:
-        done = index + (1 if result is not None else 0)
-        width = 24
-        filled = int(width * done / max(total, 1))
-        bar = "#" * filled + "-" * (width - filled)
-        name = item.path.name if len(item.path.name) <= 40 else item.path.name[:37] + "..."
-        state = result.status if result is not None else "parsing"
-        kept = f" ({result.kept} pages kept from an earlier run)" if result is not None and result.kept else ""
-        line = f"[{bar}] {done}/{total} {state:8} {name}{kept}"
-        if self.tty:
-            self.stream.write("\r" + line.ljust(100)[:100])
-            if done == total and result is not None:
-                self.stream.write("\n")
-        elif result is not None:
-            self.stream.write(line + "\n")
-        self.stream.flush()
-
-
 def cmd_parse(args: argparse.Namespace, cancel: Any) -> int:
     from inference.batch.runner import run_parse
     from inference.exports import parse_formats
@@ -598,7 +559,7 @@ def cmd_ask(args: argparse.Namespace, cancel: Any) -> int:
     engine = make_engine(args)
     if engine.name == "builtin":  # OCR scanned pages and mark furniture first, so that every page can be searched
         docs = [engine.parse(d, _builtin_options(args)).document for d in docs]
-    if args.budget_tokens and engine.name == "model":
+    if args.budget_tokens and engine.name in ("model", "remote"):
         import dataclasses
 
         engine.policy = dataclasses.replace(engine.policy, budget_tokens=args.budget_tokens)
@@ -608,6 +569,13 @@ def cmd_ask(args: argparse.Namespace, cancel: Any) -> int:
     print(json.dumps(answer.to_json(), ensure_ascii=False, indent=1) if args.json else answer_markdown(answer))
     for item in answer.left_out:
         print(f"dwb: left out, never read by the model: {item.describe()}", file=sys.stderr)
+    if answer.cut_off:
+        print(
+            f"dwb: the answer is incomplete: the server stopped it before its end (finish_reason: {answer.cut_off})",
+            file=sys.stderr,
+        )
+        if not args.allow_truncation:
+            return 1
     if answer.left_out and not args.allow_truncation:
         print(
             f"dwb: {len(answer.left_out)} part(s) of the documents were left out, so the answer may miss them "

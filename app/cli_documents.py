@@ -24,12 +24,14 @@ def add_document_args(parser: argparse.ArgumentParser) -> None:
         help="pages OCR'd at once (default: the core count, fewer when memory is short)",
     )
     secret = parser.add_mutually_exclusive_group()
-    secret.add_argument("--password", default=None, help="password of encrypted PDFs (seen by other users: ps)")
+    secret.add_argument(
+        "--password", default=None, help="password of encrypted PDFs and Office files (seen by other users: ps)"
+    )
     secret.add_argument(
         "--password-file",
         default=None,
         metavar="FILE",
-        help="read the password of encrypted PDFs from the first line of FILE",
+        help="read the password of encrypted PDFs and Office files from the first line of FILE",
     )
 
 

@@ -85,6 +85,29 @@ def add_serve_parser(sub: Any, add_model_args: Any) -> None:
     serve.add_argument(
         "--max-images", type=int, default=16, metavar="N", help="images per request at most (default 16)"
     )
+    serve.add_argument(
+        "--max-request-pixels",
+        type=float,
+        default=800,
+        metavar="MP",
+        help="decoded image pixels per request at most, in megapixels, checked before any image is decoded "
+        "(default 800; one image at most 50)",
+    )
+    serve.add_argument(
+        "--max-batch-pixels",
+        type=float,
+        default=100,
+        metavar="MP",
+        help="image megapixels decoded at once over all requests being prepared; more wait (default 100)",
+    )
+    serve.add_argument(
+        "--shutdown-grace",
+        type=float,
+        default=10.0,
+        metavar="S",
+        help="on SIGTERM/Ctrl-C, seconds in-flight requests may go on; then they are stopped and their streams end "
+        "with finish_reason abort and an error event (default 10)",
+    )
 
 
 def _secret(var: str | None) -> str | None:
@@ -128,8 +151,9 @@ def make_remote_engine(args: argparse.Namespace, params: dict[str, Any] | None =
 def cmd_serve(args: argparse.Namespace, say: Any) -> int:
     import logging
 
+    from inference.serving.images import ImageLimits
     from inference.serving.runner import Limits, Runner
-    from inference.serving.server import ChatApp, ServeConfig, check_host
+    from inference.serving.server import ChatApp, ServeConfig, check_host, make_server
     from inference.weights.loading import load_model
 
     key = _secret(args.api_key_env)
@@ -146,16 +170,20 @@ def cmd_serve(args: argparse.Namespace, say: Any) -> int:
         args.max_images,
         args.max_prompt_tokens or 1,
     )
-    if min(numbers) < 1 or args.max_body_mb <= 0 or args.request_timeout < 0:
+    positive = (args.max_body_mb, args.max_request_pixels, args.max_batch_pixels)
+    if min(numbers) < 1 or min(positive) <= 0 or args.request_timeout < 0 or args.shutdown_grace < 0:
         raise ConfigError(
             "--queue, --max-batch, --max-tokens, --max-steps, --max-images and --max-prompt-tokens must be >= 1, "
-            "--max-body-mb > 0 and --request-timeout >= 0."
+            "--max-body-mb, --max-request-pixels and --max-batch-pixels > 0, --request-timeout and --shutdown-grace "
+            ">= 0."
         )
+    per_image = min(50_000_000, int(args.max_request_pixels * 1e6))
     limits = Limits(
         max_prompt_tokens=args.max_prompt_tokens or 262_144,
         max_new_tokens=args.max_tokens,
         max_steps=args.max_steps,
         max_images=args.max_images,
+        images=ImageLimits(per_image, int(args.max_request_pixels * 1e6), int(args.max_batch_pixels * 1e6)),
         request_timeout=args.request_timeout or float("inf"),
     )
     loaded = load_model(args.model, dtype=args.dtype, device=args.device, quant=args.quant, progress=say)
@@ -163,10 +191,12 @@ def cmd_serve(args: argparse.Namespace, say: Any) -> int:
     app = ChatApp(
         runner,
         ServeConfig(
-            model_name=args.served_name or args.model, api_key=key, max_body_bytes=int(args.max_body_mb * 1024 * 1024)
+            model_name=args.served_name or args.model,
+            api_key=key,
+            max_body_bytes=int(args.max_body_mb * 1024 * 1024),
+            shutdown_grace=args.shutdown_grace,
         ),
     )
-    import uvicorn
 
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
@@ -179,5 +209,6 @@ def cmd_serve(args: argparse.Namespace, say: Any) -> int:
         f"(batches of up to {args.max_batch}, context {runner.limits.max_prompt_tokens} tokens)",
         file=sys.stderr,
     )
-    uvicorn.run(app.app, host=args.host, port=args.port, log_level="warning", lifespan="off")
+    make_server(app, args.host, args.port).run()
+    runner.close()
     return 0

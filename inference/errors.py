@@ -88,6 +88,15 @@ class IngestError(WorkbenchError):
     """A document or one of its pages could not be read."""
 
 
+class PasswordRequiredError(IngestError):
+    """An encrypted document: no password was given (``wrong`` False) or the one given is wrong (``wrong`` True).
+    Front ends answer it by asking for one."""
+
+    def __init__(self, message: str, *, wrong: bool, path: str | Path | None = None) -> None:
+        super().__init__(message, path=path, hint="$give_password")
+        self.wrong = wrong
+
+
 class CancelledError(WorkbenchError):
     """The user cancelled the task; what finished before stays."""
 

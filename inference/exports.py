@@ -11,13 +11,12 @@ import csv
 import html
 import io
 import json
-import os
 import re
-import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from inference.errors import ConfigError
+from inference.files import write_atomic
 from inference.tasks.base import Answer, Extraction, ParseResult
 from inference.tasks.layout import FURNITURE
 from inference.tasks.markdown import table_html
@@ -48,37 +47,6 @@ def inside(root: Path, *parts: str) -> Path:
     if target != root and root not in target.parents:
         raise ConfigError(f"refusing to write outside the output folder: {target}")
     return target
-
-
-def current_umask() -> int:
-    """The process umask, read without changing it where the system allows (Linux), else set-and-restore."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def write_atomic(path: Path, data: str | bytes) -> Path:
-    """Write ``data`` to ``path`` through a temporary file in the same folder; the file gets the mode a new file gets
-    under the umask (``mkstemp`` creates it 0600 and ``os.replace`` would keep that)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data.encode("utf-8") if isinstance(data, str) else data)
-            os.fchmod(fh.fileno(), 0o666 & ~current_umask())
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 # serializers --------------------------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from inference.documents.model import Document, Page
 from inference.errors import ConfigError
@@ -61,14 +61,18 @@ class PromptPart:
     span: tuple[int, int] | None = None  # a passage: its characters in the page's text
 
 
+PageMode = Literal["text", "image", "both", "none"]
+PageStatus = Literal["included", "downsampled", "text_only", "dropped"]
+
+
 @dataclass
 class PageReport:
     document: str
     page: int
     label: str
-    mode: str  # what went in: text | image | both | none
+    mode: PageMode  # what went in
     tokens: int  # what went in; for a dropped page or passage, what it would have cost
-    status: str  # included | downsampled | text_only | dropped
+    status: PageStatus
     note: str = ""
     span: tuple[int, int] | None = None  # a passage of the page: its characters in the page's text
 

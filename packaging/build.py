@@ -4,7 +4,7 @@
     python packaging/build.py --tier light|full [--dist DIR] [--work DIR] [--no-archive]
 
 light: the window, the builtin engine and exports, no torch or transformers; full: with the model runtime.
-Build folders default to the system's temporary folder, never the repository. Needs PyInstaller (the test extra).
+Build folders default to the system's temporary folder, never the repository. Needs PyInstaller (the bundle extra).
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ def build(tier: str, dist: Path, work: Path, archive: bool = True) -> dict[str, 
     app = dist / APP
     linked = link_duplicates(app)
     result: dict[str, object] = {"tier": tier, "app": app, "bytes": tree_size(app), "deduplicated_bytes": linked}
+    result["system_bytes"] = system_library_bytes(app)
     if archive:
         result["archive"] = pack(app, dist / f"{APP}-{version()}-{tier}-{platform_tag()}")
         result["archive_bytes"] = Path(str(result["archive"])).stat().st_size
@@ -93,6 +94,29 @@ def tree_size(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file() and not p.is_symlink())
 
 
+def system_library_bytes(app: Path) -> int:
+    """The bytes of the system's shared libraries that PyInstaller collected into ``app`` (X11, GL, fontconfig...):
+    files that are byte copies of a library in the system's linker cache (``ldconfig -p``). What they weigh depends on
+    the machine that builds, not on this project; 0 where there is no ``ldconfig`` (Windows, macOS)."""
+    ldconfig = shutil.which("ldconfig") or ("/sbin/ldconfig" if Path("/sbin/ldconfig").exists() else None)
+    if ldconfig is None:
+        return 0
+    listing = subprocess.run([ldconfig, "-p"], capture_output=True, text=True, check=False).stdout
+    system: dict[str, list[Path]] = {}
+    for line in listing.splitlines()[1:]:
+        name, _, target = line.strip().partition(" => ")
+        if target:
+            system.setdefault(name.split(" (")[0], []).append(Path(target))
+    total = 0
+    for path in app.rglob("*.so*"):
+        if not path.is_file() or path.is_symlink():
+            continue
+        twins = [t for t in system.get(path.name, []) if t.is_file() and t.stat().st_size == path.stat().st_size]
+        if any(same_bytes(path, twin) for twin in twins):
+            total += path.stat().st_size
+    return total
+
+
 def pack(app: Path, base: Path) -> Path:
     fmt = "zip" if os.name == "nt" else "gztar"
     return Path(shutil.make_archive(str(base), fmt, root_dir=app.parent, base_dir=app.name))
@@ -121,7 +145,8 @@ def main(argv: list[str] | None = None) -> int:
     result = build(args.tier, dist.resolve(), work.resolve(), archive=not args.no_archive)
     print(
         f"{APP} ({result['tier']}): {result['app']}  {result['bytes'] / 2**20:.0f} MiB "
-        f"({int(result['deduplicated_bytes']) / 2**20:.0f} MiB of duplicate libraries linked)"
+        f"({int(result['deduplicated_bytes']) / 2**20:.0f} MiB of duplicate libraries linked; "
+        f"{int(result['system_bytes']) / 2**20:.0f} MiB of it the system's own libraries)"
     )
     if "archive" in result:
         print(f"archive: {result['archive']}  {int(result['archive_bytes']) / 2**20:.0f} MiB")

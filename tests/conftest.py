@@ -1,4 +1,5 @@
-"""Shared fixtures. The hub is never contacted: every model here is built in memory or read from a temp folder."""
+"""Shared fixtures, and nothing else: helpers are in ``helpers.py``, ``model_helpers.py`` and ``qt_helpers.py``.
+The hub is never contacted: every model here is built in memory or read from a temp folder."""
 
 from __future__ import annotations
 
@@ -14,25 +15,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # Qt tests draw offscreen
 
 import pytest
 
-# The data, models and tools the tests read beside the checkout (``../shared``); DWB_SHARED points elsewhere (a
-# folder that does not exist shows which tests need it: they skip, naming what is missing).
-SHARED = Path(os.environ.get("DWB_SHARED") or Path(__file__).resolve().parents[1].parent / "shared")
-DATA = SHARED / "data"
-
-
-def needs_shared(*parts: str) -> pytest.MarkDecorator:
-    """A mark that skips a test or module unless ``../shared/<parts>`` exists."""
-    return pytest.mark.skipif(
-        not SHARED.joinpath(*parts).exists(), reason=f"../shared/{'/'.join(parts)} is not present"
-    )
-
-
-def shared_path(*parts: str) -> Path:
-    """``../shared/<parts>``, or a skip naming it when it is absent."""
-    path = SHARED.joinpath(*parts)
-    if not path.exists():
-        pytest.skip(f"../shared/{'/'.join(parts)} is not present")
-    return path
+from tests.helpers import serving, shared_path
 
 
 @pytest.fixture(scope="session")
@@ -73,15 +56,22 @@ def processor(tiny_pair):
     return tiny_pair[1]
 
 
-def chat_inputs(processor, text: str, images=()):
-    content = [{"type": "image", "image": img} for img in images] + [{"type": "text", "text": text}]
-    return processor.apply_chat_template(
-        [{"role": "user", "content": content}],
-        add_generation_prompt=True,
-        tokenize=True,
-        return_dict=True,
-        return_tensors="pt",
-    )
+@pytest.fixture(scope="module")
+def loaded():
+    """The built-in tiny model as ``dwb`` loads it (fp32, CPU), once per module."""
+    from inference.weights.loading import load_model
+
+    return load_model("tiny", dtype="fp32", device="cpu")
+
+
+@pytest.fixture(scope="module")
+def served(request, loaded):
+    """``dwb serve`` over ``loaded`` on loopback for the module's tests: ``(runner, base URL)``. A module sets the
+    runner's and the server's options in ``SERVE_RUNNER`` and ``SERVE_CONFIG`` (keyword arguments as dicts)."""
+    runner = getattr(request.module, "SERVE_RUNNER", {})
+    config = getattr(request.module, "SERVE_CONFIG", {})
+    with serving(loaded, runner=runner, config=config) as running:
+        yield running
 
 
 @pytest.fixture

@@ -67,3 +67,17 @@ def echo_canvas(model: Any, strengths: list[float]) -> Any:
     model.register_forward_pre_hook(keep_canvas, with_kwargs=True)
     model.lm_head.register_forward_hook(hook)
     return model
+
+
+def writes_then_ends(model: Any, token: int, end: int, count: int = 8, strength: float = 50.0) -> Any:
+    """Add ``strength`` to ``token``'s logit at the first ``count`` positions of each canvas and to ``end``'s after
+    them: a model that writes a short line and ends in its first canvas (a page done, never cut off)."""
+
+    def hook(_module, _inputs, output):
+        output = output.clone()
+        output[:, :count, token] += strength
+        output[:, count:, end] += strength
+        return output
+
+    model.lm_head.register_forward_hook(hook)
+    return model

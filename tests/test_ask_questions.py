@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import DATA, needs_shared
-
 from inference.documents import open_document
 from inference.tasks import BuiltinEngine
+from tests.helpers import DATA, needs_shared
 
 PDF = DATA / "docling" / "pdf"
 pytestmark = needs_shared("data", "docling", "pdf")

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pymupdf
 import pytest
-from conftest import DATA, needs_shared
 
 from inference.batch.runner import MANIFEST, plan, run_parse
 from inference.documents import open_document
 from inference.errors import ConfigError
 from inference.exports import inside, parse_formats, safe_name, write_parse
 from inference.tasks import BuiltinEngine
+from tests.helpers import DATA, needs_shared
 
 ROOT = Path(__file__).resolve().parents[1]
 needs_data = needs_shared("data")

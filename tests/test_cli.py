@@ -329,7 +329,8 @@ def test_ask_shows_prompt_size_prefill_and_canvases_on_a_terminal(tmp_path):
         chunks.append(data)
     _, status = os.waitpid(pid, 0)
     screen = b"".join(chunks).decode("utf-8", "replace")
-    assert os.waitstatus_to_exitcode(status) in (0, 1), screen
+    refused = "cites no passage" in screen or "were left out" in screen  # what the tiny model's answer holds
+    assert os.waitstatus_to_exitcode(status) == (1 if refused else 0), screen
     assert "prompt: " in screen and " tokens" in screen
     tokens = int(screen.split("prompt: ")[1].split(" tokens")[0].replace(",", ""))
     assert tokens > 10_000 // 4

@@ -5,19 +5,21 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
-from conftest import DATA, needs_shared
 
 from app.cli import main
 from inference.batch.cluster import run_parse_cluster
 from inference.batch.runner import MANIFEST, run_parse
 from inference.tasks import BuiltinEngine
+from tests.helpers import DATA, needs_shared
 
 ray = pytest.importorskip("ray", reason="the cluster extra (Ray) is not installed")
 
@@ -33,9 +35,20 @@ FORMATS = "md,json"
 
 @pytest.fixture(scope="module")
 def local_ray():
-    ray.init(num_cpus=2, object_store_memory=256 * 2**20, include_dashboard=False, log_to_driver=False)
+    """A Ray instance of the module's own: ``address="local"`` starts one (never joins a cluster recorded under the
+    system's temp folder, as a bare ``ray.init()`` would), with its sockets and logs in a temp folder of its own."""
+    folder = tempfile.mkdtemp(prefix="dwb-ray-")  # short: Ray's socket paths must fit in 107 characters
+    ray.init(
+        address="local",
+        _temp_dir=folder,
+        num_cpus=2,
+        object_store_memory=256 * 2**20,
+        include_dashboard=False,
+        log_to_driver=False,
+    )
     yield ray
     ray.shutdown()
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def inbox(root: Path, names: list[str]) -> Path:

@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pymupdf
 import pytest
-from conftest import DATA, needs_shared
 
 from inference.documents import Document, Status, ingest, open_document
 from inference.errors import IngestError
+from tests.helpers import DATA, needs_shared
 
 pytestmark = needs_shared("data")
 HOSTILE = ("ocrmypdf/invalid.pdf", "ocrmypdf/enormous.pdf", "ocrmypdf/no_contents.pdf", "ocrmypdf/blank.pdf")

@@ -6,7 +6,6 @@ import json
 
 import numpy as np
 import torch
-from conftest import chat_inputs
 from test_engine_parity import reference
 
 from inference.runtime.engine import CancelToken, DiffusionEngine, Session
@@ -20,6 +19,7 @@ from inference.runtime.events import (
     PrefillFinished,
     PrefillStarted,
 )
+from tests.helpers import chat_inputs
 
 
 def test_event_sequence_and_step_payload(tiny_model, processor):
@@ -104,7 +104,7 @@ def test_failure_is_an_event_not_an_exception(tiny_model, processor):
 
 
 def test_padding_after_end_of_sequence_is_not_counted_as_written(tiny_model, processor):
-    from model_helpers import towards
+    from tests.model_helpers import towards
 
     engine = DiffusionEngine(towards(tiny_model, processor.tokenizer.eos_token_id), processor.tokenizer)
     params = engine.default_params(seed=0, max_denoising_steps=4, max_new_tokens=256)

@@ -10,12 +10,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import chat_inputs
 from PIL import Image
 
 from inference.runtime.engine import DiffusionEngine
 from inference.runtime.events import CanvasCommitted, DenoisingStep, Finished
 from inference.runtime.params import DiffusionParams
+from tests.helpers import chat_inputs
 from tests.model_helpers import sharpen
 
 

@@ -4,10 +4,10 @@ the same tokens alone (where it equals ``model.generate()`` after ``torch.manual
 from __future__ import annotations
 
 import numpy as np
-from conftest import chat_inputs
 
 from inference.runtime.engine import DiffusionEngine
 from inference.runtime.events import DenoisingStep, Failed, Finished
+from tests.helpers import chat_inputs
 from tests.model_helpers import echo_canvas
 
 PROMPTS = ["Row A prompt", "A longer prompt for row B, padded less", "C"]

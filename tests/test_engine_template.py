@@ -10,7 +10,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import chat_inputs
 from transformers import DynamicCache
 from transformers.models.diffusion_gemma.generation_diffusion_gemma import (
     EntropyBoundSampler,
@@ -23,6 +22,7 @@ from inference.runtime.engine import DiffusionEngine, Session
 from inference.runtime.events import CanvasCommitted, DenoisingStep, Failed, Finished
 from inference.runtime.params import DiffusionParams
 from inference.runtime.template import FREE, CanvasTemplate, Choice
+from tests.helpers import chat_inputs
 
 STEPS = 12  # denoising steps per canvas: enough for pins, sets and choices to show, short enough for the CPU
 PARAMS = DiffusionParams(max_denoising_steps=STEPS)

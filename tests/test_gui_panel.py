@@ -142,7 +142,7 @@ def test_tokens_per_forward_counts_written_tokens_not_padding(qtbot, tiny_model,
     import inference.runtime.events as ev
     from app.gui.denoise_panel import DenoisePanel
     from inference.runtime.engine import DiffusionEngine
-    from tests.conftest import chat_inputs
+    from tests.helpers import chat_inputs
     from tests.model_helpers import towards
 
     engine = DiffusionEngine(towards(tiny_model, processor.tokenizer.eos_token_id), processor.tokenizer)

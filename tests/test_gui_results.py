@@ -252,10 +252,10 @@ def test_the_window_shows_the_parse_exactly_with_no_replacement_characters(windo
 def test_a_character_split_between_canvases_streams_whole_into_the_tab(window, tiny_model, processor):
     """A byte-level tokenizer can split a character between two canvases: the streamed Markdown shows it whole."""
     import numpy as np
-    from conftest import chat_inputs
 
     from inference.runtime.engine import DiffusionEngine
     from inference.runtime.template import FREE, CanvasTemplate
+    from tests.helpers import chat_inputs
 
     tokenizer = processor.tokenizer
     text = "a" * 255 + "\u00e9t\u00e9"

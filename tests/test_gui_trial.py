@@ -1,5 +1,6 @@
-"""What a new user's trial of the window under Xvfb found (a helper drove it with xdotool), each reproduced here:
-offscreen, real widgets, the real worker thread, real documents; no mocks."""
+"""The window as a new user meets it: the menu, toolbar and shortcuts, files that fail to open, the status bar, an
+empty extraction, shutdown, the memory estimate, passwords, the answer thread, the smallest size and the prompt's
+token count. Offscreen, real widgets, the real worker thread, real documents; no mocks."""
 
 from __future__ import annotations
 
@@ -23,8 +24,8 @@ def hostile(tmp_path: Path) -> dict[str, Path]:
 
 
 def test_parse_and_export_from_the_menu_toolbar_and_shortcuts_run(window, qtbot):
-    """The actions' triggered(checked) passed False to parse(paths) and export_dialog(paths): Ctrl+R, the toolbar's
-    Parse and File -> Export did nothing but print a TypeError."""
+    """Ctrl+R, the toolbar's Parse and File -> Export run their action (the ``checked`` argument of ``triggered`` is
+    not taken for the paths)."""
     window.add_paths([str(SAMPLE)])
     qtbot.waitUntil(lambda: ingested(window), timeout=TIMEOUT)
     window.engine_box.setCurrentText("builtin")
@@ -41,7 +42,7 @@ def test_parse_and_export_from_the_menu_toolbar_and_shortcuts_run(window, qtbot)
 
 
 def test_parse_again_on_a_file_that_failed_to_open_says_why(window, qtbot, tmp_path):
-    """It said "Something went wrong (AttributeError: 'NoneType' object has no attribute 'pages')"."""
+    """The banner names the file that could not be opened and its reason, never a bare "Something went wrong"."""
     bad = hostile(tmp_path)["text"]
     window.add_paths([str(bad)])
     qtbot.waitUntil(lambda: ingested(window), timeout=TIMEOUT)
@@ -55,8 +56,8 @@ def test_parse_again_on_a_file_that_failed_to_open_says_why(window, qtbot, tmp_p
 
 
 def test_files_that_fail_to_open_each_keep_their_message_and_show_it_when_chosen(window, qtbot, tmp_path):
-    """Five files that failed showed only the last one's message, and choosing a failed file left the previous
-    document's pages on screen with no reason."""
+    """Each of five files that failed keeps its own message; choosing one shows that message and clears the previous
+    document's pages."""
     files = hostile(tmp_path)
     window.add_paths([str(SAMPLE)])
     qtbot.waitUntil(lambda: ingested(window), timeout=TIMEOUT)
@@ -81,7 +82,7 @@ def test_files_that_fail_to_open_each_keep_their_message_and_show_it_when_chosen
 
 
 def test_the_status_bar_says_ready_when_the_work_is_done(window, qtbot):
-    """It kept "reading sample.pdf..." long after the document was ready."""
+    """The status bar says ready once the document is read (not "reading sample.pdf...")."""
     window.add_paths([str(SAMPLE)])
     qtbot.waitUntil(lambda: ingested(window) and not window.worker.busy, timeout=TIMEOUT)
     assert window.status_label.text() == "Ready."
@@ -92,7 +93,8 @@ def test_the_status_bar_says_ready_when_the_work_is_done(window, qtbot):
 
 
 def test_an_extraction_that_finds_nothing_says_why(window, qtbot):
-    """The builtin engine returned {} with "valid": true, and the status bar stayed on "extracting..."."""
+    """An extraction by the builtin engine that finds nothing says which fields it missed and how to write them, and
+    the status bar says how much was extracted."""
     window.add_paths([str(SAMPLE)])
     qtbot.waitUntil(lambda: ingested(window), timeout=TIMEOUT)
     window.engine_box.setCurrentText("builtin")
@@ -110,8 +112,8 @@ def test_an_extraction_that_finds_nothing_says_why(window, qtbot):
 
 
 def test_a_worker_destroyed_after_its_thread_is_gone_does_not_raise():
-    """At exit the QThread may be deleted before the Worker's destroyed signal runs (a RuntimeError was printed after
-    Ctrl+Q during a prefill)."""
+    """At exit the QThread may be deleted before the Worker's destroyed signal runs (Ctrl+Q during a prefill): no
+    RuntimeError."""
     from PySide6.QtCore import QThread
     from shiboken6 import delete
 
@@ -125,7 +127,8 @@ def test_a_worker_destroyed_after_its_thread_is_gone_does_not_raise():
 
 
 def test_the_memory_estimate_shows_the_weights_apart_from_the_runtime_reserve():
-    """It said "about 1.00 GiB in fp32, 1.00 GiB in 4-bit NF4" for a 5 MB model: the total with a fixed reserve."""
+    """The estimate names the weights' own size (a 5 MB model: its MiB in fp32 and in 4-bit NF4) apart from the
+    runtime's reserve."""
     from app.gui.model_dialog import memory_estimate_text
 
     text = memory_estimate_text("tiny-trained", "fp32", "cpu")
@@ -134,7 +137,7 @@ def test_the_memory_estimate_shows_the_weights_apart_from_the_runtime_reserve():
 
 
 def test_an_encrypted_pdf_asks_for_its_password_and_opens_with_it(window, qtbot, tmp_path):
-    """The engine's hint said "Open it again and enter its password" and the window never asked."""
+    """The window asks for the password of an encrypted PDF and opens the file with it."""
     import pymupdf
     from PySide6.QtWidgets import QInputDialog
 
@@ -187,8 +190,8 @@ def test_a_password_prompt_cancelled_leaves_the_file_failed_with_a_way_back(wind
 
 
 def test_answers_stay_in_the_thread_when_the_engine_or_the_model_changes(window, qtbot):
-    """After a builtin answer, loading a model showed "No question asked yet."; loading a model also dropped the
-    earlier model's answers (from the export too)."""
+    """A builtin answer stays in the thread when a model is loaded, and an earlier model's answers stay when another
+    model is loaded; clearing the conversation empties the thread."""
     from tests.qt_helpers import load_tiny
 
     window.add_paths([str(SAMPLE)])
@@ -217,7 +220,7 @@ def test_answers_stay_in_the_thread_when_the_engine_or_the_model_changes(window,
 
 
 def test_the_window_cannot_be_shrunk_until_its_texts_overlap(window, qtbot):
-    """At 300 x 200 everything clipped and the status texts ran into each other."""
+    """The window's minimum size keeps its texts apart (at 300 x 200 they would clip and run into each other)."""
     from app.gui.main_window import MINIMUM_SIZE
 
     window.resize(300, 200)
@@ -226,7 +229,7 @@ def test_the_window_cannot_be_shrunk_until_its_texts_overlap(window, qtbot):
 
 
 def test_a_stale_prompt_token_count_is_not_shown_while_it_is_counted_again(window, qtbot):
-    """The box kept the last question's figure (282) after the question changed; the prefill then read 278."""
+    """When the question changes, the box drops the previous question's token count until the new one is counted."""
     from tests.qt_helpers import load_tiny
 
     window.add_paths([str(SAMPLE)])

@@ -1,4 +1,4 @@
-"""Images that OCR used to misread: text on coloured and gradient backgrounds, rows of empty comb boxes, a line of
+"""Images that are hard for OCR: text on coloured and gradient backgrounds, rows of empty comb boxes, a line of
 small text, and very large scans (reduced before OCR, so that memory stays bounded)."""
 
 from __future__ import annotations

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import chat_inputs
 
 from inference.errors import ConfigError, InsufficientMemoryError, ModelLoadError, WeightsMissingError
 from inference.runtime.engine import DiffusionEngine
@@ -13,6 +12,7 @@ from inference.runtime.events import Finished
 from inference.weights.loading import load_model
 from inference.weights.sizing import check_fits, count_parameters, estimate_memory
 from inference.weights.sources import load_config
+from tests.helpers import chat_inputs
 from tests.model_helpers import save_tiny
 
 

@@ -135,7 +135,7 @@ def test_a_photo_with_light_smooth_patches_and_no_text_gives_no_words(tmp_path):
     draw.ellipse((300, 200, 800, 500), fill=(250, 250, 252))  # a cloud
     draw.rectangle((1000, 600, 1500, 1000), fill=(235, 236, 240))  # a white wall
     page = parse(image, tmp_path / "no_text.jpg")
-    assert page.blocks == []  # the photo's texture used to read as lines of junk ("X ] - it P S")
+    assert page.blocks == []  # the photo's texture is not read as lines of junk
     assert page.attrs["photo_panels"] == 0
 
 

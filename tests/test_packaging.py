@@ -13,14 +13,16 @@ from importlib.metadata import version
 from pathlib import Path
 
 import pytest
-from conftest import DATA, needs_shared
 
 from app import resources
 from app.cli import main
+from tests.helpers import DATA, needs_shared
 
 ROOT = Path(__file__).resolve().parents[1]
 SCAN = DATA / "ocrmypdf" / "linn.pdf"  # a scanned page with no text layer: text only through OCR
-LIGHT_LIMIT_MIB = 560  # the light bundle's size (docs/packaging.md) with room to grow: a new dependency shows up here
+# The light bundle without the system libraries PyInstaller collects: 557 MiB measured (docs/benchmarks.md); the limit
+# leaves 43 MiB (8%) to grow, so a new dependency of any size (torch: hundreds of MiB) shows up here.
+LIGHT_LIMIT_MIB = 600
 NO_RUNTIME = "no model runtime"
 
 
@@ -123,7 +125,7 @@ def test_model_dialog_without_the_runtime_says_so(qtbot, monkeypatch):
 
 
 def build_bundle(tier: str, folder: Path) -> Path:
-    pytest.importorskip("PyInstaller")
+    pytest.importorskip("PyInstaller", reason="the bundle extra (PyInstaller) is not installed")
     run = subprocess.run(
         [
             sys.executable,
@@ -162,6 +164,14 @@ def frozen_dwb(app: Path, *args: str, cwd: Path, timeout: float = 300) -> subpro
     return subprocess.run([str(exe), *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=timeout)
 
 
+def system_library_mib(app: Path) -> float:
+    """The system's own shared libraries that PyInstaller collected into ``app`` (``packaging/build.py`` finds them)."""
+    spec = importlib.util.spec_from_file_location("dwb_build", ROOT / "packaging" / "build.py")
+    build = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build)
+    return build.system_library_bytes(app) / 2**20
+
+
 def size_mib(folder: Path) -> float:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file() and not p.is_symlink()) / 2**20
 
@@ -190,9 +200,13 @@ def elsewhere(tmp_path):
 
 @pytest.mark.slow
 def test_light_bundle_size_and_contents(light):
-    mib = size_mib(light)
-    print(f"light bundle: {mib:.0f} MiB")
-    assert mib < LIGHT_LIMIT_MIB, f"the light bundle is {mib:.0f} MiB, over its {LIGHT_LIMIT_MIB} MiB limit"
+    total, system = size_mib(light), system_library_mib(light)
+    own = total - system  # what the project adds: the limit does not move with the libraries the machine has
+    print(f"light bundle: {total:.0f} MiB, {system:.0f} MiB of it the system's libraries")
+    assert own < LIGHT_LIMIT_MIB, (
+        f"the light bundle is {own:.0f} MiB without the {system:.0f} MiB of system libraries PyInstaller collected, "
+        f"over its {LIGHT_LIMIT_MIB} MiB limit"
+    )
     internal = light / "_internal"
     for absent in ("torch", "transformers", "torchvision", "onnxruntime", "pymupdf4llm", "triton", "ray"):
         assert not (internal / absent).exists(), absent

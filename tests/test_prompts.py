@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pymupdf
 import pytest
-from conftest import DATA, needs_shared
 
 from inference.documents import open_document
 from inference.prompts import PromptBuilder, PromptPolicy
+from tests.helpers import DATA, needs_shared
 
 pytestmark = needs_shared("data")
 

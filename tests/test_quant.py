@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import chat_inputs, shared_path
 from PIL import Image
 
 from inference.errors import ModelLoadError
@@ -34,6 +33,7 @@ from inference.weights.quant import (
     quantize_model,
 )
 from inference.weights.quant_cache import MODEL_FILE, SafetensorsReader, cache_folder, read_header
+from tests.helpers import chat_inputs, shared_path
 from tests.model_helpers import save_tiny
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -420,17 +420,21 @@ def test_a_killed_writer_leaves_nothing_that_loads(tmp_path, cache_env):
     assert [p for p in cache_env.iterdir()] == [target]  # the dead writer's folder was cleared
 
 
-def test_tiny_nf4_runs_the_engine_in_bf16_on_the_fused_cpu_kernels(tiny_pair):
+@pytest.mark.parametrize("ends", [True, False], ids=["ends-in-the-first-canvas", "runs-to-max-tokens"])
+def test_tiny_nf4_runs_the_engine_in_bf16_on_the_fused_cpu_kernels(tiny_pair, ends):
+    from tests.model_helpers import towards
+
     loaded = load_model("tiny", dtype="auto", device="cpu", quant="nf4")
     assert loaded.quant == "nf4" and loaded.dtype == "bf16"
     bnb = bitsandbytes_module()
     layers = [m for m in loaded.model.modules() if isinstance(m, bnb.nn.Linear4bit)]
     assert layers and all(m.compute_dtype == torch.bfloat16 for m in layers)
+    eos = loaded.tokenizer.eos_token_id
+    towards(loaded.model, eos if ends else loaded.tokenizer.convert_tokens_to_ids("a"), strength=30.0)
     ids = engine_ids(loaded.model, loaded.processor, "bf16 compute", 0)
-    assert ids.shape[0] == 1 and ids.shape[1] in (256, 512)  # whole canvases of the 512 tokens asked for
-    if ids.shape[1] == 256:  # a run that stopped after one canvas stopped on an end-of-turn token
-        eos = loaded.model.generation_config.eos_token_id
-        assert set(ids[0].tolist()) & set(eos if isinstance(eos, list) else [eos])
+    # whole canvases of the 512 tokens asked for: one when the first ends on end-of-sequence, else two
+    assert ids.shape == ((1, 256) if ends else (1, 512))
+    assert (eos in ids[0].tolist()) == ends
 
 
 def test_reader_reads_rows_without_the_rest(tmp_path):

@@ -20,15 +20,9 @@ from inference.serving.server import ChatApp, ServeConfig, start
 from inference.tasks.base import TaskContext
 from inference.tasks.model import ModelEngine
 from inference.tasks.remote import RemoteEngine, load_processor
-from inference.weights.loading import load_model
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = json.loads((ROOT / "tests" / "data" / "sample-schema.json").read_text())
-
-
-@pytest.fixture(scope="module")
-def loaded():
-    return load_model("tiny", dtype="fp32", device="cpu")
 
 
 @pytest.fixture(scope="module")

@@ -20,11 +20,6 @@ from tests.vllm_contract_server import ContractServer, serve
 PARAMS = {"max_denoising_steps": 4, "seed": 3, "max_new_tokens": 128}
 
 
-@pytest.fixture(scope="module")
-def loaded():
-    return load_model("tiny", dtype="fp32", device="cpu")
-
-
 @pytest.fixture
 def contract(loaded, request):
     server = ContractServer(loaded, **getattr(request, "param", {}))
@@ -112,3 +107,31 @@ def test_the_processor_is_the_served_models_or_a_clear_message(contract):
         engine.connect()
     message = caught.value.user_message()
     assert "google/diffusion-gemma-test" in message and "--model" in message
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("reason", ["abort", "error", "repetition"])
+def test_an_answer_the_server_cut_off_is_never_done(loaded, tmp_path, reason):
+    """vLLM's finish reasons other than ``stop``: parse makes the page an error naming the reason (partial, asked
+    again on a rerun), ask carries ``cut_off`` and says so, extract is invalid with the reason."""
+    server = ContractServer(loaded, max_model_len=32_768, cut_with=reason)
+    running, thread, url = serve(server)
+    try:
+        scans = _scans(tmp_path, 1)
+        first = run_parse(scans, tmp_path / "out", _engine(url), options=ParseOptions(batch_size=1))
+        assert first.items[0].status == "partial" and f"finish_reason: {reason}" in first.items[0].message
+        asked = len(server.requests)
+        again = run_parse(scans, tmp_path / "out", _engine(url), options=ParseOptions(batch_size=1))
+        assert len(server.requests) > asked and again.items[0].status == "partial"  # asked again, not kept
+        engine = _engine(url)
+        answer = engine.ask([open_document(scans[0])], "What is on the page?")
+        assert answer.cut_off == reason and answer.to_json()["cut_off"] == reason
+        assert any(f"finish_reason: {reason}" in n for n in engine.notices)
+        engine.template = False
+        extraction = engine.extract(
+            [open_document(scans[0])], {"type": "object", "properties": {"title": {"type": "string"}}}
+        )
+        assert not extraction.valid and any(f"finish_reason: {reason}" in e for e in extraction.errors)
+    finally:
+        running.should_exit = True
+        thread.join()

@@ -8,11 +8,11 @@ import re
 import cv2
 import numpy as np
 import pytest
-from conftest import DATA, needs_shared
 from PIL import Image
 
 from inference.documents import open_document
 from inference.ocr.scan import clean_scan, content_box, noise_sigma, page_image, to_before
+from tests.helpers import DATA, needs_shared
 
 needs_data = needs_shared("data")
 

@@ -13,15 +13,10 @@ from inference.runtime.events import EVENT_TYPES, Cancelled, DenoisingStep, Fini
 from inference.serving.runner import Runner
 from inference.serving.server import ChatApp, ServeConfig, check_host, start
 from inference.serving.wire import decode_event, encode_event
-from inference.weights.loading import load_model
 
 STEPS = {"max_denoising_steps": 4}
 LONG = {"max_denoising_steps": 1000, "stability_threshold": None, "confidence_threshold": None}  # minutes
-
-
-@pytest.fixture(scope="module")
-def loaded():
-    return load_model("tiny", dtype="fp32", device="cpu")
+SERVE_CONFIG = {"max_body_bytes": 2_000_000}  # the ``served`` fixture's server
 
 
 def _serve(loaded, **config):
@@ -30,15 +25,6 @@ def _serve(loaded, **config):
     app = ChatApp(runner, ServeConfig(model_name="tiny", **config))
     server, thread, port = start(app, "127.0.0.1", 0)
     return runner, server, thread, f"http://127.0.0.1:{port}/v1"
-
-
-@pytest.fixture(scope="module")
-def served(loaded):
-    runner, server, thread, url = _serve(loaded, max_body_bytes=2_000_000)
-    yield runner, url
-    server.should_exit = True
-    thread.join()
-    runner.close()
 
 
 @pytest.fixture(scope="module")

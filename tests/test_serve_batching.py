@@ -19,29 +19,14 @@ from inference.prompts import Prompt, PromptBuilder, PromptPart
 from inference.runtime.engine import DiffusionEngine
 from inference.runtime.events import Finished
 from inference.runtime.params import DiffusionParams
+from inference.serving.request import parse_chat
 from inference.serving.runner import Runner
-from inference.serving.server import ChatApp, ServeConfig, start
 from inference.serving.wire import decode_event
-from inference.weights.loading import load_model
 
 PARAMS = {"max_denoising_steps": 6}
 QUESTIONS = ["Say hello.", "Name a colour, please.", "What is two plus two?", "Write one short line about rain."]
 SEEDS = [20, 21, 22, 23]
-
-
-@pytest.fixture(scope="module")
-def loaded():
-    return load_model("tiny", dtype="fp32", device="cpu")
-
-
-@pytest.fixture(scope="module")
-def served(loaded):
-    runner = Runner(loaded, max_batch=4, batch_wait=1.0, batch_wait_max=3.0)  # a wide window: the four surely meet
-    server, thread, port = start(ChatApp(runner, ServeConfig(model_name="tiny")), "127.0.0.1", 0)
-    yield runner, f"http://127.0.0.1:{port}/v1"
-    server.should_exit = True
-    thread.join()
-    runner.close()
+SERVE_RUNNER = {"max_batch": 4, "batch_wait": 1.0, "batch_wait_max": 3.0}  # a wide window: the four surely meet
 
 
 def _request(url, question, out, index, leave_after_step=False):
@@ -133,7 +118,9 @@ def test_a_request_still_being_read_joins_the_batch(loaded):
     """The worker holds a batch open while the server is still reading or tokenizing a request (``arrival``), well
     past ``batch_wait``, and runs it with the one already queued."""
     runner = Runner(loaded, max_batch=4, batch_wait=0.005, batch_wait_max=30.0)
-    inputs = runner.encode(runner.parse_request({"messages": [{"role": "user", "content": "Hi"}]})[0], [], 280)
+    inputs = runner.encode(
+        runner.parse_request(parse_chat({"messages": [{"role": "user", "content": "Hi"}]}))[0], [], 280
+    )
     params = DiffusionParams(max_new_tokens=256, max_denoising_steps=2)
 
     async def both():

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pymupdf
 import pytest
-from conftest import DATA, SHARED, needs_shared
 from rapidfuzz.distance import Levenshtein
 
 from app.cli import main as dwb
@@ -18,6 +17,7 @@ from inference.errors import ConfigError
 from inference.tasks import BuiltinEngine, ParseOptions
 from inference.tasks.layout import FURNITURE, find_gutters
 from inference.tasks.markdown import table_html
+from tests.helpers import DATA, SHARED, needs_shared
 
 ROOT = Path(__file__).resolve().parents[1]
 needs_data = needs_shared("data")
@@ -27,6 +27,13 @@ def last_number(output: str, key: str) -> float:
     m = re.search(rf"{key}=([0-9.]+)\s*$", output.strip())
     assert m, output[-500:]
     return float(m.group(1))
+
+
+# Floors a stated margin under the figures measured on this data (``pytest -s`` prints them): a change that loses
+# more than the margin fails, and noise of a page or two does not.
+OLMOCR_SCORE = 0.50  # measured 0.521: 0.021 under, and "at least half" as the test's name says
+DOCLING_MEAN = 0.93  # measured 0.949: 0.019 under
+DOCLING_WORST = 0.82  # measured 0.845 (right_to_left_01): 0.025 under
 
 
 @needs_data
@@ -41,11 +48,11 @@ def test_olmocr_checks_score_at_least_half(tmp_path):
     assert run.returncode == 0, run.stderr
     score = last_number(run.stdout, "score")
     print(run.stdout)
-    assert score >= 0.519
+    assert score >= OLMOCR_SCORE
 
 
 @needs_data
-def test_docling_markdown_similarity(tmp_path):
+def test_docling_markdown_is_similar_to_the_ground_truth_on_average_and_on_every_document(tmp_path):
     out = tmp_path / "docling"
     assert dwb(["parse", str(DATA / "docling/pdf"), "--out", str(out)]) == 0
     run = subprocess.run(
@@ -57,8 +64,8 @@ def test_docling_markdown_similarity(tmp_path):
     print(run.stdout)
     scores = [float(v) for v in re.findall(r"^\S+: ([0-9.]+)$", run.stdout, flags=re.M)]
     assert len(scores) == 9
-    assert last_number(run.stdout, "mean_similarity") >= 0.949
-    assert min(scores) >= 0.845
+    assert last_number(run.stdout, "mean_similarity") >= DOCLING_MEAN
+    assert min(scores) >= DOCLING_WORST
 
 
 @needs_data

@@ -8,11 +8,11 @@ import random
 import numpy as np
 import pytest
 import torch
-from conftest import shared_path
 
 from app.cli import main as dwb
 from inference.weights.loading import load_model
 from inference.weights.tiny import TRAINED_LABEL, trained_folder
+from tests.helpers import shared_path
 from training.pages import page_image, parse_parts, prompt_inputs
 from training.train import char_accuracy, evaluate, held_out_hints
 

@@ -41,6 +41,9 @@ class ContractServer:
     ignored: list[list[str]] = field(default_factory=list)  # the unknown fields of each request
     requests: list[dict[str, Any]] = field(default_factory=list)
     answers: list[int | str] = field(default_factory=list)  # per request: its 400, or its finish_reason
+    # answer with this finish_reason and half the text (vllm/v1/engine: FinishReason abort, error, repetition), as
+    # a run that was aborted, failed or stopped for repetition leaves it; None: the reason the run gives
+    cut_with: str | None = None
     lock: Any = field(default_factory=threading.Lock)
 
     def app(self) -> Starlette:
@@ -114,10 +117,13 @@ class ContractServer:
         ends = set(engine.eos_token_ids) | {engine.pad_token_id}
         # vllm/entrypoints/openai/serving_chat.py: "length" when max_tokens ran out, else "stop"
         reason = "stop" if any(int(i) in ends for i in done.ids[0]) else "length"
+        text = done.text
+        if self.cut_with is not None:
+            reason, text = self.cut_with, text[: len(text) // 2]
         self.answers.append(reason)
         chunk = {"id": "chatcmpl-test", "object": "chat.completion.chunk", "model": self.name}
         yield _sse({**chunk, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]})
-        yield _sse({**chunk, "choices": [{"index": 0, "delta": {"content": done.text}, "finish_reason": None}]})
+        yield _sse({**chunk, "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": None}]})
         yield _sse({**chunk, "choices": [{"index": 0, "delta": {}, "finish_reason": reason}]})
         yield "data: [DONE]\n\n"
 

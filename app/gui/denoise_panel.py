@@ -176,8 +176,8 @@ class CanvasGrid(QWidget):
         return index if self.frame is not None and index < len(self.frame.state) else None
 
     def paintEvent(self, _event: Any) -> None:
-        """One image per frame, composed in NumPy and drawn in one call: painting 256 cells one by one cost the UI
-        thread 12 ms a frame (65 ms with the model running beside it) in tests/benchmarks/ui.py."""
+        """One image per frame, composed in NumPy and drawn in one call, not 256 cells painted one by one: the UI
+        thread's time per frame stays small (tests/benchmarks/ui.py measures it)."""
         self.paints += 1
         side = self.side()
         cell = self.cell_size()
@@ -292,9 +292,9 @@ def steps_text(steps: list[int]) -> str:
 class CanvasText(QWidget):
     """The canvas decoded token by token, each token coloured by its state, its entropy as a red tint.
 
-    Painted directly, each token from a small cached picture of it (text, state and tint, the tint in 8 levels): a
-    rich-text document rebuilt per step cost the UI thread 17 ms per step, and shaping 256 runs of text per frame
-    8 ms (up to 68 ms beside the running model) in tests/benchmarks/ui.py; drawing cached pictures costs about 1."""
+    Painted directly, each token from a small cached picture of it (text, state and tint, the tint in 8 levels), so
+    that a step neither rebuilds a rich-text document nor shapes 256 runs of text on the UI thread
+    (tests/benchmarks/ui.py measures the UI thread's time per frame)."""
 
     HEAT_LEVELS = 8
     MAX_CACHED = 20_000

@@ -6,6 +6,7 @@ import logging
 import os
 import tempfile
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +62,14 @@ MINIMUM_SIZE = (760, 480)
 
 def settings() -> QSettings:
     return QSettings(QSettings.Format.IniFormat, QSettings.Scope.UserScope, "DiffusionWorkbench", "workbench")
+
+
+@dataclass(frozen=True)
+class Locked:
+    """An encrypted document read without its password: ``wrong`` says why the one given failed ("" when none was
+    given)."""
+
+    wrong: str
 
 
 class MainWindow(DropTarget, QMainWindow):
@@ -192,8 +201,8 @@ class MainWindow(DropTarget, QMainWindow):
         self.progress = QProgressBar()
         self.progress.setMaximumWidth(220)
         self.progress.hide()
-        self.status_label = ElidedLabel("Drop PDFs, scans, images or videos here.")  # one line; whole in its tooltip
-        self.statusBar().addWidget(self.status_label, 3)
+        self.status_label = ElidedLabel("Drop PDFs, scans, images, Office files, web pages or videos here.")
+        self.statusBar().addWidget(self.status_label, 3)  # one line; whole in its tooltip
         self.statusBar().addPermanentWidget(self.progress)
         self.model_label = ElidedLabel("model: none (builtin engine)")
         self.model_label.setMaximumWidth(320)  # a long model name never pushes the status message out
@@ -367,12 +376,11 @@ class MainWindow(DropTarget, QMainWindow):
         self.add_paths([str(path)])
 
     def open_dialog(self) -> None:
+        from inference.documents import OPEN_SUFFIXES
+
+        patterns = " ".join(f"*{suffix}" for suffix in OPEN_SUFFIXES)
         files, _ = QFileDialog.getOpenFileNames(
-            self,
-            "Open documents",
-            self.settings.value("last_dir", ""),
-            "Documents (*.pdf *.png *.jpg *.jpeg *.tif *.tiff *.webp *.bmp *.gif "
-            "*.mp4 *.mov *.mkv *.webm *.txt *.md);;All files (*)",
+            self, "Open documents", self.settings.value("last_dir", ""), f"Documents ({patterns});;All files (*)"
         )
         if files:
             self.settings.setValue("last_dir", str(Path(files[0]).parent))
@@ -412,20 +420,12 @@ class MainWindow(DropTarget, QMainWindow):
 
         def work(job: Job) -> Any:
             from inference.documents import open_document
-            from inference.errors import IngestError
-
-            asked = []
-
-            def password(_path: str) -> str | None:
-                asked.append(True)
-                return secret
+            from inference.errors import PasswordRequiredError
 
             try:
-                doc = open_document(entry.path, password=password)
-            except IngestError as exc:
-                if asked:  # encrypted: the UI thread asks for the password (again, when this one was wrong)
-                    return "password", exc.user_message() if secret else ""
-                raise
+                doc = open_document(entry.path, password=lambda _path: secret)
+            except PasswordRequiredError as exc:  # the UI thread asks for the password (again, when it was wrong)
+                return Locked(exc.user_message() if exc.wrong else ""), None
             thumb = None
             try:
                 thumb = doc.render(1, 24)
@@ -446,10 +446,10 @@ class MainWindow(DropTarget, QMainWindow):
     def _ingested(self, entry: DocEntry, doc: Any, thumb: Any) -> None:
         if entry.path not in self.entries:  # removed while it was read
             return
-        if isinstance(doc, str) and doc == "password":
+        if isinstance(doc, Locked):
             entry.status = "locked"  # shown as such in the list while the password is asked
             self.doc_list.refresh(entry)
-            self._ask_password(entry, wrong=thumb)
+            self._ask_password(entry, wrong=doc.wrong)
             return
         entry.document, entry.thumbnail = doc, thumb
         entry.status = "partial" if doc.errors else "ready"

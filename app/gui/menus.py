@@ -50,7 +50,7 @@ def add_theme_menu(window: Any, view_menu: Any, action: Any) -> None:
 
 def set_theme_of(window: Any, theme: str) -> None:
     """Apply a theme to the application and keep it in the settings."""
-    from app.gui import set_theme
+    from app.gui.theme import set_theme
 
     set_theme(QApplication.instance(), theme)
     window.settings.setValue("theme", theme)

@@ -34,6 +34,7 @@ from inference.batch.runner import (
     Item,
     ItemResult,
     Manifest,
+    ParseJob,
     check_item,
     item_key,
     parse_item,
@@ -41,7 +42,8 @@ from inference.batch.runner import (
     run_settings,
 )
 from inference.errors import ClusterError, ConfigError, WorkbenchError
-from inference.exports import inside, parse_formats, write_atomic
+from inference.exports import inside, parse_formats
+from inference.files import write_atomic
 from inference.tasks.base import ParseOptions
 
 log = logging.getLogger(__name__)
@@ -50,8 +52,10 @@ ADDRESS = re.compile(r"ray://[^\s/]+:\d+")
 INSTALL_HINT = "Install the cluster extra on this machine and every node: pip install 'diffusion-workbench[cluster]'"
 CONNECT_HINT = (
     "Start one with `ray start --head` (then --cluster auto on that machine), or check the address and "
-    "that its Ray Client port is reachable. A cluster with token authentication (Ray's default for `ray "
-    "start`) also needs RAY_AUTH_MODE=token here, and its token in ~/.ray/auth_token or RAY_AUTH_TOKEN."
+    "that its Ray Client port is reachable. Ray's token authentication is off unless turned on: start the head "
+    "with RAY_AUTH_MODE=token (`RAY_AUTH_MODE=token ray start --head`; `ray get-auth-token --generate` makes the "
+    "token in ~/.ray/auth_token), and set RAY_AUTH_MODE=token here too, with the token in ~/.ray/auth_token or "
+    "RAY_AUTH_TOKEN."
 )
 
 
@@ -209,26 +213,43 @@ def run_parse_cluster(
             finish(index, result)
     todo = [i for i, r in enumerate(results) if r is None]
     if todo:
-        with connected(address, verbose) as ray:
-            try:
-                for index, result, files in _results(ray, [_row(i, items[i]) for i in todo], job, retries):
-                    finish(index, _write_files(out, files, result))
-            except ClusterError as exc:  # the cluster went away or the run broke: what finished is kept
-                for index in todo:
-                    if results[index] is None:
-                        finish(index, _failed(items[index], f"the cluster run stopped before it was parsed ({exc})"))
+        _run_on_ray(address, verbose, out, items, todo, job, retries, finish)
     for index in todo:
         if results[index] is None:
-            finish(
-                index,
-                _failed(
-                    items[index],
-                    f"its Ray task failed {retries + 1} time(s): the worker died (killed, "
-                    "out of memory, crashed) or its node cannot run dwb; not tried again "
-                    "in this run",
-                ),
-            )
+            finish(index, _failed(items[index], _gave_up(retries)))
     return BatchResult([r for r in results if r is not None])
+
+
+def _run_on_ray(
+    address: str,
+    verbose: bool,
+    out: Path,
+    items: list[Item],
+    todo: list[int],
+    job: Job,
+    retries: int,
+    finish: Callable[[int, ItemResult], None],
+) -> None:
+    """The documents ``todo`` on Ray, each result written and passed to ``finish`` as it ends; if the cluster goes
+    away, what finished is kept and the rest fail saying so."""
+    with connected(address, verbose) as ray:
+        done: set[int] = set()
+        try:
+            for index, result, files in _results(ray, [_row(i, items[i]) for i in todo], job, retries):
+                done.add(index)
+                finish(index, _write_files(out, files, result))
+        except ClusterError as exc:
+            for index in todo:
+                if index not in done:
+                    done.add(index)
+                    finish(index, _failed(items[index], f"the cluster run stopped before it was parsed ({exc})"))
+
+
+def _gave_up(retries: int) -> str:
+    return (
+        f"its Ray task failed {retries + 1} time(s): the worker died (killed, out of memory, crashed) or its node "
+        "cannot run dwb; not tried again in this run"
+    )
 
 
 def _row(index: int, item: Item) -> dict[str, Any]:
@@ -320,7 +341,7 @@ def _dataset(rows: list[dict[str, Any]], job: Job, retries: int) -> Any:
     dataset = ray.data.from_items(rows, override_num_blocks=len(rows))
     with warnings.catch_warnings():  # max_retries has no named parameter yet; Ray Data's default is -1: forever
         warnings.simplefilter("ignore", DeprecationWarning)
-        return dataset.map(_parse_row, fn_kwargs={"job": job}, num_cpus=1, max_retries=retries)
+        return dataset.map(functools.partial(_parse_row, job=job), num_cpus=1, max_retries=retries)
 
 
 @functools.lru_cache(maxsize=4)
@@ -341,6 +362,6 @@ def _parse_row(row: dict[str, Any], job: Job) -> dict[str, Any]:
         result = _failed(item, f"the {job.spec.name} engine could not start on a worker ({type(exc).__name__}: {exc})")
     else:
         with tempfile.TemporaryDirectory(prefix="dwb-cluster-") as scratch:
-            result = parse_item(item, Path(scratch), engine, job.formats, job.per_page, job.options)
+            result = parse_item(ParseJob(item, Path(scratch), engine, job.formats, job.per_page, job.options))
             files = [(name, (Path(scratch) / name).read_bytes()) for name in result.outputs]
     return {"index": row["index"], "result": pickle.dumps((result, files))}

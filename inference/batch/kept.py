@@ -16,16 +16,15 @@ or ``fresh`` (``--force``), discards the pages in it. Nothing is written until t
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-import tempfile
 import threading
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Literal
 
 from inference.documents.model import Page
+from inference.files import write_atomic
 
 Stage = Literal["read", "ocr", "model"]
 META = "meta.json"
@@ -97,7 +96,7 @@ class PageStore:
     def pages_on_disk(self) -> int:
         """Pages with at least one kept stage."""
         with self._lock:
-            return len({int(RECORD.match(n).group(2)) for n in self._names})
+            return len({int(m.group(2)) for n in self._names if (m := RECORD.match(n))})
 
     def discard(self, root: Path | None = None) -> None:
         """Remove the folder (its document is finished), and the empty folders above it up to ``root``."""
@@ -140,24 +139,11 @@ class PageStore:
             self._redone.add(number)
             if not (self.folder / META).is_file():
                 self.folder.mkdir(parents=True, exist_ok=True)
-                _write_atomic(self.folder / META, json.dumps(self.fingerprint, ensure_ascii=False))
-        _write_atomic(self.folder / name, json.dumps(record, ensure_ascii=False))
+                write_atomic(self.folder / META, json.dumps(self.fingerprint, ensure_ascii=False), sync=False)
+        write_atomic(self.folder / name, json.dumps(record, ensure_ascii=False), sync=False)
         with self._lock:
             self._names.add(name)
 
 
 def _name(stage: Stage, number: int) -> str:
     return f"{stage}-{number:05d}.json"
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    """A temporary file renamed over ``path``: a kill leaves the old file or the new one, never half of one. Not
-    synced to the disk (a page is cheap to make again; syncing each would slow a long document down)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -26,15 +26,16 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from inference.batch.kept import PageStore
 from inference.documents import expand, open_document, sniff
 from inference.documents.model import file_sha256
 from inference.errors import CancelledError, WorkbenchError
-from inference.exports import inside, parse_formats, write_atomic, write_parse
+from inference.exports import inside, parse_formats, write_parse
+from inference.files import write_atomic
 from inference.runtime.cancel import CancelToken
-from inference.tasks.base import ParseOptions, TaskContext
+from inference.tasks.base import ParseOptions, TaskContext, TaskEngine
 
 log = logging.getLogger(__name__)
 MANIFEST = ".dwb-manifest.json"
@@ -48,10 +49,13 @@ class Item:
     stem: str
 
 
+ItemStatus = Literal["done", "partial", "skipped", "failed"]
+
+
 @dataclass
 class ItemResult:
     path: str
-    status: str  # done | partial | skipped | failed
+    status: ItemStatus
     outputs: list[str] = field(default_factory=list)
     message: str = ""
     seconds: float = 0.0
@@ -128,7 +132,7 @@ class Manifest:
 def run_parse(
     inputs: Iterable[str | Path],
     out_dir: str | Path,
-    engine: Any,
+    engine: TaskEngine,
     formats: Iterable[str] = ("md",),
     per_page: bool = False,
     force: bool = False,
@@ -158,7 +162,7 @@ def run_parse(
         sha, res = check_item(item, key, manifest, settings, out, force)
         if res is None:
             store = PageStore.open(pages_folder(out, item), page_settings(sha, engine, options), fresh=force)
-            job = (item, out, engine, formats, per_page, options)
+            job = ParseJob(item, out, engine, formats, per_page, options)
             res = _parse_within(doc_timeout, job, dataclasses.replace(context, pages=store), password)
         if res.status != "skipped":
             with lock:
@@ -169,7 +173,7 @@ def run_parse(
                 on_item(index, len(items), item, res)
         return res
 
-    workers = max(1, int(getattr(engine, "concurrency", 1)))  # a remote engine: documents in parallel
+    workers = max(1, engine.concurrency)  # a remote engine: documents in parallel
     if workers == 1 or len(items) < 2:
         return BatchResult([one(i, item) for i, item in enumerate(items)])
     with ThreadPoolExecutor(max_workers=min(workers, len(items)), thread_name_prefix="dwb-parse") as pool:
@@ -198,17 +202,15 @@ class _Deadline(CancelToken):
         return super().cancelled or self.expired or bool(self.parent is not None and self.parent.cancelled)
 
 
-def _parse_within(
-    doc_timeout: float | None, job: tuple[Any, ...], context: TaskContext | None, password: Any
-) -> ItemResult:
-    """``parse_item(*job, context, password)`` under the document's time limit, if any: past it the document
+def _parse_within(doc_timeout: float | None, job: ParseJob, context: TaskContext, password: Any) -> ItemResult:
+    """``parse_item(job, context, password)`` under the document's time limit, if any: past it the document
     fails, naming the limit."""
-    item = job[0]
+    item = job.item
     if not doc_timeout:
-        return parse_item(*job, context, password)
+        return parse_item(job, context, password)
     token = _Deadline(context.cancel, doc_timeout)
     try:
-        return parse_item(*job, dataclasses.replace(context, cancel=token), password)
+        return parse_item(job, dataclasses.replace(context, cancel=token), password)
     except CancelledError:
         if not token.expired or (context.cancel is not None and context.cancel.cancelled):
             raise
@@ -216,7 +218,7 @@ def _parse_within(
         store = context.pages
         if store is not None and store.pages_on_disk:
             message += f"; its finished pages are kept for a rerun ({store.pages_on_disk} in {store.folder.name}/)"
-        return ItemResult(str(item.path), "failed", message=message, pages=_kept_folder(store, item, job[1]))
+        return ItemResult(str(item.path), "failed", message=message, pages=_kept_folder(store, item, job.out))
 
 
 def run_settings(engine_name: str, formats: tuple[str, ...], per_page: bool, options: ParseOptions) -> dict[str, Any]:
@@ -231,15 +233,14 @@ def run_settings(engine_name: str, formats: tuple[str, ...], per_page: bool, opt
     }
 
 
-def page_settings(sha256: str, engine: Any, options: ParseOptions) -> dict[str, Any]:
+def page_settings(sha256: str, engine: TaskEngine, options: ParseOptions) -> dict[str, Any]:
     """What a document's kept pages were made from: the input, the engine (a model's identity and parameters) and
     the options that change a page. Output options (formats, per-page files, page markers) keep them."""
-    identity = getattr(engine, "page_identity", None)
     return {
         "version": 1,
         "sha256": sha256,
         "engine": engine.name,
-        **(identity() if callable(identity) else {}),
+        **engine.page_identity(),
         "furniture": options.furniture,
         "ocr": options.ocr,
         "ocr_lang": options.ocr_lang,
@@ -286,20 +287,33 @@ def _unreadable(path: Path, exc: OSError) -> str:
     return f"{path}: cannot read the file ({exc.strerror})"
 
 
+@dataclass(frozen=True)
+class ParseJob:
+    """One document to parse and where its files go."""
+
+    item: Item
+    out: Path
+    engine: TaskEngine
+    formats: tuple[str, ...]
+    per_page: bool
+    options: ParseOptions
+
+
 def parse_item(
-    item: Item,
-    out: Path,
-    engine: Any,
-    formats: tuple[str, ...],
-    per_page: bool,
-    options: ParseOptions,
-    context: TaskContext | None = None,
-    password: Callable[[str], str | None] | None = None,
+    job: ParseJob, context: TaskContext | None = None, password: Callable[[str], str | None] | None = None
 ) -> ItemResult:
     """Ingest one document, run the engine and write its files under ``out``; any failure is its result.
 
     With ``context.pages`` (a ``PageStore``), pages kept by an earlier run are reused and finished pages kept as
     they finish; the store is discarded once the document is done (its files hold every page)."""
+    item, out, engine, formats, per_page, options = (
+        job.item,
+        job.out,
+        job.engine,
+        job.formats,
+        job.per_page,
+        job.options,
+    )
     context = context or TaskContext()
     store = context.pages
     try:

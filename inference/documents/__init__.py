@@ -3,6 +3,9 @@
 ``ingest(paths)`` takes files and folders (recursively), picks the backend by content and suffix, and returns one
 ``IngestResult`` per file: a document (possibly partial) or the error that stopped it. Nothing raised by one file
 stops the others.
+
+Backends: ``pdf``; ``images`` (including HEIC and AVIF); ``video``; ``office`` (Word, with ``slides`` for PowerPoint
+and ``sheets`` for Excel); ``web`` (HTML, EPUB); ``text`` (plain text, Markdown, source code).
 """
 
 from __future__ import annotations
@@ -13,18 +16,36 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from inference.documents.images import IMAGE_SUFFIXES, open_image
+from inference.documents.images import IMAGE_SUFFIXES, is_heif, open_image
 from inference.documents.model import Block, Document, Page, PageError, Status
+from inference.documents.office import LEGACY_SUFFIXES, OFFICE_SUFFIXES, OLE_MAGIC, ZIP_MAGIC, open_office, zip_kind
 from inference.documents.pdf import open_pdf
-from inference.documents.text import TEXT_SUFFIXES, open_text
+from inference.documents.text import CODE_SUFFIXES, TEXT_SUFFIXES, open_text
+from inference.documents.web import HTML_SUFFIXES, open_epub, open_html, sniff_html
 from inference.errors import IngestError, WorkbenchError
 
 if TYPE_CHECKING:
     from inference.batch.kept import PageStore
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v")
+EPUB_SUFFIXES = (".epub",)
+# what the window's Open dialog lists (every other file is still tried: by content, then as text)
+OPEN_SUFFIXES = (
+    ".pdf", *IMAGE_SUFFIXES, *VIDEO_SUFFIXES, *OFFICE_SUFFIXES, *HTML_SUFFIXES, *EPUB_SUFFIXES, *TEXT_SUFFIXES,
+)  # fmt: skip
 
-__all__ = ["Block", "Document", "IngestResult", "Page", "PageError", "Status", "expand", "ingest", "open_document"]
+__all__ = [
+    "OPEN_SUFFIXES",
+    "Block",
+    "Document",
+    "IngestResult",
+    "Page",
+    "PageError",
+    "Status",
+    "expand",
+    "ingest",
+    "open_document",
+]
 
 
 @dataclass
@@ -88,14 +109,22 @@ def sniff(path: Path) -> str:
     if (head[:4] == b"RIFF" and head[8:12] == b"WEBP") or (head[:2] == b"BM" and suffix in (*IMAGE_SUFFIXES, ".pdf")):
         return "image"
     if head[4:8] == b"ftyp":
-        return "video"
+        return "image" if is_heif(head) else "video"
+    if head.startswith(ZIP_MAGIC) and (kind := zip_kind(path)):
+        return kind
+    if head.startswith(OLE_MAGIC):
+        return "ole"  # an encrypted Office file, or a legacy binary one (refused with what to do)
     if b"%PDF" in head or suffix == ".pdf":
         return "pdf"
-    if suffix in IMAGE_SUFFIXES:
-        return "image"
-    if suffix in VIDEO_SUFFIXES:
-        return "video"
-    if suffix in TEXT_SUFFIXES:
+    by_suffix = {**dict.fromkeys(IMAGE_SUFFIXES, "image"), **dict.fromkeys(VIDEO_SUFFIXES, "video"), **OFFICE_SUFFIXES}
+    by_suffix |= {**dict.fromkeys(HTML_SUFFIXES, "html"), **dict.fromkeys(EPUB_SUFFIXES, "epub")}
+    if kind := by_suffix.get(suffix):
+        return kind
+    if suffix in LEGACY_SUFFIXES:
+        return "ole"
+    if suffix not in TEXT_SUFFIXES and sniff_html(head):
+        return "html"
+    if suffix in TEXT_SUFFIXES or suffix in CODE_SUFFIXES:
         return "text"
     if b"\x00" not in head:
         try:
@@ -126,6 +155,12 @@ def open_document(
         from inference.documents.video import open_video
 
         return open_video(path)
+    if kind in ("docx", "pptx", "xlsx", "ole"):
+        return open_office(path, None if kind == "ole" else kind, password=password)
+    if kind == "html":
+        return open_html(path)
+    if kind == "epub":
+        return open_epub(path)
     return open_text(path)
 
 

@@ -1,4 +1,5 @@
-"""Image backend: PNG, JPEG, TIFF (every page), WebP, BMP, GIF (first frame); EXIF orientation; bomb limit."""
+"""Image backend: PNG, JPEG, TIFF (every page), WebP, BMP, GIF (first frame), HEIC/HEIF (pillow-heif) and AVIF
+(Pillow's own); EXIF orientation; bomb limit."""
 
 from __future__ import annotations
 
@@ -10,7 +11,30 @@ from typing import Any
 from inference.documents.model import Document, Page, file_sha256, require_file
 from inference.errors import IngestError
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp", ".gif")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp", ".gif", ".heic", ".heif", ".avif")
+# ISO media files (``ftyp`` box) whose brand is a still image or image sequence, not a video
+HEIF_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1", b"avif", b"avis")
+
+
+def is_heif(head: bytes) -> bool:
+    """Whether a file starting with ``head`` is HEIC/HEIF or AVIF (the major brand or, for ``mif1``-led files, a
+    compatible brand names an image format)."""
+    if head[4:8] != b"ftyp":
+        return False
+    size = int.from_bytes(head[:4], "big")
+    brands = [head[i : i + 4] for i in range(16, min(size, len(head)), 4)]
+    return head[8:12] in HEIF_BRANDS or any(b in HEIF_BRANDS for b in brands)
+
+
+def _register_heif() -> None:
+    """Teach Pillow HEIC/HEIF (pillow-heif); AVIF is Pillow's own."""
+    try:
+        from pillow_heif import register_heif_opener
+    except ImportError:  # without pillow-heif a HEIC file is refused as not readable, with Pillow's reason
+        return
+    register_heif_opener()
+
+
 MAX_PIXELS = 178_956_970  # Pillow's own default; a 30000 x 30000 image (900 MP) is refused before decoding
 
 
@@ -19,6 +43,7 @@ def open_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> Document:
 
     path = Path(path)
     require_file(path)
+    _register_heif()
     try:
         with Image.open(path) as img:
             width, height = img.size  # read from the header; nothing decoded yet
@@ -28,7 +53,7 @@ def open_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> Document:
                     f"{max_pixels / 1e6:.0f} MP limit that guards against decompression bombs",
                     path=path,
                 )
-            frames = getattr(img, "n_frames", 1) if img.format in ("TIFF", "MPO") else 1
+            frames = getattr(img, "n_frames", 1) if img.format in ("TIFF", "MPO", "HEIF") else 1
             fmt = img.format
     except IngestError:
         raise
@@ -103,6 +128,7 @@ def _renderer(path: Path, max_pixels: int = RENDER_PIXELS) -> Callable[[int, flo
     def render(number: int, dpi: float = 0) -> Any:
         from PIL import Image, ImageOps
 
+        _register_heif()
         with Image.open(path) as img:
             if number > 1:
                 img.seek(number - 1)

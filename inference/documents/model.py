@@ -13,21 +13,12 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
-BLOCK_KINDS = (
-    "text",
-    "heading",
-    "list",
-    "table",
-    "figure",
-    "caption",
-    "code",
-    "formula",
-    "header",
-    "footer",
-    "page_number",
-)
+BlockKind = Literal[
+    "text", "heading", "list", "table", "figure", "caption", "code", "formula", "header", "footer", "page_number"
+]
+BLOCK_KINDS: tuple[str, ...] = get_args(BlockKind)
 _UNSAFE = re.compile(r"[\ud800-\udfff\x00-\x1f\x7f-\x9f\ufb50-\ufdff\ufe70-\ufefc]")
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
@@ -59,7 +50,7 @@ class Status(StrEnum):
 
 @dataclass
 class Block:
-    kind: str
+    kind: BlockKind
     text: str
     bbox: tuple[float, float, float, float]
     order: int

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from inference.documents.model import Block, Document, Page, clean_text, file_sha256, require_file
-from inference.errors import CancelledError, IngestError
+from inference.errors import CancelledError, IngestError, PasswordRequiredError
 
 if TYPE_CHECKING:
     from inference.batch.kept import PageStore
@@ -56,13 +56,9 @@ def open_pdf(
     if pdf.needs_pass:
         secret = password(str(path)) if password else None
         if not secret:
-            raise IngestError(
-                "the PDF is encrypted and no password was given",
-                path=path,
-                hint="$give_password",
-            )
+            raise PasswordRequiredError("the PDF is encrypted and no password was given", wrong=False, path=path)
         if not pdf.authenticate(secret):
-            raise IngestError("the PDF is encrypted and the password is wrong", path=path, hint="$give_password")
+            raise PasswordRequiredError("the PDF is encrypted and the password is wrong", wrong=True, path=path)
     if pdf.page_count == 0:
         raise IngestError("the PDF has no pages", path=path)
 

@@ -1,14 +1,29 @@
-"""Plain text and Markdown files: one page, paragraphs as blocks, Markdown headings and lists kept."""
+"""Plain text, Markdown and source code files: one page each.
+
+Plain text: paragraphs as blocks. Markdown: headings, lists, paragraphs and fenced code as blocks, each keeping its
+own source (``attrs["markdown"]``) so that the Markdown written out is the file's, indentation and code fences
+included. Source code (by suffix): one code block holding the file verbatim, fenced with its language."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from pathlib import Path
 
 from inference.documents.model import Block, Document, Page, file_sha256
 from inference.errors import IngestError
 
 TEXT_SUFFIXES = (".txt", ".md", ".markdown", ".text")
+MARKDOWN_SUFFIXES = (".md", ".markdown")
+CODE_SUFFIXES = {
+    ".py": "python", ".pyi": "python", ".js": "javascript", ".mjs": "javascript", ".jsx": "jsx", ".ts": "typescript",
+    ".tsx": "tsx", ".c": "c", ".h": "c", ".cc": "cpp", ".cpp": "cpp", ".cxx": "cpp", ".hpp": "cpp", ".java": "java",
+    ".kt": "kotlin", ".rs": "rust", ".go": "go", ".rb": "ruby", ".php": "php", ".sh": "bash", ".bash": "bash",
+    ".zsh": "zsh", ".ps1": "powershell", ".sql": "sql", ".r": "r", ".swift": "swift", ".scala": "scala",
+    ".lua": "lua", ".pl": "perl", ".cs": "csharp", ".css": "css", ".json": "json", ".yaml": "yaml", ".yml": "yaml",
+    ".toml": "toml", ".ini": "ini", ".cfg": "ini", ".xml": "xml", ".tex": "latex", ".diff": "diff", ".patch": "diff",
+}  # fmt: skip
+FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})\s*([^`\s]*)")
 HEADING = re.compile(r"^(#{1,6})\s+(.*)$")
 LIST_ITEM = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+")
 
@@ -56,6 +71,34 @@ def decode_text(raw: bytes) -> tuple[str, str]:
     return raw.decode("latin-1"), "latin-1"  # not reached: Latin-1 decodes every byte
 
 
+def fenced(code: str, language: str = "") -> str:
+    """``code`` in a Markdown code fence longer than any run of backticks inside it."""
+    longest = max((len(run) for run in re.findall(r"`+", code)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}{language}\n{code}\n{fence}"
+
+
+def list_markdown(items: Iterable[tuple[int, bool, str]]) -> str:
+    """List items ``(depth, numbered, text)`` as Markdown lines: numbers counted per level (restarting under each
+    parent), each level indented to its parent's text as CommonMark nests lists."""
+    counters: list[int] = []
+    widths: list[int] = []
+    kinds: list[bool] = []
+    lines = []
+    for depth, numbered, text in items:
+        depth = min(depth, len(counters))  # a level skipped (0 then 2) nests one deeper, never more
+        del counters[depth + 1 :], widths[depth:], kinds[depth + 1 :]
+        counters += [0] * (depth + 1 - len(counters))
+        kinds += [numbered] * (depth + 1 - len(kinds))
+        if kinds[depth] != numbered:  # bullets then numbers at one level: the numbers start at 1
+            counters[depth], kinds[depth] = 0, numbered
+        counters[depth] += 1
+        marker = f"{counters[depth]}." if numbered else "-"
+        lines.append(f"{' ' * sum(widths)}{marker} {text}")
+        widths.append(len(marker) + 1)
+    return "\n".join(lines)
+
+
 def open_text(path: str | Path) -> Document:
     path = Path(path)
     try:
@@ -65,21 +108,63 @@ def open_text(path: str | Path) -> Document:
     text, encoding = decode_text(raw)
     if "\x00" in text:
         raise IngestError("this looks like a binary file, not text", path=path)
-    blocks = []
-    for _i, para in enumerate(p.strip() for p in re.split(r"\n\s*\n", text)):
-        if not para:
-            continue
-        kind, level, body = "text", 0, para
-        if m := HEADING.match(para.splitlines()[0]):
-            kind, level, body = "heading", len(m.group(1)), m.group(2)
-        elif LIST_ITEM.match(para):
-            kind = "list"
-        blocks.append(Block(kind=kind, text=body, bbox=(0, 0, 0, 0), order=len(blocks), level=level))
+    suffix = path.suffix.lower()
+    markdown = suffix in MARKDOWN_SUFFIXES
+    if language := CODE_SUFFIXES.get(suffix):
+        code = text.rstrip("\n")
+        blocks = [
+            Block("code", code, (0, 0, 0, 0), 0, attrs={"language": language, "markdown": fenced(code, language)})
+        ]
+        blocks = blocks if code.strip() else []
+    else:
+        blocks = [_block(chunk, markdown) for chunk in markdown_chunks(text) if chunk.strip()]
+    for order, blk in enumerate(blocks):
+        blk.order = order
     page = Page(number=1, label="1", width=0, height=0, text_layer="visible", blocks=blocks)
-    return Document(
-        source=str(path),
-        sha256=file_sha256(path),
-        kind="text",
-        pages=[page],
-        metadata={"encoding": encoding, "markdown": path.suffix.lower() in (".md", ".markdown")},
-    )
+    metadata = {"encoding": encoding, "markdown": markdown, "format": "markdown" if markdown else language or "text"}
+    return Document(source=str(path), sha256=file_sha256(path), kind="text", pages=[page], metadata=metadata)
+
+
+def markdown_chunks(text: str) -> list[str]:
+    """Paragraphs split at blank lines, except inside a fenced code block, which is one chunk with its fences."""
+    chunks: list[str] = []
+    current: list[str] = []
+    fence = ""
+    for line in text.splitlines():
+        if fence:
+            current.append(line)
+            if line.strip().startswith(fence) and not line.strip().strip(fence[0]):
+                chunks.append("\n".join(current))
+                current, fence = [], ""
+        elif m := FENCE.match(line):
+            if current:
+                chunks.append("\n".join(current))
+            current, fence = [line], m.group(1)
+        elif not line.strip():
+            if current:
+                chunks.append("\n".join(current))
+            current = []
+        else:
+            current.append(line)
+    if current:
+        chunks.append("\n".join(current))
+    return chunks
+
+
+def _block(chunk: str, markdown: bool) -> Block:
+    """A paragraph, heading, list or (in Markdown) fenced code block; Markdown ones keep their source."""
+    source = chunk.rstrip()
+    para = source.strip()
+    kind, level, body, attrs = "text", 0, para, {}
+    if markdown and (m := FENCE.match(source)):
+        lines = source.splitlines()
+        closed = len(lines) > 1 and lines[-1].strip().startswith(m.group(1))
+        kind, body = "code", "\n".join(lines[1 : -1 if closed else None])
+        attrs["language"] = m.group(2)
+    elif m := HEADING.match(para.splitlines()[0]):
+        kind, level, body = "heading", len(m.group(1)), m.group(2)
+    elif LIST_ITEM.match(para):
+        kind = "list"
+    if markdown:
+        attrs["markdown"] = source
+    return Block(kind=kind, text=body, bbox=(0, 0, 0, 0), order=0, level=level, attrs=attrs)

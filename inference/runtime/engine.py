@@ -14,7 +14,6 @@ import logging
 import math
 import time
 from collections.abc import Generator, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -27,7 +26,6 @@ from inference.runtime.events import (
     Cancelled,
     CanvasCommitted,
     CanvasStarted,
-    DenoisingStep,
     Event,
     Failed,
     Finished,
@@ -37,70 +35,16 @@ from inference.runtime.events import (
     frozen_array,
 )
 from inference.runtime.params import DiffusionParams
-from inference.runtime.prefill import ChunkEmbedder, chunk_bounds, prefill_in_chunks
-from inference.runtime.template import CanvasRule, CanvasTemplate
+from inference.runtime.prefill import ChunkEmbedder, PrefillInputs, chunk_bounds, prefill_in_chunks
+from inference.runtime.session import RunState, Session
+from inference.runtime.step import CanvasInputs, CanvasState, StepPlace, denoise_step, step_event
+from inference.runtime.template import CanvasTemplate
 from inference.weights.devices import keep_heap_between_steps
 
 log = logging.getLogger(__name__)
 
 # Keys of a processor's output that only the first encoder call (the prefill) consumes.
 PREFILL_ONLY_KEYS = ("pixel_values", "image_position_ids", "mm_token_type_ids")
-
-
-@dataclass
-class Session:
-    """State kept between turns: the KV cache and the last canvas, which is not in the cache yet.
-
-    ``generate()`` encodes a canvas into the cache only when the next one starts, so the last committed canvas
-    (up to its end-of-sequence token) is prepended to the next turn's input.
-    """
-
-    cache: Any = None
-    pending_ids: torch.Tensor | None = None
-    turns: int = 0
-    # keep_prompt: after the prefill, keep a copy of the cache holding just the prompt (``prompt_cache``), so that
-    # :meth:`DiffusionEngine.reopen` can denoise a span of the answer again against it (the copy costs the prompt's
-    # KV cache once more in memory).
-    keep_prompt: bool = False
-    prompt_cache: Any = None
-
-    @property
-    def cached_tokens(self) -> int:
-        return 0 if self.cache is None else int(self.cache.get_seq_length())
-
-
-@dataclass
-class _Run:
-    """Per-run tensors and counters (internal)."""
-
-    input_ids: torch.Tensor
-    prompt_len: int
-    batch_size: int
-    device: torch.device
-    eos: torch.Tensor | None
-    pad_token_id: int | None
-    finished_sequences: torch.Tensor
-    forward_passes: torch.Tensor
-    cache: Any
-    cached: int  # tokens in the cache before this run
-    cur_len: int
-    max_new_canvases: int
-    model_kwargs: dict[str, Any]
-    attention_mask: torch.Tensor
-    decoder_attention_mask: torch.Tensor
-    encoder_position_ids: torch.Tensor
-    decoder_position_ids: torch.Tensor
-    stability: sampling.StabilityTracker | None
-    noise: sampling.Noise = field(default_factory=sampling.Noise)
-    done_rows: np.ndarray | None = None  # host copy of finished_sequences, as of the last commit
-    images: int = 0
-    template: CanvasTemplate | None = None
-    rule: CanvasRule | None = None  # the template's part on the canvas being denoised
-    last_logits: torch.Tensor | None = None  # the last step's scaled logits (kept only under a template)
-    steps_per_canvas: list[int] = field(default_factory=list)
-    shown: list[str] = field(default_factory=list)  # per row, the text the committed canvases have given so far
-    prefill_seconds: float = 0.0
-    diffusion_seconds: float = 0.0
 
 
 class DiffusionEngine:
@@ -248,14 +192,11 @@ class DiffusionEngine:
         template: CanvasTemplate | None = None,
         reopen: bool = False,
         seeds: Sequence[int | None] | None = None,
-    ) -> _Run:
+    ) -> RunState:
         """0. Input preparation (as in generate()): the new turn after any pending ids, the cache, positions and
         masks, where the noise comes from; the memory check before any work."""
         pending = session.pending_ids if session is not None and not reopen else None
         input_ids, attention_mask, model_kwargs = self._turn_inputs(inputs, pending)
-        cache = session.cache if session is not None else None
-        if reopen:
-            cache = copy.deepcopy(session.prompt_cache)
         if params.seed is not None:
             torch.manual_seed(params.seed)
         batch_size, new_len = input_ids.shape
@@ -263,17 +204,13 @@ class DiffusionEngine:
         if seeds is not None and len(seeds) != batch_size:
             raise GenerationError(f"{len(seeds)} seeds for a batch of {batch_size} prompts: give one per row.")
         noise = sampling.Noise() if seeds is None else sampling.Noise.per_row(list(seeds), device)
-        cached = 0 if cache is None else int(cache.get_seq_length())
+        cache, cached = self._turn_cache(session, reopen)
         cur_len = cached + new_len
-        if cache is None:
-            from transformers import DynamicCache
-
-            cache = DynamicCache(config=self.config.get_text_config(decoder=True))
         if attention_mask is not None:
             attention_mask = attention_mask.bool()
         else:
             attention_mask = torch.ones((batch_size, cur_len), dtype=torch.bool, device=device)
-        run = _Run(
+        run = RunState(
             input_ids=input_ids,
             prompt_len=new_len,
             batch_size=batch_size,
@@ -293,7 +230,9 @@ class DiffusionEngine:
             decoder_attention_mask=torch.nn.functional.pad(attention_mask, (0, self.canvas_length), value=True),
             encoder_position_ids=torch.arange(cur_len - new_len, cur_len, dtype=torch.int32, device=device)[None],
             decoder_position_ids=self._positions(cur_len, device),
-            stability=sampling.StabilityTracker(params.stability_threshold) if params.adaptive_stopping else None,
+            stability=sampling.StabilityTracker(params.stability_threshold)
+            if params.adaptive_stopping and params.stability_threshold is not None
+            else None,
             noise=noise,
             done_rows=np.zeros(batch_size, dtype=bool),
             images=int(model_kwargs["pixel_values"].shape[0]) if "pixel_values" in model_kwargs else 0,
@@ -301,6 +240,20 @@ class DiffusionEngine:
         )
         self.check_cache_fits(cur_len + run.max_new_canvases * self.canvas_length, batch_size, cached, device)
         return run
+
+    def _turn_cache(self, session: Session | None, reopen: bool) -> tuple[Any, int]:
+        """The cache this turn writes into (the session's, a copy of its prompt's when reopening, or a new one) and
+        how many tokens it holds already."""
+        cache = session.cache if session is not None else None
+        if reopen:
+            if session is None:
+                raise ValueError("reopen=True needs the session to reopen")
+            cache = copy.deepcopy(session.prompt_cache)
+        if cache is not None:
+            return cache, int(cache.get_seq_length())
+        from transformers import DynamicCache
+
+        return DynamicCache(config=self.config.get_text_config(decoder=True)), 0
 
     def _turn_inputs(
         self, inputs: Mapping[str, Any] | torch.Tensor, pending: torch.Tensor | None
@@ -328,20 +281,13 @@ class DiffusionEngine:
                 model_kwargs["mm_token_type_ids"] = torch.cat([pad, model_kwargs["mm_token_type_ids"]], dim=-1)
         return input_ids, attention_mask, model_kwargs
 
-    def _prefill(self, run: _Run, params: DiffusionParams, cancel: CancelToken | None) -> Generator[Event, None, bool]:
+    def _prefill(
+        self, run: RunState, params: DiffusionParams, cancel: CancelToken | None
+    ) -> Generator[Event, None, bool]:
         """1.a, first canvas: encode the prompt (in chunks when it is longer than one); False when cancelled."""
         t0 = time.perf_counter()
         if run.prompt_len > params.prefill_chunk:
-            done = yield from self._prefill_chunks(
-                run.input_ids,
-                run.attention_mask,
-                run.encoder_position_ids,
-                run.cache,
-                run.model_kwargs,
-                params.prefill_chunk,
-                cancel,
-                run.cached,
-            )
+            done = yield from self._prefill_chunks(run, params.prefill_chunk, cancel)
             if not done:
                 return False
         else:
@@ -355,7 +301,7 @@ class DiffusionEngine:
             run.model_kwargs.pop(key, None)
         return True
 
-    def _encode_committed(self, run: _Run) -> None:
+    def _encode_committed(self, run: RunState) -> None:
         """1.a, later canvases: encode the last committed canvas into the cache."""
         run.cache = self._encode(
             run.input_ids[:, -self.canvas_length :],
@@ -367,7 +313,7 @@ class DiffusionEngine:
 
     def _denoise_canvas(
         self,
-        run: _Run,
+        run: RunState,
         canvas_index: int,
         params: DiffusionParams,
         cancel: CancelToken | None,
@@ -391,8 +337,12 @@ class DiffusionEngine:
         current, self_conditioning, mask_mapping = self._start_canvas(run)
         if rule is not None:
             current = rule.place(current)
-        finished_denoising = torch.zeros(run.batch_size, dtype=torch.bool, device=run.device)
-        argmax = current
+        fixed = CanvasInputs(
+            self.model, params, self.vocab_size, run.stability, mask_mapping, run.cache, run.decoder_position_ids,
+            run.model_kwargs, run.noise, rule,
+        )  # fmt: skip
+        finished = torch.zeros(run.batch_size, dtype=torch.bool, device=run.device)
+        state = CanvasState(current=current, argmax=current, self_conditioning=self_conditioning, finished=finished)
         finished_host = np.zeros(run.batch_size, dtype=bool)
         # 1.c. Denoising steps, counting down from max_denoising_steps to 1.
         steps_done = 0
@@ -402,38 +352,25 @@ class DiffusionEngine:
                 self._keep_session(session, run.cache, None)  # the cache holds the prompt (and pending ids)
                 yield Cancelled(canvas=canvas_index, step=steps_done, texts=self._texts(run))
                 return None
-            step_t0 = time.perf_counter()
-            run.forward_passes += ~(finished_denoising | run.finished_sequences)
+            where = StepPlace(canvas_index, steps_done, remaining, time.perf_counter())
+            run.forward_passes += ~(state.finished | run.finished_sequences)
             was_finished = finished_host
-            current, argmax, self_conditioning, finished_denoising, packed, temperature = self._step(
-                current,
-                argmax,
-                self_conditioning,
-                finished_denoising,
-                bool(was_finished.any()),
-                remaining,
-                params,
-                run.stability,
-                mask_mapping,
-                run.cache,
-                run.decoder_position_ids,
-                run.model_kwargs,
-                run.noise,
-                ~(was_finished | run.done_rows),
-                rule,
-            )
-            host = packed.cpu().numpy()  # the one host transfer of the step
+            drawing = ~(was_finished | run.done_rows)
+            out = denoise_step(fixed, state, remaining, drawing, bool(was_finished.any()))
+            state = out.state
+            host = out.packed.cpu().numpy()  # the one host transfer of the step
             finished_host = (host[1][:, 0] & 4).astype(bool)
-            yield _step_event(host, was_finished, canvas_index, steps_done, remaining, temperature, step_t0)
+            yield step_event(host, was_finished, where, out.temperature)
             steps_done += 1
             if finished_host.all():
                 break
+        self_conditioning, argmax = state.self_conditioning, state.argmax
         run.diffusion_seconds += time.perf_counter() - canvas_t0
         run.steps_per_canvas.append(steps_done)
         run.last_logits = self_conditioning if rule is not None else None
         return argmax
 
-    def _start_canvas(self, run: _Run) -> tuple[torch.Tensor, torch.Tensor | None, Any]:
+    def _start_canvas(self, run: RunState) -> tuple[torch.Tensor, torch.Tensor | None, Any]:
         """1.b. Prepare the denoising loop: a random canvas (drawn even when a starting canvas is given), the
         starting self-conditioning logits (None unless given) and the decoder's attention mask mapping."""
         drawn = run.noise.canvas(run.batch_size, self.canvas_length, self.vocab_size, run.device, ~run.done_rows)
@@ -449,7 +386,7 @@ class DiffusionEngine:
             run.stability.reset()
         return current, self_conditioning, mask_mapping
 
-    def _commit(self, run: _Run, canvas_index: int, argmax: torch.Tensor) -> Generator[Event, None, bool]:
+    def _commit(self, run: RunState, canvas_index: int, argmax: torch.Tensor) -> Generator[Event, None, bool]:
         """1.d-1.e: append the argmax canvas (its choices resolved under a template), apply end-of-sequence and
         padding rules; True when every row is done."""
         logprobs, choices = None, ()
@@ -478,7 +415,7 @@ class DiffusionEngine:
         )
         return bool(finished_host.all())
 
-    def _canvas_texts(self, run: _Run, finished: np.ndarray, last: bool) -> tuple[str, ...]:
+    def _canvas_texts(self, run: RunState, finished: np.ndarray, last: bool) -> tuple[str, ...]:
         """Per row, the text this canvas adds: everything written so far decoded at once, less what earlier canvases
         gave. A character whose bytes straddle two canvases (a byte-level tokenizer) is held back until it is
         whole, never shown as two U+FFFD; a row's last canvas gives all that is left."""
@@ -499,7 +436,7 @@ class DiffusionEngine:
             out.append(delta)
         return tuple(out)
 
-    def _advance(self, run: _Run) -> None:
+    def _advance(self, run: RunState) -> None:
         """1.f. Prepare the next canvas: masks and positions one canvas on."""
         canvas_length = self.canvas_length
         run.cur_len += canvas_length
@@ -508,7 +445,7 @@ class DiffusionEngine:
         run.encoder_position_ids = run.decoder_position_ids
         run.decoder_position_ids = self._positions(run.cur_len, run.device)
 
-    def _finish(self, run: _Run, session: Session | None) -> Finished:
+    def _finish(self, run: RunState, session: Session | None) -> Finished:
         """2. Keep the session; the new ids, texts and statistics."""
         self._keep_session(session, run.cache, run.input_ids[:, -self.canvas_length :])
         new_ids = run.input_ids[:, run.prompt_len :]
@@ -562,105 +499,24 @@ class DiffusionEngine:
         )
         return out.cache
 
-    def _prefill_chunks(
-        self,
-        ids: torch.Tensor,
-        attention_mask: torch.Tensor,
-        position_ids: torch.Tensor,
-        cache: Any,
-        model_kwargs: dict[str, Any],
-        chunk: int,
-        cancel: CancelToken | None,
-        cached: int,
-    ) -> Generator[Event, None, bool]:
+    def _prefill_chunks(self, run: RunState, chunk: int, cancel: CancelToken | None) -> Generator[Event, None, bool]:
         """Encode the uncached prompt chunk by chunk into ``cache``: a ``PrefillProgress`` after each chunk, the
         cancel flag checked between layers (returns False when cancelled). Attention memory is bounded by the chunk
         (:mod:`inference.runtime.prefill`); the vision tower runs once, before the first chunk."""
-        encoder = self.model.model.encoder
-        total = ids.shape[1]
-        mm_ids = model_kwargs.get("mm_token_type_ids")
+        encoder, kwargs = self.model.model.encoder, run.model_kwargs
+        mm_ids = kwargs.get("mm_token_type_ids")
         embed = ChunkEmbedder(
             encoder,
-            ids,
+            run.input_ids,
             getattr(self.config, "image_token_id", None),
-            model_kwargs.get("pixel_values"),
-            model_kwargs.get("image_position_ids"),
+            kwargs.get("pixel_values"),
+            kwargs.get("image_position_ids"),
         )
-        bounds = chunk_bounds(total, chunk, mm_ids)
-        return (
-            yield from prefill_in_chunks(
-                encoder, self.config, embed, attention_mask, position_ids, cache, bounds, mm_ids, cancel, cached
-            )
-        )
+        prompt = PrefillInputs(run.attention_mask, run.encoder_position_ids, run.cache, mm_ids, run.cached)
+        bounds = chunk_bounds(run.input_ids.shape[1], chunk, mm_ids)
+        return (yield from prefill_in_chunks(encoder, self.config, embed, prompt, bounds, cancel))
 
-    def _step(
-        self,
-        current: torch.Tensor,
-        argmax: torch.Tensor,
-        self_conditioning: torch.Tensor | None,
-        finished: torch.Tensor,
-        any_finished: bool,
-        remaining: int,
-        params: DiffusionParams,
-        stability: sampling.StabilityTracker | None,
-        mask_mapping: Any,
-        cache: Any,
-        decoder_position_ids: torch.Tensor,
-        model_kwargs: dict[str, Any],
-        noise: sampling.Noise,
-        drawing: np.ndarray,
-        rule: CanvasRule | None = None,
-    ) -> tuple:
-        """One denoising step (generate()'s 1.c.i-v). Returns the new state and the packed host payload. ``drawing``:
-        the rows still running, the only ones that draw from per-row generators (the others' draws are discarded)."""
-        model = self.model
-        # 1.c.i. Run the decoder on the canvas, the cache and the self-conditioning logits.
-        logits = model(
-            decoder_input_ids=current,
-            self_conditioning_logits=self_conditioning,
-            decoder_attention_mask=mask_mapping,
-            cache=cache,
-            decoder_position_ids=decoder_position_ids,
-            **model_kwargs,
-        ).logits
-        # 1.c.ii. Temperature-scale, take the argmax draft.
-        step = torch.tensor(remaining, dtype=torch.int32, device=current.device)
-        temperature = sampling.temperature_at(step, params.t_min, params.t_max, params.max_denoising_steps)
-        scaled = logits / temperature  # a device tensor: CUDA divides by a CPU scalar via its reciprocal
-        if rule is not None:  # pins and allowed sets: other tokens masked before sampling, argmax and entropy
-            scaled = rule.mask(scaled)
-        batch_size, canvas_length = current.shape
-        new_argmax = torch.argmax(scaled, dim=-1)
-        # 1.c.iii. Accept by the entropy bound; re-noise everything else. The denoiser's sample is drawn (as
-        # generate() draws it, before the fresh canvas) but computed only where it is accepted.
-        entropy = sampling.token_entropy(scaled)
-        accepted_mask = sampling.entropy_bound_accept(entropy, params.entropy_bound)
-        if rule is not None:  # pins count as accepted (their entropy is 0 anyway) and are never re-noised
-            accepted_mask = accepted_mask | rule.pin_mask[None]
-        denoised = noise.sample_at(scaled, accepted_mask, drawing)
-        accepted = torch.where(accepted_mask, denoised, current)
-        drawn = noise.canvas(batch_size, canvas_length, self.vocab_size, current.device, drawing)
-        new_current = torch.where(~accepted_mask, drawn, accepted)
-        renoised = ~accepted_mask
-        # 1.c.iv. Adaptive stopping. Rows that stopped before keep their canvas, draft and logits.
-        if stability is not None:
-            if any_finished:
-                keep = finished[:, None]
-                new_argmax = torch.where(keep, argmax, new_argmax)
-                new_current = torch.where(keep, current, new_current)
-                renoised = renoised & ~keep
-                scaled = torch.where(finished[:, None, None], self_conditioning, scaled)
-            stop = stability.update(new_argmax)
-            if params.confidence_threshold is not None:
-                stop = stop & sampling.confident(entropy, params.confidence_threshold)
-            finished = finished | stop
-        # 1.c.v. This step's scaled logits condition the next step.
-        self_conditioning = scaled.to(model.model.decoder.embed_tokens.weight.dtype)
-        packed = _pack(new_argmax, accepted_mask, renoised, finished, entropy)
-        shown = sampling.temperature_at(remaining, params.t_min, params.t_max, params.max_denoising_steps)
-        return new_current, new_argmax, self_conditioning, finished, packed, float(shown)
-
-    def _finalize_canvas(self, run: _Run, last: bool) -> None:
+    def _finalize_canvas(self, run: RunState, last: bool) -> None:
         """Mark rows that produced end-of-sequence; pad what follows it, and whole canvases of finished rows."""
         canvas_length = self.canvas_length
         canvas = run.input_ids[:, -canvas_length:]
@@ -706,43 +562,8 @@ class DiffusionEngine:
             return " ".join(str(v) for v in values)
         return self.tokenizer.decode(values, skip_special_tokens=True)
 
-    def _texts(self, run: _Run) -> tuple[str, ...]:
+    def _texts(self, run: RunState) -> tuple[str, ...]:
         return tuple(self._decode(row) for row in run.input_ids[:, run.prompt_len :])
-
-
-def _pack(
-    argmax: torch.Tensor, accepted: torch.Tensor, renoised: torch.Tensor, finished: torch.Tensor, entropy: torch.Tensor
-) -> torch.Tensor:
-    """What a step shows, as one int32 device tensor for one host transfer: the argmax draft; accepted, re-noised
-    and row-finished flags as bits; the float16 entropy's bits."""
-    as_int = torch.int32
-    flags = accepted.to(as_int) | (renoised.to(as_int) << 1) | (finished[:, None].to(as_int) << 2)
-    return torch.stack([argmax.to(as_int), flags, entropy.to(torch.float16).view(torch.int16).to(as_int)])
-
-
-def _step_event(
-    host: np.ndarray,
-    was_finished: np.ndarray,
-    canvas: int,
-    step: int,
-    remaining: int,
-    temperature: float,
-    t0: float,
-) -> DenoisingStep:
-    """The step event from the packed host payload (argmax, flags, float16 entropy bits)."""
-    flags = host[1]
-    return DenoisingStep(
-        canvas=canvas,
-        step=step,
-        remaining=remaining,
-        draft=frozen_array(host[0], np.int32),
-        accepted=frozen_array((flags & 1).astype(bool) & ~was_finished[:, None], bool),
-        renoised=frozen_array((flags & 2).astype(bool), bool),
-        entropy=frozen_array(host[2].astype(np.int16).view(np.float16), np.float16),
-        temperature=temperature,
-        finished=frozen_array((flags[:, 0] & 4).astype(bool), bool),
-        seconds=time.perf_counter() - t0,
-    )
 
 
 def _sync(device: torch.device) -> None:

@@ -8,6 +8,7 @@ Arrays have shape ``(batch, canvas_length)``.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -30,7 +31,7 @@ class Event:
             value = getattr(self, f.name)
             if isinstance(value, np.ndarray):
                 value = value.astype(float).round(4).tolist() if value.dtype.kind == "f" else value.tolist()
-            elif dataclasses.is_dataclass(value):
+            elif dataclasses.is_dataclass(value) and not isinstance(value, type):
                 value = dataclasses.asdict(value)
             out[f.name] = value
         return out
@@ -170,3 +171,22 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     Cancelled,
     Failed,
 )
+
+
+def drain(events: Iterable[Event], on_event: Callable[[Event], None] | None = None) -> Finished:
+    """Run an event stream to its end, passing each event on, and return its ``Finished``: a ``Cancelled`` raises
+    ``CancelledError``, a ``Failed`` raises ``GenerationError`` with its message, and a stream that ends without
+    either raises too. The one place where events become a result or an exception."""
+    from inference.errors import CancelledError, GenerationError
+
+    for event in events:
+        if on_event is not None:
+            on_event(event)
+        if isinstance(event, Finished):
+            return event
+        if isinstance(event, Cancelled):
+            where = "during the prefill" if event.canvas < 0 else f"at canvas {event.canvas}, step {event.step}"
+            raise CancelledError(f"cancelled {where}")
+        if isinstance(event, Failed):
+            raise GenerationError(event.message)
+    raise GenerationError("the engine stopped without a result")

@@ -52,7 +52,7 @@ class LazyMask:
     def block(self, start: int, stop: int, first_row: int = 0, rows: int | None = None) -> torch.Tensor:
         from transformers.masking_utils import sdpa_mask
 
-        return sdpa_mask(
+        mask = sdpa_mask(
             batch_size=self.batch_size,
             q_length=self.q_length if rows is None else rows,
             kv_length=stop - start,
@@ -64,6 +64,9 @@ class LazyMask:
             use_vmap=self.use_vmap,
             device=self.device,
         )
+        if mask is None:  # only with allow_is_causal_skip, which is off
+            raise RuntimeError("transformers' sdpa_mask returned no mask")
+        return mask
 
     def fully_visible(self, start: int, stop: int) -> bool:
         """Whether every query sees every key of ``start:stop``: checked on the first and the last query row. The
@@ -125,7 +128,7 @@ def blocked_attention(
     if batch * heads * q_len * kv_len <= SCORE_BUDGET and softcap is None:
         dense = attention_mask.block(0, kv_len)
         return sdpa_attention_forward(module, query, key, value, dense, dropout=dropout, scaling=scaling, **kwargs)
-    scaling = module.head_dim**-0.5 if scaling is None else scaling
+    scale: float = module.head_dim**-0.5 if scaling is None else scaling
     groups = heads // key.shape[1]
     step = max(256, SCORE_BUDGET // max(1, batch * heads * q_len))
     out = torch.zeros((batch, heads, q_len, value.shape[-1]), dtype=torch.float32, device=query.device)
@@ -136,7 +139,7 @@ def blocked_attention(
         stop = min(start + step, kv_len)
         keys = key[:, :, start:stop].repeat_interleave(groups, dim=1)
         values = value[:, :, start:stop].repeat_interleave(groups, dim=1)
-        scores = torch.matmul(query, keys.transpose(2, 3)).float().mul_(scaling)
+        scores = torch.matmul(query, keys.transpose(2, 3)).float().mul_(scale)
         if softcap is not None:
             scores = torch.tanh(scores / softcap) * softcap
         if not attention_mask.fully_visible(start, stop):  # most blocks lie wholly in the cached past
@@ -235,7 +238,7 @@ class ChunkEmbedder:
 
     def __call__(self, start: int, stop: int) -> torch.Tensor:
         embeds = self.encoder.get_input_embeddings()(self.ids[:, start:stop])
-        if self.features is not None:
+        if self.features is not None and self.is_image is not None:
             where = self.is_image[:, start:stop]
             if bool(where.any()):
                 picked = self.features[self.order[:, start:stop][where]].to(embeds.device, embeds.dtype)
@@ -349,21 +352,30 @@ def residual(ab: tuple[float, float], rows: list[tuple[float, float]], laps: lis
 
 
 # ------------------------------------------------------------------ the loop
+@dataclass(frozen=True)
+class PrefillInputs:
+    """The prompt as the encoder's chunks take it (besides its embeddings)."""
+
+    attention_mask: torch.Tensor  # 2-D, over the cached tokens and the prompt
+    position_ids: torch.Tensor
+    cache: Any  # written chunk by chunk
+    mm_token_type_ids: torch.Tensor | None
+    cached: int  # tokens in the cache before the prompt
+
+
 def prefill_in_chunks(
     encoder: Any,
     config: Any,
     embed: ChunkEmbedder,
-    attention_mask: torch.Tensor,
-    position_ids: torch.Tensor,
-    cache: Any,
+    prompt: PrefillInputs,
     bounds: Sequence[tuple[int, int]],
-    mm_token_type_ids: torch.Tensor | None,
     cancel: CancelToken | None,
-    cached: int,
 ) -> Generator[PrefillProgress, None, bool]:
     """Encode ``bounds`` chunk by chunk into ``cache``, yielding a :class:`PrefillProgress` after each. Returns False
     when cancelled: the flag is checked between layers and between key blocks, so what runs after a cancel is at
     most the layer (or key block) under way."""
+    attention_mask, position_ids, cache = prompt.attention_mask, prompt.position_ids, prompt.cache
+    mm_token_type_ids, cached = prompt.mm_token_type_ids, prompt.cached
     clock = PrefillClock(bounds, cached)
     device = position_ids.device
     with chunked_attention(config), stop_between_layers(text_layers(encoder), cancel):

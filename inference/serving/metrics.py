@@ -1,10 +1,17 @@
-"""``/metrics`` of ``dwb serve`` in the Prometheus text format (version 0.0.4), with no client library: counters
-and gauges kept under one lock, written out on request."""
+"""``/metrics`` of ``dwb serve`` (``prometheus_client``, one registry per server): counters, requests by HTTP status
+and outcome, and gauges read when scraped.
+
+A request's ``outcome`` says how it ended beyond its status, which for a stream is 200 once its first byte left:
+``stop`` / ``length`` (its answer's ``finish_reason``), ``error`` (the run failed), ``timeout`` (past the request
+time limit), ``abort`` (the server shut down under it), ``disconnected`` (the client went away), ``refused`` (a 4xx or
+503 before any run).
+"""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, generate_latest
 
 PREFIX = "dwb_"
 COUNTERS = {
@@ -17,46 +24,38 @@ COUNTERS = {
     "batches": "Engine runs (batches of one or more requests).",
     "batch_rows": "Requests run in batches (rows over all batches).",
 }
+CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 
 class Metrics:
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._values: dict[str, float] = dict.fromkeys(COUNTERS, 0.0)
-        self._requests: dict[int, int] = {}
+        self.registry = CollectorRegistry(auto_describe=True)
+        self._counters = {name: Counter(PREFIX + name, text, registry=self.registry) for name, text in COUNTERS.items()}
+        self._requests = Counter(
+            PREFIX + "requests",
+            "Requests answered, by HTTP status and outcome (how a stream ended: stop, length, error, timeout, "
+            "abort, disconnected; refused before any run).",
+            ["status", "outcome"],
+            registry=self.registry,
+        )
 
     def add(self, name: str, amount: float) -> None:
-        with self._lock:
-            self._values[name] += amount
+        self._counters[name].inc(amount)
 
     def count(self, name: str) -> None:
         self.add(name, 1)
 
     def observe_batch(self, rows: int) -> None:
-        with self._lock:
-            self._values["batches"] += 1
-            self._values["batch_rows"] += rows
+        self._counters["batches"].inc()
+        self._counters["batch_rows"].inc(rows)
 
-    def request(self, status: int) -> None:
-        with self._lock:
-            self._requests[status] = self._requests.get(status, 0) + 1
+    def request(self, status: int, outcome: str) -> None:
+        self._requests.labels(status=str(status), outcome=outcome).inc()
 
-    def render(self, gauges: dict[str, tuple[str, Callable[[], float]]]) -> str:
-        """The exposition text: every counter, requests by status, and ``gauges`` (name: (help, read))."""
-        with self._lock:
-            values, requests = dict(self._values), dict(self._requests)
-        lines = [
-            f"# HELP {PREFIX}requests_total Requests answered, by HTTP status.",
-            f"# TYPE {PREFIX}requests_total counter",
-        ]
-        lines += [f'{PREFIX}requests_total{{status="{s}"}} {n}' for s, n in sorted(requests.items())]
-        for name, text in COUNTERS.items():
-            lines += [f"# HELP {PREFIX}{name}_total {text}", f"# TYPE {PREFIX}{name}_total counter"]
-            lines.append(f"{PREFIX}{name}_total {_number(values[name])}")
+    def gauges(self, gauges: dict[str, tuple[str, Callable[[], float]]]) -> None:
+        """Gauges read when scraped (name: (help, read))."""
         for name, (text, read) in gauges.items():
-            lines += [f"# HELP {PREFIX}{name} {text}", f"# TYPE {PREFIX}{name} gauge", f"{PREFIX}{name} {read()}"]
-        return "\n".join(lines) + "\n"
+            Gauge(PREFIX + name, text, registry=self.registry).set_function(read)
 
-
-def _number(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else repr(float(value))
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -33,8 +33,10 @@ from inference.prompts import SOFT_TOKEN_LEVELS
 from inference.runtime.cancel import CancelToken
 from inference.runtime.events import Cancelled, CanvasStarted, DenoisingStep, Event, Failed, Finished, PrefillFinished
 from inference.runtime.params import DiffusionParams
+from inference.serving.images import ImageLimits, PixelGate, read_messages, shrinker
 from inference.serving.metrics import Metrics
-from inference.serving.wire import WireError, processor_messages
+from inference.serving.request import ChatRequest
+from inference.serving.wire import WireError
 
 log = logging.getLogger(__name__)
 TOKEN_COUNT_PIECE = 65_536  # characters tokenized at a time when a long prompt is counted before it is accepted
@@ -56,8 +58,8 @@ class Limits:
     max_new_tokens: int = 32_768
     max_steps: int = 1024
     max_images: int = 16
-    max_pixels: int = 50_000_000
-    request_timeout: float = 600.0
+    images: ImageLimits = field(default_factory=ImageLimits)  # decoded pixels per image, request, batch
+    request_timeout: float = 600.0  # math.inf: no limit
 
 
 class RunCancel(CancelToken):
@@ -149,7 +151,6 @@ class Runner:
         self,
         loaded: Any,
         queue_size: int = 16,
-        max_pixels: int = 50_000_000,
         max_new_tokens: int = 32_768,
         max_batch: int = 4,
         limits: Limits | None = None,
@@ -163,13 +164,14 @@ class Runner:
         self.engine = DiffusionEngine(loaded.model, loaded.tokenizer)
         self.base_params = self.engine.default_params()
         context = int(getattr(loaded.model.config.get_text_config(), "max_position_embeddings", 0) or 262_144)
-        limits = limits or Limits(max_pixels=max_pixels, max_new_tokens=max_new_tokens)
+        limits = limits or Limits(max_new_tokens=max_new_tokens)
         self.limits = dataclasses.replace(limits, max_prompt_tokens=min(limits.max_prompt_tokens, context))
         self.context = context
         self.max_batch, self.batch_wait = max(1, max_batch), batch_wait
         self.batch_wait_max = max(batch_wait, batch_wait_max)
         self.arriving = 0  # requests read by the server and not yet submitted (or refused)
         self.metrics = Metrics()
+        self.pixels = PixelGate(self.limits.images.per_batch)  # pixels decoding at once, over all requests
         self.queue: queue.Queue[Run | None] = queue.Queue(maxsize=queue_size)
         self._held: collections.deque[Run] = collections.deque()  # taken from the queue, waiting for a batch of its own
         self.recent: collections.deque[Run] = collections.deque(maxlen=64)  # finished runs, newest last
@@ -181,24 +183,18 @@ class Runner:
         self._thread = threading.Thread(target=self._work, name="dwb-serve-worker", daemon=True)
         self._thread.start()
 
-    @property
-    def max_pixels(self) -> int:
-        return self.limits.max_pixels
-
     # ------------------------------------------------------------------ requests -> runs
-    def parse_request(self, body: dict[str, Any]) -> tuple[str, list[Any], int, DiffusionParams]:
-        """The rendered prompt, its images, image budget and parameters; every check that needs no tokenizing."""
-        messages, images = processor_messages(body.get("messages"), self.limits.max_pixels)
-        if len(images) > self.limits.max_images:
-            raise WireError(f"{len(images)} images in one request; this server takes at most {self.limits.max_images}")
-        extension = body.get("dwb") or {}
-        if not isinstance(extension, dict):
-            raise WireError("'dwb' must be an object")
-        soft = _soft_budget(body, extension)
-        params = self.params_for(body, extension)
-        chars = sum(len(p["text"]) for m in messages for p in m["content"] if p["type"] == "text")
+    def parse_request(self, request: ChatRequest) -> tuple[str, list[Any], int, DiffusionParams]:
+        """The rendered prompt, its images, image budget and parameters; every check that needs no tokenizing (the
+        images' sizes are checked before any is decoded)."""
+        soft = _soft_budget(request)
+        params = self.params_for(request)
+        messages = request.chat_messages()
+        chars = sum(len(p.get("text") or "") for m in messages for p in m["content"] if isinstance(p, dict))
         if chars > self.limits.max_prompt_tokens:  # tokens >= characters / longest token: count before tokenizing all
             self._count_text_tokens(messages)
+        shrink = shrinker(self.processor, soft)
+        messages, images = read_messages(messages, self.limits.images, self.limits.max_images, shrink, self.pixels)
         try:
             rendered = self.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         except (ValueError, TypeError, KeyError) as exc:
@@ -210,7 +206,7 @@ class Runner:
         limit, total = self.limits.max_prompt_tokens, 0
         for message in messages:
             for part in message["content"]:
-                text = part.get("text") or ""
+                text = (part.get("text") if isinstance(part, dict) else None) or ""
                 for start in range(0, len(text), TOKEN_COUNT_PIECE):
                     total += len(
                         tokenizer(text[start : start + TOKEN_COUNT_PIECE], add_special_tokens=False)["input_ids"]
@@ -248,28 +244,27 @@ class Runner:
         device = self.loaded.device
         return {k: v.to(device) if hasattr(v, "to") else v for k, v in inputs.items()}
 
-    def params_for(self, body: dict[str, Any], extension: dict[str, Any]) -> DiffusionParams:
-        values = extension.get("params") or {}
-        if not isinstance(values, dict):
-            raise WireError("dwb.params must be an object")
-        values = dict(values)
-        for name in ("max_completion_tokens", "max_tokens"):
-            if body.get(name) is not None:
-                values.setdefault("max_new_tokens", body[name])
-        if body.get("seed") is not None:
-            values.setdefault("seed", body["seed"])
-        if body.get("n", 1) != 1:
-            raise WireError("only n=1 is supported")
+    def params_for(self, request: ChatRequest) -> DiffusionParams:
+        """The run's diffusion parameters: ``dwb.params`` over the server's defaults, ``max_tokens`` and ``seed``
+        from the request's own fields. The prefill chunk follows ``max_prompt_tokens`` down unless it is asked for."""
+        values = dict(request.extension.params)
+        if request.answer_tokens is not None:
+            values.setdefault("max_new_tokens", request.answer_tokens)
+        if request.seed is not None:
+            values.setdefault("seed", request.seed)
         for name, value in values.items():
             if isinstance(value, float) and not math.isfinite(value):
                 raise WireError(f"{name} must be a finite number, not {value}")
+        limits = self.limits
+        base = self.base_params
+        if "prefill_chunk" not in values and base.prefill_chunk > limits.max_prompt_tokens:
+            base = dataclasses.replace(base, prefill_chunk=limits.max_prompt_tokens)
         try:
-            params = DiffusionParams.from_dict(values, self.base_params)
+            params = DiffusionParams.from_dict(values, base)
         except WorkbenchError as exc:
             raise WireError(exc.message) from exc
         except TypeError as exc:
             raise WireError(f"invalid parameters: {exc}") from exc
-        limits = self.limits
         if params.max_new_tokens > limits.max_new_tokens:
             raise WireError(f"max_tokens={params.max_new_tokens} is out of range: 1 to {limits.max_new_tokens}")
         if params.max_denoising_steps > limits.max_steps:
@@ -280,15 +275,21 @@ class Runner:
             raise WireError(f"prefill_chunk={params.prefill_chunk} is out of range: 1 to {limits.max_prompt_tokens}")
         return params
 
-    def template_for(self, extension: dict[str, Any]) -> Any:
-        """The canvas template a request carries in ``dwb.template`` (None without one); a ``WireError`` (400) when
-        it is malformed."""
-        if extension.get("template") is None:
-            return None
+    def template_for(self, request: ChatRequest) -> tuple[Any, Any]:
+        """The canvas template a request carries in ``dwb.template``, or the one its ``response_format`` schema is
+        laid out as, with what reads the answer's JSON from the committed ids (None, None: no template); a
+        ``WireError`` (400) when either is malformed."""
+        schema, wire = request.json_schema, request.extension.template
+        if schema is not None and wire is not None:
+            raise WireError("dwb.template and response_format json_schema cannot be used together")
+        if schema is not None:
+            return schema_template(self, schema)
+        if wire is None:
+            return None, None
         from inference.runtime.template import CanvasTemplate
 
         try:
-            return CanvasTemplate.from_wire(extension["template"], int(self.loaded.model.config.text_config.vocab_size))
+            return CanvasTemplate.from_wire(wire, int(self.loaded.model.config.text_config.vocab_size)), None
         except WorkbenchError as exc:
             raise WireError(f"dwb.template: {exc.message}") from exc
 
@@ -429,12 +430,38 @@ class Runner:
         self._thread.join()
 
 
-def _soft_budget(body: dict[str, Any], extension: dict[str, Any]) -> int:
+def schema_template(runner: Runner, schema: dict[str, Any]) -> tuple[Any, Any]:
+    """An object schema laid out on the canvas (``inference.tasks.pinned``, without the evidence ``dwb extract``
+    asks for being read back): the template, and what turns a row's committed ids into the JSON text."""
+    import json
+
+    from inference.tasks.pinned import layout_schema, read_canvas, vocabulary
+    from inference.tasks.schema import check_schema
+
+    engine = runner.engine
+    try:
+        check_schema(schema)
+        eos = (engine.eos_token_ids or [None])[0]
+        layout = layout_schema(
+            schema, vocabulary(runner.loaded.tokenizer, engine.vocab_size, eos), 1, engine.canvas_length
+        )
+    except WorkbenchError as exc:
+        raise WireError(f"response_format.json_schema: {exc.message}") from exc
+    length = layout.template.length
+
+    def read(ids: np.ndarray) -> str:
+        row = np.asarray(ids)[:length]
+        reading = read_canvas(layout, row, np.zeros(len(row)), {})
+        return json.dumps(reading.value, ensure_ascii=False)
+
+    return layout.template, read
+
+
+def _soft_budget(request: ChatRequest) -> int:
     """The image budget: ``mm_processor_kwargs.max_soft_tokens`` (how vLLM reads it) or ``dwb.max_soft_tokens``."""
-    mm = body.get("mm_processor_kwargs") or {}
-    if not isinstance(mm, dict):
-        raise WireError("'mm_processor_kwargs' must be an object")
-    soft = extension.get("max_soft_tokens", mm.get("max_soft_tokens", 280))
+    mm = request.mm_processor_kwargs or {}
+    ours = request.extension.max_soft_tokens
+    soft = ours if ours is not None else mm.get("max_soft_tokens", 280)
     if mm.get("max_soft_tokens", soft) != soft:
         raise WireError("dwb.max_soft_tokens and mm_processor_kwargs.max_soft_tokens disagree")
     if isinstance(soft, bool) or soft not in SOFT_TOKEN_LEVELS:

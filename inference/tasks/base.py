@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from inference.documents.model import Document
 
@@ -74,9 +74,10 @@ class Answer:
     question: str
     text: str
     citations: list[Citation]
-    kind: str  # "retrieved" (evidence, no generation) | "generated"
+    kind: Literal["retrieved", "generated"]  # retrieved: evidence, no generation
     engine: str
     left_out: list[LeftOut] = field(default_factory=list)  # never read by the model: the answer may miss them
+    cut_off: str | None = None  # the finish_reason(s) of an answer that did not end by itself (length, abort, ...)
 
     @property
     def pages(self) -> list[int]:
@@ -92,7 +93,8 @@ class Extraction:
     sources: dict[str, Citation]  # JSON pointer of a value -> where it came from
     valid: bool
     errors: list[str]
-    kind: str  # "best-effort" (builtin, from key-value pairs and tables) | "generated" | "pinned" (canvas template)
+    kind: Literal["best-effort", "generated", "pinned"]  # best-effort: builtin, from key-value pairs and tables;
+    # pinned: the schema's scaffold on the canvas
     engine: str
     attempts: int = 1
     confidence: dict[str, float] = field(default_factory=dict)  # pinned: field -> 0..1
@@ -116,7 +118,15 @@ class TaskContext:
 
 
 class TaskEngine(Protocol):
+    """What every engine (builtin, model, remote) offers the front ends and the batch runner."""
+
     name: str
+    concurrency: int  # documents a batch may run at once on this engine (a remote server takes several)
+
+    def page_identity(self) -> dict[str, Any]:
+        """What makes this engine's pages what they are beside the parse options (a model and its parameters):
+        pages kept by a run with another identity are parsed again."""
+        ...
 
     def parse(
         self, doc: Document, options: ParseOptions | None = None, context: TaskContext | None = None

@@ -121,6 +121,10 @@ def ocr_pages(doc: Document, pages: list[Page], options: ParseOptions, context: 
 
 class BuiltinEngine:
     name = "builtin"
+    concurrency = 1  # a batch runs one document at a time; OCR spreads a document's pages over threads
+
+    def page_identity(self) -> dict[str, Any]:
+        return {}
 
     def parse(
         self, doc: Document, options: ParseOptions | None = None, context: TaskContext | None = None

@@ -75,6 +75,8 @@ def _comment(text: str) -> str:
 
 
 def block_markdown(blk: Block) -> str:
+    if (source := blk.attrs.get("markdown")) is not None:  # written by its backend: a .md file's own source, code
+        return source
     text = blk.text.strip()
     if blk.kind == "heading":
         return f"{'#' * max(1, min(6, blk.level or 2))} {_inline(text)}"

@@ -26,7 +26,7 @@ from typing import Any
 from inference.documents.model import Block, Document
 from inference.errors import CancelledError, ConfigError, GenerationError
 from inference.prompts import Prompt, PromptBuilder, PromptPolicy
-from inference.runtime.events import Cancelled, CanvasCommitted, Failed, Finished
+from inference.runtime.events import CanvasCommitted, Finished, drain
 from inference.runtime.params import DiffusionParams
 from inference.tasks.base import Answer, Citation, Extraction, LeftOut, ParseOptions, ParseResult, TaskContext
 from inference.tasks.conversation import Conversation, PromptCount, ask_instruction, cite, follow_up_ids, retrieved
@@ -61,6 +61,7 @@ log = logging.getLogger(__name__)
 
 class ModelEngine:
     name = "model"
+    concurrency = 1  # one model in this process: documents one after another (pages batched within each)
     template = True  # extract through the canvas template (False: the prompt-and-retry path)
 
     def __init__(
@@ -158,26 +159,7 @@ class ModelEngine:
             if len(pending) >= batch_size:
                 flush()
         flush()
-        pages_md = []
-        for i, page in enumerate(doc.pages):
-            marker = page_marker(page) if options.markers else ""
-            if i in texts and not texts[i]:  # nothing written is the page's error, never a parsed page
-                doc.add_error(page.number, "the model wrote nothing for this page", "GenerationError")
-            if not texts.get(i):
-                pages_md.append(marker)
-                continue
-            text = texts[i] if options.furniture else without_furniture(texts[i], page)
-            page.attrs["text_layer_blocks"] = len(page.blocks)  # replaced by the model's transcription
-            page.blocks = [
-                Block(
-                    kind="text",
-                    text=text,
-                    bbox=(0, 0, page.width, page.height),
-                    order=0,
-                    attrs={"source": "model", "format": "markdown"},
-                )
-            ]
-            pages_md.append("\n\n".join(p for p in (marker, text) if p))
+        pages_md = transcribed_pages(doc, texts, options)
         context.report(len(doc.pages), len(doc.pages), f"{doc.name}: done")
         markdown = "\n\n".join(p for p in pages_md if p).strip() + "\n"
         return ParseResult(document=doc, markdown=markdown, pages=pages_md, engine=self.name)
@@ -446,15 +428,14 @@ class ModelEngine:
 
     def _drain(self, events: Any, context: TaskContext) -> list[Any]:
         """The engine's events, passed on to ``context.on_event``; a cancel or failure raises."""
-        out = []
-        for event in events:
+        out: list[Any] = []
+
+        def keep(event: Any) -> None:
+            out.append(event)
             if context.on_event:
                 context.on_event(event)
-            out.append(event)
-            if isinstance(event, Cancelled):
-                raise CancelledError(f"cancelled at canvas {event.canvas}, step {event.step}")
-            if isinstance(event, Failed):
-                raise GenerationError(event.message)
+
+        drain(events, keep)
         return out
 
     def _extract_prompted(self, docs: Sequence[Document], schema: dict[str, Any], context: TaskContext) -> Extraction:
@@ -494,19 +475,35 @@ def over_budget(prompt: Prompt) -> bool:
     return any(r.status == "dropped" and not r.note.startswith("page error") for r in prompt.dropped)
 
 
+def transcribed_pages(doc: Document, texts: dict[int, str], options: ParseOptions) -> list[str]:
+    """Each page's Markdown from its transcription (``texts`` by page index; a page without one is its marker
+    only), the page's blocks replaced by the transcription; a page the model wrote nothing for is an error."""
+    pages_md = []
+    for i, page in enumerate(doc.pages):
+        marker = page_marker(page) if options.markers else ""
+        if i in texts and not texts[i]:  # nothing written is the page's error, never a parsed page
+            doc.add_error(page.number, "the model wrote nothing for this page", "GenerationError")
+        if not texts.get(i):
+            pages_md.append(marker)
+            continue
+        text = texts[i] if options.furniture else without_furniture(texts[i], page)
+        page.attrs["text_layer_blocks"] = len(page.blocks)  # replaced by the model's transcription
+        page.blocks = [
+            Block(
+                kind="text",
+                text=text,
+                bbox=(0, 0, page.width, page.height),
+                order=0,
+                attrs={"source": "model", "format": "markdown"},
+            )
+        ]
+        pages_md.append("\n\n".join(p for p in (marker, text) if p))
+    return pages_md
+
+
 def finished(events: Any, context: TaskContext) -> Finished:
     """Drain an engine run: each event to ``context.on_event``; its ``Finished``, or the cancel or failure raised."""
-    for event in events:
-        if context.on_event:
-            context.on_event(event)
-        if isinstance(event, Finished):
-            return event
-        if isinstance(event, Cancelled):
-            where = "during the prefill" if event.canvas < 0 else f"at canvas {event.canvas}, step {event.step}"
-            raise CancelledError(f"cancelled {where}")
-        if isinstance(event, Failed):
-            raise GenerationError(event.message)
-    raise GenerationError("the engine stopped without a result")
+    return drain(events, context.on_event)
 
 
 def _value_sources(value: dict[str, Any], docs: Sequence[Document]) -> dict[str, Citation]:

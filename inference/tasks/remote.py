@@ -4,16 +4,24 @@ protocol (``dwb serve``, or vLLM serving DiffusionGemma).
 Prompts are built here, as for the local model engine, with exact token counts from the processor alone (no
 weights): the processor of the model the server serves (its name from ``/v1/models``) unless one is named. At
 connect time the server's limits are read from ``/v1/models``: its context (``max_model_len``, as vLLM lists it)
-budgets the prompts, and its images per request (``dwb.max_images``, else ``max_images``, else 8) splits questions
-over more pages into parts that are asked and combined. Images go as PNG data URLs with the image budget sent the
-way vLLM reads it (``mm_processor_kwargs.max_soft_tokens``) as well as ours. A server without the ``dwb``
-extension (vLLM) takes no steps, diffusion parameters or seed per request: that is said once, and they are not
-sent. A ``finish_reason`` of ``length`` marks the page (or answer) as cut off. Each generation streams: against
-``dwb serve`` the engine's own typed events come back (the ``dwb`` extension) and reach ``context.on_event`` as
-they would locally; against another server only the text arrives. Connection errors and 408/409/429/5xx answers are
-retried with exponential backoff and jitter, a bounded number of times, before anything has streamed; every
-request has a timeout; a cancelled task closes its stream, which cancels the run on ``dwb serve``. Batches run
-documents in parallel up to ``concurrency`` (``inference.batch.runner.run_parse``).
+less the answer's share, and ``dwb serve``'s own prompt limit (``dwb.max_prompt_tokens``), cap the prompts' budget
+(``--budget-tokens`` above that is lowered, said once); its images per request (``dwb.max_images``, else
+``max_images``, else 8) split questions over more pages into parts that are asked and combined. Images go as PNG
+data URLs with the image budget sent the way vLLM reads it (``mm_processor_kwargs.max_soft_tokens``) as well as ours.
+A server without the ``dwb`` extension (vLLM) takes no steps, diffusion parameters or seed per request: that is said
+once, and they are not sent.
+
+Only a ``finish_reason`` of ``stop`` is an answer that ended by itself: ``length``, ``abort``, ``error`` and
+``repetition`` (vLLM's reasons) make the page an error of its document (partial, asked again on a rerun), the answer
+of ``ask`` carry ``cut_off`` (and a notice), and an extraction invalid, each with the reason.
+
+Each generation streams (server-sent events read by ``httpx-sse``): against ``dwb serve`` the engine's own typed
+events come back (the ``dwb`` extension) and reach ``context.on_event`` as they would locally; against another
+server only the text arrives. Connection errors and 408/409/429/5xx answers (but those that say
+``x-should-retry: false``, as a request past its time limit does) are retried with exponential backoff and jitter,
+a bounded number of times, before anything has streamed; every request has a timeout; a cancelled task closes its
+stream, which cancels the run on ``dwb serve``. Batches run documents in parallel up to ``concurrency``
+(``inference.batch.runner.run_parse``).
 """
 
 from __future__ import annotations
@@ -51,6 +59,13 @@ class ServerInfo:
     context: int | None  # max_model_len: prompt and answer together
     max_images: int
     extension: bool  # takes the dwb extension (events, steps, diffusion parameters, seed)
+    max_prompt_tokens: int | None = None  # dwb serve's own limit on a prompt (its --max-prompt-tokens)
+
+    def prompt_limit(self, reserve: int) -> int | None:
+        """The most prompt tokens a request may hold here: below the context less the answer's ``reserve``, and
+        below the server's own prompt limit."""
+        limits = [n for n in (self.context and self.context - reserve, self.max_prompt_tokens) if n]
+        return max(1, min(limits)) if limits else None
 
     @classmethod
     def from_listing(cls, listing: Any, wanted: str | None, max_images: int | None, url: str) -> ServerInfo:
@@ -64,11 +79,13 @@ class ServerInfo:
         ours = entry.get(EXTENSION) if isinstance(entry.get(EXTENSION), dict) else {}
         context = entry.get("max_model_len")
         stated = ours.get("max_images")
+        prompt = ours.get("max_prompt_tokens")
         return cls(
             model=str(wanted or entry["id"]),
             context=int(context) if isinstance(context, int) and context > 0 else None,
             max_images=max_images or (int(stated) if isinstance(stated, int) and stated > 0 else DEFAULT_MAX_IMAGES),
             extension=bool(ours.get("extension")) or isinstance(listing.get(EXTENSION), dict),
+            max_prompt_tokens=int(prompt) if isinstance(prompt, int) and prompt > 0 else None,
         )
 
 
@@ -166,8 +183,11 @@ class RemoteEngine(ModelEngine):
         self.policy = policy or PromptPolicy()
         self.max_images = max_images
         self.info: ServerInfo | None = None
+        self.prompt_limit: int | None = None  # the server's, read at connect time
         self.notices: list[str] = []  # said once each (also logged as warnings)
-        self.cut_off: set[tuple[str | None, int | None]] = set()  # (document, page) of answers cut at max_tokens
+        # (document, page) -> finish_reason, of answers that did not end by themselves (cut at max_tokens, aborted,
+        # failed, stopped for repetition): such a page is an error of its document, and a rerun asks again
+        self.cut_off: dict[tuple[str | None, int | None], str] = {}
         self.retries = retries  # extract: asks again with the validation errors
         self.http_retries, self.backoff, self.max_backoff = http_retries, backoff, max_backoff
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
@@ -181,6 +201,24 @@ class RemoteEngine(ModelEngine):
 
     def close(self) -> None:
         self.client.close()
+
+    @property
+    def policy(self) -> PromptPolicy:
+        """The prompt policy, its budget kept under the server's prompt limit once that is known (a larger
+        ``budget_tokens`` is lowered to it, said once)."""
+        policy, limit = self._policy, self.prompt_limit
+        if limit is None or (policy.budget_tokens is not None and policy.budget_tokens <= limit):
+            return policy
+        if policy.budget_tokens is not None:
+            self.notice(
+                f"{self.base_url} takes prompts of at most {limit} tokens (with the answer's share kept free): the "
+                f"budget of {policy.budget_tokens} tokens is lowered to {limit}"
+            )
+        return dataclasses.replace(policy, budget_tokens=limit)
+
+    @policy.setter
+    def policy(self, value: PromptPolicy) -> None:
+        self._policy = value
 
     # ------------------------------------------------------------------ the server's limits
     @property
@@ -208,10 +246,10 @@ class RemoteEngine(ModelEngine):
                     ) from exc
             if info.context is not None:
                 self._builder._builder.context_tokens = info.context
-                if self.policy.budget_tokens is None:
-                    values = self._param_values()
-                    reserve = values.get("max_new_tokens") or min(self.policy.reserve_tokens, info.context // 4)
-                    self.policy = dataclasses.replace(self.policy, reserve_tokens=int(reserve))
+            reserve = self._param_values().get("max_new_tokens")
+            if reserve is None and info.context is not None:
+                reserve = min(self._policy.reserve_tokens, info.context // 4)
+            self.prompt_limit = info.prompt_limit(int(reserve or 0))
             if not info.extension:
                 ignored = sorted(k for k in self._param_values() if k != "max_new_tokens")
                 if ignored:
@@ -224,22 +262,39 @@ class RemoteEngine(ModelEngine):
 
     # ------------------------------------------------------------------ tasks within the server's limits
     def parse(self, doc: Any, options: Any = None, context: TaskContext | None = None) -> Any:
-        """As the model engine parses, then every page whose answer stopped at ``max_tokens`` is an error of the
-        page (the document is partial; a rerun asks again)."""
+        """As the model engine parses, then every page whose answer did not end by itself (``finish_reason`` other
+        than ``stop``) is an error of the page naming the reason: the document is partial, a rerun asks again."""
+        self._take_cut_off({doc.source})  # left by an earlier task on the same document
         result = super().parse(doc, options, context)
-        with self._model_lock:
-            cut = sorted(page for source, page in self.cut_off if source == doc.source and page is not None)
-            self.cut_off -= {(doc.source, page) for page in cut}
-        for page in cut:
-            result.document.add_error(
-                page, "the answer was cut off at max_tokens (finish_reason: length)", "GenerationError"
-            )
+        for (_source, page), reason in sorted(self._take_cut_off({doc.source}).items(), key=lambda kv: kv[0][1] or 0):
+            if page is not None:
+                result.document.add_error(page, cut_off_message(reason), "GenerationError")
         return result
 
     def transcribed_whole(self, doc: Any, number: int) -> bool:
-        """A page whose answer was cut off at ``max_tokens`` is not whole: it is not kept for a rerun."""
+        """A page whose answer was cut off is not whole: it is not kept for a rerun."""
         with self._model_lock:
             return (doc.source, number) not in self.cut_off
+
+    def _take_cut_off(self, sources: set[Any]) -> dict[tuple[str | None, int | None], str]:
+        """The cut-off answers recorded for these documents (``None``: answers over no page), forgotten here."""
+        with self._model_lock:
+            taken = {k: v for k, v in self.cut_off.items() if k[0] in sources}
+            for key in taken:
+                del self.cut_off[key]
+        return taken
+
+    def extract(self, docs: Sequence[Any], schema: dict[str, Any], context: TaskContext | None = None, **redo: Any):
+        """As the model engine extracts; an answer that did not end by itself makes the result invalid, with the
+        reason among its errors."""
+        sources = {d.source for d in docs} | {None}
+        self._take_cut_off(sources)
+        result = super().extract(docs, schema, context, **redo)
+        reasons = sorted(set(self._take_cut_off(sources).values()))
+        if reasons:
+            result.errors = [*result.errors, *(cut_off_message(r) for r in reasons)]
+            result.valid = False
+        return result
 
     def page_identity(self) -> dict[str, Any]:
         """The model asked for, the options sent and the prompts' image budget (not the server's address: the same
@@ -263,6 +318,16 @@ class RemoteEngine(ModelEngine):
         """As the model engine asks; when the pages' images are more than the server takes in one request, the
         pages are asked in groups that fit and the partial answers combined. A conversation changes nothing here
         (no cache to keep)."""
+        sources = {d.source for d in docs} | {None}
+        self._take_cut_off(sources)
+        answer = self._ask(docs, question, context)
+        reasons = sorted(set(self._take_cut_off(sources).values()))
+        if reasons:
+            answer.cut_off = ", ".join(reasons)
+            self.notice(f"the answer is incomplete: {cut_off_message(answer.cut_off)}")
+        return answer
+
+    def _ask(self, docs: Sequence[Any], question: str, context: TaskContext | None) -> Answer:
         info = self.connect()
         context = context or TaskContext()
         prompt = self.builder.build(list(docs), ask_instruction(question, docs), self.policy)
@@ -323,11 +388,17 @@ class RemoteEngine(ModelEngine):
             )
         with self._slots:
             text, finish = self._with_retries(lambda: self._stream(body, context), context)
-        if finish == "length":
-            pages = {(p.document, p.page) for p in prompt.parts if p.page is not None} or {(None, None)}
-            with self._model_lock:
-                self.cut_off.update(pages)
+        self._finished(prompt, finish)
         return text
+
+    def _finished(self, prompt: Prompt, finish: str | None) -> None:
+        """Records the prompt's pages as cut off unless the answer ended by itself (``stop``; a server that names
+        no reason is taken at its word)."""
+        if finish in (None, "stop"):
+            return
+        pages = {(p.document, p.page) for p in prompt.parts if p.page is not None} or {(None, None)}
+        with self._model_lock:
+            self.cut_off.update(dict.fromkeys(pages, finish))
 
     def generate_batch(self, prompts: Sequence[Prompt], context: TaskContext) -> list[str]:
         """The prompts as parallel requests, up to ``concurrency`` at a time (the server queues or batches them)."""
@@ -381,7 +452,8 @@ class RemoteEngine(ModelEngine):
         body[EXTENSION].update(events=True, template=template.to_wire())
         relay = TaskContext(progress=context.progress, on_event=keep, cancel=context.cancel, extra=context.extra)
         with self._slots:
-            self._with_retries(lambda: self._stream(body, relay), relay)
+            _text, finish = self._with_retries(lambda: self._stream(body, relay), relay)
+        self._finished(prompt, finish)
         return events, None
 
     def _with_retries(self, attempt: Any, context: TaskContext) -> Any:
@@ -412,8 +484,12 @@ class RemoteEngine(ModelEngine):
         return response.json()
 
     def _stream(self, body: dict[str, Any], context: TaskContext) -> tuple[str, str | None]:
-        """The answer's text and its ``finish_reason``, read to the end of the stream."""
-        with self.client.stream("POST", self.base_url + "/chat/completions", json=body) as response:
+        """The answer's text and its ``finish_reason``, read to the end of the stream (``httpx-sse``)."""
+        import httpx
+        from httpx_sse import SSEError, connect_sse
+
+        with connect_sse(self.client, "POST", self.base_url + "/chat/completions", json=body) as source:
+            response = source.response
             if response.status_code >= 400:
                 response.read()
             _check(response)
@@ -421,23 +497,20 @@ class RemoteEngine(ModelEngine):
             state: dict[str, Any] = {"finish": None, "result": None}
             started = False
             try:
-                for line in response.iter_lines():
+                for sse in source.iter_sse():
                     if context.cancel is not None and context.cancel.cancelled:
                         raise CancelledError("cancelled; the stream was closed")  # leaving `with` closes it
-                    if not line.startswith("data:"):
-                        continue
-                    data = line[5:].strip()
-                    if data == "[DONE]":
+                    if sse.data == "[DONE]":
                         result = state["result"]
                         return ("".join(text) if result is None else result), state["finish"]
+                    if not sse.data:
+                        continue
                     started = True
-                    self._chunk(json.loads(data), text, context, state)
-            except (WireError, ValueError) as exc:
+                    self._chunk(json.loads(sse.data), text, context, state)
+            except (WireError, ValueError, SSEError) as exc:
                 raise GenerationError(f"{self.base_url} sent a malformed stream: {exc}") from exc
-            except Exception as exc:
-                import httpx
-
-                if isinstance(exc, httpx.TransportError) and started:
+            except httpx.TransportError as exc:
+                if started:
                     raise GenerationError(f"{self.base_url}: the stream broke off ({_describe(exc)})") from exc
                 raise
         raise GenerationError(f"{self.base_url}: the stream ended without a result")
@@ -458,8 +531,10 @@ class RemoteEngine(ModelEngine):
             context.on_event(event)
         if isinstance(event, Finished):
             state["result"] = event.texts[0]
-        if isinstance(event, Cancelled):
+        if isinstance(event, Cancelled) and context.cancel is not None and context.cancel.cancelled:
             raise CancelledError(f"cancelled at canvas {event.canvas}, step {event.step}")
+        if isinstance(event, Cancelled):  # stopped by the server (its time limit, its shutdown): its error follows
+            state["finish"] = state["finish"] or "abort"
         if isinstance(event, Failed):
             raise GenerationError(event.message)
         return None
@@ -496,10 +571,21 @@ def _check(response: Any) -> None:
         message = response.json()["error"]["message"]
     except Exception:  # noqa: BLE001 - any body that is not the usual error object
         message = response.text[:300]
-    if response.status_code in RETRY_STATUS:
+    if response.status_code in RETRY_STATUS and response.headers.get("x-should-retry", "").lower() != "false":
         after = response.headers.get("retry-after", "")
         raise _Retry(f"HTTP {response.status_code}: {message}", float(after) if after.isdigit() else None)
     raise GenerationError(f"the server answered HTTP {response.status_code}: {message}")
+
+
+def cut_off_message(reason: str) -> str:
+    """What a page (or answer) that did not end by itself says, by its ``finish_reason``."""
+    why = {
+        "length": "at max_tokens",
+        "abort": "by the server (the run was aborted)",
+        "error": "by an error on the server",
+        "repetition": "by the server's repetition check",
+    }
+    return f"the answer was cut off {why.get(reason, 'before its end')} (finish_reason: {reason})"
 
 
 def _describe(exc: BaseException) -> str:

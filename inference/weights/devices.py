@@ -73,8 +73,8 @@ def available_bytes(device: str) -> int | None:
 
 # glibc's malloc returns freed memory at the top of its heap to the system once more than M_TRIM_THRESHOLD is free,
 # and serves blocks over M_MMAP_THRESHOLD by mmap; both adapt to the first frees, then keep giving back. A denoising
-# step allocates and frees the same few logit-sized tensors (a megabyte at a batch of four on the tiny model), so
-# every step faulted its pages in again: a hundred thousand page faults a run, a third of a batched run's time.
+# step allocates and frees the same few logit-sized tensors, so with the defaults every step would fault those pages
+# in again; keeping them makes the next step reuse them.
 HEAP_KEEP_BYTES = 64 << 20  # freed heap kept for the next step (M_TRIM_THRESHOLD)
 HEAP_MMAP_BYTES = 32 << 20  # blocks larger than this still come from, and go back to, the system (glibc's maximum)
 _HEAP_TUNED: bool | None = None

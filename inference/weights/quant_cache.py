@@ -38,12 +38,12 @@ from inference.weights.quant import (
     HFModel,
     NF4Experts,
     QuantSettings,
-    set_tensor,
     bitsandbytes_module,
     config_fingerprint,
     empty_model,
     install,
     linear4bit_from_stats,
+    set_tensor,
     steady_heap,
 )
 
@@ -169,14 +169,14 @@ class SafetensorsReader:
         begin, end = info["data_offsets"]
         if start is not None:
             row = (end - begin) // max(1, shape[0])
-            stop = shape[0] if stop is None else min(stop, shape[0])
-            begin, end = begin + start * row, begin + stop * row
-            shape[0] = stop - start
+            last: int = shape[0] if stop is None else min(stop, shape[0])
+            begin, end = begin + start * row, begin + last * row
+            shape[0] = last - start
         out = torch.empty(shape, dtype=dtype)
         view = out.view(-1).view(torch.uint8) if out.numel() else out.view(torch.uint8)
         with open(path, "rb") as fh:
             fh.seek(base + begin)
-            if fh.readinto(memoryview(view.numpy()).cast("B")) != end - begin:
+            if fh.readinto(memoryview(view.numpy().data).cast("B")) != end - begin:
                 raise DamagedFileError(f"ends early: tensor {name!r} is cut off (an incomplete download?).", path=path)
         return out
 
@@ -235,7 +235,9 @@ def write_safetensors(
         fh.write(raw)
         for count, (name, tensor) in enumerate(tensors, start=1):
             data = tensor.detach().to("cpu").contiguous()
-            raw_bytes = memoryview(data.view(-1).view(torch.uint8).numpy()).cast("B") if data.numel() else memoryview(b"")
+            raw_bytes = (
+                memoryview(data.view(-1).view(torch.uint8).numpy().data).cast("B") if data.numel() else memoryview(b"")
+            )
             fh.write(raw_bytes)
             checksums[name] = xxhash.xxh3_64_hexdigest(raw_bytes)
             if on_tensor is not None:

@@ -71,7 +71,7 @@ def count_parameters(config: Any) -> ParameterCounts:
 
     with torch.device("meta"):
         model = DiffusionGemmaForBlockDiffusion(config)
-    groups = dict.fromkeys(GROUPS, 0)
+    groups: dict[str, int] = dict.fromkeys(GROUPS, 0)
     for name, param in model.named_parameters():  # shared (tied) parameters are listed once
         groups[_group_of(name)] += param.numel()
     quantizable, seen = 0, set()

@@ -16,6 +16,11 @@ the drift of a shared machine, which moves the one-at-a-time time by a third fro
 each ratio. The ratio of the two medians is printed too. The total of generated tokens is checked equal between
 the two.
 
+Last, memory: one request of 16 images of 7000 x 7000 (small compressed PNGs, 784 million pixels decoded) at the
+default image budget; the server process's peak resident memory during that request (its high-water mark reset
+just before, ``/proc/PID/clear_refs``) is ``image_request_peak_gb=`` (goal <= 1.5), printed with its resident memory
+before and after (memory handed back).
+
     .venv/bin/python -m tests.benchmarks.serve [--model tiny|ID|FOLDER] [--pairs 7] [--clients 8] [--rounds 5]
 """
 
@@ -115,6 +120,45 @@ def throughput(url: str, text: str, args: argparse.Namespace) -> tuple[list[floa
                     f"the concurrent requests made other tokens ({sum(many)}) than one by one ({sum(one)})"
                 )
     return sequential, concurrent, rows / batches
+
+
+def _memory(pid: int) -> dict[str, float]:
+    """Resident and peak resident memory of a process, in GB (Linux)."""
+    values = {}
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            name, _, rest = line.partition(":")
+            if name in ("VmRSS", "VmHWM"):
+                values[name] = int(rest.split()[0]) / 1024**2
+    return values
+
+
+def image_request(url: str, pid: int) -> tuple[float, float, float]:
+    """The server's resident GB before, its peak during, and resident after one request of 16 images of 7000^2."""
+    import base64
+    import io
+
+    import httpx
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGB", (7000, 7000), "white")
+    ImageDraw.Draw(image).rectangle((1750, 1750, 3500, 3500), fill="black")
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", optimize=True)
+    del image
+    data = "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+    body = {
+        "max_tokens": 32,
+        "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": data}}] * 16}],
+        "dwb": {"params": {"max_denoising_steps": 4}},
+    }
+    before = _memory(pid)["VmRSS"]
+    with open(f"/proc/{pid}/clear_refs", "w") as refs:
+        refs.write("5")  # reset the peak to the current resident memory
+    answer = httpx.post(url + "/chat/completions", json=body, timeout=3600)
+    answer.raise_for_status()
+    after = _memory(pid)
+    return before, after["VmHWM"], after["VmRSS"]
 
 
 def serve_child(args: argparse.Namespace) -> None:
@@ -219,6 +263,7 @@ def main() -> None:
             local_times.append(t_local)
             remote_times.append(t_remote)
         remote.close()
+        before, peak, after = image_request(url, server.pid)
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -241,6 +286,8 @@ def main() -> None:
     )
     print(f"batch_throughput_ratio={statistics.median(ratios):.3f}")
     print(f"remote_overhead_ratio={rm / lm:.3f}")
+    print(f"16 images of 7000x7000: server resident {before:.2f} GB before, {after:.2f} GB after")
+    print(f"image_request_peak_gb={peak:.2f}")
 
 
 if __name__ == "__main__":
