@@ -160,7 +160,17 @@ class DocumentList(QListWidget):
     def _label(entry: DocEntry) -> str:
         count = len(entry.document.pages) if entry.document is not None else None
         pages = "" if count is None else f" \u00b7 {count} page{'s' if count != 1 else ''}"
-        return f"{entry.name}\n{entry.status}{pages}"
+        unsure = unsure_words(entry)
+        return f"{entry.name}\n{entry.status}{pages}" + (f"\n{unsure}" if unsure else "")
+
+
+def unsure_words(entry: DocEntry) -> str:
+    """The document list's count of unsure OCR words per page, from the parse shown or the latest with OCR words."""
+    from inference.ocr.review import describe_counts, reviewable, unsure_counts
+
+    parses = [entry.parsed, *(r.parsed for r in reversed(entry.extra.get("runs", [])))]
+    parsed = next((p for p in parses if reviewable(p)), None)
+    return describe_counts(unsure_counts(parsed.document)) if parsed is not None else ""
 
 
 def accept_drag(event: Any) -> bool:

@@ -37,6 +37,7 @@ class OcrLine:
     words: list[Word] = field(default_factory=list)  # in pixels
     confidence: float = 100.0  # Tesseract's, 0-100
     checks: list[dict] = field(default_factory=list)  # numbers a digits-only reading disagreed on (tables.py)
+    word_confidences: dict[tuple[float, float, float, float], float] = field(default_factory=dict)  # box -> 0-100
 
 
 # the script Tesseract's OSD names -> the language model that reads it, in order of preference
@@ -197,7 +198,14 @@ def ocr_image(
             if text and bb:
                 words_in = in_line(words, bb)
                 line = OcrLine(
-                    text, tuple(float(v) for v in bb), float(bb[3] - bb[1]), words_in, it.Confidence(level_line)
+                    text,
+                    tuple(float(v) for v in bb),
+                    float(bb[3] - bb[1]),
+                    words_in,
+                    it.Confidence(level_line),
+                    word_confidences={
+                        b: round(float(confidence[(w, b)]), 1) for w, b in words_in if (w, b) in confidence
+                    },
                 )
                 line = with_fractions(line, image, symbols, reader)
                 line = checked_numbers(line, confidence, gray, numbers)
