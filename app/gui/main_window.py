@@ -50,12 +50,14 @@ from app.gui.menus import (
 )
 from app.gui.model_dialog import ModelChoice
 from app.gui.ocr_review import OcrReview
+from app.gui.page_view import PageView
 from app.gui.prefs import ElidedLabel, stored_list
 from app.gui.queue_view import TaskQueue
+from app.gui.results import Results
 from app.gui.runs import Runs, RunsBar
 from app.gui.selection import PageSelection
 from app.gui.session import SessionKeeper
-from app.gui.views import DocEntry, DocumentList, DropTarget, PageView, Results, text_thumbnail
+from app.gui.views import DocEntry, DocumentList, DropTarget, text_thumbnail
 from app.gui.worker import Job, Worker
 
 log = logging.getLogger(__name__)
