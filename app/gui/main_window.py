@@ -136,6 +136,7 @@ class MainWindow(DropTarget, QMainWindow):
         self.cleaned_box.toggled.connect(self._cleaned_toggled)
         # never cut to "Clean": its own width whatever the theme's check box (the viewer's minimum follows)
         self.cleaned_box.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
+        self.cleaned_box.setMinimumWidth(self.cleaned_box.sizeHint().width())
         nav = QHBoxLayout()
         nav.setSpacing(4)  # at 800 px wide the row keeps Cleaned whole beside the list and the panel
         for text, slot, tip in (

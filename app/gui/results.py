@@ -4,6 +4,7 @@ the page's blocks."""
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from PySide6.QtCore import QEvent, Qt, QUrl, Signal
@@ -24,6 +25,8 @@ from PySide6.QtWidgets import (
 from app.gui.denoise_panel import is_dark
 from app.gui.highlight import JsonHighlighter, MarkdownHighlighter, show_text
 from app.gui.views import fit_columns, monospace
+
+BOLD = re.compile(r"\*\*(.+?)\*\*")  # a quoted passage marks the terms it matched as **term**
 
 
 def block_spans(parsed: Any) -> dict[tuple[int, int], tuple[int, int]]:
@@ -247,7 +250,8 @@ class Results(QTabWidget):
                 citation = next(cited, None)
                 head, _, rest = line[2:].partition(":")
                 link = self._link_for(citation, citation.where) if citation is not None else escape(head)
-                body.append(f"<li>{link}:{escape(rest)}</li>")
+                quote = BOLD.sub(r"<b>\1</b>", escape(rest))  # the question's terms, marked in the quote
+                body.append(f"<li>{link}:{quote}</li>")
                 continue
             out, last = [], 0
             for m in CITATION.finditer(line):
