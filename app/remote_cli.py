@@ -43,26 +43,8 @@ def add_remote_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_serve_parser(sub: Any, add_model_args: Any) -> None:
-    serve = sub.add_parser("serve", help="serve the engine over the OpenAI chat-completions protocol")
-    add_model_args(serve)
-    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine)")
-    serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--api-key-env", metavar="VAR", help="require the bearer token held by this variable")
-    serve.add_argument(
-        "--queue",
-        type=int,
-        default=16,
-        metavar="N",
-        help="runs waiting at most; more get 503 with Retry-After (default 16)",
-    )
-    serve.add_argument("--max-body-mb", type=float, default=64, metavar="MB", help="request size limit (default 64)")
-    serve.add_argument("--served-name", metavar="NAME", help="the model id clients ask for (default: --model)")
-    serve.add_argument(
-        "--insecure",
-        action="store_true",
-        help="allow a --host beyond this machine without --api-key-env (anyone who reaches it can use the model)",
-    )
+def _add_serve_limits(serve: Any) -> None:
+    """What one request, and one batch, may take."""
     serve.add_argument(
         "--max-batch", type=int, default=4, metavar="N", help="requests run together as one batch (default 4)"
     )
@@ -100,6 +82,29 @@ def add_serve_parser(sub: Any, add_model_args: Any) -> None:
         metavar="MP",
         help="image megapixels decoded at once over all requests being prepared; more wait (default 100)",
     )
+
+
+def add_serve_parser(sub: Any, add_model_args: Any) -> None:
+    serve = sub.add_parser("serve", help="serve the engine over the OpenAI chat-completions protocol")
+    add_model_args(serve)
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine)")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--api-key-env", metavar="VAR", help="require the bearer token held by this variable")
+    serve.add_argument(
+        "--queue",
+        type=int,
+        default=16,
+        metavar="N",
+        help="runs waiting at most; more get 503 with Retry-After (default 16)",
+    )
+    serve.add_argument("--max-body-mb", type=float, default=64, metavar="MB", help="request size limit (default 64)")
+    serve.add_argument("--served-name", metavar="NAME", help="the model id clients ask for (default: --model)")
+    serve.add_argument(
+        "--insecure",
+        action="store_true",
+        help="allow a --host beyond this machine without --api-key-env (anyone who reaches it can use the model)",
+    )
+    _add_serve_limits(serve)
     serve.add_argument(
         "--shutdown-grace",
         type=float,
@@ -148,20 +153,22 @@ def make_remote_engine(args: argparse.Namespace, params: dict[str, Any] | None =
     return remote_spec(args, params).build()
 
 
-def cmd_serve(args: argparse.Namespace, say: Any) -> int:
+def _log_access_to_stderr() -> None:
     import logging
 
-    from inference.serving.images import ImageLimits
-    from inference.serving.runner import Limits, Runner
-    from inference.serving.server import ChatApp, ServeConfig, check_host, make_server
-    from inference.weights.loading import load_model
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+    access = logging.getLogger("dwb.access")
+    access.addHandler(handler)
+    access.setLevel(logging.INFO)
+    access.propagate = False
 
-    key = _secret(args.api_key_env)
-    refusal = check_host(args.host, key, insecure=args.insecure)
-    if refusal:
-        raise ConfigError(refusal)
-    if args.host not in ("127.0.0.1", "::1", "localhost") and not key:
-        print(f"dwb: listening on {args.host} without a token (--insecure)", file=sys.stderr)
+
+def _serve_limits(args: argparse.Namespace) -> Any:
+    """The server's limits from its options, each checked (a ``ConfigError`` naming the options otherwise)."""
+    from inference.serving.images import ImageLimits
+    from inference.serving.runner import Limits
+
     numbers = (
         args.queue,
         args.max_batch,
@@ -178,7 +185,7 @@ def cmd_serve(args: argparse.Namespace, say: Any) -> int:
             ">= 0."
         )
     per_image = min(50_000_000, int(args.max_request_pixels * 1e6))
-    limits = Limits(
+    return Limits(
         max_prompt_tokens=args.max_prompt_tokens or 262_144,
         max_new_tokens=args.max_tokens,
         max_steps=args.max_steps,
@@ -186,6 +193,21 @@ def cmd_serve(args: argparse.Namespace, say: Any) -> int:
         images=ImageLimits(per_image, int(args.max_request_pixels * 1e6), int(args.max_batch_pixels * 1e6)),
         request_timeout=args.request_timeout or float("inf"),
     )
+
+
+def cmd_serve(args: argparse.Namespace, say: Any) -> int:
+
+    from inference.serving.runner import Runner
+    from inference.serving.server import ChatApp, ServeConfig, check_host, make_server
+    from inference.weights.loading import load_model
+
+    key = _secret(args.api_key_env)
+    refusal = check_host(args.host, key, insecure=args.insecure)
+    if refusal:
+        raise ConfigError(refusal)
+    if args.host not in ("127.0.0.1", "::1", "localhost") and not key:
+        print(f"dwb: listening on {args.host} without a token (--insecure)", file=sys.stderr)
+    limits = _serve_limits(args)
     loaded = load_model(args.model, dtype=args.dtype, device=args.device, quant=args.quant, progress=say)
     runner = Runner(loaded, queue_size=args.queue, max_batch=args.max_batch, limits=limits)
     app = ChatApp(
@@ -198,12 +220,7 @@ def cmd_serve(args: argparse.Namespace, say: Any) -> int:
         ),
     )
 
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
-    access = logging.getLogger("dwb.access")
-    access.addHandler(handler)
-    access.setLevel(logging.INFO)
-    access.propagate = False
+    _log_access_to_stderr()
     print(
         f"dwb serve: {loaded.label} [{loaded.dtype}, {loaded.device}] on http://{args.host}:{args.port}/v1 "
         f"(batches of up to {args.max_batch}, context {runner.limits.max_prompt_tokens} tokens)",

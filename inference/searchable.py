@@ -81,7 +81,7 @@ def _words(block: Any) -> list[tuple[str, float, float, float, float]]:
     """A block's words with their boxes; a block without word boxes spreads its text over its own box."""
     words = block.attrs.get("words") if block.attrs else None
     if words:
-        return [tuple(w) for w in words]
+        return [tuple(w[:5]) for w in words]  # text and box (a sixth item is the OCR confidence)
     x0, y0, x1, y1 = block.bbox
     if not block.text.strip() or x1 <= x0 or y1 <= y0:
         return []

@@ -263,7 +263,7 @@ def test_cli_screenshot(tmp_path):
     assert Image.open(out).size == (1100, 700)
 
 
-def test_the_window_opens_without_heavy_imports():
+def test_the_window_opens_without_heavy_imports(tmp_path):
     import subprocess
     import sys
 
@@ -278,7 +278,8 @@ def test_the_window_opens_without_heavy_imports():
         capture_output=True,
         text=True,
         timeout=120,
-        env={**__import__("os").environ, "QT_QPA_PLATFORM": "offscreen"},
+        # settings and session in a folder of the test's own: never the user's
+        env={**__import__("os").environ, "QT_QPA_PLATFORM": "offscreen", "XDG_CONFIG_HOME": str(tmp_path)},
     )
     assert run.returncode == 0, run.stderr
     heavy = run.stdout.strip().splitlines()[-1]

@@ -186,7 +186,7 @@ def qtbot_app():
 
 
 def test_showing_another_document_during_a_streamed_parse_keeps_the_stream(qtbot):
-    from app.gui.views import Results
+    from app.gui.results import Results
     from inference.documents import open_document
     from inference.tasks import BuiltinEngine
 

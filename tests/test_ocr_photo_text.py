@@ -92,7 +92,8 @@ def test_a_speech_bubble_on_a_photo_is_read_with_its_word_boxes(tmp_path):
     assert texts(page) == ["Look at that big yellow dog!"]
     words = page.blocks[0].attrs["words"]
     assert [w[0] for w in words] == ["Look", "at", "that", "big", "yellow", "dog!"]
-    assert all(560 <= x0 < x1 <= 940 and 80 <= y0 < y1 <= 260 for _, x0, y0, x1, y1 in words)  # where printed
+    assert all(560 <= x0 < x1 <= 940 and 80 <= y0 < y1 <= 260 for _, x0, y0, x1, y1, _ in words)  # where printed
+    assert all(0 <= confidence <= 100 for *_, confidence in words)  # Tesseract's, per word
 
 
 @needs_font

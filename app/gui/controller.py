@@ -20,7 +20,7 @@ from app.gui.model_dialog import ModelChoice, ModelDialog
 from app.gui.prefs import stored_list
 from app.gui.schema_editor import SchemaEditor
 from app.gui.views import DocEntry
-from app.gui.worker import Job
+from app.gui.worker import NOT_STARTED, Job
 
 MAX_RECENT = 10
 NO_DOCUMENT = "Add a document first: drop files on the window, or File \u2192 Open (Ctrl+O)."
@@ -77,6 +77,12 @@ def check_remote_choice(choice: ModelChoice) -> tuple[str, str | None]:
     return url, key
 
 
+def names_of(entries: list[DocEntry]) -> str:
+    """The documents of a task as the task queue lists them: two names, then how many more."""
+    names = ", ".join(e.name for e in entries[:2])
+    return names + (f" +{len(entries) - 2}" if len(entries) > 2 else "")
+
+
 class TaskController(QObject):
     """The window's tasks and what they keep (answers, conversations, extractions). ``window`` is the
     ``MainWindow``: its widgets show inputs and results (``doc_list``, ``results``, ``panel``, ``worker``...).
@@ -97,6 +103,7 @@ class TaskController(QObject):
         self.overwrite_box: QMessageBox | None = None
         self.prompt_tokens: int | None = None  # the count shown by the question box (model engine)
         self._count_job: Job | None = None
+        self.panel_waits = False  # a model task queued behind another: the panel is reset when it starts
         self.count_timer = QTimer(self)
         self.count_timer.setSingleShot(True)
         self.count_timer.setInterval(300)
@@ -221,6 +228,7 @@ class TaskController(QObject):
         return TaskContext(progress=progress, on_event=job.event.emit, cancel=job.cancel_token)
 
     def connect(self, job: Job, on_success: Any, stream: tuple[str, str] | None = None) -> Job:
+        job.fresh_panel, self.panel_waits = self.panel_waits, False
         job.event.connect(self.w.panel.on_event)
         job.event.connect(self.w.show_engine_progress)
         if stream is not None:  # before on_success: the stream ends, then the result replaces it
@@ -228,7 +236,7 @@ class TaskController(QObject):
         job.progress.connect(self.w.show_progress)
         job.succeeded.connect(on_success)
         job.failed.connect(self.w.show_error)
-        job.cancelled.connect(lambda _why, j=job: self._cancelled(j))
+        job.cancelled.connect(lambda why, j=job: self._cancelled(j, why))
         return job
 
     def _stream_results(self, job: Job, kind: str, title: str) -> None:
@@ -255,10 +263,16 @@ class TaskController(QObject):
     def start_task(self, engine: Any) -> None:
         self.w.banner.hide()  # the last task's message is not this one's
         if engine.name in ("model", "remote"):
+            if self.w.worker.jobs():  # queued behind another task: the panel shows that one's steps until it starts
+                self.panel_waits = True  # taken by the job in connect; the window resets the panel when it starts
+                return
             self.w.panel.reset()
             self.w.toggle_panel(True)
 
-    def _cancelled(self, job: Job) -> None:
+    def _cancelled(self, job: Job, why: str = "") -> None:
+        if why == NOT_STARTED:  # taken off the queue: the running task's position is not about it
+            self.w.status_label.setText(f"Cancelled {job.title} before it started.")
+            return
         where = self.w.panel.position()
         message = f"Cancelled {where}. Earlier results are kept." if where else "Cancelled. Earlier results are kept."
         self.w.banner.show_message(message, error=False)
@@ -293,6 +307,9 @@ class TaskController(QObject):
                 )
                 return None
             entries = fresh
+        key = ("parse", engine.name, *sorted(e.path for e in entries))
+        if self.w.task_queue.already(key):  # Ctrl+R again while it runs: one parse, not four identical ones
+            return None
         self.start_task(engine)
         before = {e.path: e.status for e in entries}
 
@@ -317,7 +334,8 @@ class TaskController(QObject):
         for e in entries:
             e.status = "parsing"
             self.w.doc_list.refresh(e)
-        job = self.connect(Job("parsing", work), self._parsed, stream=("markdown", ""))
+        detail = f"parsing {names_of(entries)} ({engine.name})"
+        job = self.connect(Job("parsing", work, key=key, detail=detail), self._parsed, stream=("markdown", ""))
         job.cancelled.connect(restore)
         job.failed.connect(restore)
         return self.w.worker.submit(job)
@@ -356,8 +374,11 @@ class TaskController(QObject):
         if ready is None:
             return None
         engine, entries = ready
-        self.start_task(engine)
         key = self.scope_key(entries)
+        task = ("ask", question.strip(), *key)
+        if self.w.task_queue.already(task, double_click=True):  # a double-click, or Enter then Ctrl+K: one answer
+            return None
+        self.start_task(engine)
         from inference.tasks.conversation import Conversation
 
         conversation = self.conversations.setdefault(key, Conversation())
@@ -390,7 +411,9 @@ class TaskController(QObject):
             self.say_answered(answer, len(entries))
             self.recount()
 
-        return self.w.worker.submit(self.connect(Job("asking", work), done, stream=("answer", question)))
+        detail = f"asking \u201c{question.strip()}\u201d about {names_of(entries)} ({engine.name})"
+        job = Job("asking", work, key=task, detail=detail)
+        return self.w.worker.submit(self.connect(job, done, stream=("answer", question)))
 
     def say_answered(self, answer: Any, documents: int) -> None:
         """The status of an answer: an empty one is said to be empty, never "Answered"; a retrieval that found no
@@ -444,6 +467,12 @@ class TaskController(QObject):
         if ready is None:
             return None
         engine, entries = ready
+        import json
+
+        schema_key = schema_path if isinstance(schema_path, str) else json.dumps(schema_path, sort_keys=True)
+        key = ("extract", schema_key, engine.name, *sorted(e.path for e in entries))
+        if self.w.task_queue.already(key):
+            return None
         self.start_task(engine)
         asked: dict[str, Any] = {}  # the schema's fields, read on the worker
         from app.gui.extract_view import LiveExtraction, decorate, install_menu
@@ -483,7 +512,7 @@ class TaskController(QObject):
                     f"Extracted {len(extraction.sources)} value(s) of {len(fields) or len(extraction.value)} field(s)."
                 )
 
-        job = Job("extracting", work)
+        job = Job("extracting", work, key=key, detail=f"extracting from {names_of(entries)} ({engine.name})")
         job.event.connect(live.on_event)
         return self.w.worker.submit(self.connect(job, done, stream=("extract", "")))
 
@@ -552,7 +581,9 @@ class TaskController(QObject):
             recent = [choice.source] + [s for s in stored_list(self.w.settings, "recent_models") if s != choice.source]
             self.w.settings.setValue("recent_models", recent[:MAX_RECENT])
 
-        return self.w.worker.submit(self.connect(Job("loading the model", work), done))
+        key = ("model", choice.source, choice.dtype, choice.device, repr(sorted(choice.params.items())))
+        job = Job("loading the model", work, key=key, detail=f"loading the model {choice.source}")
+        return self.w.worker.submit(self.connect(job, done))
 
     def connect_remote(self, choice: ModelChoice) -> Job:
         """Build the remote engine on the worker (the processor of ``choice.source`` for prompts, no weights) and

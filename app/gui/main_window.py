@@ -49,10 +49,15 @@ from app.gui.menus import (
     show_shortcuts,
 )
 from app.gui.model_dialog import ModelChoice
+from app.gui.ocr_review import OcrReview
+from app.gui.page_view import PageView
 from app.gui.prefs import ElidedLabel, stored_list
+from app.gui.queue_view import TaskQueue
+from app.gui.results import Results
 from app.gui.runs import Runs, RunsBar
 from app.gui.selection import PageSelection
-from app.gui.views import DocEntry, DocumentList, DropTarget, PageView, Results, text_thumbnail
+from app.gui.session import SessionKeeper
+from app.gui.views import DocEntry, DocumentList, DropTarget, text_thumbnail
 from app.gui.worker import Job, Worker
 
 log = logging.getLogger(__name__)
@@ -73,7 +78,9 @@ class Locked:
 
 
 class MainWindow(DropTarget, QMainWindow):
-    def __init__(self, sample_dir: Path | None = None) -> None:
+    def __init__(self, sample_dir: Path | None = None, session: bool = True) -> None:
+        """``session``: reopen the last session and save this one on close (off for screenshots and benchmarks,
+        which must neither show nor replace the user's)."""
         super().__init__()
         self.setWindowTitle("Diffusion Workbench")
         self.setAcceptDrops(True)
@@ -99,6 +106,8 @@ class MainWindow(DropTarget, QMainWindow):
         self.resize(1400, 860)
         self.setMinimumSize(MINIMUM_SIZE[0], MINIMUM_SIZE[1])  # below it the toolbar and status texts overlap
         self._restore_geometry()
+        self.sessions = SessionKeeper(self, session)
+        self.sessions.restore()
 
     # layout ------------------------------------------------------------------------------------------
     def _build(self) -> None:
@@ -127,6 +136,7 @@ class MainWindow(DropTarget, QMainWindow):
         self.cleaned_box.toggled.connect(self._cleaned_toggled)
         # never cut to "Clean": its own width whatever the theme's check box (the viewer's minimum follows)
         self.cleaned_box.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
+        self.cleaned_box.setMinimumWidth(self.cleaned_box.sizeHint().width())
         nav = QHBoxLayout()
         nav.setSpacing(4)  # at 800 px wide the row keeps Cleaned whole beside the list and the panel
         for text, slot, tip in (
@@ -207,6 +217,10 @@ class MainWindow(DropTarget, QMainWindow):
         self.model_label = ElidedLabel("model: none (builtin engine)")
         self.model_label.setMaximumWidth(320)  # a long model name never pushes the status message out
         self.statusBar().addPermanentWidget(self.model_label, 1)
+        self.task_queue = TaskQueue(self)
+        self.ocr_review = OcrReview(self)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.ocr_review)
+        self.ocr_review.hide()
 
     def _actions(self) -> None:
         bar = QToolBar("Tasks")
@@ -253,6 +267,7 @@ class MainWindow(DropTarget, QMainWindow):
             return act
 
         pix = QStyle.StandardPixmap
+        action("&New session", lambda: self.sessions.new_session(), None, file_menu)
         action("&Open\u2026", self.open_dialog, QKeySequence.StandardKey.Open, file_menu, True, pix.SP_DialogOpenButton)
         self.recent_menu = file_menu.addMenu("Open &Recent")
         self._fill_recent()
@@ -276,6 +291,8 @@ class MainWindow(DropTarget, QMainWindow):
         action("&Previous page", self.prev_page, QKeySequence.StandardKey.MoveToPreviousPage, view_menu)
         self.panel_action = action("Denoising &panel", self.toggle_panel, "Ctrl+D", view_menu, checkable=True)
         self.panel_action.setChecked(True)
+        view_menu.addAction(self.task_queue.toggle_action())
+        view_menu.addAction(self.ocr_review.toggle_action())
         add_theme_menu(self, view_menu, action)
         bar.addSeparator()
         self.engine_box = QComboBox()
@@ -441,7 +458,14 @@ class MainWindow(DropTarget, QMainWindow):
         self.doc_list.refresh(entry)
         job.succeeded.connect(lambda result, e=entry: self._ingested(e, *result))
         job.failed.connect(lambda message, details, e=entry: self._entry_failed(e, message, details))
+        job.cancelled.connect(lambda _why, e=entry: self._not_read(e))
         return job
+
+    def _not_read(self, entry: DocEntry) -> None:
+        """Reading was cancelled (Esc, or its Cancel in the task queue): the row says so, never "reading" forever."""
+        if entry.path in self.entries and entry.document is None:
+            entry.status, entry.message = "failed", "Not read: cancelled. Right-click it and choose Open again."
+            self.doc_list.refresh(entry)
 
     def _ingested(self, entry: DocEntry, doc: Any, thumb: Any) -> None:
         if entry.path not in self.entries:  # removed while it was read
@@ -452,7 +476,7 @@ class MainWindow(DropTarget, QMainWindow):
             self._ask_password(entry, wrong=doc.wrong)
             return
         entry.document, entry.thumbnail = doc, thumb
-        entry.status = "partial" if doc.errors else "ready"
+        entry.status = "partial" if doc.errors else "parsed" if entry.parsed is not None else "ready"
         entry.message = "; ".join(e.message for e in doc.errors[:3])
         self.doc_list.refresh(entry)
         if self.current == entry.path or self.current is None:
@@ -488,12 +512,13 @@ class MainWindow(DropTarget, QMainWindow):
         dialog.open()
         self.dialog = dialog
 
-    def reopen(self, path: str) -> None:
-        """Read a document again (after it failed, or with a password)."""
+    def reopen(self, path: str) -> Job | None:
+        """Read a document again (after it failed, with a password, or from the last session)."""
         entry = self.entries.get(path)
-        if entry is not None:
-            entry.message = ""
-            self.worker.submit(self._ingest_job(entry))
+        if entry is None:
+            return None
+        entry.message = ""
+        return self.worker.submit(self._ingest_job(entry))
 
     def _entry_failed(self, entry: DocEntry, message: str, details: str) -> None:
         entry.status, entry.message = "failed", message
@@ -672,6 +697,9 @@ class MainWindow(DropTarget, QMainWindow):
     def _job_started(self, job: Job) -> None:
         if job.quiet:
             return
+        if job.fresh_panel:  # a model task that was queued: the panel is its own from now on
+            self.panel.reset()
+            self.toggle_panel(True)
         self.cancel_action.setEnabled(True)
         self.progress.setRange(0, 0)  # busy until the job reports figures
         self.progress.show()
@@ -803,6 +831,7 @@ class MainWindow(DropTarget, QMainWindow):
             self.remote_engine.close()
         self.panel.timer.stop()
         self._save_geometry()
+        self.sessions.save()
         self.settings.sync()  # written now: the process may end without Python's teardown (app.gui.leave)
         super().closeEvent(event)
 

@@ -162,7 +162,7 @@ def screenshot(out: str | Path, state: str = "done", size: tuple[int, int] = (14
 
     if state == "dark":
         apply_scheme(app, True)
-    window = MainWindow()
+    window = MainWindow(session=False)
     try:
         window.resize(*size)
         window.show()

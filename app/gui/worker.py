@@ -17,7 +17,7 @@ import functools
 import logging
 import threading
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import Any
 
 from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
@@ -25,6 +25,7 @@ from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 from app.gui.messages import describe
 
 log = logging.getLogger(__name__)
+NOT_STARTED = "cancelled before it started"  # the reason a queued job that was dropped gives
 
 
 class Job(QObject):
@@ -37,14 +38,23 @@ class Job(QObject):
     cancelled = Signal(str)
     done = Signal()  # after any of the three above
 
-    def __init__(self, name: str, fn: Callable[[Job], Any], quiet: bool = False) -> None:
+    def __init__(
+        self, name: str, fn: Callable[[Job], Any], quiet: bool = False, key: Hashable | None = None, detail: str = ""
+    ) -> None:
         super().__init__()
         from inference.runtime.cancel import CancelToken
 
         self.name = name
         self.fn = fn
         self.quiet = quiet  # background bookkeeping (a token count): no progress, no Cancel button
+        self.key = key  # what the job does to what: a job with the key of one queued or running is not queued again
+        self.detail = detail  # what the task queue lists (the question, the documents); the name when empty
+        self.fresh_panel = False  # a model task queued behind another: the denoising panel is reset when it starts
         self.cancel_token = CancelToken()
+
+    @property
+    def title(self) -> str:
+        return self.detail or self.name
 
     @property
     def cancelled_requested(self) -> bool:
@@ -88,6 +98,9 @@ class Worker(QObject):
 
     busy_changed = Signal(bool)
     job_started = Signal(object)  # the Job that starts running
+    queue_changed = Signal()  # a job was queued, started, finished or dropped: the task queue lists them again
+    job_waiting = Signal(object, object)  # (job, the user's task it waits for): queued behind it
+    duplicate = Signal(object)  # the Job already queued or running that a submitted one repeated (not queued)
     _start = Signal(object)
     _launch_later = Signal(object)  # queued to this Worker itself: the next turn of the UI thread's event loop
 
@@ -116,21 +129,56 @@ class Worker(QObject):
     def _jobs(self) -> list[Job]:
         return [j for j in (self.current, *self._queue) if j is not None]
 
+    def jobs(self) -> list[Job]:
+        """The user's tasks, the running one first, then the queued ones in order (bookkeeping left out)."""
+        return [j for j in self._jobs() if not j.quiet]
+
+    def pending(self, key: Hashable) -> Job | None:
+        """The job with this key that is queued, or running and not cancelled, if any."""
+        return next((j for j in self._jobs() if j.key == key and not j.cancelled_requested), None)
+
     def submit(self, job: Job) -> Job:
         """Queue ``job``; it starts once the UI thread's event loop runs again (connect to its signals right after
-        this call: nothing is emitted before). After :meth:`finish` (the window closed) it is cancelled at once and
+        this call: nothing is emitted before). A job whose key is queued or running already is not queued: that job
+        is returned (``duplicate`` says so). After :meth:`finish` (the window closed) it is cancelled at once and
         never runs."""
         if self.finished:
             job.cancel()
             log.debug("job %s submitted after the worker finished: not run", job.name)
             return job
+        same = self.pending(job.key) if job.key is not None else None
+        if same is not None:
+            self.duplicate.emit(same)
+            return same
         job.done.connect(self._finished)
         if not job.quiet and self.current is not None and self.current.quiet:
             self.current.cancel()  # bookkeeping (a token count) gives way to the user's task; it is redone later
         self._queue.append(job)
         if self.current is None:
             self._next()
+        else:
+            ahead = next((j for j in self._jobs() if not j.quiet and j is not job), None)
+            if not job.quiet and ahead is not None:
+                self.job_waiting.emit(job, ahead)
+            self.queue_changed.emit()
         return job
+
+    def drop(self, job: Job) -> None:
+        """Cancel one job: the running one stops at its next check; a queued one leaves the queue now, never runs,
+        and emits ``cancelled`` (then ``done``) at once."""
+        if job is self.current:
+            job.cancel()
+            self.queue_changed.emit()
+            return
+        if job not in self._queue:
+            return
+        self._queue.remove(job)
+        job.done.disconnect(self._finished)
+        job.cancel()
+        job.cancelled.emit(NOT_STARTED)
+        job.done.emit()
+        job.deleteLater()
+        self.queue_changed.emit()
 
     def cancel(self) -> None:
         for job in self._queue:
@@ -139,6 +187,7 @@ class Worker(QObject):
             self.current.cancel()
 
     def _next(self) -> None:
+        self.queue_changed.emit()
         if not self._queue:
             self.busy_changed.emit(False)
             return
@@ -166,6 +215,7 @@ class Worker(QObject):
         ``busy_changed(False)`` follows once the running job has seen the cancellation (one step or chunk)."""
         self.cancel()
         self._queue.clear()
+        self.queue_changed.emit()
         return self.current is None
 
     def finish(self) -> None:

@@ -99,7 +99,10 @@ def _moved(line: Any, cleaned: Any, crop: PanelCrop) -> Any:
     words = [("I" if w == "|" else w, back(b)) for w, b in line.words]  # a bar alone: a sans-serif capital I
     box = back(line.bbox)
     text = BAR.sub("I", line.text)
-    return dataclasses.replace(line, text=text, bbox=box, height=box[3] - box[1], words=words)
+    confidences = {back(b): c for b, c in line.word_confidences.items()}
+    return dataclasses.replace(
+        line, text=text, bbox=box, height=box[3] - box[1], words=words, word_confidences=confidences
+    )
 
 
 def photo_blocks(
@@ -118,12 +121,20 @@ def photo_blocks(
         kept = [ln for ln in kept if not any(_centre_in(to_before(cleaned, ln.bbox), b) for b in boxes)]
         if kept:
             text, box, _ = paragraph(kept, None)
-            words = [[w, *(round(v, 1) for v in to_page(cleaned, b, sx, sy))] for ln in kept for w, b in ln.words]
+            words = [
+                [w, *(round(v, 1) for v in to_page(cleaned, b, sx, sy)), ln.word_confidences.get(b, ln.confidence)]
+                for ln in kept
+                for w, b in ln.words
+            ]
             found.append((to_page(cleaned, box, sx, sy), text, words))
     px, py = sx * scale, sy * scale  # rendered pixels -> page
     for text, box, lines in panels:
         words = [
-            [w, *(round(v, 1) for v in (b[0] * px, b[1] * py, b[2] * px, b[3] * py))]
+            [
+                w,
+                *(round(v, 1) for v in (b[0] * px, b[1] * py, b[2] * px, b[3] * py)),
+                ln.word_confidences.get(b, ln.confidence),
+            ]
             for ln in lines
             for w, b in ln.words
         ]

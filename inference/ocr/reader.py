@@ -179,7 +179,14 @@ def _read_large_line(reading: Any, box: tuple[int, ...], glyph: float, lang: str
     text = " ".join(w[0] for w in words)
     if not words or statistics.mean(w[2] for w in words) < LARGE_MIN_CONFIDENCE or not any(ch.isalnum() for ch in text):
         return None
-    return OcrLine(text, (float(x0), float(y0), float(x1), float(y1)), float(y1 - y0), [(w, b) for w, b, _ in words])
+    return OcrLine(
+        text,
+        (float(x0), float(y0), float(x1), float(y1)),
+        float(y1 - y0),
+        [(w, b) for w, b, _ in words],
+        statistics.mean(c for _, _, c in words),
+        word_confidences={b: round(float(c), 1) for _, b, c in words},
+    )
 
 
 def _large_paragraphs(lines: list[OcrLine]) -> list[tuple[str, tuple, list[OcrLine]]]:
@@ -328,7 +335,7 @@ def _kept_reading(page: Page, choice: Choice, photo: bool) -> bool:
 def _block(item: Paragraph | OcrTable, order: int, body: float, cleaned: Any, sx: float, sy: float) -> Block:
     """A paragraph or table read from the page as a block in page coordinates (a heading by its line height)."""
     if isinstance(item, OcrTable):  # a ruled table: its cells as printed
-        words = [[w, *(round(v, 1) for v in to_page(cleaned, wb, sx, sy))] for w, wb in item.words]
+        words = [[w, *(round(v, 1) for v in to_page(cleaned, wb, sx, sy)), None] for w, wb in item.words]
         text = "\n".join(" | ".join(row) for row in item.rows)
         attrs: dict[str, Any] = {"source": "ocr", "words": words}
         if item.checks:
@@ -346,7 +353,11 @@ def _block(item: Paragraph | OcrTable, order: int, body: float, cleaned: Any, sx
         kind = "list"  # a bulleted line is an item, however tall a skewed scan makes its box
     elif body and len(lines) <= 2 and len(text) < 120 and height >= body * 1.3:
         kind, level = "heading", 1 if height >= body * 1.8 else 2
-    words = [[w, *(round(v, 1) for v in to_page(cleaned, wb, sx, sy))] for ln in lines for w, wb in ln.words]
+    words = [
+        [w, *(round(v, 1) for v in to_page(cleaned, wb, sx, sy)), ln.word_confidences.get(wb, ln.confidence)]
+        for ln in lines
+        for w, wb in ln.words
+    ]  # [text, x0, y0, x1, y1, Tesseract's confidence 0-100, or None where a cell was read on its own]
     attrs = {"source": "ocr", "words": words, "confidence": read_confidence(lines)}
     checks = [c for ln in lines for c in ln.checks]
     if checks:

@@ -64,6 +64,37 @@ class CleanedScan:
         }
 
 
+def _upright(work: np.ndarray, gray: np.ndarray, options: ScanOptions, result: CleanedScan) -> tuple[Any, Any]:
+    """The page turned upright and deskewed (``work`` and its grey copy), each step recorded in ``result``: a
+    quarter turn when lines run vertically (and OSD does not find the letters upright), the skew, then OSD's
+    half or quarter turns."""
+    if options.orientation and line_axis(gray) == "vertical" and not _osd_upright(gray):
+        result.matrix = _quarter_turns(1, gray.shape) @ result.matrix
+        work, gray = np.rot90(work, k=-1).copy(), np.rot90(gray, k=-1).copy()  # 90 degrees clockwise
+        result.rotation, result.orientation_source = 90, "opencv"
+        result.steps.append("rotate 90")
+    if options.deskew:
+        angle = measure_skew(gray, options.max_skew)
+        if abs(angle) >= 0.05:
+            m = _rotation_matrix(gray.shape, angle)
+            work, gray = _warp(work, m), _warp(gray, m)
+            result.matrix = np.vstack([m, [0.0, 0.0, 1.0]]) @ result.matrix
+            result.skew = angle
+            result.steps.append(f"deskew {angle:+.2f}")
+    if options.orientation:
+        extra = _osd_rotation(gray)
+        if extra is not None:
+            result.orientation_source = "opencv+tesseract"
+            if extra:
+                k = extra // 90
+                for _ in range(k):
+                    result.matrix = _quarter_turns(1, gray.shape) @ result.matrix
+                    work, gray = np.rot90(work, k=-1).copy(), np.rot90(gray, k=-1).copy()
+                result.rotation = (result.rotation + extra) % 360
+                result.steps.append(f"rotate {extra}")
+    return work, gray
+
+
 def clean_scan(image: Any, options: ScanOptions = ScanOptions()) -> CleanedScan:
     """Clean one scanned page (a PIL image). Never raises for odd content: a blank page comes back unchanged."""
     import cv2
@@ -89,30 +120,7 @@ def clean_scan(image: Any, options: ScanOptions = ScanOptions()) -> CleanedScan:
             work[border] = paper if colour else paper[0]
             gray = cv2.cvtColor(work, cv2.COLOR_RGB2GRAY) if colour else work
             result.steps.append("clear borders")
-    if options.orientation and line_axis(gray) == "vertical" and not _osd_upright(gray):
-        result.matrix = _quarter_turns(1, gray.shape) @ result.matrix
-        work, gray = np.rot90(work, k=-1).copy(), np.rot90(gray, k=-1).copy()  # 90 degrees clockwise
-        result.rotation, result.orientation_source = 90, "opencv"
-        result.steps.append("rotate 90")
-    if options.deskew:
-        angle = measure_skew(gray, options.max_skew)
-        if abs(angle) >= 0.05:
-            m = _rotation_matrix(gray.shape, angle)
-            work, gray = _warp(work, m), _warp(gray, m)
-            result.matrix = np.vstack([m, [0.0, 0.0, 1.0]]) @ result.matrix
-            result.skew = angle
-            result.steps.append(f"deskew {angle:+.2f}")
-    if options.orientation:
-        extra = _osd_rotation(gray)
-        if extra is not None:
-            result.orientation_source = "opencv+tesseract"
-            if extra:
-                k = extra // 90
-                for _ in range(k):
-                    result.matrix = _quarter_turns(1, gray.shape) @ result.matrix
-                    work, gray = np.rot90(work, k=-1).copy(), np.rot90(gray, k=-1).copy()
-                result.rotation = (result.rotation + extra) % 360
-                result.steps.append(f"rotate {extra}")
+    work, gray = _upright(work, gray, options, result)
     if options.denoise and not colour:
         result.noise_sigma = noise_sigma(gray)
         if result.noise_sigma >= 3.0:

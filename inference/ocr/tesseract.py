@@ -47,6 +47,7 @@ class OcrLine:
     words: list[Word] = field(default_factory=list)  # in pixels
     confidence: float = 100.0  # Tesseract's, 0-100
     checks: list[dict] = field(default_factory=list)  # numbers a digits-only reading disagreed on (tables.py)
+    word_confidences: dict[tuple[float, float, float, float], float] = field(default_factory=dict)  # box -> 0-100
 
 
 # the script Tesseract's OSD names -> the language model that reads it, in order of preference
@@ -206,7 +207,16 @@ def ocr_image(
             bb = it.BoundingBox(level_line)
             if text and bb:
                 words_in = in_line(words, bb)
-                line = OcrLine(text, float_box(bb), float(bb[3] - bb[1]), words_in, it.Confidence(level_line))
+                line = OcrLine(
+                    text,
+                    float_box(bb),
+                    float(bb[3] - bb[1]),
+                    words_in,
+                    it.Confidence(level_line),
+                    word_confidences={
+                        b: round(float(confidence[(w, b)]), 1) for w, b in words_in if (w, b) in confidence
+                    },
+                )
                 line = with_fractions(line, image, symbols, reader)
                 line = checked_numbers(line, confidence, gray, numbers)
                 lines.append(with_bullet(line, image))

@@ -3,7 +3,9 @@
 The window is opened offscreen with the sample document; a 10 ms QTimer on the UI thread records how late each tick
 fires. Baseline: the same timer with the window idle, in the same process. Then a model Ask runs 4 canvases
 (1024 new tokens, adaptive stopping and end-of-sequence off) with the denoising panel visible, several times.
-The canvas-as-text view beside the grid is visible, and the find bar is open with its matches on the page.
+The canvas-as-text view beside the grid is visible, and the find bar is open with its matches on the page. The task
+queue and the OCR review are open: a small generated scan is parsed (OCR) with the builtin engine first and shown in
+the review with its word boxes, and the Ask covers both documents (the sample and the scan).
 Then the model dialog is opened and asked for its estimate, for ``tiny`` and for a hub id with the hub
 unreachable (``HF_ENDPOINT`` at a closed local port, offline mode off), and the same timer measures the UI thread
 until each answer arrives.
@@ -80,10 +82,17 @@ def main() -> None:
 
     load_before = os.getloadavg()[0]
     app = application()
-    window = MainWindow()
+    window = MainWindow(session=False)
     window.show()
-    window.add_paths([str(SAMPLE)])
+    scan = small_scan()
+    window.add_paths([str(SAMPLE), str(scan)])
     wait_until(app, lambda: all(e.document is not None for e in window.entries.values()))
+    window.task_queue.panel.show()
+    window.ocr_review.show()
+    window.parse()  # builtin: the scan's OCR words for the review
+    wait_until(app, lambda: not window.worker.busy, timeout=300)
+    window.show_entry(str(scan.resolve()))
+    assert window.ocr_review.words, "the OCR review shows no words"
     params = {
         "max_new_tokens": 1024,
         "max_denoising_steps": args.steps,
@@ -155,6 +164,31 @@ def main() -> None:
     report_prefill_stops(args)
 
 
+def small_scan():
+    """A page of typed text as a grey image (a scan without a text layer), in a temporary folder."""
+    import tempfile
+    from pathlib import Path
+
+    from PIL import Image, ImageDraw, ImageFont
+
+    image = Image.new("L", (1240, 700), 250)
+    draw = ImageDraw.Draw(image)
+    try:
+        font = ImageFont.truetype("DejaVuSerif.ttf", 34)
+    except OSError:
+        font = ImageFont.load_default(size=34)
+    lines = [
+        "Block diffusion writes a canvas of tokens at once",
+        "and settles it over a few denoising steps; each",
+        "committed canvas is final and the next one starts.",
+    ]
+    for i, line in enumerate(lines):
+        draw.text((80, 120 + 90 * i), line, fill=20, font=font)
+    path = Path(tempfile.mkdtemp(prefix="dwb-bench-")) / "scan.png"
+    image.save(path)
+    return path
+
+
 def report_prefill_stops(args: argparse.Namespace) -> None:
     figures = measure_prefill_stops(args.prefill_tokens, args.busy)
     chunk = figures.get("median_chunk_s", 0.0)
@@ -196,7 +230,7 @@ from app.gui.model_dialog import ModelChoice
 from inference.runtime.events import Cancelled, PrefillProgress, PrefillStarted
 
 app = application()
-window = MainWindow()
+window = MainWindow(session=False)
 window.show()
 window.add_paths([sys.argv[1]])
 wait_until(app, lambda: all(e.document is not None for e in window.entries.values()), timeout=600)
