@@ -246,7 +246,7 @@ class PromptBuilder:
         levels = [lv for lv in SOFT_TOKEN_LEVELS if policy.min_soft_tokens <= lv <= policy.max_soft_tokens]
         soft = levels[0]
         prompt = self._assemble(pages, instruction, soft, budget)
-        notes: dict[tuple, tuple[str, str, int]] = {}
+        notes: dict[tuple, tuple[PageStatus, str, int]] = {}
         # 1. lower the image budget
         for level in levels[1:]:
             if prompt.total_tokens <= budget or not prompt.images:

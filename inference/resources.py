@@ -18,7 +18,8 @@ def frozen() -> bool:
 
 def resources_dir() -> Path:
     if frozen():
-        return Path(sys._MEIPASS) / "resources"
+        # PyInstaller sets sys._MEIPASS at run time (frozen() checked it); sys's stubs do not know it
+        return Path(getattr(sys, "_MEIPASS")) / "resources"  # noqa: B009
     try:
         return Path(str(resources.files(DATA_PACKAGE)))
     except ModuleNotFoundError:  # a checkout run without installing it

@@ -64,7 +64,8 @@ class Block:
     def __post_init__(self) -> None:
         if self.kind not in BLOCK_KINDS:
             raise ValueError(f"unknown block kind {self.kind!r}")
-        self.bbox = tuple(float(v) for v in self.bbox)
+        x0, y0, x1, y1 = self.bbox
+        self.bbox = (float(x0), float(y0), float(x1), float(y1))
 
 
 @dataclass

@@ -18,9 +18,9 @@ import zipfile
 import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Literal
 
-from inference.documents.model import Block, Document, Page, clean_text, file_sha256, require_file
+from inference.documents.model import Block, BlockKind, Document, Page, clean_text, file_sha256, require_file
 from inference.documents.text import list_markdown
 from inference.errors import IngestError, PasswordRequiredError
 
@@ -175,6 +175,8 @@ def _decrypt(path: Path, password: PasswordCallback | None) -> IO[bytes]:
 W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
 MC_FALLBACK = "{http://schemas.openxmlformats.org/markup-compatibility/2006}Fallback"
 DOCPR = "{http://schemas.openxmlformats.org/drawingml/2006/wordprocessingDrawing}docPr"
+# what the body of a .docx yields, in reading order: a block's kind, a list item, or a page break
+BodyPart = Literal["text", "heading", "caption", "figure", "table", "item", "break"]
 LIST_STYLE = re.compile(r"^list\s+(bullet|number)\s*([1-9])?$", re.IGNORECASE)
 HEADING_STYLE = re.compile(r"^heading\s*([1-9])$", re.IGNORECASE)
 # parts of a paragraph that are not its text: deleted and moved-away revisions, text boxes (read as blocks of their
@@ -225,7 +227,8 @@ class _Numbering:
     """Whether a numbered paragraph (``w:numPr``) is a bullet or a number, from the document's numbering part."""
 
     def __init__(self, document: Any) -> None:
-        self.formats: dict[tuple[str, str], str] = {}
+        # (numId, ilvl) -> numFmt; either attribute may be missing from a damaged part, so a key may hold None
+        self.formats: dict[tuple[str | None, str | None], str] = {}
         try:
             root = document.part.numbering_part.element
         except (NotImplementedError, KeyError, AttributeError):
@@ -268,7 +271,7 @@ def read_docx(path: Path, source: IO[bytes] | Path) -> Document:
     numbering = _Numbering(document)
     items: list[tuple[int, bool, str]] = []
 
-    def add(kind: str, text: str, **extra: Any) -> None:
+    def add(kind: BlockKind, text: str, **extra: Any) -> None:
         flush_list()
         pages[-1].append(Block(kind=kind, text=text, bbox=(0, 0, 0, 0), order=len(pages[-1]), **extra))
 
@@ -303,7 +306,7 @@ def read_docx(path: Path, source: IO[bytes] | Path) -> Document:
     return doc
 
 
-def _body(document: Any, numbering: _Numbering) -> Iterator[tuple[str, Any]]:
+def _body(document: Any, numbering: _Numbering) -> Iterator[tuple[BodyPart, Any]]:
     """The body in reading order as (kind, value): paragraphs, list items, tables, figures, text boxes, breaks."""
     from docx.table import Table
     from docx.text.paragraph import Paragraph
@@ -330,7 +333,7 @@ def _body(document: Any, numbering: _Numbering) -> Iterator[tuple[str, Any]]:
             yield "break", None
 
 
-def _paragraph(p: Any, style: str, numbering: _Numbering) -> Iterator[tuple[str, Any]]:
+def _paragraph(p: Any, style: str, numbering: _Numbering) -> Iterator[tuple[BodyPart, Any]]:
     text = paragraph_text(p)
     if not text:
         return
@@ -383,7 +386,8 @@ def _notes_and_furniture(document: Any) -> Iterator[list[Block]]:
     ``[^n]: text`` paragraphs, on the last page)."""
     furniture = []
     for section in document.sections[:1]:
-        for kind, part in (("header", section.header), ("footer", section.footer)):
+        parts: tuple[tuple[BlockKind, Any], ...] = (("header", section.header), ("footer", section.footer))
+        for kind, part in parts:
             try:
                 texts = [paragraph_text(p._p) for p in part.paragraphs] if not part.is_linked_to_previous else []
             except (KeyError, AttributeError, ValueError):
@@ -392,14 +396,16 @@ def _notes_and_furniture(document: Any) -> Iterator[list[Block]]:
                 furniture.append(Block(kind=kind, text=text, bbox=(0, 0, 0, 0), order=0))
     if furniture:
         yield furniture
-    from lxml import etree
+    import lxml.etree
 
     notes = []
     for rel in document.part.rels.values():
         name = rel.reltype.rsplit("/", 1)[-1]
         if name not in ("footnotes", "endnotes") or rel.is_external:
             continue
-        root = etree.fromstring(rel.target_part.blob, parser=etree.XMLParser(resolve_entities=False, huge_tree=True))
+        root = lxml.etree.fromstring(
+            rel.target_part.blob, parser=lxml.etree.XMLParser(resolve_entities=False, huge_tree=True)
+        )
         prefix = "e" if name == "endnotes" else ""
         for note in root.iterchildren(W + name[:-1]):
             if note.get(W + "type") in ("separator", "continuationSeparator", "continuationNotice"):

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from inference.documents.model import Block, Document, Page, clean_text, file_sha256
+from inference.documents.model import Block, BlockKind, Document, Page, clean_text, file_sha256
 from inference.documents.text import list_markdown
 from inference.errors import IngestError
 
@@ -90,7 +90,12 @@ def _bbox(shape: Any) -> tuple[float, float, float, float]:
     return (x, y, x + (shape.width or 0) / EMU_PER_POINT, y + (shape.height or 0) / EMU_PER_POINT)
 
 
-FURNITURE = {"DATE": "footer", "FOOTER": "footer", "HEADER": "header", "SLIDE_NUMBER": "page_number"}
+FURNITURE: dict[str, BlockKind] = {
+    "DATE": "footer",
+    "FOOTER": "footer",
+    "HEADER": "header",
+    "SLIDE_NUMBER": "page_number",
+}
 
 
 def _shape_blocks(shape: Any) -> Iterator[Block]:

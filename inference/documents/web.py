@@ -19,9 +19,9 @@ import re
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from inference.documents.model import Block, Document, Page, clean_text, file_sha256, require_file
+from inference.documents.model import Block, BlockKind, Document, Page, clean_text, file_sha256, require_file
 from inference.documents.text import decode_text, fenced, list_markdown
 from inference.errors import IngestError
 
@@ -36,6 +36,7 @@ BOMS = ((b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "
 MAX_CHAPTER_BYTES = 64 * 1024 * 1024  # an EPUB chapter unpacked (a zip bomb stops here)
 
 SKIP = {"script", "style", "noscript", "template", "head", "svg", "iframe", "object", "select", "button"}
+Furniture = Literal["header", "footer", ""]  # a site's navigation, a page footer, or neither
 HEADINGS = {"h1": 1, "h2": 2, "h3": 3, "h4": 4, "h5": 5, "h6": 6}
 CONTAINERS = {
     "p", "div", "section", "article", "main", "header", "footer", "nav", "aside", "blockquote", "figure", "address",
@@ -139,7 +140,7 @@ def html_blocks(text: str, path: Path | str) -> tuple[list[Block], str]:
     return walker.blocks, title
 
 
-def _furniture(el: Any) -> str:
+def _furniture(el: Any) -> Furniture:
     """ "header" for a site's navigation, "footer" for a page footer (not an article's): furniture, left out of the
     Markdown as running headers are (kept in the JSON, and with --keep-furniture)."""
     tag = el.tag.lower()
@@ -156,9 +157,9 @@ class _Walker:
     def __init__(self) -> None:
         self.blocks: list[Block] = []
         self.inline: list[str] = []
-        self.furniture = ""  # inside a site's navigation ("header") or page footer ("footer")
+        self.furniture: Furniture = ""  # inside a site's navigation ("header") or page footer ("footer")
 
-    def add(self, kind: str, text: str, **extra: Any) -> None:
+    def add(self, kind: BlockKind, text: str, **extra: Any) -> None:
         kind = self.furniture or kind
         self.blocks.append(Block(kind=kind, text=text, bbox=(0, 0, 0, 0), order=len(self.blocks), **extra))
 
@@ -357,14 +358,14 @@ def open_epub(path: str | Path) -> Document:
 
 
 def _read_epub(path: Path, archive: zipfile.ZipFile) -> Document:
-    from lxml import etree
+    import lxml.etree
 
-    parser = etree.XMLParser(resolve_entities=False, no_network=True)
+    parser = lxml.etree.XMLParser(resolve_entities=False, no_network=True)
 
     def xml(name: str) -> Any:
         try:
-            return etree.fromstring(_member(archive, name, path), parser=parser)
-        except (KeyError, etree.XMLSyntaxError) as exc:
+            return lxml.etree.fromstring(_member(archive, name, path), parser=parser)
+        except (KeyError, lxml.etree.XMLSyntaxError) as exc:
             raise IngestError(f"the EPUB file is damaged ({name}: {exc})", path=path) from exc
 
     if "META-INF/encryption.xml" in archive.namelist():

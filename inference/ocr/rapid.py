@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from inference.errors import IngestError
@@ -48,10 +49,12 @@ def rapid_paragraphs(image: Any) -> list[tuple[str, tuple[float, float, float, f
     from inference.ocr.tesseract import OcrLine
 
     out = rapid_engine()(np.asarray(image.convert("RGB")))
+    # RapidOCR leaves boxes, texts and scores None when it finds no text; each box is four (x, y) corners
+    boxes: Iterable[Sequence[Sequence[float]]] = out.boxes if out.boxes is not None else ()
+    texts: Iterable[str] = out.txts or ()
+    scores: Iterable[float] = out.scores or ()
     lines = []
-    for points, text, score in zip(
-        out.boxes if out.boxes is not None else (), out.txts or (), out.scores or (), strict=False
-    ):
+    for points, text, score in zip(boxes, texts, scores, strict=False):
         xs, ys = [float(p[0]) for p in points], [float(p[1]) for p in points]
         box = (min(xs), min(ys), max(xs), max(ys))
         vertical = box[3] - box[1] >= 1.5 * (box[2] - box[0]) and len(text) > 1

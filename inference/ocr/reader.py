@@ -81,14 +81,14 @@ def large_text(reading: Any, lang: str) -> tuple[list[tuple[str, tuple, list[Ocr
     letter_like &= (area >= 0.04 * w * h) & (area <= 0.9 * w * h)
     if letter_like.sum() < 2:  # every page comes here: most have no large letters at all
         return [], reading
-    tall = [tuple(int(v) for v in row) for row in st[letter_like, :4]]  # x, y, w, h
-    comps: list[tuple[int, ...]] | None = None
+    tall = [(int(x), int(y), int(w), int(h)) for x, y, w, h in st[letter_like, :4]]
+    comps: list[tuple[int, int, int, int]] | None = None
     found = []
     for line in _rows_of(tall):
         if len(line) < 2:
             continue
         if comps is None:
-            comps = [tuple(int(v) for v in row) for row in st[:, :4]]
+            comps = [(int(x), int(y), int(w), int(h)) for x, y, w, h in st[:, :4]]
         box = _widened(line, comps)
         read = _read_large_line(reading, box, statistics.median(c[3] for c in line), lang)
         if read is not None:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -200,18 +200,24 @@ def flatten_background(rgb: np.ndarray) -> np.ndarray:
     import cv2
 
     bg_small, _ = _background_lab(rgb)
-    h, w = rgb.shape[:2]
     lab = cv2.cvtColor(rgb, cv2.COLOR_RGB2LAB)
-    dist = None
-    for c in range(3):
-        bg = cv2.resize(np.ascontiguousarray(bg_small[..., c]), (w, h), interpolation=cv2.INTER_LINEAR)
-        d = cv2.absdiff(np.ascontiguousarray(lab[..., c]), bg)
-        dist = d if dist is None else np.maximum(dist, d)
+    dist = _channel_distance(lab, bg_small, 0)
+    for c in (1, 2):
+        dist = np.maximum(dist, _channel_distance(lab, bg_small, c))
     del lab
     threshold, _ = cv2.threshold(dist, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     threshold = max(float(threshold), 12.0)
     out = 255.0 - np.clip((dist.astype(np.float32) - 0.5 * threshold) * (255.0 / threshold), 0, 255)
     return out.astype(np.uint8)
+
+
+def _channel_distance(lab: np.ndarray, bg_small: np.ndarray, c: int) -> np.ndarray:
+    """How far channel ``c`` of a Lab image is from the local background's (``bg_small`` scaled up to the image)."""
+    import cv2
+
+    h, w = lab.shape[:2]
+    bg = cv2.resize(np.ascontiguousarray(bg_small[..., c]), (w, h), interpolation=cv2.INTER_LINEAR)
+    return cv2.absdiff(np.ascontiguousarray(lab[..., c]), bg)
 
 
 def glyph_height(gray: np.ndarray) -> float:
@@ -248,6 +254,7 @@ def remove_rules(gray: np.ndarray) -> tuple[np.ndarray, int]:
     vertical = cv2.morphologyEx(ink, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (1, letter // 2)))
     straight = cv2.dilate(cv2.bitwise_or(horizontal, vertical), np.ones((3, 3), np.uint8))
     count, labels, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
+    labels = cast("np.ndarray[Any, np.dtype[np.int32]]", labels)  # OpenCV's stubs say any Mat; labels are int32
     has_long = np.bincount(labels[long_h > 0], minlength=count) > 0
     off_line = np.bincount(labels[(ink > 0) & (straight == 0)], minlength=count)
     remove = has_long & (off_line <= 0.03 * stats[:, 4])

@@ -210,7 +210,7 @@ def _read_cell(
 def _ink_lines(gray: np.ndarray) -> int:
     """How many lines of ink a crop holds: runs of rows with ink parted by at least three blank rows."""
     runs, gap = 0, 3
-    for ink in (gray < 128).any(axis=1):
+    for ink in np.any(gray < 128, axis=1):
         if ink:
             runs += gap >= 3
             gap = 0
@@ -242,12 +242,12 @@ def _cell_text(words: list) -> str:
 
 def _paragraph(lines: list) -> tuple[str, Box, list]:
     box = (
-        min(ln.bbox[0] for ln in lines),
-        min(ln.bbox[1] for ln in lines),
-        max(ln.bbox[2] for ln in lines),
-        max(ln.bbox[3] for ln in lines),
+        float(min(ln.bbox[0] for ln in lines)),
+        float(min(ln.bbox[1] for ln in lines)),
+        float(max(ln.bbox[2] for ln in lines)),
+        float(max(ln.bbox[3] for ln in lines)),
     )
-    return join_lines([ln.text for ln in lines]), tuple(float(v) for v in box), lines
+    return join_lines([ln.text for ln in lines]), box, lines
 
 
 # unruled tables ----------------------------------------------------------------------------------------------------

@@ -7,18 +7,22 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from inference.documents.lines import join_lines
 from inference.documents.model import Page
 from inference.errors import IngestError
-from inference.ocr.fractions import DigitReader, Word, is_candidate, with_fractions
+from inference.ocr.fractions import Box, DigitReader, Word, is_candidate, with_fractions
 from inference.ocr.scan import to_before
 from inference.ocr.tables import CellReader, crop, doubtful_number
+
+if TYPE_CHECKING:
+    from tesserocr import PSM
 
 OCR_DPI = 300
 
@@ -27,6 +31,12 @@ MIN_LONG_SIDE = 2200  # pixels: small pages are rendered up to this, so that the
 
 
 MAX_LONG_SIDE = 4000
+
+
+def float_box(box: Sequence[float]) -> Box:
+    """A box (x0, y0, x1, y1) as four floats (Tesseract gives whole pixels)."""
+    x0, y0, x1, y1 = box
+    return float(x0), float(y0), float(x1), float(y1)
 
 
 @dataclass
@@ -161,7 +171,7 @@ def detect_script(image: Any) -> tuple[str | None, float]:
 
 
 def ocr_image(
-    image: Any, lang: str = "eng", psm: int | None = None
+    image: Any, lang: str = "eng", psm: PSM | None = None
 ) -> list[tuple[str, tuple[float, float, float, float], list[OcrLine]]]:
     """Paragraphs of a PIL image: (text, box in pixels, lines); ``psm`` a Tesseract page segmentation mode (its
     automatic layout analysis when None)."""
@@ -199,7 +209,7 @@ def ocr_image(
                 words_in = in_line(words, bb)
                 line = OcrLine(
                     text,
-                    tuple(float(v) for v in bb),
+                    float_box(bb),
                     float(bb[3] - bb[1]),
                     words_in,
                     it.Confidence(level_line),
@@ -314,7 +324,7 @@ def all_words(api: Any) -> tuple[list[Word], dict[Word, list[Word]], dict[Word, 
                 continue
             if not (text and box):
                 continue
-            word = (text, tuple(float(v) for v in box))
+            word = (text, float_box(box))
             words.append(word)
             confidence[word] = symbol.Confidence(level_word)
             if is_candidate(text):
@@ -326,7 +336,7 @@ def all_words(api: Any) -> tuple[list[Word], dict[Word, list[Word]], dict[Word, 
             except RuntimeError:
                 continue
             if char and box:
-                current.append((char, tuple(float(v) for v in box)))
+                current.append((char, float_box(box)))
     return words, symbols, confidence
 
 
@@ -335,7 +345,7 @@ def in_line(words: list, box: tuple) -> list[tuple[str, tuple[float, float, floa
     return [w for w in words if x0 <= (w[1][0] + w[1][2]) / 2 <= x1 and y0 <= (w[1][1] + w[1][3]) / 2 <= y1]
 
 
-def paragraph(lines: list[OcrLine], box: Any) -> tuple[str, tuple[float, float, float, float], list[OcrLine]]:
+def paragraph(lines: list[OcrLine], box: Sequence[float] | None) -> tuple[str, Box, list[OcrLine]]:
     if len(lines) > 1 and not lines[0].text.startswith("• ") and any(ln.text.startswith("• ") for ln in lines[1:]):
         lines = [with_bullet(lines[0], None, listed=True), *lines[1:]]  # the first item of a list
     if lines[0].text.startswith("• "):  # a list: a line per item (lines that continue an item are merged later)
@@ -349,7 +359,7 @@ def paragraph(lines: list[OcrLine], box: Any) -> tuple[str, tuple[float, float, 
             max(ln.bbox[2] for ln in lines),
             max(ln.bbox[3] for ln in lines),
         )
-    return text, tuple(float(v) for v in box), lines
+    return text, float_box(box), lines
 
 
 def ocr_dpi(page: Page) -> float:

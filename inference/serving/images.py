@@ -187,8 +187,11 @@ def read_messages(
     out, opened = [], []
     for i, message in enumerate(messages):
         content = message["content"]
+        if isinstance(content, str):  # a plain string is one text part
+            text_part: dict[str, Any] = {"type": "text", "text": content}
+            content = [text_part]
         parts: list[dict[str, Any]] = []
-        for j, part in enumerate([{"type": "text", "text": content}] if isinstance(content, str) else content):
+        for j, part in enumerate(content):
             kind = part.get("type") if isinstance(part, dict) else None
             if kind == "text" and isinstance(part.get("text"), str):
                 parts.append({"type": "text", "text": part["text"]})

@@ -126,7 +126,7 @@ class _BatchCancel(CancelToken):
     def __init__(self, rows: list[Run], runner: Runner) -> None:
         super().__init__()
         self.rows, self.runner = rows, runner
-        self.where = (-1, 0)  # canvas, step
+        self.where: tuple[int, int] = (-1, 0)  # canvas, step
 
     @property
     def cancelled(self) -> bool:
@@ -479,7 +479,7 @@ def row_event(event: Event, row: int, rows: int) -> Event:
         elif f.name == "texts" and len(value) == rows:
             changes[f.name] = (value[row],)
         elif isinstance(event, Finished) and f.name == "stats":
-            changes[f.name] = dataclasses.replace(value, new_tokens=completion_tokens(event.ids[row]))
+            changes[f.name] = dataclasses.replace(event.stats, new_tokens=completion_tokens(event.ids[row]))
     return dataclasses.replace(event, **changes) if changes else event
 
 

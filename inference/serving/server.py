@@ -31,7 +31,7 @@ import logging
 import math
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -106,7 +106,10 @@ class _Exchange:
                 if event is None:
                     return
                 if event is _SHUTDOWN:
-                    left = max(0.0, self.app.closing_at + self.app.config.shutdown_grace - time.monotonic())
+                    closing_at = self.app.closing_at
+                    if closing_at is None:  # begin_shutdown() sets it before it queues _SHUTDOWN
+                        raise RuntimeError("a shutdown event reached a request before the server began closing")
+                    left = max(0.0, closing_at + self.app.config.shutdown_grace - time.monotonic())
                     asyncio.get_running_loop().call_later(left, self.run.events.put_nowait, _DEADLINE)
                     continue
                 if event is _DEADLINE:
@@ -353,7 +356,7 @@ class ChatApp:
         self.loop = self.loop or asyncio.get_running_loop()
         started, status = time.perf_counter(), [0]
 
-        async def sending(message: dict) -> None:
+        async def sending(message: MutableMapping[str, Any]) -> None:
             if message["type"] == "http.response.start":
                 status[0] = int(message["status"])
             await send(message)

@@ -113,7 +113,8 @@ def decode_event(data: dict[str, Any]) -> Event:
             if isinstance(value, dict) and "b64" in value:
                 value = unpack_array(value)
             elif f.name == "stats":
-                value = Stats(**{k: tuple(v) if isinstance(v, list) else v for k, v in value.items()})
+                stats: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in value.items()}
+                value = Stats(**stats)
             elif isinstance(value, list):
                 value = tuple(value)
             values[f.name] = value
@@ -166,8 +167,9 @@ def processor_messages(messages: Any, max_pixels: int = 50_000_000) -> tuple[lis
         if not isinstance(message, dict) or message.get("role") not in ("system", "user", "assistant"):
             raise WireError(f"messages[{i}] must be an object with a role of system, user or assistant")
         content = message.get("content")
-        if isinstance(content, str):
-            content = [{"type": "text", "text": content}]
+        if isinstance(content, str):  # a plain string is one text part
+            text_part: dict[str, Any] = {"type": "text", "text": content}
+            content = [text_part]
         if not isinstance(content, list):
             raise WireError(f"messages[{i}].content must be a string or a list of parts")
         parts = []

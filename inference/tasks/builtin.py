@@ -232,7 +232,7 @@ class PassageIndex:
         self.passages = passages
         self.retriever = None
         if passages:
-            tokens = bm25s.tokenize([p.text for p in passages], stopwords="en", stemmer=STEMMER, show_progress=False)
+            tokens = bm25s.tokenize([p.text for p in passages], stopwords="en", stemmer=stem_words, show_progress=False)
             self.retriever = bm25s.BM25()
             self.retriever.index(tokens, show_progress=False)
 
@@ -245,8 +245,10 @@ class PassageIndex:
 
         if self.retriever is None or not query.strip():
             return []
-        tokens = bm25s.tokenize([query], stopwords="en", stemmer=STEMMER, return_ids=False, show_progress=False)
-        tokens = [[t for t in tokens[0] if t in self.retriever.vocab_dict]]  # words the passages never use: no help
+        words = bm25s.tokenize([query], stopwords="en", stemmer=stem_words, return_ids=False, show_progress=False)
+        if not isinstance(words, list):  # return_ids=False gives the words, not a Tokenized of ids
+            raise TypeError(f"bm25s.tokenize gave {type(words).__name__}, not the query's words")
+        tokens = [[t for t in words[0] if t in self.retriever.vocab_dict]]  # words the passages never use: no help
         if not tokens[0]:
             return []
         docs, scores = self.retriever.retrieve(tokens, k=min(k, len(self.passages)), show_progress=False)
@@ -336,15 +338,9 @@ def light_stem(word: str) -> str:
     return word
 
 
-class LightStemmer:
-    """bm25s calls ``stemWords`` on a list of words."""
-
-    @staticmethod
-    def stemWords(words: list[str]) -> list[str]:
-        return [light_stem(w) for w in words]
-
-
-STEMMER = LightStemmer()
+def stem_words(words: list[str]) -> list[str]:
+    """bm25s's stemmer: it is called on the list of the corpus's (or the query's) distinct words."""
+    return [light_stem(w) for w in words]
 
 
 QUOTE_CHARS = 300  # a quote's length at most (a window of units that is longer is cut around its matches)

@@ -75,7 +75,12 @@ def join_wrapped_items(page: Page) -> None:
             and len(blk.text) < 200
         ):
             above.text = f"{above.text.rstrip()} {blk.text.strip()}"
-            above.bbox = tuple(f(a, b) for f, a, b in zip((min, min, max, max), above.bbox, blk.bbox, strict=True))
+            above.bbox = (
+                min(above.bbox[0], blk.bbox[0]),
+                min(above.bbox[1], blk.bbox[1]),
+                max(above.bbox[2], blk.bbox[2]),
+                max(above.bbox[3], blk.bbox[3]),
+            )
             gone.add(id(blk))
     if gone:
         page.blocks = [b for b in page.blocks if id(b) not in gone]

@@ -372,12 +372,13 @@ class ModelEngine:
             self.check_agreement(run, context)
         if redo:
             run = self.redenoise(run, list(redo), context)
-        for _ in range(redo_rounds if redo_below is not None else 0):
-            low = [k for k, v in run.extraction.confidence.items() if v < redo_below]
-            if not low:
-                break
-            run = self.redenoise(run, low, context)
-        return run.extraction
+        if redo_below is not None:
+            for _ in range(redo_rounds):
+                low = [k for k, v in run.result.confidence.items() if v < redo_below]
+                if not low:
+                    break
+                run = self.redenoise(run, low, context)
+        return run.result
 
     def _can_pin(self) -> bool:
         """Whether extraction can take the canvas template here (a local engine always can)."""

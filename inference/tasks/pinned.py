@@ -257,7 +257,8 @@ def _lay(canvas: _Canvas, spec: dict[str, Any], where: str, depth: int, item: bo
         canvas.pin("}")
         return node
     if kind == "array":
-        sub = spec.get("items") if isinstance(spec.get("items"), dict) else {}
+        items = spec.get("items")
+        sub: dict[str, Any] = items if isinstance(items, dict) else {}
         if _types(sub)[0] == "array":
             raise ConfigError(f"{where}: arrays of arrays cannot be laid out on the canvas", hint="Use --no-template.")
         node = Node("array")
@@ -268,7 +269,9 @@ def _lay(canvas: _Canvas, spec: dict[str, Any], where: str, depth: int, item: bo
         canvas.pin("]")
         return node
     if kind in ("enum", "boolean", "const"):
-        values = list(spec["enum"]) if kind == "enum" else [True, False] if kind == "boolean" else [spec["const"]]
+        values: list[Any] = (
+            list(spec["enum"]) if kind == "enum" else [True, False] if kind == "boolean" else [spec["const"]]
+        )
         if nullable and None not in values:
             values.append(None)
         return Node("slot", slot=_choice(canvas, tuple(values), absent=item))
@@ -359,6 +362,8 @@ def _read(vocab: Vocabulary, node: Node, ids: np.ndarray) -> Any:
     if node.kind == "array":
         return [v for child in node.items if (v := _read(vocab, child, ids)) is not ABSENT]
     slot = node.slot
+    if slot is None:  # _lay gives every node that is neither object nor array a slot
+        raise ValueError(f"a layout node of kind {node.kind!r} has no slot to read")
     tokens = [int(t) for t in ids[slot.start : slot.start + slot.width]]
     if slot.kind == "choice":
         label = tuple(tokens)

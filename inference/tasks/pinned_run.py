@@ -9,11 +9,15 @@ them and from the page it reads the extraction back and measures each field's co
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from inference.documents.model import Document
+from inference.errors import GenerationError
 from inference.runtime.events import CanvasCommitted, DenoisingStep
 from inference.tasks.base import Citation, Extraction
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 @dataclass
@@ -49,7 +53,7 @@ class PinnedRun:
         commits = [e for e in events if isinstance(e, CanvasCommitted)]
         length = self.layout.template.length
         ids = np.asarray(finished.ids[0, :length])
-        logprobs = np.concatenate([c.logprobs[0] for c in commits])[:length]
+        logprobs = np.concatenate([_committed_logprobs(c) for c in commits])[:length]
         probs = choice_probabilities(template, commits)
         steps = [e for e in events if isinstance(e, DenoisingStep)]
         trajectory = Trajectory.of(steps, length, self.canvas_length)
@@ -63,6 +67,13 @@ class PinnedRun:
             self.trajectory = (self.trajectory or Trajectory.empty(length)).merged(trajectory, span)
         self.steps += int(finished.stats.forward_passes)
         self.refresh()
+
+    @property
+    def result(self) -> Extraction:
+        """The extraction read from the canvas; a run gets one from its first ``take``."""
+        if self.extraction is None:
+            raise RuntimeError("this pinned run has read no canvas yet (take() reads its events first)")
+        return self.extraction
 
     def values(self) -> dict[str, Any]:
         """The schema-shaped value the canvas holds now."""
@@ -123,3 +134,10 @@ class PinnedRun:
             redenoised={name: self.redone.count(name) for name in self.layout.fields},
             token_confidence=dict(reading.confidence),
         )
+
+
+def _committed_logprobs(commit: CanvasCommitted) -> np.ndarray:
+    """Row 0's log-probabilities of a canvas committed under a template (the engine gives them only then)."""
+    if commit.logprobs is None:
+        raise GenerationError(f"canvas {commit.canvas} was committed without the template's log-probabilities")
+    return commit.logprobs[0]

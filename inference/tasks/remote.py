@@ -76,7 +76,8 @@ class ServerInfo:
         if not entries:
             raise GenerationError(f"{url}/models lists no model")
         entry = next((e for e in entries if e["id"] == wanted), entries[0])
-        ours = entry.get(EXTENSION) if isinstance(entry.get(EXTENSION), dict) else {}
+        extension = entry.get(EXTENSION)
+        ours: dict[str, Any] = extension if isinstance(extension, dict) else {}
         context = entry.get("max_model_len")
         stated = ours.get("max_images")
         prompt = ours.get("max_prompt_tokens")

@@ -25,6 +25,7 @@ def load_schema(path: str | Path) -> dict[str, Any]:
 
 def check_schema(schema: Any, path: str | Path | None = None) -> None:
     import jsonschema
+    import jsonschema.validators
 
     if not isinstance(schema, dict):
         raise ConfigError("a schema must be a JSON object", path=path)
@@ -38,7 +39,7 @@ def check_schema(schema: Any, path: str | Path | None = None) -> None:
 
 def validate(value: Any, schema: dict[str, Any]) -> list[str]:
     """Every validation error, as 'where: what' lines (empty when valid)."""
-    import jsonschema
+    import jsonschema.validators
 
     validator = jsonschema.validators.validator_for(schema)(schema)
     out = []
