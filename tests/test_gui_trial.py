@@ -4,6 +4,7 @@ token count. Offscreen, real widgets, the real worker thread, real documents; no
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ import pytest
 pytest.importorskip("PySide6")
 pytest.importorskip("pytestqt")
 
-from app.gui import SAMPLE
+from app.gui import RESOURCES, SAMPLE
 from tests.qt_helpers import TIMEOUT, ingested
 
 
@@ -132,7 +133,10 @@ def test_the_memory_estimate_shows_the_weights_apart_from_the_runtime_reserve():
     from app.gui.model_dialog import memory_estimate_text
 
     text = memory_estimate_text("tiny-trained", "fp32", "cpu")
-    assert "weights 4.8 MiB in fp32" in text and "MiB in 4-bit NF4" in text, text
+    weights = re.search(r"weights (\d+\.\d) MiB in fp32", text)
+    on_disk = (RESOURCES / "tiny-trained" / "model.safetensors").stat().st_size / 2**20
+    assert weights and abs(float(weights.group(1)) - on_disk) < 0.5, text  # fp32 weights: the file's size
+    assert "MiB in 4-bit NF4" in text, text
     assert "runtime's reserve" in text
 
 
