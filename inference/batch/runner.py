@@ -328,8 +328,9 @@ def parse_item(
     store = context.pages
     partial = _partial_markdown(item, out, formats, per_page)
 
-    def on_page(page: Page, total: int) -> None:
-        context.report(page.number, total, f"{item.path.name}: page {page.number} read")
+    def on_page(page: Page, total: int, kept: bool) -> None:
+        done = "kept from an earlier run" if kept else "read"
+        context.report(page.number, total, f"{item.path.name}: page {page.number} {done}")
         if partial is not None:
             partial.page(page, total)
 

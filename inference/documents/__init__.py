@@ -141,7 +141,7 @@ def open_document(
     password: Callable[[str], str | None] | None = None,
     pages: PageStore | None = None,
     cancel: Any = None,
-    on_page: Callable[[Page, int], None] | None = None,
+    on_page: Callable[[Page, int, bool], None] | None = None,
 ) -> Document:
     """The document at ``path``; ``pages``, ``cancel`` and ``on_page``: see ``open_pdf`` (other kinds are quick
     to open)."""

@@ -38,12 +38,13 @@ def open_pdf(
     tables: bool = True,
     pages: PageStore | None = None,
     cancel: Any = None,
-    on_page: Callable[[Page, int], None] | None = None,
+    on_page: Callable[[Page, int, bool], None] | None = None,
 ) -> Document:
     """Open ``path`` and extract every page's blocks. Raises ``IngestError`` only when no page can be read.
 
     With ``pages``, a page kept by an earlier run is taken from it and every page read is kept as it finishes;
-    ``cancel`` (a cancel token) is checked before each page; ``on_page(page, total)`` hears of each page done."""
+    ``cancel`` (a cancel token) is checked before each page; ``on_page(page, total, kept)`` hears of each page
+    done (``kept``: taken from ``pages``, not read)."""
     import pymupdf
 
     path = Path(path)
@@ -79,7 +80,7 @@ def open_pdf(
             if kept.attrs.get("turned"):  # read turned in the earlier run: rendered turned now too
                 turns[number] = kept.attrs["turned"]
             if on_page is not None:
-                on_page(kept, pdf.page_count)
+                on_page(kept, pdf.page_count, True)
             continue
         try:
             page = pdf.load_page(index)
@@ -97,7 +98,7 @@ def open_pdf(
         if pages is not None:
             pages.keep_page("read", doc.pages[-1])
         if on_page is not None:
-            on_page(doc.pages[-1], pdf.page_count)
+            on_page(doc.pages[-1], pdf.page_count, False)
     return doc
 
 
