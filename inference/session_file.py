@@ -1,7 +1,7 @@
 """A workbench session on disk: the documents open, every parse of each (per engine and run), the answers about them
 (the conversations, oldest first) and the extractions, so that a window reopens where it was left.
 
-JSON, written atomically (a temporary file, then a rename): a crash while writing leaves the last session whole. A
+JSON, written atomically (a temporary file, then a rename): a crash while writing leaves the saved session whole. A
 file that cannot be read as a session raises ``SessionError``; ``set_aside`` moves it out of the way so that the
 window opens with a new session and the old file stays for whoever wants to look at it. No Qt here.
 """

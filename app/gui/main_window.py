@@ -79,7 +79,7 @@ class Locked:
 
 class MainWindow(DropTarget, QMainWindow):
     def __init__(self, sample_dir: Path | None = None, session: bool = True) -> None:
-        """``session``: reopen the last session and save this one on close (off for screenshots and benchmarks,
+        """``session``: reopen the saved session and save this one on close (off for screenshots and benchmarks,
         which must neither show nor replace the user's)."""
         super().__init__()
         self.setWindowTitle("Diffusion Workbench")
@@ -513,7 +513,7 @@ class MainWindow(DropTarget, QMainWindow):
         self.dialog = dialog
 
     def reopen(self, path: str) -> Job | None:
-        """Read a document again (after it failed, with a password, or from the last session)."""
+        """Read a document again (after it failed, with a password, or from the saved session)."""
         entry = self.entries.get(path)
         if entry is None:
             return None

@@ -25,7 +25,7 @@ class SessionKeeper:
         self.window = window
         self.enabled = enabled
         self.restored: Any = None  # the inference.session_file.SessionState read at start, once shown
-        self.reading = False  # the last session is being read: closing now must not save over it
+        self.reading = False  # the saved session is being read: closing now must not save over it
 
     @property
     def path(self) -> Path:
@@ -56,7 +56,7 @@ class SessionKeeper:
 
     def save(self) -> Path | None:
         """Write the session now (the window is closing: the worker is joined, nothing else runs)."""
-        if not self.enabled or self.reading:  # closed before the last session came back: it stays as it was
+        if not self.enabled or self.reading:  # closed before the saved session was read: the file is kept
             return None
         from inference.session_file import save_session
 
