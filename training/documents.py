@@ -277,7 +277,7 @@ def extraction_example(
 def question_example(rng: random.Random, evaluation: bool = False) -> tuple[list[Any], str, Field, int]:
     """A one- to three-page document, a question about one field and the answer ``VALUE [p. N]``."""
     from inference.prompts import PromptPart
-    from inference.tasks.model import ASK_INSTRUCTION
+    from inference.tasks.conversation import ASK_INSTRUCTION
 
     pages = [make_page(rng, evaluation, kind) for kind in rng.sample(KINDS, rng.randint(1, 3))]
     name = document_name(rng, pages[0].kind)
