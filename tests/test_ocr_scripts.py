@@ -142,3 +142,43 @@ def test_a_page_osd_cannot_tell_that_reads_as_junk_is_named_not_written(tmp_path
     page = result.document.pages[0]
     assert page.blocks == [] and page.reading["method"] == "not read"
     assert any("was not read" in n for n in page.attrs["notes"]) and "was not read" in result.markdown
+
+
+RTL_PARAGRAPHS = {
+    "Hebrew": "ישראל היא מדינה במזרח התיכון, השוכנת על החוף המזרחי של הים התיכון. יש בה 47 ערים ו-3 ימים. ",
+    "Arabic": "اللغة العربية هي أكثر اللغات السامية تحدثًا، ويتحدثها أكثر من 467 مليون نسمة في العالم. ",
+}
+
+
+def rtl_scan(script: str):
+    """A page of right-to-left text set by PyMuPDF (bidi and shaping by HarfBuzz), rendered and scanned."""
+    import pymupdf
+    from PIL import Image
+
+    from tests.ocr_pages import FONTS, scanned
+
+    pdf = pymupdf.open()
+    page = pdf.new_page()
+    css = "@font-face {{font-family: s; src: url(DejaVuSans.ttf);}} div {{font-family: s; font-size: 13px}}"
+    html = f'<div dir="rtl"><p>{RTL_PARAGRAPHS[script] * 6}</p><p>{RTL_PARAGRAPHS[script] * 5}</p></div>'
+    page.insert_htmlbox(pymupdf.Rect(50, 50, 550, 700), html, css=css, archive=pymupdf.Archive(str(FONTS)))
+    pix = page.get_pixmap(dpi=200, colorspace=pymupdf.csGRAY)
+    return scanned(Image.frombytes("L", (pix.width, pix.height), pix.samples), angle=0.3, noise=4.0)
+
+
+@pytest.mark.parametrize("script", ["Hebrew", "Arabic"])
+def test_right_to_left_pages_are_turned_only_when_upside_down(tmp_path, script):
+    """Tesseract's orientation check made for Latin letters takes an upright Hebrew or Arabic page for an upside-down
+    Latin one; the page is turned only when it is upside down, and named (no model reads it here) either way."""
+    from PIL import Image
+
+    from inference.ocr.scan import ScanOptions, clean_scan
+
+    upright = rtl_scan(script)
+    assert clean_scan(upright, ScanOptions()).rotation == 0
+    assert clean_scan(upright.transpose(Image.Transpose.ROTATE_180), ScanOptions()).rotation == 180
+    upright.save(tmp_path / "rtl.png")
+    page = BuiltinEngine().parse(open_document(tmp_path / "rtl.png")).document.pages[0]
+    assert page.provenance["script"] == script
+    if page.provenance["method"] == "not read":  # no model for the script here (the packaged ones read neither)
+        assert [n for n in page.attrs["notes"] if "no readable text" in n] == []  # one note, not two that disagree

@@ -90,6 +90,34 @@ def test_soft_hyphens_and_hyphenated_line_ends_are_joined(tmp_path):
     assert texts(tmp_path / "soft.pdf") == ["Ein wichtiger Bestandteil der Sache ist die Geschichte, ein Zusammenhang."]
 
 
+def test_a_hyphen_before_a_digit_or_a_capital_is_text_not_a_line_break(tmp_path):
+    pdf = pymupdf.open()
+    page = pdf.new_page()
+    for i, line in enumerate(["Cases of COVID-", "19 rose; the Jean-", "Paul report was hyphen-", "ated."]):
+        page.insert_text((72, 100 + 13 * i), line, fontsize=11, fontname="dv", fontfile=SERIF)
+    pdf.save(tmp_path / "hard.pdf")
+    assert texts(tmp_path / "hard.pdf") == ["Cases of COVID-19 rose; the Jean-Paul report was hyphenated."]
+
+
+def test_right_to_left_lines_with_numbers_and_latin_words_read_in_logical_order(tmp_path):
+    """Hebrew and Arabic set by PyMuPDF's HTML layout (bidi and shaping by HarfBuzz): the text comes out in the
+    order it is read, numbers and Latin words in place, Arabic presentation forms as their letters."""
+    pdf = pymupdf.open()
+    page = pdf.new_page()
+    html = (
+        '<div dir="rtl"><p>יש לי 47 חתולים ו-3 כלבים.</p><p>عندي 47 قطط في البيت.</p>'
+        "<p>השם שלי הוא David ואני גר בתל אביב.</p></div>"
+    )
+    css = "@font-face {font-family: sans-serif; src: url(DejaVuSans.ttf);} div {font-family: sans-serif;}"
+    page.insert_htmlbox(pymupdf.Rect(50, 50, 550, 400), html, css=css, archive=pymupdf.Archive(str(Path(SERIF).parent)))
+    pdf.save(tmp_path / "rtl.pdf")
+    assert texts(tmp_path / "rtl.pdf") == [
+        "יש לי 47 חתולים ו-3 כלבים.",
+        "عندي 47 قطط في البيت.",
+        "השם שלי הוא David ואני גר בתל אביב.",
+    ]
+
+
 def test_kerned_capitals_in_a_spaced_layer_get_no_space(tmp_path):
     pdf = pymupdf.open()
     page = pdf.new_page()

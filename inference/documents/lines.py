@@ -39,12 +39,17 @@ def attach_lone_bullets(lines: list[str]) -> list[str]:
 
 def join_lines(lines: list[str]) -> str:
     """Lines of one paragraph as one string: a word hyphenated across a line break (a hyphen or a soft hyphen at
-    the line's end) is joined again, and soft hyphens inside lines (break points the layout did not use) go."""
+    the line's end) is joined again, and soft hyphens inside lines (break points the layout did not use) go. A hard
+    hyphen goes only before a lowercase letter (a word's rest); before a digit, a capital or a letter of a script
+    without case it is part of the text and stays, the lines joined without a space (``COVID-`` ``19``, Hebrew
+    ``ו-`` ``3``)."""
     text = lines[0].rstrip()
     for line in lines[1:]:
         line = line.strip()
-        if text.endswith(SOFT_HYPHEN) or (text.endswith("-") and text[-2:-1].isalpha()):
+        if text.endswith(SOFT_HYPHEN) or (text.endswith("-") and text[-2:-1].isalpha() and line[:1].islower()):
             text = text[:-1] + line
+        elif text.endswith("-") and text[-2:-1].isalpha() and line[:1].isalnum():
+            text += line
         else:
             text = f"{text} {line}" if text else line
     return drop_soft_hyphens(text)

