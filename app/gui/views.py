@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
     QStyle,
 )
 
-from app.gui.denoise_panel import fixed_font
+from app.gui.denoise_views import fixed_font
 
 STATUS_COLOURS = {
     "queued": "#888888",
