@@ -148,6 +148,12 @@ class DocumentList(QListWidget):
         return f"{entry.name}\n{entry.status}{pages}" + (f"\n{unsure}" if unsure else "")
 
 
+def names_of(entries: list[DocEntry]) -> str:
+    """The documents of a task as the task queue lists them: two names, then how many more."""
+    names = ", ".join(e.name for e in entries[:2])
+    return names + (f" +{len(entries) - 2}" if len(entries) > 2 else "")
+
+
 def unsure_words(entry: DocEntry) -> str:
     """The document list's count of unsure OCR words per page, from the parse shown or the latest with OCR words."""
     from inference.ocr.review import describe_counts, reviewable, unsure_counts
