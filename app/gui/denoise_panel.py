@@ -56,6 +56,14 @@ class DenoisePanel(QWidget):
         self.scrubber.setEnabled(False)
         self.scrubber.valueChanged.connect(self._scrub)
         self.scrub_label = QLabel("")
+        self._lay_out(self._legend())
+        self.timer = QTimer(self)
+        self.timer.setInterval(max(1, 1000 // fps))
+        self.timer.timeout.connect(self._redraw)
+        self.timer.start()
+
+    def _legend(self) -> QHBoxLayout:
+        """One swatch per state, in the state's colour (``_colour_legend``)."""
         legend = QHBoxLayout()
         self.swatches: dict[int, QLabel] = {}
         for state in (NOISE, ACCEPTED, KEPT, COMMITTED):
@@ -65,6 +73,10 @@ class DenoisePanel(QWidget):
             legend.addWidget(swatch)
         self._colour_legend()
         legend.addStretch(1)
+        return legend
+
+    def _lay_out(self, legend: QHBoxLayout) -> None:
+        """The title and the counters; the grid beside the text; the legend and the timeline; the scrubber's row."""
         layout = QVBoxLayout(self)
         layout.addWidget(QLabel("<b>Denoising</b>"))
         layout.addWidget(self.counters)
@@ -81,10 +93,6 @@ class DenoisePanel(QWidget):
         row.addWidget(self.scrub_label)
         row.addWidget(self.entropy_box)
         layout.addLayout(row)
-        self.timer = QTimer(self)
-        self.timer.setInterval(max(1, 1000 // fps))
-        self.timer.timeout.connect(self._redraw)
-        self.timer.start()
 
     def set_decoder(self, decode: Any) -> None:
         self.grid.decode = decode
