@@ -412,7 +412,8 @@ def contrast(a: QColor, b: QColor) -> float:
 
 
 def test_dark_mode_is_readable_and_disabled_looks_disabled(window, qtbot):
-    from app.gui.denoise_panel import COMMITTED, NOISE, state_colours
+    from app.gui.denoise_frames import COMMITTED, NOISE
+    from app.gui.denoise_views import state_colours
 
     app = QApplication.instance()
     apply_scheme(app, True)
@@ -480,7 +481,7 @@ def test_the_page_viewer_takes_drops_as_copies_never_moves(window, qtbot):
 
 
 def test_no_stale_text_between_runs(window, qtbot, tmp_path):
-    from app.gui.denoise_panel import steps_text
+    from app.gui.denoise_views import steps_text
 
     sample_on_tiny(window, qtbot, 3)
     window.ask("What is block diffusion?")

@@ -14,16 +14,8 @@ pytest.importorskip("pytestqt")
 
 from PySide6.QtGui import QColor, QImage
 
-from app.gui.denoise_panel import (
-    ACCEPTED,
-    COMMITTED,
-    KEPT,
-    NOISE,
-    CanvasGrid,
-    CanvasText,
-    Frame,
-    state_colours,
-)
+from app.gui.denoise_frames import ACCEPTED, COMMITTED, KEPT, NOISE, Frame
+from app.gui.denoise_views import CanvasGrid, CanvasText, state_colours
 from app.gui.worker import Job
 from tests.qt_helpers import TIMEOUT, load_tiny
 

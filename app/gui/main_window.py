@@ -6,58 +6,22 @@ import logging
 import os
 import tempfile
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QItemSelectionModel, QSettings, Qt, QTimer, QUrl
-from PySide6.QtGui import QAction, QDesktopServices, QGuiApplication, QKeySequence
-from PySide6.QtWidgets import (
-    QCheckBox,
-    QComboBox,
-    QFileDialog,
-    QHBoxLayout,
-    QInputDialog,
-    QLabel,
-    QLineEdit,
-    QMainWindow,
-    QMenu,
-    QMessageBox,
-    QProgressBar,
-    QPushButton,
-    QSizePolicy,
-    QSpinBox,
-    QSplitter,
-    QStyle,
-    QToolBar,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtGui import QDesktopServices, QGuiApplication
+from PySide6.QtWidgets import QFileDialog, QMainWindow, QMenu, QMessageBox
 
-from app.gui import redenoise
-from app.gui.banner import Banner
+from app.gui.actions import install_actions
 from app.gui.controller import TaskController
-from app.gui.denoise_panel import DenoisePanel
-from app.gui.find import FindBar, Finder
-from app.gui.menus import (
-    add_engine_menu,
-    add_theme_menu,
-    passage_blocks,
-    restore_theme,
-    set_theme_of,
-    shortcut_rows,
-    show_shortcuts,
-)
+from app.gui.menus import passage_blocks, restore_theme, set_theme_of, shortcut_rows, show_shortcuts
 from app.gui.model_dialog import ModelChoice
-from app.gui.ocr_review import OcrReview
-from app.gui.page_view import PageView
-from app.gui.prefs import ElidedLabel, stored_list
-from app.gui.queue_view import TaskQueue
-from app.gui.results import Results
-from app.gui.runs import Runs, RunsBar
-from app.gui.selection import PageSelection
+from app.gui.panes import central_panes, docks, status_bar
+from app.gui.prefs import stored_list
+from app.gui.reading import DocumentReader
 from app.gui.session import SessionKeeper
-from app.gui.views import DocEntry, DocumentList, DropTarget, text_thumbnail
+from app.gui.views import DocEntry, DropTarget
 from app.gui.worker import Job, Worker
 
 log = logging.getLogger(__name__)
@@ -67,14 +31,6 @@ MINIMUM_SIZE = (760, 480)
 
 def settings() -> QSettings:
     return QSettings(QSettings.Format.IniFormat, QSettings.Scope.UserScope, "DiffusionWorkbench", "workbench")
-
-
-@dataclass(frozen=True)
-class Locked:
-    """An encrypted document read without its password: ``wrong`` says why the one given failed ("" when none was
-    given)."""
-
-    wrong: str
 
 
 class MainWindow(DropTarget, QMainWindow):
@@ -100,8 +56,9 @@ class MainWindow(DropTarget, QMainWindow):
         self.page_of: dict[str, int] = {}  # the page shown last, per document
         self.dialog: Any = None  # the dialog opened last (kept referenced while it is open)
         self.tasks = TaskController(self)
+        self.reader = DocumentReader(self)
         self._build()
-        self._actions()
+        install_actions(self)
         restore_theme(self)
         self.resize(1400, 860)
         self.setMinimumSize(MINIMUM_SIZE[0], MINIMUM_SIZE[1])  # below it the toolbar and status texts overlap
@@ -111,230 +68,22 @@ class MainWindow(DropTarget, QMainWindow):
 
     # layout ------------------------------------------------------------------------------------------
     def _build(self) -> None:
-        self.doc_list = DocumentList()
+        """The panes (``panes``), connected to the window's slots before the docks connect their own."""
+        central_panes(self)
+        self._connect_panes()
+        status_bar(self)
+        docks(self)
+
+    def _connect_panes(self) -> None:
         self.doc_list.currentItemChanged.connect(self._select_item)
         self.doc_list.itemSelectionChanged.connect(self.tasks.scope_changed)
-        self.doc_list.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.doc_list.customContextMenuRequested.connect(self._doc_menu)
-        self.page_view = PageView()
         self.page_view.block_clicked.connect(self._block_clicked)
         self.page_view.page_changed.connect(self._page_changed)
         self.page_view.dropped.connect(self.take_drop)
-        self.page_spin = QSpinBox()
-        self.page_spin.setRange(0, 0)
-        self.page_spin.setSpecialValueText("\u2013")  # no document: a dash, not "1"
-        self.page_spin.setEnabled(False)
-        self.page_spin.valueChanged.connect(
-            lambda n: self.page_view.show_page(n) if n and n != self.page_view.page else None
-        )
-        self.page_total = QLabel("/ 0")
-        self.cleaned_box = QCheckBox("Cleaned")
-        self.cleaned_box.setToolTip(
-            "Scanned pages: show the page after clean-up (upright, deskewed, denoised, cropped) instead of as scanned"
-        )
-        self.cleaned_box.setEnabled(False)
         self.cleaned_box.toggled.connect(self._cleaned_toggled)
-        # never cut to "Clean": its own width whatever the theme's check box (the viewer's minimum follows)
-        self.cleaned_box.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
-        self.cleaned_box.setMinimumWidth(self.cleaned_box.sizeHint().width())
-        nav = QHBoxLayout()
-        nav.setSpacing(4)  # at 800 px wide the row keeps Cleaned whole beside the list and the panel
-        for text, slot, tip in (
-            ("\u25c0", self.prev_page, "Previous page (PgUp)"),
-            ("\u25b6", self.next_page, "Next page (PgDown)"),
-        ):
-            button = QPushButton(text)
-            button.setFixedWidth(28)
-            button.setToolTip(tip)
-            button.clicked.connect(slot)
-            nav.addWidget(button)
-        nav.addWidget(self.page_spin)
-        nav.addWidget(self.page_total)
-        nav.addWidget(self.cleaned_box)
-        nav.addStretch(1)
-        for text, slot, tip in (
-            ("\u2212", lambda: self.page_view.zoom_by(1 / 1.25), "Zoom out (Ctrl+-)"),
-            ("+", lambda: self.page_view.zoom_by(1.25), "Zoom in (Ctrl+=)"),
-            ("Fit", self.page_view.fit, "Fit the page (Ctrl+0)"),
-        ):
-            button = QPushButton(text)
-            button.setFixedWidth(32)
-            button.setToolTip(tip)
-            button.clicked.connect(slot)
-            nav.addWidget(button)
-        viewer = QWidget()
-        column = QVBoxLayout(viewer)
-        column.setContentsMargins(0, 0, 0, 0)
-        column.addLayout(nav)
-        column.addWidget(self.page_view, 1)
-        self.results = Results()
         self.results.citation_clicked.connect(self.show_citation)
         self.results.cursor_block.connect(self._results_cursor)
-        self.results.setMinimumHeight(200)  # at the minimum height the denoising panel keeps its header
-        redenoise.install(self)  # "Re-denoise selection" in the raw Markdown of a model parse
-        self.panel = DenoisePanel()
-        self.right = QSplitter(Qt.Orientation.Vertical)
-        self.right.setObjectName("right")
-        self.find_bar = FindBar()
-        self.finder = Finder(self, self.find_bar)
-        results_box = QWidget()
-        results_column = QVBoxLayout(results_box)
-        results_column.setContentsMargins(0, 0, 0, 0)
-        results_column.setSpacing(0)
-        self.runs_bar = RunsBar()
-        self.runs = Runs(self, self.runs_bar)
-        self.page_selection = PageSelection(self)
-        results_column.addWidget(self.runs_bar)
-        results_column.addWidget(self.results, 1)
-        results_column.addWidget(self.find_bar)
-        self.right.addWidget(results_box)
-        self.right.addWidget(self.panel)
-        self.right.setSizes([430, 430])
-        self.right.setCollapsible(0, False)
-        self.split = QSplitter(Qt.Orientation.Horizontal)
-        self.split.setObjectName("main")
-        self.split.addWidget(self.doc_list)
-        self.split.addWidget(viewer)
-        self.split.addWidget(self.right)
-        self.split.setSizes([230, 620, 550])
-        self.split.setStretchFactor(0, 0)  # the list keeps its width as the window or the other panes change
-        self.split.setStretchFactor(1, 1)
-        self.split.setStretchFactor(2, 1)
-        self.split.setCollapsible(0, False)
-        self.banner = Banner()
-        central = QWidget()
-        outer = QVBoxLayout(central)
-        outer.setContentsMargins(0, 0, 0, 0)
-        outer.addWidget(self.banner)
-        outer.addWidget(self.split, 1)
-        self.setCentralWidget(central)
-        self.progress = QProgressBar()
-        self.progress.setMaximumWidth(220)
-        self.progress.hide()
-        self.status_label = ElidedLabel("Drop PDFs, scans, images, Office files, web pages or videos here.")
-        self.statusBar().addWidget(self.status_label, 3)  # one line; whole in its tooltip
-        self.statusBar().addPermanentWidget(self.progress)
-        self.model_label = ElidedLabel("model: none (builtin engine)")
-        self.model_label.setMaximumWidth(320)  # a long model name never pushes the status message out
-        self.statusBar().addPermanentWidget(self.model_label, 1)
-        self.task_queue = TaskQueue(self)
-        self.ocr_review = OcrReview(self)
-        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.ocr_review)
-        self.ocr_review.hide()
-
-    def _actions(self) -> None:
-        bar = QToolBar("Tasks")
-        bar.setObjectName("tasks")
-        self.addToolBar(bar)
-        self.toolbar = bar
-        file_menu = self.menuBar().addMenu("&File")
-        edit_menu = self.menuBar().addMenu("&Edit")
-        view_menu = self.menuBar().addMenu("&View")
-        task_menu = self.menuBar().addMenu("&Tasks")
-        help_menu = self.menuBar().addMenu("&Help")
-        style = self.style()
-
-        def action(
-            text: str,
-            slot: Any,
-            shortcut: Any = None,
-            menu: Any = None,
-            toolbar: bool = False,
-            icon: Any = None,
-            checkable: bool = False,
-        ) -> QAction:
-            act = QAction(text, self)
-            act.setCheckable(checkable)
-            keys = shortcut if isinstance(shortcut, list) else [] if shortcut is None else [shortcut]
-            sequences = []
-            for key in keys:
-                sequences += (
-                    QKeySequence.keyBindings(key) if isinstance(key, QKeySequence.StandardKey) else [QKeySequence(key)]
-                )
-            act.setShortcuts(sequences)
-            plain = text.replace("&", "").rstrip("\u2026")
-            named = sequences[0].toString(QKeySequence.SequenceFormat.NativeText) if sequences else ""
-            act.setToolTip(f"{plain} ({named})" if named else plain)
-            if icon is not None:
-                act.setIcon(style.standardIcon(icon))
-            # triggered(checked) passes a bool that a slot with optional arguments would take for one of them
-            # (parse(paths) got False for its paths): only a checkable action's slot receives it
-            act.triggered.connect(slot if checkable else lambda _checked=False, slot=slot: slot())
-            if menu is not None:
-                menu.addAction(act)
-            if toolbar:
-                bar.addAction(act)
-            return act
-
-        pix = QStyle.StandardPixmap
-        action("&New session", lambda: self.sessions.new_session(), None, file_menu)
-        action("&Open\u2026", self.open_dialog, QKeySequence.StandardKey.Open, file_menu, True, pix.SP_DialogOpenButton)
-        self.recent_menu = file_menu.addMenu("Open &Recent")
-        self._fill_recent()
-        action(
-            "&Export\u2026", self.export_dialog, QKeySequence.StandardKey.Save, file_menu, True, pix.SP_DialogSaveButton
-        )
-        # the Delete key only: the platform's Delete bindings include Ctrl+D, the denoising panel's shortcut
-        action("&Remove document", self.remove_selected, "Del", file_menu)
-        action("C&lear documents", self.clear_documents, None, file_menu)
-        file_menu.addSeparator()
-        action("&Quit", self.close, QKeySequence.StandardKey.Quit, file_menu)
-        action("&Paste image", self.paste_image, QKeySequence.StandardKey.Paste, edit_menu)
-        edit_menu.addSeparator()
-        action("&Find\u2026", self.finder.open, "Ctrl+F", edit_menu)
-        action("Find &next", lambda: self.finder.step(1), "F3", edit_menu)
-        action("Find pre&vious", lambda: self.finder.step(-1), "Shift+F3", edit_menu)
-        action("Zoom &in", lambda: self.page_view.zoom_by(1.25), [QKeySequence.StandardKey.ZoomIn, "Ctrl+="], view_menu)
-        action("Zoom &out", lambda: self.page_view.zoom_by(1 / 1.25), QKeySequence.StandardKey.ZoomOut, view_menu)
-        action("&Fit page", self.page_view.fit, "Ctrl+0", view_menu)
-        action("&Next page", self.next_page, QKeySequence.StandardKey.MoveToNextPage, view_menu)
-        action("&Previous page", self.prev_page, QKeySequence.StandardKey.MoveToPreviousPage, view_menu)
-        self.panel_action = action("Denoising &panel", self.toggle_panel, "Ctrl+D", view_menu, checkable=True)
-        self.panel_action.setChecked(True)
-        view_menu.addAction(self.task_queue.toggle_action())
-        view_menu.addAction(self.ocr_review.toggle_action())
-        add_theme_menu(self, view_menu, action)
-        bar.addSeparator()
-        self.engine_box = QComboBox()
-        self.engine_box.addItems(["builtin", "model", "remote"])
-        self.engine_box.setToolTip(
-            "builtin: no weights (layout, OCR, retrieval); model: DiffusionGemma loaded here; "
-            "remote: a server (dwb serve, vLLM), chosen in Tasks \u2192 Model\u2026"
-        )
-        self.engine_box.currentTextChanged.connect(self._engine_changed)
-        engine_label = QLabel(" Engine ")
-        engine_label.setToolTip(self.engine_box.toolTip())
-        bar.addWidget(engine_label)
-        bar.addWidget(self.engine_box)
-        add_engine_menu(self, task_menu, action)
-        action("&Model\u2026", self.model_dialog, "Ctrl+M", task_menu, True, pix.SP_ComputerIcon)
-        self.parse_action = action("&Parse", self.parse, "Ctrl+R", task_menu, True, pix.SP_FileDialogDetailedView)
-        self.scope_box = QComboBox()
-        self.scope_box.addItems(["Selected", "All documents"])
-        self.scope_box.setToolTip(
-            "Which documents Parse, Ask and Extract cover: the selected ones (Ctrl+click for several) or all"
-        )
-        self.scope_box.currentIndexChanged.connect(lambda _: self.tasks.scope_changed())
-        bar.addWidget(self.scope_box)
-        self.question = QLineEdit()
-        self.question.setPlaceholderText("Ask a question about the documents\u2026")
-        self.question.setMinimumWidth(130)  # narrow windows keep Ask, Extract and Cancel on the toolbar
-        self.question.returnPressed.connect(lambda: self.ask(self.question.text()))
-        self.question.textChanged.connect(self.tasks.recount)
-        bar.addWidget(self.question)
-        self.scope_label = ElidedLabel()
-        self.scope_label.setObjectName("scope")
-        self.scope_label.setMaximumWidth(190)  # one line, elided (the whole text in its tooltip): never taller
-        bar.addWidget(self.scope_label)
-        action("&Ask", lambda: self.ask(self.question.text()), "Ctrl+K", task_menu, True, pix.SP_MessageBoxQuestion)
-        action("Clear &conversation", self.clear_conversation, None, task_menu)
-        action("E&xtract\u2026", self.extract_dialog, "Ctrl+J", task_menu, True, pix.SP_FileDialogContentsView)
-        self.cancel_action = action(
-            "&Cancel", self.cancel, QKeySequence.StandardKey.Cancel, task_menu, True, pix.SP_BrowserStop
-        )
-        self.cancel_action.setEnabled(False)
-        action("&Keyboard shortcuts", self.show_shortcuts, None, help_menu)
-        action("&About", self.show_about, None, help_menu)
 
     # the window's task actions (menus, toolbar, shortcuts): the controller runs them ---------------------------
     def parse(self, paths: list[str] | None = None) -> Job | None:
@@ -418,7 +167,7 @@ class MainWindow(DropTarget, QMainWindow):
             entry = DocEntry(key)
             self.entries[key] = entry
             self.doc_list.add_entry(entry)
-            self.worker.submit(self._ingest_job(entry))
+            self.reader.read(entry)
             added.append(key)
         if added:  # the files just opened become the selection (and the scope)
             self._remember(added)
@@ -432,100 +181,13 @@ class MainWindow(DropTarget, QMainWindow):
             self.show_entry(added[0])
         return added
 
-    def _ingest_job(self, entry: DocEntry) -> Job:
-        secret = entry.extra.get("password")
-
-        def work(job: Job) -> Any:
-            from inference.documents import open_document
-            from inference.errors import PasswordRequiredError
-
-            try:
-                doc = open_document(entry.path, password=lambda _path: secret)
-            except PasswordRequiredError as exc:  # the UI thread asks for the password (again, when it was wrong)
-                return Locked(exc.user_message() if exc.wrong else ""), None
-            thumb = None
-            try:
-                thumb = doc.render(1, 24)
-                thumb.thumbnail((96, 128))
-            except Exception:  # noqa: BLE001 - no thumbnail is not an error
-                thumb = None
-            if thumb is None and doc.renderer is None and doc.pages:  # a text file: its first lines
-                thumb = text_thumbnail(doc)
-            return doc, thumb
-
-        job = Job(f"reading {entry.name}", work)
-        entry.status = "ingesting"
-        self.doc_list.refresh(entry)
-        job.succeeded.connect(lambda result, e=entry: self._ingested(e, *result))
-        job.failed.connect(lambda message, details, e=entry: self._entry_failed(e, message, details))
-        job.cancelled.connect(lambda _why, e=entry: self._not_read(e))
-        return job
-
-    def _not_read(self, entry: DocEntry) -> None:
-        """Reading was cancelled (Esc, or its Cancel in the task queue): the row says so, never "reading" forever."""
-        if entry.path in self.entries and entry.document is None:
-            entry.status, entry.message = "failed", "Not read: cancelled. Right-click it and choose Open again."
-            self.doc_list.refresh(entry)
-
-    def _ingested(self, entry: DocEntry, doc: Any, thumb: Any) -> None:
-        if entry.path not in self.entries:  # removed while it was read
-            return
-        if isinstance(doc, Locked):
-            entry.status = "locked"  # shown as such in the list while the password is asked
-            self.doc_list.refresh(entry)
-            self._ask_password(entry, wrong=doc.wrong)
-            return
-        entry.document, entry.thumbnail = doc, thumb
-        entry.status = "partial" if doc.errors else "parsed" if entry.parsed is not None else "ready"
-        entry.message = "; ".join(e.message for e in doc.errors[:3])
-        self.doc_list.refresh(entry)
-        if self.current == entry.path or self.current is None:
-            self.show_entry(entry.path)
-        self.tasks.scope_changed()
-
-    def _ask_password(self, entry: DocEntry, wrong: str = "") -> None:
-        """An encrypted PDF: ask for its password without blocking (the window goes on); OK reads it again with it,
-        Cancel leaves it failed, saying so. The password stays in memory with the entry only."""
-        dialog = QInputDialog(self)
-        dialog.setWindowTitle("Password")
-        dialog.setTextEchoMode(QLineEdit.EchoMode.Password)
-        dialog.setLabelText(
-            f"{entry.name}: that password is wrong. Try again:"
-            if wrong
-            else f"{entry.name} is encrypted. Its password:"
-        )
-
-        def given(text: str) -> None:
-            entry.extra["password"] = text
-            self.reopen(entry.path)
-
-        def cancelled() -> None:
-            self._entry_failed(
-                entry,
-                f"{entry.name}: the PDF is encrypted and no password was given. "
-                "Right-click it and choose Open again to enter one.",
-                "",
-            )
-
-        dialog.textValueSelected.connect(given)
-        dialog.rejected.connect(cancelled)
-        dialog.open()
-        self.dialog = dialog
-
     def reopen(self, path: str) -> Job | None:
         """Read a document again (after it failed, with a password, or from the saved session)."""
         entry = self.entries.get(path)
         if entry is None:
             return None
         entry.message = ""
-        return self.worker.submit(self._ingest_job(entry))
-
-    def _entry_failed(self, entry: DocEntry, message: str, details: str) -> None:
-        entry.status, entry.message = "failed", message
-        self.doc_list.refresh(entry)
-        self.show_error(message if entry.name in message else f"{entry.name}: {message}", details)
-        if self.current == entry.path:
-            self.show_entry(entry.path)  # the reason in place of "Reading..."
+        return self.reader.read(entry)
 
     def remove_selected(self) -> None:
         for path in self.doc_list.selected_paths() or ([self.current] if self.current else []):
@@ -689,7 +351,8 @@ class MainWindow(DropTarget, QMainWindow):
         self.panel_action.setChecked(on)
         self.panel.setVisible(on)
 
-    def _engine_changed(self, name: str) -> None:
+    def engine_changed(self, name: str) -> None:
+        """The Engine box changed: the panel shows with an engine that denoises, and the scope is counted again."""
         self.toggle_panel(name != "builtin")  # collapsed with the builtin engine: nothing denoises
         self.tasks.scope_changed()
 
@@ -786,9 +449,10 @@ class MainWindow(DropTarget, QMainWindow):
             paths = [os.path.commonpath([str(Path(p).parent) for p in paths])]
         recent = paths + [p for p in stored_list(self.settings, "recent_files") if p not in paths]
         self.settings.setValue("recent_files", recent[:MAX_RECENT])
-        QTimer.singleShot(0, self._fill_recent)
+        QTimer.singleShot(0, self.fill_recent)
 
-    def _fill_recent(self) -> None:
+    def fill_recent(self) -> None:
+        """File -> Open Recent: the files and folders opened last, newest first."""
         self.recent_menu.clear()
         for path in stored_list(self.settings, "recent_files"):
             act = self.recent_menu.addAction(path)

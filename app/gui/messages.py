@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+NO_DOCUMENT = "Add a document first: drop files on the window, or File \u2192 Open (Ctrl+O)."
 TITLES = {
     "WeightsMissingError": "The model's weights are missing",
     "InsufficientMemoryError": "Not enough memory for this model",

@@ -129,6 +129,32 @@ class ModelDialog(QDialog):
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Model")
+        self.requests = 0
+        self.answers = 0
+        self._pending_values: dict[str, Any] | None = None
+        self.params_form = QFormLayout()
+        self.fields: dict[str, Any] = {}
+        self._local_boxes(recent)
+        self._remote_boxes()
+        self.form = self._choice_form()
+        self.engine.currentIndexChanged.connect(self._engine_chosen)
+        self.buttons = self._buttons()
+        self._lay_out()
+        if current is not None:
+            self._show_choice(current)
+        self._engine_chosen()
+        self.check_source()
+        self.source.editTextChanged.connect(self.check_source)
+        from inference.runtime.params import DiffusionParams  # light: no torch, no transformers
+
+        initial = dataclasses.asdict(DiffusionParams())
+        if current is not None:
+            initial.update(current.params)
+        self._fill(initial)
+        self.refresh(current.params if current is not None else None)
+
+    def _local_boxes(self, recent: list[str] | None) -> None:
+        """Where the model comes from and how it is loaded here: source, dtype, device, weights."""
         self.source = QComboBox()
         self.source.setEditable(True)
         for s in ["tiny-trained", "tiny", *(recent or []), "google/diffusiongemma-26B-A4B-it"]:
@@ -148,6 +174,9 @@ class ModelDialog(QDialog):
             "nf4: 4-bit weights (the 26B model in about 14 GiB), cached on disk after the first "
             "load; auto: NF4 when the plain weights do not fit the device and NF4 does"
         )
+
+    def _remote_boxes(self) -> None:
+        """Load here or ask a server, and the server's address, model, token variable and concurrency."""
         self.engine = QComboBox()
         self.engine.addItem("Load it here", "model")
         self.engine.addItem("Remote server (OpenAI chat API: dwb serve, vLLM)", "remote")
@@ -166,20 +195,9 @@ class ModelDialog(QDialog):
         self.concurrency.setRange(1, 64)
         self.concurrency.setValue(4)
         self.concurrency.setToolTip("Requests in flight (pages in parallel)")
-        self.estimate = QLabel("")
-        self.estimate.setWordWrap(True)
-        self.estimate.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.estimate.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
-        estimate_box = QScrollArea()  # a long message scrolls; it never squashes the form below
-        estimate_box.setWidget(self.estimate)
-        estimate_box.setWidgetResizable(True)
-        estimate_box.setFrameShape(QScrollArea.Shape.NoFrame)
-        estimate_box.setFixedHeight(64)
-        self.requests = 0
-        self.answers = 0
-        self._pending_values: dict[str, Any] | None = None
-        self.params_form = QFormLayout()
-        self.fields: dict[str, Any] = {}
+
+    def _choice_form(self) -> QFormLayout:
+        """One row per choice; ``_engine_chosen`` shows the local rows or the remote ones."""
         form = QFormLayout()
         form.addRow("Engine", self.engine)
         form.addRow("Source", self._source_row())
@@ -191,42 +209,52 @@ class ModelDialog(QDialog):
         form.addRow("Remote model", self.remote_model)
         form.addRow("API key env var", self.api_key_env)
         form.addRow("Concurrency", self.concurrency)
-        self.form = form
-        self.engine.currentIndexChanged.connect(self._engine_chosen)
-        refresh = QPushButton("Estimate memory and read defaults")
-        refresh.clicked.connect(self.refresh)
-        layout = QVBoxLayout(self)
-        layout.addLayout(form)
-        layout.addWidget(refresh)
-        layout.addWidget(estimate_box)
-        layout.addWidget(QLabel("<b>Diffusion parameters</b> (the checkpoint's defaults)"))
-        layout.addLayout(self.params_form)
+        return form
+
+    def _estimate_box(self) -> QScrollArea:
+        """The memory estimate (or why there is none), selectable; a long message scrolls, it never squashes the
+        form below."""
+        self.estimate = QLabel("")
+        self.estimate.setWordWrap(True)
+        self.estimate.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.estimate.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+        estimate_box = QScrollArea()
+        estimate_box.setWidget(self.estimate)
+        estimate_box.setWidgetResizable(True)
+        estimate_box.setFrameShape(QScrollArea.Shape.NoFrame)
+        estimate_box.setFixedHeight(64)
+        return estimate_box
+
+    def _buttons(self) -> QDialogButtonBox:
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Load")
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
-        layout.addWidget(buttons)
-        if current is not None:
-            self.source.setCurrentText(current.source)
-            self.dtype.setCurrentText(current.dtype)
-            self.device.setCurrentText(current.device)
-            self.quant.setCurrentText(current.quant)
-            self.engine.setCurrentIndex(max(0, self.engine.findData(current.engine)))
-            self.base_url.setText(current.base_url)
-            self.remote_model.setText(current.remote_model)
-            self.api_key_env.setText(current.api_key_env)
-            self.concurrency.setValue(current.concurrency)
-        self.buttons = buttons
-        self._engine_chosen()
-        self.check_source()
-        self.source.editTextChanged.connect(self.check_source)
-        from inference.runtime.params import DiffusionParams  # light: no torch, no transformers
+        return buttons
 
-        initial = dataclasses.asdict(DiffusionParams())
-        if current is not None:
-            initial.update(current.params)
-        self._fill(initial)
-        self.refresh(current.params if current is not None else None)
+    def _lay_out(self) -> None:
+        """The choices, the estimate with its button, the diffusion parameters, Load and Cancel."""
+        refresh = QPushButton("Estimate memory and read defaults")
+        refresh.clicked.connect(self.refresh)
+        layout = QVBoxLayout(self)
+        layout.addLayout(self.form)
+        layout.addWidget(refresh)
+        layout.addWidget(self._estimate_box())
+        layout.addWidget(QLabel("<b>Diffusion parameters</b> (the checkpoint's defaults)"))
+        layout.addLayout(self.params_form)
+        layout.addWidget(self.buttons)
+
+    def _show_choice(self, current: ModelChoice) -> None:
+        """The choice the model shown was loaded (or connected) with."""
+        self.source.setCurrentText(current.source)
+        self.dtype.setCurrentText(current.dtype)
+        self.device.setCurrentText(current.device)
+        self.quant.setCurrentText(current.quant)
+        self.engine.setCurrentIndex(max(0, self.engine.findData(current.engine)))
+        self.base_url.setText(current.base_url)
+        self.remote_model.setText(current.remote_model)
+        self.api_key_env.setText(current.api_key_env)
+        self.concurrency.setValue(current.concurrency)
 
     def _source_row(self) -> QWidget:
         """The Source box with Browse\u2026 for a local folder, and the line under it that checks it as you type."""

@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
     QTextBrowser,
 )
 
-from app.gui.denoise_panel import is_dark
+from app.gui.denoise_views import is_dark
 from app.gui.highlight import JsonHighlighter, MarkdownHighlighter, show_text
 from app.gui.views import fit_columns, monospace
 

@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
     QStyle,
 )
 
-from app.gui.denoise_panel import fixed_font
+from app.gui.denoise_views import fixed_font
 
 STATUS_COLOURS = {
     "queued": "#888888",
@@ -146,6 +146,12 @@ class DocumentList(QListWidget):
         pages = "" if count is None else f" \u00b7 {count} page{'s' if count != 1 else ''}"
         unsure = unsure_words(entry)
         return f"{entry.name}\n{entry.status}{pages}" + (f"\n{unsure}" if unsure else "")
+
+
+def names_of(entries: list[DocEntry]) -> str:
+    """The documents of a task as the task queue lists them: two names, then how many more."""
+    names = ", ".join(e.name for e in entries[:2])
+    return names + (f" +{len(entries) - 2}" if len(entries) > 2 else "")
 
 
 def unsure_words(entry: DocEntry) -> str:
