@@ -429,6 +429,10 @@ def cmd_extract(args: argparse.Namespace, cancel: Any) -> int:
         raise ConfigError("--redo and --redo-below re-denoise on the canvas: they need --engine model")
     if args.no_template and (args.redo or args.redo_below is not None):
         raise ConfigError("--redo and --redo-below need the canvas template: drop --no-template")
+    fields = list(schema.get("properties", {}))
+    for name in args.redo or ():  # named before any document is read or weight loaded
+        if name not in fields:
+            raise ConfigError(f"no field {name!r} to re-denoise (fields: {', '.join(fields)})")
     docs = _open_all(args.inputs, args)
     engine = make_engine(args)
     if engine.name == "builtin":

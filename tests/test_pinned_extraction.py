@@ -209,7 +209,7 @@ def test_cli_extract_pins_the_schema_by_default(tmp_path):
     out = tmp_path / "out.json"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     args = [sys.executable, "-m", "app.cli", "extract", str(SAMPLE), "--schema", str(schema), "--engine", "model"]
-    args += ["--model", "tiny", "--seed", "7", "--out", str(out), "--redo", "kind"]
+    args += ["--model", "tiny", "--seed", "7", "--steps", "8", "--out", str(out), "--redo", "kind"]
     proc = subprocess.run(args, capture_output=True, text=True, env=env, timeout=900, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads(out.read_text())

@@ -466,14 +466,14 @@ print(json.dumps({"peak": peak, "before": before, "seconds": seconds,
 """
 
 
-LAYERS = 6
+LAYERS = 4  # three sliding-window layers and a full-attention one: holding all in bf16 would be 3 layers (1.1 GiB) over
 
 
 @pytest.mark.slow
 def test_streaming_a_sharded_checkpoint_keeps_one_layer_resident(tmp_path):
-    """6 layers at the real widths (experts of 2816 x 704, 32 of them instead of 128 to keep it short), a shard per
+    """4 layers at the real widths (experts of 2816 x 704, 32 of them instead of 128 to keep it short), a shard per
     layer with an index: the load's peak above the process's footprint before it <= the quantized size + one layer in
-    bf16 + 0.5 GiB, measured in a fresh process. Holding every layer in bf16 would be 5 layers over that."""
+    bf16 + 0.5 GiB, measured in a fresh process. Holding every layer in bf16 would be 3 layers (1.1 GiB) over that."""
     from safetensors.torch import save_file
     from transformers import DiffusionGemmaConfig
 
@@ -481,8 +481,9 @@ def test_streaming_a_sharded_checkpoint_keeps_one_layer_resident(tmp_path):
 
     raw = json.loads(shared_path("models", "diffusiongemma-26B-A4B-approx", "config.json").read_text())
     text = raw["text_config"]
-    text["num_hidden_layers"], text["layer_types"] = LAYERS, text["layer_types"][:LAYERS]  # five sliding, one full
-    text["per_layer_config"] = {"05": text["per_layer_config"]["05"]}  # the full layer's heads
+    text["num_hidden_layers"] = LAYERS
+    text["layer_types"] = ["sliding_attention"] * (LAYERS - 1) + ["full_attention"]
+    text["per_layer_config"] = {f"{LAYERS - 1:02d}": text["per_layer_config"]["05"]}  # the full layer's heads
     text["vocab_size"], text["num_experts"] = 4096, 32
     raw["vision_config"]["num_hidden_layers"] = 1
     folder = tmp_path / "ckpt"
