@@ -291,6 +291,28 @@ def test_view_theme_switches_and_keeps_the_controls_readable(window, qtbot, them
         window.set_theme("system")
 
 
+@pytest.mark.parametrize("theme", ["dark", "light"])
+def test_the_focused_engine_box_has_a_ring_that_stands_out(window, qtbot, theme):
+    """Tabbing to the Engine box shows where the focus is: its edge stands out from the window far more than the
+    unfocused box's (Fusion's own focus frame was a faint shade of the outline)."""
+    window.theme_actions[theme].trigger()
+    try:
+        window.show()
+        QApplication.processEvents()
+        background = window.palette().color(QPalette.ColorRole.Window)
+        window.question.setFocus()
+        QApplication.processEvents()
+        unfocused = edge_contrast(window.engine_box, background, range(0, 2))
+        window.engine_box.setFocus()
+        QApplication.processEvents()
+        assert window.engine_box.hasFocus()
+        focused = edge_contrast(window.engine_box, background, range(0, 2))
+        assert focused >= 3.0 and focused > unfocused + 1.0, (focused, unfocused)
+    finally:
+        window.set_theme("light")
+        window.set_theme("system")
+
+
 # 13. still open from before
 def test_turning_pages_puts_the_new_page_at_the_top_of_the_markdown(window, qtbot, tmp_path):
     pages = [[f"Page {n} line {i} of the long report." for i in range(24)] for n in range(1, 7)]

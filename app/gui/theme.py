@@ -39,6 +39,7 @@ DARK_CONTROLS = """
 QLineEdit, QAbstractSpinBox { border: 1px solid #80868b; border-radius: 3px; background: #2b2d30; }
 QLineEdit { padding: 1px 3px; }
 QLineEdit:focus, QAbstractSpinBox:focus { border: 1px solid #8ab4f8; }
+QComboBox:focus { border: 2px solid #8ab4f8; border-radius: 3px; background: #2b2d30; color: #e8eaed; }
 QLineEdit:disabled, QAbstractSpinBox:disabled { border: 1px solid #4a4d52; color: #6b6f75; }
 QCheckBox::indicator { width: 12px; height: 12px; border: 1px solid #9aa0a6; border-radius: 2px; background: #2b2d30; }
 QCheckBox::indicator:checked { background: #8ab4f8; border: 1px solid #8ab4f8; }
@@ -55,6 +56,7 @@ LIGHT_CONTROLS = """
 QLineEdit, QAbstractSpinBox { border: 1px solid #8a8a8a; border-radius: 3px; background: #ffffff; }
 QLineEdit { padding: 1px 3px; }
 QLineEdit:focus, QAbstractSpinBox:focus { border: 1px solid #2a7ab8; }
+QComboBox:focus { border: 2px solid #2a7ab8; border-radius: 3px; background: #ffffff; }
 QLineEdit:disabled, QAbstractSpinBox:disabled { border: 1px solid #c4c4c4; color: #8a8a8a; background: #f4f4f4; }
 QCheckBox::indicator { width: 12px; height: 12px; border: 1px solid #767676; border-radius: 2px; background: #ffffff; }
 QCheckBox::indicator:checked { background: #2a7ab8; border: 1px solid #2a7ab8; }
