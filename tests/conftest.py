@@ -17,6 +17,26 @@ import pytest
 
 from tests.helpers import serving, shared_path
 
+# Files whose tests take a minute or more on 2 cores: collected first, so that ``-n 2 --dist loadfile`` hands them
+# out while both workers are fresh and the short files even out the end (in collection order, one of them last would
+# leave the other worker idle for its whole length)
+LONG_FILES = (
+    "test_quant.py",
+    "test_cluster.py",
+    "test_batch.py",
+    "test_tiny_training.py",
+    "test_tiny_trained.py",
+    "test_cli.py",
+    "test_tasks.py",
+    "test_packaging.py",
+    "test_pinned_extraction.py",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(LONG_FILES)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(LONG_FILES)))  # stable: order within a file kept
+
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
