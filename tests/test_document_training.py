@@ -42,3 +42,13 @@ def test_a_pinned_example_s_target_reads_back_as_the_page_s_values():
             assert evidence[name]["grounded"]
         assert all(ids[~np.array(example.free)] == example.layout.template.pins[~np.array(example.free)])
         checked += 1
+
+
+def test_a_question_example_asks_about_a_field_on_the_page_it_cites():
+    from training.documents import question_example
+
+    for seed in range(20):
+        parts, answer, asked, number = question_example(random.Random(seed))
+        pages = [p.text for p in parts[:-1]]
+        assert asked.value in pages[number - 1] and answer == f" {asked.value} [p. {number}]"
+        assert asked.question in parts[-1].text  # the Ask prompt's instruction carries the question
