@@ -615,7 +615,7 @@ class TaskController(QObject):
                 params=DiffusionParams(**choice.params),
             )
             try:
-                engine.model_name()
+                engine.generator.connect()
             except GenerationError as exc:
                 engine.close()
                 raise GenerationError(
@@ -633,12 +633,13 @@ class TaskController(QObject):
             self.w.remote_engine = engine
             self.w.model_choice = choice
             self.conversations = {k: v for k, v in self.conversations.items() if k[0] != "remote"}
-            self.w.model_label.setText(f"remote: {engine.model} at {engine.base_url}")
+            server = engine.generator  # inference.tasks.remote.HttpGenerator
+            self.w.model_label.setText(f"remote: {server.model} at {server.base_url}")
             tokenizer = getattr(engine.processor, "tokenizer", None)
             if tokenizer is not None:
                 self.w.panel.set_decoder(lambda i: tokenizer.decode([i]))
             self.w.engine_box.setCurrentText("remote")
-            self.w.status_label.setText(f"Connected to {engine.base_url} ({engine.model}).")
+            self.w.status_label.setText(f"Connected to {server.base_url} ({server.model}).")
 
         return self.w.worker.submit(self.connect(Job("connecting to the server", work), done))
 
