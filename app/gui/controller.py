@@ -542,7 +542,7 @@ class TaskController(QObject):
             from inference.weights.loading import load_model
 
             job.progress.emit(0, 3, f"reading {choice.source}\u2026")
-            params = DiffusionParams(**{k: v for k, v in choice.params.items()})
+            params = DiffusionParams.from_dict(choice.params)  # a ConfigError naming the field
             job.progress.emit(1, 3, "loading weights\u2026")
 
             def progress(message: Any) -> None:  # quantizing reports layer k of n with the time left
@@ -612,7 +612,7 @@ class TaskController(QObject):
                 model=choice.remote_model or None,
                 api_key=key,
                 concurrency=choice.concurrency,
-                params=DiffusionParams(**choice.params),
+                params=DiffusionParams.from_dict(choice.params),
             )
             try:
                 engine.generator.connect()

@@ -537,8 +537,6 @@ class ModelEngine:
     def check_agreement(self, run: PinnedRun, context: TaskContext) -> None:
         """Re-denoise every field once more with another seed, everything else pinned, and record per field whether
         it wrote the same value (a confidence feature); the run keeps its first tokens. The events are not shown."""
-        import dataclasses
-
         import numpy as np
 
         from inference.tasks.pinned import read_canvas
@@ -547,7 +545,7 @@ class ModelEngine:
         span = run.layout.span(list(run.layout.fields))
         template = run.layout.template.reopened(run.ids, span)
         seed = None if local.params.seed is None else local.params.seed + AGREEMENT_SEED
-        params = dataclasses.replace(local.params, seed=seed)
+        params = local.params.replace(seed=seed)
         events = local.reopen(run.session, template, TaskContext(cancel=context.cancel), params)
         ids = np.where(span, np.asarray(events[-1].ids[0, : template.length]), run.ids)
         again = read_canvas(run.layout, ids, run.logprobs, run.choice_probs).value
