@@ -1,8 +1,9 @@
 """The model commands' arguments, checked before any weight is read, and where prompts and questions come from.
 
-Argument types reject what can be told from the value alone (a count below 1, a seed out of range) at parse time;
-:func:`checked_params` then reads the checkpoint's generation config (no weights) and checks the rest against it,
-so that a mistake costs a second, not a model load. Nothing heavy is imported at module level.
+Argument types read the form of a value (a whole number, ``MIN:MAX``); the diffusion parameters' rules are
+:class:`inference.runtime.params.DiffusionParams`'s, applied to the options given (:func:`diffusion_overrides`) and
+then over the checkpoint's generation config, read without its weights (:func:`checked_params`), so that a mistake
+costs a second, not a model load. Nothing heavy is imported at module level.
 """
 
 from __future__ import annotations
@@ -13,101 +14,99 @@ from pathlib import Path
 from typing import Any
 
 from inference.errors import ConfigError, IngestError
-from inference.runtime.params import MAX_SEED
+from inference.runtime.params import MAX_SEED, DiffusionParams
 
 STDIN = "-"
 DEFAULTS_NOTE = "default: the checkpoint's (dwb model-info shows them)"
 
 
 def positive_int(text: str) -> int:
-    value = _int(text)
+    """A count of at least 1 (pages per batch, tokens in a budget: not diffusion parameters, which the model checks)."""
+    value = whole_number(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
     return value
 
 
-def non_negative_int(text: str) -> int:
-    value = _int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
-    return value
-
-
-def seed_value(text: str) -> int:
-    value = _int(text)
-    if not 0 <= value <= MAX_SEED:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 2**63 - 1 ({MAX_SEED}), not {value}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number, not {text}")
-    return value
-
-
-def temperature_range(text: str) -> tuple[float, float]:
-    """``MIN:MAX`` (or ``MIN,MAX``): the temperature schedule runs from MAX at the first step down to MIN."""
-    low, sep, high = text.replace(",", ":").partition(":")
-    try:
-        t_min, t_max = float(low), float(high)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must look like 0.4:0.8 (MIN:MAX), not {text!r}") from None
-    if not sep or not 0 <= t_min < t_max:
-        raise argparse.ArgumentTypeError(f"needs 0 <= MIN < MAX, not {text!r}")
-    return t_min, t_max
-
-
-def _int(text: str) -> int:
+def whole_number(text: str) -> int:
     try:
         return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
 
 
+def number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+
+
+def temperature_range(text: str) -> tuple[float, float]:
+    """``MIN:MAX`` (or ``MIN,MAX``): the temperature schedule runs from MAX at the first step down to MIN. Only the
+    form is read here; :class:`DiffusionParams` checks the values."""
+    low, sep, high = text.replace(",", ":").partition(":")
+    try:
+        if not sep:
+            raise ValueError(text)
+        return float(low), float(high)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must look like 0.4:0.8 (MIN:MAX), not {text!r}") from None
+
+
+# The diffusion options by their DiffusionParams names: an invalid value is reported under its option.
+OPTIONS = {
+    "max_new_tokens": "--max-new-tokens",
+    "max_denoising_steps": "--steps",
+    "seed": "--seed",
+    "t_min": "--temperature-range MIN",
+    "t_max": "--temperature-range MAX",
+    "entropy_bound": "--entropy-bound",
+    "stability_threshold": "--stability-threshold",
+    "confidence_threshold": "--confidence-threshold",
+    "prefill_chunk": "--prefill-chunk",
+}
+
+
 def add_diffusion_args(parser: argparse.ArgumentParser, seed_default: int | None = None) -> None:
-    """The diffusion parameters as options; each left out keeps the checkpoint's value."""
+    """The diffusion parameters as options; each left out keeps the checkpoint's value. Their values are checked by
+    :class:`DiffusionParams` (:func:`diffusion_overrides`), not here."""
     group = parser.add_argument_group("diffusion (--engine model; " + DEFAULTS_NOTE + ")")
-    group.add_argument("--max-new-tokens", type=positive_int, metavar="N", help="tokens to generate at most")
-    group.add_argument("--steps", type=positive_int, metavar="N", help="denoising steps per canvas at most")
+    group.add_argument("--max-new-tokens", type=whole_number, metavar="N", help="tokens to generate at most")
+    group.add_argument("--steps", type=whole_number, metavar="N", help="denoising steps per canvas at most")
     seed_help = (
         "seed of the run: the same prompt, batch and seed give the same text"
         + (f" (default {seed_default})" if seed_default is not None else "; default: unseeded")
         + f"; 0 to {MAX_SEED}"
     )
-    group.add_argument("--seed", type=seed_value, default=seed_default, help=seed_help)
+    group.add_argument("--seed", type=whole_number, default=seed_default, help=seed_help)
     group.add_argument(
         "--temperature-range",
         type=temperature_range,
         metavar="MIN:MAX",
         help="the sampling temperature falls from MAX at the first step to MIN at the last",
     )
-    group.add_argument(
-        "--entropy-bound", type=positive_float, metavar="X", help="how much uncertainty one step may accept"
-    )
+    group.add_argument("--entropy-bound", type=number, metavar="X", help="how much uncertainty one step may accept")
     group.add_argument(
         "--stability-threshold",
-        type=non_negative_int,
+        type=whole_number,
         metavar="N",
         help="adaptive stopping: steps the draft must stay unchanged",
     )
     group.add_argument(
-        "--confidence-threshold", type=positive_float, metavar="X", help="adaptive stopping: confidence to reach"
+        "--confidence-threshold", type=number, metavar="X", help="adaptive stopping: confidence to reach"
     )
     group.add_argument(
         "--no-adaptive-stopping", action="store_true", help="always run the maximum number of steps per canvas"
     )
     group.add_argument(
-        "--prefill-chunk", type=positive_int, metavar="N", help="prompt tokens per prefill call (default 2048)"
+        "--prefill-chunk", type=whole_number, metavar="N", help="prompt tokens per prefill call (default 2048)"
     )
 
 
 def diffusion_overrides(args: argparse.Namespace) -> dict[str, Any]:
-    """The diffusion parameters given on the command line, by their :class:`DiffusionParams` names."""
+    """The diffusion parameters given on the command line, by their :class:`DiffusionParams` names, checked by it
+    (a ``ConfigError`` naming the option): a mistake costs a second, whichever engine runs them."""
     given: dict[str, Any] = {
         "max_new_tokens": getattr(args, "max_new_tokens", None),
         "max_denoising_steps": getattr(args, "steps", None),
@@ -122,14 +121,13 @@ def diffusion_overrides(args: argparse.Namespace) -> dict[str, Any]:
     out = {k: v for k, v in given.items() if v is not None}
     if getattr(args, "no_adaptive_stopping", False):
         out["stability_threshold"] = out["confidence_threshold"] = None
+    DiffusionParams.from_dict(out, names=OPTIONS)
     return out
 
 
 def checked_params(source: str, overrides: dict[str, Any]) -> Any:
-    """The parameters a run will use, checked against the checkpoint's config and generation config before any
-    weight is read: ``ConfigError`` names the option at fault."""
-    import dataclasses
-
+    """The parameters a run will use, the checkpoint's generation config under the ``overrides``, read before any
+    weight: ``ConfigError`` names the option at fault."""
     from inference.weights.sources import generation_defaults, load_config
 
     load_config(source)  # a missing model or a wrong folder says so now
@@ -140,10 +138,7 @@ def checked_params(source: str, overrides: dict[str, Any]) -> Any:
             f"--steps {steps} is over this model's {defaults.max_denoising_steps} denoising steps per canvas.",
             hint=f"Use --steps 1 to {defaults.max_denoising_steps}.",
         )
-    try:
-        return dataclasses.replace(defaults, **overrides)
-    except ConfigError as exc:
-        raise ConfigError(exc.message.replace("Invalid diffusion parameter", "Invalid option")) from exc
+    return DiffusionParams.from_dict(overrides, defaults, names=OPTIONS)
 
 
 def describe_params(params: Any, overrides: dict[str, Any] | None = None) -> str:

@@ -12,10 +12,12 @@ the model in some chunk.
 
 from __future__ import annotations
 
+import functools
 import re
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Concatenate, Literal, ParamSpec, TypeVar
 
 from inference.documents.model import Document, Page
 from inference.errors import ConfigError
@@ -27,6 +29,8 @@ MODES = ("auto", "text", "image", "both")
 PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n\s*")
 SENTENCE_END = re.compile(r"(?<=[.!?\u3002])\s+")
 WHITESPACE = re.compile(r"\s+")
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -103,17 +107,36 @@ class Prompt:
         return [{"role": "user", "content": content}]
 
 
+def one_at_a_time(method: Callable[Concatenate[PromptBuilder, P], R]) -> Callable[Concatenate[PromptBuilder, P], R]:
+    """A builder method that calls the processor, run under the builder's lock: a tokenizer is not safe to share
+    between threads, and a remote engine builds the prompts of several documents at once (page images, the slow
+    part, still render in parallel)."""
+
+    @functools.wraps(method)
+    def locked(self: PromptBuilder, *args: P.args, **kwargs: P.kwargs) -> R:
+        with self.lock:
+            return method(self, *args, **kwargs)
+
+    return locked
+
+
 class PromptBuilder:
+    """Prompts from documents with the processor of the model that reads them; safe to share between threads (its
+    calls of the processor run one at a time)."""
+
     def __init__(self, processor: Any, context_tokens: int = CONTEXT_TOKENS) -> None:
         self.processor = processor
         self.tokenizer = processor.tokenizer
         self.context_tokens = context_tokens
+        self.lock = threading.RLock()
 
     # ------------------------------------------------------------------ counting
+    @one_at_a_time
     def render(self, parts: Sequence[PromptPart]) -> str:
         messages = Prompt("", list(parts), 0, 0, 0, 0).messages()
         return self.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
+    @one_at_a_time
     def image_tokens(self, image: Any, max_soft_tokens: int) -> int:
         """Soft tokens for this image at this budget, plus its begin- and end-of-image tokens."""
         data = self.processor._get_num_multimodal_tokens(
@@ -121,6 +144,7 @@ class PromptBuilder:
         )
         return int(data.num_image_tokens[0]) + 2
 
+    @one_at_a_time
     def count(self, parts: Sequence[PromptPart], max_soft_tokens: int) -> tuple[int, int]:
         """Exact total for these parts, and the template's share; fills each part's ``tokens``."""
         rendered = self.render(parts)
@@ -148,6 +172,7 @@ class PromptBuilder:
         total = template + sum(p.tokens for p in parts)
         return total, template
 
+    @one_at_a_time
     def inputs(self, prompt: Prompt, return_tensors: str = "pt") -> Any:
         """The processor's model inputs for this prompt."""
         rendered = self.render(prompt.parts)
@@ -160,6 +185,7 @@ class PromptBuilder:
             max_soft_tokens=prompt.max_soft_tokens,
         )
 
+    @one_at_a_time
     def batch_inputs(self, prompts: Sequence[Prompt], return_tensors: str = "pt") -> Any:
         """One left-padded batch of model inputs for several prompts (images in order, row by row)."""
         budgets = {p.max_soft_tokens for p in prompts}

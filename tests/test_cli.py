@@ -188,7 +188,10 @@ def _no_load(monkeypatch):
         (["generate", "--model", "tiny", "--seed", str(2**70), "hi"], "--seed: must be between 0 and 2**63 - 1"),
         (["generate", "--model", "tiny", "--image", "/no/such.png", "hi"], "cannot read the image"),
         (["generate", "--model", "tiny", "  \n "], "the prompt is empty"),
-        (["generate", "--model", "tiny", "--temperature-range", "0.9:0.2", "hi"], "needs 0 <= MIN < MAX"),
+        (
+            ["generate", "--model", "tiny", "--temperature-range", "0.9:0.2", "hi"],
+            "--temperature-range MAX: must be greater than t_min (0.9), not 0.2",
+        ),
         (["generate", "--model", "./no-such-folder", "hi"], "There is no folder"),
         (["ask", "--engine", "model", "--model", "tiny", "SAMPLE", " "], "the question is empty"),
         (["ask", "--engine", "model", "--model", "tiny", "--steps", "99", "SAMPLE", "Why?"], "over this model's"),

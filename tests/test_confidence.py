@@ -109,7 +109,6 @@ def test_the_model_s_ungrounded_fields_show_under_the_threshold_and_are_redone(t
     """Through the model engine on a generated invoice: every field whose value is not on its cited page (the shipped
     tiny-trained copies none) shows a confidence under the threshold, whatever its tokens' probability, and
     ``redo_below`` re-denoises it; the JSON carries confidence, grounding and the re-denoise count per field."""
-    import dataclasses
     import json
     import random
 
@@ -125,7 +124,7 @@ def test_the_model_s_ungrounded_fields_show_under_the_threshold_and_are_redone(t
     docs = [r.document for r in ingest([str(tmp_path / "invoice.pdf")])]
     schema = schema_for(page.fields[:2], random.Random(1))
     engine = ModelEngine(load_model("tiny-trained", dtype="fp32", device="cpu"))
-    engine.params = dataclasses.replace(engine.params, seed=3, max_denoising_steps=4)
+    engine.params = engine.params.replace(seed=3, max_denoising_steps=4)
     result = engine.extract(docs, schema, redo_below=REDO_BELOW, redo_rounds=1)
     shown = json.loads(extraction_json(result))
     assert set(shown["confidence"]) == set(shown["grounded"]) == set(shown["redenoised"]) == set(schema["properties"])

@@ -160,12 +160,11 @@ def tiny_engine():
 def test_valid_on_the_first_attempt_for_twenty_seeds(tiny_engine, sample_docs):
     """Validity is by construction, whatever the steps: six steps per canvas keep twenty runs short on a CPU (the
     command-line test below runs the default schedule)."""
-    import dataclasses
 
     base = tiny_engine.params
     try:
         for seed in range(20):
-            tiny_engine.params = dataclasses.replace(base, seed=seed, max_denoising_steps=6)
+            tiny_engine.params = base.replace(seed=seed, max_denoising_steps=6)
             result = tiny_engine.extract(sample_docs, SCHEMA)
             assert result.valid and result.attempts == 1 and result.kind == "pinned", (seed, result.errors)
             assert set(result.confidence) == set(SCHEMA["properties"]) == set(result.evidence)
@@ -178,16 +177,15 @@ def test_valid_on_the_first_attempt_for_twenty_seeds(tiny_engine, sample_docs):
 
 @pytest.mark.slow
 def test_redo_renoises_only_the_field(tiny_engine, sample_docs):
-    import dataclasses
 
     base = tiny_engine.params
-    tiny_engine.params = dataclasses.replace(base, seed=3, max_denoising_steps=6)
+    tiny_engine.params = base.replace(seed=3, max_denoising_steps=6)
     try:
         tiny_engine.extract(sample_docs, SCHEMA)
         run = tiny_engine.last_pinned
         before = run.ids.copy()
         confidence = dict(run.extraction.confidence)
-        tiny_engine.params = dataclasses.replace(base, seed=4, max_denoising_steps=6)
+        tiny_engine.params = base.replace(seed=4, max_denoising_steps=6)
         tiny_engine.redenoise(run, ["title"])
     finally:
         tiny_engine.params = base

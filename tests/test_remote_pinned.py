@@ -4,7 +4,6 @@ loopback, the tiny model on both sides."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 from pathlib import Path
@@ -58,7 +57,7 @@ def stop(runner, server, thread):
 def test_remote_template_extraction_equals_the_local_one(loaded, docs):
     local = ModelEngine(loaded)
     local.agreement = False  # the agreement re-denoise needs the prompt cache, which a remote engine does not keep
-    params = dataclasses.replace(local.params, seed=9, max_denoising_steps=4)
+    params = local.params.replace(seed=9, max_denoising_steps=4)
     local.params = params
     expected = local.extract(docs, SCHEMA)
     runner, server, thread, url = serve(loaded)

@@ -75,7 +75,7 @@ def test_prompts_fit_the_context_the_server_lists(contract, tmp_path):
     long.write_text("\n\n".join(f"Paragraph {i}: the quick brown fox jumps over the lazy dog." for i in range(120)))
     engine = _engine(url)
     answer = engine.ask([open_document(long)], "What does the fox do?")
-    assert engine.connect().context == 1024
+    assert engine.generator.connect().context == 1024
     assert 400 not in server.answers and len(server.requests) > 2  # read in parts that fit, then combined
     assert answer.text
 
@@ -104,7 +104,7 @@ def test_the_processor_is_the_served_models_or_a_clear_message(contract):
     server, url = contract
     engine = RemoteEngine(url, None, http_retries=0)
     with pytest.raises(ModelLoadError) as caught:
-        engine.connect()
+        engine.generator.connect()
     message = caught.value.user_message()
     assert "google/diffusion-gemma-test" in message and "--model" in message
 

@@ -9,7 +9,6 @@ import asyncio
 import json
 import threading
 import time
-from dataclasses import replace
 
 import httpx
 import numpy as np
@@ -82,7 +81,7 @@ def test_four_requests_run_as_one_batch_with_the_engines_batched_tokens(served, 
         assert isinstance(got, Finished)
         assert np.array_equal(got.ids[0], expected[q][0]), f"question {q}"
         assert got.texts == (expected[q][1],)
-        alone = list(engine.generate(builder.inputs(prompts[order.index(q)]), replace(params, seed=SEEDS[q])))
+        alone = list(engine.generate(builder.inputs(prompts[order.index(q)]), params.replace(seed=SEEDS[q])))
         assert alone[-1].texts == got.texts, f"question {q} alone"  # its seed, whatever else ran beside it
 
     left = _concurrently(url, leave=1)  # the same batch again; question 1's client leaves after its first step

@@ -105,7 +105,7 @@ def test_no_time_limit_lists_valid_json_and_the_remote_engine_connects(loaded):
         listing = httpx.get(url + "/models")
         assert listing.status_code == 200 and listing.json()["data"][0]["dwb"]["request_timeout"] is None
         engine = RemoteEngine(url, load_processor("tiny"), http_retries=0)
-        assert engine.connect().model == "tiny"
+        assert engine.generator.connect().model == "tiny"
 
 
 def test_a_small_prompt_limit_serves_plain_requests_and_the_remote_engine_budgets_below_it(loaded, tmp_path):
@@ -122,8 +122,8 @@ def test_a_small_prompt_limit_serves_plain_requests_and_the_remote_engine_budget
         )
         engine.policy = dataclasses.replace(engine.policy, budget_tokens=3000)  # as --budget-tokens 3000 sets it
         answer = engine.ask([open_document(long)], "What does the fox do?")
-        assert engine.connect().max_prompt_tokens == 600 and engine.policy.budget_tokens == 600
-        assert any("lowered to 600" in n for n in engine.notices)
+        assert engine.generator.connect().max_prompt_tokens == 600 and engine.policy.budget_tokens == 600
+        assert any("lowered to 600" in n for n in engine.generator.notices)
         assert answer.text and len(runner.recent) > 2  # read in parts under the limit, then combined; never a 400
         assert all(r.prompt_tokens <= 600 for r in runner.recent)
 

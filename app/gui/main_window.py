@@ -45,7 +45,7 @@ class MainWindow(DropTarget, QMainWindow):
         self.loaded: Any = None  # inference.weights.loading.LoadedModel
         self.model_choice: ModelChoice | None = None
         self.model_engine: Any = None  # inference.tasks.model.ModelEngine once a model is loaded
-        self.remote_engine: Any = None  # inference.tasks.remote.RemoteEngine once connected
+        self.remote_engine: Any = None  # a ModelEngine on an inference.tasks.remote.HttpGenerator once connected
         self.worker = Worker(self)
         self.worker.busy_changed.connect(self._busy)
         self.worker.job_started.connect(self._job_started)

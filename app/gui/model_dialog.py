@@ -8,7 +8,6 @@ source no longer chosen is dropped.
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -54,7 +53,7 @@ def checkpoint_defaults(source: str) -> dict[str, Any]:
     """The diffusion parameters a checkpoint ships with (its generation config), else the library's."""
     from inference.weights.sources import generation_defaults
 
-    return dataclasses.asdict(generation_defaults(source))
+    return generation_defaults(source).to_dict()
 
 
 def memory_estimate_text(source: str, dtype: str, device: str, quant: str = "auto") -> str:
@@ -147,7 +146,7 @@ class ModelDialog(QDialog):
         self.source.editTextChanged.connect(self.check_source)
         from inference.runtime.params import DiffusionParams  # light: no torch, no transformers
 
-        initial = dataclasses.asdict(DiffusionParams())
+        initial = DiffusionParams().to_dict()
         if current is not None:
             initial.update(current.params)
         self._fill(initial)

@@ -182,7 +182,7 @@ class Runs:
             model = self.window.loaded.label
             params = describe_params(self.window.model_engine.params)
         elif engine == "remote" and self.window.remote_engine is not None:
-            model = str(getattr(self.window.remote_engine, "model", "") or "")
+            model = str(getattr(self.window.remote_engine.generator, "model", "") or "")
         add_run(entry, Run(parsed, engine, model, params, seconds, number=len(runs_of(entry)) + 1))
 
     def refresh(self, entry: Any) -> None:

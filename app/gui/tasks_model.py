@@ -82,7 +82,7 @@ class ModelTasks:
             from inference.weights.loading import load_model
 
             job.progress.emit(0, 3, f"reading {choice.source}\u2026")
-            params = DiffusionParams(**{k: v for k, v in choice.params.items()})
+            params = DiffusionParams.from_dict(choice.params)  # a ConfigError naming the field
             job.progress.emit(1, 3, "loading weights\u2026")
 
             def progress(message: Any) -> None:  # quantizing reports layer k of n with the time left
@@ -152,10 +152,10 @@ class ModelTasks:
                 model=choice.remote_model or None,
                 api_key=key,
                 concurrency=choice.concurrency,
-                params=DiffusionParams(**choice.params),
+                params=DiffusionParams.from_dict(choice.params),
             )
             try:
-                engine.model_name()
+                engine.generator.connect()
             except GenerationError as exc:
                 engine.close()
                 raise GenerationError(
@@ -173,11 +173,12 @@ class ModelTasks:
             self.w.remote_engine = engine
             self.w.model_choice = choice
             self.conversations = {k: v for k, v in self.conversations.items() if k[0] != "remote"}
-            self.w.model_label.setText(f"remote: {engine.model} at {engine.base_url}")
+            server = engine.generator  # inference.tasks.remote.HttpGenerator
+            self.w.model_label.setText(f"remote: {server.model} at {server.base_url}")
             tokenizer = getattr(engine.processor, "tokenizer", None)
             if tokenizer is not None:
                 self.w.panel.set_decoder(lambda i: tokenizer.decode([i]))
             self.w.engine_box.setCurrentText("remote")
-            self.w.status_label.setText(f"Connected to {engine.base_url} ({engine.model}).")
+            self.w.status_label.setText(f"Connected to {server.base_url} ({server.model}).")
 
         return self.w.worker.submit(self.connect(Job("connecting to the server", work), done))

@@ -45,23 +45,9 @@ def open_pdf(
     With ``pages``, a page kept by an earlier run is taken from it and every page read is kept as it finishes;
     ``cancel`` (a cancel token) is checked before each page; ``on_page(page, total, kept)`` hears of each page
     done (``kept``: taken from ``pages``, not read)."""
-    import pymupdf
-
     path = Path(path)
     require_file(path)
-    try:
-        pdf = pymupdf.open(path, filetype="pdf")
-    except (pymupdf.FileDataError, RuntimeError, ValueError) as exc:
-        raise IngestError(f"not a readable PDF ({exc})", path=path) from exc
-    if pdf.needs_pass:
-        secret = password(str(path)) if password else None
-        if not secret:
-            raise PasswordRequiredError("the PDF is encrypted and no password was given", wrong=False, path=path)
-        if not pdf.authenticate(secret):
-            raise PasswordRequiredError("the PDF is encrypted and the password is wrong", wrong=True, path=path)
-    if pdf.page_count == 0:
-        raise IngestError("the PDF has no pages", path=path)
-
+    pdf = _open_unlocked(path, password)
     doc = Document(
         source=str(path),
         sha256=file_sha256(path),
@@ -75,31 +61,58 @@ def open_pdf(
         number = index + 1
         if cancel is not None and cancel.cancelled:
             raise CancelledError(f"{path.name}: stopped while reading page {number}")
-        if pages is not None and (kept := pages.page("read", number)) is not None:
+        kept = pages.page("read", number) if pages is not None else None
+        if kept is not None:
             doc.pages.append(kept)
             if kept.attrs.get("turned"):  # read turned in the earlier run: rendered turned now too
                 turns[number] = kept.attrs["turned"]
-            if on_page is not None:
-                on_page(kept, pdf.page_count, True)
-            continue
-        try:
-            page = pdf.load_page(index)
-            doc.pages.append(_read_page(page, number, tables, turns))
-        except Exception as exc:  # noqa: BLE001 - one bad page never loses the others
-            doc.pages.append(Page(number=number, label=str(number), width=0, height=0))
-            doc.add_error(number, f"page could not be read: {str(exc) or type(exc).__name__}")
-            continue
-        if pdf.is_repaired and _is_blank(page, doc.pages[-1]):
-            doc.add_error(
-                number,
-                "the page is empty after PyMuPDF repaired the file: the PDF is probably "
-                "truncated or damaged, and this page's content is missing",
-            )
-        if pages is not None:
+        elif not _add_page(doc, pdf, index, tables, turns):
+            continue  # the page's error is in the document: neither kept nor reported done
+        elif pages is not None:
             pages.keep_page("read", doc.pages[-1])
         if on_page is not None:
-            on_page(doc.pages[-1], pdf.page_count, False)
+            on_page(doc.pages[-1], pdf.page_count, kept is not None)
     return doc
+
+
+def _open_unlocked(path: Path, password: PasswordCallback | None) -> Any:
+    """The PDF opened, and unlocked with the password asked for when it is encrypted: ``IngestError`` when it is no
+    readable PDF or has no pages, ``PasswordRequiredError`` when the password is missing or wrong."""
+    import pymupdf
+
+    try:
+        pdf = pymupdf.open(path, filetype="pdf")
+    except (pymupdf.FileDataError, RuntimeError, ValueError) as exc:
+        raise IngestError(f"not a readable PDF ({exc})", path=path) from exc
+    if pdf.needs_pass:
+        secret = password(str(path)) if password else None
+        if not secret:
+            raise PasswordRequiredError("the PDF is encrypted and no password was given", wrong=False, path=path)
+        if not pdf.authenticate(secret):
+            raise PasswordRequiredError("the PDF is encrypted and the password is wrong", wrong=True, path=path)
+    if pdf.page_count == 0:
+        raise IngestError("the PDF has no pages", path=path)
+    return pdf
+
+
+def _add_page(doc: Document, pdf: Any, index: int, tables: bool, turns: dict[int, int]) -> bool:
+    """Page ``index`` read into ``doc``; False when it could not be read (an empty page with its error). A page left
+    empty by PyMuPDF's repair of a damaged file is read, with an error that says so."""
+    number = index + 1
+    try:
+        page = pdf.load_page(index)
+        doc.pages.append(_read_page(page, number, tables, turns))
+    except Exception as exc:  # noqa: BLE001 - one bad page never loses the others
+        doc.pages.append(Page(number=number, label=str(number), width=0, height=0))
+        doc.add_error(number, f"page could not be read: {str(exc) or type(exc).__name__}")
+        return False
+    if pdf.is_repaired and _is_blank(page, doc.pages[-1]):
+        doc.add_error(
+            number,
+            "the page is empty after PyMuPDF repaired the file: the PDF is probably "
+            "truncated or damaged, and this page's content is missing",
+        )
+    return True
 
 
 def _renderer(path: Path, password: PasswordCallback | None, turns: dict[int, int]) -> Callable[[int, float], Any]:
@@ -164,43 +177,24 @@ def sideways_turn(data: dict) -> int:
 
 
 def _read_page(page: Any, number: int, tables: bool, turns: dict[int, int] | None = None) -> Page:
-    """One page as displayed (``/Rotate`` applied), its text layer classified, its blocks in page coordinates.
-
-    A page whose text mostly runs sideways is read turned (``attrs["turned"]``, also recorded in ``turns`` so that
-    the renderer shows it the same way).
-    """
-    import pymupdf
-
+    """One page as displayed (``/Rotate`` applied), its text layer classified, its blocks in page coordinates and
+    reading order: the layer's text and tables where the layer is visible, and the figures."""
     label = clean_text(page.get_label() or str(number))
     rotation = page.rotation
-    data = _display_text(page)
-    turn = sideways_turn(data)
-    if turn:  # text running up or down the page: read the page turned the way a reader turns it
-        try:
-            page.set_rotation((rotation + turn) % 360)  # in memory only: the file is never written
-        except (RuntimeError, ValueError):  # a page PyMuPDF cannot change: read as drawn
-            turn = 0
-        else:
-            data = _display_text(page)
-            if turns is not None:
-                turns[number] = turn
+    data, turn = _upright_text(page, number, turns)
     rect = page.rect
     text_blocks, unmapped = _layer_blocks(page, data)
-    image_infos = page.get_image_info()
-    if page.rotation:
-        for info in image_infos:
-            info["bbox"] = tuple(pymupdf.Rect(info["bbox"]) * page.rotation_matrix)
+    image_infos = _image_infos(page)
     coverage = _coverage(image_infos, rect)
     paths = len(page.get_cdrawings())
     text_layer = _classify_layer(page, text_blocks, coverage)
-    scanned = text_layer != "visible" and coverage >= SCAN_COVERAGE
     out = Page(
         number=number,
         label=label,
         width=rect.width,
         height=rect.height,
         text_layer=text_layer,
-        scanned=scanned,
+        scanned=text_layer != "visible" and coverage >= SCAN_COVERAGE,
         attrs={"image_coverage": round(coverage, 3), "rotation": rotation, "paths": paths},
     )
     if turn:
@@ -208,6 +202,49 @@ def _read_page(page: Any, number: int, tables: bool, turns: dict[int, int] | Non
     if text_layer != "visible":
         out.blocks = _figures(image_infos, rect, start=0)
         return out
+    blocks = _visible_layer_blocks(page, out, text_blocks, unmapped, tables, paths)
+    blocks.extend(_figures(image_infos, rect, start=0))
+    blocks.sort(key=lambda blk: (round(blk.bbox[1], 0), blk.bbox[0]))
+    for i, blk in enumerate(blocks):
+        blk.order = i
+    out.blocks = blocks
+    return out
+
+
+def _upright_text(page: Any, number: int, turns: dict[int, int] | None) -> tuple[dict, int]:
+    """The page's text as displayed, and the degrees it was turned: a page whose text mostly runs sideways is read
+    turned the way a reader turns it (in memory only; the turn also goes in ``turns``, so that the renderer shows
+    it the same way)."""
+    data = _display_text(page)
+    turn = sideways_turn(data)
+    if not turn:
+        return data, 0
+    try:
+        page.set_rotation((page.rotation + turn) % 360)  # in memory only: the file is never written
+    except (RuntimeError, ValueError):  # a page PyMuPDF cannot change: read as drawn
+        return data, 0
+    if turns is not None:
+        turns[number] = turn
+    return _display_text(page), turn
+
+
+def _image_infos(page: Any) -> list[dict]:
+    """The page's images with their boxes as displayed."""
+    import pymupdf
+
+    infos = page.get_image_info()
+    if page.rotation:
+        for info in infos:
+            info["bbox"] = tuple(pymupdf.Rect(info["bbox"]) * page.rotation_matrix)
+    return infos
+
+
+def _visible_layer_blocks(
+    page: Any, out: Page, text_blocks: list[dict], unmapped: float, tables: bool, paths: int
+) -> list[Block]:
+    """A visible layer's blocks: glyphs it cannot name read by OCR, tables found, and the text split where its size
+    changes into headings, lists and text (drop caps joined to their words). What could not be read is noted on
+    ``out``."""
     if unmapped and _unmapped_share(text_blocks):  # a readable layer with glyphs it cannot name: OCR those only
         unread = read_unmapped(page, text_blocks, ocr=True)
         _set_line_texts(text_blocks)
@@ -221,14 +258,7 @@ def _read_page(page: Any, number: int, tables: bool, turns: dict[int, int] | Non
     body = _body_size(text_blocks)
     text_blocks = [part for b in text_blocks for part in _split_at_size_changes(b, body)]
     blocks = [blk for b in text_blocks if (blk := _text_block(b, table_blocks, body)) is not None]
-    blocks = _join_drop_caps(blocks, body)
-    blocks.extend(table_blocks)
-    blocks.extend(_figures(image_infos, rect, start=0))
-    blocks.sort(key=lambda blk: (round(blk.bbox[1], 0), blk.bbox[0]))
-    for i, blk in enumerate(blocks):
-        blk.order = i
-    out.blocks = blocks
-    return out
+    return [*_join_drop_caps(blocks, body), *table_blocks]
 
 
 def _layer_blocks(page: Any, data: dict) -> tuple[list[dict], float]:

@@ -1,15 +1,19 @@
-"""Diffusion parameters: validated when built, unknown keys rejected.
+"""Diffusion parameters: a frozen pydantic model, validated when built, unknown keys rejected.
 
-Defaults come from the checkpoint's generation config, then from the defaults ``transformers`` applies in
-``DiffusionGemmaForBlockDiffusion.generate()``, so that the engine and ``generate()`` agree when a user sets
-nothing.
+The rules for every value live here, once: the CLI, the server and the window build parameters through
+:meth:`DiffusionParams.from_dict`, whose error is :func:`invalid_params`'s ``ConfigError`` naming the field (or the
+option that set it). Defaults come from the checkpoint's generation config, then from the defaults ``transformers``
+applies in ``DiffusionGemmaForBlockDiffusion.generate()``, so that the engine and ``generate()`` agree when a user
+sets nothing.
 """
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass, fields
+from collections.abc import Mapping
 from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic_core import ErrorDetails, PydanticCustomError
 
 from inference.errors import ConfigError
 
@@ -25,75 +29,66 @@ LIBRARY_DEFAULTS: dict[str, Any] = {
     "stability_threshold": 1,
     "confidence_threshold": 0.005,
 }
+RULES = {  # what a value must be, by the kind of pydantic error
+    "greater_than_equal": "must be at least {ge}",
+    "greater_than": "must be greater than {gt}",
+    "less_than_equal": "must be at most {le}",
+    "int_type": "must be a whole number",
+    "int_from_float": "must be a whole number",
+    "float_type": "must be a number",
+    "finite_number": "must be a finite number",
+}
+BOUNDS = {"seed": f"must be between 0 and 2**63 - 1 ({MAX_SEED})"}  # a range said in one go
+OFF = {"stability_threshold", "confidence_threshold"}  # None turns adaptive stopping off
 
 
-@dataclass(frozen=True)
-class DiffusionParams:
+class DiffusionParams(BaseModel):
     """Everything that steers one block-diffusion run.
 
     ``seed`` seeds torch's global generator right before the run, as a caller of ``generate()`` would with
-    ``torch.manual_seed``; ``None`` leaves the generator as it is.
+    ``torch.manual_seed``; ``None`` leaves the generator as it is. Strict: a whole number is never a float or a
+    bool, a number never a string.
     """
 
-    max_new_tokens: int = LIBRARY_DEFAULTS["max_new_tokens"]
-    max_denoising_steps: int = LIBRARY_DEFAULTS["max_denoising_steps"]
-    t_min: float = LIBRARY_DEFAULTS["t_min"]
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True, allow_inf_nan=False)
+
+    max_new_tokens: int = Field(LIBRARY_DEFAULTS["max_new_tokens"], ge=1)
+    max_denoising_steps: int = Field(LIBRARY_DEFAULTS["max_denoising_steps"], ge=1)
+    t_min: float = Field(LIBRARY_DEFAULTS["t_min"], ge=0)
     t_max: float = LIBRARY_DEFAULTS["t_max"]
-    entropy_bound: float = LIBRARY_DEFAULTS["entropy_bound"]
-    stability_threshold: int | None = LIBRARY_DEFAULTS["stability_threshold"]
-    confidence_threshold: float | None = LIBRARY_DEFAULTS["confidence_threshold"]
-    seed: int | None = None
-    prefill_chunk: int = (
-        2048  # prompt tokens per encoder call (inference/runtime/prefill.py; tests/benchmarks/prefill.py)
-    )
+    entropy_bound: float = Field(LIBRARY_DEFAULTS["entropy_bound"], gt=0)
+    stability_threshold: int | None = Field(LIBRARY_DEFAULTS["stability_threshold"], ge=0)
+    confidence_threshold: float | None = Field(LIBRARY_DEFAULTS["confidence_threshold"], gt=0)
+    seed: int | None = Field(None, ge=0, le=MAX_SEED)
+    prefill_chunk: int = Field(2048, ge=1)  # prompt tokens per encoder call (runtime/prefill.py)
 
-    def __post_init__(self) -> None:
-        def bad(name: str, why: str) -> ConfigError:
-            return ConfigError(f"Invalid diffusion parameter {name}={getattr(self, name)!r}: {why}.")
-
-        for name in ("max_new_tokens", "max_denoising_steps", "prefill_chunk"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise bad(name, "must be a positive integer")
-        for name in ("t_min", "t_max", "entropy_bound"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise bad(name, "must be a number")
-        if self.t_min < 0:
-            raise bad("t_min", "must be >= 0")
-        if self.t_max <= self.t_min:
-            raise bad("t_max", f"must be greater than t_min ({self.t_min})")
-        if self.entropy_bound <= 0:
-            raise bad("entropy_bound", "must be > 0")
-        if self.stability_threshold is not None and (
-            isinstance(self.stability_threshold, bool)
-            or not isinstance(self.stability_threshold, int)
-            or self.stability_threshold < 0
-        ):
-            raise bad("stability_threshold", "must be an integer >= 0, or None to turn adaptive stopping off")
-        if self.confidence_threshold is not None and (
-            not isinstance(self.confidence_threshold, (int, float)) or self.confidence_threshold <= 0
-        ):
-            raise bad("confidence_threshold", "must be > 0, or None to turn adaptive stopping off")
-        if self.seed is not None and (
-            isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed <= MAX_SEED
-        ):
-            raise bad("seed", f"must be an integer from 0 to 2**63 - 1 ({MAX_SEED})")
+    @field_validator("t_max")
+    @classmethod
+    def above_t_min(cls, t_max: float, info: ValidationInfo) -> float:
+        t_min = info.data.get("t_min")  # absent when t_min itself was invalid
+        if t_min is not None and t_max <= t_min:
+            raise PydanticCustomError("t_max_order", "must be greater than t_min ({t_min})", {"t_min": t_min})
+        return t_max
 
     @property
     def adaptive_stopping(self) -> bool:
         return self.stability_threshold is not None and self.confidence_threshold is not None
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any], base: DiffusionParams | None = None) -> DiffusionParams:
-        """Build from a mapping; unknown keys are an error, missing keys keep ``base`` (or the defaults)."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ConfigError(
-                f"Unknown diffusion parameter(s): {', '.join(unknown)}. Known: {', '.join(sorted(known))}."
-            )
-        return dataclasses.replace(base or cls(), **values)
+    def from_dict(
+        cls, values: Mapping[str, Any], base: DiffusionParams | None = None, names: Mapping[str, str] | None = None
+    ) -> DiffusionParams:
+        """Built from a mapping: missing keys keep ``base``'s values (or the defaults); an unknown key or a bad value
+        is a ``ConfigError`` (:func:`invalid_params`; ``names``: how the user named the fields, a CLI's options)."""
+        merged = {**(base.to_dict() if base is not None else {}), **values}
+        try:
+            return cls.model_validate(merged)
+        except ValidationError as exc:
+            raise invalid_params(exc, names) from exc
+
+    def replace(self, **changes: Any) -> DiffusionParams:
+        """A copy with ``changes``, validated as a new one is (``model_copy`` would not validate)."""
+        return DiffusionParams.from_dict(changes, self)
 
     @classmethod
     def from_generation_config(cls, generation_config: Any, **overrides: Any) -> DiffusionParams:
@@ -118,4 +113,34 @@ class DiffusionParams:
         return cls.from_dict(values)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return self.model_dump()
+
+
+def invalid_params(error: ValidationError, names: Mapping[str, str] | None = None) -> ConfigError:
+    """A validation error of :class:`DiffusionParams` as the project's ``ConfigError``: unknown keys listed beside
+    the known ones, else the first bad value, its field and what it must be (``Invalid diffusion parameter t_max=0.3:
+    must be greater than t_min (0.4).``); a field in ``names`` under that name (``--steps: must be at least 1, not
+    0.``)."""
+    problems = error.errors()
+    unknown = sorted(str(p["loc"][0]) for p in problems if p["type"] == "extra_forbidden" and p["loc"])
+    if unknown:
+        known = ", ".join(sorted(DiffusionParams.model_fields))
+        return ConfigError(f"Unknown diffusion parameter(s): {', '.join(unknown)}. Known: {known}.")
+    first = problems[0]
+    name = str(first["loc"][0]) if first["loc"] else "parameters"
+    value, why = first["input"], _why(name, first)
+    if names and name in names:
+        return ConfigError(f"{names[name]}: {why}, not {value}.")
+    return ConfigError(f"Invalid diffusion parameter {name}={value!r}: {why}.")
+
+
+def _why(name: str, problem: ErrorDetails) -> str:
+    kind = problem["type"]
+    if name in BOUNDS and kind in ("greater_than_equal", "less_than_equal"):
+        why = BOUNDS[name]
+    elif kind in RULES:
+        bounds = {k: f"{v:g}" if isinstance(v, float) else v for k, v in problem.get("ctx", {}).items()}
+        why = RULES[kind].format(**bounds)
+    else:
+        why = problem["msg"]
+    return f"{why}, or None to turn adaptive stopping off" if name in OFF else why

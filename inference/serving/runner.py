@@ -110,7 +110,7 @@ class Run:
         equal image budget. A templated run runs alone."""
         if self.template is not None:
             return (id(self),)
-        return (dataclasses.replace(self.params, seed=None), self.soft)
+        return (self.params.replace(seed=None), self.soft)
 
     def put(self, item: Event | None) -> None:
         try:
@@ -252,19 +252,14 @@ class Runner:
             values.setdefault("max_new_tokens", request.answer_tokens)
         if request.seed is not None:
             values.setdefault("seed", request.seed)
-        for name, value in values.items():
-            if isinstance(value, float) and not math.isfinite(value):
-                raise WireError(f"{name} must be a finite number, not {value}")
         limits = self.limits
         base = self.base_params
         if "prefill_chunk" not in values and base.prefill_chunk > limits.max_prompt_tokens:
-            base = dataclasses.replace(base, prefill_chunk=limits.max_prompt_tokens)
+            base = base.replace(prefill_chunk=limits.max_prompt_tokens)
         try:
-            params = DiffusionParams.from_dict(values, base)
+            params = DiffusionParams.from_dict(values, base)  # the 400 names the field
         except WorkbenchError as exc:
             raise WireError(exc.message) from exc
-        except TypeError as exc:
-            raise WireError(f"invalid parameters: {exc}") from exc
         if params.max_new_tokens > limits.max_new_tokens:
             raise WireError(f"max_tokens={params.max_new_tokens} is out of range: 1 to {limits.max_new_tokens}")
         if params.max_denoising_steps > limits.max_steps:
@@ -385,7 +380,7 @@ class Runner:
             inputs = rows[0].inputs
         else:  # each row its own generator: its tokens do not depend on the rows beside it
             inputs = self.encode([r.text for r in rows], [list(r.images) for r in rows], rows[0].soft)
-            params, seeds = dataclasses.replace(params, seed=None), [r.params.seed for r in rows]
+            params, seeds = params.replace(seed=None), [r.params.seed for r in rows]
         token = _BatchCancel(rows, self)
         template = rows[0].template if len(rows) == 1 else None
         for event in self.engine.generate(inputs, params, cancel=token, template=template, seeds=seeds):

@@ -1,4 +1,6 @@
-"""The model engine: DiffusionGemma through ``inference.runtime.engine``, prompts from ``inference.prompts``.
+"""The model engine: the document tasks on DiffusionGemma, prompts from ``inference.prompts``, text from a
+:class:`~inference.tasks.generation.Generator`: the model loaded here (:mod:`inference.tasks.local`) or a server
+(:mod:`inference.tasks.remote`), given to the engine, which runs the same tasks on either.
 
 - parse: one prompt per page: the page image (scans cleaned), with the text layer as a hint where there is one;
   the output is the page's Markdown.
@@ -11,7 +13,10 @@
   be re-denoised against the cached prompt. ``template=False``: the schema goes in the prompt; the output's JSON is
   validated and, when it fails, the model is asked again with the validation errors (up to ``retries`` times).
 
-Engine events (prefill, every denoising step, commits) go to ``context.on_event`` as they happen.
+Engine events (prefill, every denoising step, commits) go to ``context.on_event`` as they happen. An answer that did
+not end by itself (a server's ``finish_reason`` other than ``stop``) is never a finished page, answer or extraction:
+the page is an error of its document (asked again on a rerun), the answer carries ``cut_off``, the extraction is
+invalid. Follow-up turns and re-denoising need the prompt cache a model loaded here keeps.
 """
 
 from __future__ import annotations
@@ -23,13 +28,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from inference.documents.model import Block, Document
-from inference.errors import CancelledError, ConfigError, GenerationError
+from inference.errors import CancelledError, ConfigError
 from inference.prompts import Prompt, PromptBuilder, PromptPolicy
-from inference.runtime.events import Finished, drain
 from inference.runtime.params import DiffusionParams
 from inference.tasks.base import Answer, Citation, Extraction, LeftOut, ParseOptions, ParseResult, TaskContext
 from inference.tasks.conversation import Conversation, PromptCount, ask_instruction, cite, follow_up_ids, retrieved
+from inference.tasks.generation import CutOffs, Generation, Generator, Pinning, cut_off_message
 from inference.tasks.layout import analyse
+from inference.tasks.local import LocalGenerator
 from inference.tasks.markdown import page_marker, without_furniture
 from inference.tasks.pinned_run import PinnedRun
 
@@ -61,86 +67,135 @@ log = logging.getLogger(__name__)
 
 
 class ModelEngine:
-    name = "model"
-    concurrency = 1  # one model in this process: documents one after another (pages batched within each)
+    """The document tasks on a language model: prompts built here, text from the injected :class:`Generator` (the
+    model loaded here, or a server through :func:`inference.tasks.remote.RemoteEngine`)."""
+
     template = True  # extract through the canvas template (False: the prompt-and-retry path)
     agreement = True  # a pinned extraction re-denoises every field once more to measure agreement (confidence)
 
     def __init__(
-        self, loaded: Any, params: DiffusionParams | None = None, policy: PromptPolicy | None = None, retries: int = 2
+        self,
+        loaded: Any = None,
+        params: DiffusionParams | None = None,
+        policy: PromptPolicy | None = None,
+        retries: int = 2,
+        *,
+        generator: Generator | None = None,
     ) -> None:
-        from inference.runtime.engine import DiffusionEngine
-
-        self.loaded = loaded
-        self.engine = DiffusionEngine(loaded.model, loaded.tokenizer)
-        self.params = params or self.engine.default_params()
-        self.builder = PromptBuilder(loaded.processor)
+        """A loaded model (generated here with ``params``, else its defaults) or a ``generator``, not both."""
+        if (loaded is None) == (generator is None) or (generator is not None and params is not None):
+            raise TypeError("ModelEngine takes a loaded model (and its params) or a generator")
+        self.generator: Generator = generator or LocalGenerator(loaded, params)
+        self.name = self.generator.name
+        self.concurrency = self.generator.concurrency  # documents a batch may run at once
         self.policy = policy or PromptPolicy()
         self.retries = retries
         self.last_pinned: PinnedRun | None = None  # the last templated extraction, for re-denoising its fields
+        self.cut_offs = CutOffs()  # answers that did not end by themselves, until their task takes them
+        self.notices: list[str] = []  # said once each (also logged as warnings)
+
+    # ------------------------------------------------------------------ what the generator provides
+    @property
+    def policy(self) -> PromptPolicy:
+        """The prompt policy, within the generator's limits (a server's prompt limit lowers its budget)."""
+        return self.generator.budget(self._policy)
+
+    @policy.setter
+    def policy(self, value: PromptPolicy) -> None:
+        self._policy = value
+
+    @property
+    def builder(self) -> PromptBuilder:
+        return self.generator.builder
+
+    @property
+    def processor(self) -> Any:
+        """The processor prompts are built with (its tokenizer decodes the panel's tokens)."""
+        return self.builder.processor
+
+    @property
+    def params(self) -> Any:
+        """The generator's diffusion parameters: a local model's ``DiffusionParams``, a server's overrides."""
+        return self.generator.params
+
+    @params.setter
+    def params(self, value: Any) -> None:
+        self.generator.params = value
+
+    @property
+    def keeps_sessions(self) -> bool:
+        """Whether follow-ups reuse the KV cache: only a model loaded here keeps one (a server keeps none)."""
+        return isinstance(self.generator, LocalGenerator)
+
+    def _local(self) -> LocalGenerator:
+        """The local generator, for what needs a model's cache or internals here."""
+        if isinstance(self.generator, LocalGenerator):
+            return self.generator
+        raise ConfigError(f"this needs a model loaded here, not the {self.name} engine", hint="Use --engine model.")
+
+    @property
+    def loaded(self) -> Any:
+        """The model loaded here (a local engine only)."""
+        return self._local().loaded
+
+    @property
+    def engine(self) -> Any:
+        """The ``DiffusionEngine`` over the model loaded here (a local engine only): its defaults and sizes."""
+        return self._local().engine
+
+    def close(self) -> None:
+        self.generator.close()
+
+    def notice(self, text: str) -> None:
+        if text not in self.notices:
+            self.notices.append(text)
+            log.warning("%s", text)
 
     # ------------------------------------------------------------------ one generation
     def generate(self, prompt: Prompt, context: TaskContext) -> str:
         return self.generate_batch([prompt], context)[0]
 
     def generate_batch(self, prompts: Sequence[Prompt], context: TaskContext) -> list[str]:
-        """One engine run over the prompts as a left-padded batch; events carry every row."""
-        inputs = self.builder.inputs(prompts[0]) if len(prompts) == 1 else self.builder.batch_inputs(prompts)
-        events = self.engine.generate(self.on_device(inputs), self.params, cancel=context.cancel)
-        return list(finished(events, context).texts)
-
-    def on_device(self, inputs: Any) -> dict[str, Any]:
-        """The processor's tensors on the model's device."""
-        device = self.loaded.device
-        return {k: v.to(device) if hasattr(v, "to") else v for k, v in inputs.items()}
+        """One call of the generator (a local batch, parallel requests to a server); an answer that did not end by
+        itself is recorded against its prompt's pages."""
+        answers = self.generator.generate(prompts, context)
+        for prompt, answer in zip(prompts, answers, strict=True):
+            self.cut_offs.record(prompt, answer.finish)
+        return [answer.text for answer in answers]
 
     def default_batch_size(self) -> int:
-        """Pages per parse batch from free memory: each row holds a canvas's logits a few times over (scaled,
-        probabilities, self-conditioning) plus a page prompt's KV cache; at most 8."""
-        from inference.weights.devices import available_bytes
-
-        vocab = int(self.loaded.model.config.text_config.vocab_size)
-        per_row = 4 * 256 * vocab * 4 + self.engine.cache_bytes(4096)
-        free = available_bytes(self.loaded.device)
-        if free is None:
-            return 1
-        return max(1, min(8, int(free * 0.5) // per_row))
+        return self.generator.default_batch_size()
 
     # ------------------------------------------------------------------ parse
     def parse(
         self, doc: Document, options: ParseOptions | None = None, context: TaskContext | None = None
     ) -> ParseResult:
-        """Each page is transcribed from its image (text layer as a hint); ``batch_size`` pages per engine run
-        (``options.batch_size``, else :meth:`default_batch_size`)."""
+        """Each page is transcribed from its image (text layer as a hint); ``batch_size`` pages per generation
+        (``options.batch_size``, else :meth:`default_batch_size`). A page whose answer did not end by itself is an
+        error of the page naming the reason: the document is partial and a rerun asks again."""
         options = options or ParseOptions()
         context = context or TaskContext()
         doc = copy.copy(doc)
         doc.pages = [copy.deepcopy(p) for p in doc.pages]
         doc.errors = list(doc.errors)
         analyse(doc)
+        self.cut_offs.take({doc.source})  # left by an earlier task on the same document
+        texts = self._transcribe(doc, options, context)
+        pages_md = transcribed_pages(doc, texts, options)
+        for (_source, page), reason in sorted(self.cut_offs.take({doc.source}).items(), key=lambda kv: kv[0][1] or 0):
+            if page is not None:
+                doc.add_error(page, cut_off_message(reason), "GenerationError")
+        context.report(len(doc.pages), len(doc.pages), f"{doc.name}: done")
+        markdown = "\n\n".join(p for p in pages_md if p).strip() + "\n"
+        return ParseResult(document=doc, markdown=markdown, pages=pages_md, engine=self.name)
+
+    def _transcribe(self, doc: Document, options: ParseOptions, context: TaskContext) -> dict[int, str]:
+        """Each page's transcription by page index: kept from an earlier run, or generated in batches of pages that
+        share an image budget."""
         batch_size = options.batch_size or self.default_batch_size()
         texts: dict[int, str] = {}
         pending: list[tuple[int, Prompt]] = []
         instruction = PARSE_INSTRUCTION.replace(*KEEP_FURNITURE) if options.furniture else PARSE_INSTRUCTION
-
-        def flush() -> None:
-            if not pending:
-                return
-            try:
-                outs = self.generate_batch([p for _, p in pending], context)
-            except CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - one batch's failure never loses the other pages
-                for index, _ in pending:
-                    doc.add_error(doc.pages[index].number, f"generation failed: {exc}", "GenerationError")
-            else:
-                for (index, _), text in zip(pending, outs, strict=True):
-                    texts[index] = text.strip()
-                    number = doc.pages[index].number
-                    if context.pages is not None and self.transcribed_whole(doc, number):
-                        context.pages.keep_text("model", number, texts[index])
-            pending.clear()
-
         for i, page in enumerate(doc.pages):
             kept = context.pages.text("model", page.number) if context.pages is not None and not page.error else None
             if kept is not None:
@@ -156,15 +211,34 @@ class ModelEngine:
                 doc.add_error(page.number, f"prompt failed: {exc}", type(exc).__name__)
                 continue
             if pending and prompt.max_soft_tokens != pending[0][1].max_soft_tokens:
-                flush()
+                self._transcribe_batch(doc, pending, texts, context)
             pending.append((i, prompt))
             if len(pending) >= batch_size:
-                flush()
-        flush()
-        pages_md = transcribed_pages(doc, texts, options)
-        context.report(len(doc.pages), len(doc.pages), f"{doc.name}: done")
-        markdown = "\n\n".join(p for p in pages_md if p).strip() + "\n"
-        return ParseResult(document=doc, markdown=markdown, pages=pages_md, engine=self.name)
+                self._transcribe_batch(doc, pending, texts, context)
+        self._transcribe_batch(doc, pending, texts, context)
+        return texts
+
+    def _transcribe_batch(
+        self, doc: Document, pending: list[tuple[int, Prompt]], texts: dict[int, str], context: TaskContext
+    ) -> None:
+        """The ``pending`` page prompts generated (and emptied): each page's text into ``texts``, kept for a rerun
+        when its answer ended by itself; a failed batch is an error of each of its pages."""
+        if not pending:
+            return
+        try:
+            outs = self.generate_batch([p for _, p in pending], context)
+        except CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - one batch's failure never loses the other pages
+            for index, _ in pending:
+                doc.add_error(doc.pages[index].number, f"generation failed: {exc}", "GenerationError")
+        else:
+            for (index, _), text in zip(pending, outs, strict=True):
+                texts[index] = text.strip()
+                number = doc.pages[index].number
+                if context.pages is not None and not self.cut_offs.holds(doc.source, number):
+                    context.pages.keep_text("model", number, texts[index])
+        pending.clear()
 
     def _page_prompt(self, doc: Document, page: Any, instruction: str) -> Prompt:
         """One page's parse prompt: its image, and its text layer as a hint where it has one."""
@@ -202,51 +276,30 @@ class ModelEngine:
         page = next((p for p in doc.pages if p.number == page_number), None)
         if page is None:
             raise ConfigError(f"{doc.name} has no page {page_number}.")
-        tokenizer, _vocab, eos, _canvas = self._pin_setup()
+        engine = self._local().engine
+        tokenizer, _vocab, eos, _canvas = self._local().pinning()
         encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
         ids, offsets = encoded["input_ids"], encoded["offset_mapping"]
         span = np.array([s < end and e > start for s, e in offsets] + [False], dtype=bool)
         pins = np.array(list(ids) + ([eos] if eos is not None else []), dtype=np.int64)
         span = span[: len(pins)]
-        specials = set(tokenizer.all_special_ids) | set(tokenizer.added_tokens_decoder) | set(self.engine.eos_token_ids)
-        writable = np.setdiff1d(np.arange(self.engine.vocab_size), np.array(sorted(specials), dtype=np.int64))
+        specials = set(tokenizer.all_special_ids) | set(tokenizer.added_tokens_decoder) | set(engine.eos_token_ids)
+        writable = np.setdiff1d(np.arange(engine.vocab_size), np.array(sorted(specials), dtype=np.int64))
         template = CanvasTemplate(  # the span writes text: no end-of-sequence, padding or other special token
             pins=np.where(span, FREE, pins),
             sets=np.where(span, 0, FREE).astype(np.int64),
             token_sets=(writable,),
         )
         instruction = PARSE_INSTRUCTION.replace(*KEEP_FURNITURE) if furniture else PARSE_INSTRUCTION
-        events, _session = self._templated(self._page_prompt(doc, page, instruction), template, context)
-        finished = next((e for e in reversed(events) if isinstance(e, Finished)), None)
-        if finished is None:
-            raise GenerationError("the re-denoising run ended without an answer")
-        return finished.text
-
-    def transcribed_whole(self, doc: Document, number: int) -> bool:
-        """Whether a page's transcription is whole, so that it may be kept for a rerun."""
-        return True
+        return self._templated(self._page_prompt(doc, page, instruction), template, context).text
 
     def page_identity(self) -> dict[str, Any]:
         """What makes this engine's pages what they are, beside the parse options: kept pages made otherwise are
         parsed again."""
-        loaded = self.loaded
-        return {
-            "model": loaded.source,
-            "dtype": loaded.dtype,
-            "quant": loaded.quant,
-            "params": self.params.to_dict(),
-            "dpi": self.policy.dpi,
-            "max_soft_tokens": self.policy.max_soft_tokens,
-        }
+        policy = self.policy
+        return {**self.generator.identity(), "dpi": policy.dpi, "max_soft_tokens": policy.max_soft_tokens}
 
     # ------------------------------------------------------------------ ask
-    keeps_sessions = True  # follow-ups reuse the KV cache (a server keeps none between requests)
-
-    @property
-    def processor(self) -> Any:
-        """The processor prompts are built with (its tokenizer decodes the panel's tokens)."""
-        return self.builder.processor
-
     def ask(
         self,
         docs: Sequence[Document],
@@ -255,12 +308,32 @@ class ModelEngine:
         conversation: Conversation | None = None,
     ) -> Answer:
         """One prompt when the documents fit the budget; else every page (a page over the budget cut into
-        passages) read chunk by chunk (map) and the partial answers combined (reduce). What still never reached
-        the model is listed in ``Answer.left_out``. With a ``conversation`` the first answer's KV cache is kept in
-        it, and a later question is a follow-up turn sending only its own tokens."""
+        passages) read chunk by chunk (map) and the partial answers combined (reduce); pages whose images are more
+        than one prompt may hold are asked in groups, combined the same way. What still never reached the model is
+        listed in ``Answer.left_out``; an answer that did not end by itself carries the reason in ``cut_off``. With
+        a ``conversation`` the first answer's KV cache is kept in it, and a later question is a follow-up turn
+        sending only its own tokens (a model loaded here; a server keeps no cache, so each question reads afresh)."""
         context = context or TaskContext()
+        sources = {d.source for d in docs} | {None}
+        self.cut_offs.take(sources)  # left by an earlier task on the same documents
         if conversation is not None and conversation.follows_up and self.keeps_sessions:
-            return self._follow_up(docs, question, conversation, context)
+            answer = self._follow_up(docs, question, conversation, context)
+        else:
+            answer = self._ask(docs, question, context, conversation, self.generator.max_images)
+        reasons = sorted(set(self.cut_offs.take(sources).values()))
+        if reasons:
+            answer.cut_off = ", ".join(reasons)
+            self.notice(f"the answer is incomplete: {cut_off_message(answer.cut_off)}")
+        return answer
+
+    def _ask(
+        self,
+        docs: Sequence[Document],
+        question: str,
+        context: TaskContext,
+        conversation: Conversation | None,
+        max_images: int | None,
+    ) -> Answer:
         instruction = ask_instruction(question, docs)
         pages = sum(len(doc.pages) for doc in docs)
 
@@ -268,12 +341,14 @@ class ModelEngine:
             context.report(done, total + 1, f"building the prompt: page {done} of {total}")
 
         prompt = self.builder.build(list(docs), instruction, self.policy, on_page=reading if pages > 1 else None)
+        if max_images is not None and len(prompt.images) > max_images:
+            return self._ask_in_groups(docs, question, context, max_images)
         if not over_budget(prompt):
             sent = [prompt]
             if conversation is not None and self.keeps_sessions:
                 text = self._turn(self.builder.inputs(prompt), context, conversation)
             else:
-                text = self.generate(prompt, context)  # a server's generate when the engine is remote
+                text = self.generate(prompt, context)
         else:
             if conversation is not None:
                 conversation.forget()  # read in parts: no single cache holds the documents
@@ -286,6 +361,18 @@ class ModelEngine:
             text = self._combine(partials, question, context)
         left_out = [LeftOut(r.document, r.page, r.tokens, r.note, r.span) for chunk in sent for r in chunk.dropped]
         return self._answer(question, text, docs, left_out)
+
+    def _ask_in_groups(self, docs: Sequence[Document], question: str, context: TaskContext, per_group: int) -> Answer:
+        """The pages asked in groups of at most ``per_group`` (a page brings at most one image), the partial answers
+        combined."""
+        groups = page_groups(docs, per_group)
+        answers = []
+        for i, group in enumerate(groups):
+            context.report(i, len(groups) + 1, f"reading pages, part {i + 1} of {len(groups)}")
+            answers.append(self._ask(group, question, context, None, None))
+        context.report(len(groups), len(groups) + 1, "combining")
+        text = self._combine([a.text for a in answers], question, context)
+        return self._answer(question, text, docs, [item for a in answers for item in a.left_out])
 
     def _answer(self, question: str, text: str, docs: Sequence[Document], left_out: list[LeftOut]) -> Answer:
         return Answer(
@@ -308,10 +395,10 @@ class ModelEngine:
         """One generation; with a conversation its session carries the cache on (a cut turn leaves none)."""
         from inference.runtime.engine import Session
 
+        local = self._local()
         session = None if conversation is None else conversation.session or Session()
         try:
-            events = self.engine.generate(self.on_device(inputs), self.params, cancel=context.cancel, session=session)
-            text = finished(events, context).texts[0]
+            text = local.turn(inputs, context, session)
         except BaseException:
             if conversation is not None:
                 conversation.forget()  # a cut turn is no context to build on
@@ -357,17 +444,40 @@ class ModelEngine:
         redo_below: float | None = None,
         redo_rounds: int = 1,
     ) -> Extraction:
-        """Fields of ``schema`` from ``docs``: through the canvas template unless ``self.template`` is off. Then
-        the ``redo`` fields, and up to ``redo_rounds`` times those whose confidence is under ``redo_below``, are
-        re-denoised against the cached prompt."""
+        """Fields of ``schema`` from ``docs``: through the canvas template unless ``self.template`` is off or the
+        generator takes none. Then the ``redo`` fields, and up to ``redo_rounds`` times those whose confidence is
+        under ``redo_below``, are re-denoised against the cached prompt. An answer that did not end by itself makes
+        the result invalid, with the reason among its errors."""
         from inference.tasks.schema import check_schema
 
         check_schema(schema)
         context = context or TaskContext()
-        if not self.template or not self._can_pin():
-            return self._extract_prompted(docs, schema, context)
+        sources = {d.source for d in docs} | {None}
+        self.cut_offs.take(sources)  # left by an earlier task on the same documents
+        pinning = self.generator.pinning() if self.template else None
+        if pinning is None:
+            result = self._extract_prompted(docs, schema, context)
+        else:
+            result = self._extract_pinned(docs, schema, context, pinning, redo, redo_below, redo_rounds).result
+        reasons = sorted(set(self.cut_offs.take(sources).values()))
+        if reasons:
+            result.errors = [*result.errors, *(cut_off_message(r) for r in reasons)]
+            result.valid = False
+        return result
 
-        run = self._extract_pinned(docs, schema, context)
+    def _extract_pinned(
+        self,
+        docs: Sequence[Document],
+        schema: dict[str, Any],
+        context: TaskContext,
+        pinning: Pinning,
+        redo: Sequence[str],
+        redo_below: float | None,
+        redo_rounds: int,
+    ) -> PinnedRun:
+        """The schema laid out on the canvas and denoised, its agreement measured (with a prompt cache), then the
+        fields asked for re-denoised."""
+        run = self._pinned_run(docs, schema, context, pinning)
         if self.agreement and run.session is not None:
             self.check_agreement(run, context)
         if redo:
@@ -378,42 +488,33 @@ class ModelEngine:
                 if not low:
                     break
                 run = self.redenoise(run, low, context)
-        return run.result
+        return run
 
-    def _can_pin(self) -> bool:
-        """Whether extraction can take the canvas template here (a local engine always can)."""
-        return True
-
-    def _pin_setup(self) -> tuple[Any, int, int | None, int]:
-        """Tokenizer, vocabulary size, end-of-sequence id and canvas length the template is laid out for."""
-        eos = (self.engine.eos_token_ids or [None])[0]
-        return self.loaded.tokenizer, self.engine.vocab_size, eos, self.engine.canvas_length
-
-    def _extract_pinned(self, docs: Sequence[Document], schema: dict[str, Any], context: TaskContext) -> PinnedRun:
+    def _pinned_run(
+        self, docs: Sequence[Document], schema: dict[str, Any], context: TaskContext, pinning: Pinning
+    ) -> PinnedRun:
         from inference.tasks.pinned import layout_schema, vocabulary
 
-        tokenizer, vocab_size, eos, canvas_length = self._pin_setup()
+        tokenizer, vocab_size, eos, canvas_length = pinning
         vocab = vocabulary(tokenizer, vocab_size, eos)
         layout = layout_schema(schema, vocab, sum(len(d.pages) for d in docs), canvas_length)
         if context.extra.get("on_layout"):  # a viewer that shows the slots as they denoise
             context.extra["on_layout"](layout)
         instruction = PINNED_INSTRUCTION.format(schema=json.dumps(schema, ensure_ascii=False, indent=1))
         prompt = self.builder.build(list(docs), instruction, self.policy)
-        events, session = self._templated(prompt, layout.template, context)
-        run = PinnedRun(layout=layout, session=session, docs=list(docs), engine=self.name, canvas_length=canvas_length)
-        run.take(events, layout.template, span=None)
+        generated = self._templated(prompt, layout.template, context)
+        run = PinnedRun(
+            layout=layout, session=generated.session, docs=list(docs), engine=self.name, canvas_length=canvas_length
+        )
+        run.take(list(generated.events), layout.template, span=None)
         self.last_pinned = run
         return run
 
-    def _templated(self, prompt: Prompt, template: Any, context: TaskContext) -> tuple[list[Any], Any]:
-        """One templated engine run over ``prompt``: its events, and the session that keeps its prompt cache."""
-        from inference.runtime.engine import Session
-
-        model = self.loaded.model
-        inputs = {k: v.to(model.device) if hasattr(v, "to") else v for k, v in self.builder.inputs(prompt).items()}
-        session = Session(keep_prompt=True)
-        events = self.engine.generate(inputs, self.params, cancel=context.cancel, session=session, template=template)
-        return self._drain(events, context), session
+    def _templated(self, prompt: Prompt, template: Any, context: TaskContext) -> Generation:
+        """One templated run over ``prompt``; an answer that did not end by itself is recorded against its pages."""
+        generated = self.generator.templated(prompt, template, context)
+        self.cut_offs.record(prompt, generated.finish)
+        return generated
 
     def redenoise(self, run: PinnedRun, fields: Sequence[str], context: TaskContext | None = None) -> PinnedRun:
         """Re-open ``run``'s canvas with these fields' value and evidence slots re-noised, everything else pinned,
@@ -426,9 +527,9 @@ class ModelEngine:
         span = run.layout.span(fields)
         template = run.layout.template.reopened(run.ids, span)
         before = run.values()
-        events = self.engine.reopen(run.session, template, self.params, cancel=context.cancel)
+        events = self._local().reopen(run.session, template, context)
         run.redone.extend(fields)
-        run.take(self._drain(events, context), template, span=span)
+        run.take(events, template, span=span)
         run.compare(before, list(fields))
         self.last_pinned = run
         return run
@@ -436,35 +537,21 @@ class ModelEngine:
     def check_agreement(self, run: PinnedRun, context: TaskContext) -> None:
         """Re-denoise every field once more with another seed, everything else pinned, and record per field whether
         it wrote the same value (a confidence feature); the run keeps its first tokens. The events are not shown."""
-        import dataclasses
-
         import numpy as np
 
         from inference.tasks.pinned import read_canvas
 
+        local = self._local()
         span = run.layout.span(list(run.layout.fields))
         template = run.layout.template.reopened(run.ids, span)
-        seed = None if self.params.seed is None else self.params.seed + AGREEMENT_SEED
-        params = dataclasses.replace(self.params, seed=seed)
-        quiet = TaskContext(cancel=context.cancel)
-        events = self._drain(self.engine.reopen(run.session, template, params, cancel=context.cancel), quiet)
+        seed = None if local.params.seed is None else local.params.seed + AGREEMENT_SEED
+        params = local.params.replace(seed=seed)
+        events = local.reopen(run.session, template, TaskContext(cancel=context.cancel), params)
         ids = np.where(span, np.asarray(events[-1].ids[0, : template.length]), run.ids)
         again = read_canvas(run.layout, ids, run.logprobs, run.choice_probs).value
         first = run.values()
         run.agree = {name: 1.0 if again.get(name) == first.get(name) else 0.0 for name in run.layout.fields}
         run.refresh()
-
-    def _drain(self, events: Any, context: TaskContext) -> list[Any]:
-        """The engine's events, passed on to ``context.on_event``; a cancel or failure raises."""
-        out: list[Any] = []
-
-        def keep(event: Any) -> None:
-            out.append(event)
-            if context.on_event:
-                context.on_event(event)
-
-        drain(events, keep)
-        return out
 
     def _extract_prompted(self, docs: Sequence[Document], schema: dict[str, Any], context: TaskContext) -> Extraction:
         from inference.tasks.schema import parse_json_object, validate
@@ -529,9 +616,26 @@ def transcribed_pages(doc: Document, texts: dict[int, str], options: ParseOption
     return pages_md
 
 
-def finished(events: Any, context: TaskContext) -> Finished:
-    """Drain an engine run: each event to ``context.on_event``; its ``Finished``, or the cancel or failure raised."""
-    return drain(events, context.on_event)
+def page_groups(docs: Sequence[Document], per_group: int) -> list[list[Document]]:
+    """The documents' pages in groups of at most ``per_group`` pages (a page brings at most one image), each group
+    as copies of the documents holding only its pages (page numbers kept)."""
+    groups: list[list[Document]] = []
+    current: list[Document] = []
+    room = per_group
+    for doc in docs:
+        pages = list(doc.pages)
+        while pages:
+            take, pages = pages[:room], pages[room:]
+            part = copy.copy(doc)
+            part.pages = take
+            current.append(part)
+            room -= len(take)
+            if room == 0:
+                groups.append(current)
+                current, room = [], per_group
+    if current:
+        groups.append(current)
+    return groups
 
 
 def _value_sources(value: dict[str, Any], docs: Sequence[Document]) -> dict[str, Citation]:

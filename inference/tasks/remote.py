@@ -1,27 +1,24 @@
-"""The ``remote`` task engine: parse, ask and extract against a server speaking the OpenAI chat-completions
-protocol (``dwb serve``, or vLLM serving DiffusionGemma).
+"""The HTTP generator: prompts answered by a server speaking the OpenAI chat-completions protocol (``dwb serve``, or
+vLLM serving DiffusionGemma), for the model engine's tasks (:func:`RemoteEngine`).
 
-Prompts are built here, as for the local model engine, with exact token counts from the processor alone (no
-weights): the processor of the model the server serves (its name from ``/v1/models``) unless one is named. At
-connect time the server's limits are read from ``/v1/models``: its context (``max_model_len``, as vLLM lists it)
-less the answer's share, and ``dwb serve``'s own prompt limit (``dwb.max_prompt_tokens``), cap the prompts' budget
-(``--budget-tokens`` above that is lowered, said once); its images per request (``dwb.max_images``, else
-``max_images``, else 8) split questions over more pages into parts that are asked and combined. Images go as PNG
-data URLs with the image budget sent the way vLLM reads it (``mm_processor_kwargs.max_soft_tokens``) as well as ours.
-A server without the ``dwb`` extension (vLLM) takes no steps, diffusion parameters or seed per request: that is said
-once, and they are not sent.
+Prompts are built here, as for a model loaded here, with exact token counts from the processor alone (no weights):
+the processor of the model the server serves (its name from ``/v1/models``) unless one is named. At connect time the
+server's limits are read from ``/v1/models``: its context (``max_model_len``, as vLLM lists it) less the answer's
+share, and ``dwb serve``'s own prompt limit (``dwb.max_prompt_tokens``), cap the prompts' budget (``--budget-tokens``
+above that is lowered, said once); its images per request (``dwb.max_images``, else ``max_images``, else 8) make the
+engine ask questions over more pages in parts that are combined; whether it takes a canvas template
+(``dwb.template``). Images go as PNG data URLs with the image budget sent the way vLLM reads it
+(``mm_processor_kwargs.max_soft_tokens``) as well as ours. A server without the ``dwb`` extension (vLLM) takes no
+steps, diffusion parameters or seed per request: that is said once, and they are not sent.
 
-Only a ``finish_reason`` of ``stop`` is an answer that ended by itself: ``length``, ``abort``, ``error`` and
-``repetition`` (vLLM's reasons) make the page an error of its document (partial, asked again on a rerun), the answer
-of ``ask`` carry ``cut_off`` (and a notice), and an extraction invalid, each with the reason.
-
-Each generation streams (server-sent events read by ``httpx-sse``): against ``dwb serve`` the engine's own typed
-events come back (the ``dwb`` extension) and reach ``context.on_event`` as they would locally; against another
-server only the text arrives. Connection errors and 408/409/429/5xx answers (but those that say
-``x-should-retry: false``, as a request past its time limit does) are retried with exponential backoff and jitter,
-a bounded number of times, before anything has streamed; every request has a timeout; a cancelled task closes its
-stream, which cancels the run on ``dwb serve``. Batches run documents in parallel up to ``concurrency``
-(``inference.batch.runner.run_parse``).
+Each answer comes back with its ``finish_reason`` (only ``stop`` is an answer that ended by itself; the engine makes
+the others a page error, an incomplete answer, an invalid extraction). Each generation streams (server-sent events
+read by ``httpx-sse``): against ``dwb serve`` the engine's own typed events come back (the ``dwb`` extension) and
+reach ``context.on_event`` as they would locally; against another server only the text arrives. Connection errors
+and 408/409/429/5xx answers (but those that say ``x-should-retry: false``, as a request past its time limit does)
+are retried with exponential backoff and jitter, a bounded number of times, before anything has streamed; every
+request has a timeout; a cancelled task closes its stream, which cancels the run on ``dwb serve``. Prompts of one
+call go as parallel requests, and batches run documents in parallel, up to ``concurrency``.
 """
 
 from __future__ import annotations
@@ -34,7 +31,7 @@ import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from inference.errors import CancelledError, GenerationError, ModelLoadError
@@ -42,8 +39,8 @@ from inference.prompts import Prompt, PromptBuilder, PromptPolicy
 from inference.runtime.events import Cancelled, Failed, Finished
 from inference.runtime.params import DiffusionParams
 from inference.serving.wire import EXTENSION, WireError, decode_event, prompt_content
-from inference.tasks.base import Answer, TaskContext
-from inference.tasks.conversation import Conversation, ask_instruction, cite, retrieved
+from inference.tasks.base import TaskContext
+from inference.tasks.generation import Generation, Pinning
 from inference.tasks.model import ModelEngine
 
 log = logging.getLogger(__name__)
@@ -60,6 +57,7 @@ class ServerInfo:
     max_images: int
     extension: bool  # takes the dwb extension (events, steps, diffusion parameters, seed)
     max_prompt_tokens: int | None = None  # dwb serve's own limit on a prompt (its --max-prompt-tokens)
+    features: dict[str, Any] = field(default_factory=dict)  # the listing's ``dwb`` object: template, canvas_length
 
     def prompt_limit(self, reserve: int) -> int | None:
         """The most prompt tokens a request may hold here: below the context less the answer's ``reserve``, and
@@ -78,6 +76,7 @@ class ServerInfo:
         entry = next((e for e in entries if e["id"] == wanted), entries[0])
         extension = entry.get(EXTENSION)
         ours: dict[str, Any] = extension if isinstance(extension, dict) else {}
+        offered = listing.get(EXTENSION)
         context = entry.get("max_model_len")
         stated = ours.get("max_images")
         prompt = ours.get("max_prompt_tokens")
@@ -85,8 +84,9 @@ class ServerInfo:
             model=str(wanted or entry["id"]),
             context=int(context) if isinstance(context, int) and context > 0 else None,
             max_images=max_images or (int(stated) if isinstance(stated, int) and stated > 0 else DEFAULT_MAX_IMAGES),
-            extension=bool(ours.get("extension")) or isinstance(listing.get(EXTENSION), dict),
+            extension=bool(ours.get("extension")) or isinstance(offered, dict),
             max_prompt_tokens=int(prompt) if isinstance(prompt, int) and prompt > 0 else None,
+            features=dict(offered) if isinstance(offered, dict) else {},
         )
 
 
@@ -118,37 +118,24 @@ class _Retry(Exception):
         self.wait = wait
 
 
-class _LockedBuilder:
-    """The prompt builder, one call at a time (a tokenizer is not safe to share between threads)."""
-
-    def __init__(self, builder: PromptBuilder) -> None:
-        self._builder = builder
-        self._lock = threading.Lock()
-
-    @property
-    def tokenizer(self) -> Any:
-        """The tokenizer itself, for the extraction template (laid out on one thread, before any request)."""
-        return self._builder.tokenizer
-
-    @property
-    def processor(self) -> Any:
-        """The processor itself (callable, so ``__getattr__`` would hand back a locked call of it)."""
-        return self._builder.processor
-
-    def __getattr__(self, name: str) -> Any:
-        attr = getattr(self._builder, name)
-        if not callable(attr):
-            return attr
-
-        def locked(*args: Any, **kwargs: Any) -> Any:
-            with self._lock:
-                return attr(*args, **kwargs)
-
-        return locked
+def RemoteEngine(  # named as the engine it builds, which front ends and tests construct
+    base_url: str,
+    processor: Any | None,
+    model: str | None = None,
+    *,
+    params: DiffusionParams | dict[str, Any] | None = None,
+    policy: PromptPolicy | None = None,
+    retries: int = 2,
+    **http: Any,
+) -> ModelEngine:
+    """The model engine's tasks (same prompts, citations, schema retries, chunking) on a server: a
+    :class:`~inference.tasks.model.ModelEngine` given an :class:`HttpGenerator` (``http``: its connection options)."""
+    generator = HttpGenerator(base_url, processor, model, params=params, **http)
+    return ModelEngine(policy=policy, retries=retries, generator=generator)
 
 
-class RemoteEngine(ModelEngine):
-    """The model engine's tasks (same prompts, citations, schema retries, chunking), generated by a server."""
+class HttpGenerator:
+    """Prompts as streamed chat completions, up to ``concurrency`` requests in flight over all threads."""
 
     name = "remote"
 
@@ -166,8 +153,6 @@ class RemoteEngine(ModelEngine):
         max_backoff: float = 30.0,
         events: bool = True,
         params: DiffusionParams | dict[str, Any] | None = None,
-        policy: PromptPolicy | None = None,
-        retries: int = 2,
         max_images: int | None = None,
     ) -> None:
         import httpx
@@ -180,16 +165,10 @@ class RemoteEngine(ModelEngine):
         self.concurrency = concurrency
         self.events = events
         self.params = params  # all of them, some (a dict: the server's defaults for the rest), or None
-        self._builder = _LockedBuilder(PromptBuilder(processor)) if processor is not None else None
-        self.policy = policy or PromptPolicy()
-        self.max_images = max_images
+        self._builder = PromptBuilder(processor) if processor is not None else None
+        self._max_images = max_images
         self.info: ServerInfo | None = None
-        self.prompt_limit: int | None = None  # the server's, read at connect time
         self.notices: list[str] = []  # said once each (also logged as warnings)
-        # (document, page) -> finish_reason, of answers that did not end by themselves (cut at max_tokens, aborted,
-        # failed, stopped for repetition): such a page is an error of its document, and a rerun asks again
-        self.cut_off: dict[tuple[str | None, int | None], str] = {}
-        self.retries = retries  # extract: asks again with the validation errors
         self.http_retries, self.backoff, self.max_backoff = http_retries, backoff, max_backoff
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.client = httpx.Client(
@@ -197,47 +176,30 @@ class RemoteEngine(ModelEngine):
             timeout=httpx.Timeout(timeout, connect=connect_timeout),
             limits=httpx.Limits(max_connections=concurrency + 2),
         )
-        self._model_lock = threading.Lock()
+        self._lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(concurrency)  # requests in flight, over all threads
+        self._said_prompt_path = False
 
     def close(self) -> None:
         self.client.close()
 
-    @property
-    def policy(self) -> PromptPolicy:
-        """The prompt policy, its budget kept under the server's prompt limit once that is known (a larger
-        ``budget_tokens`` is lowered to it, said once)."""
-        policy, limit = self._policy, self.prompt_limit
-        if limit is None or (policy.budget_tokens is not None and policy.budget_tokens <= limit):
-            return policy
-        if policy.budget_tokens is not None:
-            self.notice(
-                f"{self.base_url} takes prompts of at most {limit} tokens (with the answer's share kept free): the "
-                f"budget of {policy.budget_tokens} tokens is lowered to {limit}"
-            )
-        return dataclasses.replace(policy, budget_tokens=limit)
-
-    @policy.setter
-    def policy(self, value: PromptPolicy) -> None:
-        self._policy = value
+    def notice(self, text: str) -> None:
+        if text not in self.notices:
+            self.notices.append(text)
+            log.warning("%s", text)
 
     # ------------------------------------------------------------------ the server's limits
-    @property
-    def builder(self) -> Any:
-        if self._builder is None:
-            self.connect()
-        return self._builder
-
     def connect(self) -> ServerInfo:
-        """Read the server's model, context and image limit (once); load the processor when none was given."""
-        with self._model_lock:
+        """Read the server's model, context, image limit and extension (once); load the processor when none was
+        given."""
+        with self._lock:
             if self.info is not None:
                 return self.info
             listing = self._with_retries(lambda: self._get("/models"), TaskContext())
-            info = ServerInfo.from_listing(listing, self.model, self.max_images, self.base_url)
+            info = ServerInfo.from_listing(listing, self.model, self._max_images, self.base_url)
             if self._builder is None:
                 try:
-                    self._builder = _LockedBuilder(PromptBuilder(load_processor(info.model)))
+                    self._builder = PromptBuilder(load_processor(info.model))
                 except ModelLoadError as exc:
                     raise ModelLoadError(
                         f"{self.base_url} serves {info.model!r}, whose processor could not be loaded here "
@@ -246,11 +208,7 @@ class RemoteEngine(ModelEngine):
                         "tokenizer and processor files; no weights needed).",
                     ) from exc
             if info.context is not None:
-                self._builder._builder.context_tokens = info.context
-            reserve = self._param_values().get("max_new_tokens")
-            if reserve is None and info.context is not None:
-                reserve = min(self._policy.reserve_tokens, info.context // 4)
-            self.prompt_limit = info.prompt_limit(int(reserve or 0))
+                self._builder.context_tokens = info.context
             if not info.extension:
                 ignored = sorted(k for k in self._param_values() if k != "max_new_tokens")
                 if ignored:
@@ -261,108 +219,63 @@ class RemoteEngine(ModelEngine):
             self.model, self.info = info.model, info
             return info
 
-    # ------------------------------------------------------------------ tasks within the server's limits
-    def parse(self, doc: Any, options: Any = None, context: TaskContext | None = None) -> Any:
-        """As the model engine parses, then every page whose answer did not end by itself (``finish_reason`` other
-        than ``stop``) is an error of the page naming the reason: the document is partial, a rerun asks again."""
-        self._take_cut_off({doc.source})  # left by an earlier task on the same document
-        result = super().parse(doc, options, context)
-        for (_source, page), reason in sorted(self._take_cut_off({doc.source}).items(), key=lambda kv: kv[0][1] or 0):
-            if page is not None:
-                result.document.add_error(page, cut_off_message(reason), "GenerationError")
-        return result
+    @property
+    def builder(self) -> PromptBuilder:
+        """The prompt builder: the processor given, else the served model's (read at connect time)."""
+        if self._builder is None:
+            self.connect()
+        assert self._builder is not None  # connect() loads it or raises
+        return self._builder
 
-    def transcribed_whole(self, doc: Any, number: int) -> bool:
-        """A page whose answer was cut off is not whole: it is not kept for a rerun."""
-        with self._model_lock:
-            return (doc.source, number) not in self.cut_off
+    @property
+    def max_images(self) -> int | None:
+        return self.connect().max_images
 
-    def _take_cut_off(self, sources: set[Any]) -> dict[tuple[str | None, int | None], str]:
-        """The cut-off answers recorded for these documents (``None``: answers over no page), forgotten here."""
-        with self._model_lock:
-            taken = {k: v for k, v in self.cut_off.items() if k[0] in sources}
-            for key in taken:
-                del self.cut_off[key]
-        return taken
+    def budget(self, policy: PromptPolicy) -> PromptPolicy:
+        """``policy`` with its budget kept under the server's prompt limit once that is known (a larger
+        ``budget_tokens`` is lowered to it, said once)."""
+        limit = self._prompt_limit(policy)
+        if limit is None or (policy.budget_tokens is not None and policy.budget_tokens <= limit):
+            return policy
+        if policy.budget_tokens is not None:
+            self.notice(
+                f"{self.base_url} takes prompts of at most {limit} tokens (with the answer's share kept free): the "
+                f"budget of {policy.budget_tokens} tokens is lowered to {limit}"
+            )
+        return dataclasses.replace(policy, budget_tokens=limit)
 
-    def extract(self, docs: Sequence[Any], schema: dict[str, Any], context: TaskContext | None = None, **redo: Any):
-        """As the model engine extracts; an answer that did not end by itself makes the result invalid, with the
-        reason among its errors."""
-        sources = {d.source for d in docs} | {None}
-        self._take_cut_off(sources)
-        result = super().extract(docs, schema, context, **redo)
-        reasons = sorted(set(self._take_cut_off(sources).values()))
-        if reasons:
-            result.errors = [*result.errors, *(cut_off_message(r) for r in reasons)]
-            result.valid = False
-        return result
-
-    def page_identity(self) -> dict[str, Any]:
-        """The model asked for, the options sent and the prompts' image budget (not the server's address: the same
-        model elsewhere makes the same pages)."""
-        return {
-            "model": self.asked_model,
-            "params": self._param_values(),
-            "dpi": self.policy.dpi,
-            "max_soft_tokens": self.policy.max_soft_tokens,
-        }
-
-    keeps_sessions = False  # the server keeps no cache between requests: each question reads afresh
-
-    def ask(
-        self,
-        docs: Sequence[Any],
-        question: str,
-        context: TaskContext | None = None,
-        conversation: Conversation | None = None,
-    ) -> Answer:
-        """As the model engine asks; when the pages' images are more than the server takes in one request, the
-        pages are asked in groups that fit and the partial answers combined. A conversation changes nothing here
-        (no cache to keep)."""
-        sources = {d.source for d in docs} | {None}
-        self._take_cut_off(sources)
-        answer = self._ask(docs, question, context)
-        reasons = sorted(set(self._take_cut_off(sources).values()))
-        if reasons:
-            answer.cut_off = ", ".join(reasons)
-            self.notice(f"the answer is incomplete: {cut_off_message(answer.cut_off)}")
-        return answer
-
-    def _ask(self, docs: Sequence[Any], question: str, context: TaskContext | None) -> Answer:
-        info = self.connect()
-        context = context or TaskContext()
-        prompt = self.builder.build(list(docs), ask_instruction(question, docs), self.policy)
-        if len(prompt.images) <= info.max_images:
-            return super().ask(docs, question, context)
-        groups = page_groups(docs, info.max_images)
-        answers = []
-        for i, group in enumerate(groups):
-            context.report(i, len(groups) + 1, f"reading pages, part {i + 1} of {len(groups)}")
-            answers.append(super().ask(group, question, context))
-        context.report(len(groups), len(groups) + 1, "combining")
-        text = self._combine([a.text for a in answers], question, context).strip()
-        return Answer(
-            question=question,
-            text=text,
-            citations=cite(text, docs) or retrieved(docs, question),
-            kind="generated",
-            engine=self.name,
-            left_out=[item for a in answers for item in a.left_out],
-        )
-
-    def notice(self, text: str) -> None:
-        if text not in self.notices:
-            self.notices.append(text)
-            log.warning("%s", text)
+    def _prompt_limit(self, policy: PromptPolicy) -> int | None:
+        """The server's limit on a prompt, the answer's share (``max_new_tokens``, else the policy's reserve up to a
+        quarter of the context) kept free; ``None`` before the server is read."""
+        info = self.info
+        if info is None:
+            return None
+        reserve = self._param_values().get("max_new_tokens")
+        if reserve is None and info.context is not None:
+            reserve = min(policy.reserve_tokens, info.context // 4)
+        return info.prompt_limit(int(reserve or 0))
 
     def _param_values(self) -> dict[str, Any]:
         values = self.params.to_dict() if isinstance(self.params, DiffusionParams) else dict(self.params or {})
         return {k: v for k, v in values.items() if v is not None}
 
-    # ------------------------------------------------------------------ one generation
+    def default_batch_size(self) -> int:
+        return self.concurrency
+
+    def identity(self) -> dict[str, Any]:
+        """The model asked for and the options sent (not the server's address: the same model elsewhere makes the
+        same pages)."""
+        return {"model": self.asked_model, "params": self._param_values()}
+
+    def model_name(self) -> str:
+        """The model to ask for: as given, else the first the server lists."""
+        return self.connect().model
+
+    # ------------------------------------------------------------------ generations
     def request_body(self, prompt: Prompt) -> dict[str, Any]:
         info = self.connect()
         body: dict[str, Any] = {
+            "model": info.model,
             "messages": [{"role": "user", "content": prompt_content(prompt)}],
             "stream": True,
             "mm_processor_kwargs": {"max_soft_tokens": prompt.max_soft_tokens},  # how vLLM reads the image budget
@@ -378,68 +291,42 @@ class RemoteEngine(ModelEngine):
                 body[EXTENSION]["params"] = values
         return body
 
-    def generate(self, prompt: Prompt, context: TaskContext) -> str:
+    def generate(self, prompts: Sequence[Prompt], context: TaskContext) -> list[Generation]:
+        """The prompts as parallel requests, up to ``concurrency`` at a time (the server queues or batches them)."""
+        if len(prompts) == 1:
+            return [self._one(prompts[0], context)]
+        with ThreadPoolExecutor(max_workers=min(self.concurrency, len(prompts))) as pool:
+            return list(pool.map(lambda p: self._one(p, context), prompts))
+
+    def _one(self, prompt: Prompt, context: TaskContext) -> Generation:
         body = self.request_body(prompt)
-        body["model"] = self.model_name()
-        if len(prompt.images) > self.connect().max_images:
+        limit = self.connect().max_images
+        if len(prompt.images) > limit:
             raise GenerationError(
-                f"the prompt holds {len(prompt.images)} images; {self.base_url} takes at most "
-                f"{self.connect().max_images} per request",
+                f"the prompt holds {len(prompt.images)} images; {self.base_url} takes at most {limit} per request",
                 hint="Use --max-images to state the server's limit, or fewer pages.",
             )
         with self._slots:
             text, finish = self._with_retries(lambda: self._stream(body, context), context)
-        self._finished(prompt, finish)
-        return text
-
-    def _finished(self, prompt: Prompt, finish: str | None) -> None:
-        """Records the prompt's pages as cut off unless the answer ended by itself (``stop``; a server that names
-        no reason is taken at its word)."""
-        if finish in (None, "stop"):
-            return
-        pages = {(p.document, p.page) for p in prompt.parts if p.page is not None} or {(None, None)}
-        with self._model_lock:
-            self.cut_off.update(dict.fromkeys(pages, finish))
-
-    def generate_batch(self, prompts: Sequence[Prompt], context: TaskContext) -> list[str]:
-        """The prompts as parallel requests, up to ``concurrency`` at a time (the server queues or batches them)."""
-        if len(prompts) == 1:
-            return [self.generate(prompts[0], context)]
-        with ThreadPoolExecutor(max_workers=min(self.concurrency, len(prompts))) as pool:
-            return list(pool.map(lambda p: self.generate(p, context), prompts))
-
-    def default_batch_size(self) -> int:
-        return self.concurrency
-
-    def model_name(self) -> str:
-        """The model to ask for: as given, else the first the server lists."""
-        return self.connect().model
+        return Generation(text, finish)
 
     # ------------------------------------------------------------------ extraction on a pinned canvas
-    def _features(self) -> dict[str, Any]:
-        """What the server's ``dwb`` extension offers (from its model listing, asked once)."""
-        if getattr(self, "_extension", None) is None:
-            listing = self._with_retries(lambda: self._get("/models"), TaskContext())
-            offered = listing.get(EXTENSION) if isinstance(listing, dict) else None
-            self._extension = offered if isinstance(offered, dict) else {}
-        return self._extension
-
-    def _can_pin(self) -> bool:
+    def pinning(self) -> Pinning | None:
         """A server that takes ``dwb.template`` runs the template; others get the prompt path, said once."""
-        if self._features().get("template"):
-            return True
-        if not getattr(self, "_said_prompt_path", False):
-            self._said_prompt_path = True
-            log.warning("%s takes no canvas template: extraction asks for JSON in the prompt instead", self.base_url)
-        return False
-
-    def _pin_setup(self) -> tuple[Any, int, int | None, int]:
+        features = self.connect().features
+        if not features.get("template"):
+            if not self._said_prompt_path:
+                self._said_prompt_path = True
+                log.warning(
+                    "%s takes no canvas template: extraction asks for JSON in the prompt instead", self.base_url
+                )
+            return None
         tokenizer = self.builder.tokenizer
-        return tokenizer, len(tokenizer), tokenizer.eos_token_id, int(self._features().get("canvas_length", 256))
+        return Pinning(tokenizer, len(tokenizer), tokenizer.eos_token_id, int(features.get("canvas_length", 256)))
 
-    def _templated(self, prompt: Prompt, template: Any, context: TaskContext) -> tuple[list[Any], Any]:
+    def templated(self, prompt: Prompt, template: Any, context: TaskContext) -> Generation:
         """The run on the server with the template in ``dwb.template``: its events (no session: re-denoising needs
-        a local model)."""
+        a model loaded here)."""
         events: list[Any] = []
         forward = context.on_event
 
@@ -449,14 +336,13 @@ class RemoteEngine(ModelEngine):
                 forward(event)
 
         body = self.request_body(prompt)
-        body["model"] = self.model_name()
         body[EXTENSION].update(events=True, template=template.to_wire())
         relay = TaskContext(progress=context.progress, on_event=keep, cancel=context.cancel, extra=context.extra)
         with self._slots:
-            _text, finish = self._with_retries(lambda: self._stream(body, relay), relay)
-        self._finished(prompt, finish)
-        return events, None
+            text, finish = self._with_retries(lambda: self._stream(body, relay), relay)
+        return Generation(text, finish, events=tuple(events))
 
+    # ------------------------------------------------------------------ HTTP
     def _with_retries(self, attempt: Any, context: TaskContext) -> Any:
         import httpx
 
@@ -541,30 +427,6 @@ class RemoteEngine(ModelEngine):
         return None
 
 
-def page_groups(docs: Sequence[Any], per_group: int) -> list[list[Any]]:
-    """The documents' pages in groups of at most ``per_group`` pages (a page brings at most one image), each group
-    as copies of the documents holding only its pages (page numbers kept)."""
-    import copy
-
-    groups: list[list[Any]] = []
-    current: list[Any] = []
-    room = per_group
-    for doc in docs:
-        pages = list(doc.pages)
-        while pages:
-            take, pages = pages[:room], pages[room:]
-            part = copy.copy(doc)
-            part.pages = take
-            current.append(part)
-            room -= len(take)
-            if room == 0:
-                groups.append(current)
-                current, room = [], per_group
-    if current:
-        groups.append(current)
-    return groups
-
-
 def _check(response: Any) -> None:
     if response.status_code < 400:
         return
@@ -576,17 +438,6 @@ def _check(response: Any) -> None:
         after = response.headers.get("retry-after", "")
         raise _Retry(f"HTTP {response.status_code}: {message}", float(after) if after.isdigit() else None)
     raise GenerationError(f"the server answered HTTP {response.status_code}: {message}")
-
-
-def cut_off_message(reason: str) -> str:
-    """What a page (or answer) that did not end by itself says, by its ``finish_reason``."""
-    why = {
-        "length": "at max_tokens",
-        "abort": "by the server (the run was aborted)",
-        "error": "by an error on the server",
-        "repetition": "by the server's repetition check",
-    }
-    return f"the answer was cut off {why.get(reason, 'before its end')} (finish_reason: {reason})"
 
 
 def _describe(exc: BaseException) -> str:

@@ -9,7 +9,6 @@ re-denoise included); a field is right when its value equals the page's exactly.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import random
 import tempfile
@@ -48,7 +47,7 @@ def measure(engine: Any, pages: int, seed: int, evaluation: bool, redo_rounds: i
     with tempfile.TemporaryDirectory() as folder:
         for i in range(pages):
             docs, schema, want = generated_page(i, seed, evaluation, engine.loaded.tokenizer, Path(folder))
-            engine.params = dataclasses.replace(base, seed=i)
+            engine.params = base.replace(seed=i)
             result = engine.extract(docs, schema)
             run = engine.last_pinned
             for name, expected in want.items():

@@ -49,7 +49,6 @@ def main() -> None:
     if args.seeds < 3:
         parser.error("--seeds must be at least 3")
 
-    import dataclasses
     from importlib import resources
 
     from inference.documents import ingest
@@ -73,7 +72,7 @@ def main() -> None:
                 on_event=lambda e, p=passes: p.append(e.stats.forward_passes) if isinstance(e, Finished) else None
             )
             engine.template = template
-            engine.params = dataclasses.replace(base, seed=seed)
+            engine.params = base.replace(seed=seed)
             result = engine.extract(docs, schema, context)
             steps[template].append(sum(passes))
             valid[template].append(result.valid)
