@@ -349,17 +349,24 @@ def cmd_parse(args: argparse.Namespace, cancel: Any) -> int:
     return 1 if result.failed or result.partial else 0  # a partial document is not done: a rerun retries it
 
 
-def _open_all(paths: Sequence[str], args: argparse.Namespace) -> list[Any]:
+def _open_all(paths: Sequence[str], args: argparse.Namespace, skipped: list[str] | None = None) -> list[Any]:
+    """The documents at ``paths`` (folders expanded). With ``skipped``, one that cannot be read is named there and on
+    stderr and the rest go on (a folder's one unsupported file does not stop a question about the others);
+    without it, or when none can be read, the first failure is the error."""
     from inference.documents import ingest
     from inference.errors import IngestError
 
     docs = []
     for r in ingest(paths, password=password_source(args)):
         if r.document is None:
-            raise IngestError(r.error or "could not be read", path=None)
+            if skipped is None:
+                raise IngestError(r.error or "could not be read", path=None)
+            skipped.append(r.error or f"{r.path}: could not be read")
+            print(f"dwb: skipped, could not be read: {skipped[-1]}", file=sys.stderr)
+            continue
         docs.append(r.document)
     if not docs:
-        raise IngestError("no documents given")
+        raise IngestError(skipped[0] if skipped else "no documents given", path=None)
     return docs
 
 
@@ -383,7 +390,8 @@ def cmd_ask(args: argparse.Namespace, cancel: Any) -> int:
     else:
         *paths, question = args.inputs
         question = read_text(question, None, "question", "--question-file")
-    docs = _open_all(paths, args)
+    skipped: list[str] = []
+    docs = _open_all(paths, args, skipped)
     engine = make_engine(args)
     if engine.name == "builtin":  # OCR scanned pages and mark furniture first, so that every page can be searched
         docs = [engine.parse(d, _builtin_options(args)).document for d in docs]
@@ -404,10 +412,10 @@ def cmd_ask(args: argparse.Namespace, cancel: Any) -> int:
         )
         if not args.allow_truncation:
             return 1
-    if answer.left_out and not args.allow_truncation:
+    if (answer.left_out or skipped) and not args.allow_truncation:
         print(
-            f"dwb: {len(answer.left_out)} part(s) of the documents were left out, so the answer may miss them "
-            "(--allow-truncation accepts this)",
+            f"dwb: {len(answer.left_out) + len(skipped)} part(s) of the documents were left out, so the answer may "
+            "miss them (--allow-truncation accepts this)",
             file=sys.stderr,
         )
         return 1

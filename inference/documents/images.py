@@ -54,6 +54,7 @@ def open_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> Document:
                     path=path,
                 )
             frames = getattr(img, "n_frames", 1) if img.format in ("TIFF", "MPO", "HEIF") else 1
+            animated = getattr(img, "n_frames", 1) if frames == 1 else 1  # GIF, APNG, WebP: the first frame is read
             fmt = img.format
     except IngestError:
         raise
@@ -75,6 +76,11 @@ def open_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> Document:
         except Exception as exc:  # noqa: BLE001 - one bad TIFF page never loses the others
             doc.pages.append(Page(number=number, label=str(number), width=0, height=0, scanned=True))
             doc.add_error(number, f"page could not be decoded: {exc}")
+    if animated > 1 and doc.pages:
+        doc.pages[0].note(
+            f"an animated {fmt} of {animated} frames: only its first frame was read (for text that changes "
+            "from frame to frame, save the frames as a video or as images)"
+        )
     return doc
 
 

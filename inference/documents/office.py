@@ -77,6 +77,13 @@ def open_office(path: str | Path, kind: str | None = None, password: PasswordCal
         kind = _kind_of(source) or kind
     kind = kind or OFFICE_SUFFIXES.get(path.suffix.lower())
     if kind not in NAMES:
+        if not encrypted and _plain_text(path):  # a text file named like an old Office one (.doc): read as text
+            from inference.documents.text import open_text
+
+            doc = open_text(path)
+            for page in doc.pages[:1]:
+                page.note(f"{path.name} is plain text, not a {path.suffix} file: read as text")
+            return doc
         raise IngestError("not a Word, PowerPoint or Excel file", path=path)
     _check_archive(path, source, kind)
     if kind == "xlsx":
@@ -418,3 +425,16 @@ def _notes_and_furniture(document: Any) -> Iterator[list[Block]]:
                 )
     if notes:
         yield notes
+
+
+def _plain_text(path: Path) -> bool:
+    """Whether the file is text (its first 64 KiB decode as UTF-8 with no NUL byte): never an Office container."""
+    with open(path, "rb") as fh:
+        head = fh.read(65536)
+    if not head or b"\x00" in head:
+        return False
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return exc.start >= len(head) - 3  # cut inside the last character only
+    return True

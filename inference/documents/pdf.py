@@ -179,7 +179,7 @@ def sideways_turn(data: dict) -> int:
 def _read_page(page: Any, number: int, tables: bool, turns: dict[int, int] | None = None) -> Page:
     """One page as displayed (``/Rotate`` applied), its text layer classified, its blocks in page coordinates and
     reading order: the layer's text and tables where the layer is visible, and the figures."""
-    label = clean_text(page.get_label() or str(number))
+    label = clean_text(pdf_label(page.get_label()) or str(number))
     rotation = page.rotation
     data, turn = _upright_text(page, number, turns)
     rect = page.rect
@@ -503,3 +503,20 @@ def _figures(infos: list[dict], rect: Any, start: int) -> list[Block]:
             )
         )
     return blocks
+
+
+HEX_STRING = re.compile(r"<((?:[0-9A-Fa-f]{2}\s*)+)>")
+
+
+def pdf_label(label: str) -> str:
+    """A page label as text: PyMuPDF passes a label written as a hex string through as it stands
+    (``<FEFF0031>``); that is UTF-16 with its byte order mark (or UTF-8 with its own), else PDFDocEncoding."""
+
+    def decode(match: re.Match[str]) -> str:
+        raw = bytes.fromhex(re.sub(r"\s", "", match.group(1)))
+        for bom, codec in ((b"\xfe\xff", "utf-16-be"), (b"\xff\xfe", "utf-16-le"), (b"\xef\xbb\xbf", "utf-8")):
+            if raw.startswith(bom):
+                return raw[len(bom) :].decode(codec, "replace")
+        return raw.decode("latin-1")
+
+    return HEX_STRING.sub(decode, label) if label and "<" in label else label
