@@ -1,0 +1,44 @@
+"""Defects found by a user trial of the window under Xvfb: nothing lost without asking, the queue and the list say
+what is so, new and cancelled answers stay in view, the side panels leave each other room. Offscreen, real widgets
+and worker, the builtin engine; each test drives the window's public actions."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("PySide6")
+pytest.importorskip("pytestqt")
+
+from PySide6.QtGui import QAction
+
+from tests.qt_helpers import TIMEOUT, parsed_sample
+
+
+def idle(win) -> bool:
+    return not win.worker.busy
+
+
+def menu_action(win, text: str) -> QAction:
+    return next(a for a in win.findChildren(QAction) if a.text() == text)
+
+
+def test_new_session_asks_first_and_cancel_keeps_everything(window, qtbot):
+    parsed_sample(window, qtbot)
+    window.ask("What is block diffusion?")
+    qtbot.waitUntil(lambda: idle(window), timeout=TIMEOUT)
+    assert window.entries and window.tasks.answer_log
+    new_session = menu_action(window, "&New session")
+    new_session.trigger()
+    box = window.sessions.new_session_box
+    assert box is not None and box.isVisible()
+    assert "Close 1 document and 1 answer?" in box.text() and "saved session is replaced" in box.text()
+    assert box.defaultButton() is box.button(box.StandardButton.Cancel)
+    box.button(box.StandardButton.Cancel).click()
+    assert window.entries and window.tasks.answer_log  # nothing closed
+    assert "nothing was closed" in window.status_label.text()
+    new_session.trigger()
+    start = next(b for b in window.sessions.new_session_box.buttons() if b.text() == "New session")
+    start.click()
+    assert not window.entries and not window.tasks.answer_log
+    new_session.trigger()  # nothing left to lose: no question
+    assert window.sessions.new_session_box is None
