@@ -42,3 +42,19 @@ def test_new_session_asks_first_and_cancel_keeps_everything(window, qtbot):
     assert not window.entries and not window.tasks.answer_log
     new_session.trigger()  # nothing left to lose: no question
     assert window.sessions.new_session_box is None
+
+
+def test_a_task_started_with_nothing_before_it_is_listed_as_running(window, qtbot):
+    from app.gui import SAMPLE
+    from tests.qt_helpers import ingested
+
+    window.add_paths([str(SAMPLE)])
+    qtbot.waitUntil(lambda: ingested(window) and idle(window), timeout=TIMEOUT)
+    window.engine_box.setCurrentText("builtin")
+    queue = window.task_queue
+    queue.panel.show()
+    window.parse_action.trigger()
+    assert window.worker.current is not None
+    assert [state for _, state in queue.panel.rows()] == ["running"]
+    assert queue.button.text() == "1 task"  # never "1 task (1 queued)" for the one running
+    qtbot.waitUntil(lambda: idle(window), timeout=TIMEOUT)
