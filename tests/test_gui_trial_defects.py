@@ -58,3 +58,29 @@ def test_a_task_started_with_nothing_before_it_is_listed_as_running(window, qtbo
     assert [state for _, state in queue.panel.rows()] == ["running"]
     assert queue.button.text() == "1 task"  # never "1 task (1 queued)" for the one running
     qtbot.waitUntil(lambda: idle(window), timeout=TIMEOUT)
+
+
+def test_clicking_a_citation_to_another_document_makes_its_row_current(window, qtbot, tmp_path):
+    from PySide6.QtCore import QUrl
+
+    from tests.qt_helpers import ingested
+    from tests.test_gui_window_defects import pdf_of_lines
+
+    first = pdf_of_lines(tmp_path / "harbour.pdf", [["The harbour opens at six."]])
+    second = pdf_of_lines(tmp_path / "library.pdf", [["The library opens at nine."]])
+    window.add_paths([str(first), str(second)])
+    qtbot.waitUntil(lambda: ingested(window), timeout=TIMEOUT)
+    window.doc_list.setCurrentItem(window.doc_list.item_for(str(first.resolve())))  # the first shown and selected
+    window.scope_box.setCurrentIndex(1)  # All documents
+    window.engine_box.setCurrentText("builtin")
+    window.ask("When does the library open?")
+    qtbot.waitUntil(lambda: idle(window), timeout=TIMEOUT)
+    answer = window.results.thread[-1]
+    target = next(c for c in answer.citations if c.document.endswith("library.pdf"))
+    window.results.answer.anchorClicked.emit(QUrl(f"cite:{window.results._links.index(target)}"))
+    row = window.doc_list.item_for(str(second.resolve()))
+    assert window.current == str(second.resolve())
+    assert window.doc_list.currentItem() is row
+    assert window.doc_list.selected_paths() == [str(second.resolve())]  # the old row is no longer highlighted
+    assert window.scope_box.currentIndex() == 1 and len(window.tasks.scope_entries()) == 2  # the scope stays
+    assert row.background().style() != row.background().style().NoBrush  # marked as the document shown
