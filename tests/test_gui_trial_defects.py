@@ -84,3 +84,21 @@ def test_clicking_a_citation_to_another_document_makes_its_row_current(window, q
     assert window.doc_list.selected_paths() == [str(second.resolve())]  # the old row is no longer highlighted
     assert window.scope_box.currentIndex() == 1 and len(window.tasks.scope_entries()) == 2  # the scope stays
     assert row.background().style() != row.background().style().NoBrush  # marked as the document shown
+
+
+def test_a_new_answer_is_scrolled_into_view_from_its_start(window, qtbot):
+    from PySide6.QtGui import QTextDocument
+
+    parsed_sample(window, qtbot)
+    window.resize(900, 600)
+    questions = ["What is block diffusion?", "What does the canvas do?", "How are tokens accepted?", "Why steps?"]
+    view = window.results.answer
+    for question in questions:
+        window.ask(question)
+        qtbot.waitUntil(lambda: idle(window), timeout=TIMEOUT)
+        assert window.results.currentWidget() is view
+        start = view.document().find(question, view.document().characterCount(), QTextDocument.FindFlag.FindBackward)
+        assert not start.isNull()
+        top = view.cursorRect(start).top()
+        assert 0 <= top < view.viewport().height(), (question, top)
+    assert view.verticalScrollBar().value() > 0  # the thread is longer than the pane: it did scroll
