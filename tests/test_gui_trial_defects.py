@@ -102,3 +102,39 @@ def test_a_new_answer_is_scrolled_into_view_from_its_start(window, qtbot):
         top = view.cursorRect(start).top()
         assert 0 <= top < view.viewport().height(), (question, top)
     assert view.verticalScrollBar().value() > 0  # the thread is longer than the pane: it did scroll
+
+
+def test_a_question_cancelled_with_esc_stays_marked_and_the_notice_moves_nothing(window, qtbot):
+    from PySide6.QtCore import Qt
+    from PySide6.QtTest import QTest
+
+    from app.gui import SAMPLE
+    from inference.runtime.events import CanvasCommitted
+    from tests.qt_helpers import ingested, load_tiny
+
+    window.add_paths([str(SAMPLE)])
+    qtbot.waitUntil(lambda: ingested(window) and idle(window), timeout=TIMEOUT)
+    load_tiny(window, qtbot, max_new_tokens=256)
+    window.resize(1200, 800)
+    qtbot.wait(50)
+    panes = window.split.geometry()
+    question = "What is block diffusion?"
+    job = window.ask(question)
+    committed = []
+
+    def on_event(event):  # Esc once the first canvas is in: the answer has a start
+        if isinstance(event, CanvasCommitted) and not committed:
+            committed.append(event)
+            window.activateWindow()
+            QTest.keyClick(window.question, Qt.Key.Key_Escape)
+
+    job.event.connect(on_event)
+    qtbot.waitUntil(lambda: idle(window), timeout=TIMEOUT)
+    assert committed, "no canvas was committed"
+    kept = window.results.thread[-1]
+    assert kept.question == question and "Cancelled" in kept.text
+    assert kept.text.startswith(committed[0].texts[0].strip()[:10])  # the partial text it had
+    assert window.tasks.answer_log[-1][1] is kept
+    assert "Cancelled" in window.results.answer.toPlainText()
+    assert window.banner.isVisible() and "Cancelled" in window.banner.label.text()
+    assert window.split.geometry() == panes  # the notice lies over the panes, it does not push them down

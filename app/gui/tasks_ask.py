@@ -79,7 +79,26 @@ class AskTasks(ParseTasks):
 
         detail = f"asking \u201c{question.strip()}\u201d about {names_of(entries)} ({engine.name})"
         job = Job("asking", work, key=task, detail=detail)
+        self.keep_cancelled(job, question.strip(), key, entries)
         return self.w.worker.submit(self.connect(job, done, stream=("answer", question)))
+
+    def keep_cancelled(self, job: Job, question: str, key: tuple, entries: list[DocEntry]) -> None:
+        """A cancelled question stays in the thread (and the session), marked "Cancelled", with the text it had
+        streamed so far."""
+        from inference.runtime.events import CanvasCommitted
+        from inference.tasks.base import Answer
+
+        streamed: list[str] = []
+        job.event.connect(lambda event: streamed.append(event.texts[0]) if isinstance(event, CanvasCommitted) else None)
+
+        def cancelled(_why: str) -> None:
+            partial = "".join(streamed).strip()
+            text = f"{partial}\n\nCancelled: the answer stops here." if partial else "Cancelled before an answer."
+            answer = Answer(question, text, [], "generated", key[0], cut_off="cancelled")
+            self.answer_log.append((key[1:], answer))
+            self.w.results.show_answer(answer, about=[e.name for e in entries])
+
+        job.cancelled.connect(cancelled)
 
     def say_answered(self, answer: Any, documents: int) -> None:
         """The status of an answer: an empty one is said to be empty, never "Answered"; a retrieval that found no
