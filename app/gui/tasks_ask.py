@@ -14,7 +14,7 @@ from PySide6.QtCore import Qt
 from app.gui.messages import NO_DOCUMENT
 from app.gui.tasks_parse import ParseTasks
 from app.gui.views import DocEntry, names_of
-from app.gui.worker import Job
+from app.gui.worker import NOT_STARTED, Job
 
 
 def own_parse(entry: DocEntry, engine: str) -> Any:
@@ -83,19 +83,21 @@ class AskTasks(ParseTasks):
         return self.w.worker.submit(self.connect(job, done, stream=("answer", question)))
 
     def keep_cancelled(self, job: Job, question: str, key: tuple, entries: list[DocEntry]) -> None:
-        """A cancelled question stays in the thread (and the session), marked "Cancelled", with the text it had
-        streamed so far."""
+        """A question cancelled while it ran stays in the Answer tab, marked "Cancelled", with the text it had
+        streamed so far. It is no answer: not in ``answer_log``, so neither exported nor saved with the session.
+        One taken off the queue before it started was never asked: the status bar says so."""
         from inference.runtime.events import CanvasCommitted
         from inference.tasks.base import Answer
 
         streamed: list[str] = []
         job.event.connect(lambda event: streamed.append(event.texts[0]) if isinstance(event, CanvasCommitted) else None)
 
-        def cancelled(_why: str) -> None:
+        def cancelled(why: str) -> None:
+            if why == NOT_STARTED:
+                return
             partial = "".join(streamed).strip()
             text = f"{partial}\n\nCancelled: the answer stops here." if partial else "Cancelled before an answer."
             answer = Answer(question, text, [], "generated", key[0], cut_off="cancelled")
-            self.answer_log.append((key[1:], answer))
             self.w.results.show_answer(answer, about=[e.name for e in entries])
 
         job.cancelled.connect(cancelled)
