@@ -138,3 +138,15 @@ def test_a_question_cancelled_with_esc_stays_marked_and_the_notice_moves_nothing
     assert "Cancelled" in window.results.answer.toPlainText()
     assert window.banner.isVisible() and "Cancelled" in window.banner.label.text()
     assert window.split.geometry() == panes  # the notice lies over the panes, it does not push them down
+
+
+def test_the_task_queue_leaves_the_ocr_review_its_height(window, qtbot):
+    window.resize(1400, 860)
+    window.task_queue.toggle_action().trigger()  # the queue first, as in the trial
+    qtbot.waitUntil(lambda: window.task_queue.panel.isVisible(), timeout=TIMEOUT)
+    qtbot.wait(50)
+    window.ocr_review.toggle_action().trigger()
+    qtbot.waitUntil(lambda: window.ocr_review.isVisible() and window.task_queue.panel.isVisible(), timeout=TIMEOUT)
+    qtbot.wait(50)
+    assert window.ocr_review.view.height() >= 300, window.ocr_review.view.height()
+    assert window.task_queue.panel.isVisible() and window.task_queue.panel.height() >= 80
