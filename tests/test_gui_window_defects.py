@@ -96,6 +96,7 @@ def test_clicking_a_citation_shows_its_page_and_keeps_the_scope(window, qtbot, t
     target = next(c for c in answer.citations if c.document.endswith("library.pdf"))
     window.results.answer.anchorClicked.emit(QUrl(f"cite:{window.results._links.index(target)}"))
     assert window.current == str(second.resolve())
+    assert window.doc_list.currentItem() is window.doc_list.item_for(str(second.resolve()))
     assert len(window.tasks.scope_entries()) == 2 and len(window.doc_list.selected_paths()) == 2
     window.ask("When does the harbour open?")
     qtbot.waitUntil(lambda: idle(window), timeout=TIMEOUT)

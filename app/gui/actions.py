@@ -81,7 +81,7 @@ def action_maker(window: Any, bar: QToolBar) -> MakeAction:
 
 
 def file_actions(window: Any, action: MakeAction, menu: QMenu) -> None:
-    action("&New session", lambda: window.sessions.new_session(), None, menu)
+    action("&New session", lambda: window.sessions.ask_new_session(), None, menu)
     action("&Open\u2026", window.open_dialog, QKeySequence.StandardKey.Open, menu, True, PIX.SP_DialogOpenButton)
     window.recent_menu = menu.addMenu("Open &Recent")
     window.fill_recent()

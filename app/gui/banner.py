@@ -1,8 +1,9 @@
-"""The message strip at the top of the window: errors and notices, never a modal dialog; details on request."""
+"""The message strip at the top of the window: errors and notices, never a modal dialog; details on request. It lies
+over the top of the panes (an overlay, not a widget in their layout), so a message never pushes the panes down."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QEvent, QObject, Qt
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
@@ -49,6 +50,28 @@ class Banner(QWidget):
         self.close_button.clicked.connect(self.hide)
         self.hide()
 
+    def overlay(self, host: QWidget) -> None:
+        """Lie over the top of ``host`` (the window's central widget), across its width, following its size."""
+        self.setParent(host)
+        host.installEventFilter(self)
+        self.hide()
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if watched is self.parentWidget() and event.type() == QEvent.Type.Resize:
+            self.place()
+        return super().eventFilter(watched, event)
+
+    def place(self) -> None:
+        """Across the host's top, as tall as the message needs at that width."""
+        host = self.parentWidget()
+        if host is None:
+            return
+        width = host.width()
+        layout = self.layout()
+        height = layout.heightForWidth(width) if layout.hasHeightForWidth() else self.sizeHint().height()
+        self.setGeometry(0, 0, width, max(height, self.minimumSizeHint().height()))
+        self.raise_()
+
     def show_message(self, message: str, details: str = "", error: bool = True) -> None:
         """Show ``message``; errors that come while an error is shown (five files that fail to open) are kept: the
         newest is shown with a count, Details lists them all. Dismissing the banner or a new task starts afresh."""
@@ -69,6 +92,7 @@ class Banner(QWidget):
         self.setStyleSheet(f"#banner {{ background: {background}; }} #banner QLabel {{ color: {text}; }}")
         self.icon.setPixmap(self.style().standardIcon(icon).pixmap(18, 18))
         self.show()
+        self.place()
 
     def show_details(self) -> QDialog:
         """The details themselves at once, not the message again behind a second "Show Details..." button."""

@@ -251,6 +251,7 @@ class MainWindow(DropTarget, QMainWindow):
 
     def show_entry(self, path: str, page: int | None = None) -> None:
         self.current = path
+        self.doc_list.mark_shown(path)
         entry = self.entries[path]
         if entry.document is None:  # failed to open, or still being read: say so, never the last document's pages
             self._show_nothing(
@@ -284,16 +285,25 @@ class MainWindow(DropTarget, QMainWindow):
         if key not in self.entries:
             return
         item = self.doc_list.item_for(key)
-        if item is not None and self.doc_list.currentItem() is not item:  # shown, never selected: the scope stays
-            self.doc_list.blockSignals(True)
-            self.doc_list.setCurrentItem(item, QItemSelectionModel.SelectionFlag.NoUpdate)
-            self.doc_list.blockSignals(False)
+        if item is not None:
+            self._list_follows(item)
         if self.current != key or self.page_view.document is not self.entries[key].document:
             self.show_entry(key, citation.page)
         else:
             self.page_view.show_page(citation.page)
         self.finder.clear_marks()  # an earlier find's marks are not about this passage
         self.page_view.highlight_many(passage_blocks(self.page_view.blocks, citation.text))
+
+    def _list_follows(self, item: Any) -> None:
+        """The cited document's row becomes the current one, never changing the scope: with *All documents* it is
+        also the one selected; with *Selected* the selection (the scope) stays and the row is marked as shown."""
+        flag = QItemSelectionModel.SelectionFlag
+        self.doc_list.blockSignals(True)
+        if self.scope_box.currentIndex() == 1:  # the selection is not the scope: it follows the citation
+            self.doc_list.setCurrentItem(item, flag.ClearAndSelect)
+        else:
+            self.doc_list.setCurrentItem(item, flag.NoUpdate)
+        self.doc_list.blockSignals(False)
 
     def next_page(self) -> None:
         self.page_view.show_page(min(self.page_view.page + 1, self.page_view.page_count()))

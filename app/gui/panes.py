@@ -58,9 +58,9 @@ def central_panes(window: Any) -> None:
     central = QWidget()
     outer = QVBoxLayout(central)
     outer.setContentsMargins(0, 0, 0, 0)
-    outer.addWidget(window.banner)
     outer.addWidget(window.split, 1)
     window.setCentralWidget(central)
+    window.banner.overlay(central)  # over the panes' top: a message never moves them
 
 
 def page_viewer(window: Any) -> QWidget:

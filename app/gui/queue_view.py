@@ -104,7 +104,9 @@ class TaskQueue:
     def __init__(self, window: Any) -> None:
         self.window = window
         self.panel = QueuePanel(window.worker, window)
-        window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.panel)
+        # under the panes, never in the OCR review's column (which keeps the window's full height beside it)
+        window.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
+        window.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.panel)
         self.panel.hide()
         self.button = QueueButton(window.worker, self.panel)
         window.statusBar().addPermanentWidget(self.button)

@@ -204,6 +204,9 @@ class Results(QTabWidget):
             self.about[id(answer)] = about
         self._render_thread()
         self.setCurrentWidget(self.answer)
+        # the new answer's start in view, not the thread's end (a long answer's question would be above it);
+        # a hidden pane scrolls when it is shown
+        self.answer.scrollToAnchor(f"answer-{len(self.thread) - 1}")
 
     def show_thread(self, answers: list[Any]) -> None:
         """The answers kept (after a conversation is cleared): the others' labels stay."""
@@ -218,7 +221,7 @@ class Results(QTabWidget):
         from html import escape
 
         self._links = []
-        parts = [self._answer_html(a) for a in self.thread]
+        parts = [f'<a name="answer-{i}"></a>{self._answer_html(a)}' for i, a in enumerate(self.thread)]
         if self.streaming == "answer":  # the answer so far, as its canvases commit
             parts.append(
                 f"<p><b>{escape(self.stream_title)}</b></p>"

@@ -10,6 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from PySide6.QtWidgets import QMessageBox
+
 from app.gui.runs import Run, runs_of
 from app.gui.views import DocEntry
 from app.gui.worker import Job
@@ -26,6 +28,7 @@ class SessionKeeper:
         self.enabled = enabled
         self.restored: Any = None  # the inference.session_file.SessionState read at start, once shown
         self.reading = False  # the saved session is being read: closing now must not save over it
+        self.new_session_box: QMessageBox | None = None  # the confirmation of File -> New session, while shown
 
     @property
     def path(self) -> Path:
@@ -158,6 +161,55 @@ class SessionKeeper:
         w.status_label.setText(said)
         if reading is not None:  # said again once the documents are read (their progress replaces it meanwhile)
             reading.done.connect(lambda: w.status_label.setText(said))
+
+    def losses(self) -> list[str]:
+        """What a new session would close, named for the confirmation ("8 documents", "1 OCR correction");
+        empty when there is nothing to lose."""
+        w = self.window
+        corrected = sum(
+            len((blk.attrs or {}).get("edited") or {})
+            for entry in w.entries.values()
+            for run in runs_of(entry)
+            for page in run.parsed.document.pages
+            for blk in page.blocks
+        )
+        counts = [
+            (len(w.entries), "document"),
+            (len(w.tasks.answer_log), "answer"),
+            (len(w.tasks.extractions), "extraction"),
+            (corrected, "OCR correction"),
+        ]
+        return [f"{n} {name}{'s' if n != 1 else ''}" for n, name in counts if n]
+
+    def ask_new_session(self) -> QMessageBox | None:
+        """File -> New session: with anything to lose, ask first (without blocking the UI thread; Cancel is the
+        default) and start afresh only on *New session*; with nothing to lose, start afresh at once."""
+        losses = self.losses()
+        if not losses:
+            self.new_session()
+            return None
+        named = ", ".join(losses[:-1]) + (" and " if len(losses) > 1 else "") + losses[-1]
+        box = QMessageBox(
+            QMessageBox.Icon.Question,
+            "New session?",
+            f"Close {named}? The saved session is replaced.",
+            QMessageBox.StandardButton.Cancel,
+            self.window,
+        )
+        start = box.addButton("New session", QMessageBox.ButtonRole.DestructiveRole)
+        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+
+        def answered(button: Any) -> None:
+            self.new_session_box = None
+            if button is start:
+                self.new_session()
+            else:
+                self.window.status_label.setText("New session cancelled: nothing was closed.")
+
+        box.buttonClicked.connect(answered)
+        box.open()
+        self.new_session_box = box
+        return box
 
     def new_session(self) -> None:
         """Forget the documents, their parses, the answers and the extractions (File -> New session)."""

@@ -14,7 +14,7 @@ from PySide6.QtCore import Qt
 from app.gui.messages import NO_DOCUMENT
 from app.gui.tasks_parse import ParseTasks
 from app.gui.views import DocEntry, names_of
-from app.gui.worker import Job
+from app.gui.worker import NOT_STARTED, Job
 
 
 def own_parse(entry: DocEntry, engine: str) -> Any:
@@ -79,7 +79,28 @@ class AskTasks(ParseTasks):
 
         detail = f"asking \u201c{question.strip()}\u201d about {names_of(entries)} ({engine.name})"
         job = Job("asking", work, key=task, detail=detail)
+        self.keep_cancelled(job, question.strip(), key, entries)
         return self.w.worker.submit(self.connect(job, done, stream=("answer", question)))
+
+    def keep_cancelled(self, job: Job, question: str, key: tuple, entries: list[DocEntry]) -> None:
+        """A question cancelled while it ran stays in the Answer tab, marked "Cancelled", with the text it had
+        streamed so far. It is no answer: not in ``answer_log``, so neither exported nor saved with the session.
+        One taken off the queue before it started was never asked: the status bar says so."""
+        from inference.runtime.events import CanvasCommitted
+        from inference.tasks.base import Answer
+
+        streamed: list[str] = []
+        job.event.connect(lambda event: streamed.append(event.texts[0]) if isinstance(event, CanvasCommitted) else None)
+
+        def cancelled(why: str) -> None:
+            if why == NOT_STARTED:
+                return
+            partial = "".join(streamed).strip()
+            text = f"{partial}\n\nCancelled: the answer stops here." if partial else "Cancelled before an answer."
+            answer = Answer(question, text, [], "generated", key[0], cut_off="cancelled")
+            self.w.results.show_answer(answer, about=[e.name for e in entries])
+
+        job.cancelled.connect(cancelled)
 
     def say_answered(self, answer: Any, documents: int) -> None:
         """The status of an answer: an empty one is said to be empty, never "Answered"; a retrieval that found no

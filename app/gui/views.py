@@ -12,6 +12,7 @@ from PySide6.QtGui import (
     QColor,
     QIcon,
     QImage,
+    QPalette,
     QPixmap,
 )
 from PySide6.QtWidgets import (
@@ -114,6 +115,15 @@ class DocumentList(QListWidget):
         self.addItem(item)
         self.refresh(entry)
         return item
+
+    def mark_shown(self, path: str) -> None:
+        """Tint the row of the document shown, so that it stands out even when it is not selected (a citation shows
+        a document without selecting it, to keep the scope)."""
+        tint = QColor(self.palette().color(QPalette.ColorRole.Highlight))
+        tint.setAlpha(60)
+        for i in range(self.count()):
+            shown = self.item(i).data(Qt.ItemDataRole.UserRole) == path
+            self.item(i).setBackground(QBrush(tint) if shown else QBrush())
 
     def item_for(self, path: str) -> QListWidgetItem | None:
         for i in range(self.count()):

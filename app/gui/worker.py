@@ -187,11 +187,12 @@ class Worker(QObject):
             self.current.cancel()
 
     def _next(self) -> None:
-        self.queue_changed.emit()
         if not self._queue:
+            self.queue_changed.emit()
             self.busy_changed.emit(False)
             return
         self.current = self._queue.pop(0)
+        self.queue_changed.emit()  # after ``current`` is set: the queue lists the job as running, not queued
         self.busy_changed.emit(True)
         self.job_started.emit(self.current)  # the window shows it busy now
         self._launch_later.emit(self.current)
