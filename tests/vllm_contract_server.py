@@ -109,8 +109,14 @@ class ContractServer:
         # sampler's noise comes from no per-request generator, so a request's seed changes nothing
         engine = DiffusionEngine(self.loaded.model, self.loaded.tokenizer)
         params = engine.default_params(max_new_tokens=wanted, max_denoising_steps=self.denoising_steps)
-        with self.lock:  # one run at a time on this one model (vLLM schedules; the tiny engine is not thread-safe)
-            events = await run_in_threadpool(lambda: list(engine.generate(inputs, params)))
+
+        def run() -> list[Any]:
+            # one run at a time on this one model (vLLM schedules; the tiny engine is not thread-safe), the lock taken
+            # in the worker thread: the event loop goes on serving the requests that wait for it
+            with self.lock:
+                return list(engine.generate(inputs, params))
+
+        events = await run_in_threadpool(run)
         done = events[-1]
         if not isinstance(done, Finished):
             raise RuntimeError(f"the engine did not finish: {done}")
