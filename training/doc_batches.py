@@ -2,7 +2,7 @@
 extractive questions over made-up pages (:mod:`training.documents`).
 
 - **Pinned extraction**: the prompt is the model engine's pinned prompt (page markers, page text,
-  :data:`inference.tasks.model.PINNED_INSTRUCTION`); the canvas is the schema's template
+  :data:`inference.tasks.model_extract.PINNED_INSTRUCTION`); the canvas is the schema's template
   (:func:`inference.tasks.pinned.layout_schema`) with its slots filled. As at inference, pinned positions are never
   noised and carry no loss; every slot position (padding included: it ends the value) is noised with the step's
   ``t`` and weighted 1.

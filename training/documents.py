@@ -238,7 +238,7 @@ def extraction_example(
 ) -> ExtractionExample | None:
     """A one- or two-page document and a schema of two to four of the pages' fields that fits one canvas."""
     from inference.prompts import PromptPart
-    from inference.tasks.model import PINNED_INSTRUCTION
+    from inference.tasks.model_extract import PINNED_INSTRUCTION
     from inference.tasks.pinned import layout_schema
 
     kinds = rng.sample(KINDS, 1 if rng.random() < 0.75 else 2)
