@@ -52,8 +52,9 @@ def mark_unreadable(doc: Document, page: Page) -> None:
     if page.error or any(WORD.search(b.text) for b in page.blocks if b.kind not in FURNITURE):
         return
     page.attrs["readable"] = False
-    if page.provenance.get("method") == "not read":  # its note already says which text was not read, and why
-        return
+    reading = page.provenance
+    if reading.get("method") == "not read" and reading.get("script") not in (None, "unknown"):
+        return  # its note already names the script that was not read, and why
     if page.attrs.get("ocr"):
         why = "OCR found no printed text (handwriting and text in pictures are not read)"
     elif needs_ocr(doc, page):
