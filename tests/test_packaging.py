@@ -20,8 +20,8 @@ from tests.helpers import DATA, needs_shared
 
 ROOT = Path(__file__).resolve().parents[1]
 SCAN = DATA / "ocrmypdf" / "linn.pdf"  # a scanned page with no text layer: text only through OCR
-# The light bundle without the system libraries PyInstaller collects: 557 MiB measured (docs/benchmarks.md); the limit
-# leaves 43 MiB (8%) to grow, so a new dependency of any size (torch: hundreds of MiB) shows up here.
+# The light bundle without the system libraries PyInstaller collects (its size: docs/benchmarks.md); the limit leaves
+# about a tenth to grow, so a new dependency of any size (torch: hundreds of MiB) shows up here.
 LIGHT_LIMIT_MIB = 600
 NO_RUNTIME = "no model runtime"
 
