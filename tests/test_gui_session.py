@@ -74,7 +74,7 @@ def test_reopening_the_window_brings_back_documents_runs_answers_and_extractions
         assert [(docs, a.question, a.text) for docs, a in second.tasks.answer_log] == answers
         assert [x.value for x in second.tasks.extractions] == values
         assert "What does the canvas do?" in second.results.answer.toPlainText()  # the conversation, shown
-        assert "Reopened the last session: 2 document(s), 1 answer(s), 1 extraction(s)" in second.status_label.text()
+        assert "Reopened the saved session: 2 document(s), 1 answer(s), 1 extraction(s)" in second.status_label.text()
         second.sessions.new_session()
         assert not second.entries and not second.tasks.answer_log and not second.tasks.extractions
     finally:

@@ -13,7 +13,7 @@ from typing import Any
 from PySide6.QtWidgets import QMessageBox
 
 from app.gui.runs import Run, runs_of
-from app.gui.views import DocEntry
+from app.gui.views import DocEntry, ask_first
 from app.gui.worker import Job
 
 SESSION_FILE = "session.json"
@@ -71,7 +71,7 @@ class SessionKeeper:
 
     # restoring ----------------------------------------------------------------------------------------------------
     def restore(self) -> Job | None:
-        """Read the last session on the worker; its documents are opened again when it comes back."""
+        """Read the saved session on the worker; its documents are opened again when it comes back."""
         if not self.enabled or not self.path.exists():
             return None
         path = self.path
@@ -85,13 +85,13 @@ class SessionKeeper:
                 try:
                     moved = set_aside(path)
                 except OSError as move_error:
-                    return None, f"The last session ({path}) could not be read: {exc}; {move_error}."
+                    return None, f"The saved session ({path}) could not be read: {exc}; {move_error}."
                 return None, (
-                    f"The last session could not be read ({exc.message}): it was set aside as {moved.name} "
+                    f"The saved session could not be read ({exc.message}): it was set aside as {moved.name} "
                     "and the window starts with a new session."
                 )
 
-        job = Job("restoring the last session", work, key=("session",), detail="restoring the last session")
+        job = Job("restoring the saved session", work, key=("session",), detail="restoring the saved session")
         job.succeeded.connect(lambda result: self._restored(*result))
         job.failed.connect(self.window.show_error)
         job.failed.connect(self._not_read)
@@ -100,7 +100,7 @@ class SessionKeeper:
         return self.window.worker.submit(job)
 
     def _not_read(self, *_: Any) -> None:
-        """The read failed or was cancelled. When the window is closing, nothing of the last session is in it: the
+        """The read failed or was cancelled. When the window is closing, nothing of the saved session is in it: the
         file stays as it is (never the empty window saved over it). Otherwise (Esc during the read) what is done from
         now on is this session's, saved on close."""
         if not self.window.closing:
@@ -153,7 +153,7 @@ class SessionKeeper:
         tasks.scope_changed()
         gone = f" {len(missing)} document(s) are no longer there: {', '.join(missing[:3])}." if missing else ""
         said = (
-            f"Reopened the last session: {len(w.entries)} document(s), {len(tasks.answer_log)} answer(s), "
+            f"Reopened the saved session: {len(w.entries)} document(s), {len(tasks.answer_log)} answer(s), "
             f"{len(tasks.extractions)} extraction(s).{gone}"
         )
         if missing:
@@ -189,27 +189,25 @@ class SessionKeeper:
             self.new_session()
             return None
         named = ", ".join(losses[:-1]) + (" and " if len(losses) > 1 else "") + losses[-1]
-        box = QMessageBox(
-            QMessageBox.Icon.Question,
+
+        def go() -> None:
+            self.new_session_box = None
+            self.new_session()
+
+        def cancelled() -> None:
+            self.new_session_box = None
+            self.window.status_label.setText("New session cancelled: nothing was closed.")
+
+        self.new_session_box = ask_first(
+            self.window,
             "New session?",
             f"Close {named}? The saved session is replaced.",
-            QMessageBox.StandardButton.Cancel,
-            self.window,
+            "New session",
+            QMessageBox.ButtonRole.DestructiveRole,
+            go,
+            cancelled,
         )
-        start = box.addButton("New session", QMessageBox.ButtonRole.DestructiveRole)
-        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
-
-        def answered(button: Any) -> None:
-            self.new_session_box = None
-            if button is start:
-                self.new_session()
-            else:
-                self.window.status_label.setText("New session cancelled: nothing was closed.")
-
-        box.buttonClicked.connect(answered)
-        box.open()
-        self.new_session_box = box
-        return box
+        return self.new_session_box
 
     def new_session(self) -> None:
         """Forget the documents, their parses, the answers and the extractions (File -> New session)."""

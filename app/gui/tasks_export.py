@@ -9,6 +9,7 @@ from typing import Any
 from PySide6.QtWidgets import QMessageBox
 
 from app.gui.export_dialog import ExportChoice, ExportDialog, existing_targets
+from app.gui.views import ask_first
 from app.gui.worker import Job
 
 
@@ -52,24 +53,15 @@ class ExportTasks:
     def confirm_overwrite(self, existing: list[Path], go: Any) -> QMessageBox:
         """Ask (without blocking the UI thread) before files are replaced; ``go()`` runs on Replace."""
         shown = "\n".join(p.name for p in existing[:8]) + ("\n\u2026" if len(existing) > 8 else "")
-        box = QMessageBox(
-            QMessageBox.Icon.Question,
+        box = ask_first(
+            self.w,
             "Replace files?",
             f"{len(existing)} file(s) already in {existing[0].parent} would be replaced:\n{shown}",
-            QMessageBox.StandardButton.Cancel,
-            self.w,
+            "Replace",
+            QMessageBox.ButtonRole.AcceptRole,
+            go,
+            lambda: self.w.status_label.setText("Export cancelled: nothing was replaced."),
         )
-        replace = box.addButton("Replace", QMessageBox.ButtonRole.AcceptRole)
-        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
-
-        def answered(button: Any) -> None:
-            if button is replace:
-                go()
-            else:
-                self.w.status_label.setText("Export cancelled: nothing was replaced.")
-
-        box.buttonClicked.connect(answered)
-        box.open()
         self.overwrite_box = box
         return box
 

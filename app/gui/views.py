@@ -206,3 +206,16 @@ class DropTarget:
 
 def monospace(widget: Any) -> None:
     widget.setFont(fixed_font())
+
+
+def ask_first(parent: Any, title: str, text: str, action: str, role: Any, go: Any, cancelled: Any) -> Any:
+    """A question box opened without blocking the UI thread, Cancel its default: ``go()`` runs on ``action``,
+    ``cancelled()`` on Cancel. Returns the box (tests click its buttons)."""
+    from PySide6.QtWidgets import QMessageBox
+
+    box = QMessageBox(QMessageBox.Icon.Question, title, text, QMessageBox.StandardButton.Cancel, parent)
+    yes = box.addButton(action, role)
+    box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+    box.buttonClicked.connect(lambda button: go() if button is yes else cancelled())
+    box.open()
+    return box
