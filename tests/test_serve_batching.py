@@ -13,13 +13,14 @@ import time
 import httpx
 import numpy as np
 import pytest
+import torch
 
 from inference.prompts import Prompt, PromptBuilder, PromptPart
 from inference.runtime.engine import DiffusionEngine
 from inference.runtime.events import Finished
 from inference.runtime.params import DiffusionParams
 from inference.serving.request import parse_chat
-from inference.serving.runner import Runner
+from inference.serving.runner import Runner, step_threads
 from inference.serving.wire import decode_event
 
 PARAMS = {"max_denoising_steps": 6}
@@ -154,3 +155,43 @@ def test_a_whole_answer_counts_its_steps_without_being_handed_them(served):
     assert whole_run is not streamed_run and whole_run.quiet and not streamed_run.quiet
     assert whole_run.steps == streamed_run.steps == sum(streamed[0].stats.steps_per_canvas) > 0
     assert whole["choices"][0]["message"]["content"] == streamed[0].texts[0].strip()
+
+
+def test_a_step_too_small_to_split_runs_on_one_thread_and_a_batch_of_canvases_on_more(loaded):
+    """A tiny model's one canvas runs on one intra-op thread (a team would wait at every barrier for the core the
+    HTTP loop and the clients use); a batch of four canvases, or one canvas of a real model, gets the threads;
+    threads started afterwards get the process's count again."""
+    tiny_width = 256 * 64  # canvas x hidden width of the random tiny model
+    assert step_threads(1, tiny_width, 2) == 1
+    assert step_threads(4, tiny_width, 2) == 2
+    assert step_threads(4, tiny_width, 1) == 1
+    assert step_threads(1, 256 * 2816, 16) == 16  # one canvas of the full-size model: every thread
+    runner = Runner(loaded, max_batch=4, batch_wait=0.005, batch_wait_max=30.0)
+    inputs = runner.encode(
+        runner.parse_request(parse_chat({"messages": [{"role": "user", "content": "Hi"}]}))[0], [], 280
+    )
+    params = DiffusionParams(max_new_tokens=256, max_denoising_steps=2)
+
+    async def alone_then_four():
+        alone = runner.submit(inputs, params, text="Hi")
+        while await alone.events.get() is not None:
+            pass
+        runner.arrival(+1)  # the others are still being read: the worker waits for them
+        four = [runner.submit(inputs, params, text="Hi") for _ in range(4)]
+        runner.arrival(-1)
+        for run in four:
+            while await run.events.get() is not None:
+                pass
+        return alone, four
+
+    try:
+        alone, four = asyncio.run(alone_then_four())
+    finally:
+        runner.close()
+    assert (alone.batch_size, alone.threads) == (1, 1)
+    assert [(r.batch_size, r.threads) for r in four] == [(4, min(2, runner.max_threads))] * 4
+    seen = []
+    later = threading.Thread(target=lambda: seen.append(torch.get_num_threads()))
+    later.start()
+    later.join()
+    assert seen == [runner.max_threads]

@@ -39,6 +39,7 @@ from inference.serving.request import ChatRequest
 from inference.serving.wire import WireError
 
 log = logging.getLogger(__name__)
+STEP_GRAIN = 32_768  # canvas positions x hidden width per intra-op thread of a step (PyTorch's own grain size)
 TOKEN_COUNT_PIECE = 65_536  # characters tokenized at a time when a long prompt is counted before it is accepted
 
 
@@ -91,6 +92,7 @@ class Run:
     deadline: float = math.inf
     timed_out: bool = False
     batch_size: int = 0  # rows of the batch it ran in
+    threads: int = 0  # intra-op threads its batch's steps ran on (step_threads)
     detached: bool = False  # no longer fed (ended, cancelled or out of time while its batch goes on)
     template: Any = None  # an inference.runtime.template.CanvasTemplate from dwb.template (such a run runs alone)
     quiet: bool = False  # the client takes only the end (a whole answer): its steps are counted, not handed over
@@ -180,6 +182,9 @@ class Runner:
         self.in_flight = 0  # runs queued or running
         self.peak_in_flight = 0
         self.running_rows = 0
+        self.max_threads = _intra_op_threads()
+        text_config = loaded.model.config.get_text_config()
+        self.step_width = int(getattr(loaded.model.config, "canvas_length", 256)) * int(text_config.hidden_size)
         self._thread = threading.Thread(target=self._work, name="dwb-serve-worker", daemon=True)
         self._thread.start()
 
@@ -371,8 +376,9 @@ class Runner:
                     self._seconds.append(time.perf_counter() - started)
 
     def _run_batch(self, rows: list[Run]) -> None:
+        threads = step_threads(len(rows), self.step_width, self.max_threads)
         for row in rows:
-            row.batch_size = len(rows)
+            row.batch_size, row.threads = len(rows), threads
         self.running_rows = len(rows)
         self.metrics.observe_batch(len(rows))
         params, seeds = rows[0].params, None
@@ -383,7 +389,15 @@ class Runner:
             params, seeds = params.replace(seed=None), [r.params.seed for r in rows]
         token = _BatchCancel(rows, self)
         template = rows[0].template if len(rows) == 1 else None
-        for event in self.engine.generate(inputs, params, cancel=token, template=template, seeds=seeds):
+        _set_intra_op_threads(threads)
+        try:
+            self._feed(rows, self.engine.generate(inputs, params, cancel=token, template=template, seeds=seeds), token)
+        finally:
+            _set_intra_op_threads(self.max_threads)  # threads started later get the process's count
+
+    def _feed(self, rows: list[Run], events: Any, token: _BatchCancel) -> None:
+        """The batch's events to its rows (each its own part of a batched event), counted in the metrics."""
+        for event in events:
             if isinstance(event, CanvasStarted):
                 token.where = (event.canvas, 0)
             elif isinstance(event, DenoisingStep):
@@ -481,3 +495,24 @@ def row_event(event: Event, row: int, rows: int) -> Event:
 def completion_tokens(ids: np.ndarray) -> int:
     """Tokens a row generated (its committed canvases)."""
     return int(np.asarray(ids).size)
+
+
+def step_threads(rows: int, step_width: int, most: int) -> int:
+    """Intra-op threads for a batch of ``rows`` canvases: one per ``STEP_GRAIN`` of its canvas positions times hidden
+    width, at least one, at most ``most``. A step too small to split (one canvas of a tiny model) runs on one thread:
+    a team of threads would wait at every barrier for the core the HTTP loop and the clients use, which costs more
+    than the split saves; a batch of canvases, or any real model, gets them all."""
+    return max(1, min(most, rows * step_width // STEP_GRAIN))
+
+
+def _intra_op_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
+def _set_intra_op_threads(count: int) -> None:
+    import torch
+
+    if torch.get_num_threads() != count:
+        torch.set_num_threads(count)
