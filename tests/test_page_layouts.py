@@ -203,3 +203,65 @@ def test_sideways_lines_on_an_upright_page_read_along_their_direction(tmp_path):
     parsed = BuiltinEngine().parse(open_document(tmp_path / "margin.pdf"))
     assert "turned" not in parsed.document.pages[0].attrs  # most of the text is upright: the page is not turned
     assert "Printed up the margin" in parsed.markdown and "Printed down the margin" in parsed.markdown
+
+
+OPTIONS = [
+    (
+        "--bind ADDR",
+        "Listen on this address instead of the loopback interface, primarily for interoperability with "
+        "existing applications that expect the server on every interface.",
+    ),
+    (
+        "--workers N",
+        "Start this many worker processes; each one keeps its own connection pool and its own cache of "
+        "compiled templates.",
+    ),
+    (
+        "--timeout S",
+        "Close a connection that has been idle for this many seconds, which frees its worker for the next "
+        "client in the queue.",
+    ),
+    (
+        "--log FILE",
+        "Write the access log to this file rather than to the journal; the file is reopened when the "
+        "process receives a hangup.",
+    ),
+    ("--quiet", "Print nothing but errors on the terminal, which is what most init systems expect from a service."),
+]
+
+
+def test_a_ruled_definition_list_keeps_each_description_whole_in_its_row(tmp_path):
+    """Terms on the left, descriptions wrapped over two or three lines on the right, a rule between entries: the
+    table finder makes a row of every description line; the wrapped lines join their description again, so no
+    sentence is cut into cells."""
+    import textwrap
+
+    pdf = pymupdf.open()
+    page = pdf.new_page()
+    y = 60.0
+    for term, description in OPTIONS:
+        page.draw_line((40, y - 12), (555, y - 12), color=(0.6, 0.6, 0.6), width=0.5)
+        page.insert_text((40, y), term, fontsize=9, fontname="cour")
+        lines = textwrap.wrap(description, 70)
+        for i, line in enumerate(lines):
+            page.insert_text((170, y + 12 * i), line, fontsize=9, fontname="helv")
+        y += 12 * len(lines) + 10
+    page.draw_line((40, y - 12), (555, y - 12), color=(0.6, 0.6, 0.6), width=0.5)
+    pdf.save(tmp_path / "options.pdf")
+    doc = open_document(tmp_path / "options.pdf")
+    tables = [b for b in doc.pages[0].blocks if b.kind == "table"]
+    assert len(tables) == 1
+    assert tables[0].rows == [[term, description] for term, description in OPTIONS]
+
+
+def test_grouped_rows_with_an_empty_first_cell_stay_rows_of_their_own():
+    """A table whose group label is left blank on the rows after it (short cells, or whole sentences) keeps them."""
+    from inference.documents.pdf_tables import join_wrapped_rows
+
+    grouped = [["Fruit", "apple", "3"], ["", "pear", "5"], ["", "plum", "2"], ["Vegetable", "leek", "1"]]
+    assert join_wrapped_rows(grouped) == grouped
+    sentences = [
+        ["2023", "The harbour was dredged to a depth of twelve metres."],
+        ["", "A second quay opened for the ferries in the spring."],
+    ]
+    assert join_wrapped_rows(sentences) == sentences

@@ -120,6 +120,8 @@ def _tables(page: Any, text_blocks: list[dict], use_layout: bool = True, clip: A
     for table in found.tables:
         raw = _table_cells(table, text_blocks)
         rows = [[(cell or "").replace("\n", " ").strip() for cell in row] for row in raw]
+        if not any(cell is None for row in raw for cell in row):
+            rows = join_wrapped_rows(rows)
         if len(rows) < 2 or max((len(r) for r in rows), default=0) < 2:
             continue
         text = "\n".join(" | ".join(r) for r in rows)
@@ -138,6 +140,41 @@ def _tables(page: Any, text_blocks: list[dict], use_layout: bool = True, clip: A
         bbox = getattr(table, "attrs_bbox", None) or tuple(table.bbox)
         blocks.append(Block(kind="table", text=text, bbox=bbox, order=0, rows=rows, attrs=attrs))
     return blocks
+
+
+WRAP_FILL = 0.6  # a cell line this full (of its column's longest) may have wrapped onto the next row
+WRAP_COLUMN = 25  # ... in a column whose longest line has at least this many characters
+
+
+def join_wrapped_rows(rows: list[list[str]]) -> list[list[str]]:
+    """Rows that only continue the cells above them joined to those cells. A table finder reading lines of text
+    makes each line of a wrapped cell a row of its own (a definition list: the term, then its description over three
+    rows with empty term cells), which cuts sentences into fragments. A row is a continuation when its first cell is
+    empty and each of its other filled cells continues the one above: that one filled, its text as long as a wrapped
+    line is (most of the column's longest), and not ended by a full stop unless this one starts in lower case."""
+    if len(rows) < 2:
+        return rows
+    width = max(len(r) for r in rows)
+    longest = [max((len(r[c]) for r in rows if c < len(r)), default=0) for c in range(width)]
+    out: list[list[str]] = [list(rows[0])]
+    last_line = [len(c) for c in rows[0]]  # the length of each cell's last joined line
+    for row in rows[1:]:
+        above = out[-1]
+        filled = [c for c, text in enumerate(row) if text]
+        if row and not row[0] and filled and all(_continues(above, last_line, longest, c, row[c]) for c in filled):
+            for c in filled:
+                above[c] = f"{above[c]} {row[c]}"
+                last_line[c] = len(row[c])
+            continue
+        out.append(list(row))
+        last_line = [len(c) for c in row]
+    return out
+
+
+def _continues(above: list[str], last_line: list[int], longest: list[int], c: int, text: str) -> bool:
+    if c >= len(above) or not above[c] or longest[c] < WRAP_COLUMN or last_line[c] < WRAP_FILL * longest[c]:
+        return False
+    return not above[c].endswith((".", "!", "?", ":", ";")) or text[:1].islower()
 
 
 def _table_cells(table: Any, text_blocks: list[dict]) -> list[list[str | None]]:
