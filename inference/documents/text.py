@@ -1,8 +1,9 @@
 """Plain text, Markdown and source code files: one page each.
 
-Plain text: paragraphs as blocks. Markdown: headings, lists, paragraphs and fenced code as blocks, each keeping its
-own source (``attrs["markdown"]``) so that the Markdown written out is the file's, indentation and code fences
-included. Source code (by suffix): one code block holding the file verbatim, fenced with its language."""
+Plain text: paragraphs as blocks (a line that starts with ``#`` is text, never a heading). Markdown: headings,
+lists, paragraphs and fenced code as blocks, each keeping its own source (``attrs["markdown"]``) so that the Markdown
+written out is the file's, indentation and code fences included. Source code (by suffix): one code block holding the
+file verbatim, fenced with its language."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
+from inference.documents.markup import escape_markdown
 from inference.documents.model import Block, Document, Page, file_sha256
 from inference.errors import IngestError
 
@@ -78,9 +80,10 @@ def fenced(code: str, language: str = "") -> str:
     return f"{fence}{language}\n{code}\n{fence}"
 
 
-def list_markdown(items: Iterable[tuple[int, bool, str]]) -> str:
+def list_markdown(items: Iterable[tuple[int, bool, str]], escape: bool = False) -> str:
     """List items ``(depth, numbered, text)`` as Markdown lines: numbers counted per level (restarting under each
-    parent), each level indented to its parent's text as CommonMark nests lists."""
+    parent), each level indented to its parent's text as CommonMark nests lists. ``escape``: the items' text escaped
+    where a renderer would take it for markup (the Markdown written out; the block's text keeps it plain)."""
     counters: list[int] = []
     widths: list[int] = []
     kinds: list[bool] = []
@@ -94,7 +97,7 @@ def list_markdown(items: Iterable[tuple[int, bool, str]]) -> str:
             counters[depth], kinds[depth] = 0, numbered
         counters[depth] += 1
         marker = f"{counters[depth]}." if numbered else "-"
-        lines.append(f"{' ' * sum(widths)}{marker} {text}")
+        lines.append(f"{' ' * sum(widths)}{marker} {escape_markdown(text) if escape else text}")
         widths.append(len(marker) + 1)
     return "\n".join(lines)
 
@@ -161,8 +164,8 @@ def _block(chunk: str, markdown: bool) -> Block:
         closed = len(lines) > 1 and lines[-1].strip().startswith(m.group(1))
         kind, body = "code", "\n".join(lines[1 : -1 if closed else None])
         attrs["language"] = m.group(2)
-    elif m := HEADING.match(para.splitlines()[0]):
-        kind, level, body = "heading", len(m.group(1)), m.group(2)
+    elif markdown and (m := HEADING.match(para.splitlines()[0])):  # plain text: a "#" is text ("# of items: 5")
+        kind, level, body = "heading", len(m.group(1)), "\n".join([m.group(2), *para.splitlines()[1:]])
     elif LIST_ITEM.match(para):
         kind = "list"
     if markdown:

@@ -199,8 +199,7 @@ class _Walker:
         elif tag in ("ul", "ol"):
             self.flush()
             if items := list(list_items(el, 0)):
-                text = list_markdown(items)
-                self.add("list", text, attrs={"markdown": text})
+                self.add("list", list_markdown(items), attrs={"markdown": list_markdown(items, escape=True)})
         elif tag == "table" and not el.xpath(".//td//*[self::p or self::div or self::table or self::ul or self::ol]"):
             self.flush()
             self.table(el)
