@@ -79,3 +79,68 @@ def test_escaped_text_renders_exactly_as_it_was_read():
     assert RENDERER.render(escape_markdown("use `<T>` here")) == "<p>use <code>&lt;T&gt;</code> here</p>\n"
     assert RENDERER.render(f"## {escape_heading('Section # and <T>')}") == "<h2>Section # and &lt;T&gt;</h2>\n"
     assert RENDERER.render(f"## {escape_heading('Issue #')}") == "<h2>Issue #</h2>\n"
+
+
+def test_csv_and_tsv_files_come_out_as_tables_in_their_encoding_and_delimiter(tmp_path):
+    from inference.documents import Status
+
+    prices = tmp_path / "prices.csv"  # semicolons, cp1252, a quoted field holding the delimiter and a line break
+    prices.write_bytes('Name;Menge;Preis\nÄpfel;3;"1,20 €"\n"Birne; reif";12;"0,50\nim Angebot"\n'.encode("cp1252"))
+    [result] = ingest([prices])
+    doc = result.document
+    assert doc.metadata == {"format": "csv", "encoding": "cp1252", "delimiter": ";"} and doc.status == Status.COMPLETE
+    assert doc.pages[0].blocks[0].rows == [
+        ["Name", "Menge", "Preis"],
+        ["Äpfel", "3", "1,20 €"],
+        ["Birne; reif", "12", "0,50 im Angebot"],
+    ]
+    assert parsed(prices).endswith(
+        "| Name | Menge | Preis |\n|---|---|---|\n| Äpfel | 3 | 1,20 € |\n| Birne; reif | 12 | 0,50 im Angebot |\n"
+    )
+
+    sheet = tmp_path / "readings.tsv"  # UTF-16 with its byte-order mark, numbers only
+    sheet.write_bytes("x\ty\n1\t2.5\n3\t4.5\n".encode("utf-16"))
+    md = parsed(sheet)
+    assert md == "<!-- page 1 -->\n\n| x | y |\n|---|---|\n| 1 | 2.5 |\n| 3 | 4.5 |\n"  # no "no readable text"
+    assert "<table>" in RENDERER.render(md)
+
+
+def test_a_ragged_csv_is_a_padded_table_with_a_note(tmp_path):
+    ragged = tmp_path / "ragged.csv"
+    ragged.write_text("id,name,city\n1,Ada,London\n2,Bob\n3,Cy,Paris,extra\n", encoding="utf-8")
+    [result] = ingest([ragged])
+    assert result.error is None and not result.document.errors
+    assert result.document.pages[0].blocks[0].rows == [
+        ["id", "name", "city", ""],
+        ["1", "Ada", "London", ""],
+        ["2", "Bob", "", ""],
+        ["3", "Cy", "Paris", "extra"],
+    ]
+    md = parsed(ragged)
+    note = (
+        "<!-- note: the rows have different numbers of fields (2 to 4, most have 3; the first that differs is "
+        "record 3): shorter rows were padded with empty cells -->"
+    )
+    assert note in md and "| 3 | Cy | Paris | extra |" in md
+
+
+def test_a_huge_csv_is_bounded_like_a_sheet_and_says_so(tmp_path):
+    from inference.documents import Status
+
+    long = tmp_path / "long.csv"
+    long.write_text("n,square\n" + "".join(f"{i},{i * i}\n" for i in range(12_000)), encoding="utf-8")
+    [result] = ingest([long])
+    doc = result.document
+    rows = doc.pages[0].blocks[0].rows
+    assert len(rows) == 10_000 and rows[-1] == ["9998", str(9998 * 9998)]
+    cut = "only the first 10,000 rows were read (the bound that keeps a huge file readable)"
+    assert doc.status == Status.PARTIAL and doc.pages[0].attrs["notes"] == [cut]
+    assert [(e.message, e.error_type) for e in doc.errors] == [(cut, "LimitError")]
+
+    wide = tmp_path / "wide.csv"
+    wide.write_text("\n".join(",".join(f"r{r}c{c}" for c in range(250)) for r in range(3)) + "\n", encoding="utf-8")
+    [result] = ingest([wide])
+    assert [len(r) for r in result.document.pages[0].blocks[0].rows] == [200, 200, 200]
+    assert result.document.pages[0].attrs["notes"] == [
+        "only the first 200 columns were read (the bound that keeps a huge file readable)"
+    ]

@@ -73,6 +73,16 @@ def decode_text(raw: bytes) -> tuple[str, str]:
     return raw.decode("latin-1"), "latin-1"  # not reached: Latin-1 decodes every byte
 
 
+FALLBACKS = ("utf-8-sig", "cp1252", "latin-1")  # decode_text's encodings after the ones told by the bytes
+
+
+def head_encoding(head: bytes, complete: bool = True) -> str:
+    """The encoding ``decode_text`` reads a file in, judged from its first bytes ``head`` (all of it when
+    ``complete``): a character cut by the end of a partial head is not held against UTF-8, UTF-16 or UTF-32."""
+    found = [decode_text(head[: len(head) - cut])[1] for cut in range(1 if complete else 4)]
+    return min(found, key=lambda enc: FALLBACKS.index(enc) + 1 if enc in FALLBACKS else 0)
+
+
 def fenced(code: str, language: str = "") -> str:
     """``code`` in a Markdown code fence longer than any run of backticks inside it."""
     longest = max((len(run) for run in re.findall(r"`+", code)), default=0)
