@@ -144,3 +144,19 @@ def test_a_huge_csv_is_bounded_like_a_sheet_and_says_so(tmp_path):
     assert result.document.pages[0].attrs["notes"] == [
         "only the first 200 columns were read (the bound that keeps a huge file readable)"
     ]
+
+
+def test_html_blocks_written_without_whitespace_between_them_stay_apart(tmp_path):
+    page = tmp_path / "glued.html"
+    page.write_text(
+        "<html><body><h1>Title</h1><h2>Sub</h2><p>Text</p><h3>Unclosed<h4>Inner</h4>Body text"
+        "<h2><div>Two</div><div>parts</div></h2><ul><li><h5>Term</h5><p>its meaning</p></li><li><p>One</p><p>two"
+        "</p></li></ul><table><tr><th><h6>Name</h6><small>(full)</small></th><th>Age</th></tr><tr><td>"
+        "<blockquote>Ada</blockquote><blockquote>Lovelace</blockquote></td><td>36</td></tr></table></body></html>",
+        encoding="utf-8",
+    )
+    md = parsed(page)
+    assert md == (
+        "<!-- page 1 -->\n\n# Title\n\n## Sub\n\nText\n\n### Unclosed\n\n#### Inner\n\nBody text\n\n## Two parts\n\n"
+        "- Term its meaning\n- One two\n\n| Name (full) | Age |\n|---|---|\n| Ada Lovelace | 36 |\n"
+    )
