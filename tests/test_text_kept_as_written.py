@@ -160,3 +160,30 @@ def test_html_blocks_written_without_whitespace_between_them_stay_apart(tmp_path
         "<!-- page 1 -->\n\n# Title\n\n## Sub\n\nText\n\n### Unclosed\n\n#### Inner\n\nBody text\n\n## Two parts\n\n"
         "- Term its meaning\n- One two\n\n| Name (full) | Age |\n|---|---|\n| Ada Lovelace | 36 |\n"
     )
+
+
+def test_text_set_out_in_fixed_width_columns_keeps_its_spacing(tmp_path):
+    notes = tmp_path / "report.txt"
+    notes.write_text(
+        "Quarterly figures follow.\n\n"
+        "Region      Q1      Q2\nNorth      120      95\nSouth       80     110\n\n"
+        "+-------+-----+\n| Name  | Age |\n+-------+-----+\n| Ada   |  36 |\n+-------+-----+\n\n"
+        "┌────┬────┐\n│ x  │ y  │\n└────┴────┘\n\n"
+        "key\tvalue\nwidth\t80\nheight\t24\n\n"
+        "```\ndef f():\n    return 1\n```\n\n"
+        "Prose keeps one space.  Two after a full stop\nare a habit, not a column.  So this line and\n"
+        "the next are a paragraph.  As they were.\n",
+        encoding="utf-8",
+    )
+    md = parsed(notes)
+    assert md == (
+        "<!-- page 1 -->\n\nQuarterly figures follow.\n\n"
+        "```\nRegion      Q1      Q2\nNorth      120      95\nSouth       80     110\n```\n\n"
+        "```\n+-------+-----+\n| Name  | Age |\n+-------+-----+\n| Ada   |  36 |\n+-------+-----+\n```\n\n"
+        "```\n┌────┬────┐\n│ x  │ y  │\n└────┴────┘\n```\n\n"
+        "```\nkey\tvalue\nwidth\t80\nheight\t24\n```\n\n"
+        "```\ndef f():\n    return 1\n```\n\n"
+        "Prose keeps one space. Two after a full stop\nare a habit, not a column. So this line and\n"
+        "the next are a paragraph. As they were.\n"
+    )
+    assert "<pre><code>Region      Q1      Q2\nNorth      120      95" in RENDERER.render(md)

@@ -25,9 +25,14 @@ CODE_SUFFIXES = {
     ".lua": "lua", ".pl": "perl", ".cs": "csharp", ".css": "css", ".json": "json", ".yaml": "yaml", ".yml": "yaml",
     ".toml": "toml", ".ini": "ini", ".cfg": "ini", ".xml": "xml", ".tex": "latex", ".diff": "diff", ".patch": "diff",
 }  # fmt: skip
-FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})\s*([^`\s]*)")
+FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})[ \t]*([^`\s]*)")
 HEADING = re.compile(r"^(#{1,6})\s+(.*)$")
 LIST_ITEM = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+")
+# fixed-width layout in plain text: a gap between columns (two spaces, three after a sentence's end, or a tab),
+# box-drawing characters, and a table's rule line (+----+----+, |---|---|)
+COLUMN_GAP = re.compile(r"(?<=[^\s.!?])(?: {2,}|\t)+(?=\S)|(?<=[.!?])(?: {3,}|\t)+(?=\S)")
+BOX_DRAWING = re.compile(r"[\u2500-\u257f]")
+RULE_LINE = re.compile(r"^\s*[+|][-=+:| ]*[-=]{3}[-=+:| ]*[+|]?\s*$")
 
 
 BOMS = (  # UTF-32 first: its little-endian mark starts with UTF-16's
@@ -165,15 +170,19 @@ def markdown_chunks(text: str) -> list[str]:
 
 
 def _block(chunk: str, markdown: bool) -> Block:
-    """A paragraph, heading, list or (in Markdown) fenced code block; Markdown ones keep their source."""
+    """A paragraph, heading, list or fenced code block; Markdown ones keep their source. In plain text, a fenced
+    block and a paragraph set out in fixed-width columns (``preformatted``) are code blocks, their spacing kept."""
     source = chunk.rstrip()
     para = source.strip()
     kind, level, body, attrs = "text", 0, para, {}
-    if markdown and (m := FENCE.match(source)):
+    if m := FENCE.match(source):
         lines = source.splitlines()
         closed = len(lines) > 1 and lines[-1].strip().startswith(m.group(1))
         kind, body = "code", "\n".join(lines[1 : -1 if closed else None])
-        attrs["language"] = m.group(2)
+        attrs.update(language=m.group(2), markdown=fenced(body, m.group(2)))
+    elif not markdown and preformatted(source):
+        kind, body = "code", "\n".join(line.rstrip() for line in source.splitlines())
+        attrs.update(preformatted=True, markdown=fenced(body))
     elif markdown and (m := HEADING.match(para.splitlines()[0])):  # plain text: a "#" is text ("# of items: 5")
         kind, level, body = "heading", len(m.group(1)), "\n".join([m.group(2), *para.splitlines()[1:]])
     elif LIST_ITEM.match(para):
@@ -181,3 +190,30 @@ def _block(chunk: str, markdown: bool) -> Block:
     if markdown:
         attrs["markdown"] = source
     return Block(kind=kind, text=body, bbox=(0, 0, 0, 0), order=0, level=level, attrs=attrs)
+
+
+def preformatted(chunk: str) -> bool:
+    """Whether a plain text paragraph is set out in fixed-width columns, so that its spacing is part of its meaning:
+    a text table whose columns line up (runs of two or more spaces or a tab at the same place on three lines in a
+    row, or at two places on two lines), a table or picture drawn with box characters or ``+--+``/``|`` rules, or
+    indentation nested three levels deep (code, an outline, a poem). A sentence's two spaces after its full stop do
+    not count as a column."""
+    tabbed = chunk.replace("\t", "  \t")  # a tab is a gap between columns however few spaces it stands for
+    lines = [line.expandtabs(8) for line in tabbed.splitlines() if line.strip()]
+    if len(lines) < 2:
+        return False
+    if sum(1 for line in lines if BOX_DRAWING.search(line)) >= 2:
+        return True
+    if any(RULE_LINE.match(line) for line in lines) and sum(1 for line in lines if line.lstrip()[:1] in "|+") >= 2:
+        return True
+    if len({len(line) - len(line.lstrip()) for line in lines}) >= 3:
+        return True
+    gaps = [{i for m in COLUMN_GAP.finditer(line) for i in range(m.start(), m.end())} for line in lines]
+    if any(a & b & c for a, b, c in zip(gaps, gaps[1:], gaps[2:], strict=False)):
+        return True
+    return any(len(_runs(a & b)) >= 2 for a, b in zip(gaps, gaps[1:], strict=False))
+
+
+def _runs(columns: set[int]) -> list[int]:
+    """The first column of each run of consecutive columns."""
+    return [c for c in sorted(columns) if c - 1 not in columns]
