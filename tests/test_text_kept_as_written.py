@@ -187,3 +187,76 @@ def test_text_set_out_in_fixed_width_columns_keeps_its_spacing(tmp_path):
         "the next are a paragraph. As they were.\n"
     )
     assert "<pre><code>Region      Q1      Q2\nNorth      120      95" in RENDERER.render(md)
+
+
+def test_a_monospaced_listing_in_a_pdf_is_a_fenced_code_block_with_its_indentation(tmp_path):
+    import pymupdf
+
+    struct = [
+        "struct config {",
+        "    int width;   /* px */",
+        "    struct {",
+        "        char r, g, b;",
+        "    } colour;",
+        "};",
+    ]
+    function = ["def area(w, h):", "    if w < 0:", "        raise ValueError(w)", "", "    return w * h"]
+    pdf = tmp_path / "manual.pdf"
+    with pymupdf.open() as doc:
+        page = doc.new_page()
+        y = 72.0
+
+        def put(text, font="helv", x=72.0, step=14.0, before=0.0):
+            nonlocal y
+            y += before
+            page.insert_text((x, y), text, fontname=font, fontsize=10)
+            y += step
+
+        put("The device keeps its settings in a small struct:", step=20)
+        for line in struct:  # indentation drawn by position, as typesetters do
+            put(line.lstrip(), "cour", 72 + 6.0 * (len(line) - len(line.lstrip())), 12)
+        put("Each field is one byte wide, and the function below is called", before=8)
+        put("configure_everything_now()", "cour")  # an identifier that wrapped: part of its paragraph
+        put("when the area is needed.", step=20)
+        for line in function:  # indentation written as spaces
+            put(line, "cour", step=12)
+        put("After the listing the text goes on.", before=8)
+        doc.save(pdf)
+    md = parsed(pdf)
+    assert md == (
+        "<!-- page 1 -->\n\nThe device keeps its settings in a small struct:\n\n"
+        "```\nstruct config {\n    int width;   /* px */\n    struct {\n        char r, g, b;\n    } colour;\n"
+        "};\n```\n\n"
+        "Each field is one byte wide, and the function below is called configure_everything_now() when the area is "
+        "needed.\n\n"
+        "```\ndef area(w, h):\n    if w < 0:\n        raise ValueError(w)\n\n    return w * h\n```\n\n"
+        "After the listing the text goes on.\n"
+    )
+
+
+def test_a_page_typed_in_a_typewriter_face_stays_prose_except_its_code(tmp_path):
+    import pymupdf
+
+    typed = [
+        "It was a cold morning when the letter",
+        "came. Nobody in the house had expected it.",
+        "",
+        "The program it held was short:",
+        "",
+        "int main(void) {",
+        "    return 0;",
+        "}",
+        "",
+        "That is all there is to it, really.",
+    ]
+    pdf = tmp_path / "letter.pdf"
+    with pymupdf.open() as doc:
+        page = doc.new_page()
+        for i, line in enumerate(typed):
+            page.insert_text((72, 72 + 12 * i), line, fontname="cour", fontsize=10)
+        doc.save(pdf)
+    assert parsed(pdf) == (
+        "<!-- page 1 -->\n\nIt was a cold morning when the letter came. Nobody in the house had expected it.\n\n"
+        "The program it held was short:\n\n```\nint main(void) {\n    return 0;\n}\n```\n\n"
+        "That is all there is to it, really.\n"
+    )
