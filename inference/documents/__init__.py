@@ -5,7 +5,8 @@
 stops the others.
 
 Backends: ``pdf``; ``images`` (including HEIC and AVIF); ``video``; ``office`` (Word, with ``slides`` for PowerPoint
-and ``sheets`` for Excel); ``web`` (HTML, EPUB); ``text`` (plain text, Markdown, source code).
+and ``sheets`` for Excel); ``web`` (HTML, EPUB); ``delimited`` (CSV, TSV); ``text`` (plain text, Markdown, source
+code).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from inference.documents.delimited import CSV_SUFFIXES, open_csv
 from inference.documents.images import IMAGE_SUFFIXES, is_heif, open_image
 from inference.documents.model import Block, Document, Page, PageError, Status
 from inference.documents.office import LEGACY_SUFFIXES, OFFICE_SUFFIXES, OLE_MAGIC, ZIP_MAGIC, open_office, zip_kind
@@ -31,7 +33,8 @@ VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v")
 EPUB_SUFFIXES = (".epub",)
 # what the window's Open dialog lists (every other file is still tried: by content, then as text)
 OPEN_SUFFIXES = (
-    ".pdf", *IMAGE_SUFFIXES, *VIDEO_SUFFIXES, *OFFICE_SUFFIXES, *HTML_SUFFIXES, *EPUB_SUFFIXES, *TEXT_SUFFIXES,
+    ".pdf", *IMAGE_SUFFIXES, *VIDEO_SUFFIXES, *OFFICE_SUFFIXES, *HTML_SUFFIXES, *EPUB_SUFFIXES, *CSV_SUFFIXES,
+    *TEXT_SUFFIXES,
 )  # fmt: skip
 
 __all__ = [
@@ -118,6 +121,7 @@ def sniff(path: Path) -> str:
         return "pdf"
     by_suffix = {**dict.fromkeys(IMAGE_SUFFIXES, "image"), **dict.fromkeys(VIDEO_SUFFIXES, "video"), **OFFICE_SUFFIXES}
     by_suffix |= {**dict.fromkeys(HTML_SUFFIXES, "html"), **dict.fromkeys(EPUB_SUFFIXES, "epub")}
+    by_suffix |= dict.fromkeys(CSV_SUFFIXES, "csv")
     if kind := by_suffix.get(suffix):
         return kind
     if suffix in LEGACY_SUFFIXES:
@@ -129,7 +133,7 @@ def sniff(path: Path) -> str:
     if b"\x00" not in head:
         try:
             head.decode("utf-8")
-            return "text"  # README.rst, .json, .csv, ...: read as plain text
+            return "text"  # README.rst, .json, ...: read as plain text
         except UnicodeDecodeError as exc:
             if exc.start >= len(head) - 4:  # only a character cut by the 1 KB window
                 return "text"
@@ -163,6 +167,8 @@ def open_document(
         return open_html(path)
     if kind == "epub":
         return open_epub(path)
+    if kind == "csv":
+        return open_csv(path)
     return open_text(path)
 
 

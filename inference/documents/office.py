@@ -284,8 +284,8 @@ def read_docx(path: Path, source: IO[bytes] | Path) -> Document:
 
     def flush_list() -> None:
         if items:
-            text = list_markdown(items)
-            pages[-1].append(Block("list", text, (0, 0, 0, 0), len(pages[-1]), attrs={"markdown": text}))
+            text, markdown = list_markdown(items), list_markdown(items, escape=True)
+            pages[-1].append(Block("list", text, (0, 0, 0, 0), len(pages[-1]), attrs={"markdown": markdown}))
             items.clear()
 
     for kind, value in _body(document, numbering):

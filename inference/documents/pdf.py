@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from inference.documents.lines import BULLET, MARKED, attach_lone_bullets, join_lines
 from inference.documents.model import Block, Document, Page, clean_text, file_sha256, require_file
+from inference.documents.pdf_code import find_listings, listing_block, without_listings
 from inference.documents.pdf_tables import centre_in, page_tables
 from inference.documents.pdf_text import clean_chars, line_text, read_unmapped
 from inference.errors import CancelledError, IngestError, PasswordRequiredError
@@ -242,23 +243,30 @@ def _image_infos(page: Any) -> list[dict]:
 def _visible_layer_blocks(
     page: Any, out: Page, text_blocks: list[dict], unmapped: float, tables: bool, paths: int
 ) -> list[Block]:
-    """A visible layer's blocks: glyphs it cannot name read by OCR, tables found, and the text split where its size
-    changes into headings, lists and text (drop caps joined to their words). What could not be read is noted on
-    ``out``."""
+    """A visible layer's blocks: glyphs it cannot name read by OCR, tables found, listings in a monospaced font as
+    code, and the text split where its size changes into headings, lists and text (drop caps joined to their
+    words). What could not be read is noted on ``out``."""
     if unmapped and _unmapped_share(text_blocks):  # a readable layer with glyphs it cannot name: OCR those only
         unread = read_unmapped(page, text_blocks, ocr=True)
         _set_line_texts(text_blocks)
         if unread:
             out.note(f"{unread} glyph(s) with no Unicode mapping could not be read by OCR and are left out")
+    body = _body_size(text_blocks)
+    listings = find_listings(text_blocks, body)
     table_blocks: list[Block] = []
     if tables:
         table_blocks, notes = page_tables(page, text_blocks, paths)
         for note in notes:
             out.note(note)
-    body = _body_size(text_blocks)
+    # code set out in columns is no table; a monospaced line inside a table (a command in a cell) is the table's
+    table_blocks = [
+        t for t in table_blocks if not any(lst.rows > 1 and centre_in(t.bbox, lst.bbox) for lst in listings)
+    ]
+    listings = [lst for lst in listings if not any(centre_in(lst.bbox, t.bbox) for t in table_blocks)]
+    text_blocks = without_listings(text_blocks, listings)
     text_blocks = [part for b in text_blocks for part in _split_at_size_changes(b, body)]
     blocks = [blk for b in text_blocks if (blk := _text_block(b, table_blocks, body)) is not None]
-    return [*_join_drop_caps(blocks, body), *table_blocks]
+    return [*_join_drop_caps(blocks, body), *table_blocks, *map(listing_block, listings)]
 
 
 def _layer_blocks(page: Any, data: dict) -> tuple[list[dict], float]:

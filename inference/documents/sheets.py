@@ -76,8 +76,7 @@ def read_workbook(
             budget -= sum(len(r) for r in rows)
             page.blocks.append(Block(kind="heading", text=clean_text(sheet.title), bbox=(0, 0, 0, 0), order=0, level=2))
             if rows:
-                text = "\n".join(" | ".join(r) for r in rows)
-                page.blocks.append(Block(kind="table", text=text, bbox=(0, 0, 0, 0), order=1, rows=rows))
+                page.blocks.append(table_block(rows, order=1))
             if sheet.sheet_state != "visible":
                 page.note(f"a {sheet.sheet_state} sheet")
             if cut:
@@ -124,12 +123,21 @@ def _sheet_rows(sheet: Any, max_rows: int, max_columns: int, budget: int) -> tup
         rows.pop()
     width = max((i + 1 for r in rows for i, t in enumerate(r) if t), default=0)
     rows = [(r + [""] * width)[:width] for r in rows]
-    cut = []
-    if more_rows:
-        cut.append(f"only the first {limit:,} rows were read")
-    if more_columns:
-        cut.append(f"only the first {max_columns} columns were read")
-    return rows, "; ".join(cut) + (" (the bound that keeps a huge sheet readable)" if cut else "")
+    return rows, bounds_note(limit if more_rows else None, max_columns if more_columns else None)
+
+
+def table_block(rows: list[list[str]], order: int) -> Block:
+    """Rows of cell texts as a table block (its text: a row a line, cells between ``|``)."""
+    return Block(kind="table", text="\n".join(" | ".join(r) for r in rows), bbox=(0, 0, 0, 0), order=order, rows=rows)
+
+
+def bounds_note(rows: int | None, columns: int | None, what: str = "sheet") -> str:
+    """What a bound left unread, in words for a page note (``""``: nothing): ``rows`` and ``columns`` are how many
+    were read where more lay past them, else None."""
+    cut = [f"only the first {rows:,} rows were read"] if rows else []
+    if columns:
+        cut.append(f"only the first {columns} columns were read")
+    return "; ".join(cut) + (f" (the bound that keeps a huge {what} readable)" if cut else "")
 
 
 def cell_text(cell: Any) -> str:

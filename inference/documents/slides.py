@@ -150,8 +150,8 @@ def _text_frame(shape: Any, kind: str, box: tuple[float, float, float, float]) -
             run = [p for _, p in run]
             if marks:
                 items = [(p.level or 0, p._p.find(f"{A}pPr/{A}buAutoNum") is not None, t) for p, t in run]
-                text = list_markdown(items)
-                yield Block(kind="list", text=text, bbox=box, order=0, attrs={"markdown": text})
+                text, markdown = list_markdown(items), list_markdown(items, escape=True)
+                yield Block(kind="list", text=text, bbox=box, order=0, attrs={"markdown": markdown})
             else:
                 yield Block(kind="text", text="\n".join(t for _, t in run), bbox=box, order=0)
     else:

@@ -1,8 +1,9 @@
 """Plain text, Markdown and source code files: one page each.
 
-Plain text: paragraphs as blocks. Markdown: headings, lists, paragraphs and fenced code as blocks, each keeping its
-own source (``attrs["markdown"]``) so that the Markdown written out is the file's, indentation and code fences
-included. Source code (by suffix): one code block holding the file verbatim, fenced with its language."""
+Plain text: paragraphs as blocks (a line that starts with ``#`` is text, never a heading). Markdown: headings,
+lists, paragraphs and fenced code as blocks, each keeping its own source (``attrs["markdown"]``) so that the Markdown
+written out is the file's, indentation and code fences included. Source code (by suffix): one code block holding the
+file verbatim, fenced with its language."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
+from inference.documents.markup import escape_markdown
 from inference.documents.model import Block, Document, Page, file_sha256
 from inference.errors import IngestError
 
@@ -23,9 +25,14 @@ CODE_SUFFIXES = {
     ".lua": "lua", ".pl": "perl", ".cs": "csharp", ".css": "css", ".json": "json", ".yaml": "yaml", ".yml": "yaml",
     ".toml": "toml", ".ini": "ini", ".cfg": "ini", ".xml": "xml", ".tex": "latex", ".diff": "diff", ".patch": "diff",
 }  # fmt: skip
-FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})\s*([^`\s]*)")
+FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})[ \t]*([^`\s]*)")
 HEADING = re.compile(r"^(#{1,6})\s+(.*)$")
 LIST_ITEM = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+")
+# fixed-width layout in plain text: a gap between columns (two spaces, three after a sentence's end, or a tab),
+# box-drawing characters, and a table's rule line (+----+----+, |---|---|)
+COLUMN_GAP = re.compile(r"(?<=[^\s.!?])(?: {2,}|\t)+(?=\S)|(?<=[.!?])(?: {3,}|\t)+(?=\S)")
+BOX_DRAWING = re.compile(r"[\u2500-\u257f]")
+RULE_LINE = re.compile(r"^\s*[+|][-=+:| ]*[-=]{3}[-=+:| ]*[+|]?\s*$")
 
 
 BOMS = (  # UTF-32 first: its little-endian mark starts with UTF-16's
@@ -71,6 +78,16 @@ def decode_text(raw: bytes) -> tuple[str, str]:
     return raw.decode("latin-1"), "latin-1"  # not reached: Latin-1 decodes every byte
 
 
+FALLBACKS = ("utf-8-sig", "cp1252", "latin-1")  # decode_text's encodings after the ones told by the bytes
+
+
+def head_encoding(head: bytes, complete: bool = True) -> str:
+    """The encoding ``decode_text`` reads a file in, judged from its first bytes ``head`` (all of it when
+    ``complete``): a character cut by the end of a partial head is not held against UTF-8, UTF-16 or UTF-32."""
+    found = [decode_text(head[: len(head) - cut])[1] for cut in range(1 if complete else 4)]
+    return min(found, key=lambda enc: FALLBACKS.index(enc) + 1 if enc in FALLBACKS else 0)
+
+
 def fenced(code: str, language: str = "") -> str:
     """``code`` in a Markdown code fence longer than any run of backticks inside it."""
     longest = max((len(run) for run in re.findall(r"`+", code)), default=0)
@@ -78,9 +95,10 @@ def fenced(code: str, language: str = "") -> str:
     return f"{fence}{language}\n{code}\n{fence}"
 
 
-def list_markdown(items: Iterable[tuple[int, bool, str]]) -> str:
+def list_markdown(items: Iterable[tuple[int, bool, str]], escape: bool = False) -> str:
     """List items ``(depth, numbered, text)`` as Markdown lines: numbers counted per level (restarting under each
-    parent), each level indented to its parent's text as CommonMark nests lists."""
+    parent), each level indented to its parent's text as CommonMark nests lists. ``escape``: the items' text escaped
+    where a renderer would take it for markup (the Markdown written out; the block's text keeps it plain)."""
     counters: list[int] = []
     widths: list[int] = []
     kinds: list[bool] = []
@@ -94,7 +112,7 @@ def list_markdown(items: Iterable[tuple[int, bool, str]]) -> str:
             counters[depth], kinds[depth] = 0, numbered
         counters[depth] += 1
         marker = f"{counters[depth]}." if numbered else "-"
-        lines.append(f"{' ' * sum(widths)}{marker} {text}")
+        lines.append(f"{' ' * sum(widths)}{marker} {escape_markdown(text) if escape else text}")
         widths.append(len(marker) + 1)
     return "\n".join(lines)
 
@@ -152,19 +170,50 @@ def markdown_chunks(text: str) -> list[str]:
 
 
 def _block(chunk: str, markdown: bool) -> Block:
-    """A paragraph, heading, list or (in Markdown) fenced code block; Markdown ones keep their source."""
+    """A paragraph, heading, list or fenced code block; Markdown ones keep their source. In plain text, a fenced
+    block and a paragraph set out in fixed-width columns (``preformatted``) are code blocks, their spacing kept."""
     source = chunk.rstrip()
     para = source.strip()
     kind, level, body, attrs = "text", 0, para, {}
-    if markdown and (m := FENCE.match(source)):
+    if m := FENCE.match(source):
         lines = source.splitlines()
         closed = len(lines) > 1 and lines[-1].strip().startswith(m.group(1))
         kind, body = "code", "\n".join(lines[1 : -1 if closed else None])
-        attrs["language"] = m.group(2)
-    elif m := HEADING.match(para.splitlines()[0]):
-        kind, level, body = "heading", len(m.group(1)), m.group(2)
+        attrs.update(language=m.group(2), markdown=fenced(body, m.group(2)))
+    elif not markdown and preformatted(source):
+        kind, body = "code", "\n".join(line.rstrip() for line in source.splitlines())
+        attrs.update(preformatted=True, markdown=fenced(body))
+    elif markdown and (m := HEADING.match(para.splitlines()[0])):  # plain text: a "#" is text ("# of items: 5")
+        kind, level, body = "heading", len(m.group(1)), "\n".join([m.group(2), *para.splitlines()[1:]])
     elif LIST_ITEM.match(para):
         kind = "list"
     if markdown:
         attrs["markdown"] = source
     return Block(kind=kind, text=body, bbox=(0, 0, 0, 0), order=0, level=level, attrs=attrs)
+
+
+def preformatted(chunk: str) -> bool:
+    """Whether a plain text paragraph is set out in fixed-width columns, so that its spacing is part of its meaning:
+    a text table whose columns line up (runs of two or more spaces or a tab at the same place on three lines in a
+    row, or at two places on two lines), a table or picture drawn with box characters or ``+--+``/``|`` rules, or
+    indentation nested three levels deep (code, an outline, a poem). A sentence's two spaces after its full stop do
+    not count as a column."""
+    tabbed = chunk.replace("\t", "  \t")  # a tab is a gap between columns however few spaces it stands for
+    lines = [line.expandtabs(8) for line in tabbed.splitlines() if line.strip()]
+    if len(lines) < 2:
+        return False
+    if sum(1 for line in lines if BOX_DRAWING.search(line)) >= 2:
+        return True
+    if any(RULE_LINE.match(line) for line in lines) and sum(1 for line in lines if line.lstrip()[:1] in "|+") >= 2:
+        return True
+    if len({len(line) - len(line.lstrip()) for line in lines}) >= 3:
+        return True
+    gaps = [{i for m in COLUMN_GAP.finditer(line) for i in range(m.start(), m.end())} for line in lines]
+    if any(a & b & c for a, b, c in zip(gaps, gaps[1:], gaps[2:], strict=False)):
+        return True
+    return any(len(_runs(a & b)) >= 2 for a, b in zip(gaps, gaps[1:], strict=False))
+
+
+def _runs(columns: set[int]) -> list[int]:
+    """The first column of each run of consecutive columns."""
+    return [c for c in sorted(columns) if c - 1 not in columns]

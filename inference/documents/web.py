@@ -44,6 +44,9 @@ CONTAINERS = {
     "li", "figcaption", "tbody", "thead", "tfoot", "tr", "td", "th",
 }  # fmt: skip
 BLOCKY = {"p", "div", "table", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6", "pre", "blockquote", "section"}
+# elements a browser sets on lines of their own: inside a heading, list item or cell, their text is kept apart
+LINE_BLOCKS = (CONTAINERS | BLOCKY | {"hgroup", "menu", "dir"}) - {"body", "html"}
+OWN_BLOCKS = {*HEADINGS, "ul", "ol", "table", "pre"}  # blocks of their own even inside a heading (<h1>A<h2>B</h2>)
 
 
 def sniff_html(head: bytes) -> bool:
@@ -187,8 +190,7 @@ class _Walker:
     def walk_block(self, el: Any, tag: str) -> None:
         if tag in HEADINGS:
             self.flush()
-            if text := inline_text(el):
-                self.add("heading", text, level=HEADINGS[tag])
+            self.heading(el, HEADINGS[tag])
         elif tag == "pre":
             self.flush()
             variants = el.xpath("./code")  # one <pre>, several versions of the code (tabs): one after the other
@@ -199,8 +201,7 @@ class _Walker:
         elif tag in ("ul", "ol"):
             self.flush()
             if items := list(list_items(el, 0)):
-                text = list_markdown(items)
-                self.add("list", text, attrs={"markdown": text})
+                self.add("list", list_markdown(items), attrs={"markdown": list_markdown(items, escape=True)})
         elif tag == "table" and not el.xpath(".//td//*[self::p or self::div or self::table or self::ul or self::ol]"):
             self.flush()
             self.table(el)
@@ -218,6 +219,29 @@ class _Walker:
             self.flush()
         else:
             self.children(el)
+
+    def heading(self, el: Any, level: int) -> None:
+        """A heading. One left unclosed holds what follows it (libxml2 nests ``<h2>`` in an open ``<h1>``): its own
+        words are those before the first heading, list, table or ``<pre>`` inside it, and the rest is read after it
+        as the blocks it is."""
+        inner = _blocks_inside(el)
+        if not inner:
+            if text := inline_text(el):
+                self.add("heading", text, level=level)
+            return
+        top = inner[0]
+        while top.getparent() is not el:
+            top = top.getparent()
+        kids = list(el)
+        start = next(i for i, kid in enumerate(kids) if kid is top)
+        lead = "".join([el.text or "", *(raw_text(kid) + (kid.tail or "") for kid in kids[:start])])
+        if text := " ".join(clean_text(lead.replace("\u00ad", "")).split()):
+            self.add("heading", text, level=level)
+        for kid in kids[start:]:
+            self.walk(kid)
+            if kid.tail:
+                self.inline.append(kid.tail.replace("\n", " "))
+        self.flush()
 
     def children(self, el: Any) -> None:
         """Inline text (a line break in the source is a space; ``<br>`` is a line break) and block children."""
@@ -273,14 +297,29 @@ def _skipped(node: Any, nested: tuple[Any, ...] = ()) -> bool:
     return tag == "a" and href.startswith("#") and node.text_content().strip().lower() in ANCHOR_MARKS
 
 
+def _blocks_inside(el: Any) -> tuple[Any, ...]:
+    """The headings, lists, tables and preformatted blocks inside ``el`` (not those inside another of them)."""
+    found: list[Any] = []
+    for node in el.iterdescendants():
+        tag = node.tag.lower() if isinstance(node.tag, str) else ""
+        if tag in OWN_BLOCKS and not any(any(a is f for f in found) for a in node.iterancestors()):
+            found.append(node)
+    return tuple(found)
+
+
 def raw_text(el: Any, nested: tuple[Any, ...] = ()) -> str:
-    """An element's text as written (line breaks of ``<br>`` kept), skipped parts left out, images by their alt."""
+    """An element's text as written (line breaks of ``<br>`` kept), skipped parts left out, images by their alt.
+    Block elements inside it (``<div>``, ``<p>``, a heading) start and end lines, as a browser sets them: their text
+    is never glued to the text beside them."""
     parts: list[str] = []
 
     def walk(node: Any) -> None:
         if _skipped(node, nested):
             return
         tag = node.tag.lower()
+        block = tag in LINE_BLOCKS and node is not el
+        if block and parts and not parts[-1].endswith("\n"):
+            parts.append("\n")
         if tag == "img" and node.get("alt"):
             parts.append(f" {node.get('alt')} ")
         if tag == "br":
@@ -294,6 +333,8 @@ def raw_text(el: Any, nested: tuple[Any, ...] = ()) -> str:
             walk(child)
             if child.tail:
                 parts.append(child.tail)
+        if block and parts and not parts[-1].endswith("\n"):
+            parts.append("\n")
 
     walk(el)
     return "".join(parts).replace("\u00ad", "")  # soft hyphens: where a word may break

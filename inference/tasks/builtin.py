@@ -48,8 +48,11 @@ WORD = re.compile(r"[^\W\d_]{2,}|[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af\uf900-
 
 
 def mark_unreadable(doc: Document, page: Page) -> None:
-    """A page with no readable text says so (``attrs.readable`` false and a note), never comes out silently empty."""
-    if page.error or any(WORD.search(b.text) for b in page.blocks if b.kind not in FURNITURE):
+    """A page with no readable text says so (``attrs.readable`` false and a note), never comes out silently empty.
+    Text read as text (an office file, a web page, a CSV of numbers) is readable whatever it holds; pages read from
+    a PDF or by OCR need a word."""
+    body = [b.text for b in page.blocks if b.kind not in FURNITURE]
+    if page.error or any(WORD.search(t) or (doc.kind == "text" and t.strip()) for t in body):
         return
     page.attrs["readable"] = False
     reading = page.provenance

@@ -2,6 +2,10 @@
 
 A page marker is an HTML comment, ``<!-- page 3 (label iii) -->``, so that renderers hide it and tools can split on
 it. Running headers, footers and page numbers (marked by ``layout.analyse``) are left out unless ``furniture=True``.
+
+Text read from a document is escaped where a renderer would take it for markup (``inference.documents.markup``):
+``<config>`` in a paragraph, heading, list item or table cell is shown, not swallowed as an HTML tag. A block whose
+backend wrote its Markdown itself (a ``.md`` file's source, a fenced code block) is written as it is.
 """
 
 from __future__ import annotations
@@ -10,7 +14,9 @@ import html
 import re
 
 from inference.documents.lines import BULLET, MARKED
+from inference.documents.markup import escape_heading, escape_markdown
 from inference.documents.model import Block, Page
+from inference.documents.text import fenced
 from inference.tasks.layout import FURNITURE
 
 ORDERED = re.compile(r"^\s*\(?([0-9]{1,3}|[a-zA-Z])[.)]\s+")
@@ -88,11 +94,13 @@ def _comment(text: str) -> str:
 def block_markdown(blk: Block) -> str:
     if (source := blk.attrs.get("markdown")) is not None:  # written by its backend: a .md file's own source, code
         return source
+    if blk.attrs.get("format") == "markdown":  # a model's transcription is Markdown already: never escaped
+        return blk.text.strip()
     text = blk.text.strip()
     if blk.kind == "heading" and MARKED.match(text):  # a bulleted line, however it was set, is a list item
         return _list_item(text)
     if blk.kind == "heading":
-        return f"{'#' * max(1, min(6, blk.level or 2))} {_inline(text)}"
+        return f"{'#' * max(1, min(6, blk.level or 2))} {escape_heading(_spaces(text))}"
     if blk.kind == "list":
         items = [ln for ln in text.splitlines() if ln.strip()]
         return "\n".join(_list_item(ln) for ln in _merge_continuations(items))
@@ -101,7 +109,7 @@ def block_markdown(blk: Block) -> str:
     if blk.kind == "figure":
         return f"<!-- image{': ' + html.escape(text) if text else ''} -->"
     if blk.kind == "code":
-        return f"```\n{blk.text}\n```"
+        return fenced(blk.text, blk.attrs.get("language") or "")
     if blk.kind == "formula":
         return f"$$\n{text}\n$$"
     return _inline(text)
@@ -154,8 +162,13 @@ def _list_item(line: str) -> str:
 
 
 def _cell(text: str) -> str:
-    return _inline(text).replace("|", "\\|").replace("\n", " ")
+    return escape_markdown(_spaces(text).replace("\n", " "), block=False).replace("|", "\\|")
 
 
 def _inline(text: str) -> str:
+    """Text read from a document as a Markdown paragraph (or a list item's text): spaces collapsed, markup escaped."""
+    return escape_markdown(_spaces(text))
+
+
+def _spaces(text: str) -> str:
     return re.sub(r"[ \t]+", " ", text).strip()
