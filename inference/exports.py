@@ -82,7 +82,9 @@ def to_html(result: ParseResult) -> str:
             if blk.kind in FURNITURE:
                 continue
             text = html.escape(blk.text.strip())
-            if blk.kind == "heading":
+            if blk.kind == "code":  # verbatim: its indentation and columns are the content
+                out.append(f"<pre><code>{html.escape(blk.text.strip(chr(10)))}</code></pre>")
+            elif blk.kind == "heading":
                 level = max(1, min(6, blk.level or 2))
                 out.append(f"<h{level}>{text}</h{level}>")
             elif blk.kind == "list":

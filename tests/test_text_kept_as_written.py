@@ -7,6 +7,7 @@ from __future__ import annotations
 from markdown_it import MarkdownIt
 
 from inference.documents import ingest
+from inference.exports import to_html
 from inference.tasks.builtin import BuiltinEngine
 
 RENDERER = MarkdownIt("commonmark").enable("table")
@@ -232,6 +233,9 @@ def test_a_monospaced_listing_in_a_pdf_is_a_fenced_code_block_with_its_indentati
         "```\ndef area(w, h):\n    if w < 0:\n        raise ValueError(w)\n\n    return w * h\n```\n\n"
         "After the listing the text goes on.\n"
     )
+    [result] = ingest([pdf])
+    page = to_html(BuiltinEngine().parse(result.document))  # the HTML export keeps the listing verbatim too
+    assert "<pre><code>def area(w, h):\n    if w &lt; 0:\n        raise ValueError(w)\n" in page
 
 
 def test_a_page_typed_in_a_typewriter_face_stays_prose_except_its_code(tmp_path):
