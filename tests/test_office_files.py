@@ -237,6 +237,25 @@ def test_a_huge_sheet_is_read_to_a_bound_and_says_so(tmp_path, monkeypatch):
     assert doc.pages[1].text.endswith("still read")  # the next sheet is not lost
 
 
+def test_a_narrow_sheet_is_read_to_its_row_bound_and_the_cell_budget_counts_cells_read(tmp_path):
+    """Three columns by 6,000 rows: every row read (the row bound is 10,000; a bound of cells per widest possible row
+    stopped it at 2,500); with a budget of 900 cells, 300 rows of three, and a note saying so."""
+    from inference.documents import sheets
+    from inference.documents.model import Document
+
+    book = openpyxl.Workbook(write_only=True)
+    sheet = book.create_sheet("long")
+    for i in range(6000):
+        sheet.append([i, f"item {i}", i * 2])
+    path = tmp_path / "long.xlsx"
+    book.save(path)
+    rows = next(b.rows for b in open_document(path).pages[0].blocks if b.kind == "table")
+    assert len(rows) == 6000 and rows[-1] == ["5999", "item 5999", "11998"]
+    doc = sheets.read_workbook(Document(source=str(path), sha256="", kind="xlsx"), path, max_cells=900)
+    rows = next(b.rows for b in doc.pages[0].blocks if b.kind == "table")
+    assert len(rows) == 300 and "first 300 rows" in doc.pages[0].attrs["notes"][0]
+
+
 def test_a_workbook_listing_a_part_it_lacks_is_read_without_it(tmp_path):
     book = openpyxl.Workbook()
     book.active.append([48929, 0.005, 2.675])

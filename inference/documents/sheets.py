@@ -110,14 +110,16 @@ def _sheet_rows(sheet: Any, max_rows: int, max_columns: int, budget: int) -> tup
     """The sheet's cells as text, trailing empty rows and columns dropped, and what was left unread (or "")."""
     rows: list[list[str]] = []
     more_rows = more_columns = False
-    limit = max(1, min(max_rows, budget // max(1, max_columns)))
+    limit, cells = max_rows, 0  # rows end at max_rows or when the cells read use up the budget
     sheet.reset_dimensions()  # a declared range (A1:XFD1048576) is not trusted: each row is as long as its cells
     source = sheet.iter_rows()
     for index, row in enumerate(source):
-        if index >= limit:  # anything past the bound? (stops at the first value found)
+        if index >= max_rows or cells >= budget:  # anything past the bound? (stops at the first value found)
+            limit = index
             more_rows = any(c.value is not None for r in itertools.chain([row], source) for c in r)
             break
         rows.append([cell_text(c) for c in row[:max_columns]])
+        cells += max(1, len(rows[-1]))
         more_columns = more_columns or any(c.value is not None for c in row[max_columns:])
     while rows and not any(rows[-1]):
         rows.pop()
