@@ -43,16 +43,36 @@ def join_lines(lines: list[str]) -> str:
     hyphen goes only before a lowercase letter (a word's rest); before a digit, a capital or a letter of a script
     without case it is part of the text and stays, the lines joined without a space (``COVID-`` ``19``, Hebrew
     ``ו-`` ``3``)."""
+    return joined_lines(lines)[0]
+
+
+_LINE_START = "\ue000"  # a private-use mark where a line starts, in place of the space, while the lines are joined
+
+
+def joined_lines(lines: list[str], new_rows: list[bool] | None = None) -> tuple[str, list[int]]:
+    """:func:`join_lines`, and where the printed lines after the first start: the index, in ``text.split()``, of
+    each one's first word (a word joined across a line break belongs to the line it starts on). ``new_rows[i]``
+    says whether ``lines[i]`` starts a printed line (False: a piece of the line before, set apart on the same
+    baseline, as a table's cells are); all do by default. Quotes are cut at these where a paragraph's sentences run
+    over many lines (an address, rows of a table set as text), so that a line comes out whole."""
     text = lines[0].rstrip()
-    for line in lines[1:]:
+    for i, line in enumerate(lines[1:], 1):
         line = line.strip()
         if text.endswith(SOFT_HYPHEN) or (text.endswith("-") and text[-2:-1].isalpha() and line[:1].islower()):
             text = text[:-1] + line
         elif text.endswith("-") and text[-2:-1].isalpha() and line[:1].isalnum():
             text += line
+        elif not text:
+            text = line
         else:
-            text = f"{text} {line}" if text else line
-    return drop_soft_hyphens(text)
+            text = f"{text}{_LINE_START if new_rows is None or new_rows[i] else ' '}{line}"
+    text = drop_soft_hyphens(text)
+    starts, words = [], 0
+    for piece in text.split(_LINE_START)[:-1]:
+        words += len(piece.split())
+        if words and (not starts or starts[-1] != words):
+            starts.append(words)
+    return text.replace(_LINE_START, " "), starts
 
 
 def drop_soft_hyphens(text: str) -> str:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from inference.documents.lines import BULLET, MARKED, attach_lone_bullets, join_lines
+from inference.documents.lines import BULLET, MARKED, attach_lone_bullets, joined_lines
 from inference.documents.model import Block, Document, Page, clean_text, file_sha256, require_file
 from inference.documents.pdf_code import find_listings, listing_block, without_listings
 from inference.documents.pdf_tables import centre_in, page_tables
@@ -297,7 +297,8 @@ def _text_block(b: dict, table_blocks: list[Block], body: float) -> Block | None
     size = max((s["size"] for s in spans), default=body)
     bold = all(s["flags"] & 16 for s in spans)
     texts = attach_lone_bullets([ln["text"] for ln in lines])
-    text = join_lines(texts)
+    rows = _new_rows(lines) if len(texts) == len(lines) else None  # a lone bullet joined: no rows kept
+    text, starts = joined_lines(texts, rows)
     kind, level = "text", 0
     if BULLET.match(texts[0]) and not NUMBERED.match(texts[0]) or MARKED.match(texts[0]):
         kind = "list"  # a marked item, however large or bold its type (slides), is never a heading
@@ -307,7 +308,22 @@ def _text_block(b: dict, table_blocks: list[Block], body: float) -> Block | None
     elif BULLET.match(texts[0]):
         kind = "list"
         text = "\n".join(texts)
-    return Block(kind=kind, text=text, bbox=bbox, order=0, level=level, attrs={"size": round(size, 2)})
+    attrs: dict[str, Any] = {"size": round(size, 2)}
+    if kind == "text" and starts:
+        attrs["line_starts"] = starts  # the printed lines, for quotes (``lines.joined_lines``)
+    return Block(kind=kind, text=text, bbox=bbox, order=0, level=level, attrs=attrs)
+
+
+def _new_rows(lines: list[dict]) -> list[bool]:
+    """Whether each of a block's lines starts a printed line: PyMuPDF gives the cells of a row set apart on one
+    baseline (an invoice's item, quantity and price) as lines of their own; a line that overlaps the one before by
+    half its height continues it."""
+    out = [True]
+    for before, line in zip(lines, lines[1:], strict=False):
+        top, bottom = line["bbox"][1], line["bbox"][3]
+        overlap = min(bottom, before["bbox"][3]) - max(top, before["bbox"][1])
+        out.append(overlap < 0.5 * max(bottom - top, 1e-6))
+    return out
 
 
 def _split_at_size_changes(block: dict, body: float) -> list[dict]:

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from inference.documents.lines import joined_lines
 from inference.documents.model import Block, Document, Page
 from inference.ocr.rapid import available as rapid_available
 from inference.ocr.scan import ScanOptions, clean_scan
@@ -345,6 +346,7 @@ def _block(item: Paragraph | OcrTable, order: int, body: float, cleaned: Any, sx
         bbox = to_page(cleaned, item.box, sx, sy)
         return Block(kind="table", text=text, bbox=bbox, order=order, rows=item.rows, attrs=attrs)
     text, box, lines = item
+    starts = joined_lines([ln.text for ln in lines]) if len(lines) > 1 else ("", [])
     text = unspaced(text)
     bbox = to_page(cleaned, box, sx, sy)
     height = statistics.median(ln.height for ln in lines)
@@ -359,6 +361,8 @@ def _block(item: Paragraph | OcrTable, order: int, body: float, cleaned: Any, sx
         for w, wb in ln.words
     ]  # [text, x0, y0, x1, y1, Tesseract's confidence 0-100, or None where a cell was read on its own]
     attrs = {"source": "ocr", "words": words, "confidence": read_confidence(lines)}
+    if kind == "text" and starts[1] and starts[0] == text:  # the printed lines, for quotes (as the PDF layer's)
+        attrs["line_starts"] = starts[1]
     checks = [c for ln in lines for c in ln.checks]
     if checks:
         attrs["digit_checks"] = checks

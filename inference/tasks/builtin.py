@@ -22,6 +22,7 @@ from inference.errors import CancelledError
 from inference.tasks.base import Answer, Citation, Extraction, ParseOptions, ParseResult, TaskContext
 from inference.tasks.layout import FURNITURE, analyse
 from inference.tasks.markdown import page_markdown
+from inference.tasks.quotes import Quote, best_quote, block_units, stem_words
 
 log = logging.getLogger(__name__)
 PASSAGE_WORDS = 120
@@ -179,14 +180,15 @@ class BuiltinEngine:
     ) -> Answer:
         """The passages BM25 finds for the question, quoted (no model, no conversation to keep)."""
         index = PassageIndex.build(docs)
-        hits = index.search(question, k)
+        hits = answering_first(index.search(question, 2 * k), question)[:k]
         citations = [
-            Citation(document=p.document, page=p.page, label=p.label, text=p.text, score=round(s, 3)) for p, s in hits
+            Citation(document=p.document, page=p.page, label=p.label, text=p.text, score=round(s, 3))
+            for p, s, _ in hits
         ]
         if citations:
             lines = ["Retrieved evidence (builtin engine: no model, these passages are quoted, not an answer):"]
-            for c in citations:
-                lines.append(f"- {c.where}: \u201c{quote(c.text, question)}\u201d")  # the document, not only the page
+            for c, (_, _, q) in zip(citations, hits, strict=True):
+                lines.append(f"- {c.where}: \u201c{q.text}\u201d")  # the document, not only the page
             text = "\n".join(lines)
         else:
             text = "No passage in the documents matches the question."
@@ -219,6 +221,21 @@ class BuiltinEngine:
         return Extraction(
             value=value, sources=sources, valid=not errors, errors=errors, kind="best-effort", engine=self.name
         )
+
+
+ANSWER_SCORE = 0.5  # a passage whose quote answers is cited before others that scored at most twice its score
+
+
+def answering_first(hits: list[tuple[Passage, float]], question: str) -> list[tuple[Passage, float, Quote]]:
+    """BM25's hits with their quotes, those whose quote holds the kind of value the question asks for (an amount,
+    a date, a number beside a question term: ``quotes.best_quote``) moved ahead of the ones that do not, when
+    their score is at least ``ANSWER_SCORE`` of the best: the invoice's total line before its "Total" column
+    heading. Otherwise in BM25's order."""
+    quoted = [(p, s, best_quote(p.text, question)) for p, s in hits]
+    if not quoted:
+        return quoted
+    floor = ANSWER_SCORE * quoted[0][1]
+    return sorted(quoted, key=lambda h: not (h[2].answers and h[1] >= floor))
 
 
 @dataclass
@@ -284,7 +301,7 @@ def _chunks(page: Page) -> list[list[str]]:
             heading = " ".join(blk.text.split())
             units.append(heading)
             continue
-        for unit in _units(blk):
+        for unit in block_units(blk):
             units.append(unit)
             if _words(units) >= PASSAGE_WORDS:
                 out.append(units)
@@ -296,98 +313,6 @@ def _chunks(page: Page) -> list[list[str]]:
 
 def _words(units: list[str]) -> int:
     return sum(len(u.split()) for u in units)
-
-
-SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'“(\[]?[A-Z0-9])")
-
-
-def _units(blk: Any) -> list[str]:
-    """A block's quotable units: table rows, list items, lines of a key-value block, sentences of prose."""
-    if blk.kind == "table" and blk.rows:
-        return [" | ".join(c.strip() for c in row if c.strip()) for row in blk.rows if any(c.strip() for c in row)]
-    if blk.kind == "list" or "\n" in blk.text.strip():
-        return [" ".join(ln.split()) for ln in blk.text.splitlines() if ln.strip()]
-    return [s for s in SENTENCE_END.split(" ".join(blk.text.split())) if s]
-
-
-SUFFIXES = (
-    "ational",
-    "ization",
-    "fulness",
-    "iveness",
-    "ations",
-    "ation",
-    "ments",
-    "ment",
-    "ings",
-    "ing",
-    "edly",
-    "ies",
-    "ied",
-    "ers",
-    "er",
-    "ed",
-    "es",
-    "ly",
-    "s",
-)
-
-
-def light_stem(word: str) -> str:
-    """A small suffix stripper, enough for BM25 to match 'controls' with 'control' and 'masking' with 'mask'."""
-    if len(word) <= 4 or not word.isalpha():
-        return word
-    for suffix in SUFFIXES:
-        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
-            stem = word[: -len(suffix)]
-            return stem + "y" if suffix in ("ies", "ied") else stem
-    return word
-
-
-def stem_words(words: list[str]) -> list[str]:
-    """bm25s's stemmer: it is called on the list of the corpus's (or the query's) distinct words."""
-    return [light_stem(w) for w in words]
-
-
-QUOTE_CHARS = 300  # a quote's length at most (a window of units that is longer is cut around its matches)
-QUOTE_UNITS = 3  # units (lines, sentences, table rows) in a quote at most
-
-
-def _terms(text: str) -> set[str]:
-    from bm25s.stopwords import STOPWORDS_EN
-
-    return {light_stem(w) for w in re.findall(r"\w+", text.lower()) if w not in STOPWORDS_EN}
-
-
-def quote(passage: str, question: str, limit: int = QUOTE_CHARS) -> str:
-    """The window of one to ``QUOTE_UNITS`` consecutive units of ``passage`` (its lines) that matches the
-    question best, the question's words in it marked ``**bold**``: the most distinct question terms, then the
-    fewest units. A window longer than ``limit`` is cut around its first match."""
-    wanted = _terms(question)
-    units = [u for u in passage.splitlines() if u.strip()] or [passage]
-    best, best_key = (0, 1), (-1, 0)
-    for i in range(len(units)):
-        for n in range(1, min(QUOTE_UNITS, len(units) - i) + 1):
-            found = len(wanted & _terms(" ".join(units[i : i + n])))
-            key = (found, -n)
-            if key > best_key:
-                best, best_key = (i, n), key
-    text = " ".join(units[best[0] : best[0] + best[1]])
-    if len(text) > limit:
-        hits = [m.start() for m in re.finditer(r"\w+", text) if light_stem(m.group().lower()) in wanted]
-        start = max(0, (hits[0] if hits else 0) - limit // 3)
-        start = text.rfind(" ", 0, start) + 1 if start else 0
-        cut = text[start : start + limit].rsplit(" ", 1)[0]
-        text = ("\u2026 " if start else "") + cut + " \u2026"
-    return _mark(text, wanted)
-
-
-def _mark(text: str, wanted: set[str]) -> str:
-    """Each word of ``text`` whose stem is wanted, set in ``**bold**`` (runs of them together)."""
-    marked = re.sub(
-        r"\w+", lambda m: f"**{m.group()}**" if light_stem(m.group().lower()) in wanted else m.group(), text
-    )
-    return re.sub(r"\*\*(\s+)\*\*", r"\1", marked)
 
 
 @dataclass
