@@ -182,3 +182,50 @@ def test_right_to_left_pages_are_turned_only_when_upside_down(tmp_path, script):
     assert page.provenance["script"] == script
     if page.provenance["method"] == "not read":  # no model for the script here (the packaged ones read neither)
         assert [n for n in page.attrs["notes"] if "no readable text" in n] == []  # one note, not two that disagree
+
+
+def ui_screenshot(face: str, px: int = 10):
+    """A dark-themed window as a screenshot: a white title on a dark grey bar and three lines of small light text."""
+    from PIL import Image, ImageDraw
+
+    from tests.ocr_pages import font
+
+    image = Image.new("RGB", (700, 140), (30, 30, 30))
+    draw = ImageDraw.Draw(image)
+    draw.rectangle([0, 0, 700, 40], fill=(52, 56, 64))
+    draw.text((14, 10), "Device Manager", font=font("DejaVuSans-Bold.ttf", 16), fill=(255, 255, 255))
+    lines = ["Flash the firmware to the board at address", "Board revision C, status connected", "Open the log"]
+    for i, line in enumerate(lines):
+        draw.text((16, 52 + (px + 8) * i), line, font=font(face, px), fill=(220, 220, 220))
+    return image
+
+
+def test_an_english_screenshot_osd_takes_for_another_script_is_read_as_english(tmp_path):
+    """On small UI fonts, light on dark, OSD names Cyrillic or Fraktur with confidence (no model reads either);
+    English reads the text as words, so it is kept (the provenance names OSD's script), never named as not read."""
+    from tests.ocr_pages import needs_fonts
+
+    if needs_fonts.args[0]:
+        pytest.skip("DejaVu fonts are not installed")
+    named = []
+    for face in ("DejaVuSans.ttf", "DejaVuSansMono.ttf", "DejaVuSansCondensed.ttf"):
+        ui_screenshot(face).save(tmp_path / "shot.png")
+        result = BuiltinEngine().parse(open_document(tmp_path / "shot.png"))
+        page = result.document.pages[0]
+        assert page.reading["method"] == "ocr" and page.reading["lang"] == "eng", (face, page.reading)
+        assert "Device Manager" in page.text and "status connected" in page.text, (face, page.text)
+        assert "was not read" not in result.markdown and not page.attrs.get("notes"), (face, result.markdown)
+        named.append(page.reading.get("osd_script"))
+    assert any(s not in (None, "Latin") for s in named), named  # OSD did name another script: the case is met
+
+
+def test_english_stands_against_osds_script_only_when_it_reads_as_words():
+    from inference.ocr.scripts import latin_first, reads_as_latin
+
+    assert reads_as_latin("Flash the firmware to the board at address OxE0000. STM32F3DISCOVERY rev C", 0.87)
+    assert not reads_as_latin("Flash the firmware to the board at address", 0.55)  # too little confidence
+    assert not reads_as_latin("Mapc — yeTBEpTas nNaaHeTa. BeceHHM napk 6bia NOMOH N0aEeNn", 0.8)  # Cyrillic as Latin
+    named = choose("Cyrillic", 2.1, ["eng"], rapid=False)
+    first = latin_first(named, ["eng"])
+    assert named.engine == "none" and (first.engine, first.lang, first.doubt) == ("tesseract", "eng", "Cyrillic")
+    assert first.note == named.note and latin_first(choose("Latin", 3.0, ["eng"], False), ["eng"]).doubt == ""

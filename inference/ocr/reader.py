@@ -18,7 +18,7 @@ from inference.documents.lines import joined_lines
 from inference.documents.model import Block, Document, Page
 from inference.ocr.rapid import available as rapid_available
 from inference.ocr.scan import ScanOptions, clean_scan
-from inference.ocr.scripts import SURE_ENOUGH, Choice, accented, choose, german, unspaced
+from inference.ocr.scripts import Choice, accented, choose, german, latin_first, reads_as_latin, unspaced
 from inference.ocr.tables import CellReader, OcrTable, cut_tables, remove_leaders, row_tables
 from inference.ocr.tesseract import (
     OcrLine,
@@ -273,20 +273,19 @@ def ocr_page(
         page.attrs["cleanup"]["scale"] = round(scale, 3)
     reading, grids = _without_rules(cleaned.after, page)
     choice = choose_reader(reading, lang)
-    if crops is not None and choice.engine != "tesseract":  # a photo's texture misleads OSD: its panels read by
-        choice = Choice("tesseract", detect_language(reading))  # Tesseract, in the script's language if installed
-    if choice.engine == "none":  # no installed model reads the script: say so, never Latin junk
-        page.note(choice.note)
-        page.provenance = {"method": "not read", "script": choice.script, "reason": choice.note}
-        return []
+    if crops is not None and (choice.engine != "tesseract" or choice.doubt):  # a photo's texture misleads OSD: its
+        choice = Choice("tesseract", detect_language(reading))  # panels read by Tesseract, in the script's language
+    choice = latin_first(choice, installed_languages())  # named as not read only if English reads it poorly
     paragraphs, lang = _read(reading, choice, crops is None)
     engine = "tesseract" if lang else "rapidocr"  # Latin text with accents English lacks goes to RapidOCR too
     page.attrs["ocr_lang"] = lang or engine
     page.provenance = {"method": "ocr", "engine": engine, "script": choice.script or "unknown"}
     page.provenance.update({"lang": lang, "model": f"tessdata {lang}"} if lang else {"model": rapid_model()})
     page.confidence = read_confidence([ln for _, _, lines in paragraphs for ln in lines])
-    if not _kept_reading(page, choice, photo=crops is not None):
+    if not _kept_reading(page, choice, " ".join(p[0] for p in paragraphs), photo=crops is not None):
         return []
+    if choice.doubt:  # English read it as words: OSD's script was wrong (a screenshot's UI font), and said so
+        page.provenance.update({"script": "Latin", "osd_script": choice.doubt})
     sx = page.width / size[0] / scale if page.width else 1.0 / scale
     sy = page.height / size[1] / scale if page.height else 1.0 / scale
     if crops is not None:  # a photograph: its panels read on their own, only confident lines besides
@@ -305,11 +304,11 @@ def ocr_page(
     return blocks
 
 
-def _kept_reading(page: Page, choice: Choice, photo: bool) -> bool:
+def _kept_reading(page: Page, choice: Choice, text: str, photo: bool) -> bool:
     """Whether what was read is kept, judged by its confidence: a page English read poorly where OSD named a
-    script no model reads, or one that reads as junk, is named as not read (its note and provenance say why),
-    never written as Latin junk; a poor reading is kept with a note."""
-    if choice.doubt and (page.confidence or 0.0) < SURE_ENOUGH:  # English read it poorly: the script was right
+    script no model reads (``scripts.reads_as_latin``), or one that reads as junk, is named as not read (its note
+    and provenance say why), never written as Latin junk; a poor reading is kept with a note."""
+    if choice.doubt and not reads_as_latin(text, page.confidence):  # English read it poorly: the script was right
         page.note(choice.note)
         page.provenance = {"method": "not read", "script": choice.doubt, "reason": choice.note}
         page.confidence = None

@@ -35,7 +35,8 @@ SCRIPT_NAMES = {
 }
 RAPID_SCRIPTS = ("Han", "Japanese")  # where RapidOCR's bundled models win (docs/benchmarks.md)
 MIN_DOUBT = 0.25  # under MIN_SCRIPT_CONFIDENCE but above this, a script no model reads is named if English fails
-SURE_ENOUGH = 0.7  # English read with this confidence stands against a doubtful script
+SURE_ENOUGH = 0.7  # English read with this confidence (and words cased as words) stands against OSD's script
+CASED_WORDS = 0.6  # the share of its letter-only words English must read cased as words (not "yeTBEpTas")
 MIN_SCRIPT_CONFIDENCE = 0.5  # OSD's script confidence under which it is taken as unsure (a few lines of text)
 GERMAN = frozenset("der die das und ist nicht mit für auf dem den des ein eine sich von zu im auch werden".split())
 # common words of Latin-script languages whose accents Tesseract's eng model drops ("nao" for não), as eng reads them
@@ -84,6 +85,31 @@ def choose(script: str | None, confidence: float, installed: list[str], rapid: b
     if script == "Latin":
         return Choice("tesseract", fallback, script)
     return Choice("none", "", script, not_read(script))
+
+
+def latin_first(choice: Choice, installed: list[str]) -> Choice:
+    """A script OSD names that no installed model reads is read with English first, however sure OSD is: on
+    screenshots (light text on dark bars, small UI fonts) OSD names Cyrillic or Fraktur with confidence above 2
+    where English reads the page at 0.87. The page is named as not read only when English reads it poorly
+    (:func:`reads_as_latin`; Russian read with English: 0.28, Hebrew 0.12)."""
+    if choice.engine != "none":
+        return choice
+    fallback = "eng" if "eng" in installed else (installed[0] if installed else "eng")
+    return Choice("tesseract", fallback, "", note=choice.note, doubt=choice.script)
+
+
+def reads_as_latin(text: str, confidence: float | None) -> bool:
+    """Whether English's reading of a page stands against a script OSD named: Tesseract's confidence at least
+    ``SURE_ENOUGH``, and at least ``CASED_WORDS`` of its letter-only words cased as words are (lower case,
+    Capitalised, CAPITALS): Cyrillic read with English's letters comes out "yeTBEpTas nNaaHeTa"."""
+    if confidence is None or confidence < SURE_ENOUGH:
+        return False
+    words = [w.strip(".,:;!?()[]{}\"'“”‘’") for w in text.split()]
+    words = [w for w in words if len(w) >= 2 and w.isalpha()]
+    if not words:
+        return True  # numbers and codes only: the confidence decides
+    cased = sum(w.islower() or w.isupper() or (w[0].isupper() and w[1:].islower()) for w in words)
+    return cased >= CASED_WORDS * len(words)
 
 
 def not_read(script: str) -> str:
