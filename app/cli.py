@@ -338,12 +338,19 @@ def cmd_parse(args: argparse.Namespace, cancel: Any) -> int:
     kept = sum(item.kept for item in result.items)
     if kept:
         print(f"{kept} pages kept from an earlier run (not parsed again)", file=sys.stderr)
+    unsure = [item for item in result.items if item.unsure_words]
+    if unsure:
+        pages = sum(len(item.unsure_words) for item in unsure)
+        print(f"{pages} page(s) with unsure OCR words, marked ==so== in the Markdown (below)", file=sys.stderr)
     for item in result.partial:
         print(f"  partial: {item.path}: {item.message}", file=sys.stderr)
     for item in result.items:
         if item.low_confidence:
             pages = ", ".join(map(str, item.low_confidence))
             print(f"  low confidence: {item.path}: page(s) {pages} (OCR; check against the images)", file=sys.stderr)
+        if item.unsure_words:
+            words = ", ".join(f"{n} on page {page}" for page, n in sorted(item.unsure_words.items()))
+            print(f"  unsure OCR words: {item.path}: {words}", file=sys.stderr)
     for item in result.failed:
         print(f"  failed:  {item.message}", file=sys.stderr)
     return 1 if result.failed or result.partial else 0  # a partial document is not done: a rerun retries it

@@ -14,12 +14,13 @@ import json
 import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 from inference.errors import ConfigError
 from inference.files import write_atomic
 from inference.tasks.base import Answer, Extraction, ParseResult
 from inference.tasks.layout import FURNITURE
-from inference.tasks.markdown import table_html
+from inference.tasks.markdown import table_html, unsure_spans
 
 FORMATS = ("md", "json", "txt", "html", "csv", "pdf")  # pdf: the searchable PDF (page images + invisible text)
 UNSAFE = re.compile(r"[^\w.\- ]+", re.UNICODE)
@@ -81,14 +82,14 @@ def to_html(result: ParseResult) -> str:
         for blk in sorted(page.blocks, key=lambda b: b.order):
             if blk.kind in FURNITURE:
                 continue
-            text = html.escape(blk.text.strip())
+            text = _html_text(blk).strip()
             if blk.kind == "code":  # verbatim: its indentation and columns are the content
                 out.append(f"<pre><code>{html.escape(blk.text.strip(chr(10)))}</code></pre>")
             elif blk.kind == "heading":
                 level = max(1, min(6, blk.level or 2))
                 out.append(f"<h{level}>{text}</h{level}>")
             elif blk.kind == "list":
-                items = "".join(f"<li>{html.escape(i.strip())}</li>" for i in blk.text.splitlines() if i.strip())
+                items = "".join(f"<li>{i.strip()}</li>" for i in text.splitlines() if i.strip())
                 out.append(f"<ul>{items}</ul>")
             elif blk.kind == "table" and blk.rows:
                 out.append(table_html(blk.rows, blk.attrs.get("spans")))
@@ -99,6 +100,15 @@ def to_html(result: ParseResult) -> str:
         out.append("</section>")
     out.append("</body></html>")
     return "\n".join(out) + "\n"
+
+
+def _html_text(blk: Any) -> str:
+    """The block's text, escaped, its unsure OCR words in ``<mark>`` (as the Markdown sets them between ``==``)."""
+    at, out = 0, []
+    for start, end in unsure_spans(blk):
+        out += [html.escape(blk.text[at:start]), "<mark>", html.escape(blk.text[start:end]), "</mark>"]
+        at = end
+    return "".join([*out, html.escape(blk.text[at:])])
 
 
 def tables_csv(result: ParseResult) -> list[tuple[str, str]]:

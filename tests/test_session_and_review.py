@@ -43,10 +43,12 @@ def test_correcting_a_word_changes_its_block_markdown_and_count():
     word = correct_word(parsed, 1, 0, 3, "fox")  # the second "the": the first one stays
     assert parsed.document.pages[0].blocks[0].text == "the qnick brown fox"
     assert word.text == "fox" and word.edited_from == "the" and not word.unsure
-    assert "the qnick brown fox" in parsed.markdown and parsed.pages[0] in parsed.markdown
-    assert unsure_counts(parsed.document) == {1: 1}
+    assert "the ==qnick== brown fox" in parsed.markdown and parsed.pages[0] in parsed.markdown  # still unsure
+    assert unsure_counts(parsed.document) == {1: 1} and parsed.document.pages[0].attrs["unsure_words"] == 1
     correct_word(parsed, 1, 0, 1, "quick")
     assert parsed.document.pages[0].blocks[0].text == "the quick brown fox"
+    assert "the quick brown fox" in parsed.markdown and "==" not in parsed.markdown  # checked: no longer marked
+    assert "unsure_words" not in parsed.document.pages[0].attrs
     assert [w.confidence for w in page_words(parsed.document.pages[0])] == [96.0, 31.0, None, 40.0]
     correct_word(parsed, 1, 0, 1, "qnick")  # back to what OCR read: no longer marked as corrected
     assert page_words(parsed.document.pages[0])[1].edited_from is None

@@ -64,6 +64,7 @@ class ItemResult:
     kept: int = 0  # pages taken whole from an earlier run's kept pages
     pages: str = ""  # the folder of its kept pages, while the document is not done
     low_confidence: list[int] = field(default_factory=list)  # pages read with low confidence (Page.low_confidence)
+    unsure_words: dict[int, int] = field(default_factory=dict)  # page -> its unsure OCR words (marked in Markdown)
 
 
 @dataclass
@@ -354,6 +355,9 @@ def parse_item(
         str(item.path), "partial" if errors else "done", outputs=outputs, message="; ".join(errors[:3]), errors=errors
     )
     result.low_confidence = parsed.document.low_confidence_pages
+    result.unsure_words = {
+        p.number: p.attrs["unsure_words"] for p in parsed.document.pages if p.attrs.get("unsure_words")
+    }
     if store is not None:
         result.kept = store.kept
         if errors:

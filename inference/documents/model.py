@@ -43,6 +43,20 @@ def clean_text(text: str) -> str:
 
 
 LOW_CONFIDENCE = 0.75  # a page read with less (OCR's mean word confidence, 0-1) is flagged for a reader to check
+UNSURE_WORD = 60.0  # an OCR word read with less (Tesseract's confidence, 0-100) is unsure: marked, worth a look
+
+
+def unsure_words(blk: Block) -> list[int]:
+    """The indices in ``blk.attrs["words"]`` (``[text, x0, y0, x1, y1, confidence]``, OCR's) of the words read with
+    a confidence under ``UNSURE_WORD`` and not corrected since (``attrs["edited"]``); a word without a confidence
+    (a table cell read on its own) is not counted unsure."""
+    edited = blk.attrs.get("edited") or {}
+    out = []
+    for i, word in enumerate(blk.attrs.get("words") or ()):
+        conf = word[5] if len(word) > 5 else None
+        if conf is not None and conf < UNSURE_WORD and str(i) not in edited:
+            out.append(i)
+    return out
 
 
 class Status(StrEnum):
@@ -107,6 +121,26 @@ class Page:
     def low_confidence(self) -> bool:
         """Whether the page was read with a confidence under ``LOW_CONFIDENCE`` (only OCR measures one)."""
         return self.confidence is not None and self.confidence < LOW_CONFIDENCE
+
+    @property
+    def ocr_words(self) -> tuple[int, int]:
+        """How many of the page's OCR words (blocks' ``attrs["words"]``) are unsure (:func:`unsure_words`), of how
+        many; (0, 0) for a page not read by OCR."""
+        unsure = total = 0
+        for blk in self.blocks:
+            unsure += len(unsure_words(blk))
+            total += len(blk.attrs.get("words") or ())
+        return unsure, total
+
+    def count_unsure(self) -> int:
+        """How many of the page's OCR words are unsure, recorded in ``attrs["unsure_words"]`` (for the JSON and the
+        batch summary; no key where none is)."""
+        unsure = self.ocr_words[0]
+        if unsure:
+            self.attrs["unsure_words"] = unsure
+        else:
+            self.attrs.pop("unsure_words", None)
+        return unsure
 
     def note(self, text: str) -> None:
         """A note for the reader: in the page's JSON (``attrs.notes``) and as a comment in its Markdown."""

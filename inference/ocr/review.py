@@ -12,7 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-LOW_CONFIDENCE = 60.0  # Tesseract's word confidence under which a word is worth a look
+from inference.documents.model import UNSURE_WORD
+
+LOW_CONFIDENCE = UNSURE_WORD  # Tesseract's word confidence under which a word is worth a look (marked in Markdown)
 HIGH_CONFIDENCE = 85.0  # at or above: shown as confident
 
 
@@ -100,6 +102,7 @@ def correct_word(parsed: Any, page_number: int, block_order: int, index: int, te
     if edited[str(index)] == text:  # corrected back to what OCR read
         del edited[str(index)]
     words[index] = [text, *words[index][1:]]
+    page.count_unsure()
     if parsed.engine == "builtin":
         from inference.tasks.markdown import page_markdown
 

@@ -165,6 +165,7 @@ class BuiltinEngine:
         analyse(doc)
         for page in doc.pages:
             mark_unreadable(doc, page)
+            page.count_unsure()
         pages = [page_markdown(p, furniture=options.furniture, marker=options.markers) for p in doc.pages]
         markdown = "\n\n".join(p for p in pages if p).strip() + "\n"
         return ParseResult(document=doc, markdown=markdown, pages=pages, engine=self.name)

@@ -6,6 +6,10 @@ it. Running headers, footers and page numbers (marked by ``layout.analyse``) are
 Text read from a document is escaped where a renderer would take it for markup (``inference.documents.markup``):
 ``<config>`` in a paragraph, heading, list item or table cell is shown, not swallowed as an HTML tag. A block whose
 backend wrote its Markdown itself (a ``.md`` file's source, a fenced code block) is written as it is.
+
+OCR words read with little confidence are set between ``==`` marks (``==0xEO000==``: highlighted where Markdown
+has highlights, Obsidian, markdown-it's mark, pandoc's ``+mark``; two visible signs elsewhere), and a page with a
+share of them says so in a visible note (a quote), so that the reader sees which text to check.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import re
 
 from inference.documents.lines import BULLET, MARKED
 from inference.documents.markup import escape_heading, escape_markdown
-from inference.documents.model import Block, Page
+from inference.documents.model import UNSURE_WORD, Block, Page, unsure_words
 from inference.documents.text import fenced
 from inference.tasks.layout import FURNITURE
 
@@ -35,6 +39,9 @@ def page_markdown(page: Page, furniture: bool = False, marker: bool = True) -> s
     if page.low_confidence:
         out.append(f"<!-- low confidence: {_comment(confidence_line(page))} -->")
     out.extend(f"<!-- note: {_comment(n)} -->" for n in page.attrs.get("notes", ()))
+    unsure, total = page.ocr_words
+    if unsure and (unsure >= UNSURE_SHARE * total or page.low_confidence):
+        out.append(unsure_note(unsure, total))
     for blk in sorted(page.blocks, key=lambda b: b.order):
         if blk.kind in FURNITURE and not furniture:
             continue
@@ -42,6 +49,58 @@ def page_markdown(page: Page, furniture: bool = False, marker: bool = True) -> s
         if text:
             out.append(text)
     return "\n\n".join(out)
+
+
+UNSURE_SHARE = 0.05  # a page with this share of its OCR words unsure (or read with low confidence) gets a note
+MARK = "=="  # around unsure OCR words
+
+
+def unsure_note(unsure: int, total: int) -> str:
+    """The visible note of a page with unsure OCR words: a quote, which every Markdown renderer shows."""
+    return (
+        f"> **OCR unsure:** {unsure} of {total} words on this page were read with a confidence under"
+        f" {UNSURE_WORD:.0f} of 100 (set between {MARK} marks): check them against the page image."
+    )
+
+
+def unsure_spans(blk: Block) -> list[tuple[int, int]]:
+    """Where the block's unsure OCR words (``unsure_words``) are in ``blk.text``: each word is looked for as a
+    whole token a few tokens on from the one before it (a bullet, a word joined across a line break or changed by
+    a later pass is not found, and not marked); a list's mark at a line's start is never marked."""
+    words = blk.attrs.get("words") or []
+    unsure = set(unsure_words(blk))
+    if not unsure:
+        return []
+    tokens = [(m.start(), m.end(), m.group()) for m in re.finditer(r"\S+", blk.text)]
+    spans, at = [], 0
+    for i, word in enumerate(words):
+        found = next((j for j in range(at, min(at + 4, len(tokens))) if tokens[j][2] == str(word[0])), None)
+        if found is None:
+            continue
+        at = found + 1
+        start, end, token = tokens[found]
+        line_start = start == 0 or blk.text[start - 1] == "\n"
+        if i in unsure and not (line_start and BULLET.match(token + " ")):
+            spans.append((start, end))
+    return spans
+
+
+def marked_text(blk: Block) -> str:
+    """``blk.text`` with its unsure OCR words between ``MARK`` signs, a run of them on one line marked once."""
+    spans = unsure_spans(blk)
+    if not spans:
+        return blk.text
+    runs: list[list[int]] = []
+    for start, end in spans:
+        if runs and not blk.text[runs[-1][1] : start].strip(" "):
+            runs[-1][1] = end
+        else:
+            runs.append([start, end])
+    out, at = [], 0
+    for start, end in runs:
+        out += [blk.text[at:start], MARK, blk.text[start:end], MARK]
+        at = end
+    return "".join([*out, blk.text[at:]])
 
 
 def confidence_line(page: Page) -> str:
@@ -96,9 +155,9 @@ def block_markdown(blk: Block) -> str:
         return source
     if blk.attrs.get("format") == "markdown":  # a model's transcription is Markdown already: never escaped
         return blk.text.strip()
-    text = blk.text.strip()
-    if blk.kind == "heading" and MARKED.match(text):  # a bulleted line, however it was set, is a list item
-        return _list_item(text)
+    if blk.kind == "heading" and MARKED.match(blk.text.strip()):  # a bulleted line, however it was set, is a list item
+        return _list_item(marked_text(blk).strip())
+    text = (blk.text if blk.kind in ("table", "figure", "code", "formula") else marked_text(blk)).strip()
     if blk.kind == "heading":
         return f"{'#' * max(1, min(6, blk.level or 2))} {escape_heading(_spaces(text))}"
     if blk.kind == "list":
