@@ -62,3 +62,24 @@ def test_ask_over_a_folder_skips_an_unreadable_file_and_says_so(tmp_path):
     assert proc.returncode == 1 and "--allow-truncation" in proc.stderr and "Traceback" not in proc.stderr
     accepted = subprocess.run([*args, "--allow-truncation"], capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert accepted.returncode == 0 and "8042" in accepted.stdout
+
+
+def test_a_contents_page_set_in_bold_gives_entries_not_headings(tmp_path):
+    """LaTeX sets a contents page's section entries in bold at body size ("1 Foo 2"): they are paragraphs, not a
+    second set of headings before the real ones; a bold heading that ends in a number alone on its page stays one."""
+    pdf = pymupdf.open()
+    page = pdf.new_page()
+    page.insert_text((72, 72), "Contents", fontsize=16, fontname="hebo")
+    entries = ["1 Introduction 2", "2 Methods 3", "2.1 Sampling ....... 4", "3 Results 7", "4 Discussion 9"]
+    for i, entry in enumerate(entries):
+        page.insert_text((72, 110 + 22 * i), entry, fontsize=10, fontname="hebo")
+    page = pdf.new_page()
+    page.insert_text((72, 72), "Chapter 2", fontsize=10, fontname="hebo")
+    page.insert_text((72, 100), "The chapter's text follows its heading on this page.", fontsize=10)
+    pdf.save(tmp_path / "report.pdf")
+    doc = open_document(tmp_path / "report.pdf")
+    first = [(b.kind, b.text) for b in doc.pages[0].blocks if b.text.strip()]
+    assert first[0] == ("heading", "Contents")
+    assert [kind for kind, _ in first[1:]] == ["text"] * len(entries)
+    assert [text for _, text in first[1:]] == entries
+    assert [(b.kind, b.text) for b in doc.pages[1].blocks][0] == ("heading", "Chapter 2")

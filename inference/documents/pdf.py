@@ -266,7 +266,23 @@ def _visible_layer_blocks(
     text_blocks = without_listings(text_blocks, listings)
     text_blocks = [part for b in text_blocks for part in _split_at_size_changes(b, body)]
     blocks = [blk for b in text_blocks if (blk := _text_block(b, table_blocks, body)) is not None]
-    return [*_join_drop_caps(blocks, body), *table_blocks, *map(listing_block, listings)]
+    return [*_join_drop_caps(_contents_entries(blocks), body), *table_blocks, *map(listing_block, listings)]
+
+
+CONTENTS_ENTRY = re.compile(r"^\S.*?\S(?:\s*[.·…]{2,}\s*|\s+)\d{1,4}$")  # a title, then its page number
+
+
+def _contents_entries(blocks: list[Block]) -> list[Block]:
+    """A contents page's entries set in bold ("1 Introduction 2", "Methods ..... 7") are text, not headings: where
+    three or more of a page's headings end with a page number, those that do are made paragraphs again (a heading
+    such as "Chapter 2" alone on its page stays one)."""
+    entries = [b for b in blocks if b.kind == "heading" and "\n" not in b.text and CONTENTS_ENTRY.match(b.text)]
+    if len(entries) < 3:
+        return blocks
+    for b in entries:
+        b.kind, b.level = "text", 0
+        b.attrs["contents_entry"] = True
+    return blocks
 
 
 def _layer_blocks(page: Any, data: dict) -> tuple[list[dict], float]:
