@@ -83,3 +83,21 @@ def test_a_contents_page_set_in_bold_gives_entries_not_headings(tmp_path):
     assert [kind for kind, _ in first[1:]] == ["text"] * len(entries)
     assert [text for _, text in first[1:]] == entries
     assert [(b.kind, b.text) for b in doc.pages[1].blocks][0] == ("heading", "Chapter 2")
+
+
+def test_a_footnote_mark_after_a_number_stays_apart_from_it(tmp_path):
+    """A superscript mark right after a number (Google Docs' "273.879.750¹") read as a plain digit makes another
+    number ("273.879.7501"): it is kept as a superscript character, as an exponent is; a digit at text size after a
+    number is not touched."""
+    pdf = pymupdf.open()
+    page = pdf.new_page()
+    head = "Population 273.879.750"
+    page.insert_text((72, 100), head, fontsize=11)
+    page.insert_text((72 + pymupdf.get_text_length(head, fontsize=11), 95), "1", fontsize=6.6)
+    page.insert_text((72, 130), "Area 10", fontsize=11)
+    page.insert_text((72 + pymupdf.get_text_length("Area 10", fontsize=11), 125), "6", fontsize=6.6)
+    page.insert_text((72, 160), "Room 101 on floor 3", fontsize=11)
+    pdf.save(tmp_path / "facts.pdf")
+    text = open_document(tmp_path / "facts.pdf").pages[0].text
+    assert "273.879.750¹" in text and "2738797501" not in text.replace(".", "")
+    assert "Area 10⁶" in text and "Room 101 on floor 3" in text

@@ -57,6 +57,28 @@ def clean_chars(line: dict) -> None:
                 ch = clean_text(ch) if len(ch) == 1 else UNMAPPED  # presentation forms: letters
             c["c"] = expand_ligatures(ch)
         span["text"] = "".join(c["c"] for c in span["chars"])
+    _raise_superscripts(line)
+
+
+SUPERSCRIPT = str.maketrans("0123456789+-=()", "⁰¹²³⁴⁵⁶⁷⁸⁹⁺⁻⁼⁽⁾")
+SUPERSCRIPT_SIZE = 0.85  # a superscript span is set this much smaller than the text before it, or smaller
+
+
+def _raise_superscripts(line: dict) -> None:
+    """Digits set as a superscript right after text (a footnote mark after a number, ``273.879.750¹``; an exponent,
+    ``10²``) as superscript characters: read as plain digits they join the number before them (``273.879.7501``).
+    A span is a superscript when PyMuPDF flags it so (bit 1), it is smaller than the span before it, and it holds
+    only digits and signs."""
+    spans = line["spans"]
+    for before, span in zip(spans, spans[1:], strict=False):
+        text = span["text"]
+        if not (span["flags"] & 1 and text and before["text"][-1:].strip()) or text.translate(SUPERSCRIPT) == text:
+            continue
+        if span["size"] > SUPERSCRIPT_SIZE * before["size"] or not all(ch in "0123456789+-=()" for ch in text):
+            continue
+        for c in span["chars"]:
+            c["c"] = c["c"].translate(SUPERSCRIPT)
+        span["text"] = "".join(c["c"] for c in span["chars"])
 
 
 def line_text(line: dict) -> str:
