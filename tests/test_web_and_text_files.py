@@ -222,3 +222,21 @@ def test_html_lists_nest_through_details_and_code_variants_stay_apart(tmp_path):
     md = markdown(open_document(page))
     assert "- Index\n- Contents\n  - File system\n    - Promises" in md
     assert "import * as fs from 'node:fs';\n\nconst fs = require('node:fs');" in md
+
+
+def test_an_image_without_alternative_text_leaves_a_placeholder_and_a_decorative_one_none(tmp_path):
+    """'a document may look like this:' then a picture with no alt: the Markdown says a picture stands there (its
+    file name in the JSON); alt="" (decorative, by the HTML spec) and a 1-pixel tracker say nothing."""
+    page = tmp_path / "overview.html"
+    page.write_text(
+        "<html><body><p>A typical document may look like this:</p><img src='img/sample.png'>"
+        "<p>Between.</p><img src='rule.png' alt=''><img src='t.gif' width='1' height='1'>"
+        "<img src='chart.png' alt='Sales by month'><p>After.</p></body></html>",
+        encoding="utf-8",
+    )
+    doc = open_document(page)
+    figures = [(b.text, b.attrs.get("src")) for b in doc.pages[0].blocks if b.kind == "figure"]
+    assert figures == [("", "sample.png"), ("Sales by month", "chart.png")]
+    markdown = BuiltinEngine().parse(doc).markdown
+    assert "look like this:\n\n<!-- image -->\n\nBetween." in markdown
+    assert "<!-- image: Sales by month -->" in markdown

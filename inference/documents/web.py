@@ -206,9 +206,10 @@ class _Walker:
             self.flush()
             self.table(el)
         elif tag == "img":
-            if alt := " ".join(clean_text(el.get("alt") or "").split()):
+            alt = " ".join(clean_text(el.get("alt") or "").split())
+            if alt or _content_image(el):  # alt="" or a pixel: decorative, said nothing of by the page either
                 self.flush()
-                self.add("figure", alt)
+                self.add("figure", alt, attrs={"src": (el.get("src") or "").rsplit("/", 1)[-1][:200]})
         elif tag == "br":
             self.inline.append("\n")
         elif tag == "math":
@@ -456,3 +457,14 @@ def _member(archive: zipfile.ZipFile, name: str, path: Path) -> bytes:
         )
     with archive.open(info) as fh:
         return fh.read(MAX_CHAPTER_BYTES + 1)
+
+
+def _content_image(el: Any) -> bool:
+    """An ``<img>`` without ``alt`` (a placeholder in the Markdown says a picture stands there): not one the page marks
+    decorative (``alt=""``, ``role="presentation"``, ``aria-hidden``) or a tracking pixel (a side of 2 or less)."""
+    if el.get("alt") is not None or el.get("role") == "presentation" or el.get("aria-hidden") == "true":
+        return False
+    for side in (el.get("width"), el.get("height")):
+        if side and side.strip().rstrip("px").isdigit() and int(side.strip().rstrip("px")) <= 2:
+            return False
+    return True
