@@ -342,3 +342,14 @@ def _png() -> bytes:
     buf = io.BytesIO()
     Image.new("RGB", (60, 40), "white").save(buf, format="PNG")
     return buf.getvalue()
+
+
+def test_a_pdf_whose_pages_are_lost_in_repair_is_called_damaged_not_empty(tmp_path):
+    """A file with a broken cross-reference table that MuPDF's repair finds no page in: the error says the PDF is
+    damaged (a user looks for the damage), not that it has no pages (a user looks for nothing)."""
+    from inference.errors import IngestError
+
+    path = tmp_path / "broken.pdf"
+    path.write_bytes(b"%PDF-1.4\n1 0 obj\n<< /Type /Catalog >>\nendobj\ntrailer\n<< /Root 1 0 R >>\n%%EOF\n")
+    with pytest.raises(IngestError, match="damaged: no page could be recovered"):
+        open_document(path)

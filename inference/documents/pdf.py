@@ -92,6 +92,8 @@ def _open_unlocked(path: Path, password: PasswordCallback | None) -> Any:
         if not pdf.authenticate(secret):
             raise PasswordRequiredError("the PDF is encrypted and the password is wrong", wrong=True, path=path)
     if pdf.page_count == 0:
+        if getattr(pdf, "is_repaired", False):  # its cross-reference table was broken: pages lost in the repair
+            raise IngestError("the PDF is damaged: no page could be recovered from it", path=path)
         raise IngestError("the PDF has no pages", path=path)
     return pdf
 
