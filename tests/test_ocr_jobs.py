@@ -49,10 +49,17 @@ def test_cancelled_parse_stops_before_reading_pages(tmp_path):
 
 
 def test_jobs_never_exceed_the_pages_and_default_to_the_cores(monkeypatch):
+    from inference.weights import devices
+
+    monkeypatch.setattr(devices, "host_available_bytes", lambda: 8 * OCR_PAGE_BYTES)
     assert ocr_jobs(8, 3) == 3
     assert ocr_jobs(1, 100) == 1
+    assert ocr_jobs(16, 100) == 8  # the memory bound
+    monkeypatch.setattr(devices, "host_available_bytes", lambda: None)  # not told: the cores and pages decide
+    assert ocr_jobs(8, 3) == 3
+    monkeypatch.undo()
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
-    if os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") < 3 * OCR_PAGE_BYTES:
+    if (devices.host_available_bytes() or 0) < 3 * OCR_PAGE_BYTES:
         pytest.skip("free memory under three OCR pages (two and a margin): the memory bound decides, not the cores")
     assert ocr_jobs(None, 100) == 2  # the core count
     assert ocr_jobs(None, 1) == 1

@@ -73,12 +73,11 @@ def mark_unreadable(doc: Document, page: Page) -> None:
 def ocr_jobs(requested: int | None, pages: int) -> int:
     """Pages read at once: as asked (default: the core count), never more than the pages, and bounded by free
     memory (a page at OCR resolution with its cleaned copies takes up to about ``OCR_PAGE_BYTES``)."""
+    from inference.weights.devices import host_available_bytes
+
     jobs = requested or os.cpu_count() or 1
-    try:
-        free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    if (free := host_available_bytes()) is not None:
         jobs = min(jobs, max(1, free // OCR_PAGE_BYTES))
-    except (ValueError, OSError, AttributeError):
-        pass
     return max(1, min(jobs, pages))
 
 

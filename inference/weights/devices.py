@@ -58,6 +58,13 @@ def available_bytes(device: str) -> int | None:
         return int(free)
     if device == "mps":
         return int(torch.mps.recommended_max_memory())
+    return host_available_bytes()
+
+
+def host_available_bytes() -> int | None:
+    """Memory the system can give this process: Linux's MemAvailable (free pages and the page cache it can drop),
+    else the free pages alone; None where neither can be told. Free pages alone undercount a machine whose page
+    cache holds most of its memory (23 GB available, 6 GB free)."""
     try:
         with open("/proc/meminfo", encoding="ascii") as fh:
             for line in fh:
