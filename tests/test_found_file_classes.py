@@ -66,7 +66,7 @@ def test_ask_over_a_folder_skips_an_unreadable_file_and_says_so(tmp_path):
 
 def test_a_contents_page_set_in_bold_gives_entries_not_headings(tmp_path):
     """LaTeX sets a contents page's section entries in bold at body size ("1 Foo 2"): they are paragraphs, not a
-    second set of headings before the real ones; a bold heading that ends in a number alone on its page stays one."""
+    second set of headings before the real ones; headings such as "Step 1" to "Step 3" on one page stay headings."""
     pdf = pymupdf.open()
     page = pdf.new_page()
     page.insert_text((72, 72), "Contents", fontsize=16, fontname="hebo")
@@ -74,15 +74,17 @@ def test_a_contents_page_set_in_bold_gives_entries_not_headings(tmp_path):
     for i, entry in enumerate(entries):
         page.insert_text((72, 110 + 22 * i), entry, fontsize=10, fontname="hebo")
     page = pdf.new_page()
-    page.insert_text((72, 72), "Chapter 2", fontsize=10, fontname="hebo")
-    page.insert_text((72, 100), "The chapter's text follows its heading on this page.", fontsize=10)
+    for i in range(3):  # numbered steps as headings: not contents entries
+        page.insert_text((72, 72 + 60 * i), f"Step {i + 1}", fontsize=10, fontname="hebo")
+        page.insert_text((72, 100 + 60 * i), "What to do in this step follows its heading.", fontsize=10)
     pdf.save(tmp_path / "report.pdf")
     doc = open_document(tmp_path / "report.pdf")
     first = [(b.kind, b.text) for b in doc.pages[0].blocks if b.text.strip()]
     assert first[0] == ("heading", "Contents")
     assert [kind for kind, _ in first[1:]] == ["text"] * len(entries)
     assert [text for _, text in first[1:]] == entries
-    assert [(b.kind, b.text) for b in doc.pages[1].blocks][0] == ("heading", "Chapter 2")
+    steps = [(b.kind, b.text) for b in doc.pages[1].blocks if b.text.startswith("Step")]
+    assert steps == [("heading", f"Step {i}") for i in (1, 2, 3)]
 
 
 def test_a_footnote_mark_after_a_number_stays_apart_from_it(tmp_path):

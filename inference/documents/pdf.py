@@ -271,13 +271,15 @@ def _visible_layer_blocks(
     return [*_join_drop_caps(_contents_entries(blocks), body), *table_blocks, *map(listing_block, listings)]
 
 
-CONTENTS_ENTRY = re.compile(r"^\S.*?\S(?:\s*[.·…]{2,}\s*|\s+)\d{1,4}$")  # a title, then its page number
+# a contents entry: a title, leaders and its page number ("Methods ..... 7"), or a numbered section's title and its
+# page number ("2.1 Sampling 4"); "Step 3" or "Part 2" alone is a heading
+CONTENTS_ENTRY = re.compile(r"^(?:\S.*?\S\s*[.·…]{2,}\s*|\d+(?:\.\d+)*\.?\s+\S.*?\s+)\d{1,4}$")
 
 
 def _contents_entries(blocks: list[Block]) -> list[Block]:
     """A contents page's entries set in bold ("1 Introduction 2", "Methods ..... 7") are text, not headings: where
-    three or more of a page's headings end with a page number, those that do are made paragraphs again (a heading
-    such as "Chapter 2" alone on its page stays one)."""
+    three or more of a page's headings are such entries (leaders before a page number, or a section number, a title
+    and a page number), those are made paragraphs again; headings such as "Step 1", "Step 2", "Step 3" stay."""
     entries = [b for b in blocks if b.kind == "heading" and "\n" not in b.text and CONTENTS_ENTRY.match(b.text)]
     if len(entries) < 3:
         return blocks
