@@ -101,8 +101,8 @@ class SessionKeeper:
 
     def _not_read(self, *_: Any) -> None:
         """The read failed or was cancelled. When the window is closing, nothing of the saved session is in it: the
-        file stays as it is (never the empty window saved over it). Otherwise (Esc during the read) what is done from
-        now on is this session's, saved on close."""
+        file stays as it is (never the empty window saved over it). Otherwise (Esc during the read) the window's work
+        from here is what is saved on close."""
         if not self.window.closing:
             self.reading = False
 
@@ -218,6 +218,6 @@ class SessionKeeper:
         w.tasks.extractions.clear()
         w.tasks.extraction_scope = None
         w.results.clear_thread()
-        w.results.clear_extraction("Nothing extracted in this session yet.")
+        w.results.clear_extraction("Nothing extracted yet.")
         w.banner.hide()
         w.status_label.setText("New session: drop documents here or open them (Ctrl+O).")
